@@ -1,0 +1,20 @@
+//! Schema migrations for sunset, applied by `sunset migrate` and at every `sunset serve`.
+//!
+//! One file per change, named `mYYYYMMDD_NNNNNN_intent.rs`; the file name is the
+//! migration's recorded name (sea-orm's `DeriveMigrationName`), so never rename one
+//! that has shipped. Migrations carry their own `Iden` enums and never import the
+//! application's entities: an entity describes today's schema, a migration the schema
+//! of its day. See README.md in this folder for expand/contract changes.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_foundation::Migration)]
+    }
+}

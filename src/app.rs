@@ -1,0 +1,162 @@
+//! Building and running the service: data folder, keys, database, router, jobs.
+
+use crate::attest::{KeyFileError, ServiceKey};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::graphql::build_schema;
+use crate::http::{AppState, router};
+use crate::service::Services;
+use crate::store::{Store, StoreError};
+use std::future::Future;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("data folder {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("audit.checkpoint_schedule: {0}")]
+    Schedule(String),
+}
+
+/// Creates `dir` with owner-only permissions, or tightens an existing one.
+pub fn prepare_private_dir(dir: &Path) -> Result<(), StartupError> {
+    let err = |source| StartupError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err)?;
+    let mode = std::fs::metadata(dir).map_err(err)?.permissions().mode() & 0o777;
+    if mode != 0o700 {
+        tracing::warn!(path = %dir.display(), mode = format!("{mode:o}"), "tightening folder permissions to 700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Opens the data folder, key and database as every command sees them, migrated.
+pub async fn open(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services, StartupError> {
+    prepare_private_dir(&settings.data_dir)?;
+    prepare_private_dir(&settings.key_dir())?;
+    let key = ServiceKey::load_or_create(&settings.key_dir())?;
+    let store = Store::connect(settings.database_url().expose()).await?;
+    store.migrate().await?;
+    Ok(Services::new(store, clock, key, settings.checkpoint_file()))
+}
+
+pub struct Application {
+    listener: TcpListener,
+    services: Services,
+    router: axum::Router,
+    schedule: cron::Schedule,
+    clock: Arc<dyn Clock>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        let schedule: cron::Schedule = settings
+            .audit
+            .checkpoint_schedule
+            .parse()
+            .map_err(|e: cron::error::Error| StartupError::Schedule(e.to_string()))?;
+        let services = open(&settings, clock.clone()).await?;
+        let schema = build_schema(Some(services.clone()), &settings.graphql);
+        let state = AppState {
+            services: services.clone(),
+            schema,
+            graphiql: settings.http.graphiql,
+        };
+        let router = router(state, &settings);
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Listen {
+                    addr: settings.listen.to_string(),
+                    source,
+                })?;
+        Ok(Self {
+            listener,
+            services,
+            router,
+            schedule,
+            clock,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn services(&self) -> Services {
+        self.services.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish for up to 10 s.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, "sunset is listening");
+        let jobs =
+            crate::scheduler::spawn_checkpoints(self.services.clone(), self.schedule, self.clock);
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        });
+        let drained = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        };
+        let result = tokio::select! {
+            r = server => r,
+            () = drained => {
+                tracing::warn!("requests still running 10 s after shutdown began; stopping anyway");
+                Ok(())
+            }
+        };
+        jobs.abort();
+        tracing::info!("sunset stopped");
+        result
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

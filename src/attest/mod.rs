@@ -1,0 +1,6 @@
+//! The service's own signing identity. Later: DSSE envelopes, model-signature
+//! verification, the revocation list and destruction certificates.
+
+pub mod service_key;
+
+pub use service_key::{KeyFileError, ServiceKey};

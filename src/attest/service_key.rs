@@ -1,0 +1,152 @@
+//! The service's Ed25519 key. It signs audit checkpoints (and, later, revocation lists
+//! and destruction certificates). It lives in the key folder as a file readable by the
+//! owner only, never in the database: whoever can rewrite the database must not be able
+//! to forge what the key vouches for.
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+pub const FILE_NAME: &str = "service-ed25519.key";
+
+pub struct ServiceKey {
+    signing: SigningKey,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("cannot read or create the service key {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the service key {path} is not a 32-byte Ed25519 seed")]
+    Malformed { path: PathBuf },
+    #[error("the service key {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")]
+    TooOpen { path: PathBuf, mode: u32 },
+}
+
+impl ServiceKey {
+    /// Loads the key from `key_dir`, creating it (mode 0600, exclusively) on first use.
+    pub fn load_or_create(key_dir: &Path) -> Result<Self, KeyFileError> {
+        let path = key_dir.join(FILE_NAME);
+        let io = |source| KeyFileError::Io {
+            path: path.clone(),
+            source,
+        };
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                let signing = SigningKey::generate(&mut rand::rng());
+                let seed = Zeroizing::new(signing.to_bytes());
+                file.write_all(seed.as_ref()).map_err(io)?;
+                file.sync_all().map_err(io)?;
+                tracing::info!(path = %path.display(), "created the service signing key");
+                Ok(Self { signing })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(&path),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, KeyFileError> {
+        let io = |source| KeyFileError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = fs::File::open(path).map_err(io)?;
+        let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyFileError::TooOpen {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        let mut bytes = Zeroizing::new(Vec::new());
+        file.read_to_end(&mut bytes).map_err(io)?;
+        let seed: &[u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyFileError::Malformed {
+                path: path.to_owned(),
+            })?;
+        Ok(Self {
+            signing: SigningKey::from_bytes(seed),
+        })
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    /// The public key as a PEM SubjectPublicKeyInfo, the form `openssl` and DSSE tools read.
+    pub fn public_key_pem(&self) -> String {
+        use base64::Engine;
+        // DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING }.
+        let mut der = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        der.extend_from_slice(self.verifying_key().as_bytes());
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        )
+    }
+}
+
+impl std::fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceKey")
+            .field(
+                "key_id",
+                &crate::audit::checkpoint_key_id(&self.verifying_key()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_created_once_owner_only_and_loads_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ServiceKey::load_or_create(dir.path()).unwrap();
+        let mode = fs::metadata(dir.path().join(FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        let b = ServiceKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.verifying_key(), b.verifying_key());
+        assert!(
+            a.public_key_pem()
+                .starts_with("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2Vw")
+        );
+    }
+
+    #[test]
+    fn a_key_file_readable_by_others_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        ServiceKey::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            ServiceKey::load(&path),
+            Err(KeyFileError::TooOpen { .. })
+        ));
+    }
+}

@@ -1,0 +1,119 @@
+//! What a caller hands to the audit trail: who did what to which subject, and the
+//! state before and after.
+
+use serde::Serialize;
+
+/// The kind of change. The string form is what is stored and filtered on; never change
+/// a shipped one, because old records carry it under their hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    ModelCreated,
+    ModelUpdated,
+    VersionCreated,
+    VersionStatusChanged,
+    TokenCreated,
+    TokenRevoked,
+    AuditRead,
+    AuditReadDenied,
+    AuditExported,
+}
+
+impl Action {
+    pub const ALL: [Action; 9] = [
+        Action::ModelCreated,
+        Action::ModelUpdated,
+        Action::VersionCreated,
+        Action::VersionStatusChanged,
+        Action::TokenCreated,
+        Action::TokenRevoked,
+        Action::AuditRead,
+        Action::AuditReadDenied,
+        Action::AuditExported,
+    ];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == raw)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ModelCreated => "model.created",
+            Action::ModelUpdated => "model.updated",
+            Action::VersionCreated => "version.created",
+            Action::VersionStatusChanged => "version.status_changed",
+            Action::TokenCreated => "token.created",
+            Action::TokenRevoked => "token.revoked",
+            Action::AuditRead => "audit.read",
+            Action::AuditReadDenied => "audit.read_denied",
+            Action::AuditExported => "audit.exported",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectType {
+    Model,
+    ModelVersion,
+    ApiToken,
+    AuditLog,
+}
+
+impl SubjectType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectType::Model => "model",
+            SubjectType::ModelVersion => "model_version",
+            SubjectType::ApiToken => "api_token",
+            SubjectType::AuditLog => "audit_log",
+        }
+    }
+}
+
+/// A record to append. `before` and `after` are snapshots serialised to JSON once, here,
+/// and stored as that exact text, so the hash covers what an auditor reads.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub actor: String,
+    pub actor_role: String,
+    pub action: Action,
+    pub subject_type: SubjectType,
+    pub subject: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+impl AuditEntry {
+    pub fn new(
+        actor: (&str, &str),
+        action: Action,
+        subject_type: SubjectType,
+        subject: impl Into<String>,
+    ) -> Self {
+        Self {
+            actor: actor.0.to_owned(),
+            actor_role: actor.1.to_owned(),
+            action,
+            subject_type,
+            subject: subject.into(),
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn before(mut self, state: &impl Serialize) -> Self {
+        self.before = Some(to_json(state));
+        self
+    }
+
+    pub fn after(mut self, state: &impl Serialize) -> Self {
+        self.after = Some(to_json(state));
+        self
+    }
+}
+
+fn to_json(state: &impl Serialize) -> String {
+    // Serialising our own snapshot structs cannot fail (no maps with non-string keys);
+    // should it ever, the record still says so rather than dropping the state.
+    serde_json::to_string(state)
+        .unwrap_or_else(|e| format!("{{\"unserialisable\":{:?}}}", e.to_string()))
+}

@@ -1,0 +1,70 @@
+//! The authenticated party behind a request or command.
+
+use crate::domain::{Role, TeamName, TokenInfo};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorKind {
+    /// A bearer token presented over HTTP.
+    Token,
+    /// Someone running the `sunset` CLI on the host, with access to its data folder.
+    LocalOperator,
+    /// The service itself (scheduled jobs).
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The token name, or `cli:<user>` / `system` for the other kinds. Recorded in audit records.
+    pub name: String,
+    pub role: Role,
+    pub team: Option<TeamName>,
+    pub kind: ActorKind,
+}
+
+impl Actor {
+    pub fn from_token(info: &TokenInfo) -> Self {
+        Self {
+            name: info.name.to_string(),
+            role: info.role,
+            team: info.team.clone(),
+            kind: ActorKind::Token,
+        }
+    }
+
+    /// The operator at the host's shell. Whoever can read the data folder already holds
+    /// every key, so the CLI acts with the admin role, under the login name.
+    pub fn local_operator() -> Self {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let user: String = user
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .take(48)
+            .collect();
+        Self {
+            name: format!("cli:{user}"),
+            role: Role::Admin,
+            team: None,
+            kind: ActorKind::LocalOperator,
+        }
+    }
+
+    pub fn system() -> Self {
+        Self {
+            name: "system".into(),
+            role: Role::Admin,
+            team: None,
+            kind: ActorKind::System,
+        }
+    }
+
+    /// `(name, role)` as recorded in audit records.
+    pub fn audit_identity(&self) -> (&str, &str) {
+        (&self.name, self.role.as_str())
+    }
+
+    pub fn has_role(&self, roles: &[Role]) -> bool {
+        roles.contains(&self.role)
+    }
+}

@@ -1,0 +1,191 @@
+//! The command line: argument definitions and what each command does.
+
+use crate::app::{self, Application};
+use crate::audit::Checkpoint;
+use crate::auth::Actor;
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::service::read_checkpoint_lines;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sunset",
+    version,
+    about = "Knows which systems use which AI models, and retires models safely."
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "SUNSET_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data folder: SQLite database, key folder, checkpoint file.
+    #[arg(long, global = true, env = "SUNSET_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve HTTP (GraphQL at /graphql); applies migrations first.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "SUNSET_LISTEN", value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Check and checkpoint the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token and print its secret on standard output, once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// reader, owner, governance, security, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// The team an owner token acts for.
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by name.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Verify the whole chain offline. Exit 0 only when intact; otherwise name the first broken record.
+    Verify {
+        /// A checkpoint kept elsewhere (JSON Lines, as printed by `sunset audit checkpoint`); may repeat.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<PathBuf>,
+    },
+    /// Sign a checkpoint of the current head and print it as one JSON line, to keep elsewhere.
+    Checkpoint,
+}
+
+impl Cli {
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let mut settings = Settings::load(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            settings.data_dir.clone_from(dir);
+        }
+        Ok(settings)
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut settings = cli.settings()?;
+    let operator = Actor::local_operator();
+    match cli.command {
+        Command::Serve { listen } => {
+            if let Some(addr) = listen {
+                settings.listen = addr;
+            }
+            let application = Application::build(settings, Arc::new(SystemClock)).await?;
+            application
+                .run_until_stopped(app::shutdown_signal())
+                .await?;
+        }
+        Command::Migrate => {
+            app::open(&settings, Arc::new(SystemClock)).await?;
+            eprintln!("migrations applied");
+        }
+        Command::Token(TokenCommand::Create { name, role, team }) => {
+            let services = app::open(&settings, Arc::new(SystemClock)).await?;
+            let (_, secret) = services
+                .create_token(&operator, &name, &role, team.as_deref())
+                .await?;
+            println!("{}", secret.expose());
+        }
+        Command::Token(TokenCommand::List) => {
+            let services = app::open(&settings, Arc::new(SystemClock)).await?;
+            println!(
+                "{:<32} {:<11} {:<24} {:<26} REVOKED",
+                "NAME", "ROLE", "TEAM", "CREATED"
+            );
+            for t in services.tokens(&operator).await? {
+                println!(
+                    "{:<32} {:<11} {:<24} {:<26} {}",
+                    t.name.as_str(),
+                    t.role.as_str(),
+                    t.team.as_ref().map(|t| t.as_str()).unwrap_or("-"),
+                    t.created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    t.revoked_at
+                        .map(|r| r.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        Command::Token(TokenCommand::Revoke { name }) => {
+            let services = app::open(&settings, Arc::new(SystemClock)).await?;
+            services.revoke_token(&operator, &name).await?;
+            eprintln!("token {name} revoked");
+        }
+        Command::Audit(AuditCommand::Checkpoint) => {
+            let services = app::open(&settings, Arc::new(SystemClock)).await?;
+            let cp = services.sign_audit_checkpoint(&operator).await?;
+            println!("{}", serde_json::to_string(&cp)?);
+        }
+        Command::Audit(AuditCommand::Verify { checkpoint }) => {
+            return verify(&settings, &checkpoint).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(settings: &Settings, kept_files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    // Verification reads only: it must not create a database or a key where there is none.
+    if settings.database.url.is_none() && !settings.data_dir.join("sunset.db").exists() {
+        anyhow::bail!(
+            "no database at {}; pass --data-dir or --config",
+            settings.data_dir.join("sunset.db").display()
+        );
+    }
+    let key_path = settings
+        .key_dir()
+        .join(crate::attest::service_key::FILE_NAME);
+    let key = crate::attest::ServiceKey::load(&key_path)
+        .context("the service key is needed to check signed checkpoints")?;
+    let store = crate::store::Store::connect(settings.database_url().expose()).await?;
+    let services = crate::service::Services::new(
+        store,
+        Arc::new(SystemClock),
+        key,
+        settings.checkpoint_file(),
+    );
+    let mut kept: Vec<Checkpoint> = Vec::new();
+    for f in kept_files {
+        anyhow::ensure!(f.exists(), "checkpoint file {} does not exist", f.display());
+        kept.extend(read_checkpoint_lines(f).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    match services.verify_audit_chain(kept).await? {
+        Ok(report) => {
+            println!(
+                "audit chain intact: {} records, head {}, {} signed checkpoints matched",
+                report.records, report.head_hash, report.checkpoints_checked
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(broken) => {
+            println!("audit chain BROKEN: {broken}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

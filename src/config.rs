@@ -1,0 +1,240 @@
+//! Settings: built-in defaults, then a TOML file, then `SUNSET_*` environment variables
+//! (nested keys with `__`, e.g. `SUNSET_DATABASE__URL`), then `DATABASE_URL`, then CLI
+//! flags. With nothing set, sunset runs on SQLite in `./sunset-data` on loopback.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
+pub const DEFAULT_DATA_DIR: &str = "sunset-data";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Where the SQLite database, the key folder and the checkpoint file live.
+    pub data_dir: PathBuf,
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub graphql: GraphqlSettings,
+    pub audit: AuditSettings,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `postgres://…` selects PostgreSQL; unset means SQLite in the data folder.
+    pub url: Option<DatabaseUrl>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Largest request body accepted on `/graphql`, in bytes.
+    pub max_body_bytes: usize,
+    /// Serve the GraphiQL page (static HTML, no data) on `GET /graphql`.
+    pub graphiql: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphqlSettings {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// When to sign a checkpoint of the chain head (cron with seconds; UTC).
+    pub checkpoint_schedule: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8480))),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database: DatabaseSettings::default(),
+            http: HttpSettings::default(),
+            graphql: GraphqlSettings::default(),
+            audit: AuditSettings::default(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            graphiql: true,
+        }
+    }
+}
+
+impl Default for GraphqlSettings {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 2_000,
+        }
+    }
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            checkpoint_schedule: "0 */15 * * * *".into(),
+        }
+    }
+}
+
+/// A database URL, which may hold a password: never printed in full.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.0.starts_with("postgres://") || self.0.starts_with("postgresql://")
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self.0.split_once("://").map(|(s, _)| s).unwrap_or("?");
+        write!(f, "{scheme}://[redacted]")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Loads settings from `file` (when given) and the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // SUNSET_CONFIG names the file and SUNSET_TEST_* steer the test suite; neither is a setting.
+        let env = Env::prefixed("SUNSET_")
+            .filter(|key| {
+                key.as_str() != "config"
+                    && !key.as_str().starts_with("test")
+                    && key.as_str() != "log"
+            })
+            .split("__");
+        figment = figment.merge(env).merge(
+            Env::raw()
+                .only(&["DATABASE_URL"])
+                .map(|_| "database.url".into()),
+        );
+        let settings: Settings = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database.url
+            && !url.is_postgres()
+            && !url.expose().starts_with("sqlite:")
+        {
+            return Err(ConfigError(
+                "database.url must start with postgres://, postgresql:// or sqlite:".into(),
+            ));
+        }
+        self.audit
+            .checkpoint_schedule
+            .parse::<cron::Schedule>()
+            .map_err(|e| ConfigError(format!("audit.checkpoint_schedule: {e}")))?;
+        if !(1024..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
+            return Err(ConfigError(
+                "http.max_body_bytes must be between 1024 and 67108864".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database to use: the configured URL, or SQLite in the data folder.
+    pub fn database_url(&self) -> DatabaseUrl {
+        self.database.url.clone().unwrap_or_else(|| {
+            DatabaseUrl::new(format!(
+                "sqlite://{}",
+                self.data_dir.join("sunset.db").display()
+            ))
+        })
+    }
+
+    pub fn key_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+
+    pub fn checkpoint_file(&self) -> PathBuf {
+        self.data_dir.join("audit-checkpoints.jsonl")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_password_never_shows_in_debug_output() {
+        let mut s = Settings::default();
+        s.database.url = Some(DatabaseUrl::new("postgres://sunset:hunter2@db/sunset"));
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("postgres://[redacted]"));
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(
+            &good,
+            "listen = \"127.0.0.1:9999\"\n[audit]\ncheckpoint_schedule = \"0 0 * * * *\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&good)).unwrap();
+        assert_eq!(s.listen.port(), 9999);
+        let typo = dir.path().join("typo.toml");
+        std::fs::write(&typo, "lisen = \"127.0.0.1:9999\"\n").unwrap();
+        assert!(
+            Settings::load(Some(&typo))
+                .unwrap_err()
+                .to_string()
+                .contains("lisen")
+        );
+        let cron = dir.path().join("cron.toml");
+        std::fs::write(&cron, "[audit]\ncheckpoint_schedule = \"every hour\"\n").unwrap();
+        assert!(
+            Settings::load(Some(&cron))
+                .unwrap_err()
+                .to_string()
+                .contains("checkpoint_schedule")
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Pure, synchronous domain types and rules. Every value here has been parsed:
+//! holding a `ModelName` means holding a valid model name.
+//!
+//! Architecture invariant: this module imports neither sea_orm, axum nor
+//! async_graphql, and does no I/O.
+
+mod contact;
+mod error;
+mod lifecycle;
+mod names;
+mod provenance;
+mod records;
+mod role;
+mod tier;
+mod version;
+
+pub use contact::{Contacts, EmailAddress};
+pub use error::ParseError;
+pub use lifecycle::{LifecycleStatus, TransitionRule};
+pub use names::{ModelName, TeamName, TokenName};
+pub use provenance::{
+    DataChecksum, Provenance, ProvenanceInput, RuntimeDependency, Sha256Digest, ValidationResult,
+};
+pub use records::{RegisteredModel, RegisteredVersion, TokenInfo};
+pub use role::Role;
+pub use tier::Tier;
+pub use version::Version;
+
+/// Free text such as a description or a justification: bounded, trimmed, no control
+/// characters other than newlines and tabs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Text(String);
+
+impl Text {
+    pub fn parse(field: &'static str, raw: &str, max_chars: usize) -> Result<Self, ParseError> {
+        let trimmed = raw.trim();
+        let count = trimmed.chars().count();
+        if count > max_chars {
+            return Err(ParseError::new(
+                field,
+                format!("is {count} characters long; at most {max_chars} are accepted"),
+            ));
+        }
+        if let Some(c) = trimmed
+            .chars()
+            .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+        {
+            return Err(ParseError::new(
+                field,
+                format!(
+                    "contains the control character {c:?}; only printable text, newlines and tabs are accepted"
+                ),
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// Like [`Text::parse`], but refuses empty text: for justifications, which must say something.
+    pub fn parse_required(
+        field: &'static str,
+        raw: &str,
+        max_chars: usize,
+    ) -> Result<Self, ParseError> {
+        let text = Self::parse(field, raw, max_chars)?;
+        if text.0.chars().count() < 10 {
+            return Err(ParseError::new(
+                field,
+                "must be a written justification of at least 10 characters",
+            ));
+        }
+        Ok(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}

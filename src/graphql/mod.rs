@@ -1,0 +1,58 @@
+//! GraphQL transport: one file per domain, merged into one schema. Resolvers parse
+//! nothing themselves and touch no storage: they call `service` and map its errors once
+//! (`error.rs`). Every field declares the roles it needs with a [`guard::RoleGuard`].
+
+mod audit;
+mod error;
+mod guard;
+mod registry;
+mod tokens;
+
+use crate::config::GraphqlSettings;
+use crate::service::Services;
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    registry::RegistryQuery,
+    audit::AuditQueryRoot,
+    tokens::TokenQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    registry::RegistryMutation,
+    audit::AuditMutation,
+    tokens::TokenMutation,
+);
+
+pub type SunsetSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema with its limits. Requests add the authenticated `Actor` as data.
+pub fn build_schema(services: Option<Services>, limits: &GraphqlSettings) -> SunsetSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(8);
+    if let Some(services) = services {
+        builder = builder.data(services);
+    }
+    builder.finish()
+}
+
+/// The SDL as committed in `graphql/schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(None, &GraphqlSettings::default()).sdl()
+}
+
+/// Page size for connections: 20 unless asked, 1 to 100.
+fn page_size(first: Option<i32>) -> async_graphql::Result<u64> {
+    match first {
+        None => Ok(20),
+        Some(n) if (1..=100).contains(&n) => Ok(n as u64),
+        Some(n) => Err(error::validation(format!(
+            "first must be between 1 and 100, not {n}"
+        ))),
+    }
+}

@@ -1,0 +1,426 @@
+//! Models and versions over GraphQL.
+
+use super::guard::{ANY_ROLE, RoleGuard, actor, services};
+use super::page_size;
+use crate::domain::{
+    self, ProvenanceInput, RegisteredModel, RegisteredVersion, Role, ValidationResult,
+};
+use crate::service::{ModelInput, ModelPatch, VersionInput};
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "Tier")]
+pub enum TierGql {
+    Critical,
+    High,
+    Standard,
+}
+
+impl TierGql {
+    fn as_str(self) -> &'static str {
+        match self {
+            TierGql::Critical => "critical",
+            TierGql::High => "high",
+            TierGql::Standard => "standard",
+        }
+    }
+}
+
+impl From<domain::Tier> for TierGql {
+    fn from(t: domain::Tier) -> Self {
+        match t {
+            domain::Tier::Critical => TierGql::Critical,
+            domain::Tier::High => TierGql::High,
+            domain::Tier::Standard => TierGql::Standard,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "LifecycleStatus")]
+pub enum StatusGql {
+    Development,
+    Staging,
+    Production,
+    Deprecated,
+    Retired,
+}
+
+impl StatusGql {
+    fn as_str(self) -> &'static str {
+        match self {
+            StatusGql::Development => "development",
+            StatusGql::Staging => "staging",
+            StatusGql::Production => "production",
+            StatusGql::Deprecated => "deprecated",
+            StatusGql::Retired => "retired",
+        }
+    }
+}
+
+impl From<domain::LifecycleStatus> for StatusGql {
+    fn from(s: domain::LifecycleStatus) -> Self {
+        use domain::LifecycleStatus as L;
+        match s {
+            L::Development => StatusGql::Development,
+            L::Staging => StatusGql::Staging,
+            L::Production => StatusGql::Production,
+            L::Deprecated => StatusGql::Deprecated,
+            L::Retired => StatusGql::Retired,
+        }
+    }
+}
+
+pub struct Model(RegisteredModel);
+
+/// A registered model.
+#[Object]
+impl Model {
+    async fn name(&self) -> &str {
+        self.0.name.as_str()
+    }
+    async fn owner_team(&self) -> &str {
+        self.0.owner_team.as_str()
+    }
+    async fn tier(&self) -> TierGql {
+        self.0.tier.into()
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    async fn contacts(&self) -> Vec<&str> {
+        self.0
+            .contacts
+            .as_slice()
+            .iter()
+            .map(|c| c.as_str())
+            .collect()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Versions in ascending semantic-version order. The cursor is the version string.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn versions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, ModelVersion>> {
+        let limit = page_size(first)?;
+        let after_version = after
+            .as_deref()
+            .map(domain::Version::parse)
+            .transpose()
+            .map_err(crate::service::ServiceError::from)?;
+        let mut items = services(ctx)?
+            .versions(&self.0.name, after_version, limit + 1)
+            .await?;
+        let has_next = items.len() as u64 > limit;
+        items.truncate(limit as usize);
+        let mut conn = Connection::new(after.is_some(), has_next);
+        conn.edges.extend(
+            items
+                .into_iter()
+                .map(|v| Edge::new(v.version.to_string(), ModelVersion(v))),
+        );
+        Ok(conn)
+    }
+}
+
+pub struct ModelVersion(RegisteredVersion);
+
+/// One semantic version of a model, with its provenance and lifecycle status.
+#[Object]
+impl ModelVersion {
+    async fn model(&self) -> &str {
+        self.0.model.as_str()
+    }
+    async fn version(&self) -> String {
+        self.0.version.to_string()
+    }
+    async fn status(&self) -> StatusGql {
+        self.0.status.into()
+    }
+    async fn status_changed_at(&self) -> DateTime<Utc> {
+        self.0.status_changed_at
+    }
+    async fn provenance(&self) -> Provenance {
+        let p = &self.0.provenance;
+        Provenance {
+            authorized_by: self.0.created_by.clone(),
+            created_at: self.0.created_at,
+            training_data: p
+                .training_data
+                .iter()
+                .map(|d| DataChecksum {
+                    source: d.source.clone(),
+                    sha256: d.sha256.to_string(),
+                })
+                .collect(),
+            validations: p
+                .validations
+                .iter()
+                .map(|v| Validation {
+                    name: v.name.clone(),
+                    passed: v.passed,
+                    score: v.score,
+                    threshold: v.threshold,
+                })
+                .collect(),
+            runtime_dependencies: p
+                .runtime_dependencies
+                .iter()
+                .map(|d| Dependency {
+                    package: d.package.clone(),
+                    version: d.version.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Where a version came from (AISVS 3.1.3).
+#[derive(SimpleObject)]
+pub struct Provenance {
+    /// The token that registered the version.
+    authorized_by: String,
+    created_at: DateTime<Utc>,
+    training_data: Vec<DataChecksum>,
+    validations: Vec<Validation>,
+    runtime_dependencies: Vec<Dependency>,
+}
+
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "DataChecksumInput")]
+pub struct DataChecksum {
+    source: String,
+    /// 64 hex digits, optionally prefixed `sha256:`.
+    sha256: String,
+}
+
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "ValidationInput")]
+pub struct Validation {
+    name: String,
+    passed: bool,
+    score: Option<f64>,
+    threshold: Option<f64>,
+}
+
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "DependencyInput")]
+pub struct Dependency {
+    package: String,
+    version: String,
+}
+
+#[derive(InputObject)]
+pub struct CreateModelInput {
+    name: String,
+    owner_team: String,
+    tier: TierGql,
+    #[graphql(default)]
+    description: String,
+    #[graphql(default)]
+    contacts: Vec<String>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateModelInput {
+    owner_team: Option<String>,
+    tier: Option<TierGql>,
+    description: Option<String>,
+    contacts: Option<Vec<String>>,
+}
+
+#[derive(InputObject)]
+pub struct CreateVersionInput {
+    model: String,
+    /// Strict MAJOR.MINOR.PATCH, greater than every existing version of the model.
+    version: String,
+    #[graphql(default)]
+    training_data: Vec<DataChecksum>,
+    #[graphql(default)]
+    validations: Vec<Validation>,
+    #[graphql(default)]
+    runtime_dependencies: Vec<Dependency>,
+}
+
+#[derive(Default)]
+pub struct RegistryQuery;
+
+#[Object]
+impl RegistryQuery {
+    /// Models ordered by name, optionally of one team. The cursor is the model name.
+    #[graphql(
+        guard = "RoleGuard::new(ANY_ROLE)",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
+    async fn models(
+        &self,
+        ctx: &Context<'_>,
+        team: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, Model>> {
+        let limit = page_size(first)?;
+        let mut items = services(ctx)?
+            .models(team.as_deref(), after.as_deref(), limit + 1)
+            .await?;
+        let has_next = items.len() as u64 > limit;
+        items.truncate(limit as usize);
+        let mut conn = Connection::new(after.is_some(), has_next);
+        conn.edges.extend(
+            items
+                .into_iter()
+                .map(|m| Edge::new(m.name.to_string(), Model(m))),
+        );
+        Ok(conn)
+    }
+
+    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    async fn model(&self, ctx: &Context<'_>, name: String) -> Result<Option<Model>> {
+        Ok(services(ctx)?.model(&name).await?.map(Model))
+    }
+
+    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    async fn model_version(
+        &self,
+        ctx: &Context<'_>,
+        model: String,
+        version: String,
+    ) -> Result<Option<ModelVersion>> {
+        Ok(services(ctx)?
+            .version(&model, &version)
+            .await?
+            .map(ModelVersion))
+    }
+
+    /// Who is asking: the authenticated token's name, role and team.
+    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
+        let a = actor(ctx)?;
+        Ok(Me {
+            name: a.name.clone(),
+            role: a.role.as_str().to_owned(),
+            team: a.team.as_ref().map(|t| t.to_string()),
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Me {
+    name: String,
+    role: String,
+    team: Option<String>,
+}
+
+#[derive(Default)]
+pub struct RegistryMutation;
+
+#[Object]
+impl RegistryMutation {
+    /// Registers a model for the caller's team.
+    #[graphql(guard = "RoleGuard::new(&[Role::Owner])")]
+    async fn create_model(&self, ctx: &Context<'_>, input: CreateModelInput) -> Result<Model> {
+        let input = ModelInput {
+            name: input.name,
+            owner_team: input.owner_team,
+            tier: input.tier.as_str().to_owned(),
+            description: input.description,
+            contacts: input.contacts,
+        };
+        Ok(Model(
+            services(ctx)?.create_model(actor(ctx)?, input).await?,
+        ))
+    }
+
+    #[graphql(guard = "RoleGuard::new(&[Role::Owner])")]
+    async fn update_model(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        input: UpdateModelInput,
+    ) -> Result<Model> {
+        let patch = ModelPatch {
+            owner_team: input.owner_team,
+            tier: input.tier.map(|t| t.as_str().to_owned()),
+            description: input.description,
+            contacts: input.contacts,
+        };
+        Ok(Model(
+            services(ctx)?
+                .update_model(actor(ctx)?, &name, patch)
+                .await?,
+        ))
+    }
+
+    /// Registers a new version, in development, with its provenance.
+    #[graphql(guard = "RoleGuard::new(&[Role::Owner])")]
+    async fn create_version(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateVersionInput,
+    ) -> Result<ModelVersion> {
+        let provenance = ProvenanceInput {
+            training_data: input
+                .training_data
+                .into_iter()
+                .map(|d| (d.source, d.sha256))
+                .collect(),
+            validations: input
+                .validations
+                .into_iter()
+                .map(|v| ValidationResult {
+                    name: v.name,
+                    passed: v.passed,
+                    score: v.score,
+                    threshold: v.threshold,
+                })
+                .collect(),
+            runtime_dependencies: input
+                .runtime_dependencies
+                .into_iter()
+                .map(|d| (d.package, d.version))
+                .collect(),
+        };
+        let input = VersionInput {
+            model: input.model,
+            version: input.version,
+            provenance,
+        };
+        Ok(ModelVersion(
+            services(ctx)?.create_version(actor(ctx)?, input).await?,
+        ))
+    }
+
+    /// Moves a version along its lifecycle. Promotion to production needs every
+    /// validation passed, or a security-role override with a justification; it
+    /// deprecates the model's previous production version.
+    #[graphql(guard = "RoleGuard::new(&[Role::Owner, Role::Governance, Role::Security])")]
+    async fn transition_version(
+        &self,
+        ctx: &Context<'_>,
+        model: String,
+        version: String,
+        to: StatusGql,
+        justification: Option<String>,
+    ) -> Result<ModelVersion> {
+        let v = services(ctx)?
+            .transition_version(
+                actor(ctx)?,
+                &model,
+                &version,
+                to.as_str(),
+                justification.as_deref(),
+            )
+            .await?;
+        Ok(ModelVersion(v))
+    }
+}

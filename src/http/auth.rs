@@ -1,0 +1,55 @@
+//! Bearer-token authentication, as middleware on every protected route.
+
+use super::{ApiError, AppState};
+use crate::auth::Actor;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// The authenticated actor, put in the request by [`require_token`].
+pub struct Authenticated(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Actor>()
+            .cloned()
+            .map(Authenticated)
+            .ok_or_else(|| ApiError::unauthenticated("this route needs a bearer token"))
+    }
+}
+
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(value) = request.headers().get(AUTHORIZATION) else {
+        return ApiError::unauthenticated(
+            "missing Authorization header; send `Authorization: Bearer <token>`",
+        )
+        .into_response();
+    };
+    let Some(secret) = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return ApiError::unauthenticated("the Authorization header must be `Bearer <token>`")
+            .into_response();
+    };
+    match state.services.authenticate(secret).await {
+        Ok(Some(actor)) => {
+            request.extensions_mut().insert(actor);
+            next.run(request).await
+        }
+        Ok(None) => ApiError::unauthenticated("unknown or revoked token").into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}

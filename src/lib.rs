@@ -1,0 +1,17 @@
+//! sunset: knows which systems use which AI models, and retires models safely.
+//! See ARCHITECTURE.md for the map of this crate.
+
+pub mod app;
+pub mod attest;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod graphql;
+pub mod http;
+pub mod scheduler;
+pub mod service;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,17 @@
+//! The `sunset` binary: telemetry, arguments, dispatch.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    sunset::telemetry::init();
+    let cli = sunset::cli::Cli::parse();
+    match sunset::cli::run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The one error type of the use cases. Transports map it once: GraphQL in
+//! `graphql::error`, HTTP in `http::error`. `Internal` keeps its cause for the log and
+//! is answered with a generic message, so no database text reaches a client.
+
+use crate::domain::ParseError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Invalid(#[from] ParseError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::Internal(Box::new(e))
+    }
+}
+
+impl ServiceError {
+    /// The stable code clients switch on (`extensions.code` in GraphQL).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Invalid(_) => "VALIDATION",
+            ServiceError::NotFound(_) => "NOT_FOUND",
+            ServiceError::Conflict(_) => "CONFLICT",
+            ServiceError::Forbidden(_) => "FORBIDDEN",
+            ServiceError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ServiceError::Internal(Box::new(e))
+    }
+}

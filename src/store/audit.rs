@@ -1,0 +1,148 @@
+//! The audit tables: records, the chain head, and signed checkpoints.
+
+use super::StoreError;
+use super::entities::{audit_checkpoint, audit_head, audit_record};
+use crate::audit::{Checkpoint, SealedRecord};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+pub(super) async fn insert_record(
+    conn: &impl ConnectionTrait,
+    r: &SealedRecord,
+) -> Result<(), StoreError> {
+    audit_record::ActiveModel {
+        seq: Set(r.seq),
+        recorded_at: Set(r.recorded_at),
+        actor: Set(r.actor.clone()),
+        actor_role: Set(r.actor_role.clone()),
+        action: Set(r.action.clone()),
+        subject_type: Set(r.subject_type.clone()),
+        subject: Set(r.subject.clone()),
+        before_state: Set(r.before_state.clone()),
+        after_state: Set(r.after_state.clone()),
+        prev_hash: Set(r.prev_hash.clone()),
+        hash: Set(r.hash.clone()),
+        signature: Set(r.signature.clone()),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn set_head(
+    conn: &impl ConnectionTrait,
+    seq: i64,
+    hash: &str,
+) -> Result<(), StoreError> {
+    audit_head::Entity::update_many()
+        .col_expr(audit_head::Column::Seq, Expr::value(seq))
+        .col_expr(audit_head::Column::Hash, Expr::value(hash.to_owned()))
+        .filter(audit_head::Column::Id.eq(1))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// The head as last committed: `(seq, hash)`.
+pub async fn head(conn: &impl ConnectionTrait) -> Result<(i64, String), StoreError> {
+    let row = audit_head::Entity::find_by_id(1)
+        .one(conn)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("the audit_head row is missing".into()))?;
+    Ok((row.seq, row.hash))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    pub subject: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Records matching `filter` with `seq > after_seq`, in sequence order, at most `limit`.
+pub async fn find_records(
+    conn: &impl ConnectionTrait,
+    filter: &RecordFilter,
+    after_seq: i64,
+    limit: u64,
+) -> Result<Vec<SealedRecord>, StoreError> {
+    let mut q = audit_record::Entity::find().filter(audit_record::Column::Seq.gt(after_seq));
+    if let Some(s) = &filter.subject {
+        q = q.filter(audit_record::Column::Subject.eq(s.clone()));
+    }
+    if let Some(a) = &filter.actor {
+        q = q.filter(audit_record::Column::Actor.eq(a.clone()));
+    }
+    if let Some(a) = &filter.action {
+        q = q.filter(audit_record::Column::Action.eq(a.clone()));
+    }
+    if let Some(t) = filter.from {
+        q = q.filter(audit_record::Column::RecordedAt.gte(t));
+    }
+    if let Some(t) = filter.until {
+        q = q.filter(audit_record::Column::RecordedAt.lt(t));
+    }
+    let rows = q
+        .order_by_asc(audit_record::Column::Seq)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(to_sealed).collect())
+}
+
+fn to_sealed(m: audit_record::Model) -> SealedRecord {
+    SealedRecord {
+        seq: m.seq,
+        recorded_at: m.recorded_at,
+        actor: m.actor,
+        actor_role: m.actor_role,
+        action: m.action,
+        subject_type: m.subject_type,
+        subject: m.subject,
+        before_state: m.before_state,
+        after_state: m.after_state,
+        prev_hash: m.prev_hash,
+        hash: m.hash,
+        signature: m.signature,
+    }
+}
+
+pub async fn insert_checkpoint(
+    conn: &impl ConnectionTrait,
+    cp: &Checkpoint,
+) -> Result<(), StoreError> {
+    audit_checkpoint::ActiveModel {
+        seq: Set(cp.seq),
+        head_hash: Set(cp.head_hash.clone()),
+        signed_at: Set(cp.signed_at),
+        key_id: Set(cp.key_id.clone()),
+        signature: Set(cp.signature.clone()),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn checkpoints(conn: &impl ConnectionTrait) -> Result<Vec<Checkpoint>, StoreError> {
+    let rows = audit_checkpoint::Entity::find()
+        .order_by_asc(audit_checkpoint::Column::Seq)
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| Checkpoint {
+            seq: m.seq,
+            head_hash: m.head_hash,
+            signed_at: m.signed_at,
+            key_id: m.key_id,
+            signature: m.signature,
+        })
+        .collect())
+}

@@ -1,0 +1,9 @@
+//! sea-orm entities, written by hand to match the migrations. Rows, not domain types:
+//! repositories convert at the edge.
+
+pub mod api_token;
+pub mod audit_checkpoint;
+pub mod audit_head;
+pub mod audit_record;
+pub mod model;
+pub mod model_version;

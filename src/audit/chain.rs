@@ -120,9 +120,9 @@ pub enum ChainBreak {
     #[error("record {seq}: its contents do not match its hash (edited)")]
     Edited { seq: i64 },
     #[error(
-        "record {seq}: expected sequence number {expected} (a record was deleted, inserted or reordered)"
+        "record {expected}: missing or out of place, record {found} stands where it should be (a record was deleted, inserted or reordered)"
     )]
-    OutOfSequence { seq: i64, expected: i64 },
+    OutOfSequence { found: i64, expected: i64 },
     #[error(
         "record {seq}: its signature is not the service key's (forged, or the chain was rewritten)"
     )]
@@ -156,7 +156,7 @@ impl ChainBreak {
         match self {
             ChainBreak::Edited { seq }
             | ChainBreak::Forged { seq }
-            | ChainBreak::OutOfSequence { seq, .. }
+            | ChainBreak::OutOfSequence { expected: seq, .. }
             | ChainBreak::Unlinked { seq, .. }
             | ChainBreak::CheckpointMismatch { seq, .. }
             | ChainBreak::Truncated { seq, .. } => Some(*seq),
@@ -200,7 +200,7 @@ impl<'a> ChainVerifier<'a> {
     pub fn push(&mut self, record: &SealedRecord) -> Result<(), ChainBreak> {
         if record.seq != self.expected_seq {
             return Err(ChainBreak::OutOfSequence {
-                seq: record.seq,
+                found: record.seq,
                 expected: self.expected_seq,
             });
         }

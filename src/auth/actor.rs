@@ -36,7 +36,11 @@ impl Actor {
     pub fn local_operator() -> Self {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+            .unwrap_or_else(|_| {
+                uid()
+                    .map(|u| format!("uid{u}"))
+                    .unwrap_or_else(|| "unknown".into())
+            });
         let user: String = user
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
@@ -67,4 +71,11 @@ impl Actor {
     pub fn has_role(&self, roles: &[Role]) -> bool {
         roles.contains(&self.role)
     }
+}
+
+/// The real user id, from procfs, for hosts where neither USER nor LOGNAME is set.
+fn uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

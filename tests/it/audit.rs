@@ -1,0 +1,157 @@
+//! The audit trail: what every change records, who may read it, and that tampering shows.
+
+use crate::support::error_code;
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use sunset::audit::ChainBreak;
+use sunset::auth::Actor;
+use sunset::service::ModelInput;
+
+const LOG: &str = "query($f: AuditFilter, $first: Int, $after: String) { auditLog(filter: $f, first: $first, after: $after) { pageInfo { hasNextPage endCursor } edges { node { seq recordedAt actor actorRole action subjectType subject before after prevHash hash } } } }";
+
+fn nodes(data: &Value) -> Vec<Value> {
+    data["auditLog"]["edges"]
+        .as_array()
+        .map(|e| e.iter().map(|x| x["node"].clone()).collect())
+        .unwrap_or_default()
+}
+
+on_both_backends! {
+    async fn every_change_records_actor_time_type_and_before_and_after(app) {
+        let owner = app.token("owner-a", "owner", Some("payments-ml")).await;
+        let auditor = app.token("aud", "auditor", None).await;
+        app.create_model(&owner, "fraud-scorer", "payments-ml").await;
+        app.gql_ok(&owner, "mutation { updateModel(name: \"fraud-scorer\", input: { tier: CRITICAL }) { tier } }", json!({})).await;
+
+        let data = app.gql_ok(&auditor, LOG, json!({ "f": { "subject": "fraud-scorer" } })).await;
+        let records = nodes(&data);
+        let actions: Vec<&str> = records.iter().filter_map(|r| r["action"].as_str()).collect();
+        assert_eq!(actions, vec!["model.created", "model.updated"]);
+        let update = &records[1];
+        assert_eq!(update["actor"], "owner-a");
+        assert_eq!(update["actorRole"], "owner");
+        assert_eq!(update["subjectType"], "model");
+        let before: Value = serde_json::from_str(update["before"].as_str().expect("before")).expect("json");
+        let after: Value = serde_json::from_str(update["after"].as_str().expect("after")).expect("json");
+        assert_eq!((before["tier"].as_str(), after["tier"].as_str()), (Some("high"), Some("critical")));
+        assert!(records[0]["before"].is_null(), "a creation has no before state");
+        assert_eq!(update["prevHash"], records[0]["hash"], "chained to the previous record of the log");
+
+        let by_action = app.gql_ok(&auditor, LOG, json!({ "f": { "action": "token.created" } })).await;
+        assert!(nodes(&by_action).iter().all(|r| r["action"] == "token.created") && !nodes(&by_action).is_empty());
+        let future = app.gql_ok(&auditor, LOG, json!({ "f": { "from": "2999-01-01T00:00:00Z" } })).await;
+        assert!(nodes(&future).is_empty());
+        let body = app.gql(&auditor, LOG, json!({ "f": { "action": "model.exploded" } })).await;
+        assert_eq!(error_code(&body), "VALIDATION");
+    }
+}
+
+on_both_backends! {
+    async fn reading_the_audit_log_needs_the_auditor_role_and_every_read_is_recorded(app) {
+        let reader = app.token("curious", "reader", None).await;
+        let auditor = app.token("aud", "auditor", None).await;
+        let body = app.gql(&reader, LOG, json!({})).await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+        let body = app.gql(&app.admin, LOG, json!({})).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "not even admin reads the audit log");
+
+        app.gql_ok(&auditor, LOG, json!({ "f": { "subject": "anything" } })).await;
+        let data = app.gql_ok(&auditor, LOG, json!({ "f": { "subject": "audit_log" } })).await;
+        let reads: Vec<(String, String)> = nodes(&data).iter()
+            .map(|r| (r["actor"].as_str().unwrap_or("").to_owned(), r["action"].as_str().unwrap_or("").to_owned()))
+            .collect();
+        assert_eq!(reads, vec![
+            ("curious".to_owned(), "audit.read_denied".to_owned()),
+            ("test-admin".to_owned(), "audit.read_denied".to_owned()),
+            ("aud".to_owned(), "audit.read".to_owned()),
+        ]);
+        let first_read: Value = serde_json::from_str(nodes(&data)[2]["after"].as_str().unwrap_or("{}")).expect("json");
+        assert_eq!(first_read["query"]["subject"], "anything", "records what was asked");
+    }
+}
+
+on_both_backends! {
+    async fn the_audit_log_pages_and_exports_as_json_lines(app) {
+        let owner = app.token("owner-a", "owner", Some("payments-ml")).await;
+        let auditor = app.token("aud", "auditor", None).await;
+        for i in 0..7 {
+            app.create_model(&owner, &format!("m{i}"), "payments-ml").await;
+        }
+        let mut seqs = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let data = app.gql_ok(&auditor, LOG, json!({ "f": { "action": "model.created" }, "first": 3, "after": after })).await;
+            seqs.extend(nodes(&data).iter().filter_map(|r| r["seq"].as_i64()));
+            if !data["auditLog"]["pageInfo"]["hasNextPage"].as_bool().unwrap_or(false) { break; }
+            after = data["auditLog"]["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(seqs.len(), 7);
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+
+        let r = app.client.get(format!("{}/v1/audit/export?action=model.created", app.address)).bearer_auth(&auditor).send().await.expect("get");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+        let text = r.text().await.expect("body");
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
+        assert_eq!(lines.len(), 7);
+        assert!(lines.iter().all(|l| l["action"] == "model.created" && l["hash"].as_str().map(str::len) == Some(64)));
+
+        let r = app.client.get(format!("{}/v1/audit/export", app.address)).bearer_auth(&owner).send().await.expect("get");
+        assert_eq!(r.status(), 403);
+        let data = app.gql_ok(&auditor, LOG, json!({ "f": { "subject": "audit_log" } })).await;
+        let actions: Vec<&str> = nodes(&data).iter().filter_map(|r| r["action"].as_str()).map(|s| match s { "audit.exported" => "exported", "audit.read_denied" => "denied", _ => "read" }).collect::<Vec<_>>().into_iter().collect();
+        assert!(actions.contains(&"exported") && actions.contains(&"denied"), "{actions:?}");
+    }
+}
+
+on_both_backends! {
+    async fn concurrent_writers_keep_one_unbroken_chain(app) {
+        let owner_actor = Actor { name: "owner-a".into(), role: sunset::domain::Role::Owner, team: Some(sunset::domain::TeamName::parse("payments-ml").expect("team")), kind: sunset::auth::ActorKind::Token };
+        let before = app.audit_count().await;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let services = app.services.clone();
+            let actor = owner_actor.clone();
+            tasks.push(tokio::spawn(async move {
+                services.create_model(&actor, ModelInput { name: format!("c{i}"), owner_team: "payments-ml".into(), tier: "standard".into(), description: String::new(), contacts: vec![] }).await
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task").expect("create");
+        }
+        assert_eq!(app.audit_count().await, before + 40);
+        let report = app.services.verify_audit_chain(vec![]).await.expect("verify runs").expect("chain intact");
+        assert_eq!(report.records, before + 40);
+    }
+}
+
+on_both_backends! {
+    async fn tampering_in_the_database_is_detected_and_a_kept_checkpoint_catches_truncation(app) {
+        let owner = app.token("owner-a", "owner", Some("payments-ml")).await;
+        for i in 0..4 {
+            app.create_model(&owner, &format!("m{i}"), "payments-ml").await;
+        }
+        let cp = app.gql_ok(&app.admin, "mutation { signAuditCheckpoint { seq json } }", json!({})).await;
+        let head = cp["signAuditCheckpoint"]["seq"].as_i64().expect("seq");
+        let db = app.services.store().reader();
+        app.services.verify_audit_chain(vec![]).await.expect("runs").expect("intact before tampering");
+
+        db.execute_unprepared("UPDATE audit_records SET actor = 'mallory' WHERE seq = 3").await.expect("tamper");
+        let outcome = app.services.verify_audit_chain(vec![]).await.expect("runs");
+        assert_eq!(outcome, Err(ChainBreak::Edited { seq: 3 }));
+        db.execute_unprepared("UPDATE audit_records SET actor = 'owner-a' WHERE seq = 3").await.expect("restore");
+        app.services.verify_audit_chain(vec![]).await.expect("runs").expect("intact once restored");
+
+        // Cut the tail and make the head row agree: only the signed checkpoint can tell.
+        db.execute_unprepared(&format!("DELETE FROM audit_records WHERE seq = {head}")).await.expect("truncate");
+        let prev_hash = sunset::store::audit::find_records(db, &Default::default(), head - 2, 1).await.expect("read")[0].hash.clone();
+        db.execute_unprepared(&format!("UPDATE audit_head SET seq = {}, hash = '{prev_hash}' WHERE id = 1", head - 1)).await.expect("head");
+        let outcome = app.services.verify_audit_chain(vec![]).await.expect("runs");
+        assert!(matches!(outcome, Err(ChainBreak::Truncated { seq, .. }) if seq == head), "{outcome:?}");
+        // Removing the database's copy of the checkpoint does not help: the file in the data folder keeps one.
+        db.execute_unprepared("DELETE FROM audit_checkpoints").await.expect("drop checkpoints");
+        let outcome = app.services.verify_audit_chain(vec![]).await.expect("runs");
+        assert!(matches!(outcome, Err(ChainBreak::Truncated { .. })), "{outcome:?}");
+
+    }
+}

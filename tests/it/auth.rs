@@ -1,0 +1,229 @@
+//! Authentication and the role each operation declares.
+
+use crate::support::{TestApp, error_code, error_message};
+use serde_json::json;
+use std::collections::BTreeSet;
+
+/// Every mutation, with the roles its guard admits. `schema_mutations_are_all_in_the_table`
+/// fails when a mutation is added without a row here.
+const MUTATIONS: &[(&str, &str, &[&str])] = &[
+    (
+        "createModel",
+        "mutation { createModel(input: { name: \"m-x\", ownerTeam: \"team-a\", tier: HIGH }) { name } }",
+        &["owner"],
+    ),
+    (
+        "updateModel",
+        "mutation { updateModel(name: \"m-base\", input: { description: \"d\" }) { name } }",
+        &["owner"],
+    ),
+    (
+        "createVersion",
+        "mutation { createVersion(input: { model: \"m-base\", version: \"9.9.9\" }) { version } }",
+        &["owner"],
+    ),
+    (
+        "transitionVersion",
+        "mutation { transitionVersion(model: \"m-base\", version: \"1.0.0\", to: STAGING) { status } }",
+        &["owner", "governance", "security"],
+    ),
+    (
+        "createApiToken",
+        "mutation { createApiToken(name: \"t-new\", role: READER) { secret } }",
+        &["admin"],
+    ),
+    (
+        "revokeApiToken",
+        "mutation { revokeApiToken(name: \"t-victim\") { name } }",
+        &["admin"],
+    ),
+    (
+        "signAuditCheckpoint",
+        "mutation { signAuditCheckpoint { seq } }",
+        &["auditor", "admin"],
+    ),
+];
+
+const QUERIES: &[(&str, &str, &[&str])] = &[
+    (
+        "me",
+        "{ me { name } }",
+        &[
+            "reader",
+            "owner",
+            "governance",
+            "security",
+            "auditor",
+            "admin",
+        ],
+    ),
+    (
+        "models",
+        "{ models { edges { node { name } } } }",
+        &[
+            "reader",
+            "owner",
+            "governance",
+            "security",
+            "auditor",
+            "admin",
+        ],
+    ),
+    (
+        "model",
+        "{ model(name: \"m-base\") { name } }",
+        &[
+            "reader",
+            "owner",
+            "governance",
+            "security",
+            "auditor",
+            "admin",
+        ],
+    ),
+    (
+        "modelVersion",
+        "{ modelVersion(model: \"m-base\", version: \"1.0.0\") { status } }",
+        &[
+            "reader",
+            "owner",
+            "governance",
+            "security",
+            "auditor",
+            "admin",
+        ],
+    ),
+    ("apiTokens", "{ apiTokens { name } }", &["admin"]),
+    (
+        "auditLog",
+        "{ auditLog { edges { node { seq } } } }",
+        &["auditor"],
+    ),
+];
+
+const ROLES: [&str; 6] = [
+    "reader",
+    "owner",
+    "governance",
+    "security",
+    "auditor",
+    "admin",
+];
+
+fn is_role_refusal(body: &serde_json::Value) -> bool {
+    error_code(body) == "FORBIDDEN"
+        && (error_message(body).contains("needs the role")
+            || error_message(body).contains("needs the auditor role"))
+}
+
+async fn post_raw(app: &TestApp, auth: Option<&str>, query: &str) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": query }));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    req.send().await.expect("request")
+}
+
+#[test]
+fn schema_mutations_are_all_in_the_table() {
+    let sdl = sunset::graphql::sdl();
+    let body = sdl
+        .split("type Mutation {")
+        .nth(1)
+        .and_then(|s| s.split("\n}").next())
+        .expect("a Mutation type");
+    let in_schema: BTreeSet<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('"') && !l.starts_with('#'))
+        .filter_map(|l| l.split(['(', ':']).next())
+        .filter(|n| {
+            n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && n.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        .collect();
+    let in_table: BTreeSet<&str> = MUTATIONS.iter().map(|(n, _, _)| *n).collect();
+    assert_eq!(in_schema, in_table);
+}
+
+on_both_backends! {
+    /// Each mutation and query, with each role and with no token.
+    async fn every_operation_admits_exactly_its_declared_roles(app) {
+        for (name, query, allowed) in MUTATIONS.iter().chain(QUERIES) {
+            for role in ROLES {
+                // Fresh fixtures per try, so one role's success cannot change what the next sees.
+                let owner = app.token(&format!("fx-{name}-{role}").to_lowercase(), "owner", Some("team-a")).await;
+                let _ = app.gql(&owner, "mutation { createModel(input: { name: \"m-base\", ownerTeam: \"team-a\", tier: HIGH }) { name } }", json!({})).await;
+                let _ = app.gql(&owner, "mutation { createVersion(input: { model: \"m-base\", version: \"1.0.0\" }) { version } }", json!({})).await;
+                let _ = app.services.create_token(&sunset::auth::Actor::local_operator(), "t-victim", "reader", None).await;
+
+                let token = app.token(&format!("t-{name}-{role}").to_lowercase(), role, (role == "owner").then_some("team-a")).await;
+                let body = app.gql(&token, query, json!({})).await;
+                if allowed.contains(&role) {
+                    assert!(!is_role_refusal(&body), "{name} must admit {role}: {body}");
+                } else {
+                    assert!(is_role_refusal(&body), "{name} must refuse {role}: {body}");
+                    assert!(body["data"].is_null() || body["data"].get(*name).is_none_or(|v| v.is_null()), "{body}");
+                }
+            }
+            let response = post_raw(&app, None, query).await;
+            assert_eq!(response.status(), 401, "{name} without a token");
+            assert!(response.headers().contains_key("www-authenticate"));
+        }
+    }
+}
+
+on_both_backends! {
+    async fn unknown_malformed_and_revoked_tokens_are_refused(app) {
+        let query = "{ me { name } }";
+        for header in ["Bearer sunset_notatoken", "Basic dXNlcjpwYXNz", "Bearer", &format!("Bearer {}", "x".repeat(10_000))] {
+            let response = post_raw(&app, Some(header), query).await;
+            assert_eq!(response.status(), 401, "{header:.40}");
+            let body: serde_json::Value = response.json().await.expect("json");
+            assert_eq!(body["error"]["code"], "UNAUTHENTICATED");
+        }
+        let token = app.token("soon-revoked", "reader", None).await;
+        assert_eq!(app.gql_ok(&token, query, json!({})).await["me"]["name"], "soon-revoked");
+        app.gql_ok(&app.admin, "mutation { revokeApiToken(name: \"soon-revoked\") { revokedAt } }", json!({})).await;
+        assert_eq!(post_raw(&app, Some(&format!("Bearer {token}")), query).await.status(), 401);
+        let body = app.gql(&app.admin, "mutation { revokeApiToken(name: \"soon-revoked\") { name } }", json!({})).await;
+        assert_eq!(error_code(&body), "CONFLICT");
+        let body = app.gql(&app.admin, "mutation { createApiToken(name: \"soon-revoked\", role: READER) { secret } }", json!({})).await;
+        assert_eq!(error_code(&body), "CONFLICT", "names are never reused: {body}");
+        let body = app.gql(&app.admin, "mutation { createApiToken(name: \"teamless\", role: OWNER) { secret } }", json!({})).await;
+        assert_eq!(error_code(&body), "VALIDATION", "an owner token needs a team: {body}");
+    }
+}
+
+on_both_backends! {
+    async fn only_health_checks_and_the_graphiql_page_answer_without_a_token(app) {
+        for path in ["/healthz", "/readyz", "/graphql"] {
+            let r = app.client.get(format!("{}{path}", app.address)).send().await.expect("get");
+            assert_eq!(r.status(), 200, "{path}");
+        }
+        let r = app.client.get(format!("{}/v1/audit/export", app.address)).send().await.expect("get");
+        assert_eq!(r.status(), 401);
+    }
+}
+
+on_both_backends! {
+    async fn oversized_bodies_and_overly_deep_queries_are_refused(app) {
+        // Announce 2 MiB and send none of it: the limit must act on the declared length,
+        // before reading, which is also what makes this test deterministic.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = app.address.trim_start_matches("http://");
+        let mut socket = tokio::net::TcpStream::connect(host).await.expect("connect");
+        let request = format!("POST /graphql HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", app.admin, 2 * 1024 * 1024);
+        socket.write_all(request.as_bytes()).await.expect("write");
+        let mut head = [0u8; 12];
+        socket.read_exact(&mut head).await.expect("read");
+        assert_eq!(&head, b"HTTP/1.1 413");
+
+        let nested = format!("{{ __schema {{ types {{ {} name {} }} }} }}", "fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType {", "} } } } } } } } } } } }");
+        let body = app.gql(&app.admin, &nested, json!({})).await;
+        assert!(body["errors"][0]["message"].as_str().unwrap_or("").to_lowercase().contains("nested too deep"), "{body}");
+    }
+}

@@ -1,0 +1,265 @@
+//! The `sunset` binary as an operator uses it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn sunset(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sunset"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("SUNSET_CONFIG")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run sunset")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn token_create_prints_the_secret_alone_and_list_never_shows_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let out = sunset(
+        &data,
+        &[
+            "token",
+            "create",
+            "--name",
+            "ci-deployer",
+            "--role",
+            "owner",
+            "--team",
+            "payments-ml",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 1, "only the token on stdout: {printed:?}");
+    assert!(
+        lines[0].starts_with("sunset_") && lines[0].len() == 50,
+        "{printed:?}"
+    );
+
+    let list = sunset(&data, &["token", "list"]);
+    let listed = stdout(&list);
+    assert!(listed.contains("ci-deployer") && listed.contains("payments-ml"));
+    assert!(!listed.contains(lines[0]));
+
+    let db = std::fs::read(data.join("sunset.db")).expect("db");
+    let wal = std::fs::read(data.join("sunset.db-wal")).unwrap_or_default();
+    let secret = lines[0].as_bytes();
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret)
+            && !wal.windows(secret.len()).any(|w| w == secret),
+        "the secret is not stored"
+    );
+
+    assert!(
+        sunset(&data, &["token", "revoke", "ci-deployer"])
+            .status
+            .success()
+    );
+    assert!(
+        stdout(&sunset(&data, &["token", "list"]))
+            .lines()
+            .any(|l| l.starts_with("ci-deployer") && !l.trim_end().ends_with('-'))
+    );
+    let bad = sunset(
+        &data,
+        &["token", "create", "--name", "x", "--role", "superuser"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("superuser"));
+}
+
+#[test]
+fn the_data_folder_and_key_folder_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    assert!(sunset(&data, &["migrate"]).status.success());
+    for (path, mode) in [
+        (data.clone(), 0o700),
+        (data.join("keys"), 0o700),
+        (data.join("keys/service-ed25519.key"), 0o600),
+    ] {
+        assert_eq!(
+            std::fs::metadata(&path)
+                .expect("exists")
+                .permissions()
+                .mode()
+                & 0o777,
+            mode,
+            "{}",
+            path.display()
+        );
+    }
+}
+
+/// `sunset audit verify` passes on an untouched database and fails, naming the record,
+/// after any single-row edit made with the sqlite3 CLI.
+#[test]
+fn audit_verify_names_the_record_after_any_single_row_edit_with_sqlite3() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pristine = dir.path().join("pristine");
+    for name in ["a", "b", "c", "d"] {
+        assert!(
+            sunset(
+                &pristine,
+                &["token", "create", "--name", name, "--role", "reader"]
+            )
+            .status
+            .success()
+        );
+    }
+    assert!(
+        sunset(&pristine, &["token", "revoke", "b"])
+            .status
+            .success()
+    );
+    let ok = sunset(&pristine, &["audit", "verify"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&ok),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout(&ok).contains("intact: 5 records"));
+
+    let edits = [
+        (
+            "UPDATE audit_records SET actor = 'mallory' WHERE seq = 2",
+            "record 2",
+        ),
+        (
+            "UPDATE audit_records SET action = 'token.revoked' WHERE seq = 3",
+            "record 3",
+        ),
+        (
+            "UPDATE audit_records SET after_state = '{}' WHERE seq = 1",
+            "record 1",
+        ),
+        (
+            "UPDATE audit_records SET before_state = NULL WHERE seq = 5",
+            "record 5",
+        ),
+        (
+            "UPDATE audit_records SET recorded_at = '2020-01-01 00:00:00+00:00' WHERE seq = 4",
+            "record 4",
+        ),
+        (
+            "UPDATE audit_records SET subject = 'z' WHERE seq = 4",
+            "record 4",
+        ),
+        ("DELETE FROM audit_records WHERE seq = 3", "record 3"),
+        (
+            "UPDATE audit_records SET seq = 99 WHERE seq = 2",
+            "record 2",
+        ),
+        ("DELETE FROM audit_records WHERE seq = 5", "record 5"),
+    ];
+    for (i, (sql, named)) in edits.iter().enumerate() {
+        let copy = dir.path().join(format!("copy{i}"));
+        copy_dir(&pristine, &copy);
+        let status = Command::new("sqlite3")
+            .arg(copy.join("sunset.db"))
+            .arg(sql)
+            .status()
+            .expect("the sqlite3 CLI is installed (tests/run installs it)");
+        assert!(status.success(), "{sql}");
+        let out = sunset(&copy, &["audit", "verify"]);
+        assert_eq!(out.status.code(), Some(1), "{sql}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains(named),
+            "{sql}: expected {named} in {}",
+            stdout(&out)
+        );
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).expect("mkdir");
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    for entry in std::fs::read_dir(from).expect("read") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The README's start command: no config at all, SQLite in ./sunset-data, loopback,
+/// GraphiQL answering, and a clean exit on SIGTERM.
+#[test]
+fn serve_starts_with_no_configuration_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sunset"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("SUNSET_DATA_DIR")
+        .env_remove("SUNSET_CONFIG")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("serve logs that it listens")
+            .expect("line");
+        if let Some(rest) = line.split("addr=").nth(1)
+            && line.contains("listening")
+        {
+            break rest.split_whitespace().next().expect("addr").to_owned();
+        }
+    };
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "loopback by default: {addr}"
+    );
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let page = rt.block_on(async {
+        reqwest::get(format!("http://{addr}/graphql"))
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("text")
+    });
+    assert!(page.to_lowercase().contains("graphiql"));
+    assert!(dir.path().join("sunset-data/sunset.db").exists());
+    assert!(
+        dir.path()
+            .join("sunset-data/keys/service-ed25519.key")
+            .exists()
+    );
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+}

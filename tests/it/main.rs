@@ -1,0 +1,11 @@
+//! The one integration-test binary. Every storage-touching test runs twice, on SQLite
+//! and on the real PostgreSQL server (see `on_both_backends!`).
+
+#[macro_use]
+mod support;
+
+mod audit;
+mod auth;
+mod cli;
+mod registry;
+mod schema;

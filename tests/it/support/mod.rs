@@ -1,0 +1,178 @@
+//! Test support: a real application per test, on its own port, data folder and database.
+
+#![allow(dead_code)]
+
+mod postgres;
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use sunset::app::Application;
+use sunset::auth::Actor;
+use sunset::clock::{Clock, SystemClock};
+use sunset::config::{DatabaseUrl, Settings};
+use sunset::service::Services;
+use tempfile::TempDir;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per backend: `name::sqlite` and `name::postgres`.
+macro_rules! on_both_backends {
+    ($(#[doc = $doc:literal])* async fn $name:ident($app:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: crate::support::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(crate::support::TestApp::spawn(crate::support::Backend::Sqlite).await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(crate::support::TestApp::spawn(crate::support::Backend::Postgres).await).await
+            }
+        }
+    };
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub backend: Backend,
+    pub services: Services,
+    pub settings: Settings,
+    pub client: reqwest::Client,
+    /// A token with the admin role.
+    pub admin: String,
+    pub data_dir: TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    database: Option<postgres::TestDatabase>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, Arc::new(SystemClock), |_| {}).await
+    }
+
+    pub async fn spawn_with(
+        backend: Backend,
+        clock: Arc<dyn Clock>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: data_dir.path().join("data"),
+            ..Settings::default()
+        };
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let db = postgres::TestDatabase::create().await;
+                settings.database.url = Some(DatabaseUrl::new(db.url.clone()));
+                Some(db)
+            }
+        };
+        adjust(&mut settings);
+        let application = Application::build(settings.clone(), clock)
+            .await
+            .expect("application builds");
+        let address = format!("http://127.0.0.1:{}", application.port());
+        let services = application.services();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(application.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        let (_, admin) = services
+            .create_token(&Actor::local_operator(), "test-admin", "admin", None)
+            .await
+            .expect("admin token");
+        Self {
+            address,
+            backend,
+            services,
+            settings,
+            client: reqwest::Client::new(),
+            admin: admin.expose().to_owned(),
+            data_dir,
+            shutdown: Some(tx),
+            database,
+        }
+    }
+
+    /// Creates a token with `role` (and `team`) and returns its secret.
+    pub async fn token(&self, name: &str, role: &str, team: Option<&str>) -> String {
+        let (_, secret) = self
+            .services
+            .create_token(&Actor::local_operator(), name, role, team)
+            .await
+            .expect("token");
+        secret.expose().to_owned()
+    }
+
+    /// Posts a GraphQL operation and returns the whole JSON response.
+    pub async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            response.status(),
+            200,
+            "GraphQL answers 200 with errors in the body"
+        );
+        response.json().await.expect("json")
+    }
+
+    /// Like [`TestApp::gql`], but fails the test on any error and returns `data`.
+    pub async fn gql_ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.gql(token, query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// Creates `name` owned by `team` through GraphQL with an owner token of that team.
+    pub async fn create_model(&self, owner: &str, name: &str, team: &str) -> Value {
+        self.gql_ok(
+            owner,
+            "mutation($i: CreateModelInput!) { createModel(input: $i) { name ownerTeam tier } }",
+            json!({ "i": { "name": name, "ownerTeam": team, "tier": "HIGH", "contacts": ["ml@example.org"] } }),
+        )
+        .await
+    }
+
+    pub async fn audit_count(&self) -> i64 {
+        sunset::store::audit::head(self.services.store().reader())
+            .await
+            .expect("head")
+            .0
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<none>")
+}
+
+pub fn error_message(body: &Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or("<none>")
+}

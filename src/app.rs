@@ -136,6 +136,11 @@ impl Application {
             }
         };
         jobs.abort();
+        // Leave the log signed up to its head, so that a deletion of the newest records
+        // while the service is down shows against the checkpoint.
+        if let Err(e) = self.services.sign_audit_checkpoint_if_moved().await {
+            tracing::warn!(error = %e, "could not sign an audit checkpoint at shutdown");
+        }
         tracing::info!("sunset stopped");
         result
     }

@@ -137,6 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let services = app::open(&settings, Arc::new(SystemClock)).await?;
             services.revoke_token(&operator, &name).await?;
             eprintln!("token {name} revoked");
+            checkpoint_at_rest(&services).await;
         }
         Command::Audit(AuditCommand::Checkpoint) => {
             let services = app::open(&settings, Arc::new(SystemClock)).await?;
@@ -148,6 +149,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Leaves the log signed up to its head when a command is done writing, so that even
+/// a deletion of the newest record shows against the checkpoint.
+async fn checkpoint_at_rest(services: &crate::service::Services) {
+    if let Err(e) = services.sign_audit_checkpoint_if_moved().await {
+        tracing::warn!(error = %e, "could not sign an audit checkpoint after the command");
+    }
 }
 
 async fn verify(settings: &Settings, kept_files: &[PathBuf]) -> anyhow::Result<ExitCode> {

@@ -60,15 +60,7 @@ enum AuditRecords {
     AfterState,
     PrevHash,
     Hash,
-    Signature,
-}
-
-#[derive(DeriveIden)]
-enum AuditHead {
-    Table,
-    Id,
-    Seq,
-    Hash,
+    Mac,
 }
 
 #[derive(DeriveIden)]
@@ -81,9 +73,6 @@ enum AuditCheckpoints {
     KeyId,
     Signature,
 }
-
-/// The hash that the first audit record chains to.
-const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -290,18 +279,14 @@ impl MigrationTrait for Migration {
                             .not_null(),
                     )
                     .col(ColumnDef::new(AuditRecords::Hash).string_len(64).not_null())
-                    .col(
-                        ColumnDef::new(AuditRecords::Signature)
-                            .string_len(128)
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(AuditRecords::Mac).string_len(64).not_null())
                     .to_owned(),
             )
             .await?;
+        // No index on action: nine values, too few to pay for their write cost.
         for (name, column) in [
             ("idx_audit_records_subject", AuditRecords::Subject),
             ("idx_audit_records_actor", AuditRecords::Actor),
-            ("idx_audit_records_action", AuditRecords::Action),
             ("idx_audit_records_recorded_at", AuditRecords::RecordedAt),
         ] {
             manager
@@ -314,33 +299,6 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
-
-        // One row holding the chain head. Every audited transaction locks it first, which
-        // serialises appends across connections, processes and instances.
-        manager
-            .create_table(
-                Table::create()
-                    .table(AuditHead::Table)
-                    .col(
-                        ColumnDef::new(AuditHead::Id)
-                            .integer()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(AuditHead::Seq).big_integer().not_null())
-                    .col(ColumnDef::new(AuditHead::Hash).string_len(64).not_null())
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .exec_stmt(
-                Query::insert()
-                    .into_table(AuditHead::Table)
-                    .columns([AuditHead::Id, AuditHead::Seq, AuditHead::Hash])
-                    .values_panic([1.into(), 0i64.into(), GENESIS_HASH.into()])
-                    .to_owned(),
-            )
-            .await?;
 
         manager
             .create_table(
@@ -387,7 +345,6 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
             AuditCheckpoints::Table.into_iden(),
-            AuditHead::Table.into_iden(),
             AuditRecords::Table.into_iden(),
             ModelVersions::Table.into_iden(),
             Models::Table.into_iden(),

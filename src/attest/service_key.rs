@@ -14,6 +14,7 @@ pub const FILE_NAME: &str = "service-ed25519.key";
 
 pub struct ServiceKey {
     signing: SigningKey,
+    audit_mac: crate::audit::AuditMacKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,7 @@ impl ServiceKey {
                 file.write_all(seed.as_ref()).map_err(io)?;
                 file.sync_all().map_err(io)?;
                 tracing::info!(path = %path.display(), "created the service signing key");
-                Ok(Self { signing })
+                Ok(Self::from_signing(signing))
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(&path),
             Err(e) => Err(io(e)),
@@ -77,9 +78,20 @@ impl ServiceKey {
             .map_err(|_| KeyFileError::Malformed {
                 path: path.to_owned(),
             })?;
-        Ok(Self {
-            signing: SigningKey::from_bytes(seed),
-        })
+        Ok(Self::from_signing(SigningKey::from_bytes(seed)))
+    }
+
+    fn from_signing(signing: SigningKey) -> Self {
+        let seed = Zeroizing::new(signing.to_bytes());
+        Self {
+            audit_mac: crate::audit::AuditMacKey::derive(&seed),
+            signing,
+        }
+    }
+
+    /// The key that authenticates each audit record, derived from this one.
+    pub fn audit_mac_key(&self) -> &crate::audit::AuditMacKey {
+        &self.audit_mac
     }
 
     pub fn signing_key(&self) -> &SigningKey {

@@ -1,9 +1,8 @@
 //! Sealing records into the chain and checking a chain from genesis.
 
 use super::checkpoint::Checkpoint;
-use base64::Engine;
+use super::mac::AuditMacKey;
 use chrono::{DateTime, Utc};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of record 1.
@@ -24,9 +23,9 @@ pub struct SealedRecord {
     pub after_state: Option<String>,
     pub prev_hash: String,
     pub hash: String,
-    /// Base64 Ed25519 signature of the hash by the service key: without the key, no
-    /// one can forge a record, nor rewrite the chain and re-hash it.
-    pub signature: String,
+    /// Hex HMAC-SHA256 of `hash` under the audit key ([`AuditMacKey`]): without the
+    /// key, no one can forge a record, nor rewrite the chain and re-hash it.
+    pub mac: String,
 }
 
 impl SealedRecord {
@@ -58,7 +57,7 @@ impl SealedRecord {
         prev_hash: &str,
         recorded_at: DateTime<Utc>,
         entry: super::AuditEntry,
-        key: &SigningKey,
+        key: &AuditMacKey,
     ) -> Self {
         let mut record = Self {
             seq: prev_seq + 1,
@@ -72,20 +71,15 @@ impl SealedRecord {
             after_state: entry.after,
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
-            signature: String::new(),
+            mac: String::new(),
         };
         record.hash = record.compute_hash();
-        record.signature = base64::engine::general_purpose::STANDARD
-            .encode(key.sign(&signing_message(&record.hash)).to_bytes());
+        record.mac = key.tag(&record.hash);
         record
     }
 
-    fn signature_valid(&self, key: &VerifyingKey) -> bool {
-        base64::engine::general_purpose::STANDARD
-            .decode(&self.signature)
-            .ok()
-            .and_then(|b| Signature::from_slice(&b).ok())
-            .is_some_and(|s| key.verify(&signing_message(&self.hash), &s).is_ok())
+    fn mac_valid(&self, key: &AuditMacKey) -> bool {
+        key.verify(&self.hash, &self.mac)
     }
 }
 
@@ -98,12 +92,6 @@ fn put(h: &mut Sha256, field: Option<&String>) {
             h.update(s.as_bytes());
         }
     }
-}
-
-fn signing_message(hash: &str) -> Vec<u8> {
-    let mut m = b"sunset/audit-record-signature/v1\n".to_vec();
-    m.extend_from_slice(hash.as_bytes());
-    m
 }
 
 pub(crate) fn hex_of(bytes: &[u8]) -> String {
@@ -123,9 +111,7 @@ pub enum ChainBreak {
         "record {expected}: missing or out of place, record {found} stands where it should be (a record was deleted, inserted or reordered)"
     )]
     OutOfSequence { found: i64, expected: i64 },
-    #[error(
-        "record {seq}: its signature is not the service key's (forged, or the chain was rewritten)"
-    )]
+    #[error("record {seq}: its MAC is not the service's (forged, or the chain was rewritten)")]
     Forged { seq: i64 },
     #[error(
         "record {seq}: does not chain to record {prev} (a record was deleted, inserted or reordered)"
@@ -175,7 +161,7 @@ pub struct VerifyReport {
 /// Checks records fed in sequence order, one at a time, so a chain of any length
 /// verifies in constant memory. Checkpoints are checked as their record passes.
 pub struct ChainVerifier<'a> {
-    key: VerifyingKey,
+    key: &'a AuditMacKey,
     expected_seq: i64,
     prev_hash: String,
     /// Checkpoints sorted by seq, and how many have been matched.
@@ -185,7 +171,7 @@ pub struct ChainVerifier<'a> {
 
 impl<'a> ChainVerifier<'a> {
     /// `checkpoints` must already have had their signatures checked.
-    pub fn new(key: VerifyingKey, checkpoints: &'a [Checkpoint]) -> Self {
+    pub fn new(key: &'a AuditMacKey, checkpoints: &'a [Checkpoint]) -> Self {
         let mut sorted: Vec<&Checkpoint> = checkpoints.iter().collect();
         sorted.sort_by_key(|c| c.seq);
         Self {
@@ -207,7 +193,7 @@ impl<'a> ChainVerifier<'a> {
         if record.compute_hash() != record.hash {
             return Err(ChainBreak::Edited { seq: record.seq });
         }
-        if !record.signature_valid(&self.key) {
+        if !record.mac_valid(self.key) {
             return Err(ChainBreak::Forged { seq: record.seq });
         }
         if record.prev_hash != self.prev_hash {
@@ -258,8 +244,8 @@ mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;
 
-    fn key() -> SigningKey {
-        SigningKey::from_bytes(&[3u8; 32])
+    fn key() -> AuditMacKey {
+        AuditMacKey::derive(&[3u8; 32])
     }
 
     fn chain(n: usize) -> Vec<SealedRecord> {
@@ -289,7 +275,8 @@ mod tests {
         records: &[SealedRecord],
         checkpoints: &[Checkpoint],
     ) -> Result<VerifyReport, ChainBreak> {
-        let mut v = ChainVerifier::new(key().verifying_key(), checkpoints);
+        let k = key();
+        let mut v = ChainVerifier::new(&k, checkpoints);
         for r in records {
             v.push(r)?;
         }
@@ -340,7 +327,7 @@ mod tests {
     fn a_record_forged_onto_the_tail_without_the_key_is_caught() {
         let mut records = chain(5);
         let last = records.last().unwrap().clone();
-        let forger = SigningKey::from_bytes(&[9u8; 32]);
+        let forger = AuditMacKey::derive(&[9u8; 32]);
         records.push(SealedRecord::seal(
             last.seq,
             &last.hash,
@@ -372,14 +359,14 @@ mod tests {
             verify(&records, std::slice::from_ref(&cp)),
             Err(ChainBreak::Forged { seq: 5 })
         );
-        // Even were the signatures forged too, the kept checkpoint would not match.
-        let mut v = ChainVerifier::new(key().verifying_key(), std::slice::from_ref(&cp));
+        // Even with the MAC key, a rewrite would not match the kept checkpoint.
+        let k = key();
+        let mut v = ChainVerifier::new(&k, std::slice::from_ref(&cp));
         let resigned: Vec<SealedRecord> = records
             .iter()
             .map(|r| {
                 let mut r = r.clone();
-                r.signature = base64::engine::general_purpose::STANDARD
-                    .encode(key().sign(&signing_message(&r.hash)).to_bytes());
+                r.mac = k.tag(&r.hash);
                 r
             })
             .collect();
@@ -435,7 +422,7 @@ mod tests {
                 Tamper::Insert { index } => {
                     let at = index % (len + 1);
                     let (seq, prev) = if at == 0 { (0, GENESIS_HASH.to_owned()) } else { (records[at - 1].seq, records[at - 1].hash.clone()) };
-                    let forger = SigningKey::from_bytes(&[9u8; 32]);
+                    let forger = AuditMacKey::derive(&[9u8; 32]);
                     let forged = SealedRecord::seal(seq, &prev, Utc::now(), AuditEntry::new(("mallory", "admin"), Action::TokenCreated, SubjectType::ApiToken, "backdoor"), &forger);
                     records.insert(at, forged);
                 }

@@ -43,7 +43,7 @@ impl From<ServiceError> for ApiError {
         let status = match &e {
             ServiceError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Conflict(_) | ServiceError::Contended(_) => StatusCode::CONFLICT,
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::Internal(cause) => {
                 tracing::error!(error = %cause, "internal error while answering HTTP");

@@ -15,12 +15,21 @@ pub enum ServiceError {
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Other writers kept changing the same data; redone by `Services::write`, and
+    /// reported only when it kept happening.
+    #[error("{0}")]
+    Contended(String),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
+        if matches!(e, StoreError::StaleHead) || e.is_unique_violation() {
+            return ServiceError::Contended(
+                "other changes were being made at the same time; try again".into(),
+            );
+        }
         ServiceError::Internal(Box::new(e))
     }
 }
@@ -31,7 +40,7 @@ impl ServiceError {
         match self {
             ServiceError::Invalid(_) => "VALIDATION",
             ServiceError::NotFound(_) => "NOT_FOUND",
-            ServiceError::Conflict(_) => "CONFLICT",
+            ServiceError::Conflict(_) | ServiceError::Contended(_) => "CONFLICT",
             ServiceError::Forbidden(_) => "FORBIDDEN",
             ServiceError::Internal(_) => "INTERNAL",
         }

@@ -5,6 +5,32 @@
 //! Architecture invariant: GraphQL resolvers, REST handlers, the CLI and the scheduler
 //! call `service`, never `store`.
 
+/// Runs `$body` (an async block's contents, with `$tx: &mut WriteTx`) in a write
+/// transaction and commits it. When another process or instance appended to the audit
+/// chain first, or won a race to a unique name, the transaction is rolled back and the
+/// body runs again on fresh data, a few times at most; see `store` for why this keeps
+/// every write serialisable. A macro rather than a function taking an async closure:
+/// such closures cannot yet prove `Send` for the borrows they capture.
+macro_rules! in_write_tx {
+    ($services:expr, |$tx:ident| $body:block) => {{
+        let services = $services;
+        let mut attempt = 1u32;
+        loop {
+            let mut owned = match services.store().begin_write().await {
+                Ok(tx) => tx,
+                Err(e) => break Err($crate::service::ServiceError::from(e)),
+            };
+            let outcome: Result<_, $crate::service::ServiceError> = {
+                let $tx = &mut owned;
+                async { $body }.await
+            };
+            if let Some(result) = services.settle(owned, outcome, &mut attempt).await {
+                break result;
+            }
+        }
+    }};
+}
+
 mod audit_log;
 mod error;
 mod registry;
@@ -16,7 +42,7 @@ pub use registry::{ModelInput, ModelPatch, VersionInput};
 
 use crate::attest::ServiceKey;
 use crate::clock::Clock;
-use crate::store::Store;
+use crate::store::{Store, WriteTx};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -62,4 +88,50 @@ impl Services {
     pub fn service_key(&self) -> &ServiceKey {
         &self.inner.service_key
     }
+
+    /// Commits `tx` when `outcome` is a success, and says whether to run the change
+    /// again: `None` when another writer went first and attempts remain. Used by
+    /// [`in_write_tx!`].
+    pub(crate) async fn settle<T>(
+        &self,
+        tx: WriteTx,
+        outcome: Result<T, ServiceError>,
+        attempt: &mut u32,
+    ) -> Option<Result<T, ServiceError>> {
+        let outcome = match outcome {
+            Ok(value) => tx
+                .commit()
+                .await
+                .map(|()| value)
+                .map_err(ServiceError::from),
+            // Dropping the transaction rolls it back.
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Err(ServiceError::Contended(_)) if *attempt < WRITE_ATTEMPTS => {
+                tracing::debug!(
+                    attempt = *attempt,
+                    "another writer went first; redoing the change"
+                );
+                *attempt += 1;
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    /// Seals `entry` onto the audit chain inside `tx`, stamped `at`.
+    pub(crate) async fn append_audit(
+        &self,
+        tx: &mut WriteTx,
+        at: chrono::DateTime<chrono::Utc>,
+        entry: crate::audit::AuditEntry,
+    ) -> Result<(), ServiceError> {
+        tx.append_audit(at, entry, self.service_key().audit_mac_key())
+            .await?;
+        Ok(())
+    }
 }
+
+/// How often a change is tried when other writers keep going first.
+const WRITE_ATTEMPTS: u32 = 8;

@@ -97,24 +97,23 @@ impl Services {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.store().begin_write().await?;
-        if repo::find_model(tx.conn(), &model.name).await?.is_some() {
-            return Err(ServiceError::Conflict(format!(
-                "model {} already exists",
-                model.name
-            )));
-        }
-        repo::insert_model(tx.conn(), &model).await?;
-        let entry = AuditEntry::new(
-            actor.audit_identity(),
-            Action::ModelCreated,
-            SubjectType::Model,
-            model.name.as_str(),
-        )
-        .after(&model);
-        tx.append_audit(now, entry, self.service_key().signing_key())
-            .await?;
-        tx.commit().await?;
+        in_write_tx!(self, |tx| {
+            if repo::find_model(tx.conn(), &model.name).await?.is_some() {
+                return Err(ServiceError::Conflict(format!(
+                    "model {} already exists",
+                    model.name
+                )));
+            }
+            repo::insert_model(tx.conn(), &model).await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::ModelCreated,
+                SubjectType::Model,
+                model.name.as_str(),
+            )
+            .after(&model);
+            self.append_audit(tx, now, entry).await
+        })?;
         tracing::info!(model = %model.name, actor = %actor.name, "model created");
         Ok(model)
     }
@@ -139,40 +138,39 @@ impl Services {
             .transpose()?;
         let contacts = patch.contacts.as_deref().map(Contacts::parse).transpose()?;
 
-        let mut tx = self.store().begin_write().await?;
-        let (id, before) = self.model_or_not_found(tx.conn(), &name).await?;
-        require_team_owner(actor, &before.owner_team, &format!("model {name}"))?;
-        let now = self.now();
-        let mut after = before.clone();
-        if let Some(t) = owner_team {
-            after.owner_team = t;
-        }
-        if let Some(t) = tier {
-            after.tier = t;
-        }
-        if let Some(d) = description {
-            after.description = d.as_str().to_owned();
-        }
-        if let Some(c) = contacts {
-            after.contacts = c;
-        }
-        if after == before {
-            return Ok(before);
-        }
-        after.updated_at = now;
-        repo::update_model(tx.conn(), id, &after).await?;
-        let entry = AuditEntry::new(
-            actor.audit_identity(),
-            Action::ModelUpdated,
-            SubjectType::Model,
-            name.as_str(),
-        )
-        .before(&before)
-        .after(&after);
-        tx.append_audit(now, entry, self.service_key().signing_key())
-            .await?;
-        tx.commit().await?;
-        Ok(after)
+        in_write_tx!(self, |tx| {
+            let (id, before) = self.model_or_not_found(tx.conn(), &name).await?;
+            require_team_owner(actor, &before.owner_team, &format!("model {name}"))?;
+            let now = self.now();
+            let mut after = before.clone();
+            if let Some(t) = &owner_team {
+                after.owner_team = t.clone();
+            }
+            if let Some(t) = tier {
+                after.tier = t;
+            }
+            if let Some(d) = &description {
+                after.description = d.as_str().to_owned();
+            }
+            if let Some(c) = &contacts {
+                after.contacts = c.clone();
+            }
+            if after == before {
+                return Ok(before);
+            }
+            after.updated_at = now;
+            repo::update_model(tx.conn(), id, &after).await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::ModelUpdated,
+                SubjectType::Model,
+                name.as_str(),
+            )
+            .before(&before)
+            .after(&after);
+            self.append_audit(tx, now, entry).await?;
+            Ok(after)
+        })
     }
 
     pub async fn create_version(
@@ -184,39 +182,37 @@ impl Services {
         let version = Version::parse(&input.version)?;
         let provenance = Provenance::parse(input.provenance)?;
 
-        let mut tx = self.store().begin_write().await?;
-        let (model_id, model) = self.model_or_not_found(tx.conn(), &model_name).await?;
-        require_team_owner(actor, &model.owner_team, &format!("model {model_name}"))?;
-        if let Some(latest) = repo::latest_version(tx.conn(), model_id).await?
-            && version <= latest
-        {
+        let registered = in_write_tx!(self, |tx| {
+            let (model_id, model) = self.model_or_not_found(tx.conn(), &model_name).await?;
+            require_team_owner(actor, &model.owner_team, &format!("model {model_name}"))?;
+            if let Some(latest) = repo::latest_version(tx.conn(), model_id).await?
+                && version <= latest
             {
                 return Err(ServiceError::Conflict(format!(
                     "version {version} is not greater than {latest}, the latest version of {model_name}; a new version must be greater than every existing one"
                 )));
             }
-        }
-        let now = self.now();
-        let registered = RegisteredVersion {
-            model: model_name.clone(),
-            version,
-            status: LifecycleStatus::Development,
-            provenance,
-            created_by: actor.name.clone(),
-            created_at: now,
-            status_changed_at: now,
-        };
-        repo::insert_version(tx.conn(), model_id, &registered).await?;
-        let entry = AuditEntry::new(
-            actor.audit_identity(),
-            Action::VersionCreated,
-            SubjectType::ModelVersion,
-            format!("{model_name}@{version}"),
-        )
-        .after(&registered);
-        tx.append_audit(now, entry, self.service_key().signing_key())
-            .await?;
-        tx.commit().await?;
+            let now = self.now();
+            let registered = RegisteredVersion {
+                model: model_name.clone(),
+                version,
+                status: LifecycleStatus::Development,
+                provenance: provenance.clone(),
+                created_by: actor.name.clone(),
+                created_at: now,
+                status_changed_at: now,
+            };
+            repo::insert_version(tx.conn(), model_id, &registered).await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::VersionCreated,
+                SubjectType::ModelVersion,
+                format!("{model_name}@{version}"),
+            )
+            .after(&registered);
+            self.append_audit(tx, now, entry).await?;
+            Ok(registered)
+        })?;
         tracing::info!(model = %model_name, %version, actor = %actor.name, "version created");
         Ok(registered)
     }
@@ -237,129 +233,118 @@ impl Services {
         let justification = justification
             .map(|j| Text::parse_required("justification", j, MAX_JUSTIFICATION))
             .transpose()?;
-
-        let mut tx = self.store().begin_write().await?;
-        let (model_id, registered_model) = self.model_or_not_found(tx.conn(), &model_name).await?;
-        let (version_id, before) = repo::find_version(tx.conn(), model_id, &model_name, version)
-            .await?
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("model {model_name} has no version {version}"))
-            })?;
-        let from = before.status;
         let subject = format!("{model_name}@{version}");
-        let Some(rule) = from.rule_to(to) else {
-            let allowed: Vec<&str> = from
-                .successors()
-                .into_iter()
-                .map(LifecycleStatus::as_str)
-                .collect();
-            return Err(ServiceError::Conflict(format!(
-                "{subject} is {from} and cannot move to {to}; from {from} it can move to: {}",
-                if allowed.is_empty() {
-                    "nothing (final)".to_owned()
-                } else {
-                    allowed.join(", ")
-                }
-            )));
-        };
-        let failed = if rule.needs_passed_validations {
-            before.provenance.failed_validations()
-        } else {
-            Vec::new()
-        };
-        let is_override = rule.override_role == Some(actor.role);
-        if is_override {
-            if justification.is_none() {
-                return Err(ServiceError::Forbidden(format!(
-                    "a {} override of {subject} to {to} needs a written justification",
-                    actor.role
-                )));
-            }
-        } else {
-            if !actor.has_role(rule.roles) {
-                let roles: Vec<&str> = rule.roles.iter().map(|r| r.as_str()).collect();
-                return Err(ServiceError::Forbidden(format!(
-                    "role {} may not move {subject} from {from} to {to}; {} may",
-                    actor.role,
-                    roles.join(" or ")
-                )));
-            }
-            if actor.role == Role::Owner {
-                require_team_owner(
-                    actor,
-                    &registered_model.owner_team,
-                    &format!("model {model_name}"),
-                )?;
-            }
-            if !failed.is_empty() {
-                return Err(ServiceError::Conflict(format!(
-                    "{subject} cannot be promoted to {to}: validations failed: {}; every validation must pass, or a security-role actor may override with a justification",
-                    failed.join(", ")
-                )));
-            }
-        }
 
-        let now = self.now();
-        let mut superseded = Vec::new();
-        if to == LifecycleStatus::Production {
-            for (id, current) in repo::versions_in_status(
-                tx.conn(),
-                model_id,
-                &model_name,
-                LifecycleStatus::Production,
-            )
-            .await?
-            {
-                repo::set_status(tx.conn(), id, LifecycleStatus::Deprecated, now).await?;
-                let mut after = current.clone();
-                after.status = LifecycleStatus::Deprecated;
-                after.status_changed_at = now;
-                let change = StatusChange {
-                    version: &after,
-                    justification: None,
-                    overridden_validations: Vec::new(),
-                    superseded_by: Some(version.to_string()),
-                };
-                let entry = AuditEntry::new(
-                    actor.audit_identity(),
-                    Action::VersionStatusChanged,
-                    SubjectType::ModelVersion,
-                    format!("{model_name}@{}", current.version),
-                )
-                .before(&current)
-                .after(&change);
-                tx.append_audit(now, entry, self.service_key().signing_key())
-                    .await?;
-                superseded.push(current.version);
-            }
-        }
-        repo::set_status(tx.conn(), version_id, to, now).await?;
-        let mut after = before.clone();
-        after.status = to;
-        after.status_changed_at = now;
-        let change = StatusChange {
-            version: &after,
-            justification: justification.as_ref().map(Text::as_str),
-            overridden_validations: if is_override {
-                failed.clone()
+        let (after, from, overridden) = in_write_tx!(self, |tx| {
+            let (model_id, registered_model) =
+                self.model_or_not_found(tx.conn(), &model_name).await?;
+            let (version_id, before) =
+                repo::find_version(tx.conn(), model_id, &model_name, version)
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::NotFound(format!(
+                            "model {model_name} has no version {version}"
+                        ))
+                    })?;
+            let from = before.status;
+            let rule = transition_rule(from, to, &subject)?;
+            let failed: Vec<String> = if rule.needs_passed_validations {
+                before
+                    .provenance
+                    .failed_validations()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
             } else {
                 Vec::new()
-            },
-            superseded_by: None,
-        };
-        let entry = AuditEntry::new(
-            actor.audit_identity(),
-            Action::VersionStatusChanged,
-            SubjectType::ModelVersion,
-            subject.clone(),
-        )
-        .before(&before)
-        .after(&change);
-        tx.append_audit(now, entry, self.service_key().signing_key())
-            .await?;
-        tx.commit().await?;
-        if is_override && !failed.is_empty() {
-            tracing::warn!(version = %subject, actor = %actor.name, failed = ?failed, "promotion despite failed validations, by override");
+            };
+            let is_override = rule.override_role == Some(actor.role);
+            if is_override {
+                if justification.is_none() {
+                    return Err(ServiceError::Forbidden(format!(
+                        "a {} override of {subject} to {to} needs a written justification",
+                        actor.role
+                    )));
+                }
+            } else {
+                if !actor.has_role(rule.roles) {
+                    let roles: Vec<&str> = rule.roles.iter().map(|r| r.as_str()).collect();
+                    return Err(ServiceError::Forbidden(format!(
+                        "role {} may not move {subject} from {from} to {to}; {} may",
+                        actor.role,
+                        roles.join(" or ")
+                    )));
+                }
+                if actor.role == Role::Owner {
+                    require_team_owner(
+                        actor,
+                        &registered_model.owner_team,
+                        &format!("model {model_name}"),
+                    )?;
+                }
+                if !failed.is_empty() {
+                    return Err(ServiceError::Conflict(format!(
+                        "{subject} cannot be promoted to {to}: validations failed: {}; every validation must pass, or a security-role actor may override with a justification",
+                        failed.join(", ")
+                    )));
+                }
+            }
+
+            let now = self.now();
+            if to == LifecycleStatus::Production {
+                let current = repo::versions_in_status(
+                    tx.conn(),
+                    model_id,
+                    &model_name,
+                    LifecycleStatus::Production,
+                )
+                .await?;
+                for (id, current) in current {
+                    repo::set_status(tx.conn(), id, LifecycleStatus::Deprecated, now).await?;
+                    let mut deprecated = current.clone();
+                    deprecated.status = LifecycleStatus::Deprecated;
+                    deprecated.status_changed_at = now;
+                    let change = StatusChange {
+                        version: &deprecated,
+                        justification: None,
+                        overridden_validations: Vec::new(),
+                        superseded_by: Some(version.to_string()),
+                    };
+                    let entry = AuditEntry::new(
+                        actor.audit_identity(),
+                        Action::VersionStatusChanged,
+                        SubjectType::ModelVersion,
+                        format!("{model_name}@{}", current.version),
+                    )
+                    .before(&current)
+                    .after(&change);
+                    self.append_audit(tx, now, entry).await?;
+                }
+            }
+            repo::set_status(tx.conn(), version_id, to, now).await?;
+            let mut after = before.clone();
+            after.status = to;
+            after.status_changed_at = now;
+            let overridden = if is_override { failed } else { Vec::new() };
+            let change = StatusChange {
+                version: &after,
+                justification: justification.as_ref().map(Text::as_str),
+                overridden_validations: overridden.iter().map(String::as_str).collect(),
+                superseded_by: None,
+            };
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::VersionStatusChanged,
+                SubjectType::ModelVersion,
+                subject.clone(),
+            )
+            .before(&before)
+            .after(&change);
+            self.append_audit(tx, now, entry).await?;
+            Ok((after, from, overridden))
+        })?;
+        if !overridden.is_empty() {
+            tracing::warn!(version = %subject, actor = %actor.name, failed = ?overridden, "promotion despite failed validations, by override");
         }
         tracing::info!(version = %subject, %from, %to, actor = %actor.name, "version status changed");
         Ok(after)
@@ -429,4 +414,27 @@ impl Services {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no model named {name}")))
     }
+}
+
+/// The rule for `from → to`, or a conflict naming where the version can go instead.
+fn transition_rule(
+    from: LifecycleStatus,
+    to: LifecycleStatus,
+    subject: &str,
+) -> Result<crate::domain::TransitionRule, ServiceError> {
+    from.rule_to(to).ok_or_else(|| {
+        let allowed: Vec<&str> = from
+            .successors()
+            .into_iter()
+            .map(LifecycleStatus::as_str)
+            .collect();
+        ServiceError::Conflict(format!(
+            "{subject} is {from} and cannot move to {to}; from {from} it can move to: {}",
+            if allowed.is_empty() {
+                "nothing (final)".to_owned()
+            } else {
+                allowed.join(", ")
+            }
+        ))
+    })
 }

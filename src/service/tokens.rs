@@ -38,35 +38,36 @@ impl Services {
             )));
         }
         let secret = TokenSecret::generate();
-        let now = self.now();
-        let mut tx = self.store().begin_write().await?;
-        if repo::find_by_name(tx.conn(), &name).await?.is_some() {
-            return Err(ServiceError::Conflict(format!(
-                "a token named {name} exists or existed; token names are never reused"
-            )));
-        }
-        let info = repo::insert(
-            tx.conn(),
-            NewToken {
-                name: &name,
-                role,
-                team: team.as_ref(),
-                token_hash: &secret.hash(),
-                created_at: now,
-                created_by: &actor.name,
-            },
-        )
-        .await?;
-        let entry = AuditEntry::new(
-            actor.audit_identity(),
-            Action::TokenCreated,
-            SubjectType::ApiToken,
-            name.as_str(),
-        )
-        .after(&info);
-        tx.append_audit(now, entry, self.service_key().signing_key())
+        let token_hash = secret.hash();
+        let info = in_write_tx!(self, |tx| {
+            if repo::find_by_name(tx.conn(), &name).await?.is_some() {
+                return Err(ServiceError::Conflict(format!(
+                    "a token named {name} exists or existed; token names are never reused"
+                )));
+            }
+            let now = self.now();
+            let info = repo::insert(
+                tx.conn(),
+                NewToken {
+                    name: &name,
+                    role,
+                    team: team.as_ref(),
+                    token_hash: &token_hash,
+                    created_at: now,
+                    created_by: &actor.name,
+                },
+            )
             .await?;
-        tx.commit().await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::TokenCreated,
+                SubjectType::ApiToken,
+                name.as_str(),
+            )
+            .after(&info);
+            self.append_audit(tx, now, entry).await?;
+            Ok(info)
+        })?;
         tracing::info!(token = %name, %role, actor = %actor.name, "token created");
         Ok((info, secret))
     }
@@ -74,32 +75,32 @@ impl Services {
     pub async fn revoke_token(&self, actor: &Actor, name: &str) -> Result<TokenInfo, ServiceError> {
         let name = TokenName::parse(name)?;
         require_admin(actor, "revoke tokens")?;
-        let now = self.now();
-        let mut tx = self.store().begin_write().await?;
-        let before = repo::find_by_name(tx.conn(), &name)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no token named {name}")))?;
-        if before.revoked_at.is_some() {
-            return Err(ServiceError::Conflict(format!(
-                "token {name} is already revoked"
-            )));
-        }
-        repo::revoke(tx.conn(), &name, now).await?;
-        let after = TokenInfo {
-            revoked_at: Some(now),
-            ..before.clone()
-        };
-        let entry = AuditEntry::new(
-            actor.audit_identity(),
-            Action::TokenRevoked,
-            SubjectType::ApiToken,
-            name.as_str(),
-        )
-        .before(&before)
-        .after(&after);
-        tx.append_audit(now, entry, self.service_key().signing_key())
-            .await?;
-        tx.commit().await?;
+        let after = in_write_tx!(self, |tx| {
+            let before = repo::find_by_name(tx.conn(), &name)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no token named {name}")))?;
+            if before.revoked_at.is_some() {
+                return Err(ServiceError::Conflict(format!(
+                    "token {name} is already revoked"
+                )));
+            }
+            let now = self.now();
+            repo::revoke(tx.conn(), &name, now).await?;
+            let after = TokenInfo {
+                revoked_at: Some(now),
+                ..before.clone()
+            };
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::TokenRevoked,
+                SubjectType::ApiToken,
+                name.as_str(),
+            )
+            .before(&before)
+            .after(&after);
+            self.append_audit(tx, now, entry).await?;
+            Ok(after)
+        })?;
         tracing::info!(token = %name, actor = %actor.name, "token revoked");
         Ok(after)
     }

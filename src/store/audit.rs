@@ -1,10 +1,9 @@
 //! The audit tables: records, the chain head, and signed checkpoints.
 
 use super::StoreError;
-use super::entities::{audit_checkpoint, audit_head, audit_record};
+use super::entities::{audit_checkpoint, audit_record};
 use crate::audit::{Checkpoint, SealedRecord};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -14,7 +13,7 @@ pub(super) async fn insert_record(
     conn: &impl ConnectionTrait,
     r: &SealedRecord,
 ) -> Result<(), StoreError> {
-    audit_record::ActiveModel {
+    let row = audit_record::ActiveModel {
         seq: Set(r.seq),
         recorded_at: Set(r.recorded_at),
         actor: Set(r.actor.clone()),
@@ -26,34 +25,24 @@ pub(super) async fn insert_record(
         after_state: Set(r.after_state.clone()),
         prev_hash: Set(r.prev_hash.clone()),
         hash: Set(r.hash.clone()),
-        signature: Set(r.signature.clone()),
-    }
-    .insert(conn)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn set_head(
-    conn: &impl ConnectionTrait,
-    seq: i64,
-    hash: &str,
-) -> Result<(), StoreError> {
-    audit_head::Entity::update_many()
-        .col_expr(audit_head::Column::Seq, Expr::value(seq))
-        .col_expr(audit_head::Column::Hash, Expr::value(hash.to_owned()))
-        .filter(audit_head::Column::Id.eq(1))
-        .exec(conn)
+        mac: Set(r.mac.clone()),
+    };
+    // No read-back: the record is already known in full.
+    audit_record::Entity::insert(row)
+        .exec_without_returning(conn)
         .await?;
     Ok(())
 }
 
-/// The head as last committed: `(seq, hash)`.
+/// The last committed record's `(seq, hash)`, or genesis for an empty log.
 pub async fn head(conn: &impl ConnectionTrait) -> Result<(i64, String), StoreError> {
-    let row = audit_head::Entity::find_by_id(1)
+    let last = audit_record::Entity::find()
+        .order_by_desc(audit_record::Column::Seq)
         .one(conn)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt("the audit_head row is missing".into()))?;
-    Ok((row.seq, row.hash))
+        .await?;
+    Ok(last
+        .map(|r| (r.seq, r.hash))
+        .unwrap_or_else(|| (0, crate::audit::GENESIS_HASH.to_owned())))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -109,7 +98,7 @@ fn to_sealed(m: audit_record::Model) -> SealedRecord {
         after_state: m.after_state,
         prev_hash: m.prev_hash,
         hash: m.hash,
-        signature: m.signature,
+        mac: m.mac,
     }
 }
 

@@ -3,22 +3,28 @@
 //! same code reads outside a transaction and writes inside one.
 //!
 //! Architecture invariant: every state change goes through a [`WriteTx`], and its audit
-//! record is appended in that same transaction ([`WriteTx::append_audit`]). `WriteTx`
-//! locks the single `audit_head` row first, which serialises audited writes across
-//! connections, processes and instances sharing a PostgreSQL database, so the chain
-//! never forks.
+//! record is appended in that same transaction ([`WriteTx::append_audit`]).
+//!
+//! How appends stay linear without a lock statement per write: writers in one process
+//! queue on a gate that also holds the last committed chain head. A transaction takes
+//! its head from there when it begins, before it reads anything. Another process or
+//! instance may have appended since; then the insert of the next sequence number hits
+//! the primary key and fails with [`StoreError::StaleHead`], the gate forgets its head,
+//! and the use case runs again on fresh data (`Services::write`). Because every write
+//! appends a record, any two overlapping writes collide on one sequence number, so
+//! writes behave as if run one after another, everywhere.
 
 pub mod audit;
 pub mod entities;
 pub mod registry;
 pub mod tokens;
 
-use crate::audit::{AuditEntry, SealedRecord};
+use crate::audit::{AuditEntry, AuditMacKey, SealedRecord};
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, Statement, TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +39,9 @@ pub enum StoreError {
     Database(#[from] DbErr),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// Another writer appended to the audit chain first; the change must be redone.
+    #[error("another writer appended to the audit log first")]
+    StaleHead,
 }
 
 impl StoreError {
@@ -42,13 +51,15 @@ impl StoreError {
     }
 }
 
+/// The last committed chain head `(seq, hash)`, when this process knows it.
+type Head = Option<(i64, String)>;
+
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// SQLite has one writer at a time; queueing writers here, in process, is cheaper
-    /// and fairer than letting them spin on SQLITE_BUSY. Other processes (the CLI) are
-    /// held off by the busy timeout.
-    sqlite_write_gate: Option<Arc<Mutex<()>>>,
+    /// Queues this process's writers (cheaper and fairer than letting them spin on
+    /// SQLITE_BUSY or collide on sequence numbers) and holds the head they append to.
+    write_gate: Arc<Mutex<Head>>,
 }
 
 impl Store {
@@ -59,8 +70,7 @@ impl Store {
             .sqlx_logging(false)
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30));
-        let is_sqlite = url.starts_with("sqlite:");
-        if is_sqlite {
+        if url.starts_with("sqlite:") {
             options.max_connections(8).map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
@@ -74,7 +84,7 @@ impl Store {
         let db = Database::connect(options).await?;
         Ok(Self {
             db,
-            sqlite_write_gate: is_sqlite.then(|| Arc::new(Mutex::new(()))),
+            write_gate: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -98,36 +108,30 @@ impl Store {
         Ok(())
     }
 
-    /// Begins a write transaction holding the audit chain's head.
+    /// Begins a write transaction that appends after the last committed head.
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        let gate = match &self.sqlite_write_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
-            None => None,
+        let mut gate = self.write_gate.clone().lock_owned().await;
+        // IMMEDIATE takes SQLite's write lock with BEGIN, so the transaction never has to
+        // upgrade a read snapshot another process has outdated (SQLITE_BUSY_SNAPSHOT);
+        // other processes wait on the busy timeout. PostgreSQL ignores the mode.
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        let (head_seq, head_hash) = match gate.as_ref() {
+            Some(head) => head.clone(),
+            None => audit::head(&txn).await?,
         };
-        let txn = self.db.begin().await?;
-        let backend = txn.get_database_backend();
-        let select = match backend {
-            // FOR UPDATE holds the row until commit; other writers queue behind it.
-            DbBackend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
-            _ => {
-                // A write as the first statement takes SQLite's write lock now, before
-                // anything is read, so the transaction never has to upgrade a stale
-                // read snapshot (which SQLite would refuse with SQLITE_BUSY).
-                txn.execute_unprepared("UPDATE audit_head SET seq = seq WHERE id = 1")
-                    .await?;
-                "SELECT seq, hash FROM audit_head WHERE id = 1"
-            }
-        };
-        let row = txn
-            .query_one_raw(Statement::from_string(backend, select))
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("the audit_head row is missing".into()))?;
+        *gate = Some((head_seq, head_hash.clone()));
         Ok(WriteTx {
-            head_seq: row.try_get("", "seq")?,
-            head_hash: row.try_get("", "hash")?,
             txn,
+            head_seq,
+            head_hash,
             appended: false,
-            _gate: gate,
+            gate,
         })
     }
 }
@@ -139,7 +143,7 @@ pub struct WriteTx {
     head_seq: i64,
     head_hash: String,
     appended: bool,
-    _gate: Option<OwnedMutexGuard<()>>,
+    gate: OwnedMutexGuard<Head>,
 }
 
 impl WriteTx {
@@ -152,21 +156,36 @@ impl WriteTx {
         &mut self,
         at: DateTime<Utc>,
         entry: AuditEntry,
-        key: &ed25519_dalek::SigningKey,
+        key: &AuditMacKey,
     ) -> Result<SealedRecord, StoreError> {
         let record = SealedRecord::seal(self.head_seq, &self.head_hash, at, entry, key);
-        audit::insert_record(&self.txn, &record).await?;
+        if let Err(e) = audit::insert_record(&self.txn, &record).await {
+            // Whatever went wrong, the head this process holds may be out of date.
+            *self.gate = None;
+            return Err(if e.is_unique_violation() {
+                StoreError::StaleHead
+            } else {
+                e
+            });
+        }
         self.head_seq = record.seq;
         self.head_hash.clone_from(&record.hash);
         self.appended = true;
         Ok(record)
     }
 
-    pub async fn commit(self) -> Result<(), StoreError> {
-        if self.appended {
-            audit::set_head(&self.txn, self.head_seq, &self.head_hash).await?;
-        }
+    /// Commits the change and its audit records.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        let head = (self.head_seq, self.head_hash.clone());
+        // Until the commit is known to have happened, nobody should trust the cached head.
+        *self.gate = None;
         self.txn.commit().await?;
+        *self.gate = Some(head);
         Ok(())
+    }
+
+    /// Whether this transaction appended to the chain.
+    pub fn appended(&self) -> bool {
+        self.appended
     }
 }

@@ -15,8 +15,8 @@ pub struct Model {
     pub after_state: Option<String>,
     pub prev_hash: String,
     pub hash: String,
-    /// Base64 Ed25519 signature of `hash` by the service key.
-    pub signature: String,
+    /// Hex HMAC-SHA256 of `hash` under the audit MAC key.
+    pub mac: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,7 +3,6 @@
 
 pub mod api_token;
 pub mod audit_checkpoint;
-pub mod audit_head;
 pub mod audit_record;
 pub mod model;
 pub mod model_version;

@@ -141,9 +141,9 @@ impl Settings {
         // SUNSET_CONFIG names the file and SUNSET_TEST_* steer the test suite; neither is a setting.
         let env = Env::prefixed("SUNSET_")
             .filter(|key| {
-                key.as_str() != "config"
-                    && !key.as_str().starts_with("test")
-                    && key.as_str() != "log"
+                // Keys arrive in their original case.
+                let key = key.as_str().to_ascii_lowercase();
+                key != "config" && key != "log" && !key.starts_with("test")
             })
             .split("__");
         figment = figment.merge(env).merge(

@@ -92,6 +92,14 @@ macro_rules! slug_type {
 
 slug_type!(
     /// The unique name of a model, e.g. `fraud-scorer` or `llama-3.1-8b-instruct`.
+    ///
+    /// ```
+    /// use sunset::domain::ModelName;
+    ///
+    /// assert_eq!(ModelName::parse("llama-3.1-8b").unwrap().as_str(), "llama-3.1-8b");
+    /// let err = ModelName::parse("Llama/3").unwrap_err();
+    /// assert_eq!(err.field, "model name");
+    /// ```
     ModelName, "model name", 100, true
 );
 slug_type!(

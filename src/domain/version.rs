@@ -27,6 +27,16 @@ impl Version {
         }
     }
 
+    /// Parses a strict `MAJOR.MINOR.PATCH` release.
+    ///
+    /// ```
+    /// use sunset::domain::Version;
+    ///
+    /// let v = Version::parse("1.10.0").unwrap();
+    /// assert!(v > Version::parse("1.9.7").unwrap());
+    /// assert!(Version::parse("1.2.3-rc1").unwrap_err().message.contains("pre-release"));
+    /// assert!(Version::parse("01.2.3").is_err());
+    /// ```
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         const FIELD: &str = "version";
         let expected = "expected MAJOR.MINOR.PATCH with non-negative integers, e.g. 1.4.0";

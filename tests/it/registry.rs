@@ -199,3 +199,32 @@ on_both_backends! {
         assert_eq!(error_code(&body), "VALIDATION");
     }
 }
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_foreign_keys_enforced() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = crate::support::TestApp::spawn(crate::support::Backend::Sqlite).await;
+    let db = app.services.store().reader();
+    let pragma = |name: &'static str| async move {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                format!("PRAGMA {name}"),
+            ))
+            .await
+            .expect("pragma")
+            .expect("row");
+        row.try_get_by_index::<String>(0)
+            .or_else(|_| row.try_get_by_index::<i64>(0).map(|n| n.to_string()))
+            .expect("value")
+    };
+    assert_eq!(pragma("journal_mode").await, "wal");
+    assert_eq!(pragma("foreign_keys").await, "1");
+    let orphan = db
+        .execute_unprepared("INSERT INTO model_versions (model_id, major, minor, patch, status, provenance, created_by, created_at, status_changed_at) VALUES (999, 1, 0, 0, 'development', '{}', 'x', '2026-01-01', '2026-01-01')")
+        .await;
+    assert!(
+        orphan.is_err(),
+        "a version of a model that does not exist is refused"
+    );
+}

@@ -44,54 +44,20 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+const EVERY_ROLE: &[&str] = &ROLES;
+
 const QUERIES: &[(&str, &str, &[&str])] = &[
-    (
-        "me",
-        "{ me { name } }",
-        &[
-            "reader",
-            "owner",
-            "governance",
-            "security",
-            "auditor",
-            "admin",
-        ],
-    ),
+    ("me", "{ me { name } }", EVERY_ROLE),
     (
         "models",
         "{ models { edges { node { name } } } }",
-        &[
-            "reader",
-            "owner",
-            "governance",
-            "security",
-            "auditor",
-            "admin",
-        ],
+        EVERY_ROLE,
     ),
-    (
-        "model",
-        "{ model(name: \"m-base\") { name } }",
-        &[
-            "reader",
-            "owner",
-            "governance",
-            "security",
-            "auditor",
-            "admin",
-        ],
-    ),
+    ("model", "{ model(name: \"m-base\") { name } }", EVERY_ROLE),
     (
         "modelVersion",
         "{ modelVersion(model: \"m-base\", version: \"1.0.0\") { status } }",
-        &[
-            "reader",
-            "owner",
-            "governance",
-            "security",
-            "auditor",
-            "admin",
-        ],
+        EVERY_ROLE,
     ),
     ("apiTokens", "{ apiTokens { name } }", &["admin"]),
     (

@@ -25,7 +25,7 @@ pub enum ServiceError {
 
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
-        if matches!(e, StoreError::StaleHead) || e.is_unique_violation() {
+        if e.is_contention() {
             return ServiceError::Contended(
                 "other changes were being made at the same time; try again".into(),
             );

@@ -49,6 +49,19 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Database(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))))
     }
+
+    /// Whether redoing the change on fresh data may succeed: another writer appended
+    /// first, won a race to a unique value, or PostgreSQL broke a deadlock between two
+    /// instances by aborting this transaction (SQLSTATE 40P01).
+    pub fn is_contention(&self) -> bool {
+        match self {
+            StoreError::StaleHead => true,
+            StoreError::Database(e) => {
+                self.is_unique_violation() || e.to_string().contains("deadlock detected")
+            }
+            StoreError::Corrupt(_) => false,
+        }
+    }
 }
 
 /// The last committed chain head `(seq, hash)`, when this process knows it.

@@ -3,12 +3,12 @@
 //! owner only, never in the database: whoever can rewrite the database must not be able
 //! to forge what the key vouches for.
 
+use crate::key_file;
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use zeroize::Zeroizing;
+
+pub use crate::key_file::KeyFileError;
 
 pub const FILE_NAME: &str = "service-ed25519.key";
 
@@ -17,68 +17,21 @@ pub struct ServiceKey {
     audit_mac: crate::audit::AuditMacKey,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyFileError {
-    #[error("cannot read or create the service key {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the service key {path} is not a 32-byte Ed25519 seed")]
-    Malformed { path: PathBuf },
-    #[error("the service key {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")]
-    TooOpen { path: PathBuf, mode: u32 },
-}
-
 impl ServiceKey {
     /// Loads the key from `key_dir`, creating it (mode 0600, exclusively) on first use.
     pub fn load_or_create(key_dir: &Path) -> Result<Self, KeyFileError> {
         let path = key_dir.join(FILE_NAME);
-        let io = |source| KeyFileError::Io {
-            path: path.clone(),
-            source,
-        };
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                let signing = SigningKey::generate(&mut rand::rng());
-                let seed = Zeroizing::new(signing.to_bytes());
-                file.write_all(seed.as_ref()).map_err(io)?;
-                file.sync_all().map_err(io)?;
-                tracing::info!(path = %path.display(), "created the service signing key");
-                Ok(Self::from_signing(signing))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(&path),
-            Err(e) => Err(io(e)),
+        let candidate = SigningKey::generate(&mut rand::rng());
+        let seed = Zeroizing::new(candidate.to_bytes());
+        if key_file::create_new(&path, seed.as_ref())? {
+            tracing::info!(path = %path.display(), "created the service signing key");
         }
+        Self::load(&path)
     }
 
     pub fn load(path: &Path) -> Result<Self, KeyFileError> {
-        let io = |source| KeyFileError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let mut file = fs::File::open(path).map_err(io)?;
-        let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyFileError::TooOpen {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-        let mut bytes = Zeroizing::new(Vec::new());
-        file.read_to_end(&mut bytes).map_err(io)?;
-        let seed: &[u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyFileError::Malformed {
-                path: path.to_owned(),
-            })?;
-        Ok(Self::from_signing(SigningKey::from_bytes(seed)))
+        let seed = key_file::load::<32>(path)?;
+        Ok(Self::from_signing(SigningKey::from_bytes(&seed)))
     }
 
     fn from_signing(signing: SigningKey) -> Self {
@@ -131,6 +84,8 @@ impl std::fmt::Debug for ServiceKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn the_key_is_created_once_owner_only_and_loads_back_the_same() {
@@ -151,7 +106,7 @@ mod tests {
     }
 
     #[test]
-    fn a_key_file_readable_by_others_is_refused() {
+    fn a_service_key_file_readable_by_others_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         ServiceKey::load_or_create(dir.path()).unwrap();
         let path = dir.path().join(FILE_NAME);

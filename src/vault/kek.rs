@@ -1,0 +1,219 @@
+//! Key-encryption keys: data keys are stored only wrapped by one.
+//!
+//! The KEK lives outside the database, behind [`KeyEncryptionKey`], so a KMS or Vault
+//! Transit can take the place of the default [`FileKek`]. KEKs come in numbered epochs:
+//! new data keys are wrapped under the newest epoch, and crypto-erasure (issue 6)
+//! re-wraps every surviving data key under a fresh epoch and destroys the old one, so
+//! that a database backup holding the old wrappings opens nothing.
+
+use super::data_key::DATA_KEY_LEN;
+use super::{DataKey, VaultError};
+use crate::key_file;
+use rand::Rng;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// A data key as stored: `nonce || ciphertext || tag` under KEK `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub epoch: u32,
+    pub bytes: Vec<u8>,
+}
+
+pub trait KeyEncryptionKey: Send + Sync {
+    /// The epoch new data keys are wrapped under.
+    fn current_epoch(&self) -> u32;
+
+    /// Wraps `key` under the current epoch, bound to `key_id` (the data key's identity,
+    /// e.g. the artifact it encrypts), so a wrapping cannot be moved to another artifact.
+    fn wrap(&self, key: &DataKey, key_id: &str) -> Result<WrappedKey, VaultError>;
+
+    fn unwrap(&self, wrapped: &WrappedKey, key_id: &str) -> Result<DataKey, VaultError>;
+}
+
+/// KEKs as files `kek-NNNNNNNN.key` (32 bytes, mode 0600) in a folder of the key folder.
+pub struct FileKek {
+    dir: PathBuf,
+    epochs: BTreeMap<u32, LessSafeKey>,
+}
+
+impl FileKek {
+    /// Opens the KEK folder, creating it and epoch 1 on first use.
+    pub fn open_or_create(dir: &Path) -> Result<Self, VaultError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let mut kek = Self {
+            dir: dir.to_owned(),
+            epochs: BTreeMap::new(),
+        };
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let Some(epoch) = name.to_str().and_then(parse_file_name) else {
+                continue;
+            };
+            let bytes = key_file::load::<DATA_KEY_LEN>(&kek.path_of(epoch))?;
+            kek.epochs.insert(epoch, cipher(&bytes));
+        }
+        if kek.epochs.is_empty() {
+            kek.create_epoch(1)?;
+        }
+        Ok(kek)
+    }
+
+    fn path_of(&self, epoch: u32) -> PathBuf {
+        self.dir.join(format!("kek-{epoch:08}.key"))
+    }
+
+    fn create_epoch(&mut self, epoch: u32) -> Result<(), VaultError> {
+        let mut bytes = Zeroizing::new([0u8; DATA_KEY_LEN]);
+        rand::rng().fill_bytes(bytes.as_mut());
+        let path = self.path_of(epoch);
+        if !key_file::create_new(&path, bytes.as_ref())? {
+            return Err(VaultError::KeyFile(key_file::KeyFileError::Io {
+                path,
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            }));
+        }
+        self.epochs.insert(epoch, cipher(&bytes));
+        tracing::info!(epoch, "created a key-encryption key");
+        Ok(())
+    }
+
+    /// Epochs whose key is present.
+    pub fn epochs(&self) -> Vec<u32> {
+        self.epochs.keys().copied().collect()
+    }
+}
+
+fn parse_file_name(name: &str) -> Option<u32> {
+    name.strip_prefix("kek-")?
+        .strip_suffix(".key")?
+        .parse()
+        .ok()
+}
+
+fn cipher(bytes: &[u8; DATA_KEY_LEN]) -> LessSafeKey {
+    LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, bytes)
+            .unwrap_or_else(|_| panic!("AES-256-GCM rejected a 32-byte key")),
+    )
+}
+
+fn aad(epoch: u32, key_id: &str) -> Vec<u8> {
+    let mut a = b"sunset/wrapped-data-key/v1\n".to_vec();
+    a.extend_from_slice(&epoch.to_be_bytes());
+    a.extend_from_slice(key_id.as_bytes());
+    a
+}
+
+impl KeyEncryptionKey for FileKek {
+    fn current_epoch(&self) -> u32 {
+        self.epochs.keys().next_back().copied().unwrap_or(0)
+    }
+
+    fn wrap(&self, key: &DataKey, key_id: &str) -> Result<WrappedKey, VaultError> {
+        let epoch = self.current_epoch();
+        let kek = self
+            .epochs
+            .get(&epoch)
+            .ok_or(VaultError::UnknownEpoch(epoch))?;
+        // A random 96-bit nonce per wrapping: safe far beyond the number of artifacts
+        // one KEK epoch will ever wrap.
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let mut sealed = key.expose().to_vec();
+        let tag = kek
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad(epoch, key_id)),
+                &mut sealed,
+            )
+            .map_err(|_| VaultError::UnwrapFailed {
+                key_id: key_id.to_owned(),
+                epoch,
+            })?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        bytes.extend_from_slice(tag.as_ref());
+        Ok(WrappedKey { epoch, bytes })
+    }
+
+    fn unwrap(&self, wrapped: &WrappedKey, key_id: &str) -> Result<DataKey, VaultError> {
+        let kek = self
+            .epochs
+            .get(&wrapped.epoch)
+            .ok_or(VaultError::UnknownEpoch(wrapped.epoch))?;
+        let failed = || VaultError::UnwrapFailed {
+            key_id: key_id.to_owned(),
+            epoch: wrapped.epoch,
+        };
+        if wrapped.bytes.len() != NONCE_LEN + DATA_KEY_LEN + super::stream::TAG_LEN {
+            return Err(failed());
+        }
+        let (nonce, sealed) = wrapped.bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| failed())?;
+        let mut buf = Zeroizing::new(sealed.to_vec());
+        let plain = kek
+            .open_in_place(
+                nonce,
+                Aad::from(aad(wrapped.epoch, key_id)),
+                buf.as_mut_slice(),
+            )
+            .map_err(|_| failed())?;
+        let mut key = Zeroizing::new([0u8; DATA_KEY_LEN]);
+        key.copy_from_slice(plain);
+        Ok(DataKey::from_bytes(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vault::stream;
+
+    #[test]
+    fn a_wrapped_key_opens_only_for_its_own_key_id_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = FileKek::open_or_create(&dir.path().join("kek")).unwrap();
+        assert_eq!(kek.epochs(), vec![1]);
+        let key = DataKey::generate();
+        let wrapped = kek.wrap(&key, "artifact-1").unwrap();
+        assert!(
+            !wrapped.bytes.windows(32).any(|w| w == key.expose()),
+            "no plaintext key in the wrapping"
+        );
+        assert!(matches!(
+            kek.unwrap(&wrapped, "artifact-2"),
+            Err(VaultError::UnwrapFailed { .. })
+        ));
+
+        let reopened = FileKek::open_or_create(&dir.path().join("kek")).unwrap();
+        let unwrapped = reopened.unwrap(&wrapped, "artifact-1").unwrap();
+        let mut sealed = Vec::new();
+        stream::seal_stream(&key, b"ctx", 16, &mut &b"some weights"[..], &mut sealed).unwrap();
+        let mut out = Vec::new();
+        stream::open_stream(&unwrapped, b"ctx", &mut &sealed[..], &mut out).unwrap();
+        assert_eq!(out, b"some weights");
+    }
+
+    #[test]
+    fn without_its_epoch_file_a_wrapping_cannot_be_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek_dir = dir.path().join("kek");
+        let wrapped = FileKek::open_or_create(&kek_dir)
+            .unwrap()
+            .wrap(&DataKey::generate(), "a")
+            .unwrap();
+        std::fs::remove_file(kek_dir.join("kek-00000001.key")).unwrap();
+        let fresh = FileKek::open_or_create(&kek_dir).unwrap();
+        assert!(
+            fresh.unwrap(&wrapped, "a").is_err(),
+            "a new KEK does not open the old wrapping"
+        );
+    }
+}

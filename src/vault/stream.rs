@@ -188,6 +188,52 @@ fn fill(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
+/// Splits a reader into `size`-byte chunks, reading one chunk ahead so that each chunk
+/// comes with whether it is the last. Empty input yields one empty last chunk.
+pub struct Chunks<R> {
+    reader: R,
+    size: usize,
+    ahead: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl<R: Read> Chunks<R> {
+    pub fn new(reader: R, size: usize) -> Self {
+        Self {
+            reader,
+            size,
+            ahead: None,
+            done: false,
+        }
+    }
+
+    fn read_one(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.size];
+        let n = fill(&mut self.reader, &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// The next chunk and whether it is the last; `None` after the last.
+    pub fn next_chunk(&mut self) -> std::io::Result<Option<(Vec<u8>, bool)>> {
+        if self.done {
+            return Ok(None);
+        }
+        let current = match self.ahead.take() {
+            Some(c) => c,
+            None => self.read_one()?,
+        };
+        let last = current.len() < self.size || {
+            let next = self.read_one()?;
+            let empty = next.is_empty();
+            self.ahead = Some(next);
+            empty
+        };
+        self.done = last;
+        Ok(Some((current, last)))
+    }
+}
+
 /// Encrypts all of `plaintext` into `sealed`; returns the plaintext length.
 pub fn seal_stream(
     key: &DataKey,
@@ -198,29 +244,14 @@ pub fn seal_stream(
 ) -> Result<u64, VaultError> {
     let (mut sealer, header) = Sealer::new(key, context, chunk_size);
     sealed.write_all(&header)?;
-    let size = sealer.chunk_size();
-    // One chunk of lookahead tells whether the current chunk is the last.
-    let mut current = vec![0u8; size];
-    let mut current_len = fill(plaintext, &mut current)?;
+    let mut chunks = Chunks::new(plaintext, sealer.chunk_size());
     let mut total = 0u64;
-    loop {
-        current.truncate(current_len);
-        let mut next = vec![0u8; size];
-        let next_len = if current_len == size {
-            fill(plaintext, &mut next)?
-        } else {
-            0
-        };
-        let last = next_len == 0;
-        total += current_len as u64;
-        sealer.seal_chunk(&mut current, last);
-        sealed.write_all(&current)?;
-        if last {
-            return Ok(total);
-        }
-        current = next;
-        current_len = next_len;
+    while let Some((mut chunk, last)) = chunks.next_chunk()? {
+        total += chunk.len() as u64;
+        sealer.seal_chunk(&mut chunk, last);
+        sealed.write_all(&chunk)?;
     }
+    Ok(total)
 }
 
 /// Decrypts all of `sealed` into `plaintext`, authenticating every chunk before it is
@@ -241,28 +272,14 @@ pub fn open_stream(
         });
     }
     let mut opener = Opener::new(key, context, &header)?;
-    let full = opener.sealed_chunk_len();
-    let mut current = vec![0u8; full];
-    let mut current_len = fill(sealed, &mut current)?;
+    let mut chunks = Chunks::new(sealed, opener.sealed_chunk_len());
     let mut total = 0u64;
-    loop {
-        current.truncate(current_len);
-        let mut next = vec![0u8; full];
-        let next_len = if current_len == full {
-            fill(sealed, &mut next)?
-        } else {
-            0
-        };
-        let last = next_len == 0;
-        opener.open_chunk(&mut current, last)?;
-        total += current.len() as u64;
-        plaintext.write_all(&current)?;
-        if last {
-            return Ok(total);
-        }
-        current = next;
-        current_len = next_len;
+    while let Some((mut chunk, last)) = chunks.next_chunk()? {
+        opener.open_chunk(&mut chunk, last)?;
+        total += chunk.len() as u64;
+        plaintext.write_all(&chunk)?;
     }
+    Ok(total)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::graphql::build_schema;
 use crate::http::{AppState, router};
 use crate::service::Services;
 use crate::store::{Store, StoreError};
+use crate::vault::Vault;
 use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
@@ -25,6 +26,8 @@ pub enum StartupError {
     Key(#[from] KeyFileError),
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    #[error("artifact vault: {0}")]
+    Vault(#[from] crate::vault::VaultError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -58,9 +61,16 @@ pub async fn open(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services
     prepare_private_dir(&settings.data_dir)?;
     prepare_private_dir(&settings.key_dir())?;
     let key = ServiceKey::load_or_create(&settings.key_dir())?;
+    let vault = Vault::open_default(&settings.key_dir(), &settings.data_dir)?;
     let store = Store::connect(settings.database_url().expose()).await?;
     store.migrate().await?;
-    Ok(Services::new(store, clock, key, settings.checkpoint_file()))
+    Ok(Services::new(
+        store,
+        clock,
+        key,
+        settings.checkpoint_file(),
+        Some(vault),
+    ))
 }
 
 pub struct Application {

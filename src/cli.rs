@@ -178,6 +178,7 @@ async fn verify(settings: &Settings, kept_files: &[PathBuf]) -> anyhow::Result<E
         Arc::new(SystemClock),
         key,
         settings.checkpoint_file(),
+        None,
     );
     let mut kept: Vec<Checkpoint> = Vec::new();
     for f in kept_files {

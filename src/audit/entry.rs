@@ -16,10 +16,12 @@ pub enum Action {
     AuditRead,
     AuditReadDenied,
     AuditExported,
+    ArtifactUploaded,
+    ArtifactDownloadRefused,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 11] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -29,6 +31,8 @@ impl Action {
         Action::AuditRead,
         Action::AuditReadDenied,
         Action::AuditExported,
+        Action::ArtifactUploaded,
+        Action::ArtifactDownloadRefused,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -46,6 +50,8 @@ impl Action {
             Action::AuditRead => "audit.read",
             Action::AuditReadDenied => "audit.read_denied",
             Action::AuditExported => "audit.exported",
+            Action::ArtifactUploaded => "artifact.uploaded",
+            Action::ArtifactDownloadRefused => "artifact.download_refused",
         }
     }
 }
@@ -56,6 +62,7 @@ pub enum SubjectType {
     ModelVersion,
     ApiToken,
     AuditLog,
+    Artifact,
 }
 
 impl SubjectType {
@@ -65,6 +72,7 @@ impl SubjectType {
             SubjectType::ModelVersion => "model_version",
             SubjectType::ApiToken => "api_token",
             SubjectType::AuditLog => "audit_log",
+            SubjectType::Artifact => "artifact",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Architecture invariant: this module imports neither sea_orm, axum nor
 //! async_graphql, and does no I/O.
 
+mod artifact;
 mod contact;
 mod error;
 mod lifecycle;
@@ -14,6 +15,7 @@ mod role;
 mod tier;
 mod version;
 
+pub use artifact::{ArtifactKind, ArtifactPath};
 pub use contact::{Contacts, EmailAddress};
 pub use error::ParseError;
 pub use lifecycle::{LifecycleStatus, TransitionRule};

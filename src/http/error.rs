@@ -21,6 +21,14 @@ impl ApiError {
         }
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "FORBIDDEN",
+            message: message.into(),
+        }
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
@@ -45,6 +53,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) | ServiceError::Contended(_) => StatusCode::CONFLICT,
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::Integrity(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceError::Internal(cause) => {
                 tracing::error!(error = %cause, "internal error while answering HTTP");
                 StatusCode::INTERNAL_SERVER_ERROR

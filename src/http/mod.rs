@@ -1,6 +1,7 @@
 //! The axum router. Every route needs a bearer token except `/healthz`, `/readyz` and
 //! the GraphiQL page (static HTML that holds no data; `http.graphiql = false` turns it off).
 
+mod artifacts;
 mod audit_export;
 mod auth;
 mod error;
@@ -29,9 +30,22 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    let authenticated = Router::new()
+    let limit = settings.http.max_body_bytes;
+    // Bodies are bounded per route: GraphQL requests by `http.max_body_bytes`, artifact
+    // uploads by the service's own limit as they stream.
+    let graphql_api = Router::new()
         .route("/graphql", axum::routing::post(graphql))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyLimitLayer::new(limit));
+    let artifact = get(artifacts::download)
+        .put(artifacts::upload)
+        .layer(DefaultBodyLimit::disable());
+    let authenticated = graphql_api
         .route("/v1/audit/export", get(audit_export::export))
+        .route(
+            "/v1/models/{model}/versions/{version}/artifacts/{*path}",
+            artifact,
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -41,8 +55,6 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .merge(authenticated)
-        .layer(DefaultBodyLimit::max(settings.http.max_body_bytes))
-        .layer(RequestBodyLimitLayer::new(settings.http.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

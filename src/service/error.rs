@@ -19,6 +19,9 @@ pub enum ServiceError {
     /// reported only when it kept happening.
     #[error("{0}")]
     Contended(String),
+    /// Stored data failed verification and is not served (AISVS 3.1.2).
+    #[error("{0}")]
+    Integrity(String),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -42,6 +45,7 @@ impl ServiceError {
             ServiceError::NotFound(_) => "NOT_FOUND",
             ServiceError::Conflict(_) | ServiceError::Contended(_) => "CONFLICT",
             ServiceError::Forbidden(_) => "FORBIDDEN",
+            ServiceError::Integrity(_) => "INTEGRITY",
             ServiceError::Internal(_) => "INTERNAL",
         }
     }

@@ -31,11 +31,13 @@ macro_rules! in_write_tx {
     }};
 }
 
+mod artifacts;
 mod audit_log;
 mod error;
 mod registry;
 mod tokens;
 
+pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
 pub use error::ServiceError;
 pub use registry::{ModelInput, ModelPatch, VersionInput};
@@ -43,6 +45,7 @@ pub use registry::{ModelInput, ModelPatch, VersionInput};
 use crate::attest::ServiceKey;
 use crate::clock::Clock;
 use crate::store::{Store, WriteTx};
+use crate::vault::Vault;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -58,6 +61,8 @@ struct Inner {
     service_key: ServiceKey,
     /// Where signed checkpoints are appended outside the database.
     checkpoint_file: PathBuf,
+    /// Absent in commands that only read (`sunset audit verify`), so they create no keys.
+    vault: Option<Vault>,
 }
 
 impl Services {
@@ -66,6 +71,7 @@ impl Services {
         clock: Arc<dyn Clock>,
         service_key: ServiceKey,
         checkpoint_file: PathBuf,
+        vault: Option<Vault>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -73,6 +79,7 @@ impl Services {
                 clock,
                 service_key,
                 checkpoint_file,
+                vault,
             }),
         }
     }
@@ -87,6 +94,14 @@ impl Services {
 
     pub fn service_key(&self) -> &ServiceKey {
         &self.inner.service_key
+    }
+
+    pub(crate) fn vault(&self) -> Result<&Vault, ServiceError> {
+        self.inner.vault.as_ref().ok_or_else(|| {
+            ServiceError::internal(std::io::Error::other(
+                "the artifact vault is not open in this command",
+            ))
+        })
     }
 
     /// Commits `tx` when `outcome` is a success, and says whether to run the change

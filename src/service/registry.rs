@@ -55,7 +55,11 @@ struct StatusChange<'a> {
 }
 
 /// Owners act only for their own team.
-fn require_team_owner(actor: &Actor, team: &TeamName, what: &str) -> Result<(), ServiceError> {
+pub(super) fn require_team_owner(
+    actor: &Actor,
+    team: &TeamName,
+    what: &str,
+) -> Result<(), ServiceError> {
     if actor.role == Role::Owner && actor.team.as_ref() == Some(team) {
         return Ok(());
     }

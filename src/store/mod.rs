@@ -14,6 +14,7 @@
 //! appends a record, any two overlapping writes collide on one sequence number, so
 //! writes behave as if run one after another, everywhere.
 
+pub mod artifacts;
 pub mod audit;
 pub mod entities;
 pub mod registry;

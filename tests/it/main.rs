@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod artifacts;
 mod audit;
 mod auth;
 mod cli;

@@ -2,6 +2,7 @@
 //! repositories convert at the edge.
 
 pub mod api_token;
+pub mod artifact;
 pub mod audit_checkpoint;
 pub mod audit_record;
 pub mod model;

@@ -1,0 +1,447 @@
+//! Artifacts of a version: streamed in, encrypted under a fresh data key, streamed out
+//! verified (AISVS 3.1.2, 3.3.3).
+//!
+//! Upload: the request body is cut into chunks on the async side; a blocking worker on
+//! another core hashes (SHA-256, the digest the OpenSSF model-signing format uses),
+//! seals and writes them, so memory stays flat for any size. The blob becomes visible
+//! only when complete, and the artifact row (with the wrapped data key) and its audit
+//! record commit together afterwards; on any failure the blob is removed.
+//!
+//! Download: a blocking worker reads, authenticates and decrypts chunk by chunk and hashes
+//! the plaintext; the final chunk is released only once the whole digest matches, so a
+//! client that reads to the end has the exact bytes or an error, never altered data.
+
+use super::registry::require_team_owner;
+use super::{ServiceError, Services};
+use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::auth::Actor;
+use crate::domain::{
+    ArtifactKind, ArtifactPath, LifecycleStatus, ModelName, ParseError, RegisteredVersion,
+    Sha256Digest, Version,
+};
+use crate::store::artifacts::{self as repo, StoredArtifact};
+use crate::store::registry::{self as registry_repo, VersionId};
+use crate::vault::stream::{Chunks, HEADER_LEN, Opener, Sealer};
+use crate::vault::{DataKey, VaultError, WrappedKey};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+use rand::RngExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+
+/// The largest artifact accepted: 1 TiB.
+pub const MAX_ARTIFACT_BYTES: u64 = 1 << 40;
+/// Chunks in flight between the async side and the crypto worker.
+const PIPELINE_DEPTH: usize = 8;
+
+/// An artifact as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactInfo {
+    pub model: String,
+    pub version: String,
+    pub path: String,
+    pub kind: ArtifactKind,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+impl ArtifactInfo {
+    fn of(model: &ModelName, version: Version, a: &StoredArtifact) -> Self {
+        Self {
+            model: model.to_string(),
+            version: version.to_string(),
+            path: a.path.to_string(),
+            kind: a.kind,
+            size_bytes: a.size_bytes,
+            sha256: a.sha256.to_string(),
+            created_at: a.created_at,
+            created_by: a.created_by.clone(),
+        }
+    }
+}
+
+/// What the audit trail keeps of an upload: enough to name the key it would take to erase it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UploadRecord<'a> {
+    #[serde(flatten)]
+    artifact: &'a ArtifactInfo,
+    blob_id: &'a str,
+    kek_epoch: u32,
+}
+
+impl Services {
+    async fn locate_version(
+        &self,
+        conn: &impl crate::store::Conn,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<(crate::domain::RegisteredModel, VersionId, RegisteredVersion), ServiceError> {
+        let (model_id, registered) = registry_repo::find_model(conn, model)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no model named {model}")))?;
+        let (version_id, v) = registry_repo::find_version(conn, model_id, model, version)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("model {model} has no version {version}"))
+            })?;
+        Ok((registered, version_id, v))
+    }
+
+    /// Checks that `actor` may add `path` to the version now.
+    async fn check_upload(
+        &self,
+        conn: &impl crate::store::Conn,
+        actor: &Actor,
+        model: &ModelName,
+        version: Version,
+        path: &ArtifactPath,
+    ) -> Result<VersionId, ServiceError> {
+        let (registered, version_id, v) = self.locate_version(conn, model, version).await?;
+        require_team_owner(actor, &registered.owner_team, &format!("model {model}"))?;
+        if v.status != LifecycleStatus::Development {
+            return Err(ServiceError::Conflict(format!(
+                "{model}@{version} is {}; artifacts can be added only while a version is in development, and are immutable once it is promoted",
+                v.status
+            )));
+        }
+        if repo::find(conn, version_id, path).await?.is_some() {
+            return Err(ServiceError::Conflict(format!(
+                "{model}@{version} already has an artifact at {path}; artifacts are never overwritten"
+            )));
+        }
+        Ok(version_id)
+    }
+
+    /// Streams `body` into the vault as the artifact `path` of a version in development.
+    pub async fn upload_artifact<S, B, E>(
+        &self,
+        actor: &Actor,
+        model: &str,
+        version: &str,
+        path: &str,
+        kind: Option<&str>,
+        mut body: S,
+    ) -> Result<ArtifactInfo, ServiceError>
+    where
+        S: Stream<Item = Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        let model = ModelName::parse(model)?;
+        let version = Version::parse(version)?;
+        let path = ArtifactPath::parse(path)?;
+        let kind = kind
+            .map(ArtifactKind::parse)
+            .transpose()?
+            .unwrap_or(ArtifactKind::Other);
+        // Refuse before reading a byte of the body.
+        self.check_upload(self.store().reader(), actor, &model, version, &path)
+            .await?;
+
+        let vault = self.vault()?.clone();
+        let blob_id = hex::encode(rand::rng().random::<[u8; 16]>());
+        let data_key = DataKey::generate();
+        let wrapped = vault
+            .kek
+            .wrap(&data_key, &blob_id)
+            .map_err(ServiceError::internal)?;
+        let writer = vault
+            .blobs
+            .begin(&blob_id)
+            .map_err(ServiceError::internal)?;
+        let chunk_size = vault.chunk_size as usize;
+
+        let (chunks_tx, mut chunks_rx) =
+            tokio::sync::mpsc::channel::<(Vec<u8>, bool)>(PIPELINE_DEPTH);
+        let context = blob_id.clone();
+        let worker = tokio::task::spawn_blocking(move || -> Result<(u64, String), VaultError> {
+            let mut writer = writer;
+            let (mut sealer, header) =
+                Sealer::new(&data_key, context.as_bytes(), chunk_size as u32);
+            writer.write_all(&header)?;
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            while let Some((mut chunk, last)) = chunks_rx.blocking_recv() {
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                sealer.seal_chunk(&mut chunk, last);
+                writer.write_all(&chunk)?;
+                if last {
+                    writer.finish()?;
+                    return Ok((size, hex::encode(hasher.finalize())));
+                }
+            }
+            // The sender went away before the last chunk: the writer is dropped, and
+            // with it the partial blob.
+            Err(VaultError::Io(std::io::Error::other(
+                "upload ended before its last chunk",
+            )))
+        });
+
+        let fed = async {
+            let mut current: Vec<u8> = Vec::with_capacity(chunk_size);
+            let mut full: Option<Vec<u8>> = None;
+            let mut total = 0u64;
+            while let Some(frame) = body.next().await {
+                let frame = frame.map_err(|e| {
+                    ParseError::new("upload", format!("the request body was cut off: {e}"))
+                })?;
+                let mut data = frame.as_ref();
+                total += data.len() as u64;
+                if total > MAX_ARTIFACT_BYTES {
+                    return Err(ServiceError::Invalid(ParseError::new(
+                        "artifact",
+                        format!("is larger than {MAX_ARTIFACT_BYTES} bytes, the most accepted"),
+                    )));
+                }
+                while !data.is_empty() {
+                    let take = (chunk_size - current.len()).min(data.len());
+                    current.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if current.len() == chunk_size {
+                        // A full chunk is sent only when more follows: until then it may be the last.
+                        if let Some(previous) = full.replace(std::mem::replace(
+                            &mut current,
+                            Vec::with_capacity(chunk_size),
+                        )) {
+                            send(&chunks_tx, previous, false).await?;
+                        }
+                    }
+                }
+            }
+            match full {
+                Some(previous) if current.is_empty() => send(&chunks_tx, previous, true).await,
+                Some(previous) => {
+                    send(&chunks_tx, previous, false).await?;
+                    send(&chunks_tx, current, true).await
+                }
+                None => send(&chunks_tx, current, true).await,
+            }
+        }
+        .await;
+        drop(chunks_tx);
+        let written = worker.await.map_err(ServiceError::internal)?;
+        let (size_bytes, sha256) = match (fed, written) {
+            (Err(e), _) => return Err(e),
+            (Ok(()), Err(e)) => return Err(ServiceError::internal(e)),
+            (Ok(()), Ok(done)) => done,
+        };
+
+        let stored = StoredArtifact {
+            path: path.clone(),
+            kind,
+            size_bytes,
+            sha256: Sha256Digest::parse(&sha256)?,
+            blob_id: blob_id.clone(),
+            kek_epoch: wrapped.epoch,
+            wrapped_key: wrapped.bytes,
+            created_at: self.now(),
+            created_by: actor.name.clone(),
+        };
+        let info = ArtifactInfo::of(&model, version, &stored);
+        let committed = in_write_tx!(self, |tx| {
+            let version_id = self
+                .check_upload(tx.conn(), actor, &model, version, &path)
+                .await?;
+            repo::insert(tx.conn(), version_id, &stored).await?;
+            let record = UploadRecord {
+                artifact: &info,
+                blob_id: &blob_id,
+                kek_epoch: stored.kek_epoch,
+            };
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::ArtifactUploaded,
+                SubjectType::Artifact,
+                format!("{model}@{version}/{path}"),
+            )
+            .after(&record);
+            self.append_audit(tx, stored.created_at, entry).await
+        });
+        if let Err(e) = committed {
+            if let Err(cleanup) = vault.blobs.remove(&blob_id) {
+                tracing::error!(blob = %blob_id, error = %cleanup, "could not remove the blob of a failed upload");
+            }
+            return Err(e);
+        }
+        tracing::info!(artifact = %format!("{model}@{version}/{path}"), size_bytes, actor = %actor.name, "artifact uploaded");
+        Ok(info)
+    }
+
+    pub async fn artifacts(
+        &self,
+        model: &str,
+        version: &str,
+    ) -> Result<Vec<ArtifactInfo>, ServiceError> {
+        let model = ModelName::parse(model)?;
+        let version = Version::parse(version)?;
+        let db = self.store().reader();
+        let (_, version_id, _) = self.locate_version(db, &model, version).await?;
+        Ok(repo::list(db, version_id)
+            .await?
+            .iter()
+            .map(|a| ArtifactInfo::of(&model, version, a))
+            .collect())
+    }
+
+    /// Opens an artifact for reading: its facts, and its plaintext as a stream of verified
+    /// chunks. An integrity failure before the first byte is an error here; one later ends
+    /// the stream with an error. Either way the refusal is recorded in the audit log.
+    pub async fn open_artifact(
+        &self,
+        actor: &Actor,
+        model: &str,
+        version: &str,
+        path: &str,
+    ) -> Result<
+        (
+            ArtifactInfo,
+            impl Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static,
+        ),
+        ServiceError,
+    > {
+        let model = ModelName::parse(model)?;
+        let version = Version::parse(version)?;
+        let path = ArtifactPath::parse(path)?;
+        let db = self.store().reader();
+        let (_, version_id, _) = self.locate_version(db, &model, version).await?;
+        let stored = repo::find(db, version_id, &path).await?.ok_or_else(|| {
+            ServiceError::NotFound(format!("{model}@{version} has no artifact at {path}"))
+        })?;
+        let info = ArtifactInfo::of(&model, version, &stored);
+        let subject = format!("{model}@{version}/{path}");
+
+        let vault = self.vault()?.clone();
+        let wrapped = WrappedKey {
+            epoch: stored.kek_epoch,
+            bytes: stored.wrapped_key.clone(),
+        };
+        let opened = vault
+            .kek
+            .unwrap(&wrapped, &stored.blob_id)
+            .and_then(|key| vault.blobs.open(&stored.blob_id).map(|blob| (key, blob)));
+        let (data_key, blob) = match opened {
+            Ok(v) => v,
+            Err(e) => return Err(self.refuse_download(actor, &subject, &e.to_string()).await),
+        };
+
+        let (plain_tx, mut plain_rx) =
+            tokio::sync::mpsc::channel::<Result<Vec<u8>, String>>(PIPELINE_DEPTH);
+        let expected = stored.sha256.to_string();
+        let context = stored.blob_id.clone();
+        tokio::task::spawn_blocking(move || {
+            let outcome =
+                decrypt_verified(&data_key, context.as_bytes(), blob, &expected, &plain_tx);
+            if let Err(reason) = outcome {
+                let _ = plain_tx.blocking_send(Err(reason));
+            }
+        });
+
+        // Wait for the first chunk, so that a blob that fails at once gets a proper error response.
+        let first = plain_rx
+            .recv()
+            .await
+            .unwrap_or_else(|| Err("the decryption worker stopped".into()));
+        if let Err(reason) = first {
+            return Err(self.refuse_download(actor, &subject, &reason).await);
+        }
+        let services = self.clone();
+        let actor = actor.clone();
+        let rest = futures_util::stream::unfold(Some(plain_rx), move |rx| {
+            let services = services.clone();
+            let actor = actor.clone();
+            let subject = subject.clone();
+            async move {
+                let mut rx = rx?;
+                match rx.recv().await {
+                    None => None,
+                    Some(Ok(chunk)) => Some((Ok(chunk), Some(rx))),
+                    Some(Err(reason)) => {
+                        let error = services.refuse_download(&actor, &subject, &reason).await;
+                        Some((Err(std::io::Error::other(error.to_string())), None))
+                    }
+                }
+            }
+        });
+        Ok((
+            info,
+            futures_util::stream::iter([first.map_err(std::io::Error::other)]).chain(rest),
+        ))
+    }
+
+    /// Records a refused download and returns the error that says why.
+    async fn refuse_download(&self, actor: &Actor, subject: &str, reason: &str) -> ServiceError {
+        tracing::error!(artifact = %subject, actor = %actor.name, %reason, "artifact download refused");
+        let entry = AuditEntry::new(
+            actor.audit_identity(),
+            Action::ArtifactDownloadRefused,
+            SubjectType::Artifact,
+            subject,
+        )
+        .after(&serde_json::json!({ "reason": reason }));
+        let recorded = in_write_tx!(self, |tx| {
+            self.append_audit(tx, self.now(), entry.clone()).await
+        });
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "could not record a refused download");
+        }
+        ServiceError::Integrity(format!(
+            "{subject} failed its integrity check and is not served: {reason}"
+        ))
+    }
+}
+
+async fn send(
+    tx: &tokio::sync::mpsc::Sender<(Vec<u8>, bool)>,
+    chunk: Vec<u8>,
+    last: bool,
+) -> Result<(), ServiceError> {
+    // A closed channel means the worker failed; its own error is reported instead.
+    let _ = tx.send((chunk, last)).await;
+    Ok(())
+}
+
+/// Decrypts and hashes; sends each chunk once authenticated, the last only once the
+/// whole digest matches `expected`.
+fn decrypt_verified(
+    key: &DataKey,
+    context: &[u8],
+    mut blob: Box<dyn Read + Send>,
+    expected: &str,
+    out: &tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
+) -> Result<(), String> {
+    let mut header = [0u8; HEADER_LEN];
+    blob.read_exact(&mut header).map_err(|_| {
+        VaultError::TruncatedHeader {
+            got: 0,
+            expected: HEADER_LEN,
+        }
+        .to_string()
+    })?;
+    let mut opener = Opener::new(key, context, &header).map_err(|e| e.to_string())?;
+    let mut chunks = Chunks::new(blob, opener.sealed_chunk_len());
+    let mut hasher = Sha256::new();
+    while let Some((mut chunk, last)) = chunks.next_chunk().map_err(|e| e.to_string())? {
+        opener
+            .open_chunk(&mut chunk, last)
+            .map_err(|e| e.to_string())?;
+        hasher.update(&chunk);
+        if last {
+            let actual = hex::encode(hasher.finalize_reset());
+            if actual != expected {
+                return Err(format!(
+                    "integrity: the content's SHA-256 is {actual}, the registry holds {expected}"
+                ));
+            }
+        }
+        if out.blocking_send(Ok(chunk)).is_err() {
+            return Ok(()); // the client went away
+        }
+    }
+    Ok(())
+}

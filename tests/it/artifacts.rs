@@ -1,0 +1,207 @@
+//! Artifacts: streamed in, encrypted at rest under their own key, verified on the way out.
+
+use crate::support::TestApp;
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const CHUNK: usize = 64 * 1024;
+
+/// Deterministic, incompressible-looking bytes.
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    let mut state = u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn url(app: &TestApp, version: &str, path: &str) -> String {
+    format!(
+        "{}/v1/models/fraud-scorer/versions/{version}/artifacts/{path}",
+        app.address
+    )
+}
+
+async fn put(
+    app: &TestApp,
+    token: &str,
+    version: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    app.client
+        .put(url(app, version, path))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .expect("put")
+}
+
+/// A model `fraud-scorer` with version 1.0.0 in development; returns the owner token.
+async fn model_with_version(app: &TestApp) -> String {
+    let owner = app.token("owner-a", "owner", Some("payments-ml")).await;
+    app.create_model(&owner, "fraud-scorer", "payments-ml")
+        .await;
+    app.gql_ok(&owner, "mutation { createVersion(input: { model: \"fraud-scorer\", version: \"1.0.0\" }) { version } }", json!({})).await;
+    owner
+}
+
+async fn blob_ids(app: &TestApp) -> Vec<String> {
+    let db = app.services.store().reader();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT blob_id FROM artifacts ORDER BY id",
+        ))
+        .await
+        .expect("query");
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "blob_id").expect("blob_id"))
+        .collect()
+}
+
+fn blob_path(app: &TestApp, blob_id: &str) -> std::path::PathBuf {
+    app.settings
+        .data_dir
+        .join("blobs")
+        .join(&blob_id[..2])
+        .join(blob_id)
+}
+
+on_both_backends! {
+    async fn artifacts_round_trip_byte_identical_and_are_encrypted_at_rest(app) {
+        let owner = model_with_version(&app).await;
+        let weights = content(5 * CHUNK + 123, 1);
+        let response = put(&app, &owner, "1.0.0", "model.safetensors?kind=weights", weights.clone()).await;
+        assert_eq!(response.status(), 201);
+        let info: Value = response.json().await.expect("json");
+        assert_eq!(info["sizeBytes"], weights.len());
+        assert_eq!(info["sha256"], hex::encode(Sha256::digest(&weights)));
+        assert_eq!(info["kind"], "weights");
+        for (path, body) in [("tokenizer/vocab.json", b"{\"a\": 1}".to_vec()), ("empty.txt", Vec::new()), ("exact.bin", content(2 * CHUNK, 2))] {
+            assert_eq!(put(&app, &owner, "1.0.0", path, body).await.status(), 201, "{path}");
+        }
+
+        let reader = app.token("reader", "reader", None).await;
+        let response = app.client.get(url(&app, "1.0.0", "model.safetensors")).bearer_auth(&reader).send().await.expect("get");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-length"], weights.len().to_string().as_str());
+        assert!(response.headers()["repr-digest"].to_str().unwrap_or("").starts_with("sha-256=:"));
+        assert!(response.bytes().await.expect("body") == weights, "byte-identical");
+        for (path, expected) in [("empty.txt", Vec::new()), ("exact.bin", content(2 * CHUNK, 2))] {
+            let body = app.client.get(url(&app, "1.0.0", path)).bearer_auth(&reader).send().await.expect("get").bytes().await.expect("body");
+            assert!(body == expected, "{path}");
+        }
+
+        // At rest: neither the blob nor the database holds the plaintext or an unwrapped key.
+        let blobs = blob_ids(&app).await;
+        assert_eq!(blobs.len(), 4);
+        let stored = std::fs::read(blob_path(&app, &blobs[0])).expect("blob");
+        assert!(!stored.windows(64).any(|w| weights.windows(64).take(64).any(|p| p == w)), "no plaintext in the blob");
+        let db = app.services.store().reader();
+        let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT wrapped_key FROM artifacts")).await.expect("q");
+        for row in rows {
+            use base64::Engine;
+            let wrapped = base64::engine::general_purpose::STANDARD.decode(row.try_get::<String>("", "wrapped_key").expect("col")).expect("b64");
+            assert_eq!(wrapped.len(), 12 + 32 + 16, "nonce, wrapped key and tag: never a bare 32-byte key");
+        }
+        let auditor = app.token("aud", "auditor", None).await;
+        let log = app.gql_ok(&auditor, "{ auditLog(filter: { action: \"artifact.uploaded\" }) { edges { node { subject after } } } }", json!({})).await;
+        assert_eq!(log["auditLog"]["edges"].as_array().map(Vec::len), Some(4));
+    }
+}
+
+on_both_backends! {
+    async fn uploads_that_break_a_rule_are_refused_before_anything_is_kept(app) {
+        let owner = model_with_version(&app).await;
+        assert_eq!(put(&app, &owner, "1.0.0", "config.json", b"{}".to_vec()).await.status(), 201);
+        let other_team = app.token("owner-b", "owner", Some("search")).await;
+        let reader = app.token("reader", "reader", None).await;
+        let cases: Vec<(&str, &str, &str, u16, &str)> = vec![
+            (&owner, "1.0.0", "config.json", 409, "never overwritten"),
+            (&owner, "1.0.0", "a%5Cb", 422, "artifact path"),
+            (&owner, "1.0.0", "a%0Ab", 422, "artifact path"),
+            (&owner, "1.0.0", "x.bin?kind=checkpoint", 422, "kind"),
+            (&owner, "9.9.9", "x.bin", 404, "no version 9.9.9"),
+            (&owner, "1.0", "x.bin", 422, "version"),
+            (&other_team, "1.0.0", "x.bin", 403, "payments-ml"),
+            (&reader, "1.0.0", "x.bin", 403, "owner role"),
+        ];
+        for (token, version, path, status, needle) in cases {
+            let response = put(&app, token, version, path, content(1000, 3)).await;
+            assert_eq!(response.status(), status, "{version}/{path}");
+            let body: Value = response.json().await.expect("json");
+            assert!(body["error"]["message"].as_str().unwrap_or("").contains(needle), "{path}: {body}");
+        }
+        let anonymous = app.client.put(url(&app, "1.0.0", "x.bin")).body("x").send().await.expect("put");
+        assert_eq!(anonymous.status(), 401);
+
+        app.gql_ok(&owner, "mutation { transitionVersion(model: \"fraud-scorer\", version: \"1.0.0\", to: STAGING) { status } }", json!({})).await;
+        let response = put(&app, &owner, "1.0.0", "late.bin", content(10, 4)).await;
+        assert_eq!(response.status(), 409, "promoted versions are immutable");
+
+        assert_eq!(blob_ids(&app).await.len(), 1);
+        let stored_blobs = walk(&app.settings.data_dir.join("blobs"));
+        assert_eq!(stored_blobs.len(), 1, "refused uploads leave no blob: {stored_blobs:?}");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+on_both_backends! {
+    /// A flipped byte (in the first or a later chunk), a dropped chunk, or a truncated blob
+    /// is refused with an integrity error and recorded; the client never gets altered bytes.
+    async fn a_damaged_blob_is_refused_and_the_refusal_recorded(app) {
+        let owner = model_with_version(&app).await;
+        let weights = content(4 * CHUNK + 500, 5);
+        assert_eq!(put(&app, &owner, "1.0.0", "model.bin", weights.clone()).await.status(), 201);
+        let blob = blob_path(&app, &blob_ids(&app).await[0]);
+        let pristine = std::fs::read(&blob).expect("blob");
+        let sealed_chunk = CHUNK + 16;
+        let header = 12;
+        let damages: Vec<(&str, Vec<u8>)> = vec![
+            ("flip in the first chunk", { let mut b = pristine.clone(); b[header + 10] ^= 0x01; b }),
+            ("flip in a later chunk", { let mut b = pristine.clone(); b[header + 3 * sealed_chunk + 7] ^= 0x80; b }),
+            ("drop a chunk", { let mut b = pristine[..header + sealed_chunk].to_vec(); b.extend_from_slice(&pristine[header + 2 * sealed_chunk..]); b }),
+            ("truncate at a chunk boundary", pristine[..header + 2 * sealed_chunk].to_vec()),
+            ("truncate inside a chunk", pristine[..pristine.len() - 100].to_vec()),
+        ];
+        for (what, bytes) in damages {
+            std::fs::write(&blob, &bytes).expect("damage");
+            let response = app.client.get(url(&app, "1.0.0", "model.bin")).bearer_auth(&owner).send().await.expect("get");
+            let received = if response.status() == 200 { response.bytes().await.ok() } else {
+                assert_eq!(response.status(), 500, "{what}");
+                let body: Value = response.json().await.expect("json");
+                assert_eq!(body["error"]["code"], "INTEGRITY", "{what}");
+                None
+            };
+            assert!(received.is_none_or(|b| b.len() < weights.len()), "{what}: the client cannot read a complete body");
+        }
+        std::fs::write(&blob, &pristine).expect("restore");
+        let body = app.client.get(url(&app, "1.0.0", "model.bin")).bearer_auth(&owner).send().await.expect("get").bytes().await.expect("body");
+        assert!(body == weights, "intact again once restored");
+
+        let auditor = app.token("aud", "auditor", None).await;
+        let log = app.gql_ok(&auditor, "{ auditLog(filter: { action: \"artifact.download_refused\" }) { edges { node { actor subject after } } } }", json!({})).await;
+        let refusals = log["auditLog"]["edges"].as_array().cloned().unwrap_or_default();
+        assert_eq!(refusals.len(), 5, "{log}");
+        assert_eq!(refusals[0]["node"]["subject"], "fraud-scorer@1.0.0/model.bin");
+    }
+}

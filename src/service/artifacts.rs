@@ -1,9 +1,9 @@
 //! Artifacts of a version: streamed in, encrypted under a fresh data key, streamed out
 //! verified (AISVS 3.1.2, 3.3.3).
 //!
-//! Upload: the request body is cut into chunks on the async side; a blocking worker on
-//! another core hashes (SHA-256, the digest the OpenSSF model-signing format uses),
-//! seals and writes them, so memory stays flat for any size. The blob becomes visible
+//! Upload: the request body is hashed (SHA-256, the digest the OpenSSF model-signing
+//! format uses) and cut into chunks on the async side, while a blocking worker on the
+//! other core seals and writes them, so memory stays flat for any size. The blob becomes visible
 //! only when complete, and the artifact row (with the wrapped data key) and its audit
 //! record commit together afterwards; on any failure the blob is removed.
 //!
@@ -159,21 +159,19 @@ impl Services {
         let (chunks_tx, mut chunks_rx) =
             tokio::sync::mpsc::channel::<(Vec<u8>, bool)>(PIPELINE_DEPTH);
         let context = blob_id.clone();
-        let worker = tokio::task::spawn_blocking(move || -> Result<(u64, String), VaultError> {
+        let worker = tokio::task::spawn_blocking(move || -> Result<u64, VaultError> {
             let mut writer = writer;
             let (mut sealer, header) =
                 Sealer::new(&data_key, context.as_bytes(), chunk_size as u32);
             writer.write_all(&header)?;
-            let mut hasher = Sha256::new();
             let mut size = 0u64;
             while let Some((mut chunk, last)) = chunks_rx.blocking_recv() {
-                hasher.update(&chunk);
                 size += chunk.len() as u64;
                 sealer.seal_chunk(&mut chunk, last);
                 writer.write_all(&chunk)?;
                 if last {
                     writer.finish()?;
-                    return Ok((size, hex::encode(hasher.finalize())));
+                    return Ok(size);
                 }
             }
             // The sender went away before the last chunk: the writer is dropped, and
@@ -187,11 +185,14 @@ impl Services {
             let mut current: Vec<u8> = Vec::with_capacity(chunk_size);
             let mut full: Option<Vec<u8>> = None;
             let mut total = 0u64;
+            // Hashing here and sealing in the worker puts the two costliest steps on two cores.
+            let mut hasher = Sha256::new();
             while let Some(frame) = body.next().await {
                 let frame = frame.map_err(|e| {
                     ParseError::new("upload", format!("the request body was cut off: {e}"))
                 })?;
                 let mut data = frame.as_ref();
+                hasher.update(data);
                 total += data.len() as u64;
                 if total > MAX_ARTIFACT_BYTES {
                     return Err(ServiceError::Invalid(ParseError::new(
@@ -215,21 +216,22 @@ impl Services {
                 }
             }
             match full {
-                Some(previous) if current.is_empty() => send(&chunks_tx, previous, true).await,
+                Some(previous) if current.is_empty() => send(&chunks_tx, previous, true).await?,
                 Some(previous) => {
                     send(&chunks_tx, previous, false).await?;
-                    send(&chunks_tx, current, true).await
+                    send(&chunks_tx, current, true).await?;
                 }
-                None => send(&chunks_tx, current, true).await,
+                None => send(&chunks_tx, current, true).await?,
             }
+            Ok(hex::encode(hasher.finalize()))
         }
         .await;
         drop(chunks_tx);
         let written = worker.await.map_err(ServiceError::internal)?;
         let (size_bytes, sha256) = match (fed, written) {
             (Err(e), _) => return Err(e),
-            (Ok(()), Err(e)) => return Err(ServiceError::internal(e)),
-            (Ok(()), Ok(done)) => done,
+            (Ok(_), Err(e)) => return Err(ServiceError::internal(e)),
+            (Ok(digest), Ok(size)) => (size, digest),
         };
 
         let stored = StoredArtifact {

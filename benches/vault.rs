@@ -1,0 +1,219 @@
+//! Artifact throughput over HTTP on loopback, and peak memory, against two baselines
+//! measured in the same run on the same file.
+//!
+//! Run: `cargo bench --bench vault` (`-- --size-mib N` for another size; default 1024).
+//! Needs `curl`, and for the baselines `age` (Debian package `age`) and `openssl`.
+//!
+//! It starts the release `sunset serve` on a fresh data folder, uploads a generated file
+//! with `curl -T`, downloads it with `curl -o`, checks the copy is identical, reads the
+//! server's peak RSS (VmHWM), then times `age` encrypting the same file to a file and
+//! `openssl speed -evp sha256` on one core. Targets (issue 3): upload and download each at
+//! least as fast as `age`, and at least half the one-core SHA-256 figure.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn mib_per_s(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / secs
+}
+
+fn write_test_file(path: &Path, bytes: u64) {
+    let mut out =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut block = vec![0u8; 1 << 20];
+    let mut written = 0;
+    while written < bytes {
+        for word in block.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        let take = (bytes - written).min(block.len() as u64) as usize;
+        out.write_all(&block[..take]).expect("write");
+        written += take as u64;
+    }
+    out.flush().expect("flush");
+}
+
+fn run(cmd: &mut Command) -> f64 {
+    let start = Instant::now();
+    let status = cmd.stdout(Stdio::null()).status().expect("command runs");
+    assert!(status.success(), "{cmd:?} failed");
+    start.elapsed().as_secs_f64()
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn openssl_sha256_mib_s() -> Option<f64> {
+    let out = Command::new("openssl")
+        .args([
+            "speed", "-evp", "sha256", "-bytes", "65536", "-seconds", "3",
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The result row ends with the figure for 65536-byte blocks, in thousands of bytes per second ("...k").
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.to_lowercase().contains("sha256") || l.to_lowercase().contains("sha2-256"))?;
+    let figure = line
+        .split_whitespace()
+        .last()?
+        .trim_end_matches('k')
+        .parse::<f64>()
+        .ok()?;
+    Some(figure * 1000.0 / (1024.0 * 1024.0))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let size_mib: u64 = args
+        .iter()
+        .position(|a| a == "--size-mib")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let bytes = size_mib * 1024 * 1024;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let input = dir.path().join("input.bin");
+    let output = dir.path().join("output.bin");
+    write_test_file(&input, bytes);
+    println!("vault benchmark: {size_mib} MiB over HTTP on loopback (release build)");
+
+    let sunset = env!("CARGO_BIN_EXE_sunset");
+    let token = |name: &str, role: &str, team: Option<&str>| {
+        let mut cmd = Command::new(sunset);
+        cmd.args([
+            "token",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("RUST_LOG", "warn");
+        if let Some(t) = team {
+            cmd.args(["--team", t]);
+        }
+        let out = cmd.output().expect("token create");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let owner = token("bench-owner", "owner", Some("bench"));
+    let mut server = Command::new(sunset)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut lines = BufReader::new(server.stderr.take().expect("stderr")).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve logs its address").expect("line");
+        if line.contains("listening") {
+            if let Some(a) = line
+                .split("addr=")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+            {
+                break a.to_owned();
+            }
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let graphql = |query: &str| {
+        run(Command::new("curl")
+            .args([
+                "-sf",
+                "-H",
+                &format!("authorization: Bearer {owner}"),
+                "-H",
+                "content-type: application/json",
+                "-d",
+            ])
+            .arg(serde_json::json!({ "query": query }).to_string())
+            .arg(format!("http://{addr}/graphql")));
+    };
+    graphql(
+        "mutation { createModel(input: { name: \"bench-model\", ownerTeam: \"bench\", tier: STANDARD }) { name } }",
+    );
+    graphql(
+        "mutation { createVersion(input: { model: \"bench-model\", version: \"1.0.0\" }) { version } }",
+    );
+    let url = format!(
+        "http://{addr}/v1/models/bench-model/versions/1.0.0/artifacts/weights.bin?kind=weights"
+    );
+    let auth = format!("authorization: Bearer {owner}");
+
+    let up = run(Command::new("curl")
+        .args(["-sf", "-H", &auth, "-T"])
+        .arg(&input)
+        .arg(&url));
+    let down = run(Command::new("curl")
+        .args(["-sf", "-H", &auth, "-o"])
+        .arg(&output)
+        .arg(url.split('?').next().unwrap_or(&url)));
+    let rss_mib = vm_hwm_kib(server.id()) as f64 / 1024.0;
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    let identical = run(Command::new("cmp").arg(&input).arg(&output)) >= 0.0;
+
+    println!(
+        "sunset    upload     {:>8.0} MiB/s  ({up:.2} s)",
+        mib_per_s(bytes, up)
+    );
+    println!(
+        "sunset    download   {:>8.0} MiB/s  ({down:.2} s)  byte-identical: {identical}",
+        mib_per_s(bytes, down)
+    );
+    println!("sunset    peak RSS   {rss_mib:>8.0} MiB   (server, VmHWM, whole run)");
+
+    let age_key = dir.path().join("age.key");
+    if Command::new("age-keygen")
+        .arg("-o")
+        .arg(&age_key)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let recipient = std::fs::read_to_string(&age_key)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("# public key: ").map(str::to_owned))
+            .unwrap_or_default();
+        let age_out = dir.path().join("age.out");
+        let t = run(Command::new("age")
+            .args(["-r", &recipient, "-o"])
+            .arg(&age_out)
+            .arg(&input));
+        println!(
+            "baseline  age        {:>8.0} MiB/s  ({t:.2} s, file to file)",
+            mib_per_s(bytes, t)
+        );
+    } else {
+        println!("baseline  age        not installed (apt-get install age)");
+    }
+    match openssl_sha256_mib_s() {
+        Some(v) => println!(
+            "baseline  sha256     {v:>8.0} MiB/s  (openssl speed -evp sha256, one core, 64 KiB blocks)"
+        ),
+        None => println!("baseline  sha256     openssl speed gave no figure"),
+    }
+}

@@ -46,6 +46,25 @@ pub enum Command {
     /// Check and checkpoint the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the signers whose signatures on model versions count.
+    #[command(subcommand)]
+    Signer(SignerCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SignerCommand {
+    /// Register a signer by its public key (PEM, ECDSA P-256 or Ed25519).
+    Add {
+        #[arg(long)]
+        name: String,
+        /// File holding the PEM public key, as `openssl pkey -pubout` writes it.
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+    },
+    /// List signers (public keys and status).
+    List,
+    /// Disable a signer: its signatures stop counting.
+    Disable { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -137,6 +156,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let services = app::open(&settings, Arc::new(SystemClock)).await?;
             services.revoke_token(&operator, &name).await?;
             eprintln!("token {name} revoked");
+            checkpoint_at_rest(&services).await;
+        }
+        Command::Signer(SignerCommand::Add { name, public_key }) => {
+            let pem = std::fs::read_to_string(&public_key)
+                .with_context(|| format!("reading the public key {}", public_key.display()))?;
+            let services = app::open(&settings, Arc::new(SystemClock)).await?;
+            let signer = services.add_signer(&operator, &name, &pem).await?;
+            eprintln!(
+                "signer {} registered ({}, key id {})",
+                signer.name, signer.algorithm, signer.key_id
+            );
+            checkpoint_at_rest(&services).await;
+        }
+        Command::Signer(SignerCommand::List) => {
+            let services = app::open(&settings, Arc::new(SystemClock)).await?;
+            println!(
+                "{:<32} {:<11} {:<8} {:<64}",
+                "NAME", "ALGORITHM", "ENABLED", "KEY ID"
+            );
+            for s in services.signers().await? {
+                println!(
+                    "{:<32} {:<11} {:<8} {:<64}",
+                    s.name.as_str(),
+                    s.algorithm.as_str(),
+                    if s.enabled { "yes" } else { "no" },
+                    s.key_id
+                );
+            }
+        }
+        Command::Signer(SignerCommand::Disable { name }) => {
+            let services = app::open(&settings, Arc::new(SystemClock)).await?;
+            services.disable_signer(&operator, &name).await?;
+            eprintln!("signer {name} disabled");
             checkpoint_at_rest(&services).await;
         }
         Command::Audit(AuditCommand::Checkpoint) => {

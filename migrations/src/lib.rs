@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_foundation;
 mod m20261122_000002_create_artifacts;
+mod m20261122_000003_create_signers;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_foundation::Migration),
             Box::new(m20261122_000002_create_artifacts::Migration),
+            Box::new(m20261122_000003_create_signers::Migration),
         ]
     }
 }

@@ -18,10 +18,12 @@ pub enum Action {
     AuditExported,
     ArtifactUploaded,
     ArtifactDownloadRefused,
+    SignerAdded,
+    SignerDisabled,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 13] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -33,6 +35,8 @@ impl Action {
         Action::AuditExported,
         Action::ArtifactUploaded,
         Action::ArtifactDownloadRefused,
+        Action::SignerAdded,
+        Action::SignerDisabled,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -52,6 +56,8 @@ impl Action {
             Action::AuditExported => "audit.exported",
             Action::ArtifactUploaded => "artifact.uploaded",
             Action::ArtifactDownloadRefused => "artifact.download_refused",
+            Action::SignerAdded => "signer.added",
+            Action::SignerDisabled => "signer.disabled",
         }
     }
 }
@@ -63,6 +69,7 @@ pub enum SubjectType {
     ApiToken,
     AuditLog,
     Artifact,
+    Signer,
 }
 
 impl SubjectType {
@@ -73,6 +80,7 @@ impl SubjectType {
             SubjectType::ApiToken => "api_token",
             SubjectType::AuditLog => "audit_log",
             SubjectType::Artifact => "artifact",
+            SubjectType::Signer => "signer",
         }
     }
 }

@@ -12,6 +12,7 @@ mod names;
 mod provenance;
 mod records;
 mod role;
+mod signer;
 mod tier;
 mod version;
 
@@ -19,12 +20,13 @@ pub use artifact::{ArtifactKind, ArtifactPath};
 pub use contact::{Contacts, EmailAddress};
 pub use error::ParseError;
 pub use lifecycle::{LifecycleStatus, TransitionRule};
-pub use names::{ModelName, TeamName, TokenName};
+pub use names::{ModelName, SignerName, TeamName, TokenName};
 pub use provenance::{
     DataChecksum, Provenance, ProvenanceInput, RuntimeDependency, Sha256Digest, ValidationResult,
 };
 pub use records::{RegisteredModel, RegisteredVersion, TokenInfo};
 pub use role::Role;
+pub use signer::{SignatureAlgorithm, SignerKey};
 pub use tier::Tier;
 pub use version::Version;
 

@@ -107,6 +107,10 @@ slug_type!(
     TeamName, "team name", 64, false
 );
 slug_type!(
+    /// The unique name of an authorised signer, e.g. `release-bot` or `jane-doe`.
+    SignerName, "signer name", 64, false
+);
+slug_type!(
     /// The unique name of an API token, e.g. `ci-deployer`; it identifies the actor in audit records.
     TokenName, "token name", 64, false
 );

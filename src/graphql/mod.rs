@@ -6,6 +6,7 @@ mod audit;
 mod error;
 mod guard;
 mod registry;
+mod signers;
 mod tokens;
 
 use crate::config::GraphqlSettings;
@@ -17,6 +18,7 @@ pub struct Query(
     registry::RegistryQuery,
     audit::AuditQueryRoot,
     tokens::TokenQuery,
+    signers::SignerQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -24,6 +26,7 @@ pub struct Mutation(
     registry::RegistryMutation,
     audit::AuditMutation,
     tokens::TokenMutation,
+    signers::SignerMutation,
 );
 
 pub type SunsetSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -35,6 +35,7 @@ mod artifacts;
 mod audit_log;
 mod error;
 mod registry;
+mod signers;
 mod tokens;
 
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};

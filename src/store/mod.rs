@@ -18,6 +18,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod entities;
 pub mod registry;
+pub mod signers;
 pub mod tokens;
 
 use crate::audit::{AuditEntry, AuditMacKey, SealedRecord};

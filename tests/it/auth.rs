@@ -42,11 +42,22 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         "mutation { signAuditCheckpoint { seq } }",
         &["auditor", "admin"],
     ),
+    (
+        "addSigner",
+        "mutation { addSigner(name: \"s-new\", publicKeyPem: \"-----BEGIN PUBLIC KEY-----\\nMCowBQYDK2VwAyEA8T1jGJj3Zhx1fWQMGGUfQ84cytj1Ypj8tMJSVHydKV4=\\n-----END PUBLIC KEY-----\") { name } }",
+        &["admin"],
+    ),
+    (
+        "disableSigner",
+        "mutation { disableSigner(name: \"s-victim\") { name } }",
+        &["admin"],
+    ),
 ];
 
 const EVERY_ROLE: &[&str] = &ROLES;
 
 const QUERIES: &[(&str, &str, &[&str])] = &[
+    ("signers", "{ signers { name } }", EVERY_ROLE),
     ("me", "{ me { name } }", EVERY_ROLE),
     (
         "models",

@@ -263,3 +263,58 @@ fn serve_starts_with_no_configuration_and_stops_cleanly_on_sigterm() {
     let status = child.wait().expect("wait");
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 }
+
+#[test]
+fn signers_are_added_listed_and_disabled_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let key = dir.path().join("release.pub");
+    std::fs::write(&key, crate::signers::P256_PEM).expect("key");
+    let added = sunset(
+        &data,
+        &[
+            "signer",
+            "add",
+            "--name",
+            "release-bot",
+            "--public-key",
+            key.to_str().expect("utf8"),
+        ],
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let listed = stdout(&sunset(&data, &["signer", "list"]));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("release-bot") && l.contains("ecdsa-p256") && l.contains("yes")),
+        "{listed}"
+    );
+    assert!(
+        sunset(&data, &["signer", "disable", "release-bot"])
+            .status
+            .success()
+    );
+    assert!(
+        stdout(&sunset(&data, &["signer", "list"]))
+            .lines()
+            .any(|l| l.starts_with("release-bot") && l.contains(" no "))
+    );
+    let missing = sunset(
+        &data,
+        &[
+            "signer",
+            "add",
+            "--name",
+            "x",
+            "--public-key",
+            "/nonexistent.pem",
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.pem"));
+    assert_eq!(sunset(&data, &["audit", "verify"]).status.code(), Some(0));
+}

@@ -10,3 +10,4 @@ mod auth;
 mod cli;
 mod registry;
 mod schema;
+mod signers;

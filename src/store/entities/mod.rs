@@ -7,3 +7,4 @@ pub mod audit_checkpoint;
 pub mod audit_record;
 pub mod model;
 pub mod model_version;
+pub mod signer;

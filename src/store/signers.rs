@@ -1,0 +1,106 @@
+//! Authorised signers and their public keys.
+
+use super::StoreError;
+use super::entities::signer;
+use crate::domain::{SignerKey, SignerName};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde::Serialize;
+
+/// A registered signer, parsed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signer {
+    pub name: SignerName,
+    pub algorithm: crate::domain::SignatureAlgorithm,
+    pub public_key_pem: String,
+    pub key_id: String,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, s: &Signer) -> Result<(), StoreError> {
+    signer::ActiveModel {
+        name: Set(s.name.to_string()),
+        algorithm: Set(s.algorithm.as_str().to_owned()),
+        public_key_pem: Set(s.public_key_pem.clone()),
+        key_id: Set(s.key_id.clone()),
+        enabled: Set(s.enabled),
+        created_at: Set(s.created_at),
+        created_by: Set(s.created_by.clone()),
+        disabled_at: Set(s.disabled_at),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn find_by_name(
+    conn: &impl ConnectionTrait,
+    name: &SignerName,
+) -> Result<Option<Signer>, StoreError> {
+    signer::Entity::find()
+        .filter(signer::Column::Name.eq(name.as_str()))
+        .one(conn)
+        .await?
+        .map(parse)
+        .transpose()
+}
+
+pub async fn find_by_key_id(
+    conn: &impl ConnectionTrait,
+    key_id: &str,
+) -> Result<Option<Signer>, StoreError> {
+    signer::Entity::find()
+        .filter(signer::Column::KeyId.eq(key_id))
+        .one(conn)
+        .await?
+        .map(parse)
+        .transpose()
+}
+
+pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<Signer>, StoreError> {
+    signer::Entity::find()
+        .order_by_asc(signer::Column::Name)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect()
+}
+
+pub async fn disable(
+    conn: &impl ConnectionTrait,
+    name: &SignerName,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    signer::Entity::update_many()
+        .col_expr(signer::Column::Enabled, Expr::value(false))
+        .col_expr(signer::Column::DisabledAt, Expr::value(Some(at)))
+        .filter(signer::Column::Name.eq(name.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+fn parse(r: signer::Model) -> Result<Signer, StoreError> {
+    let corrupt =
+        |e: crate::domain::ParseError| StoreError::Corrupt(format!("signers row {}: {e}", r.id));
+    let key = SignerKey::parse_pem(&r.public_key_pem).map_err(corrupt)?;
+    Ok(Signer {
+        name: SignerName::parse(&r.name).map_err(corrupt)?,
+        algorithm: key.algorithm,
+        public_key_pem: r.public_key_pem.clone(),
+        key_id: r.key_id.clone(),
+        enabled: r.enabled,
+        created_at: r.created_at,
+        created_by: r.created_by.clone(),
+        disabled_at: r.disabled_at,
+    })
+}

@@ -1,6 +1,7 @@
 //! The service's own signing identity. Later: DSSE envelopes, model-signature
 //! verification, the revocation list and destruction certificates.
 
+pub mod model_signature;
 pub mod service_key;
 
 pub use service_key::{KeyFileError, ServiceKey};

@@ -11,6 +11,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_foundation;
 mod m20261122_000002_create_artifacts;
 mod m20261122_000003_create_signers;
+mod m20261122_000004_create_version_signatures;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_foundation::Migration),
             Box::new(m20261122_000002_create_artifacts::Migration),
             Box::new(m20261122_000003_create_signers::Migration),
+            Box::new(m20261122_000004_create_version_signatures::Migration),
         ]
     }
 }

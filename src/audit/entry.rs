@@ -20,10 +20,11 @@ pub enum Action {
     ArtifactDownloadRefused,
     SignerAdded,
     SignerDisabled,
+    SignatureAttached,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -37,6 +38,7 @@ impl Action {
         Action::ArtifactDownloadRefused,
         Action::SignerAdded,
         Action::SignerDisabled,
+        Action::SignatureAttached,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -58,6 +60,7 @@ impl Action {
             Action::ArtifactDownloadRefused => "artifact.download_refused",
             Action::SignerAdded => "signer.added",
             Action::SignerDisabled => "signer.disabled",
+            Action::SignatureAttached => "signature.attached",
         }
     }
 }

@@ -79,3 +79,24 @@ pub async fn download(
     }
     Ok(response)
 }
+
+/// `PUT /v1/models/{name}/versions/{version}/signature`: the version's OpenSSF
+/// model-signing bundle, verified against enabled signers and the stored artifacts.
+pub async fn put_signature(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    Path((model, version)): Path<(String, String)>,
+    bundle: axum::body::Bytes,
+) -> Result<Json<crate::store::signers::StoredSignature>, ApiError> {
+    if !actor.has_role(UPLOAD_ROLES) {
+        return Err(ApiError::forbidden(format!(
+            "uploading signatures needs the owner role; token {} has role {}",
+            actor.name, actor.role
+        )));
+    }
+    let stored = state
+        .services
+        .attach_signature(&actor, &model, &version, &bundle)
+        .await?;
+    Ok(Json(stored))
+}

@@ -46,6 +46,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             "/v1/models/{model}/versions/{version}/artifacts/{*path}",
             artifact,
         )
+        .route(
+            "/v1/models/{model}/versions/{version}/signature",
+            axum::routing::put(artifacts::put_signature).layer(DefaultBodyLimit::max(
+                crate::attest::model_signature::MAX_BUNDLE_BYTES,
+            )),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -75,7 +75,7 @@ struct UploadRecord<'a> {
 }
 
 impl Services {
-    async fn locate_version(
+    pub(super) async fn locate_version(
         &self,
         conn: &impl crate::store::Conn,
         model: &ModelName,
@@ -311,12 +311,21 @@ impl Services {
         let version = Version::parse(version)?;
         let path = ArtifactPath::parse(path)?;
         let db = self.store().reader();
-        let (_, version_id, _) = self.locate_version(db, &model, version).await?;
+        let (_, version_id, v) = self.locate_version(db, &model, version).await?;
         let stored = repo::find(db, version_id, &path).await?.ok_or_else(|| {
             ServiceError::NotFound(format!("{model}@{version} has no artifact at {path}"))
         })?;
         let info = ArtifactInfo::of(&model, version, &stored);
         let subject = format!("{model}@{version}/{path}");
+        // What has been promoted is served only under a signature that still verifies.
+        if matches!(
+            v.status,
+            LifecycleStatus::Staging | LifecycleStatus::Production
+        ) && let Err(reason) = self.check_version_signature(db, version_id).await?
+        {
+            let reason = format!("{model}@{version}: {reason}");
+            return Err(self.refuse_download(actor, &subject, &reason).await);
+        }
 
         let vault = self.vault()?.clone();
         let wrapped = WrappedKey {

@@ -35,6 +35,7 @@ mod artifacts;
 mod audit_log;
 mod error;
 mod registry;
+mod signatures;
 mod signers;
 mod tokens;
 

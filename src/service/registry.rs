@@ -294,6 +294,15 @@ impl Services {
                 }
             }
 
+            // Signed artifacts only, whoever asks: a security override covers failed
+            // validations, never a missing or broken signature.
+            if matches!(to, LifecycleStatus::Staging | LifecycleStatus::Production)
+                && let Err(reason) = self.check_version_signature(tx.conn(), version_id).await?
+            {
+                return Err(ServiceError::Conflict(format!(
+                    "{subject} cannot move to {to}: {reason}"
+                )));
+            }
             let now = self.now();
             if to == LifecycleStatus::Production {
                 let current = repo::versions_in_status(

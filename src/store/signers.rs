@@ -104,3 +104,58 @@ fn parse(r: signer::Model) -> Result<Signer, StoreError> {
         disabled_at: r.disabled_at,
     })
 }
+
+/// A version's stored signature bundle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredSignature {
+    #[serde(skip)]
+    pub bundle: String,
+    pub bundle_sha256: String,
+    pub signer: String,
+    pub uploaded_at: DateTime<Utc>,
+    pub uploaded_by: String,
+}
+
+pub async fn signature_of(
+    conn: &impl ConnectionTrait,
+    version: super::registry::VersionId,
+) -> Result<Option<StoredSignature>, StoreError> {
+    use super::entities::version_signature as vs;
+    Ok(vs::Entity::find()
+        .filter(vs::Column::VersionId.eq(version.0))
+        .one(conn)
+        .await?
+        .map(|r| StoredSignature {
+            bundle: r.bundle,
+            bundle_sha256: r.bundle_sha256,
+            signer: r.signer,
+            uploaded_at: r.uploaded_at,
+            uploaded_by: r.uploaded_by,
+        }))
+}
+
+/// Stores `signature` as the version's one signature, replacing any earlier one.
+pub async fn put_signature(
+    conn: &impl ConnectionTrait,
+    version: super::registry::VersionId,
+    signature: &StoredSignature,
+) -> Result<(), StoreError> {
+    use super::entities::version_signature as vs;
+    vs::Entity::delete_many()
+        .filter(vs::Column::VersionId.eq(version.0))
+        .exec(conn)
+        .await?;
+    vs::ActiveModel {
+        version_id: Set(version.0),
+        bundle: Set(signature.bundle.clone()),
+        bundle_sha256: Set(signature.bundle_sha256.clone()),
+        signer: Set(signature.signer.clone()),
+        uploaded_at: Set(signature.uploaded_at),
+        uploaded_by: Set(signature.uploaded_by.clone()),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}

@@ -44,7 +44,7 @@ async fn put(
 }
 
 /// A model `fraud-scorer` with version 1.0.0 in development; returns the owner token.
-async fn model_with_version(app: &TestApp) -> String {
+pub async fn model_with_version(app: &TestApp) -> String {
     let owner = app.token("owner-a", "owner", Some("payments-ml")).await;
     app.create_model(&owner, "fraud-scorer", "payments-ml")
         .await;
@@ -142,14 +142,53 @@ on_both_backends! {
         let anonymous = app.client.put(url(&app, "1.0.0", "x.bin")).body("x").send().await.expect("put");
         assert_eq!(anonymous.status(), 401);
 
-        app.gql_ok(&owner, "mutation { transitionVersion(model: \"fraud-scorer\", version: \"1.0.0\", to: STAGING) { status } }", json!({})).await;
-        let response = put(&app, &owner, "1.0.0", "late.bin", content(10, 4)).await;
-        assert_eq!(response.status(), 409, "promoted versions are immutable");
-
         assert_eq!(blob_ids(&app).await.len(), 1);
         let stored_blobs = walk(&app.settings.data_dir.join("blobs"));
         assert_eq!(stored_blobs.len(), 1, "refused uploads leave no blob: {stored_blobs:?}");
     }
+}
+
+/// Uploads the files the `model_signing` fixture signed into fraud-scorer 1.0.0, registers
+/// the fixture's signer and attaches its bundle. Returns the owner token.
+pub async fn signed_fixture_version(app: &TestApp) -> String {
+    let owner = model_with_version(app).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model-signing");
+    for name in ["config.json", "model.safetensors", "tokenizer/vocab.json"] {
+        let bytes = std::fs::read(dir.join("model").join(name)).expect("fixture");
+        assert_eq!(
+            put(app, &owner, "1.0.0", name, bytes).await.status(),
+            201,
+            "{name}"
+        );
+    }
+    let pem = std::fs::read_to_string(dir.join("signer.pub.pem")).expect("key");
+    app.gql_ok(
+        &app.admin,
+        "mutation($k: String!) { addSigner(name: \"release-bot\", publicKeyPem: $k) { name } }",
+        json!({ "k": pem }),
+    )
+    .await;
+    let response = put_signature(
+        app,
+        &owner,
+        std::fs::read(dir.join("model.sig")).expect("bundle"),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    owner
+}
+
+async fn put_signature(app: &TestApp, token: &str, bundle: Vec<u8>) -> reqwest::Response {
+    app.client
+        .put(format!(
+            "{}/v1/models/fraud-scorer/versions/1.0.0/signature",
+            app.address
+        ))
+        .bearer_auth(token)
+        .body(bundle)
+        .send()
+        .await
+        .expect("put signature")
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -203,5 +242,16 @@ on_both_backends! {
         let refusals = log["auditLog"]["edges"].as_array().cloned().unwrap_or_default();
         assert_eq!(refusals.len(), 5, "{log}");
         assert_eq!(refusals[0]["node"]["subject"], "fraud-scorer@1.0.0/model.bin");
+    }
+}
+
+on_both_backends! {
+    async fn a_promoted_version_is_immutable(app) {
+        let owner = signed_fixture_version(&app).await;
+        app.gql_ok(&owner, "mutation { transitionVersion(model: \"fraud-scorer\", version: \"1.0.0\", to: STAGING) { status } }", json!({})).await;
+        let response = put(&app, &owner, "1.0.0", "late.bin", content(10, 4)).await;
+        assert_eq!(response.status(), 409, "promoted versions are immutable");
+        let response = put_signature(&app, &owner, b"{}".to_vec()).await;
+        assert_eq!(response.status(), 409, "so is their signature");
     }
 }

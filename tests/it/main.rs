@@ -10,4 +10,5 @@ mod auth;
 mod cli;
 mod registry;
 mod schema;
+mod signatures;
 mod signers;

@@ -8,3 +8,4 @@ pub mod audit_record;
 pub mod model;
 pub mod model_version;
 pub mod signer;
+pub mod version_signature;

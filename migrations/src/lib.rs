@@ -12,6 +12,7 @@ mod m20261122_000001_create_foundation;
 mod m20261122_000002_create_artifacts;
 mod m20261122_000003_create_signers;
 mod m20261122_000004_create_version_signatures;
+mod m20261122_000005_add_promoted_at;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_artifacts::Migration),
             Box::new(m20261122_000003_create_signers::Migration),
             Box::new(m20261122_000004_create_version_signatures::Migration),
+            Box::new(m20261122_000005_add_promoted_at::Migration),
         ]
     }
 }

@@ -21,10 +21,11 @@ pub enum Action {
     SignerAdded,
     SignerDisabled,
     SignatureAttached,
+    ModelRolledBack,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -39,6 +40,7 @@ impl Action {
         Action::SignerAdded,
         Action::SignerDisabled,
         Action::SignatureAttached,
+        Action::ModelRolledBack,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -61,6 +63,7 @@ impl Action {
             Action::SignerAdded => "signer.added",
             Action::SignerDisabled => "signer.disabled",
             Action::SignatureAttached => "signature.attached",
+            Action::ModelRolledBack => "model.rolled_back",
         }
     }
 }

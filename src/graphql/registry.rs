@@ -400,6 +400,22 @@ impl RegistryMutation {
         ))
     }
 
+    /// Moves production back to the version that was production before, after verifying
+    /// its signature and every artifact's digest again; the current one is deprecated.
+    #[graphql(guard = "RoleGuard::new(crate::service::ROLLBACK_ROLES)")]
+    async fn rollback_model(
+        &self,
+        ctx: &Context<'_>,
+        model: String,
+        reason: String,
+    ) -> Result<ModelVersion> {
+        Ok(ModelVersion(
+            services(ctx)?
+                .rollback_model(actor(ctx)?, &model, &reason)
+                .await?,
+        ))
+    }
+
     /// Moves a version along its lifecycle. Promotion to production needs every
     /// validation passed, or a security-role override with a justification; it
     /// deprecates the model's previous production version.

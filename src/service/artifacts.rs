@@ -347,7 +347,9 @@ impl Services {
         let context = stored.blob_id.clone();
         tokio::task::spawn_blocking(move || {
             let outcome =
-                decrypt_verified(&data_key, context.as_bytes(), blob, &expected, &plain_tx);
+                decrypt_verified(&data_key, context.as_bytes(), blob, &expected, |chunk| {
+                    plain_tx.blocking_send(Ok(chunk)).is_ok()
+                });
             if let Err(reason) = outcome {
                 let _ = plain_tx.blocking_send(Err(reason));
             }
@@ -385,6 +387,41 @@ impl Services {
         ))
     }
 
+    /// Decrypts every artifact of a version and checks its SHA-256, discarding the
+    /// plaintext: `Ok(())`, or what failed. Reads whole blobs, so it is for rare,
+    /// deliberate moments such as a rollback.
+    pub(super) async fn verify_artifacts(
+        &self,
+        version: VersionId,
+    ) -> Result<Result<(), String>, ServiceError> {
+        let vault = self.vault()?.clone();
+        for stored in repo::list(self.store().reader(), version).await? {
+            let wrapped = WrappedKey {
+                epoch: stored.kek_epoch,
+                bytes: stored.wrapped_key.clone(),
+            };
+            let opened = vault
+                .kek
+                .unwrap(&wrapped, &stored.blob_id)
+                .and_then(|key| vault.blobs.open(&stored.blob_id).map(|blob| (key, blob)));
+            let (key, blob) = match opened {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(format!("{}: {e}", stored.path))),
+            };
+            let expected = stored.sha256.to_string();
+            let context = stored.blob_id.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                decrypt_verified(&key, context.as_bytes(), blob, &expected, |_| true)
+            })
+            .await
+            .map_err(ServiceError::internal)?;
+            if let Err(reason) = checked {
+                return Ok(Err(format!("{}: {reason}", stored.path)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// Records a refused download and returns the error that says why.
     async fn refuse_download(&self, actor: &Actor, subject: &str, reason: &str) -> ServiceError {
         tracing::error!(artifact = %subject, actor = %actor.name, %reason, "artifact download refused");
@@ -417,14 +454,14 @@ async fn send(
     Ok(())
 }
 
-/// Decrypts and hashes; sends each chunk once authenticated, the last only once the
-/// whole digest matches `expected`.
+/// Decrypts and hashes; hands each chunk to `deliver` once authenticated, the last only
+/// once the whole digest matches `expected`. `deliver` returns false when its reader is gone.
 fn decrypt_verified(
     key: &DataKey,
     context: &[u8],
     mut blob: Box<dyn Read + Send>,
     expected: &str,
-    out: &tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
+    mut deliver: impl FnMut(Vec<u8>) -> bool,
 ) -> Result<(), String> {
     let mut header = [0u8; HEADER_LEN];
     blob.read_exact(&mut header).map_err(|_| {
@@ -450,7 +487,7 @@ fn decrypt_verified(
                 ));
             }
         }
-        if out.blocking_send(Ok(chunk)).is_err() {
+        if !deliver(chunk) {
             return Ok(()); // the client went away
         }
     }

@@ -35,6 +35,7 @@ mod artifacts;
 mod audit_log;
 mod error;
 mod registry;
+mod rollback;
 mod signatures;
 mod signers;
 mod tokens;
@@ -43,6 +44,7 @@ pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
 pub use error::ServiceError;
 pub use registry::{ModelInput, ModelPatch, VersionInput};
+pub use rollback::ROLLBACK_ROLES;
 
 use crate::attest::ServiceKey;
 use crate::clock::Clock;

@@ -109,6 +109,7 @@ pub async fn insert_version(
         created_by: Set(v.created_by.clone()),
         created_at: Set(v.created_at),
         status_changed_at: Set(v.status_changed_at),
+        promoted_at: Set(None),
         ..Default::default()
     }
     .insert(conn)
@@ -212,7 +213,31 @@ pub async fn set_status(
         .filter(model_version::Column::Id.eq(id.0))
         .exec(conn)
         .await?;
+    if status == LifecycleStatus::Production {
+        model_version::Entity::update_many()
+            .col_expr(model_version::Column::PromotedAt, Expr::value(Some(at)))
+            .filter(model_version::Column::Id.eq(id.0))
+            .exec(conn)
+            .await?;
+    }
     Ok(())
+}
+
+/// The deprecated version that was production most recently: where a rollback goes.
+pub async fn previous_production(
+    conn: &impl ConnectionTrait,
+    model_id: ModelId,
+    model_name: &ModelName,
+) -> Result<Option<(VersionId, RegisteredVersion)>, StoreError> {
+    model_version::Entity::find()
+        .filter(model_version::Column::ModelId.eq(model_id.0))
+        .filter(model_version::Column::Status.eq(LifecycleStatus::Deprecated.as_str()))
+        .filter(model_version::Column::PromotedAt.is_not_null())
+        .order_by_desc(model_version::Column::PromotedAt)
+        .one(conn)
+        .await?
+        .map(|row| Ok((VersionId(row.id), to_version(model_name, row)?)))
+        .transpose()
 }
 
 fn component(n: u32) -> i32 {

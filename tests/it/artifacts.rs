@@ -52,7 +52,7 @@ pub async fn model_with_version(app: &TestApp) -> String {
     owner
 }
 
-async fn blob_ids(app: &TestApp) -> Vec<String> {
+pub async fn blob_ids(app: &TestApp) -> Vec<String> {
     let db = app.services.store().reader();
     let rows = db
         .query_all_raw(Statement::from_string(
@@ -66,7 +66,7 @@ async fn blob_ids(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-fn blob_path(app: &TestApp, blob_id: &str) -> std::path::PathBuf {
+pub fn blob_path(app: &TestApp, blob_id: &str) -> std::path::PathBuf {
     app.settings
         .data_dir
         .join("blobs")
@@ -148,40 +148,58 @@ on_both_backends! {
     }
 }
 
-/// Uploads the files the `model_signing` fixture signed into fraud-scorer 1.0.0, registers
-/// the fixture's signer and attaches its bundle. Returns the owner token.
+/// Registers the fixture's signer and fills fraud-scorer 1.0.0 with the files the
+/// `model_signing` fixture signed, with its bundle. Returns the owner token.
 pub async fn signed_fixture_version(app: &TestApp) -> String {
     let owner = model_with_version(app).await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model-signing");
-    for name in ["config.json", "model.safetensors", "tokenizer/vocab.json"] {
-        let bytes = std::fs::read(dir.join("model").join(name)).expect("fixture");
-        assert_eq!(
-            put(app, &owner, "1.0.0", name, bytes).await.status(),
-            201,
-            "{name}"
-        );
-    }
-    let pem = std::fs::read_to_string(dir.join("signer.pub.pem")).expect("key");
+    let pem = std::fs::read_to_string(fixture_dir().join("signer.pub.pem")).expect("key");
     app.gql_ok(
         &app.admin,
         "mutation($k: String!) { addSigner(name: \"release-bot\", publicKeyPem: $k) { name } }",
         json!({ "k": pem }),
     )
     .await;
-    let response = put_signature(
-        app,
-        &owner,
-        std::fs::read(dir.join("model.sig")).expect("bundle"),
-    )
-    .await;
-    assert_eq!(response.status(), 200);
+    fill_with_fixture(app, &owner, "1.0.0").await;
     owner
 }
 
+fn fixture_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model-signing")
+}
+
+/// Uploads the fixture files into an existing version in development, and its signature.
+pub async fn fill_with_fixture(app: &TestApp, owner: &str, version: &str) {
+    for name in ["config.json", "model.safetensors", "tokenizer/vocab.json"] {
+        let bytes = std::fs::read(fixture_dir().join("model").join(name)).expect("fixture");
+        assert_eq!(
+            put(app, owner, version, name, bytes).await.status(),
+            201,
+            "{name}"
+        );
+    }
+    let response = put_signature_of(
+        app,
+        owner,
+        version,
+        std::fs::read(fixture_dir().join("model.sig")).expect("bundle"),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+}
+
 async fn put_signature(app: &TestApp, token: &str, bundle: Vec<u8>) -> reqwest::Response {
+    put_signature_of(app, token, "1.0.0", bundle).await
+}
+
+async fn put_signature_of(
+    app: &TestApp,
+    token: &str,
+    version: &str,
+    bundle: Vec<u8>,
+) -> reqwest::Response {
     app.client
         .put(format!(
-            "{}/v1/models/fraud-scorer/versions/1.0.0/signature",
+            "{}/v1/models/fraud-scorer/versions/{version}/signature",
             app.address
         ))
         .bearer_auth(token)
@@ -191,7 +209,7 @@ async fn put_signature(app: &TestApp, token: &str, bundle: Vec<u8>) -> reqwest::
         .expect("put signature")
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).expect("dir") {
         let path = entry.expect("entry").path();

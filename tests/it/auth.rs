@@ -52,6 +52,11 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         "mutation { disableSigner(name: \"s-victim\") { name } }",
         &["admin"],
     ),
+    (
+        "rollbackModel",
+        "mutation { rollbackModel(model: \"m-base\", reason: \"latency regression in 1.1\") { version } }",
+        &["owner", "governance", "security"],
+    ),
 ];
 
 const EVERY_ROLE: &[&str] = &ROLES;

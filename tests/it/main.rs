@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod cli;
 mod registry;
+mod rollback;
 mod schema;
 mod signatures;
 mod signers;

@@ -15,6 +15,8 @@ pub struct Model {
     pub created_by: String,
     pub created_at: DateTimeUtc,
     pub status_changed_at: DateTimeUtc,
+    /// When the version last became production.
+    pub promoted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

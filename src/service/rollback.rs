@@ -1,0 +1,105 @@
+//! Rollback (AISVS 3.3.2): production goes back to the version that was production
+//! before, in one transaction, after that version's signature and every artifact's
+//! digest are verified again. The current production version becomes deprecated.
+
+use super::registry::require_team_owner;
+use super::{ServiceError, Services};
+use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::auth::Actor;
+use crate::domain::{LifecycleStatus, ModelName, RegisteredVersion, Role, Text};
+use crate::store::registry as repo;
+
+pub const ROLLBACK_ROLES: &[Role] = &[Role::Owner, Role::Governance, Role::Security];
+
+impl Services {
+    pub async fn rollback_model(
+        &self,
+        actor: &Actor,
+        model: &str,
+        reason: &str,
+    ) -> Result<RegisteredVersion, ServiceError> {
+        let model = ModelName::parse(model)?;
+        let reason = Text::parse_required("reason", reason, super::registry::MAX_JUSTIFICATION)?;
+        if !actor.has_role(ROLLBACK_ROLES) {
+            return Err(ServiceError::Forbidden(format!(
+                "role {} may not roll back models; owner, governance or security may",
+                actor.role
+            )));
+        }
+        let db = self.store().reader();
+        let (model_id, registered) = repo::find_model(db, &model)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no model named {model}")))?;
+        if actor.role == Role::Owner {
+            require_team_owner(actor, &registered.owner_team, &format!("model {model}"))?;
+        }
+        let (target_id, target) = repo::previous_production(db, model_id, &model)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Conflict(format!(
+                    "{model} has no earlier production version to roll back to"
+                ))
+            })?;
+        // Verify the target whole before touching anything: signature, then every byte.
+        let target_subject = format!("{model}@{}", target.version);
+        if let Err(reason) = self.check_version_signature(db, target_id).await? {
+            return Err(ServiceError::Conflict(format!(
+                "cannot roll back to {target_subject}: {reason}"
+            )));
+        }
+        if let Err(reason) = self.verify_artifacts(target_id).await? {
+            return Err(ServiceError::Integrity(format!(
+                "cannot roll back to {target_subject}: {reason}"
+            )));
+        }
+
+        let after = in_write_tx!(self, |tx| {
+            let current =
+                repo::versions_in_status(tx.conn(), model_id, &model, LifecycleStatus::Production)
+                    .await?;
+            let Some((target_id_now, target_now)) =
+                repo::previous_production(tx.conn(), model_id, &model).await?
+            else {
+                return Err(ServiceError::Conflict(format!(
+                    "{model} has no earlier production version to roll back to"
+                )));
+            };
+            if target_id_now != target_id {
+                return Err(ServiceError::Conflict(format!(
+                    "{model} changed while the rollback was being verified; try again"
+                )));
+            }
+            let now = self.now();
+            for (id, version) in &current {
+                repo::set_status(tx.conn(), *id, LifecycleStatus::Deprecated, now).await?;
+                let mut deprecated = version.clone();
+                deprecated.status = LifecycleStatus::Deprecated;
+                deprecated.status_changed_at = now;
+                let entry = AuditEntry::new(
+                    actor.audit_identity(),
+                    Action::VersionStatusChanged,
+                    SubjectType::ModelVersion,
+                    format!("{model}@{}", version.version),
+                )
+                .before(version)
+                .after(&deprecated);
+                self.append_audit(tx, now, entry).await?;
+            }
+            repo::set_status(tx.conn(), target_id, LifecycleStatus::Production, now).await?;
+            let mut promoted = target_now.clone();
+            promoted.status = LifecycleStatus::Production;
+            promoted.status_changed_at = now;
+            let entry = AuditEntry::new(actor.audit_identity(), Action::ModelRolledBack, SubjectType::Model, model.as_str())
+                .before(&serde_json::json!({ "production": current.iter().map(|(_, v)| v.version.to_string()).collect::<Vec<_>>() }))
+                .after(&serde_json::json!({
+                    "production": target_now.version.to_string(),
+                    "reason": reason.as_str(),
+                    "verified": ["signature", "artifact digests"],
+                }));
+            self.append_audit(tx, now, entry).await?;
+            Ok(promoted)
+        })?;
+        tracing::warn!(model = %model, to = %after.version, actor = %actor.name, "model rolled back");
+        Ok(after)
+    }
+}

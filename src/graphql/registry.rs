@@ -150,6 +150,38 @@ impl ModelVersion {
     async fn status_changed_at(&self) -> DateTime<Utc> {
         self.0.status_changed_at
     }
+    /// The version's artifacts, by path (encrypted at rest; downloaded over REST).
+    async fn artifacts(&self, ctx: &Context<'_>) -> Result<Vec<Artifact>> {
+        let model = self.0.model.as_str();
+        let version = self.0.version.to_string();
+        Ok(services(ctx)?
+            .artifacts(model, &version)
+            .await?
+            .into_iter()
+            .map(|a| Artifact {
+                path: a.path,
+                kind: a.kind.as_str().to_owned(),
+                size_bytes: a.size_bytes,
+                sha256: a.sha256,
+                created_at: a.created_at,
+                created_by: a.created_by,
+            })
+            .collect())
+    }
+
+    /// The signature bundle attached to the version, if any.
+    async fn signature(&self, ctx: &Context<'_>) -> Result<Option<VersionSignature>> {
+        let stored = services(ctx)?
+            .signature(self.0.model.as_str(), &self.0.version.to_string())
+            .await?;
+        Ok(stored.map(|s| VersionSignature {
+            signer: s.signer,
+            bundle_sha256: s.bundle_sha256,
+            uploaded_at: s.uploaded_at,
+            uploaded_by: s.uploaded_by,
+        }))
+    }
+
     async fn provenance(&self) -> Provenance {
         let p = &self.0.provenance;
         Provenance {
@@ -183,6 +215,30 @@ impl ModelVersion {
                 .collect(),
         }
     }
+}
+
+/// A file of a version.
+#[derive(SimpleObject)]
+pub struct Artifact {
+    path: String,
+    /// weights, config, tokenizer or other.
+    kind: String,
+    size_bytes: u64,
+    /// Hex SHA-256 of the plaintext.
+    sha256: String,
+    created_at: DateTime<Utc>,
+    created_by: String,
+}
+
+/// A verified OpenSSF model-signing bundle attached to a version.
+#[derive(SimpleObject)]
+pub struct VersionSignature {
+    /// The registered signer whose key verified it.
+    signer: String,
+    /// Hex SHA-256 of the bundle as uploaded.
+    bundle_sha256: String,
+    uploaded_at: DateTime<Utc>,
+    uploaded_by: String,
 }
 
 /// Where a version came from (AISVS 3.1.3).

@@ -137,3 +137,18 @@ impl Services {
         })
     }
 }
+
+impl Services {
+    /// The version's stored signature, if any (facts only; the bundle is not re-verified here).
+    pub async fn signature(
+        &self,
+        model: &str,
+        version: &str,
+    ) -> Result<Option<StoredSignature>, ServiceError> {
+        let model = ModelName::parse(model)?;
+        let version = Version::parse(version)?;
+        let db = self.store().reader();
+        let (_, version_id, _) = self.locate_version(db, &model, version).await?;
+        Ok(repo::signature_of(db, version_id).await?)
+    }
+}

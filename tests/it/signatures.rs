@@ -36,6 +36,11 @@ on_both_backends! {
             let data = app.gql_ok(&owner, TRANSITION, json!({ "to": to })).await;
             assert_eq!(data["transitionVersion"]["status"], to);
         }
+        let reader = app.token("reader", "reader", None).await;
+        let seen = app.gql_ok(&reader, "{ modelVersion(model: \"fraud-scorer\", version: \"1.0.0\") { artifacts { path kind sizeBytes sha256 } signature { signer bundleSha256 } } }", json!({})).await;
+        let paths: Vec<&str> = seen["modelVersion"]["artifacts"].as_array().map(|a| a.iter().filter_map(|x| x["path"].as_str()).collect()).unwrap_or_default();
+        assert_eq!(paths, vec!["config.json", "model.safetensors", "tokenizer/vocab.json"]);
+        assert_eq!(seen["modelVersion"]["signature"]["signer"], "release-bot");
         let body = app.client.get(format!("{}/v1/models/fraud-scorer/versions/1.0.0/artifacts/config.json", app.address)).bearer_auth(&owner).send().await.expect("get");
         assert_eq!(body.status(), 200);
         assert_eq!(body.bytes().await.expect("body").as_ref(), fixture("model/config.json").as_slice());

@@ -45,6 +45,7 @@ fn owner() -> Actor {
         role: Role::Owner,
         team: TeamName::parse("bench").ok(),
         kind: ActorKind::Token,
+        consumer: None,
     }
 }
 

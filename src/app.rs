@@ -35,6 +35,8 @@ pub enum StartupError {
     },
     #[error("audit.checkpoint_schedule: {0}")]
     Schedule(String),
+    #[error("loading the inventory graph: {0}")]
+    Inventory(#[source] crate::service::ServiceError),
 }
 
 /// Creates `dir` with owner-only permissions, or tightens an existing one.
@@ -70,6 +72,7 @@ pub async fn open(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services
         key,
         settings.checkpoint_file(),
         Some(vault),
+        settings.inventory.clone(),
     ))
 }
 
@@ -89,6 +92,10 @@ impl Application {
             .parse()
             .map_err(|e: cron::error::Error| StartupError::Schedule(e.to_string()))?;
         let services = open(&settings, clock.clone()).await?;
+        services
+            .load_inventory()
+            .await
+            .map_err(StartupError::Inventory)?;
         let schema = build_schema(Some(services.clone()), &settings.graphql);
         let state = AppState {
             services: services.clone(),
@@ -129,6 +136,15 @@ impl Application {
         tracing::info!(%addr, "sunset is listening");
         let jobs =
             crate::scheduler::spawn_checkpoints(self.services.clone(), self.schedule, self.clock);
+        // Other instances change the inventory too; follow them until the process ends.
+        let follower = {
+            let services = self.services.clone();
+            tokio::spawn(async move {
+                services
+                    .follow_inventory(std::future::pending::<()>())
+                    .await;
+            })
+        };
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;
@@ -146,6 +162,7 @@ impl Application {
             }
         };
         jobs.abort();
+        follower.abort();
         // Leave the log signed up to its head, so that a deletion of the newest records
         // while the service is down shows against the checkpoint.
         if let Err(e) = self.services.sign_audit_checkpoint_if_moved().await {

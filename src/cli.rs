@@ -79,6 +79,9 @@ pub enum TokenCommand {
         /// The team an owner token acts for.
         #[arg(long)]
         team: Option<String>,
+        /// The consumer the token acts for: its downloads are recorded as usage.
+        #[arg(long)]
+        consumer: Option<String>,
     },
     /// List tokens (never their secrets).
     List,
@@ -125,10 +128,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app::open(&settings, Arc::new(SystemClock)).await?;
             eprintln!("migrations applied");
         }
-        Command::Token(TokenCommand::Create { name, role, team }) => {
+        Command::Token(TokenCommand::Create {
+            name,
+            role,
+            team,
+            consumer,
+        }) => {
             let services = app::open(&settings, Arc::new(SystemClock)).await?;
             let (_, secret) = services
-                .create_token(&operator, &name, &role, team.as_deref())
+                .create_token(
+                    &operator,
+                    &name,
+                    &role,
+                    team.as_deref(),
+                    consumer.as_deref(),
+                )
                 .await?;
             println!("{}", secret.expose());
         }
@@ -231,6 +245,7 @@ async fn verify(settings: &Settings, kept_files: &[PathBuf]) -> anyhow::Result<E
         key,
         settings.checkpoint_file(),
         None,
+        settings.inventory.clone(),
     );
     let mut kept: Vec<Checkpoint> = Vec::new();
     for f in kept_files {

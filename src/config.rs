@@ -22,6 +22,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub graphql: GraphqlSettings,
     pub audit: AuditSettings,
+    pub inventory: InventorySettings,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -65,7 +66,44 @@ impl Default for Settings {
             http: HttpSettings::default(),
             graphql: GraphqlSettings::default(),
             audit: AuditSettings::default(),
+            inventory: InventorySettings::default(),
         }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventorySettings {
+    /// An edge not confirmed (declared again or observed) for this many days is stale.
+    pub stale_after_days: u32,
+    /// How often an instance looks for inventory changes made by others, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// The deepest `maxDepth` a question may ask for.
+    pub max_depth: u32,
+    /// The most nodes one answer returns (`limit`).
+    pub max_results: usize,
+    /// Registration webhooks whose timestamp is further than this from now are refused.
+    pub webhook_tolerance_secs: u64,
+    /// The most registrations one webhook body may carry.
+    pub max_registrations: usize,
+}
+
+impl Default for InventorySettings {
+    fn default() -> Self {
+        Self {
+            stale_after_days: 30,
+            poll_interval_ms: 250,
+            max_depth: 50,
+            max_results: 20_000,
+            webhook_tolerance_secs: 300,
+            max_registrations: 1_000,
+        }
+    }
+}
+
+impl InventorySettings {
+    pub fn stale_after(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.stale_after_days))
     }
 }
 
@@ -169,6 +207,21 @@ impl Settings {
             .checkpoint_schedule
             .parse::<cron::Schedule>()
             .map_err(|e| ConfigError(format!("audit.checkpoint_schedule: {e}")))?;
+        let inv = &self.inventory;
+        if inv.stale_after_days == 0
+            || !(10..=60_000).contains(&inv.poll_interval_ms)
+            || !(1..=1_000).contains(&inv.max_depth)
+            || !(1..=1_000_000).contains(&inv.max_results)
+            || !(1..=86_400).contains(&inv.webhook_tolerance_secs)
+            || !(1..=10_000).contains(&inv.max_registrations)
+        {
+            return Err(ConfigError(
+                "inventory: stale_after_days must be at least 1, poll_interval_ms 10 to 60000, \
+                 max_depth 1 to 1000, max_results 1 to 1000000, webhook_tolerance_secs 1 to \
+                 86400 and max_registrations 1 to 10000"
+                    .into(),
+            ));
+        }
         if !(1024..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return Err(ConfigError(
                 "http.max_body_bytes must be between 1024 and 67108864".into(),

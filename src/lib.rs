@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod graph;
 pub mod graphql;
 pub mod http;
 pub mod key_file;

@@ -13,6 +13,7 @@ mod m20261122_000002_create_artifacts;
 mod m20261122_000003_create_signers;
 mod m20261122_000004_create_version_signatures;
 mod m20261122_000005_add_promoted_at;
+mod m20261122_000006_create_inventory;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_signers::Migration),
             Box::new(m20261122_000004_create_version_signatures::Migration),
             Box::new(m20261122_000005_add_promoted_at::Migration),
+            Box::new(m20261122_000006_create_inventory::Migration),
         ]
     }
 }

@@ -15,6 +15,7 @@ pub const FILE_NAME: &str = "service-ed25519.key";
 pub struct ServiceKey {
     signing: SigningKey,
     audit_mac: crate::audit::AuditMacKey,
+    secret_sealer: super::SecretSealer,
 }
 
 impl ServiceKey {
@@ -38,6 +39,7 @@ impl ServiceKey {
         let seed = Zeroizing::new(signing.to_bytes());
         Self {
             audit_mac: crate::audit::AuditMacKey::derive(&seed),
+            secret_sealer: super::SecretSealer::derive(&seed),
             signing,
         }
     }
@@ -45,6 +47,11 @@ impl ServiceKey {
     /// The key that authenticates each audit record, derived from this one.
     pub fn audit_mac_key(&self) -> &crate::audit::AuditMacKey {
         &self.audit_mac
+    }
+
+    /// The key that seals webhook secrets in the database, derived from this one.
+    pub fn secret_sealer(&self) -> &super::SecretSealer {
+        &self.secret_sealer
     }
 
     pub fn signing_key(&self) -> &SigningKey {

@@ -22,10 +22,20 @@ pub enum Action {
     SignerDisabled,
     SignatureAttached,
     ModelRolledBack,
+    ConsumerDeclared,
+    ConsumerUpdated,
+    ConsumerRemoved,
+    ConsumerDiscovered,
+    EdgeDeclared,
+    EdgeRemoved,
+    UsageObserved,
+    RegistrationsApplied,
+    WebhookSourceCreated,
+    WebhookSourceDisabled,
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 25] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -41,6 +51,16 @@ impl Action {
         Action::SignerDisabled,
         Action::SignatureAttached,
         Action::ModelRolledBack,
+        Action::ConsumerDeclared,
+        Action::ConsumerUpdated,
+        Action::ConsumerRemoved,
+        Action::ConsumerDiscovered,
+        Action::EdgeDeclared,
+        Action::EdgeRemoved,
+        Action::UsageObserved,
+        Action::RegistrationsApplied,
+        Action::WebhookSourceCreated,
+        Action::WebhookSourceDisabled,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -64,6 +84,16 @@ impl Action {
             Action::SignerDisabled => "signer.disabled",
             Action::SignatureAttached => "signature.attached",
             Action::ModelRolledBack => "model.rolled_back",
+            Action::ConsumerDeclared => "consumer.declared",
+            Action::ConsumerUpdated => "consumer.updated",
+            Action::ConsumerRemoved => "consumer.removed",
+            Action::ConsumerDiscovered => "consumer.discovered",
+            Action::EdgeDeclared => "inventory.edge_declared",
+            Action::EdgeRemoved => "inventory.edge_removed",
+            Action::UsageObserved => "inventory.usage_observed",
+            Action::RegistrationsApplied => "inventory.registrations_applied",
+            Action::WebhookSourceCreated => "webhook_source.created",
+            Action::WebhookSourceDisabled => "webhook_source.disabled",
         }
     }
 }
@@ -76,6 +106,9 @@ pub enum SubjectType {
     AuditLog,
     Artifact,
     Signer,
+    Consumer,
+    InventoryEdge,
+    WebhookSource,
 }
 
 impl SubjectType {
@@ -87,6 +120,9 @@ impl SubjectType {
             SubjectType::AuditLog => "audit_log",
             SubjectType::Artifact => "artifact",
             SubjectType::Signer => "signer",
+            SubjectType::Consumer => "consumer",
+            SubjectType::InventoryEdge => "inventory_edge",
+            SubjectType::WebhookSource => "webhook_source",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The authenticated party behind a request or command.
 
-use crate::domain::{Role, TeamName, TokenInfo};
+use crate::domain::{ConsumerName, Role, TeamName, TokenInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActorKind {
@@ -19,6 +19,8 @@ pub struct Actor {
     pub role: Role,
     pub team: Option<TeamName>,
     pub kind: ActorKind,
+    /// The consumer a bound token acts for.
+    pub consumer: Option<ConsumerName>,
 }
 
 impl Actor {
@@ -28,6 +30,7 @@ impl Actor {
             role: info.role,
             team: info.team.clone(),
             kind: ActorKind::Token,
+            consumer: info.consumer.clone(),
         }
     }
 
@@ -51,6 +54,7 @@ impl Actor {
             role: Role::Admin,
             team: None,
             kind: ActorKind::LocalOperator,
+            consumer: None,
         }
     }
 
@@ -60,6 +64,7 @@ impl Actor {
             role: Role::Admin,
             team: None,
             kind: ActorKind::System,
+            consumer: None,
         }
     }
 

@@ -7,6 +7,7 @@
 mod artifact;
 mod contact;
 mod error;
+mod inventory;
 mod lifecycle;
 mod names;
 mod provenance;
@@ -19,6 +20,10 @@ mod version;
 pub use artifact::{ArtifactKind, ArtifactPath};
 pub use contact::{Contacts, EmailAddress};
 pub use error::ParseError;
+pub use inventory::{
+    Consumer, ConsumerKind, ConsumerName, Derivation, EdgeKind, EdgeOrigin, Environment,
+    VersionRange, WebhookUrl,
+};
 pub use lifecycle::{LifecycleStatus, TransitionRule};
 pub use names::{ModelName, SignerName, TeamName, TokenName};
 pub use provenance::{

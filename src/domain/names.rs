@@ -9,7 +9,7 @@
 use super::ParseError;
 use std::fmt;
 
-fn parse_slug(
+pub(super) fn parse_slug(
     field: &'static str,
     raw: &str,
     max_len: usize,

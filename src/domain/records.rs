@@ -43,6 +43,8 @@ pub struct TokenInfo {
     pub created_at: DateTime<Utc>,
     pub created_by: String,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The consumer the token acts for: its artifact downloads are observed usage.
+    pub consumer: Option<super::ConsumerName>,
 }
 
 fn display<S: serde::Serializer>(v: &Version, s: S) -> Result<S::Ok, S::Error> {

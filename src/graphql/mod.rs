@@ -5,6 +5,7 @@
 mod audit;
 mod error;
 mod guard;
+mod inventory;
 mod registry;
 mod signers;
 mod tokens;
@@ -19,6 +20,7 @@ pub struct Query(
     audit::AuditQueryRoot,
     tokens::TokenQuery,
     signers::SignerQuery,
+    inventory::InventoryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -27,6 +29,7 @@ pub struct Mutation(
     audit::AuditMutation,
     tokens::TokenMutation,
     signers::SignerMutation,
+    inventory::InventoryMutation,
 );
 
 pub type SunsetSchema = Schema<Query, Mutation, EmptySubscription>;

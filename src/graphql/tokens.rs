@@ -37,6 +37,8 @@ pub struct ApiToken {
     created_at: DateTime<Utc>,
     created_by: String,
     revoked_at: Option<DateTime<Utc>>,
+    /// The consumer this token acts for; its downloads count as observed usage.
+    consumer: Option<String>,
 }
 
 impl From<TokenInfo> for ApiToken {
@@ -48,6 +50,7 @@ impl From<TokenInfo> for ApiToken {
             created_at: t.created_at,
             created_by: t.created_by,
             revoked_at: t.revoked_at,
+            consumer: t.consumer.map(|c| c.to_string()),
         }
     }
 }
@@ -80,7 +83,8 @@ pub struct TokenMutation;
 
 #[Object]
 impl TokenMutation {
-    /// Creates a token; an owner token needs a team.
+    /// Creates a token; an owner token needs a team. A token bound to a `consumer`
+    /// records that consumer's artifact downloads in the inventory.
     #[graphql(guard = "RoleGuard::new(&[Role::Admin])")]
     async fn create_api_token(
         &self,
@@ -88,10 +92,17 @@ impl TokenMutation {
         name: String,
         role: RoleGql,
         team: Option<String>,
+        consumer: Option<String>,
     ) -> Result<CreatedApiToken> {
         let role: Role = role.into();
         let (info, secret) = services(ctx)?
-            .create_token(actor(ctx)?, &name, role.as_str(), team.as_deref())
+            .create_token(
+                actor(ctx)?,
+                &name,
+                role.as_str(),
+                team.as_deref(),
+                consumer.as_deref(),
+            )
             .await?;
         Ok(CreatedApiToken {
             token: info.into(),

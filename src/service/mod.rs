@@ -34,6 +34,7 @@ macro_rules! in_write_tx {
 mod artifacts;
 mod audit_log;
 mod error;
+mod inventory;
 mod registry;
 mod rollback;
 mod signatures;
@@ -43,6 +44,7 @@ mod tokens;
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
 pub use error::ServiceError;
+pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
 pub use rollback::ROLLBACK_ROLES;
 
@@ -67,6 +69,7 @@ struct Inner {
     checkpoint_file: PathBuf,
     /// Absent in commands that only read (`sunset audit verify`), so they create no keys.
     vault: Option<Vault>,
+    inventory: inventory::Inventory,
 }
 
 impl Services {
@@ -76,6 +79,7 @@ impl Services {
         service_key: ServiceKey,
         checkpoint_file: PathBuf,
         vault: Option<Vault>,
+        inventory: crate::config::InventorySettings,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -84,6 +88,7 @@ impl Services {
                 service_key,
                 checkpoint_file,
                 vault,
+                inventory: inventory::Inventory::new(inventory),
             }),
         }
     }

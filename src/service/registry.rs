@@ -7,6 +7,7 @@ use crate::domain::{
     Contacts, LifecycleStatus, ModelName, Provenance, ProvenanceInput, RegisteredModel,
     RegisteredVersion, Role, TeamName, Text, Tier, Version,
 };
+use crate::store::inventory as inventory_repo;
 use crate::store::registry::{self as repo, ModelId};
 use serde::Serialize;
 
@@ -108,7 +109,15 @@ impl Services {
                     model.name
                 )));
             }
-            repo::insert_model(tx.conn(), &model).await?;
+            let model_id = repo::insert_model(tx.conn(), &model).await?;
+            // The inventory graph holds every model, so consumers can be attached to it.
+            inventory_repo::record_change(
+                tx.conn(),
+                model.created_at,
+                inventory_repo::Entity::Model,
+                model_id.0,
+            )
+            .await?;
             let entry = AuditEntry::new(
                 actor.audit_identity(),
                 Action::ModelCreated,
@@ -206,7 +215,14 @@ impl Services {
                 created_at: now,
                 status_changed_at: now,
             };
-            repo::insert_version(tx.conn(), model_id, &registered).await?;
+            let version_id = repo::insert_version(tx.conn(), model_id, &registered).await?;
+            inventory_repo::record_change(
+                tx.conn(),
+                registered.created_at,
+                inventory_repo::Entity::Version,
+                version_id.0,
+            )
+            .await?;
             let entry = AuditEntry::new(
                 actor.audit_identity(),
                 Action::VersionCreated,

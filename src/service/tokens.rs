@@ -26,8 +26,12 @@ impl Services {
         name: &str,
         role: &str,
         team: Option<&str>,
+        consumer: Option<&str>,
     ) -> Result<(TokenInfo, TokenSecret), ServiceError> {
         let name = TokenName::parse(name)?;
+        let consumer = consumer
+            .map(crate::domain::ConsumerName::parse)
+            .transpose()?;
         let role = Role::parse(role)?;
         let team = team.map(TeamName::parse).transpose()?;
         require_admin(actor, "create tokens")?;
@@ -45,6 +49,15 @@ impl Services {
                     "a token named {name} exists or existed; token names are never reused"
                 )));
             }
+            let consumer_id = match &consumer {
+                Some(c) => Some(
+                    crate::store::inventory::find_consumer(tx.conn(), c)
+                        .await?
+                        .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {c}")))?
+                        .0,
+                ),
+                None => None,
+            };
             let now = self.now();
             let info = repo::insert(
                 tx.conn(),
@@ -55,6 +68,7 @@ impl Services {
                     token_hash: &token_hash,
                     created_at: now,
                     created_by: &actor.name,
+                    consumer_id,
                 },
             )
             .await?;

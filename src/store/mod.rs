@@ -17,6 +17,7 @@
 pub mod artifacts;
 pub mod audit;
 pub mod entities;
+pub mod inventory;
 pub mod registry;
 pub mod signers;
 pub mod tokens;

@@ -15,6 +15,7 @@ pub struct NewToken<'a> {
     pub token_hash: &'a str,
     pub created_at: DateTime<Utc>,
     pub created_by: &'a str,
+    pub consumer_id: Option<i64>,
 }
 
 pub async fn insert(conn: &impl ConnectionTrait, t: NewToken<'_>) -> Result<TokenInfo, StoreError> {
@@ -26,11 +27,12 @@ pub async fn insert(conn: &impl ConnectionTrait, t: NewToken<'_>) -> Result<Toke
         created_at: Set(t.created_at),
         created_by: Set(t.created_by.to_owned()),
         revoked_at: Set(None),
+        consumer_id: Set(t.consumer_id),
         ..Default::default()
     }
     .insert(conn)
     .await?;
-    to_info(row)
+    to_info(conn, row).await
 }
 
 /// The active (not revoked) token whose hash is `token_hash`, with that stored hash.
@@ -43,33 +45,39 @@ pub async fn find_active_by_hash(
         .filter(api_token::Column::RevokedAt.is_null())
         .one(conn)
         .await?;
-    row.map(|r| {
-        let hash = r.token_hash.clone();
-        to_info(r).map(|info| (info, hash))
-    })
-    .transpose()
+    match row {
+        Some(r) => {
+            let hash = r.token_hash.clone();
+            Ok(Some((to_info(conn, r).await?, hash)))
+        }
+        None => Ok(None),
+    }
 }
 
 pub async fn find_by_name(
     conn: &impl ConnectionTrait,
     name: &TokenName,
 ) -> Result<Option<TokenInfo>, StoreError> {
-    api_token::Entity::find()
+    match api_token::Entity::find()
         .filter(api_token::Column::Name.eq(name.as_str()))
         .one(conn)
         .await?
-        .map(to_info)
-        .transpose()
+    {
+        Some(r) => Ok(Some(to_info(conn, r).await?)),
+        None => Ok(None),
+    }
 }
 
 pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<TokenInfo>, StoreError> {
-    api_token::Entity::find()
+    let rows = api_token::Entity::find()
         .order_by_asc(api_token::Column::Name)
         .all(conn)
-        .await?
-        .into_iter()
-        .map(to_info)
-        .collect()
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(to_info(conn, r).await?);
+    }
+    Ok(out)
 }
 
 pub async fn count_active_admins(conn: &impl ConnectionTrait) -> Result<u64, StoreError> {
@@ -98,7 +106,17 @@ pub async fn revoke(
     Ok(())
 }
 
-fn to_info(r: api_token::Model) -> Result<TokenInfo, StoreError> {
+async fn to_info(
+    conn: &impl ConnectionTrait,
+    r: api_token::Model,
+) -> Result<TokenInfo, StoreError> {
+    // A consumer removed since the token was bound leaves the token unbound.
+    let consumer = match r.consumer_id {
+        Some(id) => super::inventory::consumer_by_id(conn, id)
+            .await?
+            .map(|c| c.name),
+        None => None,
+    };
     let corrupt =
         |e: crate::domain::ParseError| StoreError::Corrupt(format!("api_tokens row {}: {e}", r.id));
     Ok(TokenInfo {
@@ -113,5 +131,6 @@ fn to_info(r: api_token::Model) -> Result<TokenInfo, StoreError> {
         created_at: r.created_at,
         created_by: r.created_by.clone(),
         revoked_at: r.revoked_at,
+        consumer,
     })
 }

@@ -106,7 +106,7 @@ on_both_backends! {
 
 on_both_backends! {
     async fn concurrent_writers_keep_one_unbroken_chain(app) {
-        let owner_actor = Actor { name: "owner-a".into(), role: sunset::domain::Role::Owner, team: Some(sunset::domain::TeamName::parse("payments-ml").expect("team")), kind: sunset::auth::ActorKind::Token };
+        let owner_actor = Actor { name: "owner-a".into(), role: sunset::domain::Role::Owner, team: Some(sunset::domain::TeamName::parse("payments-ml").expect("team")), kind: sunset::auth::ActorKind::Token, consumer: None };
         let before = app.audit_count().await;
         let mut tasks = Vec::new();
         for i in 0..40 {
@@ -162,12 +162,13 @@ on_both_backends! {
         let url = app.settings.database_url();
         let other_store = sunset::store::Store::connect(url.expose()).await.expect("second store");
         let key = sunset::attest::ServiceKey::load(&app.settings.key_dir().join(sunset::attest::service_key::FILE_NAME)).expect("key");
-        let other = sunset::service::Services::new(other_store, std::sync::Arc::new(sunset::clock::SystemClock), key, app.settings.checkpoint_file(), None);
+        let other = sunset::service::Services::new(other_store, std::sync::Arc::new(sunset::clock::SystemClock), key, app.settings.checkpoint_file(), None, app.settings.inventory.clone());
         let owner = Actor {
             name: "owner-a".into(),
             role: sunset::domain::Role::Owner,
             team: Some(sunset::domain::TeamName::parse("payments-ml").expect("team")),
             kind: sunset::auth::ActorKind::Token,
+            consumer: None,
         };
         let model = |name: String| ModelInput { name, owner_team: "payments-ml".into(), tier: "standard".into(), description: String::new(), contacts: vec![] };
         let before = app.audit_count().await;

@@ -57,6 +57,46 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         "mutation { rollbackModel(model: \"m-base\", reason: \"latency regression in 1.1\") { version } }",
         &["owner", "governance", "security"],
     ),
+    (
+        "declareConsumer",
+        "mutation { declareConsumer(input: { name: \"c-new\", kind: SERVICE, ownerTeam: \"team-a\", environment: \"prod\" }) { created } }",
+        &["owner", "admin"],
+    ),
+    (
+        "removeConsumer",
+        "mutation { removeConsumer(name: \"c-none\") }",
+        &["owner", "admin"],
+    ),
+    (
+        "declareUse",
+        "mutation { declareUse(consumer: \"c-none\", model: \"m-base\", version: \"^1\") { kind } }",
+        &["owner", "admin"],
+    ),
+    (
+        "removeUse",
+        "mutation { removeUse(consumer: \"c-none\", model: \"m-base\", version: \"^1\") }",
+        &["owner", "admin"],
+    ),
+    (
+        "declareDependency",
+        "mutation { declareDependency(consumer: \"c-none\", dependsOn: \"c-other\") { kind } }",
+        &["owner", "admin"],
+    ),
+    (
+        "removeDependency",
+        "mutation { removeDependency(consumer: \"c-none\", dependsOn: \"c-other\") }",
+        &["owner", "admin"],
+    ),
+    (
+        "declareDerivation",
+        "mutation { declareDerivation(model: \"m-base\", version: \"1.0.0\", fromModel: \"m-base\", fromVersion: \"1.0.0\") { kind } }",
+        &["owner", "admin"],
+    ),
+    (
+        "removeDerivation",
+        "mutation { removeDerivation(model: \"m-base\", version: \"1.0.0\", fromModel: \"m-base\", fromVersion: \"1.0.0\") }",
+        &["owner", "admin"],
+    ),
 ];
 
 const EVERY_ROLE: &[&str] = &ROLES;
@@ -80,6 +120,27 @@ const QUERIES: &[(&str, &str, &[&str])] = &[
         "auditLog",
         "{ auditLog { edges { node { seq } } } }",
         &["auditor"],
+    ),
+    ("consumers", "{ consumers { name } }", EVERY_ROLE),
+    (
+        "consumer",
+        "{ consumer(name: \"c-none\") { name } }",
+        EVERY_ROLE,
+    ),
+    (
+        "dependents",
+        "{ dependents(model: \"m-base\", version: \"1.0.0\") { complete } }",
+        EVERY_ROLE,
+    ),
+    (
+        "dependencies",
+        "{ dependencies(consumer: \"c-none\") { complete } }",
+        EVERY_ROLE,
+    ),
+    (
+        "impact",
+        "{ impact(model: \"m-base\", version: \"1.0.0\") { total } }",
+        EVERY_ROLE,
     ),
 ];
 
@@ -140,7 +201,7 @@ on_both_backends! {
                 let owner = app.token(&format!("fx-{name}-{role}").to_lowercase(), "owner", Some("team-a")).await;
                 let _ = app.gql(&owner, "mutation { createModel(input: { name: \"m-base\", ownerTeam: \"team-a\", tier: HIGH }) { name } }", json!({})).await;
                 let _ = app.gql(&owner, "mutation { createVersion(input: { model: \"m-base\", version: \"1.0.0\" }) { version } }", json!({})).await;
-                let _ = app.services.create_token(&sunset::auth::Actor::local_operator(), "t-victim", "reader", None).await;
+                let _ = app.services.create_token(&sunset::auth::Actor::local_operator(), "t-victim", "reader", None, None).await;
 
                 let token = app.token(&format!("t-{name}-{role}").to_lowercase(), role, (role == "owner").then_some("team-a")).await;
                 let body = app.gql(&token, query, json!({})).await;

@@ -8,6 +8,7 @@ mod artifacts;
 mod audit;
 mod auth;
 mod cli;
+mod inventory;
 mod model_signing_tool;
 mod registry;
 mod rollback;

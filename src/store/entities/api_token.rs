@@ -13,6 +13,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub created_by: String,
     pub revoked_at: Option<DateTimeUtc>,
+    /// The consumer this token acts for: its downloads are observed usage.
+    pub consumer_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

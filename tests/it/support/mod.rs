@@ -89,7 +89,7 @@ impl TestApp {
             let _ = rx.await;
         }));
         let (_, admin) = services
-            .create_token(&Actor::local_operator(), "test-admin", "admin", None)
+            .create_token(&Actor::local_operator(), "test-admin", "admin", None, None)
             .await
             .expect("admin token");
         Self {
@@ -109,10 +109,39 @@ impl TestApp {
     pub async fn token(&self, name: &str, role: &str, team: Option<&str>) -> String {
         let (_, secret) = self
             .services
-            .create_token(&Actor::local_operator(), name, role, team)
+            .create_token(&Actor::local_operator(), name, role, team, None)
             .await
             .expect("token");
         secret.expose().to_owned()
+    }
+
+    /// Creates a token bound to `consumer`: its downloads are observed usage.
+    pub async fn consumer_token(&self, name: &str, role: &str, consumer: &str) -> String {
+        let (_, secret) = self
+            .services
+            .create_token(&Actor::local_operator(), name, role, None, Some(consumer))
+            .await
+            .expect("token");
+        secret.expose().to_owned()
+    }
+
+    /// A second instance of the service on the same database and key folder, as a
+    /// scaled-out deployment runs it.
+    pub async fn spawn_sibling(&self) -> Sibling {
+        let application = Application::build(self.settings.clone(), Arc::new(SystemClock))
+            .await
+            .expect("second instance builds");
+        let address = format!("http://127.0.0.1:{}", application.port());
+        let services = application.services();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(application.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        Sibling {
+            address,
+            services,
+            _shutdown: tx,
+        }
     }
 
     /// Posts a GraphQL operation and returns the whole JSON response.
@@ -156,6 +185,12 @@ impl TestApp {
             .expect("head")
             .0
     }
+}
+
+pub struct Sibling {
+    pub address: String,
+    pub services: Services,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Drop for TestApp {

@@ -1,0 +1,365 @@
+//! The vocabulary of the consumer inventory (AISVS 3.1.5): what a consumer is, how it
+//! depends on a model, and where each piece of knowledge came from.
+
+use super::{ParseError, Version};
+use std::fmt;
+
+/// A closed set of lowercase words, parsed from and shown as text.
+macro_rules! word_enum {
+    ($(#[$doc:meta])* $name:ident, $field:literal, { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, ParseError> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == raw).ok_or_else(|| {
+                    let accepted: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                    ParseError::new(
+                        $field,
+                        format!("{raw:?} is not accepted; one of {} is", accepted.join(", ")),
+                    )
+                })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+word_enum!(
+    /// What sort of system a consumer is. `DerivedStore` (an embedding or RAG index, a
+    /// cache of model outputs) matters at decommissioning: its data must be purged too.
+    ConsumerKind, "consumer kind", {
+        Service => "service",
+        Pipeline => "pipeline",
+        Job => "job",
+        Notebook => "notebook",
+        Model => "model",
+        DerivedStore => "derived_store",
+        Other => "other",
+    }
+);
+
+word_enum!(
+    /// The three kinds of edge in the inventory graph, each pointing from the dependent
+    /// to what it depends on.
+    EdgeKind, "edge kind", {
+        /// A consumer uses a model at a version or semver range.
+        Uses => "uses",
+        /// A model version was made from another (fine-tune, distillation, …).
+        DerivedFrom => "derived_from",
+        /// A consumer calls another consumer.
+        DependsOn => "depends_on",
+    }
+);
+
+word_enum!(
+    /// Where the knowledge of an edge came from. One edge may be known from several.
+    EdgeOrigin, "edge origin", {
+        /// Declared by a person or tool through GraphQL.
+        Api => "api",
+        /// Declared by a registration webhook from a CI/CD system or controller.
+        Webhook => "webhook",
+        /// Observed in gateway access logs by a traffic scan.
+        Scan => "scan",
+        /// Observed as an artifact download with a token bound to the consumer.
+        Download => "download",
+    }
+);
+
+impl EdgeOrigin {
+    /// Declared by someone, as opposed to observed in traffic.
+    pub fn is_declared(self) -> bool {
+        matches!(self, EdgeOrigin::Api | EdgeOrigin::Webhook)
+    }
+}
+
+word_enum!(
+    /// How a derived model version was made from its parent.
+    Derivation, "derivation", {
+        FineTune => "fine-tune",
+        Adapter => "adapter",
+        Distillation => "distillation",
+        Quantisation => "quantisation",
+        Merge => "merge",
+        Other => "other",
+    }
+);
+
+/// The unique name of a consumer, e.g. `checkout-api` or `nightly-scoring.eu`: the model
+/// name alphabet, so a gateway's caller identity usually fits as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct ConsumerName(String);
+
+impl ConsumerName {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        super::names::parse_slug("consumer name", raw, 100, true).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConsumerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A deployment environment such as `production`, `staging` or `dev-eu`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Environment(String);
+
+impl Environment {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        super::names::parse_slug("environment", raw, 32, false).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which versions of a model a consumer uses: an exact version (`2.1.0`) or a semver
+/// range with Cargo's semantics (`^2.1`, `~2.1.3`, `>=1.4, <2`, `*`). A bare version means
+/// exactly that version (unlike Cargo, where it means `^`): a consumer that names a
+/// version is pinned to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRange {
+    text: String,
+    req: semver::VersionReq,
+}
+
+pub const MAX_RANGE_LEN: usize = 64;
+
+impl VersionRange {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        const FIELD: &str = "version range";
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > MAX_RANGE_LEN {
+            return Err(ParseError::new(
+                FIELD,
+                format!("must be 1 to {MAX_RANGE_LEN} bytes, e.g. 2.1.0, ^2.1 or >=1.4, <2"),
+            ));
+        }
+        if let Ok(exact) = Version::parse(raw) {
+            return Ok(Self::exact(exact));
+        }
+        let req = semver::VersionReq::parse(raw).map_err(|e| {
+            ParseError::new(
+                FIELD,
+                format!(
+                    "{raw:?} is not a version or semver range ({e}); e.g. 2.1.0, ^2.1 or >=1.4, <2"
+                ),
+            )
+        })?;
+        if req.comparators.iter().any(|c| !c.pre.is_empty()) {
+            return Err(ParseError::new(
+                FIELD,
+                format!("{raw:?} names a pre-release, which model versions never are"),
+            ));
+        }
+        // Canonical text, so that `^2.1` and `^ 2.1` are one edge.
+        Ok(Self {
+            text: req.to_string(),
+            req,
+        })
+    }
+
+    pub fn exact(v: Version) -> Self {
+        let req = semver::VersionReq {
+            comparators: vec![semver::Comparator {
+                op: semver::Op::Exact,
+                major: u64::from(v.major),
+                minor: Some(u64::from(v.minor)),
+                patch: Some(u64::from(v.patch)),
+                pre: semver::Prerelease::EMPTY,
+            }],
+        };
+        Self {
+            text: v.to_string(),
+            req,
+        }
+    }
+
+    pub fn matches(&self, v: Version) -> bool {
+        self.req.matches(&semver::Version::new(
+            u64::from(v.major),
+            u64::from(v.minor),
+            u64::from(v.patch),
+        ))
+    }
+
+    /// The exact version this range pins, if it is one.
+    pub fn as_exact(&self) -> Option<Version> {
+        Version::parse(&self.text).ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for VersionRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Where notices to a consumer are delivered: an `https://` URL (or `http://` for a
+/// loopback or private test receiver, which the operator allows in configuration).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        const FIELD: &str = "webhook url";
+        if raw.len() > 2048 {
+            return Err(ParseError::new(FIELD, "is longer than 2048 bytes"));
+        }
+        let rest = raw
+            .strip_prefix("https://")
+            .or_else(|| raw.strip_prefix("http://"))
+            .ok_or_else(|| {
+                ParseError::new(
+                    FIELD,
+                    format!("{raw:?} must start with https:// or http://"),
+                )
+            })?;
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if host.is_empty() || host.contains('@') {
+            return Err(ParseError::new(
+                FIELD,
+                format!("{raw:?} must name a host and carry no credentials"),
+            ));
+        }
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ParseError::new(
+                FIELD,
+                format!("{raw:?} contains whitespace or a control character"),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+}
+
+/// A consumer as the rest of the service sees it. Serialisable as an audit snapshot:
+/// the webhook secret is not part of it (it is sealed in the database and shown once).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Consumer {
+    pub name: ConsumerName,
+    #[serde(serialize_with = "as_text")]
+    pub kind: ConsumerKind,
+    pub owner_team: super::TeamName,
+    pub environment: Environment,
+    pub contacts: super::Contacts,
+    pub webhook_url: Option<WebhookUrl>,
+    /// Created by observed traffic rather than declared: nobody has vouched for it yet.
+    pub discovered: bool,
+}
+
+fn as_text<S: serde::Serializer, T: fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_bare_version_pins_exactly_and_ranges_follow_cargo() {
+        let pinned = VersionRange::parse("2.1.0").unwrap();
+        assert!(pinned.matches(v("2.1.0")));
+        assert!(!pinned.matches(v("2.1.1")));
+        assert_eq!(pinned.as_exact(), Some(v("2.1.0")));
+
+        let caret = VersionRange::parse("^2.1").unwrap();
+        assert!(caret.matches(v("2.1.0")) && caret.matches(v("2.9.3")));
+        assert!(!caret.matches(v("3.0.0")) && !caret.matches(v("2.0.9")));
+        assert_eq!(caret.as_exact(), None);
+
+        let window = VersionRange::parse(">=1.4,<2").unwrap();
+        assert!(window.matches(v("1.4.0")) && window.matches(v("1.99.0")));
+        assert!(!window.matches(v("2.0.0")) && !window.matches(v("1.3.9")));
+        assert_eq!(window, VersionRange::parse(">=1.4, <2").unwrap());
+    }
+
+    #[test]
+    fn bad_ranges_say_what_is_accepted() {
+        for bad in ["", "two", "^2.1-rc1", ">=", &"1".repeat(65)] {
+            let e = VersionRange::parse(bad).unwrap_err();
+            assert_eq!(e.field, "version range", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn kinds_parse_from_their_words_only() {
+        assert_eq!(
+            ConsumerKind::parse("derived_store").unwrap(),
+            ConsumerKind::DerivedStore
+        );
+        let e = ConsumerKind::parse("Service").unwrap_err();
+        assert!(e.message.contains("service, pipeline"), "{e}");
+        assert_eq!(
+            Derivation::parse("fine-tune").unwrap(),
+            Derivation::FineTune
+        );
+    }
+
+    #[test]
+    fn webhook_urls_need_a_scheme_and_a_host_without_credentials() {
+        assert!(WebhookUrl::parse("https://hooks.example.org/sunset").is_ok());
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://user:pw@x.org/",
+            "https://a b",
+        ] {
+            assert!(WebhookUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_range_text_parses_or_errs_without_panicking(s in ".{0,80}") {
+            if let Ok(r) = VersionRange::parse(&s) {
+                prop_assert!(r.as_str().len() <= MAX_RANGE_LEN * 2);
+            }
+        }
+    }
+}

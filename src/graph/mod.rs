@@ -1,0 +1,397 @@
+//! The consumer inventory as a graph in memory (AISVS 3.1.5): consumers, models and
+//! their versions as nodes; `uses`, `derived_from` and `depends_on` as edges, each
+//! pointing from the dependent to what it depends on.
+//!
+//! The database is the source of truth. This graph is loaded from it at start and then
+//! follows its change sequence: every committed inventory change has a revision, and
+//! [`InventoryGraph::revision`] says up to which one the graph is current. It does no I/O;
+//! `service::inventory` feeds it.
+//!
+//! A `uses` edge points at the model node, not at a version, because it may name a range
+//! (`^2.1`): whether it reaches a version is decided when a question is asked, so a
+//! version released later is covered without rewriting edges. One fact learned from two
+//! origins (declared by a webhook, observed by a scan) is two parallel edges; answers
+//! show them together as the evidence of one link.
+
+mod query;
+
+pub use query::{Answer, Counts, Cycle, Evidence, Impact, Query, Reached, Step, Target};
+
+use crate::domain::{
+    Consumer, Derivation, EdgeKind, EdgeOrigin, ModelName, TeamName, Version, VersionRange,
+};
+use chrono::{DateTime, Utc};
+use petgraph::Direction;
+use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Database row ids, which are stable for the life of a row.
+pub type ConsumerId = i64;
+pub type ModelId = i64;
+pub type VersionId = i64;
+pub type EdgeId = i64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub id: ModelId,
+    pub name: ModelName,
+    pub owner_team: TeamName,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub id: VersionId,
+    pub model: ModelId,
+    /// Model names never change, so each version carries its own for answers.
+    pub model_name: ModelName,
+    pub version: Version,
+}
+
+/// What an edge connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    Uses {
+        consumer: ConsumerId,
+        model: ModelId,
+        range: Arc<VersionRange>,
+    },
+    DerivedFrom {
+        version: VersionId,
+        parent: VersionId,
+        derivation: Derivation,
+    },
+    DependsOn {
+        consumer: ConsumerId,
+        target: ConsumerId,
+    },
+}
+
+impl Link {
+    pub fn kind(&self) -> EdgeKind {
+        match self {
+            Link::Uses { .. } => EdgeKind::Uses,
+            Link::DerivedFrom { .. } => EdgeKind::DerivedFrom,
+            Link::DependsOn { .. } => EdgeKind::DependsOn,
+        }
+    }
+
+    /// The canonical identity of the link: one row per key and origin in the database.
+    /// The derivation is not part of it: two versions are related one way at most.
+    pub fn key(&self) -> String {
+        match self {
+            Link::Uses {
+                consumer,
+                model,
+                range,
+            } => format!("uses:{consumer}:{model}:{range}"),
+            Link::DerivedFrom {
+                version, parent, ..
+            } => format!("derived_from:{version}:{parent}"),
+            Link::DependsOn { consumer, target } => format!("depends_on:{consumer}:{target}"),
+        }
+    }
+}
+
+/// One edge row: a link and one origin's evidence of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeRecord {
+    pub id: EdgeId,
+    pub link: Link,
+    pub origin: EdgeOrigin,
+    /// The webhook source, scan source or token that reported it; the actor for `api`.
+    pub origin_name: Arc<str>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub observations: u64,
+}
+
+impl EdgeRecord {
+    pub fn is_stale(&self, now: DateTime<Utc>, stale_after: chrono::Duration) -> bool {
+        now - self.last_seen > stale_after
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Consumer(ConsumerId, Consumer),
+    Model(ModelInfo),
+    Version(VersionInfo),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GraphError {
+    /// A change refers to a node the graph does not hold: it missed a change, and
+    /// should be rebuilt from the database.
+    #[error("the inventory graph has no {0} {1}; it must be reloaded")]
+    Missing(&'static str, i64),
+}
+
+/// The inventory graph at one revision.
+#[derive(Debug, Clone, Default)]
+pub struct InventoryGraph {
+    g: StableDiGraph<Node, EdgeRecord>,
+    consumers: HashMap<ConsumerId, NodeIndex>,
+    consumer_names: HashMap<String, ConsumerId>,
+    models: HashMap<ModelId, NodeIndex>,
+    model_names: HashMap<String, ModelId>,
+    /// Per model, its versions in order, for resolving ranges.
+    model_versions: HashMap<ModelId, BTreeMap<Version, VersionId>>,
+    versions: HashMap<VersionId, NodeIndex>,
+    edges: HashMap<EdgeId, EdgeIndex>,
+    revision: i64,
+}
+
+impl InventoryGraph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The last inventory revision applied.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    pub fn set_revision(&mut self, revision: i64) {
+        self.revision = revision;
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.len()
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+
+    pub fn upsert_model(&mut self, m: ModelInfo) {
+        if let Some(&ix) = self.models.get(&m.id) {
+            self.g[ix] = Node::Model(m.clone());
+        } else {
+            let ix = self.g.add_node(Node::Model(m.clone()));
+            self.models.insert(m.id, ix);
+        }
+        self.model_names.insert(m.name.as_str().to_owned(), m.id);
+    }
+
+    pub fn upsert_version(&mut self, v: VersionInfo) -> Result<(), GraphError> {
+        if !self.models.contains_key(&v.model) {
+            return Err(GraphError::Missing("model", v.model));
+        }
+        self.model_versions
+            .entry(v.model)
+            .or_default()
+            .insert(v.version, v.id);
+        if let Some(&ix) = self.versions.get(&v.id) {
+            self.g[ix] = Node::Version(v);
+        } else {
+            let id = v.id;
+            let ix = self.g.add_node(Node::Version(v));
+            self.versions.insert(id, ix);
+        }
+        Ok(())
+    }
+
+    pub fn upsert_consumer(&mut self, id: ConsumerId, c: Consumer) {
+        let name = c.name.as_str().to_owned();
+        if let Some(&ix) = self.consumers.get(&id) {
+            if let Node::Consumer(_, old) = &self.g[ix] {
+                self.consumer_names.remove(old.name.as_str());
+            }
+            self.g[ix] = Node::Consumer(id, c);
+        } else {
+            let ix = self.g.add_node(Node::Consumer(id, c));
+            self.consumers.insert(id, ix);
+        }
+        self.consumer_names.insert(name, id);
+    }
+
+    /// Removes a consumer and every edge at it.
+    pub fn remove_consumer(&mut self, id: ConsumerId) {
+        let Some(ix) = self.consumers.remove(&id) else {
+            return;
+        };
+        let incident: Vec<EdgeId> = self
+            .g
+            .edges_directed(ix, Direction::Outgoing)
+            .chain(self.g.edges_directed(ix, Direction::Incoming))
+            .map(|e| e.weight().id)
+            .collect();
+        for edge in incident {
+            self.edges.remove(&edge);
+        }
+        if let Some(Node::Consumer(_, c)) = self.g.remove_node(ix) {
+            self.consumer_names.remove(c.name.as_str());
+        }
+    }
+
+    pub fn upsert_edge(&mut self, e: EdgeRecord) -> Result<(), GraphError> {
+        let (from, to) = match &e.link {
+            Link::Uses {
+                consumer, model, ..
+            } => (
+                self.consumer_ix(*consumer)?,
+                *self
+                    .models
+                    .get(model)
+                    .ok_or(GraphError::Missing("model", *model))?,
+            ),
+            Link::DerivedFrom {
+                version, parent, ..
+            } => (self.version_ix(*version)?, self.version_ix(*parent)?),
+            Link::DependsOn { consumer, target } => {
+                (self.consumer_ix(*consumer)?, self.consumer_ix(*target)?)
+            }
+        };
+        if let Some(&ex) = self.edges.get(&e.id) {
+            // The link of a row never changes; its evidence does.
+            if let Some(w) = self.g.edge_weight_mut(ex) {
+                *w = e;
+                return Ok(());
+            }
+        }
+        let id = e.id;
+        let ex = self.g.add_edge(from, to, e);
+        self.edges.insert(id, ex);
+        Ok(())
+    }
+
+    pub fn remove_edge(&mut self, id: EdgeId) {
+        if let Some(ex) = self.edges.remove(&id) {
+            self.g.remove_edge(ex);
+        }
+    }
+
+    pub fn consumer_id(&self, name: &str) -> Option<ConsumerId> {
+        self.consumer_names.get(name).copied()
+    }
+
+    pub fn consumer(&self, id: ConsumerId) -> Option<&Consumer> {
+        match self.consumers.get(&id).map(|&ix| &self.g[ix]) {
+            Some(Node::Consumer(_, c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn model_id(&self, name: &str) -> Option<ModelId> {
+        self.model_names.get(name).copied()
+    }
+
+    pub fn model(&self, id: ModelId) -> Option<&ModelInfo> {
+        match self.models.get(&id).map(|&ix| &self.g[ix]) {
+            Some(Node::Model(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn version_id(&self, model: ModelId, version: Version) -> Option<VersionId> {
+        self.model_versions.get(&model)?.get(&version).copied()
+    }
+
+    pub fn version(&self, id: VersionId) -> Option<&VersionInfo> {
+        match self.versions.get(&id).map(|&ix| &self.g[ix]) {
+            Some(Node::Version(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn edge(&self, id: EdgeId) -> Option<&EdgeRecord> {
+        self.edges.get(&id).and_then(|&ex| self.g.edge_weight(ex))
+    }
+
+    /// Every edge at a consumer, either way, for listing.
+    pub fn edges_of_consumer(&self, id: ConsumerId) -> Vec<&EdgeRecord> {
+        let Some(&ix) = self.consumers.get(&id) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&EdgeRecord> = self
+            .g
+            .edges_directed(ix, Direction::Outgoing)
+            .chain(self.g.edges_directed(ix, Direction::Incoming))
+            .map(|e| e.weight())
+            .collect();
+        out.sort_by_key(|e| e.id);
+        out
+    }
+
+    /// All consumers, ordered by name.
+    pub fn consumers(&self) -> Vec<(ConsumerId, &Consumer)> {
+        let mut out: Vec<(ConsumerId, &Consumer)> = self
+            .consumers
+            .iter()
+            .filter_map(|(&id, &ix)| match &self.g[ix] {
+                Node::Consumer(_, c) => Some((id, c)),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        out
+    }
+
+    fn consumer_ix(&self, id: ConsumerId) -> Result<NodeIndex, GraphError> {
+        self.consumers
+            .get(&id)
+            .copied()
+            .ok_or(GraphError::Missing("consumer", id))
+    }
+
+    fn version_ix(&self, id: VersionId) -> Result<NodeIndex, GraphError> {
+        self.versions
+            .get(&id)
+            .copied()
+            .ok_or(GraphError::Missing("version", id))
+    }
+
+    /// Everything the graph holds, in a canonical order, with each edge's endpoints as
+    /// the graph wires them: two graphs with equal snapshots answer every question alike.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot::default();
+        for (&id, &ix) in &self.consumers {
+            if let Node::Consumer(_, c) = &self.g[ix] {
+                s.consumers.insert(id, c.clone());
+            }
+        }
+        for (&id, &ix) in &self.models {
+            if let Node::Model(m) = &self.g[ix] {
+                s.models.insert(id, m.clone());
+            }
+        }
+        for (&id, &ix) in &self.versions {
+            if let Node::Version(v) = &self.g[ix] {
+                s.versions.insert(id, v.clone());
+            }
+        }
+        for (&id, &ex) in &self.edges {
+            if let Some((a, b)) = self.g.edge_endpoints(ex) {
+                let e = self.g[ex].clone();
+                s.edges
+                    .insert(id, (self.node_label(a), self.node_label(b), e));
+            }
+        }
+        s.node_count = self.g.node_count();
+        s.edge_count = self.g.edge_count();
+        s
+    }
+
+    fn node_label(&self, ix: NodeIndex) -> String {
+        match &self.g[ix] {
+            Node::Consumer(id, _) => format!("consumer:{id}"),
+            Node::Model(m) => format!("model:{}", m.id),
+            Node::Version(v) => format!("version:{}", v.id),
+        }
+    }
+}
+
+/// See [`InventoryGraph::snapshot`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub consumers: BTreeMap<ConsumerId, Consumer>,
+    pub models: BTreeMap<ModelId, ModelInfo>,
+    pub versions: BTreeMap<VersionId, VersionInfo>,
+    pub edges: BTreeMap<EdgeId, (String, String, EdgeRecord)>,
+    pub node_count: usize,
+    pub edge_count: usize,
+}
+
+#[cfg(test)]
+mod tests;

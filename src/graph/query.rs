@@ -1,0 +1,488 @@
+//! Questions to the graph: who depends on a model version (`dependents`), what a
+//! consumer depends on (`dependencies`), and a summary of a retirement's reach (`impact`).
+//!
+//! Both walks are breadth-first, so each node is reached by a shortest path, which is the
+//! path shown to explain it. A node is visited once, so cycles cannot loop; cycles among
+//! the consumers reached are found afterwards (Tarjan) and reported. Answers are honest
+//! about what they leave out: nodes beyond the depth limit and beyond the size limit are
+//! counted, and an answer that leaves anything out says it is not complete.
+
+use super::{EdgeRecord, InventoryGraph, Link, Node};
+use crate::domain::{Consumer, ConsumerName, Derivation, EdgeKind, EdgeOrigin, ModelName, Version};
+use chrono::{DateTime, Duration, Utc};
+use petgraph::Direction;
+use petgraph::graphmap::DiGraphMap;
+use petgraph::stable_graph::{EdgeIndex, NodeIndex};
+use petgraph::visit::EdgeRef;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+/// How to walk. `limit` bounds the nodes returned, `max_depth` the edges followed.
+#[derive(Debug, Clone, Copy)]
+pub struct Query {
+    pub transitive: bool,
+    pub max_depth: u32,
+    pub include_stale: bool,
+    pub limit: usize,
+    pub now: DateTime<Utc>,
+    pub stale_after: Duration,
+}
+
+/// A node an answer reaches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Consumer(Consumer),
+    Version { model: ModelName, version: Version },
+}
+
+impl Target {
+    pub fn label(&self) -> String {
+        match self {
+            Target::Consumer(c) => c.name.to_string(),
+            Target::Version { model, version } => format!("{model}@{version}"),
+        }
+    }
+}
+
+/// One origin's evidence of a link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub origin: EdgeOrigin,
+    pub origin_name: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub observations: u64,
+    pub stale: bool,
+}
+
+/// One edge of an explaining path, from the dependent to what it depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub kind: EdgeKind,
+    pub from: String,
+    pub to: String,
+    /// For `uses`: the version or range the consumer declared or was seen using.
+    pub range: Option<String>,
+    pub derivation: Option<Derivation>,
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reached {
+    pub target: Target,
+    /// Edges between the node asked about and this one.
+    pub depth: u32,
+    /// The shortest explaining path, read from the dependent towards the dependency.
+    pub path: Vec<Step>,
+}
+
+/// Consumers that depend on one another in a circle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cycle {
+    pub consumers: Vec<ConsumerName>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The inventory revision the answer was computed on.
+    pub revision: i64,
+    /// Ordered by depth, then consumers before versions, then name.
+    pub reached: Vec<Reached>,
+    /// Nodes within the depth limit; `reached` holds the first `limit` of them.
+    pub total: usize,
+    /// Nodes that exist beyond the depth limit.
+    pub omitted_by_depth: usize,
+    /// Nodes within the depth limit left out by the size limit.
+    pub omitted_by_limit: usize,
+    /// Edges not followed because they are stale and stale edges were not asked for.
+    pub stale_edges_skipped: usize,
+    pub cycles: Vec<Cycle>,
+}
+
+impl Answer {
+    /// Whether nothing was left out. Stale edges skipped on request do not make an
+    /// answer incomplete: they are what was asked for, and counted.
+    pub fn complete(&self) -> bool {
+        self.omitted_by_depth == 0 && self.omitted_by_limit == 0
+    }
+}
+
+/// Counts by one attribute, ordered by key.
+pub type Counts = BTreeMap<String, usize>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Impact {
+    pub revision: i64,
+    pub direct: usize,
+    pub total: usize,
+    pub derived_versions: usize,
+    pub by_team: Counts,
+    pub by_environment: Counts,
+    pub by_kind: Counts,
+    /// Consumers with traffic observed (scan or download) within `active_days`.
+    pub active: usize,
+    pub active_days: u32,
+    pub stale_edges: usize,
+    pub cycles: Vec<Cycle>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Against the edges: from a model version to whoever depends on it.
+    Dependents,
+    /// Along the edges: from a consumer to what it depends on.
+    Dependencies,
+}
+
+struct Visit {
+    depth: u32,
+    /// The node this one was reached from, and the edge between them.
+    via: Option<(NodeIndex, EdgeIndex)>,
+}
+
+impl InventoryGraph {
+    /// Who depends on `version`, `None` when the graph does not hold that version.
+    pub fn dependents(&self, version: super::VersionId, q: &Query) -> Option<Answer> {
+        let start = *self.versions.get(&version)?;
+        Some(self.walk(start, Walk::Dependents, q))
+    }
+
+    /// What `consumer` depends on, `None` when the graph does not hold that consumer.
+    pub fn dependencies(&self, consumer: super::ConsumerId, q: &Query) -> Option<Answer> {
+        let start = *self.consumers.get(&consumer)?;
+        Some(self.walk(start, Walk::Dependencies, q))
+    }
+
+    /// A summary of everyone a version's retirement would reach, stale edges included:
+    /// counting them is safer than forgetting them.
+    pub fn impact(
+        &self,
+        version: super::VersionId,
+        now: DateTime<Utc>,
+        stale_after: Duration,
+        active_days: u32,
+    ) -> Option<Impact> {
+        let start = *self.versions.get(&version)?;
+        let q = Query {
+            transitive: true,
+            max_depth: u32::MAX,
+            include_stale: true,
+            limit: 0,
+            now,
+            stale_after,
+        };
+        let (visits, stale_skipped, cycles) = self.traverse(start, Walk::Dependents, &q);
+        let since = now - Duration::days(i64::from(active_days));
+        let mut impact = Impact {
+            revision: self.revision,
+            direct: 0,
+            total: 0,
+            derived_versions: 0,
+            by_team: Counts::new(),
+            by_environment: Counts::new(),
+            by_kind: Counts::new(),
+            active: 0,
+            active_days,
+            stale_edges: stale_skipped,
+            cycles,
+        };
+        let mut stale = HashSet::new();
+        for (&ix, visit) in &visits {
+            if ix == start {
+                continue;
+            }
+            if let Some((_, ex)) = visit.via
+                && self.g[ex].is_stale(now, stale_after)
+            {
+                stale.insert(ex);
+            }
+            match &self.g[ix] {
+                Node::Consumer(_, c) => {
+                    impact.total += 1;
+                    if visit.depth == 1 {
+                        impact.direct += 1;
+                    }
+                    *impact.by_team.entry(c.owner_team.to_string()).or_default() += 1;
+                    *impact
+                        .by_environment
+                        .entry(c.environment.to_string())
+                        .or_default() += 1;
+                    *impact.by_kind.entry(c.kind.to_string()).or_default() += 1;
+                    let observed = self
+                        .g
+                        .edges_directed(ix, Direction::Outgoing)
+                        .any(|e| !e.weight().origin.is_declared() && e.weight().last_seen >= since);
+                    if observed {
+                        impact.active += 1;
+                    }
+                }
+                Node::Version(_) => impact.derived_versions += 1,
+                Node::Model(_) => {}
+            }
+        }
+        impact.stale_edges = stale.len();
+        Some(impact)
+    }
+
+    fn walk(&self, start: NodeIndex, walk: Walk, q: &Query) -> Answer {
+        let (visits, stale_edges_skipped, cycles) = self.traverse(start, walk, q);
+        let mut within: Vec<(u32, u8, String, NodeIndex)> = Vec::new();
+        let mut omitted_by_depth = 0;
+        for (&ix, visit) in &visits {
+            if ix == start {
+                continue;
+            }
+            if visit.depth > q.max_depth {
+                omitted_by_depth += 1;
+                continue;
+            }
+            let (rank, label) = match &self.g[ix] {
+                Node::Consumer(_, c) => (0, c.name.to_string()),
+                _ => (1, self.label(ix)),
+            };
+            within.push((visit.depth, rank, label, ix));
+        }
+        within.sort();
+        let total = within.len();
+        let returned = total.min(q.limit);
+        let reached = within[..returned]
+            .iter()
+            .map(|&(depth, _, _, ix)| Reached {
+                target: self.target(ix),
+                depth,
+                path: self.path(ix, &visits, walk, q),
+            })
+            .collect();
+        Answer {
+            revision: self.revision,
+            reached,
+            total,
+            omitted_by_depth,
+            omitted_by_limit: total - returned,
+            stale_edges_skipped,
+            cycles,
+        }
+    }
+
+    /// Breadth-first from `start`. Nodes beyond `max_depth` are still visited (and
+    /// counted by the caller) so an answer can say how much a depth limit left out;
+    /// a non-transitive question stops at depth one.
+    fn traverse(
+        &self,
+        start: NodeIndex,
+        walk: Walk,
+        q: &Query,
+    ) -> (HashMap<NodeIndex, Visit>, usize, Vec<Cycle>) {
+        let mut visits: HashMap<NodeIndex, Visit> = HashMap::new();
+        visits.insert(
+            start,
+            Visit {
+                depth: 0,
+                via: None,
+            },
+        );
+        let mut queue = VecDeque::from([start]);
+        let mut stale_skipped: HashSet<EdgeIndex> = HashSet::new();
+        let mut next: Vec<(EdgeIndex, NodeIndex)> = Vec::new();
+        while let Some(ix) = queue.pop_front() {
+            let depth = visits[&ix].depth;
+            if !q.transitive && depth >= 1 {
+                continue;
+            }
+            next.clear();
+            self.neighbours(ix, walk, &mut next);
+            for &(ex, to) in &next {
+                if !q.include_stale && self.g[ex].is_stale(q.now, q.stale_after) {
+                    stale_skipped.insert(ex);
+                    continue;
+                }
+                if visits.contains_key(&to) {
+                    continue;
+                }
+                visits.insert(
+                    to,
+                    Visit {
+                        depth: depth + 1,
+                        via: Some((ix, ex)),
+                    },
+                );
+                queue.push_back(to);
+            }
+        }
+        let cycles = self.cycles(&visits, q);
+        (visits, stale_skipped.len(), cycles)
+    }
+
+    /// The nodes one step from `ix`, with the edge that leads there.
+    fn neighbours(&self, ix: NodeIndex, walk: Walk, out: &mut Vec<(EdgeIndex, NodeIndex)>) {
+        match (walk, &self.g[ix]) {
+            (Walk::Dependents, Node::Version(v)) => {
+                if let Some(&model) = self.models.get(&v.model) {
+                    for e in self.g.edges_directed(model, Direction::Incoming) {
+                        if let Link::Uses { range, .. } = &e.weight().link
+                            && range.matches(v.version)
+                        {
+                            out.push((e.id(), e.source()));
+                        }
+                    }
+                }
+                for e in self.g.edges_directed(ix, Direction::Incoming) {
+                    if matches!(e.weight().link, Link::DerivedFrom { .. }) {
+                        out.push((e.id(), e.source()));
+                    }
+                }
+            }
+            (Walk::Dependents, Node::Consumer(..)) => {
+                for e in self.g.edges_directed(ix, Direction::Incoming) {
+                    if matches!(e.weight().link, Link::DependsOn { .. }) {
+                        out.push((e.id(), e.source()));
+                    }
+                }
+            }
+            (Walk::Dependencies, Node::Consumer(..)) => {
+                for e in self.g.edges_directed(ix, Direction::Outgoing) {
+                    match &e.weight().link {
+                        Link::DependsOn { .. } => out.push((e.id(), e.target())),
+                        Link::Uses { model, range, .. } => {
+                            for (&version, id) in
+                                self.model_versions.get(model).into_iter().flatten()
+                            {
+                                if range.matches(version)
+                                    && let Some(&vx) = self.versions.get(id)
+                                {
+                                    out.push((e.id(), vx));
+                                }
+                            }
+                        }
+                        Link::DerivedFrom { .. } => {}
+                    }
+                }
+            }
+            (Walk::Dependencies, Node::Version(_)) => {
+                for e in self.g.edges_directed(ix, Direction::Outgoing) {
+                    if matches!(e.weight().link, Link::DerivedFrom { .. }) {
+                        out.push((e.id(), e.target()));
+                    }
+                }
+            }
+            (_, Node::Model(_)) => {}
+        }
+    }
+
+    /// Circles of `depends_on` among the consumers visited.
+    fn cycles(&self, visits: &HashMap<NodeIndex, Visit>, q: &Query) -> Vec<Cycle> {
+        let mut sub: DiGraphMap<NodeIndex, ()> = DiGraphMap::new();
+        for &ix in visits.keys() {
+            if !matches!(self.g[ix], Node::Consumer(..)) {
+                continue;
+            }
+            for e in self.g.edges_directed(ix, Direction::Outgoing) {
+                let followed = q.include_stale || !e.weight().is_stale(q.now, q.stale_after);
+                if matches!(e.weight().link, Link::DependsOn { .. })
+                    && followed
+                    && visits.contains_key(&e.target())
+                {
+                    sub.add_edge(ix, e.target(), ());
+                }
+            }
+        }
+        let mut cycles: Vec<Cycle> = petgraph::algo::tarjan_scc(&sub)
+            .into_iter()
+            .filter(|scc| scc.len() > 1)
+            .map(|scc| {
+                let mut consumers: Vec<ConsumerName> = scc
+                    .into_iter()
+                    .filter_map(|ix| match &self.g[ix] {
+                        Node::Consumer(_, c) => Some(c.name.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                consumers.sort();
+                Cycle { consumers }
+            })
+            .collect();
+        cycles.sort_by(|a, b| a.consumers.cmp(&b.consumers));
+        cycles
+    }
+
+    fn label(&self, ix: NodeIndex) -> String {
+        self.target(ix).label()
+    }
+
+    fn target(&self, ix: NodeIndex) -> Target {
+        match &self.g[ix] {
+            Node::Consumer(_, c) => Target::Consumer(c.clone()),
+            Node::Version(v) => Target::Version {
+                model: v.model_name.clone(),
+                version: v.version,
+            },
+            Node::Model(m) => Target::Version {
+                model: m.name.clone(),
+                version: Version::new(0, 0, 0),
+            },
+        }
+    }
+
+    /// The path that explains `ix`, from the dependent towards the dependency.
+    fn path(
+        &self,
+        ix: NodeIndex,
+        visits: &HashMap<NodeIndex, Visit>,
+        walk: Walk,
+        q: &Query,
+    ) -> Vec<Step> {
+        let mut steps = Vec::new();
+        let mut at = ix;
+        while let Some((prev, ex)) = visits.get(&at).and_then(|v| v.via) {
+            // Walking dependents, `at` depends on `prev`; walking dependencies, the reverse.
+            let (from, to) = match walk {
+                Walk::Dependents => (at, prev),
+                Walk::Dependencies => (prev, at),
+            };
+            steps.push(self.step(from, to, ex, q));
+            at = prev;
+        }
+        if walk == Walk::Dependencies {
+            steps.reverse();
+        }
+        steps
+    }
+
+    fn step(&self, from: NodeIndex, to: NodeIndex, ex: EdgeIndex, q: &Query) -> Step {
+        let chosen = &self.g[ex];
+        let key = chosen.link.key();
+        let (a, b) = self.g.edge_endpoints(ex).unwrap_or((from, to));
+        let mut evidence: Vec<Evidence> = self
+            .g
+            .edges_connecting(a, b)
+            .map(|e| e.weight())
+            .filter(|e| e.link.key() == key)
+            .map(|e| evidence(e, q))
+            .filter(|e| q.include_stale || !e.stale)
+            .collect();
+        evidence.sort_by(|x, y| (x.origin, &x.origin_name).cmp(&(y.origin, &y.origin_name)));
+        let (range, derivation) = match &chosen.link {
+            Link::Uses { range, .. } => (Some(range.to_string()), None),
+            Link::DerivedFrom { derivation, .. } => (None, Some(*derivation)),
+            Link::DependsOn { .. } => (None, None),
+        };
+        Step {
+            kind: chosen.link.kind(),
+            from: self.label(from),
+            to: self.label(to),
+            range,
+            derivation,
+            evidence,
+        }
+    }
+}
+
+fn evidence(e: &EdgeRecord, q: &Query) -> Evidence {
+    Evidence {
+        origin: e.origin,
+        origin_name: e.origin_name.to_string(),
+        first_seen: e.first_seen,
+        last_seen: e.last_seen,
+        observations: e.observations,
+        stale: e.is_stale(q.now, q.stale_after),
+    }
+}

@@ -1,0 +1,370 @@
+use super::*;
+use crate::domain::{ConsumerKind, ConsumerName, Contacts, Environment};
+use chrono::TimeZone;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+}
+
+fn consumer(name: &str, team: &str) -> Consumer {
+    Consumer {
+        name: ConsumerName::parse(name).unwrap(),
+        kind: ConsumerKind::Service,
+        owner_team: TeamName::parse(team).unwrap(),
+        environment: Environment::parse("production").unwrap(),
+        contacts: Contacts::default(),
+        webhook_url: None,
+        discovered: false,
+    }
+}
+
+struct Fixture {
+    g: InventoryGraph,
+    next_edge: EdgeId,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let mut g = InventoryGraph::new();
+        for (id, name) in [(1, "base"), (2, "ft"), (3, "adapter")] {
+            g.upsert_model(ModelInfo {
+                id,
+                name: ModelName::parse(name).unwrap(),
+                owner_team: TeamName::parse("ml").unwrap(),
+            });
+        }
+        // base 1.0.0 (10), 1.1.0 (11), 2.0.0 (12); ft 1.0.0 (20); adapter 1.0.0 (30)
+        for (id, model, v) in [
+            (10, 1, "1.0.0"),
+            (11, 1, "1.1.0"),
+            (12, 1, "2.0.0"),
+            (20, 2, "1.0.0"),
+            (30, 3, "1.0.0"),
+        ] {
+            let name = g.model(model).unwrap().name.clone();
+            g.upsert_version(VersionInfo {
+                id,
+                model,
+                model_name: name,
+                version: Version::parse(v).unwrap(),
+            })
+            .unwrap();
+        }
+        for (id, name) in [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")] {
+            g.upsert_consumer(id, consumer(name, if id % 2 == 0 { "even" } else { "odd" }));
+        }
+        Self { g, next_edge: 1 }
+    }
+
+    fn edge(&mut self, link: Link, origin: EdgeOrigin, last_seen: DateTime<Utc>) -> EdgeId {
+        let id = self.next_edge;
+        self.next_edge += 1;
+        self.g
+            .upsert_edge(EdgeRecord {
+                id,
+                link,
+                origin,
+                origin_name: Arc::from("test"),
+                first_seen: t0(),
+                last_seen,
+                observations: 1,
+            })
+            .unwrap();
+        id
+    }
+
+    fn uses(&mut self, consumer: ConsumerId, model: ModelId, range: &str) -> EdgeId {
+        let range = Arc::new(VersionRange::parse(range).unwrap());
+        self.edge(
+            Link::Uses {
+                consumer,
+                model,
+                range,
+            },
+            EdgeOrigin::Api,
+            t0(),
+        )
+    }
+
+    fn depends(&mut self, consumer: ConsumerId, target: ConsumerId) -> EdgeId {
+        self.edge(Link::DependsOn { consumer, target }, EdgeOrigin::Api, t0())
+    }
+
+    fn derived(&mut self, version: VersionId, parent: VersionId) -> EdgeId {
+        self.edge(
+            Link::DerivedFrom {
+                version,
+                parent,
+                derivation: Derivation::FineTune,
+            },
+            EdgeOrigin::Webhook,
+            t0(),
+        )
+    }
+
+    /// base@1.0.0 ← ft@1.0.0 ← adapter@1.0.0; a uses base ^1; b uses ft 1.0.0;
+    /// c → b; d ⇄ c; e uses adapter.
+    fn standard() -> Self {
+        let mut f = Self::new();
+        f.uses(1, 1, "^1");
+        f.derived(20, 10);
+        f.derived(30, 20);
+        f.uses(2, 2, "1.0.0");
+        f.depends(3, 2);
+        f.depends(4, 3);
+        f.depends(3, 4);
+        f.uses(5, 3, "*");
+        f
+    }
+}
+
+fn query() -> Query {
+    Query {
+        transitive: true,
+        max_depth: 10,
+        include_stale: true,
+        limit: 1000,
+        now: t0(),
+        stale_after: chrono::Duration::days(30),
+    }
+}
+
+fn labels(a: &Answer) -> Vec<(String, u32)> {
+    a.reached
+        .iter()
+        .map(|r| (r.target.label(), r.depth))
+        .collect()
+}
+
+#[test]
+fn dependents_reach_through_derived_models_and_consumer_links() {
+    let f = Fixture::standard();
+    let a = f.g.dependents(10, &query()).unwrap();
+    assert_eq!(
+        labels(&a),
+        vec![
+            ("a".into(), 1),
+            ("ft@1.0.0".into(), 1),
+            ("b".into(), 2),
+            ("adapter@1.0.0".into(), 2),
+            ("c".into(), 3),
+            ("e".into(), 3),
+            ("d".into(), 4),
+        ]
+    );
+    assert!(a.complete());
+    // d is explained from itself down to the version asked about.
+    let d = &a.reached[6];
+    let path: Vec<(EdgeKind, &str, &str)> = d
+        .path
+        .iter()
+        .map(|s| (s.kind, s.from.as_str(), s.to.as_str()))
+        .collect();
+    assert_eq!(
+        path,
+        vec![
+            (EdgeKind::DependsOn, "d", "c"),
+            (EdgeKind::DependsOn, "c", "b"),
+            (EdgeKind::Uses, "b", "ft@1.0.0"),
+            (EdgeKind::DerivedFrom, "ft@1.0.0", "base@1.0.0"),
+        ]
+    );
+    assert_eq!(d.path[2].range.as_deref(), Some("1.0.0"));
+    assert_eq!(
+        a.cycles,
+        vec![Cycle {
+            consumers: vec![
+                ConsumerName::parse("c").unwrap(),
+                ConsumerName::parse("d").unwrap()
+            ]
+        }]
+    );
+}
+
+#[test]
+fn ranges_decide_which_versions_a_consumer_reaches() {
+    let f = Fixture::standard();
+    // a uses base ^1: 1.1.0 yes, 2.0.0 no; and nobody derived from either.
+    assert_eq!(
+        labels(&f.g.dependents(11, &query()).unwrap()),
+        vec![("a".into(), 1)]
+    );
+    assert!(f.g.dependents(12, &query()).unwrap().reached.is_empty());
+}
+
+#[test]
+fn depth_and_size_limits_are_counted_not_hidden() {
+    let f = Fixture::standard();
+    let shallow =
+        f.g.dependents(
+            10,
+            &Query {
+                max_depth: 2,
+                ..query()
+            },
+        )
+        .unwrap();
+    assert_eq!(shallow.total, 4);
+    assert_eq!(shallow.omitted_by_depth, 3);
+    assert!(!shallow.complete());
+
+    let small =
+        f.g.dependents(
+            10,
+            &Query {
+                limit: 3,
+                ..query()
+            },
+        )
+        .unwrap();
+    assert_eq!(small.reached.len(), 3);
+    assert_eq!(small.total, 7);
+    assert_eq!(small.omitted_by_limit, 4);
+    assert!(!small.complete());
+
+    let direct =
+        f.g.dependents(
+            10,
+            &Query {
+                transitive: false,
+                ..query()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        labels(&direct),
+        vec![("a".into(), 1), ("ft@1.0.0".into(), 1)]
+    );
+    assert!(direct.complete());
+}
+
+#[test]
+fn stale_edges_are_shown_as_stale_or_skipped_and_counted() {
+    let mut f = Fixture::new();
+    let old = t0() - chrono::Duration::days(60);
+    let range = Arc::new(VersionRange::parse("^1").unwrap());
+    f.edge(
+        Link::Uses {
+            consumer: 1,
+            model: 1,
+            range,
+        },
+        EdgeOrigin::Scan,
+        old,
+    );
+    let with = f.g.dependents(10, &query()).unwrap();
+    assert_eq!(labels(&with), vec![("a".into(), 1)]);
+    assert!(with.reached[0].path[0].evidence[0].stale);
+
+    let without =
+        f.g.dependents(
+            10,
+            &Query {
+                include_stale: false,
+                ..query()
+            },
+        )
+        .unwrap();
+    assert!(without.reached.is_empty());
+    assert_eq!(without.stale_edges_skipped, 1);
+}
+
+#[test]
+fn one_link_from_two_origins_is_one_step_with_two_pieces_of_evidence() {
+    let mut f = Fixture::new();
+    let range = Arc::new(VersionRange::parse("1.0.0").unwrap());
+    let link = Link::Uses {
+        consumer: 1,
+        model: 1,
+        range,
+    };
+    f.edge(link.clone(), EdgeOrigin::Api, t0());
+    f.edge(link, EdgeOrigin::Download, t0());
+    let a = f.g.dependents(10, &query()).unwrap();
+    assert_eq!(a.reached.len(), 1);
+    let origins: Vec<EdgeOrigin> = a.reached[0].path[0]
+        .evidence
+        .iter()
+        .map(|e| e.origin)
+        .collect();
+    assert_eq!(origins, vec![EdgeOrigin::Api, EdgeOrigin::Download]);
+}
+
+#[test]
+fn dependencies_walk_the_other_way_down_to_base_models() {
+    let f = Fixture::standard();
+    let a = f.g.dependencies(4, &query()).unwrap();
+    assert_eq!(
+        labels(&a),
+        vec![
+            ("c".into(), 1),
+            ("b".into(), 2),
+            ("ft@1.0.0".into(), 3),
+            ("base@1.0.0".into(), 4),
+        ]
+    );
+    let base = &a.reached[3];
+    assert_eq!(base.path.first().unwrap().from, "d");
+    assert_eq!(base.path.last().unwrap().to, "base@1.0.0");
+}
+
+#[test]
+fn impact_counts_by_team_and_direct_and_active() {
+    let mut f = Fixture::standard();
+    let range = Arc::new(VersionRange::parse("1.0.0").unwrap());
+    f.edge(
+        Link::Uses {
+            consumer: 2,
+            model: 2,
+            range,
+        },
+        EdgeOrigin::Scan,
+        t0() - chrono::Duration::days(2),
+    );
+    let i = f.g.impact(10, t0(), chrono::Duration::days(30), 7).unwrap();
+    assert_eq!(i.direct, 1);
+    assert_eq!(i.total, 5);
+    assert_eq!(i.derived_versions, 2);
+    assert_eq!(i.by_team.get("odd"), Some(&3));
+    assert_eq!(i.by_team.get("even"), Some(&2));
+    assert_eq!(i.active, 1);
+}
+
+#[test]
+fn removing_a_consumer_removes_its_edges() {
+    let mut f = Fixture::standard();
+    f.g.remove_consumer(2);
+    assert!(f.g.consumer(2).is_none());
+    assert_eq!(f.g.consumer_id("b"), None);
+    let a = f.g.dependents(10, &query()).unwrap();
+    assert_eq!(
+        labels(&a),
+        vec![
+            ("a".into(), 1),
+            ("ft@1.0.0".into(), 1),
+            ("adapter@1.0.0".into(), 2),
+            ("e".into(), 3)
+        ]
+    );
+    assert_eq!(f.g.edge_count(), 6);
+}
+
+#[test]
+fn an_edge_to_a_node_the_graph_lacks_asks_for_a_reload() {
+    let mut f = Fixture::new();
+    let err =
+        f.g.upsert_edge(EdgeRecord {
+            id: 99,
+            link: Link::DependsOn {
+                consumer: 1,
+                target: 77,
+            },
+            origin: EdgeOrigin::Api,
+            origin_name: Arc::from("x"),
+            first_seen: t0(),
+            last_seen: t0(),
+            observations: 1,
+        })
+        .unwrap_err();
+    assert_eq!(err, GraphError::Missing("consumer", 77));
+}

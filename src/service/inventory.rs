@@ -1,0 +1,965 @@
+//! The consumer inventory (AISVS 3.1.5): declaring consumers and their edges, recording
+//! observed usage, keeping this instance's graph current, and answering questions.
+//!
+//! Every change commits with an inventory revision (`store::inventory`); after its
+//! commit, the writer brings its own graph up to date before answering, so a client
+//! reads its own writes. Other instances catch up from the same sequence on a short
+//! poll (`Services::follow_inventory`).
+
+use super::{ServiceError, Services};
+use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::auth::Actor;
+use crate::config::InventorySettings;
+use crate::domain::{
+    Consumer, ConsumerKind, ConsumerName, Contacts, Derivation, EdgeOrigin, Environment, ModelName,
+    Role, TeamName, Version, VersionRange, WebhookUrl,
+};
+use crate::graph::{
+    Answer, ConsumerId, EdgeRecord, Impact, InventoryGraph, Link, Query, VersionId,
+};
+use crate::store::inventory::{self as repo, Change, Entity, NewConsumer, Sighting};
+use crate::store::{Conn, registry as registry_repo};
+use base64::Engine;
+use serde::Serialize;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// This instance's graph and how it follows the database.
+pub(crate) struct Inventory {
+    graph: RwLock<InventoryGraph>,
+    /// One refresh at a time, so changes apply in order.
+    refresh: tokio::sync::Mutex<()>,
+    settings: InventorySettings,
+    revision: tokio::sync::watch::Sender<i64>,
+}
+
+impl Inventory {
+    pub(crate) fn new(settings: InventorySettings) -> Self {
+        Self {
+            graph: RwLock::new(InventoryGraph::new()),
+            refresh: tokio::sync::Mutex::new(()),
+            settings,
+            revision: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+/// What a consumer is declared as.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerInput {
+    pub name: String,
+    pub kind: String,
+    pub owner_team: String,
+    pub environment: String,
+    pub contacts: Vec<String>,
+    /// Where notices go; a signing secret is generated the first time one is set.
+    pub webhook_url: Option<String>,
+}
+
+/// A declared consumer, and its notice-signing secret when one was just made.
+#[derive(Debug, Clone)]
+pub struct DeclaredConsumer {
+    pub consumer: Consumer,
+    pub created: bool,
+    /// `whsec_…`, shown once.
+    pub webhook_secret: Option<String>,
+}
+
+/// How a question is asked, before bounds are applied.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask {
+    pub transitive: bool,
+    pub max_depth: Option<u32>,
+    pub include_stale: bool,
+    pub limit: Option<usize>,
+}
+
+/// One side of an edge to declare or remove.
+#[derive(Debug, Clone)]
+pub enum EdgeSpec {
+    Uses {
+        consumer: String,
+        model: String,
+        version: String,
+    },
+    DependsOn {
+        consumer: String,
+        target: String,
+    },
+    DerivedFrom {
+        model: String,
+        version: String,
+        parent_model: String,
+        parent_version: String,
+        derivation: Option<String>,
+    },
+}
+
+/// An edge as audit records and answers show it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeView {
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    pub range: Option<String>,
+    pub derivation: Option<String>,
+    pub origin: String,
+    pub origin_name: String,
+    pub first_seen: chrono::DateTime<chrono::Utc>,
+    pub last_seen: chrono::DateTime<chrono::Utc>,
+    pub observations: u64,
+}
+
+/// A link resolved to database ids, with the names that describe it.
+pub(crate) struct Resolved {
+    pub link: Link,
+    pub from: String,
+    pub to: String,
+    /// The teams whose owners may change it.
+    pub teams: Vec<TeamName>,
+}
+
+impl Services {
+    pub(crate) fn inventory_settings(&self) -> &InventorySettings {
+        &self.inner.inventory.settings
+    }
+
+    /// Loads the graph from the database; done once at start.
+    pub async fn load_inventory(&self) -> Result<(), ServiceError> {
+        let _one = self.inner.inventory.refresh.lock().await;
+        let fresh = repo::load(self.store().reader()).await?;
+        let revision = fresh.revision();
+        tracing::info!(
+            revision,
+            consumers = fresh.consumer_count(),
+            edges = fresh.edge_count(),
+            "inventory graph loaded"
+        );
+        *self.write_graph() = fresh;
+        self.inner.inventory.revision.send_replace(revision);
+        Ok(())
+    }
+
+    /// Applies every change committed since the graph's revision; returns the revision
+    /// now reached. A change that refers to something the graph lacks means it missed
+    /// one, and the graph is loaded again whole.
+    pub async fn refresh_inventory(&self) -> Result<i64, ServiceError> {
+        let _one = self.inner.inventory.refresh.lock().await;
+        let db = self.store().reader();
+        loop {
+            let from = self.read_graph().revision();
+            let changes = repo::changes_after(db, from, 500).await?;
+            let Some(last) = changes.last().map(|c| c.revision) else {
+                break;
+            };
+            let mut updates = Vec::with_capacity(changes.len());
+            for change in changes {
+                updates.push(read_update(db, change).await?);
+            }
+            let consistent = {
+                let mut g = self.write_graph();
+                let ok = updates.into_iter().all(|u| u.apply(&mut g));
+                g.set_revision(last);
+                ok
+            };
+            if !consistent {
+                tracing::warn!(
+                    revision = last,
+                    "inventory graph missed a change; reloading it"
+                );
+                let fresh = repo::load(db).await?;
+                *self.write_graph() = fresh;
+            }
+        }
+        let revision = self.read_graph().revision();
+        self.inner.inventory.revision.send_if_modified(|r| {
+            let moved = *r != revision;
+            *r = revision;
+            moved
+        });
+        Ok(revision)
+    }
+
+    /// Follows changes made by other instances until `shutdown` resolves.
+    pub async fn follow_inventory(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let every = Duration::from_millis(self.inventory_settings().poll_interval_ms);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.refresh_inventory().await {
+                        tracing::warn!(error = %e, "could not follow inventory changes");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The revision this instance's graph has reached, as it moves.
+    pub fn inventory_revision(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.inner.inventory.revision.subscribe()
+    }
+
+    /// The whole graph's content, for tests that compare it with a fresh load.
+    pub fn inventory_snapshot(&self) -> crate::graph::Snapshot {
+        self.read_graph().snapshot()
+    }
+
+    /// The graph as built from the database now, for the same comparison.
+    pub async fn inventory_snapshot_from_database(
+        &self,
+    ) -> Result<crate::graph::Snapshot, ServiceError> {
+        Ok(repo::load(self.store().reader()).await?.snapshot())
+    }
+
+    fn read_graph(&self) -> std::sync::RwLockReadGuard<'_, InventoryGraph> {
+        // A panic while holding the lock leaves a graph that may be half-updated; the
+        // next refresh reads the rows again, so carrying on is safe.
+        self.inner
+            .inventory
+            .graph
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_graph(&self) -> std::sync::RwLockWriteGuard<'_, InventoryGraph> {
+        self.inner
+            .inventory
+            .graph
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Brings the graph up to date after this instance committed a change.
+    pub(crate) async fn after_inventory_commit(&self) {
+        if let Err(e) = self.refresh_inventory().await {
+            tracing::warn!(error = %e, "could not apply an inventory change to the graph yet");
+        }
+    }
+
+    pub async fn consumer(&self, name: &str) -> Result<Consumer, ServiceError> {
+        let name = ConsumerName::parse(name)?;
+        repo::find_consumer(self.store().reader(), &name)
+            .await?
+            .map(|(_, c)| c)
+            .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {name}")))
+    }
+
+    /// Consumers by name, optionally of one team, after a name (keyset paging).
+    pub fn consumers(
+        &self,
+        team: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Consumer>, ServiceError> {
+        let team = team.map(TeamName::parse).transpose()?;
+        let g = self.read_graph();
+        Ok(g.consumers()
+            .into_iter()
+            .map(|(_, c)| c)
+            .filter(|c| team.as_ref().is_none_or(|t| &c.owner_team == t))
+            .filter(|c| after.is_none_or(|a| c.name.as_str() > a))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    /// Every edge at a consumer, both ways.
+    pub fn consumer_edges(&self, name: &ConsumerName) -> Vec<EdgeView> {
+        let g = self.read_graph();
+        let Some(id) = g.consumer_id(name.as_str()) else {
+            return Vec::new();
+        };
+        g.edges_of_consumer(id)
+            .into_iter()
+            .map(|e| edge_view(&g, e))
+            .collect()
+    }
+
+    pub async fn declare_consumer(
+        &self,
+        actor: &Actor,
+        input: ConsumerInput,
+    ) -> Result<DeclaredConsumer, ServiceError> {
+        let consumer = Consumer {
+            name: ConsumerName::parse(&input.name)?,
+            kind: ConsumerKind::parse(&input.kind)?,
+            owner_team: TeamName::parse(&input.owner_team)?,
+            environment: Environment::parse(&input.environment)?,
+            contacts: Contacts::parse(&input.contacts)?,
+            webhook_url: input
+                .webhook_url
+                .as_deref()
+                .filter(|u| !u.trim().is_empty())
+                .map(WebhookUrl::parse)
+                .transpose()?,
+            discovered: false,
+        };
+        may_manage(actor, &consumer.owner_team, "declare consumers of team")?;
+        let sealer = self.service_key().secret_sealer();
+        let binding = secret_binding(&consumer.name);
+        let declared = in_write_tx!(self, |tx| {
+            let now = self.now();
+            let existing = repo::find_consumer(tx.conn(), &consumer.name).await?;
+            let (id, created, secret, before) = match existing {
+                None => {
+                    let secret = consumer.webhook_url.as_ref().map(|_| new_whsec());
+                    let sealed = secret
+                        .as_deref()
+                        .map(|s| sealer.seal(&binding, s.as_bytes()));
+                    let id = repo::insert_consumer(
+                        tx.conn(),
+                        NewConsumer {
+                            consumer: &consumer,
+                            sealed_secret: sealed.as_deref(),
+                            at: now,
+                            by: &actor.name,
+                        },
+                    )
+                    .await?;
+                    (id, true, secret, None)
+                }
+                Some((id, old)) => {
+                    may_manage(actor, &old.owner_team, "change consumers of team")?;
+                    let has_secret = repo::consumer_secret(tx.conn(), id).await?.is_some();
+                    let secret = (consumer.webhook_url.is_some() && !has_secret).then(new_whsec);
+                    let sealed = secret
+                        .as_deref()
+                        .map(|s| sealer.seal(&binding, s.as_bytes()));
+                    let replace = if consumer.webhook_url.is_none() {
+                        Some(None)
+                    } else {
+                        sealed.as_deref().map(Some)
+                    };
+                    repo::update_consumer(tx.conn(), id, &consumer, replace, now).await?;
+                    (id, false, secret, Some(old))
+                }
+            };
+            repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
+            let mut entry = AuditEntry::new(
+                actor.audit_identity(),
+                if created {
+                    Action::ConsumerDeclared
+                } else {
+                    Action::ConsumerUpdated
+                },
+                SubjectType::Consumer,
+                consumer.name.as_str(),
+            )
+            .after(&consumer);
+            if let Some(before) = &before {
+                entry = entry.before(before);
+            }
+            self.append_audit(tx, now, entry).await?;
+            Ok(DeclaredConsumer {
+                consumer: consumer.clone(),
+                created,
+                webhook_secret: secret,
+            })
+        })?;
+        self.after_inventory_commit().await;
+        Ok(declared)
+    }
+
+    pub async fn remove_consumer(&self, actor: &Actor, name: &str) -> Result<(), ServiceError> {
+        let name = ConsumerName::parse(name)?;
+        in_write_tx!(self, |tx| {
+            let now = self.now();
+            let (id, old) = repo::find_consumer(tx.conn(), &name)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {name}")))?;
+            may_manage(actor, &old.owner_team, "remove consumers of team")?;
+            let edges = repo::delete_consumer(tx.conn(), id).await?;
+            for edge in &edges {
+                repo::record_change(tx.conn(), now, Entity::Edge, *edge).await?;
+            }
+            repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
+            #[derive(Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Removed<'a> {
+                consumer: &'a Consumer,
+                edges_removed: usize,
+            }
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::ConsumerRemoved,
+                SubjectType::Consumer,
+                name.as_str(),
+            )
+            .before(&Removed {
+                consumer: &old,
+                edges_removed: edges.len(),
+            });
+            self.append_audit(tx, now, entry).await
+        })?;
+        self.after_inventory_commit().await;
+        Ok(())
+    }
+
+    /// Declares an edge (origin `api`), or confirms it again, which refreshes its
+    /// last-seen time so it does not go stale.
+    pub async fn declare_edge(
+        &self,
+        actor: &Actor,
+        spec: EdgeSpec,
+    ) -> Result<Vec<EdgeView>, ServiceError> {
+        let views = in_write_tx!(self, |tx| {
+            let now = self.now();
+            let resolved = resolve(tx.conn(), &spec, true).await?;
+            may_manage_any(actor, &resolved.teams, "declare edges of team")?;
+            if let Link::DerivedFrom {
+                version, parent, ..
+            } = &resolved.link
+            {
+                self.refuse_derivation_cycle(*version, *parent)?;
+            }
+            let (record, _) = repo::record_edge(
+                tx.conn(),
+                Sighting {
+                    link: &resolved.link,
+                    origin: EdgeOrigin::Api,
+                    origin_name: &actor.name,
+                    at: now,
+                    count: 1,
+                },
+            )
+            .await?;
+            repo::record_change(tx.conn(), now, Entity::Edge, record.id).await?;
+            let view = describe(&resolved, &record);
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::EdgeDeclared,
+                SubjectType::InventoryEdge,
+                format!("{} {} {}", view.from, view.kind, view.to),
+            )
+            .after(&view);
+            self.append_audit(tx, now, entry).await?;
+            Ok(repo::edges_of_link(tx.conn(), &resolved.link)
+                .await?
+                .iter()
+                .map(|e| describe(&resolved, e))
+                .collect::<Vec<_>>())
+        })?;
+        self.after_inventory_commit().await;
+        Ok(views)
+    }
+
+    /// Removes a link, with the evidence of every origin. Observed usage that goes on
+    /// will be recorded again by the next scan or download.
+    pub async fn remove_edge(&self, actor: &Actor, spec: EdgeSpec) -> Result<usize, ServiceError> {
+        let removed = in_write_tx!(self, |tx| {
+            let now = self.now();
+            let resolved = resolve(tx.conn(), &spec, false).await?;
+            may_manage_any(actor, &resolved.teams, "remove edges of team")?;
+            let rows = repo::edges_of_link(tx.conn(), &resolved.link).await?;
+            if rows.is_empty() {
+                return Err(ServiceError::NotFound(format!(
+                    "there is no {} edge from {} to {}",
+                    resolved.link.kind(),
+                    resolved.from,
+                    resolved.to
+                )));
+            }
+            for row in &rows {
+                repo::delete_edge(tx.conn(), row.id).await?;
+                repo::record_change(tx.conn(), now, Entity::Edge, row.id).await?;
+            }
+            let views: Vec<EdgeView> = rows.iter().map(|e| describe(&resolved, e)).collect();
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::EdgeRemoved,
+                SubjectType::InventoryEdge,
+                format!("{} {} {}", resolved.from, resolved.link.kind(), resolved.to),
+            )
+            .before(&views);
+            self.append_audit(tx, now, entry).await?;
+            Ok(rows.len())
+        })?;
+        self.after_inventory_commit().await;
+        Ok(removed)
+    }
+
+    /// Records that `consumer` used `model@version` (a download, or traffic a scan saw).
+    /// A consumer nobody declared is created, marked discovered; a new edge or consumer
+    /// is audited, a repeat only counted.
+    pub(crate) async fn observe_usage(
+        &self,
+        consumer: &ConsumerName,
+        model: &ModelName,
+        version: Version,
+        origin: EdgeOrigin,
+        origin_name: &str,
+        count: u64,
+    ) -> Result<(), ServiceError> {
+        in_write_tx!(self, |tx| {
+            let now = self.now();
+            let (model_id, _) = registry_repo::find_model(tx.conn(), model)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no model named {model}")))?;
+            let (consumer_id, discovered) = match repo::find_consumer(tx.conn(), consumer).await? {
+                Some((id, _)) => (id, None),
+                None => {
+                    let owner_team = registry_repo::find_model(tx.conn(), model)
+                        .await?
+                        .map(|(_, m)| m.owner_team)
+                        .ok_or_else(|| ServiceError::NotFound(format!("no model {model}")))?;
+                    // Nobody vouched for it: owned, until someone declares it, by the
+                    // team of the model it was seen using, who must hear of its retirement.
+                    let c = Consumer {
+                        name: consumer.clone(),
+                        kind: ConsumerKind::Other,
+                        owner_team,
+                        environment: Environment::parse("unknown")?,
+                        contacts: Contacts::default(),
+                        webhook_url: None,
+                        discovered: true,
+                    };
+                    let id = repo::insert_consumer(
+                        tx.conn(),
+                        NewConsumer {
+                            consumer: &c,
+                            sealed_secret: None,
+                            at: now,
+                            by: origin_name,
+                        },
+                    )
+                    .await?;
+                    repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
+                    (id, Some(c))
+                }
+            };
+            let link = Link::Uses {
+                consumer: consumer_id,
+                model: model_id.0,
+                range: Arc::new(VersionRange::exact(version)),
+            };
+            let (record, created) = repo::record_edge(
+                tx.conn(),
+                Sighting {
+                    link: &link,
+                    origin,
+                    origin_name,
+                    at: now,
+                    count,
+                },
+            )
+            .await?;
+            repo::record_change(tx.conn(), now, Entity::Edge, record.id).await?;
+            let system = (format!("{origin}:{origin_name}"), "system");
+            if let Some(c) = &discovered {
+                let entry = AuditEntry::new(
+                    (&system.0, system.1),
+                    Action::ConsumerDiscovered,
+                    SubjectType::Consumer,
+                    c.name.as_str(),
+                )
+                .after(c);
+                self.append_audit(tx, now, entry).await?;
+            }
+            if created {
+                let resolved = Resolved {
+                    link: link.clone(),
+                    from: consumer.to_string(),
+                    to: format!("{model}@{version}"),
+                    teams: Vec::new(),
+                };
+                let view = describe(&resolved, &record);
+                let entry = AuditEntry::new(
+                    (&system.0, system.1),
+                    Action::UsageObserved,
+                    SubjectType::InventoryEdge,
+                    format!("{} uses {}", view.from, view.to),
+                )
+                .after(&view);
+                self.append_audit(tx, now, entry).await?;
+            }
+            Ok(())
+        })?;
+        self.after_inventory_commit().await;
+        Ok(())
+    }
+
+    fn refuse_derivation_cycle(
+        &self,
+        version: VersionId,
+        parent: VersionId,
+    ) -> Result<(), ServiceError> {
+        if version == parent {
+            return Err(ServiceError::Conflict(
+                "a version cannot be derived from itself".into(),
+            ));
+        }
+        let g = self.read_graph();
+        let q = Query {
+            transitive: true,
+            max_depth: u32::MAX,
+            include_stale: true,
+            limit: usize::MAX,
+            now: self.now(),
+            stale_after: self.inventory_settings().stale_after(),
+        };
+        // If the parent already depends on the child, the new edge would close a circle.
+        if let Some(a) = g.dependents(version, &q)
+            && a.reached.iter().any(|r| {
+                matches!(&r.target, crate::graph::Target::Version { model, version: v }
+                    if g.model_id(model.as_str()).and_then(|m| g.version_id(m, *v)) == Some(parent))
+            })
+        {
+            return Err(ServiceError::Conflict(
+                "the parent version is itself derived from this version; derivations cannot form a circle".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn bounded(&self, ask: Ask) -> Result<Query, ServiceError> {
+        let s = self.inventory_settings();
+        let max_depth = ask.max_depth.unwrap_or(s.max_depth.min(20));
+        if max_depth == 0 || max_depth > s.max_depth {
+            return Err(ServiceError::Invalid(crate::domain::ParseError::new(
+                "maxDepth",
+                format!("must be between 1 and {}, not {max_depth}", s.max_depth),
+            )));
+        }
+        let limit = ask.limit.unwrap_or(s.max_results.min(1_000));
+        if limit == 0 || limit > s.max_results {
+            return Err(ServiceError::Invalid(crate::domain::ParseError::new(
+                "limit",
+                format!("must be between 1 and {}, not {limit}", s.max_results),
+            )));
+        }
+        Ok(Query {
+            transitive: ask.transitive,
+            max_depth,
+            include_stale: ask.include_stale,
+            limit,
+            now: self.now(),
+            stale_after: s.stale_after(),
+        })
+    }
+
+    /// Looks a version up in the graph, catching up once if it is not there yet (it may
+    /// have been registered through another instance a moment ago).
+    async fn graph_version(&self, model: &str, version: &str) -> Result<VersionId, ServiceError> {
+        let model = ModelName::parse(model)?;
+        let version = Version::parse(version)?;
+        let find = |s: &Self| {
+            let g = s.read_graph();
+            g.model_id(model.as_str())
+                .and_then(|m| g.version_id(m, version))
+        };
+        if let Some(id) = find(self) {
+            return Ok(id);
+        }
+        self.refresh_inventory().await?;
+        find(self).ok_or_else(|| ServiceError::NotFound(format!("no version {model}@{version}")))
+    }
+
+    async fn graph_consumer(&self, name: &str) -> Result<ConsumerId, ServiceError> {
+        let name = ConsumerName::parse(name)?;
+        if let Some(id) = self.read_graph().consumer_id(name.as_str()) {
+            return Ok(id);
+        }
+        self.refresh_inventory().await?;
+        self.read_graph()
+            .consumer_id(name.as_str())
+            .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {name}")))
+    }
+
+    /// Who depends on `model@version`.
+    pub async fn dependents(
+        &self,
+        model: &str,
+        version: &str,
+        ask: Ask,
+    ) -> Result<Answer, ServiceError> {
+        let q = self.bounded(ask)?;
+        let id = self.graph_version(model, version).await?;
+        self.read_graph()
+            .dependents(id, &q)
+            .ok_or_else(|| ServiceError::NotFound(format!("no version {model}@{version}")))
+    }
+
+    /// What `consumer` depends on.
+    pub async fn dependencies(&self, consumer: &str, ask: Ask) -> Result<Answer, ServiceError> {
+        let q = self.bounded(ask)?;
+        let id = self.graph_consumer(consumer).await?;
+        self.read_graph()
+            .dependencies(id, &q)
+            .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {consumer}")))
+    }
+
+    pub async fn impact(
+        &self,
+        model: &str,
+        version: &str,
+        active_days: u32,
+    ) -> Result<Impact, ServiceError> {
+        if !(1..=3650).contains(&active_days) {
+            return Err(ServiceError::Invalid(crate::domain::ParseError::new(
+                "activeDays",
+                format!("must be between 1 and 3650, not {active_days}"),
+            )));
+        }
+        let id = self.graph_version(model, version).await?;
+        let stale_after = self.inventory_settings().stale_after();
+        self.read_graph()
+            .impact(id, self.now(), stale_after, active_days)
+            .ok_or_else(|| ServiceError::NotFound(format!("no version {model}@{version}")))
+    }
+}
+
+/// A change, read back from the database, ready to apply.
+enum Update {
+    Consumer(ConsumerId, Option<Consumer>),
+    Edge(i64, Option<EdgeRecord>),
+    Model(Option<crate::graph::ModelInfo>),
+    Version(Option<crate::graph::VersionInfo>),
+}
+
+impl Update {
+    /// Applies the update; false when the graph lacks something it refers to.
+    fn apply(self, g: &mut InventoryGraph) -> bool {
+        match self {
+            Update::Consumer(id, Some(c)) => g.upsert_consumer(id, c),
+            Update::Consumer(id, None) => g.remove_consumer(id),
+            Update::Edge(_, Some(e)) => return g.upsert_edge(e).is_ok(),
+            Update::Edge(id, None) => g.remove_edge(id),
+            Update::Model(Some(m)) => g.upsert_model(m),
+            Update::Version(Some(v)) => return g.upsert_version(v).is_ok(),
+            // Models and versions are never deleted.
+            Update::Model(None) | Update::Version(None) => {}
+        }
+        true
+    }
+}
+
+async fn read_update(db: &impl Conn, change: Change) -> Result<Update, ServiceError> {
+    Ok(match change.entity {
+        Entity::Consumer => Update::Consumer(change.id, repo::consumer_by_id(db, change.id).await?),
+        Entity::Edge => Update::Edge(change.id, repo::find_edge(db, change.id).await?),
+        Entity::Model => Update::Model(repo::model_info(db, change.id).await?),
+        Entity::Version => Update::Version(repo::version_info(db, change.id).await?),
+    })
+}
+
+/// Resolves names to rows. `for_declare` also checks what only a new edge must satisfy.
+pub(crate) async fn resolve(
+    db: &impl Conn,
+    spec: &EdgeSpec,
+    for_declare: bool,
+) -> Result<Resolved, ServiceError> {
+    match spec {
+        EdgeSpec::Uses {
+            consumer,
+            model,
+            version,
+        } => {
+            let (cid, c) = find_consumer(db, consumer).await?;
+            let model = ModelName::parse(model)?;
+            let range = VersionRange::parse(version)?;
+            let (mid, m) = registry_repo::find_model(db, &model)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no model named {model}")))?;
+            if for_declare
+                && let Some(exact) = range.as_exact()
+                && registry_repo::find_version(db, mid, &model, exact)
+                    .await?
+                    .is_none()
+            {
+                return Err(ServiceError::NotFound(format!(
+                    "no version {model}@{exact}; a pinned version must exist (use a range for future ones)"
+                )));
+            }
+            Ok(Resolved {
+                to: format!("{model}@{range}"),
+                from: c.name.to_string(),
+                link: Link::Uses {
+                    consumer: cid,
+                    model: mid.0,
+                    range: Arc::new(range),
+                },
+                teams: vec![c.owner_team, m.owner_team],
+            })
+        }
+        EdgeSpec::DependsOn { consumer, target } => {
+            let (cid, c) = find_consumer(db, consumer).await?;
+            let (tid, t) = find_consumer(db, target).await?;
+            if cid == tid {
+                return Err(ServiceError::Invalid(crate::domain::ParseError::new(
+                    "dependsOn",
+                    format!("{consumer} cannot depend on itself"),
+                )));
+            }
+            Ok(Resolved {
+                link: Link::DependsOn {
+                    consumer: cid,
+                    target: tid,
+                },
+                from: c.name.to_string(),
+                to: t.name.to_string(),
+                teams: vec![c.owner_team],
+            })
+        }
+        EdgeSpec::DerivedFrom {
+            model,
+            version,
+            parent_model,
+            parent_version,
+            derivation,
+        } => {
+            let (vid, team, label) = find_version(db, model, version).await?;
+            let (pid, _, parent_label) = find_version(db, parent_model, parent_version).await?;
+            let derivation = derivation
+                .as_deref()
+                .map(Derivation::parse)
+                .transpose()?
+                .unwrap_or(Derivation::Other);
+            Ok(Resolved {
+                link: Link::DerivedFrom {
+                    version: vid,
+                    parent: pid,
+                    derivation,
+                },
+                from: label,
+                to: parent_label,
+                teams: vec![team],
+            })
+        }
+    }
+}
+
+async fn find_consumer(db: &impl Conn, name: &str) -> Result<(ConsumerId, Consumer), ServiceError> {
+    let name = ConsumerName::parse(name)?;
+    repo::find_consumer(db, &name)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {name}")))
+}
+
+async fn find_version(
+    db: &impl Conn,
+    model: &str,
+    version: &str,
+) -> Result<(VersionId, TeamName, String), ServiceError> {
+    let model = ModelName::parse(model)?;
+    let version = Version::parse(version)?;
+    let (mid, m) = registry_repo::find_model(db, &model)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no model named {model}")))?;
+    let (vid, _) = registry_repo::find_version(db, mid, &model, version)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no version {model}@{version}")))?;
+    Ok((vid.0, m.owner_team, format!("{model}@{version}")))
+}
+
+fn describe(r: &Resolved, e: &EdgeRecord) -> EdgeView {
+    let (range, derivation) = match &e.link {
+        Link::Uses { range, .. } => (Some(range.to_string()), None),
+        Link::DerivedFrom { derivation, .. } => (None, Some(derivation.to_string())),
+        Link::DependsOn { .. } => (None, None),
+    };
+    EdgeView {
+        kind: e.link.kind().to_string(),
+        from: r.from.clone(),
+        to: r.to.clone(),
+        range,
+        derivation,
+        origin: e.origin.to_string(),
+        origin_name: e.origin_name.to_string(),
+        first_seen: e.first_seen,
+        last_seen: e.last_seen,
+        observations: e.observations,
+    }
+}
+
+fn edge_view(g: &InventoryGraph, e: &EdgeRecord) -> EdgeView {
+    let consumer = |id| {
+        g.consumer(id)
+            .map(|c| c.name.to_string())
+            .unwrap_or_else(|| format!("consumer #{id}"))
+    };
+    let version = |id| {
+        g.version(id)
+            .map(|v| format!("{}@{}", v.model_name, v.version))
+            .unwrap_or_else(|| format!("version #{id}"))
+    };
+    let (from, to) = match &e.link {
+        Link::Uses {
+            consumer: c,
+            model,
+            range,
+        } => (
+            consumer(*c),
+            format!(
+                "{}@{range}",
+                g.model(*model)
+                    .map(|m| m.name.to_string())
+                    .unwrap_or_else(|| format!("model #{model}"))
+            ),
+        ),
+        Link::DependsOn {
+            consumer: c,
+            target,
+        } => (consumer(*c), consumer(*target)),
+        Link::DerivedFrom {
+            version: v, parent, ..
+        } => (version(*v), version(*parent)),
+    };
+    describe(
+        &Resolved {
+            link: e.link.clone(),
+            from,
+            to,
+            teams: Vec::new(),
+        },
+        e,
+    )
+}
+
+/// Owners manage their own team's consumers; admins any.
+fn may_manage(actor: &Actor, team: &TeamName, what: &str) -> Result<(), ServiceError> {
+    match actor.role {
+        Role::Admin => Ok(()),
+        Role::Owner if actor.team.as_ref() == Some(team) => Ok(()),
+        Role::Owner => Err(ServiceError::Forbidden(format!(
+            "an owner of team {} may not {what} {team}",
+            actor
+                .team
+                .as_ref()
+                .map(TeamName::as_str)
+                .unwrap_or("(none)")
+        ))),
+        other => Err(ServiceError::Forbidden(format!(
+            "role {other} may not {what} {team}; its owners and admins may"
+        ))),
+    }
+}
+
+/// For an edge, owning either end is enough: the consumer's owner declares what it
+/// uses, and a model's owner may record a consumer it knows of.
+fn may_manage_any(actor: &Actor, teams: &[TeamName], what: &str) -> Result<(), ServiceError> {
+    let first = teams
+        .first()
+        .ok_or_else(|| ServiceError::Forbidden(format!("nobody but an admin may {what} (none)")))?;
+    if teams.iter().any(|t| may_manage(actor, t, what).is_ok()) {
+        return Ok(());
+    }
+    may_manage(actor, first, what)
+}
+
+fn secret_binding(name: &ConsumerName) -> String {
+    format!("consumer-webhook:{name}")
+}
+
+/// A Standard Webhooks secret: `whsec_` and base64 of 32 random bytes.
+pub(crate) fn new_whsec() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}

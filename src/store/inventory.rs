@@ -1,0 +1,577 @@
+//! Consumers, inventory edges and the inventory change sequence.
+//!
+//! Every committed inventory change inserts a row into `inventory_changes` naming what
+//! changed; instances follow that sequence and read the named rows again, so applying a
+//! change twice is harmless and the database stays the source of truth. A writer takes
+//! the next revision itself (`max + 1`) rather than from a sequence: two writers on one
+//! PostgreSQL database then collide on the primary key and one redoes its change, so
+//! revisions commit in order and a reader never sees a gap that fills later.
+
+use super::StoreError;
+use super::entities::{consumer, inventory_change, inventory_edge, model, model_version};
+use crate::domain::{
+    Consumer, ConsumerKind, ConsumerName, Contacts, Derivation, EdgeKind, EdgeOrigin, Environment,
+    ModelName, TeamName, Version, VersionRange, WebhookUrl,
+};
+use crate::graph::{
+    ConsumerId, EdgeId, EdgeRecord, InventoryGraph, Link, ModelInfo, VersionId, VersionInfo,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a change row names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Consumer,
+    Edge,
+    Model,
+    Version,
+}
+
+impl Entity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Entity::Consumer => "consumer",
+            Entity::Edge => "edge",
+            Entity::Model => "model",
+            Entity::Version => "version",
+        }
+    }
+
+    fn parse(raw: &str) -> Result<Self, StoreError> {
+        Ok(match raw {
+            "consumer" => Entity::Consumer,
+            "edge" => Entity::Edge,
+            "model" => Entity::Model,
+            "version" => Entity::Version,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "inventory change names an unknown entity {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub revision: i64,
+    pub entity: Entity,
+    pub id: i64,
+}
+
+/// Appends a change; returns its revision.
+pub async fn record_change(
+    conn: &impl ConnectionTrait,
+    at: DateTime<Utc>,
+    entity: Entity,
+    id: i64,
+) -> Result<i64, StoreError> {
+    let revision = head_revision(conn).await? + 1;
+    inventory_change::ActiveModel {
+        revision: Set(revision),
+        at: Set(at),
+        entity: Set(entity.as_str().to_owned()),
+        entity_id: Set(id),
+    }
+    .insert(conn)
+    .await?;
+    Ok(revision)
+}
+
+pub async fn head_revision(conn: &impl ConnectionTrait) -> Result<i64, StoreError> {
+    let max: Option<Option<i64>> = inventory_change::Entity::find()
+        .select_only()
+        .column_as(inventory_change::Column::Revision.max(), "max")
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(max.flatten().unwrap_or(0))
+}
+
+pub async fn changes_after(
+    conn: &impl ConnectionTrait,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<Change>, StoreError> {
+    inventory_change::Entity::find()
+        .filter(inventory_change::Column::Revision.gt(after))
+        .order_by_asc(inventory_change::Column::Revision)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(Change {
+                revision: r.revision,
+                entity: Entity::parse(&r.entity)?,
+                id: r.entity_id,
+            })
+        })
+        .collect()
+}
+
+pub struct NewConsumer<'a> {
+    pub consumer: &'a Consumer,
+    pub sealed_secret: Option<&'a str>,
+    pub at: DateTime<Utc>,
+    pub by: &'a str,
+}
+
+pub async fn insert_consumer(
+    conn: &impl ConnectionTrait,
+    c: NewConsumer<'_>,
+) -> Result<ConsumerId, StoreError> {
+    let row = consumer::ActiveModel {
+        name: Set(c.consumer.name.to_string()),
+        kind: Set(c.consumer.kind.as_str().to_owned()),
+        owner_team: Set(c.consumer.owner_team.to_string()),
+        environment: Set(c.consumer.environment.to_string()),
+        contacts: Set(contacts_json(&c.consumer.contacts)),
+        webhook_url: Set(c
+            .consumer
+            .webhook_url
+            .as_ref()
+            .map(|u| u.as_str().to_owned())),
+        webhook_secret: Set(c.sealed_secret.map(str::to_owned)),
+        discovered: Set(c.consumer.discovered),
+        created_at: Set(c.at),
+        created_by: Set(c.by.to_owned()),
+        updated_at: Set(c.at),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(row.id)
+}
+
+/// Updates the facts of a consumer; `sealed_secret` replaces the secret when given
+/// (`Some(None)` removes it).
+pub async fn update_consumer(
+    conn: &impl ConnectionTrait,
+    id: ConsumerId,
+    c: &Consumer,
+    sealed_secret: Option<Option<&str>>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut row = consumer::ActiveModel {
+        id: Set(id),
+        kind: Set(c.kind.as_str().to_owned()),
+        owner_team: Set(c.owner_team.to_string()),
+        environment: Set(c.environment.to_string()),
+        contacts: Set(contacts_json(&c.contacts)),
+        webhook_url: Set(c.webhook_url.as_ref().map(|u| u.as_str().to_owned())),
+        discovered: Set(c.discovered),
+        updated_at: Set(at),
+        ..Default::default()
+    };
+    if let Some(secret) = sealed_secret {
+        row.webhook_secret = Set(secret.map(str::to_owned));
+    }
+    row.update(conn).await?;
+    Ok(())
+}
+
+pub async fn find_consumer(
+    conn: &impl ConnectionTrait,
+    name: &ConsumerName,
+) -> Result<Option<(ConsumerId, Consumer)>, StoreError> {
+    consumer::Entity::find()
+        .filter(consumer::Column::Name.eq(name.as_str()))
+        .one(conn)
+        .await?
+        .map(|r| Ok((r.id, to_consumer(&r)?)))
+        .transpose()
+}
+
+pub async fn consumer_by_id(
+    conn: &impl ConnectionTrait,
+    id: ConsumerId,
+) -> Result<Option<Consumer>, StoreError> {
+    consumer::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(|r| to_consumer(&r))
+        .transpose()
+}
+
+/// The sealed notice-signing secret of a consumer, if it has one.
+pub async fn consumer_secret(
+    conn: &impl ConnectionTrait,
+    id: ConsumerId,
+) -> Result<Option<String>, StoreError> {
+    Ok(consumer::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .and_then(|r| r.webhook_secret))
+}
+
+/// Deletes a consumer and (by cascade) its edges; returns the ids of those edges.
+pub async fn delete_consumer(
+    conn: &impl ConnectionTrait,
+    id: ConsumerId,
+) -> Result<Vec<EdgeId>, StoreError> {
+    let edges: Vec<EdgeId> = inventory_edge::Entity::find()
+        .select_only()
+        .column(inventory_edge::Column::Id)
+        .filter(
+            Condition::any()
+                .add(inventory_edge::Column::ConsumerId.eq(id))
+                .add(inventory_edge::Column::TargetConsumerId.eq(id)),
+        )
+        .into_tuple()
+        .all(conn)
+        .await?;
+    inventory_edge::Entity::delete_many()
+        .filter(inventory_edge::Column::Id.is_in(edges.clone()))
+        .exec(conn)
+        .await?;
+    consumer::Entity::delete_by_id(id).exec(conn).await?;
+    Ok(edges)
+}
+
+pub struct Sighting<'a> {
+    pub link: &'a Link,
+    pub origin: EdgeOrigin,
+    pub origin_name: &'a str,
+    pub at: DateTime<Utc>,
+    /// How many observations this sighting stands for (a scan may count many lines).
+    pub count: u64,
+}
+
+/// Records one sighting of a link from one origin: creates its edge row, or moves the
+/// row's last-seen time forward and counts the observation. Returns the row and whether
+/// it is new.
+pub async fn record_edge(
+    conn: &impl ConnectionTrait,
+    s: Sighting<'_>,
+) -> Result<(EdgeRecord, bool), StoreError> {
+    let key = s.link.key();
+    let existing = inventory_edge::Entity::find()
+        .filter(inventory_edge::Column::EdgeKey.eq(&key))
+        .filter(inventory_edge::Column::Origin.eq(s.origin.as_str()))
+        .filter(inventory_edge::Column::OriginName.eq(s.origin_name))
+        .one(conn)
+        .await?;
+    let count = i64::try_from(s.count).unwrap_or(i64::MAX);
+    if let Some(row) = existing {
+        let last_seen = row.last_seen.max(s.at);
+        let observations = row.observations.saturating_add(count);
+        inventory_edge::Entity::update_many()
+            .col_expr(inventory_edge::Column::LastSeen, Expr::value(last_seen))
+            .col_expr(
+                inventory_edge::Column::Observations,
+                Expr::value(observations),
+            )
+            .filter(inventory_edge::Column::Id.eq(row.id))
+            .exec(conn)
+            .await?;
+        let mut record = to_edge(&row, &mut Interner::default())?;
+        record.last_seen = last_seen;
+        record.observations = u64::try_from(observations).unwrap_or(0);
+        return Ok((record, false));
+    }
+    let mut row = inventory_edge::ActiveModel {
+        edge_key: Set(key),
+        kind: Set(s.link.kind().as_str().to_owned()),
+        origin: Set(s.origin.as_str().to_owned()),
+        origin_name: Set(s.origin_name.to_owned()),
+        first_seen: Set(s.at),
+        last_seen: Set(s.at),
+        observations: Set(count),
+        ..Default::default()
+    };
+    match s.link {
+        Link::Uses {
+            consumer,
+            model,
+            range,
+        } => {
+            row.consumer_id = Set(Some(*consumer));
+            row.model_id = Set(Some(*model));
+            row.version_range = Set(Some(range.to_string()));
+        }
+        Link::DerivedFrom {
+            version,
+            parent,
+            derivation,
+        } => {
+            row.version_id = Set(Some(*version));
+            row.parent_version_id = Set(Some(*parent));
+            row.derivation = Set(Some(derivation.as_str().to_owned()));
+        }
+        Link::DependsOn { consumer, target } => {
+            row.consumer_id = Set(Some(*consumer));
+            row.target_consumer_id = Set(Some(*target));
+        }
+    }
+    let row = row.insert(conn).await?;
+    Ok((to_edge(&row, &mut Interner::default())?, true))
+}
+
+pub async fn find_edge(
+    conn: &impl ConnectionTrait,
+    id: EdgeId,
+) -> Result<Option<EdgeRecord>, StoreError> {
+    inventory_edge::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(|r| to_edge(&r, &mut Interner::default()))
+        .transpose()
+}
+
+/// Every origin's row of one link.
+pub async fn edges_of_link(
+    conn: &impl ConnectionTrait,
+    link: &Link,
+) -> Result<Vec<EdgeRecord>, StoreError> {
+    let mut interner = Interner::default();
+    inventory_edge::Entity::find()
+        .filter(inventory_edge::Column::EdgeKey.eq(link.key()))
+        .order_by_asc(inventory_edge::Column::Id)
+        .all(conn)
+        .await?
+        .iter()
+        .map(|r| to_edge(r, &mut interner))
+        .collect()
+}
+
+pub async fn delete_edge(conn: &impl ConnectionTrait, id: EdgeId) -> Result<(), StoreError> {
+    inventory_edge::Entity::delete_by_id(id).exec(conn).await?;
+    Ok(())
+}
+
+pub async fn model_info(
+    conn: &impl ConnectionTrait,
+    id: i64,
+) -> Result<Option<ModelInfo>, StoreError> {
+    model::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(|r| to_model_info(r.id, &r.name, &r.owner_team))
+        .transpose()
+}
+
+pub async fn version_info(
+    conn: &impl ConnectionTrait,
+    id: VersionId,
+) -> Result<Option<VersionInfo>, StoreError> {
+    let Some(v) = model_version::Entity::find_by_id(id).one(conn).await? else {
+        return Ok(None);
+    };
+    let Some(m) = model::Entity::find_by_id(v.model_id).one(conn).await? else {
+        return Ok(None);
+    };
+    Ok(Some(VersionInfo {
+        id: v.id,
+        model: v.model_id,
+        model_name: parse_stored(ModelName::parse(&m.name))?,
+        version: stored_version(v.major, v.minor, v.patch)?,
+    }))
+}
+
+/// Rows read per query while loading, so memory stays bounded by the graph itself.
+const LOAD_PAGE: u64 = 20_000;
+
+/// Builds the whole graph from the database. The revision is read first: a change that
+/// commits while the rows are read is then applied again afterwards, which is harmless.
+pub async fn load(conn: &impl ConnectionTrait) -> Result<InventoryGraph, StoreError> {
+    let revision = head_revision(conn).await?;
+    let mut g = InventoryGraph::new();
+    let mut names: HashMap<i64, ModelName> = HashMap::new();
+    let mut after = 0i64;
+    loop {
+        let rows: Vec<(i64, String, String)> = model::Entity::find()
+            .select_only()
+            .columns([
+                model::Column::Id,
+                model::Column::Name,
+                model::Column::OwnerTeam,
+            ])
+            .filter(model::Column::Id.gt(after))
+            .order_by_asc(model::Column::Id)
+            .limit(LOAD_PAGE)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        for (id, name, team) in rows {
+            let info = to_model_info(id, &name, &team)?;
+            names.insert(id, info.name.clone());
+            g.upsert_model(info);
+        }
+    }
+    after = 0;
+    loop {
+        let rows: Vec<(i64, i64, i32, i32, i32)> = model_version::Entity::find()
+            .select_only()
+            .columns([
+                model_version::Column::Id,
+                model_version::Column::ModelId,
+                model_version::Column::Major,
+                model_version::Column::Minor,
+                model_version::Column::Patch,
+            ])
+            .filter(model_version::Column::Id.gt(after))
+            .order_by_asc(model_version::Column::Id)
+            .limit(LOAD_PAGE)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        for (id, model, major, minor, patch) in rows {
+            let Some(model_name) = names.get(&model).cloned() else {
+                return Err(StoreError::Corrupt(format!(
+                    "version {id} belongs to a missing model"
+                )));
+            };
+            g.upsert_version(VersionInfo {
+                id,
+                model,
+                model_name,
+                version: stored_version(major, minor, patch)?,
+            })
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+    }
+    after = 0;
+    loop {
+        let rows = consumer::Entity::find()
+            .filter(consumer::Column::Id.gt(after))
+            .order_by_asc(consumer::Column::Id)
+            .limit(LOAD_PAGE)
+            .all(conn)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for r in rows {
+            g.upsert_consumer(r.id, to_consumer(&r)?);
+        }
+    }
+    after = 0;
+    let mut interner = Interner::default();
+    loop {
+        let rows = inventory_edge::Entity::find()
+            .filter(inventory_edge::Column::Id.gt(after))
+            .order_by_asc(inventory_edge::Column::Id)
+            .limit(LOAD_PAGE)
+            .all(conn)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for r in rows {
+            g.upsert_edge(to_edge(&r, &mut interner)?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+    }
+    g.set_revision(revision);
+    Ok(g)
+}
+
+/// Shares the many equal ranges and origin names of a large graph.
+#[derive(Default)]
+pub struct Interner {
+    ranges: HashMap<String, Arc<VersionRange>>,
+    names: HashMap<String, Arc<str>>,
+}
+
+impl Interner {
+    fn range(&mut self, raw: &str) -> Result<Arc<VersionRange>, StoreError> {
+        if let Some(r) = self.ranges.get(raw) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(parse_stored(VersionRange::parse(raw))?);
+        self.ranges.insert(raw.to_owned(), r.clone());
+        Ok(r)
+    }
+
+    fn name(&mut self, raw: &str) -> Arc<str> {
+        self.names
+            .entry(raw.to_owned())
+            .or_insert_with(|| Arc::from(raw))
+            .clone()
+    }
+}
+
+fn to_edge(r: &inventory_edge::Model, interner: &mut Interner) -> Result<EdgeRecord, StoreError> {
+    let missing = |what: &str| StoreError::Corrupt(format!("edge {} has no {what}", r.id));
+    let kind = parse_stored(EdgeKind::parse(&r.kind))?;
+    let link = match kind {
+        EdgeKind::Uses => Link::Uses {
+            consumer: r.consumer_id.ok_or_else(|| missing("consumer"))?,
+            model: r.model_id.ok_or_else(|| missing("model"))?,
+            range: interner.range(r.version_range.as_deref().ok_or_else(|| missing("range"))?)?,
+        },
+        EdgeKind::DerivedFrom => Link::DerivedFrom {
+            version: r.version_id.ok_or_else(|| missing("version"))?,
+            parent: r.parent_version_id.ok_or_else(|| missing("parent"))?,
+            derivation: parse_stored(Derivation::parse(
+                r.derivation.as_deref().unwrap_or("other"),
+            ))?,
+        },
+        EdgeKind::DependsOn => Link::DependsOn {
+            consumer: r.consumer_id.ok_or_else(|| missing("consumer"))?,
+            target: r.target_consumer_id.ok_or_else(|| missing("target"))?,
+        },
+    };
+    Ok(EdgeRecord {
+        id: r.id,
+        link,
+        origin: parse_stored(EdgeOrigin::parse(&r.origin))?,
+        origin_name: interner.name(&r.origin_name),
+        first_seen: r.first_seen,
+        last_seen: r.last_seen,
+        observations: u64::try_from(r.observations).unwrap_or(0),
+    })
+}
+
+fn to_consumer(r: &consumer::Model) -> Result<Consumer, StoreError> {
+    let contacts: Vec<String> = serde_json::from_str(&r.contacts)
+        .map_err(|e| StoreError::Corrupt(format!("contacts of consumer {}: {e}", r.name)))?;
+    Ok(Consumer {
+        name: parse_stored(ConsumerName::parse(&r.name))?,
+        kind: parse_stored(ConsumerKind::parse(&r.kind))?,
+        owner_team: parse_stored(TeamName::parse(&r.owner_team))?,
+        environment: parse_stored(Environment::parse(&r.environment))?,
+        contacts: parse_stored(Contacts::parse(&contacts))?,
+        webhook_url: r
+            .webhook_url
+            .as_deref()
+            .map(WebhookUrl::parse)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        discovered: r.discovered,
+    })
+}
+
+fn to_model_info(id: i64, name: &str, team: &str) -> Result<ModelInfo, StoreError> {
+    Ok(ModelInfo {
+        id,
+        name: parse_stored(ModelName::parse(name))?,
+        owner_team: parse_stored(TeamName::parse(team))?,
+    })
+}
+
+fn stored_version(major: i32, minor: i32, patch: i32) -> Result<Version, StoreError> {
+    let c = |v: i32| {
+        u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative version part {v}")))
+    };
+    Ok(Version::new(c(major)?, c(minor)?, c(patch)?))
+}
+
+fn parse_stored<T>(r: Result<T, crate::domain::ParseError>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn contacts_json(c: &Contacts) -> String {
+    let list: Vec<&str> = c.as_slice().iter().map(|e| e.as_str()).collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}

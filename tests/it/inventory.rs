@@ -1,0 +1,288 @@
+//! The consumer inventory: declared and observed edges, questions over GraphQL, and the
+//! graph in memory kept equal to the database, across instances too.
+
+use crate::support::{Backend, TestApp, error_code, error_message};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+
+const DECLARE: &str = "mutation($i: ConsumerInputGql!) { declareConsumer(input: $i) { created webhookSecret consumer { name kind ownerTeam discovered } } }";
+const USE: &str = "mutation($c: String!, $m: String!, $v: String!) { declareUse(consumer: $c, model: $m, version: $v) { kind from to range origin originName } }";
+const DEPENDS: &str = "mutation($c: String!, $d: String!) { declareDependency(consumer: $c, dependsOn: $d) { kind from to } }";
+const DERIVE: &str = "mutation($m: String!, $v: String!, $fm: String!, $fv: String!) { declareDerivation(model: $m, version: $v, fromModel: $fm, fromVersion: $fv, derivation: \"fine-tune\") { kind from to derivation } }";
+const DEPENDENTS: &str = "query($m: String!, $v: String!, $d: Int, $l: Int, $t: Boolean = true) { dependents(model: $m, version: $v, maxDepth: $d, limit: $l, transitive: $t) { revision complete total omittedByDepth omittedByLimit cycles { consumers } nodes { kind name depth consumer { ownerTeam } path { kind from to range evidence { origin originName stale observations } } } } }";
+
+async fn consumer(app: &TestApp, token: &str, name: &str, team: &str) -> Value {
+    app.gql_ok(
+        token,
+        DECLARE,
+        json!({ "i": { "name": name, "kind": "SERVICE", "ownerTeam": team, "environment": "production", "contacts": [format!("{team}@example.org")] } }),
+    )
+    .await
+}
+
+async fn version(app: &TestApp, owner: &str, model: &str, v: &str) {
+    app.gql_ok(
+        owner,
+        "mutation($m: String!, $v: String!) { createVersion(input: { model: $m, version: $v }) { version } }",
+        json!({ "m": model, "v": v }),
+    )
+    .await;
+}
+
+/// base@1.0.0 ← tuned@1.0.0 (fine-tune); checkout uses base ^1; search uses tuned 1.0.0;
+/// frontend → search. Returns (ml owner, payments owner).
+async fn landscape(app: &TestApp) -> (String, String) {
+    let ml = app.token("ml-owner", "owner", Some("ml")).await;
+    let pay = app.token("pay-owner", "owner", Some("payments")).await;
+    app.create_model(&ml, "base", "ml").await;
+    app.create_model(&ml, "tuned", "ml").await;
+    version(app, &ml, "base", "1.0.0").await;
+    version(app, &ml, "base", "2.0.0").await;
+    version(app, &ml, "tuned", "1.0.0").await;
+    consumer(app, &pay, "checkout", "payments").await;
+    consumer(app, &ml, "search", "ml").await;
+    consumer(app, &pay, "frontend", "payments").await;
+    app.gql_ok(
+        &pay,
+        USE,
+        json!({ "c": "checkout", "m": "base", "v": "^1" }),
+    )
+    .await;
+    app.gql_ok(
+        &ml,
+        USE,
+        json!({ "c": "search", "m": "tuned", "v": "1.0.0" }),
+    )
+    .await;
+    app.gql_ok(&pay, DEPENDS, json!({ "c": "frontend", "d": "search" }))
+        .await;
+    app.gql_ok(
+        &ml,
+        DERIVE,
+        json!({ "m": "tuned", "v": "1.0.0", "fm": "base", "fv": "1.0.0" }),
+    )
+    .await;
+    (ml, pay)
+}
+
+fn names(answer: &Value) -> Vec<(String, i64)> {
+    answer["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap_or("").to_owned(),
+                n["depth"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+async fn audit_actions(app: &TestApp) -> Vec<String> {
+    let db = app.services.store().reader();
+    db.query_all_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT action FROM audit_records ORDER BY seq",
+    ))
+    .await
+    .expect("query")
+    .iter()
+    .map(|r| r.try_get::<String>("", "action").expect("action"))
+    .collect()
+}
+
+on_both_backends! {
+    async fn dependents_are_found_through_derived_models_and_consumer_links_with_their_paths(app) {
+        let (_, _) = landscape(&app).await;
+        let reader = app.token("reader", "reader", None).await;
+        let data = app.gql_ok(&reader, DEPENDENTS, json!({ "m": "base", "v": "1.0.0" })).await;
+        let a = &data["dependents"];
+        assert_eq!(a["complete"], true);
+        assert!(a["revision"].as_i64().unwrap_or(0) > 0, "{a}");
+        assert_eq!(
+            names(a),
+            vec![("checkout".into(), 1), ("tuned@1.0.0".into(), 1), ("search".into(), 2), ("frontend".into(), 3)]
+        );
+        let frontend = &a["nodes"][3];
+        assert_eq!(frontend["consumer"]["ownerTeam"], "payments");
+        let path: Vec<(String, String, String)> = frontend["path"].as_array().expect("present").iter()
+            .map(|s| (s["kind"].as_str().expect("present").to_owned(), s["from"].as_str().expect("present").to_owned(), s["to"].as_str().expect("present").to_owned()))
+            .collect();
+        assert_eq!(path, vec![
+            ("DEPENDS_ON".into(), "frontend".into(), "search".into()),
+            ("USES".into(), "search".into(), "tuned@1.0.0".into()),
+            ("DERIVED_FROM".into(), "tuned@1.0.0".into(), "base@1.0.0".into()),
+        ]);
+        assert_eq!(frontend["path"][0]["evidence"][0]["origin"], "API");
+        assert_eq!(frontend["path"][0]["evidence"][0]["originName"], "pay-owner");
+
+        // The range ^1 does not reach 2.0.0, and nothing derives from it.
+        let v2 = app.gql_ok(&reader, DEPENDENTS, json!({ "m": "base", "v": "2.0.0" })).await;
+        assert_eq!(names(&v2["dependents"]), vec![]);
+
+        // Limits are reported, never passed off as complete.
+        let cut = app.gql_ok(&reader, DEPENDENTS, json!({ "m": "base", "v": "1.0.0", "d": 2 })).await;
+        assert_eq!(cut["dependents"]["complete"], false);
+        assert_eq!(cut["dependents"]["omittedByDepth"], 1);
+        let small = app.gql_ok(&reader, DEPENDENTS, json!({ "m": "base", "v": "1.0.0", "l": 1 })).await;
+        assert_eq!(small["dependents"]["total"], 4);
+        assert_eq!(small["dependents"]["omittedByLimit"], 3);
+        let direct = app.gql_ok(&reader, DEPENDENTS, json!({ "m": "base", "v": "1.0.0", "t": false })).await;
+        assert_eq!(names(&direct["dependents"]), vec![("checkout".into(), 1), ("tuned@1.0.0".into(), 1)]);
+        assert_eq!(direct["dependents"]["complete"], true);
+
+        let deps = app.gql_ok(&reader, "{ dependencies(consumer: \"frontend\") { complete nodes { name depth } } }", json!({})).await;
+        assert_eq!(names(&deps["dependencies"]), vec![("search".into(), 1), ("tuned@1.0.0".into(), 2), ("base@1.0.0".into(), 3)]);
+
+        let impact = app.gql_ok(&reader, "{ impact(model: \"base\", version: \"1.0.0\") { direct total derivedVersions byTeam { key count } } }", json!({})).await;
+        assert_eq!(impact["impact"], json!({ "direct": 1, "total": 3, "derivedVersions": 1, "byTeam": [{ "key": "ml", "count": 1 }, { "key": "payments", "count": 2 }] }));
+
+        let actions = audit_actions(&app).await;
+        assert_eq!(actions.iter().filter(|a| *a == "consumer.declared").count(), 3);
+        assert_eq!(actions.iter().filter(|a| *a == "inventory.edge_declared").count(), 4);
+    }
+}
+
+on_both_backends! {
+    async fn cycles_in_declared_dependencies_end_and_are_reported(app) {
+        let (ml, pay) = landscape(&app).await;
+        consumer(&app, &ml, "ranker", "ml").await;
+        app.gql_ok(&ml, DEPENDS, json!({ "c": "search", "d": "ranker" })).await;
+        app.gql_ok(&ml, DEPENDS, json!({ "c": "ranker", "d": "search" })).await;
+        app.gql_ok(&pay, USE, json!({ "c": "checkout", "m": "base", "v": "^1" })).await;
+        let data = app.gql_ok(&ml, DEPENDENTS, json!({ "m": "tuned", "v": "1.0.0" })).await;
+        assert_eq!(data["dependents"]["cycles"], json!([{ "consumers": ["ranker", "search"] }]));
+        assert_eq!(names(&data["dependents"]), vec![("search".into(), 1), ("frontend".into(), 2), ("ranker".into(), 2)]);
+
+        // A derivation may not close a circle either.
+        let body = app.gql(&ml, DERIVE, json!({ "m": "base", "v": "1.0.0", "fm": "tuned", "fv": "1.0.0" })).await;
+        assert_eq!(error_code(&body), "CONFLICT", "{body}");
+    }
+}
+
+on_both_backends! {
+    async fn only_owners_of_the_team_or_admins_change_consumers_and_bad_input_writes_nothing(app) {
+        let (ml, pay) = landscape(&app).await;
+        let reader = app.token("r", "reader", None).await;
+        let before = app.audit_count().await;
+
+        // An owner of another team may not declare or remove ml's consumer.
+        let body = app.gql(&pay, DECLARE, json!({ "i": { "name": "search", "kind": "JOB", "ownerTeam": "ml", "environment": "dev" } })).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+        let body = app.gql(&pay, "mutation { removeConsumer(name: \"search\") }", json!({})).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+        let body = app.gql(&reader, DECLARE, json!({ "i": { "name": "x", "kind": "JOB", "ownerTeam": "ml", "environment": "dev" } })).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+
+        for (vars, field) in [
+            (json!({ "c": "search", "m": "base", "v": "^two" }), "version range"),
+            (json!({ "c": "search", "m": "base", "v": "9.9.9" }), "9.9.9"),
+            (json!({ "c": "nobody", "m": "base", "v": "^1" }), "nobody"),
+            (json!({ "c": "search", "m": "no-such-model", "v": "^1" }), "no-such-model"),
+        ] {
+            let body = app.gql(&ml, USE, vars.clone()).await;
+            assert!(error_message(&body).contains(field), "{vars}: {body}");
+        }
+        let body = app.gql(&ml, DECLARE, json!({ "i": { "name": "Bad Name", "kind": "JOB", "ownerTeam": "ml", "environment": "dev" } })).await;
+        assert_eq!(error_code(&body), "VALIDATION");
+        let body = app.gql(&ml, DEPENDS, json!({ "c": "search", "d": "search" })).await;
+        assert_eq!(error_code(&body), "VALIDATION");
+        assert_eq!(app.audit_count().await, before, "refused changes leave no trace but their refusal");
+
+        // Removal takes the consumer's edges with it, is audited, and the answer moves.
+        app.gql_ok(&ml, "mutation { removeConsumer(name: \"search\") }", json!({})).await;
+        let data = app.gql_ok(&ml, DEPENDENTS, json!({ "m": "base", "v": "1.0.0" })).await;
+        assert_eq!(names(&data["dependents"]), vec![("checkout".into(), 1), ("tuned@1.0.0".into(), 1)]);
+        assert_eq!(audit_actions(&app).await.last().map(String::as_str), Some("consumer.removed"));
+        let n = app.gql_ok(&pay, "mutation { removeUse(consumer: \"checkout\", model: \"base\", version: \"^1\") }", json!({})).await;
+        assert_eq!(n["removeUse"], 1);
+        let body = app.gql(&pay, "mutation { removeUse(consumer: \"checkout\", model: \"base\", version: \"^1\") }", json!({})).await;
+        assert_eq!(error_code(&body), "NOT_FOUND");
+    }
+}
+
+on_both_backends! {
+    async fn a_notice_webhook_secret_is_shown_once_and_stored_only_sealed(app) {
+        let owner = app.token("o", "owner", Some("payments")).await;
+        let data = app.gql_ok(&owner, DECLARE, json!({ "i": { "name": "checkout", "kind": "SERVICE", "ownerTeam": "payments", "environment": "production", "webhookUrl": "https://hooks.example.org/sunset" } })).await;
+        let secret = data["declareConsumer"]["webhookSecret"].as_str().expect("secret").to_owned();
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        // Declaring again keeps the secret and does not show it.
+        let again = app.gql_ok(&owner, DECLARE, json!({ "i": { "name": "checkout", "kind": "SERVICE", "ownerTeam": "payments", "environment": "staging", "webhookUrl": "https://hooks.example.org/sunset" } })).await;
+        assert_eq!(again["declareConsumer"]["created"], false);
+        assert!(again["declareConsumer"]["webhookSecret"].is_null());
+
+        let db = app.services.store().reader();
+        let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT webhook_secret FROM consumers")).await.expect("present");
+        let stored: String = rows[0].try_get("", "webhook_secret").expect("present");
+        let b64 = secret.trim_start_matches("whsec_");
+        assert!(!stored.contains(b64) && !stored.contains(&secret), "the secret is stored sealed");
+        let audit = db.query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT COALESCE(after_state, '') AS a FROM audit_records")).await.expect("present");
+        assert!(audit.iter().all(|r| !r.try_get::<String>("", "a").expect("present").contains(b64)), "nor audited");
+    }
+}
+
+on_both_backends! {
+    async fn downloads_with_a_bound_token_are_recorded_as_observed_usage(app) {
+        let owner = crate::artifacts::model_with_version(&app).await;
+        let put = app.client.put(format!("{}/v1/models/fraud-scorer/versions/1.0.0/artifacts/model.bin", app.address))
+            .bearer_auth(&owner).body(vec![7u8; 1000]).send().await.expect("present");
+        assert_eq!(put.status(), 201);
+        consumer(&app, &owner, "batch-scoring", "payments-ml").await;
+        let bound = app.consumer_token("scoring-bot", "reader", "batch-scoring").await;
+        for _ in 0..2 {
+            let got = app.client.get(format!("{}/v1/models/fraud-scorer/versions/1.0.0/artifacts/model.bin", app.address))
+                .bearer_auth(&bound).send().await.expect("present");
+            assert_eq!(got.status(), 200);
+            assert_eq!(got.bytes().await.expect("present").len(), 1000);
+        }
+        let data = app.gql_ok(&owner, DEPENDENTS, json!({ "m": "fraud-scorer", "v": "1.0.0" })).await;
+        assert_eq!(names(&data["dependents"]), vec![("batch-scoring".into(), 1)]);
+        let evidence = &data["dependents"]["nodes"][0]["path"][0]["evidence"][0];
+        assert_eq!(evidence["origin"], "DOWNLOAD");
+        assert_eq!(evidence["originName"], "scoring-bot");
+        assert_eq!(evidence["observations"], 2);
+        let actions = audit_actions(&app).await;
+        assert_eq!(actions.iter().filter(|a| *a == "inventory.usage_observed").count(), 1, "new usage is audited once, repeats are counted");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_through_one_instance_is_answered_by_another_within_a_second() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let other = app.spawn_sibling().await;
+    let (ml, _) = landscape(&app).await;
+    let expected = app.services.refresh_inventory().await.expect("refresh");
+
+    // The other instance follows the change sequence; wait on its revision, bounded.
+    let mut revision = other.services.inventory_revision();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        revision.wait_for(|r| *r >= expected),
+    )
+    .await
+    .expect("the other instance caught up within a second")
+    .expect("revision channel open");
+    let response: Value = app
+        .client
+        .post(format!("{}/graphql", other.address))
+        .bearer_auth(&ml)
+        .json(&json!({ "query": DEPENDENTS, "variables": { "m": "base", "v": "1.0.0" } }))
+        .send()
+        .await
+        .expect("present")
+        .json()
+        .await
+        .expect("present");
+    assert_eq!(
+        names(&response["data"]["dependents"]).len(),
+        4,
+        "{response}"
+    );
+    assert_eq!(
+        other.services.inventory_snapshot(),
+        app.services.inventory_snapshot()
+    );
+}

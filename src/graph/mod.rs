@@ -370,6 +370,14 @@ impl InventoryGraph {
         }
         s.node_count = self.g.node_count();
         s.edge_count = self.g.edge_count();
+        s.index_sizes = [
+            self.consumers.len(),
+            self.consumer_names.len(),
+            self.models.len(),
+            self.model_names.len(),
+            self.versions.len(),
+            self.edges.len(),
+        ];
         s
     }
 
@@ -391,6 +399,8 @@ pub struct Snapshot {
     pub edges: BTreeMap<EdgeId, (String, String, EdgeRecord)>,
     pub node_count: usize,
     pub edge_count: usize,
+    /// The sizes of the lookup maps, so an entry left behind shows too.
+    pub index_sizes: [usize; 6],
 }
 
 #[cfg(test)]

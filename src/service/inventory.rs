@@ -486,7 +486,7 @@ impl Services {
     /// Records that `consumer` used `model@version` (a download, or traffic a scan saw).
     /// A consumer nobody declared is created, marked discovered; a new edge or consumer
     /// is audited, a repeat only counted.
-    pub(crate) async fn observe_usage(
+    pub async fn observe_usage(
         &self,
         consumer: &ConsumerName,
         model: &ModelName,

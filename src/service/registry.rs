@@ -127,6 +127,7 @@ impl Services {
             .after(&model);
             self.append_audit(tx, now, entry).await
         })?;
+        self.after_inventory_commit().await;
         tracing::info!(model = %model.name, actor = %actor.name, "model created");
         Ok(model)
     }
@@ -233,6 +234,7 @@ impl Services {
             self.append_audit(tx, now, entry).await?;
             Ok(registered)
         })?;
+        self.after_inventory_commit().await;
         tracing::info!(model = %model_name, %version, actor = %actor.name, "version created");
         Ok(registered)
     }

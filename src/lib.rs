@@ -12,6 +12,7 @@ pub mod domain;
 pub mod graph;
 pub mod graphql;
 pub mod http;
+pub mod ingest;
 pub mod key_file;
 pub mod scheduler;
 pub mod service;

@@ -374,6 +374,33 @@ pub struct DeclareConsumerPayload {
     webhook_secret: Option<String>,
 }
 
+/// A system allowed to post registration webhooks.
+#[derive(SimpleObject)]
+pub struct WebhookSource {
+    name: String,
+    enabled: bool,
+    created_at: DateTime<Utc>,
+    created_by: String,
+}
+
+impl From<crate::service::WebhookSourceInfo> for WebhookSource {
+    fn from(s: crate::service::WebhookSourceInfo) -> Self {
+        Self {
+            name: s.name,
+            enabled: s.enabled,
+            created_at: s.created_at,
+            created_by: s.created_by,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CreatedWebhookSource {
+    source: WebhookSource,
+    /// The `whsec_` secret the source signs with (Standard Webhooks): shown this once.
+    secret: String,
+}
+
 #[derive(InputObject)]
 pub struct ConsumerInputGql {
     name: String,
@@ -458,6 +485,17 @@ impl InventoryQuery {
         Ok(services(ctx)?.dependencies(&consumer, ask).await?.into())
     }
 
+    /// Systems allowed to post registration webhooks.
+    #[graphql(guard = "RoleGuard::new(&[Role::Admin])")]
+    async fn webhook_sources(&self, ctx: &Context<'_>) -> Result<Vec<WebhookSource>> {
+        Ok(services(ctx)?
+            .webhook_sources()
+            .await?
+            .into_iter()
+            .map(WebhookSource::from)
+            .collect())
+    }
+
     /// A summary of what retiring `model@version` would reach.
     #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
     async fn impact(
@@ -515,6 +553,35 @@ impl InventoryMutation {
             created: d.created,
             webhook_secret: d.webhook_secret,
         })
+    }
+
+    /// Registers a system allowed to post `/v1/hooks/registrations`, with its own secret.
+    #[graphql(guard = "RoleGuard::new(&[Role::Admin])")]
+    async fn create_webhook_source(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> Result<CreatedWebhookSource> {
+        let (source, secret) = services(ctx)?
+            .create_webhook_source(actor(ctx)?, &name)
+            .await?;
+        Ok(CreatedWebhookSource {
+            source: source.into(),
+            secret,
+        })
+    }
+
+    /// Stops accepting a source's webhooks.
+    #[graphql(guard = "RoleGuard::new(&[Role::Admin])")]
+    async fn disable_webhook_source(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> Result<WebhookSource> {
+        Ok(services(ctx)?
+            .disable_webhook_source(actor(ctx)?, &name)
+            .await?
+            .into())
     }
 
     /// Removes a consumer and every edge at it.

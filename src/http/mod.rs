@@ -1,11 +1,13 @@
-//! The axum router. Every route needs a bearer token except `/healthz`, `/readyz` and
-//! the GraphiQL page (static HTML that holds no data; `http.graphiql = false` turns it off).
+//! The axum router. Every route needs a bearer token except `/healthz`, `/readyz`, the
+//! GraphiQL page (static HTML that holds no data; `http.graphiql = false` turns it off)
+//! and `/v1/hooks/registrations`, which is authenticated by its webhook signature.
 
 mod artifacts;
 mod audit_export;
 mod auth;
 mod error;
 mod health;
+mod hooks;
 
 pub use auth::Authenticated;
 pub use error::ApiError;
@@ -40,6 +42,13 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     let artifact = get(artifacts::download)
         .put(artifacts::upload)
         .layer(DefaultBodyLimit::disable());
+    let hooks = Router::new()
+        .route(
+            "/v1/hooks/registrations",
+            axum::routing::post(hooks::registrations),
+        )
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyLimitLayer::new(limit));
     let authenticated = graphql_api
         .route("/v1/audit/export", get(audit_export::export))
         .route(
@@ -60,6 +69,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/graphql", get(graphiql))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .merge(hooks)
         .merge(authenticated)
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -583,7 +583,7 @@ impl Services {
         Ok(())
     }
 
-    fn refuse_derivation_cycle(
+    pub(crate) fn refuse_derivation_cycle(
         &self,
         version: VersionId,
         parent: VersionId,

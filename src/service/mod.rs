@@ -35,6 +35,7 @@ mod artifacts;
 mod audit_log;
 mod error;
 mod inventory;
+mod registrations;
 mod registry;
 mod rollback;
 mod signatures;
@@ -45,6 +46,7 @@ pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
 pub use error::ServiceError;
 pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView};
+pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
 pub use rollback::ROLLBACK_ROLES;
 
@@ -70,6 +72,7 @@ struct Inner {
     /// Absent in commands that only read (`sunset audit verify`), so they create no keys.
     vault: Option<Vault>,
     inventory: inventory::Inventory,
+    webhook_secrets: registrations::SecretCache,
 }
 
 impl Services {
@@ -89,6 +92,7 @@ impl Services {
                 checkpoint_file,
                 vault,
                 inventory: inventory::Inventory::new(inventory),
+                webhook_secrets: registrations::SecretCache::default(),
             }),
         }
     }

@@ -21,6 +21,7 @@ pub mod inventory;
 pub mod registry;
 pub mod signers;
 pub mod tokens;
+pub mod webhook_sources;
 
 use crate::audit::{AuditEntry, AuditMacKey, SealedRecord};
 use chrono::{DateTime, Utc};

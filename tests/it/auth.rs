@@ -93,6 +93,16 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         &["owner", "admin"],
     ),
     (
+        "createWebhookSource",
+        "mutation { createWebhookSource(name: \"src-new\") { secret } }",
+        &["admin"],
+    ),
+    (
+        "disableWebhookSource",
+        "mutation { disableWebhookSource(name: \"src-none\") { name } }",
+        &["admin"],
+    ),
+    (
         "removeDerivation",
         "mutation { removeDerivation(model: \"m-base\", version: \"1.0.0\", fromModel: \"m-base\", fromVersion: \"1.0.0\") }",
         &["owner", "admin"],
@@ -122,6 +132,7 @@ const QUERIES: &[(&str, &str, &[&str])] = &[
         &["auditor"],
     ),
     ("consumers", "{ consumers { name } }", EVERY_ROLE),
+    ("webhookSources", "{ webhookSources { name } }", &["admin"]),
     (
         "consumer",
         "{ consumer(name: \"c-none\") { name } }",

@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod inventory;
 mod model_signing_tool;
+mod registrations;
 mod registry;
 mod rollback;
 mod schema;

@@ -1,0 +1,46 @@
+//! `POST /v1/hooks/registrations`: registration webhooks from CI/CD systems and
+//! deployment controllers. Authenticated by the Standard Webhooks signature of a
+//! registered source rather than a bearer token; acknowledged only after the batch has
+//! committed. A redelivered message id answers as it did, without applying it again.
+
+use super::{ApiError, AppState};
+use crate::ingest::standard_webhooks::Headers;
+use crate::service::{ReceiveError, Received};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+pub async fn registrations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let received = state
+        .services
+        .receive_registrations(
+            Headers {
+                id: header("webhook-id"),
+                timestamp: header("webhook-timestamp"),
+                signature: header("webhook-signature"),
+            },
+            &body,
+        )
+        .await
+        .map_err(|e| match e {
+            ReceiveError::Unauthenticated(why) => ApiError::unauthenticated(why),
+            ReceiveError::Service(e) => ApiError::from(e),
+        })?;
+    Ok(Json(match received {
+        Received::Applied {
+            registrations,
+            edges,
+            revision,
+        } => {
+            json!({ "applied": registrations, "edges": edges, "revision": revision, "duplicate": false })
+        }
+        Received::Duplicate => json!({ "applied": 0, "duplicate": true }),
+    }))
+}

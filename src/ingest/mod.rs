@@ -1,0 +1,6 @@
+//! What comes in from other systems to feed the inventory: registration webhooks
+//! (Standard Webhooks) and, later, gateway access-log scans. Parsing and verification
+//! only; applying what arrives is `service`'s business.
+
+pub mod registrations;
+pub mod standard_webhooks;

@@ -1,0 +1,415 @@
+//! Registration webhooks: sources (a CI/CD system, a deployment controller), each with
+//! its own `whsec_` secret, and the batches they post to `/v1/hooks/registrations`.
+//!
+//! A batch is verified (Standard Webhooks signature and timestamp window), parsed whole,
+//! and applied in one transaction with its message id, so a redelivered message is
+//! applied once and an invalid registration fails the whole batch with nothing written.
+
+use super::inventory::{EdgeSpec, Resolved, new_whsec, resolve};
+use super::{ServiceError, Services};
+use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::auth::Actor;
+use crate::domain::{Consumer, EdgeOrigin, ParseError, Role};
+use crate::ingest::registrations::{self, Registration};
+use crate::ingest::standard_webhooks::{Headers, Message, Secret, WebhookError};
+use crate::store::inventory::{self as inventory_repo, Entity, NewConsumer, Sighting};
+use crate::store::webhook_sources::{self as repo, Source};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::{Arc, RwLock};
+
+/// The enabled sources' secrets, opened, so verifying a message costs no database read.
+/// Emptied when a source changes here; another instance's change is picked up when a
+/// message matches no cached secret.
+#[derive(Default)]
+pub(crate) struct SecretCache(RwLock<Option<OpenedSecrets>>);
+
+/// Each enabled source with its secret, opened.
+type OpenedSecrets = Arc<Vec<(Source, Secret)>>;
+
+/// A source as shown to admins; its secret is shown once, at creation.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSourceInfo {
+    pub name: String,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+impl From<&Source> for WebhookSourceInfo {
+    fn from(s: &Source) -> Self {
+        Self {
+            name: s.name.clone(),
+            enabled: s.enabled,
+            created_at: s.created_at,
+            created_by: s.created_by.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    Applied {
+        registrations: usize,
+        edges: usize,
+        revision: i64,
+    },
+    /// This message id was applied before; nothing was done again.
+    Duplicate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The message is not from a known source, or not fresh.
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+fn binding(name: &str) -> String {
+    format!("webhook-source:{name}")
+}
+
+fn require_admin(actor: &Actor, what: &str) -> Result<(), ServiceError> {
+    if actor.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(format!(
+            "role {} may not {what}; admin may",
+            actor.role
+        )))
+    }
+}
+
+impl Services {
+    /// Registers a source and returns its `whsec_` secret, shown this once.
+    pub async fn create_webhook_source(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<(WebhookSourceInfo, String), ServiceError> {
+        let name = crate::domain::TokenName::parse(name)
+            .map_err(|e| ParseError::new("source name", e.message))?;
+        require_admin(actor, "register webhook sources")?;
+        let secret = new_whsec();
+        let sealed = self
+            .service_key()
+            .secret_sealer()
+            .seal(&binding(name.as_str()), secret.as_bytes());
+        let info = in_write_tx!(self, |tx| {
+            if repo::find_by_name(tx.conn(), name.as_str())
+                .await?
+                .is_some()
+            {
+                return Err(ServiceError::Conflict(format!(
+                    "a webhook source named {name} exists; names are never reused"
+                )));
+            }
+            let now = self.now();
+            let source = repo::insert(tx.conn(), name.as_str(), &sealed, now, &actor.name).await?;
+            let info = WebhookSourceInfo::from(&source);
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::WebhookSourceCreated,
+                SubjectType::WebhookSource,
+                name.as_str(),
+            )
+            .after(&info);
+            self.append_audit(tx, now, entry).await?;
+            Ok(info)
+        })?;
+        self.forget_webhook_secrets();
+        Ok((info, secret))
+    }
+
+    pub async fn disable_webhook_source(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<WebhookSourceInfo, ServiceError> {
+        require_admin(actor, "disable webhook sources")?;
+        let info = in_write_tx!(self, |tx| {
+            let source = repo::find_by_name(tx.conn(), name)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no webhook source named {name}")))?;
+            let before = WebhookSourceInfo::from(&source);
+            repo::disable(tx.conn(), source.id).await?;
+            let after = WebhookSourceInfo {
+                enabled: false,
+                ..before.clone()
+            };
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::WebhookSourceDisabled,
+                SubjectType::WebhookSource,
+                name,
+            )
+            .before(&before)
+            .after(&after);
+            self.append_audit(tx, self.now(), entry).await?;
+            Ok(after)
+        })?;
+        self.forget_webhook_secrets();
+        Ok(info)
+    }
+
+    pub async fn webhook_sources(&self) -> Result<Vec<WebhookSourceInfo>, ServiceError> {
+        Ok(repo::list(self.store().reader())
+            .await?
+            .iter()
+            .map(WebhookSourceInfo::from)
+            .collect())
+    }
+
+    fn forget_webhook_secrets(&self) {
+        *self
+            .inner
+            .webhook_secrets
+            .0
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    async fn webhook_secrets(
+        &self,
+        reload: bool,
+    ) -> Result<Arc<Vec<(Source, Secret)>>, ServiceError> {
+        if !reload
+            && let Some(cached) = self
+                .inner
+                .webhook_secrets
+                .0
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        {
+            return Ok(cached);
+        }
+        let sealer = self.service_key().secret_sealer();
+        let mut opened = Vec::new();
+        for source in repo::list(self.store().reader()).await? {
+            if !source.enabled {
+                continue;
+            }
+            let plain = sealer
+                .open(&binding(&source.name), &source.sealed_secret)
+                .map_err(ServiceError::internal)?;
+            let text = std::str::from_utf8(&plain).map_err(ServiceError::internal)?;
+            let secret = Secret::parse(text).map_err(ServiceError::internal)?;
+            opened.push((source, secret));
+        }
+        let opened = Arc::new(opened);
+        *self
+            .inner
+            .webhook_secrets
+            .0
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(opened.clone());
+        Ok(opened)
+    }
+
+    /// Which enabled source signed this message, if any.
+    async fn signer_of(
+        &self,
+        message: &Message<'_>,
+        body: &[u8],
+    ) -> Result<Option<Source>, ServiceError> {
+        for reload in [false, true] {
+            let secrets = self.webhook_secrets(reload).await?;
+            if let Some((source, _)) = secrets.iter().find(|(_, s)| message.verify(s, body)) {
+                return Ok(Some(source.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Verifies, parses and applies one registration webhook.
+    pub async fn receive_registrations(
+        &self,
+        headers: Headers<'_>,
+        body: &[u8],
+    ) -> Result<Received, ReceiveError> {
+        let settings = self.inventory_settings();
+        let message = Message::parse(&headers, self.now(), settings.webhook_tolerance_secs)
+            .map_err(|e| ReceiveError::Unauthenticated(e.to_string()))?;
+        let source = self
+            .signer_of(&message, body)
+            .await?
+            .ok_or_else(|| ReceiveError::Unauthenticated(WebhookError::Signature.to_string()))?;
+        let batch = registrations::parse(body, settings.max_registrations)
+            .map_err(|e| ServiceError::Invalid(ParseError::new("registrations", e.to_string())))?;
+        let received = self
+            .apply_registrations(&source, message.id, &batch)
+            .await?;
+        if let Received::Applied {
+            registrations,
+            edges,
+            ..
+        } = &received
+        {
+            tracing::info!(source = %source.name, message = %message.id, registrations, edges, "registrations applied");
+        }
+        Ok(received)
+    }
+
+    async fn apply_registrations(
+        &self,
+        source: &Source,
+        message_id: &str,
+        batch: &[Registration],
+    ) -> Result<Received, ServiceError> {
+        let origin_name = source.name.as_str();
+        let received = in_write_tx!(self, |tx| {
+            if repo::was_received(tx.conn(), source.id, message_id).await? {
+                return Ok(Received::Duplicate);
+            }
+            let now = self.now();
+            repo::record_receipt(tx.conn(), source.id, message_id, now).await?;
+            // Consumers first, so that dependsOn may name one declared later in the batch.
+            for reg in batch {
+                if let Registration::Consumer {
+                    name,
+                    kind,
+                    owner_team,
+                    environment,
+                    contacts,
+                    ..
+                } = reg
+                {
+                    let existing = inventory_repo::find_consumer(tx.conn(), name).await?;
+                    let consumer = Consumer {
+                        name: name.clone(),
+                        kind: *kind,
+                        owner_team: owner_team.clone(),
+                        environment: environment.clone(),
+                        contacts: contacts.clone(),
+                        // The notice endpoint is managed through GraphQL, where its secret is shown.
+                        webhook_url: existing.as_ref().and_then(|(_, c)| c.webhook_url.clone()),
+                        discovered: false,
+                    };
+                    let id = match existing {
+                        Some((id, _)) => {
+                            inventory_repo::update_consumer(tx.conn(), id, &consumer, None, now)
+                                .await?;
+                            id
+                        }
+                        None => {
+                            inventory_repo::insert_consumer(
+                                tx.conn(),
+                                NewConsumer {
+                                    consumer: &consumer,
+                                    sealed_secret: None,
+                                    at: now,
+                                    by: &format!("webhook:{origin_name}"),
+                                },
+                            )
+                            .await?
+                        }
+                    };
+                    inventory_repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
+                }
+            }
+            let mut edges = 0usize;
+            for (index, reg) in batch.iter().enumerate() {
+                let specs: Vec<EdgeSpec> = match reg {
+                    Registration::Consumer {
+                        name,
+                        uses,
+                        depends_on,
+                        ..
+                    } => uses
+                        .iter()
+                        .map(|(model, range)| EdgeSpec::Uses {
+                            consumer: name.to_string(),
+                            model: model.to_string(),
+                            version: range.to_string(),
+                        })
+                        .chain(depends_on.iter().map(|target| EdgeSpec::DependsOn {
+                            consumer: name.to_string(),
+                            target: target.to_string(),
+                        }))
+                        .collect(),
+                    Registration::Derivation {
+                        model,
+                        version,
+                        parent_model,
+                        parent_version,
+                        derivation,
+                    } => {
+                        vec![EdgeSpec::DerivedFrom {
+                            model: model.to_string(),
+                            version: version.to_string(),
+                            parent_model: parent_model.to_string(),
+                            parent_version: parent_version.to_string(),
+                            derivation: Some(derivation.to_string()),
+                        }]
+                    }
+                };
+                for spec in specs {
+                    let named = |e: ServiceError| {
+                        ServiceError::Invalid(ParseError::new(
+                            "registrations",
+                            format!("registration {index} ({}): {e}", reg.label()),
+                        ))
+                    };
+                    let resolved: Resolved =
+                        resolve(tx.conn(), &spec, true).await.map_err(named)?;
+                    if let crate::graph::Link::DerivedFrom {
+                        version, parent, ..
+                    } = &resolved.link
+                    {
+                        self.refuse_derivation_cycle(*version, *parent)
+                            .map_err(named)?;
+                    }
+                    let (record, _) = inventory_repo::record_edge(
+                        tx.conn(),
+                        Sighting {
+                            link: &resolved.link,
+                            origin: EdgeOrigin::Webhook,
+                            origin_name,
+                            at: now,
+                            count: 1,
+                        },
+                    )
+                    .await?;
+                    inventory_repo::record_change(tx.conn(), now, Entity::Edge, record.id).await?;
+                    edges += 1;
+                }
+            }
+            #[derive(Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Applied<'a> {
+                source: &'a str,
+                message_id: &'a str,
+                registrations: Vec<String>,
+                edges: usize,
+            }
+            let actor = format!("webhook:{origin_name}");
+            let entry = AuditEntry::new(
+                (&actor, "system"),
+                Action::RegistrationsApplied,
+                SubjectType::WebhookSource,
+                origin_name,
+            )
+            .after(&Applied {
+                source: origin_name,
+                message_id,
+                registrations: batch.iter().map(Registration::label).collect(),
+                edges,
+            });
+            self.append_audit(tx, now, entry).await?;
+            let revision = inventory_repo::head_revision(tx.conn()).await?;
+            Ok(Received::Applied {
+                registrations: batch.len(),
+                edges,
+                revision,
+            })
+        })?;
+        if matches!(received, Received::Applied { .. }) {
+            self.after_inventory_commit().await;
+        }
+        Ok(received)
+    }
+}

@@ -1,0 +1,112 @@
+//! Registration-webhook sources (each with its own sealed secret) and the message ids
+//! already applied, so a redelivered message is applied once.
+
+use super::StoreError;
+use super::entities::{webhook_receipt, webhook_source};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub id: i64,
+    pub name: String,
+    /// The `whsec_` secret, sealed.
+    pub sealed_secret: String,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    name: &str,
+    sealed_secret: &str,
+    at: DateTime<Utc>,
+    by: &str,
+) -> Result<Source, StoreError> {
+    let row = webhook_source::ActiveModel {
+        name: Set(name.to_owned()),
+        secret: Set(sealed_secret.to_owned()),
+        enabled: Set(true),
+        created_at: Set(at),
+        created_by: Set(by.to_owned()),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(to_source(row))
+}
+
+pub async fn find_by_name(
+    conn: &impl ConnectionTrait,
+    name: &str,
+) -> Result<Option<Source>, StoreError> {
+    Ok(webhook_source::Entity::find()
+        .filter(webhook_source::Column::Name.eq(name))
+        .one(conn)
+        .await?
+        .map(to_source))
+}
+
+pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<Source>, StoreError> {
+    Ok(webhook_source::Entity::find()
+        .order_by_asc(webhook_source::Column::Name)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(to_source)
+        .collect())
+}
+
+pub async fn disable(conn: &impl ConnectionTrait, id: i64) -> Result<(), StoreError> {
+    webhook_source::ActiveModel {
+        id: Set(id),
+        enabled: Set(false),
+        ..Default::default()
+    }
+    .update(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn was_received(
+    conn: &impl ConnectionTrait,
+    source: i64,
+    message_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(
+        webhook_receipt::Entity::find_by_id((source, message_id.to_owned()))
+            .one(conn)
+            .await?
+            .is_some(),
+    )
+}
+
+pub async fn record_receipt(
+    conn: &impl ConnectionTrait,
+    source: i64,
+    message_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    webhook_receipt::ActiveModel {
+        source_id: Set(source),
+        message_id: Set(message_id.to_owned()),
+        received_at: Set(at),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+fn to_source(r: webhook_source::Model) -> Source {
+    Source {
+        id: r.id,
+        name: r.name,
+        sealed_secret: r.secret,
+        enabled: r.enabled,
+        created_at: r.created_at,
+        created_by: r.created_by,
+    }
+}

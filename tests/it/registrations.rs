@@ -1,0 +1,188 @@
+//! Registration webhooks: Standard Webhooks signatures per source, replay protection,
+//! exactly-once application per message id, and whole-batch failure with a named error.
+
+use crate::support::TestApp;
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+use sunset::ingest::standard_webhooks::Secret;
+
+async fn source(app: &TestApp, name: &str) -> String {
+    let data = app
+        .gql_ok(&app.admin, "mutation($n: String!) { createWebhookSource(name: $n) { secret source { name enabled } } }", json!({ "n": name }))
+        .await;
+    data["createWebhookSource"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned()
+}
+
+struct Post<'a> {
+    secret: &'a str,
+    id: &'a str,
+    at: i64,
+}
+
+async fn post(app: &TestApp, p: Post<'_>, body: &Value) -> reqwest::Response {
+    let bytes = serde_json::to_vec(body).expect("json");
+    let signature = Secret::parse(p.secret)
+        .expect("secret")
+        .sign(p.id, p.at, &bytes);
+    app.client
+        .post(format!("{}/v1/hooks/registrations", app.address))
+        .header("content-type", "application/json")
+        .header("webhook-id", p.id)
+        .header("webhook-timestamp", p.at.to_string())
+        .header("webhook-signature", signature)
+        .body(bytes)
+        .send()
+        .await
+        .expect("post")
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn batch() -> Value {
+    json!({ "registrations": [
+        { "type": "consumer", "name": "checkout-api", "kind": "service", "ownerTeam": "payments",
+          "environment": "production", "contacts": ["payments@example.org"],
+          "uses": [{ "model": "fraud-scorer", "version": "^1" }], "dependsOn": ["gateway"] },
+        { "type": "consumer", "name": "gateway", "kind": "service", "ownerTeam": "platform", "environment": "production" },
+        { "type": "consumer", "name": "web", "kind": "service", "ownerTeam": "platform", "environment": "production",
+          "dependsOn": ["checkout-api"] }
+    ] })
+}
+
+async fn count(app: &TestApp, table: &str) -> i64 {
+    let db = app.services.store().reader();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .expect("count");
+    rows[0].try_get::<i64>("", "n").expect("n")
+}
+
+const DEPENDENTS: &str = "{ dependents(model: \"fraud-scorer\", version: \"1.0.0\") { nodes { name depth path { evidence { origin originName observations } } } } }";
+
+on_both_backends! {
+    async fn a_signed_batch_is_applied_once_and_answers_name_its_source(app) {
+        crate::artifacts::model_with_version(&app).await;
+        let secret = source(&app, "ci-deployer").await;
+        assert!(secret.starts_with("whsec_"));
+        let first = post(&app, Post { secret: &secret, id: "msg_1", at: now() }, &batch()).await;
+        assert_eq!(first.status(), 200);
+        let answer: Value = first.json().await.expect("json");
+        assert_eq!(answer["applied"], 3);
+        assert_eq!(answer["edges"], 3);
+        assert_eq!(answer["duplicate"], false);
+
+        let data = app.gql_ok(&app.admin, DEPENDENTS, json!({})).await;
+        let nodes = data["dependents"]["nodes"].as_array().expect("nodes");
+        let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap_or("")).collect();
+        assert_eq!(names, vec!["checkout-api", "web"]);
+        let evidence = &nodes[0]["path"][0]["evidence"][0];
+        assert_eq!(evidence["origin"], "WEBHOOK");
+        assert_eq!(evidence["originName"], "ci-deployer");
+
+        // The same message again (a sender's retry) is acknowledged and not applied twice.
+        let audit = app.audit_count().await;
+        let again = post(&app, Post { secret: &secret, id: "msg_1", at: now() }, &batch()).await;
+        assert_eq!(again.status(), 200);
+        assert_eq!(again.json::<Value>().await.expect("json")["duplicate"], true);
+        assert_eq!(app.audit_count().await, audit);
+        let data = app.gql_ok(&app.admin, DEPENDENTS, json!({})).await;
+        assert_eq!(data["dependents"]["nodes"][0]["path"][0]["evidence"][0]["observations"], 1);
+
+        // A new message confirms the same edges: counted, not duplicated.
+        assert_eq!(post(&app, Post { secret: &secret, id: "msg_2", at: now() }, &batch()).await.status(), 200);
+        let data = app.gql_ok(&app.admin, DEPENDENTS, json!({})).await;
+        assert_eq!(data["dependents"]["nodes"][0]["path"][0]["evidence"][0]["observations"], 2);
+        assert_eq!(count(&app, "inventory_edges").await, 3);
+
+        let log = app.gql_ok(&app.token("aud", "auditor", None).await, "{ auditLog(filter: { action: \"inventory.registrations_applied\" }) { edges { node { actor after } } } }", json!({})).await;
+        assert_eq!(log["auditLog"]["edges"].as_array().map(Vec::len), Some(2));
+        assert_eq!(log["auditLog"]["edges"][0]["node"]["actor"], "webhook:ci-deployer");
+    }
+}
+
+on_both_backends! {
+    async fn unsigned_stale_tampered_and_disabled_messages_are_refused(app) {
+        crate::artifacts::model_with_version(&app).await;
+        let secret = source(&app, "ci").await;
+        let other = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let audit = app.audit_count().await;
+
+        let wrong_key = post(&app, Post { secret: other, id: "m1", at: now() }, &batch()).await;
+        assert_eq!(wrong_key.status(), 401);
+        let stale = post(&app, Post { secret: &secret, id: "m2", at: now() - 600 }, &batch()).await;
+        assert_eq!(stale.status(), 401);
+        assert!(stale.text().await.expect("text").contains("outside the accepted window"));
+        let future = post(&app, Post { secret: &secret, id: "m3", at: now() + 600 }, &batch()).await;
+        assert_eq!(future.status(), 401);
+
+        // A valid signature over another body does not carry over.
+        let bytes = serde_json::to_vec(&batch()).expect("json");
+        let at = now();
+        let signature = Secret::parse(&secret).expect("secret").sign("m4", at, b"{}");
+        let tampered = app.client.post(format!("{}/v1/hooks/registrations", app.address))
+            .header("webhook-id", "m4").header("webhook-timestamp", at.to_string())
+            .header("webhook-signature", signature).body(bytes).send().await.expect("post");
+        assert_eq!(tampered.status(), 401);
+        let unsigned = app.client.post(format!("{}/v1/hooks/registrations", app.address))
+            .body(serde_json::to_vec(&batch()).expect("json")).send().await.expect("post");
+        assert_eq!(unsigned.status(), 401);
+
+        app.gql_ok(&app.admin, "mutation { disableWebhookSource(name: \"ci\") { enabled } }", json!({})).await;
+        let disabled = post(&app, Post { secret: &secret, id: "m5", at: now() }, &batch()).await;
+        assert_eq!(disabled.status(), 401);
+
+        assert_eq!(count(&app, "consumers").await, 0);
+        assert_eq!(app.audit_count().await, audit + 1, "only the disabling was recorded");
+    }
+}
+
+on_both_backends! {
+    async fn one_invalid_registration_fails_the_whole_batch_and_is_named(app) {
+        crate::artifacts::model_with_version(&app).await;
+        let secret = source(&app, "ci").await;
+        let audit = app.audit_count().await;
+        let revision = app.services.refresh_inventory().await.expect("revision");
+        let mut bad = batch();
+        bad["registrations"][2]["dependsOn"] = json!(["no-such-service"]);
+        let refused = post(&app, Post { secret: &secret, id: "m1", at: now() }, &bad).await;
+        assert_eq!(refused.status(), 422);
+        let body: Value = refused.json().await.expect("json");
+        let message = body["error"]["message"].as_str().expect("message");
+        assert!(message.contains("registration 2 (consumer web)") && message.contains("no-such-service"), "{message}");
+
+        let mut unparsable = batch();
+        unparsable["registrations"][1]["kind"] = json!("mainframe");
+        let refused = post(&app, Post { secret: &secret, id: "m2", at: now() }, &unparsable).await;
+        assert_eq!(refused.status(), 422);
+        let body: Value = refused.json().await.expect("json");
+        assert!(body["error"]["message"].as_str().expect("message").contains("registration 1 (gateway)"), "{body}");
+
+        assert_eq!(count(&app, "consumers").await, 0, "nothing of a failed batch is kept");
+        assert_eq!(count(&app, "inventory_edges").await, 0);
+        assert_eq!(app.audit_count().await, audit);
+        assert_eq!(app.services.refresh_inventory().await.expect("revision"), revision);
+
+        // A failed message id is not burnt: the corrected batch under the same id applies.
+        let fixed = post(&app, Post { secret: &secret, id: "m1", at: now() }, &batch()).await;
+        assert_eq!(fixed.status(), 200);
+    }
+}
+
+on_both_backends! {
+    async fn source_secrets_are_stored_sealed(app) {
+        let secret = source(&app, "ci").await;
+        let db = app.services.store().reader();
+        let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT secret FROM webhook_sources")).await.expect("rows");
+        let stored: String = rows[0].try_get("", "secret").expect("secret");
+        assert!(!stored.contains(secret.trim_start_matches("whsec_")));
+    }
+}

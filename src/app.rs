@@ -73,6 +73,7 @@ pub async fn open(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services
         settings.checkpoint_file(),
         Some(vault),
         settings.inventory.clone(),
+        settings.scan.clone(),
     ))
 }
 
@@ -134,6 +135,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "sunset is listening");
+        let scans = crate::scheduler::spawn_scans(self.services.clone(), self.clock.clone());
         let jobs =
             crate::scheduler::spawn_checkpoints(self.services.clone(), self.schedule, self.clock);
         // Other instances change the inventory too; follow them until the process ends.
@@ -163,6 +165,9 @@ impl Application {
         };
         jobs.abort();
         follower.abort();
+        for scan in scans {
+            scan.abort();
+        }
         // Leave the log signed up to its head, so that a deletion of the newest records
         // while the service is down shows against the checkpoint.
         if let Err(e) = self.services.sign_audit_checkpoint_if_moved().await {

@@ -49,6 +49,12 @@ pub enum Command {
     /// Manage the signers whose signatures on model versions count.
     #[command(subcommand)]
     Signer(SignerCommand),
+    /// Scan gateway access logs once now (every configured source, or one), from where
+    /// the last scan stopped; prints a JSON report per source.
+    Scan {
+        #[arg(long)]
+        source: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -205,6 +211,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("signer {name} disabled");
             checkpoint_at_rest(&services).await;
         }
+        Command::Scan { source } => {
+            let services = app::open(&settings, Arc::new(SystemClock)).await?;
+            let names: Vec<String> = match source {
+                Some(name) => vec![name],
+                None => services
+                    .scan_sources()
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect(),
+            };
+            anyhow::ensure!(
+                !names.is_empty(),
+                "no scan sources are configured; add [[scan.sources]] to the configuration"
+            );
+            for name in names {
+                let bar = indicatif::ProgressBar::new(0).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+                    )?
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(name.clone());
+                let report = services
+                    .run_scan(&name, &|p| {
+                        bar.set_length(p.bytes_total);
+                        bar.set_position(p.bytes_done);
+                    })
+                    .await?;
+                bar.finish_and_clear();
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            checkpoint_at_rest(&services).await;
+        }
         Command::Audit(AuditCommand::Checkpoint) => {
             let services = app::open(&settings, Arc::new(SystemClock)).await?;
             let cp = services.sign_audit_checkpoint(&operator).await?;
@@ -246,6 +285,7 @@ async fn verify(settings: &Settings, kept_files: &[PathBuf]) -> anyhow::Result<E
         settings.checkpoint_file(),
         None,
         settings.inventory.clone(),
+        settings.scan.clone(),
     );
     let mut kept: Vec<Checkpoint> = Vec::new();
     for f in kept_files {

@@ -23,6 +23,7 @@ pub struct Settings {
     pub graphql: GraphqlSettings,
     pub audit: AuditSettings,
     pub inventory: InventorySettings,
+    pub scan: ScanSettings,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -67,6 +68,7 @@ impl Default for Settings {
             graphql: GraphqlSettings::default(),
             audit: AuditSettings::default(),
             inventory: InventorySettings::default(),
+            scan: ScanSettings::default(),
         }
     }
 }
@@ -104,6 +106,45 @@ impl Default for InventorySettings {
 impl InventorySettings {
     pub fn stale_after(&self) -> chrono::Duration {
         chrono::Duration::days(i64::from(self.stale_after_days))
+    }
+}
+
+/// Traffic scans of gateway access logs (JSON Lines).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanSettings {
+    pub sources: Vec<ScanSourceSettings>,
+}
+
+/// One gateway's logs. Point `paths` at the rotated files too (`access.jsonl*`), so lines
+/// written just before a rotation are still read from the renamed file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanSourceSettings {
+    /// Names the source in evidence (`scan:<name>`) and on the command line.
+    pub name: String,
+    /// Files or glob patterns.
+    pub paths: Vec<String>,
+    /// When to scan (cron with seconds; UTC).
+    pub schedule: String,
+    /// The top-level field that names the caller.
+    pub caller_field: String,
+    /// The top-level field that holds the request path.
+    pub path_field: String,
+    /// A regular expression with the named groups `model` and `version`.
+    pub path_pattern: String,
+}
+
+impl Default for ScanSourceSettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            paths: Vec::new(),
+            schedule: "0 */5 * * * *".into(),
+            caller_field: "caller".into(),
+            path_field: "path".into(),
+            path_pattern: r"^/v1/models/(?P<model>[a-z0-9._-]+)/versions/(?P<version>[0-9]+\.[0-9]+\.[0-9]+)(/|$)".into(),
+        }
     }
 }
 
@@ -222,6 +263,33 @@ impl Settings {
                     .into(),
             ));
         }
+        let mut names = std::collections::HashSet::new();
+        for source in &self.scan.sources {
+            let at = format!("scan source {:?}", source.name);
+            crate::domain::TokenName::parse(&source.name)
+                .map_err(|e| ConfigError(format!("{at}: name {}", e.message)))?;
+            if !names.insert(source.name.as_str()) {
+                return Err(ConfigError(format!("{at} is configured twice")));
+            }
+            if source.paths.is_empty() || source.paths.len() > 64 {
+                return Err(ConfigError(format!(
+                    "{at}: paths must list 1 to 64 files or globs"
+                )));
+            }
+            for p in &source.paths {
+                glob::Pattern::new(p).map_err(|e| ConfigError(format!("{at}: path {p:?}: {e}")))?;
+            }
+            source
+                .schedule
+                .parse::<cron::Schedule>()
+                .map_err(|e| ConfigError(format!("{at}: schedule: {e}")))?;
+            crate::ingest::scan::LineFormat::new(
+                &source.caller_field,
+                &source.path_field,
+                &source.path_pattern,
+            )
+            .map_err(|e| ConfigError(format!("{at}: {e}")))?;
+        }
         if !(1024..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return Err(ConfigError(
                 "http.max_body_bytes must be between 1024 and 67108864".into(),
@@ -280,6 +348,17 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("lisen")
+        );
+        let scan = dir.path().join("scan.toml");
+        std::fs::write(
+            &scan,
+            "[[scan.sources]]\nname = \"gw\"\npaths = [\"/var/log/gw/*.jsonl\"]\npath_pattern = \"/v1/models/(?P<model>[^/]+)\"\n",
+        )
+        .unwrap();
+        let e = Settings::load(Some(&scan)).unwrap_err().to_string();
+        assert!(
+            e.contains("scan source \"gw\"") && e.contains("version"),
+            "{e}"
         );
         let cron = dir.path().join("cron.toml");
         std::fs::write(&cron, "[audit]\ncheckpoint_schedule = \"every hour\"\n").unwrap();

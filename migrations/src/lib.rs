@@ -14,6 +14,7 @@ mod m20261122_000003_create_signers;
 mod m20261122_000004_create_version_signatures;
 mod m20261122_000005_add_promoted_at;
 mod m20261122_000006_create_inventory;
+mod m20261122_000007_create_scans;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_version_signatures::Migration),
             Box::new(m20261122_000005_add_promoted_at::Migration),
             Box::new(m20261122_000006_create_inventory::Migration),
+            Box::new(m20261122_000007_create_scans::Migration),
         ]
     }
 }

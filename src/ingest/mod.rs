@@ -3,4 +3,5 @@
 //! only; applying what arrives is `service`'s business.
 
 pub mod registrations;
+pub mod scan;
 pub mod standard_webhooks;

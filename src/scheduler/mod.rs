@@ -1,6 +1,6 @@
-//! Scheduled jobs. For now one: signing a checkpoint of the audit chain head on the
-//! configured cron schedule. Running twice on two instances is harmless (two
-//! checkpoints of one head), so no claim is needed yet.
+//! Scheduled jobs: signing a checkpoint of the audit chain head (running it on two
+//! instances is harmless: two checkpoints of one head), and traffic scans, which every
+//! instance schedules but only the one that claims a tick runs (`scan_runs`).
 
 use crate::clock::Clock;
 use crate::service::Services;
@@ -34,6 +34,44 @@ pub fn spawn_checkpoints(
             }
         }
     })
+}
+
+/// One loop per configured scan source; each tick is claimed in the database first, so
+/// with several instances every scheduled scan runs once.
+pub fn spawn_scans(services: Services, clock: Arc<dyn Clock>) -> Vec<JoinHandle<()>> {
+    let instance = format!(
+        "{}:{}",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "host".into()),
+        std::process::id()
+    );
+    services
+        .scan_sources()
+        .iter()
+        .filter_map(|source| {
+            // Checked when the settings were loaded; a failure here only skips the source.
+            let schedule: cron::Schedule = source.schedule.parse().ok()?;
+            let name = source.name.clone();
+            let services = services.clone();
+            let clock = clock.clone();
+            let instance = instance.clone();
+            Some(tokio::spawn(async move {
+                loop {
+                    let now = clock.now();
+                    let Some(tick) = next_fire(&schedule, now) else {
+                        return;
+                    };
+                    tokio::time::sleep((tick - now).to_std().unwrap_or_default()).await;
+                    match services.run_scheduled_scan(&name, tick, &instance).await {
+                        Ok(Some(r)) => tracing::info!(source = %name, lines = r.lines, matched = r.matched, "scheduled scan done"),
+                        Ok(None) => tracing::debug!(source = %name, "another instance runs this scan tick"),
+                        Err(e) => tracing::error!(source = %name, error = %e, "scheduled scan failed"),
+                    }
+                }
+            }))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -31,11 +31,14 @@ pub(crate) struct Inventory {
     refresh: tokio::sync::Mutex<()>,
     settings: InventorySettings,
     revision: tokio::sync::watch::Sender<i64>,
+    /// Commands that only write (the CLI) never load the graph, and need not follow it.
+    loaded: std::sync::atomic::AtomicBool,
 }
 
 impl Inventory {
     pub(crate) fn new(settings: InventorySettings) -> Self {
         Self {
+            loaded: std::sync::atomic::AtomicBool::new(false),
             graph: RwLock::new(InventoryGraph::new()),
             refresh: tokio::sync::Mutex::new(()),
             settings,
@@ -137,6 +140,10 @@ impl Services {
             "inventory graph loaded"
         );
         *self.write_graph() = fresh;
+        self.inner
+            .inventory
+            .loaded
+            .store(true, std::sync::atomic::Ordering::Release);
         self.inner.inventory.revision.send_replace(revision);
         Ok(())
     }
@@ -146,6 +153,14 @@ impl Services {
     /// one, and the graph is loaded again whole.
     pub async fn refresh_inventory(&self) -> Result<i64, ServiceError> {
         let _one = self.inner.inventory.refresh.lock().await;
+        if !self
+            .inner
+            .inventory
+            .loaded
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Ok(self.read_graph().revision());
+        }
         let db = self.store().reader();
         loop {
             let from = self.read_graph().revision();
@@ -496,90 +511,105 @@ impl Services {
         count: u64,
     ) -> Result<(), ServiceError> {
         in_write_tx!(self, |tx| {
-            let now = self.now();
-            let (model_id, _) = registry_repo::find_model(tx.conn(), model)
+            let (model_id, m) = registry_repo::find_model(tx.conn(), model)
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(format!("no model named {model}")))?;
-            let (consumer_id, discovered) = match repo::find_consumer(tx.conn(), consumer).await? {
-                Some((id, _)) => (id, None),
-                None => {
-                    let owner_team = registry_repo::find_model(tx.conn(), model)
-                        .await?
-                        .map(|(_, m)| m.owner_team)
-                        .ok_or_else(|| ServiceError::NotFound(format!("no model {model}")))?;
-                    // Nobody vouched for it: owned, until someone declares it, by the
-                    // team of the model it was seen using, who must hear of its retirement.
-                    let c = Consumer {
-                        name: consumer.clone(),
-                        kind: ConsumerKind::Other,
-                        owner_team,
-                        environment: Environment::parse("unknown")?,
-                        contacts: Contacts::default(),
-                        webhook_url: None,
-                        discovered: true,
-                    };
-                    let id = repo::insert_consumer(
-                        tx.conn(),
-                        NewConsumer {
-                            consumer: &c,
-                            sealed_secret: None,
-                            at: now,
-                            by: origin_name,
-                        },
-                    )
-                    .await?;
-                    repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
-                    (id, Some(c))
-                }
+            let usage = Usage {
+                consumer,
+                model,
+                model_id: model_id.0,
+                model_team: &m.owner_team,
+                version,
+                origin,
+                origin_name,
+                count,
             };
-            let link = Link::Uses {
-                consumer: consumer_id,
-                model: model_id.0,
-                range: Arc::new(VersionRange::exact(version)),
-            };
-            let (record, created) = repo::record_edge(
-                tx.conn(),
-                Sighting {
-                    link: &link,
-                    origin,
-                    origin_name,
-                    at: now,
-                    count,
-                },
-            )
-            .await?;
-            repo::record_change(tx.conn(), now, Entity::Edge, record.id).await?;
-            let system = (format!("{origin}:{origin_name}"), "system");
-            if let Some(c) = &discovered {
-                let entry = AuditEntry::new(
-                    (&system.0, system.1),
-                    Action::ConsumerDiscovered,
-                    SubjectType::Consumer,
-                    c.name.as_str(),
-                )
-                .after(c);
-                self.append_audit(tx, now, entry).await?;
-            }
-            if created {
-                let resolved = Resolved {
-                    link: link.clone(),
-                    from: consumer.to_string(),
-                    to: format!("{model}@{version}"),
-                    teams: Vec::new(),
-                };
-                let view = describe(&resolved, &record);
-                let entry = AuditEntry::new(
-                    (&system.0, system.1),
-                    Action::UsageObserved,
-                    SubjectType::InventoryEdge,
-                    format!("{} uses {}", view.from, view.to),
-                )
-                .after(&view);
-                self.append_audit(tx, now, entry).await?;
-            }
-            Ok(())
+            self.record_usage(tx, self.now(), usage).await
         })?;
         self.after_inventory_commit().await;
+        Ok(())
+    }
+
+    /// The body of [`Services::observe_usage`], inside the caller's transaction.
+    pub(crate) async fn record_usage(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        now: chrono::DateTime<chrono::Utc>,
+        u: Usage<'_>,
+    ) -> Result<(), ServiceError> {
+        let (consumer_id, discovered) = match repo::find_consumer(tx.conn(), u.consumer).await? {
+            Some((id, _)) => (id, None),
+            None => {
+                // Nobody vouched for it: owned, until someone declares it, by the team of
+                // the model it was seen using, who must hear of that model's retirement.
+                let c = Consumer {
+                    name: u.consumer.clone(),
+                    kind: ConsumerKind::Other,
+                    owner_team: u.model_team.clone(),
+                    environment: Environment::parse("unknown")?,
+                    contacts: Contacts::default(),
+                    webhook_url: None,
+                    discovered: true,
+                };
+                let id = repo::insert_consumer(
+                    tx.conn(),
+                    NewConsumer {
+                        consumer: &c,
+                        sealed_secret: None,
+                        at: now,
+                        by: &format!("{}:{}", u.origin, u.origin_name),
+                    },
+                )
+                .await?;
+                repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
+                (id, Some(c))
+            }
+        };
+        let link = Link::Uses {
+            consumer: consumer_id,
+            model: u.model_id,
+            range: Arc::new(VersionRange::exact(u.version)),
+        };
+        let (record, created) = repo::record_edge(
+            tx.conn(),
+            Sighting {
+                link: &link,
+                origin: u.origin,
+                origin_name: u.origin_name,
+                at: now,
+                count: u.count,
+            },
+        )
+        .await?;
+        repo::record_change(tx.conn(), now, Entity::Edge, record.id).await?;
+        let system = format!("{}:{}", u.origin, u.origin_name);
+        if let Some(c) = &discovered {
+            let entry = AuditEntry::new(
+                (&system, "system"),
+                Action::ConsumerDiscovered,
+                SubjectType::Consumer,
+                c.name.as_str(),
+            )
+            .after(c);
+            self.append_audit(tx, now, entry).await?;
+        }
+        if created {
+            let resolved = Resolved {
+                link: link.clone(),
+                from: u.consumer.to_string(),
+                to: format!("{}@{}", u.model, u.version),
+                teams: Vec::new(),
+            };
+            let view = describe(&resolved, &record);
+            let entry = AuditEntry::new(
+                (&system, "system"),
+                Action::UsageObserved,
+                SubjectType::InventoryEdge,
+                format!("{} uses {}", view.from, view.to),
+            )
+            .after(&view);
+            self.append_audit(tx, now, entry).await?;
+        }
         Ok(())
     }
 
@@ -711,6 +741,18 @@ impl Services {
             .impact(id, self.now(), stale_after, active_days)
             .ok_or_else(|| ServiceError::NotFound(format!("no version {model}@{version}")))
     }
+}
+
+/// One observed use of a model version, to record.
+pub(crate) struct Usage<'a> {
+    pub consumer: &'a ConsumerName,
+    pub model: &'a ModelName,
+    pub model_id: i64,
+    pub model_team: &'a TeamName,
+    pub version: Version,
+    pub origin: EdgeOrigin,
+    pub origin_name: &'a str,
+    pub count: u64,
 }
 
 /// A change, read back from the database, ready to apply.

@@ -38,6 +38,7 @@ mod inventory;
 mod registrations;
 mod registry;
 mod rollback;
+mod scans;
 mod signatures;
 mod signers;
 mod tokens;
@@ -49,6 +50,7 @@ pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView};
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
 pub use rollback::ROLLBACK_ROLES;
+pub use scans::{ScanProgress, ScanReport};
 
 use crate::attest::ServiceKey;
 use crate::clock::Clock;
@@ -73,6 +75,7 @@ struct Inner {
     vault: Option<Vault>,
     inventory: inventory::Inventory,
     webhook_secrets: registrations::SecretCache,
+    scan: crate::config::ScanSettings,
 }
 
 impl Services {
@@ -83,6 +86,7 @@ impl Services {
         checkpoint_file: PathBuf,
         vault: Option<Vault>,
         inventory: crate::config::InventorySettings,
+        scan: crate::config::ScanSettings,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -92,6 +96,7 @@ impl Services {
                 checkpoint_file,
                 vault,
                 inventory: inventory::Inventory::new(inventory),
+                scan,
                 webhook_secrets: registrations::SecretCache::default(),
             }),
         }

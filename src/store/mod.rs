@@ -19,6 +19,7 @@ pub mod audit;
 pub mod entities;
 pub mod inventory;
 pub mod registry;
+pub mod scans;
 pub mod signers;
 pub mod tokens;
 pub mod webhook_sources;

@@ -13,6 +13,7 @@ mod model_signing_tool;
 mod registrations;
 mod registry;
 mod rollback;
+mod scans;
 mod schema;
 mod signatures;
 mod signers;

@@ -10,6 +10,8 @@ pub mod inventory_change;
 pub mod inventory_edge;
 pub mod model;
 pub mod model_version;
+pub mod scan_cursor;
+pub mod scan_run;
 pub mod signer;
 pub mod version_signature;
 pub mod webhook_receipt;

@@ -1,0 +1,215 @@
+//! Traffic scans: gateway access logs read from where they stopped, through rotation and
+//! truncation, each complete line counted once, and each scheduled tick run once.
+
+use crate::support::{Backend, TestApp};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use sunset::clock::SystemClock;
+use sunset::config::ScanSourceSettings;
+
+fn gateway(dir: &Path) -> ScanSourceSettings {
+    ScanSourceSettings {
+        name: "gw".into(),
+        paths: vec![dir.join("access.jsonl*").display().to_string()],
+        caller_field: "client".into(),
+        path_field: "uri".into(),
+        ..ScanSourceSettings::default()
+    }
+}
+
+async fn spawn(backend: Backend) -> (TestApp, tempfile::TempDir) {
+    let logs = tempfile::tempdir().expect("tmp");
+    let source = gateway(logs.path());
+    let app = TestApp::spawn_with(backend, Arc::new(SystemClock), move |s| {
+        s.scan.sources = vec![source];
+    })
+    .await;
+    crate::artifacts::model_with_version(&app).await;
+    (app, logs)
+}
+
+fn line(client: &str, version: &str) -> String {
+    format!(
+        "{}\n",
+        json!({ "time": "2026-11-22T10:00:00Z", "client": client, "method": "POST", "uri": format!("/v1/models/fraud-scorer/versions/{version}/predict"), "status": 200, "latency_ms": 12.5 })
+    )
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open");
+    f.write_all(text.as_bytes()).expect("write");
+}
+
+async fn observations(app: &TestApp, consumer: &str) -> Option<i64> {
+    let data = app
+        .gql_ok(&app.admin, "{ dependents(model: \"fraud-scorer\", version: \"1.0.0\") { nodes { name consumer { discovered } path { evidence { origin originName observations } } } } }", json!({}))
+        .await;
+    data["dependents"]["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["name"] == consumer)
+        .and_then(|n| {
+            let e = &n["path"][0]["evidence"][0];
+            assert_eq!(e["origin"], "SCAN");
+            assert_eq!(e["originName"], "gw");
+            assert_eq!(n["consumer"]["discovered"], true);
+            e["observations"].as_i64()
+        })
+}
+
+async fn scan(app: &TestApp) -> Value {
+    serde_json::to_value(app.services.run_scan("gw", &|_| {}).await.expect("scan")).expect("json")
+}
+
+/// A test body per backend, each with its own log folder configured before start.
+macro_rules! on_both_backends_with_logs {
+    (async fn $name:ident($app:ident, $logs:ident) $body:block) => {
+        mod $name {
+            use super::*;
+
+            async fn run($app: TestApp, $logs: PathBuf) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let (app, logs) = spawn(Backend::Sqlite).await;
+                run(app, logs.path().to_path_buf()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let (app, logs) = spawn(Backend::Postgres).await;
+                run(app, logs.path().to_path_buf()).await
+            }
+        }
+    };
+}
+
+on_both_backends_with_logs! {
+    async fn each_complete_line_counts_once_across_partial_writes_rotation_and_truncation(app, logs) {
+        let log = logs.join("access.jsonl");
+
+        // Three uses, a health check, garbage, and a line still being written.
+        append(&log, &(line("checkout", "1.0.0").repeat(3) + "{\"client\":\"lb\",\"uri\":\"/healthz\"}\nnot json\n{\"client\":\"checkout\",\"uri\":\"/v1/mo"));
+        let r = scan(&app).await;
+        assert_eq!((r["lines"].as_i64(), r["matched"].as_i64(), r["skipped"].as_i64()), (Some(5), Some(3), Some(2)), "{r}");
+        assert_eq!(observations(&app, "checkout").await, Some(3));
+
+        // Nothing new: nothing counted again.
+        let r = scan(&app).await;
+        assert_eq!(r["lines"], 0, "{r}");
+        assert_eq!(observations(&app, "checkout").await, Some(3));
+
+        // The partial line completes; then the file is rotated with a last line appended
+        // to it after the rename, and a new file starts.
+        append(&log, "dels/fraud-scorer/versions/1.0.0/predict\"}\n");
+        let rotated = logs.join("access.jsonl.1");
+        std::fs::rename(&log, &rotated).expect("rotate");
+        append(&rotated, &line("checkout", "1.0.0"));
+        append(&log, &line("checkout", "1.0.0").repeat(2));
+        let r = scan(&app).await;
+        assert_eq!(r["matched"], 4, "the completed line, the one after the rename, two new: {r}");
+        assert_eq!(observations(&app, "checkout").await, Some(7));
+
+        // copytruncate: the file is emptied in place and written again.
+        std::fs::write(&log, line("search", "1.0.0")).expect("truncate");
+        let r = scan(&app).await;
+        assert_eq!(r["restarted"], 1, "{r}");
+        assert_eq!(r["matched"], 1, "{r}");
+        assert_eq!(observations(&app, "search").await, Some(1));
+        assert_eq!(observations(&app, "checkout").await, Some(7));
+    }
+}
+
+on_both_backends_with_logs! {
+    async fn unknown_models_versions_and_callers_are_counted_but_not_recorded(app, logs) {
+        let before = app.audit_count().await;
+        append(&logs.join("access.jsonl"), &(line("checkout", "9.9.9") + &line("Not A Name", "1.0.0") + &line("ok-caller", "1.0.0")
+            + &format!("{}\n", json!({ "client": "x", "uri": "/v1/models/unknown-model/versions/1.0.0/p" }))));
+        let r = scan(&app).await;
+        assert_eq!((r["matched"].as_i64(), r["unknown"].as_i64(), r["usesRecorded"].as_i64()), (Some(4), Some(3), Some(1)), "{r}");
+        assert_eq!(observations(&app, "ok-caller").await, Some(1));
+        // One discovered consumer and one new use: two audit records, no more.
+        assert_eq!(app.audit_count().await, before + 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_tick_runs_on_one_instance_only() {
+    let (app, logs) = spawn(Backend::Postgres).await;
+    let other = app.spawn_sibling().await;
+    append(
+        &logs.path().join("access.jsonl"),
+        &line("checkout", "1.0.0").repeat(4),
+    );
+    let tick = chrono::Utc::now();
+    let (a, b) = tokio::join!(
+        app.services.run_scheduled_scan("gw", tick, "instance-a"),
+        other.services.run_scheduled_scan("gw", tick, "instance-b"),
+    );
+    let ran: Vec<_> = [a.expect("a"), b.expect("b")]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(ran.len(), 1, "exactly one instance ran the tick");
+    assert_eq!(ran[0].matched, 4);
+    // Whichever instance ran it, this one reads the result once it has caught up.
+    app.services.refresh_inventory().await.expect("refresh");
+    assert_eq!(observations(&app, "checkout").await, Some(4));
+    // The next tick runs again (on whichever claims it), and finds nothing new.
+    let next = app
+        .services
+        .run_scheduled_scan("gw", tick + chrono::Duration::minutes(5), "instance-a")
+        .await
+        .expect("next");
+    assert_eq!(next.map(|r| r.lines), Some(0));
+}
+
+#[test]
+fn the_scan_command_reports_as_json_and_an_unknown_source_is_named() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+    append(&logs.join("access.jsonl"), &line("checkout", "1.0.0"));
+    let config = dir.path().join("sunset.toml");
+    std::fs::write(
+        &config,
+        format!("[[scan.sources]]\nname = \"gw\"\npaths = [\"{}/access.jsonl*\"]\ncaller_field = \"client\"\npath_field = \"uri\"\n", logs.display()),
+    )
+    .expect("config");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sunset"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run")
+    };
+    let out = run(&["scan"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    assert_eq!(report["source"], "gw");
+    assert_eq!(report["lines"], 1);
+    assert_eq!(
+        report["unknown"], 1,
+        "no model is registered in this data folder"
+    );
+    let out = run(&["scan", "--source", "nope"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no scan source named nope; configured: gw")
+    );
+}

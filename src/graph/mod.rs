@@ -15,7 +15,7 @@
 
 mod query;
 
-pub use query::{Answer, Counts, Cycle, Evidence, Impact, Query, Reached, Step, Target};
+pub use query::{Answer, Counts, Cycle, Evidence, Impact, Query, Reached, Step, Target, Upstream};
 
 use crate::domain::{
     Consumer, Derivation, EdgeKind, EdgeOrigin, ModelName, TeamName, Version, VersionRange,
@@ -107,6 +107,16 @@ pub struct EdgeRecord {
 }
 
 impl EdgeRecord {
+    /// The node the edge leaves: the dependent.
+    pub fn source(&self) -> query::Upstream {
+        match &self.link {
+            Link::Uses { consumer, .. } | Link::DependsOn { consumer, .. } => {
+                query::Upstream::Consumer(*consumer)
+            }
+            Link::DerivedFrom { version, .. } => query::Upstream::Version(*version),
+        }
+    }
+
     pub fn is_stale(&self, now: DateTime<Utc>, stale_after: chrono::Duration) -> bool {
         now - self.last_seen > stale_after
     }

@@ -125,6 +125,14 @@ pub struct Impact {
     pub cycles: Vec<Cycle>,
 }
 
+/// Where [`InventoryGraph::upstream_models`] starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Upstream {
+    Consumer(super::ConsumerId),
+    Version(super::VersionId),
+    Model(super::ModelId),
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Walk {
     /// Against the edges: from a model version to whoever depends on it.
@@ -150,6 +158,37 @@ impl InventoryGraph {
     pub fn dependencies(&self, consumer: super::ConsumerId, q: &Query) -> Option<Answer> {
         let start = *self.consumers.get(&consumer)?;
         Some(self.walk(start, Walk::Dependencies, q))
+    }
+
+    /// The models whose `dependents` answers a change at this consumer or version can
+    /// alter: every model version it reaches along its dependencies, and its own.
+    pub fn upstream_models(&self, from: Upstream) -> std::collections::BTreeSet<ModelName> {
+        let start = match from {
+            Upstream::Consumer(id) => self.consumers.get(&id),
+            Upstream::Version(id) => self.versions.get(&id),
+            Upstream::Model(id) => {
+                return self.model(id).map(|m| m.name.clone()).into_iter().collect();
+            }
+        };
+        let Some(&start) = start else {
+            return Default::default();
+        };
+        let q = Query {
+            transitive: true,
+            max_depth: u32::MAX,
+            include_stale: true,
+            limit: 0,
+            now: DateTime::<Utc>::MIN_UTC,
+            stale_after: Duration::zero(),
+        };
+        let (visits, _, _) = self.traverse(start, Walk::Dependencies, &q);
+        visits
+            .keys()
+            .filter_map(|&ix| match &self.g[ix] {
+                Node::Version(v) => Some(v.model_name.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// A summary of everyone a version's retirement would reach, stale edges included:

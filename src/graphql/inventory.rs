@@ -6,8 +6,11 @@ use super::guard::{ANY_ROLE, RoleGuard, actor, services};
 use crate::domain::{self, Role};
 use crate::graph;
 use crate::service::{Ask, ConsumerInput, EdgeSpec, EdgeView};
-use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, Subscription,
+};
 use chrono::{DateTime, Utc};
+use futures_util::Stream;
 
 const MANAGERS: &[Role] = &[Role::Owner, Role::Admin];
 
@@ -735,4 +738,65 @@ fn edges(views: Vec<EdgeView>) -> Result<Vec<Edge>> {
         .into_iter()
         .map(<Edge as From<EdgeView>>::from)
         .collect())
+}
+
+/// A committed inventory change that can alter the answers about a model.
+#[derive(SimpleObject, Clone)]
+pub struct InventoryChange {
+    /// The inventory revision that committed it; query with it to read the new state.
+    revision: i64,
+    /// CONSUMER, EDGE, MODEL or VERSION.
+    entity: String,
+    /// False when the thing was removed.
+    present: bool,
+    /// Changes this subscription missed because it read too slowly: re-query when not 0.
+    missed: u64,
+}
+
+#[derive(Default)]
+pub struct InventorySubscription;
+
+#[Subscription]
+impl InventorySubscription {
+    /// Pushes every committed change that can alter `dependents` of any version of
+    /// `model`: new and removed consumers, uses, dependencies and derivations,
+    /// declared or observed, made through this instance or another.
+    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    async fn inventory_changed(
+        &self,
+        ctx: &Context<'_>,
+        model: String,
+    ) -> Result<impl Stream<Item = InventoryChange> + use<>> {
+        let model = domain::ModelName::parse(&model).map_err(crate::service::ServiceError::from)?;
+        let events = services(ctx)?.inventory_events();
+        Ok(futures_util::stream::unfold(events, move |mut events| {
+            let model = model.clone();
+            async move {
+                loop {
+                    match events.recv().await {
+                        Ok(e) if e.models.contains(&model) => {
+                            let change = InventoryChange {
+                                revision: e.revision,
+                                entity: e.entity.to_ascii_uppercase(),
+                                present: e.present,
+                                missed: 0,
+                            };
+                            return Some((change, events));
+                        }
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            let change = InventoryChange {
+                                revision: 0,
+                                entity: "UNKNOWN".into(),
+                                present: true,
+                                missed: n,
+                            };
+                            return Some((change, events));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        }))
+    }
 }

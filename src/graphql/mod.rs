@@ -12,7 +12,7 @@ mod tokens;
 
 use crate::config::GraphqlSettings;
 use crate::service::Services;
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -32,15 +32,22 @@ pub struct Mutation(
     inventory::InventoryMutation,
 );
 
-pub type SunsetSchema = Schema<Query, Mutation, EmptySubscription>;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(inventory::InventorySubscription);
+
+pub type SunsetSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema with its limits. Requests add the authenticated `Actor` as data.
 pub fn build_schema(services: Option<Services>, limits: &GraphqlSettings) -> SunsetSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .limit_recursive_depth(32)
-        .limit_directives(8);
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_recursive_depth(32)
+    .limit_directives(8);
     if let Some(services) = services {
         builder = builder.data(services);
     }

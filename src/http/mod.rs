@@ -1,6 +1,7 @@
 //! The axum router. Every route needs a bearer token except `/healthz`, `/readyz`, the
 //! GraphiQL page (static HTML that holds no data; `http.graphiql = false` turns it off)
-//! and `/v1/hooks/registrations`, which is authenticated by its webhook signature.
+//! `/v1/hooks/registrations`, which is authenticated by its webhook signature, and
+//! `/graphql/ws`, whose `connection_init` must carry a token before anything runs.
 
 mod artifacts;
 mod audit_export;
@@ -8,6 +9,7 @@ mod auth;
 mod error;
 mod health;
 mod hooks;
+mod subscriptions;
 
 pub use auth::Authenticated;
 pub use error::ApiError;
@@ -67,6 +69,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         ));
     Router::new()
         .route("/graphql", get(graphiql))
+        .route("/graphql/ws", get(subscriptions::upgrade))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .merge(hooks)
@@ -95,6 +98,7 @@ async fn graphiql(State(state): State<AppState>) -> axum::response::Response {
     Html(
         GraphiQLSource::build()
             .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
             .title("sunset")
             .finish(),
     )

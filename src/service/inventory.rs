@@ -31,6 +31,8 @@ pub(crate) struct Inventory {
     refresh: tokio::sync::Mutex<()>,
     settings: InventorySettings,
     revision: tokio::sync::watch::Sender<i64>,
+    /// Committed changes as this instance applies them, for subscriptions.
+    events: tokio::sync::broadcast::Sender<InventoryEvent>,
     /// Commands that only write (the CLI) never load the graph, and need not follow it.
     loaded: std::sync::atomic::AtomicBool,
 }
@@ -43,8 +45,21 @@ impl Inventory {
             refresh: tokio::sync::Mutex::new(()),
             settings,
             revision: tokio::sync::watch::channel(0).0,
+            events: tokio::sync::broadcast::channel(1024).0,
         }
     }
+}
+
+/// One committed inventory change, as a subscription sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryEvent {
+    pub revision: i64,
+    /// `consumer`, `edge`, `model` or `version`.
+    pub entity: &'static str,
+    /// Whether the thing was created or changed (true) or removed (false).
+    pub present: bool,
+    /// The models whose dependents this change can alter.
+    pub models: Arc<std::collections::BTreeSet<ModelName>>,
 }
 
 /// What a consumer is declared as.
@@ -170,11 +185,36 @@ impl Services {
             };
             let mut updates = Vec::with_capacity(changes.len());
             for change in changes {
-                updates.push(read_update(db, change).await?);
+                updates.push((change.revision, read_update(db, change).await?));
             }
+            let events = &self.inner.inventory.events;
+            let watched = events.receiver_count() > 0;
             let consistent = {
                 let mut g = self.write_graph();
-                let ok = updates.into_iter().all(|u| u.apply(&mut g));
+                let mut ok = true;
+                for (revision, update) in updates {
+                    // Which answers the change alters is read before and after it: a
+                    // removed edge no longer leads anywhere afterwards.
+                    let source = update.source(&g);
+                    let mut models = match (watched, source) {
+                        (true, Some(s)) => g.upstream_models(s),
+                        _ => Default::default(),
+                    };
+                    let (entity, present) = (update.entity(), update.present());
+                    let applied = update.apply(&mut g);
+                    ok &= applied;
+                    if watched && applied {
+                        if let Some(s) = source {
+                            models.extend(g.upstream_models(s));
+                        }
+                        let _ = events.send(InventoryEvent {
+                            revision,
+                            entity,
+                            present,
+                            models: Arc::new(models),
+                        });
+                    }
+                }
                 g.set_revision(last);
                 ok
             };
@@ -212,6 +252,16 @@ impl Services {
                 }
             }
         }
+    }
+
+    /// Committed inventory changes, as this instance applies them.
+    pub fn inventory_events(&self) -> tokio::sync::broadcast::Receiver<InventoryEvent> {
+        self.inner.inventory.events.subscribe()
+    }
+
+    /// How many subscriptions are listening on this instance.
+    pub fn inventory_subscribers(&self) -> usize {
+        self.inner.inventory.events.receiver_count()
     }
 
     /// The revision this instance's graph has reached, as it moves.
@@ -764,6 +814,36 @@ enum Update {
 }
 
 impl Update {
+    fn entity(&self) -> &'static str {
+        match self {
+            Update::Consumer(..) => "consumer",
+            Update::Edge(..) => "edge",
+            Update::Model(_) => "model",
+            Update::Version(_) => "version",
+        }
+    }
+
+    fn present(&self) -> bool {
+        match self {
+            Update::Consumer(_, c) => c.is_some(),
+            Update::Edge(_, e) => e.is_some(),
+            Update::Model(m) => m.is_some(),
+            Update::Version(v) => v.is_some(),
+        }
+    }
+
+    /// Where the change sits in the graph, for finding the answers it alters.
+    fn source(&self, g: &InventoryGraph) -> Option<crate::graph::Upstream> {
+        use crate::graph::Upstream;
+        match self {
+            Update::Consumer(id, _) => Some(Upstream::Consumer(*id)),
+            Update::Edge(_, Some(e)) => Some(e.source()),
+            Update::Edge(id, None) => g.edge(*id).map(EdgeRecord::source),
+            Update::Model(m) => m.as_ref().map(|m| Upstream::Model(m.id)),
+            Update::Version(v) => v.as_ref().map(|v| Upstream::Version(v.id)),
+        }
+    }
+
     /// Applies the update; false when the graph lacks something it refers to.
     fn apply(self, g: &mut InventoryGraph) -> bool {
         match self {

@@ -46,7 +46,7 @@ mod tokens;
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
 pub use error::ServiceError;
-pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView};
+pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent};
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
 pub use rollback::ROLLBACK_ROLES;

@@ -17,3 +17,4 @@ mod scans;
 mod schema;
 mod signatures;
 mod signers;
+mod subscriptions;

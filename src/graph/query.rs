@@ -160,6 +160,54 @@ impl InventoryGraph {
         Some(self.walk(start, Walk::Dependencies, q))
     }
 
+    /// An answer, and every link among its nodes and the node asked about, as
+    /// `(dependent, dependency)` labels: what a bill of materials lists.
+    pub fn answer_with_links(
+        &self,
+        start: Upstream,
+        dependents: bool,
+        q: &Query,
+    ) -> Option<(Answer, Vec<(String, String)>)> {
+        let start = match start {
+            Upstream::Consumer(id) => *self.consumers.get(&id)?,
+            Upstream::Version(id) => *self.versions.get(&id)?,
+            Upstream::Model(_) => return None,
+        };
+        let walk = if dependents {
+            Walk::Dependents
+        } else {
+            Walk::Dependencies
+        };
+        let answer = self.walk(start, walk, q);
+        let mut set: HashSet<NodeIndex> = HashSet::from([start]);
+        let (visits, _, _) = self.traverse(start, walk, q);
+        let mut within: Vec<(u32, u8, String, NodeIndex)> = visits
+            .iter()
+            .filter(|(ix, v)| **ix != start && v.depth <= q.max_depth)
+            .map(|(&ix, v)| {
+                let rank = u8::from(!matches!(self.g[ix], Node::Consumer(..)));
+                (v.depth, rank, self.label(ix), ix)
+            })
+            .collect();
+        within.sort();
+        set.extend(within.into_iter().take(q.limit).map(|(.., ix)| ix));
+        let mut links = Vec::new();
+        let mut next = Vec::new();
+        for &ix in &set {
+            next.clear();
+            self.neighbours(ix, Walk::Dependencies, &mut next);
+            for &(ex, to) in &next {
+                let followed = q.include_stale || !self.g[ex].is_stale(q.now, q.stale_after);
+                if followed && set.contains(&to) {
+                    links.push((self.label(ix), self.label(to)));
+                }
+            }
+        }
+        links.sort();
+        links.dedup();
+        Some((answer, links))
+    }
+
     /// The models whose `dependents` answers a change at this consumer or version can
     /// alter: every model version it reaches along its dependencies, and its own.
     pub fn upstream_models(&self, from: Upstream) -> std::collections::BTreeSet<ModelName> {

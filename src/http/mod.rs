@@ -6,6 +6,7 @@
 mod artifacts;
 mod audit_export;
 mod auth;
+mod boms;
 mod error;
 mod health;
 mod hooks;
@@ -53,6 +54,14 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(RequestBodyLimitLayer::new(limit));
     let authenticated = graphql_api
         .route("/v1/audit/export", get(audit_export::export))
+        .route(
+            "/v1/models/{model}/versions/{version}/dependents.cdx.json",
+            get(boms::dependents),
+        )
+        .route(
+            "/v1/consumers/{name}/dependencies.cdx.json",
+            get(boms::dependencies),
+        )
         .route(
             "/v1/models/{model}/versions/{version}/artifacts/{*path}",
             artifact,

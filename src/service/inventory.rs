@@ -773,6 +773,58 @@ impl Services {
             .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {consumer}")))
     }
 
+    /// A CycloneDX 1.6 BOM of who depends on `model@version`.
+    pub async fn dependents_bom(
+        &self,
+        model: &str,
+        version: &str,
+        ask: Ask,
+    ) -> Result<serde_json::Value, ServiceError> {
+        let q = self.bounded(ask)?;
+        let id = self.graph_version(model, version).await?;
+        let g = self.read_graph();
+        let (answer, links) = g
+            .answer_with_links(crate::graph::Upstream::Version(id), true, &q)
+            .ok_or_else(|| ServiceError::NotFound(format!("no version {model}@{version}")))?;
+        let root = crate::graph::Target::Version {
+            model: ModelName::parse(model)?,
+            version: Version::parse(version)?,
+        };
+        Ok(crate::export::cyclonedx::bom(
+            &root,
+            &answer,
+            &links,
+            rand::random(),
+            self.now(),
+        ))
+    }
+
+    /// A CycloneDX 1.6 BOM of what `consumer` depends on.
+    pub async fn dependencies_bom(
+        &self,
+        consumer: &str,
+        ask: Ask,
+    ) -> Result<serde_json::Value, ServiceError> {
+        let q = self.bounded(ask)?;
+        let id = self.graph_consumer(consumer).await?;
+        let g = self.read_graph();
+        let root = g
+            .consumer(id)
+            .cloned()
+            .map(crate::graph::Target::Consumer)
+            .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {consumer}")))?;
+        let (answer, links) = g
+            .answer_with_links(crate::graph::Upstream::Consumer(id), false, &q)
+            .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {consumer}")))?;
+        Ok(crate::export::cyclonedx::bom(
+            &root,
+            &answer,
+            &links,
+            rand::random(),
+            self.now(),
+        ))
+    }
+
     pub async fn impact(
         &self,
         model: &str,

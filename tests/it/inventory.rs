@@ -31,7 +31,7 @@ async fn version(app: &TestApp, owner: &str, model: &str, v: &str) {
 
 /// base@1.0.0 ← tuned@1.0.0 (fine-tune); checkout uses base ^1; search uses tuned 1.0.0;
 /// frontend → search. Returns (ml owner, payments owner).
-async fn landscape(app: &TestApp) -> (String, String) {
+pub async fn landscape(app: &TestApp) -> (String, String) {
     let ml = app.token("ml-owner", "owner", Some("ml")).await;
     let pay = app.token("pay-owner", "owner", Some("payments")).await;
     app.create_model(&ml, "base", "ml").await;

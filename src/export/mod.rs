@@ -1,0 +1,4 @@
+//! Documents sunset produces for other tools: CycloneDX bills of materials of a model's
+//! dependents or a consumer's dependencies. Pure: it formats answers, it reads nothing.
+
+pub mod cyclonedx;

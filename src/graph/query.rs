@@ -89,6 +89,8 @@ pub struct Answer {
     pub reached: Vec<Reached>,
     /// Nodes within the depth limit; `reached` holds the first `limit` of them.
     pub total: usize,
+    /// Of `total`, the consumers (the rest are derived model versions).
+    pub consumers_total: usize,
     /// Nodes that exist beyond the depth limit.
     pub omitted_by_depth: usize,
     /// Nodes within the depth limit left out by the size limit.
@@ -181,15 +183,12 @@ impl InventoryGraph {
         let answer = self.walk(start, walk, q);
         let mut set: HashSet<NodeIndex> = HashSet::from([start]);
         let (visits, _, _) = self.traverse(start, walk, q);
-        let mut within: Vec<(u32, u8, String, NodeIndex)> = visits
+        let mut within: Vec<(u32, (u8, &str, Version), NodeIndex)> = visits
             .iter()
             .filter(|(ix, v)| **ix != start && v.depth <= q.max_depth)
-            .map(|(&ix, v)| {
-                let rank = u8::from(!matches!(self.g[ix], Node::Consumer(..)));
-                (v.depth, rank, self.label(ix), ix)
-            })
+            .map(|(&ix, v)| (v.depth, self.order_key(ix), ix))
             .collect();
-        within.sort();
+        within.sort_unstable();
         set.extend(within.into_iter().take(q.limit).map(|(.., ix)| ix));
         let mut links = Vec::new();
         let mut next = Vec::new();
@@ -312,8 +311,9 @@ impl InventoryGraph {
 
     fn walk(&self, start: NodeIndex, walk: Walk, q: &Query) -> Answer {
         let (visits, stale_edges_skipped, cycles) = self.traverse(start, walk, q);
-        let mut within: Vec<(u32, u8, String, NodeIndex)> = Vec::new();
+        let mut within: Vec<(u32, (u8, &str, Version), NodeIndex)> = Vec::new();
         let mut omitted_by_depth = 0;
+        let mut consumers_total = 0;
         for (&ix, visit) in &visits {
             if ix == start {
                 continue;
@@ -322,18 +322,18 @@ impl InventoryGraph {
                 omitted_by_depth += 1;
                 continue;
             }
-            let (rank, label) = match &self.g[ix] {
-                Node::Consumer(_, c) => (0, c.name.to_string()),
-                _ => (1, self.label(ix)),
-            };
-            within.push((visit.depth, rank, label, ix));
+            let key = self.order_key(ix);
+            if key.0 == 0 {
+                consumers_total += 1;
+            }
+            within.push((visit.depth, key, ix));
         }
-        within.sort();
+        within.sort_unstable();
         let total = within.len();
         let returned = total.min(q.limit);
         let reached = within[..returned]
             .iter()
-            .map(|&(depth, _, _, ix)| Reached {
+            .map(|&(depth, _, ix)| Reached {
                 target: self.target(ix),
                 depth,
                 path: self.path(ix, &visits, walk, q),
@@ -343,6 +343,7 @@ impl InventoryGraph {
             revision: self.revision,
             reached,
             total,
+            consumers_total,
             omitted_by_depth,
             omitted_by_limit: total - returned,
             stale_edges_skipped,
@@ -492,7 +493,21 @@ impl InventoryGraph {
     }
 
     fn label(&self, ix: NodeIndex) -> String {
-        self.target(ix).label()
+        match &self.g[ix] {
+            Node::Consumer(_, c) => c.name.to_string(),
+            Node::Version(v) => format!("{}@{}", v.model_name, v.version),
+            Node::Model(m) => m.name.to_string(),
+        }
+    }
+
+    /// Orders nodes as answers list them: consumers by name, then versions by model and
+    /// version; without building labels.
+    fn order_key(&self, ix: NodeIndex) -> (u8, &str, Version) {
+        match &self.g[ix] {
+            Node::Consumer(_, c) => (0, c.name.as_str(), Version::new(0, 0, 0)),
+            Node::Version(v) => (1, v.model_name.as_str(), v.version),
+            Node::Model(m) => (2, m.name.as_str(), Version::new(0, 0, 0)),
+        }
     }
 
     fn target(&self, ix: NodeIndex) -> Target {
@@ -536,13 +551,12 @@ impl InventoryGraph {
 
     fn step(&self, from: NodeIndex, to: NodeIndex, ex: EdgeIndex, q: &Query) -> Step {
         let chosen = &self.g[ex];
-        let key = chosen.link.key();
         let (a, b) = self.g.edge_endpoints(ex).unwrap_or((from, to));
         let mut evidence: Vec<Evidence> = self
             .g
             .edges_connecting(a, b)
             .map(|e| e.weight())
-            .filter(|e| e.link.key() == key)
+            .filter(|e| same_link(&e.link, &chosen.link))
             .map(|e| evidence(e, q))
             .filter(|e| q.include_stale || !e.stale)
             .collect();
@@ -560,6 +574,18 @@ impl InventoryGraph {
             derivation,
             evidence,
         }
+    }
+}
+
+/// Whether two edges record one link (what [`Link::key`] says, without formatting it).
+fn same_link(a: &Link, b: &Link) -> bool {
+    match (a, b) {
+        (Link::Uses { range: x, .. }, Link::Uses { range: y, .. }) => {
+            std::sync::Arc::ptr_eq(x, y) || x.as_str() == y.as_str()
+        }
+        (Link::DerivedFrom { .. }, Link::DerivedFrom { .. })
+        | (Link::DependsOn { .. }, Link::DependsOn { .. }) => true,
+        _ => false,
     }
 }
 

@@ -256,6 +256,8 @@ pub struct InventoryAnswer {
     complete: bool,
     /// Nodes within the depth limit.
     total: u64,
+    /// Of `total`, the consumers; the rest are derived model versions.
+    consumers_total: u64,
     omitted_by_depth: u64,
     omitted_by_limit: u64,
     /// Stale edges not followed (only when `includeStale` is false).
@@ -270,6 +272,7 @@ impl From<graph::Answer> for InventoryAnswer {
             revision: a.revision,
             complete: a.complete(),
             total: a.total as u64,
+            consumers_total: a.consumers_total as u64,
             omitted_by_depth: a.omitted_by_depth as u64,
             omitted_by_limit: a.omitted_by_limit as u64,
             stale_edges_skipped: a.stale_edges_skipped as u64,

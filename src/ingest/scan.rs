@@ -7,7 +7,8 @@
 //! keep up with a busy gateway. Lines are tallied per (caller, model, version), so a
 //! scan writes one observation per distinct use rather than one per line.
 
-use regex::bytes::Regex;
+use memchr::memmem;
+use regex::bytes::{CaptureLocations, Regex};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -18,6 +19,11 @@ pub struct LineFormat {
     pub caller_field: String,
     pub path_field: String,
     pub pattern: Regex,
+    model_group: usize,
+    version_group: usize,
+    /// `"<caller_field>":` and `"<path_field>":`, for the fast path.
+    caller_key: memmem::Finder<'static>,
+    path_key: memmem::Finder<'static>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +37,25 @@ pub enum FormatError {
 impl LineFormat {
     pub fn new(caller_field: &str, path_field: &str, pattern: &str) -> Result<Self, FormatError> {
         let pattern = Regex::new(pattern).map_err(|e| FormatError::Pattern(e.to_string()))?;
-        let names: Vec<&str> = pattern.capture_names().flatten().collect();
-        if !names.contains(&"model") || !names.contains(&"version") {
-            return Err(FormatError::Groups);
-        }
+        let group = |name: &str| {
+            pattern
+                .capture_names()
+                .position(|n| n == Some(name))
+                .ok_or(FormatError::Groups)
+        };
+        let (model_group, version_group) = (group("model")?, group("version")?);
+        let key = |field: &str| {
+            let quoted = serde_json::to_string(field).unwrap_or_default();
+            memmem::Finder::new(format!("{quoted}:").as_bytes()).into_owned()
+        };
         Ok(Self {
+            caller_key: key(caller_field),
+            path_key: key(path_field),
             caller_field: caller_field.to_owned(),
             path_field: path_field.to_owned(),
             pattern,
+            model_group,
+            version_group,
         })
     }
 }
@@ -55,11 +72,12 @@ pub enum Skip {
 }
 
 /// Counts per (caller, model, version) and of lines skipped, for one stretch of a log.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct Tally {
     /// Keyed `caller \0 model \0 version`, so a repeated use is found without allocating.
-    uses: HashMap<String, u64>,
+    uses: HashMap<String, u64, foldhash::fast::RandomState>,
     key: String,
+    locations: Option<CaptureLocations>,
     pub lines: u64,
     pub skipped: HashMap<Skip, u64>,
 }
@@ -90,7 +108,10 @@ impl Tally {
 
     /// Tallies every complete line in `buf` (each ending in `\n`).
     pub fn add_lines(&mut self, format: &LineFormat, buf: &[u8]) {
-        for line in buf.split(|b| *b == b'\n') {
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', buf).chain(std::iter::once(buf.len())) {
+            let line = &buf[start..end.min(buf.len())];
+            start = end + 1;
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -100,7 +121,10 @@ impl Tally {
 
     pub fn add_line(&mut self, format: &LineFormat, line: &[u8]) {
         self.lines += 1;
-        match read_line(format, line) {
+        let locations = self
+            .locations
+            .get_or_insert_with(|| format.pattern.capture_locations());
+        match read_line_with(format, line, locations) {
             Ok((caller, model, version)) => {
                 if caller.contains('\0') {
                     *self.skipped.entry(Skip::MissingField).or_default() += 1;
@@ -128,6 +152,97 @@ pub fn read_line<'a>(
     format: &LineFormat,
     line: &'a [u8],
 ) -> Result<(Cow<'a, str>, &'a str, &'a str), Skip> {
+    read_line_with(format, line, &mut format.pattern.capture_locations())
+}
+
+fn read_line_with<'a>(
+    format: &LineFormat,
+    line: &'a [u8],
+    locations: &mut CaptureLocations,
+) -> Result<(Cow<'a, str>, &'a str, &'a str), Skip> {
+    let (caller, path) = match fast_fields(format, line) {
+        Some((caller, path)) => (Cow::Borrowed(caller), path),
+        None => slow_fields(format, line)?,
+    };
+    format
+        .pattern
+        .captures_read(locations, path)
+        .ok_or(Skip::OtherPath)?;
+    let group = |i: usize| {
+        locations
+            .get(i)
+            .and_then(|(a, b)| std::str::from_utf8(&path[a..b]).ok())
+            .ok_or(Skip::OtherPath)
+    };
+    Ok((
+        caller,
+        group(format.model_group)?,
+        group(format.version_group)?,
+    ))
+}
+
+/// The fast path for the usual line: both fields present at the top level, as
+/// strings without escapes. Finds them by their quoted key and checks they sit at depth
+/// one outside any string; anything else falls back to a full parse. It does not check
+/// that the rest of the line is valid JSON: a log line is read for its two fields.
+fn fast_fields<'a>(format: &LineFormat, line: &'a [u8]) -> Option<(&'a str, &'a [u8])> {
+    let line = line.trim_ascii();
+    if line.first() != Some(&b'{') || line.last() != Some(&b'}') {
+        return None;
+    }
+    let caller = top_level_string(line, &format.caller_key)?;
+    let path = top_level_string(line, &format.path_key)?;
+    Some((std::str::from_utf8(caller).ok()?, path))
+}
+
+fn top_level_string<'a>(line: &'a [u8], key: &memmem::Finder<'_>) -> Option<&'a [u8]> {
+    // The first occurrence must be the top-level key; a nested one first sends the line
+    // to the full parse. (A later duplicate at the top level is not valid JSON to begin with.)
+    let at = key.find(line)?;
+    let after = at + key.needle().len();
+    if !at_top_level(&line[..at]) {
+        return None;
+    }
+    let rest = line[after..].trim_ascii_start();
+    let value = rest.strip_prefix(b"\"")?;
+    let end = memchr::memchr(b'"', value)?;
+    let value = &value[..end];
+    (!value.contains(&b'\\')).then_some(value)
+}
+
+/// Whether the end of `prefix` (everything before a key) is inside the outermost object
+/// and not inside a string.
+fn at_top_level(prefix: &[u8]) -> bool {
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < prefix.len() {
+        match prefix[i] {
+            b'"' => {
+                // Jump through the string to its closing quote, stepping over escapes.
+                let mut j = i + 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &prefix[j.min(prefix.len())..]) {
+                        None => return false,
+                        Some(k) if prefix[j + k] == b'\\' => j += k + 2,
+                        Some(k) => {
+                            i = j + k + 1;
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    depth == 1
+}
+
+/// The full parse, for lines the fast path declines.
+fn slow_fields<'a>(format: &LineFormat, line: &'a [u8]) -> Result<(Cow<'a, str>, &'a [u8]), Skip> {
     let mut de = serde_json::Deserializer::from_slice(line);
     let fields = Fields {
         caller_field: &format.caller_field,
@@ -139,20 +254,10 @@ pub fn read_line<'a>(
         return Err(Skip::MissingField);
     };
     // A path with escapes is rare; borrowing keeps the common case free of copies.
-    let path: &'a [u8] = match path {
-        Cow::Borrowed(p) => p.as_bytes(),
-        Cow::Owned(_) => return Err(Skip::OtherPath),
-    };
-    let caps = format.pattern.captures(path).ok_or(Skip::OtherPath)?;
-    let model = caps
-        .name("model")
-        .and_then(|m| std::str::from_utf8(m.as_bytes()).ok())
-        .ok_or(Skip::OtherPath)?;
-    let version = caps
-        .name("version")
-        .and_then(|m| std::str::from_utf8(m.as_bytes()).ok())
-        .ok_or(Skip::OtherPath)?;
-    Ok((caller, model, version))
+    match path {
+        Cow::Borrowed(p) => Ok((caller, p.as_bytes())),
+        Cow::Owned(_) => Err(Skip::OtherPath),
+    }
 }
 
 /// Finds two top-level string fields and skips the rest.
@@ -284,6 +389,36 @@ mod tests {
         assert_eq!(t.skipped.get(&Skip::MissingField), Some(&1));
         assert_eq!(t.skipped.get(&Skip::Malformed), Some(&1));
         assert_eq!(t.matched() + t.skipped_total(), t.lines);
+    }
+
+    #[test]
+    fn the_fast_path_declines_what_only_a_full_parse_reads_right() {
+        let f = format();
+        let path = r#""path":"/v1/models/fraud/versions/2.1.0/p""#;
+        for (line, caller) in [
+            // A nested key of the same name is not the caller.
+            (
+                format!(r#"{{"meta":{{"client":"inner"}},"client":"outer",{path}}}"#),
+                Some("outer"),
+            ),
+            (format!(r#"{{"meta":{{"client":"inner"}},{path}}}"#), None),
+            // The key's text inside a string value is not a key.
+            (
+                format!(r#"{{"note":"say \"client\":\"x\"","client":"real",{path}}}"#),
+                Some("real"),
+            ),
+            // Escapes are decoded by the full parse.
+            (format!(r#"{{"client":"a\u0062c",{path}}}"#), Some("abc")),
+            (
+                format!(r#"{{ "client" : "spaced" , {path} }}"#),
+                Some("spaced"),
+            ),
+        ] {
+            let got = read_line(&f, line.as_bytes())
+                .ok()
+                .map(|(c, _, _)| c.into_owned());
+            assert_eq!(got.as_deref(), caller, "{line}");
+        }
     }
 
     #[test]

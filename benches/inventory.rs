@@ -1,0 +1,819 @@
+//! The inventory at scale: a generated graph of realistic shape, and what it costs to
+//! load, to ask, to feed by webhook and to feed by scanning logs, each next to a baseline
+//! measured in the same run.
+//!
+//! Run: `cargo bench --bench inventory` (SQLite, then PostgreSQL at SUNSET_TEST_PG_URL,
+//! which `tests/run` sets up). `-- --sqlite-only` skips PostgreSQL; `-- --models N`
+//! scales the graph down (default 100,000 models and 1,000,000 edges; edges scale with it).
+//! Needs `jq` for the scan baseline.
+//!
+//! Shape: every model has 1 to 3 versions; a tenth of the models form derivation chains
+//! 3 to 6 deep; five hub models have 10,500 direct users each, and consumers depending on
+//! those users take their transitive dependents well past 10,000; the other uses spread
+//! evenly, so most models have a few consumers; 15% of the edges are consumer-to-consumer
+//! (mostly acyclic, a few cycles). Every `uses` edge pins an exact version, so that the
+//! SQL baseline can give the very same answer, which the bench checks.
+
+use sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, EntityTrait, Set, Statement, TransactionTrait,
+};
+use serde_json::json;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use sunset::auth::Actor;
+use sunset::clock::SystemClock;
+use sunset::config::{DatabaseUrl, Settings};
+use sunset::graph::{InventoryGraph, Query};
+use sunset::service::Services;
+use sunset::store::entities::{consumer, inventory_change, inventory_edge, model, model_version};
+
+const HUBS: usize = 5;
+const HUB_USERS: usize = 10_500;
+const SAMPLES: usize = 200;
+const SENDERS: usize = 64;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Shape {
+    models: usize,
+    consumers: usize,
+    edges: usize,
+}
+
+struct Generated {
+    /// (model name, version text, version id) of every version.
+    versions: Vec<(String, String, i64)>,
+    hubs: Vec<usize>,
+    edges: usize,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn insert_chunks<E, A>(db: &DatabaseConnection, rows: Vec<A>)
+where
+    E: EntityTrait,
+    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let txn = db.begin().await.expect("begin");
+        for _ in 0..50 {
+            let chunk: Vec<A> = rows.by_ref().take(1_000).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            E::insert_many(chunk)
+                .exec_without_returning(&txn)
+                .await
+                .expect("insert");
+        }
+        txn.commit().await.expect("commit");
+    }
+}
+
+/// Writes the synthetic inventory straight into the tables (the one place sunset's own
+/// write path is bypassed: a million audited mutations would take the bench an hour).
+async fn generate(services: &Services, shape: Shape) -> Generated {
+    let db = services.store().reader();
+    let now = chrono::Utc::now();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    // A real version's provenance, so registry reads of generated rows parse.
+    let operator = Actor::local_operator();
+    let (_, owner) = services
+        .create_token(&operator, "bench-owner", "owner", Some("bench"), None)
+        .await
+        .expect("token");
+    let owner = services
+        .authenticate(owner.expose())
+        .await
+        .expect("auth")
+        .expect("actor");
+    services
+        .create_model(
+            &owner,
+            sunset::service::ModelInput {
+                name: "seed".into(),
+                owner_team: "bench".into(),
+                tier: "standard".into(),
+                description: String::new(),
+                contacts: vec![],
+            },
+        )
+        .await
+        .expect("seed model");
+    services
+        .create_version(
+            &owner,
+            sunset::service::VersionInput {
+                model: "seed".into(),
+                version: "1.0.0".into(),
+                provenance: Default::default(),
+            },
+        )
+        .await
+        .expect("seed version");
+    let provenance = model_version::Entity::find()
+        .one(db)
+        .await
+        .expect("read")
+        .expect("seed")
+        .provenance;
+
+    let first_model = 1_000i64;
+    let mut models = Vec::with_capacity(shape.models);
+    let mut versions_rows = Vec::new();
+    let mut versions: Vec<(String, String, i64)> = Vec::new();
+    // Per model, its version ids.
+    let mut of_model: Vec<Vec<(i64, String)>> = Vec::with_capacity(shape.models);
+    let mut next_version = 1_000i64;
+    for i in 0..shape.models {
+        let id = first_model + i as i64;
+        let name = format!("m{i}");
+        models.push(model::ActiveModel {
+            id: Set(id),
+            name: Set(name.clone()),
+            owner_team: Set(format!("team-{}", i % 500)),
+            tier: Set("standard".into()),
+            description: Set(String::new()),
+            contacts: Set("[]".into()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+        let n = 1 + rng.below(3);
+        let mut mine = Vec::new();
+        for v in 0..n {
+            let vid = next_version;
+            next_version += 1;
+            versions_rows.push(model_version::ActiveModel {
+                id: Set(vid),
+                model_id: Set(id),
+                major: Set(1),
+                minor: Set(v as i32),
+                patch: Set(0),
+                status: Set("production".into()),
+                provenance: Set(provenance.clone()),
+                created_by: Set("bench".into()),
+                created_at: Set(now),
+                status_changed_at: Set(now),
+                promoted_at: Set(None),
+            });
+            let text = format!("1.{v}.0");
+            versions.push((name.clone(), text.clone(), vid));
+            mine.push((vid, text));
+        }
+        of_model.push(mine);
+    }
+    let consumers: Vec<consumer::ActiveModel> = (0..shape.consumers)
+        .map(|i| consumer::ActiveModel {
+            id: Set(1_000 + i as i64),
+            name: Set(format!("c{i}")),
+            kind: Set("service".into()),
+            owner_team: Set(format!("team-{}", i % 500)),
+            environment: Set(if i % 3 == 0 { "staging" } else { "production" }.into()),
+            contacts: Set("[]".into()),
+            webhook_url: Set(None),
+            webhook_secret: Set(None),
+            discovered: Set(false),
+            created_at: Set(now),
+            created_by: Set("bench".into()),
+            updated_at: Set(now),
+        })
+        .collect();
+
+    let mut edges = Vec::with_capacity(shape.edges);
+    let mut next_edge = 1_000i64;
+    let mut edge = |key: String,
+                    kind: &str,
+                    consumer_id: Option<i64>,
+                    target: Option<i64>,
+                    model_id: Option<i64>,
+                    range: Option<String>,
+                    version_id: Option<i64>,
+                    parent: Option<i64>| {
+        let id = next_edge;
+        next_edge += 1;
+        inventory_edge::ActiveModel {
+            id: Set(id),
+            edge_key: Set(key),
+            kind: Set(kind.into()),
+            consumer_id: Set(consumer_id),
+            target_consumer_id: Set(target),
+            model_id: Set(model_id),
+            version_range: Set(range),
+            version_id: Set(version_id),
+            parent_version_id: Set(parent),
+            derivation: Set(parent.map(|_| "fine-tune".into())),
+            origin: Set("api".into()),
+            origin_name: Set("bench".into()),
+            first_seen: Set(now),
+            last_seen: Set(now),
+            observations: Set(1),
+        }
+    };
+    let consumer_id = |i: usize| 1_000 + i as i64;
+    let model_id = |i: usize| first_model + i as i64;
+    // Derivation chains over the models after the hubs, a tenth of them.
+    let mut i = HUBS;
+    let chain_end = HUBS + shape.models / 10;
+    while i < chain_end {
+        let len = 3 + rng.below(4);
+        for k in 1..len {
+            if i + k >= chain_end {
+                break;
+            }
+            let (parent, _) = of_model[i + k - 1].last().cloned().expect("version");
+            let (child, _) = of_model[i + k].last().cloned().expect("version");
+            edges.push(edge(
+                format!("derived_from:{child}:{parent}"),
+                "derived_from",
+                None,
+                None,
+                None,
+                None,
+                Some(child),
+                Some(parent),
+            ));
+        }
+        i += len;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let hub_users = HUB_USERS.min(shape.consumers / 4);
+    for (h, hub_versions) in of_model.iter().enumerate().take(HUBS) {
+        for u in 0..hub_users {
+            let c = (h * hub_users + u) % shape.consumers;
+            // Hubs are used at their first version, so the hub question has one answer.
+            let (cid, mid) = (consumer_id(c), model_id(h));
+            let v = hub_versions[0].1.clone();
+            if seen.insert((c, h, v.clone())) {
+                edges.push(edge(
+                    format!("uses:{cid}:{mid}:{v}"),
+                    "uses",
+                    Some(cid),
+                    None,
+                    Some(mid),
+                    Some(v),
+                    None,
+                    None,
+                ));
+            }
+        }
+    }
+    let depends_target = shape.edges * 15 / 100;
+    let mut depends = 0;
+    let mut pairs = std::collections::HashSet::new();
+    while depends < depends_target {
+        let a = 1 + rng.below(shape.consumers - 1);
+        // Mostly towards lower numbers (acyclic); one in ten thousand the other way.
+        let b = if rng.below(10_000) == 0 {
+            (a + 1 + rng.below(5)).min(shape.consumers - 1)
+        } else {
+            rng.below(a)
+        };
+        if a == b || !pairs.insert((a, b)) {
+            continue;
+        }
+        let (ca, cb) = (consumer_id(a), consumer_id(b));
+        edges.push(edge(
+            format!("depends_on:{ca}:{cb}"),
+            "depends_on",
+            Some(ca),
+            Some(cb),
+            None,
+            None,
+            None,
+            None,
+        ));
+        depends += 1;
+    }
+    let mut uses =
+        |c: usize, m: usize, rng: &mut Rng, edges: &mut Vec<inventory_edge::ActiveModel>| {
+            let (_, v) = &of_model[m][rng.below(of_model[m].len())];
+            if seen.insert((c, m, v.clone())) {
+                let (cid, mid) = (consumer_id(c), model_id(m));
+                edges.push(edge(
+                    format!("uses:{cid}:{mid}:{v}"),
+                    "uses",
+                    Some(cid),
+                    None,
+                    Some(mid),
+                    Some(v.clone()),
+                    None,
+                    None,
+                ));
+            }
+        };
+    while edges.len() < shape.edges {
+        let c = rng.below(shape.consumers);
+        let m = HUBS + rng.below(shape.models - HUBS);
+        uses(c, m, &mut rng, &mut edges);
+    }
+    let total_edges = edges.len();
+    insert_chunks(db, models).await;
+    insert_chunks(db, versions_rows).await;
+    insert_chunks(db, consumers).await;
+    insert_chunks(db, edges).await;
+    inventory_change::Entity::insert(inventory_change::ActiveModel {
+        revision: Set(1_000_000),
+        at: Set(now),
+        entity: Set("model".into()),
+        entity_id: Set(first_model),
+    })
+    .exec_without_returning(db)
+    .await
+    .expect("change");
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        for table in ["models", "model_versions", "consumers", "inventory_edges"] {
+            db.execute_unprepared(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
+            ))
+            .await
+            .expect("setval");
+        }
+        db.execute_unprepared("ANALYZE").await.expect("analyze");
+    } else {
+        db.execute_unprepared("ANALYZE").await.expect("analyze");
+    }
+    Generated {
+        versions,
+        hubs: (0..HUBS).collect(),
+        edges: total_edges,
+    }
+}
+
+/// The transitive dependents' consumer count by one recursive SQL query: the baseline.
+fn recursive_sql(version_id: i64) -> String {
+    format!(
+        "WITH RECURSIVE reach(kind, id, model_id, vtext) AS (
+           SELECT CAST('v' AS TEXT), mv.id, mv.model_id,
+                  CAST(mv.major AS TEXT) || '.' || CAST(mv.minor AS TEXT) || '.' || CAST(mv.patch AS TEXT)
+             FROM model_versions mv WHERE mv.id = {version_id}
+           UNION
+           SELECT CASE WHEN e.kind = 'derived_from' THEN CAST('v' AS TEXT) ELSE CAST('c' AS TEXT) END,
+                  CASE WHEN e.kind = 'derived_from' THEN e.version_id ELSE e.consumer_id END,
+                  cv.model_id,
+                  CAST(cv.major AS TEXT) || '.' || CAST(cv.minor AS TEXT) || '.' || CAST(cv.patch AS TEXT)
+             FROM reach r
+             JOIN inventory_edges e ON
+                  (r.kind = 'v' AND e.parent_version_id = r.id)
+               OR (r.kind = 'v' AND e.model_id = r.model_id AND e.version_range = r.vtext)
+               OR (r.kind = 'c' AND e.target_consumer_id = r.id)
+             LEFT JOIN model_versions cv ON cv.id = e.version_id
+         )
+         SELECT COUNT(*) AS n FROM reach WHERE kind = 'c'"
+    )
+}
+
+/// The whole answer the service gives by default (paths for the first 1,000 nodes, the
+/// rest counted), and its count of consumers.
+fn graph_count(g: &InventoryGraph, version_id: i64) -> (usize, Duration) {
+    let q = Query {
+        transitive: true,
+        max_depth: u32::MAX,
+        include_stale: true,
+        limit: 1_000,
+        now: chrono::Utc::now(),
+        stale_after: chrono::Duration::days(30),
+    };
+    let start = Instant::now();
+    let a = g.dependents(version_id, &q).expect("version in graph");
+    let took = start.elapsed();
+    (a.consumers_total, took)
+}
+
+async fn sql_count(db: &DatabaseConnection, version_id: i64) -> (usize, Duration) {
+    let start = Instant::now();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            recursive_sql(version_id),
+        ))
+        .await
+        .expect("recursive query")
+        .expect("row");
+    let took = start.elapsed();
+    (row.try_get::<i64>("", "n").expect("n") as usize, took)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// Starts the release service on the generated data and waits until it answers.
+fn serve(settings: &Settings, port: u16) -> (Child, Duration) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sunset"));
+    cmd.args(["--data-dir"])
+        .arg(&settings.data_dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .env_remove("SUNSET_CONFIG")
+        .stdout(Stdio::null());
+    match &settings.database.url {
+        Some(url) => cmd.env("DATABASE_URL", url.expose()),
+        None => cmd.env_remove("DATABASE_URL"),
+    };
+    let start = Instant::now();
+    let child = cmd.spawn().expect("sunset serve");
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the service did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (child, start.elapsed())
+}
+
+async fn run(label: &str, settings: Settings, shape: Shape) {
+    println!("\n== {label} ==");
+    let services = sunset::app::open(&settings, Arc::new(SystemClock))
+        .await
+        .expect("open");
+    let started = Instant::now();
+    let generated = generate(&services, shape).await;
+    println!(
+        "generated {} models, {} versions, {} consumers, {} edges in {:.1} s",
+        shape.models,
+        generated.versions.len(),
+        shape.consumers,
+        generated.edges,
+        started.elapsed().as_secs_f64()
+    );
+    let db = services.store().reader().clone();
+
+    // Load, in this process and as the service starts.
+    let before = rss_kib(std::process::id(), "VmRSS:");
+    let start = Instant::now();
+    let g = sunset::store::inventory::load(&db).await.expect("load");
+    let load = start.elapsed();
+    let after = rss_kib(std::process::id(), "VmRSS:");
+    println!(
+        "load in process: {:.2} s, graph adds {} MiB to RSS ({} nodes' worth of consumers, {} edges)",
+        load.as_secs_f64(),
+        after.saturating_sub(before) / 1024,
+        g.consumer_count(),
+        g.edge_count()
+    );
+
+    // Questions: 200 random versions and the hubs, in process and as recursive SQL.
+    let mut rng = Rng(42);
+    let sample: Vec<i64> = (0..SAMPLES)
+        .map(|_| generated.versions[rng.below(generated.versions.len())].2)
+        .collect();
+    let hub_versions: Vec<i64> = generated
+        .hubs
+        .iter()
+        .map(|&h| {
+            let name = format!("m{h}");
+            generated
+                .versions
+                .iter()
+                .find(|(m, v, _)| *m == name && v == "1.0.0")
+                .expect("hub version")
+                .2
+        })
+        .collect();
+    for (what, ids) in [("typical", &sample), ("hubs", &hub_versions)] {
+        let mut mem = Vec::new();
+        let mut sql = Vec::new();
+        let mut sizes = Vec::new();
+        for &id in ids.iter() {
+            let (n, t) = graph_count(&g, id);
+            let (m, u) = sql_count(&db, id).await;
+            assert_eq!(n, m, "graph and SQL disagree on version {id}");
+            mem.push(t);
+            sql.push(u);
+            sizes.push(n);
+        }
+        mem.sort();
+        sql.sort();
+        sizes.sort();
+        let (m50, m99, s50, s99) = (
+            percentile(&mem, 0.5),
+            percentile(&mem, 0.99),
+            percentile(&sql, 0.5),
+            percentile(&sql, 0.99),
+        );
+        println!(
+            "dependents {what} ({} versions, median {} dependents, max {}): in process p50 {} p99 {}; WITH RECURSIVE p50 {} p99 {}; speed-up at p50 {:.0}x",
+            ids.len(),
+            sizes[sizes.len() / 2],
+            sizes.last().copied().unwrap_or(0),
+            ms(m50),
+            ms(m99),
+            ms(s50),
+            ms(s99),
+            s50.as_secs_f64() / m50.as_secs_f64().max(1e-9)
+        );
+    }
+    drop(g);
+
+    // The service: start-up with the graph, RSS, HTTP answers, webhook ingestion.
+    let operator = Actor::local_operator();
+    let (_, reader) = services
+        .create_token(&operator, "bench-reader", "reader", None, None)
+        .await
+        .expect("token");
+    let (_, secret) = services
+        .create_webhook_source(&operator, "bench-ci")
+        .await
+        .expect("source");
+    let port = free_port();
+    let (mut child, startup) = serve(&settings, port);
+    println!(
+        "service start-up with the graph loaded: {:.2} s; RSS {} MiB (peak {} MiB)",
+        startup.as_secs_f64(),
+        rss_kib(child.id(), "VmRSS:") / 1024,
+        rss_kib(child.id(), "VmHWM:") / 1024
+    );
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/graphql");
+    let mut http = Vec::new();
+    for &id in &sample {
+        let (m, v, _) = generated
+            .versions
+            .iter()
+            .find(|(_, _, vid)| *vid == id)
+            .expect("version");
+        let body = json!({ "query": "query($m: String!, $v: String!) { dependents(model: $m, version: $v) { revision complete total nodes { name depth } } }", "variables": { "m": m, "v": v } });
+        let start = Instant::now();
+        let r = client
+            .post(&url)
+            .bearer_auth(reader.expose())
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        let text = r.text().await.expect("body");
+        http.push(start.elapsed());
+        assert!(text.contains("\"complete\""), "{text}");
+    }
+    http.sort();
+    println!(
+        "dependents over GraphQL HTTP, typical versions: p50 {} p99 {}",
+        ms(percentile(&http, 0.5)),
+        ms(percentile(&http, 0.99))
+    );
+    let ingest = ingestion(&client, port, &secret, &generated, "sunset").await;
+    let bare = bare_axum_baseline(&client, &generated).await;
+    println!(
+        "webhook ingestion, {SENDERS} senders, one registration per message: sunset {:.0}/s (each answered after its commit); bare axum parsing the same body {:.0}/s",
+        ingest, bare
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn registration(generated: &Generated, i: usize) -> Vec<u8> {
+    let (m, v, _) = &generated.versions[i % generated.versions.len()];
+    serde_json::to_vec(&json!({ "registrations": [{
+        "type": "consumer", "name": format!("hooked-{i}"), "kind": "service", "ownerTeam": "bench",
+        "environment": "production", "uses": [{ "model": m, "version": v }]
+    }] }))
+    .expect("json")
+}
+
+const PER_SENDER: usize = 200;
+
+async fn send_all(
+    client: &reqwest::Client,
+    url: String,
+    secret: Option<&str>,
+    generated: &Generated,
+    tag: &str,
+) -> f64 {
+    let secret = secret
+        .map(|s| Arc::new(sunset::ingest::standard_webhooks::Secret::parse(s).expect("secret")));
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..SENDERS * PER_SENDER)
+            .map(|i| registration(generated, i))
+            .collect(),
+    );
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..SENDERS {
+        let client = client.clone();
+        let url = url.clone();
+        let secret = secret.clone();
+        let bodies = bodies.clone();
+        let tag = tag.to_owned();
+        tasks.push(tokio::spawn(async move {
+            for k in 0..PER_SENDER {
+                let i = s * PER_SENDER + k;
+                let id = format!("msg-{tag}-{i}");
+                let at = chrono::Utc::now().timestamp();
+                let mut req = client
+                    .post(&url)
+                    .header("webhook-id", &id)
+                    .header("webhook-timestamp", at.to_string());
+                if let Some(secret) = &secret {
+                    req = req.header("webhook-signature", secret.sign(&id, at, &bodies[i]));
+                }
+                let r = req.body(bodies[i].clone()).send().await.expect("send");
+                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("sender");
+    }
+    (SENDERS * PER_SENDER) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn ingestion(
+    client: &reqwest::Client,
+    port: u16,
+    secret: &str,
+    generated: &Generated,
+    tag: &str,
+) -> f64 {
+    send_all(
+        client,
+        format!("http://127.0.0.1:{port}/v1/hooks/registrations"),
+        Some(secret),
+        generated,
+        tag,
+    )
+    .await
+}
+
+/// An axum endpoint that only parses the body: the floor of the HTTP and JSON work.
+async fn bare_axum_baseline(client: &reqwest::Client, generated: &Generated) -> f64 {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|body: axum::body::Bytes| async move {
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            axum::Json(json!({ "applied": v["registrations"].as_array().map(Vec::len) }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let rate = send_all(
+        client,
+        format!("http://127.0.0.1:{port}/hook"),
+        None,
+        generated,
+        "bare",
+    )
+    .await;
+    server.abort();
+    rate
+}
+
+/// Lines per second on one core, against jq extracting the same two fields.
+fn scan_throughput(lines: usize) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("access.jsonl");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("create"));
+        let mut rng = Rng(7);
+        for i in 0..lines {
+            let m = rng.below(100_000);
+            writeln!(
+                out,
+                "{}",
+                json!({ "time": "2026-11-22T10:00:00.123Z", "client": format!("c{}", rng.below(200_000)), "method": "POST",
+                        "uri": format!("/v1/models/m{m}/versions/1.{}.0/predict", i % 3), "status": 200,
+                        "bytes": 5123, "latency_ms": 12.5, "user_agent": "gateway/2.3 (+https://example.org)" })
+            )
+            .expect("write");
+        }
+    }
+    let size = std::fs::metadata(&file).expect("meta").len();
+    let format = sunset::ingest::scan::LineFormat::new(
+        "client",
+        "uri",
+        sunset::config::ScanSourceSettings::default()
+            .path_pattern
+            .as_str(),
+    )
+    .expect("format");
+    let start = Instant::now();
+    let bytes = std::fs::read(&file).expect("read");
+    let mut tally = sunset::ingest::scan::Tally::default();
+    tally.add_lines(&format, &bytes);
+    let ours = start.elapsed();
+    assert_eq!(tally.lines as usize, lines);
+    assert_eq!(tally.matched() as usize, lines);
+    let start = Instant::now();
+    let jq = Command::new("jq")
+        .args(["-r", "[.client, .uri] | @tsv"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .status();
+    let jq_time = start.elapsed();
+    let ours_rate = lines as f64 / ours.as_secs_f64();
+    match jq {
+        Ok(s) if s.success() => println!(
+            "\nscan, one core, {lines} lines ({} MiB): sunset {:.0} lines/s; jq {:.0} lines/s; {:.1}x",
+            size / (1024 * 1024),
+            ours_rate,
+            lines as f64 / jq_time.as_secs_f64(),
+            jq_time.as_secs_f64() / ours.as_secs_f64()
+        ),
+        _ => println!(
+            "\nscan, one core, {lines} lines: sunset {ours_rate:.0} lines/s; jq not found (Debian package jq)"
+        ),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let sqlite_only = args.iter().any(|a| a == "--sqlite-only");
+    let models: usize = args
+        .iter()
+        .position(|a| a == "--models")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let shape = Shape {
+        models,
+        consumers: models * 2,
+        edges: models * 10,
+    };
+    println!(
+        "inventory benchmark: {} models, {} consumers, {} edges (release build, {} cores)",
+        shape.models,
+        shape.consumers,
+        shape.edges,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    scan_throughput(1_000_000);
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let settings = Settings {
+        data_dir: dir.path().join("sqlite"),
+        ..Settings::default()
+    };
+    run("SQLite", settings, shape).await;
+    if sqlite_only {
+        return;
+    }
+    let admin = std::env::var("SUNSET_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://sunset:sunset@127.0.0.1:5432/postgres".into());
+    let name = format!("sunset_bench_{}", std::process::id());
+    let conn = Database::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable (run `bash tests/run` once, or pass --sqlite-only)");
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create db");
+    let (base, _) = admin.rsplit_once('/').expect("db in url");
+    let settings = Settings {
+        data_dir: dir.path().join("pg"),
+        database: sunset::config::DatabaseSettings {
+            url: Some(DatabaseUrl::new(format!("{base}/{name}"))),
+        },
+        ..Settings::default()
+    };
+    run("PostgreSQL", settings, shape).await;
+    conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .expect("drop db");
+}

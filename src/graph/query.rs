@@ -11,10 +11,13 @@ use super::{EdgeRecord, InventoryGraph, Link, Node};
 use crate::domain::{Consumer, ConsumerName, Derivation, EdgeKind, EdgeOrigin, ModelName, Version};
 use chrono::{DateTime, Duration, Utc};
 use petgraph::Direction;
-use petgraph::graphmap::DiGraphMap;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Maps keyed by node or edge index, hashed fast: a hub question visits tens of thousands.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// How to walk. `limit` bounds the nodes returned, `max_depth` the edges followed.
 #[derive(Debug, Clone, Copy)]
@@ -181,7 +184,8 @@ impl InventoryGraph {
             Walk::Dependencies
         };
         let answer = self.walk(start, walk, q);
-        let mut set: HashSet<NodeIndex> = HashSet::from([start]);
+        let mut set: HashSet<NodeIndex> = HashSet::default();
+        set.insert(start);
         let (visits, _, _) = self.traverse(start, walk, q);
         let mut within: Vec<(u32, (u8, &str, Version), NodeIndex)> = visits
             .iter()
@@ -271,7 +275,7 @@ impl InventoryGraph {
             stale_edges: stale_skipped,
             cycles,
         };
-        let mut stale = HashSet::new();
+        let mut stale = HashSet::default();
         for (&ix, visit) in &visits {
             if ix == start {
                 continue;
@@ -328,9 +332,13 @@ impl InventoryGraph {
             }
             within.push((visit.depth, key, ix));
         }
-        within.sort_unstable();
         let total = within.len();
         let returned = total.min(q.limit);
+        // Only the first `limit` need ordering; the rest are counted.
+        if returned > 0 && returned < total {
+            within.select_nth_unstable(returned - 1);
+        }
+        within[..returned].sort_unstable();
         let reached = within[..returned]
             .iter()
             .map(|&(depth, _, ix)| Reached {
@@ -360,7 +368,7 @@ impl InventoryGraph {
         walk: Walk,
         q: &Query,
     ) -> (HashMap<NodeIndex, Visit>, usize, Vec<Cycle>) {
-        let mut visits: HashMap<NodeIndex, Visit> = HashMap::new();
+        let mut visits: HashMap<NodeIndex, Visit> = HashMap::default();
         visits.insert(
             start,
             Visit {
@@ -369,7 +377,7 @@ impl InventoryGraph {
             },
         );
         let mut queue = VecDeque::from([start]);
-        let mut stale_skipped: HashSet<EdgeIndex> = HashSet::new();
+        let mut stale_skipped: HashSet<EdgeIndex> = HashSet::default();
         let mut next: Vec<(EdgeIndex, NodeIndex)> = Vec::new();
         while let Some(ix) = queue.pop_front() {
             let depth = visits[&ix].depth;
@@ -458,7 +466,7 @@ impl InventoryGraph {
 
     /// Circles of `depends_on` among the consumers visited.
     fn cycles(&self, visits: &HashMap<NodeIndex, Visit>, q: &Query) -> Vec<Cycle> {
-        let mut sub: DiGraphMap<NodeIndex, ()> = DiGraphMap::new();
+        let mut links: Vec<(NodeIndex, NodeIndex)> = Vec::new();
         for &ix in visits.keys() {
             if !matches!(self.g[ix], Node::Consumer(..)) {
                 continue;
@@ -469,9 +477,43 @@ impl InventoryGraph {
                     && followed
                     && visits.contains_key(&e.target())
                 {
-                    sub.add_edge(ix, e.target(), ());
+                    links.push((ix, e.target()));
                 }
             }
+        }
+        // Only a consumer with links both in and out can be on a circle; peeling off the
+        // rest until none is left leaves the (usually tiny) part worth Tarjan's time.
+        let mut out_degree: HashMap<NodeIndex, usize> = HashMap::default();
+        let mut in_degree: HashMap<NodeIndex, usize> = HashMap::default();
+        for &(a, b) in &links {
+            *out_degree.entry(a).or_default() += 1;
+            *in_degree.entry(b).or_default() += 1;
+        }
+        loop {
+            let before = links.len();
+            links.retain(|(a, b)| {
+                let keep = in_degree.get(a).copied().unwrap_or(0) > 0
+                    && out_degree.get(b).copied().unwrap_or(0) > 0;
+                if !keep {
+                    if let Some(d) = out_degree.get_mut(a) {
+                        *d -= 1;
+                    }
+                    if let Some(d) = in_degree.get_mut(b) {
+                        *d -= 1;
+                    }
+                }
+                keep
+            });
+            if links.len() == before {
+                break;
+            }
+        }
+        let mut sub: petgraph::Graph<NodeIndex, ()> = petgraph::Graph::new();
+        let mut local: HashMap<NodeIndex, petgraph::graph::NodeIndex> = HashMap::default();
+        for &(a, b) in &links {
+            let la = *local.entry(a).or_insert_with(|| sub.add_node(a));
+            let lb = *local.entry(b).or_insert_with(|| sub.add_node(b));
+            sub.add_edge(la, lb, ());
         }
         let mut cycles: Vec<Cycle> = petgraph::algo::tarjan_scc(&sub)
             .into_iter()
@@ -479,7 +521,7 @@ impl InventoryGraph {
             .map(|scc| {
                 let mut consumers: Vec<ConsumerName> = scc
                     .into_iter()
-                    .filter_map(|ix| match &self.g[ix] {
+                    .filter_map(|l| match &self.g[sub[l]] {
                         Node::Consumer(_, c) => Some(c.name.clone()),
                         _ => None,
                     })

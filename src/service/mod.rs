@@ -76,6 +76,8 @@ struct Inner {
     inventory: inventory::Inventory,
     webhook_secrets: registrations::SecretCache,
     scan: crate::config::ScanSettings,
+    /// Started on the first registration webhook: commits waiting messages together.
+    registration_queue: std::sync::OnceLock<tokio::sync::mpsc::Sender<registrations::Job>>,
 }
 
 impl Services {
@@ -97,6 +99,7 @@ impl Services {
                 vault,
                 inventory: inventory::Inventory::new(inventory),
                 scan,
+                registration_queue: std::sync::OnceLock::new(),
                 webhook_secrets: registrations::SecretCache::default(),
             }),
         }

@@ -240,9 +240,7 @@ impl Services {
             .ok_or_else(|| ReceiveError::Unauthenticated(WebhookError::Signature.to_string()))?;
         let batch = registrations::parse(body, settings.max_registrations)
             .map_err(|e| ServiceError::Invalid(ParseError::new("registrations", e.to_string())))?;
-        let received = self
-            .apply_registrations(&source, message.id, &batch)
-            .await?;
+        let received = self.apply_queued(source.clone(), message.id, batch).await?;
         if let Received::Applied {
             registrations,
             edges,
@@ -254,14 +252,32 @@ impl Services {
         Ok(received)
     }
 
+    /// Applies one message in a transaction of its own.
     async fn apply_registrations(
         &self,
         source: &Source,
         message_id: &str,
         batch: &[Registration],
     ) -> Result<Received, ServiceError> {
-        let origin_name = source.name.as_str();
         let received = in_write_tx!(self, |tx| {
+            self.apply_in(tx, source, message_id, batch).await
+        })?;
+        if matches!(received, Received::Applied { .. }) {
+            self.after_inventory_commit().await;
+        }
+        Ok(received)
+    }
+
+    /// Applies one message inside `tx`: its receipt, consumers, edges and audit record.
+    async fn apply_in(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        source: &Source,
+        message_id: &str,
+        batch: &[Registration],
+    ) -> Result<Received, ServiceError> {
+        let origin_name = source.name.as_str();
+        {
             if repo::was_received(tx.conn(), source.id, message_id).await? {
                 return Ok(Received::Duplicate);
             }
@@ -406,10 +422,99 @@ impl Services {
                 edges,
                 revision,
             })
-        })?;
-        if matches!(received, Received::Applied { .. }) {
-            self.after_inventory_commit().await;
         }
-        Ok(received)
+    }
+
+    /// Applies a group of messages in one transaction, so a burst of webhooks costs one
+    /// commit rather than one each. If any message fails, the group is rolled back and
+    /// each is applied on its own, so one bad batch fails only itself.
+    async fn apply_group(&self, jobs: Vec<Job>) {
+        if jobs.len() > 1 {
+            let group = in_write_tx!(self, |tx| {
+                let mut results = Vec::with_capacity(jobs.len());
+                for job in &jobs {
+                    results.push(
+                        self.apply_in(tx, &job.source, &job.message_id, &job.batch)
+                            .await?,
+                    );
+                }
+                Ok(results)
+            });
+            if let Ok(results) = group {
+                self.after_inventory_commit().await;
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(Ok(result));
+                }
+                return;
+            }
+        }
+        for job in jobs {
+            let result = self
+                .apply_registrations(&job.source, &job.message_id, &job.batch)
+                .await;
+            let _ = job.reply.send(result);
+        }
+    }
+
+    /// Hands a message to the group-commit worker and waits for its outcome, which comes
+    /// only after its transaction has committed.
+    async fn apply_queued(
+        &self,
+        source: Source,
+        message_id: &str,
+        batch: Vec<Registration>,
+    ) -> Result<Received, ServiceError> {
+        let queue = self.inner.registration_queue.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Job>(4096);
+            tokio::spawn(group_worker(Arc::downgrade(&self.inner), rx));
+            tx
+        });
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        queue
+            .send(Job {
+                source,
+                message_id: message_id.to_owned(),
+                batch,
+                reply,
+            })
+            .await
+            .map_err(|_| {
+                ServiceError::internal(std::io::Error::other("the registration worker stopped"))
+            })?;
+        outcome.await.map_err(|_| {
+            ServiceError::internal(std::io::Error::other("the registration worker stopped"))
+        })?
+    }
+}
+
+/// One received message waiting for its group's commit.
+pub(crate) struct Job {
+    source: Source,
+    message_id: String,
+    batch: Vec<Registration>,
+    reply: tokio::sync::oneshot::Sender<Result<Received, ServiceError>>,
+}
+
+/// The most messages committed together.
+const GROUP_MAX: usize = 256;
+
+/// Takes whatever messages are waiting (at least one) and applies them as a group. Holds
+/// the services only weakly, so it ends when they are dropped.
+async fn group_worker(
+    inner: std::sync::Weak<super::Inner>,
+    mut rx: tokio::sync::mpsc::Receiver<Job>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_MAX {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        Services { inner }.apply_group(jobs).await;
     }
 }

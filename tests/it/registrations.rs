@@ -186,3 +186,42 @@ on_both_backends! {
         assert!(!stored.contains(secret.trim_start_matches("whsec_")));
     }
 }
+
+on_both_backends! {
+    async fn concurrent_messages_commit_together_yet_fail_alone_and_apply_once(app) {
+        crate::artifacts::model_with_version(&app).await;
+        let secret = source(&app, "ci").await;
+        let mut sends = Vec::new();
+        for i in 0..40 {
+            let body = if i == 17 {
+                json!({ "registrations": [{ "type": "consumer", "name": "broken", "kind": "service", "ownerTeam": "t", "environment": "e", "uses": [{ "model": "no-such-model", "version": "1.0.0" }] }] })
+            } else {
+                json!({ "registrations": [{ "type": "consumer", "name": format!("svc-{i}"), "kind": "service", "ownerTeam": "t", "environment": "e", "uses": [{ "model": "fraud-scorer", "version": "1.0.0" }] }] })
+            };
+            // Every message is sent twice at once, as an impatient sender would.
+            for _ in 0..2 {
+                let (app, secret, body) = (&app, secret.clone(), body.clone());
+                sends.push(async move {
+                    let id = format!("msg-{i}");
+                    let r = post(app, Post { secret: &secret, id: &id, at: now() }, &body).await;
+                    (i, r.status().as_u16(), r.json::<Value>().await.expect("json"))
+                });
+            }
+        }
+        let results = futures_util::future::join_all(sends).await;
+        for (i, status, body) in &results {
+            if *i == 17 {
+                assert_eq!(*status, 422, "{body}");
+            } else {
+                assert_eq!(*status, 200, "{body}");
+            }
+        }
+        let applied = results.iter().filter(|(_, s, b)| *s == 200 && b["duplicate"] == false).count();
+        let duplicates = results.iter().filter(|(_, _, b)| b["duplicate"] == true).count();
+        assert_eq!((applied, duplicates), (39, 39), "each good message applied once, its twin acknowledged as a duplicate");
+        assert_eq!(count(&app, "consumers").await, 39);
+        assert_eq!(count(&app, "inventory_edges").await, 39);
+        let data = app.gql_ok(&app.admin, "{ dependents(model: \"fraud-scorer\", version: \"1.0.0\") { total } }", json!({})).await;
+        assert_eq!(data["dependents"]["total"], 39);
+    }
+}

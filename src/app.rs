@@ -142,9 +142,7 @@ impl Application {
         let follower = {
             let services = self.services.clone();
             tokio::spawn(async move {
-                services
-                    .follow_inventory(std::future::pending::<()>())
-                    .await;
+                services.follow_inventory().await;
             })
         };
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();

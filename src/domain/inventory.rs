@@ -34,6 +34,12 @@ macro_rules! word_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
     };
 }
 
@@ -266,10 +272,6 @@ impl WebhookUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    pub fn is_https(&self) -> bool {
-        self.0.starts_with("https://")
-    }
 }
 
 /// A consumer as the rest of the service sees it. Serialisable as an audit snapshot:
@@ -278,7 +280,6 @@ impl WebhookUrl {
 #[serde(rename_all = "camelCase")]
 pub struct Consumer {
     pub name: ConsumerName,
-    #[serde(serialize_with = "as_text")]
     pub kind: ConsumerKind,
     pub owner_team: super::TeamName,
     pub environment: Environment,
@@ -286,10 +287,6 @@ pub struct Consumer {
     pub webhook_url: Option<WebhookUrl>,
     /// Created by observed traffic rather than declared: nobody has vouched for it yet.
     pub discovered: bool,
-}
-
-fn as_text<S: serde::Serializer, T: fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
 }
 
 #[cfg(test)]

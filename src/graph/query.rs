@@ -183,17 +183,9 @@ impl InventoryGraph {
         } else {
             Walk::Dependencies
         };
-        let answer = self.walk(start, walk, q);
-        let mut set: HashSet<NodeIndex> = HashSet::default();
+        let (answer, returned) = self.walk_nodes(start, walk, q);
+        let mut set: HashSet<NodeIndex> = returned.into_iter().collect();
         set.insert(start);
-        let (visits, _, _) = self.traverse(start, walk, q);
-        let mut within: Vec<(u32, (u8, &str, Version), NodeIndex)> = visits
-            .iter()
-            .filter(|(ix, v)| **ix != start && v.depth <= q.max_depth)
-            .map(|(&ix, v)| (v.depth, self.order_key(ix), ix))
-            .collect();
-        within.sort_unstable();
-        set.extend(within.into_iter().take(q.limit).map(|(.., ix)| ix));
         let mut links = Vec::new();
         let mut next = Vec::new();
         for &ix in &set {
@@ -209,6 +201,26 @@ impl InventoryGraph {
         links.sort();
         links.dedup();
         Some((answer, links))
+    }
+
+    /// Whether `version` was made, directly or through others, from `ancestor`.
+    pub fn derives_from(&self, version: super::VersionId, ancestor: super::VersionId) -> bool {
+        let (Some(&from), Some(&to)) = (self.versions.get(&version), self.versions.get(&ancestor))
+        else {
+            return false;
+        };
+        let q = Query {
+            transitive: true,
+            max_depth: u32::MAX,
+            include_stale: true,
+            limit: 0,
+            now: DateTime::<Utc>::MIN_UTC,
+            stale_after: Duration::zero(),
+        };
+        // Walking dependencies from a version follows only `derived_from` edges.
+        self.traverse(from, Walk::Dependencies, &q)
+            .0
+            .contains_key(&to)
     }
 
     /// The models whose `dependents` answers a change at this consumer or version can
@@ -314,6 +326,11 @@ impl InventoryGraph {
     }
 
     fn walk(&self, start: NodeIndex, walk: Walk, q: &Query) -> Answer {
+        self.walk_nodes(start, walk, q).0
+    }
+
+    /// The answer, and the nodes it returns (without `start`).
+    fn walk_nodes(&self, start: NodeIndex, walk: Walk, q: &Query) -> (Answer, Vec<NodeIndex>) {
         let (visits, stale_edges_skipped, cycles) = self.traverse(start, walk, q);
         let mut within: Vec<(u32, (u8, &str, Version), NodeIndex)> = Vec::new();
         let mut omitted_by_depth = 0;
@@ -347,7 +364,7 @@ impl InventoryGraph {
                 path: self.path(ix, &visits, walk, q),
             })
             .collect();
-        Answer {
+        let answer = Answer {
             revision: self.revision,
             reached,
             total,
@@ -356,7 +373,8 @@ impl InventoryGraph {
             omitted_by_limit: total - returned,
             stale_edges_skipped,
             cycles,
-        }
+        };
+        (answer, within[..returned].iter().map(|w| w.2).collect())
     }
 
     /// Breadth-first from `start`. Nodes beyond `max_depth` are still visited (and

@@ -102,18 +102,6 @@ impl From<domain::EdgeOrigin> for EdgeOriginGql {
     }
 }
 
-fn parse_origin(raw: &str) -> EdgeOriginGql {
-    domain::EdgeOrigin::parse(raw)
-        .map(EdgeOriginGql::from)
-        .unwrap_or(EdgeOriginGql::Api)
-}
-
-fn parse_kind(raw: &str) -> EdgeKindGql {
-    domain::EdgeKind::parse(raw)
-        .map(EdgeKindGql::from)
-        .unwrap_or(EdgeKindGql::Uses)
-}
-
 /// A system that uses models: a service, pipeline, job, notebook, model or derived store.
 #[derive(SimpleObject)]
 #[graphql(complex)]
@@ -183,12 +171,12 @@ pub struct Edge {
 impl From<EdgeView> for Edge {
     fn from(e: EdgeView) -> Self {
         Self {
-            kind: parse_kind(&e.kind),
+            kind: e.kind.into(),
             from: e.from,
             to: e.to,
             range: e.range,
-            derivation: e.derivation,
-            origin: parse_origin(&e.origin),
+            derivation: e.derivation.map(|d| d.to_string()),
+            origin: e.origin.into(),
             origin_name: e.origin_name,
             first_seen: e.first_seen,
             last_seen: e.last_seen,

@@ -11,8 +11,8 @@ use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::config::InventorySettings;
 use crate::domain::{
-    Consumer, ConsumerKind, ConsumerName, Contacts, Derivation, EdgeOrigin, Environment, ModelName,
-    Role, TeamName, Version, VersionRange, WebhookUrl,
+    Consumer, ConsumerKind, ConsumerName, Contacts, Derivation, EdgeKind, EdgeOrigin, Environment,
+    ModelName, Role, TeamName, Version, VersionRange, WebhookUrl,
 };
 use crate::graph::{
     Answer, ConsumerId, EdgeRecord, Impact, InventoryGraph, Link, Query, VersionId,
@@ -117,12 +117,12 @@ pub enum EdgeSpec {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeView {
-    pub kind: String,
+    pub kind: EdgeKind,
     pub from: String,
     pub to: String,
     pub range: Option<String>,
-    pub derivation: Option<String>,
-    pub origin: String,
+    pub derivation: Option<Derivation>,
+    pub origin: EdgeOrigin,
     pub origin_name: String,
     pub first_seen: chrono::DateTime<chrono::Utc>,
     pub last_seen: chrono::DateTime<chrono::Utc>,
@@ -236,20 +236,15 @@ impl Services {
         Ok(revision)
     }
 
-    /// Follows changes made by other instances until `shutdown` resolves.
-    pub async fn follow_inventory(&self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Follows changes made by other instances; runs until its task is aborted.
+    pub async fn follow_inventory(&self) {
         let every = Duration::from_millis(self.inventory_settings().poll_interval_ms);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
         loop {
-            tokio::select! {
-                () = &mut shutdown => return,
-                _ = tick.tick() => {
-                    if let Err(e) = self.refresh_inventory().await {
-                        tracing::warn!(error = %e, "could not follow inventory changes");
-                    }
-                }
+            tick.tick().await;
+            if let Err(e) = self.refresh_inventory().await {
+                tracing::warn!(error = %e, "could not follow inventory changes");
             }
         }
     }
@@ -673,22 +668,8 @@ impl Services {
                 "a version cannot be derived from itself".into(),
             ));
         }
-        let g = self.read_graph();
-        let q = Query {
-            transitive: true,
-            max_depth: u32::MAX,
-            include_stale: true,
-            limit: usize::MAX,
-            now: self.now(),
-            stale_after: self.inventory_settings().stale_after(),
-        };
-        // If the parent already depends on the child, the new edge would close a circle.
-        if let Some(a) = g.dependents(version, &q)
-            && a.reached.iter().any(|r| {
-                matches!(&r.target, crate::graph::Target::Version { model, version: v }
-                    if g.model_id(model.as_str()).and_then(|m| g.version_id(m, *v)) == Some(parent))
-            })
-        {
+        // If the parent already derives from the child, the new edge would close a circle.
+        if self.read_graph().derives_from(parent, version) {
             return Err(ServiceError::Conflict(
                 "the parent version is itself derived from this version; derivations cannot form a circle".into(),
             ));
@@ -1033,16 +1014,16 @@ async fn find_version(
 fn describe(r: &Resolved, e: &EdgeRecord) -> EdgeView {
     let (range, derivation) = match &e.link {
         Link::Uses { range, .. } => (Some(range.to_string()), None),
-        Link::DerivedFrom { derivation, .. } => (None, Some(derivation.to_string())),
+        Link::DerivedFrom { derivation, .. } => (None, Some(*derivation)),
         Link::DependsOn { .. } => (None, None),
     };
     EdgeView {
-        kind: e.link.kind().to_string(),
+        kind: e.link.kind(),
         from: r.from.clone(),
         to: r.to.clone(),
         range,
         derivation,
-        origin: e.origin.to_string(),
+        origin: e.origin,
         origin_name: e.origin_name.to_string(),
         first_seen: e.first_seen,
         last_seen: e.last_seen,

@@ -169,5 +169,17 @@ impl Services {
     }
 }
 
+/// Admins only: tokens, signers, webhook sources.
+fn require_admin(actor: &crate::auth::Actor, what: &str) -> Result<(), ServiceError> {
+    if actor.role == crate::domain::Role::Admin {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(format!(
+            "role {} may not {what}; admin may",
+            actor.role
+        )))
+    }
+}
+
 /// How often a change is tried when other writers keep going first.
 const WRITE_ATTEMPTS: u32 = 8;

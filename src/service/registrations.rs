@@ -6,10 +6,10 @@
 //! applied once and an invalid registration fails the whole batch with nothing written.
 
 use super::inventory::{EdgeSpec, Resolved, new_whsec, resolve};
-use super::{ServiceError, Services};
+use super::{ServiceError, Services, require_admin};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
-use crate::domain::{Consumer, EdgeOrigin, ParseError, Role};
+use crate::domain::{Consumer, EdgeOrigin, ParseError};
 use crate::ingest::registrations::{self, Registration};
 use crate::ingest::standard_webhooks::{Headers, Message, Secret, WebhookError};
 use crate::store::inventory::{self as inventory_repo, Entity, NewConsumer, Sighting};
@@ -70,17 +70,6 @@ pub enum ReceiveError {
 
 fn binding(name: &str) -> String {
     format!("webhook-source:{name}")
-}
-
-fn require_admin(actor: &Actor, what: &str) -> Result<(), ServiceError> {
-    if actor.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ServiceError::Forbidden(format!(
-            "role {} may not {what}; admin may",
-            actor.role
-        )))
-    }
 }
 
 impl Services {

@@ -2,22 +2,11 @@
 //! disable a signer, which stops its signatures from counting from then on. Signing keys
 //! stay with their owners; sunset only ever holds public keys.
 
-use super::{ServiceError, Services};
+use super::{ServiceError, Services, require_admin};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
-use crate::domain::{Role, SignerKey, SignerName};
+use crate::domain::{SignerKey, SignerName};
 use crate::store::signers::{self as repo, Signer};
-
-fn require_admin(actor: &Actor, what: &str) -> Result<(), ServiceError> {
-    if actor.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ServiceError::Forbidden(format!(
-            "role {} may not {what}; admin may",
-            actor.role
-        )))
-    }
-}
 
 impl Services {
     pub async fn add_signer(

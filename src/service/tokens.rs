@@ -1,21 +1,10 @@
 //! API tokens: creation, revocation, and authentication of a presented secret.
 
-use super::{ServiceError, Services};
+use super::{ServiceError, Services, require_admin};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::{Actor, TokenSecret, hash_token, hashes_equal};
 use crate::domain::{Role, TeamName, TokenInfo, TokenName};
 use crate::store::tokens::{self as repo, NewToken};
-
-fn require_admin(actor: &Actor, what: &str) -> Result<(), ServiceError> {
-    if actor.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ServiceError::Forbidden(format!(
-            "role {} may not {what}; admin may",
-            actor.role
-        )))
-    }
-}
 
 impl Services {
     /// Creates a token and returns its secret, which is not stored and cannot be shown again.

@@ -731,30 +731,55 @@ fn scan_throughput(lines: usize) {
             .as_str(),
     )
     .expect("format");
-    let start = Instant::now();
-    let bytes = std::fs::read(&file).expect("read");
-    let mut tally = sunset::ingest::scan::Tally::default();
-    tally.add_lines(&format, &bytes);
-    let ours = start.elapsed();
-    assert_eq!(tally.lines as usize, lines);
-    assert_eq!(tally.matched() as usize, lines);
-    let start = Instant::now();
-    let jq = Command::new("jq")
-        .args(["-r", "[.client, .uri] | @tsv"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .status();
-    let jq_time = start.elapsed();
+    // The machine is shared and noisy: each side is timed a few times and its best run
+    // kept, which is the figure least disturbed by others.
+    let mut ours = Duration::MAX;
+    for _ in 0..5 {
+        // As a scan reads: chunk by chunk from where the last one stopped.
+        let start = Instant::now();
+        let (mut offset, mut read, mut matched) = (0u64, 0u64, 0u64);
+        loop {
+            let (tally, consumed) =
+                sunset::ingest::scan::read_chunk(&file, offset, &format).expect("read");
+            if consumed == 0 {
+                break;
+            }
+            offset += consumed;
+            read += tally.lines;
+            matched += tally.matched();
+        }
+        ours = ours.min(start.elapsed());
+        assert_eq!(read as usize, lines);
+        assert_eq!(matched as usize, lines);
+    }
+    let mut jq_time = Duration::MAX;
+    let mut jq = Ok(());
+    for _ in 0..3 {
+        let start = Instant::now();
+        let status = Command::new("jq")
+            .args(["-r", "[.client, .uri] | @tsv"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .status();
+        jq_time = jq_time.min(start.elapsed());
+        jq = match status {
+            Ok(s) if s.success() => Ok(()),
+            _ => Err(()),
+        };
+        if jq.is_err() {
+            break;
+        }
+    }
     let ours_rate = lines as f64 / ours.as_secs_f64();
     match jq {
-        Ok(s) if s.success() => println!(
-            "\nscan, one core, {lines} lines ({} MiB): sunset {:.0} lines/s; jq {:.0} lines/s; {:.1}x",
+        Ok(()) => println!(
+            "\nscan, one core, {lines} lines ({} MiB), best of 5 and of 3 runs: sunset {:.0} lines/s; jq {:.0} lines/s; {:.1}x",
             size / (1024 * 1024),
             ours_rate,
             lines as f64 / jq_time.as_secs_f64(),
             jq_time.as_secs_f64() / ours.as_secs_f64()
         ),
-        _ => println!(
+        Err(()) => println!(
             "\nscan, one core, {lines} lines: sunset {ours_rate:.0} lines/s; jq not found (Debian package jq)"
         ),
     }
@@ -785,6 +810,9 @@ async fn main() {
             .unwrap_or(1)
     );
     scan_throughput(1_000_000);
+    if args.iter().any(|a| a == "--scan-only") {
+        return;
+    }
 
     let dir = tempfile::tempdir().expect("tmp");
     let settings = Settings {

@@ -7,11 +7,15 @@
 //! keep up with a busy gateway. Lines are tallied per (caller, model, version), so a
 //! scan writes one observation per distinct use rather than one per line.
 
+use hashbrown::HashTable;
 use memchr::memmem;
 use regex::bytes::{CaptureLocations, Regex};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
 
 /// How to read one source's lines.
 #[derive(Debug, Clone)]
@@ -72,34 +76,51 @@ pub enum Skip {
 }
 
 /// Counts per (caller, model, version) and of lines skipped, for one stretch of a log.
+///
+/// A busy log holds hundreds of thousands of distinct uses. Their keys
+/// (`caller \0 model \0 version`) live end to end in one buffer and the table holds only
+/// where each starts, so a new use costs no allocation of its own and the table stays small.
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
-    /// Keyed `caller \0 model \0 version`, so a repeated use is found without allocating.
-    uses: HashMap<String, u64, foldhash::fast::RandomState>,
-    key: String,
+    keys: Vec<u8>,
+    table: HashTable<Use>,
+    hasher: foldhash::fast::FixedState,
+    key: Vec<u8>,
     locations: Option<CaptureLocations>,
     pub lines: u64,
     pub skipped: HashMap<Skip, u64>,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Use {
+    start: usize,
+    len: usize,
+    count: u64,
+}
+
 impl Tally {
     pub fn matched(&self) -> u64 {
-        self.uses.values().sum()
+        self.table.iter().map(|u| u.count).sum()
     }
 
     /// Each distinct (caller, model, version) and how many lines showed it.
     pub fn uses(&self) -> impl Iterator<Item = ((&str, &str, &str), u64)> {
-        self.uses.iter().filter_map(|(k, n)| {
-            let mut parts = k.splitn(3, '\0');
-            Some(((parts.next()?, parts.next()?, parts.next()?), *n))
+        self.table.iter().filter_map(|u| {
+            // Every key was pushed from three `&str`s, so it is UTF-8.
+            let key = std::str::from_utf8(&self.keys[u.start..u.start + u.len]).ok()?;
+            let mut parts = key.splitn(3, '\0');
+            Some(((parts.next()?, parts.next()?, parts.next()?), u.count))
         })
     }
 
     pub fn count(&self, caller: &str, model: &str, version: &str) -> u64 {
-        self.uses
-            .get(&format!("{caller}\0{model}\0{version}"))
-            .copied()
-            .unwrap_or(0)
+        let key = format!("{caller}\0{model}\0{version}");
+        let hash = self.hasher.hash_one(key.as_bytes());
+        self.table
+            .find(hash, |u| {
+                &self.keys[u.start..u.start + u.len] == key.as_bytes()
+            })
+            .map_or(0, |u| u.count)
     }
 
     pub fn skipped_total(&self) -> u64 {
@@ -131,20 +152,86 @@ impl Tally {
                     return;
                 }
                 self.key.clear();
-                self.key.push_str(&caller);
-                self.key.push('\0');
-                self.key.push_str(model);
-                self.key.push('\0');
-                self.key.push_str(version);
-                if let Some(n) = self.uses.get_mut(self.key.as_str()) {
-                    *n += 1;
-                } else {
-                    self.uses.insert(self.key.clone(), 1);
-                }
+                self.key.extend_from_slice(caller.as_bytes());
+                self.key.push(0);
+                self.key.extend_from_slice(model.as_bytes());
+                self.key.push(0);
+                self.key.extend_from_slice(version.as_bytes());
+                self.count_key();
             }
             Err(skip) => *self.skipped.entry(skip).or_default() += 1,
         }
     }
+
+    /// Counts the use in `self.key`.
+    fn count_key(&mut self) {
+        let Self {
+            keys,
+            table,
+            hasher,
+            key,
+            ..
+        } = self;
+        let hash = hasher.hash_one(key.as_slice());
+        let stored = |u: &Use| &keys[u.start..u.start + u.len];
+        if let Some(u) = table.find_mut(hash, |u| stored(u) == key.as_slice()) {
+            u.count += 1;
+            return;
+        }
+        let new = Use {
+            start: keys.len(),
+            len: key.len(),
+            count: 1,
+        };
+        keys.extend_from_slice(key);
+        table.insert_unique(hash, new, |u| {
+            hasher.hash_one(&keys[u.start..u.start + u.len])
+        });
+    }
+}
+
+/// Bytes read and committed at a time: bounds memory and the work a crash repeats.
+pub const CHUNK: usize = 8 * 1024 * 1024;
+/// A "line" longer than this is not one; see [`read_chunk`].
+const MAX_LINE: usize = 64 * 1024 * 1024;
+
+pub fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads up to [`CHUNK`] bytes from `offset` and tallies the complete lines in them;
+/// returns the tally and how many bytes those lines took. A line longer than a chunk is
+/// read whole.
+pub fn read_chunk(path: &Path, offset: u64, format: &LineFormat) -> std::io::Result<(Tally, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut filled = read_up_to(&mut file, &mut buf)?;
+    let mut end = memchr::memrchr(b'\n', &buf[..filled]);
+    while end.is_none() && filled == buf.len() && buf.len() < MAX_LINE {
+        buf.resize(buf.len() * 2, 0);
+        filled += read_up_to(&mut file, &mut buf[filled..])?;
+        end = memchr::memrchr(b'\n', &buf[..filled]);
+    }
+    let mut tally = Tally::default();
+    let Some(end) = end else {
+        if filled >= MAX_LINE {
+            // Not a log line anyone wrote on purpose: counted as one malformed line and
+            // passed over, so the file can be read on.
+            tally.add_line(format, b"");
+            return Ok((tally, filled as u64));
+        }
+        return Ok((tally, 0));
+    };
+    tally.add_lines(format, &buf[..end]);
+    Ok((tally, end as u64 + 1))
 }
 
 /// The caller, model and version of one line.

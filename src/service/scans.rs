@@ -13,19 +13,15 @@ use super::inventory::Usage;
 use super::{ServiceError, Services};
 use crate::config::ScanSourceSettings;
 use crate::domain::{ConsumerName, EdgeOrigin, ModelName, Version};
-use crate::ingest::scan::{LineFormat, Tally};
+use crate::ingest::scan::{LineFormat, Tally, read_chunk, read_up_to};
 use crate::store::registry as registry_repo;
 use crate::store::scans::{self as repo, Cursor};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// Bytes read and committed at a time: bounds memory and the work a crash repeats.
-const CHUNK: usize = 8 * 1024 * 1024;
-/// A "line" longer than this is not one; see [`read_chunk`].
-const MAX_LINE: usize = 64 * 1024 * 1024;
 /// The first line is fingerprinted up to this many bytes.
 const FINGERPRINT_BYTES: usize = 4096;
 
@@ -339,43 +335,4 @@ fn start(
 
 fn fingerprint(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
-/// Reads up to [`CHUNK`] bytes from `offset` and tallies the complete lines in them;
-/// returns the tally and how many bytes those lines took. A line longer than a chunk is
-/// read whole.
-fn read_chunk(path: &Path, offset: u64, format: &LineFormat) -> std::io::Result<(Tally, u64)> {
-    let mut file = std::fs::File::open(path)?;
-    file.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut filled = read_up_to(&mut file, &mut buf)?;
-    let mut end = memchr::memrchr(b'\n', &buf[..filled]);
-    while end.is_none() && filled == buf.len() && buf.len() < MAX_LINE {
-        buf.resize(buf.len() * 2, 0);
-        filled += read_up_to(&mut file, &mut buf[filled..])?;
-        end = memchr::memrchr(b'\n', &buf[..filled]);
-    }
-    let mut tally = Tally::default();
-    let Some(end) = end else {
-        if filled >= MAX_LINE {
-            // Not a log line anyone wrote on purpose: counted as one malformed line and
-            // passed over, so the file can be read on.
-            tally.add_line(format, b"");
-            return Ok((tally, filled as u64));
-        }
-        return Ok((tally, 0));
-    };
-    tally.add_lines(format, &buf[..end]);
-    Ok((tally, end as u64 + 1))
 }

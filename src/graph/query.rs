@@ -12,8 +12,8 @@ use crate::domain::{Consumer, ConsumerName, Derivation, EdgeKind, EdgeOrigin, Mo
 use chrono::{DateTime, Duration, Utc};
 use petgraph::Direction;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
-use petgraph::visit::EdgeRef;
-use std::collections::{BTreeMap, VecDeque};
+use petgraph::visit::{EdgeRef, NodeIndexable};
+use std::collections::BTreeMap;
 
 /// Maps keyed by node or edge index, hashed fast: a hub question visits tens of thousands.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -146,10 +146,83 @@ enum Walk {
     Dependencies,
 }
 
+/// One node a walk reached.
+#[derive(Clone, Copy)]
 struct Visit {
+    ix: NodeIndex,
     depth: u32,
     /// The node this one was reached from, and the edge between them.
     via: Option<(NodeIndex, EdgeIndex)>,
+    /// Known from the edge that reached it, so counting consumers reads no node.
+    consumer: bool,
+}
+
+/// The nodes a walk reached, in the order reached (so by depth), with a dense index from
+/// node to visit. A hub question reaches tens of thousands of nodes; slots in a vector
+/// beat a hash map there, and the vector is kept per thread and cleared by what was
+/// visited, so a small question does not pay for the size of the graph.
+struct Visits {
+    order: Vec<Visit>,
+    /// Per node index: its position in `order` plus one, or 0.
+    slot: Vec<u32>,
+}
+
+thread_local! {
+    static SLOTS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl Visits {
+    fn new(node_bound: usize) -> Self {
+        let mut slot = SLOTS.with(|s| s.take());
+        if slot.len() < node_bound {
+            slot.resize(node_bound, 0);
+        }
+        Self {
+            order: Vec::new(),
+            slot,
+        }
+    }
+
+    fn get(&self, ix: NodeIndex) -> Option<&Visit> {
+        match self.slot.get(ix.index()).copied().unwrap_or(0) {
+            0 => None,
+            n => self.order.get(n as usize - 1),
+        }
+    }
+
+    fn contains(&self, ix: NodeIndex) -> bool {
+        self.slot.get(ix.index()).is_some_and(|&n| n != 0)
+    }
+
+    /// Adds `v` unless its node was reached already; says whether it was added.
+    fn insert(&mut self, v: Visit) -> bool {
+        let i = v.ix.index();
+        if i >= self.slot.len() {
+            self.slot.resize(i + 1, 0);
+        }
+        if self.slot[i] != 0 {
+            return false;
+        }
+        self.order.push(v);
+        self.slot[i] = u32::try_from(self.order.len()).unwrap_or(u32::MAX);
+        true
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, Visit> {
+        self.order.iter()
+    }
+}
+
+impl Drop for Visits {
+    fn drop(&mut self) {
+        for v in &self.order {
+            if let Some(s) = self.slot.get_mut(v.ix.index()) {
+                *s = 0;
+            }
+        }
+        let slot = std::mem::take(&mut self.slot);
+        SLOTS.with(|s| s.set(slot));
+    }
 }
 
 impl InventoryGraph {
@@ -218,9 +291,7 @@ impl InventoryGraph {
             stale_after: Duration::zero(),
         };
         // Walking dependencies from a version follows only `derived_from` edges.
-        self.traverse(from, Walk::Dependencies, &q)
-            .0
-            .contains_key(&to)
+        self.traverse(from, Walk::Dependencies, &q).0.contains(to)
     }
 
     /// The models whose `dependents` answers a change at this consumer or version can
@@ -246,8 +317,8 @@ impl InventoryGraph {
         };
         let (visits, _, _) = self.traverse(start, Walk::Dependencies, &q);
         visits
-            .keys()
-            .filter_map(|&ix| match &self.g[ix] {
+            .iter()
+            .filter_map(|v| match &self.g[v.ix] {
                 Node::Version(v) => Some(v.model_name.clone()),
                 _ => None,
             })
@@ -288,7 +359,8 @@ impl InventoryGraph {
             cycles,
         };
         let mut stale = HashSet::default();
-        for (&ix, visit) in &visits {
+        for visit in visits.iter() {
+            let ix = visit.ix;
             if ix == start {
                 continue;
             }
@@ -332,31 +404,32 @@ impl InventoryGraph {
     /// The answer, and the nodes it returns (without `start`).
     fn walk_nodes(&self, start: NodeIndex, walk: Walk, q: &Query) -> (Answer, Vec<NodeIndex>) {
         let (visits, stale_edges_skipped, cycles) = self.traverse(start, walk, q);
-        let mut within: Vec<(u32, (u8, &str, Version), NodeIndex)> = Vec::new();
-        let mut omitted_by_depth = 0;
-        let mut consumers_total = 0;
-        for (&ix, visit) in &visits {
-            if ix == start {
-                continue;
-            }
-            if visit.depth > q.max_depth {
-                omitted_by_depth += 1;
-                continue;
-            }
-            let key = self.order_key(ix);
-            if key.0 == 0 {
-                consumers_total += 1;
-            }
-            within.push((visit.depth, key, ix));
-        }
+        // Visits come in the order reached, so by depth; the first is `start`.
+        let reached_all = &visits.order[1..];
+        let within = &reached_all[..reached_all.partition_point(|v| v.depth <= q.max_depth)];
+        let omitted_by_depth = reached_all.len() - within.len();
+        let consumers_total = within.iter().filter(|v| v.consumer).count();
         let total = within.len();
         let returned = total.min(q.limit);
-        // Only the first `limit` need ordering; the rest are counted.
-        if returned > 0 && returned < total {
-            within.select_nth_unstable(returned - 1);
+        // The first `returned` by depth and then name: every depth before the one the cut
+        // falls in, and the first of that one. Only those nodes are read for their names.
+        let mut chosen: Vec<(u32, (u8, &str, Version), NodeIndex)> = Vec::with_capacity(returned);
+        if returned > 0 {
+            let keyed = |v: &Visit| (v.depth, self.order_key(v.ix), v.ix);
+            let cut_depth = within[returned - 1].depth;
+            let before = within.partition_point(|v| v.depth < cut_depth);
+            let end = within.partition_point(|v| v.depth <= cut_depth);
+            chosen.extend(within[..before].iter().map(keyed));
+            let mut bucket: Vec<_> = within[before..end].iter().map(keyed).collect();
+            let need = returned - before;
+            if need < bucket.len() {
+                bucket.select_nth_unstable(need - 1);
+                bucket.truncate(need);
+            }
+            chosen.extend(bucket);
+            chosen.sort_unstable();
         }
-        within[..returned].sort_unstable();
-        let reached = within[..returned]
+        let reached = chosen
             .iter()
             .map(|&(depth, _, ix)| Reached {
                 target: self.target(ix),
@@ -374,55 +447,62 @@ impl InventoryGraph {
             stale_edges_skipped,
             cycles,
         };
-        (answer, within[..returned].iter().map(|w| w.2).collect())
+        (answer, chosen.iter().map(|w| w.2).collect())
     }
 
     /// Breadth-first from `start`. Nodes beyond `max_depth` are still visited (and
     /// counted by the caller) so an answer can say how much a depth limit left out;
     /// a non-transitive question stops at depth one.
-    fn traverse(
-        &self,
-        start: NodeIndex,
-        walk: Walk,
-        q: &Query,
-    ) -> (HashMap<NodeIndex, Visit>, usize, Vec<Cycle>) {
-        let mut visits: HashMap<NodeIndex, Visit> = HashMap::default();
-        visits.insert(
-            start,
-            Visit {
-                depth: 0,
-                via: None,
-            },
-        );
-        let mut queue = VecDeque::from([start]);
+    fn traverse(&self, start: NodeIndex, walk: Walk, q: &Query) -> (Visits, usize, Vec<Cycle>) {
+        let mut visits = Visits::new(self.g.node_bound());
+        visits.insert(Visit {
+            ix: start,
+            depth: 0,
+            via: None,
+            consumer: matches!(self.g[start], Node::Consumer(..)),
+        });
         let mut stale_skipped: HashSet<EdgeIndex> = HashSet::default();
+        // Followed `depends_on` links, as (dependent, dependency): every one among the
+        // nodes reached is met on the way when the walk is transitive, so cycles need no
+        // second pass over the consumers' edges.
+        let mut links: Vec<(NodeIndex, NodeIndex)> = Vec::new();
         let mut next: Vec<(EdgeIndex, NodeIndex)> = Vec::new();
-        while let Some(ix) = queue.pop_front() {
-            let depth = visits[&ix].depth;
+        let mut at = 0;
+        while let Some(&Visit { ix, depth, .. }) = visits.order.get(at) {
+            at += 1;
             if !q.transitive && depth >= 1 {
                 continue;
             }
             next.clear();
             self.neighbours(ix, walk, &mut next);
             for &(ex, to) in &next {
-                if !q.include_stale && self.g[ex].is_stale(q.now, q.stale_after) {
+                let edge = &self.g[ex];
+                if !q.include_stale && edge.is_stale(q.now, q.stale_after) {
                     stale_skipped.insert(ex);
                     continue;
                 }
-                if visits.contains_key(&to) {
-                    continue;
+                let (consumer, depends_on) = match (&edge.link, walk) {
+                    (Link::DependsOn { .. }, Walk::Dependents) => (true, Some((to, ix))),
+                    (Link::DependsOn { .. }, Walk::Dependencies) => (true, Some((ix, to))),
+                    (Link::Uses { .. }, Walk::Dependents) => (true, None),
+                    (Link::Uses { .. } | Link::DerivedFrom { .. }, _) => (false, None),
+                };
+                if let Some(link) = depends_on {
+                    links.push(link);
                 }
-                visits.insert(
-                    to,
-                    Visit {
-                        depth: depth + 1,
-                        via: Some((ix, ex)),
-                    },
-                );
-                queue.push_back(to);
+                visits.insert(Visit {
+                    ix: to,
+                    depth: depth + 1,
+                    via: Some((ix, ex)),
+                    consumer,
+                });
             }
         }
-        let cycles = self.cycles(&visits, q);
+        if !q.transitive {
+            // Links between nodes at depth one were not walked; look them up.
+            links = self.links_among(&visits, q);
+        }
+        let cycles = self.cycles(&visits, links);
         (visits, stale_skipped.len(), cycles)
     }
 
@@ -482,55 +562,73 @@ impl InventoryGraph {
         }
     }
 
-    /// Circles of `depends_on` among the consumers visited.
-    fn cycles(&self, visits: &HashMap<NodeIndex, Visit>, q: &Query) -> Vec<Cycle> {
-        let mut links: Vec<(NodeIndex, NodeIndex)> = Vec::new();
-        for &ix in visits.keys() {
-            if !matches!(self.g[ix], Node::Consumer(..)) {
-                continue;
-            }
-            for e in self.g.edges_directed(ix, Direction::Outgoing) {
+    /// Followed `depends_on` links among the consumers visited.
+    fn links_among(&self, visits: &Visits, q: &Query) -> Vec<(NodeIndex, NodeIndex)> {
+        let mut links = Vec::new();
+        for v in visits.iter().filter(|v| v.consumer) {
+            for e in self.g.edges_directed(v.ix, Direction::Outgoing) {
                 let followed = q.include_stale || !e.weight().is_stale(q.now, q.stale_after);
                 if matches!(e.weight().link, Link::DependsOn { .. })
                     && followed
-                    && visits.contains_key(&e.target())
+                    && visits.contains(e.target())
                 {
-                    links.push((ix, e.target()));
+                    links.push((v.ix, e.target()));
                 }
             }
         }
-        // Only a consumer with links both in and out can be on a circle; peeling off the
-        // rest until none is left leaves the (usually tiny) part worth Tarjan's time.
-        let mut out_degree: HashMap<NodeIndex, usize> = HashMap::default();
-        let mut in_degree: HashMap<NodeIndex, usize> = HashMap::default();
-        for &(a, b) in &links {
-            *out_degree.entry(a).or_default() += 1;
-            *in_degree.entry(b).or_default() += 1;
+        links
+    }
+
+    /// Circles among `links` (dependent, dependency) between consumers the walk reached.
+    fn cycles(&self, visits: &Visits, links: Vec<(NodeIndex, NodeIndex)>) -> Vec<Cycle> {
+        if links.is_empty() {
+            return Vec::new();
         }
-        loop {
-            let before = links.len();
-            links.retain(|(a, b)| {
-                let keep = in_degree.get(a).copied().unwrap_or(0) > 0
-                    && out_degree.get(b).copied().unwrap_or(0) > 0;
-                if !keep {
-                    if let Some(d) = out_degree.get_mut(a) {
-                        *d -= 1;
-                    }
-                    if let Some(d) = in_degree.get_mut(b) {
-                        *d -= 1;
-                    }
+        // Each node is known by its place in the walk, which makes every table below dense.
+        let n = visits.order.len();
+        let place = |ix: NodeIndex| visits.slot[ix.index()] as usize - 1;
+        let pairs: Vec<(usize, usize)> = links.iter().map(|&(a, b)| (place(a), place(b))).collect();
+        // Only a consumer with links both in and out can be on a circle. Peeling off the
+        // others one by one, each freeing its neighbours, leaves the (usually tiny) part
+        // worth Tarjan's time, in time linear in the links.
+        let outs = Adjacency::new(n, pairs.iter().copied());
+        let ins = Adjacency::new(n, pairs.iter().map(|&(a, b)| (b, a)));
+        let mut out_degree: Vec<u32> = (0..n).map(|i| outs.of(i).len() as u32).collect();
+        let mut in_degree: Vec<u32> = (0..n).map(|i| ins.of(i).len() as u32).collect();
+        let mut gone = vec![false; n];
+        let mut peel: Vec<usize> = pairs
+            .iter()
+            .flat_map(|&(a, b)| [a, b])
+            .filter(|&i| out_degree[i] == 0 || in_degree[i] == 0)
+            .collect();
+        while let Some(i) = peel.pop() {
+            if std::mem::replace(&mut gone[i], true) {
+                continue;
+            }
+            for &m in outs.of(i) {
+                let m = m as usize;
+                in_degree[m] -= 1;
+                if in_degree[m] == 0 && !gone[m] {
+                    peel.push(m);
                 }
-                keep
-            });
-            if links.len() == before {
-                break;
+            }
+            for &m in ins.of(i) {
+                let m = m as usize;
+                out_degree[m] -= 1;
+                if out_degree[m] == 0 && !gone[m] {
+                    peel.push(m);
+                }
             }
         }
         let mut sub: petgraph::Graph<NodeIndex, ()> = petgraph::Graph::new();
-        let mut local: HashMap<NodeIndex, petgraph::graph::NodeIndex> = HashMap::default();
-        for &(a, b) in &links {
-            let la = *local.entry(a).or_insert_with(|| sub.add_node(a));
-            let lb = *local.entry(b).or_insert_with(|| sub.add_node(b));
+        let mut local: HashMap<usize, petgraph::graph::NodeIndex> = HashMap::default();
+        for &(a, b) in pairs.iter().filter(|&&(a, b)| !gone[a] && !gone[b]) {
+            let la = *local
+                .entry(a)
+                .or_insert_with(|| sub.add_node(visits.order[a].ix));
+            let lb = *local
+                .entry(b)
+                .or_insert_with(|| sub.add_node(visits.order[b].ix));
             sub.add_edge(la, lb, ());
         }
         let mut cycles: Vec<Cycle> = petgraph::algo::tarjan_scc(&sub)
@@ -585,16 +683,10 @@ impl InventoryGraph {
     }
 
     /// The path that explains `ix`, from the dependent towards the dependency.
-    fn path(
-        &self,
-        ix: NodeIndex,
-        visits: &HashMap<NodeIndex, Visit>,
-        walk: Walk,
-        q: &Query,
-    ) -> Vec<Step> {
+    fn path(&self, ix: NodeIndex, visits: &Visits, walk: Walk, q: &Query) -> Vec<Step> {
         let mut steps = Vec::new();
         let mut at = ix;
-        while let Some((prev, ex)) = visits.get(&at).and_then(|v| v.via) {
+        while let Some((prev, ex)) = visits.get(at).and_then(|v| v.via) {
             // Walking dependents, `at` depends on `prev`; walking dependencies, the reverse.
             let (from, to) = match walk {
                 Walk::Dependents => (at, prev),
@@ -634,6 +726,35 @@ impl InventoryGraph {
             derivation,
             evidence,
         }
+    }
+}
+
+/// Links grouped by the node they leave, as offsets into one list (compressed rows).
+struct Adjacency {
+    start: Vec<u32>,
+    to: Vec<u32>,
+}
+
+impl Adjacency {
+    fn new(n: usize, pairs: impl Iterator<Item = (usize, usize)> + Clone) -> Self {
+        let mut start = vec![0u32; n + 1];
+        for (a, _) in pairs.clone() {
+            start[a + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut to = vec![0u32; start[n] as usize];
+        for (a, b) in pairs {
+            to[fill[a] as usize] = b as u32;
+            fill[a] += 1;
+        }
+        Self { start, to }
+    }
+
+    fn of(&self, i: usize) -> &[u32] {
+        &self.to[self.start[i] as usize..self.start[i + 1] as usize]
     }
 }
 

@@ -368,3 +368,67 @@ fn an_edge_to_a_node_the_graph_lacks_asks_for_a_reload() {
         .unwrap_err();
     assert_eq!(err, GraphError::Missing("consumer", 77));
 }
+
+#[test]
+fn cycles_among_many_links_are_the_strongly_connected_parts() {
+    // 120 consumers that all use base 1.0.0, linked at random: every circle the answer
+    // reports must be exactly a strongly connected part (of two or more) of those links.
+    let mut f = Fixture::new();
+    let mut links = Vec::new();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n) as i64
+    };
+    for id in 100..220 {
+        f.g.upsert_consumer(id, consumer(&format!("n{id}"), "odd"));
+        f.uses(id, 1, "1.0.0");
+    }
+    for _ in 0..170 {
+        let (a, b) = (100 + next(120), 100 + next(120));
+        if a != b {
+            f.depends(a, b);
+            links.push((a, b));
+        }
+    }
+    let mut expected_graph: petgraph::Graph<i64, ()> = petgraph::Graph::new();
+    let nodes: HashMap<i64, petgraph::graph::NodeIndex> = (100..220)
+        .map(|id| (id, expected_graph.add_node(id)))
+        .collect();
+    for &(a, b) in &links {
+        expected_graph.add_edge(nodes[&a], nodes[&b], ());
+    }
+    let mut expected: Vec<Vec<String>> = petgraph::algo::tarjan_scc(&expected_graph)
+        .into_iter()
+        .filter(|scc| scc.len() > 1)
+        .map(|scc| {
+            let mut names: Vec<String> = scc
+                .into_iter()
+                .map(|ix| format!("n{}", expected_graph[ix]))
+                .collect();
+            names.sort();
+            names
+        })
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty(), "the links should make some circles");
+    let got: Vec<Vec<String>> =
+        f.g.dependents(10, &query())
+            .unwrap()
+            .cycles
+            .into_iter()
+            .map(|c| c.consumers.iter().map(|n| n.to_string()).collect())
+            .collect();
+    assert_eq!(got, expected);
+    // Asked only one step deep, the circles among the direct users are the same.
+    let direct = Query {
+        transitive: false,
+        ..query()
+    };
+    assert_eq!(
+        f.g.dependents(10, &direct).unwrap().cycles.len(),
+        expected.len()
+    );
+}

@@ -78,6 +78,8 @@ struct Inner {
     scan: crate::config::ScanSettings,
     /// Started on the first registration webhook: commits waiting messages together.
     registration_queue: std::sync::OnceLock<tokio::sync::mpsc::Sender<registrations::Job>>,
+    /// When webhook receipts were last pruned (Unix seconds).
+    receipts_pruned_at: std::sync::atomic::AtomicI64,
 }
 
 impl Services {
@@ -100,6 +102,7 @@ impl Services {
                 inventory: inventory::Inventory::new(inventory),
                 scan,
                 registration_queue: std::sync::OnceLock::new(),
+                receipts_pruned_at: std::sync::atomic::AtomicI64::new(0),
                 webhook_secrets: registrations::SecretCache::default(),
             }),
         }

@@ -253,6 +253,7 @@ impl Services {
         })?;
         if matches!(received, Received::Applied { .. }) {
             self.after_inventory_commit().await;
+            self.prune_receipts().await;
         }
         Ok(received)
     }
@@ -414,6 +415,36 @@ impl Services {
         }
     }
 
+    /// Drops receipts no replay could need, at most once per tolerance window. A message
+    /// accepted at time R carried a timestamp within the tolerance of R, so from
+    /// R + 2 × tolerance on it is refused as stale before its id is looked up: its receipt
+    /// has done its work. Without this the table grows by one row per message forever.
+    async fn prune_receipts(&self) {
+        use std::sync::atomic::Ordering;
+        let tolerance =
+            i64::try_from(self.inventory_settings().webhook_tolerance_secs).unwrap_or(i64::MAX / 4);
+        let now = self.now();
+        let last = self.inner.receipts_pruned_at.load(Ordering::Relaxed);
+        if now.timestamp() - last < tolerance
+            || self
+                .inner
+                .receipts_pruned_at
+                .compare_exchange(last, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let before = now - chrono::Duration::seconds(2 * tolerance);
+        let pruned = in_write_tx!(self, |tx| {
+            Ok(repo::prune_receipts(tx.conn(), before).await?)
+        });
+        match pruned {
+            Ok(n) if n > 0 => tracing::debug!(pruned = n, "webhook receipts pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning webhook receipts failed; retried later"),
+        }
+    }
+
     /// Applies a group of messages in one transaction, so a burst of webhooks costs one
     /// commit rather than one each. If any message fails, the group is rolled back and
     /// each is applied on its own, so one bad batch fails only itself.
@@ -431,6 +462,7 @@ impl Services {
             });
             if let Ok(results) = group {
                 self.after_inventory_commit().await;
+                self.prune_receipts().await;
                 for (job, result) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(result));
                 }

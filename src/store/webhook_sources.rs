@@ -100,6 +100,18 @@ pub async fn record_receipt(
     Ok(())
 }
 
+/// Deletes receipts recorded before `before`; returns how many.
+pub async fn prune_receipts(
+    conn: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let done = webhook_receipt::Entity::delete_many()
+        .filter(webhook_receipt::Column::ReceivedAt.lt(before))
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected)
+}
+
 fn to_source(r: webhook_source::Model) -> Source {
     Source {
         id: r.id,

@@ -225,3 +225,87 @@ on_both_backends! {
         assert_eq!(data["dependents"]["total"], 39);
     }
 }
+
+/// Receipts are kept while a replay could still pass the timestamp check, and dropped
+/// after: a message accepted at R carried a timestamp within the tolerance (300 s) of R,
+/// so from R + 600 s on it is refused as stale before its id is looked up.
+mod receipts_are_pruned_once_no_replay_could_pass {
+    use super::*;
+    use crate::support::Backend;
+    use std::sync::Arc;
+    use sunset::clock::{Clock, ManualClock};
+
+    async fn run(backend: Backend) {
+        let start = chrono::Utc::now();
+        let clock = Arc::new(ManualClock::new(start));
+        let app = TestApp::spawn_with(backend, clock.clone(), |_| {}).await;
+        crate::artifacts::model_with_version(&app).await;
+        let secret = source(&app, "ci").await;
+        let sent = |id: &'static str| {
+            let (secret, app, at) = (secret.clone(), &app, clock.now().timestamp());
+            async move {
+                post(
+                    app,
+                    Post {
+                        secret: &secret,
+                        id,
+                        at,
+                    },
+                    &batch(),
+                )
+                .await
+                .status()
+            }
+        };
+        assert_eq!(sent("old").await, 200);
+        clock.advance(chrono::Duration::seconds(500));
+        assert_eq!(sent("mid").await, 200);
+        // 500 s on, a replay of "old" could still be inside the window: kept.
+        assert_eq!(count(&app, "webhook_receipts").await, 2);
+
+        clock.advance(chrono::Duration::seconds(500));
+        assert_eq!(sent("new").await, 200);
+        // 1000 s on, "old" is gone; "mid" (500 s) and "new" stay.
+        assert_eq!(count(&app, "webhook_receipts").await, 2);
+        let replay = post(
+            &app,
+            Post {
+                secret: &secret,
+                id: "old",
+                at: start.timestamp(),
+            },
+            &batch(),
+        )
+        .await;
+        assert_eq!(
+            replay.status(),
+            401,
+            "a replay that late is refused by its timestamp"
+        );
+        // "mid" is still known, so its retry is a duplicate, not applied again.
+        let retry = post(
+            &app,
+            Post {
+                secret: &secret,
+                id: "mid",
+                at: clock.now().timestamp(),
+            },
+            &batch(),
+        )
+        .await;
+        assert_eq!(
+            retry.json::<Value>().await.expect("json")["duplicate"],
+            true
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(Backend::Postgres).await
+    }
+}

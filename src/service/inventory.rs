@@ -185,6 +185,11 @@ impl Services {
             };
             let mut updates = Vec::with_capacity(changes.len());
             for change in changes {
+                if change.entity == Entity::WebhookSource {
+                    // Another instance created or disabled a source: open secrets afresh.
+                    self.forget_webhook_secrets();
+                    continue;
+                }
                 updates.push((change.revision, read_update(db, change).await?));
             }
             let events = &self.inner.inventory.events;
@@ -899,6 +904,7 @@ async fn read_update(db: &impl Conn, change: Change) -> Result<Update, ServiceEr
         Entity::Edge => Update::Edge(change.id, repo::find_edge(db, change.id).await?),
         Entity::Model => Update::Model(repo::model_info(db, change.id).await?),
         Entity::Version => Update::Version(repo::version_info(db, change.id).await?),
+        Entity::WebhookSource => unreachable!("source changes are handled before reading"),
     })
 }
 

@@ -19,8 +19,8 @@ use serde::Serialize;
 use std::sync::{Arc, RwLock};
 
 /// The enabled sources' secrets, opened, so verifying a message costs no database read.
-/// Emptied when a source changes here; another instance's change is picked up when a
-/// message matches no cached secret.
+/// Emptied when a source changes, here or (through the inventory change sequence, within
+/// `inventory.poll_interval_ms`) on another instance.
 #[derive(Default)]
 pub(crate) struct SecretCache(RwLock<Option<OpenedSecrets>>);
 
@@ -98,6 +98,8 @@ impl Services {
             }
             let now = self.now();
             let source = repo::insert(tx.conn(), name.as_str(), &sealed, now, &actor.name).await?;
+            // Through the change sequence, other instances learn to open secrets afresh.
+            inventory_repo::record_change(tx.conn(), now, Entity::WebhookSource, source.id).await?;
             let info = WebhookSourceInfo::from(&source);
             let entry = AuditEntry::new(
                 actor.audit_identity(),
@@ -125,6 +127,8 @@ impl Services {
                 .ok_or_else(|| ServiceError::NotFound(format!("no webhook source named {name}")))?;
             let before = WebhookSourceInfo::from(&source);
             repo::disable(tx.conn(), source.id).await?;
+            inventory_repo::record_change(tx.conn(), self.now(), Entity::WebhookSource, source.id)
+                .await?;
             let after = WebhookSourceInfo {
                 enabled: false,
                 ..before.clone()
@@ -152,7 +156,7 @@ impl Services {
             .collect())
     }
 
-    fn forget_webhook_secrets(&self) {
+    pub(super) fn forget_webhook_secrets(&self) {
         *self
             .inner
             .webhook_secrets
@@ -161,18 +165,14 @@ impl Services {
             .unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    async fn webhook_secrets(
-        &self,
-        reload: bool,
-    ) -> Result<Arc<Vec<(Source, Secret)>>, ServiceError> {
-        if !reload
-            && let Some(cached) = self
-                .inner
-                .webhook_secrets
-                .0
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
+    async fn webhook_secrets(&self) -> Result<Arc<Vec<(Source, Secret)>>, ServiceError> {
+        if let Some(cached) = self
+            .inner
+            .webhook_secrets
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
         {
             return Ok(cached);
         }
@@ -205,13 +205,14 @@ impl Services {
         message: &Message<'_>,
         body: &[u8],
     ) -> Result<Option<Source>, ServiceError> {
-        for reload in [false, true] {
-            let secrets = self.webhook_secrets(reload).await?;
-            if let Some((source, _)) = secrets.iter().find(|(_, s)| message.verify(s, body)) {
-                return Ok(Some(source.clone()));
-            }
-        }
-        Ok(None)
+        // No reload when nothing matches: sources created or disabled anywhere reach every
+        // instance through the change sequence, so a flood of forged signatures costs no
+        // database read.
+        let secrets = self.webhook_secrets().await?;
+        Ok(secrets
+            .iter()
+            .find(|(_, s)| message.verify(s, body))
+            .map(|(source, _)| source.clone()))
     }
 
     /// Verifies, parses and applies one registration webhook.

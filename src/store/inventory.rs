@@ -33,6 +33,9 @@ pub enum Entity {
     Edge,
     Model,
     Version,
+    /// Not part of the graph: a registration webhook source created or disabled, so
+    /// every instance drops the source secrets it holds.
+    WebhookSource,
 }
 
 impl Entity {
@@ -42,6 +45,7 @@ impl Entity {
             Entity::Edge => "edge",
             Entity::Model => "model",
             Entity::Version => "version",
+            Entity::WebhookSource => "webhook_source",
         }
     }
 
@@ -51,6 +55,7 @@ impl Entity {
             "edge" => Entity::Edge,
             "model" => Entity::Model,
             "version" => Entity::Version,
+            "webhook_source" => Entity::WebhookSource,
             other => {
                 return Err(StoreError::Corrupt(format!(
                     "inventory change names an unknown entity {other:?}"

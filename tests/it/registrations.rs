@@ -23,12 +23,17 @@ struct Post<'a> {
 }
 
 async fn post(app: &TestApp, p: Post<'_>, body: &Value) -> reqwest::Response {
+    post_to(app, &app.address, p, body).await
+}
+
+/// Posts to the instance at `address` (the app's own, or a sibling's).
+async fn post_to(app: &TestApp, address: &str, p: Post<'_>, body: &Value) -> reqwest::Response {
     let bytes = serde_json::to_vec(body).expect("json");
     let signature = Secret::parse(p.secret)
         .expect("secret")
         .sign(p.id, p.at, &bytes);
     app.client
-        .post(format!("{}/v1/hooks/registrations", app.address))
+        .post(format!("{address}/v1/hooks/registrations"))
         .header("content-type", "application/json")
         .header("webhook-id", p.id)
         .header("webhook-timestamp", p.at.to_string())
@@ -308,4 +313,61 @@ mod receipts_are_pruned_once_no_replay_could_pass {
     async fn postgres() {
         run(Backend::Postgres).await
     }
+}
+
+/// Source secrets are cached per instance; creating or disabling a source through one
+/// instance reaches the others through the inventory change sequence, not by reloading
+/// on every message that matches nothing (which a flood of forgeries would exploit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_created_or_disabled_through_one_instance_hold_in_another() {
+    let app = TestApp::spawn(crate::support::Backend::Postgres).await;
+    let other = app.spawn_sibling().await;
+    crate::artifacts::model_with_version(&app).await;
+    let first = source(&app, "ci").await;
+    let caught_up = || async {
+        let expected = app.services.refresh_inventory().await.expect("refresh");
+        let mut revision = other.services.inventory_revision();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            revision.wait_for(|r| *r >= expected),
+        )
+        .await
+        .expect("the other instance caught up within a second")
+        .expect("revision channel open");
+    };
+    caught_up().await;
+    let at_other = |secret: String, id: &'static str| {
+        let (app, address) = (&app, other.address.clone());
+        async move {
+            post_to(
+                app,
+                &address,
+                Post {
+                    secret: &secret,
+                    id,
+                    at: now(),
+                },
+                &batch(),
+            )
+            .await
+            .status()
+        }
+    };
+    // The other instance opens the secrets it knows on its first message.
+    assert_eq!(at_other(first.clone(), "m1").await, 200);
+
+    // A source created afterwards through the first instance is known to the other.
+    let second = source(&app, "cd").await;
+    caught_up().await;
+    assert_eq!(at_other(second, "m2").await, 200);
+
+    // A source disabled through the first instance is refused by the other.
+    app.gql_ok(
+        &app.admin,
+        "mutation { disableWebhookSource(name: \"ci\") { enabled } }",
+        json!({}),
+    )
+    .await;
+    caught_up().await;
+    assert_eq!(at_other(first, "m3").await, 401);
 }

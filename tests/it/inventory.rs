@@ -254,17 +254,8 @@ async fn a_registration_through_one_instance_is_answered_by_another_within_a_sec
     let app = TestApp::spawn(Backend::Postgres).await;
     let other = app.spawn_sibling().await;
     let (ml, _) = landscape(&app).await;
-    let expected = app.services.refresh_inventory().await.expect("refresh");
-
     // The other instance follows the change sequence; wait on its revision, bounded.
-    let mut revision = other.services.inventory_revision();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(1),
-        revision.wait_for(|r| *r >= expected),
-    )
-    .await
-    .expect("the other instance caught up within a second")
-    .expect("revision channel open");
+    other.caught_up_with(&app).await;
     let response: Value = app
         .client
         .post(format!("{}/graphql", other.address))

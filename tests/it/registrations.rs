@@ -324,18 +324,7 @@ async fn sources_created_or_disabled_through_one_instance_hold_in_another() {
     let other = app.spawn_sibling().await;
     crate::artifacts::model_with_version(&app).await;
     let first = source(&app, "ci").await;
-    let caught_up = || async {
-        let expected = app.services.refresh_inventory().await.expect("refresh");
-        let mut revision = other.services.inventory_revision();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(1),
-            revision.wait_for(|r| *r >= expected),
-        )
-        .await
-        .expect("the other instance caught up within a second")
-        .expect("revision channel open");
-    };
-    caught_up().await;
+    other.caught_up_with(&app).await;
     let at_other = |secret: String, id: &'static str| {
         let (app, address) = (&app, other.address.clone());
         async move {
@@ -358,7 +347,7 @@ async fn sources_created_or_disabled_through_one_instance_hold_in_another() {
 
     // A source created afterwards through the first instance is known to the other.
     let second = source(&app, "cd").await;
-    caught_up().await;
+    other.caught_up_with(&app).await;
     assert_eq!(at_other(second, "m2").await, 200);
 
     // A source disabled through the first instance is refused by the other.
@@ -368,6 +357,6 @@ async fn sources_created_or_disabled_through_one_instance_hold_in_another() {
         json!({}),
     )
     .await;
-    caught_up().await;
+    other.caught_up_with(&app).await;
     assert_eq!(at_other(first, "m3").await, 401);
 }

@@ -193,6 +193,23 @@ pub struct Sibling {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
+impl Sibling {
+    /// Waits, a second at most, until this instance has followed every inventory change
+    /// `app` has committed; returns that revision.
+    pub async fn caught_up_with(&self, app: &TestApp) -> i64 {
+        let expected = app.services.refresh_inventory().await.expect("refresh");
+        let mut revision = self.services.inventory_revision();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            revision.wait_for(|r| *r >= expected),
+        )
+        .await
+        .expect("the other instance caught up within a second")
+        .expect("revision channel open");
+        expected
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

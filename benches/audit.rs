@@ -15,13 +15,15 @@
 //! none. Both baselines are written here in the bench, so that the product itself has no
 //! way to change state without a chained audit record.
 
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
+#[path = "common/mod.rs"]
+mod common;
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use sunset::auth::{Actor, ActorKind};
 use sunset::clock::SystemClock;
-use sunset::config::{DatabaseUrl, Settings};
+use sunset::config::Settings;
 use sunset::domain::{Contacts, ModelName, RegisteredModel, Role, TeamName, Text, Tier};
 use sunset::service::{ModelInput, Services};
 
@@ -243,29 +245,12 @@ async fn main() {
     if sqlite_only {
         return;
     }
-    let admin = std::env::var("SUNSET_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://sunset:sunset@127.0.0.1:5432/postgres".into());
-    let name = format!("sunset_bench_{}", std::process::id());
-    let conn = Database::connect(&admin)
-        .await
-        .expect("PostgreSQL reachable (run `bash tests/run` once, or pass --sqlite-only)");
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create db");
-    let (base, _) = admin.rsplit_once('/').expect("db in url");
-    let settings = Settings {
-        data_dir: dir.path().join("pg"),
-        database: sunset::config::DatabaseSettings {
-            url: Some(DatabaseUrl::new(format!("{base}/{name}"))),
-        },
-        ..Settings::default()
-    };
+    let pg = common::BenchDatabase::create(&dir.path().join("pg")).await;
+    let settings = pg.settings.clone();
     let services = sunset::app::open(&settings, Arc::new(SystemClock))
         .await
         .expect("open postgres");
     run("postgres", services.clone()).await;
     drop(services);
-    conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .expect("drop db");
+    pg.drop_database().await;
 }

@@ -14,9 +14,9 @@
 //! (mostly acyclic, a few cycles). Every `uses` edge pins an exact version, so that the
 //! SQL baseline can give the very same answer, which the bench checks.
 
-use sea_orm::{
-    ConnectionTrait, Database, DatabaseConnection, EntityTrait, Set, Statement, TransactionTrait,
-};
+#[path = "common/mod.rs"]
+mod common;
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Set, Statement, TransactionTrait};
 use serde_json::json;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sunset::auth::Actor;
 use sunset::clock::SystemClock;
-use sunset::config::{DatabaseUrl, Settings};
+use sunset::config::Settings;
 use sunset::graph::{InventoryGraph, Query};
 use sunset::service::Services;
 use sunset::store::entities::{consumer, inventory_change, inventory_edge, model, model_version};
@@ -275,28 +275,6 @@ async fn generate(services: &Services, shape: Shape) -> Generated {
         }
         i += len;
     }
-    let mut seen = std::collections::HashSet::new();
-    let hub_users = HUB_USERS.min(shape.consumers / 4);
-    for (h, hub_versions) in of_model.iter().enumerate().take(HUBS) {
-        for u in 0..hub_users {
-            let c = (h * hub_users + u) % shape.consumers;
-            // Hubs are used at their first version, so the hub question has one answer.
-            let (cid, mid) = (consumer_id(c), model_id(h));
-            let v = hub_versions[0].1.clone();
-            if seen.insert((c, h, v.clone())) {
-                edges.push(edge(
-                    format!("uses:{cid}:{mid}:{v}"),
-                    "uses",
-                    Some(cid),
-                    None,
-                    Some(mid),
-                    Some(v),
-                    None,
-                    None,
-                ));
-            }
-        }
-    }
     let depends_target = shape.edges * 15 / 100;
     let mut depends = 0;
     let mut pairs = std::collections::HashSet::new();
@@ -324,10 +302,11 @@ async fn generate(services: &Services, shape: Shape) -> Generated {
         ));
         depends += 1;
     }
-    let mut uses =
-        |c: usize, m: usize, rng: &mut Rng, edges: &mut Vec<inventory_edge::ActiveModel>| {
-            let (_, v) = &of_model[m][rng.below(of_model[m].len())];
-            if seen.insert((c, m, v.clone())) {
+    let mut seen = std::collections::HashSet::new();
+    // Every `uses` edge pins an exact version, once per consumer, model and version.
+    let mut uses_at =
+        |c: usize, m: usize, v: &str, edges: &mut Vec<inventory_edge::ActiveModel>| {
+            if seen.insert((c, m, v.to_owned())) {
                 let (cid, mid) = (consumer_id(c), model_id(m));
                 edges.push(edge(
                     format!("uses:{cid}:{mid}:{v}"),
@@ -335,16 +314,29 @@ async fn generate(services: &Services, shape: Shape) -> Generated {
                     Some(cid),
                     None,
                     Some(mid),
-                    Some(v.clone()),
+                    Some(v.to_owned()),
                     None,
                     None,
                 ));
             }
         };
+    let hub_users = HUB_USERS.min(shape.consumers / 4);
+    for (h, hub_versions) in of_model.iter().enumerate().take(HUBS) {
+        for u in 0..hub_users {
+            // Hubs are used at their first version, so the hub question has one answer.
+            uses_at(
+                (h * hub_users + u) % shape.consumers,
+                h,
+                &hub_versions[0].1,
+                &mut edges,
+            );
+        }
+    }
     while edges.len() < shape.edges {
         let c = rng.below(shape.consumers);
         let m = HUBS + rng.below(shape.models - HUBS);
-        uses(c, m, &mut rng, &mut edges);
+        let (_, v) = &of_model[m][rng.below(of_model[m].len())];
+        uses_at(c, m, v, &mut edges);
     }
     let total_edges = edges.len();
     insert_chunks(db, models).await;
@@ -884,25 +876,8 @@ async fn main() {
     if sqlite_only {
         return;
     }
-    let admin = std::env::var("SUNSET_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://sunset:sunset@127.0.0.1:5432/postgres".into());
-    let name = format!("sunset_bench_{}", std::process::id());
-    let conn = Database::connect(&admin)
-        .await
-        .expect("PostgreSQL reachable (run `bash tests/run` once, or pass --sqlite-only)");
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create db");
-    let (base, _) = admin.rsplit_once('/').expect("db in url");
-    let settings = Settings {
-        data_dir: dir.path().join("pg"),
-        database: sunset::config::DatabaseSettings {
-            url: Some(DatabaseUrl::new(format!("{base}/{name}"))),
-        },
-        ..Settings::default()
-    };
+    let pg = common::BenchDatabase::create(&dir.path().join("pg")).await;
+    let settings = pg.settings.clone();
     run("PostgreSQL", settings, shape, false, questions_only).await;
-    conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .expect("drop db");
+    pg.drop_database().await;
 }

@@ -30,6 +30,22 @@ pub struct Query {
     pub stale_after: Duration,
 }
 
+impl Query {
+    /// Every node reachable, stale edges included, none returned: the walk behind
+    /// reachability, change fan-out and impact, which count or test rather than list.
+    /// `now` and `stale_after` only decide which edges are reported stale.
+    fn everything(now: DateTime<Utc>, stale_after: Duration) -> Self {
+        Self {
+            transitive: true,
+            max_depth: u32::MAX,
+            include_stale: true,
+            limit: 0,
+            now,
+            stale_after,
+        }
+    }
+}
+
 /// A node an answer reaches.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
@@ -282,14 +298,7 @@ impl InventoryGraph {
         else {
             return false;
         };
-        let q = Query {
-            transitive: true,
-            max_depth: u32::MAX,
-            include_stale: true,
-            limit: 0,
-            now: DateTime::<Utc>::MIN_UTC,
-            stale_after: Duration::zero(),
-        };
+        let q = Query::everything(DateTime::<Utc>::MIN_UTC, Duration::zero());
         // Walking dependencies from a version follows only `derived_from` edges.
         self.traverse(from, Walk::Dependencies, &q).0.contains(to)
     }
@@ -307,14 +316,7 @@ impl InventoryGraph {
         let Some(&start) = start else {
             return Default::default();
         };
-        let q = Query {
-            transitive: true,
-            max_depth: u32::MAX,
-            include_stale: true,
-            limit: 0,
-            now: DateTime::<Utc>::MIN_UTC,
-            stale_after: Duration::zero(),
-        };
+        let q = Query::everything(DateTime::<Utc>::MIN_UTC, Duration::zero());
         let (visits, _, _) = self.traverse(start, Walk::Dependencies, &q);
         visits
             .iter()
@@ -335,14 +337,7 @@ impl InventoryGraph {
         active_days: u32,
     ) -> Option<Impact> {
         let start = *self.versions.get(&version)?;
-        let q = Query {
-            transitive: true,
-            max_depth: u32::MAX,
-            include_stale: true,
-            limit: 0,
-            now,
-            stale_after,
-        };
+        let q = Query::everything(now, stale_after);
         let (visits, stale_skipped, cycles) = self.traverse(start, Walk::Dependents, &q);
         let since = now - Duration::days(i64::from(active_days));
         let mut impact = Impact {

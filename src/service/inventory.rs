@@ -184,13 +184,16 @@ impl Services {
                 break;
             };
             let mut updates = Vec::with_capacity(changes.len());
+            let mut sources_changed = false;
             for change in changes {
-                if change.entity == Entity::WebhookSource {
-                    // Another instance created or disabled a source: open secrets afresh.
-                    self.forget_webhook_secrets();
-                    continue;
+                match read_update(db, change).await? {
+                    Some(update) => updates.push((change.revision, update)),
+                    None => sources_changed = true,
                 }
-                updates.push((change.revision, read_update(db, change).await?));
+            }
+            if sources_changed {
+                // A source was created or disabled (here or elsewhere): open secrets afresh.
+                self.forget_webhook_secrets();
             }
             let events = &self.inner.inventory.events;
             let watched = events.receiver_count() > 0;
@@ -898,14 +901,15 @@ impl Update {
     }
 }
 
-async fn read_update(db: &impl Conn, change: Change) -> Result<Update, ServiceError> {
-    Ok(match change.entity {
+/// The graph update a change names; `None` for a webhook source, which is not in the graph.
+async fn read_update(db: &impl Conn, change: Change) -> Result<Option<Update>, ServiceError> {
+    Ok(Some(match change.entity {
         Entity::Consumer => Update::Consumer(change.id, repo::consumer_by_id(db, change.id).await?),
         Entity::Edge => Update::Edge(change.id, repo::find_edge(db, change.id).await?),
         Entity::Model => Update::Model(repo::model_info(db, change.id).await?),
         Entity::Version => Update::Version(repo::version_info(db, change.id).await?),
-        Entity::WebhookSource => unreachable!("source changes are handled before reading"),
-    })
+        Entity::WebhookSource => return Ok(None),
+    }))
 }
 
 /// Resolves names to rows. `for_declare` also checks what only a new edge must satisfy.

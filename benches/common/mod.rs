@@ -1,0 +1,52 @@
+//! Set-up the benchmarks share; each includes this file with `#[path]`.
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use std::path::Path;
+use sunset::config::{DatabaseUrl, Settings};
+
+/// A PostgreSQL database of the benchmark's own, on the server at `SUNSET_TEST_PG_URL`
+/// (which `tests/run` starts and exports), dropped by [`BenchDatabase::drop_database`].
+pub struct BenchDatabase {
+    admin: DatabaseConnection,
+    name: String,
+    /// Settings for the service on it, with its files under the given folder.
+    pub settings: Settings,
+}
+
+impl BenchDatabase {
+    pub async fn create(data_dir: &Path) -> Self {
+        let admin_url = std::env::var("SUNSET_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://sunset:sunset@127.0.0.1:5432/postgres".into());
+        let name = format!("sunset_bench_{}", std::process::id());
+        let admin = Database::connect(&admin_url)
+            .await
+            .expect("PostgreSQL reachable (run `bash tests/run` once, or pass --sqlite-only)");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create db");
+        let (base, _) = admin_url.rsplit_once('/').expect("db in url");
+        let settings = Settings {
+            data_dir: data_dir.to_path_buf(),
+            database: sunset::config::DatabaseSettings {
+                url: Some(DatabaseUrl::new(format!("{base}/{name}"))),
+            },
+            ..Settings::default()
+        };
+        Self {
+            admin,
+            name,
+            settings,
+        }
+    }
+
+    pub async fn drop_database(self) {
+        self.admin
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .expect("drop db");
+    }
+}

@@ -44,6 +44,30 @@ pub enum Registration {
 }
 
 impl Registration {
+    /// The consumer a consumer registration declares, without a notice endpoint (that is
+    /// managed through GraphQL, where its secret is shown, and a registration keeps it).
+    pub fn consumer(&self) -> Option<crate::domain::Consumer> {
+        match self {
+            Registration::Consumer {
+                name,
+                kind,
+                owner_team,
+                environment,
+                contacts,
+                ..
+            } => Some(crate::domain::Consumer {
+                name: name.clone(),
+                kind: *kind,
+                owner_team: owner_team.clone(),
+                environment: environment.clone(),
+                contacts: contacts.clone(),
+                webhook_url: None,
+                discovered: false,
+            }),
+            Registration::Derivation { .. } => None,
+        }
+    }
+
     /// What the registration is about, for messages and audit records.
     pub fn label(&self) -> String {
         match self {

@@ -183,14 +183,7 @@ impl Services {
             let Some(last) = changes.last().map(|c| c.revision) else {
                 break;
             };
-            let mut updates = Vec::with_capacity(changes.len());
-            let mut sources_changed = false;
-            for change in changes {
-                match read_update(db, change).await? {
-                    Some(update) => updates.push((change.revision, update)),
-                    None => sources_changed = true,
-                }
-            }
+            let (updates, sources_changed) = read_updates(db, &changes).await?;
             if sources_changed {
                 // A source was created or disabled (here or elsewhere): open secrets afresh.
                 self.forget_webhook_secrets();
@@ -284,7 +277,7 @@ impl Services {
         Ok(repo::load(self.store().reader()).await?.snapshot())
     }
 
-    fn read_graph(&self) -> std::sync::RwLockReadGuard<'_, InventoryGraph> {
+    pub(super) fn read_graph(&self) -> std::sync::RwLockReadGuard<'_, InventoryGraph> {
         // A panic while holding the lock leaves a graph that may be half-updated; the
         // next refresh reads the rows again, so carrying on is safe.
         self.inner
@@ -901,15 +894,38 @@ impl Update {
     }
 }
 
-/// The graph update a change names; `None` for a webhook source, which is not in the graph.
-async fn read_update(db: &impl Conn, change: Change) -> Result<Option<Update>, ServiceError> {
-    Ok(Some(match change.entity {
-        Entity::Consumer => Update::Consumer(change.id, repo::consumer_by_id(db, change.id).await?),
-        Entity::Edge => Update::Edge(change.id, repo::find_edge(db, change.id).await?),
-        Entity::Model => Update::Model(repo::model_info(db, change.id).await?),
-        Entity::Version => Update::Version(repo::version_info(db, change.id).await?),
-        Entity::WebhookSource => return Ok(None),
-    }))
+/// The graph updates the changes name, in order with their revisions, and whether a
+/// webhook source (not in the graph) changed. Consumers and edges, nearly every change,
+/// are read many per statement: a group of registrations is hundreds of changes.
+async fn read_updates(
+    db: &impl Conn,
+    changes: &[Change],
+) -> Result<(Vec<(i64, Update)>, bool), ServiceError> {
+    let ids = |entity| {
+        changes
+            .iter()
+            .filter(|c| c.entity == entity)
+            .map(|c| c.id)
+            .collect::<Vec<_>>()
+    };
+    let consumers = repo::batch::consumers_by_id(db, &ids(Entity::Consumer)).await?;
+    let edges = repo::batch::edges_by_id(db, &ids(Entity::Edge)).await?;
+    let mut updates = Vec::with_capacity(changes.len());
+    let mut sources_changed = false;
+    for change in changes {
+        let update = match change.entity {
+            Entity::Consumer => Update::Consumer(change.id, consumers.get(&change.id).cloned()),
+            Entity::Edge => Update::Edge(change.id, edges.get(&change.id).cloned()),
+            Entity::Model => Update::Model(repo::model_info(db, change.id).await?),
+            Entity::Version => Update::Version(repo::version_info(db, change.id).await?),
+            Entity::WebhookSource => {
+                sources_changed = true;
+                continue;
+            }
+        };
+        updates.push((change.revision, update));
+    }
+    Ok((updates, sources_changed))
 }
 
 /// Resolves names to rows. `for_declare` also checks what only a new edge must satisfy.
@@ -929,16 +945,14 @@ pub(crate) async fn resolve(
             let range = VersionRange::parse(version)?;
             let (mid, m) = registry_repo::find_model(db, &model)
                 .await?
-                .ok_or_else(|| ServiceError::NotFound(format!("no model named {model}")))?;
+                .ok_or_else(|| no_model(&model))?;
             if for_declare
                 && let Some(exact) = range.as_exact()
                 && registry_repo::find_version(db, mid, &model, exact)
                     .await?
                     .is_none()
             {
-                return Err(ServiceError::NotFound(format!(
-                    "no version {model}@{exact}; a pinned version must exist (use a range for future ones)"
-                )));
+                return Err(no_pinned_version(&model, exact));
             }
             Ok(Resolved {
                 to: format!("{model}@{range}"),
@@ -955,10 +969,7 @@ pub(crate) async fn resolve(
             let (cid, c) = find_consumer(db, consumer).await?;
             let (tid, t) = find_consumer(db, target).await?;
             if cid == tid {
-                return Err(ServiceError::Invalid(crate::domain::ParseError::new(
-                    "dependsOn",
-                    format!("{consumer} cannot depend on itself"),
-                )));
+                return Err(self_dependency(consumer));
             }
             Ok(Resolved {
                 link: Link::DependsOn {
@@ -1002,7 +1013,30 @@ async fn find_consumer(db: &impl Conn, name: &str) -> Result<(ConsumerId, Consum
     let name = ConsumerName::parse(name)?;
     repo::find_consumer(db, &name)
         .await?
-        .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {name}")))
+        .ok_or_else(|| no_consumer(&name))
+}
+
+// What resolving a link can find wrong, worded once for every path that resolves links.
+
+pub(crate) fn no_consumer(name: &ConsumerName) -> ServiceError {
+    ServiceError::NotFound(format!("no consumer named {name}"))
+}
+
+pub(crate) fn no_model(name: &ModelName) -> ServiceError {
+    ServiceError::NotFound(format!("no model named {name}"))
+}
+
+pub(crate) fn no_pinned_version(model: &ModelName, exact: crate::domain::Version) -> ServiceError {
+    ServiceError::NotFound(format!(
+        "no version {model}@{exact}; a pinned version must exist (use a range for future ones)"
+    ))
+}
+
+pub(crate) fn self_dependency(consumer: &str) -> ServiceError {
+    ServiceError::Invalid(crate::domain::ParseError::new(
+        "dependsOn",
+        format!("{consumer} cannot depend on itself"),
+    ))
 }
 
 async fn find_version(

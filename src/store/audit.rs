@@ -9,11 +9,22 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-pub(super) async fn insert_record(
+/// Inserts sealed records, many per statement.
+pub(super) async fn insert_records(
     conn: &impl ConnectionTrait,
-    r: &SealedRecord,
+    records: &[SealedRecord],
 ) -> Result<(), StoreError> {
-    let row = audit_record::ActiveModel {
+    for chunk in records.chunks(super::ROWS_PER_STATEMENT) {
+        // No read-back: the records are already known in full.
+        audit_record::Entity::insert_many(chunk.iter().map(row_of))
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn row_of(r: &SealedRecord) -> audit_record::ActiveModel {
+    audit_record::ActiveModel {
         seq: Set(r.seq),
         recorded_at: Set(r.recorded_at),
         actor: Set(r.actor.clone()),
@@ -26,12 +37,7 @@ pub(super) async fn insert_record(
         prev_hash: Set(r.prev_hash.clone()),
         hash: Set(r.hash.clone()),
         mac: Set(r.mac.clone()),
-    };
-    // No read-back: the record is already known in full.
-    audit_record::Entity::insert(row)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    }
 }
 
 /// The last committed record's `(seq, hash)`, or genesis for an empty log.

@@ -26,6 +26,8 @@ use sea_orm::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub mod batch;
+
 /// What a change row names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -134,7 +136,12 @@ pub async fn insert_consumer(
     conn: &impl ConnectionTrait,
     c: NewConsumer<'_>,
 ) -> Result<ConsumerId, StoreError> {
-    let row = consumer::ActiveModel {
+    let row = new_consumer_row(&c).insert(conn).await?;
+    Ok(row.id)
+}
+
+fn new_consumer_row(c: &NewConsumer<'_>) -> consumer::ActiveModel {
+    consumer::ActiveModel {
         name: Set(c.consumer.name.to_string()),
         kind: Set(c.consumer.kind.as_str().to_owned()),
         owner_team: Set(c.consumer.owner_team.to_string()),
@@ -152,9 +159,6 @@ pub async fn insert_consumer(
         updated_at: Set(c.at),
         ..Default::default()
     }
-    .insert(conn)
-    .await?;
-    Ok(row.id)
 }
 
 /// Updates the facts of a consumer; `sealed_secret` replaces the secret when given
@@ -283,14 +287,20 @@ pub async fn record_edge(
         record.observations = u64::try_from(observations).unwrap_or(0);
         return Ok((record, false));
     }
+    let row = new_edge_row(&s).insert(conn).await?;
+    Ok((to_edge(&row, &mut Interner::default())?, true))
+}
+
+/// The row a first sighting of a link creates.
+fn new_edge_row(s: &Sighting<'_>) -> inventory_edge::ActiveModel {
     let mut row = inventory_edge::ActiveModel {
-        edge_key: Set(key),
+        edge_key: Set(s.link.key()),
         kind: Set(s.link.kind().as_str().to_owned()),
         origin: Set(s.origin.as_str().to_owned()),
         origin_name: Set(s.origin_name.to_owned()),
         first_seen: Set(s.at),
         last_seen: Set(s.at),
-        observations: Set(count),
+        observations: Set(i64::try_from(s.count).unwrap_or(i64::MAX)),
         ..Default::default()
     };
     match s.link {
@@ -317,19 +327,7 @@ pub async fn record_edge(
             row.target_consumer_id = Set(Some(*target));
         }
     }
-    let row = row.insert(conn).await?;
-    Ok((to_edge(&row, &mut Interner::default())?, true))
-}
-
-pub async fn find_edge(
-    conn: &impl ConnectionTrait,
-    id: EdgeId,
-) -> Result<Option<EdgeRecord>, StoreError> {
-    inventory_edge::Entity::find_by_id(id)
-        .one(conn)
-        .await?
-        .map(|r| to_edge(&r, &mut Interner::default()))
-        .transpose()
+    row
 }
 
 /// Every origin's row of one link.

@@ -69,6 +69,11 @@ impl StoreError {
     }
 }
 
+/// The most rows one statement writes or names when many are written at once: with the
+/// widest table's 13 columns that stays far below SQLite's 32,766 and PostgreSQL's
+/// 65,535 bound parameters.
+pub(crate) const ROWS_PER_STATEMENT: usize = 256;
+
 /// The last committed chain head `(seq, hash)`, when this process knows it.
 type Head = Option<(i64, String)>;
 
@@ -176,8 +181,29 @@ impl WriteTx {
         entry: AuditEntry,
         key: &AuditMacKey,
     ) -> Result<SealedRecord, StoreError> {
-        let record = SealedRecord::seal(self.head_seq, &self.head_hash, at, entry, key);
-        if let Err(e) = audit::insert_record(&self.txn, &record).await {
+        let mut sealed = self.append_audits(at, vec![entry], key).await?;
+        Ok(sealed.remove(0))
+    }
+
+    /// Seals `entries` onto the chain in order and inserts them in this transaction, many
+    /// per statement.
+    pub async fn append_audits(
+        &mut self,
+        at: DateTime<Utc>,
+        entries: Vec<AuditEntry>,
+        key: &AuditMacKey,
+    ) -> Result<Vec<SealedRecord>, StoreError> {
+        let (mut seq, mut hash) = (self.head_seq, self.head_hash.clone());
+        let records: Vec<SealedRecord> = entries
+            .into_iter()
+            .map(|entry| {
+                let record = SealedRecord::seal(seq, &hash, at, entry, key);
+                seq = record.seq;
+                hash.clone_from(&record.hash);
+                record
+            })
+            .collect();
+        if let Err(e) = audit::insert_records(&self.txn, &records).await {
             // Whatever went wrong, the head this process holds may be out of date.
             *self.gate = None;
             return Err(if e.is_unique_violation() {
@@ -186,10 +212,11 @@ impl WriteTx {
                 e
             });
         }
-        self.head_seq = record.seq;
-        self.head_hash.clone_from(&record.hash);
-        self.appended = true;
-        Ok(record)
+        if !records.is_empty() {
+            (self.head_seq, self.head_hash) = (seq, hash);
+            self.appended = true;
+        }
+        Ok(records)
     }
 
     /// Commits the change and its audit records.

@@ -292,3 +292,66 @@ fn to_version(
         status_changed_at: r.status_changed_at,
     })
 }
+
+/// The ids of the models of these names that exist, by name.
+pub async fn model_ids(
+    conn: &impl ConnectionTrait,
+    names: &[&ModelName],
+) -> Result<std::collections::HashMap<ModelName, ModelId>, StoreError> {
+    let mut ids = std::collections::HashMap::with_capacity(names.len());
+    for chunk in names.chunks(super::ROWS_PER_STATEMENT) {
+        let rows: Vec<(i64, String)> = model::Entity::find()
+            .select_only()
+            .column(model::Column::Id)
+            .column(model::Column::Name)
+            .filter(model::Column::Name.is_in(chunk.iter().map(|n| n.as_str())))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        for (id, name) in rows {
+            let name = ModelName::parse(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            ids.insert(name, ModelId(id));
+        }
+    }
+    Ok(ids)
+}
+
+/// Which of these `(model, version)` pairs exist.
+pub async fn existing_versions(
+    conn: &impl ConnectionTrait,
+    wanted: &[(ModelId, Version)],
+) -> Result<std::collections::HashSet<(i64, Version)>, StoreError> {
+    let mut found = std::collections::HashSet::new();
+    for chunk in wanted.chunks(super::ROWS_PER_STATEMENT) {
+        let mut any = Condition::any();
+        for (model, v) in chunk {
+            any = any.add(
+                Condition::all()
+                    .add(model_version::Column::ModelId.eq(model.0))
+                    .add(model_version::Column::Major.eq(component(v.major)))
+                    .add(model_version::Column::Minor.eq(component(v.minor)))
+                    .add(model_version::Column::Patch.eq(component(v.patch))),
+            );
+        }
+        let rows: Vec<(i64, i32, i32, i32)> = model_version::Entity::find()
+            .select_only()
+            .column(model_version::Column::ModelId)
+            .column(model_version::Column::Major)
+            .column(model_version::Column::Minor)
+            .column(model_version::Column::Patch)
+            .filter(any)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        for (model, major, minor, patch) in rows {
+            let part = |p: i32| {
+                u32::try_from(p).map_err(|_| StoreError::Corrupt(format!("version part {p}")))
+            };
+            found.insert((
+                model,
+                Version::new(part(major)?, part(minor)?, part(patch)?),
+            ));
+        }
+    }
+    Ok(found)
+}

@@ -4,6 +4,7 @@
 use super::StoreError;
 use super::entities::{webhook_receipt, webhook_source};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Condition;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -121,4 +122,50 @@ fn to_source(r: webhook_source::Model) -> Source {
         created_at: r.created_at,
         created_by: r.created_by,
     }
+}
+
+/// Which of these `(source, message id)` pairs were received before.
+pub async fn received_among(
+    conn: &impl ConnectionTrait,
+    pairs: &[(i64, &str)],
+) -> Result<std::collections::HashSet<(i64, String)>, StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    for chunk in pairs.chunks(super::ROWS_PER_STATEMENT) {
+        let mut any = Condition::any();
+        for &(source, id) in chunk {
+            any = any.add(
+                Condition::all()
+                    .add(webhook_receipt::Column::SourceId.eq(source))
+                    .add(webhook_receipt::Column::MessageId.eq(id)),
+            );
+        }
+        for r in webhook_receipt::Entity::find()
+            .filter(any)
+            .all(conn)
+            .await?
+        {
+            seen.insert((r.source_id, r.message_id));
+        }
+    }
+    Ok(seen)
+}
+
+/// Records receipts of many messages, many per statement.
+pub async fn record_receipts(
+    conn: &impl ConnectionTrait,
+    pairs: &[(i64, &str)],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for chunk in pairs.chunks(super::ROWS_PER_STATEMENT) {
+        webhook_receipt::Entity::insert_many(chunk.iter().map(|&(source, id)| {
+            webhook_receipt::ActiveModel {
+                source_id: Set(source),
+                message_id: Set(id.to_owned()),
+                received_at: Set(at),
+            }
+        }))
+        .exec_without_returning(conn)
+        .await?;
+    }
+    Ok(())
 }

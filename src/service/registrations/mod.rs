@@ -2,14 +2,15 @@
 //! its own `whsec_` secret, and the batches they post to `/v1/hooks/registrations`.
 //!
 //! A batch is verified (Standard Webhooks signature and timestamp window), parsed whole,
-//! and applied in one transaction with its message id, so a redelivered message is
-//! applied once and an invalid registration fails the whole batch with nothing written.
+//! and applied with its message id, so a redelivered message is applied once and an
+//! invalid registration fails the whole batch with nothing written. Messages arriving
+//! together commit together (`group`); a message applied alone runs `apply_in`.
 
 use super::inventory::{EdgeSpec, Resolved, new_whsec, resolve};
 use super::{ServiceError, Services, require_admin};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
-use crate::domain::{Consumer, EdgeOrigin, ParseError};
+use crate::domain::{EdgeOrigin, ParseError};
 use crate::ingest::registrations::{self, Registration};
 use crate::ingest::standard_webhooks::{Headers, Message, Secret, WebhookError};
 use crate::store::inventory::{self as inventory_repo, Entity, NewConsumer, Sighting};
@@ -17,6 +18,10 @@ use crate::store::webhook_sources::{self as repo, Source};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::{Arc, RwLock};
+
+mod group;
+
+pub(crate) use group::Job;
 
 /// The enabled sources' secrets, opened, so verifying a message costs no database read.
 /// Emptied when a source changes, here or (through the inventory change sequence, within
@@ -275,48 +280,29 @@ impl Services {
             let now = self.now();
             repo::record_receipt(tx.conn(), source.id, message_id, now).await?;
             // Consumers first, so that dependsOn may name one declared later in the batch.
-            for reg in batch {
-                if let Registration::Consumer {
-                    name,
-                    kind,
-                    owner_team,
-                    environment,
-                    contacts,
-                    ..
-                } = reg
-                {
-                    let existing = inventory_repo::find_consumer(tx.conn(), name).await?;
-                    let consumer = Consumer {
-                        name: name.clone(),
-                        kind: *kind,
-                        owner_team: owner_team.clone(),
-                        environment: environment.clone(),
-                        contacts: contacts.clone(),
-                        // The notice endpoint is managed through GraphQL, where its secret is shown.
-                        webhook_url: existing.as_ref().and_then(|(_, c)| c.webhook_url.clone()),
-                        discovered: false,
-                    };
-                    let id = match existing {
-                        Some((id, _)) => {
-                            inventory_repo::update_consumer(tx.conn(), id, &consumer, None, now)
-                                .await?;
-                            id
-                        }
-                        None => {
-                            inventory_repo::insert_consumer(
-                                tx.conn(),
-                                NewConsumer {
-                                    consumer: &consumer,
-                                    sealed_secret: None,
-                                    at: now,
-                                    by: &format!("webhook:{origin_name}"),
-                                },
-                            )
-                            .await?
-                        }
-                    };
-                    inventory_repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
-                }
+            for mut consumer in batch.iter().filter_map(Registration::consumer) {
+                let existing = inventory_repo::find_consumer(tx.conn(), &consumer.name).await?;
+                consumer.webhook_url = existing.as_ref().and_then(|(_, c)| c.webhook_url.clone());
+                let id = match existing {
+                    Some((id, _)) => {
+                        inventory_repo::update_consumer(tx.conn(), id, &consumer, None, now)
+                            .await?;
+                        id
+                    }
+                    None => {
+                        inventory_repo::insert_consumer(
+                            tx.conn(),
+                            NewConsumer {
+                                consumer: &consumer,
+                                sealed_secret: None,
+                                at: now,
+                                by: &format!("webhook:{origin_name}"),
+                            },
+                        )
+                        .await?
+                    }
+                };
+                inventory_repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
             }
             let mut edges = 0usize;
             for (index, reg) in batch.iter().enumerate() {
@@ -385,27 +371,7 @@ impl Services {
                     edges += 1;
                 }
             }
-            #[derive(Serialize)]
-            #[serde(rename_all = "camelCase")]
-            struct Applied<'a> {
-                source: &'a str,
-                message_id: &'a str,
-                registrations: Vec<String>,
-                edges: usize,
-            }
-            let actor = format!("webhook:{origin_name}");
-            let entry = AuditEntry::new(
-                (&actor, "system"),
-                Action::RegistrationsApplied,
-                SubjectType::WebhookSource,
-                origin_name,
-            )
-            .after(&Applied {
-                source: origin_name,
-                message_id,
-                registrations: batch.iter().map(Registration::label).collect(),
-                edges,
-            });
+            let entry = applied_entry(origin_name, message_id, batch, edges);
             self.append_audit(tx, now, entry).await?;
             let revision = inventory_repo::head_revision(tx.conn()).await?;
             Ok(Received::Applied {
@@ -445,98 +411,33 @@ impl Services {
             Err(e) => tracing::warn!(error = %e, "pruning webhook receipts failed; retried later"),
         }
     }
-
-    /// Applies a group of messages in one transaction, so a burst of webhooks costs one
-    /// commit rather than one each. If any message fails, the group is rolled back and
-    /// each is applied on its own, so one bad batch fails only itself.
-    async fn apply_group(&self, jobs: Vec<Job>) {
-        if jobs.len() > 1 {
-            let group = in_write_tx!(self, |tx| {
-                let mut results = Vec::with_capacity(jobs.len());
-                for job in &jobs {
-                    results.push(
-                        self.apply_in(tx, &job.source, &job.message_id, &job.batch)
-                            .await?,
-                    );
-                }
-                Ok(results)
-            });
-            if let Ok(results) = group {
-                self.after_inventory_commit().await;
-                self.prune_receipts().await;
-                for (job, result) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(Ok(result));
-                }
-                return;
-            }
-        }
-        for job in jobs {
-            let result = self
-                .apply_registrations(&job.source, &job.message_id, &job.batch)
-                .await;
-            let _ = job.reply.send(result);
-        }
-    }
-
-    /// Hands a message to the group-commit worker and waits for its outcome, which comes
-    /// only after its transaction has committed.
-    async fn apply_queued(
-        &self,
-        source: Source,
-        message_id: &str,
-        batch: Vec<Registration>,
-    ) -> Result<Received, ServiceError> {
-        let queue = self.inner.registration_queue.get_or_init(|| {
-            let (tx, rx) = tokio::sync::mpsc::channel::<Job>(4096);
-            tokio::spawn(group_worker(Arc::downgrade(&self.inner), rx));
-            tx
-        });
-        let (reply, outcome) = tokio::sync::oneshot::channel();
-        queue
-            .send(Job {
-                source,
-                message_id: message_id.to_owned(),
-                batch,
-                reply,
-            })
-            .await
-            .map_err(|_| {
-                ServiceError::internal(std::io::Error::other("the registration worker stopped"))
-            })?;
-        outcome.await.map_err(|_| {
-            ServiceError::internal(std::io::Error::other("the registration worker stopped"))
-        })?
-    }
 }
 
-/// One received message waiting for its group's commit.
-pub(crate) struct Job {
-    source: Source,
-    message_id: String,
-    batch: Vec<Registration>,
-    reply: tokio::sync::oneshot::Sender<Result<Received, ServiceError>>,
-}
-
-/// The most messages committed together.
-const GROUP_MAX: usize = 256;
-
-/// Takes whatever messages are waiting (at least one) and applies them as a group. Holds
-/// the services only weakly, so it ends when they are dropped.
-async fn group_worker(
-    inner: std::sync::Weak<super::Inner>,
-    mut rx: tokio::sync::mpsc::Receiver<Job>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < GROUP_MAX {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        Services { inner }.apply_group(jobs).await;
+/// The audit record of one applied message.
+fn applied_entry(
+    origin_name: &str,
+    message_id: &str,
+    batch: &[Registration],
+    edges: usize,
+) -> AuditEntry {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Applied<'a> {
+        source: &'a str,
+        message_id: &'a str,
+        registrations: Vec<String>,
+        edges: usize,
     }
+    AuditEntry::new(
+        (&format!("webhook:{origin_name}"), "system"),
+        Action::RegistrationsApplied,
+        SubjectType::WebhookSource,
+        origin_name,
+    )
+    .after(&Applied {
+        source: origin_name,
+        message_id,
+        registrations: batch.iter().map(Registration::label).collect(),
+        edges,
+    })
 }

@@ -1,0 +1,746 @@
+//! Group commit of registration webhooks: each message is answered only after its
+//! durable commit, and the messages waiting together commit in one transaction.
+//!
+//! A group of consumer registrations is applied set-wise: every lookup and every write
+//! covers the whole group in one statement (per table, per chunk), so a group of 64
+//! messages costs about a dozen round trips instead of 64 × 15. Messages are still
+//! judged one by one, in arrival order, against what the messages before them declared:
+//! an invalid message is answered with its own error and leaves no trace, and the rest
+//! commit. A group holding a derivation is applied message by message instead, because
+//! a derivation's circle check reads the graph, which sees only committed messages.
+
+use super::{Received, Services, applied_entry};
+use crate::domain::{Consumer, ConsumerName, EdgeOrigin, ModelName, ParseError, Version};
+use crate::graph::{ConsumerId, Link};
+use crate::ingest::registrations::Registration;
+use crate::service::ServiceError;
+use crate::service::inventory::{no_consumer, no_model, no_pinned_version, self_dependency};
+use crate::store::WriteTx;
+use crate::store::inventory::{Entity, NewConsumer, Sighting, batch};
+use crate::store::registry::{self as registry_repo, ModelId};
+use crate::store::webhook_sources::{self as repo, Source};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// One received message waiting for its group's commit.
+pub(crate) struct Job {
+    source: Source,
+    message_id: String,
+    batch: Vec<Registration>,
+    reply: tokio::sync::oneshot::Sender<Result<Received, ServiceError>>,
+}
+
+/// The most messages committed together.
+const GROUP_MAX: usize = 256;
+
+/// Takes whatever messages are waiting (at least one) and applies them as a group. Holds
+/// the services only weakly, so it ends when they are dropped.
+pub(super) async fn group_worker(
+    inner: std::sync::Weak<crate::service::Inner>,
+    mut rx: tokio::sync::mpsc::Receiver<Job>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_MAX {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        Services { inner }.apply_group(jobs).await;
+    }
+}
+
+impl Services {
+    /// Applies a group of messages: set-wise in one transaction when it holds only
+    /// consumer registrations, otherwise (or if that transaction fails) one by one, so
+    /// one message's failure is only its own.
+    async fn apply_group(&self, jobs: Vec<Job>) {
+        let set_wise = jobs.iter().all(|job| {
+            job.batch
+                .iter()
+                .all(|r| matches!(r, Registration::Consumer { .. }))
+        });
+        if set_wise {
+            match in_write_tx!(self, |tx| { self.apply_set_wise(tx, &jobs).await }) {
+                Ok(outcomes) => {
+                    // The graph takes the commit in before anyone is answered, so a sender
+                    // that asks next finds what it registered.
+                    self.after_inventory_commit().await;
+                    self.prune_receipts().await;
+                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                        let _ = job.reply.send(outcome);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, messages = jobs.len(), "a group of registrations failed; applying each on its own");
+                }
+            }
+        }
+        for job in jobs {
+            let result = self
+                .apply_registrations(&job.source, &job.message_id, &job.batch)
+                .await;
+            let _ = job.reply.send(result);
+        }
+    }
+
+    /// Hands a message to the group-commit worker and waits for its outcome, which comes
+    /// only after its transaction has committed.
+    pub(super) async fn apply_queued(
+        &self,
+        source: Source,
+        message_id: &str,
+        batch: Vec<Registration>,
+    ) -> Result<Received, ServiceError> {
+        let queue = self.inner.registration_queue.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Job>(4096);
+            tokio::spawn(group_worker(Arc::downgrade(&self.inner), rx));
+            tx
+        });
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let stopped =
+            || ServiceError::internal(std::io::Error::other("the registration worker stopped"));
+        queue
+            .send(Job {
+                source,
+                message_id: message_id.to_owned(),
+                batch,
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+
+    /// Applies consumer registrations of many messages inside `tx`. The outer error
+    /// aborts the transaction; an inner one is one message's refusal, which wrote nothing.
+    async fn apply_set_wise(
+        &self,
+        tx: &mut WriteTx,
+        jobs: &[Job],
+    ) -> Result<Vec<Result<Received, ServiceError>>, ServiceError> {
+        let now = self.now();
+        let conn = tx.conn();
+        let pairs: Vec<(i64, &str)> = jobs
+            .iter()
+            .map(|j| (j.source.id, j.message_id.as_str()))
+            .collect();
+        let received = repo::received_among(conn, &pairs).await?;
+        let mut plan = GroupPlan::new(Known::read(self, conn, jobs).await?);
+        // Per message: its answer if it is not applied; `None` if it is admitted.
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut admitted: HashSet<(i64, &str)> = HashSet::new();
+        for (job, &pair) in jobs.iter().zip(&pairs) {
+            let outcome =
+                if received.contains(&(pair.0, pair.1.to_owned())) || admitted.contains(&pair) {
+                    Some(Ok(Received::Duplicate))
+                } else {
+                    plan.admit(job).err().map(Err)
+                };
+            if outcome.is_none() {
+                admitted.insert(pair);
+            }
+            outcomes.push(outcome);
+        }
+        let revisions = plan.write(conn, now).await?;
+        let fresh: Vec<(i64, &str)> = pairs
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.is_none())
+            .map(|(p, _)| *p)
+            .collect();
+        repo::record_receipts(conn, &fresh, now).await?;
+        let applied: Vec<(&Job, usize, i64)> = jobs
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.is_none())
+            .zip(plan.messages.iter().zip(revisions))
+            .map(|((job, _), (message, revision))| (job, message.links.len(), revision))
+            .collect();
+        let entries = applied
+            .iter()
+            .map(|&(job, edges, _)| {
+                applied_entry(&job.source.name, &job.message_id, &job.batch, edges)
+            })
+            .collect();
+        tx.append_audits(now, entries, self.service_key().audit_mac_key())
+            .await?;
+        let mut applied = applied.into_iter();
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|| {
+                    let (job, edges, revision) = applied
+                        .next()
+                        .expect("one applied entry per admitted message");
+                    Ok(Received::Applied {
+                        registrations: job.batch.len(),
+                        edges,
+                        revision,
+                    })
+                })
+            })
+            .collect())
+    }
+}
+
+/// What exists of what the group names: the consumers its links point at, its models and
+/// its pinned versions.
+struct Known {
+    consumers: HashMap<ConsumerName, ConsumerId>,
+    models: HashMap<ModelName, ModelId>,
+    versions: HashSet<(i64, Version)>,
+}
+
+impl Known {
+    /// Models and versions are never deleted, so one the graph holds exists: only those
+    /// it lacks (created through another instance a moment ago) are looked up. Consumers
+    /// can be removed, so they are always read from the database, and only when a
+    /// registration names one it depends on.
+    async fn read(
+        services: &Services,
+        conn: &impl sea_orm::ConnectionTrait,
+        jobs: &[Job],
+    ) -> Result<Self, ServiceError> {
+        let mut targets = Vec::new();
+        let mut uses = Vec::new();
+        for reg in jobs.iter().flat_map(|j| &j.batch) {
+            if let Registration::Consumer {
+                uses: u,
+                depends_on,
+                ..
+            } = reg
+            {
+                targets.extend(depends_on);
+                uses.extend(u.iter());
+            }
+        }
+        dedup(&mut targets);
+        let consumers = if targets.is_empty() {
+            HashMap::new()
+        } else {
+            batch::find_consumers(conn, &targets)
+                .await?
+                .into_iter()
+                .map(|(name, (id, _))| (name, id))
+                .collect()
+        };
+        let mut models = HashMap::new();
+        let mut versions = HashSet::new();
+        let mut unknown_models = Vec::new();
+        let mut unknown_versions = Vec::new();
+        {
+            let graph = services.read_graph();
+            for (model, range) in &uses {
+                match graph.model_id(model.as_str()) {
+                    Some(id) => {
+                        models.insert(model.clone(), ModelId(id));
+                        if let Some(exact) = range.as_exact() {
+                            if graph.version_id(id, exact).is_some() {
+                                versions.insert((id, exact));
+                            } else {
+                                unknown_versions.push((model, exact));
+                            }
+                        }
+                    }
+                    None => unknown_models.push(model),
+                }
+            }
+        }
+        if !unknown_models.is_empty() {
+            let mut unknown = unknown_models.clone();
+            dedup(&mut unknown);
+            models.extend(registry_repo::model_ids(conn, &unknown).await?);
+            unknown_versions.extend(
+                uses.iter()
+                    .filter(|(m, _)| unknown_models.contains(&m))
+                    .filter_map(|(m, range)| Some((m, range.as_exact()?))),
+            );
+        }
+        let mut pinned: Vec<(ModelId, Version)> = unknown_versions
+            .into_iter()
+            .filter_map(|(model, exact)| Some((*models.get(model)?, exact)))
+            .collect();
+        if !pinned.is_empty() {
+            pinned.sort_by_key(|(m, v)| (m.0, *v));
+            pinned.dedup();
+            versions.extend(registry_repo::existing_versions(conn, &pinned).await?);
+        }
+        Ok(Self {
+            consumers,
+            models,
+            versions,
+        })
+    }
+}
+
+fn dedup<T: Ord>(v: &mut Vec<&T>) {
+    v.sort_unstable();
+    v.dedup();
+}
+
+/// A consumer a message of the group declares, as the group leaves it, and who creates
+/// it if it is new.
+struct Declared {
+    consumer: Consumer,
+    created_by: String,
+}
+
+/// A link whose consumers may not have ids yet.
+enum Planned {
+    Uses {
+        consumer: ConsumerName,
+        model: ModelId,
+        range: Arc<crate::domain::VersionRange>,
+    },
+    DependsOn {
+        consumer: ConsumerName,
+        target: ConsumerName,
+    },
+}
+
+/// What one admitted message changes, in its order.
+struct Admitted {
+    origin: String,
+    consumers: Vec<ConsumerName>,
+    links: Vec<Planned>,
+}
+
+/// The messages admitted so far and the consumers as they leave them.
+struct GroupPlan {
+    known: Known,
+    declared: HashMap<ConsumerName, Declared>,
+    messages: Vec<Admitted>,
+}
+
+impl GroupPlan {
+    fn new(known: Known) -> Self {
+        Self {
+            known,
+            declared: HashMap::new(),
+            messages: Vec::new(),
+        }
+    }
+
+    fn exists(&self, name: &ConsumerName) -> bool {
+        self.declared.contains_key(name) || self.known.consumers.contains_key(name)
+    }
+
+    /// Judges one message against the database and the messages admitted before it,
+    /// with the same rules and words as a message applied alone; admits it if it holds.
+    fn admit(&mut self, job: &Job) -> Result<(), ServiceError> {
+        let origin = &job.source.name;
+        let mut here: HashMap<ConsumerName, Consumer> = HashMap::new();
+        let mut order = Vec::new();
+        // Consumers first, so that dependsOn may name one declared later in the message.
+        for consumer in job.batch.iter().filter_map(Registration::consumer) {
+            order.push(consumer.name.clone());
+            here.insert(consumer.name.clone(), consumer);
+        }
+        let mut links = Vec::new();
+        for (index, reg) in job.batch.iter().enumerate() {
+            let named = |e: ServiceError| {
+                ServiceError::Invalid(ParseError::new(
+                    "registrations",
+                    format!("registration {index} ({}): {e}", reg.label()),
+                ))
+            };
+            let Registration::Consumer {
+                name,
+                uses,
+                depends_on,
+                ..
+            } = reg
+            else {
+                continue;
+            };
+            for (model, range) in uses {
+                let &id = self
+                    .known
+                    .models
+                    .get(model)
+                    .ok_or_else(|| named(no_model(model)))?;
+                if let Some(exact) = range.as_exact()
+                    && !self.known.versions.contains(&(id.0, exact))
+                {
+                    return Err(named(no_pinned_version(model, exact)));
+                }
+                links.push(Planned::Uses {
+                    consumer: name.clone(),
+                    model: id,
+                    range: Arc::new(range.clone()),
+                });
+            }
+            for target in depends_on {
+                if !here.contains_key(target) && !self.exists(target) {
+                    return Err(named(no_consumer(target)));
+                }
+                if target == name {
+                    return Err(named(self_dependency(name.as_str())));
+                }
+                links.push(Planned::DependsOn {
+                    consumer: name.clone(),
+                    target: target.clone(),
+                });
+            }
+        }
+        for (name, consumer) in here {
+            self.declared
+                .entry(name)
+                .and_modify(|d| d.consumer = consumer.clone())
+                .or_insert(Declared {
+                    consumer,
+                    created_by: format!("webhook:{origin}"),
+                });
+        }
+        self.messages.push(Admitted {
+            origin: origin.clone(),
+            consumers: order,
+            links,
+        });
+        Ok(())
+    }
+
+    /// Writes what the admitted messages change; returns each one's revision (that of
+    /// its last change).
+    async fn write(
+        &self,
+        conn: &impl sea_orm::ConnectionTrait,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<i64>, ServiceError> {
+        let declared: Vec<NewConsumer<'_>> = self
+            .declared
+            .values()
+            .map(|d| NewConsumer {
+                consumer: &d.consumer,
+                sealed_secret: None,
+                at: now,
+                by: &d.created_by,
+            })
+            .collect();
+        let ids = batch::upsert_consumers(conn, &declared).await?;
+        let id_of = |name: &ConsumerName| -> Result<ConsumerId, ServiceError> {
+            ids.get(name)
+                .or_else(|| self.known.consumers.get(name))
+                .copied()
+                .ok_or_else(|| no_consumer(name))
+        };
+        let mut links = Vec::new();
+        for message in &self.messages {
+            for planned in &message.links {
+                links.push(match planned {
+                    Planned::Uses {
+                        consumer,
+                        model,
+                        range,
+                    } => Link::Uses {
+                        consumer: id_of(consumer)?,
+                        model: model.0,
+                        range: range.clone(),
+                    },
+                    Planned::DependsOn { consumer, target } => Link::DependsOn {
+                        consumer: id_of(consumer)?,
+                        target: id_of(target)?,
+                    },
+                });
+            }
+        }
+        let mut sightings = Vec::with_capacity(links.len());
+        let mut link = links.iter();
+        for message in &self.messages {
+            for _ in &message.links {
+                sightings.push(Sighting {
+                    link: link.next().expect("one link per planned link"),
+                    origin: EdgeOrigin::Webhook,
+                    origin_name: &message.origin,
+                    at: now,
+                    count: 1,
+                });
+            }
+        }
+        let edges = batch::record_edges(conn, &sightings).await?;
+        let mut changes = Vec::with_capacity(edges.len() * 2);
+        let mut ends = Vec::with_capacity(self.messages.len());
+        let mut edge = edges.iter();
+        for message in &self.messages {
+            for name in &message.consumers {
+                changes.push((Entity::Consumer, id_of(name)?));
+            }
+            for _ in &message.links {
+                changes.push((Entity::Edge, *edge.next().expect("one edge per link")));
+            }
+            ends.push(changes.len());
+        }
+        let last = batch::record_changes(conn, now, &changes).await?;
+        let total = i64::try_from(changes.len()).unwrap_or(i64::MAX);
+        Ok(ends
+            .into_iter()
+            .map(|end| last - total + i64::try_from(end).unwrap_or(i64::MAX))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The set-wise path judged message by message: on a real SQLite database, a group
+    //! whose messages refer to one another, repeat one another and fail alone.
+
+    use super::*;
+    use crate::auth::Actor;
+    use crate::clock::SystemClock;
+    use crate::config::Settings;
+    use crate::service::{ModelInput, VersionInput};
+    use serde_json::json;
+
+    /// Services on SQLite in `dir`, or on a PostgreSQL database `url` names.
+    async fn services(dir: &std::path::Path, url: Option<String>) -> Services {
+        let settings = Settings {
+            data_dir: dir.to_path_buf(),
+            database: crate::config::DatabaseSettings {
+                url: url.map(crate::config::DatabaseUrl::new),
+            },
+            ..Settings::default()
+        };
+        let services = crate::app::open(&settings, Arc::new(SystemClock))
+            .await
+            .expect("open");
+        services.load_inventory().await.expect("load");
+        let admin = Actor::local_operator();
+        let owner = Actor {
+            name: "owner".into(),
+            role: crate::domain::Role::Owner,
+            team: Some(crate::domain::TeamName::parse("t").expect("team")),
+            kind: crate::auth::ActorKind::Token,
+            consumer: None,
+        };
+        services
+            .create_model(
+                &owner,
+                ModelInput {
+                    name: "fraud-scorer".into(),
+                    owner_team: "t".into(),
+                    tier: "standard".into(),
+                    description: "d".into(),
+                    contacts: vec![],
+                },
+            )
+            .await
+            .expect("model");
+        services
+            .create_version(
+                &owner,
+                VersionInput {
+                    model: "fraud-scorer".into(),
+                    version: "1.0.0".into(),
+                    provenance: Default::default(),
+                },
+            )
+            .await
+            .expect("version");
+        services
+            .create_webhook_source(&admin, "ci")
+            .await
+            .expect("source");
+        services
+    }
+
+    fn consumer(name: &str, team: &str, uses: &[&str], depends_on: &[&str]) -> serde_json::Value {
+        json!({ "type": "consumer", "name": name, "kind": "service", "ownerTeam": team,
+                "environment": "prod",
+                "uses": uses.iter().map(|m| json!({ "model": m, "version": "1.0.0" })).collect::<Vec<_>>(),
+                "dependsOn": depends_on })
+    }
+
+    /// Queues the messages as one group and returns each one's outcome.
+    async fn group(
+        services: &Services,
+        messages: Vec<(&str, Vec<serde_json::Value>)>,
+    ) -> Vec<Result<Received, ServiceError>> {
+        let source = repo::find_by_name(services.store().reader(), "ci")
+            .await
+            .expect("read")
+            .expect("source");
+        let mut jobs = Vec::new();
+        let mut replies = Vec::new();
+        for (id, registrations) in messages {
+            let body =
+                serde_json::to_vec(&json!({ "registrations": registrations })).expect("json");
+            let (reply, outcome) = tokio::sync::oneshot::channel();
+            jobs.push(Job {
+                source: source.clone(),
+                message_id: id.to_owned(),
+                batch: crate::ingest::registrations::parse(&body, 100).expect("parse"),
+                reply,
+            });
+            replies.push(outcome);
+        }
+        services.apply_group(jobs).await;
+        let mut outcomes = Vec::new();
+        for r in replies {
+            outcomes.push(r.await.expect("answered"));
+        }
+        outcomes
+    }
+
+    async fn model_id(db: &impl sea_orm::ConnectionTrait) -> i64 {
+        let name = ModelName::parse("fraud-scorer").expect("name");
+        registry_repo::model_ids(db, &[&name]).await.expect("read")[&name].0
+    }
+
+    fn revision(outcome: &Result<Received, ServiceError>) -> i64 {
+        match outcome {
+            Ok(Received::Applied { revision, .. }) => *revision,
+            other => panic!("not applied: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_is_judged_message_by_message_in_order_on_sqlite() {
+        let dir = tempfile::tempdir().expect("tmp");
+        judged_in_order(services(dir.path(), None).await).await;
+    }
+
+    /// On the server `tests/run` starts (`SUNSET_TEST_PG_URL`); skipped without one, as
+    /// plain `cargo test --lib` has none.
+    #[tokio::test]
+    async fn a_group_is_judged_message_by_message_in_order_on_postgres() {
+        use sea_orm::ConnectionTrait;
+        let Ok(admin_url) = std::env::var("SUNSET_TEST_PG_URL") else {
+            eprintln!("SUNSET_TEST_PG_URL unset: run through tests/run");
+            return;
+        };
+        let admin = sea_orm::Database::connect(&admin_url)
+            .await
+            .expect("PostgreSQL");
+        let name = format!("sunset_test_group_{}", std::process::id());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create db");
+        let (base, _) = admin_url.rsplit_once('/').expect("db in url");
+        let dir = tempfile::tempdir().expect("tmp");
+        let services = services(dir.path(), Some(format!("{base}/{name}"))).await;
+        judged_in_order(services).await;
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .expect("drop db");
+    }
+
+    async fn judged_in_order(services: Services) {
+        let outcomes = group(
+            &services,
+            vec![
+                ("m0", vec![consumer("a", "t", &["fraud-scorer"], &[])]),
+                // Names a consumer an earlier message of the group declared.
+                ("m1", vec![consumer("b", "t", &[], &["a"])]),
+                // Names one only a later message declares: refused, and writes nothing.
+                ("m2", vec![consumer("c", "t", &[], &["z"])]),
+                // The same message again: applied once.
+                ("m0", vec![consumer("a", "t", &["fraud-scorer"], &[])]),
+                ("m4", vec![consumer("z", "t", &["no-such-model"], &[])]),
+                // Names a consumer whose message was refused.
+                ("m5", vec![consumer("d", "t", &[], &["c"])]),
+                // Declares `a` again with another team: the later facts win.
+                ("m6", vec![consumer("a", "u", &["fraud-scorer"], &[])]),
+            ],
+        )
+        .await;
+        let message = |i: usize| match &outcomes[i] {
+            Err(e) => e.to_string(),
+            other => panic!("message {i} was not refused: {other:?}"),
+        };
+        assert!(
+            message(2).contains("registration 0 (consumer c): no consumer named z"),
+            "{}",
+            message(2)
+        );
+        assert!(
+            message(4).contains("no model named no-such-model"),
+            "{}",
+            message(4)
+        );
+        assert!(message(5).contains("no consumer named c"), "{}", message(5));
+        assert!(
+            matches!(outcomes[3], Ok(Received::Duplicate)),
+            "{:?}",
+            outcomes[3]
+        );
+        let (r0, r1, r6) = (
+            revision(&outcomes[0]),
+            revision(&outcomes[1]),
+            revision(&outcomes[6]),
+        );
+        assert!(
+            r0 < r1 && r1 < r6,
+            "revisions follow the messages: {r0} {r1} {r6}"
+        );
+
+        let db = services.store().reader();
+        let names = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| ConsumerName::parse(n).expect("name"))
+                .collect::<Vec<_>>()
+        };
+        let all = names(&["a", "b", "c", "d", "z"]);
+        let found = batch::find_consumers(db, &all.iter().collect::<Vec<_>>())
+            .await
+            .expect("read");
+        let mut present: Vec<&str> = found.keys().map(|n| n.as_str()).collect();
+        present.sort_unstable();
+        assert_eq!(present, ["a", "b"]);
+        assert_eq!(found[&all[0]].1.owner_team.as_str(), "u");
+        // `a` uses the model once however often it was declared: one row, two sightings.
+        let edges = crate::store::inventory::edges_of_link(
+            db,
+            &Link::Uses {
+                consumer: found[&all[0]].0,
+                model: model_id(db).await,
+                range: Arc::new(crate::domain::VersionRange::parse("1.0.0").expect("range")),
+            },
+        )
+        .await
+        .expect("edges");
+        assert_eq!(edges.len(), 1);
+        assert_eq!(edges[0].observations, 2);
+        // Three messages applied: three receipts, three audit records, a whole chain.
+        let source = repo::find_by_name(db, "ci")
+            .await
+            .expect("read")
+            .expect("source")
+            .id;
+        let sent = ["m0", "m1", "m2", "m4", "m5", "m6"].map(|id| (source, id));
+        let receipts = repo::received_among(db, &sent).await.expect("receipts");
+        let mut ids: Vec<&str> = receipts.iter().map(|(_, id)| id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["m0", "m1", "m6"]);
+        let verified = services.verify_audit_chain(vec![]).await.expect("verify");
+        assert!(verified.is_ok(), "{verified:?}");
+        // A later group finds `a` and its edge in the database: updated and counted again.
+        let later = group(
+            &services,
+            vec![("m7", vec![consumer("a", "v", &["fraud-scorer"], &[])])],
+        )
+        .await;
+        assert!(revision(&later[0]) > r6);
+        let a = &found[&all[0]];
+        let again = batch::consumers_by_id(db, &[a.0]).await.expect("read");
+        assert_eq!(again[&a.0].owner_team.as_str(), "v");
+        let edges = batch::edges_by_id(db, &[edges[0].id]).await.expect("read");
+        assert_eq!(edges.values().next().expect("edge").observations, 3);
+        // The graph followed each commit before the answers went out.
+        assert_eq!(
+            services.inventory_snapshot(),
+            services
+                .inventory_snapshot_from_database()
+                .await
+                .expect("db")
+        );
+    }
+}

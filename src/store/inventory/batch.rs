@@ -1,0 +1,210 @@
+//! The parent module's writes, many rows per statement: how a group of registration
+//! webhooks commits in a handful of round trips however many messages it holds (see
+//! `service::registrations::group`). Each function takes any number of rows and splits
+//! them into statements of at most [`ROWS_PER_STATEMENT`].
+
+use super::{
+    Entity, Interner, NewConsumer, Sighting, head_revision, new_consumer_row, new_edge_row,
+    to_consumer, to_edge,
+};
+use crate::domain::{Consumer, ConsumerName, EdgeOrigin};
+use crate::graph::{ConsumerId, EdgeId, EdgeRecord};
+use crate::store::entities::{consumer, inventory_change, inventory_edge};
+use crate::store::{ROWS_PER_STATEMENT, StoreError};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use std::collections::HashMap;
+
+/// The consumers of these names that exist, by name.
+pub async fn find_consumers(
+    conn: &impl ConnectionTrait,
+    names: &[&ConsumerName],
+) -> Result<HashMap<ConsumerName, (ConsumerId, Consumer)>, StoreError> {
+    let mut found = HashMap::with_capacity(names.len());
+    for chunk in names.chunks(ROWS_PER_STATEMENT) {
+        let rows = consumer::Entity::find()
+            .filter(consumer::Column::Name.is_in(chunk.iter().map(|n| n.as_str())))
+            .all(conn)
+            .await?;
+        for r in rows {
+            let c = to_consumer(&r)?;
+            found.insert(c.name.clone(), (r.id, c));
+        }
+    }
+    Ok(found)
+}
+
+/// Declares consumers: inserts those not there, and sets the declared facts of those that
+/// are, keeping how and when they were created and their notice endpoint and secret (which
+/// only GraphQL sets). One statement per chunk; returns every consumer's id by name.
+pub async fn upsert_consumers(
+    conn: &impl ConnectionTrait,
+    declared: &[NewConsumer<'_>],
+) -> Result<HashMap<ConsumerName, ConsumerId>, StoreError> {
+    let mut ids = HashMap::with_capacity(declared.len());
+    for chunk in declared.chunks(ROWS_PER_STATEMENT) {
+        let rows = consumer::Entity::insert_many(chunk.iter().map(new_consumer_row))
+            .on_conflict(
+                OnConflict::column(consumer::Column::Name)
+                    .update_columns([
+                        consumer::Column::Kind,
+                        consumer::Column::OwnerTeam,
+                        consumer::Column::Environment,
+                        consumer::Column::Contacts,
+                        consumer::Column::Discovered,
+                        consumer::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_with_returning(conn)
+            .await?;
+        // RETURNING's row order is unspecified on SQLite: match rows by their unique name.
+        for r in rows {
+            let name = super::parse_stored(ConsumerName::parse(&r.name))?;
+            ids.insert(name, r.id);
+        }
+    }
+    if ids.len() != declared.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} consumers declared, {} returned",
+            declared.len(),
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
+/// Appends one change per entry, in order, in one statement per chunk; returns the
+/// revision of the last (the head, if there are none).
+pub async fn record_changes(
+    conn: &impl ConnectionTrait,
+    at: DateTime<Utc>,
+    changes: &[(Entity, i64)],
+) -> Result<i64, StoreError> {
+    let mut revision = head_revision(conn).await?;
+    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+        let first = revision + 1;
+        revision += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+        let rows = chunk.iter().zip(first..).map(|(&(entity, id), revision)| {
+            inventory_change::ActiveModel {
+                revision: Set(revision),
+                at: Set(at),
+                entity: Set(entity.as_str().to_owned()),
+                entity_id: Set(id),
+            }
+        });
+        inventory_change::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(revision)
+}
+
+/// One edge row's identity: its link's key, its origin and the origin's name.
+type RowKey = (String, EdgeOrigin, String);
+
+fn row_key(r: &inventory_edge::Model) -> Result<RowKey, StoreError> {
+    let origin = super::parse_stored(EdgeOrigin::parse(&r.origin))?;
+    Ok((r.edge_key.clone(), origin, r.origin_name.clone()))
+}
+
+/// Records many sightings as [`super::record_edge`] records one: a row per link and
+/// origin, created at its first sighting; a later one moves `last_seen` forward and adds
+/// to `observations`. One upsert per chunk of distinct rows (sightings of the same row are
+/// summed first, since a statement may touch a row once). Returns each sighting's edge id.
+pub async fn record_edges(
+    conn: &impl ConnectionTrait,
+    sightings: &[Sighting<'_>],
+) -> Result<Vec<EdgeId>, StoreError> {
+    let keys: Vec<RowKey> = sightings
+        .iter()
+        .map(|s| (s.link.key(), s.origin, s.origin_name.to_owned()))
+        .collect();
+    let mut rows: HashMap<&RowKey, inventory_edge::ActiveModel> = HashMap::new();
+    for (key, s) in keys.iter().zip(sightings) {
+        let count = i64::try_from(s.count).unwrap_or(i64::MAX);
+        rows.entry(key)
+            .and_modify(|row| {
+                let seen = row.observations.as_ref().saturating_add(count);
+                let last = Ord::max(*row.last_seen.as_ref(), s.at);
+                row.observations = Set(seen);
+                row.last_seen = Set(last);
+            })
+            .or_insert_with(|| new_edge_row(s));
+    }
+    let rows: Vec<inventory_edge::ActiveModel> = rows.into_values().collect();
+    let mut ids: HashMap<RowKey, EdgeId> = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let written = inventory_edge::Entity::insert_many(chunk.iter().cloned())
+            .on_conflict(
+                OnConflict::columns([
+                    inventory_edge::Column::EdgeKey,
+                    inventory_edge::Column::Origin,
+                    inventory_edge::Column::OriginName,
+                ])
+                .value(
+                    inventory_edge::Column::LastSeen,
+                    Expr::cust(
+                        "CASE WHEN excluded.last_seen > inventory_edges.last_seen \
+                         THEN excluded.last_seen ELSE inventory_edges.last_seen END",
+                    ),
+                )
+                .value(
+                    inventory_edge::Column::Observations,
+                    Expr::cust("inventory_edges.observations + excluded.observations"),
+                )
+                .to_owned(),
+            )
+            .exec_with_returning(conn)
+            .await?;
+        // RETURNING's row order is unspecified on SQLite: match rows by their identity.
+        for r in written {
+            ids.insert(row_key(&r)?, r.id);
+        }
+    }
+    keys.iter()
+        .map(|k| {
+            ids.get(k)
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt(format!("edge {} was not recorded", k.0)))
+        })
+        .collect()
+}
+
+/// The consumers of these ids that exist, by id.
+pub async fn consumers_by_id(
+    conn: &impl ConnectionTrait,
+    ids: &[ConsumerId],
+) -> Result<HashMap<ConsumerId, Consumer>, StoreError> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        for r in consumer::Entity::find()
+            .filter(consumer::Column::Id.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?
+        {
+            found.insert(r.id, to_consumer(&r)?);
+        }
+    }
+    Ok(found)
+}
+
+/// The edges of these ids that exist, by id.
+pub async fn edges_by_id(
+    conn: &impl ConnectionTrait,
+    ids: &[EdgeId],
+) -> Result<HashMap<EdgeId, EdgeRecord>, StoreError> {
+    let mut found = HashMap::with_capacity(ids.len());
+    let mut interner = Interner::default();
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        for r in inventory_edge::Entity::find()
+            .filter(inventory_edge::Column::Id.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?
+        {
+            found.insert(r.id, to_edge(&r, &mut interner)?);
+        }
+    }
+    Ok(found)
+}

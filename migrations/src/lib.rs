@@ -15,6 +15,7 @@ mod m20261122_000004_create_version_signatures;
 mod m20261122_000005_add_promoted_at;
 mod m20261122_000006_create_inventory;
 mod m20261122_000007_create_scans;
+mod m20261130_000008_partial_edge_indexes;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_add_promoted_at::Migration),
             Box::new(m20261122_000006_create_inventory::Migration),
             Box::new(m20261122_000007_create_scans::Migration),
+            Box::new(m20261130_000008_partial_edge_indexes::Migration),
         ]
     }
 }

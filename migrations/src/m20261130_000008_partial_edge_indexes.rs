@@ -30,28 +30,29 @@ const INDEXES: [(&str, &str, &str); 5] = [
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        // The same SQL on SQLite and PostgreSQL; names are constants above, not input.
         for (full, column, partial) in INDEXES {
-            db.execute_unprepared(&format!(
+            let partial_sql = format!(
                 "CREATE INDEX {partial} ON inventory_edges ({column}) WHERE {column} IS NOT NULL"
-            ))
-            .await?;
-            db.execute_unprepared(&format!("DROP INDEX {full}")).await?;
+            );
+            replace(manager, &partial_sql, full).await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
         for (full, column, partial) in INDEXES {
-            db.execute_unprepared(&format!(
-                "CREATE INDEX {full} ON inventory_edges ({column})"
-            ))
-            .await?;
-            db.execute_unprepared(&format!("DROP INDEX {partial}"))
-                .await?;
+            let full_sql = format!("CREATE INDEX {full} ON inventory_edges ({column})");
+            replace(manager, &full_sql, partial).await?;
         }
         Ok(())
     }
+}
+
+/// Creates an index, then drops the one it replaces. The same SQL on SQLite and
+/// PostgreSQL; names are the constants above, not input.
+async fn replace(manager: &SchemaManager<'_>, create: &str, old: &str) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    db.execute_unprepared(create).await?;
+    db.execute_unprepared(&format!("DROP INDEX {old}")).await?;
+    Ok(())
 }

@@ -77,12 +77,9 @@ pub async fn was_received(
     source: i64,
     message_id: &str,
 ) -> Result<bool, StoreError> {
-    Ok(
-        webhook_receipt::Entity::find_by_id((source, message_id.to_owned()))
-            .one(conn)
-            .await?
-            .is_some(),
-    )
+    Ok(!received_among(conn, &[(source, message_id)])
+        .await?
+        .is_empty())
 }
 
 pub async fn record_receipt(
@@ -91,14 +88,7 @@ pub async fn record_receipt(
     message_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    webhook_receipt::ActiveModel {
-        source_id: Set(source),
-        message_id: Set(message_id.to_owned()),
-        received_at: Set(at),
-    }
-    .insert(conn)
-    .await?;
-    Ok(())
+    record_receipts(conn, &[(source, message_id)], at).await
 }
 
 /// Deletes receipts recorded before `before`; returns how many.

@@ -231,45 +231,41 @@ impl Known {
                 .collect()
         };
         let mut models = HashMap::new();
-        let mut versions = HashSet::new();
-        let mut unknown_models = Vec::new();
-        let mut unknown_versions = Vec::new();
+        let mut missing = Vec::new();
         {
             let graph = services.read_graph();
-            for (model, range) in &uses {
+            for (model, _) in &uses {
                 match graph.model_id(model.as_str()) {
                     Some(id) => {
                         models.insert(model.clone(), ModelId(id));
-                        if let Some(exact) = range.as_exact() {
-                            if graph.version_id(id, exact).is_some() {
-                                versions.insert((id, exact));
-                            } else {
-                                unknown_versions.push((model, exact));
-                            }
-                        }
                     }
-                    None => unknown_models.push(model),
+                    None => missing.push(model),
                 }
             }
         }
-        if !unknown_models.is_empty() {
-            let mut unknown = unknown_models.clone();
-            dedup(&mut unknown);
-            models.extend(registry_repo::model_ids(conn, &unknown).await?);
-            unknown_versions.extend(
-                uses.iter()
-                    .filter(|(m, _)| unknown_models.contains(&m))
-                    .filter_map(|(m, range)| Some((m, range.as_exact()?))),
-            );
+        if !missing.is_empty() {
+            dedup(&mut missing);
+            models.extend(registry_repo::model_ids(conn, &missing).await?);
         }
-        let mut pinned: Vec<(ModelId, Version)> = unknown_versions
-            .into_iter()
-            .filter_map(|(model, exact)| Some((*models.get(model)?, exact)))
-            .collect();
-        if !pinned.is_empty() {
-            pinned.sort_by_key(|(m, v)| (m.0, *v));
-            pinned.dedup();
-            versions.extend(registry_repo::existing_versions(conn, &pinned).await?);
+        let mut versions = HashSet::new();
+        let mut unseen: Vec<(ModelId, Version)> = Vec::new();
+        {
+            let graph = services.read_graph();
+            for (model, range) in &uses {
+                let (Some(&id), Some(exact)) = (models.get(model), range.as_exact()) else {
+                    continue;
+                };
+                if graph.version_id(id.0, exact).is_some() {
+                    versions.insert((id.0, exact));
+                } else {
+                    unseen.push((id, exact));
+                }
+            }
+        }
+        if !unseen.is_empty() {
+            unseen.sort_by_key(|(m, v)| (m.0, *v));
+            unseen.dedup();
+            versions.extend(registry_repo::existing_versions(conn, &unseen).await?);
         }
         Ok(Self {
             consumers,
@@ -433,7 +429,7 @@ impl GroupPlan {
         let mut links = Vec::new();
         for message in &self.messages {
             for planned in &message.links {
-                links.push(match planned {
+                let link = match planned {
                     Planned::Uses {
                         consumer,
                         model,
@@ -447,22 +443,20 @@ impl GroupPlan {
                         consumer: id_of(consumer)?,
                         target: id_of(target)?,
                     },
-                });
+                };
+                links.push((link, message.origin.as_str()));
             }
         }
-        let mut sightings = Vec::with_capacity(links.len());
-        let mut link = links.iter();
-        for message in &self.messages {
-            for _ in &message.links {
-                sightings.push(Sighting {
-                    link: link.next().expect("one link per planned link"),
-                    origin: EdgeOrigin::Webhook,
-                    origin_name: &message.origin,
-                    at: now,
-                    count: 1,
-                });
-            }
-        }
+        let sightings: Vec<Sighting<'_>> = links
+            .iter()
+            .map(|(link, origin)| Sighting {
+                link,
+                origin: EdgeOrigin::Webhook,
+                origin_name: origin,
+                at: now,
+                count: 1,
+            })
+            .collect();
         let edges = batch::record_edges(conn, &sightings).await?;
         let mut changes = Vec::with_capacity(edges.len() * 2);
         let mut ends = Vec::with_capacity(self.messages.len());

@@ -154,6 +154,9 @@ impl fmt::Display for Environment {
 pub struct VersionRange {
     text: String,
     req: semver::VersionReq,
+    /// The version a pin names, kept apart so that matching a pin, by far the most
+    /// common range, is one comparison rather than semver's general evaluation.
+    exact: Option<Version>,
 }
 
 pub const MAX_RANGE_LEN: usize = 64;
@@ -189,6 +192,7 @@ impl VersionRange {
         Ok(Self {
             text: req.to_string(),
             req,
+            exact: None,
         })
     }
 
@@ -205,10 +209,14 @@ impl VersionRange {
         Self {
             text: v.to_string(),
             req,
+            exact: Some(v),
         }
     }
 
     pub fn matches(&self, v: Version) -> bool {
+        if let Some(exact) = self.exact {
+            return exact == v;
+        }
         self.req.matches(&semver::Version::new(
             u64::from(v.major),
             u64::from(v.minor),
@@ -218,7 +226,7 @@ impl VersionRange {
 
     /// The exact version this range pins, if it is one.
     pub fn as_exact(&self) -> Option<Version> {
-        Version::parse(&self.text).ok()
+        self.exact
     }
 
     pub fn as_str(&self) -> &str {

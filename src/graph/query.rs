@@ -44,6 +44,14 @@ impl Query {
             stale_after,
         }
     }
+
+    /// An edge last seen before this [`super::stamp`] is stale: what
+    /// [`EdgeRecord::is_stale`] decides, as one comparison per edge.
+    fn stale_before(&self) -> i64 {
+        self.now
+            .checked_sub_signed(self.stale_after)
+            .map_or(i64::MIN, super::stamp)
+    }
 }
 
 /// A node an answer reaches.
@@ -146,6 +154,21 @@ pub struct Impact {
     pub cycles: Vec<Cycle>,
 }
 
+/// Visits a walk expands together; see [`InventoryGraph::dependents_of`].
+const BATCH: usize = 32;
+
+/// One step a walk can take from a node.
+#[derive(Clone, Copy)]
+struct Next {
+    /// The place in its batch of the visit it leaves.
+    of: u32,
+    edge: EdgeIndex,
+    node: NodeIndex,
+    kind: EdgeKind,
+    /// As [`super::stamp`] gives it.
+    last_seen: i64,
+}
+
 /// Where [`InventoryGraph::upstream_models`] starts.
 #[derive(Debug, Clone, Copy)]
 pub enum Upstream {
@@ -210,18 +233,22 @@ impl Visits {
         self.slot.get(ix.index()).is_some_and(|&n| n != 0)
     }
 
-    /// Adds `v` unless its node was reached already; says whether it was added.
-    fn insert(&mut self, v: Visit) -> bool {
+    /// Adds `v` unless its node was reached already; gives the node's place in `order`.
+    fn insert(&mut self, v: Visit) -> u32 {
         let i = v.ix.index();
         if i >= self.slot.len() {
             self.slot.resize(i + 1, 0);
         }
-        if self.slot[i] != 0 {
-            return false;
+        if self.slot[i] == 0 {
+            self.order.push(v);
+            self.slot[i] = u32::try_from(self.order.len()).unwrap_or(u32::MAX);
         }
-        self.order.push(v);
-        self.slot[i] = u32::try_from(self.order.len()).unwrap_or(u32::MAX);
-        true
+        self.slot[i] - 1
+    }
+
+    /// The place in `order` of a node reached.
+    fn place(&self, ix: NodeIndex) -> Option<u32> {
+        self.slot.get(ix.index()).and_then(|&n| n.checked_sub(1))
     }
 
     fn iter(&self) -> std::slice::Iter<'_, Visit> {
@@ -277,11 +304,17 @@ impl InventoryGraph {
         set.insert(start);
         let mut links = Vec::new();
         let mut next = Vec::new();
+        let stale_before = q.stale_before();
         for &ix in &set {
             next.clear();
-            self.neighbours(ix, Walk::Dependencies, &mut next);
-            for &(ex, to) in &next {
-                let followed = q.include_stale || !self.g[ex].is_stale(q.now, q.stale_after);
+            self.dependencies_of(ix, 0, &mut next);
+            for &Next {
+                node: to,
+                last_seen,
+                ..
+            } in &next
+            {
+                let followed = q.include_stale || last_seen >= stale_before;
                 if followed && set.contains(&to) {
                     links.push((self.label(ix), self.label(to)));
                 }
@@ -457,41 +490,55 @@ impl InventoryGraph {
             consumer: matches!(self.g[start], Node::Consumer(..)),
         });
         let mut stale_skipped: HashSet<EdgeIndex> = HashSet::default();
-        // Followed `depends_on` links, as (dependent, dependency): every one among the
-        // nodes reached is met on the way when the walk is transitive, so cycles need no
-        // second pass over the consumers' edges.
-        let mut links: Vec<(NodeIndex, NodeIndex)> = Vec::new();
-        let mut next: Vec<(EdgeIndex, NodeIndex)> = Vec::new();
+        // Followed `depends_on` links, as places in the walk of (dependent, dependency):
+        // every one among the nodes reached is met on the way when the walk is
+        // transitive, so cycles need no second pass over the consumers' edges.
+        let mut links: Vec<(u32, u32)> = Vec::new();
+        let mut next: Vec<Next> = Vec::new();
+        let stale_before = q.stale_before();
+        let mut batch: Vec<Visit> = Vec::with_capacity(BATCH);
         let mut at = 0;
-        while let Some(&Visit { ix, depth, .. }) = visits.order.get(at) {
-            at += 1;
-            if !q.transitive && depth >= 1 {
-                continue;
-            }
+        // A question that is not transitive expands only the node asked about.
+        let expanded = |len: usize| if q.transitive { len } else { 1 };
+        while at < expanded(visits.order.len()) {
+            let end = (at + BATCH).min(expanded(visits.order.len()));
+            batch.clear();
+            batch.extend_from_slice(&visits.order[at..end]);
             next.clear();
-            self.neighbours(ix, walk, &mut next);
-            for &(ex, to) in &next {
-                let edge = &self.g[ex];
-                if !q.include_stale && edge.is_stale(q.now, q.stale_after) {
+            self.neighbours(&batch, walk, &mut next);
+            for &Next {
+                of,
+                edge: ex,
+                node: to,
+                kind,
+                last_seen,
+            } in &next
+            {
+                let Visit { ix, depth, .. } = batch[of as usize];
+                if !q.include_stale && last_seen < stale_before {
                     stale_skipped.insert(ex);
                     continue;
                 }
-                let (consumer, depends_on) = match (&edge.link, walk) {
-                    (Link::DependsOn { .. }, Walk::Dependents) => (true, Some((to, ix))),
-                    (Link::DependsOn { .. }, Walk::Dependencies) => (true, Some((ix, to))),
-                    (Link::Uses { .. }, Walk::Dependents) => (true, None),
-                    (Link::Uses { .. } | Link::DerivedFrom { .. }, _) => (false, None),
+                let consumer = match (kind, walk) {
+                    (EdgeKind::DependsOn, _) | (EdgeKind::Uses, Walk::Dependents) => true,
+                    (EdgeKind::Uses | EdgeKind::DerivedFrom, _) => false,
                 };
-                if let Some(link) = depends_on {
-                    links.push(link);
-                }
-                visits.insert(Visit {
+                let reached = visits.insert(Visit {
                     ix: to,
                     depth: depth + 1,
                     via: Some((ix, ex)),
                     consumer,
                 });
+                if kind == EdgeKind::DependsOn {
+                    // `at + of` is where `ix` stands in the walk; it fits, as `reached` does.
+                    let here = u32::try_from(at).unwrap_or(u32::MAX) + of;
+                    links.push(match walk {
+                        Walk::Dependents => (reached, here),
+                        Walk::Dependencies => (here, reached),
+                    });
+                }
             }
+            at = end;
         }
         if !q.transitive {
             // Links between nodes at depth one were not walked; look them up.
@@ -501,36 +548,84 @@ impl InventoryGraph {
         (visits, stale_skipped.len(), cycles)
     }
 
-    /// The nodes one step from `ix`, with the edge that leads there.
-    fn neighbours(&self, ix: NodeIndex, walk: Walk, out: &mut Vec<(EdgeIndex, NodeIndex)>) {
-        match (walk, &self.g[ix]) {
-            (Walk::Dependents, Node::Version(v)) => {
-                if let Some(&model) = self.models.get(&v.model) {
-                    for e in self.g.edges_directed(model, Direction::Incoming) {
-                        if let Link::Uses { range, .. } = &e.weight().link
-                            && range.matches(v.version)
-                        {
-                            out.push((e.id(), e.source()));
-                        }
-                    }
-                }
-                for e in self.g.edges_directed(ix, Direction::Incoming) {
-                    if matches!(e.weight().link, Link::DerivedFrom { .. }) {
-                        out.push((e.id(), e.source()));
-                    }
+    /// The nodes one step from each visit of `batch`, with the edge that leads there,
+    /// in the order of the batch.
+    fn neighbours(&self, batch: &[Visit], walk: Walk, out: &mut Vec<Next>) {
+        match walk {
+            Walk::Dependents => self.dependents_of(batch, out),
+            Walk::Dependencies => {
+                for (of, v) in (0..).zip(batch) {
+                    self.dependencies_of(v.ix, of, out);
                 }
             }
-            (Walk::Dependents, Node::Consumer(..)) => {
-                for e in self.g.edges_directed(ix, Direction::Incoming) {
-                    if matches!(e.weight().link, Link::DependsOn { .. }) {
-                        out.push((e.id(), e.source()));
-                    }
-                }
+        }
+    }
+
+    /// Read from the compact arrivals, newest first as petgraph lists them. Each visit
+    /// knows whether it is a consumer, so no node is read to find out.
+    fn dependents_of(&self, batch: &[Visit], out: &mut Vec<Next>) {
+        let arrivals = |at: NodeIndex| {
+            self.arrivals
+                .get(at.index())
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+        };
+        let next = |of, a: &super::Arrival, kind| Next {
+            of,
+            edge: a.edge,
+            node: a.from,
+            kind,
+            last_seen: a.last_seen,
+        };
+        // The consumers' arrivals are looked up for the whole batch before any is read:
+        // the lookups do not wait on one another, so their cache misses overlap instead
+        // of coming one after the other (most of a hub question's time otherwise).
+        let found: Vec<&[super::Arrival]> = batch
+            .iter()
+            .map(|v| if v.consumer { arrivals(v.ix) } else { &[] })
+            .collect();
+        for ((of, v), found) in (0..).zip(batch).zip(found) {
+            if v.consumer {
+                out.extend(found.iter().rev().map(|a| next(of, a, EdgeKind::DependsOn)));
+                continue;
             }
-            (Walk::Dependencies, Node::Consumer(..)) => {
+            let Node::Version(version) = &self.g[v.ix] else {
+                continue;
+            };
+            if let Some(&model) = self.models.get(&version.model) {
+                out.extend(
+                    arrivals(model)
+                        .iter()
+                        .rev()
+                        .filter(|a| match &self.g[a.edge].link {
+                            Link::Uses { range, .. } => range.matches(version.version),
+                            _ => false,
+                        })
+                        .map(|a| next(of, a, EdgeKind::Uses)),
+                );
+            }
+            out.extend(
+                arrivals(v.ix)
+                    .iter()
+                    .rev()
+                    .map(|a| next(of, a, EdgeKind::DerivedFrom)),
+            );
+        }
+    }
+
+    fn dependencies_of(&self, ix: NodeIndex, of: u32, out: &mut Vec<Next>) {
+        let next = |e: petgraph::stable_graph::EdgeReference<'_, EdgeRecord>, node| Next {
+            of,
+            edge: e.id(),
+            node,
+            kind: e.weight().link.kind(),
+            last_seen: super::stamp(e.weight().last_seen),
+        };
+        match &self.g[ix] {
+            Node::Consumer(..) => {
                 for e in self.g.edges_directed(ix, Direction::Outgoing) {
                     match &e.weight().link {
-                        Link::DependsOn { .. } => out.push((e.id(), e.target())),
+                        Link::DependsOn { .. } => out.push(next(e, e.target())),
                         Link::Uses { model, range, .. } => {
                             for (&version, id) in
                                 self.model_versions.get(model).into_iter().flatten()
@@ -538,7 +633,7 @@ impl InventoryGraph {
                                 if range.matches(version)
                                     && let Some(&vx) = self.versions.get(id)
                                 {
-                                    out.push((e.id(), vx));
+                                    out.push(next(e, vx));
                                 }
                             }
                         }
@@ -546,84 +641,60 @@ impl InventoryGraph {
                     }
                 }
             }
-            (Walk::Dependencies, Node::Version(_)) => {
+            Node::Version(_) => {
                 for e in self.g.edges_directed(ix, Direction::Outgoing) {
                     if matches!(e.weight().link, Link::DerivedFrom { .. }) {
-                        out.push((e.id(), e.target()));
+                        out.push(next(e, e.target()));
                     }
                 }
             }
-            (_, Node::Model(_)) => {}
+            Node::Model(_) => {}
         }
     }
 
     /// Followed `depends_on` links among the consumers visited.
-    fn links_among(&self, visits: &Visits, q: &Query) -> Vec<(NodeIndex, NodeIndex)> {
+    fn links_among(&self, visits: &Visits, q: &Query) -> Vec<(u32, u32)> {
         let mut links = Vec::new();
-        for v in visits.iter().filter(|v| v.consumer) {
+        for (here, v) in (0..).zip(visits.iter()).filter(|(_, v)| v.consumer) {
             for e in self.g.edges_directed(v.ix, Direction::Outgoing) {
                 let followed = q.include_stale || !e.weight().is_stale(q.now, q.stale_after);
                 if matches!(e.weight().link, Link::DependsOn { .. })
                     && followed
-                    && visits.contains(e.target())
+                    && let Some(there) = visits.place(e.target())
                 {
-                    links.push((v.ix, e.target()));
+                    links.push((here, there));
                 }
             }
         }
         links
     }
 
-    /// Circles among `links` (dependent, dependency) between consumers the walk reached.
-    fn cycles(&self, visits: &Visits, links: Vec<(NodeIndex, NodeIndex)>) -> Vec<Cycle> {
+    /// Circles among `links` (dependent, dependency, as places in the walk) between
+    /// consumers the walk reached.
+    fn cycles(&self, visits: &Visits, links: Vec<(u32, u32)>) -> Vec<Cycle> {
+        // Only a consumer with links both in and out can be on a circle. Peeling off
+        // the others, each freeing its neighbours, leaves the (usually empty) part worth
+        // Tarjan's time, in time linear in the links: first whatever no link points at,
+        // then, of the rest, whatever points at nothing.
+        let n = visits.order.len();
+        let links = unpointed_peeled(n, links);
         if links.is_empty() {
             return Vec::new();
         }
-        // Each node is known by its place in the walk, which makes every table below dense.
-        let n = visits.order.len();
-        let place = |ix: NodeIndex| visits.slot[ix.index()] as usize - 1;
-        let pairs: Vec<(usize, usize)> = links.iter().map(|&(a, b)| (place(a), place(b))).collect();
-        // Only a consumer with links both in and out can be on a circle. Peeling off the
-        // others one by one, each freeing its neighbours, leaves the (usually tiny) part
-        // worth Tarjan's time, in time linear in the links.
-        let outs = Adjacency::new(n, pairs.iter().copied());
-        let ins = Adjacency::new(n, pairs.iter().map(|&(a, b)| (b, a)));
-        let mut out_degree: Vec<u32> = (0..n).map(|i| outs.of(i).len() as u32).collect();
-        let mut in_degree: Vec<u32> = (0..n).map(|i| ins.of(i).len() as u32).collect();
-        let mut gone = vec![false; n];
-        let mut peel: Vec<usize> = pairs
-            .iter()
-            .flat_map(|&(a, b)| [a, b])
-            .filter(|&i| out_degree[i] == 0 || in_degree[i] == 0)
+        let flipped = links.into_iter().map(|(a, b)| (b, a)).collect();
+        let pairs: Vec<(u32, u32)> = unpointed_peeled(n, flipped)
+            .into_iter()
+            .map(|(a, b)| (b, a))
             .collect();
-        while let Some(i) = peel.pop() {
-            if std::mem::replace(&mut gone[i], true) {
-                continue;
-            }
-            for &m in outs.of(i) {
-                let m = m as usize;
-                in_degree[m] -= 1;
-                if in_degree[m] == 0 && !gone[m] {
-                    peel.push(m);
-                }
-            }
-            for &m in ins.of(i) {
-                let m = m as usize;
-                out_degree[m] -= 1;
-                if out_degree[m] == 0 && !gone[m] {
-                    peel.push(m);
-                }
-            }
-        }
         let mut sub: petgraph::Graph<NodeIndex, ()> = petgraph::Graph::new();
-        let mut local: HashMap<usize, petgraph::graph::NodeIndex> = HashMap::default();
-        for &(a, b) in pairs.iter().filter(|&&(a, b)| !gone[a] && !gone[b]) {
+        let mut local: HashMap<u32, petgraph::graph::NodeIndex> = HashMap::default();
+        for &(a, b) in &pairs {
             let la = *local
                 .entry(a)
-                .or_insert_with(|| sub.add_node(visits.order[a].ix));
+                .or_insert_with(|| sub.add_node(visits.order[a as usize].ix));
             let lb = *local
                 .entry(b)
-                .or_insert_with(|| sub.add_node(visits.order[b].ix));
+                .or_insert_with(|| sub.add_node(visits.order[b as usize].ix));
             sub.add_edge(la, lb, ());
         }
         let mut cycles: Vec<Cycle> = petgraph::algo::tarjan_scc(&sub)
@@ -724,33 +795,49 @@ impl InventoryGraph {
     }
 }
 
-/// Links grouped by the node they leave, as offsets into one list (compressed rows).
-struct Adjacency {
-    start: Vec<u32>,
-    to: Vec<u32>,
-}
-
-impl Adjacency {
-    fn new(n: usize, pairs: impl Iterator<Item = (usize, usize)> + Clone) -> Self {
-        let mut start = vec![0u32; n + 1];
-        for (a, _) in pairs.clone() {
-            start[a + 1] += 1;
-        }
-        for i in 0..n {
-            start[i + 1] += start[i];
-        }
-        let mut fill = start.clone();
-        let mut to = vec![0u32; start[n] as usize];
-        for (a, b) in pairs {
-            to[fill[a] as usize] = b as u32;
-            fill[a] += 1;
-        }
-        Self { start, to }
+/// Of `links` (from, to) among nodes `0..n`, those left after taking away, again and
+/// again, every node that no remaining link points at (Kahn's topological peel): what is
+/// left is the circles and whatever they lead to.
+fn unpointed_peeled(n: usize, links: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    // Links grouped by the node they leave, as offsets into one list (compressed rows).
+    let mut start = vec![0u32; n + 1];
+    let mut pointed = vec![0u32; n];
+    for &(a, b) in &links {
+        start[a as usize + 1] += 1;
+        pointed[b as usize] += 1;
     }
-
-    fn of(&self, i: usize) -> &[u32] {
-        &self.to[self.start[i] as usize..self.start[i + 1] as usize]
+    for i in 0..n {
+        start[i + 1] += start[i];
     }
+    let mut fill = start.clone();
+    let mut to = vec![0u32; links.len()];
+    for &(a, b) in &links {
+        to[fill[a as usize] as usize] = b;
+        fill[a as usize] += 1;
+    }
+    drop(fill);
+    let mut gone = vec![false; n];
+    let mut peel: Vec<u32> = links
+        .iter()
+        .map(|&(a, _)| a)
+        .filter(|&a| pointed[a as usize] == 0)
+        .collect();
+    while let Some(i) = peel.pop() {
+        let i = i as usize;
+        if std::mem::replace(&mut gone[i], true) {
+            continue;
+        }
+        for &m in &to[start[i] as usize..start[i + 1] as usize] {
+            pointed[m as usize] -= 1;
+            if pointed[m as usize] == 0 {
+                peel.push(m);
+            }
+        }
+    }
+    links
+        .into_iter()
+        .filter(|&(a, b)| !gone[a as usize] && !gone[b as usize])
+        .collect()
 }
 
 /// Whether two edges record one link (what [`Link::key`] says, without formatting it).

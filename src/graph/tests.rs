@@ -432,3 +432,86 @@ fn cycles_among_many_links_are_the_strongly_connected_parts() {
         expected.len()
     );
 }
+
+#[test]
+fn arrivals_follow_removals_reused_indexes_and_new_evidence() {
+    // The dependents walk reads each node's arrivals, not petgraph's edges: they must
+    // stay the same edges through every kind of change, including a removed consumer's
+    // index taken by the next node added.
+    let mut f = Fixture::standard();
+    assert!(f.g.snapshot().arrivals_agree);
+    f.g.remove_consumer(3);
+    assert!(f.g.snapshot().arrivals_agree);
+    f.g.upsert_consumer(6, consumer("f", "odd"));
+    f.depends(6, 2);
+    f.depends(4, 6);
+    assert!(f.g.snapshot().arrivals_agree);
+    let a = f.g.dependents(20, &query()).unwrap();
+    assert_eq!(
+        labels(&a),
+        vec![
+            ("b".into(), 1),
+            ("adapter@1.0.0".into(), 1),
+            ("e".into(), 2),
+            ("f".into(), 2),
+            ("d".into(), 3)
+        ]
+    );
+
+    // b's use of ft, seen again long ago: the walk now finds it stale from its arrival.
+    let old = t0() - chrono::Duration::days(90);
+    let renewed = EdgeRecord {
+        id: 4,
+        link: Link::Uses {
+            consumer: 2,
+            model: 2,
+            range: Arc::new(VersionRange::parse("1.0.0").unwrap()),
+        },
+        origin: EdgeOrigin::Api,
+        origin_name: Arc::from("test"),
+        first_seen: old,
+        last_seen: old,
+        observations: 2,
+    };
+    f.g.upsert_edge(renewed).unwrap();
+    assert!(f.g.snapshot().arrivals_agree);
+    let fresh_only = Query {
+        include_stale: false,
+        ..query()
+    };
+    let a = f.g.dependents(20, &fresh_only).unwrap();
+    assert_eq!(
+        labels(&a),
+        vec![("adapter@1.0.0".into(), 1), ("e".into(), 2)]
+    );
+    assert_eq!(a.stale_edges_skipped, 1);
+
+    f.g.remove_edge(4);
+    assert!(f.g.snapshot().arrivals_agree);
+    assert_eq!(labels(&f.g.dependents(20, &query()).unwrap()).len(), 2);
+}
+
+#[test]
+fn a_bulk_load_lays_out_the_arrivals_single_upserts_would() {
+    let upserted = Fixture::standard();
+    let mut loaded = Fixture::new();
+    let mut edges: Vec<EdgeRecord> = upserted
+        .g
+        .snapshot()
+        .edges
+        .into_values()
+        .map(|(_, _, e)| e)
+        .collect();
+    edges.sort_by_key(|e| e.id);
+    for e in edges {
+        loaded.g.load_edge(e).unwrap();
+    }
+    loaded.g.finish_load();
+    let snapshot = loaded.g.snapshot();
+    assert!(snapshot.arrivals_agree);
+    assert_eq!(snapshot, upserted.g.snapshot());
+    assert_eq!(
+        loaded.g.dependents(10, &query()),
+        upserted.g.dependents(10, &query())
+    );
+}

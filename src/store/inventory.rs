@@ -403,7 +403,7 @@ pub async fn load(db: &DatabaseConnection) -> Result<InventoryGraph, StoreError>
     };
     while let Some(page) = received.recv().await {
         for e in page {
-            match g.upsert_edge(e) {
+            match g.load_edge(e) {
                 Ok(()) => {}
                 // Its consumer, model or version committed after the nodes were read,
                 // so after `revision`: following the change sequence brings both.
@@ -414,6 +414,7 @@ pub async fn load(db: &DatabaseConnection) -> Result<InventoryGraph, StoreError>
     reader
         .await
         .map_err(|e| StoreError::Corrupt(format!("the edge reader failed: {e}")))??;
+    g.finish_load();
     g.set_revision(revision);
     Ok(g)
 }

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use petgraph::Direction;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Database row ids, which are stable for the life of a row.
@@ -158,6 +158,10 @@ pub struct InventoryGraph {
     arrivals: Vec<Vec<Arrival>>,
     /// Set while a bulk load has added edges without their arrivals.
     arrivals_behind: bool,
+    /// Edges that share both ends with another edge: one link reported by several
+    /// origins, whose evidence an answer gathers. Few edges have one, and knowing which
+    /// spares an answer reading every edge of each node it explains.
+    parallel: HashSet<EdgeIndex>,
     revision: i64,
 }
 
@@ -301,6 +305,18 @@ impl InventoryGraph {
                 last_seen: stamp(e.weight().last_seen),
             });
         }
+        self.parallel.clear();
+        let mut ends: Vec<(NodeIndex, EdgeIndex)> = Vec::new();
+        for arrivals in self.arrivals.iter().filter(|a| a.len() > 1) {
+            ends.clear();
+            ends.extend(arrivals.iter().map(|a| (a.from, a.edge)));
+            ends.sort_unstable();
+            for pair in ends.windows(2) {
+                if pair[0].0 == pair[1].0 {
+                    self.parallel.extend([pair[0].1, pair[1].1]);
+                }
+            }
+        }
     }
 
     fn insert_edge(&mut self, e: EdgeRecord, arrive: bool) -> Result<(), GraphError> {
@@ -341,6 +357,15 @@ impl InventoryGraph {
         if self.arrivals.len() <= to.index() {
             self.arrivals.resize_with(to.index() + 1, Vec::new);
         }
+        let twins: Vec<EdgeIndex> = self.arrivals[to.index()]
+            .iter()
+            .filter(|a| a.from == from)
+            .map(|a| a.edge)
+            .collect();
+        if !twins.is_empty() {
+            self.parallel.extend(twins);
+            self.parallel.insert(ex);
+        }
         self.arrivals[to.index()].push(Arrival {
             from,
             edge: ex,
@@ -359,7 +384,13 @@ impl InventoryGraph {
         {
             // `remove`, not `swap_remove`: walks meet a node's dependents in the order
             // they arrived, which keeps the path chosen to explain each stable.
-            arrivals.remove(at);
+            let gone = arrivals.remove(at);
+            if self.parallel.remove(&ex) {
+                let mut twins = arrivals.iter().filter(|a| a.from == gone.from);
+                if let (Some(last), None) = (twins.next(), twins.next()) {
+                    self.parallel.remove(&last.edge);
+                }
+            }
         }
         self.g.remove_edge(ex);
     }
@@ -486,8 +517,16 @@ impl InventoryGraph {
 
     /// Whether each node's arrivals are exactly the edges petgraph has arriving there,
     /// in the reverse of petgraph's order (which puts the newest first), with their
-    /// times and ranges.
+    /// times, and the parallel edges exactly those that share both ends with another.
     fn arrivals_agree(&self) -> bool {
+        let parallel: HashSet<EdgeIndex> = (&self.g)
+            .edge_references()
+            .filter(|e| self.g.edges_connecting(e.source(), e.target()).count() > 1)
+            .map(|e| e.id())
+            .collect();
+        if parallel != self.parallel {
+            return false;
+        }
         let bound = self.g.node_bound();
         if self.arrivals.len() > bound && self.arrivals[bound..].iter().any(|a| !a.is_empty()) {
             return false;
@@ -531,7 +570,8 @@ pub struct Snapshot {
     pub edge_count: usize,
     /// The sizes of the lookup maps, so an entry left behind shows too.
     pub index_sizes: [usize; 6],
-    /// Whether the compact per-node arrivals agree with petgraph's own edges.
+    /// Whether the compact per-node arrivals and the set of parallel edges agree with
+    /// petgraph's own edges.
     pub arrivals_agree: bool,
 }
 

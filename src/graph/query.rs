@@ -769,15 +769,18 @@ impl InventoryGraph {
 
     fn step(&self, from: NodeIndex, to: NodeIndex, ex: EdgeIndex, q: &Query) -> Step {
         let chosen = &self.g[ex];
-        let (a, b) = self.g.edge_endpoints(ex).unwrap_or((from, to));
-        let mut evidence: Vec<Evidence> = self
-            .g
-            .edges_connecting(a, b)
-            .map(|e| e.weight())
-            .filter(|e| same_link(&e.link, &chosen.link))
-            .map(|e| evidence(e, q))
-            .filter(|e| q.include_stale || !e.stale)
-            .collect();
+        let mut evidence: Vec<Evidence> = if self.parallel.contains(&ex) {
+            let (a, b) = self.g.edge_endpoints(ex).unwrap_or((from, to));
+            self.g
+                .edges_connecting(a, b)
+                .map(|e| e.weight())
+                .filter(|e| same_link(&e.link, &chosen.link))
+                .map(|e| evidence(e, q))
+                .collect()
+        } else {
+            vec![evidence(chosen, q)]
+        };
+        evidence.retain(|e| q.include_stale || !e.stale);
         evidence.sort_by(|x, y| (x.origin, &x.origin_name).cmp(&(y.origin, &y.origin_name)));
         let (range, derivation) = match &chosen.link {
             Link::Uses { range, .. } => (Some(range.to_string()), None),

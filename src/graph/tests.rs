@@ -489,6 +489,34 @@ fn arrivals_follow_removals_reused_indexes_and_new_evidence() {
     f.g.remove_edge(4);
     assert!(f.g.snapshot().arrivals_agree);
     assert_eq!(labels(&f.g.dependents(20, &query()).unwrap()).len(), 2);
+
+    // f → b seen by a scan too: the step that explains f shows both origins, and one
+    // again once the scan's edge is gone.
+    let b = f.uses(2, 2, "1.0.0");
+    let scanned = f.edge(
+        Link::DependsOn {
+            consumer: 6,
+            target: 2,
+        },
+        EdgeOrigin::Scan,
+        t0(),
+    );
+    assert!(f.g.snapshot().arrivals_agree);
+    let origins = |g: &InventoryGraph| {
+        let a = g.dependents(20, &query()).unwrap();
+        let reached = a.reached.iter().find(|r| r.target.label() == "f").unwrap();
+        reached.path[0]
+            .evidence
+            .iter()
+            .map(|e| e.origin)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(origins(&f.g), vec![EdgeOrigin::Api, EdgeOrigin::Scan]);
+    f.g.remove_edge(scanned);
+    assert!(f.g.snapshot().arrivals_agree);
+    assert_eq!(origins(&f.g), vec![EdgeOrigin::Api]);
+    f.g.remove_edge(b);
+    assert!(f.g.snapshot().arrivals_agree);
 }
 
 #[test]

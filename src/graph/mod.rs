@@ -288,7 +288,9 @@ impl InventoryGraph {
 
     /// Lays out the arrivals of every edge added by [`Self::load_edge`]: counted first,
     /// so that each node's array is allocated once at its size, then filled in the
-    /// order the edges were added, which is the order single upserts would give.
+    /// order of the edges' indexes. That is the order they were added, and so the order
+    /// single upserts would give, because a graph being loaded has had no edge removed
+    /// (petgraph reuses a removed edge's index).
     pub fn finish_load(&mut self) {
         if !std::mem::take(&mut self.arrivals_behind) {
             return;

@@ -156,8 +156,6 @@ pub struct InventoryGraph {
     /// cache miss for every edge it looked at; with its hubs' tens of thousands of
     /// dependents, that walk was most of a question's time.
     arrivals: Vec<Vec<Arrival>>,
-    /// Set while a bulk load has added edges without their arrivals.
-    arrivals_behind: bool,
     /// Edges that share both ends with another edge: one link reported by several
     /// origins, whose evidence an answer gathers. Few edges have one, and knowing which
     /// spares an answer reading every edge of each node it explains.
@@ -282,7 +280,6 @@ impl InventoryGraph {
     /// Adds an edge read by a bulk load, leaving its arrival to [`Self::finish_load`]:
     /// a million arrivals grown one by one cost more than laying them out once.
     pub fn load_edge(&mut self, e: EdgeRecord) -> Result<(), GraphError> {
-        self.arrivals_behind = true;
         self.insert_edge(e, false)
     }
 
@@ -292,9 +289,6 @@ impl InventoryGraph {
     /// single upserts would give, because a graph being loaded has had no edge removed
     /// (petgraph reuses a removed edge's index).
     pub fn finish_load(&mut self) {
-        if !std::mem::take(&mut self.arrivals_behind) {
-            return;
-        }
         let mut count = vec![0usize; self.g.node_bound()];
         for e in (&self.g).edge_references() {
             count[e.target().index()] += 1;
@@ -345,7 +339,12 @@ impl InventoryGraph {
         {
             // The link of a row never changes; its evidence does.
             *w = e;
-            if let Some(a) = self.arrivals[to.index()].iter_mut().find(|a| a.edge == ex) {
+            // (During a bulk load there are no arrivals yet; `finish_load` reads the time.)
+            if let Some(a) = self
+                .arrivals
+                .get_mut(to.index())
+                .and_then(|arrivals| arrivals.iter_mut().find(|a| a.edge == ex))
+            {
                 a.last_seen = last_seen;
             }
             return Ok(());

@@ -223,14 +223,11 @@ impl Visits {
     }
 
     fn get(&self, ix: NodeIndex) -> Option<&Visit> {
-        match self.slot.get(ix.index()).copied().unwrap_or(0) {
-            0 => None,
-            n => self.order.get(n as usize - 1),
-        }
+        self.order.get(self.place(ix)? as usize)
     }
 
     fn contains(&self, ix: NodeIndex) -> bool {
-        self.slot.get(ix.index()).is_some_and(|&n| n != 0)
+        self.place(ix).is_some()
     }
 
     /// Adds `v` unless its node was reached already; gives the node's place in `order`.

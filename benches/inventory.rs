@@ -515,7 +515,18 @@ async fn generated_before(db: &DatabaseConnection) -> Generated {
     }
 }
 
-async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, questions_only: bool) {
+/// What a run measures: everything, only the load and questions, or everything but the
+/// questions (to measure ingestion again on kept data).
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    All,
+    QuestionsOnly,
+    SkipQuestions,
+}
+
+async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: Part) {
+    let (questions_only, skip_questions) =
+        (part == Part::QuestionsOnly, part == Part::SkipQuestions);
     println!("\n== {label} ==");
     let services = sunset::app::open(&settings, Arc::new(SystemClock))
         .await
@@ -570,7 +581,12 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, questio
         .collect();
     // Five hubs are few samples: each is asked five times, on both sides.
     let hub_asks: Vec<i64> = hub_versions.iter().flat_map(|&v| [v; 5]).collect();
-    for (what, ids) in [("typical", &sample), ("hubs", &hub_asks)] {
+    let asked: &[(&str, &Vec<i64>)] = if skip_questions {
+        &[]
+    } else {
+        &[("typical", &sample), ("hubs", &hub_asks)]
+    };
+    for &(what, ids) in asked {
         let mut mem = Vec::new();
         let mut sql = Vec::new();
         let mut sizes = Vec::new();
@@ -873,7 +889,10 @@ async fn main() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    if !args.iter().any(|a| a == "--questions-only") {
+    if !args
+        .iter()
+        .any(|a| a == "--questions-only" || a == "--skip-questions")
+    {
         scan_throughput(1_000_000);
     }
     if args.iter().any(|a| a == "--scan-only") {
@@ -893,13 +912,19 @@ async fn main() {
         data_dir: data.unwrap_or_else(|| dir.path().join("sqlite")),
         ..Settings::default()
     };
-    let questions_only = args.iter().any(|a| a == "--questions-only");
-    run("SQLite", settings, shape, reuse, questions_only).await;
+    let part = if args.iter().any(|a| a == "--questions-only") {
+        Part::QuestionsOnly
+    } else if args.iter().any(|a| a == "--skip-questions") {
+        Part::SkipQuestions
+    } else {
+        Part::All
+    };
+    run("SQLite", settings, shape, reuse, part).await;
     if sqlite_only {
         return;
     }
     let pg = common::BenchDatabase::create(&dir.path().join("pg")).await;
     let settings = pg.settings.clone();
-    run("PostgreSQL", settings, shape, false, questions_only).await;
+    run("PostgreSQL", settings, shape, false, part).await;
     pg.drop_database().await;
 }

@@ -188,38 +188,7 @@ impl Services {
                 // A source was created or disabled (here or elsewhere): open secrets afresh.
                 self.forget_webhook_secrets();
             }
-            let events = &self.inner.inventory.events;
-            let watched = events.receiver_count() > 0;
-            let consistent = {
-                let mut g = self.write_graph();
-                let mut ok = true;
-                for (revision, update) in updates {
-                    // Which answers the change alters is read before and after it: a
-                    // removed edge no longer leads anywhere afterwards.
-                    let source = update.source(&g);
-                    let mut models = match (watched, source) {
-                        (true, Some(s)) => g.upstream_models(s),
-                        _ => Default::default(),
-                    };
-                    let (entity, present) = (update.entity(), update.present());
-                    let applied = update.apply(&mut g);
-                    ok &= applied;
-                    if watched && applied {
-                        if let Some(s) = source {
-                            models.extend(g.upstream_models(s));
-                        }
-                        let _ = events.send(InventoryEvent {
-                            revision,
-                            entity,
-                            present,
-                            models: Arc::new(models),
-                        });
-                    }
-                }
-                g.set_revision(last);
-                ok
-            };
-            if !consistent {
+            if !self.apply_updates(updates, last) {
                 tracing::warn!(
                     revision = last,
                     "inventory graph missed a change; reloading it"
@@ -228,13 +197,88 @@ impl Services {
                 *self.write_graph() = fresh;
             }
         }
+        Ok(self.publish_revision())
+    }
+
+    /// Applies what this instance's own commit wrote, without reading it back, when the
+    /// graph stands right before it (no change committed elsewhere in between); otherwise
+    /// catches up from the database as [`Self::refresh_inventory`] does.
+    pub(crate) async fn after_own_commit(&self, written: Written) {
+        {
+            let _one = self.inner.inventory.refresh.lock().await;
+            let loaded = self
+                .inner
+                .inventory
+                .loaded
+                .load(std::sync::atomic::Ordering::Acquire);
+            let last = written.updates.last().map(|&(revision, _)| revision);
+            if let Some(last) = last
+                && loaded
+                && written.first == self.read_graph().revision() + 1
+            {
+                if self.apply_updates(written.updates, last) {
+                    self.publish_revision();
+                    return;
+                }
+                // Cannot happen while the graph stands right before the commit: what the
+                // commit refers to committed earlier. Should it anyway, the graph is
+                // rebuilt rather than left half-updated.
+                tracing::warn!(
+                    revision = last,
+                    "inventory graph lacked what this instance's commit refers to; reloading it"
+                );
+                match repo::load(self.store().reader()).await {
+                    Ok(fresh) => *self.write_graph() = fresh,
+                    Err(e) => tracing::warn!(error = %e, "could not reload the inventory graph"),
+                }
+            }
+        }
+        self.after_inventory_commit().await;
+    }
+
+    /// Applies updates in order, telling subscriptions which answers each alters, and
+    /// moves the graph to `last`; false if one referred to something the graph lacks.
+    fn apply_updates(&self, updates: Vec<(i64, Update)>, last: i64) -> bool {
+        let events = &self.inner.inventory.events;
+        let watched = events.receiver_count() > 0;
+        let mut g = self.write_graph();
+        let mut ok = true;
+        for (revision, update) in updates {
+            // Which answers the change alters is read before and after it: a removed edge
+            // no longer leads anywhere afterwards.
+            let source = update.source(&g);
+            let mut models = match (watched, source) {
+                (true, Some(s)) => g.upstream_models(s),
+                _ => Default::default(),
+            };
+            let (entity, present) = (update.entity(), update.present());
+            let applied = update.apply(&mut g);
+            ok &= applied;
+            if watched && applied {
+                if let Some(s) = source {
+                    models.extend(g.upstream_models(s));
+                }
+                let _ = events.send(InventoryEvent {
+                    revision,
+                    entity,
+                    present,
+                    models: Arc::new(models),
+                });
+            }
+        }
+        g.set_revision(last);
+        ok
+    }
+
+    /// Tells those waiting on the revision where the graph stands; returns it.
+    fn publish_revision(&self) -> i64 {
         let revision = self.read_graph().revision();
         self.inner.inventory.revision.send_if_modified(|r| {
             let moved = *r != revision;
             *r = revision;
             moved
         });
-        Ok(revision)
+        revision
     }
 
     /// Follows changes made by other instances; runs until its task is aborted.
@@ -839,7 +883,38 @@ pub(crate) struct Usage<'a> {
     pub count: u64,
 }
 
-/// A change, read back from the database, ready to apply.
+/// What one commit of this instance wrote to the inventory, in the order of its changes,
+/// from revision `first` on: applied to the graph as it is, with no read-back.
+pub(crate) struct Written {
+    first: i64,
+    updates: Vec<(i64, Update)>,
+}
+
+impl Written {
+    /// Changes numbered from `first`, one per call below.
+    pub(crate) fn from(first: i64) -> Self {
+        Self {
+            first,
+            updates: Vec::new(),
+        }
+    }
+
+    fn next(&self) -> i64 {
+        self.first + i64::try_from(self.updates.len()).unwrap_or(i64::MAX)
+    }
+
+    pub(crate) fn consumer(&mut self, id: ConsumerId, consumer: Consumer) {
+        self.updates
+            .push((self.next(), Update::Consumer(id, Some(consumer))));
+    }
+
+    pub(crate) fn edge(&mut self, edge: EdgeRecord) {
+        self.updates
+            .push((self.next(), Update::Edge(edge.id, Some(edge))));
+    }
+}
+
+/// A change, read back from the database (or as its writer wrote it), ready to apply.
 enum Update {
     Consumer(ConsumerId, Option<Consumer>),
     Edge(i64, Option<EdgeRecord>),

@@ -14,7 +14,7 @@ pub(super) async fn insert_records(
     conn: &impl ConnectionTrait,
     records: &[SealedRecord],
 ) -> Result<(), StoreError> {
-    for chunk in records.chunks(super::ROWS_PER_STATEMENT) {
+    for chunk in super::statement_chunks(records) {
         // No read-back: the records are already known in full.
         audit_record::Entity::insert_many(chunk.iter().map(row_of))
             .exec_without_returning(conn)

@@ -41,7 +41,7 @@ pub enum Entity {
 }
 
 impl Entity {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Entity::Consumer => "consumer",
             Entity::Edge => "edge",

@@ -74,12 +74,35 @@ impl StoreError {
 /// 65,535 bound parameters.
 pub(crate) const ROWS_PER_STATEMENT: usize = 256;
 
+/// Splits rows into statements of at most [`ROWS_PER_STATEMENT`], each a power of two
+/// long (50 rows run as 32 + 16 + 2). A statement's text depends on its row count, so
+/// this way a few texts repeat and their prepared forms are reused from the driver's
+/// cache, where any count would be parsed and planned afresh (about 5% of a group
+/// commit when counts varied).
+pub(crate) fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        let n = rest.len().min(ROWS_PER_STATEMENT);
+        if n == 0 {
+            return None;
+        }
+        let (chunk, tail) = rest.split_at(1 << n.ilog2());
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// The last committed chain head `(seq, hash)`, when this process knows it.
 type Head = Option<(i64, String)>;
 
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Where write transactions run. On SQLite, one connection of its own: its page cache
+    /// and prepared statements stay warm from one write to the next, where a pooled
+    /// connection would mostly find its cache outdated by writes made through another and
+    /// read every page again. On PostgreSQL, the pool.
+    writer: DatabaseConnection,
     /// Queues this process's writers (cheaper and fairer than letting them spin on
     /// SQLITE_BUSY or collide on sequence numbers) and holds the head they append to.
     write_gate: Arc<Mutex<Head>>,
@@ -88,25 +111,35 @@ pub struct Store {
 impl Store {
     /// Connects to `postgres://…` or `sqlite://…` and applies no migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30));
-        if url.starts_with("sqlite:") {
-            options.max_connections(8).map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full)
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(15))
-                    .create_if_missing(true)
-            });
+        let options = |connections: u32| {
+            let mut options = ConnectOptions::new(url.to_owned());
+            options
+                .sqlx_logging(false)
+                .connect_timeout(Duration::from_secs(10))
+                .acquire_timeout(Duration::from_secs(30))
+                .max_connections(connections);
+            if url.starts_with("sqlite:") {
+                options.map_sqlx_sqlite_opts(|o| {
+                    o.journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Full)
+                        .foreign_keys(true)
+                        .busy_timeout(Duration::from_secs(15))
+                        .create_if_missing(true)
+                });
+            }
+            options
+        };
+        let (db, writer) = if url.starts_with("sqlite:") {
+            // The writer connects first, so that it is the one that creates a new file.
+            let writer = Database::connect(options(1)).await?;
+            (Database::connect(options(8)).await?, writer)
         } else {
-            options.max_connections(16);
-        }
-        let db = Database::connect(options).await?;
+            let db = Database::connect(options(16)).await?;
+            (db.clone(), db)
+        };
         Ok(Self {
             db,
+            writer,
             write_gate: Arc::new(Mutex::new(None)),
         })
     }
@@ -138,7 +171,7 @@ impl Store {
         // upgrade a read snapshot another process has outdated (SQLITE_BUSY_SNAPSHOT);
         // other processes wait on the busy timeout. PostgreSQL ignores the mode.
         let txn = self
-            .db
+            .writer
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
@@ -232,5 +265,23 @@ impl WriteTx {
     /// Whether this transaction appended to the chain.
     pub fn appended(&self) -> bool {
         self.appended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_take_every_row_once_in_power_of_two_chunks() {
+        for n in [0, 1, 2, 3, 50, 255, 256, 257, 700] {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = statement_chunks(&rows).collect();
+            assert_eq!(chunks.concat(), rows, "{n} rows, in order, each once");
+            assert!(chunks.iter().all(|c| c.len().is_power_of_two()));
+            assert!(chunks.iter().all(|c| c.len() <= ROWS_PER_STATEMENT));
+        }
+        let sizes: Vec<usize> = statement_chunks(&[0u8; 50]).map(<[u8]>::len).collect();
+        assert_eq!(sizes, [32, 16, 2]);
     }
 }

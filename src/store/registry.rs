@@ -299,7 +299,7 @@ pub async fn model_ids(
     names: &[&ModelName],
 ) -> Result<std::collections::HashMap<ModelName, ModelId>, StoreError> {
     let mut ids = std::collections::HashMap::with_capacity(names.len());
-    for chunk in names.chunks(super::ROWS_PER_STATEMENT) {
+    for chunk in super::statement_chunks(names) {
         let rows: Vec<(i64, String)> = model::Entity::find()
             .select_only()
             .column(model::Column::Id)
@@ -322,7 +322,7 @@ pub async fn existing_versions(
     wanted: &[(ModelId, Version)],
 ) -> Result<std::collections::HashSet<(i64, Version)>, StoreError> {
     let mut found = std::collections::HashSet::new();
-    for chunk in wanted.chunks(super::ROWS_PER_STATEMENT) {
+    for chunk in super::statement_chunks(wanted) {
         let mut any = Condition::any();
         for (model, v) in chunk {
             any = any.add(

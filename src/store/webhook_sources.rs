@@ -120,7 +120,7 @@ pub async fn received_among(
     pairs: &[(i64, &str)],
 ) -> Result<std::collections::HashSet<(i64, String)>, StoreError> {
     let mut seen = std::collections::HashSet::new();
-    for chunk in pairs.chunks(super::ROWS_PER_STATEMENT) {
+    for chunk in super::statement_chunks(pairs) {
         let mut any = Condition::any();
         for &(source, id) in chunk {
             any = any.add(
@@ -146,7 +146,7 @@ pub async fn record_receipts(
     pairs: &[(i64, &str)],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    for chunk in pairs.chunks(super::ROWS_PER_STATEMENT) {
+    for chunk in super::statement_chunks(pairs) {
         webhook_receipt::Entity::insert_many(chunk.iter().map(|&(source, id)| {
             webhook_receipt::ActiveModel {
                 source_id: Set(source),

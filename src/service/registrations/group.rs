@@ -14,6 +14,7 @@ use crate::domain::{Consumer, ConsumerName, EdgeOrigin, ModelName, ParseError, V
 use crate::graph::{ConsumerId, Link};
 use crate::ingest::registrations::Registration;
 use crate::service::ServiceError;
+use crate::service::inventory::Written;
 use crate::service::inventory::{no_consumer, no_model, no_pinned_version, self_dependency};
 use crate::store::WriteTx;
 use crate::store::inventory::{Entity, NewConsumer, Sighting, batch};
@@ -66,10 +67,10 @@ impl Services {
         });
         if set_wise {
             match in_write_tx!(self, |tx| { self.apply_set_wise(tx, &jobs).await }) {
-                Ok(outcomes) => {
+                Ok((outcomes, written)) => {
                     // The graph takes the commit in before anyone is answered, so a sender
                     // that asks next finds what it registered.
-                    self.after_inventory_commit().await;
+                    self.after_own_commit(written).await;
                     self.prune_receipts().await;
                     for (job, outcome) in jobs.into_iter().zip(outcomes) {
                         let _ = job.reply.send(outcome);
@@ -123,7 +124,7 @@ impl Services {
         &self,
         tx: &mut WriteTx,
         jobs: &[Job],
-    ) -> Result<Vec<Result<Received, ServiceError>>, ServiceError> {
+    ) -> Result<(Vec<Result<Received, ServiceError>>, Written), ServiceError> {
         let now = self.now();
         let conn = tx.conn();
         let pairs: Vec<(i64, &str)> = jobs
@@ -147,7 +148,7 @@ impl Services {
             }
             outcomes.push(outcome);
         }
-        let revisions = plan.write(conn, now).await?;
+        let (revisions, written) = plan.write(conn, now).await?;
         let fresh: Vec<(i64, &str)> = pairs
             .iter()
             .zip(&outcomes)
@@ -171,7 +172,7 @@ impl Services {
         tx.append_audits(now, entries, self.service_key().audit_mac_key())
             .await?;
         let mut applied = applied.into_iter();
-        Ok(outcomes
+        let outcomes = outcomes
             .into_iter()
             .map(|outcome| {
                 outcome.unwrap_or_else(|| {
@@ -185,7 +186,8 @@ impl Services {
                     })
                 })
             })
-            .collect())
+            .collect();
+        Ok((outcomes, written))
     }
 }
 
@@ -403,12 +405,12 @@ impl GroupPlan {
     }
 
     /// Writes what the admitted messages change; returns each one's revision (that of
-    /// its last change).
+    /// its last change), and the rows written for the graph.
     async fn write(
         &self,
         conn: &impl sea_orm::ConnectionTrait,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<i64>, ServiceError> {
+    ) -> Result<(Vec<i64>, Written), ServiceError> {
         let declared: Vec<NewConsumer<'_>> = self
             .declared
             .values()
@@ -419,9 +421,11 @@ impl GroupPlan {
                 by: &d.created_by,
             })
             .collect();
-        let ids = batch::upsert_consumers(conn, &declared).await?;
+        let written = batch::upsert_consumers(conn, &declared).await?;
         let id_of = |name: &ConsumerName| -> Result<ConsumerId, ServiceError> {
-            ids.get(name)
+            written
+                .get(name)
+                .map(|(id, _)| id)
                 .or_else(|| self.known.consumers.get(name))
                 .copied()
                 .ok_or_else(|| no_consumer(name))
@@ -457,7 +461,7 @@ impl GroupPlan {
                 count: 1,
             })
             .collect();
-        let edges = batch::record_edges(conn, &sightings).await?;
+        let (edges, rows) = batch::record_edges(conn, &sightings).await?;
         let mut changes = Vec::with_capacity(edges.len() * 2);
         let mut ends = Vec::with_capacity(self.messages.len());
         let mut edge = edges.iter();
@@ -472,10 +476,30 @@ impl GroupPlan {
         }
         let last = batch::record_changes(conn, now, &changes).await?;
         let total = i64::try_from(changes.len()).unwrap_or(i64::MAX);
-        Ok(ends
-            .into_iter()
-            .map(|end| last - total + i64::try_from(end).unwrap_or(i64::MAX))
-            .collect())
+        // The rows as written, change by change, for the graph to take in as they are.
+        let consumers: HashMap<ConsumerId, &Consumer> =
+            written.values().map(|(id, c)| (*id, c)).collect();
+        let mut graph = Written::from(last - total + 1);
+        for &(entity, id) in &changes {
+            let missing = || {
+                ServiceError::internal(std::io::Error::other(format!(
+                    "{} {id} was written but not returned",
+                    entity.as_str()
+                )))
+            };
+            match entity {
+                Entity::Consumer => {
+                    graph.consumer(id, (*consumers.get(&id).ok_or_else(missing)?).clone());
+                }
+                _ => graph.edge(rows.get(&id).ok_or_else(missing)?.clone()),
+            }
+        }
+        Ok((
+            ends.into_iter()
+                .map(|end| last - total + i64::try_from(end).unwrap_or(i64::MAX))
+                .collect(),
+            graph,
+        ))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The parent module's writes, many rows per statement: how a group of registration
 //! webhooks commits in a handful of round trips however many messages it holds (see
 //! `service::registrations::group`). Each function takes any number of rows and splits
-//! them into statements of at most [`ROWS_PER_STATEMENT`].
+//! them into statements of at most [`ROWS_PER_STATEMENT`](crate::store::ROWS_PER_STATEMENT)
+//! rows (see [`statement_chunks`]).
 
 use super::{
     Entity, Interner, NewConsumer, Sighting, head_revision, new_consumer_row, new_edge_row,
@@ -10,7 +11,7 @@ use super::{
 use crate::domain::{Consumer, ConsumerName, EdgeOrigin};
 use crate::graph::{ConsumerId, EdgeId, EdgeRecord};
 use crate::store::entities::{consumer, inventory_change, inventory_edge};
-use crate::store::{ROWS_PER_STATEMENT, StoreError};
+use crate::store::{StoreError, statement_chunks};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
@@ -22,7 +23,7 @@ pub async fn find_consumers(
     names: &[&ConsumerName],
 ) -> Result<HashMap<ConsumerName, (ConsumerId, Consumer)>, StoreError> {
     let mut found = HashMap::with_capacity(names.len());
-    for chunk in names.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(names) {
         let rows = consumer::Entity::find()
             .filter(consumer::Column::Name.is_in(chunk.iter().map(|n| n.as_str())))
             .all(conn)
@@ -37,13 +38,14 @@ pub async fn find_consumers(
 
 /// Declares consumers: inserts those not there, and sets the declared facts of those that
 /// are, keeping how and when they were created and their notice endpoint and secret (which
-/// only GraphQL sets). One statement per chunk; returns every consumer's id by name.
+/// only GraphQL sets). One statement per chunk; returns every consumer's id and row as
+/// written, by name.
 pub async fn upsert_consumers(
     conn: &impl ConnectionTrait,
     declared: &[NewConsumer<'_>],
-) -> Result<HashMap<ConsumerName, ConsumerId>, StoreError> {
-    let mut ids = HashMap::with_capacity(declared.len());
-    for chunk in declared.chunks(ROWS_PER_STATEMENT) {
+) -> Result<HashMap<ConsumerName, (ConsumerId, Consumer)>, StoreError> {
+    let mut written = HashMap::with_capacity(declared.len());
+    for chunk in statement_chunks(declared) {
         let rows = consumer::Entity::insert_many(chunk.iter().map(new_consumer_row))
             .on_conflict(
                 OnConflict::column(consumer::Column::Name)
@@ -61,18 +63,18 @@ pub async fn upsert_consumers(
             .await?;
         // RETURNING's row order is unspecified on SQLite: match rows by their unique name.
         for r in rows {
-            let name = super::parse_stored(ConsumerName::parse(&r.name))?;
-            ids.insert(name, r.id);
+            let c = to_consumer(&r)?;
+            written.insert(c.name.clone(), (r.id, c));
         }
     }
-    if ids.len() != declared.len() {
+    if written.len() != declared.len() {
         return Err(StoreError::Corrupt(format!(
             "{} consumers declared, {} returned",
             declared.len(),
-            ids.len()
+            written.len()
         )));
     }
-    Ok(ids)
+    Ok(written)
 }
 
 /// Appends one change per entry, in order, in one statement per chunk; returns the
@@ -83,7 +85,7 @@ pub async fn record_changes(
     changes: &[(Entity, i64)],
 ) -> Result<i64, StoreError> {
     let mut revision = head_revision(conn).await?;
-    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(changes) {
         let first = revision + 1;
         revision += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
         let rows = chunk.iter().zip(first..).map(|(&(entity, id), revision)| {
@@ -112,11 +114,12 @@ fn row_key(r: &inventory_edge::Model) -> Result<RowKey, StoreError> {
 /// Records many sightings as [`super::record_edge`] records one: a row per link and
 /// origin, created at its first sighting; a later one moves `last_seen` forward and adds
 /// to `observations`. One upsert per chunk of distinct rows (sightings of the same row are
-/// summed first, since a statement may touch a row once). Returns each sighting's edge id.
+/// summed first, since a statement may touch a row once). Returns each sighting's edge id,
+/// and each row as written.
 pub async fn record_edges(
     conn: &impl ConnectionTrait,
     sightings: &[Sighting<'_>],
-) -> Result<Vec<EdgeId>, StoreError> {
+) -> Result<(Vec<EdgeId>, HashMap<EdgeId, EdgeRecord>), StoreError> {
     let keys: Vec<RowKey> = sightings
         .iter()
         .map(|s| (s.link.key(), s.origin, s.origin_name.to_owned()))
@@ -135,7 +138,9 @@ pub async fn record_edges(
     }
     let rows: Vec<inventory_edge::ActiveModel> = rows.into_values().collect();
     let mut ids: HashMap<RowKey, EdgeId> = HashMap::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    let mut records = HashMap::with_capacity(rows.len());
+    let mut interner = Interner::default();
+    for chunk in statement_chunks(&rows) {
         let written = inventory_edge::Entity::insert_many(chunk.iter().cloned())
             .on_conflict(
                 OnConflict::columns([
@@ -161,15 +166,18 @@ pub async fn record_edges(
         // RETURNING's row order is unspecified on SQLite: match rows by their identity.
         for r in written {
             ids.insert(row_key(&r)?, r.id);
+            records.insert(r.id, to_edge(&r, &mut interner)?);
         }
     }
-    keys.iter()
+    let ids = keys
+        .iter()
         .map(|k| {
             ids.get(k)
                 .copied()
                 .ok_or_else(|| StoreError::Corrupt(format!("edge {} was not recorded", k.0)))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((ids, records))
 }
 
 /// The consumers of these ids that exist, by id.
@@ -178,7 +186,7 @@ pub async fn consumers_by_id(
     ids: &[ConsumerId],
 ) -> Result<HashMap<ConsumerId, Consumer>, StoreError> {
     let mut found = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(ids) {
         for r in consumer::Entity::find()
             .filter(consumer::Column::Id.is_in(chunk.iter().copied()))
             .all(conn)
@@ -197,7 +205,7 @@ pub async fn edges_by_id(
 ) -> Result<HashMap<EdgeId, EdgeRecord>, StoreError> {
     let mut found = HashMap::with_capacity(ids.len());
     let mut interner = Interner::default();
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(ids) {
         for r in inventory_edge::Entity::find()
             .filter(inventory_edge::Column::Id.is_in(chunk.iter().copied()))
             .all(conn)

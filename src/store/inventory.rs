@@ -13,20 +13,20 @@ use crate::domain::{
     Consumer, ConsumerKind, ConsumerName, Contacts, Derivation, EdgeKind, EdgeOrigin, Environment,
     ModelName, TeamName, Version, VersionRange, WebhookUrl,
 };
-use crate::graph::{
-    ConsumerId, EdgeId, EdgeRecord, GraphError, InventoryGraph, Link, ModelInfo, VersionId,
-    VersionInfo,
-};
+use crate::graph::{ConsumerId, EdgeId, EdgeRecord, Link, ModelInfo, VersionId, VersionInfo};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub mod batch;
+mod load;
+
+pub use load::load;
 
 /// What a change row names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,243 +378,6 @@ pub async fn version_info(
         model_name: parse_stored(ModelName::parse(&m.name))?,
         version: stored_version(v.major, v.minor, v.patch)?,
     }))
-}
-
-/// Rows read per query while loading, so memory stays bounded by the graph itself.
-const LOAD_PAGE: u64 = 20_000;
-
-/// Builds the whole graph from the database. The revision is read first: a change that
-/// commits while the rows are read is applied again afterwards, which is harmless.
-///
-/// Edges are read on a task of their own while the nodes load, on another connection of
-/// the pool, so the two halves overlap. Rows are read as plain columns by position (kind
-/// and origin as small numbers), since decoding is most of the cost of a large load.
-pub async fn load(db: &DatabaseConnection) -> Result<InventoryGraph, StoreError> {
-    let revision = head_revision(db).await?;
-    let (pages, mut received) = tokio::sync::mpsc::channel::<Vec<EdgeRecord>>(4);
-    let reader = tokio::spawn(read_edges(db.clone(), pages));
-    let nodes = load_nodes(db).await;
-    let mut g = match nodes {
-        Ok(g) => g,
-        Err(e) => {
-            reader.abort();
-            return Err(e);
-        }
-    };
-    while let Some(page) = received.recv().await {
-        for e in page {
-            match g.load_edge(e) {
-                Ok(()) => {}
-                // Its consumer, model or version committed after the nodes were read,
-                // so after `revision`: following the change sequence brings both.
-                Err(GraphError::Missing(..)) => {}
-            }
-        }
-    }
-    reader
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("the edge reader failed: {e}")))??;
-    g.finish_load();
-    g.set_revision(revision);
-    Ok(g)
-}
-
-async fn load_nodes(db: &DatabaseConnection) -> Result<InventoryGraph, StoreError> {
-    let mut g = InventoryGraph::new();
-    let mut names: HashMap<i64, ModelName> = HashMap::new();
-    for_each_row(db, "models", "name, owner_team", |r| {
-        let id = r.try_get_by_index::<i64>(0)?;
-        let info = to_model_info(
-            id,
-            &r.try_get_by_index::<String>(1)?,
-            &r.try_get_by_index::<String>(2)?,
-        )?;
-        names.insert(id, info.name.clone());
-        g.upsert_model(info);
-        Ok(())
-    })
-    .await?;
-    for_each_row(db, "model_versions", "model_id, major, minor, patch", |r| {
-        let id = r.try_get_by_index::<i64>(0)?;
-        let model = r.try_get_by_index::<i64>(1)?;
-        let Some(model_name) = names.get(&model).cloned() else {
-            // Committed after the models were read; the change sequence brings it.
-            return Ok(());
-        };
-        g.upsert_version(VersionInfo {
-            id,
-            model,
-            model_name,
-            version: stored_version(
-                r.try_get_by_index(2)?,
-                r.try_get_by_index(3)?,
-                r.try_get_by_index(4)?,
-            )?,
-        })
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
-    })
-    .await?;
-    for_each_row(
-        db,
-        "consumers",
-        "name, kind, owner_team, environment, contacts, webhook_url, discovered",
-        |r| {
-            let row = consumer::Model {
-                id: r.try_get_by_index(0)?,
-                name: r.try_get_by_index(1)?,
-                kind: r.try_get_by_index(2)?,
-                owner_team: r.try_get_by_index(3)?,
-                environment: r.try_get_by_index(4)?,
-                contacts: r.try_get_by_index(5)?,
-                webhook_url: r.try_get_by_index(6)?,
-                discovered: r.try_get_by_index(7)?,
-                // Not part of the graph.
-                webhook_secret: None,
-                created_at: DateTime::<Utc>::MIN_UTC,
-                created_by: String::new(),
-                updated_at: DateTime::<Utc>::MIN_UTC,
-            };
-            g.upsert_consumer(row.id, to_consumer(&row)?);
-            Ok(())
-        },
-    )
-    .await?;
-    Ok(g)
-}
-
-async fn read_edges(
-    db: DatabaseConnection,
-    pages: tokio::sync::mpsc::Sender<Vec<EdgeRecord>>,
-) -> Result<(), StoreError> {
-    let mut interner = Interner::default();
-    // Each value a row carries costs the SQLite driver an allocation, so the row is kept
-    // narrow: kind, origin and derivation packed in one number (four bits each; the
-    // derivation one up, so none is 0), and the two ends of the link in two columns
-    // whatever its kind.
-    let columns = format!(
-        "{} * 256 + {} * 16 + (CASE WHEN derivation IS NULL THEN 0 ELSE 1 + {} END), \
-         CASE kind WHEN 'derived_from' THEN version_id ELSE consumer_id END, \
-         CASE kind WHEN 'uses' THEN model_id WHEN 'derived_from' THEN parent_version_id \
-              ELSE target_consumer_id END, \
-         version_range, origin_name, first_seen, last_seen, observations",
-        position_of("kind", EdgeKind::ALL.iter().map(|k| k.as_str())),
-        position_of("origin", EdgeOrigin::ALL.iter().map(|o| o.as_str())),
-        position_of("derivation", Derivation::ALL.iter().map(|d| d.as_str())),
-    );
-    let mut pager = Pager::new(&db, "inventory_edges", &columns);
-    while let Some(rows) = pager.next().await? {
-        let mut page = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let id = r.try_get_by_index::<i64>(0)?;
-            let code = i64::from(r.try_get_by_index::<i32>(1)?);
-            let kind = from_position(EdgeKind::ALL, code >> 8, id)?;
-            let origin = from_position(EdgeOrigin::ALL, (code >> 4) & 15, id)?;
-            let derivation = match (code & 15) - 1 {
-                -1 => None,
-                d => Some(from_position(Derivation::ALL, d, id)?.as_str().to_owned()),
-            };
-            let from: Option<i64> = r.try_get_by_index(2)?;
-            let to: Option<i64> = r.try_get_by_index(3)?;
-            let mut row = inventory_edge::Model {
-                id,
-                edge_key: String::new(),
-                kind: String::new(),
-                consumer_id: None,
-                target_consumer_id: None,
-                model_id: None,
-                version_range: r.try_get_by_index(4)?,
-                version_id: None,
-                parent_version_id: None,
-                derivation,
-                origin: String::new(),
-                origin_name: r.try_get_by_index(5)?,
-                first_seen: r.try_get_by_index(6)?,
-                last_seen: r.try_get_by_index(7)?,
-                observations: r.try_get_by_index(8)?,
-            };
-            match kind {
-                EdgeKind::Uses => (row.consumer_id, row.model_id) = (from, to),
-                EdgeKind::DerivedFrom => (row.version_id, row.parent_version_id) = (from, to),
-                EdgeKind::DependsOn => (row.consumer_id, row.target_consumer_id) = (from, to),
-            }
-            page.push(edge_of(&row, kind, origin, &mut interner)?);
-        }
-        if pages.send(page).await.is_err() {
-            // The loader gave up (its own read failed); nothing is waiting for the rest.
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Reads a table in pages of [`LOAD_PAGE`] rows by ascending id, so memory stays bounded by
-/// the graph itself; the id is always column 0, the columns asked for follow it.
-struct Pager<'a> {
-    db: &'a DatabaseConnection,
-    table: &'a str,
-    columns: &'a str,
-    after: i64,
-}
-
-impl<'a> Pager<'a> {
-    fn new(db: &'a DatabaseConnection, table: &'a str, columns: &'a str) -> Self {
-        Self {
-            db,
-            table,
-            columns,
-            after: 0,
-        }
-    }
-
-    async fn next(&mut self) -> Result<Option<Vec<sea_orm::QueryResult>>, StoreError> {
-        // `after` is an id read back from the table, never outside input.
-        let sql = format!(
-            "SELECT id, {} FROM {} WHERE id > {} ORDER BY id LIMIT {LOAD_PAGE}",
-            self.columns, self.table, self.after
-        );
-        let rows = self
-            .db
-            .query_all_raw(Statement::from_string(self.db.get_database_backend(), sql))
-            .await?;
-        let Some(last) = rows.last() else {
-            return Ok(None);
-        };
-        self.after = last.try_get_by_index::<i64>(0)?;
-        Ok(Some(rows))
-    }
-}
-
-async fn for_each_row(
-    db: &DatabaseConnection,
-    table: &str,
-    columns: &str,
-    mut each: impl FnMut(&sea_orm::QueryResult) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    let mut pager = Pager::new(db, table, columns);
-    while let Some(rows) = pager.next().await? {
-        rows.iter().try_for_each(&mut each)?;
-    }
-    Ok(())
-}
-
-/// `(CASE column WHEN 'a' THEN 0 WHEN 'b' THEN 1 … ELSE 7 END)`: a word column read as
-/// its position in a fixed list, which costs no string per row; 7 marks a word not in it
-/// (the lists are shorter, which `from_position` turns into an error).
-fn position_of<'a>(column: &str, words: impl Iterator<Item = &'a str>) -> String {
-    let mut sql = format!("(CASE {column}");
-    for (i, w) in words.enumerate() {
-        debug_assert!(i < 7, "three bits per word");
-        sql.push_str(&format!(" WHEN '{w}' THEN {i}"));
-    }
-    sql.push_str(" ELSE 7 END)");
-    sql
-}
-
-fn from_position<T: Copy>(all: &[T], position: i64, edge: i64) -> Result<T, StoreError> {
-    usize::try_from(position)
-        .ok()
-        .and_then(|i| all.get(i).copied())
-        .ok_or_else(|| StoreError::Corrupt(format!("edge {edge} has an unknown kind or origin")))
 }
 
 /// Shares the many equal ranges and origin names of a large graph.

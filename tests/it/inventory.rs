@@ -350,7 +350,14 @@ mod equivalence {
                         kind: "service".into(),
                         owner_team: ["t-a", "t-b"][*team].into(),
                         environment: "prod".into(),
-                        ..ConsumerInput::default()
+                        // The second team's consumers carry every optional fact, so the
+                        // load's decoding of each is compared too.
+                        contacts: match team {
+                            0 => vec![],
+                            _ => vec!["ops@example.org".into(), "on-call+ml@example.org".into()],
+                        },
+                        webhook_url: (*team == 1)
+                            .then(|| "https://hooks.example.org/notice?team=b&x=%22q%22".into()),
                     },
                 )
                 .await

@@ -1,0 +1,294 @@
+//! Building the whole graph from the database, at start-up and whenever an instance finds
+//! it missed a change.
+//!
+//! A large load is mostly the driver's per-value work: each value of each row is copied
+//! into an allocation of its own and each row crosses a channel from the driver's thread.
+//! So the database hands every page over as one value: a JSON array of row arrays that it
+//! builds itself (`json_group_array` on SQLite, `json_agg` on PostgreSQL), which serde
+//! reads back at hundreds of megabytes a second. One decoder serves both backends.
+
+use super::{Interner, head_revision, parse_stored, stored_version, to_consumer, to_model_info};
+use crate::domain::{Derivation, EdgeKind, EdgeOrigin, ModelName};
+use crate::graph::{EdgeRecord, GraphError, InventoryGraph, Link, VersionInfo};
+use crate::store::StoreError;
+use crate::store::entities::consumer;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+/// Rows read per query while loading, so memory stays bounded by the graph itself.
+const LOAD_PAGE: u64 = 20_000;
+
+/// Builds the whole graph from the database. The revision is read first: a change that
+/// commits while the rows are read is applied again afterwards, which is harmless.
+///
+/// Edges are read on a task of their own while the nodes load, on another connection of
+/// the pool, so the two halves overlap.
+pub async fn load(db: &DatabaseConnection) -> Result<InventoryGraph, StoreError> {
+    let revision = head_revision(db).await?;
+    let (pages, mut received) = tokio::sync::mpsc::channel::<Vec<EdgeRecord>>(4);
+    let reader = tokio::spawn(read_edges(db.clone(), pages));
+    let nodes = load_nodes(db).await;
+    let mut g = match nodes {
+        Ok(g) => g,
+        Err(e) => {
+            reader.abort();
+            return Err(e);
+        }
+    };
+    while let Some(page) = received.recv().await {
+        for e in page {
+            match g.load_edge(e) {
+                Ok(()) => {}
+                // Its consumer, model or version committed after the nodes were read,
+                // so after `revision`: following the change sequence brings both.
+                Err(GraphError::Missing(..)) => {}
+            }
+        }
+    }
+    reader
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("the edge reader failed: {e}")))??;
+    g.finish_load();
+    g.set_revision(revision);
+    Ok(g)
+}
+
+async fn load_nodes(db: &DatabaseConnection) -> Result<InventoryGraph, StoreError> {
+    let mut g = InventoryGraph::new();
+    let mut names: HashMap<i64, ModelName> = HashMap::new();
+    let mut models = Pager::new(db, "models", "name, owner_team");
+    while let Some(page) = models.next::<(i64, String, String)>().await? {
+        for (id, name, team) in page {
+            let info = to_model_info(id, &name, &team)?;
+            names.insert(id, info.name.clone());
+            g.upsert_model(info);
+        }
+    }
+    let mut versions = Pager::new(db, "model_versions", "model_id, major, minor, patch");
+    while let Some(page) = versions.next::<(i64, i64, i32, i32, i32)>().await? {
+        for (id, model, major, minor, patch) in page {
+            let Some(model_name) = names.get(&model).cloned() else {
+                // Committed after the models were read; the change sequence brings it.
+                continue;
+            };
+            g.upsert_version(VersionInfo {
+                id,
+                model,
+                model_name,
+                version: stored_version(major, minor, patch)?,
+            })
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+    }
+    let mut consumers = Pager::new(
+        db,
+        "consumers",
+        "name, kind, owner_team, environment, contacts, webhook_url, discovered",
+    );
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Flag,
+    );
+    while let Some(page) = consumers.next::<Row>().await? {
+        for (id, name, kind, owner_team, environment, contacts, webhook_url, discovered) in page {
+            let row = consumer::Model {
+                id,
+                name,
+                kind,
+                owner_team,
+                environment,
+                contacts,
+                webhook_url,
+                discovered: discovered.0,
+                // Not part of the graph.
+                webhook_secret: None,
+                created_at: DateTime::<Utc>::MIN_UTC,
+                created_by: String::new(),
+                updated_at: DateTime::<Utc>::MIN_UTC,
+            };
+            g.upsert_consumer(id, to_consumer(&row)?);
+        }
+    }
+    Ok(g)
+}
+
+/// An edge row as the load reads it: id, packed kind, origin and derivation, the link's
+/// two ends, range, origin name, first and last seen, observations.
+type EdgeRow = (
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    String,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    i64,
+);
+
+async fn read_edges(
+    db: DatabaseConnection,
+    pages: tokio::sync::mpsc::Sender<Vec<EdgeRecord>>,
+) -> Result<(), StoreError> {
+    let mut interner = Interner::default();
+    // The row is kept narrow: kind, origin and derivation packed in one number (four bits
+    // each; the derivation one up, so none is 0), and the two ends of the link in two
+    // columns whatever its kind.
+    let columns = format!(
+        "{} * 256 + {} * 16 + (CASE WHEN derivation IS NULL THEN 0 ELSE 1 + {} END), \
+         CASE kind WHEN 'derived_from' THEN version_id ELSE consumer_id END, \
+         CASE kind WHEN 'uses' THEN model_id WHEN 'derived_from' THEN parent_version_id \
+              ELSE target_consumer_id END, \
+         version_range, origin_name, first_seen, last_seen, observations",
+        position_of("kind", EdgeKind::ALL.iter().map(|k| k.as_str())),
+        position_of("origin", EdgeOrigin::ALL.iter().map(|o| o.as_str())),
+        position_of("derivation", Derivation::ALL.iter().map(|d| d.as_str())),
+    );
+    let mut pager = Pager::new(&db, "inventory_edges", &columns);
+    while let Some(rows) = pager.next::<EdgeRow>().await? {
+        let page = rows
+            .into_iter()
+            .map(|row| to_edge_record(row, &mut interner))
+            .collect::<Result<Vec<_>, _>>()?;
+        if pages.send(page).await.is_err() {
+            // The loader gave up (its own read failed); nothing is waiting for the rest.
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn to_edge_record(row: EdgeRow, interner: &mut Interner) -> Result<EdgeRecord, StoreError> {
+    let (id, code, from, to, range, origin_name, first_seen, last_seen, observations) = row;
+    let kind = from_position(EdgeKind::ALL, code >> 8, id)?;
+    let origin = from_position(EdgeOrigin::ALL, (code >> 4) & 15, id)?;
+    let missing = |what: &str| StoreError::Corrupt(format!("edge {id} has no {what}"));
+    let link = match kind {
+        EdgeKind::Uses => Link::Uses {
+            consumer: from.ok_or_else(|| missing("consumer"))?,
+            model: to.ok_or_else(|| missing("model"))?,
+            range: interner.range(range.as_deref().ok_or_else(|| missing("range"))?)?,
+        },
+        EdgeKind::DerivedFrom => Link::DerivedFrom {
+            version: from.ok_or_else(|| missing("version"))?,
+            parent: to.ok_or_else(|| missing("parent"))?,
+            derivation: match (code & 15) - 1 {
+                // As `to_edge` reads a row without one.
+                -1 => parse_stored(Derivation::parse("other"))?,
+                d => from_position(Derivation::ALL, d, id)?,
+            },
+        },
+        EdgeKind::DependsOn => Link::DependsOn {
+            consumer: from.ok_or_else(|| missing("consumer"))?,
+            target: to.ok_or_else(|| missing("target"))?,
+        },
+    };
+    Ok(EdgeRecord {
+        id,
+        link,
+        origin,
+        origin_name: interner.name(&origin_name),
+        first_seen,
+        last_seen,
+        observations: u64::try_from(observations).unwrap_or(0),
+    })
+}
+
+/// A boolean as either backend puts it in JSON: `true` on PostgreSQL, `1` on SQLite.
+struct Flag(bool);
+
+impl<'de> serde::Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Bool(bool),
+            Int(i64),
+        }
+        Ok(Flag(match Either::deserialize(d)? {
+            Either::Bool(b) => b,
+            Either::Int(i) => i != 0,
+        }))
+    }
+}
+
+/// Reads a table in pages of [`LOAD_PAGE`] rows by ascending id, each page one JSON value;
+/// the id is always a row's first element, the columns asked for follow it.
+struct Pager<'a> {
+    db: &'a DatabaseConnection,
+    table: &'a str,
+    columns: &'a str,
+    after: i64,
+}
+
+impl<'a> Pager<'a> {
+    fn new(db: &'a DatabaseConnection, table: &'a str, columns: &'a str) -> Self {
+        Self {
+            db,
+            table,
+            columns,
+            after: 0,
+        }
+    }
+
+    /// The next page's rows, in id order; `None` after the last.
+    async fn next<T: DeserializeOwned>(&mut self) -> Result<Option<Vec<T>>, StoreError> {
+        let (table, columns, after) = (self.table, self.columns, self.after);
+        // The columns are expressions over the table's own, evaluated on the page the
+        // inner query cut. `after` is an id read back from the table, never outside input.
+        let page =
+            format!("SELECT * FROM {table} WHERE id > {after} ORDER BY id LIMIT {LOAD_PAGE}");
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            DatabaseBackend::Postgres => format!(
+                "SELECT max(id), json_agg(json_build_array(id, {columns}) ORDER BY id)::text \
+                 FROM ({page}) AS page"
+            ),
+            // SQLite aggregates in the order the inner query delivers, which is by id.
+            _ => {
+                format!("SELECT max(id), json_group_array(json_array(id, {columns})) FROM ({page})")
+            }
+        };
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(backend, sql))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("no page of {table} came back")))?;
+        let Some(last) = row.try_get_by_index::<Option<i64>>(0)? else {
+            return Ok(None);
+        };
+        let json: String = row.try_get_by_index(1)?;
+        let rows: Vec<T> = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("a page of {table} after id {after}: {e}")))?;
+        self.after = last;
+        Ok(Some(rows))
+    }
+}
+
+/// `(CASE column WHEN 'a' THEN 0 WHEN 'b' THEN 1 … ELSE 7 END)`: a word column read as
+/// its position in a fixed list, which costs no string per row; 7 marks a word not in it
+/// (the lists are shorter, which `from_position` turns into an error).
+fn position_of<'a>(column: &str, words: impl Iterator<Item = &'a str>) -> String {
+    let mut sql = format!("(CASE {column}");
+    for (i, w) in words.enumerate() {
+        debug_assert!(i < 7, "three bits per word");
+        sql.push_str(&format!(" WHEN '{w}' THEN {i}"));
+    }
+    sql.push_str(" ELSE 7 END)");
+    sql
+}
+
+fn from_position<T: Copy>(all: &[T], position: i64, edge: i64) -> Result<T, StoreError> {
+    usize::try_from(position)
+        .ok()
+        .and_then(|i| all.get(i).copied())
+        .ok_or_else(|| StoreError::Corrupt(format!("edge {edge} has an unknown kind or origin")))
+}

@@ -41,12 +41,18 @@ impl BenchDatabase {
     }
 
     pub async fn drop_database(self) {
-        self.admin
+        let dropped = self
+            .admin
             .execute_unprepared(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
             ))
-            .await
-            .expect("drop db");
+            .await;
+        // Right after a bulk load an autovacuum worker (a superuser's process, which our
+        // role may not end) can hold the database; the figures are printed by then, and
+        // tests/run drops leftover `sunset_bench_%` databases.
+        if let Err(e) = dropped {
+            eprintln!("could not drop {} yet ({e}); tests/run drops it", self.name);
+        }
     }
 }

@@ -226,10 +226,6 @@ impl Visits {
         self.order.get(self.place(ix)? as usize)
     }
 
-    fn contains(&self, ix: NodeIndex) -> bool {
-        self.place(ix).is_some()
-    }
-
     /// Adds `v` unless its node was reached already; gives the node's place in `order`.
     fn insert(&mut self, v: Visit) -> u32 {
         let i = v.ix.index();
@@ -322,15 +318,37 @@ impl InventoryGraph {
         Some((answer, links))
     }
 
-    /// Whether `version` was made, directly or through others, from `ancestor`.
-    pub fn derives_from(&self, version: super::VersionId, ancestor: super::VersionId) -> bool {
-        let (Some(&from), Some(&to)) = (self.versions.get(&version), self.versions.get(&ancestor))
-        else {
-            return false;
-        };
-        let q = Query::everything(DateTime::<Utc>::MIN_UTC, Duration::zero());
-        // Walking dependencies from a version follows only `derived_from` edges.
-        self.traverse(from, Walk::Dependencies, &q).0.contains(to)
+    /// Whether `version` derives from `ancestor` through the graph's derivations and
+    /// `also` (version, parent) pairs not yet in it: those a message declared before.
+    pub fn derives_from_with(
+        &self,
+        version: super::VersionId,
+        ancestor: super::VersionId,
+        also: &[(super::VersionId, super::VersionId)],
+    ) -> bool {
+        let mut seen: HashSet<super::VersionId> = HashSet::default();
+        let mut todo = vec![version];
+        while let Some(v) = todo.pop() {
+            if v == ancestor {
+                return true;
+            }
+            if !seen.insert(v) {
+                continue;
+            }
+            todo.extend(also.iter().filter(|(c, _)| *c == v).map(|&(_, p)| p));
+            let Some(&ix) = self.versions.get(&v) else {
+                continue;
+            };
+            todo.extend(
+                self.g
+                    .edges_directed(ix, Direction::Outgoing)
+                    .filter_map(|e| match e.weight().link {
+                        Link::DerivedFrom { parent, .. } => Some(parent),
+                        _ => None,
+                    }),
+            );
+        }
+        false
     }
 
     /// The models whose `dependents` answers a change at this consumer or version can

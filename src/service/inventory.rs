@@ -708,13 +708,24 @@ impl Services {
         version: VersionId,
         parent: VersionId,
     ) -> Result<(), ServiceError> {
+        self.refuse_derivation_cycle_with(version, parent, &[])
+    }
+
+    /// As [`Self::refuse_derivation_cycle`], counting `also` (version, parent) pairs that
+    /// are not committed yet: the derivations a message declared before this one.
+    pub(crate) fn refuse_derivation_cycle_with(
+        &self,
+        version: VersionId,
+        parent: VersionId,
+        also: &[(VersionId, VersionId)],
+    ) -> Result<(), ServiceError> {
         if version == parent {
             return Err(ServiceError::Conflict(
                 "a version cannot be derived from itself".into(),
             ));
         }
         // If the parent already derives from the child, the new edge would close a circle.
-        if self.read_graph().derives_from(parent, version) {
+        if self.read_graph().derives_from_with(parent, version, also) {
             return Err(ServiceError::Conflict(
                 "the parent version is itself derived from this version; derivations cannot form a circle".into(),
             ));

@@ -360,3 +360,29 @@ async fn sources_created_or_disabled_through_one_instance_hold_in_another() {
     other.caught_up_with(&app).await;
     assert_eq!(at_other(first, "m3").await, 401);
 }
+
+on_both_backends! {
+    async fn derivations_that_close_a_circle_within_one_message_are_refused_whole(app) {
+        let owner = crate::artifacts::model_with_version(&app).await;
+        app.create_model(&owner, "fraud-scorer-eu", "payments-ml").await;
+        app.gql_ok(&owner, "mutation { createVersion(input: { model: \"fraud-scorer-eu\", version: \"1.0.0\" }) { version } }", json!({})).await;
+        let secret = source(&app, "ci-deployer").await;
+        let edges = count(&app, "inventory_edges").await;
+        let circle = json!({ "registrations": [
+            { "type": "derivation", "model": "fraud-scorer-eu", "version": "1.0.0",
+              "from": { "model": "fraud-scorer", "version": "1.0.0" }, "derivation": "fine-tune" },
+            { "type": "derivation", "model": "fraud-scorer", "version": "1.0.0",
+              "from": { "model": "fraud-scorer-eu", "version": "1.0.0" }, "derivation": "distillation" }
+        ] });
+        let refused = post(&app, Post { secret: &secret, id: "msg_circle", at: now() }, &circle).await;
+        assert_eq!(refused.status(), 422);
+        let text = refused.text().await.expect("body");
+        assert!(text.contains("registration 1") && text.contains("circle"), "{text}");
+        assert_eq!(count(&app, "inventory_edges").await, edges, "nothing of the batch is kept");
+
+        // Either derivation alone is fine.
+        let one = json!({ "registrations": [circle["registrations"][0].clone()] });
+        assert_eq!(post(&app, Post { secret: &secret, id: "msg_one", at: now() }, &one).await.status(), 200);
+        assert_eq!(count(&app, "inventory_edges").await, edges + 1);
+    }
+}

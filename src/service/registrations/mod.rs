@@ -305,6 +305,9 @@ impl Services {
                 inventory_repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
             }
             let mut edges = 0usize;
+            // Derivations this message declared so far: the graph sees them only after
+            // the commit, yet two of them may close a circle between themselves.
+            let mut derived: Vec<(crate::graph::VersionId, crate::graph::VersionId)> = Vec::new();
             for (index, reg) in batch.iter().enumerate() {
                 let specs: Vec<EdgeSpec> = match reg {
                     Registration::Consumer {
@@ -353,8 +356,9 @@ impl Services {
                         version, parent, ..
                     } = &resolved.link
                     {
-                        self.refuse_derivation_cycle(*version, *parent)
+                        self.refuse_derivation_cycle_with(*version, *parent, &derived)
                             .map_err(named)?;
+                        derived.push((*version, *parent));
                     }
                     let (record, _) = inventory_repo::record_edge(
                         tx.conn(),

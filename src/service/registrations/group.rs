@@ -650,6 +650,55 @@ mod tests {
             .expect("drop db");
     }
 
+    /// A group applies its own rows to the graph only when the graph stands right before
+    /// them; a change committed in between through another instance sends it through the
+    /// refresh, which takes both in, in order.
+    #[tokio::test]
+    async fn a_group_after_another_instance_s_change_takes_that_change_in_too() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let here = services(dir.path(), None).await;
+        let settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Settings::default()
+        };
+        let elsewhere = crate::app::open(&settings, Arc::new(SystemClock))
+            .await
+            .expect("open");
+        elsewhere.load_inventory().await.expect("load");
+        elsewhere
+            .declare_consumer(
+                &Actor::local_operator(),
+                crate::service::ConsumerInput {
+                    name: "declared-elsewhere".into(),
+                    kind: "service".into(),
+                    owner_team: "t".into(),
+                    environment: "prod".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("declare");
+        let outcomes = group(
+            &here,
+            vec![("m0", vec![consumer("a", "t", &["fraud-scorer"], &[])])],
+        )
+        .await;
+        let r0 = revision(&outcomes[0]);
+        let snapshot = here.inventory_snapshot();
+        assert!(
+            snapshot
+                .consumers
+                .values()
+                .any(|c| c.name.as_str() == "declared-elsewhere"),
+            "the other instance's consumer is in this graph"
+        );
+        assert_eq!(
+            snapshot,
+            here.inventory_snapshot_from_database().await.expect("db")
+        );
+        assert_eq!(*here.inventory_revision().borrow(), r0);
+    }
+
     async fn judged_in_order(services: Services) {
         let outcomes = group(
             &services,

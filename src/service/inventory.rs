@@ -520,7 +520,7 @@ impl Services {
                 version, parent, ..
             } = &resolved.link
             {
-                self.refuse_derivation_cycle(*version, *parent)?;
+                self.refuse_derivation_cycle(*version, *parent, &[])?;
             }
             let (record, _) = repo::record_edge(
                 tx.conn(),
@@ -703,17 +703,9 @@ impl Services {
         Ok(())
     }
 
+    /// Refuses a derivation that would close a circle, counting `also` (version, parent)
+    /// pairs not committed yet: the derivations a message declared before this one.
     pub(crate) fn refuse_derivation_cycle(
-        &self,
-        version: VersionId,
-        parent: VersionId,
-    ) -> Result<(), ServiceError> {
-        self.refuse_derivation_cycle_with(version, parent, &[])
-    }
-
-    /// As [`Self::refuse_derivation_cycle`], counting `also` (version, parent) pairs that
-    /// are not committed yet: the derivations a message declared before this one.
-    pub(crate) fn refuse_derivation_cycle_with(
         &self,
         version: VersionId,
         parent: VersionId,
@@ -903,7 +895,7 @@ pub(crate) struct Written {
 
 impl Written {
     /// Changes numbered from `first`, one per call below.
-    pub(crate) fn from(first: i64) -> Self {
+    pub(crate) fn starting_at(first: i64) -> Self {
         Self {
             first,
             updates: Vec::new(),

@@ -479,7 +479,7 @@ impl GroupPlan {
         // The rows as written, change by change, for the graph to take in as they are.
         let consumers: HashMap<ConsumerId, &Consumer> =
             written.values().map(|(id, c)| (*id, c)).collect();
-        let mut graph = Written::from(last - total + 1);
+        let mut graph = Written::starting_at(last - total + 1);
         for &(entity, id) in &changes {
             let missing = || {
                 ServiceError::internal(std::io::Error::other(format!(

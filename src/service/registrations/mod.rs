@@ -356,7 +356,7 @@ impl Services {
                         version, parent, ..
                     } = &resolved.link
                     {
-                        self.refuse_derivation_cycle_with(*version, *parent, &derived)
+                        self.refuse_derivation_cycle(*version, *parent, &derived)
                             .map_err(named)?;
                         derived.push((*version, *parent));
                     }

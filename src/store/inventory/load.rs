@@ -6,14 +6,14 @@
 //! thread. So SQLite hands every page over as one value, a JSON array of row arrays it
 //! builds itself (`json_group_array`), which serde reads back at hundreds of megabytes a
 //! second. PostgreSQL's binary rows are cheaper than its building JSON (a 1M-edge load
-//! took 6.7 s that way against 3.8 s), so there pages stay rows. Both read the same row
+//! took 6.7 s that way against 3.0 to 3.7 s), so there pages stay rows. Both read the same row
 //! types: tuples that are `Deserialize` and `TryGetableMany`.
 
-use super::{Interner, head_revision, parse_stored, stored_version, to_consumer, to_model_info};
+use super::{Interner, edge_of, head_revision, stored_version, to_consumer, to_model_info};
 use crate::domain::{Derivation, EdgeKind, EdgeOrigin, ModelName};
-use crate::graph::{EdgeRecord, GraphError, InventoryGraph, Link, VersionInfo};
+use crate::graph::{EdgeRecord, GraphError, InventoryGraph, VersionInfo};
 use crate::store::StoreError;
-use crate::store::entities::consumer;
+use crate::store::entities::{consumer, inventory_edge};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColIdx, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, QueryResult, Statement,
@@ -171,41 +171,39 @@ async fn read_edges(
     Ok(())
 }
 
+/// Reads a load row through [`edge_of`], the one place an edge row becomes a record.
 fn to_edge_record(row: EdgeRow, interner: &mut Interner) -> Result<EdgeRecord, StoreError> {
-    let (id, code, from, to, range, origin_name, first_seen, last_seen, observations) = row;
+    let (id, code, from, to, version_range, origin_name, first_seen, last_seen, observations) = row;
     let code = i64::from(code);
     let kind = from_position(EdgeKind::ALL, code >> 8, id)?;
     let origin = from_position(EdgeOrigin::ALL, (code >> 4) & 15, id)?;
-    let missing = |what: &str| StoreError::Corrupt(format!("edge {id} has no {what}"));
-    let link = match kind {
-        EdgeKind::Uses => Link::Uses {
-            consumer: from.ok_or_else(|| missing("consumer"))?,
-            model: to.ok_or_else(|| missing("model"))?,
-            range: interner.range(range.as_deref().ok_or_else(|| missing("range"))?)?,
-        },
-        EdgeKind::DerivedFrom => Link::DerivedFrom {
-            version: from.ok_or_else(|| missing("version"))?,
-            parent: to.ok_or_else(|| missing("parent"))?,
-            derivation: match (code & 15) - 1 {
-                // As `to_edge` reads a row without one.
-                -1 => parse_stored(Derivation::parse("other"))?,
-                d => from_position(Derivation::ALL, d, id)?,
-            },
-        },
-        EdgeKind::DependsOn => Link::DependsOn {
-            consumer: from.ok_or_else(|| missing("consumer"))?,
-            target: to.ok_or_else(|| missing("target"))?,
-        },
+    let derivation = match (code & 15) - 1 {
+        -1 => None,
+        d => Some(from_position(Derivation::ALL, d, id)?.as_str().to_owned()),
     };
-    Ok(EdgeRecord {
+    let mut row = inventory_edge::Model {
         id,
-        link,
-        origin,
-        origin_name: interner.name(&origin_name),
+        edge_key: String::new(),
+        kind: String::new(),
+        consumer_id: None,
+        target_consumer_id: None,
+        model_id: None,
+        version_range,
+        version_id: None,
+        parent_version_id: None,
+        derivation,
+        origin: String::new(),
+        origin_name,
         first_seen,
         last_seen,
-        observations: u64::try_from(observations).unwrap_or(0),
-    })
+        observations,
+    };
+    match kind {
+        EdgeKind::Uses => (row.consumer_id, row.model_id) = (from, to),
+        EdgeKind::DerivedFrom => (row.version_id, row.parent_version_id) = (from, to),
+        EdgeKind::DependsOn => (row.consumer_id, row.target_consumer_id) = (from, to),
+    }
+    edge_of(&row, kind, origin, interner)
 }
 
 /// A boolean as SQLite puts it in JSON (`1`), or as a PostgreSQL row holds it.

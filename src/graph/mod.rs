@@ -13,7 +13,10 @@
 //! origins (declared by a webhook, observed by a scan) is two parallel edges; answers
 //! show them together as the evidence of one link.
 
+mod arrivals;
 mod query;
+
+use arrivals::{Arrival, Arrivals, NO_RANGE, sort_prefix};
 
 pub use query::{Answer, Counts, Cycle, Evidence, Impact, Query, Reached, Step, Target, Upstream};
 
@@ -155,25 +158,31 @@ pub struct InventoryGraph {
     /// links a node's edges through the edges themselves and a `dependents` walk paid a
     /// cache miss for every edge it looked at; with its hubs' tens of thousands of
     /// dependents, that walk was most of a question's time.
-    arrivals: Vec<Vec<Arrival>>,
+    arrivals: Vec<Arrivals>,
     /// Edges that share both ends with another edge: one link reported by several
     /// origins, whose evidence an answer gathers. Few edges have one, and knowing which
     /// spares an answer reading every edge of each node it explains.
     parallel: HashSet<EdgeIndex>,
+    /// The `depends_on` edges that may lie on a circle of consumers: after a load,
+    /// exactly those whose two ends are in one strongly connected part of the
+    /// `depends_on` links, and kept a superset of that through changes. A walk looks
+    /// for circles among these alone, not among the tens of thousands of links a hub
+    /// question follows, because a circle's links all lie in one such part.
+    looping: HashSet<EdgeIndex, foldhash::fast::RandomState>,
+    /// Set when a change may have closed a circle `looping` does not cover yet: until
+    /// [`Self::set_revision`] finds the circles again, walks treat every `depends_on`
+    /// edge as one that may loop, as slow as that is.
+    loops_unknown: bool,
+    /// Every range a `uses` edge has named, numbered in the order first seen; arrivals
+    /// refer to them by number. Ranges are few and small, so none is ever dropped.
+    ranges: Vec<Arc<VersionRange>>,
+    range_numbers: HashMap<String, u32>,
     revision: i64,
 }
 
-/// An edge as the node it arrives at keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Arrival {
-    /// The dependent.
-    from: NodeIndex,
-    edge: EdgeIndex,
-    /// The edge's `last_seen` as [`stamp`] gives it, so a walk can skip stale edges
-    /// without reading them. (A `uses` edge's range is read from the edge: sixteen
-    /// bytes an arrival rather than twenty-four keeps a million of them small.)
-    last_seen: i64,
-}
+/// How many consumers an added `depends_on` link's search for a circle through it may
+/// visit before giving up, as if it had found one.
+const LOOP_SEARCH_BOUND: usize = 4_096;
 
 /// A time as nanoseconds since the epoch, clamped to what an `i64` holds (the years 1677
 /// to 2262), so that comparing two is comparing two numbers.
@@ -195,8 +204,14 @@ impl InventoryGraph {
         self.revision
     }
 
+    /// Marks the graph current up to `revision`, once that revision's changes are in;
+    /// circles that changes may have made are found again here, once for them all.
     pub fn set_revision(&mut self, revision: i64) {
         self.revision = revision;
+        if self.loops_unknown {
+            self.looping = self.loops();
+            self.loops_unknown = false;
+        }
     }
 
     pub fn consumer_count(&self) -> usize {
@@ -227,6 +242,7 @@ impl InventoryGraph {
             .insert(v.version, v.id);
         if let Some(&ix) = self.versions.get(&v.id) {
             self.g[ix] = Node::Version(v);
+            self.refresh_arrivals_from(ix);
         } else {
             let id = v.id;
             let ix = self.g.add_node(Node::Version(v));
@@ -242,11 +258,76 @@ impl InventoryGraph {
                 self.consumer_names.remove(old.name.as_str());
             }
             self.g[ix] = Node::Consumer(id, c);
+            self.refresh_arrivals_from(ix);
         } else {
             let ix = self.g.add_node(Node::Consumer(id, c));
             self.consumers.insert(id, ix);
         }
         self.consumer_names.insert(name, id);
+    }
+
+    /// The arrival of edge `ex` from `from`, numbering its range if it is new.
+    fn arrival(&mut self, from: NodeIndex, ex: EdgeIndex) -> Arrival {
+        let e = &self.g[ex];
+        let last_seen = stamp(e.last_seen);
+        let range = match &e.link {
+            Link::Uses { range, .. } => match self.range_numbers.get(range.as_str()) {
+                Some(&n) => n,
+                None => {
+                    let n = u32::try_from(self.ranges.len()).expect("fewer than 2^32 ranges");
+                    self.range_numbers.insert(range.as_str().to_owned(), n);
+                    self.ranges.push(Arc::clone(range));
+                    n
+                }
+            },
+            _ => NO_RANGE,
+        };
+        Arrival {
+            from,
+            edge: ex,
+            range,
+            from_depended_on: self.depended_on(from),
+            last_seen,
+            key: self.key_of(from),
+        }
+    }
+
+    /// The sort prefix of a node's name, as the arrivals of its edges keep it.
+    fn key_of(&self, ix: NodeIndex) -> u64 {
+        match &self.g[ix] {
+            Node::Consumer(_, c) => sort_prefix(c.name.as_str()),
+            Node::Version(v) => sort_prefix(v.model_name.as_str()),
+            Node::Model(m) => sort_prefix(m.name.as_str()),
+        }
+    }
+
+    /// Whether anything depends on the node: it has arrivals.
+    fn depended_on(&self, ix: NodeIndex) -> bool {
+        self.arrivals
+            .get(ix.index())
+            .is_some_and(|a| !a.as_slice().is_empty())
+    }
+
+    /// After a node's name or whether anything depends on it may have changed: the
+    /// arrivals of the edges leaving it take the node's key and flag anew.
+    fn refresh_arrivals_from(&mut self, ix: NodeIndex) {
+        let key = self.key_of(ix);
+        let depended_on = self.depended_on(ix);
+        let leaving: Vec<(NodeIndex, EdgeIndex)> = self
+            .g
+            .edges_directed(ix, Direction::Outgoing)
+            .map(|e| (e.target(), e.id()))
+            .collect();
+        for (to, ex) in leaving {
+            if let Some(a) = self
+                .arrivals
+                .get_mut(to.index())
+                .and_then(|arrivals| arrivals.as_mut_slice().iter_mut().find(|a| a.edge == ex))
+            {
+                a.key = key;
+                a.from_depended_on = depended_on;
+            }
+        }
     }
 
     /// Removes a consumer and every edge at it.
@@ -266,7 +347,7 @@ impl InventoryGraph {
         }
         // petgraph reuses the index of a removed node.
         if let Some(arrivals) = self.arrivals.get_mut(ix.index()) {
-            *arrivals = Vec::new();
+            *arrivals = Arrivals::None;
         }
         if let Some(Node::Consumer(_, c)) = self.g.remove_node(ix) {
             self.consumer_names.remove(c.name.as_str());
@@ -293,23 +374,95 @@ impl InventoryGraph {
         for e in (&self.g).edge_references() {
             count[e.target().index()] += 1;
         }
-        self.arrivals = count.into_iter().map(Vec::with_capacity).collect();
-        for e in (&self.g).edge_references() {
-            self.arrivals[e.target().index()].push(Arrival {
-                from: e.source(),
-                edge: e.id(),
-                last_seen: stamp(e.weight().last_seen),
-            });
+        self.arrivals = count.into_iter().map(Arrivals::with_capacity).collect();
+        let edges: Vec<EdgeIndex> = self.g.edge_indices().collect();
+        for ex in edges {
+            let (from, to) = self.g.edge_endpoints(ex).expect("an edge the graph lists");
+            let arrival = self.arrival(from, ex);
+            self.arrivals[to.index()].push(arrival);
+        }
+        // Only now that every node has its arrivals is it known who is depended on.
+        let depended_on: Vec<bool> = self
+            .arrivals
+            .iter()
+            .map(|a| !a.as_slice().is_empty())
+            .collect();
+        for a in self.arrivals.iter_mut().flat_map(Arrivals::as_mut_slice) {
+            a.from_depended_on = depended_on.get(a.from.index()).copied().unwrap_or(false);
         }
         self.parallel.clear();
         let mut ends: Vec<(NodeIndex, EdgeIndex)> = Vec::new();
-        for arrivals in self.arrivals.iter().filter(|a| a.len() > 1) {
+        for arrivals in &self.arrivals {
+            let Arrivals::Many(arrivals) = arrivals else {
+                continue;
+            };
             ends.clear();
             ends.extend(arrivals.iter().map(|a| (a.from, a.edge)));
             ends.sort_unstable();
             for pair in ends.windows(2) {
                 if pair[0].0 == pair[1].0 {
                     self.parallel.extend([pair[0].1, pair[1].1]);
+                }
+            }
+        }
+        self.looping = self.loops();
+        self.loops_unknown = false;
+    }
+
+    /// The `depends_on` edges whose two ends lie in one strongly connected part of the
+    /// `depends_on` links (a consumer depending on itself included).
+    fn loops(&self) -> HashSet<EdgeIndex, foldhash::fast::RandomState> {
+        let links: Vec<(NodeIndex, NodeIndex, EdgeIndex)> = (&self.g)
+            .edge_references()
+            .filter(|e| matches!(e.weight().link, Link::DependsOn { .. }))
+            .map(|e| (e.source(), e.target(), e.id()))
+            .collect();
+        let mut sub: petgraph::Graph<(), ()> = petgraph::Graph::new();
+        let mut local: HashMap<NodeIndex, petgraph::graph::NodeIndex> = HashMap::new();
+        let mut at = |ix: NodeIndex, sub: &mut petgraph::Graph<(), ()>| {
+            *local.entry(ix).or_insert_with(|| sub.add_node(()))
+        };
+        let ends: Vec<_> = links
+            .iter()
+            .map(|&(a, b, _)| {
+                let (la, lb) = (at(a, &mut sub), at(b, &mut sub));
+                sub.add_edge(la, lb, ());
+                (la, lb)
+            })
+            .collect();
+        let mut part = vec![usize::MAX; sub.node_count()];
+        for (n, scc) in petgraph::algo::tarjan_scc(&sub).into_iter().enumerate() {
+            if scc.len() > 1 {
+                for l in scc {
+                    part[l.index()] = n;
+                }
+            }
+        }
+        links
+            .iter()
+            .zip(ends)
+            .filter(|&(_, (la, lb))| {
+                la == lb || (part[la.index()] != usize::MAX && part[la.index()] == part[lb.index()])
+            })
+            .map(|(&(_, _, ex), _)| ex)
+            .collect()
+    }
+
+    /// Keeps [`Self::looping`] a superset of the edges on circles once `from` depends on
+    /// `to`: a new circle passes through that link only if `to` already reaches `from`.
+    /// Circles are rare, so when it does (or the search grows too long) the circles are
+    /// found again over the whole graph, once the change's revision is in.
+    fn note_dependency(&mut self, from: NodeIndex, to: NodeIndex) {
+        let mut seen: HashSet<NodeIndex> = HashSet::from([to]);
+        let mut todo = vec![to];
+        while let Some(at) = todo.pop() {
+            if at == from || seen.len() > LOOP_SEARCH_BOUND {
+                self.loops_unknown = true;
+                return;
+            }
+            for e in self.g.edges_directed(at, Direction::Outgoing) {
+                if matches!(e.weight().link, Link::DependsOn { .. }) && seen.insert(e.target()) {
+                    todo.push(e.target());
                 }
             }
         }
@@ -343,7 +496,7 @@ impl InventoryGraph {
             if let Some(a) = self
                 .arrivals
                 .get_mut(to.index())
-                .and_then(|arrivals| arrivals.iter_mut().find(|a| a.edge == ex))
+                .and_then(|arrivals| arrivals.as_mut_slice().iter_mut().find(|a| a.edge == ex))
             {
                 a.last_seen = last_seen;
             }
@@ -356,9 +509,10 @@ impl InventoryGraph {
             return Ok(());
         }
         if self.arrivals.len() <= to.index() {
-            self.arrivals.resize_with(to.index() + 1, Vec::new);
+            self.arrivals.resize_with(to.index() + 1, Arrivals::default);
         }
         let twins: Vec<EdgeIndex> = self.arrivals[to.index()]
+            .as_slice()
             .iter()
             .filter(|a| a.from == from)
             .map(|a| a.edge)
@@ -367,11 +521,15 @@ impl InventoryGraph {
             self.parallel.extend(twins);
             self.parallel.insert(ex);
         }
-        self.arrivals[to.index()].push(Arrival {
-            from,
-            edge: ex,
-            last_seen,
-        });
+        let arrival = self.arrival(from, ex);
+        let first = !self.depended_on(to);
+        self.arrivals[to.index()].push(arrival);
+        if first {
+            self.refresh_arrivals_from(to);
+        }
+        if matches!(self.g[ex].link, Link::DependsOn { .. }) {
+            self.note_dependency(from, to);
+        }
         Ok(())
     }
 
@@ -381,18 +539,22 @@ impl InventoryGraph {
         };
         if let Some((_, to)) = self.g.edge_endpoints(ex)
             && let Some(arrivals) = self.arrivals.get_mut(to.index())
-            && let Some(at) = arrivals.iter().position(|a| a.edge == ex)
+            && let Some(at) = arrivals.as_slice().iter().position(|a| a.edge == ex)
         {
-            // `remove`, not `swap_remove`: walks meet a node's dependents in the order
-            // they arrived, which keeps the path chosen to explain each stable.
             let gone = arrivals.remove(at);
+            let last = arrivals.as_slice().is_empty();
             if self.parallel.remove(&ex) {
-                let mut twins = arrivals.iter().filter(|a| a.from == gone.from);
+                let mut twins = arrivals.as_slice().iter().filter(|a| a.from == gone.from);
                 if let (Some(last), None) = (twins.next(), twins.next()) {
                     self.parallel.remove(&last.edge);
                 }
             }
+            if last {
+                self.refresh_arrivals_from(to);
+            }
         }
+        // A superset stays one: the edge's index may be reused, but not its flag.
+        self.looping.remove(&ex);
         self.g.remove_edge(ex);
     }
 
@@ -502,7 +664,7 @@ impl InventoryGraph {
                     .insert(id, (self.node_label(a), self.node_label(b), e));
             }
         }
-        s.arrivals_agree = self.arrivals_agree();
+        s.indexes_agree = self.indexes_agree();
         s.node_count = self.g.node_count();
         s.edge_count = self.g.edge_count();
         s.index_sizes = [
@@ -518,8 +680,19 @@ impl InventoryGraph {
 
     /// Whether each node's arrivals are exactly the edges petgraph has arriving there,
     /// in the reverse of petgraph's order (which puts the newest first), with their
-    /// times, and the parallel edges exactly those that share both ends with another.
-    fn arrivals_agree(&self) -> bool {
+    /// times; the parallel edges exactly those that share both ends with another; and
+    /// the looping edges `depends_on` edges that include every one on a circle (unless
+    /// the graph says it does not know them yet).
+    fn indexes_agree(&self) -> bool {
+        let looping_ok = (self.loops_unknown || self.loops().is_subset(&self.looping))
+            && self.looping.iter().all(|&ex| {
+                self.g
+                    .edge_weight(ex)
+                    .is_some_and(|e| matches!(e.link, Link::DependsOn { .. }))
+            });
+        if !looping_ok {
+            return false;
+        }
         let parallel: HashSet<EdgeIndex> = (&self.g)
             .edge_references()
             .filter(|e| self.g.edges_connecting(e.source(), e.target()).count() > 1)
@@ -529,19 +702,42 @@ impl InventoryGraph {
             return false;
         }
         let bound = self.g.node_bound();
-        if self.arrivals.len() > bound && self.arrivals[bound..].iter().any(|a| !a.is_empty()) {
+        if self.arrivals.len() > bound
+            && self.arrivals[bound..]
+                .iter()
+                .any(|a| !a.as_slice().is_empty())
+        {
             return false;
         }
         (0..bound).all(|i| {
             let ix = NodeIndex::new(i);
-            let kept = self.arrivals.get(i).map(Vec::as_slice).unwrap_or_default();
+            let kept = self
+                .arrivals
+                .get(i)
+                .map(Arrivals::as_slice)
+                .unwrap_or_default();
             let expected: Vec<Arrival> = if self.g.contains_node(ix) {
                 self.g
                     .edges_directed(ix, Direction::Incoming)
                     .map(|e| Arrival {
                         from: e.source(),
                         edge: e.id(),
+                        range: match &e.weight().link {
+                            Link::Uses { range, .. } => self
+                                .range_numbers
+                                .get(range.as_str())
+                                .copied()
+                                .filter(|&n| self.ranges[n as usize] == *range)
+                                .unwrap_or(NO_RANGE - 1),
+                            _ => NO_RANGE,
+                        },
+                        from_depended_on: self
+                            .g
+                            .edges_directed(e.source(), Direction::Incoming)
+                            .next()
+                            .is_some(),
                         last_seen: stamp(e.weight().last_seen),
+                        key: self.key_of(e.source()),
                     })
                     .collect()
             } else {
@@ -571,9 +767,9 @@ pub struct Snapshot {
     pub edge_count: usize,
     /// The sizes of the lookup maps, so an entry left behind shows too.
     pub index_sizes: [usize; 6],
-    /// Whether the compact per-node arrivals and the set of parallel edges agree with
-    /// petgraph's own edges.
-    pub arrivals_agree: bool,
+    /// Whether the compact per-node arrivals, the set of parallel edges and the set of
+    /// looping edges agree with petgraph's own edges.
+    pub indexes_agree: bool,
 }
 
 #[cfg(test)]

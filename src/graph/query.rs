@@ -154,6 +154,10 @@ pub struct Impact {
     pub cycles: Vec<Cycle>,
 }
 
+/// A node an answer lists: its depth and order key (how answers order them), and its
+/// place in the walk.
+type Listed<'g> = (u32, (u8, &'g str, Version), NodeIndex, u32);
+
 /// Visits a walk expands together; see [`InventoryGraph::dependents_of`].
 const BATCH: usize = 32;
 
@@ -167,6 +171,10 @@ struct Next {
     kind: EdgeKind,
     /// As [`super::stamp`] gives it.
     last_seen: i64,
+    /// The sort prefix of `node`'s name, or 0 where it is not known without reading it.
+    key: u64,
+    /// Known to have nothing depending on it, so a dependents walk need not look.
+    leaf: bool,
 }
 
 /// Where [`InventoryGraph::upstream_models`] starts.
@@ -190,58 +198,70 @@ enum Walk {
 struct Visit {
     ix: NodeIndex,
     depth: u32,
-    /// The node this one was reached from, and the edge between them.
-    via: Option<(NodeIndex, EdgeIndex)>,
+    /// The place in the walk of the node this one was reached from, and the edge
+    /// between them.
+    via: Option<(u32, EdgeIndex)>,
     /// Known from the edge that reached it, so counting consumers reads no node.
     consumer: bool,
+    /// The sort prefix of its name, when the edge that reached it knew it, else 0.
+    key: u64,
+    /// Known to have nothing depending on it (see [`Next::leaf`]).
+    leaf: bool,
 }
 
-/// The nodes a walk reached, in the order reached (so by depth), with a dense index from
-/// node to visit. A hub question reaches tens of thousands of nodes; slots in a vector
-/// beat a hash map there, and the vector is kept per thread and cleared by what was
-/// visited, so a small question does not pay for the size of the graph.
+/// The nodes a walk reached, in the order reached (so by depth), and which nodes those
+/// are as one bit per node index. A hub question tests tens of thousands of nodes; a
+/// bit per node keeps that test in the core's own cache (a million nodes take 128 KiB)
+/// where anything wider missed it for most nodes. Both are kept per thread: the bits
+/// cleared by what was visited, so a small question does not pay for the graph's size,
+/// and the list emptied but not freed, since growing it afresh to a hub's size had the
+/// kernel clear new pages for every question.
 struct Visits {
     order: Vec<Visit>,
-    /// Per node index: its position in `order` plus one, or 0.
-    slot: Vec<u32>,
+    seen: Vec<u64>,
 }
 
 thread_local! {
-    static SLOTS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+    static SEEN: std::cell::Cell<Vec<u64>> = const { std::cell::Cell::new(Vec::new()) };
+    static ORDER: std::cell::Cell<Vec<Visit>> = const { std::cell::Cell::new(Vec::new()) };
+    static NEXT: std::cell::Cell<Vec<Next>> = const { std::cell::Cell::new(Vec::new()) };
 }
+
+/// Visits (and steps) a thread keeps room for between questions, 8 MiB each: a
+/// hub's, not a whole graph's.
+const ORDER_KEPT: usize = 1 << 18;
 
 impl Visits {
     fn new(node_bound: usize) -> Self {
-        let mut slot = SLOTS.with(|s| s.take());
-        if slot.len() < node_bound {
-            slot.resize(node_bound, 0);
+        let mut seen = SEEN.with(|s| s.take());
+        let words = node_bound.div_ceil(64);
+        if seen.len() < words {
+            seen.resize(words, 0);
         }
         Self {
-            order: Vec::new(),
-            slot,
+            order: ORDER.with(|o| o.take()),
+            seen,
         }
     }
 
-    fn get(&self, ix: NodeIndex) -> Option<&Visit> {
-        self.order.get(self.place(ix)? as usize)
-    }
-
-    /// Adds `v` unless its node was reached already; gives the node's place in `order`.
-    fn insert(&mut self, v: Visit) -> u32 {
+    /// Adds `v` unless its node was reached already.
+    fn insert(&mut self, v: Visit) {
         let i = v.ix.index();
-        if i >= self.slot.len() {
-            self.slot.resize(i + 1, 0);
+        if i / 64 >= self.seen.len() {
+            self.seen.resize(i / 64 + 1, 0);
         }
-        if self.slot[i] == 0 {
+        let (word, bit) = (&mut self.seen[i / 64], 1u64 << (i % 64));
+        if *word & bit == 0 {
+            *word |= bit;
             self.order.push(v);
-            self.slot[i] = u32::try_from(self.order.len()).unwrap_or(u32::MAX);
         }
-        self.slot[i] - 1
     }
 
-    /// The place in `order` of a node reached.
-    fn place(&self, ix: NodeIndex) -> Option<u32> {
-        self.slot.get(ix.index()).and_then(|&n| n.checked_sub(1))
+    fn contains(&self, ix: NodeIndex) -> bool {
+        let i = ix.index();
+        self.seen
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     fn iter(&self) -> std::slice::Iter<'_, Visit> {
@@ -252,12 +272,16 @@ impl Visits {
 impl Drop for Visits {
     fn drop(&mut self) {
         for v in &self.order {
-            if let Some(s) = self.slot.get_mut(v.ix.index()) {
-                *s = 0;
+            if let Some(w) = self.seen.get_mut(v.ix.index() / 64) {
+                *w = 0;
             }
         }
-        let slot = std::mem::take(&mut self.slot);
-        SLOTS.with(|s| s.set(slot));
+        let seen = std::mem::take(&mut self.seen);
+        SEEN.with(|s| s.set(seen));
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.shrink_to(ORDER_KEPT);
+        ORDER.with(|o| o.set(order));
     }
 }
 
@@ -444,6 +468,34 @@ impl InventoryGraph {
         self.walk_nodes(start, walk, q).0
     }
 
+    /// The first `need` of `bucket` (visits at one depth, with their places) in the
+    /// order answers list them. A hub's bucket holds tens of thousands; they are told
+    /// apart by the sort prefixes their visits carry, and only the few that tie with the
+    /// last one kept are read for their whole names.
+    fn first_by_name<'v>(
+        &self,
+        mut bucket: Vec<(u32, &'v Visit)>,
+        need: usize,
+    ) -> impl Iterator<Item = (u32, &'v Visit)> {
+        let cheap = |&(_, v): &(u32, &Visit)| (!v.consumer, v.key);
+        if need < bucket.len() {
+            let (_, &mut last, _) = bucket.select_nth_unstable_by_key(need - 1, cheap);
+            let boundary = cheap(&last);
+            let (mut kept, mut ties): (Vec<_>, Vec<_>) = bucket
+                .into_iter()
+                .filter(|b| cheap(b) <= boundary)
+                .partition(|b| cheap(b) < boundary);
+            let want = need - kept.len();
+            if want < ties.len() {
+                ties.select_nth_unstable_by_key(want - 1, |&(_, v)| self.order_key(v.ix));
+                ties.truncate(want);
+            }
+            kept.extend(ties);
+            bucket = kept;
+        }
+        bucket.into_iter()
+    }
+
     /// The answer, and the nodes it returns (without `start`).
     fn walk_nodes(&self, start: NodeIndex, walk: Walk, q: &Query) -> (Answer, Vec<NodeIndex>) {
         let (visits, stale_edges_skipped, cycles) = self.traverse(start, walk, q);
@@ -456,28 +508,31 @@ impl InventoryGraph {
         let returned = total.min(q.limit);
         // The first `returned` by depth and then name: every depth before the one the cut
         // falls in, and the first of that one. Only those nodes are read for their names.
-        let mut chosen: Vec<(u32, (u8, &str, Version), NodeIndex)> = Vec::with_capacity(returned);
+        // Each with its place in the walk (`within` starts at the second).
+        let mut chosen: Vec<Listed> = Vec::with_capacity(returned);
         if returned > 0 {
-            let keyed = |v: &Visit| (v.depth, self.order_key(v.ix), v.ix);
+            let keyed = |(place, v): (u32, &Visit)| (v.depth, self.order_key(v.ix), v.ix, place);
             let cut_depth = within[returned - 1].depth;
             let before = within.partition_point(|v| v.depth < cut_depth);
             let end = within.partition_point(|v| v.depth <= cut_depth);
-            chosen.extend(within[..before].iter().map(keyed));
-            let mut bucket: Vec<_> = within[before..end].iter().map(keyed).collect();
+            let placed = |from: usize, to: usize| {
+                let first = u32::try_from(from + 1).unwrap_or(u32::MAX);
+                (first..).zip(&within[from..to])
+            };
+            chosen.extend(placed(0, before).map(keyed));
             let need = returned - before;
-            if need < bucket.len() {
-                bucket.select_nth_unstable(need - 1);
-                bucket.truncate(need);
-            }
-            chosen.extend(bucket);
+            chosen.extend(
+                self.first_by_name(placed(before, end).collect(), need)
+                    .map(keyed),
+            );
             chosen.sort_unstable();
         }
         let reached = chosen
             .iter()
-            .map(|&(depth, _, ix)| Reached {
+            .map(|&(depth, _, ix, place)| Reached {
                 target: self.target(ix),
                 depth,
-                path: self.path(ix, &visits, walk, q),
+                path: self.path(place, &visits, walk, q),
             })
             .collect();
         let answer = Answer {
@@ -503,13 +558,17 @@ impl InventoryGraph {
             depth: 0,
             via: None,
             consumer: matches!(self.g[start], Node::Consumer(..)),
+            key: 0,
+            leaf: false,
         });
         let mut stale_skipped: HashSet<EdgeIndex> = HashSet::default();
-        // Followed `depends_on` links, as places in the walk of (dependent, dependency):
-        // every one among the nodes reached is met on the way when the walk is
-        // transitive, so cycles need no second pass over the consumers' edges.
-        let mut links: Vec<(u32, u32)> = Vec::new();
-        let mut next: Vec<Next> = Vec::new();
+        // Followed `depends_on` links that may be on a circle, as (dependent,
+        // dependency): every one among the nodes reached is met on the way when the walk
+        // is transitive, so cycles need no second pass over the consumers' edges.
+        let mut links: Vec<(NodeIndex, NodeIndex)> = Vec::new();
+        // The steps of a batch: a hub's first holds all its direct users, so the list is
+        // kept per thread, like the visits, rather than grown afresh each question.
+        let mut next: Vec<Next> = NEXT.with(|n| n.take());
         let stale_before = q.stale_before();
         let mut batch: Vec<Visit> = Vec::with_capacity(BATCH);
         let mut at = 0;
@@ -527,6 +586,8 @@ impl InventoryGraph {
                 node: to,
                 kind,
                 last_seen,
+                key,
+                leaf,
             } in &next
             {
                 let Visit { ix, depth, .. } = batch[of as usize];
@@ -538,18 +599,21 @@ impl InventoryGraph {
                     (EdgeKind::DependsOn, _) | (EdgeKind::Uses, Walk::Dependents) => true,
                     (EdgeKind::Uses | EdgeKind::DerivedFrom, _) => false,
                 };
-                let reached = visits.insert(Visit {
+                // `at + of` is where `ix` stands in the walk; it fits, as the walk's
+                // length fits the slots of a node index.
+                let here = u32::try_from(at).unwrap_or(u32::MAX) + of;
+                visits.insert(Visit {
                     ix: to,
                     depth: depth + 1,
-                    via: Some((ix, ex)),
+                    via: Some((here, ex)),
                     consumer,
+                    key,
+                    leaf,
                 });
-                if kind == EdgeKind::DependsOn {
-                    // `at + of` is where `ix` stands in the walk; it fits, as `reached` does.
-                    let here = u32::try_from(at).unwrap_or(u32::MAX) + of;
+                if kind == EdgeKind::DependsOn && self.may_loop(ex) {
                     links.push(match walk {
-                        Walk::Dependents => (reached, here),
-                        Walk::Dependencies => (here, reached),
+                        Walk::Dependents => (to, ix),
+                        Walk::Dependencies => (ix, to),
                     });
                 }
             }
@@ -559,7 +623,10 @@ impl InventoryGraph {
             // Links between nodes at depth one were not walked; look them up.
             links = self.links_among(&visits, q);
         }
-        let cycles = self.cycles(&visits, links);
+        let cycles = self.cycles(links);
+        next.clear();
+        next.shrink_to(ORDER_KEPT);
+        NEXT.with(|n| n.set(next));
         (visits, stale_skipped.len(), cycles)
     }
 
@@ -582,7 +649,7 @@ impl InventoryGraph {
         let arrivals = |at: NodeIndex| {
             self.arrivals
                 .get(at.index())
-                .map(Vec::as_slice)
+                .map(super::Arrivals::as_slice)
                 .unwrap_or_default()
         };
         let next = |of, a: &super::Arrival, kind| Next {
@@ -591,13 +658,21 @@ impl InventoryGraph {
             node: a.from,
             kind,
             last_seen: a.last_seen,
+            key: a.key,
+            leaf: !a.from_depended_on,
         };
         // The consumers' arrivals are looked up for the whole batch before any is read:
         // the lookups do not wait on one another, so their cache misses overlap instead
         // of coming one after the other (most of a hub question's time otherwise).
         let found: Vec<&[super::Arrival]> = batch
             .iter()
-            .map(|v| if v.consumer { arrivals(v.ix) } else { &[] })
+            .map(|v| {
+                if v.consumer && !v.leaf {
+                    arrivals(v.ix)
+                } else {
+                    &[]
+                }
+            })
             .collect();
         for ((of, v), found) in (0..).zip(batch).zip(found) {
             if v.consumer {
@@ -612,9 +687,10 @@ impl InventoryGraph {
                     arrivals(model)
                         .iter()
                         .rev()
-                        .filter(|a| match &self.g[a.edge].link {
-                            Link::Uses { range, .. } => range.matches(version.version),
-                            _ => false,
+                        .filter(|a| {
+                            self.ranges
+                                .get(a.range as usize)
+                                .is_some_and(|r| r.matches(version.version))
                         })
                         .map(|a| next(of, a, EdgeKind::Uses)),
                 );
@@ -635,6 +711,8 @@ impl InventoryGraph {
             node,
             kind: e.weight().link.kind(),
             last_seen: super::stamp(e.weight().last_seen),
+            key: 0,
+            leaf: false,
         };
         match &self.g[ix] {
             Node::Consumer(..) => {
@@ -667,31 +745,52 @@ impl InventoryGraph {
         }
     }
 
-    /// Followed `depends_on` links among the consumers visited.
-    fn links_among(&self, visits: &Visits, q: &Query) -> Vec<(u32, u32)> {
+    /// Whether a `depends_on` edge may lie on a circle (see `InventoryGraph::looping`).
+    fn may_loop(&self, ex: EdgeIndex) -> bool {
+        self.loops_unknown || (!self.looping.is_empty() && self.looping.contains(&ex))
+    }
+
+    /// Followed `depends_on` links that may be on a circle among the consumers visited.
+    fn links_among(&self, visits: &Visits, q: &Query) -> Vec<(NodeIndex, NodeIndex)> {
         let mut links = Vec::new();
-        for (here, v) in (0..).zip(visits.iter()).filter(|(_, v)| v.consumer) {
+        for v in visits.iter().filter(|v| v.consumer) {
             for e in self.g.edges_directed(v.ix, Direction::Outgoing) {
                 let followed = q.include_stale || !e.weight().is_stale(q.now, q.stale_after);
                 if matches!(e.weight().link, Link::DependsOn { .. })
                     && followed
-                    && let Some(there) = visits.place(e.target())
+                    && self.may_loop(e.id())
+                    && visits.contains(e.target())
                 {
-                    links.push((here, there));
+                    links.push((v.ix, e.target()));
                 }
             }
         }
         links
     }
 
-    /// Circles among `links` (dependent, dependency, as places in the walk) between
-    /// consumers the walk reached.
-    fn cycles(&self, visits: &Visits, links: Vec<(u32, u32)>) -> Vec<Cycle> {
+    /// Circles among `links` (dependent, dependency) between consumers the walk reached.
+    fn cycles(&self, links: Vec<(NodeIndex, NodeIndex)>) -> Vec<Cycle> {
+        if links.is_empty() {
+            return Vec::new();
+        }
+        // The nodes the links join, numbered densely for the peel.
+        let mut numbered: HashMap<NodeIndex, u32> = HashMap::default();
+        let mut nodes: Vec<NodeIndex> = Vec::new();
+        let mut number = |ix: NodeIndex| {
+            *numbered.entry(ix).or_insert_with(|| {
+                nodes.push(ix);
+                u32::try_from(nodes.len() - 1).unwrap_or(u32::MAX)
+            })
+        };
+        let links: Vec<(u32, u32)> = links
+            .into_iter()
+            .map(|(a, b)| (number(a), number(b)))
+            .collect();
         // Only a consumer with links both in and out can be on a circle. Peeling off
         // the others, each freeing its neighbours, leaves the (usually empty) part worth
         // Tarjan's time, in time linear in the links: first whatever no link points at,
         // then, of the rest, whatever points at nothing.
-        let n = visits.order.len();
+        let n = nodes.len();
         let links = unpointed_peeled(n, links);
         if links.is_empty() {
             return Vec::new();
@@ -706,10 +805,10 @@ impl InventoryGraph {
         for &(a, b) in &pairs {
             let la = *local
                 .entry(a)
-                .or_insert_with(|| sub.add_node(visits.order[a as usize].ix));
+                .or_insert_with(|| sub.add_node(nodes[a as usize]));
             let lb = *local
                 .entry(b)
-                .or_insert_with(|| sub.add_node(visits.order[b as usize].ix));
+                .or_insert_with(|| sub.add_node(nodes[b as usize]));
             sub.add_edge(la, lb, ());
         }
         let mut cycles: Vec<Cycle> = petgraph::algo::tarjan_scc(&sub)
@@ -763,15 +862,17 @@ impl InventoryGraph {
         }
     }
 
-    /// The path that explains `ix`, from the dependent towards the dependency.
-    fn path(&self, ix: NodeIndex, visits: &Visits, walk: Walk, q: &Query) -> Vec<Step> {
+    /// The path that explains the node at `place` in the walk, from the dependent
+    /// towards the dependency.
+    fn path(&self, place: u32, visits: &Visits, walk: Walk, q: &Query) -> Vec<Step> {
         let mut steps = Vec::new();
-        let mut at = ix;
-        while let Some((prev, ex)) = visits.get(at).and_then(|v| v.via) {
+        let mut at = visits.order[place as usize];
+        while let Some((came_from, ex)) = at.via {
+            let prev = visits.order[came_from as usize];
             // Walking dependents, `at` depends on `prev`; walking dependencies, the reverse.
             let (from, to) = match walk {
-                Walk::Dependents => (at, prev),
-                Walk::Dependencies => (prev, at),
+                Walk::Dependents => (at.ix, prev.ix),
+                Walk::Dependencies => (prev.ix, at.ix),
             };
             steps.push(self.step(from, to, ex, q));
             at = prev;

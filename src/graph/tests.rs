@@ -414,14 +414,20 @@ fn cycles_among_many_links_are_the_strongly_connected_parts() {
         .collect();
     expected.sort();
     assert!(!expected.is_empty(), "the links should make some circles");
-    let got: Vec<Vec<String>> =
-        f.g.dependents(10, &query())
+    let got = |g: &InventoryGraph| -> Vec<Vec<String>> {
+        g.dependents(10, &query())
             .unwrap()
             .cycles
             .into_iter()
             .map(|c| c.consumers.iter().map(|n| n.to_string()).collect())
-            .collect();
-    assert_eq!(got, expected);
+            .collect()
+    };
+    // Right after the changes the graph treats every link as one that may loop; once
+    // their revision is in, only the links it found on circles; the answer is the same.
+    assert_eq!(got(&f.g), expected);
+    f.g.set_revision(1);
+    assert!(f.g.snapshot().indexes_agree);
+    assert_eq!(got(&f.g), expected);
     // Asked only one step deep, the circles among the direct users are the same.
     let direct = Query {
         transitive: false,
@@ -439,13 +445,13 @@ fn arrivals_follow_removals_reused_indexes_and_new_evidence() {
     // stay the same edges through every kind of change, including a removed consumer's
     // index taken by the next node added.
     let mut f = Fixture::standard();
-    assert!(f.g.snapshot().arrivals_agree);
+    assert!(f.g.snapshot().indexes_agree);
     f.g.remove_consumer(3);
-    assert!(f.g.snapshot().arrivals_agree);
+    assert!(f.g.snapshot().indexes_agree);
     f.g.upsert_consumer(6, consumer("f", "odd"));
     f.depends(6, 2);
     f.depends(4, 6);
-    assert!(f.g.snapshot().arrivals_agree);
+    assert!(f.g.snapshot().indexes_agree);
     let a = f.g.dependents(20, &query()).unwrap();
     assert_eq!(
         labels(&a),
@@ -474,7 +480,7 @@ fn arrivals_follow_removals_reused_indexes_and_new_evidence() {
         observations: 2,
     };
     f.g.upsert_edge(renewed).unwrap();
-    assert!(f.g.snapshot().arrivals_agree);
+    assert!(f.g.snapshot().indexes_agree);
     let fresh_only = Query {
         include_stale: false,
         ..query()
@@ -487,7 +493,7 @@ fn arrivals_follow_removals_reused_indexes_and_new_evidence() {
     assert_eq!(a.stale_edges_skipped, 1);
 
     f.g.remove_edge(4);
-    assert!(f.g.snapshot().arrivals_agree);
+    assert!(f.g.snapshot().indexes_agree);
     assert_eq!(labels(&f.g.dependents(20, &query()).unwrap()).len(), 2);
 
     // f → b seen by a scan too: the step that explains f shows both origins, and one
@@ -501,7 +507,7 @@ fn arrivals_follow_removals_reused_indexes_and_new_evidence() {
         EdgeOrigin::Scan,
         t0(),
     );
-    assert!(f.g.snapshot().arrivals_agree);
+    assert!(f.g.snapshot().indexes_agree);
     let origins = |g: &InventoryGraph| {
         let a = g.dependents(20, &query()).unwrap();
         let reached = a.reached.iter().find(|r| r.target.label() == "f").unwrap();
@@ -513,10 +519,10 @@ fn arrivals_follow_removals_reused_indexes_and_new_evidence() {
     };
     assert_eq!(origins(&f.g), vec![EdgeOrigin::Api, EdgeOrigin::Scan]);
     f.g.remove_edge(scanned);
-    assert!(f.g.snapshot().arrivals_agree);
+    assert!(f.g.snapshot().indexes_agree);
     assert_eq!(origins(&f.g), vec![EdgeOrigin::Api]);
     f.g.remove_edge(b);
-    assert!(f.g.snapshot().arrivals_agree);
+    assert!(f.g.snapshot().indexes_agree);
 }
 
 #[test]
@@ -536,10 +542,54 @@ fn a_bulk_load_lays_out_the_arrivals_single_upserts_would() {
     }
     loaded.g.finish_load();
     let snapshot = loaded.g.snapshot();
-    assert!(snapshot.arrivals_agree);
+    assert!(snapshot.indexes_agree);
     assert_eq!(snapshot, upserted.g.snapshot());
     assert_eq!(
         loaded.g.dependents(10, &query()),
         upserted.g.dependents(10, &query())
     );
+}
+
+#[test]
+fn a_size_limit_keeps_the_first_by_name_even_among_names_sharing_eight_bytes() {
+    // Seventy direct users of base 1.0.0 and a derived version, named so that many
+    // share their first eight bytes: the answer must list exactly the first by depth,
+    // consumers before versions, then whole name, however the cut falls.
+    let mut f = Fixture::new();
+    f.derived(20, 10);
+    let mut names = Vec::new();
+    for i in 0..70_i64 {
+        let name = match i % 3 {
+            0 => format!("payments-api-{:02}", 69 - i),
+            1 => format!("paymentz-{i}"),
+            _ => format!("ab{i}"),
+        };
+        f.g.upsert_consumer(100 + i, consumer(&name, "odd"));
+        f.uses(100 + i, 1, "1.0.0");
+        names.push(name);
+    }
+    names.sort();
+    let mut expected: Vec<(String, u32)> = names.iter().map(|n| (n.clone(), 1)).collect();
+    expected.push(("ft@1.0.0".into(), 1));
+    for limit in [1, 5, 23, 24, 25, 47, 69, 70, 71, 200] {
+        let a = f.g.dependents(10, &Query { limit, ..query() }).unwrap();
+        let want: Vec<_> = expected.iter().take(limit).cloned().collect();
+        assert_eq!(labels(&a), want, "limit {limit}");
+    }
+
+    // A consumer renamed moves in the listing: its arrival's sort prefix follows.
+    let mut renamed = consumer("aa-first-now", "odd");
+    renamed.owner_team = TeamName::parse("even").unwrap();
+    f.g.upsert_consumer(100, renamed);
+    assert!(f.g.snapshot().indexes_agree);
+    let a =
+        f.g.dependents(
+            10,
+            &Query {
+                limit: 1,
+                ..query()
+            },
+        )
+        .unwrap();
+    assert_eq!(labels(&a), vec![("aa-first-now".into(), 1)]);
 }

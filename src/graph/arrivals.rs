@@ -1,0 +1,176 @@
+//! What each node keeps of the edges arriving at it: who depends on it. A `dependents`
+//! walk reads these rather than petgraph's edge lists, which link a node's edges
+//! through the edges themselves and cost a cache miss for every edge looked at.
+
+use petgraph::stable_graph::{EdgeIndex, NodeIndex};
+
+/// An edge as the node it arrives at keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Arrival {
+    /// The dependent.
+    pub from: NodeIndex,
+    pub edge: EdgeIndex,
+    /// For a `uses` edge, its range's number among the graph's ranges (see
+    /// `InventoryGraph::ranges`), so that which versions a hub's direct users reach is
+    /// decided without reading each edge; [`NO_RANGE`] for other edges.
+    pub range: u32,
+    /// Whether anything depends on `from` in turn (it has arrivals of its own), so that
+    /// a walk reaching a consumer nobody depends on does not look up its arrivals: most
+    /// of a hub's dependents are such leaves, and each lookup was a cache miss.
+    pub from_depended_on: bool,
+    /// The edge's `last_seen` as [`super::stamp`] gives it, so a walk can skip stale
+    /// edges without reading them. (A `uses` edge's range is read from the edge, which
+    /// keeps a million arrivals small.)
+    pub last_seen: i64,
+    /// The dependent's [`sort_prefix`], so that choosing which of a hub's tens of
+    /// thousands of dependents an answer lists reads no node (and its name) for most.
+    pub key: u64,
+}
+
+/// The `range` of an arrival whose edge has none.
+pub(super) const NO_RANGE: u32 = u32::MAX;
+
+/// The first eight bytes of a name, big-endian and padded with zeros: ordering these
+/// orders names as strings do, except among names that share eight bytes, which
+/// compare equal here and must be told apart by their whole names.
+pub(super) fn sort_prefix(name: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = name.len().min(8);
+    bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
+}
+
+/// A node's arrivals, in the order they came. Most nodes have none or one; that one is
+/// kept inline, beside where a vector's header would be, so a walk reaching the node
+/// reads one place in memory rather than two.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) enum Arrivals {
+    #[default]
+    None,
+    One(Arrival),
+    Many(Vec<Arrival>),
+}
+
+impl Arrivals {
+    /// Room for `n`, allocated once, for a bulk load that counted them first.
+    pub fn with_capacity(n: usize) -> Self {
+        if n > 1 {
+            Arrivals::Many(Vec::with_capacity(n))
+        } else {
+            Arrivals::None
+        }
+    }
+
+    pub fn as_slice(&self) -> &[Arrival] {
+        match self {
+            Arrivals::None => &[],
+            Arrivals::One(a) => std::slice::from_ref(a),
+            Arrivals::Many(v) => v,
+        }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [Arrival] {
+        match self {
+            Arrivals::None => &mut [],
+            Arrivals::One(a) => std::slice::from_mut(a),
+            Arrivals::Many(v) => v,
+        }
+    }
+
+    pub fn push(&mut self, a: Arrival) {
+        match self {
+            Arrivals::None => *self = Arrivals::One(a),
+            Arrivals::One(first) => *self = Arrivals::Many(vec![*first, a]),
+            Arrivals::Many(v) => v.push(a),
+        }
+    }
+
+    /// Removes the arrival at `at`, keeping the others in order: walks meet a node's
+    /// dependents in the order they arrived, which keeps the path chosen to explain
+    /// each stable.
+    pub fn remove(&mut self, at: usize) -> Arrival {
+        match self {
+            Arrivals::One(a) if at == 0 => {
+                let gone = *a;
+                *self = Arrivals::None;
+                gone
+            }
+            Arrivals::Many(v) => {
+                let gone = v.remove(at);
+                if let [only] = v.as_slice() {
+                    *self = Arrivals::One(*only);
+                }
+                gone
+            }
+            _ => panic!("no arrival at {at}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrival(n: usize) -> Arrival {
+        Arrival {
+            from: NodeIndex::new(n),
+            edge: EdgeIndex::new(n),
+            range: NO_RANGE,
+            from_depended_on: false,
+            last_seen: n as i64,
+            key: n as u64,
+        }
+    }
+
+    #[test]
+    fn sort_prefixes_order_as_the_names_do_or_tie() {
+        let names = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgz",
+            "b",
+            "payments-api",
+            "payments-apj",
+            "z",
+        ];
+        for x in names {
+            for y in names {
+                let (px, py) = (sort_prefix(x), sort_prefix(y));
+                assert!(
+                    px.cmp(&py) == x.cmp(y)
+                        || (px == py && x[..8.min(x.len())] == y[..8.min(y.len())]),
+                    "{x} {y}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn arrivals_keep_their_order_through_pushes_and_removals() {
+        assert_eq!(std::mem::size_of::<Arrival>(), 32);
+        let mut a = Arrivals::default();
+        let mut model = Vec::new();
+        for n in 0..4 {
+            a.push(arrival(n));
+            model.push(arrival(n));
+            assert_eq!(a.as_slice(), model.as_slice());
+        }
+        for at in [1, 2, 0, 0] {
+            assert_eq!(a.remove(at), model.remove(at));
+            assert_eq!(a.as_slice(), model.as_slice());
+        }
+        assert_eq!(a, Arrivals::None);
+        a.push(arrival(7));
+        assert!(matches!(a, Arrivals::One(_)));
+        a.as_mut_slice()[0].last_seen = 9;
+        assert_eq!(a.as_slice()[0].last_seen, 9);
+        let mut loaded = Arrivals::with_capacity(2);
+        loaded.push(arrival(1));
+        loaded.push(arrival(2));
+        assert_eq!(loaded.as_slice(), &[arrival(1), arrival(2)]);
+    }
+}

@@ -176,7 +176,7 @@ pub struct InventoryGraph {
     /// Every range a `uses` edge has named, numbered in the order first seen; arrivals
     /// refer to them by number. Ranges are few and small, so none is ever dropped.
     ranges: Vec<Arc<VersionRange>>,
-    range_numbers: HashMap<String, u32>,
+    range_numbers: HashMap<String, u32, foldhash::fast::RandomState>,
     revision: i64,
 }
 
@@ -241,8 +241,7 @@ impl InventoryGraph {
             .or_default()
             .insert(v.version, v.id);
         if let Some(&ix) = self.versions.get(&v.id) {
-            self.g[ix] = Node::Version(v);
-            self.refresh_arrivals_from(ix);
+            self.replace_node(ix, Node::Version(v));
         } else {
             let id = v.id;
             let ix = self.g.add_node(Node::Version(v));
@@ -257,8 +256,7 @@ impl InventoryGraph {
             if let Node::Consumer(_, old) = &self.g[ix] {
                 self.consumer_names.remove(old.name.as_str());
             }
-            self.g[ix] = Node::Consumer(id, c);
-            self.refresh_arrivals_from(ix);
+            self.replace_node(ix, Node::Consumer(id, c));
         } else {
             let ix = self.g.add_node(Node::Consumer(id, c));
             self.consumers.insert(id, ix);
@@ -268,6 +266,16 @@ impl InventoryGraph {
 
     /// The arrival of edge `ex` from `from`, numbering its range if it is new.
     fn arrival(&mut self, from: NodeIndex, ex: EdgeIndex) -> Arrival {
+        Arrival {
+            key: self.key_of(from),
+            from_depended_on: self.depended_on(from),
+            ..self.bare_arrival(from, ex)
+        }
+    }
+
+    /// [`Self::arrival`] without what the dependent tells: its key, and whether anything
+    /// depends on it.
+    fn bare_arrival(&mut self, from: NodeIndex, ex: EdgeIndex) -> Arrival {
         let e = &self.g[ex];
         let last_seen = stamp(e.last_seen);
         let range = match &e.link {
@@ -286,9 +294,9 @@ impl InventoryGraph {
             from,
             edge: ex,
             range,
-            from_depended_on: self.depended_on(from),
+            from_depended_on: false,
             last_seen,
-            key: self.key_of(from),
+            key: 0,
         }
     }
 
@@ -306,6 +314,17 @@ impl InventoryGraph {
         self.arrivals
             .get(ix.index())
             .is_some_and(|a| !a.as_slice().is_empty())
+    }
+
+    /// Puts `node` in the place of the one at `ix`; if its name sorts differently, the
+    /// arrivals of its edges learn so (a consumer seen again, the usual case, costs
+    /// nothing more: a popular model's arrivals are long to search).
+    fn replace_node(&mut self, ix: NodeIndex, node: Node) {
+        let before = self.key_of(ix);
+        self.g[ix] = node;
+        if self.key_of(ix) != before {
+            self.refresh_arrivals_from(ix);
+        }
     }
 
     /// After a node's name or whether anything depends on it may have changed: the
@@ -375,10 +394,20 @@ impl InventoryGraph {
             count[e.target().index()] += 1;
         }
         self.arrivals = count.into_iter().map(Arrivals::with_capacity).collect();
+        // Keys read node by node in order, rather than once per edge at random.
+        let keys: Vec<u64> = (0..self.g.node_bound())
+            .map(|i| {
+                let ix = NodeIndex::new(i);
+                self.g.node_weight(ix).map_or(0, |_| self.key_of(ix))
+            })
+            .collect();
         let edges: Vec<EdgeIndex> = self.g.edge_indices().collect();
         for ex in edges {
             let (from, to) = self.g.edge_endpoints(ex).expect("an edge the graph lists");
-            let arrival = self.arrival(from, ex);
+            let arrival = Arrival {
+                key: keys[from.index()],
+                ..self.bare_arrival(from, ex)
+            };
             self.arrivals[to.index()].push(arrival);
         }
         // Only now that every node has its arrivals is it known who is depended on.
@@ -418,9 +447,10 @@ impl InventoryGraph {
             .map(|e| (e.source(), e.target(), e.id()))
             .collect();
         let mut sub: petgraph::Graph<(), ()> = petgraph::Graph::new();
-        let mut local: HashMap<NodeIndex, petgraph::graph::NodeIndex> = HashMap::new();
+        // Per node index, its node in `sub`: a vector, since most consumers have a link.
+        let mut local: Vec<Option<petgraph::graph::NodeIndex>> = vec![None; self.g.node_bound()];
         let mut at = |ix: NodeIndex, sub: &mut petgraph::Graph<(), ()>| {
-            *local.entry(ix).or_insert_with(|| sub.add_node(()))
+            *local[ix.index()].get_or_insert_with(|| sub.add_node(()))
         };
         let ends: Vec<_> = links
             .iter()

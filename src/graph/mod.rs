@@ -154,7 +154,7 @@ pub struct InventoryGraph {
     versions: HashMap<VersionId, NodeIndex>,
     edges: HashMap<EdgeId, EdgeIndex>,
     /// Per node index, the edges arriving there: who depends on that node. The same
-    /// edges petgraph holds, kept again as one small array per node, because petgraph
+    /// edges petgraph holds, kept again per node (see `arrivals.rs`), because petgraph
     /// links a node's edges through the edges themselves and a `dependents` walk paid a
     /// cache miss for every edge it looked at; with its hubs' tens of thousands of
     /// dependents, that walk was most of a question's time.
@@ -174,7 +174,8 @@ pub struct InventoryGraph {
     /// edge as one that may loop, as slow as that is.
     loops_unknown: bool,
     /// Every range a `uses` edge has named, numbered in the order first seen; arrivals
-    /// refer to them by number. Ranges are few and small, so none is ever dropped.
+    /// refer to them by number. One entry per distinct range text, which many edges
+    /// share, so none is ever dropped.
     ranges: Vec<Arc<VersionRange>>,
     range_numbers: HashMap<String, u32, foldhash::fast::RandomState>,
     revision: i64,

@@ -310,6 +310,15 @@ impl InventoryGraph {
         }
     }
 
+    /// The arrival at `to` of edge `ex`. A search: a popular model's arrivals are many.
+    fn arrival_mut(&mut self, to: NodeIndex, ex: EdgeIndex) -> Option<&mut Arrival> {
+        self.arrivals
+            .get_mut(to.index())?
+            .as_mut_slice()
+            .iter_mut()
+            .find(|a| a.edge == ex)
+    }
+
     /// Whether anything depends on the node: it has arrivals.
     fn depended_on(&self, ix: NodeIndex) -> bool {
         self.arrivals
@@ -339,11 +348,7 @@ impl InventoryGraph {
             .map(|e| (e.target(), e.id()))
             .collect();
         for (to, ex) in leaving {
-            if let Some(a) = self
-                .arrivals
-                .get_mut(to.index())
-                .and_then(|arrivals| arrivals.as_mut_slice().iter_mut().find(|a| a.edge == ex))
-            {
+            if let Some(a) = self.arrival_mut(to, ex) {
                 a.key = key;
                 a.from_depended_on = depended_on;
             }
@@ -524,11 +529,7 @@ impl InventoryGraph {
             // The link of a row never changes; its evidence does.
             *w = e;
             // (During a bulk load there are no arrivals yet; `finish_load` reads the time.)
-            if let Some(a) = self
-                .arrivals
-                .get_mut(to.index())
-                .and_then(|arrivals| arrivals.as_mut_slice().iter_mut().find(|a| a.edge == ex))
-            {
+            if let Some(a) = self.arrival_mut(to, ex) {
                 a.last_seen = last_seen;
             }
             return Ok(());
@@ -753,6 +754,8 @@ impl InventoryGraph {
                     .map(|e| Arrival {
                         from: e.source(),
                         edge: e.id(),
+                        // A `uses` edge whose range has no number (or another's) gets
+                        // one no arrival holds, so the comparison fails.
                         range: match &e.weight().link {
                             Link::Uses { range, .. } => self
                                 .range_numbers

@@ -278,11 +278,16 @@ impl Drop for Visits {
         }
         let seen = std::mem::take(&mut self.seen);
         SEEN.with(|s| s.set(seen));
-        let mut order = std::mem::take(&mut self.order);
-        order.clear();
-        order.shrink_to(ORDER_KEPT);
-        ORDER.with(|o| o.set(order));
+        give_back(&ORDER, std::mem::take(&mut self.order));
     }
+}
+
+/// Empties `list` and keeps it, with room for at most [`ORDER_KEPT`], for the thread's
+/// next question.
+fn give_back<T>(to: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>, mut list: Vec<T>) {
+    list.clear();
+    list.shrink_to(ORDER_KEPT);
+    to.with(|kept| kept.set(list));
 }
 
 impl InventoryGraph {
@@ -624,9 +629,7 @@ impl InventoryGraph {
             links = self.links_among(&visits, q);
         }
         let cycles = self.cycles(links);
-        next.clear();
-        next.shrink_to(ORDER_KEPT);
-        NEXT.with(|n| n.set(next));
+        give_back(&NEXT, next);
         (visits, stale_skipped.len(), cycles)
     }
 
@@ -800,24 +803,16 @@ impl InventoryGraph {
             .into_iter()
             .map(|(a, b)| (b, a))
             .collect();
-        let mut sub: petgraph::Graph<NodeIndex, ()> = petgraph::Graph::new();
-        let mut local: HashMap<u32, petgraph::graph::NodeIndex> = HashMap::default();
-        for &(a, b) in &pairs {
-            let la = *local
-                .entry(a)
-                .or_insert_with(|| sub.add_node(nodes[a as usize]));
-            let lb = *local
-                .entry(b)
-                .or_insert_with(|| sub.add_node(nodes[b as usize]));
-            sub.add_edge(la, lb, ());
-        }
+        // The links' numbers are the nodes' indexes in `sub`; nodes the peel left
+        // alone come out of Tarjan as parts of one and are dropped.
+        let sub = petgraph::Graph::<(), ()>::from_edges(&pairs);
         let mut cycles: Vec<Cycle> = petgraph::algo::tarjan_scc(&sub)
             .into_iter()
             .filter(|scc| scc.len() > 1)
             .map(|scc| {
                 let mut consumers: Vec<ConsumerName> = scc
                     .into_iter()
-                    .filter_map(|l| match &self.g[sub[l]] {
+                    .filter_map(|l| match &self.g[nodes[l.index()]] {
                         Node::Consumer(_, c) => Some(c.name.clone()),
                         _ => None,
                     })

@@ -185,4 +185,4 @@ fn require_admin(actor: &crate::auth::Actor, what: &str) -> Result<(), ServiceEr
 }
 
 /// How often a change is tried when other writers keep going first.
-const WRITE_ATTEMPTS: u32 = 8;
+pub(crate) const WRITE_ATTEMPTS: u32 = 8;

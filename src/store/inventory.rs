@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub mod batch;
+pub(crate) mod group;
 mod load;
 
 pub use load::load;

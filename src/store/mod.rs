@@ -1,9 +1,11 @@
-//! Persistence: the only module that imports sea_orm. One repository per aggregate
-//! (`tokens`, `registry`, `audit`), each a set of functions over any connection, so the
-//! same code reads outside a transaction and writes inside one.
+//! Persistence: the only module that imports sea_orm (and rusqlite, for
+//! `sqlite_writer`). One repository per aggregate (`tokens`, `registry`, `audit`), each a
+//! set of functions over any connection, so the same code reads outside a transaction and
+//! writes inside one.
 //!
-//! Architecture invariant: every state change goes through a [`WriteTx`], and its audit
-//! record is appended in that same transaction ([`WriteTx::append_audit`]).
+//! Architecture invariant: every state change goes through a [`WriteTx`] (or, for group
+//! commits on a SQLite file, the writer thread's [`SqliteTx`]), and its audit record is
+//! appended in that same transaction ([`WriteTx::append_audit`]).
 //!
 //! How appends stay linear without a lock statement per write: writers in one process
 //! queue on a gate that also holds the last committed chain head. A transaction takes
@@ -21,18 +23,24 @@ pub mod inventory;
 pub mod registry;
 pub mod scans;
 pub mod signers;
+mod sqlite_writer;
 pub mod tokens;
 pub mod webhook_sources;
 
 use crate::audit::{AuditEntry, AuditMacKey, SealedRecord};
 use chrono::{DateTime, Utc};
+use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
+use sqlite_writer::SqliteWriter;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+
+pub(crate) use sqlite_writer::SqliteTx;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use sea_orm::ConnectionTrait as Conn;
@@ -42,6 +50,9 @@ pub use sea_orm::DbBackend as Backend;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] DbErr),
+    /// From the SQLite writer thread (`sqlite_writer`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
     /// Another writer appended to the audit chain first; the change must be redone.
@@ -52,7 +63,14 @@ pub enum StoreError {
 impl StoreError {
     /// Whether this is a unique-constraint violation (a concurrent duplicate insert).
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Database(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))))
+        match self {
+            StoreError::Database(e) => matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ),
+            StoreError::Sqlite(e) => sqlite_writer::is_unique_violation(e),
+            _ => false,
+        }
     }
 
     /// Whether redoing the change on fresh data may succeed: another writer appended
@@ -64,6 +82,7 @@ impl StoreError {
             StoreError::Database(e) => {
                 self.is_unique_violation() || e.to_string().contains("deadlock detected")
             }
+            StoreError::Sqlite(_) => self.is_unique_violation(),
             StoreError::Corrupt(_) => false,
         }
     }
@@ -106,6 +125,8 @@ pub struct Store {
     /// Queues this process's writers (cheaper and fairer than letting them spin on
     /// SQLITE_BUSY or collide on sequence numbers) and holds the head they append to.
     write_gate: Arc<Mutex<Head>>,
+    /// On a SQLite file, the thread that runs whole group commits (`sqlite_writer`).
+    thread_writer: Option<Arc<SqliteWriter>>,
 }
 
 impl Store {
@@ -129,18 +150,29 @@ impl Store {
             }
             options
         };
-        let (db, writer) = if url.starts_with("sqlite:") {
+        let (db, writer, thread_writer) = if url.starts_with("sqlite:") {
             // The writer connects first, so that it is the one that creates a new file.
             let writer = Database::connect(options(1)).await?;
-            (Database::connect(options(8)).await?, writer)
+            let path = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Database(DbErr::Custom(e.to_string())))?
+                .get_filename()
+                .to_owned();
+            // An in-memory database has no file another connection could open.
+            let thread_writer = if path.is_file() {
+                Some(Arc::new(SqliteWriter::open(&path)?))
+            } else {
+                None
+            };
+            (Database::connect(options(8)).await?, writer, thread_writer)
         } else {
             let db = Database::connect(options(16)).await?;
-            (db.clone(), db)
+            (db.clone(), db, None)
         };
         Ok(Self {
             db,
             writer,
             write_gate: Arc::new(Mutex::new(None)),
+            thread_writer,
         })
     }
 
@@ -162,6 +194,31 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db.ping().await?;
         Ok(())
+    }
+
+    /// On a SQLite file, runs `work` in one write transaction on the writer thread (see
+    /// `sqlite_writer`), queued on the same gate as [`Store::begin_write`] and appending
+    /// to the same chain; it commits if `work` succeeds. `None` on PostgreSQL, where
+    /// the caller uses [`Store::begin_write`].
+    pub(crate) async fn write_on_thread<T, E>(
+        &self,
+        work: impl FnOnce(&mut SqliteTx<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Option<Result<T, E>>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let writer = self.thread_writer.as_ref()?;
+        let mut gate = self.write_gate.lock().await;
+        // Until the commit is known to have happened, nobody should trust the cached head.
+        let head = gate.take();
+        Some(match writer.transaction(head, work).await {
+            Ok((outcome, head)) => {
+                *gate = head;
+                outcome
+            }
+            Err(e) => Err(E::from(e)),
+        })
     }
 
     /// Begins a write transaction that appends after the last committed head.
@@ -190,6 +247,27 @@ impl Store {
             gate,
         })
     }
+}
+
+/// Seals `entries` in order onto the chain after `head`; returns the records and the new
+/// head (`head` itself when there are none).
+fn seal_after(
+    (mut seq, hash): (i64, &str),
+    at: DateTime<Utc>,
+    entries: Vec<AuditEntry>,
+    key: &AuditMacKey,
+) -> (Vec<SealedRecord>, (i64, String)) {
+    let mut hash = hash.to_owned();
+    let records = entries
+        .into_iter()
+        .map(|entry| {
+            let record = SealedRecord::seal(seq, &hash, at, entry, key);
+            seq = record.seq;
+            hash.clone_from(&record.hash);
+            record
+        })
+        .collect();
+    (records, (seq, hash))
 }
 
 /// A write transaction. Dropping it without [`WriteTx::commit`] rolls everything back,
@@ -226,16 +304,7 @@ impl WriteTx {
         entries: Vec<AuditEntry>,
         key: &AuditMacKey,
     ) -> Result<Vec<SealedRecord>, StoreError> {
-        let (mut seq, mut hash) = (self.head_seq, self.head_hash.clone());
-        let records: Vec<SealedRecord> = entries
-            .into_iter()
-            .map(|entry| {
-                let record = SealedRecord::seal(seq, &hash, at, entry, key);
-                seq = record.seq;
-                hash.clone_from(&record.hash);
-                record
-            })
-            .collect();
+        let (records, (seq, hash)) = seal_after((self.head_seq, &self.head_hash), at, entries, key);
         if let Err(e) = audit::insert_records(&self.txn, &records).await {
             // Whatever went wrong, the head this process holds may be out of date.
             *self.gate = None;

@@ -1,7 +1,9 @@
 //! Group commit of registration webhooks: each message is answered only after its
 //! durable commit, and the messages waiting together commit in one transaction.
 //!
-//! A group of consumer registrations is applied set-wise: every lookup and every write
+//! A group of consumer registrations is applied set-wise, through
+//! [`GroupTx`]: on a SQLite file the whole transaction runs in one hand-off to the
+//! store's writer thread (`store::sqlite_writer`); elsewhere every lookup and every write
 //! covers the whole group in one statement (per table, per chunk), so a group of 64
 //! messages costs about a dozen round trips instead of 64 × 15. Messages are still
 //! judged one by one, in arrival order, against what the messages before them declared:
@@ -14,32 +16,66 @@ use crate::domain::{Consumer, ConsumerName, EdgeOrigin, ModelName, ParseError, V
 use crate::graph::{ConsumerId, Link};
 use crate::ingest::registrations::Registration;
 use crate::service::ServiceError;
+use crate::service::WRITE_ATTEMPTS;
 use crate::service::inventory::Written;
 use crate::service::inventory::{no_consumer, no_model, no_pinned_version, self_dependency};
-use crate::store::WriteTx;
-use crate::store::inventory::{Entity, NewConsumer, Sighting, batch};
-use crate::store::registry::{self as registry_repo, ModelId};
-use crate::store::webhook_sources::{self as repo, Source};
+use crate::store::inventory::group::GroupTx;
+use crate::store::inventory::{Entity, NewConsumer, Sighting};
+use crate::store::registry::ModelId;
+use crate::store::webhook_sources::Source;
+use futures_util::FutureExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+/// Each message's answer, and the rows the group wrote (for the graph).
+type Applied = (Vec<Result<Received, ServiceError>>, Written);
 
 /// One received message waiting for its group's commit.
 pub(crate) struct Job {
     source: Source,
     message_id: String,
     batch: Vec<Registration>,
-    reply: tokio::sync::oneshot::Sender<Result<Received, ServiceError>>,
+    reply: Reply,
+}
+
+/// What a message brings to its group.
+struct Queued {
+    source: Source,
+    message_id: String,
+    batch: Vec<Registration>,
 }
 
 /// The most messages committed together.
 const GROUP_MAX: usize = 256;
 
+type Reply = tokio::sync::oneshot::Sender<Result<Received, ServiceError>>;
+
+/// What is left of a committed group: taking its rows into the graph, then answering.
+struct Finish {
+    written: Written,
+    answers: Vec<(Reply, Result<Received, ServiceError>)>,
+}
+
 /// Takes whatever messages are waiting (at least one) and applies them as a group. Holds
 /// the services only weakly, so it ends when they are dropped.
+///
+/// A committed group is finished (graph, answers) by a second task, in commit order,
+/// while this one already commits the next: so the database never waits for the graph.
 pub(super) async fn group_worker(
     inner: std::sync::Weak<crate::service::Inner>,
     mut rx: tokio::sync::mpsc::Receiver<Job>,
 ) {
+    // One group may wait to be finished while the next commits; a third waits here.
+    let (finished, mut to_finish) = tokio::sync::mpsc::channel::<Finish>(1);
+    let finisher = inner.clone();
+    tokio::spawn(async move {
+        while let Some(finish) = to_finish.recv().await {
+            let Some(inner) = finisher.upgrade() else {
+                return;
+            };
+            Services { inner }.finish(finish).await;
+        }
+    });
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < GROUP_MAX {
@@ -51,43 +87,97 @@ pub(super) async fn group_worker(
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        Services { inner }.apply_group(jobs).await;
+        if let Some(finish) = (Services { inner }).apply_group(jobs).await
+            && finished.send(finish).await.is_err()
+        {
+            return;
+        }
     }
 }
 
 impl Services {
     /// Applies a group of messages: set-wise in one transaction when it holds only
     /// consumer registrations, otherwise (or if that transaction fails) one by one, so
-    /// one message's failure is only its own.
-    async fn apply_group(&self, jobs: Vec<Job>) {
+    /// one message's failure is only its own. A group committed set-wise returns what is
+    /// left to do ([`Services::finish`]); messages applied one by one are answered here.
+    async fn apply_group(&self, jobs: Vec<Job>) -> Option<Finish> {
+        let (jobs, replies): (Vec<Queued>, Vec<_>) = jobs
+            .into_iter()
+            .map(|j| {
+                let queued = Queued {
+                    source: j.source,
+                    message_id: j.message_id,
+                    batch: j.batch,
+                };
+                (queued, j.reply)
+            })
+            .unzip();
+        let jobs = Arc::new(jobs);
         let set_wise = jobs.iter().all(|job| {
             job.batch
                 .iter()
                 .all(|r| matches!(r, Registration::Consumer { .. }))
         });
         if set_wise {
-            match in_write_tx!(self, |tx| { self.apply_set_wise(tx, &jobs).await }) {
+            match self.commit_set_wise(&jobs).await {
                 Ok((outcomes, written)) => {
-                    // The graph takes the commit in before anyone is answered, so a sender
-                    // that asks next finds what it registered.
-                    self.after_own_commit(written).await;
-                    self.prune_receipts().await;
-                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                        let _ = job.reply.send(outcome);
-                    }
-                    return;
+                    return Some(Finish {
+                        written,
+                        answers: replies.into_iter().zip(outcomes).collect(),
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, messages = jobs.len(), "a group of registrations failed; applying each on its own");
                 }
             }
         }
-        for job in jobs {
+        for (job, reply) in jobs.iter().zip(replies) {
             let result = self
                 .apply_registrations(&job.source, &job.message_id, &job.batch)
                 .await;
-            let _ = job.reply.send(result);
+            let _ = reply.send(result);
         }
+        None
+    }
+
+    /// Takes a committed group's rows into the graph, then answers its senders: so a
+    /// sender that asks next finds what it registered.
+    async fn finish(&self, finish: Finish) {
+        self.after_own_commit(finish.written).await;
+        self.prune_receipts().await;
+        for (reply, outcome) in finish.answers {
+            let _ = reply.send(outcome);
+        }
+    }
+
+    /// Applies the group set-wise in one transaction: on a SQLite file, on the store's
+    /// writer thread (one hand-off for the whole group); otherwise in a [`WriteTx`].
+    async fn commit_set_wise(&self, jobs: &Arc<Vec<Queued>>) -> Result<Applied, ServiceError> {
+        let mut attempt = 1;
+        loop {
+            let (services, queued) = (self.clone(), jobs.clone());
+            let outcome = self
+                .store()
+                .write_on_thread(move |tx| {
+                    // Every await in there completes at once: the writer thread's
+                    // transaction answers synchronously.
+                    services
+                        .apply_set_wise(tx, &queued)
+                        .now_or_never()
+                        .unwrap_or_else(|| {
+                            Err(ServiceError::internal(std::io::Error::other(
+                                "a group commit on the SQLite writer thread waited",
+                            )))
+                        })
+                })
+                .await;
+            match outcome {
+                None => break,
+                Some(Err(ServiceError::Contended(_))) if attempt < WRITE_ATTEMPTS => attempt += 1,
+                Some(outcome) => return outcome,
+            }
+        }
+        in_write_tx!(self, |tx| { self.apply_set_wise(tx, jobs).await })
     }
 
     /// Hands a message to the group-commit worker and waits for its outcome, which comes
@@ -122,17 +212,16 @@ impl Services {
     /// aborts the transaction; an inner one is one message's refusal, which wrote nothing.
     async fn apply_set_wise(
         &self,
-        tx: &mut WriteTx,
-        jobs: &[Job],
-    ) -> Result<(Vec<Result<Received, ServiceError>>, Written), ServiceError> {
+        tx: &mut impl GroupTx,
+        jobs: &[Queued],
+    ) -> Result<Applied, ServiceError> {
         let now = self.now();
-        let conn = tx.conn();
         let pairs: Vec<(i64, &str)> = jobs
             .iter()
             .map(|j| (j.source.id, j.message_id.as_str()))
             .collect();
-        let received = repo::received_among(conn, &pairs).await?;
-        let mut plan = GroupPlan::new(Known::read(self, conn, jobs).await?);
+        let received = tx.received_among(&pairs).await?;
+        let mut plan = GroupPlan::new(Known::read(self, tx, jobs).await?);
         // Per message: its answer if it is not applied; `None` if it is admitted.
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut admitted: HashSet<(i64, &str)> = HashSet::new();
@@ -148,15 +237,15 @@ impl Services {
             }
             outcomes.push(outcome);
         }
-        let (revisions, written) = plan.write(conn, now).await?;
+        let (revisions, written) = plan.write(tx, now).await?;
         let fresh: Vec<(i64, &str)> = pairs
             .iter()
             .zip(&outcomes)
             .filter(|(_, o)| o.is_none())
             .map(|(p, _)| *p)
             .collect();
-        repo::record_receipts(conn, &fresh, now).await?;
-        let applied: Vec<(&Job, usize, i64)> = jobs
+        tx.record_receipts(&fresh, now).await?;
+        let applied: Vec<(&Queued, usize, i64)> = jobs
             .iter()
             .zip(&outcomes)
             .filter(|(_, o)| o.is_none())
@@ -206,8 +295,8 @@ impl Known {
     /// registration names one it depends on.
     async fn read(
         services: &Services,
-        conn: &impl sea_orm::ConnectionTrait,
-        jobs: &[Job],
+        tx: &mut impl GroupTx,
+        jobs: &[Queued],
     ) -> Result<Self, ServiceError> {
         let mut targets = Vec::new();
         let mut uses = Vec::new();
@@ -226,11 +315,7 @@ impl Known {
         let consumers = if targets.is_empty() {
             HashMap::new()
         } else {
-            batch::find_consumers(conn, &targets)
-                .await?
-                .into_iter()
-                .map(|(name, (id, _))| (name, id))
-                .collect()
+            tx.consumer_ids(&targets).await?
         };
         let mut models = HashMap::new();
         let mut missing = Vec::new();
@@ -247,7 +332,7 @@ impl Known {
         }
         if !missing.is_empty() {
             dedup(&mut missing);
-            models.extend(registry_repo::model_ids(conn, &missing).await?);
+            models.extend(tx.model_ids(&missing).await?);
         }
         let mut versions = HashSet::new();
         let mut unseen: Vec<(ModelId, Version)> = Vec::new();
@@ -267,7 +352,7 @@ impl Known {
         if !unseen.is_empty() {
             unseen.sort_by_key(|(m, v)| (m.0, *v));
             unseen.dedup();
-            versions.extend(registry_repo::existing_versions(conn, &unseen).await?);
+            versions.extend(tx.existing_versions(&unseen).await?);
         }
         Ok(Self {
             consumers,
@@ -331,7 +416,7 @@ impl GroupPlan {
 
     /// Judges one message against the database and the messages admitted before it,
     /// with the same rules and words as a message applied alone; admits it if it holds.
-    fn admit(&mut self, job: &Job) -> Result<(), ServiceError> {
+    fn admit(&mut self, job: &Queued) -> Result<(), ServiceError> {
         let origin = &job.source.name;
         let mut here: HashMap<ConsumerName, Consumer> = HashMap::new();
         let mut order = Vec::new();
@@ -408,7 +493,7 @@ impl GroupPlan {
     /// its last change), and the rows written for the graph.
     async fn write(
         &self,
-        conn: &impl sea_orm::ConnectionTrait,
+        tx: &mut impl GroupTx,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(Vec<i64>, Written), ServiceError> {
         let declared: Vec<NewConsumer<'_>> = self
@@ -421,7 +506,7 @@ impl GroupPlan {
                 by: &d.created_by,
             })
             .collect();
-        let written = batch::upsert_consumers(conn, &declared).await?;
+        let written = tx.upsert_consumers(&declared).await?;
         let id_of = |name: &ConsumerName| -> Result<ConsumerId, ServiceError> {
             written
                 .get(name)
@@ -461,7 +546,7 @@ impl GroupPlan {
                 count: 1,
             })
             .collect();
-        let (edges, rows) = batch::record_edges(conn, &sightings).await?;
+        let (edges, rows) = tx.record_edges(&sightings).await?;
         let mut changes = Vec::with_capacity(edges.len() * 2);
         let mut ends = Vec::with_capacity(self.messages.len());
         let mut edge = edges.iter();
@@ -474,7 +559,7 @@ impl GroupPlan {
             }
             ends.push(changes.len());
         }
-        let last = batch::record_changes(conn, now, &changes).await?;
+        let last = tx.record_changes(now, &changes).await?;
         let total = i64::try_from(changes.len()).unwrap_or(i64::MAX);
         // The rows as written, change by change, for the graph to take in as they are.
         let consumers: HashMap<ConsumerId, &Consumer> =
@@ -513,6 +598,9 @@ mod tests {
     use crate::clock::SystemClock;
     use crate::config::Settings;
     use crate::service::{ModelInput, VersionInput};
+    use crate::store::inventory::batch;
+    use crate::store::registry as registry_repo;
+    use crate::store::webhook_sources as repo;
     use serde_json::json;
 
     /// Services on SQLite in `dir`, or on a PostgreSQL database `url` names.
@@ -597,7 +685,9 @@ mod tests {
             });
             replies.push(outcome);
         }
-        services.apply_group(jobs).await;
+        if let Some(finish) = services.apply_group(jobs).await {
+            services.finish(finish).await;
+        }
         let mut outcomes = Vec::new();
         for r in replies {
             outcomes.push(r.await.expect("answered"));

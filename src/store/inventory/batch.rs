@@ -104,9 +104,9 @@ pub async fn record_changes(
 }
 
 /// One edge row's identity: its link's key, its origin and the origin's name.
-type RowKey = (String, EdgeOrigin, String);
+pub(super) type RowKey = (String, EdgeOrigin, String);
 
-fn row_key(r: &inventory_edge::Model) -> Result<RowKey, StoreError> {
+pub(super) fn row_key(r: &inventory_edge::Model) -> Result<RowKey, StoreError> {
     let origin = super::parse_stored(EdgeOrigin::parse(&r.origin))?;
     Ok((r.edge_key.clone(), origin, r.origin_name.clone()))
 }
@@ -120,23 +120,7 @@ pub async fn record_edges(
     conn: &impl ConnectionTrait,
     sightings: &[Sighting<'_>],
 ) -> Result<(Vec<EdgeId>, HashMap<EdgeId, EdgeRecord>), StoreError> {
-    let keys: Vec<RowKey> = sightings
-        .iter()
-        .map(|s| (s.link.key(), s.origin, s.origin_name.to_owned()))
-        .collect();
-    let mut rows: HashMap<&RowKey, inventory_edge::ActiveModel> = HashMap::new();
-    for (key, s) in keys.iter().zip(sightings) {
-        let count = i64::try_from(s.count).unwrap_or(i64::MAX);
-        rows.entry(key)
-            .and_modify(|row| {
-                let seen = row.observations.as_ref().saturating_add(count);
-                let last = Ord::max(*row.last_seen.as_ref(), s.at);
-                row.observations = Set(seen);
-                row.last_seen = Set(last);
-            })
-            .or_insert_with(|| new_edge_row(s));
-    }
-    let rows: Vec<inventory_edge::ActiveModel> = rows.into_values().collect();
+    let (keys, rows) = distinct_edge_rows(sightings);
     let mut ids: HashMap<RowKey, EdgeId> = HashMap::with_capacity(rows.len());
     let mut records = HashMap::with_capacity(rows.len());
     let mut interner = Interner::default();
@@ -169,15 +153,46 @@ pub async fn record_edges(
             records.insert(r.id, to_edge(&r, &mut interner)?);
         }
     }
-    let ids = keys
+    Ok((ids_in_order(&keys, &ids)?, records))
+}
+
+/// Each sighting's row key, and one new row per distinct key, the sightings of a key
+/// summed (a statement may touch a row once).
+pub(super) fn distinct_edge_rows(
+    sightings: &[Sighting<'_>],
+) -> (Vec<RowKey>, Vec<inventory_edge::ActiveModel>) {
+    let keys: Vec<RowKey> = sightings
         .iter()
+        .map(|s| (s.link.key(), s.origin, s.origin_name.to_owned()))
+        .collect();
+    let mut rows: HashMap<&RowKey, inventory_edge::ActiveModel> = HashMap::new();
+    for (key, s) in keys.iter().zip(sightings) {
+        let count = i64::try_from(s.count).unwrap_or(i64::MAX);
+        rows.entry(key)
+            .and_modify(|row| {
+                let seen = row.observations.as_ref().saturating_add(count);
+                let last = Ord::max(*row.last_seen.as_ref(), s.at);
+                row.observations = Set(seen);
+                row.last_seen = Set(last);
+            })
+            .or_insert_with(|| new_edge_row(s));
+    }
+    let rows = rows.into_values().collect();
+    (keys, rows)
+}
+
+/// The edge id of each key, in the keys' order.
+pub(super) fn ids_in_order(
+    keys: &[RowKey],
+    ids: &HashMap<RowKey, EdgeId>,
+) -> Result<Vec<EdgeId>, StoreError> {
+    keys.iter()
         .map(|k| {
             ids.get(k)
                 .copied()
                 .ok_or_else(|| StoreError::Corrupt(format!("edge {} was not recorded", k.0)))
         })
-        .collect::<Result<_, _>>()?;
-    Ok((ids, records))
+        .collect()
 }
 
 /// The consumers of these ids that exist, by id.

@@ -21,6 +21,7 @@ use crate::store::inventory::{self as repo, Change, Entity, NewConsumer, Sightin
 use crate::store::{Conn, registry as registry_repo};
 use base64::Engine;
 use serde::Serialize;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -35,12 +36,18 @@ pub(crate) struct Inventory {
     events: tokio::sync::broadcast::Sender<InventoryEvent>,
     /// Commands that only write (the CLI) never load the graph, and need not follow it.
     loaded: std::sync::atomic::AtomicBool,
+    /// Set when the graph met a change referring to something it lacks, so it missed one;
+    /// cleared only once it has been loaded again whole. Until then every refresh tries
+    /// the load, so a load that fails (the database away for a moment) is retried rather
+    /// than leaving the graph short of what it missed.
+    needs_reload: std::sync::atomic::AtomicBool,
 }
 
 impl Inventory {
     pub(crate) fn new(settings: InventorySettings) -> Self {
         Self {
             loaded: std::sync::atomic::AtomicBool::new(false),
+            needs_reload: std::sync::atomic::AtomicBool::new(false),
             graph: RwLock::new(InventoryGraph::new()),
             refresh: tokio::sync::Mutex::new(()),
             settings,
@@ -165,7 +172,8 @@ impl Services {
 
     /// Applies every change committed since the graph's revision; returns the revision
     /// now reached. A change that refers to something the graph lacks means it missed
-    /// one, and the graph is loaded again whole.
+    /// one, and the graph is loaded again whole (here, or on the next refresh if that
+    /// load fails).
     pub async fn refresh_inventory(&self) -> Result<i64, ServiceError> {
         let _one = self.inner.inventory.refresh.lock().await;
         if !self
@@ -178,6 +186,18 @@ impl Services {
         }
         let db = self.store().reader();
         loop {
+            if self.inner.inventory.needs_reload.load(Ordering::Acquire) {
+                let fresh = repo::load(db).await?;
+                *self.write_graph() = fresh;
+                self.inner
+                    .inventory
+                    .needs_reload
+                    .store(false, Ordering::Release);
+                tracing::info!(
+                    revision = self.read_graph().revision(),
+                    "inventory graph loaded again"
+                );
+            }
             let from = self.read_graph().revision();
             let changes = repo::changes_after(db, from, 500).await?;
             let Some(last) = changes.last().map(|c| c.revision) else {
@@ -193,8 +213,6 @@ impl Services {
                     revision = last,
                     "inventory graph missed a change; reloading it"
                 );
-                let fresh = repo::load(db).await?;
-                *self.write_graph() = fresh;
             }
         }
         Ok(self.publish_revision())
@@ -221,23 +239,20 @@ impl Services {
                     return;
                 }
                 // Cannot happen while the graph stands right before the commit: what the
-                // commit refers to committed earlier. Should it anyway, the graph is
-                // rebuilt rather than left half-updated.
+                // commit refers to committed earlier. Should it anyway, the refresh below
+                // rebuilds the graph rather than leave it half-updated.
                 tracing::warn!(
                     revision = last,
                     "inventory graph lacked what this instance's commit refers to; reloading it"
                 );
-                match repo::load(self.store().reader()).await {
-                    Ok(fresh) => *self.write_graph() = fresh,
-                    Err(e) => tracing::warn!(error = %e, "could not reload the inventory graph"),
-                }
             }
         }
         self.after_inventory_commit().await;
     }
 
     /// Applies updates in order, telling subscriptions which answers each alters, and
-    /// moves the graph to `last`; false if one referred to something the graph lacks.
+    /// moves the graph to `last`; false if one referred to something the graph lacks,
+    /// which marks the graph for loading again whole.
     fn apply_updates(&self, updates: Vec<(i64, Update)>, last: i64) -> bool {
         let events = &self.inner.inventory.events;
         let watched = events.receiver_count() > 0;
@@ -267,6 +282,12 @@ impl Services {
             }
         }
         g.set_revision(last);
+        if !ok {
+            self.inner
+                .inventory
+                .needs_reload
+                .store(true, Ordering::Release);
+        }
         ok
     }
 

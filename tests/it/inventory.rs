@@ -146,6 +146,46 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    /// The graph meets a change referring to a consumer it never heard of (written behind
+    /// the service's back), so it must load again whole; that load fails on a row it
+    /// cannot read. Every refresh tries the load again, and once the row is repaired the
+    /// graph equals the database: it is not left at the new revision, short of what it
+    /// missed.
+    async fn a_graph_that_missed_a_change_is_loaded_again_even_after_a_failed_load(app) {
+        let (ml, _) = landscape(&app).await;
+        let db = app.services.store().reader();
+        let insert = |name: &str, kind: &str| {
+            format!(
+                "INSERT INTO consumers (name, kind, owner_team, environment, contacts, \
+                 discovered, created_at, created_by, updated_at) VALUES ('{name}', '{kind}', \
+                 'ml', 'production', '[]', false, '2026-11-30T00:00:00+00:00', 'test', \
+                 '2026-11-30T00:00:00+00:00')"
+            )
+        };
+        db.execute_unprepared(&insert("ghost", "service")).await.expect("ghost");
+        db.execute_unprepared(&insert("unreadable", "spaceship")).await.expect("unreadable");
+        // The use commits; the graph cannot apply it, nor load afresh.
+        app.gql_ok(&ml, USE, json!({ "c": "ghost", "m": "tuned", "v": "1.0.0" })).await;
+        let failed = app.services.refresh_inventory().await;
+        assert!(failed.is_err(), "the load is tried again, and fails: {failed:?}");
+        let ask = json!({ "m": "tuned", "v": "1.0.0" });
+        let before = app.gql_ok(&ml, DEPENDENTS, ask.clone()).await;
+        assert!(!names(&before["dependents"]).iter().any(|(n, _)| n == "ghost"));
+
+        db.execute_unprepared("UPDATE consumers SET kind = 'service' WHERE name = 'unreadable'")
+            .await
+            .expect("repair");
+        app.services.refresh_inventory().await.expect("loaded again");
+        assert_eq!(
+            app.services.inventory_snapshot(),
+            app.services.inventory_snapshot_from_database().await.expect("db")
+        );
+        let after = app.gql_ok(&ml, DEPENDENTS, ask).await;
+        assert!(names(&after["dependents"]).contains(&("ghost".to_owned(), 1)));
+    }
+}
+
+on_both_backends! {
     async fn cycles_in_declared_dependencies_end_and_are_reported(app) {
         let (ml, pay) = landscape(&app).await;
         consumer(&app, &ml, "ranker", "ml").await;

@@ -88,6 +88,9 @@ pub struct InventorySettings {
     pub webhook_tolerance_secs: u64,
     /// The most registrations one webhook body may carry.
     pub max_registrations: usize,
+    /// How long rows of the inventory change sequence are kept (the newest always is).
+    /// An instance that falls further behind loads the graph again whole.
+    pub change_retention_days: u32,
 }
 
 impl Default for InventorySettings {
@@ -99,6 +102,7 @@ impl Default for InventorySettings {
             max_results: 20_000,
             webhook_tolerance_secs: 300,
             max_registrations: 1_000,
+            change_retention_days: 7,
         }
     }
 }
@@ -255,11 +259,12 @@ impl Settings {
             || !(1..=1_000_000).contains(&inv.max_results)
             || !(1..=86_400).contains(&inv.webhook_tolerance_secs)
             || !(1..=10_000).contains(&inv.max_registrations)
+            || !(1..=3_650).contains(&inv.change_retention_days)
         {
             return Err(ConfigError(
                 "inventory: stale_after_days must be at least 1, poll_interval_ms 10 to 60000, \
                  max_depth 1 to 1000, max_results 1 to 1000000, webhook_tolerance_secs 1 to \
-                 86400 and max_registrations 1 to 10000"
+                 86400, max_registrations 1 to 10000 and change_retention_days 1 to 3650"
                     .into(),
             ));
         }
@@ -367,6 +372,14 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("checkpoint_schedule")
+        );
+        let retention = dir.path().join("retention.toml");
+        std::fs::write(&retention, "[inventory]\nchange_retention_days = 0\n").unwrap();
+        assert!(
+            Settings::load(Some(&retention))
+                .unwrap_err()
+                .to_string()
+                .contains("change_retention_days 1 to 3650")
         );
     }
 }

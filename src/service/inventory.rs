@@ -203,6 +203,19 @@ impl Services {
             let Some(last) = changes.last().map(|c| c.revision) else {
                 break;
             };
+            // Revisions commit without gaps, so a gap means the changes this graph still
+            // needed were pruned (`inventory.change_retention_days`): load it whole.
+            if changes.first().is_some_and(|c| c.revision != from + 1) {
+                tracing::warn!(
+                    revision = from,
+                    "the changes after this graph's revision were pruned; reloading it"
+                );
+                self.inner
+                    .inventory
+                    .needs_reload
+                    .store(true, Ordering::Release);
+                continue;
+            }
             let (updates, sources_changed) = read_updates(db, &changes).await?;
             if sources_changed {
                 // A source was created or disabled (here or elsewhere): open secrets afresh.
@@ -312,7 +325,36 @@ impl Services {
             if let Err(e) = self.refresh_inventory().await {
                 tracing::warn!(error = %e, "could not follow inventory changes");
             }
+            if let Err(e) = self.prune_inventory_changes().await {
+                tracing::warn!(error = %e, "pruning inventory changes failed; retried later");
+            }
         }
+    }
+
+    /// Deletes inventory changes older than `inventory.change_retention_days`, at most
+    /// once an hour on this instance (several instances pruning is harmless); returns how
+    /// many were deleted.
+    pub async fn prune_inventory_changes(&self) -> Result<u64, ServiceError> {
+        let now = self.now();
+        let last = self.inner.changes_pruned_at.load(Ordering::Relaxed);
+        if now.timestamp() - last < 3_600
+            || self
+                .inner
+                .changes_pruned_at
+                .compare_exchange(last, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(0);
+        }
+        let keep =
+            chrono::Duration::days(i64::from(self.inventory_settings().change_retention_days));
+        let pruned = in_write_tx!(self, |tx| {
+            Ok(repo::prune_changes(tx.conn(), now - keep).await?)
+        })?;
+        if pruned > 0 {
+            tracing::info!(pruned, "inventory changes pruned");
+        }
+        Ok(pruned)
     }
 
     /// Committed inventory changes, as this instance applies them.

@@ -80,6 +80,8 @@ struct Inner {
     registration_queue: std::sync::OnceLock<tokio::sync::mpsc::Sender<registrations::Job>>,
     /// When webhook receipts were last pruned (Unix seconds).
     receipts_pruned_at: std::sync::atomic::AtomicI64,
+    /// When this instance last pruned the inventory change sequence (Unix seconds).
+    changes_pruned_at: std::sync::atomic::AtomicI64,
 }
 
 impl Services {
@@ -103,6 +105,7 @@ impl Services {
                 scan,
                 registration_queue: std::sync::OnceLock::new(),
                 receipts_pruned_at: std::sync::atomic::AtomicI64::new(0),
+                changes_pruned_at: std::sync::atomic::AtomicI64::new(0),
                 webhook_secrets: registrations::SecretCache::default(),
             }),
         }

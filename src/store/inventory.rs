@@ -5,7 +5,9 @@
 //! change twice is harmless and the database stays the source of truth. A writer takes
 //! the next revision itself (`max + 1`) rather than from a sequence: two writers on one
 //! PostgreSQL database then collide on the primary key and one redoes its change, so
-//! revisions commit in order and a reader never sees a gap that fills later.
+//! revisions commit in order and a reader never sees a gap that fills later. Old changes
+//! are pruned ([`prune_changes`], never the newest); a reader that finds a gap at the
+//! start of what it reads has fallen behind the pruning and loads the graph whole.
 
 use super::StoreError;
 use super::entities::{consumer, inventory_change, inventory_edge, model, model_version};
@@ -102,6 +104,21 @@ pub async fn head_revision(conn: &impl ConnectionTrait) -> Result<i64, StoreErro
         .one(conn)
         .await?;
     Ok(max.flatten().unwrap_or(0))
+}
+
+/// Deletes changes committed before `before`, except the newest, whose revision the next
+/// writer continues from; returns how many.
+pub async fn prune_changes(
+    conn: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let head = head_revision(conn).await?;
+    let done = inventory_change::Entity::delete_many()
+        .filter(inventory_change::Column::At.lt(before))
+        .filter(inventory_change::Column::Revision.lt(head))
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected)
 }
 
 pub async fn changes_after(

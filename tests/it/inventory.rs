@@ -185,6 +185,85 @@ on_both_backends! {
     }
 }
 
+mod pruned_changes {
+    //! Changes older than `inventory.change_retention_days` are pruned, the newest kept;
+    //! an instance whose graph still needed pruned ones sees the gap and loads whole.
+
+    use super::*;
+    use std::sync::Arc;
+    use sunset::clock::ManualClock;
+
+    async fn run(backend: Backend) {
+        let start = chrono::Utc::now();
+        let clock = Arc::new(ManualClock::new(start));
+        let app = TestApp::spawn_with(backend, clock.clone(), |_| {}).await;
+        let ml = app.token("ml-owner", "owner", Some("ml")).await;
+        app.create_model(&ml, "base", "ml").await;
+        version(&app, &ml, "base", "1.0.0").await;
+        // An instance that loads now and then does not follow for a long while.
+        let behind = sunset::app::open(&app.settings, clock.clone())
+            .await
+            .expect("second instance");
+        behind.load_inventory().await.expect("load");
+        consumer(&app, &ml, "early", "ml").await;
+        app.gql_ok(&ml, USE, json!({ "c": "early", "m": "base", "v": "1.0.0" }))
+            .await;
+
+        clock.advance(chrono::Duration::days(8));
+        consumer(&app, &ml, "late", "ml").await;
+        // The follower may have pruned already; either way, what is left is this.
+        app.services.prune_inventory_changes().await.expect("prune");
+        let db = app.services.store().reader();
+        let count = |sql: &str| {
+            let sql = sql.to_owned();
+            async move {
+                db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                    .await
+                    .expect("count")
+                    .expect("row")
+                    .try_get::<i64>("", "n")
+                    .expect("n")
+            }
+        };
+        assert_eq!(
+            count("SELECT COUNT(*) AS n FROM inventory_changes").await,
+            1
+        );
+        assert_eq!(
+            count("SELECT MAX(revision) AS n FROM inventory_changes").await,
+            *app.services.inventory_revision().borrow(),
+            "the newest change is kept"
+        );
+
+        behind.refresh_inventory().await.expect("caught up");
+        assert_eq!(
+            behind.inventory_snapshot(),
+            app.services
+                .inventory_snapshot_from_database()
+                .await
+                .expect("db")
+        );
+        // Revisions go on from the kept head, and both instances follow them.
+        app.gql_ok(&ml, USE, json!({ "c": "late", "m": "base", "v": "1.0.0" }))
+            .await;
+        behind.refresh_inventory().await.expect("followed");
+        assert_eq!(
+            behind.inventory_snapshot(),
+            app.services.inventory_snapshot()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(Backend::Postgres).await;
+    }
+}
+
 on_both_backends! {
     async fn cycles_in_declared_dependencies_end_and_are_reported(app) {
         let (ml, pay) = landscape(&app).await;

@@ -125,13 +125,16 @@ pub struct Answer {
     /// Edges not followed because they are stale and stale edges were not asked for.
     pub stale_edges_skipped: usize,
     pub cycles: Vec<Cycle>,
+    /// The graph met a change it could not apply and is being loaded again: the answer
+    /// may lack what that change added. Set by the service, which knows.
+    pub behind: bool,
 }
 
 impl Answer {
     /// Whether nothing was left out. Stale edges skipped on request do not make an
     /// answer incomplete: they are what was asked for, and counted.
     pub fn complete(&self) -> bool {
-        self.omitted_by_depth == 0 && self.omitted_by_limit == 0
+        !self.behind && self.omitted_by_depth == 0 && self.omitted_by_limit == 0
     }
 }
 
@@ -549,6 +552,7 @@ impl InventoryGraph {
             omitted_by_limit: total - returned,
             stale_edges_skipped,
             cycles,
+            behind: false,
         };
         (answer, chosen.iter().map(|w| w.2).collect())
     }

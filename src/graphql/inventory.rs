@@ -240,8 +240,12 @@ pub struct InventoryCycle {
 pub struct InventoryAnswer {
     /// The inventory revision the answer was computed on.
     revision: i64,
-    /// False when a depth or size limit left nodes out; see the `omitted…` counts.
+    /// False when a depth or size limit left nodes out (see the `omitted…` counts), or
+    /// when `behind` is true.
     complete: bool,
+    /// True when this instance's graph met a change it could not apply and is being
+    /// loaded again: the answer may lack what that change added.
+    behind: bool,
     /// Nodes within the depth limit.
     total: u64,
     /// Of `total`, the consumers; the rest are derived model versions.
@@ -259,6 +263,7 @@ impl From<graph::Answer> for InventoryAnswer {
         Self {
             revision: a.revision,
             complete: a.complete(),
+            behind: a.behind,
             total: a.total as u64,
             consumers_total: a.consumers_total as u64,
             omitted_by_depth: a.omitted_by_depth as u64,

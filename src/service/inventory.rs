@@ -851,8 +851,9 @@ impl Services {
     ) -> Result<Answer, ServiceError> {
         let q = self.bounded(ask)?;
         let id = self.graph_version(model, version).await?;
-        self.read_graph()
-            .dependents(id, &q)
+        let answer = self.read_graph().dependents(id, &q);
+        answer
+            .map(|a| self.honest(a))
             .ok_or_else(|| ServiceError::NotFound(format!("no version {model}@{version}")))
     }
 
@@ -860,9 +861,17 @@ impl Services {
     pub async fn dependencies(&self, consumer: &str, ask: Ask) -> Result<Answer, ServiceError> {
         let q = self.bounded(ask)?;
         let id = self.graph_consumer(consumer).await?;
-        self.read_graph()
-            .dependencies(id, &q)
+        let answer = self.read_graph().dependencies(id, &q);
+        answer
+            .map(|a| self.honest(a))
             .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {consumer}")))
+    }
+
+    /// Marks an answer computed while the graph waits to be loaded again (see
+    /// `Inventory::needs_reload`) as behind, and so not complete.
+    fn honest(&self, mut answer: Answer) -> Answer {
+        answer.behind = self.inner.inventory.needs_reload.load(Ordering::Acquire);
+        answer
     }
 
     /// A CycloneDX 1.6 BOM of who depends on `model@version`.
@@ -878,6 +887,7 @@ impl Services {
         let (answer, links) = g
             .answer_with_links(crate::graph::Upstream::Version(id), true, &q)
             .ok_or_else(|| ServiceError::NotFound(format!("no version {model}@{version}")))?;
+        let answer = self.honest(answer);
         let root = crate::graph::Target::Version {
             model: ModelName::parse(model)?,
             version: Version::parse(version)?,
@@ -908,6 +918,7 @@ impl Services {
         let (answer, links) = g
             .answer_with_links(crate::graph::Upstream::Consumer(id), false, &q)
             .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {consumer}")))?;
+        let answer = self.honest(answer);
         Ok(crate::export::cyclonedx::bom(
             &root,
             &answer,

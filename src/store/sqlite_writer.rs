@@ -124,7 +124,9 @@ impl SqliteWriter {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Corrupt("the SQLite writer thread stopped".into())
+    StoreError::Corrupt(
+        "the SQLite writer gave no answer (its thread stopped, or the work panicked)".into(),
+    )
 }
 
 /// A write transaction on the writer thread, with the audit chain head it appends to.

@@ -9,7 +9,7 @@ const DECLARE: &str = "mutation($i: ConsumerInputGql!) { declareConsumer(input: 
 const USE: &str = "mutation($c: String!, $m: String!, $v: String!) { declareUse(consumer: $c, model: $m, version: $v) { kind from to range origin originName } }";
 const DEPENDS: &str = "mutation($c: String!, $d: String!) { declareDependency(consumer: $c, dependsOn: $d) { kind from to } }";
 const DERIVE: &str = "mutation($m: String!, $v: String!, $fm: String!, $fv: String!) { declareDerivation(model: $m, version: $v, fromModel: $fm, fromVersion: $fv, derivation: \"fine-tune\") { kind from to derivation } }";
-const DEPENDENTS: &str = "query($m: String!, $v: String!, $d: Int, $l: Int, $t: Boolean = true) { dependents(model: $m, version: $v, maxDepth: $d, limit: $l, transitive: $t) { revision complete total omittedByDepth omittedByLimit cycles { consumers } nodes { kind name depth consumer { ownerTeam } path { kind from to range evidence { origin originName stale observations } } } } }";
+const DEPENDENTS: &str = "query($m: String!, $v: String!, $d: Int, $l: Int, $t: Boolean = true) { dependents(model: $m, version: $v, maxDepth: $d, limit: $l, transitive: $t) { revision complete behind total omittedByDepth omittedByLimit cycles { consumers } nodes { kind name depth consumer { ownerTeam } path { kind from to range evidence { origin originName stale observations } } } } }";
 
 async fn consumer(app: &TestApp, token: &str, name: &str, team: &str) -> Value {
     app.gql_ok(
@@ -171,6 +171,9 @@ on_both_backends! {
         let ask = json!({ "m": "tuned", "v": "1.0.0" });
         let before = app.gql_ok(&ml, DEPENDENTS, ask.clone()).await;
         assert!(!names(&before["dependents"]).iter().any(|(n, _)| n == "ghost"));
+        // Meanwhile answers say so: the graph is behind, and they are not complete.
+        assert_eq!(before["dependents"]["behind"], true);
+        assert_eq!(before["dependents"]["complete"], false);
 
         db.execute_unprepared("UPDATE consumers SET kind = 'service' WHERE name = 'unreadable'")
             .await
@@ -182,6 +185,8 @@ on_both_backends! {
         );
         let after = app.gql_ok(&ml, DEPENDENTS, ask).await;
         assert!(names(&after["dependents"]).contains(&("ghost".to_owned(), 1)));
+        assert_eq!(after["dependents"]["behind"], false);
+        assert_eq!(after["dependents"]["complete"], true);
     }
 }
 

@@ -156,13 +156,15 @@ impl Services {
         let mut attempt = 1;
         loop {
             let (services, queued) = (self.clone(), jobs.clone());
+            // Read here, so the writer thread never waits on the graph's lock.
+            let seen = Seen::read(self, jobs);
             let outcome = self
                 .store()
                 .write_on_thread(move |tx| {
                     // Every await in there completes at once: the writer thread's
                     // transaction answers synchronously.
                     services
-                        .apply_set_wise(tx, &queued)
+                        .apply_set_wise(tx, &queued, seen)
                         .now_or_never()
                         .unwrap_or_else(|| {
                             Err(ServiceError::internal(std::io::Error::other(
@@ -177,7 +179,9 @@ impl Services {
                 Some(outcome) => return outcome,
             }
         }
-        in_write_tx!(self, |tx| { self.apply_set_wise(tx, jobs).await })
+        in_write_tx!(self, |tx| {
+            self.apply_set_wise(tx, jobs, Seen::read(self, jobs)).await
+        })
     }
 
     /// Hands a message to the group-commit worker and waits for its outcome, which comes
@@ -214,6 +218,7 @@ impl Services {
         &self,
         tx: &mut impl GroupTx,
         jobs: &[Queued],
+        seen: Seen,
     ) -> Result<Applied, ServiceError> {
         let now = self.now();
         let pairs: Vec<(i64, &str)> = jobs
@@ -221,7 +226,7 @@ impl Services {
             .map(|j| (j.source.id, j.message_id.as_str()))
             .collect();
         let received = tx.received_among(&pairs).await?;
-        let mut plan = GroupPlan::new(Known::read(self, tx, jobs).await?);
+        let mut plan = GroupPlan::new(Known::read(seen, tx, jobs).await?);
         // Per message: its answer if it is not applied; `None` if it is admitted.
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut admitted: HashSet<(i64, &str)> = HashSet::new();
@@ -288,27 +293,66 @@ struct Known {
     versions: HashSet<(i64, Version)>,
 }
 
+/// What the graph tells of a group's models and versions, read before its transaction so
+/// that the writer never waits on the graph (which the previous group may be updating).
+/// Models and versions are never deleted, so one the graph holds exists: only those it
+/// lacks (created through another instance a moment ago) are looked up, in the
+/// transaction.
+struct Seen {
+    models: HashMap<ModelName, ModelId>,
+    versions: HashSet<(i64, Version)>,
+    /// Models the graph lacks, with the versions the group pins of each.
+    missing: HashMap<ModelName, Vec<Version>>,
+    /// Versions of known models the graph lacks.
+    unseen: Vec<(ModelId, Version)>,
+}
+
+impl Seen {
+    fn read(services: &Services, jobs: &[Queued]) -> Self {
+        let mut seen = Self {
+            models: HashMap::new(),
+            versions: HashSet::new(),
+            missing: HashMap::new(),
+            unseen: Vec::new(),
+        };
+        let graph = services.read_graph();
+        for reg in jobs.iter().flat_map(|j| &j.batch) {
+            let Registration::Consumer { uses, .. } = reg else {
+                continue;
+            };
+            for (model, range) in uses {
+                let exact = range.as_exact();
+                let Some(id) = graph.model_id(model.as_str()) else {
+                    seen.missing.entry(model.clone()).or_default().extend(exact);
+                    continue;
+                };
+                seen.models.insert(model.clone(), ModelId(id));
+                if let Some(exact) = exact {
+                    if graph.version_id(id, exact).is_some() {
+                        seen.versions.insert((id, exact));
+                    } else {
+                        seen.unseen.push((ModelId(id), exact));
+                    }
+                }
+            }
+        }
+        seen
+    }
+}
+
 impl Known {
-    /// Models and versions are never deleted, so one the graph holds exists: only those
-    /// it lacks (created through another instance a moment ago) are looked up. Consumers
-    /// can be removed, so they are always read from the database, and only when a
-    /// registration names one it depends on.
+    /// Completes what the graph told (`seen`) from the database. Consumers can be
+    /// removed, so they are always read from the database, and only when a registration
+    /// names one it depends on.
     async fn read(
-        services: &Services,
+        seen: Seen,
         tx: &mut impl GroupTx,
         jobs: &[Queued],
     ) -> Result<Self, ServiceError> {
         let mut targets = Vec::new();
-        let mut uses = Vec::new();
         for reg in jobs.iter().flat_map(|j| &j.batch) {
-            if let Registration::Consumer {
-                uses: u,
-                depends_on,
-                ..
-            } = reg
-            {
+            if let Registration::Consumer { depends_on, .. } = reg {
                 targets.extend(depends_on);
-                uses.extend(u.iter());
             }
         }
         dedup(&mut targets);
@@ -317,37 +361,21 @@ impl Known {
         } else {
             tx.consumer_ids(&targets).await?
         };
-        let mut models = HashMap::new();
-        let mut missing = Vec::new();
-        {
-            let graph = services.read_graph();
-            for (model, _) in &uses {
-                match graph.model_id(model.as_str()) {
-                    Some(id) => {
-                        models.insert(model.clone(), ModelId(id));
-                    }
-                    None => missing.push(model),
-                }
-            }
-        }
+        let Seen {
+            mut models,
+            mut versions,
+            missing,
+            mut unseen,
+        } = seen;
         if !missing.is_empty() {
-            dedup(&mut missing);
-            models.extend(tx.model_ids(&missing).await?);
-        }
-        let mut versions = HashSet::new();
-        let mut unseen: Vec<(ModelId, Version)> = Vec::new();
-        {
-            let graph = services.read_graph();
-            for (model, range) in &uses {
-                let (Some(&id), Some(exact)) = (models.get(model), range.as_exact()) else {
-                    continue;
-                };
-                if graph.version_id(id.0, exact).is_some() {
-                    versions.insert((id.0, exact));
-                } else {
-                    unseen.push((id, exact));
+            let names: Vec<&ModelName> = missing.keys().collect();
+            let found = tx.model_ids(&names).await?;
+            for (name, pinned) in &missing {
+                if let Some(&id) = found.get(name) {
+                    unseen.extend(pinned.iter().map(|&v| (id, v)));
                 }
             }
+            models.extend(found);
         }
         if !unseen.is_empty() {
             unseen.sort_by_key(|(m, v)| (m.0, *v));
@@ -768,12 +796,47 @@ mod tests {
             )
             .await
             .expect("declare");
+        // A model and version this graph has not seen yet: found in the database.
+        let owner = Actor {
+            name: "owner".into(),
+            role: crate::domain::Role::Owner,
+            team: Some(crate::domain::TeamName::parse("t").expect("team")),
+            kind: crate::auth::ActorKind::Token,
+            consumer: None,
+        };
+        let model = ModelInput {
+            name: "made-elsewhere".into(),
+            owner_team: "t".into(),
+            tier: "standard".into(),
+            description: "d".into(),
+            contacts: vec![],
+        };
+        elsewhere.create_model(&owner, model).await.expect("model");
+        let version = VersionInput {
+            model: "made-elsewhere".into(),
+            version: "1.0.0".into(),
+            provenance: Default::default(),
+        };
+        elsewhere
+            .create_version(&owner, version)
+            .await
+            .expect("version");
+        let unknown_pin = json!({ "type": "consumer", "name": "c", "kind": "service",
+            "ownerTeam": "t", "environment": "prod",
+            "uses": [{ "model": "made-elsewhere", "version": "2.0.0" }] });
         let outcomes = group(
             &here,
-            vec![("m0", vec![consumer("a", "t", &["fraud-scorer"], &[])])],
+            vec![
+                ("m0", vec![consumer("a", "t", &["fraud-scorer"], &[])]),
+                ("m1", vec![consumer("b", "t", &["made-elsewhere"], &[])]),
+                ("m2", vec![unknown_pin]),
+            ],
         )
         .await;
-        let r0 = revision(&outcomes[0]);
+        revision(&outcomes[1]);
+        let refused = format!("{:?}", outcomes[2]);
+        assert!(refused.contains("2.0.0"), "{refused}");
+        let r0 = revision(&outcomes[1]);
         let snapshot = here.inventory_snapshot();
         assert!(
             snapshot

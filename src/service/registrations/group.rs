@@ -645,13 +645,7 @@ mod tests {
             .expect("open");
         services.load_inventory().await.expect("load");
         let admin = Actor::local_operator();
-        let owner = Actor {
-            name: "owner".into(),
-            role: crate::domain::Role::Owner,
-            team: Some(crate::domain::TeamName::parse("t").expect("team")),
-            kind: crate::auth::ActorKind::Token,
-            consumer: None,
-        };
+        let owner = owner();
         services
             .create_model(
                 &owner,
@@ -681,6 +675,17 @@ mod tests {
             .await
             .expect("source");
         services
+    }
+
+    /// An owner of team `t`, which owns the models here.
+    fn owner() -> Actor {
+        Actor {
+            name: "owner".into(),
+            role: crate::domain::Role::Owner,
+            team: Some(crate::domain::TeamName::parse("t").expect("team")),
+            kind: crate::auth::ActorKind::Token,
+            consumer: None,
+        }
     }
 
     fn consumer(name: &str, team: &str, uses: &[&str], depends_on: &[&str]) -> serde_json::Value {
@@ -797,13 +802,7 @@ mod tests {
             .await
             .expect("declare");
         // A model and version this graph has not seen yet: found in the database.
-        let owner = Actor {
-            name: "owner".into(),
-            role: crate::domain::Role::Owner,
-            team: Some(crate::domain::TeamName::parse("t").expect("team")),
-            kind: crate::auth::ActorKind::Token,
-            consumer: None,
-        };
+        let owner = owner();
         let model = ModelInput {
             name: "made-elsewhere".into(),
             owner_team: "t".into(),

@@ -19,8 +19,7 @@ pub(super) struct Arrival {
     /// of a hub's dependents are such leaves, and each lookup was a cache miss.
     pub from_depended_on: bool,
     /// The edge's `last_seen` as [`super::stamp`] gives it, so a walk can skip stale
-    /// edges without reading them. (A `uses` edge's range is read from the edge, which
-    /// keeps a million arrivals small.)
+    /// edges without reading them.
     pub last_seen: i64,
     /// The dependent's [`sort_prefix`], so that choosing which of a hub's tens of
     /// thousands of dependents an answer lists reads no node (and its name) for most.
@@ -67,6 +66,10 @@ impl Arrivals {
             Arrivals::One(a) => std::slice::from_ref(a),
             Arrivals::Many(v) => v,
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
     }
 
     pub fn as_mut_slice(&mut self) -> &mut [Arrival] {

@@ -321,9 +321,7 @@ impl InventoryGraph {
 
     /// Whether anything depends on the node: it has arrivals.
     fn depended_on(&self, ix: NodeIndex) -> bool {
-        self.arrivals
-            .get(ix.index())
-            .is_some_and(|a| !a.as_slice().is_empty())
+        self.arrivals.get(ix.index()).is_some_and(|a| !a.is_empty())
     }
 
     /// Puts `node` in the place of the one at `ix`; if its name sorts differently, the
@@ -417,11 +415,7 @@ impl InventoryGraph {
             self.arrivals[to.index()].push(arrival);
         }
         // Only now that every node has its arrivals is it known who is depended on.
-        let depended_on: Vec<bool> = self
-            .arrivals
-            .iter()
-            .map(|a| !a.as_slice().is_empty())
-            .collect();
+        let depended_on: Vec<bool> = self.arrivals.iter().map(|a| !a.is_empty()).collect();
         for a in self.arrivals.iter_mut().flat_map(Arrivals::as_mut_slice) {
             a.from_depended_on = depended_on.get(a.from.index()).copied().unwrap_or(false);
         }
@@ -574,7 +568,7 @@ impl InventoryGraph {
             && let Some(at) = arrivals.as_slice().iter().position(|a| a.edge == ex)
         {
             let gone = arrivals.remove(at);
-            let last = arrivals.as_slice().is_empty();
+            let last = arrivals.is_empty();
             if self.parallel.remove(&ex) {
                 let mut twins = arrivals.as_slice().iter().filter(|a| a.from == gone.from);
                 if let (Some(last), None) = (twins.next(), twins.next()) {
@@ -734,11 +728,7 @@ impl InventoryGraph {
             return false;
         }
         let bound = self.g.node_bound();
-        if self.arrivals.len() > bound
-            && self.arrivals[bound..]
-                .iter()
-                .any(|a| !a.as_slice().is_empty())
-        {
+        if self.arrivals.len() > bound && self.arrivals[bound..].iter().any(|a| !a.is_empty()) {
             return false;
         }
         (0..bound).all(|i| {

@@ -336,14 +336,7 @@ impl Services {
     /// many were deleted.
     pub async fn prune_inventory_changes(&self) -> Result<u64, ServiceError> {
         let now = self.now();
-        let last = self.inner.changes_pruned_at.load(Ordering::Relaxed);
-        if now.timestamp() - last < 3_600
-            || self
-                .inner
-                .changes_pruned_at
-                .compare_exchange(last, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        if !super::claim_due(&self.inner.changes_pruned_at, now.timestamp(), 3_600) {
             return Ok(0);
         }
         let keep =

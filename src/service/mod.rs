@@ -189,3 +189,15 @@ fn require_admin(actor: &crate::auth::Actor, what: &str) -> Result<(), ServiceEr
 
 /// How often a change is tried when other writers keep going first.
 pub(crate) const WRITE_ATTEMPTS: u32 = 8;
+
+/// Whether a periodic job last run at `last_run` (Unix seconds) is due at `now`, at most
+/// every `every` seconds; if so, claims this run, so that of several tasks of this
+/// instance asking at once one runs it.
+fn claim_due(last_run: &std::sync::atomic::AtomicI64, now: i64, every: i64) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    let last = last_run.load(Relaxed);
+    now - last >= every
+        && last_run
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_ok()
+}

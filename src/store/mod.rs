@@ -196,6 +196,13 @@ impl Store {
         Ok(())
     }
 
+    /// Whether group commits run on the writer thread (a SQLite file), so that tests of
+    /// them know which transaction they exercised.
+    #[cfg(test)]
+    pub(crate) fn writes_groups_on_thread(&self) -> bool {
+        self.thread_writer.is_some()
+    }
+
     /// On a SQLite file, runs `work` in one write transaction on the writer thread (see
     /// `sqlite_writer`), queued on the same gate as [`Store::begin_write`] and appending
     /// to the same chain; it commits if `work` succeeds. `None` on PostgreSQL, where

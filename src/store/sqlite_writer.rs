@@ -3,9 +3,10 @@
 //!
 //! Why it exists: sqlx runs each SQLite connection on a worker thread and hands every
 //! statement, and every row it returns, across a channel. A group commit of registration
-//! webhooks is a dozen statements and about a hundred rows, so it paid some 150 thread
-//! wake-ups and 0.7 ms of scheduling per statement on a busy two-core machine: more than
-//! the writing itself. Here the group's reads, writes and audit records run in one
+//! webhooks is about ten statements and a hundred rows; on a busy two-core machine each
+//! statement waited about 0.7 ms for the hand-offs (a receipts lookup returning nothing
+//! took 0.68 ms), more than the writing itself: 10.6 ms a group of 32, against 3 to 4 ms
+//! here. Here the group's reads, writes and audit records run in one
 //! closure, with prepared statements kept warm on the connection, and the caller is
 //! woken once, when the transaction has committed.
 //!

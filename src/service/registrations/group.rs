@@ -32,13 +32,11 @@ type Applied = (Vec<Result<Received, ServiceError>>, Written);
 
 /// One received message waiting for its group's commit.
 pub(crate) struct Job {
-    source: Source,
-    message_id: String,
-    batch: Vec<Registration>,
+    message: Queued,
     reply: Reply,
 }
 
-/// What a message brings to its group.
+/// A received message, as its group reads it.
 struct Queued {
     source: Source,
     message_id: String,
@@ -101,17 +99,8 @@ impl Services {
     /// one message's failure is only its own. A group committed set-wise returns what is
     /// left to do ([`Services::finish`]); messages applied one by one are answered here.
     async fn apply_group(&self, jobs: Vec<Job>) -> Option<Finish> {
-        let (jobs, replies): (Vec<Queued>, Vec<_>) = jobs
-            .into_iter()
-            .map(|j| {
-                let queued = Queued {
-                    source: j.source,
-                    message_id: j.message_id,
-                    batch: j.batch,
-                };
-                (queued, j.reply)
-            })
-            .unzip();
+        let (jobs, replies): (Vec<Queued>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.message, j.reply)).unzip();
         let jobs = Arc::new(jobs);
         let set_wise = jobs.iter().all(|job| {
             job.batch
@@ -202,9 +191,11 @@ impl Services {
             || ServiceError::internal(std::io::Error::other("the registration worker stopped"));
         queue
             .send(Job {
-                source,
-                message_id: message_id.to_owned(),
-                batch,
+                message: Queued {
+                    source,
+                    message_id: message_id.to_owned(),
+                    batch,
+                },
                 reply,
             })
             .await
@@ -711,9 +702,11 @@ mod tests {
                 serde_json::to_vec(&json!({ "registrations": registrations })).expect("json");
             let (reply, outcome) = tokio::sync::oneshot::channel();
             jobs.push(Job {
-                source: source.clone(),
-                message_id: id.to_owned(),
-                batch: crate::ingest::registrations::parse(&body, 100).expect("parse"),
+                message: Queued {
+                    source: source.clone(),
+                    message_id: id.to_owned(),
+                    batch: crate::ingest::registrations::parse(&body, 100).expect("parse"),
+                },
                 reply,
             });
             replies.push(outcome);
@@ -743,7 +736,10 @@ mod tests {
     #[tokio::test]
     async fn a_group_is_judged_message_by_message_in_order_on_sqlite() {
         let dir = tempfile::tempdir().expect("tmp");
-        judged_in_order(services(dir.path(), None).await).await;
+        let services = services(dir.path(), None).await;
+        // So the checks below are of the rows the writer thread's statements write.
+        assert!(services.store().writes_groups_on_thread());
+        judged_in_order(services).await;
     }
 
     /// On the server `tests/run` starts (`SUNSET_TEST_PG_URL`); skipped without one, as
@@ -766,6 +762,7 @@ mod tests {
         let (base, _) = admin_url.rsplit_once('/').expect("db in url");
         let dir = tempfile::tempdir().expect("tmp");
         let services = services(dir.path(), Some(format!("{base}/{name}"))).await;
+        assert!(!services.store().writes_groups_on_thread());
         judged_in_order(services).await;
         admin
             .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

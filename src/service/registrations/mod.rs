@@ -391,18 +391,10 @@ impl Services {
     /// R + 2 × tolerance on it is refused as stale before its id is looked up: its receipt
     /// has done its work. Without this the table grows by one row per message forever.
     async fn prune_receipts(&self) {
-        use std::sync::atomic::Ordering;
         let tolerance =
             i64::try_from(self.inventory_settings().webhook_tolerance_secs).unwrap_or(i64::MAX / 4);
         let now = self.now();
-        let last = self.inner.receipts_pruned_at.load(Ordering::Relaxed);
-        if now.timestamp() - last < tolerance
-            || self
-                .inner
-                .receipts_pruned_at
-                .compare_exchange(last, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        if !super::claim_due(&self.inner.receipts_pruned_at, now.timestamp(), tolerance) {
             return;
         }
         let before = now - chrono::Duration::seconds(2 * tolerance);

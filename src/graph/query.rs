@@ -228,6 +228,20 @@ thread_local! {
     static SEEN: std::cell::Cell<Vec<u64>> = const { std::cell::Cell::new(Vec::new()) };
     static ORDER: std::cell::Cell<Vec<Visit>> = const { std::cell::Cell::new(Vec::new()) };
     static NEXT: std::cell::Cell<Vec<Next>> = const { std::cell::Cell::new(Vec::new()) };
+    static BUCKET: std::cell::Cell<Vec<Cheap>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A visit as the cut by name first sees it (see [`InventoryGraph::first_by_name`]): kept
+/// per thread like the visits, since a hub's is a megabyte that the kernel otherwise
+/// clears afresh for every question.
+#[derive(Clone, Copy)]
+struct Cheap {
+    /// Consumers are listed before models at the same depth.
+    models_after: bool,
+    /// The sort prefix of the name (see [`Visit::key`]).
+    key: u64,
+    /// Where the visit stands among those within the depth limit.
+    at: u32,
 }
 
 /// Visits (and steps) a thread keeps room for between questions, 8 MiB each: a
@@ -476,32 +490,28 @@ impl InventoryGraph {
         self.walk_nodes(start, walk, q).0
     }
 
-    /// The first `need` of `bucket` (visits at one depth, with their places) in the
-    /// order answers list them. A hub's bucket holds tens of thousands; they are told
-    /// apart by the sort prefixes their visits carry, and only the few that tie with the
-    /// last one kept are read for their whole names.
-    fn first_by_name<'v>(
-        &self,
-        mut bucket: Vec<(u32, &'v Visit)>,
-        need: usize,
-    ) -> impl Iterator<Item = (u32, &'v Visit)> {
-        let cheap = |&(_, v): &(u32, &Visit)| (!v.consumer, v.key);
-        if need < bucket.len() {
-            let (_, &mut last, _) = bucket.select_nth_unstable_by_key(need - 1, cheap);
-            let boundary = cheap(&last);
-            let (mut kept, mut ties): (Vec<_>, Vec<_>) = bucket
-                .into_iter()
-                .filter(|b| cheap(b) <= boundary)
-                .partition(|b| cheap(b) < boundary);
-            let want = need - kept.len();
-            if want < ties.len() {
-                ties.select_nth_unstable_by_key(want - 1, |&(_, v)| self.order_key(v.ix));
-                ties.truncate(want);
-            }
-            kept.extend(ties);
-            bucket = kept;
+    /// Cuts `bucket` (visits at one depth, as indexes into `within`, with their sort
+    /// prefixes) down to its first `need` in the order answers list them. A hub's bucket
+    /// holds tens of thousands; they are told apart by the sort prefixes, and only the
+    /// few that tie with the last one kept are read for their whole names.
+    fn first_by_name(&self, bucket: &mut Vec<Cheap>, need: usize, within: &[Visit]) {
+        if need >= bucket.len() {
+            return;
         }
-        bucket.into_iter()
+        let prefix = |c: &Cheap| (c.models_after, c.key);
+        let (_, &mut last, _) = bucket.select_nth_unstable_by_key(need - 1, prefix);
+        let boundary = prefix(&last);
+        bucket.retain(|c| prefix(c) <= boundary);
+        bucket.sort_unstable_by_key(prefix);
+        // At most `need - 1` sort strictly before the boundary, so at least one tie is
+        // wanted.
+        let before = bucket.partition_point(|c| prefix(c) < boundary);
+        let want = need - before;
+        let ties = &mut bucket[before..];
+        if want < ties.len() {
+            ties.select_nth_unstable_by_key(want - 1, |c| self.order_key(within[c.at as usize].ix));
+        }
+        bucket.truncate(need);
     }
 
     /// The answer, and the nodes it returns (without `start`).
@@ -529,10 +539,18 @@ impl InventoryGraph {
             };
             chosen.extend(placed(0, before).map(keyed));
             let need = returned - before;
-            chosen.extend(
-                self.first_by_name(placed(before, end).collect(), need)
-                    .map(keyed),
-            );
+            let mut bucket = BUCKET.with(|b| b.take());
+            bucket.extend((before..end).map(|at| Cheap {
+                models_after: !within[at].consumer,
+                key: within[at].key,
+                at: u32::try_from(at).unwrap_or(u32::MAX),
+            }));
+            self.first_by_name(&mut bucket, need, within);
+            chosen.extend(bucket.iter().map(|c| {
+                let at = c.at as usize;
+                keyed((u32::try_from(at + 1).unwrap_or(u32::MAX), &within[at]))
+            }));
+            give_back(&BUCKET, bucket);
             chosen.sort_unstable();
         }
         let reached = chosen

@@ -227,7 +227,6 @@ struct Visits {
 thread_local! {
     static SEEN: std::cell::Cell<Vec<u64>> = const { std::cell::Cell::new(Vec::new()) };
     static ORDER: std::cell::Cell<Vec<Visit>> = const { std::cell::Cell::new(Vec::new()) };
-    static NEXT: std::cell::Cell<Vec<Next>> = const { std::cell::Cell::new(Vec::new()) };
     static BUCKET: std::cell::Cell<Vec<Cheap>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
@@ -244,7 +243,7 @@ struct Cheap {
     at: u32,
 }
 
-/// Visits (and steps) a thread keeps room for between questions, 8 MiB each: a
+/// Visits (and cut buckets) a thread keeps room for between questions, 8 MiB each: a
 /// hub's, not a whole graph's.
 const ORDER_KEPT: usize = 1 << 18;
 
@@ -346,7 +345,7 @@ impl InventoryGraph {
         let stale_before = q.stale_before();
         for &ix in &set {
             next.clear();
-            self.dependencies_of(ix, 0, &mut next);
+            self.dependencies_of(ix, 0, &mut |n| next.push(n));
             for &Next {
                 node: to,
                 last_seen,
@@ -593,9 +592,6 @@ impl InventoryGraph {
         // dependency): every one among the nodes reached is met on the way when the walk
         // is transitive, so cycles need no second pass over the consumers' edges.
         let mut links: Vec<(NodeIndex, NodeIndex)> = Vec::new();
-        // The steps of a batch: a hub's first holds all its direct users, so the list is
-        // kept per thread, like the visits, rather than grown afresh each question.
-        let mut next: Vec<Next> = NEXT.with(|n| n.take());
         let stale_before = q.stale_before();
         let mut batch: Vec<Visit> = Vec::with_capacity(BATCH);
         let mut at = 0;
@@ -605,22 +601,23 @@ impl InventoryGraph {
             let end = (at + BATCH).min(expanded(visits.order.len()));
             batch.clear();
             batch.extend_from_slice(&visits.order[at..end]);
-            next.clear();
-            self.neighbours(&batch, walk, &mut next);
-            for &Next {
-                of,
-                edge: ex,
-                node: to,
-                kind,
-                last_seen,
-                key,
-                leaf,
-            } in &next
-            {
+            // Each step is taken as it is found rather than listed first: a hub's first
+            // batch holds all its direct users, and a list of them cost a cold cache a
+            // megabyte and a half written and read again.
+            self.neighbours(&batch, walk, &mut |step: Next| {
+                let Next {
+                    of,
+                    edge: ex,
+                    node: to,
+                    kind,
+                    last_seen,
+                    key,
+                    leaf,
+                } = step;
                 let Visit { ix, depth, .. } = batch[of as usize];
                 if !q.include_stale && last_seen < stale_before {
                     stale_skipped.insert(ex);
-                    continue;
+                    return;
                 }
                 let consumer = match (kind, walk) {
                     (EdgeKind::DependsOn, _) | (EdgeKind::Uses, Walk::Dependents) => true,
@@ -643,7 +640,7 @@ impl InventoryGraph {
                         Walk::Dependencies => (ix, to),
                     });
                 }
-            }
+            });
             at = end;
         }
         if !q.transitive {
@@ -651,18 +648,17 @@ impl InventoryGraph {
             links = self.links_among(&visits, q);
         }
         let cycles = self.cycles(links);
-        give_back(&NEXT, next);
         (visits, stale_skipped.len(), cycles)
     }
 
     /// The nodes one step from each visit of `batch`, with the edge that leads there,
     /// in the order of the batch.
-    fn neighbours(&self, batch: &[Visit], walk: Walk, out: &mut Vec<Next>) {
+    fn neighbours(&self, batch: &[Visit], walk: Walk, emit: &mut impl FnMut(Next)) {
         match walk {
-            Walk::Dependents => self.dependents_of(batch, out),
+            Walk::Dependents => self.dependents_of(batch, emit),
             Walk::Dependencies => {
                 for (of, v) in (0..).zip(batch) {
-                    self.dependencies_of(v.ix, of, out);
+                    self.dependencies_of(v.ix, of, emit);
                 }
             }
         }
@@ -670,7 +666,7 @@ impl InventoryGraph {
 
     /// Read from the compact arrivals, newest first as petgraph lists them. Each visit
     /// knows whether it is a consumer, so no node is read to find out.
-    fn dependents_of(&self, batch: &[Visit], out: &mut Vec<Next>) {
+    fn dependents_of(&self, batch: &[Visit], emit: &mut impl FnMut(Next)) {
         let arrivals = |at: NodeIndex| {
             self.arrivals
                 .get(at.index())
@@ -701,35 +697,32 @@ impl InventoryGraph {
             .collect();
         for ((of, v), found) in (0..).zip(batch).zip(found) {
             if v.consumer {
-                out.extend(found.iter().rev().map(|a| next(of, a, EdgeKind::DependsOn)));
+                for a in found.iter().rev() {
+                    emit(next(of, a, EdgeKind::DependsOn));
+                }
                 continue;
             }
             let Node::Version(version) = &self.g[v.ix] else {
                 continue;
             };
             if let Some(&model) = self.models.get(&version.model) {
-                out.extend(
-                    arrivals(model)
-                        .iter()
-                        .rev()
-                        .filter(|a| {
-                            self.ranges
-                                .get(a.range as usize)
-                                .is_some_and(|r| r.matches(version.version))
-                        })
-                        .map(|a| next(of, a, EdgeKind::Uses)),
-                );
+                for a in arrivals(model).iter().rev() {
+                    if self
+                        .ranges
+                        .get(a.range as usize)
+                        .is_some_and(|r| r.matches(version.version))
+                    {
+                        emit(next(of, a, EdgeKind::Uses));
+                    }
+                }
             }
-            out.extend(
-                arrivals(v.ix)
-                    .iter()
-                    .rev()
-                    .map(|a| next(of, a, EdgeKind::DerivedFrom)),
-            );
+            for a in arrivals(v.ix).iter().rev() {
+                emit(next(of, a, EdgeKind::DerivedFrom));
+            }
         }
     }
 
-    fn dependencies_of(&self, ix: NodeIndex, of: u32, out: &mut Vec<Next>) {
+    fn dependencies_of(&self, ix: NodeIndex, of: u32, emit: &mut impl FnMut(Next)) {
         let next = |e: petgraph::stable_graph::EdgeReference<'_, EdgeRecord>, node| Next {
             of,
             edge: e.id(),
@@ -743,7 +736,7 @@ impl InventoryGraph {
             Node::Consumer(..) => {
                 for e in self.g.edges_directed(ix, Direction::Outgoing) {
                     match &e.weight().link {
-                        Link::DependsOn { .. } => out.push(next(e, e.target())),
+                        Link::DependsOn { .. } => emit(next(e, e.target())),
                         Link::Uses { model, range, .. } => {
                             for (&version, id) in
                                 self.model_versions.get(model).into_iter().flatten()
@@ -751,7 +744,7 @@ impl InventoryGraph {
                                 if range.matches(version)
                                     && let Some(&vx) = self.versions.get(id)
                                 {
-                                    out.push(next(e, vx));
+                                    emit(next(e, vx));
                                 }
                             }
                         }
@@ -762,7 +755,7 @@ impl InventoryGraph {
             Node::Version(_) => {
                 for e in self.g.edges_directed(ix, Direction::Outgoing) {
                     if matches!(e.weight().link, Link::DerivedFrom { .. }) {
-                        out.push(next(e, e.target()));
+                        emit(next(e, e.target()));
                     }
                 }
             }

@@ -671,7 +671,7 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
         rss_kib(child.id(), "VmRSS:") / 1024,
         rss_kib(child.id(), "VmHWM:") / 1024
     );
-    let client = reqwest::Client::new();
+    let client = loopback_client();
     let url = format!("http://127.0.0.1:{port}/graphql");
     let mut http = Vec::new();
     for &id in &sample {
@@ -956,4 +956,11 @@ async fn main() {
     let settings = pg.settings.clone();
     run("PostgreSQL", settings, shape, false, part).await;
     pg.drop_database().await;
+}
+
+/// A plain HTTP client for loopback. reqwest is built with rustls but no crypto provider
+/// (the notifiers crate hands it a whole TLS config), so this process installs ring first.
+fn loopback_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

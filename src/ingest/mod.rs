@@ -4,4 +4,5 @@
 
 pub mod registrations;
 pub mod scan;
-pub mod standard_webhooks;
+/// The signature scheme lives with the notifiers, which sign what we send with it.
+pub use notifiers::standard_webhooks;

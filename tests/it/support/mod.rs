@@ -97,7 +97,7 @@ impl TestApp {
             backend,
             services,
             settings,
-            client: reqwest::Client::new(),
+            client: loopback_client(),
             admin: admin.expose().to_owned(),
             data_dir,
             shutdown: Some(tx),
@@ -227,4 +227,11 @@ pub fn error_code(body: &Value) -> &str {
 
 pub fn error_message(body: &Value) -> &str {
     body["errors"][0]["message"].as_str().unwrap_or("<none>")
+}
+
+/// A plain HTTP client for loopback. reqwest is built with rustls but no crypto provider
+/// (the notifiers crate hands it a whole TLS config), so this process installs ring first.
+fn loopback_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

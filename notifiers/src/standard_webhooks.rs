@@ -1,5 +1,5 @@
-//! Standard Webhooks (standardwebhooks.com): the signature scheme of registration
-//! webhooks we receive and, later, of the notices we send.
+//! Standard Webhooks (standardwebhooks.com): the signature scheme of the registration
+//! webhooks sunset receives and of the notices it sends.
 //!
 //! A message carries `webhook-id`, `webhook-timestamp` (Unix seconds) and
 //! `webhook-signature`: space-separated `v1,<base64 HMAC-SHA256>` over

@@ -24,6 +24,7 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub inventory: InventorySettings,
     pub scan: ScanSettings,
+    pub retirement: RetirementSettings,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -69,6 +70,7 @@ impl Default for Settings {
             audit: AuditSettings::default(),
             inventory: InventorySettings::default(),
             scan: ScanSettings::default(),
+            retirement: RetirementSettings::default(),
         }
     }
 }
@@ -110,6 +112,94 @@ impl Default for InventorySettings {
 impl InventorySettings {
     pub fn stale_after(&self) -> chrono::Duration {
         chrono::Duration::days(i64::from(self.stale_after_days))
+    }
+}
+
+/// The retirement policy: notice and reminders per criticality tier of the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetirementSettings {
+    pub critical: TierNoticeSettings,
+    pub high: TierNoticeSettings,
+    pub standard: TierNoticeSettings,
+    /// A dependent that neither acknowledged nor was seen using the model for this many
+    /// days (the end of its notice included) no longer holds a retirement back.
+    pub no_traffic_days: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierNoticeSettings {
+    /// The least notice a retirement gives, in days from when it is scheduled (or from
+    /// when a dependent is found).
+    pub min_notice_days: u32,
+    /// When dependents are reminded while their notice runs: cron expressions with
+    /// seconds, in UTC.
+    pub reminders: Vec<String>,
+}
+
+/// The most reminder schedules one tier may list.
+const MAX_REMINDER_SCHEDULES: usize = 8;
+
+impl Default for RetirementSettings {
+    fn default() -> Self {
+        let tier = |days: u32, reminders: &[&str]| TierNoticeSettings {
+            min_notice_days: days,
+            reminders: reminders.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        // Mondays at 09:00 UTC; the short standard notice also on Thursdays, so it
+        // holds more than one reminder.
+        Self {
+            critical: tier(90, &["0 0 9 * * Mon"]),
+            high: tier(30, &["0 0 9 * * Mon"]),
+            standard: tier(7, &["0 0 9 * * Mon,Thu"]),
+            no_traffic_days: 14,
+        }
+    }
+}
+
+impl RetirementSettings {
+    /// The policy these settings describe, or what is wrong with them.
+    pub fn policy(&self) -> Result<crate::domain::NoticePolicy, ConfigError> {
+        let tier = |name: &str, t: &TierNoticeSettings| {
+            let at = format!("retirement.{name}");
+            if !(1..=3_650).contains(&t.min_notice_days) {
+                return Err(ConfigError(format!(
+                    "{at}.min_notice_days must be 1 to 3650, not {}",
+                    t.min_notice_days
+                )));
+            }
+            if t.reminders.len() > MAX_REMINDER_SCHEDULES {
+                return Err(ConfigError(format!(
+                    "{at}.reminders lists {} schedules; at most {MAX_REMINDER_SCHEDULES}",
+                    t.reminders.len()
+                )));
+            }
+            let reminders = t
+                .reminders
+                .iter()
+                .map(|r| {
+                    r.parse::<cron::Schedule>()
+                        .map_err(|e| ConfigError(format!("{at}.reminders: {r:?}: {e}")))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(crate::domain::TierNotice {
+                min_notice: chrono::Duration::days(i64::from(t.min_notice_days)),
+                reminders,
+            })
+        };
+        if !(1..=365).contains(&self.no_traffic_days) {
+            return Err(ConfigError(format!(
+                "retirement.no_traffic_days must be 1 to 365, not {}",
+                self.no_traffic_days
+            )));
+        }
+        Ok(crate::domain::NoticePolicy::new(
+            tier("critical", &self.critical)?,
+            tier("high", &self.high)?,
+            tier("standard", &self.standard)?,
+            chrono::Duration::days(i64::from(self.no_traffic_days)),
+        ))
     }
 }
 
@@ -295,6 +385,7 @@ impl Settings {
             )
             .map_err(|e| ConfigError(format!("{at}: {e}")))?;
         }
+        self.retirement.policy()?;
         if !(1024..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return Err(ConfigError(
                 "http.max_body_bytes must be between 1024 and 67108864".into(),
@@ -325,6 +416,42 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_retirement_policy_is_read_per_tier_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.toml");
+        let load = |toml: &str| {
+            std::fs::write(&file, toml).unwrap();
+            Settings::load(Some(&file))
+        };
+        let s =
+            load("[retirement.critical]\nmin_notice_days = 120\nreminders = [\"0 0 8 * * *\"]\n")
+                .unwrap();
+        let policy = s.retirement.policy().unwrap();
+        let critical = policy.tier(crate::domain::Tier::Critical);
+        assert_eq!(critical.min_notice, chrono::Duration::days(120));
+        assert_eq!(critical.reminders.len(), 1);
+        // The tiers not named keep their defaults.
+        let high = policy.tier(crate::domain::Tier::High);
+        assert_eq!(high.min_notice, chrono::Duration::days(30));
+
+        let err = load("[retirement.high]\nmin_notice_days = 30\nreminders = [\"every monday\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("retirement.high.reminders") && err.contains("every monday"),
+            "{err}"
+        );
+        let err = load("[retirement.standard]\nmin_notice_days = 0\nreminders = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retirement.standard.min_notice_days"), "{err}");
+        let err = load("[retirement]\nno_traffic_days = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retirement.no_traffic_days"), "{err}");
+    }
 
     #[test]
     fn the_database_password_never_shows_in_debug_output() {

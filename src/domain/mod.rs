@@ -12,6 +12,7 @@ mod lifecycle;
 mod names;
 mod provenance;
 mod records;
+mod retirement;
 mod role;
 mod signer;
 mod tier;
@@ -30,6 +31,7 @@ pub use provenance::{
     DataChecksum, Provenance, ProvenanceInput, RuntimeDependency, Sha256Digest, ValidationResult,
 };
 pub use records::{RegisteredModel, RegisteredVersion, TokenInfo};
+pub use retirement::{NoticePolicy, RetirementState, TierNotice, TooEarly};
 pub use role::Role;
 pub use signer::{SignatureAlgorithm, SignerKey};
 pub use tier::Tier;

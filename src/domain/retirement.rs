@@ -1,0 +1,293 @@
+//! Retirements (AISVS 3.6.1): the states one moves through, and the notice policy that
+//! decides how far ahead it must be announced and when dependents are reminded.
+//!
+//! ```text
+//!             ┌──────────────► cancelled ◄──────────────┐
+//!             │                    ▲                      │
+//! scheduled ──┼──► ready ──► executing ──► retired        │
+//!   ▲    │    │      │                                    │
+//!   │    ▼    │      ▼                                    │
+//!   └─ needs-decision ────────────────────────────────────┘
+//! ```
+//! A retirement is *ready* when every dependent's notice has run out and each has
+//! acknowledged or shown no traffic; a dependent found later sends it back to
+//! *scheduled* (its own notice runs), or to *needs-decision* when that notice would end
+//! after the effective date. Executing and retired belong to decommissioning.
+
+use super::{ParseError, Tier};
+use chrono::{DateTime, Duration, Utc};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetirementState {
+    Scheduled,
+    NeedsDecision,
+    Ready,
+    Executing,
+    Retired,
+    Cancelled,
+}
+
+impl RetirementState {
+    pub const ALL: [RetirementState; 6] = [
+        RetirementState::Scheduled,
+        RetirementState::NeedsDecision,
+        RetirementState::Ready,
+        RetirementState::Executing,
+        RetirementState::Retired,
+        RetirementState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetirementState::Scheduled => "scheduled",
+            RetirementState::NeedsDecision => "needs-decision",
+            RetirementState::Ready => "ready",
+            RetirementState::Executing => "executing",
+            RetirementState::Retired => "retired",
+            RetirementState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| {
+                ParseError::new(
+                    "retirement state",
+                    format!(
+                        "{raw:?} is not a retirement state; one of scheduled, needs-decision, \
+                         ready, executing, retired, cancelled is accepted"
+                    ),
+                )
+            })
+    }
+
+    /// Still announced and watched: dependents are notified and reminded, downloads carry
+    /// the Sunset header, new dependents are looked for.
+    pub fn is_pending(self) -> bool {
+        matches!(
+            self,
+            RetirementState::Scheduled | RetirementState::NeedsDecision | RetirementState::Ready
+        )
+    }
+
+    /// Whether a retirement in this state may move to `next`.
+    pub fn may_become(self, next: RetirementState) -> bool {
+        use RetirementState::*;
+        matches!(
+            (self, next),
+            (Scheduled, Ready | NeedsDecision | Cancelled)
+                | (NeedsDecision, Scheduled | Cancelled)
+                | (Ready, Executing | Scheduled | NeedsDecision | Cancelled)
+                | (Executing, Retired)
+        )
+    }
+}
+
+impl fmt::Display for RetirementState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How much notice one tier's dependents get, and when they are reminded.
+#[derive(Debug, Clone)]
+pub struct TierNotice {
+    pub min_notice: Duration,
+    /// Reminder times (UTC), as cron schedules; a dependent is reminded at each time any
+    /// of them gives, while its notice runs.
+    pub reminders: Vec<cron::Schedule>,
+}
+
+/// The retirement policy: notice per criticality tier, and how long a dependent must
+/// have shown no traffic to count as gone without acknowledging.
+#[derive(Debug, Clone)]
+pub struct NoticePolicy {
+    critical: TierNotice,
+    high: TierNotice,
+    standard: TierNotice,
+    pub quiet_period: Duration,
+}
+
+/// Refusal of an effective date that gives less than the tier's notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooEarly {
+    pub tier: Tier,
+    pub min_notice_days: i64,
+    pub earliest: DateTime<Utc>,
+}
+
+impl fmt::Display for TooEarly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a {} model is retired with at least {} days' notice: the earliest effective \
+             date allowed now is {}",
+            self.tier,
+            self.min_notice_days,
+            self.earliest
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
+}
+
+impl NoticePolicy {
+    pub fn new(
+        critical: TierNotice,
+        high: TierNotice,
+        standard: TierNotice,
+        quiet_period: Duration,
+    ) -> Self {
+        Self {
+            critical,
+            high,
+            standard,
+            quiet_period,
+        }
+    }
+
+    pub fn tier(&self, tier: Tier) -> &TierNotice {
+        match tier {
+            Tier::Critical => &self.critical,
+            Tier::High => &self.high,
+            Tier::Standard => &self.standard,
+        }
+    }
+
+    /// The earliest effective date a retirement of a `tier` model may be given at `now`.
+    pub fn earliest_effective(&self, tier: Tier, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + self.tier(tier).min_notice
+    }
+
+    /// Refuses an effective date that gives less than the tier's notice from `now`.
+    pub fn check_effective(
+        &self,
+        tier: Tier,
+        now: DateTime<Utc>,
+        effective: DateTime<Utc>,
+    ) -> Result<(), TooEarly> {
+        let earliest = self.earliest_effective(tier, now);
+        if effective < earliest {
+            return Err(TooEarly {
+                tier,
+                min_notice_days: self.tier(tier).min_notice.num_days(),
+                earliest,
+            });
+        }
+        Ok(())
+    }
+
+    /// The first reminder time strictly after `after` and strictly before `notice_ends`,
+    /// if the tier's schedules give one.
+    pub fn next_reminder(
+        &self,
+        tier: Tier,
+        after: DateTime<Utc>,
+        notice_ends: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        self.tier(tier)
+            .reminders
+            .iter()
+            .filter_map(|s| s.after(&after).next())
+            .filter(|&t| t < notice_ends)
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn weekly(days: i64) -> TierNotice {
+        TierNotice {
+            min_notice: Duration::days(days),
+            reminders: vec![cron::Schedule::from_str("0 0 9 * * Mon").unwrap()],
+        }
+    }
+
+    fn policy() -> NoticePolicy {
+        NoticePolicy::new(weekly(90), weekly(30), weekly(7), Duration::days(14))
+    }
+
+    #[test]
+    fn states_move_only_along_the_workflow() {
+        use RetirementState::*;
+        let allowed = [
+            (Scheduled, Ready),
+            (Scheduled, NeedsDecision),
+            (Scheduled, Cancelled),
+            (NeedsDecision, Scheduled),
+            (NeedsDecision, Cancelled),
+            (Ready, Executing),
+            (Ready, Scheduled),
+            (Ready, NeedsDecision),
+            (Ready, Cancelled),
+            (Executing, Retired),
+        ];
+        for from in RetirementState::ALL {
+            for to in RetirementState::ALL {
+                assert_eq!(
+                    from.may_become(to),
+                    allowed.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+            assert_eq!(RetirementState::parse(from.as_str()), Ok(from));
+        }
+        // Nothing leaves the two ends, and executing cannot be called off.
+        assert!(!Executing.may_become(Cancelled));
+        assert!(RetirementState::parse("done").is_err());
+        assert!(Ready.is_pending() && !Executing.is_pending() && !Cancelled.is_pending());
+    }
+
+    #[test]
+    fn an_effective_date_inside_the_notice_period_is_refused_with_the_earliest_allowed() {
+        let now = at("2026-12-01T10:00:00Z");
+        let p = policy();
+        let err = p
+            .check_effective(Tier::Critical, now, at("2027-02-01T00:00:00Z"))
+            .unwrap_err();
+        assert_eq!(err.earliest, at("2027-03-01T10:00:00Z"));
+        assert_eq!(
+            err.to_string(),
+            "a critical model is retired with at least 90 days' notice: the earliest \
+             effective date allowed now is 2027-03-01T10:00:00Z"
+        );
+        assert!(p.check_effective(Tier::Critical, now, err.earliest).is_ok());
+        assert!(
+            p.check_effective(Tier::Standard, now, at("2026-12-08T10:00:00Z"))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_ninety_day_notice_has_a_weekly_reminder_until_it_ends() {
+        let p = policy();
+        let start = at("2026-12-01T10:00:00Z"); // a Tuesday
+        let ends = p.earliest_effective(Tier::Critical, start);
+        let mut reminders = Vec::new();
+        let mut after = start;
+        while let Some(next) = p.next_reminder(Tier::Critical, after, ends) {
+            reminders.push(next);
+            after = next;
+        }
+        assert_eq!(reminders.len(), 13);
+        assert_eq!(reminders[0], at("2026-12-07T09:00:00Z"));
+        assert_eq!(reminders[12], at("2027-03-01T09:00:00Z"));
+        assert!(
+            reminders
+                .windows(2)
+                .all(|w| w[1] - w[0] == Duration::days(7))
+        );
+        // None at or after the end of the notice.
+        assert_eq!(p.next_reminder(Tier::Critical, reminders[12], ends), None);
+    }
+}

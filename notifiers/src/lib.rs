@@ -4,13 +4,15 @@
 //! signed per Standard Webhooks with the consumer's own secret) and
 //! [`email::EmailNotifier`] (SMTP through lettre, text and HTML bodies from templates
 //! operators can override). A channel makes one attempt and says what came of it
-//! ([`Outcome`]); retries, backoff and dead letters are the outbox's business, in the
-//! service, which also owns the clock: every attempt is told the time it is made at.
+//! ([`Outcome`]); [`retry::next_wait`] says when to try again. Keeping the outbox, and
+//! dead-lettering, are the service's business, which also owns the clock: every attempt
+//! is told the time it is made at.
 //!
 //! Nothing here reads configuration files, the database or the environment.
 
 pub mod email;
 pub mod notice;
+pub mod retry;
 pub mod standard_webhooks;
 pub mod webhook;
 

@@ -16,6 +16,7 @@ pub struct ServiceKey {
     signing: SigningKey,
     audit_mac: crate::audit::AuditMacKey,
     secret_sealer: super::SecretSealer,
+    link_tokens: super::LinkTokenKey,
 }
 
 impl ServiceKey {
@@ -40,6 +41,7 @@ impl ServiceKey {
         Self {
             audit_mac: crate::audit::AuditMacKey::derive(&seed),
             secret_sealer: super::SecretSealer::derive(&seed),
+            link_tokens: super::LinkTokenKey::derive(&seed),
             signing,
         }
     }
@@ -52,6 +54,12 @@ impl ServiceKey {
     /// The key that seals webhook secrets in the database, derived from this one.
     pub fn secret_sealer(&self) -> &super::SecretSealer {
         &self.secret_sealer
+    }
+
+    /// The key that vouches for the links in notices (acknowledgements), derived from
+    /// this one.
+    pub fn link_token_key(&self) -> &super::LinkTokenKey {
+        &self.link_tokens
     }
 
     pub fn signing_key(&self) -> &SigningKey {

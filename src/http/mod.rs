@@ -11,6 +11,9 @@ mod error;
 mod health;
 mod hooks;
 mod subscriptions;
+// Used by downloads and the status endpoint once retirements exist (issue 5).
+#[allow(dead_code)]
+mod sunset_headers;
 
 pub use auth::Authenticated;
 pub use error::ApiError;

@@ -25,6 +25,7 @@ pub struct Settings {
     pub inventory: InventorySettings,
     pub scan: ScanSettings,
     pub retirement: RetirementSettings,
+    pub notifications: NotificationSettings,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -71,6 +72,7 @@ impl Default for Settings {
             inventory: InventorySettings::default(),
             scan: ScanSettings::default(),
             retirement: RetirementSettings::default(),
+            notifications: NotificationSettings::default(),
         }
     }
 }
@@ -200,6 +202,126 @@ impl RetirementSettings {
             tier("standard", &self.standard)?,
             chrono::Duration::days(i64::from(self.no_traffic_days)),
         ))
+    }
+}
+
+/// How notices reach dependents: webhooks always, email when an SMTP server is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationSettings {
+    /// A folder whose `notice.subject.txt`, `notice.txt` and `notice.html` replace the
+    /// built-in templates, file by file. Checked at start-up.
+    pub templates_dir: Option<PathBuf>,
+    /// The most one webhook delivery attempt may take, in seconds.
+    pub webhook_timeout_secs: u64,
+    pub smtp: Option<SmtpConfig>,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            templates_dir: None,
+            webhook_timeout_secs: 10,
+            smtp: None,
+        }
+    }
+}
+
+/// The SMTP server notices are sent through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "SmtpConfig::default_port")]
+    pub port: u16,
+    /// `starttls` (required upgrade, the default), `tls` (from the first byte) or
+    /// `plain` (a relay on the same host only).
+    #[serde(default = "SmtpConfig::default_security")]
+    pub security: notifiers::email::Security,
+    pub username: Option<String>,
+    /// Better set through `SUNSET_NOTIFICATIONS__SMTP__PASSWORD` than in the file.
+    pub password: Option<Password>,
+    /// The From address, e.g. `sunset <sunset@example.org>`.
+    pub from: String,
+    #[serde(default = "SmtpConfig::default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl SmtpConfig {
+    fn default_port() -> u16 {
+        587
+    }
+    fn default_security() -> notifiers::email::Security {
+        notifiers::email::Security::StartTls
+    }
+    fn default_timeout_secs() -> u64 {
+        30
+    }
+
+    /// The settings the email channel takes.
+    pub fn to_smtp_settings(&self) -> notifiers::email::SmtpSettings {
+        notifiers::email::SmtpSettings {
+            host: self.host.clone(),
+            port: self.port,
+            security: self.security,
+            credentials: self.username.clone().map(|user| {
+                let password = self
+                    .password
+                    .as_ref()
+                    .map(|p| p.0.clone())
+                    .unwrap_or_default();
+                (user, zeroize::Zeroizing::new(password))
+            }),
+            from: self.from.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+        }
+    }
+}
+
+/// A password from the configuration: never printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Password {
+    /// Settings are serialised only as defaults, which hold no password; should one be
+    /// serialised anyway, it does not leave in clear.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+impl NotificationSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        if !(1..=120).contains(&self.webhook_timeout_secs) {
+            return Err(ConfigError(
+                "notifications.webhook_timeout_secs must be 1 to 120".into(),
+            ));
+        }
+        notifiers::email::Templates::load(self.templates_dir.as_deref())
+            .map_err(|e| ConfigError(format!("notifications.templates_dir: {e}")))?;
+        if let Some(smtp) = &self.smtp {
+            if !(1..=300).contains(&smtp.timeout_secs) {
+                return Err(ConfigError(
+                    "notifications.smtp.timeout_secs must be 1 to 300".into(),
+                ));
+            }
+            if smtp.password.is_some() && smtp.username.is_none() {
+                return Err(ConfigError(
+                    "notifications.smtp: a password needs a username".into(),
+                ));
+            }
+            smtp.to_smtp_settings()
+                .check()
+                .map_err(|e| ConfigError(format!("notifications.smtp: {e}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -386,6 +508,7 @@ impl Settings {
             .map_err(|e| ConfigError(format!("{at}: {e}")))?;
         }
         self.retirement.policy()?;
+        self.notifications.check()?;
         if !(1024..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return Err(ConfigError(
                 "http.max_body_bytes must be between 1024 and 67108864".into(),
@@ -451,6 +574,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("retirement.no_traffic_days"), "{err}");
+    }
+
+    #[test]
+    fn notification_settings_are_checked_at_start_up_and_the_smtp_password_never_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("n.toml");
+        let load = |toml: &str| {
+            std::fs::write(&file, toml).unwrap();
+            Settings::load(Some(&file))
+        };
+        let s = load(
+            "[notifications.smtp]\nhost = \"smtp.example.org\"\nusername = \"sunset\"\n\
+             password = \"hunter2\"\nfrom = \"sunset <sunset@example.org>\"\n",
+        )
+        .unwrap();
+        let smtp = s.notifications.smtp.as_ref().unwrap();
+        assert_eq!(smtp.port, 587);
+        assert_eq!(smtp.security, notifiers::email::Security::StartTls);
+        let printed = format!("{s:?} {:?}", smtp.to_smtp_settings());
+        assert!(!printed.contains("hunter2"), "{printed}");
+
+        let err = load("[notifications.smtp]\nhost = \"h\"\nfrom = \"not an address\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("notifications.smtp") && err.contains("not an address"),
+            "{err}"
+        );
+
+        // A broken template override stops start-up with its name.
+        let templates = dir.path().join("templates");
+        std::fs::create_dir(&templates).unwrap();
+        std::fs::write(templates.join("notice.txt"), "{% if %}").unwrap();
+        let err = load(&format!(
+            "[notifications]\ntemplates_dir = {:?}\n",
+            templates.display().to_string()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("notice.txt"), "{err}");
     }
 
     #[test]

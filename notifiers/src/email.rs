@@ -48,6 +48,23 @@ impl std::fmt::Debug for SmtpSettings {
     }
 }
 
+impl SmtpSettings {
+    /// What [`EmailNotifier::new`] would refuse, found without building the transport
+    /// (which needs a running Tokio runtime): so configuration can be checked first.
+    pub fn check(&self) -> Result<(), EmailError> {
+        if self.host.trim().is_empty() {
+            return Err(EmailError::Transport(
+                self.host.clone(),
+                "no host given".into(),
+            ));
+        }
+        self.from
+            .parse::<Mailbox>()
+            .map_err(|e| EmailError::Address(self.from.clone(), e.to_string()))?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EmailError {
     #[error("invalid email address {0:?}: {1}")]

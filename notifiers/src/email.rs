@@ -166,29 +166,25 @@ fn template_error(name: &str, e: minijinja::Error) -> EmailError {
     }
 }
 
-/// What templates see: the notice's data, its `type`, and dates written for people.
+/// What templates see: the notice's fields under snake_case names, its `type`, and
+/// dates written for people.
 fn context(notice: &Notice) -> minijinja::Value {
-    let mut data = match serde_json::to_value(&notice.data) {
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    // snake_case names read better in templates than the payload's camelCase.
     let d = &notice.data;
-    let mut put = |k: &str, v: serde_json::Value| {
-        data.insert(k.to_owned(), v);
-    };
-    put("type", notice.kind.as_str().into());
-    put("notice_id", d.notice_id.clone().into());
-    put("retirement_id", d.retirement_id.clone().into());
-    put("affected_versions", d.affected_versions.clone().into());
-    put("acknowledge_url", d.acknowledge_url.clone().into());
-    put("effective_at", human(d.effective_at).into());
-    put(
-        "effective_date",
-        d.effective_at.format("%Y-%m-%d").to_string().into(),
-    );
-    put("notice_ends_at", human(d.notice_ends_at).into());
-    minijinja::Value::from_serialize(&data)
+    minijinja::context! {
+        type => notice.kind.as_str(),
+        notice_id => &d.notice_id,
+        retirement_id => &d.retirement_id,
+        model => &d.model,
+        versions => &d.versions,
+        affected_versions => &d.affected_versions,
+        reason => &d.reason,
+        replacement => &d.replacement,
+        dependent => &d.dependent,
+        acknowledge_url => &d.acknowledge_url,
+        effective_at => human(d.effective_at),
+        effective_date => d.effective_at.format("%Y-%m-%d").to_string(),
+        notice_ends_at => human(d.notice_ends_at),
+    }
 }
 
 fn human(t: DateTime<Utc>) -> String {

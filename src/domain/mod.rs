@@ -4,6 +4,10 @@
 //! Architecture invariant: this module imports neither sea_orm, axum nor
 //! async_graphql, and does no I/O.
 
+// First, so every module below can use it.
+#[macro_use]
+mod word_enum;
+
 mod artifact;
 mod contact;
 mod error;

@@ -18,53 +18,19 @@ use super::{ParseError, Tier};
 use chrono::{DateTime, Duration, Utc};
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RetirementState {
-    Scheduled,
-    NeedsDecision,
-    Ready,
-    Executing,
-    Retired,
-    Cancelled,
-}
+word_enum!(
+    /// Where a retirement stands (see the module comment for the moves between them).
+    RetirementState, "retirement state", {
+        Scheduled => "scheduled",
+        NeedsDecision => "needs-decision",
+        Ready => "ready",
+        Executing => "executing",
+        Retired => "retired",
+        Cancelled => "cancelled",
+    }
+);
 
 impl RetirementState {
-    pub const ALL: [RetirementState; 6] = [
-        RetirementState::Scheduled,
-        RetirementState::NeedsDecision,
-        RetirementState::Ready,
-        RetirementState::Executing,
-        RetirementState::Retired,
-        RetirementState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RetirementState::Scheduled => "scheduled",
-            RetirementState::NeedsDecision => "needs-decision",
-            RetirementState::Ready => "ready",
-            RetirementState::Executing => "executing",
-            RetirementState::Retired => "retired",
-            RetirementState::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == raw)
-            .ok_or_else(|| {
-                ParseError::new(
-                    "retirement state",
-                    format!(
-                        "{raw:?} is not a retirement state; one of scheduled, needs-decision, \
-                         ready, executing, retired, cancelled is accepted"
-                    ),
-                )
-            })
-    }
-
     /// Still announced and watched: dependents are notified and reminded, downloads carry
     /// the Sunset header, new dependents are looked for.
     pub fn is_pending(self) -> bool {
@@ -84,12 +50,6 @@ impl RetirementState {
                 | (Ready, Executing | Scheduled | NeedsDecision | Cancelled)
                 | (Executing, Retired)
         )
-    }
-}
-
-impl fmt::Display for RetirementState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -232,8 +192,8 @@ mod tests {
             (Ready, Cancelled),
             (Executing, Retired),
         ];
-        for from in RetirementState::ALL {
-            for to in RetirementState::ALL {
+        for &from in RetirementState::ALL {
+            for &to in RetirementState::ALL {
                 assert_eq!(
                     from.may_become(to),
                     allowed.contains(&(from, to)),

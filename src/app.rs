@@ -66,15 +66,7 @@ pub async fn open(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services
     let vault = Vault::open_default(&settings.key_dir(), &settings.data_dir)?;
     let store = Store::connect(settings.database_url().expose()).await?;
     store.migrate().await?;
-    Ok(Services::new(
-        store,
-        clock,
-        key,
-        settings.checkpoint_file(),
-        Some(vault),
-        settings.inventory.clone(),
-        settings.scan.clone(),
-    ))
+    Ok(Services::new(store, clock, key, Some(vault), settings))
 }
 
 pub struct Application {
@@ -82,6 +74,9 @@ pub struct Application {
     services: Services,
     router: axum::Router,
     schedule: cron::Schedule,
+    retirement_checks: cron::Schedule,
+    /// Whether this instance runs the notice delivery worker.
+    deliver: bool,
     clock: Arc<dyn Clock>,
 }
 
@@ -90,6 +85,11 @@ impl Application {
         let schedule: cron::Schedule = settings
             .audit
             .checkpoint_schedule
+            .parse()
+            .map_err(|e: cron::error::Error| StartupError::Schedule(e.to_string()))?;
+        let retirement_checks: cron::Schedule = settings
+            .retirement
+            .check_schedule
             .parse()
             .map_err(|e: cron::error::Error| StartupError::Schedule(e.to_string()))?;
         let services = open(&settings, clock.clone()).await?;
@@ -116,6 +116,8 @@ impl Application {
             services,
             router,
             schedule,
+            retirement_checks,
+            deliver: settings.notifications.deliver,
             clock,
         })
     }
@@ -136,6 +138,14 @@ impl Application {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "sunset is listening");
         let scans = crate::scheduler::spawn_scans(self.services.clone(), self.clock.clone());
+        let checks = crate::scheduler::spawn_retirement_checks(
+            self.services.clone(),
+            self.retirement_checks,
+            self.clock.clone(),
+        );
+        let delivery = self
+            .deliver
+            .then(|| tokio::spawn(self.services.clone().run_delivery()));
         let jobs =
             crate::scheduler::spawn_checkpoints(self.services.clone(), self.schedule, self.clock);
         // Other instances change the inventory too; follow them until the process ends.
@@ -162,6 +172,10 @@ impl Application {
             }
         };
         jobs.abort();
+        checks.abort();
+        if let Some(d) = delivery {
+            d.abort();
+        }
         follower.abort();
         for scan in scans {
             scan.abort();

@@ -278,15 +278,7 @@ async fn verify(settings: &Settings, kept_files: &[PathBuf]) -> anyhow::Result<E
     let key = crate::attest::ServiceKey::load(&key_path)
         .context("the service key is needed to check signed checkpoints")?;
     let store = crate::store::Store::connect(settings.database_url().expose()).await?;
-    let services = crate::service::Services::new(
-        store,
-        Arc::new(SystemClock),
-        key,
-        settings.checkpoint_file(),
-        None,
-        settings.inventory.clone(),
-        settings.scan.clone(),
-    );
+    let services = crate::service::Services::new(store, Arc::new(SystemClock), key, None, settings);
     let mut kept: Vec<Checkpoint> = Vec::new();
     for f in kept_files {
         anyhow::ensure!(f.exists(), "checkpoint file {} does not exist", f.display());

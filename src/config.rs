@@ -127,6 +127,9 @@ pub struct RetirementSettings {
     /// A dependent that neither acknowledged nor was seen using the model for this many
     /// days (the end of its notice included) no longer holds a retirement back.
     pub no_traffic_days: u32,
+    /// When pending retirements are looked at (new dependents, reminders, deadlines): a
+    /// cron expression with seconds, in UTC. One instance runs each tick.
+    pub check_schedule: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +159,7 @@ impl Default for RetirementSettings {
             high: tier(30, &["0 0 9 * * Mon"]),
             standard: tier(7, &["0 0 9 * * Mon,Thu"]),
             no_traffic_days: 14,
+            check_schedule: "0 * * * * *".into(),
         }
     }
 }
@@ -190,6 +194,9 @@ impl RetirementSettings {
                 reminders,
             })
         };
+        self.check_schedule
+            .parse::<cron::Schedule>()
+            .map_err(|e| ConfigError(format!("retirement.check_schedule: {e}")))?;
         if !(1..=365).contains(&self.no_traffic_days) {
             return Err(ConfigError(format!(
                 "retirement.no_traffic_days must be 1 to 365, not {}",
@@ -215,6 +222,20 @@ pub struct NotificationSettings {
     /// The most one webhook delivery attempt may take, in seconds.
     pub webhook_timeout_secs: u64,
     pub smtp: Option<SmtpConfig>,
+    /// The address dependents reach this service at, for the acknowledgement links in
+    /// notices (e.g. `https://sunset.example.org`). Defaults to `http://` and the listen
+    /// address, which suits only a local trial.
+    pub public_url: Option<String>,
+    /// Where undeliverable notices are escalated, beside the model's own contacts.
+    pub governance_contacts: Vec<String>,
+    /// Whether this instance runs the delivery worker. Every instance may: claims keep
+    /// them from sending one notice twice at once.
+    pub deliver: bool,
+    /// Deliveries one worker makes at once.
+    pub concurrency: usize,
+    /// How long an acknowledgement link stays valid after the retirement's effective
+    /// date, in days.
+    pub link_valid_days_after: u32,
 }
 
 impl Default for NotificationSettings {
@@ -223,6 +244,11 @@ impl Default for NotificationSettings {
             templates_dir: None,
             webhook_timeout_secs: 10,
             smtp: None,
+            public_url: None,
+            governance_contacts: Vec::new(),
+            deliver: true,
+            concurrency: 64,
+            link_valid_days_after: 30,
         }
     }
 }
@@ -304,6 +330,22 @@ impl NotificationSettings {
                 "notifications.webhook_timeout_secs must be 1 to 120".into(),
             ));
         }
+        if !(1..=1_024).contains(&self.concurrency) {
+            return Err(ConfigError(
+                "notifications.concurrency must be 1 to 1024".into(),
+            ));
+        }
+        if self.link_valid_days_after > 3_650 {
+            return Err(ConfigError(
+                "notifications.link_valid_days_after must be at most 3650".into(),
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            crate::domain::WebhookUrl::parse(url)
+                .map_err(|e| ConfigError(format!("notifications.public_url: {e}")))?;
+        }
+        crate::domain::Contacts::parse(&self.governance_contacts)
+            .map_err(|e| ConfigError(format!("notifications.governance_contacts: {e}")))?;
         notifiers::email::Templates::load(self.templates_dir.as_deref())
             .map_err(|e| ConfigError(format!("notifications.templates_dir: {e}")))?;
         if let Some(smtp) = &self.smtp {

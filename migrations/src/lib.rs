@@ -16,6 +16,7 @@ mod m20261122_000005_add_promoted_at;
 mod m20261122_000006_create_inventory;
 mod m20261122_000007_create_scans;
 mod m20261130_000008_partial_edge_indexes;
+mod m20261201_000009_create_retirements;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_create_inventory::Migration),
             Box::new(m20261122_000007_create_scans::Migration),
             Box::new(m20261130_000008_partial_edge_indexes::Migration),
+            Box::new(m20261201_000009_create_retirements::Migration),
         ]
     }
 }

@@ -181,6 +181,7 @@ fn context(notice: &Notice) -> minijinja::Value {
         replacement => &d.replacement,
         dependent => &d.dependent,
         acknowledge_url => &d.acknowledge_url,
+        problem => d.problem.as_deref().unwrap_or_default(),
         effective_at => human(d.effective_at),
         effective_date => d.effective_at.format("%Y-%m-%d").to_string(),
         notice_ends_at => human(d.notice_ends_at),

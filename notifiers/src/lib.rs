@@ -14,6 +14,8 @@ pub mod email;
 pub mod notice;
 pub mod retry;
 pub mod standard_webhooks;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod webhook;
 
 pub use notice::{Notice, NoticeData, NoticeKind, Replacement};

@@ -23,6 +23,13 @@ pub enum NoticeKind {
     /// An emergency retirement: access is cut now.
     #[serde(rename = "model.retirement.emergency")]
     Emergency,
+    /// To the model's owners and governance: a dependent's notice could not be
+    /// delivered (every attempt failed, or it has no channel); `problem` says why.
+    #[serde(rename = "model.retirement.undeliverable")]
+    Undeliverable,
+    /// To a dependent's contacts: its notice webhook answered 410 Gone and was disabled.
+    #[serde(rename = "model.retirement.webhook_disabled")]
+    WebhookDisabled,
 }
 
 impl NoticeKind {
@@ -34,6 +41,8 @@ impl NoticeKind {
             NoticeKind::Updated => "model.retirement.updated",
             NoticeKind::Cancelled => "model.retirement.cancelled",
             NoticeKind::Emergency => "model.retirement.emergency",
+            NoticeKind::Undeliverable => "model.retirement.undeliverable",
+            NoticeKind::WebhookDisabled => "model.retirement.webhook_disabled",
         }
     }
 }
@@ -66,6 +75,9 @@ pub struct NoticeData {
     pub notice_ends_at: DateTime<Utc>,
     /// Opens the acknowledgement (and extension request) page; needs no login, expires.
     pub acknowledge_url: String,
+    /// For escalations and disabled webhooks: what went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// One notice to one dependent. Its id is also the `webhook-id` of every attempt to
@@ -87,6 +99,11 @@ impl Notice {
     /// The payload, as posted to webhooks and stored in the outbox.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_else(|_| unreachable!("a notice always serialises"))
+    }
+
+    /// [`Notice::to_json`] as text.
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| unreachable!("a notice always serialises"))
     }
 }
 
@@ -111,6 +128,7 @@ pub(crate) fn sample() -> Notice {
             dependent: "sample-consumer".into(),
             notice_ends_at: at,
             acknowledge_url: "https://sunset.invalid/ack".into(),
+            problem: Some("sample".into()),
         },
     }
 }
@@ -142,6 +160,7 @@ mod tests {
                 dependent: "checkout".into(),
                 notice_ends_at: at,
                 acknowledge_url: "https://sunset.example/ack/t".into(),
+                problem: None,
             },
         };
         let v: serde_json::Value = serde_json::from_slice(&notice.to_json()).unwrap();

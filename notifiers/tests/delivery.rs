@@ -37,6 +37,7 @@ fn notice(kind: NoticeKind, reason: &str) -> Notice {
             dependent: "checkout".into(),
             notice_ends_at: at("2027-03-01T00:00:00Z"),
             acknowledge_url: "https://sunset.example/v1/acknowledgements/tok123".into(),
+            problem: None,
         },
     }
 }

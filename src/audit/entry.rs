@@ -32,10 +32,20 @@ pub enum Action {
     RegistrationsApplied,
     WebhookSourceCreated,
     WebhookSourceDisabled,
+    RetirementScheduled,
+    RetirementStateChanged,
+    RetirementDependentAdded,
+    RetirementAcknowledged,
+    RetirementExtensionRequested,
+    RetirementExtensionDecided,
+    RetirementDependentOverridden,
+    RetirementPostponed,
+    NoticeDeadLettered,
+    ConsumerWebhookDisabled,
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 35] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -61,6 +71,16 @@ impl Action {
         Action::RegistrationsApplied,
         Action::WebhookSourceCreated,
         Action::WebhookSourceDisabled,
+        Action::RetirementScheduled,
+        Action::RetirementStateChanged,
+        Action::RetirementDependentAdded,
+        Action::RetirementAcknowledged,
+        Action::RetirementExtensionRequested,
+        Action::RetirementExtensionDecided,
+        Action::RetirementDependentOverridden,
+        Action::RetirementPostponed,
+        Action::NoticeDeadLettered,
+        Action::ConsumerWebhookDisabled,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -94,6 +114,16 @@ impl Action {
             Action::RegistrationsApplied => "inventory.registrations_applied",
             Action::WebhookSourceCreated => "webhook_source.created",
             Action::WebhookSourceDisabled => "webhook_source.disabled",
+            Action::RetirementScheduled => "retirement.scheduled",
+            Action::RetirementStateChanged => "retirement.state_changed",
+            Action::RetirementDependentAdded => "retirement.dependent_added",
+            Action::RetirementAcknowledged => "retirement.acknowledged",
+            Action::RetirementExtensionRequested => "retirement.extension_requested",
+            Action::RetirementExtensionDecided => "retirement.extension_decided",
+            Action::RetirementDependentOverridden => "retirement.dependent_overridden",
+            Action::RetirementPostponed => "retirement.postponed",
+            Action::NoticeDeadLettered => "notice.dead_lettered",
+            Action::ConsumerWebhookDisabled => "consumer.webhook_disabled",
         }
     }
 }
@@ -109,6 +139,8 @@ pub enum SubjectType {
     Consumer,
     InventoryEdge,
     WebhookSource,
+    Retirement,
+    Notice,
 }
 
 impl SubjectType {
@@ -123,6 +155,8 @@ impl SubjectType {
             SubjectType::Consumer => "consumer",
             SubjectType::InventoryEdge => "inventory_edge",
             SubjectType::WebhookSource => "webhook_source",
+            SubjectType::Retirement => "retirement",
+            SubjectType::Notice => "notice",
         }
     }
 }

@@ -85,6 +85,14 @@ impl Contacts {
     pub fn as_slice(&self) -> &[EmailAddress] {
         &self.0
     }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, EmailAddress> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -35,7 +35,10 @@ pub use provenance::{
     DataChecksum, Provenance, ProvenanceInput, RuntimeDependency, Sha256Digest, ValidationResult,
 };
 pub use records::{RegisteredModel, RegisteredVersion, TokenInfo};
-pub use retirement::{NoticePolicy, RetirementState, TierNotice, TooEarly};
+pub use retirement::{
+    DependentStanding, ExtensionState, FoundBy, Holding, NoticePolicy, RetirementState, TierNotice,
+    TooEarly,
+};
 pub use role::Role;
 pub use signer::{SignatureAlgorithm, SignerKey};
 pub use tier::Tier;

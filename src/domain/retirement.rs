@@ -157,6 +157,74 @@ impl NoticePolicy {
     }
 }
 
+word_enum!(
+    /// How a dependent of a retirement came to light.
+    FoundBy, "found by", {
+        /// The graph walk made when the retirement was scheduled.
+        Scheduling => "scheduling",
+        /// A later inventory change (a declaration, a registration webhook).
+        GraphChange => "graph-change",
+        /// Traffic a scan saw during the notice period.
+        Scan => "scan",
+        /// A download of an affected version during the notice period.
+        Download => "download",
+    }
+);
+
+word_enum!(
+    /// Where a dependent's request for more time stands.
+    ExtensionState, "extension state", {
+        Requested => "requested",
+        Granted => "granted",
+        Refused => "refused",
+    }
+);
+
+/// What decides whether one dependent still holds a retirement back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DependentStanding {
+    pub found_at: DateTime<Utc>,
+    pub notice_ends_at: DateTime<Utc>,
+    pub acknowledged: bool,
+    pub overridden: bool,
+    /// The last use seen (scan or download), if any.
+    pub last_traffic_at: Option<DateTime<Utc>>,
+}
+
+/// Why a dependent still holds its retirement back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    /// Its notice has not run out yet.
+    NoticeRunning { until: DateTime<Utc> },
+    /// Its notice ran out, but it neither acknowledged nor has been quiet long enough.
+    Unacknowledged { quiet_from: DateTime<Utc> },
+}
+
+impl DependentStanding {
+    /// `None` when this dependent no longer holds the retirement back at `now`: governance
+    /// overrode it, or its notice ran out and it acknowledged or showed no traffic for
+    /// `quiet_period`. Quiet is counted from when it was found or last seen in use,
+    /// whichever is later, so a dependent found yesterday is not quiet for two weeks.
+    pub fn holding(&self, now: DateTime<Utc>, quiet_period: Duration) -> Option<Holding> {
+        if self.overridden {
+            return None;
+        }
+        if now < self.notice_ends_at {
+            return Some(Holding::NoticeRunning {
+                until: self.notice_ends_at,
+            });
+        }
+        if self.acknowledged {
+            return None;
+        }
+        let watched_since = self
+            .last_traffic_at
+            .map_or(self.found_at, |t| t.max(self.found_at));
+        let quiet_from = watched_since + quiet_period;
+        (now < quiet_from).then_some(Holding::Unacknowledged { quiet_from })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +243,53 @@ mod tests {
 
     fn policy() -> NoticePolicy {
         NoticePolicy::new(weekly(90), weekly(30), weekly(7), Duration::days(14))
+    }
+
+    #[test]
+    fn a_dependent_holds_back_until_its_notice_ends_and_it_acknowledges_or_goes_quiet() {
+        let found = at("2026-12-01T00:00:00Z");
+        let ends = at("2027-03-01T00:00:00Z");
+        let quiet = Duration::days(14);
+        let d = DependentStanding {
+            found_at: found,
+            notice_ends_at: ends,
+            acknowledged: true,
+            overridden: false,
+            last_traffic_at: None,
+        };
+        // Acknowledging does not end the notice early.
+        assert_eq!(
+            d.holding(ends - Duration::seconds(1), quiet),
+            Some(Holding::NoticeRunning { until: ends })
+        );
+        assert_eq!(d.holding(ends, quiet), None);
+        // Not acknowledged: held until quiet for 14 days after its last traffic.
+        let seen = at("2027-02-25T00:00:00Z");
+        let d = DependentStanding {
+            acknowledged: false,
+            last_traffic_at: Some(seen),
+            ..d
+        };
+        assert_eq!(
+            d.holding(ends, quiet),
+            Some(Holding::Unacknowledged {
+                quiet_from: seen + quiet
+            })
+        );
+        assert_eq!(d.holding(seen + quiet, quiet), None);
+        // Never seen: quiet counts from when it was found.
+        let d = DependentStanding {
+            last_traffic_at: None,
+            found_at: ends - Duration::days(1),
+            ..d
+        };
+        assert!(d.holding(ends, quiet).is_some());
+        // An override releases it at once, notice or not.
+        let d = DependentStanding {
+            overridden: true,
+            ..d
+        };
+        assert_eq!(d.holding(found, quiet), None);
     }
 
     #[test]

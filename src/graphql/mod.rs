@@ -7,6 +7,7 @@ mod error;
 mod guard;
 mod inventory;
 mod registry;
+mod retirements;
 mod signers;
 mod tokens;
 
@@ -21,6 +22,7 @@ pub struct Query(
     tokens::TokenQuery,
     signers::SignerQuery,
     inventory::InventoryQuery,
+    retirements::RetirementQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -30,6 +32,7 @@ pub struct Mutation(
     tokens::TokenMutation,
     signers::SignerMutation,
     inventory::InventoryMutation,
+    retirements::RetirementMutation,
 );
 
 #[derive(MergedSubscription, Default)]

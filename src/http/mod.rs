@@ -1,8 +1,11 @@
 //! The axum router. Every route needs a bearer token except `/healthz`, `/readyz`, the
 //! GraphiQL page (static HTML that holds no data; `http.graphiql = false` turns it off)
-//! `/v1/hooks/registrations`, which is authenticated by its webhook signature, and
+//! `/v1/hooks/registrations`, which is authenticated by its webhook signature,
+//! `/v1/acknowledgements/{token}`, whose token is an expiring HMAC naming one dependent
+//! of one retirement, and
 //! `/graphql/ws`, whose `connection_init` must carry a token before anything runs.
 
+mod acknowledgements;
 mod artifacts;
 mod audit_export;
 mod auth;
@@ -55,6 +58,14 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit));
+    // The token in the path is the credential (see `acknowledgements`).
+    let acknowledgements = Router::new()
+        .route(
+            "/v1/acknowledgements/{token}",
+            get(acknowledgements::show).post(acknowledgements::acknowledge),
+        )
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(RequestBodyLimitLayer::new(16 * 1024));
     let authenticated = graphql_api
         .route("/v1/audit/export", get(audit_export::export))
         .route(
@@ -85,8 +96,9 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .merge(hooks)
+        .merge(acknowledgements)
         .merge(authenticated)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 
@@ -115,4 +127,15 @@ async fn graphiql(State(state): State<AppState>) -> axum::response::Response {
             .finish(),
     )
     .into_response()
+}
+
+/// The span of a request: method and path, with the credential of acknowledgement links
+/// cut out (the query string is left out too), so a debug log holds no token.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let path = request.uri().path();
+    let path = match path.strip_prefix("/v1/acknowledgements/") {
+        Some(_) => "/v1/acknowledgements/[token]",
+        None => path,
+    };
+    tracing::debug_span!("request", method = %request.method(), path = %path)
 }

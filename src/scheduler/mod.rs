@@ -36,16 +36,50 @@ pub fn spawn_checkpoints(
     })
 }
 
-/// One loop per configured scan source; each tick is claimed in the database first, so
-/// with several instances every scheduled scan runs once.
-pub fn spawn_scans(services: Services, clock: Arc<dyn Clock>) -> Vec<JoinHandle<()>> {
-    let instance = format!(
+/// This instance's name in claimed runs: host and process.
+fn instance_name() -> String {
+    format!(
         "{}:{}",
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "host".into()),
         std::process::id()
-    );
+    )
+}
+
+/// Looks at pending retirements on `schedule`; each tick is claimed, so one instance
+/// runs it.
+pub fn spawn_retirement_checks(
+    services: Services,
+    schedule: cron::Schedule,
+    clock: Arc<dyn Clock>,
+) -> JoinHandle<()> {
+    let instance = instance_name();
+    tokio::spawn(async move {
+        loop {
+            let now = clock.now();
+            let Some(tick) = next_fire(&schedule, now) else {
+                return;
+            };
+            tokio::time::sleep((tick - now).to_std().unwrap_or_default()).await;
+            match services
+                .run_scheduled_retirement_check(tick, &instance)
+                .await
+            {
+                Ok(Some(r)) if r.new_dependents + r.reminders + r.state_changes > 0 => {
+                    tracing::info!(?r, "retirements checked")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retirement check failed"),
+            }
+        }
+    })
+}
+
+/// One loop per configured scan source; each tick is claimed in the database first, so
+/// with several instances every scheduled scan runs once.
+pub fn spawn_scans(services: Services, clock: Arc<dyn Clock>) -> Vec<JoinHandle<()>> {
+    let instance = instance_name();
     services
         .scan_sources()
         .iter()

@@ -1265,7 +1265,7 @@ fn edge_view(g: &InventoryGraph, e: &EdgeRecord) -> EdgeView {
 }
 
 /// Owners manage their own team's consumers; admins any.
-fn may_manage(actor: &Actor, team: &TeamName, what: &str) -> Result<(), ServiceError> {
+pub(super) fn may_manage(actor: &Actor, team: &TeamName, what: &str) -> Result<(), ServiceError> {
     match actor.role {
         Role::Admin => Ok(()),
         Role::Owner if actor.team.as_ref() == Some(team) => Ok(()),

@@ -33,10 +33,12 @@ macro_rules! in_write_tx {
 
 mod artifacts;
 mod audit_log;
+mod delivery;
 mod error;
 mod inventory;
 mod registrations;
 mod registry;
+mod retirements;
 mod rollback;
 mod scans;
 mod signatures;
@@ -45,10 +47,12 @@ mod tokens;
 
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
+pub use delivery::DeliveryReport;
 pub use error::ServiceError;
 pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent};
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
+pub use retirements::{CheckReport, RetirementInput};
 pub use rollback::ROLLBACK_ROLES;
 pub use scans::{ScanProgress, ScanReport};
 
@@ -82,27 +86,51 @@ struct Inner {
     receipts_pruned_at: std::sync::atomic::AtomicI64,
     /// When this instance last pruned the inventory change sequence (Unix seconds).
     changes_pruned_at: std::sync::atomic::AtomicI64,
+    notice_policy: crate::domain::NoticePolicy,
+    notifications: crate::config::NotificationSettings,
+    /// Where dependents reach this service (acknowledgement links).
+    public_url: String,
+    /// Built on first delivery; an error when the configuration cannot make them.
+    channels: std::sync::OnceLock<Result<std::sync::Arc<delivery::Channels>, String>>,
+    /// Wakes the delivery worker after a commit that wrote notices.
+    delivery_wake: tokio::sync::Notify,
 }
 
 impl Services {
+    /// The use cases over `store`, configured by `settings` (whose retirement policy
+    /// must have been checked: an unusable one falls back to the defaults).
     pub fn new(
         store: Store,
         clock: Arc<dyn Clock>,
         service_key: ServiceKey,
-        checkpoint_file: PathBuf,
         vault: Option<Vault>,
-        inventory: crate::config::InventorySettings,
-        scan: crate::config::ScanSettings,
+        settings: &crate::config::Settings,
     ) -> Self {
+        let notice_policy = settings.retirement.policy().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "retirement policy unusable; using the defaults");
+            crate::config::RetirementSettings::default()
+                .policy()
+                .unwrap_or_else(|_| unreachable!("the default policy parses"))
+        });
+        let public_url = settings
+            .notifications
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", settings.listen));
         Self {
             inner: Arc::new(Inner {
                 store,
                 clock,
                 service_key,
-                checkpoint_file,
+                checkpoint_file: settings.checkpoint_file(),
                 vault,
-                inventory: inventory::Inventory::new(inventory),
-                scan,
+                inventory: inventory::Inventory::new(settings.inventory.clone()),
+                scan: settings.scan.clone(),
+                notice_policy,
+                notifications: settings.notifications.clone(),
+                public_url,
+                channels: std::sync::OnceLock::new(),
+                delivery_wake: tokio::sync::Notify::new(),
                 registration_queue: std::sync::OnceLock::new(),
                 receipts_pruned_at: std::sync::atomic::AtomicI64::new(0),
                 changes_pruned_at: std::sync::atomic::AtomicI64::new(0),

@@ -177,6 +177,13 @@ impl Services {
             unknown = report.unknown,
             "scan finished"
         );
+        // Traffic during a notice period is evidence: it finds new dependents and keeps
+        // known ones from counting as quiet.
+        if report.matched > 0
+            && let Err(e) = self.check_retirements(crate::domain::FoundBy::Scan).await
+        {
+            tracing::warn!(error = %e, "checking pending retirements after a scan failed");
+        }
         Ok(report)
     }
 

@@ -162,7 +162,7 @@ on_both_backends! {
         let url = app.settings.database_url();
         let other_store = sunset::store::Store::connect(url.expose()).await.expect("second store");
         let key = sunset::attest::ServiceKey::load(&app.settings.key_dir().join(sunset::attest::service_key::FILE_NAME)).expect("key");
-        let other = sunset::service::Services::new(other_store, std::sync::Arc::new(sunset::clock::SystemClock), key, app.settings.checkpoint_file(), None, app.settings.inventory.clone(), app.settings.scan.clone());
+        let other = sunset::service::Services::new(other_store, std::sync::Arc::new(sunset::clock::SystemClock), key, None, &app.settings);
         let owner = Actor {
             name: "owner-a".into(),
             role: sunset::domain::Role::Owner,

@@ -8,6 +8,21 @@ use std::collections::BTreeSet;
 /// fails when a mutation is added without a row here.
 const MUTATIONS: &[(&str, &str, &[&str])] = &[
     (
+        "scheduleRetirement",
+        "mutation { scheduleRetirement(input: { model: \"m-base\", versions: \"*\", reason: \"superseded\", effectiveAt: \"2099-01-01T00:00:00Z\" }) { id } }",
+        &["governance"],
+    ),
+    (
+        "cancelRetirement",
+        "mutation { cancelRetirement(id: \"999\", reason: \"no longer needed, plans changed\") { id } }",
+        &["governance"],
+    ),
+    (
+        "acknowledgeRetirement",
+        "mutation { acknowledgeRetirement(id: \"999\", consumer: \"c-none\") { consumer } }",
+        EVERY_ROLE,
+    ),
+    (
         "createModel",
         "mutation { createModel(input: { name: \"m-x\", ownerTeam: \"team-a\", tier: HIGH }) { name } }",
         &["owner"],
@@ -112,6 +127,17 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
 const EVERY_ROLE: &[&str] = &ROLES;
 
 const QUERIES: &[(&str, &str, &[&str])] = &[
+    ("retirements", "{ retirements { id } }", EVERY_ROLE),
+    (
+        "retirement",
+        "{ retirement(id: \"999\") { id } }",
+        EVERY_ROLE,
+    ),
+    (
+        "deadLetters",
+        "{ deadLetters { id } }",
+        &["governance", "security", "auditor", "admin"],
+    ),
     ("signers", "{ signers { name } }", EVERY_ROLE),
     ("me", "{ me { name } }", EVERY_ROLE),
     (

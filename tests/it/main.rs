@@ -13,6 +13,7 @@ mod inventory;
 mod model_signing_tool;
 mod registrations;
 mod registry;
+mod retirements;
 mod rollback;
 mod scans;
 mod schema;

@@ -1,0 +1,380 @@
+//! Retirements over GraphQL: governance schedules and cancels; dependents' owners (or a
+//! token bound to the dependent) acknowledge; anyone may see what is being retired, by
+//! whom it is used, and how each notice fared.
+
+use super::guard::{ANY_ROLE, RoleGuard, actor, services};
+use crate::domain::{self, Role};
+use crate::service::RetirementInput;
+use crate::store::notices::OutboxNotice;
+use crate::store::retirements::{Dependent, Retirement as StoredRetirement};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+const GOVERNANCE: &[Role] = &[Role::Governance];
+/// Who may see dead letters: they name recipients' systems and what went wrong.
+const OVERSEERS: &[Role] = &[Role::Governance, Role::Admin, Role::Auditor, Role::Security];
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "RetirementState")]
+pub enum RetirementStateGql {
+    Scheduled,
+    NeedsDecision,
+    Ready,
+    Executing,
+    Retired,
+    Cancelled,
+}
+
+impl RetirementStateGql {
+    fn domain(self) -> domain::RetirementState {
+        use domain::RetirementState as S;
+        match self {
+            Self::Scheduled => S::Scheduled,
+            Self::NeedsDecision => S::NeedsDecision,
+            Self::Ready => S::Ready,
+            Self::Executing => S::Executing,
+            Self::Retired => S::Retired,
+            Self::Cancelled => S::Cancelled,
+        }
+    }
+}
+
+impl From<domain::RetirementState> for RetirementStateGql {
+    fn from(s: domain::RetirementState) -> Self {
+        use domain::RetirementState as S;
+        match s {
+            S::Scheduled => Self::Scheduled,
+            S::NeedsDecision => Self::NeedsDecision,
+            S::Ready => Self::Ready,
+            S::Executing => Self::Executing,
+            S::Retired => Self::Retired,
+            S::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// A scheduled (or past) retirement of some versions of one model.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Retirement {
+    id: ID,
+    model: String,
+    /// The selection as governance wrote it: `2.1.0`, `^1`, `*`.
+    versions: String,
+    /// The versions that selection matched when the retirement was scheduled.
+    affected_versions: Vec<String>,
+    reason: String,
+    effective_at: DateTime<Utc>,
+    replacement_model: Option<String>,
+    replacement_version: Option<String>,
+    state: RetirementStateGql,
+    /// Grows with every change a calendar should show (RFC 5545 SEQUENCE).
+    sequence: i32,
+    /// The latest decision's justification (cancellation, accepted shorter notice).
+    decision_note: Option<String>,
+    created_at: DateTime<Utc>,
+    created_by: String,
+    updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    raw_id: i64,
+}
+
+impl From<StoredRetirement> for Retirement {
+    fn from(r: StoredRetirement) -> Self {
+        Self {
+            id: ID(r.id.to_string()),
+            raw_id: r.id,
+            model: r.model.to_string(),
+            versions: r.selection.to_string(),
+            affected_versions: r
+                .affected_versions
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            reason: r.reason,
+            effective_at: r.effective_at,
+            replacement_model: r.replacement_model.map(|m| m.to_string()),
+            replacement_version: r.replacement_version.map(|v| v.to_string()),
+            state: r.state.into(),
+            sequence: r.sequence,
+            decision_note: r.decision_note,
+            created_at: r.created_at,
+            created_by: r.created_by,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Retirement {
+    /// Every dependent notified, with its notice clock and acknowledgement.
+    async fn dependents(&self, ctx: &Context<'_>) -> Result<Vec<RetirementDependent>> {
+        Ok(services(ctx)?
+            .retirement_dependents(self.raw_id)
+            .await?
+            .into_iter()
+            .map(RetirementDependent::from)
+            .collect())
+    }
+
+    /// Counts of this retirement's notices by state.
+    async fn notice_summary(&self, ctx: &Context<'_>) -> Result<NoticeSummary> {
+        let notices = services(ctx)?.retirement_notices(self.raw_id, None).await?;
+        let count = |s: &str| notices.iter().filter(|n| n.state.as_str() == s).count() as i32;
+        Ok(NoticeSummary {
+            total: notices.len() as i32,
+            pending: count("pending"),
+            delivered: count("delivered"),
+            dead: count("dead"),
+            cancelled: count("cancelled"),
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct NoticeSummary {
+    total: i32,
+    pending: i32,
+    delivered: i32,
+    /// Dead letters: every attempt failed, or the notice could never be delivered.
+    dead: i32,
+    cancelled: i32,
+}
+
+/// One dependent of a retirement.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct RetirementDependent {
+    consumer: String,
+    found_at: DateTime<Utc>,
+    /// `scheduling`, `graph-change`, `scan` or `download`.
+    found_by: String,
+    /// Why it depends on the retired versions, dependent first.
+    path: Vec<String>,
+    notice_ends_at: DateTime<Utc>,
+    next_reminder_at: Option<DateTime<Utc>>,
+    /// When a notice about this retirement first reached it.
+    notified_at: Option<DateTime<Utc>>,
+    acknowledged_at: Option<DateTime<Utc>>,
+    acknowledged_by: Option<String>,
+    /// The last use seen (scan or download).
+    last_traffic_at: Option<DateTime<Utc>>,
+    extension_state: Option<String>,
+    extension_until: Option<DateTime<Utc>>,
+    extension_reason: Option<String>,
+    override_note: Option<String>,
+    overridden_by: Option<String>,
+    overridden_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    retirement_id: i64,
+    #[graphql(skip)]
+    consumer_id: i64,
+}
+
+impl From<Dependent> for RetirementDependent {
+    fn from(d: Dependent) -> Self {
+        Self {
+            consumer: d.consumer,
+            found_at: d.found_at,
+            found_by: d.found_by.to_string(),
+            path: d.path,
+            notice_ends_at: d.notice_ends_at,
+            next_reminder_at: d.next_reminder_at,
+            notified_at: d.notified_at,
+            acknowledged_at: d.acknowledged_at,
+            acknowledged_by: d.acknowledged_by,
+            last_traffic_at: d.last_traffic_at,
+            extension_state: d.extension_state.map(|s| s.to_string()),
+            extension_until: d.extension_until,
+            extension_reason: d.extension_reason,
+            override_note: d.override_note,
+            overridden_by: d.overridden_by,
+            overridden_at: d.overridden_at,
+            retirement_id: d.retirement_id,
+            consumer_id: d.consumer_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl RetirementDependent {
+    /// Every notice to this dependent and how its delivery went.
+    async fn deliveries(&self, ctx: &Context<'_>) -> Result<Vec<NoticeDelivery>> {
+        Ok(services(ctx)?
+            .retirement_notices(self.retirement_id, Some(self.consumer_id))
+            .await?
+            .into_iter()
+            .map(NoticeDelivery::from)
+            .collect())
+    }
+}
+
+/// One notice and its delivery.
+#[derive(SimpleObject)]
+pub struct NoticeDelivery {
+    /// The notice id: the `webhook-id` of every attempt, and the email's Message-ID.
+    id: String,
+    retirement_id: ID,
+    /// The payload's `type`, e.g. `model.retirement.scheduled`.
+    kind: String,
+    /// `webhook` or `email`.
+    channel: String,
+    /// `pending`, `delivered`, `dead` or `cancelled`.
+    state: String,
+    attempts: i32,
+    next_attempt_at: Option<DateTime<Utc>>,
+    last_attempt_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<OutboxNotice> for NoticeDelivery {
+    fn from(n: OutboxNotice) -> Self {
+        let pending = n.state == crate::store::notices::NoticeState::Pending;
+        Self {
+            id: n.id,
+            retirement_id: ID(n.retirement_id.to_string()),
+            kind: n.kind,
+            channel: n.channel.as_str().to_owned(),
+            state: n.state.as_str().to_owned(),
+            attempts: n.attempts,
+            next_attempt_at: pending.then_some(n.next_attempt_at),
+            last_attempt_at: n.last_attempt_at,
+            last_error: n.last_error,
+            delivered_at: n.delivered_at,
+            created_at: n.created_at,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct ScheduleRetirementInput {
+    model: String,
+    /// One version (`2.1.0`), a semver range (`^1`, `>=1.4, <2`) or all (`*`).
+    versions: String,
+    reason: String,
+    /// At least the model tier's minimum notice from now.
+    effective_at: DateTime<Utc>,
+    replacement_model: Option<String>,
+    replacement_version: Option<String>,
+}
+
+fn parse_id(id: &ID) -> Result<i64> {
+    id.parse::<i64>()
+        .map_err(|_| super::error::validation(format!("{:?} is not a retirement id", id.as_str())))
+}
+
+#[derive(Default)]
+pub struct RetirementQuery;
+
+#[Object]
+impl RetirementQuery {
+    /// Retirements, by effective date: in any of `states` (all when absent), effective
+    /// in `[from, to)`.
+    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    async fn retirements(
+        &self,
+        ctx: &Context<'_>,
+        states: Option<Vec<RetirementStateGql>>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        #[graphql(default = 100)] first: i32,
+    ) -> Result<Vec<Retirement>> {
+        let states: Vec<domain::RetirementState> = states
+            .unwrap_or_default()
+            .into_iter()
+            .map(RetirementStateGql::domain)
+            .collect();
+        let limit =
+            u64::try_from(first).map_err(|_| super::error::validation("first must be positive"))?;
+        Ok(services(ctx)?
+            .retirements(&states, from, to, Some(limit))
+            .await?
+            .into_iter()
+            .map(Retirement::from)
+            .collect())
+    }
+
+    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    async fn retirement(&self, ctx: &Context<'_>, id: ID) -> Result<Retirement> {
+        Ok(services(ctx)?.retirement(parse_id(&id)?).await?.into())
+    }
+
+    /// Notices that could not be delivered, newest first.
+    #[graphql(guard = "RoleGuard::new(OVERSEERS)")]
+    async fn dead_letters(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: i32,
+    ) -> Result<Vec<NoticeDelivery>> {
+        let limit = u64::try_from(first)
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| super::error::validation("first must be between 1 and 500"))?;
+        Ok(services(ctx)?
+            .dead_letters(limit)
+            .await?
+            .into_iter()
+            .map(NoticeDelivery::from)
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct RetirementMutation;
+
+#[Object]
+impl RetirementMutation {
+    /// Schedules a retirement: every transitive dependent is found and notified.
+    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    async fn schedule_retirement(
+        &self,
+        ctx: &Context<'_>,
+        input: ScheduleRetirementInput,
+    ) -> Result<Retirement> {
+        let (retirement, _) = services(ctx)?
+            .schedule_retirement(
+                actor(ctx)?,
+                RetirementInput {
+                    model: input.model,
+                    versions: input.versions,
+                    reason: input.reason,
+                    effective_at: input.effective_at,
+                    replacement_model: input.replacement_model,
+                    replacement_version: input.replacement_version,
+                },
+            )
+            .await?;
+        Ok(retirement.into())
+    }
+
+    /// Cancels a pending retirement, with a written reason; dependents are told.
+    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    async fn cancel_retirement(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> Result<Retirement> {
+        Ok(services(ctx)?
+            .cancel_retirement(actor(ctx)?, parse_id(&id)?, &reason)
+            .await?
+            .into())
+    }
+
+    /// Acknowledges a retirement for one dependent (its owners, a token bound to it, or
+    /// governance).
+    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    async fn acknowledge_retirement(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        consumer: String,
+    ) -> Result<RetirementDependent> {
+        Ok(services(ctx)?
+            .acknowledge_retirement(actor(ctx)?, parse_id(&id)?, &consumer)
+            .await?
+            .into())
+    }
+}

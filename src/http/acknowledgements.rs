@@ -1,0 +1,111 @@
+//! The no-login acknowledgement pages behind the links in notices. The token in the path
+//! is the only credential (an expiring HMAC over purpose, retirement and dependent), so
+//! the pages are never cached, never leak it as a referrer, and load nothing from
+//! elsewhere. Opening the link (GET) only shows the notice: mail scanners prefetch links,
+//! and a prefetch must not acknowledge anything. The button POSTs.
+
+use super::{ApiError, AppState};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+
+/// Headers every page carries: the URL holds a credential.
+const HEADERS: [(header::HeaderName, &str); 4] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    (header::X_FRAME_OPTIONS, "DENY"),
+];
+
+pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let services = &state.services;
+    let page = async {
+        let claims = services.link_claims(&token)?;
+        let retirement = services.retirement(claims.retirement).await?;
+        let dependent = services
+            .retirement_dependents(claims.retirement)
+            .await?
+            .into_iter()
+            .find(|d| d.consumer_id == claims.dependent)
+            .ok_or_else(|| {
+                crate::service::ServiceError::NotFound(
+                    "this dependent is not on the retirement".into(),
+                )
+            })?;
+        let status = match dependent.acknowledged_at {
+            Some(at) => format!("<p>Acknowledged on {}.</p>", escape(&at.to_rfc3339())),
+            None if retirement.state.is_pending() => {
+                "<form method=\"post\"><button type=\"submit\">Acknowledge</button></form>".into()
+            }
+            None => format!("<p>This retirement is {}.</p>", retirement.state),
+        };
+        Ok::<_, crate::service::ServiceError>(format!(
+            "<p><strong>{}</strong> depends on <strong>{} {}</strong>, which retires on {}.</p>\
+             <p>Reason: {}</p><p>Your notice period ends on {}.</p>{status}",
+            escape(&dependent.consumer),
+            escape(retirement.model.as_str()),
+            escape(&retirement.selection.to_string()),
+            escape(&retirement.effective_at.to_rfc3339()),
+            escape(&retirement.reason),
+            escape(&dependent.notice_ends_at.to_rfc3339()),
+        ))
+    }
+    .await;
+    respond(page)
+}
+
+pub async fn acknowledge(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let done = state.services.acknowledge_by_link(&token).await.map(|d| {
+        format!(
+            "<p>Thank you: {} has acknowledged the retirement{}.</p>",
+            escape(&d.consumer),
+            d.acknowledged_at
+                .map(|at| format!(" (recorded {})", escape(&at.to_rfc3339())))
+                .unwrap_or_default()
+        )
+    });
+    respond(done)
+}
+
+fn respond(body: Result<String, crate::service::ServiceError>) -> Response {
+    match body {
+        Ok(body) => (
+            HEADERS,
+            Html(format!(
+                "<!doctype html><html><head><meta charset=\"utf-8\"><title>sunset: retirement notice</title></head><body>{body}</body></html>"
+            )),
+        )
+            .into_response(),
+        Err(e) => (HEADERS, ApiError::from(e)).into_response(),
+    }
+}
+
+/// HTML-escapes text for element content and quoted attributes.
+fn escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markup_in_text_is_escaped() {
+        assert_eq!(
+            super::escape("<script>\"a\" & 'b'</script>"),
+            "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
+        );
+    }
+}

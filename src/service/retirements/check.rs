@@ -1,0 +1,251 @@
+//! The periodic look at every pending retirement: new dependents found in the graph
+//! (declared since, or seen in traffic or downloads) are added with their own notice
+//! clock and told at once; last traffic is brought up to date; reminders that are due go
+//! out; and the state follows from the dependents: needs-decision while one's notice
+//! would end after the effective date, ready once the date has come and nobody holds the
+//! retirement back, scheduled otherwise.
+//!
+//! Runs from the scheduler once per tick across instances (`job_runs`), after each
+//! traffic scan, and from tests with an injected clock.
+
+use super::{Found, ServiceError, Services, not_found, outbox};
+use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::domain::{DependentStanding, FoundBy, RetirementState, Tier};
+use crate::store::notices as outbox_repo;
+use crate::store::retirements::{self as repo, Dependent, Retirement};
+use chrono::{DateTime, Utc};
+use notifiers::NoticeKind;
+use std::collections::{BTreeMap, HashMap};
+
+/// The most pending retirements one pass looks at.
+const MAX_PENDING: u64 = 10_000;
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub checked: usize,
+    pub new_dependents: usize,
+    pub reminders: usize,
+    pub state_changes: usize,
+}
+
+impl Services {
+    /// Looks at every pending retirement once; `found_by` says what prompted the look
+    /// (and so how a dependent found now is recorded).
+    pub async fn check_retirements(&self, found_by: FoundBy) -> Result<CheckReport, ServiceError> {
+        self.refresh_inventory().await?;
+        let pending: Vec<RetirementState> = RetirementState::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_pending())
+            .collect();
+        let retirements =
+            repo::list(self.store().reader(), &pending, None, None, MAX_PENDING).await?;
+        let mut report = CheckReport::default();
+        for r in retirements {
+            let tier = self.tier_of(&r).await?;
+            let found = self.find_dependents(&r.model, &r.affected_versions);
+            let step = self.check_one(r.id, tier, &found, found_by).await?;
+            report.checked += 1;
+            report.new_dependents += step.new_dependents;
+            report.reminders += step.reminders;
+            report.state_changes += step.state_changes;
+        }
+        if report.new_dependents + report.reminders > 0 {
+            self.wake_delivery();
+        }
+        Ok(report)
+    }
+
+    /// The scheduled check at `tick`, if this instance claims it first.
+    pub async fn run_scheduled_retirement_check(
+        &self,
+        tick: DateTime<Utc>,
+        instance: &str,
+    ) -> Result<Option<CheckReport>, ServiceError> {
+        let claimed = in_write_tx!(self, |tx| {
+            Ok(outbox_repo::claim_job_run(
+                tx.conn(),
+                "retirement-check",
+                tick,
+                instance,
+                self.now(),
+            )
+            .await?)
+        })?;
+        if !claimed {
+            return Ok(None);
+        }
+        self.check_retirements(FoundBy::GraphChange).await.map(Some)
+    }
+
+    async fn check_one(
+        &self,
+        id: i64,
+        tier: Tier,
+        found: &BTreeMap<i64, Found>,
+        found_by: FoundBy,
+    ) -> Result<CheckReport, ServiceError> {
+        in_write_tx!(self, |tx| {
+            let now = self.now();
+            let mut report = CheckReport::default();
+            let before = repo::find(tx.conn(), id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            if !before.state.is_pending() {
+                return Ok(report);
+            }
+            let policy = self.notice_policy();
+            let mut dependents: HashMap<i64, Dependent> = repo::dependents(tx.conn(), id)
+                .await?
+                .into_iter()
+                .map(|d| (d.consumer_id, d))
+                .collect();
+            let escalate_to = outbox::escalation_contacts(self, tx.conn(), &before).await?;
+            let mut audits = Vec::new();
+            let mut notices = Vec::new();
+
+            // Newly found dependents: their own notice clock, told at once.
+            let new: Vec<Dependent> = found
+                .values()
+                .filter(|f| !dependents.contains_key(&f.id))
+                .map(|f| {
+                    let notice_ends_at =
+                        (now + policy.tier(tier).min_notice).max(before.effective_at);
+                    f.dependent(
+                        id,
+                        found_by,
+                        now,
+                        notice_ends_at,
+                        policy.next_reminder(tier, now, notice_ends_at),
+                    )
+                })
+                .collect();
+            if !new.is_empty() {
+                repo::insert_dependents(tx.conn(), &new).await?;
+                notices.extend(self.notices_for(
+                    &before,
+                    NoticeKind::Scheduled,
+                    new.iter().map(|d| (d, &found[&d.consumer_id].consumer)),
+                    &escalate_to,
+                    now,
+                ));
+                for d in &new {
+                    audits.push(
+                        AuditEntry::new(
+                            ("retirement-check", "system"),
+                            Action::RetirementDependentAdded,
+                            SubjectType::Retirement,
+                            id.to_string(),
+                        )
+                        .after(d),
+                    );
+                }
+                report.new_dependents = new.len();
+            }
+
+            // Traffic seen since, and reminders due.
+            for d in dependents.values_mut() {
+                let mut changed = false;
+                let seen = found.get(&d.consumer_id).and_then(|f| f.last_traffic_at);
+                if seen > d.last_traffic_at {
+                    d.last_traffic_at = seen;
+                    changed = true;
+                }
+                if let Some(due) = d.next_reminder_at
+                    && due <= now
+                {
+                    d.next_reminder_at = if d.acknowledged_at.is_some() || d.overridden_at.is_some()
+                    {
+                        None
+                    } else {
+                        if let Some(c) = found.get(&d.consumer_id) {
+                            notices.extend(self.notices_for(
+                                &before,
+                                NoticeKind::Reminder,
+                                [(&*d, &c.consumer)],
+                                &[],
+                                now,
+                            ));
+                            report.reminders += 1;
+                        }
+                        policy.next_reminder(tier, now, d.notice_ends_at)
+                    };
+                    changed = true;
+                }
+                if changed {
+                    repo::update_dependent(tx.conn(), d).await?;
+                }
+            }
+            outbox_repo::insert(tx.conn(), &notices).await?;
+
+            // The state follows from the dependents.
+            let all: Vec<&Dependent> = dependents.values().chain(new.iter()).collect();
+            let next = next_state(&before, &all, now, policy.quiet_period);
+            // Out of needs-decision, a retirement is scheduled again before it can be ready.
+            let next = match (before.state, next) {
+                (RetirementState::NeedsDecision, RetirementState::Ready) => {
+                    RetirementState::Scheduled
+                }
+                (_, next) => next,
+            };
+            if next != before.state && before.state.may_become(next) {
+                let after = Retirement {
+                    state: next,
+                    sequence: before.sequence + 1,
+                    updated_at: now,
+                    ..before.clone()
+                };
+                repo::update(tx.conn(), &after).await?;
+                audits.push(
+                    AuditEntry::new(
+                        ("retirement-check", "system"),
+                        Action::RetirementStateChanged,
+                        SubjectType::Retirement,
+                        id.to_string(),
+                    )
+                    .before(&before)
+                    .after(&after),
+                );
+                report.state_changes = 1;
+                tracing::info!(retirement = id, from = %before.state, to = %next, "retirement state changed");
+            }
+            if !audits.is_empty() {
+                tx.append_audits(now, audits, self.service_key().audit_mac_key())
+                    .await?;
+            }
+            Ok(report)
+        })
+    }
+}
+
+/// Where a pending retirement stands given its dependents at `now`.
+fn next_state(
+    r: &Retirement,
+    dependents: &[&Dependent],
+    now: DateTime<Utc>,
+    quiet: chrono::Duration,
+) -> RetirementState {
+    let too_late = dependents
+        .iter()
+        .any(|d| d.overridden_at.is_none() && d.notice_ends_at > r.effective_at);
+    if too_late {
+        return RetirementState::NeedsDecision;
+    }
+    let holding = dependents.iter().any(|d| {
+        DependentStanding {
+            found_at: d.found_at,
+            notice_ends_at: d.notice_ends_at,
+            acknowledged: d.acknowledged_at.is_some(),
+            overridden: d.overridden_at.is_some(),
+            last_traffic_at: d.last_traffic_at,
+        }
+        .holding(now, quiet)
+        .is_some()
+    });
+    if now >= r.effective_at && !holding {
+        RetirementState::Ready
+    } else {
+        RetirementState::Scheduled
+    }
+}

@@ -1,0 +1,595 @@
+//! Retirements (AISVS 3.6.1): governance schedules one, the graph is walked for every
+//! transitive dependent, each is recorded with its own notice clock and told through the
+//! outbox in the same transaction; dependents acknowledge (by link or mutation) and may
+//! ask for more time; `check_retirements` finds new dependents, sends reminders and moves
+//! retirements to ready when nobody holds them back.
+//!
+//! Delivery itself is `service::delivery`: nothing here talks to a receiver.
+
+mod check;
+mod outbox;
+
+pub use check::CheckReport;
+pub(crate) use outbox::{escalation_contacts, new_notice_id};
+
+use super::{ServiceError, Services};
+use crate::attest::link_token::{LinkClaims, LinkPurpose};
+use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::auth::Actor;
+use crate::domain::{
+    ConsumerName, FoundBy, ModelName, ParseError, RetirementState, Role, Text, Tier, Version,
+    VersionRange,
+};
+use crate::graph::{ConsumerId, Query, Target};
+use crate::store::notices::{self as outbox_repo, OutboxNotice};
+use crate::store::registry as registry_repo;
+use crate::store::retirements::{self as repo, Dependent, Retirement};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// The most versions one retirement may cover.
+const MAX_VERSIONS: u64 = 10_000;
+/// The longest reason or justification accepted.
+const MAX_TEXT: usize = 4_000;
+/// The most retirements one list returns.
+pub const MAX_LIST: u64 = 500;
+
+/// What governance asks for.
+#[derive(Debug, Clone)]
+pub struct RetirementInput {
+    pub model: String,
+    /// One version (`2.1.0`), a semver range (`^1`, `>=1.4, <2`) or all (`*`).
+    pub versions: String,
+    pub reason: String,
+    pub effective_at: DateTime<Utc>,
+    pub replacement_model: Option<String>,
+    pub replacement_version: Option<String>,
+}
+
+/// A dependent as a walk of the graph found it.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub id: ConsumerId,
+    pub consumer: crate::domain::Consumer,
+    pub path: Vec<String>,
+    /// The last use seen on its own edge (scan or download evidence).
+    pub last_traffic_at: Option<DateTime<Utc>>,
+}
+
+impl Found {
+    /// This dependent as `retirement_id` records it when found at `at`: not yet told,
+    /// acknowledged or decided on.
+    fn dependent(
+        &self,
+        retirement_id: i64,
+        found_by: FoundBy,
+        at: DateTime<Utc>,
+        notice_ends_at: DateTime<Utc>,
+        next_reminder_at: Option<DateTime<Utc>>,
+    ) -> Dependent {
+        Dependent {
+            retirement_id,
+            consumer_id: self.id,
+            consumer: self.consumer.name.to_string(),
+            found_at: at,
+            found_by,
+            path: self.path.clone(),
+            notice_ends_at,
+            next_reminder_at,
+            notified_at: None,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            last_traffic_at: self.last_traffic_at,
+            extension_state: None,
+            extension_until: None,
+            extension_reason: None,
+            override_note: None,
+            overridden_by: None,
+            overridden_at: None,
+        }
+    }
+}
+
+/// Who may schedule, cancel and decide on retirements.
+fn require_governance(actor: &Actor, what: &str) -> Result<(), ServiceError> {
+    if actor.role == Role::Governance {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(format!(
+            "role {} may not {what}; governance may",
+            actor.role
+        )))
+    }
+}
+
+fn not_found(id: i64) -> ServiceError {
+    ServiceError::NotFound(format!("no retirement {id}"))
+}
+
+impl Services {
+    pub(crate) fn notice_policy(&self) -> &crate::domain::NoticePolicy {
+        &self.inner.notice_policy
+    }
+
+    /// Schedules the retirement of a model's versions and notifies every dependent.
+    pub async fn schedule_retirement(
+        &self,
+        actor: &Actor,
+        input: RetirementInput,
+    ) -> Result<(Retirement, Vec<Dependent>), ServiceError> {
+        let model = ModelName::parse(&input.model)?;
+        let selection = VersionRange::parse(&input.versions)?;
+        let reason = Text::parse("reason", &input.reason, MAX_TEXT)?;
+        if reason.as_str().is_empty() {
+            return Err(ParseError::new("reason", "must say why the model is retired").into());
+        }
+        let replacement_model = input
+            .replacement_model
+            .as_deref()
+            .map(ModelName::parse)
+            .transpose()?;
+        let replacement_version = input
+            .replacement_version
+            .as_deref()
+            .map(Version::parse)
+            .transpose()?;
+        if replacement_version.is_some() && replacement_model.is_none() {
+            return Err(ParseError::new(
+                "replacementVersion",
+                "needs replacementModel: a version of which model?",
+            )
+            .into());
+        }
+        require_governance(actor, "schedule retirements")?;
+        let now = self.now();
+        let reader = self.store().reader();
+        let (model_id, registered) = registry_repo::find_model(reader, &model)
+            .await?
+            .ok_or_else(|| super::inventory::no_model(&model))?;
+        self.notice_policy()
+            .check_effective(registered.tier, now, input.effective_at)
+            .map_err(|e| ParseError::new("effectiveAt", e.to_string()))?;
+        let versions: Vec<Version> =
+            registry_repo::list_versions(reader, model_id, &model, None, MAX_VERSIONS)
+                .await?
+                .into_iter()
+                .map(|v| v.version)
+                .filter(|&v| selection.matches(v))
+                .collect();
+        if versions.is_empty() {
+            return Err(ParseError::new(
+                "versions",
+                format!("no version of {model} matches {selection}"),
+            )
+            .into());
+        }
+        if let Some(rm) = &replacement_model {
+            let (rid, _) = registry_repo::find_model(reader, rm)
+                .await?
+                .ok_or_else(|| super::inventory::no_model(rm))?;
+            if let Some(rv) = replacement_version {
+                if rm == &model && versions.contains(&rv) {
+                    return Err(ParseError::new(
+                        "replacementVersion",
+                        format!("{rm}@{rv} is among the versions being retired"),
+                    )
+                    .into());
+                }
+                registry_repo::find_version(reader, rid, rm, rv)
+                    .await?
+                    .ok_or_else(|| ServiceError::NotFound(format!("no version {rm}@{rv}")))?;
+            }
+        }
+        // Catch up with changes other instances made, so the walk sees them.
+        self.refresh_inventory().await?;
+        let found = self.find_dependents(&model, &versions);
+        let tier = registered.tier;
+        let result = in_write_tx!(self, |tx| {
+            let now = self.now();
+            for pending in repo::pending_of_model(tx.conn(), model_id.0).await? {
+                if let Some(v) = pending
+                    .affected_versions
+                    .iter()
+                    .find(|v| versions.contains(v))
+                {
+                    return Err(ServiceError::Conflict(format!(
+                        "{model}@{v} is already being retired (retirement {}, {})",
+                        pending.id, pending.state
+                    )));
+                }
+            }
+            let mut retirement = Retirement {
+                id: 0,
+                model_id: model_id.0,
+                model: model.clone(),
+                selection: selection.clone(),
+                affected_versions: versions.clone(),
+                reason: reason.as_str().to_owned(),
+                effective_at: input.effective_at,
+                replacement_model: replacement_model.clone(),
+                replacement_version,
+                state: RetirementState::Scheduled,
+                sequence: 0,
+                decision_note: None,
+                created_at: now,
+                created_by: actor.name.clone(),
+                updated_at: now,
+            };
+            retirement.id = repo::insert(tx.conn(), &retirement).await?;
+            let next_reminder =
+                self.notice_policy()
+                    .next_reminder(tier, now, retirement.effective_at);
+            let dependents: Vec<Dependent> = found
+                .values()
+                .map(|f| {
+                    f.dependent(
+                        retirement.id,
+                        FoundBy::Scheduling,
+                        now,
+                        retirement.effective_at,
+                        next_reminder,
+                    )
+                })
+                .collect();
+            repo::insert_dependents(tx.conn(), &dependents).await?;
+            let escalate_to = outbox::escalation_contacts(self, tx.conn(), &retirement).await?;
+            let notices = self.notices_for(
+                &retirement,
+                notifiers::NoticeKind::Scheduled,
+                dependents
+                    .iter()
+                    .map(|d| (d, &found[&d.consumer_id].consumer)),
+                &escalate_to,
+                now,
+            );
+            outbox_repo::insert(tx.conn(), &notices).await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::RetirementScheduled,
+                SubjectType::Retirement,
+                retirement.id.to_string(),
+            )
+            .after(&serde_json::json!({
+                "retirement": &retirement,
+                "dependents": dependents.iter().map(|d| serde_json::json!({
+                    "consumer": d.consumer,
+                    "path": d.path,
+                    "noticeEndsAt": d.notice_ends_at,
+                })).collect::<Vec<_>>(),
+                "notices": notices.len(),
+            }));
+            self.append_audit(tx, now, entry).await?;
+            Ok((retirement, dependents))
+        })?;
+        tracing::info!(
+            retirement = result.0.id,
+            model = %model,
+            versions = %selection,
+            dependents = result.1.len(),
+            actor = %actor.name,
+            "retirement scheduled"
+        );
+        self.wake_delivery();
+        Ok(result)
+    }
+
+    /// Cancels a pending retirement; dependents are told nothing needs to change.
+    pub async fn cancel_retirement(
+        &self,
+        actor: &Actor,
+        id: i64,
+        reason: &str,
+    ) -> Result<Retirement, ServiceError> {
+        let reason = Text::parse_required("reason", reason, MAX_TEXT)?;
+        require_governance(actor, "cancel retirements")?;
+        let after = in_write_tx!(self, |tx| {
+            let now = self.now();
+            let before = repo::find(tx.conn(), id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            if !before.state.may_become(RetirementState::Cancelled) {
+                return Err(ServiceError::Conflict(format!(
+                    "retirement {id} is {}; only a pending retirement can be cancelled",
+                    before.state
+                )));
+            }
+            let after = Retirement {
+                state: RetirementState::Cancelled,
+                sequence: before.sequence + 1,
+                decision_note: Some(reason.as_str().to_owned()),
+                updated_at: now,
+                ..before.clone()
+            };
+            repo::update(tx.conn(), &after).await?;
+            // Whatever has not gone out yet need not: the cancellation supersedes it.
+            outbox_repo::cancel_pending(tx.conn(), id).await?;
+            let dependents = repo::dependents(tx.conn(), id).await?;
+            for d in &dependents {
+                repo::update_dependent(
+                    tx.conn(),
+                    &Dependent {
+                        next_reminder_at: None,
+                        ..d.clone()
+                    },
+                )
+                .await?;
+            }
+            let consumers = self.consumers_of(&dependents);
+            // A cancellation that reaches nobody needs no escalation.
+            let notices = self.notices_for(
+                &after,
+                notifiers::NoticeKind::Cancelled,
+                dependents
+                    .iter()
+                    .filter_map(|d| consumers.get(&d.consumer_id).map(|c| (d, c))),
+                &[],
+                now,
+            );
+            outbox_repo::insert(tx.conn(), &notices).await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::RetirementStateChanged,
+                SubjectType::Retirement,
+                id.to_string(),
+            )
+            .before(&before)
+            .after(&after);
+            self.append_audit(tx, now, entry).await?;
+            Ok(after)
+        })?;
+        tracing::info!(retirement = id, actor = %actor.name, "retirement cancelled");
+        self.wake_delivery();
+        Ok(after)
+    }
+
+    /// Acknowledges a retirement on behalf of one dependent: by a token bound to it, an
+    /// owner of its team, or governance.
+    pub async fn acknowledge_retirement(
+        &self,
+        actor: &Actor,
+        id: i64,
+        consumer: &str,
+    ) -> Result<Dependent, ServiceError> {
+        let consumer = ConsumerName::parse(consumer)?;
+        let consumer_id = self.graph_consumer_id(&consumer).await?;
+        let owner = self
+            .read_graph()
+            .consumer(consumer_id)
+            .map(|c| c.owner_team.clone());
+        let allowed = actor.role == Role::Governance
+            || actor.role == Role::Admin
+            || actor.consumer.as_ref() == Some(&consumer)
+            || (actor.role == Role::Owner && actor.team.is_some() && actor.team == owner);
+        if !allowed {
+            return Err(ServiceError::Forbidden(format!(
+                "only {consumer}'s owners, a token bound to it, or governance may acknowledge for it"
+            )));
+        }
+        self.acknowledge(id, consumer_id, &actor.name, actor.audit_identity())
+            .await
+    }
+
+    /// Acknowledges through the link in a notice: the token names the retirement and the
+    /// dependent, and needs no login.
+    pub async fn acknowledge_by_link(&self, token: &str) -> Result<Dependent, ServiceError> {
+        let claims = self.link_claims(token)?;
+        let by = format!("link:{}", claims.dependent);
+        self.acknowledge(
+            claims.retirement,
+            claims.dependent,
+            &by,
+            ("notice-link", "dependent"),
+        )
+        .await
+    }
+
+    /// What a notice link is for, if it is valid now.
+    pub fn link_claims(&self, token: &str) -> Result<LinkClaims, ServiceError> {
+        self.service_key()
+            .link_token_key()
+            .verify(token, LinkPurpose::Acknowledge, self.now())
+            .map_err(|e| ServiceError::Forbidden(e.to_string()))
+    }
+
+    async fn acknowledge(
+        &self,
+        id: i64,
+        consumer_id: ConsumerId,
+        by: &str,
+        identity: (&str, &str),
+    ) -> Result<Dependent, ServiceError> {
+        in_write_tx!(self, |tx| {
+            let now = self.now();
+            let retirement = repo::find(tx.conn(), id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            let before = repo::dependent(tx.conn(), id, consumer_id)
+                .await?
+                .ok_or_else(|| {
+                    ServiceError::NotFound(format!(
+                        "retirement {id} has no such dependent; it was not notified"
+                    ))
+                })?;
+            if !retirement.state.is_pending() {
+                return Err(ServiceError::Conflict(format!(
+                    "retirement {id} is {}; there is nothing left to acknowledge",
+                    retirement.state
+                )));
+            }
+            if before.acknowledged_at.is_some() {
+                // Opening the link twice is not an error: the first acknowledgement stands.
+                return Ok(before);
+            }
+            let after = Dependent {
+                acknowledged_at: Some(now),
+                acknowledged_by: Some(by.to_owned()),
+                next_reminder_at: None,
+                ..before.clone()
+            };
+            repo::update_dependent(tx.conn(), &after).await?;
+            let entry = AuditEntry::new(
+                identity,
+                Action::RetirementAcknowledged,
+                SubjectType::Retirement,
+                id.to_string(),
+            )
+            .before(&before)
+            .after(&after);
+            self.append_audit(tx, now, entry).await?;
+            Ok(after)
+        })
+    }
+
+    pub async fn retirement(&self, id: i64) -> Result<Retirement, ServiceError> {
+        repo::find(self.store().reader(), id)
+            .await?
+            .ok_or_else(|| not_found(id))
+    }
+
+    pub async fn retirements(
+        &self,
+        states: &[RetirementState],
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        limit: Option<u64>,
+    ) -> Result<Vec<Retirement>, ServiceError> {
+        let limit = limit.unwrap_or(100);
+        if limit == 0 || limit > MAX_LIST {
+            return Err(ParseError::new(
+                "limit",
+                format!("must be between 1 and {MAX_LIST}, not {limit}"),
+            )
+            .into());
+        }
+        Ok(repo::list(self.store().reader(), states, from, to, limit).await?)
+    }
+
+    pub async fn retirement_dependents(&self, id: i64) -> Result<Vec<Dependent>, ServiceError> {
+        Ok(repo::dependents(self.store().reader(), id).await?)
+    }
+
+    pub async fn retirement_notices(
+        &self,
+        id: i64,
+        consumer_id: Option<i64>,
+    ) -> Result<Vec<OutboxNotice>, ServiceError> {
+        Ok(outbox_repo::of_retirement(self.store().reader(), id, consumer_id).await?)
+    }
+
+    /// Notices that could not be delivered, newest first.
+    pub async fn dead_letters(&self, limit: u64) -> Result<Vec<OutboxNotice>, ServiceError> {
+        Ok(outbox_repo::in_state(
+            self.store().reader(),
+            crate::store::notices::NoticeState::Dead,
+            limit,
+        )
+        .await?)
+    }
+
+    /// Every consumer that depends on any of `versions` of `model`, transitively, stale
+    /// edges included (a consumer nobody has confirmed lately still deserves notice),
+    /// with the shortest explaining path.
+    pub(crate) fn find_dependents(
+        &self,
+        model: &ModelName,
+        versions: &[Version],
+    ) -> BTreeMap<ConsumerId, Found> {
+        let g = self.read_graph();
+        let q = Query {
+            transitive: true,
+            max_depth: u32::MAX,
+            include_stale: true,
+            limit: usize::MAX,
+            now: self.now(),
+            stale_after: self.inventory_settings().stale_after(),
+        };
+        let mut found: BTreeMap<ConsumerId, Found> = BTreeMap::new();
+        let Some(model_id) = g.model_id(model.as_str()) else {
+            return found;
+        };
+        for &v in versions {
+            let Some(answer) = g
+                .version_id(model_id, v)
+                .and_then(|id| g.dependents(id, &q))
+            else {
+                continue;
+            };
+            for reached in answer.reached {
+                let Target::Consumer(consumer) = reached.target else {
+                    continue;
+                };
+                let Some(id) = g.consumer_id(consumer.name.as_str()) else {
+                    continue;
+                };
+                let last_traffic_at = reached.path.first().and_then(|step| {
+                    step.evidence
+                        .iter()
+                        .filter(|e| !e.origin.is_declared())
+                        .map(|e| e.last_seen)
+                        .max()
+                });
+                let path: Vec<String> = reached.path.iter().map(step_label).collect();
+                match found.get_mut(&id) {
+                    Some(f) if f.path.len() <= path.len() => {
+                        f.last_traffic_at = f.last_traffic_at.max(last_traffic_at);
+                    }
+                    _ => {
+                        found.insert(
+                            id,
+                            Found {
+                                id,
+                                consumer,
+                                path,
+                                last_traffic_at,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// The consumers of `dependents` as the graph knows them now (a removed one is left
+    /// out: there is nobody left to tell).
+    fn consumers_of(
+        &self,
+        dependents: &[Dependent],
+    ) -> BTreeMap<ConsumerId, crate::domain::Consumer> {
+        let g = self.read_graph();
+        dependents
+            .iter()
+            .filter_map(|d| {
+                g.consumer(d.consumer_id)
+                    .map(|c| (d.consumer_id, c.clone()))
+            })
+            .collect()
+    }
+
+    async fn graph_consumer_id(&self, name: &ConsumerName) -> Result<ConsumerId, ServiceError> {
+        if let Some(id) = self.read_graph().consumer_id(name.as_str()) {
+            return Ok(id);
+        }
+        self.refresh_inventory().await?;
+        self.read_graph()
+            .consumer_id(name.as_str())
+            .ok_or_else(|| super::inventory::no_consumer(name))
+    }
+
+    /// The tier of a retirement's model, for its notice policy.
+    async fn tier_of(&self, retirement: &Retirement) -> Result<Tier, ServiceError> {
+        Ok(
+            registry_repo::find_model(self.store().reader(), &retirement.model)
+                .await?
+                .map(|(_, m)| m.tier)
+                .unwrap_or(Tier::Critical),
+        )
+    }
+}
+
+fn step_label(step: &crate::graph::Step) -> String {
+    match &step.range {
+        Some(range) => format!("{} {} {} (as {range})", step.from, step.kind, step.to),
+        None => format!("{} {} {}", step.from, step.kind, step.to),
+    }
+}

@@ -1,0 +1,361 @@
+//! The notice outbox. A notice is written in the transaction of the change that causes
+//! it; the delivery worker claims due notices (pushing their next attempt a lease ahead,
+//! so a worker that dies mid-delivery leaves them to be retried, never lost), makes its
+//! attempts outside any transaction, then records each outcome. On PostgreSQL the claim
+//! skips rows another instance holds locked (`FOR UPDATE SKIP LOCKED`); on SQLite the
+//! write lock already serialises claims.
+
+use super::entities::{job_run, notice};
+use super::{Backend, StoreError};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{LockBehavior, LockType, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+/// Where a notice stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeState {
+    /// Waiting for its next attempt (or being attempted, under a lease).
+    Pending,
+    Delivered,
+    /// Every attempt failed, or it could never be delivered: escalated.
+    Dead,
+    /// Its retirement was cancelled before it went out.
+    Cancelled,
+}
+
+impl NoticeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeState::Pending => "pending",
+            NoticeState::Delivered => "delivered",
+            NoticeState::Dead => "dead",
+            NoticeState::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(raw: &str) -> Result<Self, StoreError> {
+        Ok(match raw {
+            "pending" => NoticeState::Pending,
+            "delivered" => NoticeState::Delivered,
+            "dead" => NoticeState::Dead,
+            "cancelled" => NoticeState::Cancelled,
+            other => return Err(StoreError::Corrupt(format!("notice state {other:?}"))),
+        })
+    }
+}
+
+/// How a notice travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// To the consumer's webhook, with its secret, both read at each attempt.
+    Webhook,
+    Email,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Webhook => "webhook",
+            Channel::Email => "email",
+        }
+    }
+
+    fn parse(raw: &str) -> Result<Self, StoreError> {
+        match raw {
+            "webhook" => Ok(Channel::Webhook),
+            "email" => Ok(Channel::Email),
+            other => Err(StoreError::Corrupt(format!("notice channel {other:?}"))),
+        }
+    }
+}
+
+/// One notice in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxNotice {
+    pub id: String,
+    pub retirement_id: i64,
+    /// The dependent it is for; `None` for escalations to owners and governance.
+    pub consumer_id: Option<i64>,
+    /// The payload's `type`.
+    pub kind: String,
+    pub channel: Channel,
+    pub recipients: Vec<String>,
+    /// The JSON payload, as written: every attempt sends these exact bytes.
+    pub payload: String,
+    pub state: NoticeState,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl OutboxNotice {
+    /// `notice` to go out on `channel`, due at once; its id, kind and time are the
+    /// notice's own.
+    pub fn pending(
+        retirement_id: i64,
+        consumer_id: Option<i64>,
+        channel: Channel,
+        recipients: Vec<String>,
+        notice: &notifiers::Notice,
+    ) -> Self {
+        Self {
+            id: notice.id().to_owned(),
+            retirement_id,
+            consumer_id,
+            kind: notice.kind.as_str().to_owned(),
+            channel,
+            recipients,
+            payload: notice.to_json_string(),
+            state: NoticeState::Pending,
+            attempts: 0,
+            next_attempt_at: notice.timestamp,
+            last_attempt_at: None,
+            last_error: None,
+            delivered_at: None,
+            created_at: notice.timestamp,
+        }
+    }
+}
+
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    notices: &[OutboxNotice],
+) -> Result<(), StoreError> {
+    for chunk in super::statement_chunks(notices) {
+        notice::Entity::insert_many(chunk.iter().map(row))
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn row(n: &OutboxNotice) -> notice::ActiveModel {
+    notice::ActiveModel {
+        id: Set(n.id.clone()),
+        retirement_id: Set(n.retirement_id),
+        consumer_id: Set(n.consumer_id),
+        kind: Set(n.kind.clone()),
+        channel: Set(n.channel.as_str().to_owned()),
+        recipients: Set(serde_json::Value::from(n.recipients.clone()).to_string()),
+        payload: Set(n.payload.clone()),
+        state: Set(n.state.as_str().to_owned()),
+        attempts: Set(n.attempts),
+        next_attempt_at: Set(n.next_attempt_at),
+        last_attempt_at: Set(n.last_attempt_at),
+        last_error: Set(n.last_error.clone()),
+        delivered_at: Set(n.delivered_at),
+        created_at: Set(n.created_at),
+    }
+}
+
+/// Claims up to `limit` pending notices due at `now`: their next attempt moves to
+/// `lease_until`, so no other worker takes them meanwhile, and a worker that dies
+/// leaves them due again then. Run inside a write transaction.
+pub async fn claim_due(
+    conn: &impl ConnectionTrait,
+    backend: Backend,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<OutboxNotice>, StoreError> {
+    let mut q = notice::Entity::find()
+        .filter(notice::Column::State.eq(NoticeState::Pending.as_str()))
+        .filter(notice::Column::NextAttemptAt.lte(now))
+        .order_by_asc(notice::Column::NextAttemptAt)
+        .limit(limit);
+    if backend == Backend::Postgres {
+        q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let rows = q.all(conn).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    notice::Entity::update_many()
+        .col_expr(
+            notice::Column::NextAttemptAt,
+            sea_orm::sea_query::Expr::value(lease_until),
+        )
+        .filter(notice::Column::Id.is_in(rows.iter().map(|r| r.id.clone())))
+        .exec(conn)
+        .await?;
+    rows.into_iter().map(parse).collect()
+}
+
+/// Writes what an attempt changed: state, attempts, next attempt, error, delivery time.
+pub async fn record(conn: &impl ConnectionTrait, n: &OutboxNotice) -> Result<(), StoreError> {
+    notice::ActiveModel {
+        id: Set(n.id.clone()),
+        state: Set(n.state.as_str().to_owned()),
+        attempts: Set(n.attempts),
+        next_attempt_at: Set(n.next_attempt_at),
+        last_attempt_at: Set(n.last_attempt_at),
+        last_error: Set(n.last_error.clone()),
+        delivered_at: Set(n.delivered_at),
+        ..Default::default()
+    }
+    .update(conn)
+    .await?;
+    Ok(())
+}
+
+/// Cancels the pending notices of a retirement (it was cancelled before they went out).
+pub async fn cancel_pending(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+) -> Result<u64, StoreError> {
+    let done = notice::Entity::update_many()
+        .col_expr(
+            notice::Column::State,
+            sea_orm::sea_query::Expr::value(NoticeState::Cancelled.as_str()),
+        )
+        .filter(notice::Column::RetirementId.eq(retirement_id))
+        .filter(notice::Column::State.eq(NoticeState::Pending.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected)
+}
+
+/// The notices of a retirement, optionally of one consumer, oldest first.
+pub async fn of_retirement(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+    consumer_id: Option<i64>,
+) -> Result<Vec<OutboxNotice>, StoreError> {
+    let mut q = notice::Entity::find().filter(notice::Column::RetirementId.eq(retirement_id));
+    if let Some(c) = consumer_id {
+        q = q.filter(notice::Column::ConsumerId.eq(c));
+    }
+    q.order_by_asc(notice::Column::CreatedAt)
+        .order_by_asc(notice::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect()
+}
+
+/// Notices in `state`, newest first, at most `limit`.
+pub async fn in_state(
+    conn: &impl ConnectionTrait,
+    state: NoticeState,
+    limit: u64,
+) -> Result<Vec<OutboxNotice>, StoreError> {
+    notice::Entity::find()
+        .filter(notice::Column::State.eq(state.as_str()))
+        .order_by_desc(notice::Column::LastAttemptAt)
+        .order_by_asc(notice::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect()
+}
+
+/// How many notices are in `state`.
+pub async fn count_in_state(
+    conn: &impl ConnectionTrait,
+    state: NoticeState,
+) -> Result<u64, StoreError> {
+    use sea_orm::PaginatorTrait;
+    Ok(notice::Entity::find()
+        .filter(notice::Column::State.eq(state.as_str()))
+        .count(conn)
+        .await?)
+}
+
+/// The earliest next attempt of a pending notice, if any: when the worker should look
+/// again.
+pub async fn next_due(conn: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(notice::Entity::find()
+        .filter(notice::Column::State.eq(NoticeState::Pending.as_str()))
+        .order_by_asc(notice::Column::NextAttemptAt)
+        .one(conn)
+        .await?
+        .map(|r| r.next_attempt_at))
+}
+
+fn parse(r: notice::Model) -> Result<OutboxNotice, StoreError> {
+    Ok(OutboxNotice {
+        recipients: serde_json::from_str(&r.recipients)
+            .map_err(|e| StoreError::Corrupt(format!("notice {} recipients: {e}", r.id)))?,
+        channel: Channel::parse(&r.channel)?,
+        state: NoticeState::parse(&r.state)?,
+        id: r.id,
+        retirement_id: r.retirement_id,
+        consumer_id: r.consumer_id,
+        kind: r.kind,
+        payload: r.payload,
+        attempts: r.attempts,
+        next_attempt_at: r.next_attempt_at,
+        last_attempt_at: r.last_attempt_at,
+        last_error: r.last_error,
+        delivered_at: r.delivered_at,
+        created_at: r.created_at,
+    })
+}
+
+/// Claims the run of periodic `job` at `tick`; false when another instance has.
+pub async fn claim_job_run(
+    conn: &impl ConnectionTrait,
+    job: &str,
+    tick: DateTime<Utc>,
+    by: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let row = job_run::ActiveModel {
+        job: Set(job.to_owned()),
+        tick: Set(tick),
+        claimed_by: Set(by.to_owned()),
+        claimed_at: Set(at),
+    };
+    let inserted = job_run::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([job_run::Column::Job, job_run::Column::Tick])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Where a consumer's webhook notices go now: its name, URL and sealed secret.
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    pub name: String,
+    pub url: Option<String>,
+    pub sealed_secret: Option<String>,
+}
+
+/// The webhook targets of `consumers`, by id; a removed consumer is absent.
+pub async fn webhook_targets(
+    conn: &impl ConnectionTrait,
+    consumers: &[i64],
+) -> Result<std::collections::HashMap<i64, WebhookTarget>, StoreError> {
+    use super::entities::consumer;
+    let mut out = std::collections::HashMap::with_capacity(consumers.len());
+    for chunk in consumers.chunks(500) {
+        let rows = consumer::Entity::find()
+            .filter(consumer::Column::Id.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?;
+        for r in rows {
+            out.insert(
+                r.id,
+                WebhookTarget {
+                    name: r.name,
+                    url: r.webhook_url,
+                    sealed_secret: r.webhook_secret,
+                },
+            );
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,371 @@
+//! Retirements and the dependents each was announced to.
+
+use super::StoreError;
+use super::entities::{retirement, retirement_dependent};
+use crate::domain::{ExtensionState, FoundBy, ModelName, RetirementState, Version, VersionRange};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde::Serialize;
+
+/// A retirement, parsed. Serialised as audit records show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retirement {
+    pub id: i64,
+    #[serde(skip)]
+    pub model_id: i64,
+    pub model: ModelName,
+    #[serde(serialize_with = "display")]
+    pub selection: VersionRange,
+    #[serde(serialize_with = "display_all")]
+    pub affected_versions: Vec<Version>,
+    pub reason: String,
+    pub effective_at: DateTime<Utc>,
+    pub replacement_model: Option<ModelName>,
+    #[serde(serialize_with = "display_opt")]
+    pub replacement_version: Option<Version>,
+    pub state: RetirementState,
+    pub sequence: i32,
+    pub decision_note: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn display<S: serde::Serializer>(v: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn display_opt<S: serde::Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+fn display_all<S: serde::Serializer>(v: &[Version], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(ToString::to_string))
+}
+
+/// One dependent of a retirement, with its own notice clock.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependent {
+    pub retirement_id: i64,
+    pub consumer_id: i64,
+    pub consumer: String,
+    pub found_at: DateTime<Utc>,
+    pub found_by: FoundBy,
+    /// The explaining path when found, dependent first (`checkout uses fraud@^2`, …).
+    pub path: Vec<String>,
+    pub notice_ends_at: DateTime<Utc>,
+    pub next_reminder_at: Option<DateTime<Utc>>,
+    pub notified_at: Option<DateTime<Utc>>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub last_traffic_at: Option<DateTime<Utc>>,
+    pub extension_state: Option<ExtensionState>,
+    pub extension_until: Option<DateTime<Utc>>,
+    pub extension_reason: Option<String>,
+    pub override_note: Option<String>,
+    pub overridden_by: Option<String>,
+    pub overridden_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, r: &Retirement) -> Result<i64, StoreError> {
+    let row = retirement::ActiveModel {
+        model_id: Set(r.model_id),
+        model_name: Set(r.model.to_string()),
+        selection: Set(r.selection.to_string()),
+        affected_versions: Set(versions_json(&r.affected_versions)),
+        reason: Set(r.reason.clone()),
+        effective_at: Set(r.effective_at),
+        replacement_model: Set(r.replacement_model.as_ref().map(ToString::to_string)),
+        replacement_version: Set(r.replacement_version.map(|v| v.to_string())),
+        state: Set(r.state.as_str().to_owned()),
+        sequence: Set(r.sequence),
+        decision_note: Set(r.decision_note.clone()),
+        created_at: Set(r.created_at),
+        created_by: Set(r.created_by.clone()),
+        updated_at: Set(r.updated_at),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(row.id)
+}
+
+/// Writes what may change after scheduling: state, date, note and sequence.
+pub async fn update(conn: &impl ConnectionTrait, r: &Retirement) -> Result<(), StoreError> {
+    retirement::ActiveModel {
+        id: Set(r.id),
+        state: Set(r.state.as_str().to_owned()),
+        effective_at: Set(r.effective_at),
+        sequence: Set(r.sequence),
+        decision_note: Set(r.decision_note.clone()),
+        updated_at: Set(r.updated_at),
+        ..Default::default()
+    }
+    .update(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn find(conn: &impl ConnectionTrait, id: i64) -> Result<Option<Retirement>, StoreError> {
+    retirement::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(parse)
+        .transpose()
+}
+
+/// Retirements in any of `states` (all when empty) whose effective date falls in
+/// `[from, to)`, by effective date then id, at most `limit`.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    states: &[RetirementState],
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: u64,
+) -> Result<Vec<Retirement>, StoreError> {
+    use retirement::Column as C;
+    let mut q = retirement::Entity::find();
+    if !states.is_empty() {
+        q = q.filter(C::State.is_in(states.iter().map(|s| s.as_str())));
+    }
+    if let Some(from) = from {
+        q = q.filter(C::EffectiveAt.gte(from));
+    }
+    if let Some(to) = to {
+        q = q.filter(C::EffectiveAt.lt(to));
+    }
+    q.order_by_asc(C::EffectiveAt)
+        .order_by_asc(C::Id)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect()
+}
+
+/// The pending retirements of `model_id` (scheduled, needs-decision or ready).
+pub async fn pending_of_model(
+    conn: &impl ConnectionTrait,
+    model_id: i64,
+) -> Result<Vec<Retirement>, StoreError> {
+    let pending = RetirementState::ALL
+        .iter()
+        .filter(|s| s.is_pending())
+        .map(|s| s.as_str());
+    retirement::Entity::find()
+        .filter(retirement::Column::ModelId.eq(model_id))
+        .filter(retirement::Column::State.is_in(pending))
+        .order_by_asc(retirement::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect()
+}
+
+fn parse(r: retirement::Model) -> Result<Retirement, StoreError> {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("retirement {}: {what}: {e}", r.id))
+    };
+    let versions: Vec<String> =
+        serde_json::from_str(&r.affected_versions).map_err(|e| corrupt("versions", &e))?;
+    Ok(Retirement {
+        id: r.id,
+        model_id: r.model_id,
+        model: ModelName::parse(&r.model_name).map_err(|e| corrupt("model", &e))?,
+        selection: VersionRange::parse(&r.selection).map_err(|e| corrupt("selection", &e))?,
+        affected_versions: versions
+            .iter()
+            .map(|v| Version::parse(v))
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt("versions", &e))?,
+        reason: r.reason.clone(),
+        effective_at: r.effective_at,
+        replacement_model: r
+            .replacement_model
+            .as_deref()
+            .map(ModelName::parse)
+            .transpose()
+            .map_err(|e| corrupt("replacement", &e))?,
+        replacement_version: r
+            .replacement_version
+            .as_deref()
+            .map(Version::parse)
+            .transpose()
+            .map_err(|e| corrupt("replacement", &e))?,
+        state: RetirementState::parse(&r.state).map_err(|e| corrupt("state", &e))?,
+        sequence: r.sequence,
+        decision_note: r.decision_note.clone(),
+        created_at: r.created_at,
+        created_by: r.created_by.clone(),
+        updated_at: r.updated_at,
+    })
+}
+
+fn versions_json(v: &[Version]) -> String {
+    serde_json::Value::from(v.iter().map(ToString::to_string).collect::<Vec<_>>()).to_string()
+}
+
+/// Inserts dependents, many per statement.
+pub async fn insert_dependents(
+    conn: &impl ConnectionTrait,
+    dependents: &[Dependent],
+) -> Result<(), StoreError> {
+    for chunk in super::statement_chunks(dependents) {
+        retirement_dependent::Entity::insert_many(chunk.iter().map(dependent_row))
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes every field of a dependent that may change after it was found.
+pub async fn update_dependent(
+    conn: &impl ConnectionTrait,
+    d: &Dependent,
+) -> Result<(), StoreError> {
+    let mut row = dependent_row(d);
+    // The key and what was recorded when found stay as they are.
+    row.consumer_name = sea_orm::ActiveValue::NotSet;
+    row.found_at = sea_orm::ActiveValue::NotSet;
+    row.found_by = sea_orm::ActiveValue::NotSet;
+    row.path = sea_orm::ActiveValue::NotSet;
+    row.update(conn).await?;
+    Ok(())
+}
+
+fn dependent_row(d: &Dependent) -> retirement_dependent::ActiveModel {
+    retirement_dependent::ActiveModel {
+        retirement_id: Set(d.retirement_id),
+        consumer_id: Set(d.consumer_id),
+        consumer_name: Set(d.consumer.clone()),
+        found_at: Set(d.found_at),
+        found_by: Set(d.found_by.as_str().to_owned()),
+        path: Set(serde_json::Value::from(d.path.clone()).to_string()),
+        notice_ends_at: Set(d.notice_ends_at),
+        next_reminder_at: Set(d.next_reminder_at),
+        notified_at: Set(d.notified_at),
+        acknowledged_at: Set(d.acknowledged_at),
+        acknowledged_by: Set(d.acknowledged_by.clone()),
+        last_traffic_at: Set(d.last_traffic_at),
+        extension_state: Set(d.extension_state.map(|s| s.as_str().to_owned())),
+        extension_until: Set(d.extension_until),
+        extension_reason: Set(d.extension_reason.clone()),
+        override_note: Set(d.override_note.clone()),
+        overridden_by: Set(d.overridden_by.clone()),
+        overridden_at: Set(d.overridden_at),
+    }
+}
+
+/// The dependents of a retirement, by name.
+pub async fn dependents(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+) -> Result<Vec<Dependent>, StoreError> {
+    retirement_dependent::Entity::find()
+        .filter(retirement_dependent::Column::RetirementId.eq(retirement_id))
+        .order_by_asc(retirement_dependent::Column::ConsumerName)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse_dependent)
+        .collect()
+}
+
+pub async fn dependent(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+    consumer_id: i64,
+) -> Result<Option<Dependent>, StoreError> {
+    retirement_dependent::Entity::find_by_id((retirement_id, consumer_id))
+        .one(conn)
+        .await?
+        .map(parse_dependent)
+        .transpose()
+}
+
+/// Stamps the first delivery of a notice to each of `consumers`, leaving earlier
+/// stamps as they are.
+pub async fn mark_notified(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+    consumers: &[i64],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if consumers.is_empty() {
+        return Ok(());
+    }
+    retirement_dependent::Entity::update_many()
+        .col_expr(
+            retirement_dependent::Column::NotifiedAt,
+            Expr::value(Some(at)),
+        )
+        .filter(retirement_dependent::Column::RetirementId.eq(retirement_id))
+        .filter(retirement_dependent::Column::ConsumerId.is_in(consumers.iter().copied()))
+        .filter(retirement_dependent::Column::NotifiedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Dependents whose next reminder is due at `now`, of pending retirements, at most
+/// `limit`.
+pub async fn reminders_due(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Dependent>, StoreError> {
+    retirement_dependent::Entity::find()
+        .filter(retirement_dependent::Column::NextReminderAt.lte(now))
+        .order_by_asc(retirement_dependent::Column::NextReminderAt)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse_dependent)
+        .collect()
+}
+
+fn parse_dependent(r: retirement_dependent::Model) -> Result<Dependent, StoreError> {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!(
+            "dependent {} of retirement {}: {what}: {e}",
+            r.consumer_id, r.retirement_id
+        ))
+    };
+    Ok(Dependent {
+        retirement_id: r.retirement_id,
+        consumer_id: r.consumer_id,
+        consumer: r.consumer_name.clone(),
+        found_at: r.found_at,
+        found_by: FoundBy::parse(&r.found_by).map_err(|e| corrupt("found by", &e))?,
+        path: serde_json::from_str(&r.path).map_err(|e| corrupt("path", &e))?,
+        notice_ends_at: r.notice_ends_at,
+        next_reminder_at: r.next_reminder_at,
+        notified_at: r.notified_at,
+        acknowledged_at: r.acknowledged_at,
+        acknowledged_by: r.acknowledged_by.clone(),
+        last_traffic_at: r.last_traffic_at,
+        extension_state: r
+            .extension_state
+            .as_deref()
+            .map(ExtensionState::parse)
+            .transpose()
+            .map_err(|e| corrupt("extension", &e))?,
+        extension_until: r.extension_until,
+        extension_reason: r.extension_reason.clone(),
+        override_note: r.override_note.clone(),
+        overridden_by: r.overridden_by.clone(),
+        overridden_at: r.overridden_at,
+    })
+}

@@ -1,0 +1,747 @@
+//! Retirements end to end: scheduling walks the graph and notifies every dependent
+//! through real receivers (wiremock servers that check each Standard Webhooks signature,
+//! an in-process SMTP server); acknowledgement links; retries, dead letters, escalation
+//! and 410 Gone; new dependents and reminders under an injected clock.
+
+use crate::support::{Backend, TestApp};
+use chrono::{DateTime, Duration, Utc};
+use notifiers::testing::{ReceivedMail, smtp_sink};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use sunset::auth::Actor;
+use sunset::clock::ManualClock;
+use sunset::service::{ConsumerInput, EdgeSpec};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const PUBLIC_URL: &str = "https://sunset.test";
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+/// Mails received so far (the SMTP server has them before it answers the sender).
+fn mails(rx: &Receiver<ReceivedMail>) -> Vec<ReceivedMail> {
+    rx.try_iter().collect()
+}
+
+/// Matches requests whose Standard Webhooks signature verifies under `secret` at the
+/// injected time `now`.
+struct SignedWith {
+    secret: String,
+    now: DateTime<Utc>,
+}
+
+impl wiremock::Match for SignedWith {
+    fn matches(&self, request: &Request) -> bool {
+        use notifiers::standard_webhooks::{Headers, Message, Secret};
+        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+        let headers = Headers {
+            id: header("webhook-id"),
+            timestamp: header("webhook-timestamp"),
+            signature: header("webhook-signature"),
+        };
+        let secret = Secret::parse(&self.secret).expect("a whsec secret");
+        Message::parse(&headers, self.now, 300).is_ok_and(|m| m.verify(&secret, &request.body))
+    }
+}
+
+struct World {
+    app: TestApp,
+    clock: Arc<ManualClock>,
+    mail: Receiver<ReceivedMail>,
+    governance: String,
+    receiver: MockServer,
+    /// checkout's notice-webhook secret.
+    checkout_secret: String,
+}
+
+/// fraud (high tier: 30 days' notice) at 2.0.0, 2.1.0 and 3.0.0; `checkout` uses ^2
+/// and takes webhooks and email; `billing` depends on checkout (email only);
+/// `analytics` uses 3.0.0, which is not retired.
+async fn world(backend: Backend) -> World {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let (port, mail) = smtp_sink().await.expect("an SMTP server");
+    let app = TestApp::spawn_with(backend, clock.clone(), |s| {
+        // The tests drive delivery and checks themselves, at the injected time.
+        s.notifications.deliver = false;
+        s.retirement.check_schedule = "0 0 0 1 1 * 2099".into();
+        s.notifications.public_url = Some(PUBLIC_URL.into());
+        s.notifications.governance_contacts = vec!["governance@example.org".into()];
+        s.notifications.smtp = Some(toml_smtp(port));
+    })
+    .await;
+    let owner = app.token("ml-owner", "owner", Some("ml")).await;
+    app.create_model(&owner, "fraud", "ml").await;
+    for v in ["2.0.0", "2.1.0", "3.0.0"] {
+        app.gql_ok(
+            &owner,
+            "mutation($m: String!, $v: String!) { createVersion(input: { model: $m, version: $v }) { version } }",
+            json!({ "m": "fraud", "v": v }),
+        )
+        .await;
+    }
+    let receiver = MockServer::start().await;
+    let admin = Actor::local_operator();
+    let s = &app.services;
+    let checkout = s
+        .declare_consumer(
+            &admin,
+            ConsumerInput {
+                name: "checkout".into(),
+                kind: "service".into(),
+                owner_team: "payments".into(),
+                environment: "prod".into(),
+                contacts: vec!["payments@example.org".into()],
+                webhook_url: Some(format!("{}/checkout", receiver.uri())),
+            },
+        )
+        .await
+        .expect("checkout");
+    for (name, contacts) in [
+        ("billing", vec!["billing@example.org".to_owned()]),
+        ("analytics", vec!["bi@example.org".to_owned()]),
+    ] {
+        s.declare_consumer(
+            &admin,
+            ConsumerInput {
+                name: name.into(),
+                kind: "service".into(),
+                owner_team: "finance".into(),
+                environment: "prod".into(),
+                contacts,
+                webhook_url: None,
+            },
+        )
+        .await
+        .expect("consumer");
+    }
+    let uses = |c: &str, v: &str| EdgeSpec::Uses {
+        consumer: c.into(),
+        model: "fraud".into(),
+        version: v.into(),
+    };
+    s.declare_edge(&admin, uses("checkout", "^2"))
+        .await
+        .expect("edge");
+    s.declare_edge(&admin, uses("analytics", "3.0.0"))
+        .await
+        .expect("edge");
+    s.declare_edge(
+        &admin,
+        EdgeSpec::DependsOn {
+            consumer: "billing".into(),
+            target: "checkout".into(),
+        },
+    )
+    .await
+    .expect("edge");
+    let governance = app.token("gov", "governance", None).await;
+    World {
+        app,
+        clock,
+        mail,
+        governance,
+        receiver,
+        checkout_secret: checkout.webhook_secret.expect("a secret, shown once"),
+    }
+}
+
+fn toml_smtp(port: u16) -> sunset::config::SmtpConfig {
+    sunset::config::SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        security: notifiers::email::Security::Plain,
+        username: None,
+        password: None,
+        from: "sunset <sunset@example.org>".into(),
+        timeout_secs: 5,
+    }
+}
+
+const SCHEDULE: &str = "mutation($i: ScheduleRetirementInput!) { scheduleRetirement(input: $i) { id state versions affectedVersions effectiveAt } }";
+const DETAIL: &str = "query($id: ID!) { retirement(id: $id) { state sequence noticeSummary { total pending delivered dead } dependents { consumer foundBy path noticeEndsAt notifiedAt acknowledgedAt acknowledgedBy deliveries { id kind channel state attempts lastError } } } }";
+
+async fn schedule(w: &World, effective: DateTime<Utc>) -> Value {
+    w.app
+        .gql(
+            &w.governance,
+            SCHEDULE,
+            json!({ "i": {
+                "model": "fraud", "versions": "^2", "reason": "superseded by 3.0",
+                "effectiveAt": effective.to_rfc3339(),
+                "replacementModel": "fraud", "replacementVersion": "3.0.0",
+            }}),
+        )
+        .await
+}
+
+async fn detail(w: &World, id: &str) -> Value {
+    w.app
+        .gql_ok(&w.governance, DETAIL, json!({ "id": id }))
+        .await["retirement"]
+        .clone()
+}
+
+fn dependent<'a>(detail: &'a Value, name: &str) -> &'a Value {
+    detail["dependents"]
+        .as_array()
+        .expect("dependents")
+        .iter()
+        .find(|d| d["consumer"] == name)
+        .unwrap_or_else(|| panic!("{name} among {detail:#}"))
+}
+
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(world(Backend::Sqlite).await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)(world(Backend::Postgres).await).await
+            }
+        }
+    };
+}
+
+on_both!(
+    scheduling_notifies_every_transitive_dependent_by_signed_webhook_and_email,
+    |w: World| async move {
+        // Too early for a high-tier model: refused with the earliest date, nothing written.
+        let refused = schedule(&w, t0() + Duration::days(10)).await;
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "VALIDATION",
+            "{refused:#}"
+        );
+        let message = refused["errors"][0]["message"].as_str().expect("message");
+        assert!(message.contains("at least 30 days' notice"), "{message}");
+        assert!(message.contains("2026-12-31T10:00:00Z"), "{message}");
+        let none = w
+            .app
+            .gql_ok(&w.governance, "{ retirements { id } }", json!({}))
+            .await;
+        assert_eq!(none["retirements"], json!([]));
+
+        // Only governance schedules.
+        let owner = w.app.token("other-owner", "owner", Some("ml")).await;
+        let forbidden = w.app.gql(&owner, SCHEDULE, json!({ "i": {
+        "model": "fraud", "versions": "^2", "reason": "x", "effectiveAt": (t0() + Duration::days(40)).to_rfc3339() }})).await;
+        assert_eq!(
+            forbidden["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{forbidden:#}"
+        );
+
+        Mock::given(method("POST"))
+            .and(path("/checkout"))
+            .and(SignedWith {
+                secret: w.checkout_secret.clone(),
+                now: t0(),
+            })
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(&w.receiver)
+            .await;
+        let effective = t0() + Duration::days(30);
+        let done = schedule(&w, effective).await;
+        assert!(done.get("errors").is_none(), "{done:#}");
+        let r = &done["data"]["scheduleRetirement"];
+        assert_eq!(r["state"], "SCHEDULED");
+        assert_eq!(r["affectedVersions"], json!(["2.0.0", "2.1.0"]));
+        let id = r["id"].as_str().expect("id").to_owned();
+
+        // Written in the scheduling transaction, sent by the worker.
+        let before = detail(&w, &id).await;
+        assert_eq!(before["noticeSummary"]["pending"], 3, "{before:#}");
+        let report = w
+            .app
+            .services
+            .deliver_due_notices()
+            .await
+            .expect("delivery");
+        assert_eq!((report.delivered, report.dead), (3, 0), "{report:?}");
+
+        // The webhook: signed with checkout's own secret, the notice id as webhook-id.
+        let got = w.receiver.received_requests().await.expect("requests");
+        assert_eq!(got.len(), 1);
+        let body: Value = serde_json::from_slice(&got[0].body).expect("json");
+        assert_eq!(body["type"], "model.retirement.scheduled");
+        assert_eq!(body["data"]["dependent"], "checkout");
+        assert_eq!(body["data"]["versions"], "^2");
+        assert_eq!(body["data"]["replacement"]["version"], "3.0.0");
+        assert_eq!(
+            got[0].headers["webhook-id"],
+            body["data"]["noticeId"].as_str().expect("id")
+        );
+        let ack = body["data"]["acknowledgeUrl"].as_str().expect("link");
+        assert!(
+            ack.starts_with("https://sunset.test/v1/acknowledgements/v1."),
+            "{ack}"
+        );
+
+        // Email to both dependents' contacts, the transitive one included.
+        let mut to: Vec<String> = mails(&w.mail).into_iter().flat_map(|m| m.to).collect();
+        to.sort();
+        assert_eq!(to, ["billing@example.org", "payments@example.org"]);
+
+        let after = detail(&w, &id).await;
+        let names: Vec<&str> = after["dependents"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|d| d["consumer"].as_str().expect("name"))
+            .collect();
+        assert_eq!(names, ["billing", "checkout"], "analytics uses 3.0.0 only");
+        let billing = dependent(&after, "billing");
+        assert_eq!(
+            billing["path"],
+            json!([
+                "billing depends_on checkout",
+                "checkout uses fraud@2.0.0 (as ^2)"
+            ])
+        );
+        assert_eq!(billing["foundBy"], "scheduling");
+        assert!(billing["notifiedAt"].is_string(), "{billing:#}");
+        assert_eq!(
+            DateTime::parse_from_rfc3339(billing["noticeEndsAt"].as_str().expect("end"))
+                .expect("time"),
+            effective
+        );
+        assert_eq!(
+            dependent(&after, "checkout")["deliveries"]
+                .as_array()
+                .expect("deliveries")
+                .len(),
+            2
+        );
+        assert_eq!(after["noticeSummary"]["delivered"], 3);
+
+        // Audited, with the snapshot of dependents; a second overlapping retirement is refused.
+        let audit = w.app.gql_ok(&w.app.token("auditor", "auditor", None).await, "{ auditLog(filter: { action: \"retirement.scheduled\" }) { edges { node { subject after } } } }", json!({})).await;
+        let after_json = audit["auditLog"]["edges"][0]["node"]["after"]
+            .as_str()
+            .expect("after")
+            .to_owned();
+        assert!(
+            after_json.contains("\"billing\"") && after_json.contains("\"checkout\""),
+            "{after_json}"
+        );
+        let again = schedule(&w, effective).await;
+        assert_eq!(
+            again["errors"][0]["extensions"]["code"], "CONFLICT",
+            "{again:#}"
+        );
+    }
+);
+
+on_both!(
+    a_dependent_acknowledges_through_the_link_in_its_notice,
+    |w: World| async move {
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&w.receiver)
+            .await;
+        let effective = t0() + Duration::days(30);
+        let id = schedule(&w, effective).await["data"]["scheduleRetirement"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        w.app
+            .services
+            .deliver_due_notices()
+            .await
+            .expect("delivery");
+        let got = w.receiver.received_requests().await.expect("requests");
+        let body: Value = serde_json::from_slice(&got[0].body).expect("json");
+        let link = body["data"]["acknowledgeUrl"]
+            .as_str()
+            .expect("link")
+            .replace(PUBLIC_URL, &w.app.address);
+
+        // Opening the link shows the notice and acknowledges nothing (mail scanners open links).
+        let page = w.app.client.get(&link).send().await.expect("page");
+        assert_eq!(page.status(), 200);
+        assert_eq!(page.headers()["cache-control"], "no-store");
+        assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+        let html = page.text().await.expect("html");
+        assert!(
+            html.contains("<form method=\"post\">") && html.contains("checkout"),
+            "{html}"
+        );
+        assert!(dependent(&detail(&w, &id).await, "checkout")["acknowledgedAt"].is_null());
+
+        // A link altered by one character is refused, and changes nothing.
+        let mut forged = link.clone();
+        let last = forged.pop().expect("a char");
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        let refused = w.app.client.post(&forged).send().await.expect("post");
+        assert_eq!(refused.status(), 403);
+
+        let posted = w.app.client.post(&link).send().await.expect("post");
+        assert_eq!(posted.status(), 200);
+        let checkout = dependent(&detail(&w, &id).await, "checkout").clone();
+        assert!(checkout["acknowledgedAt"].is_string(), "{checkout:#}");
+        assert!(
+            checkout["acknowledgedBy"]
+                .as_str()
+                .expect("by")
+                .starts_with("link:")
+        );
+        // A second click is harmless.
+        assert_eq!(
+            w.app
+                .client
+                .post(&link)
+                .send()
+                .await
+                .expect("post")
+                .status(),
+            200
+        );
+
+        // billing acknowledges through the API with its owners' token.
+        let finance = w.app.token("finance-owner", "owner", Some("finance")).await;
+        let ack = "mutation($id: ID!, $c: String!) { acknowledgeRetirement(id: $id, consumer: $c) { consumer acknowledgedAt } }";
+        let outsider = w.app.token("ml-owner-2", "owner", Some("ml")).await;
+        let no = w
+            .app
+            .gql(&outsider, ack, json!({ "id": id, "c": "billing" }))
+            .await;
+        assert_eq!(no["errors"][0]["extensions"]["code"], "FORBIDDEN", "{no:#}");
+        let yes = w
+            .app
+            .gql_ok(&finance, ack, json!({ "id": id, "c": "billing" }))
+            .await;
+        assert!(yes["acknowledgeRetirement"]["acknowledgedAt"].is_string());
+
+        // Both acknowledged: ready once the notice has run out, not before.
+        w.clock.set(effective - Duration::seconds(1));
+        w.app
+            .services
+            .check_retirements(sunset::domain::FoundBy::GraphChange)
+            .await
+            .expect("check");
+        assert_eq!(detail(&w, &id).await["state"], "SCHEDULED");
+        w.clock.set(effective);
+        let report = w
+            .app
+            .services
+            .check_retirements(sunset::domain::FoundBy::GraphChange)
+            .await
+            .expect("check");
+        assert_eq!(report.state_changes, 1);
+        assert_eq!(detail(&w, &id).await["state"], "READY");
+        let audit = w.app.gql_ok(&w.app.token("auditor", "auditor", None).await, "{ auditLog(filter: { action: \"retirement.acknowledged\" }) { edges { node { actor } } } }", json!({})).await;
+        assert_eq!(
+            audit["auditLog"]["edges"].as_array().expect("nodes").len(),
+            2,
+            "{audit:#}"
+        );
+    }
+);
+
+on_both!(
+    a_failing_receiver_is_retried_with_backoff_then_dead_lettered_and_escalated,
+    |w: World| async move {
+        // Down for two attempts, then back.
+        Mock::given(method("POST"))
+            .and(path("/checkout"))
+            .respond_with(ResponseTemplate::new(500))
+            .up_to_n_times(2)
+            .mount(&w.receiver)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/checkout"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&w.receiver)
+            .await;
+        let id = schedule(&w, t0() + Duration::days(30)).await["data"]["scheduleRetirement"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let first = w
+            .app
+            .services
+            .deliver_due_notices()
+            .await
+            .expect("delivery");
+        assert_eq!((first.delivered, first.retrying), (2, 1), "{first:?}");
+        // Not due again until the backoff has passed.
+        assert_eq!(
+            w.app
+                .services
+                .deliver_due_notices()
+                .await
+                .expect("delivery")
+                .attempted,
+            0
+        );
+        w.clock.advance(Duration::seconds(7));
+        assert_eq!(
+            w.app
+                .services
+                .deliver_due_notices()
+                .await
+                .expect("delivery")
+                .retrying,
+            1
+        );
+        w.clock.advance(Duration::seconds(4));
+        assert_eq!(
+            w.app
+                .services
+                .deliver_due_notices()
+                .await
+                .expect("delivery")
+                .attempted,
+            0,
+            "the second wait is about 5 minutes"
+        );
+        w.clock.advance(Duration::minutes(6));
+        assert_eq!(
+            w.app
+                .services
+                .deliver_due_notices()
+                .await
+                .expect("delivery")
+                .delivered,
+            1
+        );
+        let checkout = dependent(&detail(&w, &id).await, "checkout").clone();
+        let webhook = checkout["deliveries"]
+            .as_array()
+            .expect("d")
+            .iter()
+            .find(|d| d["channel"] == "webhook")
+            .expect("webhook")
+            .clone();
+        assert_eq!(
+            (webhook["state"].as_str(), webhook["attempts"].as_i64()),
+            (Some("delivered"), Some(3))
+        );
+        // Every attempt carried the same webhook-id.
+        let ids: std::collections::BTreeSet<String> = w
+            .receiver
+            .received_requests()
+            .await
+            .expect("r")
+            .iter()
+            .map(|r| r.headers["webhook-id"].to_str().expect("id").to_owned())
+            .collect();
+        assert_eq!(ids.len(), 1);
+
+        // A receiver that never comes back (connection refused): every attempt, then a dead
+        // letter, escalated to the model's owners and governance.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        w.app
+            .services
+            .declare_consumer(
+                &Actor::local_operator(),
+                ConsumerInput {
+                    name: "checkout".into(),
+                    kind: "service".into(),
+                    owner_team: "payments".into(),
+                    environment: "prod".into(),
+                    contacts: vec![],
+                    webhook_url: Some(format!("http://127.0.0.1:{closed}/gone-for-good")),
+                },
+            )
+            .await
+            .expect("redeclare");
+        let cancel = "mutation($id: ID!) { cancelRetirement(id: $id, reason: \"superseded by another plan\") { state } }";
+        w.app
+            .gql_ok(&w.governance, cancel, json!({ "id": id }))
+            .await;
+        let _ = mails(&w.mail);
+        let mut dead = 0;
+        for _ in 0..20 {
+            let r = w
+                .app
+                .services
+                .deliver_due_notices()
+                .await
+                .expect("delivery");
+            dead += r.dead;
+            w.clock.advance(Duration::hours(30));
+        }
+        assert_eq!(dead, 1, "the cancellation notice to checkout's webhook");
+        let letters = w
+            .app
+            .gql_ok(
+                &w.governance,
+                "{ deadLetters { kind channel attempts lastError } }",
+                json!({}),
+            )
+            .await;
+        let letter = &letters["deadLetters"][0];
+        assert_eq!(
+            (letter["kind"].as_str(), letter["attempts"].as_i64()),
+            (Some("model.retirement.cancelled"), Some(10)),
+            "{letters:#}"
+        );
+        assert!(
+            !letter["lastError"]
+                .as_str()
+                .expect("error")
+                .contains(&closed.to_string()),
+            "no URL in errors"
+        );
+        let escalations: Vec<ReceivedMail> = mails(&w.mail)
+            .into_iter()
+            .filter(|m| m.data.contains("Undeliverable"))
+            .collect();
+        assert_eq!(escalations.len(), 1);
+        let mut to = escalations[0].to.clone();
+        to.sort();
+        assert_eq!(to, ["governance@example.org", "ml@example.org"]);
+    }
+);
+
+on_both!(
+    a_receiver_answering_410_has_its_webhook_disabled_and_its_owners_told,
+    |w: World| async move {
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(410))
+            .mount(&w.receiver)
+            .await;
+        schedule(&w, t0() + Duration::days(30)).await;
+        let r = w
+            .app
+            .services
+            .deliver_due_notices()
+            .await
+            .expect("delivery");
+        assert_eq!((r.delivered, r.dead), (2, 1), "{r:?}");
+        let consumer = w
+            .app
+            .gql_ok(
+                &w.app.admin,
+                "{ consumer(name: \"checkout\") { webhookUrl } }",
+                json!({}),
+            )
+            .await;
+        assert!(consumer["consumer"]["webhookUrl"].is_null(), "{consumer:#}");
+        let _ = w
+            .app
+            .services
+            .deliver_due_notices()
+            .await
+            .expect("follow-ups");
+        let subjects: Vec<String> = mails(&w.mail)
+            .iter()
+            .filter_map(|m| {
+                m.data
+                    .lines()
+                    .find(|l| l.starts_with("Subject:"))
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert!(
+            subjects
+                .iter()
+                .any(|s| s.contains("Notice webhook of checkout disabled")),
+            "{subjects:?}"
+        );
+        let audit = w.app.gql_ok(&w.app.token("auditor", "auditor", None).await, "{ auditLog(filter: { action: \"consumer.webhook_disabled\" }) { edges { node { subject } } } }", json!({})).await;
+        assert_eq!(audit["auditLog"]["edges"][0]["node"]["subject"], "checkout");
+    }
+);
+
+on_both!(
+    a_dependent_found_later_gets_its_own_notice_and_may_need_a_decision,
+    |w: World| async move {
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&w.receiver)
+            .await;
+        let effective = t0() + Duration::days(30);
+        let id = schedule(&w, effective).await["data"]["scheduleRetirement"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        w.app
+            .services
+            .deliver_due_notices()
+            .await
+            .expect("delivery");
+        let _ = mails(&w.mail);
+
+        // Ten days on, analytics starts using ^2 too: 30 days from now ends after the date.
+        w.clock.advance(Duration::days(10));
+        w.app
+            .services
+            .declare_edge(
+                &Actor::local_operator(),
+                EdgeSpec::Uses {
+                    consumer: "analytics".into(),
+                    model: "fraud".into(),
+                    version: "2.1.0".into(),
+                },
+            )
+            .await
+            .expect("edge");
+        let report = w
+            .app
+            .services
+            .check_retirements(sunset::domain::FoundBy::GraphChange)
+            .await
+            .expect("check");
+        assert_eq!(
+            (report.new_dependents, report.state_changes),
+            (1, 1),
+            "{report:?}"
+        );
+        let d = detail(&w, &id).await;
+        assert_eq!(d["state"], "NEEDS_DECISION");
+        let analytics = dependent(&d, "analytics");
+        assert_eq!(analytics["foundBy"], "graph-change");
+        assert_eq!(
+            DateTime::parse_from_rfc3339(analytics["noticeEndsAt"].as_str().expect("end"))
+                .expect("t"),
+            t0() + Duration::days(40)
+        );
+        // Told at once.
+        w.app
+            .services
+            .deliver_due_notices()
+            .await
+            .expect("delivery");
+        let mut told: Vec<(String, bool)> = mails(&w.mail)
+            .into_iter()
+            .map(|m| {
+                (
+                    m.to.join(","),
+                    m.data.contains("Subject: [sunset] Reminder:"),
+                )
+            })
+            .collect();
+        told.sort();
+        // analytics' first notice; the others had their Monday reminder meanwhile.
+        assert_eq!(
+            told,
+            [
+                ("bi@example.org".into(), false),
+                ("billing@example.org".into(), true),
+                ("payments@example.org".into(), true)
+            ]
+        );
+        // Checking again finds nobody new.
+        let again = w
+            .app
+            .services
+            .check_retirements(sunset::domain::FoundBy::GraphChange)
+            .await
+            .expect("check");
+        assert_eq!(again.new_dependents, 0);
+    }
+);

@@ -4,7 +4,7 @@
 
 use super::guard::{ANY_ROLE, RoleGuard, actor, services};
 use crate::domain::{self, Role};
-use crate::service::RetirementInput;
+use crate::service::{Requester, RetirementInput};
 use crate::store::notices::OutboxNotice;
 use crate::store::retirements::{Dependent, Retirement as StoredRetirement};
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject};
@@ -359,6 +359,93 @@ impl RetirementMutation {
     ) -> Result<Retirement> {
         Ok(services(ctx)?
             .cancel_retirement(actor(ctx)?, parse_id(&id)?, &reason)
+            .await?
+            .into())
+    }
+
+    /// Moves a pending retirement's date later; every dependent's notice runs at least
+    /// to it, and each is told.
+    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    async fn postpone_retirement(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        effective_at: DateTime<Utc>,
+        reason: String,
+    ) -> Result<Retirement> {
+        Ok(services(ctx)?
+            .postpone_retirement(actor(ctx)?, parse_id(&id)?, effective_at, &reason)
+            .await?
+            .into())
+    }
+
+    /// Accepts that dependents found late get less than their full notice (it ends on
+    /// the effective date); needs a written justification.
+    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    async fn accept_shorter_notice(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        justification: String,
+    ) -> Result<Retirement> {
+        Ok(services(ctx)?
+            .accept_shorter_notice(actor(ctx)?, parse_id(&id)?, &justification)
+            .await?
+            .into())
+    }
+
+    /// Releases named dependents from holding the retirement back, with a written
+    /// justification.
+    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    async fn override_dependents(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        consumers: Vec<String>,
+        justification: String,
+    ) -> Result<Vec<RetirementDependent>> {
+        Ok(services(ctx)?
+            .override_dependents(actor(ctx)?, parse_id(&id)?, &consumers, &justification)
+            .await?
+            .into_iter()
+            .map(RetirementDependent::from)
+            .collect())
+    }
+
+    /// A dependent asks for its notice to run until `until` (its owners, a token bound
+    /// to it, or governance).
+    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    async fn request_extension(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        consumer: String,
+        until: DateTime<Utc>,
+        reason: String,
+    ) -> Result<RetirementDependent> {
+        Ok(services(ctx)?
+            .request_extension(
+                Requester::Actor(actor(ctx)?, &consumer),
+                parse_id(&id)?,
+                until,
+                &reason,
+            )
+            .await?
+            .into())
+    }
+
+    /// Grants or refuses a dependent's request for more time, with a note.
+    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    async fn decide_extension(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        consumer: String,
+        grant: bool,
+        note: String,
+    ) -> Result<RetirementDependent> {
+        Ok(services(ctx)?
+            .decide_extension(actor(ctx)?, parse_id(&id)?, &consumer, grant, &note)
             .await?
             .into())
     }

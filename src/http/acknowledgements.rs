@@ -37,9 +37,15 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> R
             })?;
         let status = match dependent.acknowledged_at {
             Some(at) => format!("<p>Acknowledged on {}.</p>", escape(&at.to_rfc3339())),
-            None if retirement.state.is_pending() => {
-                "<form method=\"post\"><button type=\"submit\">Acknowledge</button></form>".into()
-            }
+            None if retirement.state.is_pending() => format!(
+                "<form method=\"post\"><button type=\"submit\">Acknowledge</button></form>\
+                 <h2>Need more time?</h2>\
+                 <form method=\"post\" action=\"{}/extension\">\
+                 <label>Until (YYYY-MM-DD) <input name=\"until\" required pattern=\"\\d{{4}}-\\d{{2}}-\\d{{2}}\"></label>\
+                 <label>Why <textarea name=\"reason\" required minlength=\"10\" maxlength=\"4000\"></textarea></label>\
+                 <button type=\"submit\">Ask for an extension</button></form>",
+                escape(&token)
+            ),
             None => format!("<p>This retirement is {}.</p>", retirement.state),
         };
         Ok::<_, crate::service::ServiceError>(format!(
@@ -68,6 +74,46 @@ pub async fn acknowledge(State(state): State<AppState>, Path(token): Path<String
         )
     });
     respond(done)
+}
+
+/// The extension form of the page.
+#[derive(serde::Deserialize)]
+pub struct ExtensionForm {
+    until: String,
+    reason: String,
+}
+
+pub async fn request_extension(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    axum::Form(form): axum::Form<ExtensionForm>,
+) -> Response {
+    let services = &state.services;
+    let asked = async {
+        let claims = services.link_claims(&token)?;
+        let until = chrono::NaiveDate::parse_from_str(form.until.trim(), "%Y-%m-%d")
+            .map_err(|_| {
+                crate::domain::ParseError::new("until", "must be a date written YYYY-MM-DD")
+            })?
+            .and_hms_opt(23, 59, 59)
+            .map(|t| t.and_utc())
+            .ok_or_else(|| crate::domain::ParseError::new("until", "is not a valid date"))?;
+        let d = services
+            .request_extension(
+                crate::service::Requester::Link(&token),
+                claims.retirement,
+                until,
+                &form.reason,
+            )
+            .await?;
+        Ok(format!(
+            "<p>Your request for {} to have until {} has been sent to governance.</p>",
+            escape(&d.consumer),
+            escape(&until.to_rfc3339())
+        ))
+    }
+    .await;
+    respond(asked)
 }
 
 fn respond(body: Result<String, crate::service::ServiceError>) -> Response {

@@ -64,6 +64,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             "/v1/acknowledgements/{token}",
             get(acknowledgements::show).post(acknowledgements::acknowledge),
         )
+        .route(
+            "/v1/acknowledgements/{token}/extension",
+            axum::routing::post(acknowledgements::request_extension),
+        )
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(RequestBodyLimitLayer::new(16 * 1024));
     let authenticated = graphql_api

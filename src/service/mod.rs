@@ -52,7 +52,7 @@ pub use error::ServiceError;
 pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent};
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
-pub use retirements::{CheckReport, RetirementInput};
+pub use retirements::{CheckReport, Requester, RetirementInput};
 pub use rollback::ROLLBACK_ROLES;
 pub use scans::{ScanProgress, ScanReport};
 

@@ -18,6 +18,31 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         &["governance"],
     ),
     (
+        "postponeRetirement",
+        "mutation { postponeRetirement(id: \"999\", effectiveAt: \"2099-06-01T00:00:00Z\", reason: \"more time for everyone\") { id } }",
+        &["governance"],
+    ),
+    (
+        "acceptShorterNotice",
+        "mutation { acceptShorterNotice(id: \"999\", justification: \"agreed with the late team\") { id } }",
+        &["governance"],
+    ),
+    (
+        "overrideDependents",
+        "mutation { overrideDependents(id: \"999\", consumers: [\"c-none\"], justification: \"decommissioned anyway\") { consumer } }",
+        &["governance"],
+    ),
+    (
+        "requestExtension",
+        "mutation { requestExtension(id: \"999\", consumer: \"c-none\", until: \"2099-06-01T00:00:00Z\", reason: \"migration takes longer\") { consumer } }",
+        EVERY_ROLE,
+    ),
+    (
+        "decideExtension",
+        "mutation { decideExtension(id: \"999\", consumer: \"c-none\", grant: true, note: \"fair enough, granted\") { consumer } }",
+        &["governance"],
+    ),
+    (
         "acknowledgeRetirement",
         "mutation { acknowledgeRetirement(id: \"999\", consumer: \"c-none\") { consumer } }",
         EVERY_ROLE,

@@ -181,34 +181,12 @@ impl Services {
 
             // The state follows from the dependents.
             let all: Vec<&Dependent> = dependents.values().chain(new.iter()).collect();
-            let next = next_state(&before, &all, now, policy.quiet_period);
-            // Out of needs-decision, a retirement is scheduled again before it can be ready.
-            let next = match (before.state, next) {
-                (RetirementState::NeedsDecision, RetirementState::Ready) => {
-                    RetirementState::Scheduled
-                }
-                (_, next) => next,
-            };
-            if next != before.state && before.state.may_become(next) {
-                let after = Retirement {
-                    state: next,
-                    sequence: before.sequence + 1,
-                    updated_at: now,
-                    ..before.clone()
-                };
-                repo::update(tx.conn(), &after).await?;
-                audits.push(
-                    AuditEntry::new(
-                        ("retirement-check", "system"),
-                        Action::RetirementStateChanged,
-                        SubjectType::Retirement,
-                        id.to_string(),
-                    )
-                    .before(&before)
-                    .after(&after),
-                );
+            if let Some((_, entry)) = self
+                .follow_dependents(tx, &before, &all, now, ("retirement-check", "system"))
+                .await?
+            {
+                audits.push(entry);
                 report.state_changes = 1;
-                tracing::info!(retirement = id, from = %before.state, to = %next, "retirement state changed");
             }
             if !audits.is_empty() {
                 tx.append_audits(now, audits, self.service_key().audit_mac_key())
@@ -216,6 +194,47 @@ impl Services {
             }
             Ok(report)
         })
+    }
+}
+
+impl Services {
+    /// Moves `before` to the state its dependents give at `now`, when that is a move it
+    /// may make; returns the retirement after and the audit record of the change, for the
+    /// caller to append with the rest of its transaction.
+    pub(super) async fn follow_dependents(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        before: &Retirement,
+        dependents: &[&Dependent],
+        now: DateTime<Utc>,
+        by: (&str, &str),
+    ) -> Result<Option<(Retirement, AuditEntry)>, ServiceError> {
+        let next = next_state(before, dependents, now, self.notice_policy().quiet_period);
+        // Out of needs-decision, a retirement is scheduled again before it can be ready.
+        let next = match (before.state, next) {
+            (RetirementState::NeedsDecision, RetirementState::Ready) => RetirementState::Scheduled,
+            (_, next) => next,
+        };
+        if next == before.state || !before.state.may_become(next) {
+            return Ok(None);
+        }
+        let after = Retirement {
+            state: next,
+            sequence: before.sequence + 1,
+            updated_at: now,
+            ..before.clone()
+        };
+        repo::update(tx.conn(), &after).await?;
+        let entry = AuditEntry::new(
+            by,
+            Action::RetirementStateChanged,
+            SubjectType::Retirement,
+            before.id.to_string(),
+        )
+        .before(before)
+        .after(&after);
+        tracing::info!(retirement = before.id, from = %before.state, to = %next, "retirement state changed");
+        Ok(Some((after, entry)))
     }
 }
 

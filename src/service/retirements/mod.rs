@@ -7,9 +7,11 @@
 //! Delivery itself is `service::delivery`: nothing here talks to a receiver.
 
 mod check;
+mod decisions;
 mod outbox;
 
 pub use check::CheckReport;
+pub use decisions::Requester;
 pub(crate) use outbox::{escalation_contacts, new_notice_id};
 
 use super::{ServiceError, Services};
@@ -351,20 +353,7 @@ impl Services {
         consumer: &str,
     ) -> Result<Dependent, ServiceError> {
         let consumer = ConsumerName::parse(consumer)?;
-        let consumer_id = self.graph_consumer_id(&consumer).await?;
-        let owner = self
-            .read_graph()
-            .consumer(consumer_id)
-            .map(|c| c.owner_team.clone());
-        let allowed = actor.role == Role::Governance
-            || actor.role == Role::Admin
-            || actor.consumer.as_ref() == Some(&consumer)
-            || (actor.role == Role::Owner && actor.team.is_some() && actor.team == owner);
-        if !allowed {
-            return Err(ServiceError::Forbidden(format!(
-                "only {consumer}'s owners, a token bound to it, or governance may acknowledge for it"
-            )));
-        }
+        let consumer_id = self.may_act_for(actor, &consumer).await?;
         self.acknowledge(id, consumer_id, &actor.name, actor.audit_identity())
             .await
     }

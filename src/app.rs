@@ -77,6 +77,8 @@ pub struct Application {
     retirement_checks: cron::Schedule,
     /// Whether this instance runs the notice delivery worker.
     deliver: bool,
+    /// Whether it checks retirements as soon as the inventory changes.
+    watch_inventory: bool,
     clock: Arc<dyn Clock>,
 }
 
@@ -118,6 +120,7 @@ impl Application {
             schedule,
             retirement_checks,
             deliver: settings.notifications.deliver,
+            watch_inventory: settings.retirement.watch_inventory,
             clock,
         })
     }
@@ -146,6 +149,9 @@ impl Application {
         let delivery = self
             .deliver
             .then(|| tokio::spawn(self.services.clone().run_delivery()));
+        let watch = self
+            .watch_inventory
+            .then(|| tokio::spawn(self.services.clone().run_retirement_watch()));
         let jobs =
             crate::scheduler::spawn_checkpoints(self.services.clone(), self.schedule, self.clock);
         // Other instances change the inventory too; follow them until the process ends.
@@ -173,6 +179,9 @@ impl Application {
         };
         jobs.abort();
         checks.abort();
+        if let Some(w) = watch {
+            w.abort();
+        }
         if let Some(d) = delivery {
             d.abort();
         }

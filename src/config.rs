@@ -130,6 +130,9 @@ pub struct RetirementSettings {
     /// When pending retirements are looked at (new dependents, reminders, deadlines): a
     /// cron expression with seconds, in UTC. One instance runs each tick.
     pub check_schedule: String,
+    /// Whether to look at pending retirements as soon as a committed inventory change
+    /// touches their model, besides the schedule.
+    pub watch_inventory: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,6 +163,7 @@ impl Default for RetirementSettings {
             standard: tier(7, &["0 0 9 * * Mon,Thu"]),
             no_traffic_days: 14,
             check_schedule: "0 * * * * *".into(),
+            watch_inventory: true,
         }
     }
 }

@@ -36,7 +36,10 @@ pub struct Mutation(
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(inventory::InventorySubscription);
+pub struct Subscription(
+    inventory::InventorySubscription,
+    retirements::RetirementSubscription,
+);
 
 pub type SunsetSchema = Schema<Query, Mutation, Subscription>;
 

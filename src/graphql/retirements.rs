@@ -7,8 +7,11 @@ use crate::domain::{self, Role};
 use crate::service::{Requester, RetirementInput};
 use crate::store::notices::OutboxNotice;
 use crate::store::retirements::{Dependent, Retirement as StoredRetirement};
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject, Subscription,
+};
 use chrono::{DateTime, Utc};
+use futures_util::Stream;
 
 const GOVERNANCE: &[Role] = &[Role::Governance];
 /// Who may see dead letters: they name recipients' systems and what went wrong.
@@ -463,5 +466,61 @@ impl RetirementMutation {
             .acknowledge_retirement(actor(ctx)?, parse_id(&id)?, &consumer)
             .await?
             .into())
+    }
+}
+
+/// One committed change of a retirement.
+#[derive(SimpleObject)]
+pub struct RetirementUpdate {
+    retirement_id: ID,
+    /// `scheduled`, `cancelled`, `decided`, `acknowledged`, `extension-requested` or
+    /// `checked` (dependents found, state moved).
+    change: String,
+    /// Changes this subscriber missed because it read too slowly; query to catch up.
+    missed: u64,
+}
+
+#[derive(Default)]
+pub struct RetirementSubscription;
+
+#[Subscription]
+impl RetirementSubscription {
+    /// Pushes each committed change of a retirement made through this instance (of the
+    /// one named by `id`, or of any).
+    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    async fn retirement_updated(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+    ) -> Result<impl Stream<Item = RetirementUpdate> + use<>> {
+        let only = id.as_ref().map(parse_id).transpose()?;
+        let events = services(ctx)?.retirement_events();
+        Ok(futures_util::stream::unfold(
+            events,
+            move |mut events| async move {
+                loop {
+                    match events.recv().await {
+                        Ok(e) if only.is_none_or(|id| id == e.retirement) => {
+                            let update = RetirementUpdate {
+                                retirement_id: ID(e.retirement.to_string()),
+                                change: e.change.to_owned(),
+                                missed: 0,
+                            };
+                            return Some((update, events));
+                        }
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            let update = RetirementUpdate {
+                                retirement_id: ID(String::new()),
+                                change: "unknown".into(),
+                                missed: n,
+                            };
+                            return Some((update, events));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        ))
     }
 }

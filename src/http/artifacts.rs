@@ -77,6 +77,17 @@ pub async fn download(
             headers.insert("repr-digest", v);
         }
     }
+    // The version is going away: say so to every client and gateway that fetches it.
+    match state.services.pending_retirement_of(&model, &version).await {
+        Ok(Some(r)) => {
+            super::sunset_headers::SunsetNotice::of(&r, state.services.retirement_url(r.id))
+                .apply(response.headers_mut())
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look up a pending retirement for the Sunset header")
+        }
+    }
     Ok(response)
 }
 

@@ -13,9 +13,8 @@ mod boms;
 mod error;
 mod health;
 mod hooks;
+mod retirements;
 mod subscriptions;
-// Used by downloads and the status endpoint once retirements exist (issue 5).
-#[allow(dead_code)]
 mod sunset_headers;
 
 pub use auth::Authenticated;
@@ -84,6 +83,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             "/v1/models/{model}/versions/{version}/artifacts/{*path}",
             artifact,
         )
+        .route(
+            "/v1/models/{model}/versions/{version}/status",
+            get(retirements::version_status),
+        )
+        .route("/v1/retirements/{id}", get(retirements::retirement))
+        .route("/v1/retirements.ics", get(retirements::calendar))
         .route(
             "/v1/models/{model}/versions/{version}/signature",
             axum::routing::put(artifacts::put_signature).layer(DefaultBodyLimit::max(

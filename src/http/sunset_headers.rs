@@ -6,6 +6,17 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use chrono::{DateTime, Utc};
 
+impl SunsetNotice {
+    /// The headers' facts for a pending retirement, linking to it over the API.
+    pub(crate) fn of(r: &crate::store::retirements::Retirement, link: String) -> Self {
+        Self {
+            deprecated_at: r.created_at,
+            sunset_at: r.effective_at,
+            link,
+        }
+    }
+}
+
 /// What a response says about a version's retirement.
 #[derive(Debug, Clone)]
 pub(crate) struct SunsetNotice {
@@ -35,7 +46,7 @@ impl SunsetNotice {
             }
         }
         for rel in ["deprecation", "sunset"] {
-            let link = format!("<{}>; rel=\"{rel}\"; type=\"text/html\"", self.link);
+            let link = format!("<{}>; rel=\"{rel}\"; type=\"application/json\"", self.link);
             if let Ok(v) = HeaderValue::from_str(&link) {
                 headers.append(axum::http::header::LINK, v);
             }
@@ -70,8 +81,8 @@ mod tests {
         assert_eq!(
             links,
             [
-                "<https://sunset.example/v1/retirements/7>; rel=\"deprecation\"; type=\"text/html\"",
-                "<https://sunset.example/v1/retirements/7>; rel=\"sunset\"; type=\"text/html\"",
+                "<https://sunset.example/v1/retirements/7>; rel=\"deprecation\"; type=\"application/json\"",
+                "<https://sunset.example/v1/retirements/7>; rel=\"sunset\"; type=\"application/json\"",
             ]
         );
 

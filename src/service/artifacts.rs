@@ -381,6 +381,29 @@ impl Services {
         {
             tracing::error!(%consumer, artifact = %subject, error = %e, "could not record a download as observed usage");
         }
+        // A download during a notice period is evidence too: the caller may be a
+        // dependent nobody knew of, who must be told at once. Checked before the body
+        // flows, so the notice is in the outbox when the client has its first byte; a
+        // failure is logged, never the client's problem.
+        if actor.consumer.is_some() {
+            match self
+                .pending_retirement_of(model.as_str(), &version.to_string())
+                .await
+            {
+                Ok(Some(r)) => {
+                    if let Err(e) = self
+                        .check_retirement(r.id, crate::domain::FoundBy::Download)
+                        .await
+                    {
+                        tracing::warn!(retirement = r.id, error = %e, "checking a retirement after a download failed");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "looking up retirements after a download failed")
+                }
+            }
+        }
         let services = self.clone();
         let actor = actor.clone();
         let rest = futures_util::stream::unfold(Some(plain_rx), move |rx| {

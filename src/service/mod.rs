@@ -52,7 +52,9 @@ pub use error::ServiceError;
 pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent};
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
-pub use retirements::{CheckReport, Requester, RetirementInput};
+pub use retirements::{
+    CheckReport, MAX_LIST as MAX_RETIREMENT_LIST, Requester, RetirementEvent, RetirementInput,
+};
 pub use rollback::ROLLBACK_ROLES;
 pub use scans::{ScanProgress, ScanReport};
 
@@ -94,6 +96,8 @@ struct Inner {
     channels: std::sync::OnceLock<Result<std::sync::Arc<delivery::Channels>, String>>,
     /// Wakes the delivery worker after a commit that wrote notices.
     delivery_wake: tokio::sync::Notify,
+    /// Committed retirement changes made through this instance, for subscriptions.
+    retirement_events: tokio::sync::broadcast::Sender<RetirementEvent>,
 }
 
 impl Services {
@@ -131,6 +135,7 @@ impl Services {
                 public_url,
                 channels: std::sync::OnceLock::new(),
                 delivery_wake: tokio::sync::Notify::new(),
+                retirement_events: tokio::sync::broadcast::channel(256).0,
                 registration_queue: std::sync::OnceLock::new(),
                 receipts_pruned_at: std::sync::atomic::AtomicI64::new(0),
                 changes_pruned_at: std::sync::atomic::AtomicI64::new(0),

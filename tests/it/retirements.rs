@@ -63,6 +63,10 @@ struct World {
 /// and takes webhooks and email; `billing` depends on checkout (email only);
 /// `analytics` uses 3.0.0, which is not retired.
 async fn world(backend: Backend) -> World {
+    world_with(backend, |_| {}).await
+}
+
+async fn world_with(backend: Backend, adjust: impl FnOnce(&mut sunset::config::Settings)) -> World {
     let clock = Arc::new(ManualClock::new(t0()));
     let (port, mail) = smtp_sink().await.expect("an SMTP server");
     let app = TestApp::spawn_with(backend, clock.clone(), |s| {
@@ -72,6 +76,8 @@ async fn world(backend: Backend) -> World {
         s.notifications.public_url = Some(PUBLIC_URL.into());
         s.notifications.governance_contacts = vec!["governance@example.org".into()];
         s.notifications.smtp = Some(toml_smtp(port));
+        s.retirement.watch_inventory = false;
+        adjust(s);
     })
     .await;
     let owner = app.token("ml-owner", "owner", Some("ml")).await;
@@ -963,3 +969,265 @@ on_both!(
         }
     }
 );
+
+on_both!(
+    downloads_during_the_notice_carry_sunset_headers_and_find_new_dependents,
+    |w: World| async move {
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&w.receiver)
+            .await;
+        let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
+        let put = w
+            .app
+            .client
+            .put(format!(
+                "{}/v1/models/fraud/versions/2.1.0/artifacts/model.bin",
+                w.app.address
+            ))
+            .bearer_auth(&owner)
+            .body(vec![7u8; 1000])
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(put.status(), 201);
+        let effective = t0() + Duration::days(30);
+        let id = schedule(&w, effective).await["data"]["scheduleRetirement"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        w.app
+            .services
+            .deliver_due_notices()
+            .await
+            .expect("delivery");
+        let _ = mails(&w.mail);
+
+        // A system nobody declared as a dependent downloads a retired version.
+        w.app
+            .services
+            .declare_consumer(
+                &Actor::local_operator(),
+                ConsumerInput {
+                    name: "batch-scorer".into(),
+                    kind: "job".into(),
+                    owner_team: "risk".into(),
+                    environment: "prod".into(),
+                    contacts: vec!["risk@example.org".into()],
+                    webhook_url: None,
+                },
+            )
+            .await
+            .expect("consumer");
+        let token = w
+            .app
+            .consumer_token("batch-token", "reader", "batch-scorer")
+            .await;
+        w.clock.advance(Duration::days(2));
+        let got = w
+            .app
+            .client
+            .get(format!(
+                "{}/v1/models/fraud/versions/2.1.0/artifacts/model.bin",
+                w.app.address
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(got.status(), 200);
+        let h = got.headers().clone();
+        assert_eq!(got.bytes().await.expect("body").len(), 1000);
+        assert_eq!(h["deprecation"], format!("@{}", t0().timestamp()).as_str());
+        assert_eq!(
+            h["sunset"],
+            effective
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string()
+                .as_str()
+        );
+        let links: Vec<&str> = h
+            .get_all("link")
+            .iter()
+            .map(|v| v.to_str().expect("ascii"))
+            .collect();
+        assert!(
+            links.contains(
+                &format!(
+                    "<{PUBLIC_URL}/v1/retirements/{id}>; rel=\"sunset\"; type=\"application/json\""
+                )
+                .as_str()
+            ),
+            "{links:?}"
+        );
+
+        // It is a dependent now, found by its download, with its own notice, and is told.
+        let d = detail(&w, &id).await;
+        let batch = dependent(&d, "batch-scorer");
+        assert_eq!(batch["foundBy"], "download");
+        assert_eq!(
+            batch["path"],
+            json!(["batch-scorer uses fraud@2.1.0 (as 2.1.0)"])
+        );
+        w.app
+            .services
+            .deliver_due_notices()
+            .await
+            .expect("delivery");
+        let to: Vec<String> = mails(&w.mail).into_iter().flat_map(|m| m.to).collect();
+        assert!(to.contains(&"risk@example.org".to_owned()), "{to:?}");
+
+        // The status endpoint says the same; a version not being retired carries nothing.
+        let reader = w.app.token("reader", "reader", None).await;
+        let status = w
+            .app
+            .client
+            .get(format!(
+                "{}/v1/models/fraud/versions/2.0.0/status",
+                w.app.address
+            ))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .expect("get");
+        assert!(status.headers().contains_key("sunset"));
+        let body: Value = status.json().await.expect("json");
+        assert_eq!(body["retirement"]["id"], id.as_str());
+        assert_eq!(
+            body["retirement"]["state"], "needs-decision",
+            "batch-scorer's 30 days end after the date: {body:#}"
+        );
+        let other = w
+            .app
+            .client
+            .get(format!(
+                "{}/v1/models/fraud/versions/3.0.0/status",
+                w.app.address
+            ))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .expect("get");
+        assert!(
+            !other.headers().contains_key("sunset") && !other.headers().contains_key("deprecation")
+        );
+        assert!(other.json::<Value>().await.expect("json")["retirement"].is_null());
+
+        // The calendar feed shows it, with a stable UID.
+        let ics = w
+            .app
+            .client
+            .get(format!("{}/v1/retirements.ics", w.app.address))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            ics.headers()["content-type"],
+            "text/calendar; charset=utf-8"
+        );
+        let ics = ics.text().await.expect("text");
+        assert!(
+            ics.contains(&format!("UID:retirement-{id}@sunset.test")),
+            "{ics}"
+        );
+        assert!(ics.contains("SUMMARY:Retirement of fraud ^2"), "{ics}");
+        let anonymous = w
+            .app
+            .client
+            .get(format!("{}/v1/retirements.ics", w.app.address))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(anonymous.status(), 401);
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retirement_changes_are_pushed_to_subscribers() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let w = world(Backend::Sqlite).await;
+    let mut socket = crate::subscriptions::connect(&w.app.address, &w.governance).await;
+    assert_eq!(
+        crate::subscriptions::next(&mut socket).await["type"],
+        "connection_ack"
+    );
+    socket
+        .send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { retirementUpdated { retirementId change missed } }" } }).to_string()))
+        .await
+        .expect("subscribe");
+    tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while w.app.services.retirement_subscribers() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("subscribed");
+    let id = schedule(&w, t0() + Duration::days(30)).await["data"]["scheduleRetirement"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let pushed = crate::subscriptions::next(&mut socket).await;
+    assert_eq!(
+        pushed["payload"]["data"]["retirementUpdated"],
+        json!({ "retirementId": id, "change": "scheduled", "missed": 0 }),
+        "{pushed:#}"
+    );
+    w.app.gql_ok(&w.governance, "mutation($id: ID!) { cancelRetirement(id: $id, reason: \"plans changed after review\") { state } }", json!({ "id": id })).await;
+    let pushed = crate::subscriptions::next(&mut socket).await;
+    assert_eq!(
+        pushed["payload"]["data"]["retirementUpdated"]["change"],
+        "cancelled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_dependent_is_found_as_soon_as_the_inventory_changes() {
+    let w = world_with(Backend::Sqlite, |s| s.retirement.watch_inventory = true).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&w.receiver)
+        .await;
+    let id = schedule(&w, t0() + Duration::days(30)).await["data"]["scheduleRetirement"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // The watch subscribes to inventory changes once a retirement is pending.
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while w.app.services.inventory_subscribers() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the watch listens");
+    let mut updates = w.app.services.retirement_events();
+    w.app
+        .services
+        .declare_edge(
+            &Actor::local_operator(),
+            EdgeSpec::Uses {
+                consumer: "analytics".into(),
+                model: "fraud".into(),
+                version: "^2".into(),
+            },
+        )
+        .await
+        .expect("edge");
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), updates.recv())
+        .await
+        .expect("checked within 5 s")
+        .expect("event");
+    assert_eq!(
+        (event.retirement.to_string(), event.change),
+        (id.clone(), "checked")
+    );
+    let d = detail(&w, &id).await;
+    assert_eq!(dependent(&d, "analytics")["foundBy"], "graph-change");
+    let deliveries = dependent(&d, "analytics")["deliveries"].clone();
+    assert_eq!(
+        deliveries[0]["state"], "pending",
+        "its notice waits in the outbox: {deliveries:#}"
+    );
+    assert_eq!(deliveries[0]["kind"], "model.retirement.scheduled");
+}

@@ -15,7 +15,10 @@ use crate::store::notices as outbox_repo;
 use crate::store::retirements::{self as repo, Dependent, Retirement};
 use chrono::{DateTime, Utc};
 use notifiers::NoticeKind;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// How often the watch looks again for retirements scheduled through other instances.
+const WATCH_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The most pending retirements one pass looks at.
 const MAX_PENDING: u64 = 10_000;
@@ -46,6 +49,9 @@ impl Services {
             let tier = self.tier_of(&r).await?;
             let found = self.find_dependents(&r.model, &r.affected_versions);
             let step = self.check_one(r.id, tier, &found, found_by).await?;
+            if step.new_dependents + step.state_changes > 0 {
+                self.publish_retirement(r.id, "checked");
+            }
             report.checked += 1;
             report.new_dependents += step.new_dependents;
             report.reminders += step.reminders;
@@ -55,6 +61,100 @@ impl Services {
             self.wake_delivery();
         }
         Ok(report)
+    }
+
+    /// Looks at one pending retirement now: after a download of one of its versions by a
+    /// consumer's token, which may make that consumer a dependent.
+    pub async fn check_retirement(
+        &self,
+        id: i64,
+        found_by: FoundBy,
+    ) -> Result<CheckReport, ServiceError> {
+        self.refresh_inventory().await?;
+        let r = self.retirement(id).await?;
+        let tier = self.tier_of(&r).await?;
+        let found = self.find_dependents(&r.model, &r.affected_versions);
+        let report = self.check_one(id, tier, &found, found_by).await?;
+        if report.new_dependents + report.state_changes > 0 {
+            self.publish_retirement(id, "checked");
+        }
+        if report.new_dependents + report.reminders > 0 {
+            self.wake_delivery();
+        }
+        Ok(report)
+    }
+
+    /// Runs until aborted: checks a pending retirement as soon as a committed inventory
+    /// change touches its model (a new declaration, a registration webhook), so a new
+    /// dependent is told at once rather than at the next scheduled check. It listens to
+    /// inventory changes only while some retirement is pending, since listening makes
+    /// every change work out which models it touches.
+    pub async fn run_retirement_watch(self) {
+        let mut retirements = self.retirement_events();
+        loop {
+            let pending = match self.pending_by_model().await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading pending retirements failed");
+                    BTreeMap::new()
+                }
+            };
+            if pending.is_empty() {
+                // Nothing to watch for until a retirement is scheduled (here, or seen on
+                // a later look when scheduled through another instance).
+                tokio::select! {
+                    _ = retirements.recv() => {}
+                    () = tokio::time::sleep(WATCH_IDLE) => {}
+                }
+                continue;
+            }
+            let mut changes = self.inventory_events();
+            loop {
+                tokio::select! {
+                    event = changes.recv() => {
+                        let mut models = std::collections::BTreeSet::new();
+                        let mut everything = false;
+                        let mut take = |e: Result<crate::service::InventoryEvent, tokio::sync::broadcast::error::RecvError>| match e {
+                            Ok(e) => models.extend(e.models.iter().cloned()),
+                            Err(_) => everything = true,
+                        };
+                        take(event);
+                        // A burst of changes is looked at once.
+                        while let Ok(e) = changes.try_recv() {
+                            take(Ok(e));
+                        }
+                        let due: BTreeSet<i64> = pending
+                            .iter()
+                            .filter(|(m, _)| everything || models.contains(*m))
+                            .flat_map(|(_, ids)| ids.iter().copied())
+                            .collect();
+                        for id in due {
+                            if let Err(e) = self.check_retirement(id, FoundBy::GraphChange).await {
+                                tracing::warn!(retirement = id, error = %e, "checking a retirement after an inventory change failed");
+                            }
+                        }
+                    }
+                    _ = retirements.recv() => break,
+                    () = tokio::time::sleep(WATCH_IDLE) => break,
+                }
+            }
+        }
+    }
+
+    /// Pending retirements by model name.
+    async fn pending_by_model(
+        &self,
+    ) -> Result<BTreeMap<crate::domain::ModelName, Vec<i64>>, ServiceError> {
+        let pending: Vec<RetirementState> = RetirementState::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_pending())
+            .collect();
+        let mut out: BTreeMap<crate::domain::ModelName, Vec<i64>> = BTreeMap::new();
+        for r in repo::list(self.store().reader(), &pending, None, None, MAX_PENDING).await? {
+            out.entry(r.model).or_default().push(r.id);
+        }
+        Ok(out)
     }
 
     /// The scheduled check at `tick`, if this instance claims it first.

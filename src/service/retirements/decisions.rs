@@ -202,7 +202,7 @@ impl Services {
                 )
             }
         };
-        in_write_tx!(self, |tx| {
+        let done = in_write_tx!(self, |tx| {
             let now = self.now();
             let retirement = repo::find(tx.conn(), id)
                 .await?
@@ -245,7 +245,9 @@ impl Services {
             .after(&after);
             self.append_audit(tx, now, entry).await?;
             Ok(after)
-        })
+        })?;
+        self.publish_retirement(id, "extension-requested");
+        Ok(done)
     }
 
     /// Grants or refuses a dependent's request for more time. A grant moves its notice's
@@ -372,6 +374,7 @@ impl Services {
                 .await
         })?;
         self.wake_delivery();
+        self.publish_retirement(id, "decided");
         Ok(result)
     }
 

@@ -48,6 +48,15 @@ pub struct RetirementInput {
     pub replacement_version: Option<String>,
 }
 
+/// A committed change of a retirement, as a subscription sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetirementEvent {
+    pub retirement: i64,
+    /// What happened: `scheduled`, `cancelled`, `decided`, `acknowledged`,
+    /// `extension-requested` or `checked` (dependents found, state moved).
+    pub change: &'static str,
+}
+
 /// A dependent as a walk of the graph found it.
 #[derive(Debug, Clone)]
 pub(crate) struct Found {
@@ -109,6 +118,24 @@ fn not_found(id: i64) -> ServiceError {
 }
 
 impl Services {
+    /// Committed retirement changes, from now on.
+    pub fn retirement_events(&self) -> tokio::sync::broadcast::Receiver<RetirementEvent> {
+        self.inner.retirement_events.subscribe()
+    }
+
+    /// How many subscriptions listen (tests wait for theirs to be in place).
+    pub fn retirement_subscribers(&self) -> usize {
+        self.inner.retirement_events.receiver_count()
+    }
+
+    /// Tells subscriptions of a committed change (nobody listening is fine).
+    pub(crate) fn publish_retirement(&self, retirement: i64, change: &'static str) {
+        let _ = self
+            .inner
+            .retirement_events
+            .send(RetirementEvent { retirement, change });
+    }
+
     pub(crate) fn notice_policy(&self) -> &crate::domain::NoticePolicy {
         &self.inner.notice_policy
     }
@@ -272,6 +299,7 @@ impl Services {
             "retirement scheduled"
         );
         self.wake_delivery();
+        self.publish_retirement(result.0.id, "scheduled");
         Ok(result)
     }
 
@@ -341,6 +369,7 @@ impl Services {
         })?;
         tracing::info!(retirement = id, actor = %actor.name, "retirement cancelled");
         self.wake_delivery();
+        self.publish_retirement(id, "cancelled");
         Ok(after)
     }
 
@@ -387,7 +416,7 @@ impl Services {
         by: &str,
         identity: (&str, &str),
     ) -> Result<Dependent, ServiceError> {
-        in_write_tx!(self, |tx| {
+        let done = in_write_tx!(self, |tx| {
             let now = self.now();
             let retirement = repo::find(tx.conn(), id)
                 .await?
@@ -426,7 +455,9 @@ impl Services {
             .after(&after);
             self.append_audit(tx, now, entry).await?;
             Ok(after)
-        })
+        })?;
+        self.publish_retirement(id, "acknowledged");
+        Ok(done)
     }
 
     pub async fn retirement(&self, id: i64) -> Result<Retirement, ServiceError> {
@@ -463,6 +494,30 @@ impl Services {
         consumer_id: Option<i64>,
     ) -> Result<Vec<OutboxNotice>, ServiceError> {
         Ok(outbox_repo::of_retirement(self.store().reader(), id, consumer_id).await?)
+    }
+
+    /// The pending retirement that covers `model@version`, if any: what downloads and the
+    /// status endpoint announce in their `Deprecation` and `Sunset` headers.
+    pub async fn pending_retirement_of(
+        &self,
+        model: &str,
+        version: &str,
+    ) -> Result<Option<Retirement>, ServiceError> {
+        let model = ModelName::parse(model)?;
+        let version = Version::parse(version)?;
+        let Some((model_id, _)) = registry_repo::find_model(self.store().reader(), &model).await?
+        else {
+            return Ok(None);
+        };
+        Ok(repo::pending_of_model(self.store().reader(), model_id.0)
+            .await?
+            .into_iter()
+            .find(|r| r.affected_versions.contains(&version)))
+    }
+
+    /// Where the `Link` of those headers points: the retirement over the API.
+    pub fn retirement_url(&self, id: i64) -> String {
+        format!("{}/v1/retirements/{id}", self.public_url())
     }
 
     /// Notices that could not be delivered, newest first.

@@ -34,6 +34,12 @@ impl Services {
         self.inner.public_url.trim_end_matches('/')
     }
 
+    /// The host of [`Self::public_url`], which makes calendar UIDs unique.
+    pub fn public_host(&self) -> Option<&str> {
+        let rest = self.public_url().split_once("://")?.1;
+        rest.split(['/', ':']).next().filter(|h| !h.is_empty())
+    }
+
     /// The payload of a `kind` notice of `retirement` to one dependent.
     pub(crate) fn notice_payload(
         &self,

@@ -1,0 +1,119 @@
+//! Retirements over plain HTTP, for gateways, clients and calendars: a version's status
+//! (with `Deprecation`, `Sunset` and `Link` headers while a retirement is pending), one
+//! retirement as JSON (where those links point), and the iCalendar feed of upcoming
+//! retirements. All need a token.
+
+use super::sunset_headers::SunsetNotice;
+use super::{ApiError, AppState, Authenticated};
+use crate::domain::RetirementState;
+use crate::export::icalendar::{CalendarEntry, feed};
+use crate::store::retirements::Retirement;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+fn retirement_json(r: &Retirement) -> Value {
+    json!({
+        "id": r.id.to_string(),
+        "model": r.model.as_str(),
+        "versions": r.selection.to_string(),
+        "affectedVersions": r.affected_versions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "state": r.state.as_str(),
+        "reason": r.reason,
+        "effectiveAt": r.effective_at,
+        "scheduledAt": r.created_at,
+        "replacement": r.replacement_model.as_ref().map(|m| json!({
+            "model": m.as_str(),
+            "version": r.replacement_version.map(|v| v.to_string()),
+        })),
+    })
+}
+
+/// `GET /v1/models/{model}/versions/{version}/status`: the lifecycle status and any
+/// pending retirement.
+pub async fn version_status(
+    State(state): State<AppState>,
+    Authenticated(_actor): Authenticated,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let services = &state.services;
+    let found = services
+        .version(&model, &version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no version {model}@{version}")))?;
+    let retirement = services.pending_retirement_of(&model, &version).await?;
+    let body = json!({
+        "model": found.model.as_str(),
+        "version": found.version.to_string(),
+        "status": found.status.as_str(),
+        "retirement": retirement.as_ref().map(retirement_json),
+    });
+    let mut response = Json(body).into_response();
+    if let Some(r) = &retirement {
+        SunsetNotice::of(r, services.retirement_url(r.id)).apply(response.headers_mut());
+    }
+    Ok(response)
+}
+
+/// `GET /v1/retirements/{id}`.
+pub async fn retirement(
+    State(state): State<AppState>,
+    Authenticated(_actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("no retirement {id:?}")))?;
+    Ok(Json(retirement_json(&state.services.retirement(id).await?)))
+}
+
+/// `GET /v1/retirements.ics`: pending retirements, and those cancelled in the last
+/// weeks (so calendars drop them rather than keep a stale event).
+pub async fn calendar(
+    State(state): State<AppState>,
+    Authenticated(_actor): Authenticated,
+) -> Result<Response, ApiError> {
+    let services = &state.services;
+    let shown: Vec<RetirementState> = RetirementState::ALL
+        .iter()
+        .copied()
+        .filter(|s| s.is_pending() || *s == RetirementState::Cancelled)
+        .collect();
+    let since = services.now() - chrono::Duration::days(90);
+    let entries: Vec<CalendarEntry> = services
+        .retirements(
+            &shown,
+            Some(since),
+            None,
+            Some(crate::service::MAX_RETIREMENT_LIST),
+        )
+        .await?
+        .into_iter()
+        .map(|r| CalendarEntry {
+            retirement_id: r.id,
+            model: r.model.to_string(),
+            versions: r.selection.to_string(),
+            state: r.state,
+            effective_at: r.effective_at,
+            reason: r.reason,
+            replacement: r.replacement_model.map(|m| match r.replacement_version {
+                Some(v) => format!("{m} {v}"),
+                None => m.to_string(),
+            }),
+            sequence: u32::try_from(r.sequence).unwrap_or(0),
+            changed_at: r.updated_at,
+        })
+        .collect();
+    let host = services
+        .public_host()
+        .unwrap_or("sunset.invalid")
+        .to_owned();
+    let mut response = feed(&entries, &host).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/calendar; charset=utf-8"),
+    );
+    Ok(response)
+}

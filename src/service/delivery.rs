@@ -21,8 +21,9 @@ use notifiers::{Notice, NoticeKind, Notifier, Outcome};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-/// Notices one pass claims.
-const BATCH: u64 = 512;
+/// Notices one pass claims, per delivery it may make at once: enough to keep every
+/// slot busy, few enough that the pass ends well within its lease.
+const CLAIM_ROUNDS: u64 = 4;
 
 /// The delivery channels, built once when first needed (lettre's transport wants a
 /// running Tokio runtime).
@@ -74,8 +75,14 @@ impl Services {
         self.inner.delivery_wake.notify_one();
     }
 
-    /// The lease a claim takes: longer than any attempt may run, so a notice is only
-    /// taken again when its worker has surely stopped.
+    /// How many notices one pass claims.
+    fn batch(&self) -> u64 {
+        self.inner.notifications.concurrency as u64 * CLAIM_ROUNDS
+    }
+
+    /// The lease a claim takes: longer than a whole pass may run (each slot makes at most
+    /// `CLAIM_ROUNDS` attempts, each bounded by its timeout), so a notice is only taken
+    /// again when its worker has surely stopped, as after a crash.
     fn lease(&self) -> chrono::Duration {
         let n = &self.inner.notifications;
         let longest = n
@@ -83,7 +90,8 @@ impl Services {
             .as_ref()
             .map_or(0, |s| s.timeout_secs)
             .max(n.webhook_timeout_secs);
-        chrono::Duration::seconds(i64::try_from(longest).unwrap_or(300) + 60)
+        let longest = i64::try_from(longest).unwrap_or(300);
+        chrono::Duration::seconds(longest * CLAIM_ROUNDS as i64 + 5)
     }
 
     /// One pass over the outbox: every notice due now, at most a batch.
@@ -92,8 +100,9 @@ impl Services {
         let now = self.now();
         let lease_until = now + self.lease();
         let backend = self.store().backend();
+        let batch = self.batch();
         let claimed = in_write_tx!(self, |tx| {
-            Ok(repo::claim_due(tx.conn(), backend, now, lease_until, BATCH).await?)
+            Ok(repo::claim_due(tx.conn(), backend, now, lease_until, batch).await?)
         })?;
         if claimed.is_empty() {
             return Ok(DeliveryReport::default());
@@ -415,7 +424,7 @@ impl Services {
         loop {
             let wait = match self.deliver_due_notices().await {
                 // A full batch: more may be waiting.
-                Ok(r) if r.attempted as u64 >= BATCH => continue,
+                Ok(r) if r.attempted as u64 >= self.batch() => continue,
                 Ok(_) => match repo::next_due(self.store().reader()).await {
                     Ok(Some(next)) => (next - self.now()).to_std().unwrap_or_default().min(POLL),
                     Ok(None) => POLL,

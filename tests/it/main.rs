@@ -8,6 +8,7 @@ mod artifacts;
 mod audit;
 mod auth;
 mod cli;
+mod crash;
 mod cyclonedx;
 mod inventory;
 mod model_signing_tool;

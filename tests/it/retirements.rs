@@ -32,7 +32,16 @@ fn mails(rx: &Receiver<ReceivedMail>) -> Vec<ReceivedMail> {
 /// injected time `now`.
 struct SignedWith {
     secret: String,
-    now: DateTime<Utc>,
+    clock: Arc<ManualClock>,
+}
+
+/// The receiver's check for checkout, the one consumer with a webhook: every delivery
+/// must verify under its secret, at the injected time.
+fn signed(w: &World) -> SignedWith {
+    SignedWith {
+        secret: w.checkout_secret.clone(),
+        clock: w.clock.clone(),
+    }
 }
 
 impl wiremock::Match for SignedWith {
@@ -45,7 +54,8 @@ impl wiremock::Match for SignedWith {
             signature: header("webhook-signature"),
         };
         let secret = Secret::parse(&self.secret).expect("a whsec secret");
-        Message::parse(&headers, self.now, 300).is_ok_and(|m| m.verify(&secret, &request.body))
+        Message::parse(&headers, sunset::clock::Clock::now(&*self.clock), 300)
+            .is_ok_and(|m| m.verify(&secret, &request.body))
     }
 }
 
@@ -169,7 +179,7 @@ fn toml_smtp(port: u16) -> sunset::config::SmtpConfig {
 }
 
 const SCHEDULE: &str = "mutation($i: ScheduleRetirementInput!) { scheduleRetirement(input: $i) { id state versions affectedVersions effectiveAt } }";
-const DETAIL: &str = "query($id: ID!) { retirement(id: $id) { state sequence noticeSummary { total pending delivered dead } dependents { consumer foundBy path noticeEndsAt notifiedAt acknowledgedAt acknowledgedBy deliveries { id kind channel state attempts lastError } } } }";
+const DETAIL: &str = "query($id: ID!) { retirement(id: $id) { state sequence noticeSummary { total pending delivered dead } dependents { consumer foundBy path noticeEndsAt nextReminderAt lastTrafficAt notifiedAt acknowledgedAt acknowledgedBy deliveries { id kind channel state attempts lastError } } } }";
 
 async fn schedule(w: &World, effective: DateTime<Utc>) -> Value {
     w.app
@@ -246,10 +256,7 @@ on_both!(
 
         Mock::given(method("POST"))
             .and(path("/checkout"))
-            .and(SignedWith {
-                secret: w.checkout_secret.clone(),
-                now: t0(),
-            })
+            .and(signed(&w))
             .respond_with(ResponseTemplate::new(204))
             .expect(1)
             .mount(&w.receiver)
@@ -350,6 +357,7 @@ on_both!(
     a_dependent_acknowledges_through_the_link_in_its_notice,
     |w: World| async move {
         Mock::given(method("POST"))
+            .and(signed(&w))
             .respond_with(ResponseTemplate::new(200))
             .mount(&w.receiver)
             .await;
@@ -458,12 +466,14 @@ on_both!(
         // Down for two attempts, then back.
         Mock::given(method("POST"))
             .and(path("/checkout"))
+            .and(signed(&w))
             .respond_with(ResponseTemplate::new(500))
             .up_to_n_times(2)
             .mount(&w.receiver)
             .await;
         Mock::given(method("POST"))
             .and(path("/checkout"))
+            .and(signed(&w))
             .respond_with(ResponseTemplate::new(204))
             .mount(&w.receiver)
             .await;
@@ -617,6 +627,7 @@ on_both!(
     a_receiver_answering_410_has_its_webhook_disabled_and_its_owners_told,
     |w: World| async move {
         Mock::given(method("POST"))
+            .and(signed(&w))
             .respond_with(ResponseTemplate::new(410))
             .mount(&w.receiver)
             .await;
@@ -667,6 +678,7 @@ on_both!(
     a_dependent_found_later_gets_its_own_notice_and_may_need_a_decision,
     |w: World| async move {
         Mock::given(method("POST"))
+            .and(signed(&w))
             .respond_with(ResponseTemplate::new(204))
             .mount(&w.receiver)
             .await;
@@ -756,6 +768,7 @@ on_both!(
     governance_decides_needs_decision_extensions_and_overrides,
     |w: World| async move {
         Mock::given(method("POST"))
+            .and(signed(&w))
             .respond_with(ResponseTemplate::new(204))
             .mount(&w.receiver)
             .await;
@@ -974,6 +987,7 @@ on_both!(
     downloads_during_the_notice_carry_sunset_headers_and_find_new_dependents,
     |w: World| async move {
         Mock::given(method("POST"))
+            .and(signed(&w))
             .respond_with(ResponseTemplate::new(204))
             .mount(&w.receiver)
             .await;
@@ -1186,6 +1200,7 @@ async fn retirement_changes_are_pushed_to_subscribers() {
 async fn a_new_dependent_is_found_as_soon_as_the_inventory_changes() {
     let w = world_with(Backend::Sqlite, |s| s.retirement.watch_inventory = true).await;
     Mock::given(method("POST"))
+        .and(signed(&w))
         .respond_with(ResponseTemplate::new(204))
         .mount(&w.receiver)
         .await;
@@ -1231,3 +1246,261 @@ async fn a_new_dependent_is_found_as_soon_as_the_inventory_changes() {
     );
     assert_eq!(deliveries[0]["kind"], "model.retirement.scheduled");
 }
+
+/// Webhook notices checkout received, by payload `type`.
+async fn webhook_types(w: &World) -> Vec<String> {
+    w.receiver
+        .received_requests()
+        .await
+        .expect("requests")
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).expect("json")["type"]
+                .as_str()
+                .expect("type")
+                .to_owned()
+        })
+        .collect()
+}
+
+on_both!(
+    a_ninety_day_notice_reminds_weekly_until_acknowledged_then_becomes_ready,
+    |w: World| async move {
+        Mock::given(method("POST"))
+            .and(signed(&w))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&w.receiver)
+            .await;
+        // A critical model: 90 days' notice, reminders on Mondays at 09:00 UTC.
+        let owner = Actor {
+            name: "ml-owner".into(),
+            role: sunset::domain::Role::Owner,
+            team: Some(sunset::domain::TeamName::parse("ml").expect("team")),
+            ..Actor::system()
+        };
+        w.app
+            .services
+            .create_model(
+                &owner,
+                sunset::service::ModelInput {
+                    name: "core".into(),
+                    owner_team: "ml".into(),
+                    tier: "critical".into(),
+                    description: String::new(),
+                    contacts: vec!["ml@example.org".into()],
+                },
+            )
+            .await
+            .expect("model");
+        w.app
+            .services
+            .create_version(
+                &owner,
+                sunset::service::VersionInput {
+                    model: "core".into(),
+                    version: "1.0.0".into(),
+                    provenance: Default::default(),
+                },
+            )
+            .await
+            .expect("version");
+        w.app
+            .services
+            .declare_edge(
+                &Actor::local_operator(),
+                EdgeSpec::Uses {
+                    consumer: "checkout".into(),
+                    model: "core".into(),
+                    version: "1.0.0".into(),
+                },
+            )
+            .await
+            .expect("edge");
+        let effective = t0() + Duration::days(90);
+        let too_soon = w.app.gql(&w.governance, SCHEDULE, json!({ "i": { "model": "core", "versions": "1.0.0", "reason": "end of life", "effectiveAt": (effective - Duration::days(1)).to_rfc3339() } })).await;
+        assert!(
+            too_soon["errors"][0]["message"]
+                .as_str()
+                .expect("message")
+                .contains("2027-03-01T10:00:00Z"),
+            "{too_soon:#}"
+        );
+        let done = w.app.gql_ok(&w.governance, SCHEDULE, json!({ "i": { "model": "core", "versions": "1.0.0", "reason": "end of life", "effectiveAt": effective.to_rfc3339() } })).await;
+        let id = done["scheduleRetirement"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        w.app
+            .services
+            .deliver_due_notices()
+            .await
+            .expect("delivery");
+        let _ = mails(&w.mail);
+
+        // Ninety days, one check and one delivery pass a day; billing acknowledges on day 20.
+        let ack = "mutation($id: ID!) { acknowledgeRetirement(id: $id, consumer: \"billing\") { acknowledgedAt } }";
+        let mut billing_reminders = 0;
+        let mut states = Vec::new();
+        for day in 1..=90 {
+            w.clock.set(t0() + Duration::days(day));
+            if day == 20 {
+                w.app.gql_ok(&w.governance, ack, json!({ "id": id })).await;
+            }
+            w.app
+                .services
+                .check_retirements(sunset::domain::FoundBy::GraphChange)
+                .await
+                .expect("check");
+            w.app
+                .services
+                .deliver_due_notices()
+                .await
+                .expect("delivery");
+            billing_reminders += mails(&w.mail)
+                .iter()
+                .filter(|m| {
+                    m.to == ["billing@example.org"]
+                        && m.data.contains("Subject: [sunset] Reminder:")
+                })
+                .count();
+            states.push(
+                detail(&w, &id).await["state"]
+                    .as_str()
+                    .expect("state")
+                    .to_owned(),
+            );
+        }
+        let types = webhook_types(&w).await;
+        assert_eq!(
+            types
+                .iter()
+                .filter(|t| *t == "model.retirement.scheduled")
+                .count(),
+            1
+        );
+        assert_eq!(
+            types
+                .iter()
+                .filter(|t| *t == "model.retirement.reminder")
+                .count(),
+            13,
+            "every Monday of the 90 days: {types:?}"
+        );
+        assert_eq!(billing_reminders, 2, "Mondays before billing acknowledged");
+        assert!(states[..89].iter().all(|s| s == "SCHEDULED"), "{states:?}");
+        assert_eq!(
+            states[89], "READY",
+            "notice ran out; checkout showed no traffic, billing acknowledged"
+        );
+        let d = detail(&w, &id).await;
+        assert!(
+            dependent(&d, "billing")["nextReminderAt"].is_null(),
+            "no reminders after acknowledging"
+        );
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_seen_by_a_scan_finds_dependents_and_holds_the_retirement_back() {
+    let logs = tempfile::tempdir().expect("tmp");
+    let log = logs.path().join("access.jsonl");
+    let source = sunset::config::ScanSourceSettings {
+        name: "gw".into(),
+        paths: vec![log.display().to_string()],
+        schedule: "0 0 0 1 1 * 2099".into(),
+        ..sunset::config::ScanSourceSettings::default()
+    };
+    let w = world_with(Backend::Sqlite, move |s| s.scan.sources = vec![source]).await;
+    Mock::given(method("POST"))
+        .and(signed(&w))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&w.receiver)
+        .await;
+    let effective = t0() + Duration::days(30);
+    let id = schedule(&w, effective).await["data"]["scheduleRetirement"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // Twenty-five days on, the gateway log shows checkout still calling 2.1.0, and a
+    // caller nobody declared.
+    w.clock.advance(Duration::days(25));
+    let line = |caller: &str| {
+        format!(
+            "{}\n",
+            json!({ "caller": caller, "path": "/v1/models/fraud/versions/2.1.0/predict" })
+        )
+    };
+    std::fs::write(&log, line("checkout") + &line("shadow-batch")).expect("log");
+    w.app.services.run_scan("gw", &|_| {}).await.expect("scan");
+    let d = detail(&w, &id).await;
+    let shadow = dependent(&d, "shadow-batch");
+    assert_eq!(shadow["foundBy"], "scan");
+    assert!(
+        dependent(&d, "checkout")["lastTrafficAt"].is_string(),
+        "{d:#}"
+    );
+
+    // At the date: billing is quiet, but checkout was seen 5 days ago and has not
+    // acknowledged, so the retirement is not ready (shadow-batch's own notice also
+    // runs past the date, so governance must decide).
+    w.clock.set(effective);
+    w.app
+        .services
+        .check_retirements(sunset::domain::FoundBy::GraphChange)
+        .await
+        .expect("check");
+    assert_eq!(detail(&w, &id).await["state"], "NEEDS_DECISION");
+    let accept = "mutation($id: ID!) { acceptShorterNotice(id: $id, justification: \"shadow-batch is an experiment of the ML team\") { state } }";
+    assert_eq!(
+        w.app
+            .gql_ok(&w.governance, accept, json!({ "id": id }))
+            .await["acceptShorterNotice"]["state"],
+        "SCHEDULED"
+    );
+    w.app
+        .services
+        .check_retirements(sunset::domain::FoundBy::GraphChange)
+        .await
+        .expect("check");
+    assert_eq!(
+        detail(&w, &id).await["state"],
+        "SCHEDULED",
+        "checkout's traffic holds it back"
+    );
+    // Fourteen quiet days after checkout's last traffic, nobody holds it back.
+    w.clock.set(t0() + Duration::days(25 + 14));
+    w.app
+        .services
+        .check_retirements(sunset::domain::FoundBy::GraphChange)
+        .await
+        .expect("check");
+    assert_eq!(detail(&w, &id).await["state"], "READY");
+}
+
+on_both!(
+    a_scheduled_check_runs_once_per_tick_across_instances,
+    |w: World| async move {
+        let other = w.app.spawn_sibling().await;
+        let tick = t0() + Duration::minutes(1);
+        let first = w
+            .app
+            .services
+            .run_scheduled_retirement_check(tick, "instance-a")
+            .await
+            .expect("check");
+        let second = other
+            .services
+            .run_scheduled_retirement_check(tick, "instance-b")
+            .await
+            .expect("check");
+        assert!(first.is_some());
+        assert!(second.is_none(), "the tick was claimed by instance-a");
+        let next = other
+            .services
+            .run_scheduled_retirement_check(tick + Duration::minutes(1), "instance-b")
+            .await
+            .expect("check");
+        assert!(next.is_some());
+    }
+);

@@ -565,13 +565,7 @@ impl Services {
                 let Some(id) = g.consumer_id(consumer.name.as_str()) else {
                     continue;
                 };
-                let last_traffic_at = reached.path.first().and_then(|step| {
-                    step.evidence
-                        .iter()
-                        .filter(|e| !e.origin.is_declared())
-                        .map(|e| e.last_seen)
-                        .max()
-                });
+                let last_traffic_at = last_use(&g, id, model_id, versions);
                 let path: Vec<String> = reached.path.iter().map(step_label).collect();
                 match found.get_mut(&id) {
                     Some(f) if f.path.len() <= path.len() => {
@@ -629,6 +623,30 @@ impl Services {
                 .unwrap_or(Tier::Critical),
         )
     }
+}
+
+/// When `consumer` was last seen using any of `versions` of the model (a scan or a
+/// download, not a declaration), over every `uses` edge it has to that model: the
+/// explaining path holds only one of them.
+fn last_use(
+    g: &crate::graph::InventoryGraph,
+    consumer: ConsumerId,
+    model: crate::graph::ModelId,
+    versions: &[Version],
+) -> Option<DateTime<Utc>> {
+    g.edges_of_consumer(consumer)
+        .into_iter()
+        .filter(|e| !e.origin.is_declared())
+        .filter(|e| match &e.link {
+            crate::graph::Link::Uses {
+                consumer: c,
+                model: m,
+                range,
+            } => *c == consumer && *m == model && versions.iter().any(|&v| range.matches(v)),
+            _ => false,
+        })
+        .map(|e| e.last_seen)
+        .max()
 }
 
 fn step_label(step: &crate::graph::Step) -> String {

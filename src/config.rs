@@ -587,6 +587,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_configuration_loads_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/sunset.example.toml");
+        let loaded = Settings::load(Some(&path)).expect("the example loads");
+        let defaults = Settings::default();
+        assert_eq!(
+            loaded.retirement.check_schedule,
+            defaults.retirement.check_schedule
+        );
+        assert_eq!(loaded.retirement.critical.min_notice_days, 90);
+        assert_eq!(
+            loaded.notifications.concurrency,
+            defaults.notifications.concurrency
+        );
+        assert!(loaded.notifications.smtp.is_none());
+    }
+
+    #[test]
     fn the_retirement_policy_is_read_per_tier_and_bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("policy.toml");

@@ -888,6 +888,37 @@ on_both!(
             again["errors"][0]["extensions"]["code"], "CONFLICT",
             "decided once: {again:#}"
         );
+        // billing asks through the API with its owners' token, and is refused.
+        let finance = w.app.token("finance-owner", "owner", Some("finance")).await;
+        let ask = "mutation($id: ID!, $u: DateTime!) { requestExtension(id: $id, consumer: \"billing\", until: $u, reason: \"we want a long holiday first\") { extensionState } }";
+        let asked = w
+            .app
+            .gql_ok(
+                &finance,
+                ask,
+                json!({ "id": id, "u": (t0() + Duration::days(200)).to_rfc3339() }),
+            )
+            .await;
+        assert_eq!(asked["requestExtension"]["extensionState"], "requested");
+        let refused = w
+            .app
+            .gql_ok(
+                &w.governance,
+                decide,
+                json!({ "id": id, "c": "billing", "g": false }),
+            )
+            .await;
+        assert_eq!(refused["decideExtension"]["extensionState"], "refused");
+        assert_eq!(
+            DateTime::parse_from_rfc3339(
+                refused["decideExtension"]["noticeEndsAt"]
+                    .as_str()
+                    .expect("t")
+            )
+            .expect("t"),
+            effective,
+            "a refusal changes no date"
+        );
         // analytics (shorter notice) and checkout (extension) were told of their new terms.
         w.app
             .services

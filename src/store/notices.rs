@@ -326,6 +326,22 @@ pub async fn claim_job_run(
     Ok(inserted == 1)
 }
 
+/// Forgets claimed runs of `job` scheduled before `before`: a claim only matters while
+/// its tick is current, and a job ticking every minute would otherwise add 1,440 rows a
+/// day for ever.
+pub async fn prune_job_runs(
+    conn: &impl ConnectionTrait,
+    job: &str,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(job_run::Entity::delete_many()
+        .filter(job_run::Column::Job.eq(job))
+        .filter(job_run::Column::Tick.lt(before))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
 /// Where a consumer's webhook notices go now: its name, URL and sealed secret.
 #[derive(Debug, Clone)]
 pub struct WebhookTarget {

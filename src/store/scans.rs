@@ -83,3 +83,18 @@ pub async fn claim_run(
         .await?;
     Ok(inserted == 1)
 }
+
+/// Forgets claimed runs of `source` scheduled before `before` (see
+/// `notices::prune_job_runs`).
+pub async fn prune_runs(
+    conn: &impl ConnectionTrait,
+    source: &str,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(scan_run::Entity::delete_many()
+        .filter(scan_run::Column::Source.eq(source))
+        .filter(scan_run::Column::Tick.lt(before))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}

@@ -1533,5 +1533,29 @@ on_both!(
             .await
             .expect("check");
         assert!(next.is_some());
+        // Claims a week old are forgotten, so a tick a minute does not grow the table for ever.
+        let count = || async {
+            use sea_orm::ConnectionTrait;
+            let row = w
+                .app
+                .services
+                .store()
+                .reader()
+                .query_one_raw(sea_orm::Statement::from_string(
+                    w.app.services.store().backend(),
+                    "SELECT COUNT(*) AS n FROM job_runs",
+                ))
+                .await
+                .expect("count")
+                .expect("a row");
+            row.try_get::<i64>("", "n").expect("n")
+        };
+        assert_eq!(count().await, 2);
+        w.app
+            .services
+            .run_scheduled_retirement_check(tick + Duration::days(8), "instance-a")
+            .await
+            .expect("check");
+        assert_eq!(count().await, 1, "only the newest claim is left");
     }
 );

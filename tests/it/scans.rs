@@ -168,6 +168,24 @@ async fn a_scheduled_tick_runs_on_one_instance_only() {
         .await
         .expect("next");
     assert_eq!(next.map(|r| r.lines), Some(0));
+    // A week on, the old claims are forgotten: one row per tick would grow for ever.
+    app.services
+        .run_scheduled_scan("gw", tick + chrono::Duration::days(8), "instance-a")
+        .await
+        .expect("a week later");
+    use sea_orm::ConnectionTrait;
+    let row = app
+        .services
+        .store()
+        .reader()
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.services.store().backend(),
+            "SELECT COUNT(*) AS n FROM scan_runs",
+        ))
+        .await
+        .expect("count")
+        .expect("a row");
+    assert_eq!(row.try_get::<i64>("", "n").expect("n"), 1);
 }
 
 #[test]

@@ -176,6 +176,12 @@ impl Services {
         if !claimed {
             return Ok(None);
         }
+        outbox_repo::prune_job_runs(
+            self.store().reader(),
+            "retirement-check",
+            tick - crate::service::scans::CLAIMS_KEPT,
+        )
+        .await?;
         self.check_retirements(FoundBy::GraphChange).await.map(Some)
     }
 

@@ -211,6 +211,24 @@ fn dependent<'a>(detail: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{name} among {detail:#}"))
 }
 
+/// One pass of the delivery worker, at the injected time.
+async fn deliver(w: &World) -> sunset::service::DeliveryReport {
+    w.app
+        .services
+        .deliver_due_notices()
+        .await
+        .expect("delivery")
+}
+
+/// One look at pending retirements, at the injected time.
+async fn check(w: &World) -> sunset::service::CheckReport {
+    w.app
+        .services
+        .check_retirements(sunset::domain::FoundBy::GraphChange)
+        .await
+        .expect("check")
+}
+
 macro_rules! on_both {
     ($name:ident, $body:expr) => {
         mod $name {
@@ -272,12 +290,7 @@ on_both!(
         // Written in the scheduling transaction, sent by the worker.
         let before = detail(&w, &id).await;
         assert_eq!(before["noticeSummary"]["pending"], 3, "{before:#}");
-        let report = w
-            .app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
+        let report = deliver(&w).await;
         assert_eq!((report.delivered, report.dead), (3, 0), "{report:?}");
 
         // The webhook: signed with checkout's own secret, the notice id as webhook-id.
@@ -366,11 +379,7 @@ on_both!(
             .as_str()
             .expect("id")
             .to_owned();
-        w.app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
+        deliver(&w).await;
         let got = w.receiver.received_requests().await.expect("requests");
         let body: Value = serde_json::from_slice(&got[0].body).expect("json");
         let link = body["data"]["acknowledgeUrl"]
@@ -436,19 +445,10 @@ on_both!(
 
         // Both acknowledged: ready once the notice has run out, not before.
         w.clock.set(effective - Duration::seconds(1));
-        w.app
-            .services
-            .check_retirements(sunset::domain::FoundBy::GraphChange)
-            .await
-            .expect("check");
+        check(&w).await;
         assert_eq!(detail(&w, &id).await["state"], "SCHEDULED");
         w.clock.set(effective);
-        let report = w
-            .app
-            .services
-            .check_retirements(sunset::domain::FoundBy::GraphChange)
-            .await
-            .expect("check");
+        let report = check(&w).await;
         assert_eq!(report.state_changes, 1);
         assert_eq!(detail(&w, &id).await["state"], "READY");
         let audit = w.app.gql_ok(&w.app.token("auditor", "auditor", None).await, "{ auditLog(filter: { action: \"retirement.acknowledged\" }) { edges { node { actor } } } }", json!({})).await;
@@ -481,54 +481,20 @@ on_both!(
             .as_str()
             .expect("id")
             .to_owned();
-        let first = w
-            .app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
+        let first = deliver(&w).await;
         assert_eq!((first.delivered, first.retrying), (2, 1), "{first:?}");
         // Not due again until the backoff has passed.
-        assert_eq!(
-            w.app
-                .services
-                .deliver_due_notices()
-                .await
-                .expect("delivery")
-                .attempted,
-            0
-        );
+        assert_eq!(deliver(&w).await.attempted, 0);
         w.clock.advance(Duration::seconds(7));
-        assert_eq!(
-            w.app
-                .services
-                .deliver_due_notices()
-                .await
-                .expect("delivery")
-                .retrying,
-            1
-        );
+        assert_eq!(deliver(&w).await.retrying, 1);
         w.clock.advance(Duration::seconds(4));
         assert_eq!(
-            w.app
-                .services
-                .deliver_due_notices()
-                .await
-                .expect("delivery")
-                .attempted,
+            deliver(&w).await.attempted,
             0,
             "the second wait is about 5 minutes"
         );
         w.clock.advance(Duration::minutes(6));
-        assert_eq!(
-            w.app
-                .services
-                .deliver_due_notices()
-                .await
-                .expect("delivery")
-                .delivered,
-            1
-        );
+        assert_eq!(deliver(&w).await.delivered, 1);
         let checkout = dependent(&detail(&w, &id).await, "checkout").clone();
         let webhook = checkout["deliveries"]
             .as_array()
@@ -581,12 +547,7 @@ on_both!(
         let _ = mails(&w.mail);
         let mut dead = 0;
         for _ in 0..20 {
-            let r = w
-                .app
-                .services
-                .deliver_due_notices()
-                .await
-                .expect("delivery");
+            let r = deliver(&w).await;
             dead += r.dead;
             w.clock.advance(Duration::hours(30));
         }
@@ -632,12 +593,7 @@ on_both!(
             .mount(&w.receiver)
             .await;
         schedule(&w, t0() + Duration::days(30)).await;
-        let r = w
-            .app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
+        let r = deliver(&w).await;
         assert_eq!((r.delivered, r.dead), (2, 1), "{r:?}");
         let consumer = w
             .app
@@ -648,12 +604,7 @@ on_both!(
             )
             .await;
         assert!(consumer["consumer"]["webhookUrl"].is_null(), "{consumer:#}");
-        let _ = w
-            .app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("follow-ups");
+        let _ = deliver(&w).await;
         let subjects: Vec<String> = mails(&w.mail)
             .iter()
             .filter_map(|m| {
@@ -687,11 +638,7 @@ on_both!(
             .as_str()
             .expect("id")
             .to_owned();
-        w.app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
+        deliver(&w).await;
         let _ = mails(&w.mail);
 
         // Ten days on, analytics starts using ^2 too: 30 days from now ends after the date.
@@ -708,12 +655,7 @@ on_both!(
             )
             .await
             .expect("edge");
-        let report = w
-            .app
-            .services
-            .check_retirements(sunset::domain::FoundBy::GraphChange)
-            .await
-            .expect("check");
+        let report = check(&w).await;
         assert_eq!(
             (report.new_dependents, report.state_changes),
             (1, 1),
@@ -729,11 +671,7 @@ on_both!(
             t0() + Duration::days(40)
         );
         // Told at once.
-        w.app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
+        deliver(&w).await;
         let mut told: Vec<(String, bool)> = mails(&w.mail)
             .into_iter()
             .map(|m| {
@@ -754,12 +692,7 @@ on_both!(
             ]
         );
         // Checking again finds nobody new.
-        let again = w
-            .app
-            .services
-            .check_retirements(sunset::domain::FoundBy::GraphChange)
-            .await
-            .expect("check");
+        let again = check(&w).await;
         assert_eq!(again.new_dependents, 0);
     }
 );
@@ -777,18 +710,7 @@ on_both!(
             .as_str()
             .expect("id")
             .to_owned();
-        w.app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
-        let check = || async {
-            w.app
-                .services
-                .check_retirements(sunset::domain::FoundBy::GraphChange)
-                .await
-                .expect("check")
-        };
+        deliver(&w).await;
 
         // A late dependent sends it to needs-decision; governance accepts the shorter notice.
         w.clock.advance(Duration::days(10));
@@ -804,7 +726,7 @@ on_both!(
             )
             .await
             .expect("edge");
-        check().await;
+        check(&w).await;
         assert_eq!(detail(&w, &id).await["state"], "NEEDS_DECISION");
         let accept = "mutation($id: ID!, $j: String!) { acceptShorterNotice(id: $id, justification: $j) { state decisionNote } }";
         let short = w
@@ -920,11 +842,7 @@ on_both!(
             "a refusal changes no date"
         );
         // analytics (shorter notice) and checkout (extension) were told of their new terms.
-        w.app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
+        deliver(&w).await;
         let told: Vec<String> = mails(&w.mail)
             .into_iter()
             .filter(|m| m.data.contains("Subject: [sunset] Changed:"))
@@ -957,11 +875,7 @@ on_both!(
             moved["postponeRetirement"]["state"], "SCHEDULED",
             "{moved:#}"
         );
-        w.app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
+        deliver(&w).await;
         let updated: Vec<ReceivedMail> = mails(&w.mail)
             .into_iter()
             .filter(|m| m.data.contains("Subject: [sunset] Changed:"))
@@ -991,7 +905,7 @@ on_both!(
         let unknown = w.app.gql(&w.governance, "mutation($id: ID!) { overrideDependents(id: $id, consumers: [\"nobody\"], justification: \"not a dependent at all\") { consumer } }", json!({ "id": id })).await;
         assert_eq!(unknown["errors"][0]["extensions"]["code"], "NOT_FOUND");
         w.clock.set(later);
-        check().await;
+        check(&w).await;
         assert_eq!(detail(&w, &id).await["state"], "READY");
         let audit = w.app.gql_ok(&w.app.token("auditor", "auditor", None).await, "query($id: String!) { auditLog(first: 100, filter: { subject: $id }) { edges { node { action } } } }", json!({ "id": id })).await;
         let actions: Vec<&str> = audit["auditLog"]["edges"]
@@ -1041,11 +955,7 @@ on_both!(
             .as_str()
             .expect("id")
             .to_owned();
-        w.app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
+        deliver(&w).await;
         let _ = mails(&w.mail);
 
         // A system nobody declared as a dependent downloads a retired version.
@@ -1114,11 +1024,7 @@ on_both!(
             batch["path"],
             json!(["batch-scorer uses fraud@2.1.0 (as 2.1.0)"])
         );
-        w.app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
+        deliver(&w).await;
         let to: Vec<String> = mails(&w.mail).into_iter().flat_map(|m| m.to).collect();
         assert!(to.contains(&"risk@example.org".to_owned()), "{to:?}");
 
@@ -1361,11 +1267,7 @@ on_both!(
             .as_str()
             .expect("id")
             .to_owned();
-        w.app
-            .services
-            .deliver_due_notices()
-            .await
-            .expect("delivery");
+        deliver(&w).await;
         let _ = mails(&w.mail);
 
         // Ninety days, one check and one delivery pass a day; billing acknowledges on day 20.
@@ -1377,16 +1279,8 @@ on_both!(
             if day == 20 {
                 w.app.gql_ok(&w.governance, ack, json!({ "id": id })).await;
             }
-            w.app
-                .services
-                .check_retirements(sunset::domain::FoundBy::GraphChange)
-                .await
-                .expect("check");
-            w.app
-                .services
-                .deliver_due_notices()
-                .await
-                .expect("delivery");
+            check(&w).await;
+            deliver(&w).await;
             billing_reminders += mails(&w.mail)
                 .iter()
                 .filter(|m| {
@@ -1476,11 +1370,7 @@ async fn traffic_seen_by_a_scan_finds_dependents_and_holds_the_retirement_back()
     // acknowledged, so the retirement is not ready (shadow-batch's own notice also
     // runs past the date, so governance must decide).
     w.clock.set(effective);
-    w.app
-        .services
-        .check_retirements(sunset::domain::FoundBy::GraphChange)
-        .await
-        .expect("check");
+    check(&w).await;
     assert_eq!(detail(&w, &id).await["state"], "NEEDS_DECISION");
     let accept = "mutation($id: ID!) { acceptShorterNotice(id: $id, justification: \"shadow-batch is an experiment of the ML team\") { state } }";
     assert_eq!(
@@ -1489,11 +1379,7 @@ async fn traffic_seen_by_a_scan_finds_dependents_and_holds_the_retirement_back()
             .await["acceptShorterNotice"]["state"],
         "SCHEDULED"
     );
-    w.app
-        .services
-        .check_retirements(sunset::domain::FoundBy::GraphChange)
-        .await
-        .expect("check");
+    check(&w).await;
     assert_eq!(
         detail(&w, &id).await["state"],
         "SCHEDULED",
@@ -1501,11 +1387,7 @@ async fn traffic_seen_by_a_scan_finds_dependents_and_holds_the_retirement_back()
     );
     // Fourteen quiet days after checkout's last traffic, nobody holds it back.
     w.clock.set(t0() + Duration::days(25 + 14));
-    w.app
-        .services
-        .check_retirements(sunset::domain::FoundBy::GraphChange)
-        .await
-        .expect("check");
+    check(&w).await;
     assert_eq!(detail(&w, &id).await["state"], "READY");
 }
 

@@ -234,16 +234,15 @@ impl Services {
                 extension_reason: Some(reason.as_str().to_owned()),
                 ..before.clone()
             };
-            repo::update_dependent(tx.conn(), &after).await?;
-            let entry = AuditEntry::new(
+            self.record_dependent(
+                tx,
                 (&identity.0, &identity.1),
                 Action::RetirementExtensionRequested,
-                SubjectType::Retirement,
-                id.to_string(),
+                &before,
+                &after,
+                now,
             )
-            .before(&before)
-            .after(&after);
-            self.append_audit(tx, now, entry).await?;
+            .await?;
             Ok(after)
         })?;
         self.publish_retirement(id, "extension-requested");

@@ -444,20 +444,41 @@ impl Services {
                 next_reminder_at: None,
                 ..before.clone()
             };
-            repo::update_dependent(tx.conn(), &after).await?;
-            let entry = AuditEntry::new(
+            self.record_dependent(
+                tx,
                 identity,
                 Action::RetirementAcknowledged,
-                SubjectType::Retirement,
-                id.to_string(),
+                &before,
+                &after,
+                now,
             )
-            .before(&before)
-            .after(&after);
-            self.append_audit(tx, now, entry).await?;
+            .await?;
             Ok(after)
         })?;
         self.publish_retirement(id, "acknowledged");
         Ok(done)
+    }
+
+    /// Writes one dependent's change and its audit record (before and after).
+    pub(super) async fn record_dependent(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        identity: (&str, &str),
+        action: Action,
+        before: &Dependent,
+        after: &Dependent,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        repo::update_dependent(tx.conn(), after).await?;
+        let entry = AuditEntry::new(
+            identity,
+            action,
+            SubjectType::Retirement,
+            after.retirement_id.to_string(),
+        )
+        .before(before)
+        .after(after);
+        self.append_audit(tx, now, entry).await
     }
 
     pub async fn retirement(&self, id: i64) -> Result<Retirement, ServiceError> {

@@ -211,6 +211,23 @@ fn dependent<'a>(detail: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{name} among {detail:#}"))
 }
 
+/// checkout's receiver takes every correctly signed notice.
+async fn accept_webhooks(w: &World) {
+    Mock::given(method("POST"))
+        .and(signed(w))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&w.receiver)
+        .await;
+}
+
+/// Schedules the retirement of fraud ^2 at `effective`; returns its id.
+async fn scheduled(w: &World, effective: DateTime<Utc>) -> String {
+    schedule(w, effective).await["data"]["scheduleRetirement"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
 /// One pass of the delivery worker, at the injected time.
 async fn deliver(w: &World) -> sunset::service::DeliveryReport {
     w.app
@@ -375,10 +392,7 @@ on_both!(
             .mount(&w.receiver)
             .await;
         let effective = t0() + Duration::days(30);
-        let id = schedule(&w, effective).await["data"]["scheduleRetirement"]["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
+        let id = scheduled(&w, effective).await;
         deliver(&w).await;
         let got = w.receiver.received_requests().await.expect("requests");
         let body: Value = serde_json::from_slice(&got[0].body).expect("json");
@@ -628,16 +642,9 @@ on_both!(
 on_both!(
     a_dependent_found_later_gets_its_own_notice_and_may_need_a_decision,
     |w: World| async move {
-        Mock::given(method("POST"))
-            .and(signed(&w))
-            .respond_with(ResponseTemplate::new(204))
-            .mount(&w.receiver)
-            .await;
+        accept_webhooks(&w).await;
         let effective = t0() + Duration::days(30);
-        let id = schedule(&w, effective).await["data"]["scheduleRetirement"]["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
+        let id = scheduled(&w, effective).await;
         deliver(&w).await;
         let _ = mails(&w.mail);
 
@@ -700,16 +707,9 @@ on_both!(
 on_both!(
     governance_decides_needs_decision_extensions_and_overrides,
     |w: World| async move {
-        Mock::given(method("POST"))
-            .and(signed(&w))
-            .respond_with(ResponseTemplate::new(204))
-            .mount(&w.receiver)
-            .await;
+        accept_webhooks(&w).await;
         let effective = t0() + Duration::days(30);
-        let id = schedule(&w, effective).await["data"]["scheduleRetirement"]["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
+        let id = scheduled(&w, effective).await;
         deliver(&w).await;
 
         // A late dependent sends it to needs-decision; governance accepts the shorter notice.
@@ -931,11 +931,7 @@ on_both!(
 on_both!(
     downloads_during_the_notice_carry_sunset_headers_and_find_new_dependents,
     |w: World| async move {
-        Mock::given(method("POST"))
-            .and(signed(&w))
-            .respond_with(ResponseTemplate::new(204))
-            .mount(&w.receiver)
-            .await;
+        accept_webhooks(&w).await;
         let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
         let put = w
             .app
@@ -951,10 +947,7 @@ on_both!(
             .expect("put");
         assert_eq!(put.status(), 201);
         let effective = t0() + Duration::days(30);
-        let id = schedule(&w, effective).await["data"]["scheduleRetirement"]["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
+        let id = scheduled(&w, effective).await;
         deliver(&w).await;
         let _ = mails(&w.mail);
 
@@ -1136,11 +1129,7 @@ async fn retirement_changes_are_pushed_to_subscribers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_dependent_is_found_as_soon_as_the_inventory_changes() {
     let w = world_with(Backend::Sqlite, |s| s.retirement.watch_inventory = true).await;
-    Mock::given(method("POST"))
-        .and(signed(&w))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&w.receiver)
-        .await;
+    accept_webhooks(&w).await;
     let id = schedule(&w, t0() + Duration::days(30)).await["data"]["scheduleRetirement"]["id"]
         .as_str()
         .expect("id")
@@ -1203,11 +1192,7 @@ async fn webhook_types(w: &World) -> Vec<String> {
 on_both!(
     a_ninety_day_notice_reminds_weekly_until_acknowledged_then_becomes_ready,
     |w: World| async move {
-        Mock::given(method("POST"))
-            .and(signed(&w))
-            .respond_with(ResponseTemplate::new(204))
-            .mount(&w.receiver)
-            .await;
+        accept_webhooks(&w).await;
         // A critical model: 90 days' notice, reminders on Mondays at 09:00 UTC.
         let owner = Actor {
             name: "ml-owner".into(),
@@ -1336,16 +1321,9 @@ async fn traffic_seen_by_a_scan_finds_dependents_and_holds_the_retirement_back()
         ..sunset::config::ScanSourceSettings::default()
     };
     let w = world_with(Backend::Sqlite, move |s| s.scan.sources = vec![source]).await;
-    Mock::given(method("POST"))
-        .and(signed(&w))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&w.receiver)
-        .await;
+    accept_webhooks(&w).await;
     let effective = t0() + Duration::days(30);
-    let id = schedule(&w, effective).await["data"]["scheduleRetirement"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = scheduled(&w, effective).await;
 
     // Twenty-five days on, the gateway log shows checkout still calling 2.1.0, and a
     // caller nobody declared.

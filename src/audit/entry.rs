@@ -42,10 +42,12 @@ pub enum Action {
     RetirementPostponed,
     NoticeDeadLettered,
     ConsumerWebhookDisabled,
+    RetirementExecutionStarted,
+    VersionsDisabled,
 }
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 37] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -81,6 +83,8 @@ impl Action {
         Action::RetirementPostponed,
         Action::NoticeDeadLettered,
         Action::ConsumerWebhookDisabled,
+        Action::RetirementExecutionStarted,
+        Action::VersionsDisabled,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -124,6 +128,8 @@ impl Action {
             Action::RetirementPostponed => "retirement.postponed",
             Action::NoticeDeadLettered => "notice.dead_lettered",
             Action::ConsumerWebhookDisabled => "consumer.webhook_disabled",
+            Action::RetirementExecutionStarted => "retirement.execution_started",
+            Action::VersionsDisabled => "retirement.versions_disabled",
         }
     }
 }

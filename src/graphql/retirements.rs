@@ -120,6 +120,21 @@ impl Retirement {
             .collect())
     }
 
+    /// The steps of its execution so far, each with its time and outcome.
+    async fn steps(&self, ctx: &Context<'_>) -> Result<Vec<DecommissionStep>> {
+        Ok(services(ctx)?
+            .decommission_steps(self.raw_id)
+            .await?
+            .into_iter()
+            .map(|s| DecommissionStep {
+                step: s.step,
+                started_at: s.started_at,
+                finished_at: s.finished_at,
+                outcome: s.outcome,
+            })
+            .collect())
+    }
+
     /// Counts of this retirement's notices by state.
     async fn notice_summary(&self, ctx: &Context<'_>) -> Result<NoticeSummary> {
         let notices = services(ctx)?.retirement_notices(self.raw_id, None).await?;
@@ -131,6 +146,40 @@ impl Retirement {
             dead: count("dead"),
             cancelled: count("cancelled"),
         })
+    }
+}
+
+/// One recorded step of executing a retirement.
+#[derive(SimpleObject)]
+pub struct DecommissionStep {
+    /// `kill-switch` (more steps follow as decommissioning is built).
+    step: String,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    outcome: Option<String>,
+}
+
+/// A version the kill switch has disabled: downloads answer 410 Gone.
+#[derive(SimpleObject)]
+pub struct DisabledVersion {
+    model: String,
+    version: String,
+    retirement_id: Option<ID>,
+    disabled_at: DateTime<Utc>,
+    disabled_by: String,
+    reason: String,
+}
+
+impl From<crate::store::kill_switch::DisabledVersion> for DisabledVersion {
+    fn from(d: crate::store::kill_switch::DisabledVersion) -> Self {
+        Self {
+            model: d.model,
+            version: d.version,
+            retirement_id: d.retirement_id.map(|r| ID(r.to_string())),
+            disabled_at: d.disabled_at,
+            disabled_by: d.disabled_by,
+            reason: d.reason,
+        }
     }
 }
 
@@ -304,6 +353,17 @@ impl RetirementQuery {
         Ok(services(ctx)?.retirement(parse_id(&id)?).await?.into())
     }
 
+    /// Every version the kill switch has disabled.
+    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    async fn disabled_versions(&self, ctx: &Context<'_>) -> Result<Vec<DisabledVersion>> {
+        Ok(services(ctx)?
+            .disabled_versions()
+            .await?
+            .into_iter()
+            .map(DisabledVersion::from)
+            .collect())
+    }
+
     /// Notices that could not be delivered, newest first.
     #[graphql(guard = "RoleGuard::new(OVERSEERS)")]
     async fn dead_letters(
@@ -364,6 +424,16 @@ impl RetirementMutation {
             .cancel_retirement(actor(ctx)?, parse_id(&id)?, &reason)
             .await?
             .into())
+    }
+
+    /// Executes a ready retirement (or resumes its execution): first the kill switch,
+    /// which stops every download of its versions at once.
+    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    async fn execute_retirement(&self, ctx: &Context<'_>, id: ID) -> Result<Retirement> {
+        let (retirement, _) = services(ctx)?
+            .execute_retirement(actor(ctx)?, parse_id(&id)?)
+            .await?;
+        Ok(retirement.into())
     }
 
     /// Moves a pending retirement's date later; every dependent's notice runs at least

@@ -56,10 +56,26 @@ pub async fn download(
     Authenticated(actor): Authenticated,
     Path((model, version, path)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (info, chunks) = state
+    let opened = state
         .services
         .open_artifact(&actor, &model, &version, &path)
-        .await?;
+        .await;
+    let (info, chunks) = match opened {
+        Ok(opened) => opened,
+        Err(e @ crate::service::ServiceError::Gone(_)) => {
+            // RFC 8594: the Sunset header of a resource already gone names when it went.
+            let mut response = ApiError::from(e).into_response();
+            super::retirements::mark_gone(
+                &state.services,
+                &model,
+                &version,
+                response.headers_mut(),
+            )
+            .await;
+            return Ok(response);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut response = Body::from_stream(chunks).into_response();
     let headers = response.headers_mut();
     headers.insert(

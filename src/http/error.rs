@@ -54,6 +54,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(_) | ServiceError::Contended(_) => StatusCode::CONFLICT,
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::Integrity(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceError::Gone(_) => StatusCode::GONE,
             ServiceError::Internal(cause) => {
                 tracing::error!(error = %cause, "internal error while answering HTTP");
                 StatusCode::INTERNAL_SERVER_ERROR

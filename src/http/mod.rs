@@ -89,6 +89,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/v1/retirements/{id}", get(retirements::retirement))
         .route("/v1/retirements.ics", get(retirements::calendar))
+        .route("/v1/disabled-versions", get(retirements::disabled_versions))
         .route(
             "/v1/models/{model}/versions/{version}/signature",
             axum::routing::put(artifacts::put_signature).layer(DefaultBodyLimit::max(

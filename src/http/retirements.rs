@@ -43,16 +43,35 @@ pub async fn version_status(
         .version(&model, &version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no version {model}@{version}")))?;
-    let retirement = services.pending_retirement_of(&model, &version).await?;
+    let disabled = services
+        .disabled_version(&found.model, found.version)
+        .await?;
+    let retirement = match &disabled {
+        Some(d) => match d.retirement_id {
+            Some(id) => Some(services.retirement(id).await?),
+            None => None,
+        },
+        None => services.pending_retirement_of(&model, &version).await?,
+    };
     let body = json!({
         "model": found.model.as_str(),
         "version": found.version.to_string(),
         "status": found.status.as_str(),
+        // Set once the kill switch has been pulled: downloads answer 410 Gone.
+        "disabled": disabled.as_ref().map(|d| json!({
+            "at": d.disabled_at,
+            "by": d.disabled_by,
+            "reason": d.reason,
+        })),
         "retirement": retirement.as_ref().map(retirement_json),
     });
     let mut response = Json(body).into_response();
     if let Some(r) = &retirement {
-        SunsetNotice::of(r, services.retirement_url(r.id)).apply(response.headers_mut());
+        let mut notice = SunsetNotice::of(r, services.retirement_url(r.id));
+        if let Some(d) = &disabled {
+            notice.sunset_at = d.disabled_at;
+        }
+        notice.apply(response.headers_mut());
     }
     Ok(response)
 }
@@ -115,5 +134,69 @@ pub async fn calendar(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/calendar; charset=utf-8"),
     );
+    Ok(response)
+}
+
+/// Adds the `Sunset` header (when it went) and `Link` to a 410 for a disabled version.
+pub(super) async fn mark_gone(
+    services: &crate::service::Services,
+    model: &str,
+    version: &str,
+    headers: &mut axum::http::HeaderMap,
+) {
+    let (Ok(model), Ok(version)) = (
+        crate::domain::ModelName::parse(model),
+        crate::domain::Version::parse(version),
+    ) else {
+        return;
+    };
+    let Ok(Some(d)) = services.disabled_version(&model, version).await else {
+        return;
+    };
+    let Some(id) = d.retirement_id else {
+        return;
+    };
+    if let Ok(r) = services.retirement(id).await {
+        let mut notice = SunsetNotice::of(&r, services.retirement_url(id));
+        notice.sunset_at = d.disabled_at;
+        notice.apply(headers);
+    }
+}
+
+/// `GET /v1/disabled-versions`: every version the kill switch has disabled, for
+/// enforcement points (gateways) to poll. The `ETag` is a digest of the list, so a poll
+/// with `If-None-Match` that matches costs a `304` and no body.
+pub async fn disabled_versions(
+    State(state): State<AppState>,
+    Authenticated(_actor): Authenticated,
+    request_headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    use sha2::Digest;
+    let list = state.services.disabled_versions().await?;
+    let body = serde_json::to_vec(&json!({ "disabled": list }))
+        .map_err(|e| ApiError::from(crate::service::ServiceError::internal(e)))?;
+    let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&body)[..16]));
+    let matches = request_headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if matches {
+        axum::http::StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
 }

@@ -311,6 +311,19 @@ impl Services {
         let model = ModelName::parse(model)?;
         let version = Version::parse(version)?;
         let path = ArtifactPath::parse(path)?;
+        // The kill switch comes first: a retired version is not served, whoever asks.
+        // Read from the database on every download, so a switch pulled through any
+        // instance holds on all of them from its commit.
+        if let Some(d) = self.disabled_version(&model, version).await? {
+            return Err(ServiceError::Gone(format!(
+                "{model}@{version} was retired and is no longer served (disabled {} by retirement {}): {}",
+                d.disabled_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                d.retirement_id
+                    .map_or_else(|| "-".to_owned(), |r| r.to_string()),
+                d.reason
+            )));
+        }
         let db = self.store().reader();
         let (_, version_id, v) = self.locate_version(db, &model, version).await?;
         let stored = repo::find(db, version_id, &path).await?.ok_or_else(|| {

@@ -19,6 +19,9 @@ pub enum ServiceError {
     /// reported only when it kept happening.
     #[error("{0}")]
     Contended(String),
+    /// The thing existed and was retired on purpose (a disabled version): HTTP 410.
+    #[error("{0}")]
+    Gone(String),
     /// Stored data failed verification and is not served (AISVS 3.1.2).
     #[error("{0}")]
     Integrity(String),
@@ -46,6 +49,7 @@ impl ServiceError {
             ServiceError::Conflict(_) | ServiceError::Contended(_) => "CONFLICT",
             ServiceError::Forbidden(_) => "FORBIDDEN",
             ServiceError::Integrity(_) => "INTEGRITY",
+            ServiceError::Gone(_) => "GONE",
             ServiceError::Internal(_) => "INTERNAL",
         }
     }

@@ -33,6 +33,7 @@ macro_rules! in_write_tx {
 
 mod artifacts;
 mod audit_log;
+mod decommission;
 mod delivery;
 mod error;
 mod inventory;
@@ -47,6 +48,7 @@ mod tokens;
 
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
+pub use decommission::KILL_SWITCH;
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;
 pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent};

@@ -18,6 +18,11 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         &["governance"],
     ),
     (
+        "executeRetirement",
+        "mutation { executeRetirement(id: \"999\") { id } }",
+        &["governance"],
+    ),
+    (
         "postponeRetirement",
         "mutation { postponeRetirement(id: \"999\", effectiveAt: \"2099-06-01T00:00:00Z\", reason: \"more time for everyone\") { id } }",
         &["governance"],
@@ -153,6 +158,11 @@ const EVERY_ROLE: &[&str] = &ROLES;
 
 const QUERIES: &[(&str, &str, &[&str])] = &[
     ("retirements", "{ retirements { id } }", EVERY_ROLE),
+    (
+        "disabledVersions",
+        "{ disabledVersions { model } }",
+        EVERY_ROLE,
+    ),
     (
         "retirement",
         "{ retirement(id: \"999\") { id } }",

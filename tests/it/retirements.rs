@@ -1419,3 +1419,165 @@ on_both!(
         assert_eq!(count().await, 1, "only the newest claim is left");
     }
 );
+
+on_both!(
+    executing_a_ready_retirement_pulls_the_kill_switch_on_every_instance,
+    |w: World| async move {
+        accept_webhooks(&w).await;
+        let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
+        for v in ["2.1.0", "3.0.0"] {
+            let put = w
+                .app
+                .client
+                .put(format!(
+                    "{}/v1/models/fraud/versions/{v}/artifacts/model.bin",
+                    w.app.address
+                ))
+                .bearer_auth(&owner)
+                .body(vec![1u8; 64])
+                .send()
+                .await
+                .expect("put");
+            assert_eq!(put.status(), 201);
+        }
+        let effective = t0() + Duration::days(30);
+        let id = scheduled(&w, effective).await;
+        let execute = "mutation($id: ID!) { executeRetirement(id: $id) { state steps { step outcome finishedAt } } }";
+        // Not before it is ready.
+        let early = w.app.gql(&w.governance, execute, json!({ "id": id })).await;
+        assert_eq!(
+            early["errors"][0]["extensions"]["code"], "CONFLICT",
+            "{early:#}"
+        );
+        for c in ["billing", "checkout"] {
+            w.app.gql_ok(&w.governance, "mutation($id: ID!, $c: String!) { acknowledgeRetirement(id: $id, consumer: $c) { consumer } }", json!({ "id": id, "c": c })).await;
+        }
+        w.clock.set(effective);
+        check(&w).await;
+        assert_eq!(detail(&w, &id).await["state"], "READY");
+
+        let reader = w.app.token("reader", "reader", None).await;
+        let download = |address: String| {
+            let client = w.app.client.clone();
+            let reader = reader.clone();
+            async move {
+                client
+                    .get(format!(
+                        "{address}/v1/models/fraud/versions/2.1.0/artifacts/model.bin"
+                    ))
+                    .bearer_auth(&reader)
+                    .send()
+                    .await
+                    .expect("get")
+            }
+        };
+        assert_eq!(download(w.app.address.clone()).await.status(), 200);
+        let other = w.app.spawn_sibling().await;
+        assert_eq!(download(other.address.clone()).await.status(), 200);
+
+        let done = w
+            .app
+            .gql_ok(&w.governance, execute, json!({ "id": id }))
+            .await;
+        assert_eq!(done["executeRetirement"]["state"], "EXECUTING");
+        let step = &done["executeRetirement"]["steps"][0];
+        assert_eq!(step["step"], "kill-switch");
+        assert_eq!(step["outcome"], "2 version(s) disabled: 2.0.0, 2.1.0");
+
+        // From the commit on, both instances refuse the retired version, and say since when.
+        for address in [w.app.address.clone(), other.address.clone()] {
+            let gone = download(address).await;
+            assert_eq!(gone.status(), 410);
+            assert_eq!(
+                gone.headers()["sunset"],
+                effective
+                    .format("%a, %d %b %Y %H:%M:%S GMT")
+                    .to_string()
+                    .as_str()
+            );
+            let body: Value = gone.json().await.expect("json");
+            assert_eq!(body["error"]["code"], "GONE");
+        }
+        // 3.0.0 is not retired.
+        let kept = w
+            .app
+            .client
+            .get(format!(
+                "{}/v1/models/fraud/versions/3.0.0/artifacts/model.bin",
+                w.app.address
+            ))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(kept.status(), 200);
+        let status: Value = w
+            .app
+            .client
+            .get(format!(
+                "{}/v1/models/fraud/versions/2.1.0/status",
+                w.app.address
+            ))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(status["retirement"]["state"], "executing");
+        assert!(status["disabled"]["at"].is_string(), "{status:#}");
+
+        // Enforcement points poll the list cheaply: the same ETag answers 304 with no body.
+        let poll = w
+            .app
+            .client
+            .get(format!("{}/v1/disabled-versions", w.app.address))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(poll.status(), 200);
+        let etag = poll.headers()["etag"].to_str().expect("etag").to_owned();
+        let list: Value = poll.json().await.expect("json");
+        let versions: Vec<&str> = list["disabled"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|d| d["version"].as_str().expect("v"))
+            .collect();
+        assert_eq!(versions, ["2.0.0", "2.1.0"]);
+        let again = w
+            .app
+            .client
+            .get(format!("{}/v1/disabled-versions", w.app.address))
+            .bearer_auth(&reader)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(again.status(), 304);
+
+        // Executing again resumes and changes nothing.
+        let resumed = w
+            .app
+            .gql_ok(&w.governance, execute, json!({ "id": id }))
+            .await;
+        assert_eq!(
+            resumed["executeRetirement"]["steps"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        let unchanged = w
+            .app
+            .client
+            .get(format!("{}/v1/disabled-versions", w.app.address))
+            .bearer_auth(&reader)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(unchanged.status(), 304);
+    }
+);

@@ -6,6 +6,8 @@ pub mod artifact;
 pub mod audit_checkpoint;
 pub mod audit_record;
 pub mod consumer;
+pub mod decommission_step;
+pub mod disabled_version;
 pub mod inventory_change;
 pub mod inventory_edge;
 pub mod job_run;

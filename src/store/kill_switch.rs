@@ -1,0 +1,149 @@
+//! Disabled versions (the kill switch) and the recorded steps of executing a retirement.
+
+use super::StoreError;
+use super::entities::{decommission_step, disabled_version};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use serde::Serialize;
+
+/// A version that is no longer served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisabledVersion {
+    #[serde(skip)]
+    pub version_id: i64,
+    pub model: String,
+    pub version: String,
+    pub retirement_id: Option<i64>,
+    pub disabled_at: DateTime<Utc>,
+    pub disabled_by: String,
+    pub reason: String,
+}
+
+/// Disables versions; one already disabled stays as it was (so a resumed execution
+/// changes nothing twice). Returns how many were newly disabled.
+pub async fn disable(
+    conn: &impl ConnectionTrait,
+    versions: &[DisabledVersion],
+) -> Result<u64, StoreError> {
+    let mut added = 0;
+    for v in versions {
+        added += disabled_version::Entity::insert(disabled_version::ActiveModel {
+            version_id: Set(v.version_id),
+            model_name: Set(v.model.clone()),
+            version: Set(v.version.clone()),
+            retirement_id: Set(v.retirement_id),
+            disabled_at: Set(v.disabled_at),
+            disabled_by: Set(v.disabled_by.clone()),
+            reason: Set(v.reason.clone()),
+        })
+        .on_conflict(
+            OnConflict::column(disabled_version::Column::VersionId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    }
+    Ok(added)
+}
+
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    model: &str,
+    version: &str,
+) -> Result<Option<DisabledVersion>, StoreError> {
+    Ok(disabled_version::Entity::find()
+        .filter(disabled_version::Column::ModelName.eq(model))
+        .filter(disabled_version::Column::Version.eq(version))
+        .one(conn)
+        .await?
+        .map(parse))
+}
+
+/// Every disabled version, by model and version.
+pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<DisabledVersion>, StoreError> {
+    Ok(disabled_version::Entity::find()
+        .order_by_asc(disabled_version::Column::ModelName)
+        .order_by_asc(disabled_version::Column::Version)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect())
+}
+
+fn parse(r: disabled_version::Model) -> DisabledVersion {
+    DisabledVersion {
+        version_id: r.version_id,
+        model: r.model_name,
+        version: r.version,
+        retirement_id: r.retirement_id,
+        disabled_at: r.disabled_at,
+        disabled_by: r.disabled_by,
+        reason: r.reason,
+    }
+}
+
+/// One step of executing a retirement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub step: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+}
+
+/// Records a step as finished with `outcome` (started now if it was not recorded yet).
+pub async fn finish_step(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+    step: &str,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    outcome: &str,
+) -> Result<(), StoreError> {
+    decommission_step::Entity::insert(decommission_step::ActiveModel {
+        retirement_id: Set(retirement_id),
+        step: Set(step.to_owned()),
+        started_at: Set(started_at),
+        finished_at: Set(Some(finished_at)),
+        outcome: Set(Some(outcome.to_owned())),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            decommission_step::Column::RetirementId,
+            decommission_step::Column::Step,
+        ])
+        .update_columns([
+            decommission_step::Column::FinishedAt,
+            decommission_step::Column::Outcome,
+        ])
+        .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// The recorded steps of executing a retirement, in the order they started.
+pub async fn steps(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+) -> Result<Vec<Step>, StoreError> {
+    Ok(decommission_step::Entity::find()
+        .filter(decommission_step::Column::RetirementId.eq(retirement_id))
+        .order_by_asc(decommission_step::Column::StartedAt)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| Step {
+            step: r.step,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            outcome: r.outcome,
+        })
+        .collect())
+}

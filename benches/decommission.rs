@@ -1,0 +1,179 @@
+//! Kill-switch latency: from the trigger (`executeRetirement` called) to enforcement (a
+//! download of the retired version refused with 410 Gone), on one instance (target: p99
+//! under 250 ms).
+//!
+//! Run: `cargo bench --bench decommission` (SQLite in a temp folder; `-- --postgres` adds
+//! a fresh database at `SUNSET_TEST_PG_URL`). It generates 200 models, each with one
+//! version and an artifact and a retirement made ready under an injected clock; then, for
+//! each, a downloader reads the artifact in a loop while the retirement is executed, and
+//! the time from the call to the first refused download is recorded. Enforcement points
+//! are not told yet (that step is still to be built), so this is the download side only.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use chrono::{Duration as Days, Utc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use sunset::auth::{Actor, ActorKind};
+use sunset::clock::ManualClock;
+use sunset::config::Settings;
+use sunset::domain::{Role, TeamName};
+use sunset::service::{ModelInput, RetirementInput, ServiceError, Services, VersionInput};
+
+const MODELS: usize = 200;
+
+fn actor(name: &str, role: Role, team: Option<&str>) -> Actor {
+    Actor {
+        name: name.into(),
+        role,
+        team: team.and_then(|t| TeamName::parse(t).ok()),
+        kind: ActorKind::Token,
+        consumer: None,
+    }
+}
+
+async fn prepare(services: &Services, clock: &ManualClock, i: usize) -> i64 {
+    let owner = actor("bench-owner", Role::Owner, Some("ml"));
+    let name = format!("m{i:04}");
+    services
+        .create_model(
+            &owner,
+            ModelInput {
+                name: name.clone(),
+                owner_team: "ml".into(),
+                tier: "standard".into(),
+                description: String::new(),
+                contacts: vec![],
+            },
+        )
+        .await
+        .expect("model");
+    services
+        .create_version(
+            &owner,
+            VersionInput {
+                model: name.clone(),
+                version: "1.0.0".into(),
+                provenance: Default::default(),
+            },
+        )
+        .await
+        .expect("version");
+    let chunk: Result<Vec<u8>, std::io::Error> = Ok(vec![7u8; 4096]);
+    services
+        .upload_artifact(
+            &owner,
+            &name,
+            "1.0.0",
+            "model.bin",
+            None,
+            futures_util::stream::iter([chunk]),
+        )
+        .await
+        .expect("artifact");
+    let (r, _) = services
+        .schedule_retirement(
+            &actor("bench-governance", Role::Governance, None),
+            RetirementInput {
+                model: name,
+                versions: "1.0.0".into(),
+                reason: "benchmark".into(),
+                effective_at: clock_now(clock) + Days::days(7),
+                replacement_model: None,
+                replacement_version: None,
+            },
+        )
+        .await
+        .expect("scheduled");
+    r.id
+}
+
+fn clock_now(clock: &ManualClock) -> chrono::DateTime<Utc> {
+    sunset::clock::Clock::now(clock)
+}
+
+async fn run(label: &str, mut settings: Settings) {
+    settings.notifications.deliver = false;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let services = sunset::app::open(&settings, clock.clone())
+        .await
+        .expect("open");
+    services.load_inventory().await.expect("load");
+    let mut ids = Vec::with_capacity(MODELS);
+    for i in 0..MODELS {
+        ids.push(prepare(&services, &clock, i).await);
+    }
+    clock.advance(Days::days(8));
+    let checked = services
+        .check_retirements(sunset::domain::FoundBy::GraphChange)
+        .await
+        .expect("check");
+    assert_eq!(checked.state_changes, MODELS, "every retirement ready");
+
+    let governance = actor("bench-governance", Role::Governance, None);
+    let reader = actor("bench-reader", Role::Reader, None);
+    let mut latencies = Vec::with_capacity(MODELS);
+    for (i, &id) in ids.iter().enumerate() {
+        let name = format!("m{i:04}");
+        // A client downloading the version over and over, as traffic would.
+        let refused = Arc::new(AtomicBool::new(false));
+        let downloader = {
+            let (services, reader, name, refused) = (
+                services.clone(),
+                reader.clone(),
+                name.clone(),
+                refused.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    match services
+                        .open_artifact(&reader, &name, "1.0.0", "model.bin")
+                        .await
+                    {
+                        Ok(_) => tokio::task::yield_now().await,
+                        Err(ServiceError::Gone(_)) => {
+                            refused.store(true, Ordering::Release);
+                            return Instant::now();
+                        }
+                        Err(e) => panic!("download failed: {e}"),
+                    }
+                }
+            })
+        };
+        let trigger = Instant::now();
+        services
+            .execute_retirement(&governance, id)
+            .await
+            .expect("executed");
+        let enforced = downloader.await.expect("downloader");
+        assert!(refused.load(Ordering::Acquire));
+        latencies.push(enforced.saturating_duration_since(trigger));
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+    println!(
+        "[{label}] kill switch, trigger to first refused download ({MODELS} retirements): p50 {} p99 {} max {} (target: p99 under 250 ms)",
+        ms(pct(0.5)),
+        ms(pct(0.99)),
+        ms(*latencies.last().unwrap_or(&Duration::ZERO))
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let postgres = std::env::args().any(|a| a == "--postgres");
+    let dir = tempfile::tempdir().expect("tmp");
+    let settings = Settings {
+        data_dir: dir.path().join("sqlite"),
+        ..Settings::default()
+    };
+    run("sqlite", settings).await;
+    if postgres {
+        let db = common::BenchDatabase::create(&dir.path().join("postgres")).await;
+        run("postgres", db.settings.clone()).await;
+        db.drop_database().await;
+    }
+}

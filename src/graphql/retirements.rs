@@ -137,14 +137,24 @@ impl Retirement {
 
     /// Counts of this retirement's notices by state.
     async fn notice_summary(&self, ctx: &Context<'_>) -> Result<NoticeSummary> {
-        let notices = services(ctx)?.retirement_notices(self.raw_id, None).await?;
-        let count = |s: &str| notices.iter().filter(|n| n.state.as_str() == s).count() as i32;
+        use crate::store::notices::NoticeState;
+        let counts = services(ctx)?.retirement_notice_counts(self.raw_id).await?;
+        let count = |state: NoticeState| {
+            counts
+                .iter()
+                .filter(|(s, _)| *s == state)
+                .map(|&(_, n)| i32::try_from(n).unwrap_or(i32::MAX))
+                .sum()
+        };
         Ok(NoticeSummary {
-            total: notices.len() as i32,
-            pending: count("pending"),
-            delivered: count("delivered"),
-            dead: count("dead"),
-            cancelled: count("cancelled"),
+            total: counts
+                .iter()
+                .map(|&(_, n)| i32::try_from(n).unwrap_or(i32::MAX))
+                .sum(),
+            pending: count(NoticeState::Pending),
+            delivered: count(NoticeState::Delivered),
+            dead: count(NoticeState::Dead),
+            cancelled: count(NoticeState::Cancelled),
         })
     }
 }

@@ -26,15 +26,9 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> R
         let claims = services.link_claims(&token)?;
         let retirement = services.retirement(claims.retirement).await?;
         let dependent = services
-            .retirement_dependents(claims.retirement)
-            .await?
-            .into_iter()
-            .find(|d| d.consumer_id == claims.dependent)
-            .ok_or_else(|| {
-                crate::service::ServiceError::NotFound(
-                    "this dependent is not on the retirement".into(),
-                )
-            })?;
+            .retirement_dependent(claims.retirement, claims.dependent)
+            .await?;
+
         let status = match dependent.acknowledged_at {
             Some(at) => format!("<p>Acknowledged on {}.</p>", escape(&at.to_rfc3339())),
             None if retirement.state.is_pending() => format!(

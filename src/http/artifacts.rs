@@ -60,7 +60,7 @@ pub async fn download(
         .services
         .open_artifact(&actor, &model, &version, &path)
         .await;
-    let (info, chunks) = match opened {
+    let (info, pending, chunks) = match opened {
         Ok(opened) => opened,
         Err(e @ crate::service::ServiceError::Gone(_)) => {
             // RFC 8594: the Sunset header of a resource already gone names when it went.
@@ -94,15 +94,9 @@ pub async fn download(
         }
     }
     // The version is going away: say so to every client and gateway that fetches it.
-    match state.services.pending_retirement_of(&model, &version).await {
-        Ok(Some(r)) => {
-            super::sunset_headers::SunsetNotice::of(&r, state.services.retirement_url(r.id))
-                .apply(response.headers_mut())
-        }
-        Ok(None) => {}
-        Err(e) => {
-            tracing::warn!(error = %e, "could not look up a pending retirement for the Sunset header")
-        }
+    if let Some(r) = pending {
+        super::sunset_headers::SunsetNotice::of(&r, state.services.retirement_url(r.id))
+            .apply(response.headers_mut());
     }
     Ok(response)
 }

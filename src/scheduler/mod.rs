@@ -1,6 +1,7 @@
 //! Scheduled jobs: signing a checkpoint of the audit chain head (running it on two
-//! instances is harmless: two checkpoints of one head), and traffic scans, which every
-//! instance schedules but only the one that claims a tick runs (`scan_runs`).
+//! instances is harmless: two checkpoints of one head), and traffic scans and retirement
+//! checks, which every instance schedules but only the one that claims a tick runs
+//! (`job_runs`, through `Services::claim_tick`).
 
 use crate::clock::Clock;
 use crate::service::Services;
@@ -13,20 +14,38 @@ pub fn next_fire(schedule: &cron::Schedule, now: DateTime<Utc>) -> Option<DateTi
     schedule.after(&now).next()
 }
 
+/// Runs `job` at every time `schedule` gives, by the injected clock, until the schedule
+/// ends or the task is aborted. `job` is given the tick it runs for.
+fn spawn_on_schedule<F, Fut>(
+    schedule: cron::Schedule,
+    clock: Arc<dyn Clock>,
+    mut job: F,
+) -> JoinHandle<()>
+where
+    F: FnMut(DateTime<Utc>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            let now = clock.now();
+            let Some(tick) = next_fire(&schedule, now) else {
+                tracing::warn!(%schedule, "a schedule never fires again; stopping its job");
+                return;
+            };
+            tokio::time::sleep((tick - now).to_std().unwrap_or_default()).await;
+            job(tick).await;
+        }
+    })
+}
+
 pub fn spawn_checkpoints(
     services: Services,
     schedule: cron::Schedule,
     clock: Arc<dyn Clock>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let now = clock.now();
-            let Some(next) = next_fire(&schedule, now) else {
-                tracing::warn!("the checkpoint schedule never fires again; stopping it");
-                return;
-            };
-            let wait = (next - now).to_std().unwrap_or_default();
-            tokio::time::sleep(wait).await;
+    spawn_on_schedule(schedule, clock, move |_| {
+        let services = services.clone();
+        async move {
             match services.sign_audit_checkpoint_if_moved().await {
                 Ok(Some(cp)) => tracing::info!(seq = cp.seq, "scheduled audit checkpoint signed"),
                 Ok(None) => tracing::debug!("audit head unchanged since the last checkpoint"),
@@ -54,14 +73,10 @@ pub fn spawn_retirement_checks(
     schedule: cron::Schedule,
     clock: Arc<dyn Clock>,
 ) -> JoinHandle<()> {
-    let instance = instance_name();
-    tokio::spawn(async move {
-        loop {
-            let now = clock.now();
-            let Some(tick) = next_fire(&schedule, now) else {
-                return;
-            };
-            tokio::time::sleep((tick - now).to_std().unwrap_or_default()).await;
+    let instance = Arc::new(instance_name());
+    spawn_on_schedule(schedule, clock, move |tick| {
+        let (services, instance) = (services.clone(), instance.clone());
+        async move {
             match services
                 .run_scheduled_retirement_check(tick, &instance)
                 .await
@@ -79,24 +94,19 @@ pub fn spawn_retirement_checks(
 /// One loop per configured scan source; each tick is claimed in the database first, so
 /// with several instances every scheduled scan runs once.
 pub fn spawn_scans(services: Services, clock: Arc<dyn Clock>) -> Vec<JoinHandle<()>> {
-    let instance = instance_name();
+    let instance = Arc::new(instance_name());
     services
         .scan_sources()
         .iter()
         .filter_map(|source| {
             // Checked when the settings were loaded; a failure here only skips the source.
             let schedule: cron::Schedule = source.schedule.parse().ok()?;
-            let name = source.name.clone();
+            let name = Arc::new(source.name.clone());
             let services = services.clone();
-            let clock = clock.clone();
             let instance = instance.clone();
-            Some(tokio::spawn(async move {
-                loop {
-                    let now = clock.now();
-                    let Some(tick) = next_fire(&schedule, now) else {
-                        return;
-                    };
-                    tokio::time::sleep((tick - now).to_std().unwrap_or_default()).await;
+            Some(spawn_on_schedule(schedule, clock.clone(), move |tick| {
+                let (services, instance, name) = (services.clone(), instance.clone(), name.clone());
+                async move {
                     match services.run_scheduled_scan(&name, tick, &instance).await {
                         Ok(Some(r)) => tracing::info!(source = %name, lines = r.lines, matched = r.matched, "scheduled scan done"),
                         Ok(None) => tracing::debug!(source = %name, "another instance runs this scan tick"),

@@ -292,8 +292,9 @@ impl Services {
             .collect())
     }
 
-    /// Opens an artifact for reading: its facts, and its plaintext as a stream of verified
-    /// chunks. An integrity failure before the first byte is an error here; one later ends
+    /// Opens an artifact for reading: its facts, the pending retirement that covers its
+    /// version (for the response's Sunset headers), and its plaintext as a stream of
+    /// verified chunks. An integrity failure before the first byte is an error here; one later ends
     /// the stream with an error. Either way the refusal is recorded in the audit log.
     pub async fn open_artifact(
         &self,
@@ -304,6 +305,7 @@ impl Services {
     ) -> Result<
         (
             ArtifactInfo,
+            Option<crate::store::retirements::Retirement>,
             impl Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static,
         ),
         ServiceError,
@@ -394,28 +396,25 @@ impl Services {
         {
             tracing::error!(%consumer, artifact = %subject, error = %e, "could not record a download as observed usage");
         }
-        // A download during a notice period is evidence too: the caller may be a
-        // dependent nobody knew of, who must be told at once. Checked before the body
-        // flows, so the notice is in the outbox when the client has its first byte; a
-        // failure is logged, never the client's problem.
-        if actor.consumer.is_some() {
-            match self
-                .pending_retirement_of(model.as_str(), &version.to_string())
-                .await
-            {
-                Ok(Some(r)) => {
-                    if let Err(e) = self
-                        .check_retirement(r.id, crate::domain::FoundBy::Download)
-                        .await
-                    {
-                        tracing::warn!(retirement = r.id, error = %e, "checking a retirement after a download failed");
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "looking up retirements after a download failed")
-                }
+        // The retirement covering this version, if one is pending: its Sunset headers go
+        // on the response, and a download during the notice period is evidence too (the
+        // caller may be a dependent nobody knew of, who must be told at once). Checked
+        // before the body flows, so the notice is in the outbox when the client has its
+        // first byte; a failure is logged, never the client's problem.
+        let pending = match self.pending_retirement_covering(&model, version).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking up a pending retirement for a download failed");
+                None
             }
+        };
+        if let Some(r) = &pending
+            && actor.consumer.is_some()
+            && let Err(e) = self
+                .check_retirement(r.id, crate::domain::FoundBy::Download)
+                .await
+        {
+            tracing::warn!(retirement = r.id, error = %e, "checking a retirement after a download failed");
         }
         let services = self.clone();
         let actor = actor.clone();
@@ -437,6 +436,7 @@ impl Services {
         });
         Ok((
             info,
+            pending,
             futures_util::stream::iter([first.map_err(std::io::Error::other)]).chain(rest),
         ))
     }

@@ -17,7 +17,7 @@ use crate::store::registry as registry_repo;
 use crate::store::retirements::{self as retirement_repo, Retirement};
 
 /// The step names, in the order they run.
-pub const KILL_SWITCH: &str = "kill-switch";
+const KILL_SWITCH: &str = "kill-switch";
 
 impl Services {
     /// Starts (or resumes) executing a ready retirement: its versions stop being served

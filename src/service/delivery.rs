@@ -19,7 +19,6 @@ use notifiers::email::{EmailNotifier, Recipients};
 use notifiers::webhook::{WebhookAddress, WebhookNotifier};
 use notifiers::{Notice, NoticeKind, Notifier, Outcome};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
 /// Notices one pass claims, per delivery it may make at once: enough to keep every
 /// slot busy, few enough that the pass ends well within its lease.
@@ -59,7 +58,7 @@ impl Services {
                 }
                 None => None,
             };
-            Ok(Arc::new(Channels { webhook, email }))
+            Ok(Channels { webhook, email })
         });
         match built {
             Ok(c) => Ok(c),
@@ -183,10 +182,11 @@ impl Services {
         let (Some(url), Some(sealed)) = (&target.url, &target.sealed_secret) else {
             return Err(format!("{} no longer has a notice webhook", target.name));
         };
+        let name = crate::domain::ConsumerName::parse(&target.name).map_err(|e| e.to_string())?;
         let opened = self
             .service_key()
             .secret_sealer()
-            .open(&format!("consumer-webhook:{}", target.name), sealed)
+            .open(&super::inventory::secret_binding(&name), sealed)
             .map_err(|e| e.to_string())?;
         let secret = std::str::from_utf8(&opened)
             .ok()

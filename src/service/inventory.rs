@@ -824,7 +824,7 @@ impl Services {
         find(self).ok_or_else(|| ServiceError::NotFound(format!("no version {model}@{version}")))
     }
 
-    async fn graph_consumer(&self, name: &str) -> Result<ConsumerId, ServiceError> {
+    pub(super) async fn graph_consumer(&self, name: &str) -> Result<ConsumerId, ServiceError> {
         let name = ConsumerName::parse(name)?;
         if let Some(id) = self.read_graph().consumer_id(name.as_str()) {
             return Ok(id);
@@ -1295,7 +1295,8 @@ fn may_manage_any(actor: &Actor, teams: &[TeamName], what: &str) -> Result<(), S
     may_manage(actor, first, what)
 }
 
-fn secret_binding(name: &ConsumerName) -> String {
+/// What a consumer's sealed webhook secret is bound to.
+pub(super) fn secret_binding(name: &ConsumerName) -> String {
     format!("consumer-webhook:{name}")
 }
 

@@ -48,7 +48,6 @@ mod tokens;
 
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
-pub use decommission::KILL_SWITCH;
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;
 pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent};
@@ -95,7 +94,7 @@ struct Inner {
     /// Where dependents reach this service (acknowledgement links).
     public_url: String,
     /// Built on first delivery; an error when the configuration cannot make them.
-    channels: std::sync::OnceLock<Result<std::sync::Arc<delivery::Channels>, String>>,
+    channels: std::sync::OnceLock<Result<delivery::Channels, String>>,
     /// Wakes the delivery worker after a commit that wrote notices.
     delivery_wake: tokio::sync::Notify,
     /// Committed retirement changes made through this instance, for subscriptions.
@@ -207,6 +206,26 @@ impl Services {
         tx.append_audit(at, entry, self.service_key().audit_mac_key())
             .await?;
         Ok(())
+    }
+}
+
+impl Services {
+    /// Claims the run of periodic `job` scheduled at `tick` for this instance; false when
+    /// another instance claimed it first. Claims a week older are forgotten meanwhile: a
+    /// claim matters only while its tick is current, and a job ticking every minute would
+    /// otherwise add 1,440 rows a day for ever.
+    pub(crate) async fn claim_tick(
+        &self,
+        job: &str,
+        tick: chrono::DateTime<chrono::Utc>,
+        instance: &str,
+    ) -> Result<bool, ServiceError> {
+        let db = self.store().reader();
+        if !crate::store::jobs::claim(db, job, tick, instance, self.now()).await? {
+            return Ok(false);
+        }
+        crate::store::jobs::prune(db, job, tick - chrono::Duration::days(7)).await?;
+        Ok(true)
     }
 }
 

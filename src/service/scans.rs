@@ -53,9 +53,6 @@ pub struct ScanProgress {
     pub bytes_total: u64,
 }
 
-/// How long claimed runs are kept: far longer than any tick stays current.
-pub(crate) const CLAIMS_KEPT: chrono::Duration = chrono::Duration::days(7);
-
 impl Services {
     pub fn scan_sources(&self) -> &[ScanSourceSettings] {
         &self.inner.scan.sources
@@ -91,10 +88,12 @@ impl Services {
         instance: &str,
     ) -> Result<Option<ScanReport>, ServiceError> {
         self.scan_source(source)?;
-        if !repo::claim_run(self.store().reader(), source, tick, instance, self.now()).await? {
+        if !self
+            .claim_tick(&format!("scan:{source}"), tick, instance)
+            .await?
+        {
             return Ok(None);
         }
-        repo::prune_runs(self.store().reader(), source, tick - CLAIMS_KEPT).await?;
         self.run_scan(source, &|_| {}).await.map(Some)
     }
 

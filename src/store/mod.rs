@@ -20,6 +20,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod entities;
 pub mod inventory;
+pub mod jobs;
 pub mod kill_switch;
 pub mod notices;
 pub mod registry;

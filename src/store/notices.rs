@@ -5,10 +5,10 @@
 //! skips rows another instance holds locked (`FOR UPDATE SKIP LOCKED`); on SQLite the
 //! write lock already serialises claims.
 
-use super::entities::{job_run, notice};
+use super::entities::notice;
 use super::{Backend, StoreError};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{LockBehavior, LockType, OnConflict};
+use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -258,16 +258,23 @@ pub async fn in_state(
         .collect()
 }
 
-/// How many notices are in `state`.
-pub async fn count_in_state(
+/// How many notices of a retirement are in each state.
+pub async fn count_by_state(
     conn: &impl ConnectionTrait,
-    state: NoticeState,
-) -> Result<u64, StoreError> {
-    use sea_orm::PaginatorTrait;
-    Ok(notice::Entity::find()
-        .filter(notice::Column::State.eq(state.as_str()))
-        .count(conn)
-        .await?)
+    retirement_id: i64,
+) -> Result<Vec<(NoticeState, u64)>, StoreError> {
+    let rows: Vec<(String, i64)> = notice::Entity::find()
+        .select_only()
+        .column(notice::Column::State)
+        .column_as(notice::Column::Id.count(), "n")
+        .filter(notice::Column::RetirementId.eq(retirement_id))
+        .group_by(notice::Column::State)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|(state, n)| Ok((NoticeState::parse(&state)?, u64::try_from(n).unwrap_or(0))))
+        .collect()
 }
 
 /// The earliest next attempt of a pending notice, if any: when the worker should look
@@ -299,47 +306,6 @@ fn parse(r: notice::Model) -> Result<OutboxNotice, StoreError> {
         delivered_at: r.delivered_at,
         created_at: r.created_at,
     })
-}
-
-/// Claims the run of periodic `job` at `tick`; false when another instance has.
-pub async fn claim_job_run(
-    conn: &impl ConnectionTrait,
-    job: &str,
-    tick: DateTime<Utc>,
-    by: &str,
-    at: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let row = job_run::ActiveModel {
-        job: Set(job.to_owned()),
-        tick: Set(tick),
-        claimed_by: Set(by.to_owned()),
-        claimed_at: Set(at),
-    };
-    let inserted = job_run::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([job_run::Column::Job, job_run::Column::Tick])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(inserted == 1)
-}
-
-/// Forgets claimed runs of `job` scheduled before `before`: a claim only matters while
-/// its tick is current, and a job ticking every minute would otherwise add 1,440 rows a
-/// day for ever.
-pub async fn prune_job_runs(
-    conn: &impl ConnectionTrait,
-    job: &str,
-    before: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    Ok(job_run::Entity::delete_many()
-        .filter(job_run::Column::Job.eq(job))
-        .filter(job_run::Column::Tick.lt(before))
-        .exec(conn)
-        .await?
-        .rows_affected)
 }
 
 /// Where a consumer's webhook notices go now: its name, URL and sealed secret.

@@ -153,19 +153,38 @@ pub async fn list(
         .collect()
 }
 
-/// The pending retirements of `model_id` (scheduled, needs-decision or ready).
+/// The pending retirements (scheduled, needs-decision or ready), oldest first, at most
+/// `limit`.
+pub async fn pending(
+    conn: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<Retirement>, StoreError> {
+    pending_where(conn, None, Some(limit)).await
+}
+
+/// The pending retirements of `model_id`.
 pub async fn pending_of_model(
     conn: &impl ConnectionTrait,
     model_id: i64,
+) -> Result<Vec<Retirement>, StoreError> {
+    pending_where(conn, Some(model_id), None).await
+}
+
+async fn pending_where(
+    conn: &impl ConnectionTrait,
+    model_id: Option<i64>,
+    limit: Option<u64>,
 ) -> Result<Vec<Retirement>, StoreError> {
     let pending = RetirementState::ALL
         .iter()
         .filter(|s| s.is_pending())
         .map(|s| s.as_str());
-    retirement::Entity::find()
-        .filter(retirement::Column::ModelId.eq(model_id))
-        .filter(retirement::Column::State.is_in(pending))
-        .order_by_asc(retirement::Column::Id)
+    let mut q = retirement::Entity::find().filter(retirement::Column::State.is_in(pending));
+    if let Some(m) = model_id {
+        q = q.filter(retirement::Column::ModelId.eq(m));
+    }
+    q.order_by_asc(retirement::Column::Id)
+        .limit(limit)
         .all(conn)
         .await?
         .into_iter()
@@ -316,24 +335,6 @@ pub async fn mark_notified(
         .exec(conn)
         .await?;
     Ok(())
-}
-
-/// Dependents whose next reminder is due at `now`, of pending retirements, at most
-/// `limit`.
-pub async fn reminders_due(
-    conn: &impl ConnectionTrait,
-    now: DateTime<Utc>,
-    limit: u64,
-) -> Result<Vec<Dependent>, StoreError> {
-    retirement_dependent::Entity::find()
-        .filter(retirement_dependent::Column::NextReminderAt.lte(now))
-        .order_by_asc(retirement_dependent::Column::NextReminderAt)
-        .limit(limit)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(parse_dependent)
-        .collect()
 }
 
 fn parse_dependent(r: retirement_dependent::Model) -> Result<Dependent, StoreError> {

@@ -1,7 +1,8 @@
-//! Scan cursors (where a source stopped in each log file) and claimed scheduled runs.
+//! Scan cursors: where a source stopped in each log file. (Scheduled runs are claimed in
+//! `jobs`, as `scan:<source>`; the `scan_runs` table of migration 7 is no longer written.)
 
 use super::StoreError;
-use super::entities::{scan_cursor, scan_run};
+use super::entities::scan_cursor;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
@@ -57,44 +58,4 @@ pub async fn save_cursor(
         .exec(conn)
         .await?;
     Ok(())
-}
-
-/// Claims the run of `source` scheduled at `tick`; false when another instance has.
-pub async fn claim_run(
-    conn: &impl ConnectionTrait,
-    source: &str,
-    tick: DateTime<Utc>,
-    by: &str,
-    at: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let row = scan_run::ActiveModel {
-        source: Set(source.to_owned()),
-        tick: Set(tick),
-        claimed_by: Set(by.to_owned()),
-        claimed_at: Set(at),
-    };
-    let inserted = scan_run::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([scan_run::Column::Source, scan_run::Column::Tick])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(inserted == 1)
-}
-
-/// Forgets claimed runs of `source` scheduled before `before` (see
-/// `notices::prune_job_runs`).
-pub async fn prune_runs(
-    conn: &impl ConnectionTrait,
-    source: &str,
-    before: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    Ok(scan_run::Entity::delete_many()
-        .filter(scan_run::Column::Source.eq(source))
-        .filter(scan_run::Column::Tick.lt(before))
-        .exec(conn)
-        .await?
-        .rows_affected)
 }

@@ -180,7 +180,7 @@ async fn a_scheduled_tick_runs_on_one_instance_only() {
         .reader()
         .query_one_raw(sea_orm::Statement::from_string(
             app.services.store().backend(),
-            "SELECT COUNT(*) AS n FROM scan_runs",
+            "SELECT COUNT(*) AS n FROM job_runs WHERE job = 'scan:gw'",
         ))
         .await
         .expect("count")

@@ -37,21 +37,9 @@ impl Services {
     /// (and so how a dependent found now is recorded).
     pub async fn check_retirements(&self, found_by: FoundBy) -> Result<CheckReport, ServiceError> {
         self.refresh_inventory().await?;
-        let pending: Vec<RetirementState> = RetirementState::ALL
-            .iter()
-            .copied()
-            .filter(|s| s.is_pending())
-            .collect();
-        let retirements =
-            repo::list(self.store().reader(), &pending, None, None, MAX_PENDING).await?;
         let mut report = CheckReport::default();
-        for r in retirements {
-            let tier = self.tier_of(&r).await?;
-            let found = self.find_dependents(&r.model, &r.affected_versions);
-            let step = self.check_one(r.id, tier, &found, found_by).await?;
-            if step.new_dependents + step.state_changes > 0 {
-                self.publish_retirement(r.id, "checked");
-            }
+        for r in repo::pending(self.store().reader(), MAX_PENDING).await? {
+            let step = self.check_loaded(&r, found_by).await?;
             report.checked += 1;
             report.new_dependents += step.new_dependents;
             report.reminders += step.reminders;
@@ -71,15 +59,27 @@ impl Services {
         found_by: FoundBy,
     ) -> Result<CheckReport, ServiceError> {
         self.refresh_inventory().await?;
-        let r = self.retirement(id).await?;
-        let tier = self.tier_of(&r).await?;
-        let found = self.find_dependents(&r.model, &r.affected_versions);
-        let report = self.check_one(id, tier, &found, found_by).await?;
-        if report.new_dependents + report.state_changes > 0 {
-            self.publish_retirement(id, "checked");
-        }
+        let report = self
+            .check_loaded(&self.retirement(id).await?, found_by)
+            .await?;
         if report.new_dependents + report.reminders > 0 {
             self.wake_delivery();
+        }
+        Ok(report)
+    }
+
+    /// Walks the graph for `r`'s dependents and checks it against them; tells
+    /// subscriptions when that found someone or moved the state.
+    async fn check_loaded(
+        &self,
+        r: &Retirement,
+        found_by: FoundBy,
+    ) -> Result<CheckReport, ServiceError> {
+        let tier = self.tier_of(r).await?;
+        let found = self.find_dependents(&r.model, &r.affected_versions);
+        let report = self.check_one(r.id, tier, &found, found_by).await?;
+        if report.new_dependents + report.state_changes > 0 {
+            self.publish_retirement(r.id, "checked");
         }
         Ok(report)
     }
@@ -145,13 +145,8 @@ impl Services {
     async fn pending_by_model(
         &self,
     ) -> Result<BTreeMap<crate::domain::ModelName, Vec<i64>>, ServiceError> {
-        let pending: Vec<RetirementState> = RetirementState::ALL
-            .iter()
-            .copied()
-            .filter(|s| s.is_pending())
-            .collect();
         let mut out: BTreeMap<crate::domain::ModelName, Vec<i64>> = BTreeMap::new();
-        for r in repo::list(self.store().reader(), &pending, None, None, MAX_PENDING).await? {
+        for r in repo::pending(self.store().reader(), MAX_PENDING).await? {
             out.entry(r.model).or_default().push(r.id);
         }
         Ok(out)
@@ -163,25 +158,9 @@ impl Services {
         tick: DateTime<Utc>,
         instance: &str,
     ) -> Result<Option<CheckReport>, ServiceError> {
-        let claimed = in_write_tx!(self, |tx| {
-            Ok(outbox_repo::claim_job_run(
-                tx.conn(),
-                "retirement-check",
-                tick,
-                instance,
-                self.now(),
-            )
-            .await?)
-        })?;
-        if !claimed {
+        if !self.claim_tick("retirement-check", tick, instance).await? {
             return Ok(None);
         }
-        outbox_repo::prune_job_runs(
-            self.store().reader(),
-            "retirement-check",
-            tick - crate::service::scans::CLAIMS_KEPT,
-        )
-        .await?;
         self.check_retirements(FoundBy::GraphChange).await.map(Some)
     }
 

@@ -323,7 +323,7 @@ impl Services {
         actor: &Actor,
         name: &ConsumerName,
     ) -> Result<i64, ServiceError> {
-        let consumer_id = self.graph_consumer_id(name).await?;
+        let consumer_id = self.graph_consumer(name.as_str()).await?;
         let owner = self
             .read_graph()
             .consumer(consumer_id)
@@ -392,29 +392,34 @@ impl Services {
         if after != *before {
             repo::update(tx.conn(), &after).await?;
         }
-        let mut told = Vec::new();
+        // Every dependent as it stands after the decision.
+        let all: Vec<Dependent> = dependents
+            .iter()
+            .map(|o| {
+                changed
+                    .iter()
+                    .find(|d| d.consumer_id == o.consumer_id)
+                    .unwrap_or(o)
+                    .clone()
+            })
+            .collect();
         for d in &changed {
             repo::update_dependent(tx.conn(), d).await?;
-            let old = dependents.iter().find(|o| o.consumer_id == d.consumer_id);
-            if old.is_some_and(|o| o.notice_ends_at != d.notice_ends_at)
-                || after.effective_at != before.effective_at
-            {
-                told.push(d.clone());
-            }
         }
-        if after.effective_at != before.effective_at {
-            // Everyone's terms changed with the date.
-            told = dependents
+        // Told: everyone when the date moved, else those whose notice's end moved.
+        let told: Vec<Dependent> = if after.effective_at != before.effective_at {
+            all.clone()
+        } else {
+            changed
                 .iter()
-                .map(|o| {
-                    changed
-                        .iter()
-                        .find(|d| d.consumer_id == o.consumer_id)
-                        .unwrap_or(o)
-                        .clone()
+                .filter(|d| {
+                    dependents.iter().any(|o| {
+                        o.consumer_id == d.consumer_id && o.notice_ends_at != d.notice_ends_at
+                    })
                 })
-                .collect();
-        }
+                .cloned()
+                .collect()
+        };
         let consumers = self.consumers_of(&told);
         let escalate_to = outbox::escalation_contacts(self, tx.conn(), &after).await?;
         let notices = self.notices_for(
@@ -431,16 +436,6 @@ impl Services {
                 .before(&serde_json::json!({ "retirement": before, "dependents": dependents.iter().filter(|o| changed.iter().any(|d| d.consumer_id == o.consumer_id)).collect::<Vec<_>>() }))
                 .after(&serde_json::json!({ "retirement": &after, "dependents": &changed })),
         ];
-        let all: Vec<Dependent> = dependents
-            .iter()
-            .map(|o| {
-                changed
-                    .iter()
-                    .find(|d| d.consumer_id == o.consumer_id)
-                    .unwrap_or(o)
-                    .clone()
-            })
-            .collect();
         let refs: Vec<&Dependent> = all.iter().collect();
         let mut after = after;
         if let Some((moved, entry)) = self

@@ -509,6 +509,25 @@ impl Services {
         Ok(repo::dependents(self.store().reader(), id).await?)
     }
 
+    /// How many of a retirement's notices are in each state.
+    pub async fn retirement_notice_counts(
+        &self,
+        id: i64,
+    ) -> Result<Vec<(crate::store::notices::NoticeState, u64)>, ServiceError> {
+        Ok(outbox_repo::count_by_state(self.store().reader(), id).await?)
+    }
+
+    /// One dependent of a retirement.
+    pub async fn retirement_dependent(
+        &self,
+        id: i64,
+        consumer_id: ConsumerId,
+    ) -> Result<Dependent, ServiceError> {
+        repo::dependent(self.store().reader(), id, consumer_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("retirement {id} has no such dependent")))
+    }
+
     pub async fn retirement_notices(
         &self,
         id: i64,
@@ -524,9 +543,16 @@ impl Services {
         model: &str,
         version: &str,
     ) -> Result<Option<Retirement>, ServiceError> {
-        let model = ModelName::parse(model)?;
-        let version = Version::parse(version)?;
-        let Some((model_id, _)) = registry_repo::find_model(self.store().reader(), &model).await?
+        self.pending_retirement_covering(&ModelName::parse(model)?, Version::parse(version)?)
+            .await
+    }
+
+    pub(crate) async fn pending_retirement_covering(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<Retirement>, ServiceError> {
+        let Some((model_id, _)) = registry_repo::find_model(self.store().reader(), model).await?
         else {
             return Ok(None);
         };
@@ -586,25 +612,28 @@ impl Services {
                 let Some(id) = g.consumer_id(consumer.name.as_str()) else {
                     continue;
                 };
-                let last_traffic_at = last_use(&g, id, model_id, versions);
-                let path: Vec<String> = reached.path.iter().map(step_label).collect();
-                match found.get_mut(&id) {
-                    Some(f) if f.path.len() <= path.len() => {
-                        f.last_traffic_at = f.last_traffic_at.max(last_traffic_at);
-                    }
-                    _ => {
-                        found.insert(
-                            id,
-                            Found {
-                                id,
-                                consumer,
-                                path,
-                                last_traffic_at,
-                            },
-                        );
-                    }
+                // Reached from several versions: the shortest explanation is kept.
+                if found
+                    .get(&id)
+                    .is_some_and(|f| f.path.len() <= reached.path.len())
+                {
+                    continue;
                 }
+                let path: Vec<String> = reached.path.iter().map(step_label).collect();
+                found.insert(
+                    id,
+                    Found {
+                        id,
+                        consumer,
+                        path,
+                        last_traffic_at: None,
+                    },
+                );
             }
+        }
+        // Once per dependent, not once per version it was reached from.
+        for f in found.values_mut() {
+            f.last_traffic_at = last_use(&g, f.id, model_id, versions);
         }
         found
     }
@@ -623,16 +652,6 @@ impl Services {
                     .map(|c| (d.consumer_id, c.clone()))
             })
             .collect()
-    }
-
-    async fn graph_consumer_id(&self, name: &ConsumerName) -> Result<ConsumerId, ServiceError> {
-        if let Some(id) = self.read_graph().consumer_id(name.as_str()) {
-            return Ok(id);
-        }
-        self.refresh_inventory().await?;
-        self.read_graph()
-            .consumer_id(name.as_str())
-            .ok_or_else(|| super::inventory::no_consumer(name))
     }
 
     /// The tier of a retirement's model, for its notice policy.

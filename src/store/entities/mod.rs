@@ -17,7 +17,6 @@ pub mod notice;
 pub mod retirement;
 pub mod retirement_dependent;
 pub mod scan_cursor;
-pub mod scan_run;
 pub mod signer;
 pub mod version_signature;
 pub mod webhook_receipt;

@@ -154,6 +154,17 @@ impl Application {
             .then(|| tokio::spawn(self.services.clone().run_retirement_watch()));
         let jobs =
             crate::scheduler::spawn_checkpoints(self.services.clone(), self.schedule, self.clock);
+        // An execution a crash cut short resumes now, not at the next check.
+        let resumed = {
+            let services = self.services.clone();
+            tokio::spawn(async move {
+                match services.resume_decommissions().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(finished = n, "resumed decommissions finished"),
+                    Err(e) => tracing::error!(error = %e, "resuming decommissions failed"),
+                }
+            })
+        };
         // Other instances change the inventory too; follow them until the process ends.
         let follower = {
             let services = self.services.clone();
@@ -179,6 +190,7 @@ impl Application {
         };
         jobs.abort();
         checks.abort();
+        resumed.abort();
         if let Some(w) = watch {
             w.abort();
         }

@@ -49,11 +49,39 @@ pub enum Command {
     /// Manage the signers whose signatures on model versions count.
     #[command(subcommand)]
     Signer(SignerCommand),
+    /// The service's own keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Destruction certificates.
+    #[command(subcommand)]
+    Certificate(CertificateCommand),
     /// Scan gateway access logs once now (every configured source, or one), from where
     /// the last scan stopped; prints a JSON report per source.
     Scan {
         #[arg(long)]
         source: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Print the service's public key (PEM): what verifies its checkpoints, revocation
+    /// lists and destruction certificates. Give it to auditors.
+    Public,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertificateCommand {
+    /// Verify a destruction certificate (a DSSE envelope, as `GET /v1/certificates/{id}`
+    /// serves it) offline. Exit 0 only when its signature verifies and it is a sunset
+    /// destruction certificate; prints what it certifies.
+    Verify {
+        /// The certificate file.
+        file: PathBuf,
+        /// The service's public key (PEM, as `sunset keys public` prints it). Without it,
+        /// the key in this data folder is used.
+        #[arg(long, value_name = "PEM")]
+        public_key: Option<PathBuf>,
     },
 }
 
@@ -252,6 +280,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(AuditCommand::Verify { checkpoint }) => {
             return verify(&settings, &checkpoint).await;
         }
+        Command::Keys(KeysCommand::Public) => {
+            let key = load_service_key(&settings)?;
+            print!("{}", key.public_key_pem());
+        }
+        Command::Certificate(CertificateCommand::Verify { file, public_key }) => {
+            return verify_certificate(&settings, &file, public_key.as_deref());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -261,6 +296,79 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn checkpoint_at_rest(services: &crate::service::Services) {
     if let Err(e) = services.sign_audit_checkpoint_if_moved().await {
         tracing::warn!(error = %e, "could not sign an audit checkpoint after the command");
+    }
+}
+
+/// The service key of this data folder, which must exist: reading commands create none.
+fn load_service_key(settings: &Settings) -> anyhow::Result<crate::attest::ServiceKey> {
+    let path = settings
+        .key_dir()
+        .join(crate::attest::service_key::FILE_NAME);
+    crate::attest::ServiceKey::load(&path).with_context(|| {
+        format!(
+            "no service key at {}; pass --data-dir, or --public-key with the service's PEM",
+            path.display()
+        )
+    })
+}
+
+fn verify_certificate(
+    settings: &Settings,
+    file: &std::path::Path,
+    public_key: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let key = match public_key {
+        Some(pem) => {
+            let text = std::fs::read_to_string(pem)
+                .with_context(|| format!("reading the public key {}", pem.display()))?;
+            crate::attest::dsse::public_key_from_pem(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", pem.display()))?
+        }
+        None => load_service_key(settings)?.verifying_key(),
+    };
+    let meta = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?;
+    anyhow::ensure!(
+        meta.len() <= crate::attest::dsse::MAX_ENVELOPE_BYTES as u64,
+        "{} is larger than any certificate",
+        file.display()
+    );
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    match crate::service::verify_certificate(&bytes, &key) {
+        Ok(statement) => {
+            let p = &statement["predicate"];
+            println!(
+                "certificate VERIFIED: retirement {} of {} {}",
+                p["retirement"]["id"],
+                p["retirement"]["model"].as_str().unwrap_or("?"),
+                p["retirement"]["versions"]
+            );
+            println!(
+                "  method: {} by {}; completed {}",
+                p["sanitization"]["technique"].as_str().unwrap_or("?"),
+                p["sanitization"]["performedBy"]["name"]
+                    .as_str()
+                    .unwrap_or("?"),
+                p["sanitization"]["completedAt"].as_str().unwrap_or("?")
+            );
+            println!(
+                "  verification: {}",
+                p["sanitization"]["verification"]["result"]
+                    .as_str()
+                    .unwrap_or("?")
+            );
+            for subject in statement["subject"].as_array().into_iter().flatten() {
+                println!(
+                    "  erased: {} sha256:{}",
+                    subject["name"].as_str().unwrap_or("?"),
+                    subject["digest"]["sha256"].as_str().unwrap_or("?")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            println!("certificate NOT VERIFIED: {why}");
+            Ok(ExitCode::from(1))
+        }
     }
 }
 

@@ -133,6 +133,10 @@ pub struct RetirementSettings {
     /// Whether to look at pending retirements as soon as a committed inventory change
     /// touches their model, besides the schedule.
     pub watch_inventory: bool,
+    /// The allowed time, in milliseconds, from pulling a kill switch to its enforcement
+    /// (downloads refused): the response time AISVS 3.6.4 asks a policy to state. Each
+    /// execution's measured time is recorded next to it, and on the certificate.
+    pub kill_switch_response_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,6 +168,7 @@ impl Default for RetirementSettings {
             no_traffic_days: 14,
             check_schedule: "0 * * * * *".into(),
             watch_inventory: true,
+            kill_switch_response_ms: 1_000,
         }
     }
 }

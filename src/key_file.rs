@@ -70,6 +70,37 @@ pub fn load<const N: usize>(path: &Path) -> Result<Zeroizing<[u8; N]>, KeyFileEr
     Ok(key)
 }
 
+/// Destroys the key file at `path`: overwrites it with zeros, syncs, unlinks it and
+/// syncs its folder. Returns `Ok(false)` when there was no such file.
+///
+/// Overwriting is best effort: a copy-on-write file system or an SSD's wear levelling may
+/// keep the old bytes in blocks the file no longer owns. That is why key files are tiny
+/// and live on their own volume in a hardened deployment (or in a KMS, behind
+/// `vault::KeyEncryptionKey`).
+pub fn destroy(path: &Path) -> Result<bool, KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = match OpenOptions::new().write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    let len = file.metadata().map_err(io)?.len();
+    let zeros = vec![0u8; usize::try_from(len).unwrap_or(0).min(4096)];
+    file.write_all(&zeros).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    fs::remove_file(path).map_err(io)?;
+    if let Some(parent) = path.parent() {
+        fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +125,8 @@ mod tests {
             load::<32>(&path),
             Err(KeyFileError::TooOpen { .. })
         ));
+        assert!(destroy(&path).unwrap());
+        assert!(!path.exists());
+        assert!(!destroy(&path).unwrap(), "destroying twice is harmless");
     }
 }

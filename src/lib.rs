@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod export;
+pub mod failpoints;
 pub mod graph;
 pub mod graphql;
 pub mod http;

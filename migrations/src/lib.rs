@@ -18,6 +18,7 @@ mod m20261122_000007_create_scans;
 mod m20261130_000008_partial_edge_indexes;
 mod m20261201_000009_create_retirements;
 mod m20261201_000010_create_kill_switch;
+mod m20261201_000011_create_erasure;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_partial_edge_indexes::Migration),
             Box::new(m20261201_000009_create_retirements::Migration),
             Box::new(m20261201_000010_create_kill_switch::Migration),
+            Box::new(m20261201_000011_create_erasure::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
-//! The service's own signing identity. Later: DSSE envelopes, model-signature
-//! verification, the revocation list and destruction certificates.
+//! The service's own signing identity: its key, what it derives, the DSSE envelopes it
+//! signs (revocation lists, destruction certificates), and model-signature verification.
 
+pub mod dsse;
 pub mod link_token;
 pub mod model_signature;
 pub mod secret_sealer;

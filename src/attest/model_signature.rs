@@ -95,6 +95,26 @@ pub struct VerifiedSignature {
     pub resources: BTreeMap<ArtifactPath, String>,
     /// SHA-256 of the bundle as sent: how a revocation list names it.
     pub bundle_sha256: String,
+    /// SHA-256 of the signed DSSE payload: how a revocation list names every copy of
+    /// the bundle, however it is re-serialised.
+    pub payload_sha256: String,
+}
+
+/// The two digests a revocation list names a bundle by, `(bundle, payload)`, read
+/// without verifying it (its signer may have been disabled since).
+pub fn bundle_digests(bundle: &[u8]) -> Result<(String, String), SignatureError> {
+    let parsed: Bundle = serde_json::from_slice(bundle)
+        .map_err(|e| malformed(format!("not a Sigstore bundle: {e}")))?;
+    let envelope = parsed
+        .dsse_envelope
+        .ok_or_else(|| malformed("it holds no DSSE envelope"))?;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(&envelope.payload)
+        .map_err(|e| malformed(format!("payload is not base64: {e}")))?;
+    Ok((
+        hex::encode(Sha256::digest(bundle)),
+        hex::encode(Sha256::digest(&payload)),
+    ))
 }
 
 /// DSSE's pre-authentication encoding: what the signature actually covers.
@@ -236,6 +256,7 @@ pub fn verify_bundle(
         signer,
         resources: signed,
         bundle_sha256: hex::encode(Sha256::digest(bundle)),
+        payload_sha256: hex::encode(Sha256::digest(&payload)),
     })
 }
 

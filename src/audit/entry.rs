@@ -44,10 +44,19 @@ pub enum Action {
     ConsumerWebhookDisabled,
     RetirementExecutionStarted,
     VersionsDisabled,
+    KeysErased,
+    KekRotated,
+    KekDestroyed,
+    CiphertextDeleted,
+    ErasureVerified,
+    SignaturesRevoked,
+    CertificateIssued,
+    PurgeRecorded,
+    DecommissionStepFailed,
 }
 
 impl Action {
-    pub const ALL: [Action; 37] = [
+    pub const ALL: [Action; 46] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -85,6 +94,15 @@ impl Action {
         Action::ConsumerWebhookDisabled,
         Action::RetirementExecutionStarted,
         Action::VersionsDisabled,
+        Action::KeysErased,
+        Action::KekRotated,
+        Action::KekDestroyed,
+        Action::CiphertextDeleted,
+        Action::ErasureVerified,
+        Action::SignaturesRevoked,
+        Action::CertificateIssued,
+        Action::PurgeRecorded,
+        Action::DecommissionStepFailed,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -130,6 +148,15 @@ impl Action {
             Action::ConsumerWebhookDisabled => "consumer.webhook_disabled",
             Action::RetirementExecutionStarted => "retirement.execution_started",
             Action::VersionsDisabled => "retirement.versions_disabled",
+            Action::KeysErased => "retirement.keys_erased",
+            Action::KekRotated => "vault.kek_rotated",
+            Action::KekDestroyed => "vault.kek_destroyed",
+            Action::CiphertextDeleted => "retirement.ciphertext_deleted",
+            Action::ErasureVerified => "retirement.erasure_verified",
+            Action::SignaturesRevoked => "signature.revoked",
+            Action::CertificateIssued => "certificate.issued",
+            Action::PurgeRecorded => "retirement.purge_recorded",
+            Action::DecommissionStepFailed => "retirement.step_failed",
         }
     }
 }

@@ -16,6 +16,9 @@ use futures_util::Stream;
 const GOVERNANCE: &[Role] = &[Role::Governance];
 /// Who may see dead letters: they name recipients' systems and what went wrong.
 const OVERSEERS: &[Role] = &[Role::Governance, Role::Admin, Role::Auditor, Role::Security];
+const AUDITORS: &[Role] = &[Role::Auditor];
+/// A derived store's owner confirms its purge (admins too, for stores without an owner).
+const PURGE_CONFIRMERS: &[Role] = &[Role::Owner, Role::Admin];
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(name = "RetirementState")]
@@ -135,6 +138,16 @@ impl Retirement {
             .collect())
     }
 
+    /// Derived stores' purge confirmations and governance waivers.
+    async fn purges(&self, ctx: &Context<'_>) -> Result<Vec<Purge>> {
+        Ok(services(ctx)?
+            .purges(self.raw_id)
+            .await?
+            .into_iter()
+            .map(Purge::from)
+            .collect())
+    }
+
     /// Counts of this retirement's notices by state.
     async fn notice_summary(&self, ctx: &Context<'_>) -> Result<NoticeSummary> {
         use crate::store::notices::NoticeState;
@@ -162,11 +175,62 @@ impl Retirement {
 /// One recorded step of executing a retirement.
 #[derive(SimpleObject)]
 pub struct DecommissionStep {
-    /// `kill-switch` (more steps follow as decommissioning is built).
+    /// In order: `kill-switch`, `derived-data`, `erase-keys`, `rotate-kek`,
+    /// `destroy-kek`, `delete-ciphertext`, `verify-erasure`, `revoke-signatures`,
+    /// `certificate`. A step not finished shows why in `outcome`.
     step: String,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
     outcome: Option<String>,
+}
+
+/// A derived store's purge, confirmed by its owner or waived by governance.
+#[derive(SimpleObject)]
+pub struct Purge {
+    consumer: String,
+    /// `confirmed` or `waived`.
+    outcome: String,
+    by: String,
+    at: DateTime<Utc>,
+    /// A waiver's justification.
+    note: Option<String>,
+}
+
+impl From<crate::store::purges::Purge> for Purge {
+    fn from(p: crate::store::purges::Purge) -> Self {
+        Self {
+            consumer: p.consumer,
+            outcome: p.outcome,
+            by: p.by,
+            at: p.at,
+            note: p.note,
+        }
+    }
+}
+
+/// A signed destruction certificate.
+#[derive(SimpleObject)]
+pub struct Certificate {
+    id: ID,
+    retirement_id: ID,
+    issued_at: DateTime<Utc>,
+    /// SHA-256 of `envelope`.
+    sha256: String,
+    /// The DSSE envelope exactly as issued: save it and run
+    /// `sunset certificate verify FILE --public-key service.pem`.
+    envelope: String,
+}
+
+impl From<crate::service::CertificateView> for Certificate {
+    fn from(c: crate::service::CertificateView) -> Self {
+        Self {
+            id: ID(c.id.to_string()),
+            retirement_id: ID(c.retirement_id.to_string()),
+            issued_at: c.issued_at,
+            sha256: c.sha256,
+            envelope: c.envelope,
+        }
+    }
 }
 
 /// A version the kill switch has disabled: downloads answer 410 Gone.
@@ -374,6 +438,37 @@ impl RetirementQuery {
             .collect())
     }
 
+    /// Destruction certificates, newest first. Auditors.
+    #[graphql(guard = "RoleGuard::new(AUDITORS)")]
+    async fn certificates(&self, ctx: &Context<'_>) -> Result<Vec<Certificate>> {
+        Ok(services(ctx)?
+            .certificates(actor(ctx)?)
+            .await?
+            .into_iter()
+            .map(Certificate::from)
+            .collect())
+    }
+
+    /// One destruction certificate, by its id or its retirement's. Auditors.
+    #[graphql(guard = "RoleGuard::new(AUDITORS)")]
+    async fn certificate(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        retirement_id: Option<ID>,
+    ) -> Result<Option<Certificate>> {
+        let services = services(ctx)?;
+        let actor = actor(ctx)?;
+        let found = match (id, retirement_id) {
+            (Some(id), None) => Some(services.certificate(actor, parse_id(&id)?).await?),
+            (None, Some(r)) => services.certificate_of(actor, parse_id(&r)?).await?,
+            _ => {
+                return Err(super::error::validation("give either id or retirementId"));
+            }
+        };
+        Ok(found.map(Certificate::from))
+    }
+
     /// Notices that could not be delivered, newest first.
     #[graphql(guard = "RoleGuard::new(OVERSEERS)")]
     async fn dead_letters(
@@ -444,6 +539,40 @@ impl RetirementMutation {
             .execute_retirement(actor(ctx)?, parse_id(&id)?)
             .await?;
         Ok(retirement.into())
+    }
+
+    /// A derived store's owner (or an admin) confirms its purge of what it built from
+    /// the retired versions; the execution goes on once every derived store is settled.
+    #[graphql(guard = "RoleGuard::new(PURGE_CONFIRMERS)")]
+    async fn confirm_purge(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        consumer: String,
+    ) -> Result<Vec<Purge>> {
+        Ok(services(ctx)?
+            .settle_purge(actor(ctx)?, parse_id(&id)?, &consumer, None)
+            .await?
+            .into_iter()
+            .map(Purge::from)
+            .collect())
+    }
+
+    /// Governance waives a derived store's purge, by name, with a written justification.
+    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    async fn waive_purge(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        consumer: String,
+        justification: String,
+    ) -> Result<Vec<Purge>> {
+        Ok(services(ctx)?
+            .settle_purge(actor(ctx)?, parse_id(&id)?, &consumer, Some(&justification))
+            .await?
+            .into_iter()
+            .map(Purge::from)
+            .collect())
     }
 
     /// Moves a pending retirement's date later; every dependent's notice runs at least

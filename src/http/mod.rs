@@ -2,7 +2,8 @@
 //! GraphiQL page (static HTML that holds no data; `http.graphiql = false` turns it off)
 //! `/v1/hooks/registrations`, which is authenticated by its webhook signature,
 //! `/v1/acknowledgements/{token}`, whose token is an expiring HMAC naming one dependent
-//! of one retirement, and
+//! of one retirement, `/v1/revocations` (the signed revocation list is public: anyone
+//! verifying a model signature must be able to consult it), and
 //! `/graphql/ws`, whose `connection_init` must carry a token before anything runs.
 
 mod acknowledgements;
@@ -10,6 +11,7 @@ mod artifacts;
 mod audit_export;
 mod auth;
 mod boms;
+mod decommission;
 mod error;
 mod health;
 mod hooks;
@@ -90,6 +92,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/retirements/{id}", get(retirements::retirement))
         .route("/v1/retirements.ics", get(retirements::calendar))
         .route("/v1/disabled-versions", get(retirements::disabled_versions))
+        .route("/v1/certificates/{id}", get(decommission::certificate))
         .route(
             "/v1/models/{model}/versions/{version}/signature",
             axum::routing::put(artifacts::put_signature).layer(DefaultBodyLimit::max(
@@ -105,6 +108,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/graphql/ws", get(subscriptions::upgrade))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/v1/revocations", get(decommission::revocations))
         .merge(hooks)
         .merge(acknowledgements)
         .merge(authenticated)

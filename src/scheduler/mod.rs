@@ -55,17 +55,6 @@ pub fn spawn_checkpoints(
     })
 }
 
-/// This instance's name in claimed runs: host and process.
-fn instance_name() -> String {
-    format!(
-        "{}:{}",
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "host".into()),
-        std::process::id()
-    )
-}
-
 /// Looks at pending retirements on `schedule`; each tick is claimed, so one instance
 /// runs it.
 pub fn spawn_retirement_checks(
@@ -73,7 +62,7 @@ pub fn spawn_retirement_checks(
     schedule: cron::Schedule,
     clock: Arc<dyn Clock>,
 ) -> JoinHandle<()> {
-    let instance = Arc::new(instance_name());
+    let instance = Arc::new(crate::service::instance_name());
     spawn_on_schedule(schedule, clock, move |tick| {
         let (services, instance) = (services.clone(), instance.clone());
         async move {
@@ -94,7 +83,7 @@ pub fn spawn_retirement_checks(
 /// One loop per configured scan source; each tick is claimed in the database first, so
 /// with several instances every scheduled scan runs once.
 pub fn spawn_scans(services: Services, clock: Arc<dyn Clock>) -> Vec<JoinHandle<()>> {
-    let instance = Arc::new(instance_name());
+    let instance = Arc::new(crate::service::instance_name());
     services
         .scan_sources()
         .iter()

@@ -145,10 +145,6 @@ impl Services {
         let vault = self.vault()?.clone();
         let blob_id = hex::encode(rand::rng().random::<[u8; 16]>());
         let data_key = DataKey::generate();
-        let wrapped = vault
-            .kek
-            .wrap(&data_key, &blob_id)
-            .map_err(ServiceError::internal)?;
         let writer = vault
             .blobs
             .begin(&blob_id)
@@ -158,7 +154,7 @@ impl Services {
         let (chunks_tx, mut chunks_rx) =
             tokio::sync::mpsc::channel::<(Vec<u8>, bool)>(PIPELINE_DEPTH);
         let context = blob_id.clone();
-        let worker = tokio::task::spawn_blocking(move || -> Result<u64, VaultError> {
+        let worker = tokio::task::spawn_blocking(move || -> Result<(u64, DataKey), VaultError> {
             let mut writer = writer;
             let (mut sealer, header) =
                 Sealer::new(&data_key, context.as_bytes(), chunk_size as u32);
@@ -170,7 +166,7 @@ impl Services {
                 writer.write_all(&chunk)?;
                 if last {
                     writer.finish()?;
-                    return Ok(size);
+                    return Ok((size, data_key));
                 }
             }
             // The sender went away before the last chunk: the writer is dropped, and
@@ -229,20 +225,20 @@ impl Services {
         .await;
         drop(chunks_tx);
         let written = worker.await.map_err(ServiceError::internal)?;
-        let (size_bytes, sha256) = match (fed, written) {
+        let (size_bytes, sha256, data_key) = match (fed, written) {
             (Err(e), _) => return Err(e),
             (Ok(_), Err(e)) => return Err(ServiceError::internal(e)),
-            (Ok(digest), Ok(size)) => (size, digest),
+            (Ok(digest), Ok((size, key))) => (size, digest, key),
         };
 
-        let stored = StoredArtifact {
+        let mut stored = StoredArtifact {
             path: path.clone(),
             kind,
             size_bytes,
             sha256: Sha256Digest::parse(&sha256)?,
             blob_id: blob_id.clone(),
-            kek_epoch: wrapped.epoch,
-            wrapped_key: wrapped.bytes,
+            kek_epoch: 0,
+            wrapped_key: Vec::new(),
             created_at: self.now(),
             created_by: actor.name.clone(),
         };
@@ -251,6 +247,15 @@ impl Services {
             let version_id = self
                 .check_upload(tx.conn(), actor, &model, version, &path)
                 .await?;
+            // Wrapped inside the transaction, under the epoch current now: a KEK rotation
+            // re-wraps in a transaction of its own, so this row is either re-wrapped by
+            // it or wrapped under the new epoch, never left under a destroyed one.
+            let wrapped = vault
+                .kek
+                .wrap(&data_key, &blob_id)
+                .map_err(ServiceError::internal)?;
+            stored.kek_epoch = wrapped.epoch;
+            stored.wrapped_key = wrapped.bytes;
             repo::insert(tx.conn(), version_id, &stored).await?;
             let record = UploadRecord {
                 artifact: &info,

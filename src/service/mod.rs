@@ -48,6 +48,10 @@ mod tokens;
 
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
+pub use decommission::{
+    Advance, CERTIFICATE_PAYLOAD_TYPE, CertificateView, DESTRUCTION_PREDICATE,
+    REVOCATIONS_PAYLOAD_TYPE, STEPS as DECOMMISSION_STEPS, verify_certificate,
+};
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;
 pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent};
@@ -99,6 +103,15 @@ struct Inner {
     delivery_wake: tokio::sync::Notify,
     /// Committed retirement changes made through this instance, for subscriptions.
     retirement_events: tokio::sync::broadcast::Sender<RetirementEvent>,
+    /// This instance's name in leases and claimed runs (host and process).
+    instance: String,
+    /// The allowed kill-switch response time (policy), in milliseconds.
+    kill_switch_response_ms: u64,
+    /// One decommission run at a time in this process (the database lease keeps other
+    /// instances out).
+    decommission_gate: tokio::sync::Mutex<()>,
+    /// Test-only failure injection (empty unless built with the `failpoints` feature).
+    failpoints: crate::failpoints::Failpoints,
 }
 
 impl Services {
@@ -141,6 +154,10 @@ impl Services {
                 receipts_pruned_at: std::sync::atomic::AtomicI64::new(0),
                 changes_pruned_at: std::sync::atomic::AtomicI64::new(0),
                 webhook_secrets: registrations::SecretCache::default(),
+                instance: instance_name(),
+                kill_switch_response_ms: settings.retirement.kill_switch_response_ms,
+                decommission_gate: tokio::sync::Mutex::new(()),
+                failpoints: crate::failpoints::Failpoints::from_env(),
             }),
         }
     }
@@ -155,6 +172,11 @@ impl Services {
 
     pub fn service_key(&self) -> &ServiceKey {
         &self.inner.service_key
+    }
+
+    /// The failure injection points of this instance (armed only in test builds).
+    pub fn failpoints(&self) -> &crate::failpoints::Failpoints {
+        &self.inner.failpoints
     }
 
     pub(crate) fn vault(&self) -> Result<&Vault, ServiceError> {
@@ -227,6 +249,30 @@ impl Services {
         crate::store::jobs::prune(db, job, tick - chrono::Duration::days(7)).await?;
         Ok(true)
     }
+}
+
+/// This instance's name in leases and claimed runs: host and process.
+pub fn instance_name() -> String {
+    format!(
+        "{}:{}",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "host".into()),
+        std::process::id()
+    )
+}
+
+/// Whether `holder` (an [`instance_name`]) names a process of this host that no longer
+/// runs. False for other hosts, which cannot be seen from here.
+fn holder_has_died(holder: &str) -> bool {
+    let ours = instance_name();
+    let (Some((host, pid)), Some((our_host, _))) = (holder.rsplit_once(':'), ours.rsplit_once(':'))
+    else {
+        return false;
+    };
+    host == our_host
+        && pid.parse::<u32>().is_ok()
+        && !std::path::Path::new("/proc").join(pid).exists()
 }
 
 /// Admins only: tokens, signers, webhook sources.

@@ -5,6 +5,7 @@
 //! staging and production versions check the same. Checking at every use rather than
 //! once at upload means disabling a signer takes effect at once.
 
+use super::decommission::revocation;
 use super::registry::require_team_owner;
 use super::{ServiceError, Services};
 use crate::attest::model_signature::{self, SignatureError, VerifiedSignature};
@@ -75,9 +76,18 @@ impl Services {
             ));
         };
         let signers = self.enabled_signer_keys(conn).await?;
-        let checked = model_signature::verify_bundle(stored.bundle.as_bytes(), &signers)
-            .and_then(|v| model_signature::check_resources(&v, &artifacts));
-        Ok(checked.map_err(|e| format!("its signature fails verification: {e}")))
+        let verified = match model_signature::verify_bundle(stored.bundle.as_bytes(), &signers) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(format!("its signature fails verification: {e}"))),
+        };
+        if let Some(r) = self
+            .revocation_of(conn, &verified.bundle_sha256, &verified.payload_sha256)
+            .await?
+        {
+            return Ok(Err(format!("its signature {}", revocation::refusal(&r))));
+        }
+        Ok(model_signature::check_resources(&verified, &artifacts)
+            .map_err(|e| format!("its signature fails verification: {e}")))
     }
 
     /// Verifies `bundle` against enabled signers and the version's artifacts, and keeps it
@@ -105,6 +115,15 @@ impl Services {
             }
             let signers = self.enabled_signer_keys(tx.conn()).await?;
             let verified: VerifiedSignature = model_signature::verify_bundle(bundle, &signers)?;
+            if let Some(r) = self
+                .revocation_of(tx.conn(), &verified.bundle_sha256, &verified.payload_sha256)
+                .await?
+            {
+                return Err(ServiceError::Invalid(ParseError::new(
+                    "signature",
+                    revocation::refusal(&r),
+                )));
+            }
             model_signature::check_resources(
                 &verified,
                 &self.artifact_digests(tx.conn(), version_id).await?,

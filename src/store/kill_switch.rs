@@ -94,9 +94,43 @@ pub struct Step {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub outcome: Option<String>,
+    /// What the step keeps to resume or to report (JSON); not shown.
+    #[serde(skip)]
+    pub data: Option<String>,
 }
 
-/// Records a step as finished with `outcome` (started now if it was not recorded yet).
+/// Records a step as started, with `data` to resume from; a step already recorded keeps
+/// its start and data.
+pub async fn start_step(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+    step: &str,
+    at: DateTime<Utc>,
+    data: Option<&str>,
+) -> Result<(), StoreError> {
+    decommission_step::Entity::insert(decommission_step::ActiveModel {
+        retirement_id: Set(retirement_id),
+        step: Set(step.to_owned()),
+        started_at: Set(at),
+        finished_at: Set(None),
+        outcome: Set(None),
+        data: Set(data.map(str::to_owned)),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            decommission_step::Column::RetirementId,
+            decommission_step::Column::Step,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a step as finished with `outcome` (started now if it was not recorded yet);
+/// `data`, when given, replaces what the step kept.
 pub async fn finish_step(
     conn: &impl ConnectionTrait,
     retirement_id: i64,
@@ -104,27 +138,56 @@ pub async fn finish_step(
     started_at: DateTime<Utc>,
     finished_at: DateTime<Utc>,
     outcome: &str,
+    data: Option<&str>,
 ) -> Result<(), StoreError> {
+    let mut update = vec![
+        decommission_step::Column::FinishedAt,
+        decommission_step::Column::Outcome,
+    ];
+    if data.is_some() {
+        update.push(decommission_step::Column::Data);
+    }
     decommission_step::Entity::insert(decommission_step::ActiveModel {
         retirement_id: Set(retirement_id),
         step: Set(step.to_owned()),
         started_at: Set(started_at),
         finished_at: Set(Some(finished_at)),
         outcome: Set(Some(outcome.to_owned())),
+        data: Set(data.map(str::to_owned)),
     })
     .on_conflict(
         OnConflict::columns([
             decommission_step::Column::RetirementId,
             decommission_step::Column::Step,
         ])
-        .update_columns([
-            decommission_step::Column::FinishedAt,
-            decommission_step::Column::Outcome,
-        ])
+        .update_columns(update)
         .to_owned(),
     )
     .exec_without_returning(conn)
     .await?;
+    Ok(())
+}
+
+/// Records what went wrong in a step that has not finished, so `retirement { steps }`
+/// shows why an execution stopped.
+pub async fn note_step_failure(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+    step: &str,
+    at: DateTime<Utc>,
+    outcome: &str,
+) -> Result<(), StoreError> {
+    start_step(conn, retirement_id, step, at, None).await?;
+    decommission_step::Entity::update_many()
+        .col_expr(
+            decommission_step::Column::Outcome,
+            sea_orm::sea_query::Expr::value(outcome.to_owned()),
+        )
+        .filter(decommission_step::Column::RetirementId.eq(retirement_id))
+        .filter(decommission_step::Column::Step.eq(step))
+        .filter(decommission_step::Column::FinishedAt.is_null())
+        .exec(conn)
+        .await?;
     Ok(())
 }
 
@@ -144,6 +207,7 @@ pub async fn steps(
             started_at: r.started_at,
             finished_at: r.finished_at,
             outcome: r.outcome,
+            data: r.data,
         })
         .collect())
 }

@@ -18,13 +18,17 @@
 
 pub mod artifacts;
 pub mod audit;
+pub mod certificates;
 pub mod entities;
+pub mod erasure;
 pub mod inventory;
 pub mod jobs;
 pub mod kill_switch;
 pub mod notices;
+pub mod purges;
 pub mod registry;
 pub mod retirements;
+pub mod revocations;
 pub mod scans;
 pub mod signers;
 mod sqlite_writer;

@@ -153,6 +153,66 @@ pub async fn list(
         .collect()
 }
 
+/// Who holds the lease on retirement `id`'s decommission steps, and until when.
+pub async fn lease(
+    conn: &impl ConnectionTrait,
+    id: i64,
+) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+    Ok(retirement::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .and_then(|r| r.lease_holder.zip(r.lease_until)))
+}
+
+/// Takes (or renews) the lease on running retirement `id`'s decommission steps for
+/// `holder` until `until`: false while another instance holds an unexpired one, unless
+/// that is `dead_holder` (a holder known to have died).
+pub async fn take_lease(
+    conn: &impl ConnectionTrait,
+    id: i64,
+    holder: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    dead_holder: Option<&str>,
+) -> Result<bool, StoreError> {
+    use retirement::Column as C;
+    use sea_orm::sea_query::Expr;
+    let mut free = sea_orm::Condition::any()
+        .add(C::LeaseUntil.is_null())
+        .add(C::LeaseUntil.lt(now))
+        .add(C::LeaseHolder.eq(holder));
+    if let Some(dead) = dead_holder {
+        free = free.add(C::LeaseHolder.eq(dead));
+    }
+    let taken = retirement::Entity::update_many()
+        .col_expr(C::LeaseHolder, Expr::value(Some(holder.to_owned())))
+        .col_expr(C::LeaseUntil, Expr::value(Some(until)))
+        .filter(C::Id.eq(id))
+        .filter(free)
+        .exec(conn)
+        .await?
+        .rows_affected;
+    Ok(taken == 1)
+}
+
+/// Gives the lease back, if `holder` still has it.
+pub async fn release_lease(
+    conn: &impl ConnectionTrait,
+    id: i64,
+    holder: &str,
+) -> Result<(), StoreError> {
+    use retirement::Column as C;
+    use sea_orm::sea_query::Expr;
+    retirement::Entity::update_many()
+        .col_expr(C::LeaseHolder, Expr::value(Option::<String>::None))
+        .col_expr(C::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(C::Id.eq(id))
+        .filter(C::LeaseHolder.eq(holder))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// The pending retirements (scheduled, needs-decision or ready), oldest first, at most
 /// `limit`.
 pub async fn pending(

@@ -13,6 +13,7 @@ use rand::Rng;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 use zeroize::Zeroizing;
 
 /// A data key as stored: `nonce || ciphertext || tag` under KEK `epoch`.
@@ -23,20 +24,43 @@ pub struct WrappedKey {
 }
 
 pub trait KeyEncryptionKey: Send + Sync {
-    /// The epoch new data keys are wrapped under.
+    /// The epoch new data keys are wrapped under: the newest one present.
     fn current_epoch(&self) -> u32;
+
+    /// Every epoch whose key is present, oldest first.
+    fn epochs(&self) -> Vec<u32>;
 
     /// Wraps `key` under the current epoch, bound to `key_id` (the data key's identity,
     /// e.g. the artifact it encrypts), so a wrapping cannot be moved to another artifact.
     fn wrap(&self, key: &DataKey, key_id: &str) -> Result<WrappedKey, VaultError>;
 
     fn unwrap(&self, wrapped: &WrappedKey, key_id: &str) -> Result<DataKey, VaultError>;
+
+    /// Opens `wrapped` and wraps the same data key again under `epoch` (which must be
+    /// present): a KEK rotation's unit of work, with no look at the key folder.
+    fn rewrap(
+        &self,
+        wrapped: &WrappedKey,
+        key_id: &str,
+        epoch: u32,
+    ) -> Result<WrappedKey, VaultError>;
+
+    /// Makes sure epoch `epoch` exists, creating its key if absent. Idempotent, so a
+    /// rotation that died after creating the key resumes with the same one.
+    fn ensure_epoch(&self, epoch: u32) -> Result<(), VaultError>;
+
+    /// Destroys the key of every epoch below `keep_from` and returns those destroyed.
+    /// Idempotent. The caller must first have re-wrapped every surviving data key.
+    fn destroy_below(&self, keep_from: u32) -> Result<Vec<u32>, VaultError>;
 }
 
 /// KEKs as files `kek-NNNNNNNN.key` (32 bytes, mode 0600) in a folder of the key folder.
+///
+/// The folder is read again before every wrap, so an instance sharing the folder with
+/// the one that rotated wraps new keys under the new epoch and forgets destroyed ones.
 pub struct FileKek {
     dir: PathBuf,
-    epochs: BTreeMap<u32, LessSafeKey>,
+    epochs: RwLock<BTreeMap<u32, LessSafeKey>>,
 }
 
 impl FileKek {
@@ -47,46 +71,50 @@ impl FileKek {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        let mut kek = Self {
+        let kek = Self {
             dir: dir.to_owned(),
-            epochs: BTreeMap::new(),
+            epochs: RwLock::new(BTreeMap::new()),
         };
-        for entry in std::fs::read_dir(dir)? {
-            let name = entry?.file_name();
-            let Some(epoch) = name.to_str().and_then(parse_file_name) else {
-                continue;
-            };
-            let bytes = key_file::load::<DATA_KEY_LEN>(&kek.path_of(epoch))?;
-            kek.epochs.insert(epoch, cipher(&bytes));
-        }
-        if kek.epochs.is_empty() {
-            kek.create_epoch(1)?;
+        kek.rescan()?;
+        if kek.read().is_empty() {
+            kek.ensure_epoch(1)?;
         }
         Ok(kek)
     }
 
-    fn path_of(&self, epoch: u32) -> PathBuf {
-        self.dir.join(format!("kek-{epoch:08}.key"))
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u32, LessSafeKey>> {
+        self.epochs.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn create_epoch(&mut self, epoch: u32) -> Result<(), VaultError> {
-        let mut bytes = Zeroizing::new([0u8; DATA_KEY_LEN]);
-        rand::rng().fill_bytes(bytes.as_mut());
-        let path = self.path_of(epoch);
-        if !key_file::create_new(&path, bytes.as_ref())? {
-            return Err(VaultError::KeyFile(key_file::KeyFileError::Io {
-                path,
-                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-            }));
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u32, LessSafeKey>> {
+        self.epochs.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Brings the epochs in memory in line with the files: loads new ones, forgets gone ones.
+    fn rescan(&self) -> Result<(), VaultError> {
+        let mut present = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            if let Some(epoch) = entry?.file_name().to_str().and_then(parse_file_name) {
+                present.push(epoch);
+            }
         }
-        self.epochs.insert(epoch, cipher(&bytes));
-        tracing::info!(epoch, "created a key-encryption key");
+        let known: Vec<u32> = self.read().keys().copied().collect();
+        if known == present {
+            return Ok(());
+        }
+        let mut epochs = self.write();
+        epochs.retain(|e, _| present.contains(e));
+        for epoch in present {
+            if let std::collections::btree_map::Entry::Vacant(slot) = epochs.entry(epoch) {
+                let bytes = key_file::load::<DATA_KEY_LEN>(&self.path_of(epoch))?;
+                slot.insert(cipher(&bytes));
+            }
+        }
         Ok(())
     }
 
-    /// Epochs whose key is present.
-    pub fn epochs(&self) -> Vec<u32> {
-        self.epochs.keys().copied().collect()
+    fn path_of(&self, epoch: u32) -> PathBuf {
+        self.dir.join(format!("kek-{epoch:08}.key"))
     }
 }
 
@@ -104,6 +132,33 @@ fn cipher(bytes: &[u8; DATA_KEY_LEN]) -> LessSafeKey {
     )
 }
 
+fn seal(
+    kek: &LessSafeKey,
+    epoch: u32,
+    key: &DataKey,
+    key_id: &str,
+) -> Result<WrappedKey, VaultError> {
+    // A random 96-bit nonce per wrapping: safe far beyond the number of artifacts
+    // one KEK epoch will ever wrap.
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rng().fill_bytes(&mut nonce);
+    let mut sealed = key.expose().to_vec();
+    let tag = kek
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad(epoch, key_id)),
+            &mut sealed,
+        )
+        .map_err(|_| VaultError::UnwrapFailed {
+            key_id: key_id.to_owned(),
+            epoch,
+        })?;
+    let mut bytes = nonce.to_vec();
+    bytes.extend_from_slice(&sealed);
+    bytes.extend_from_slice(tag.as_ref());
+    Ok(WrappedKey { epoch, bytes })
+}
+
 fn aad(epoch: u32, key_id: &str) -> Vec<u8> {
     let mut a = b"sunset/wrapped-data-key/v1\n".to_vec();
     a.extend_from_slice(&epoch.to_be_bytes());
@@ -113,39 +168,38 @@ fn aad(epoch: u32, key_id: &str) -> Vec<u8> {
 
 impl KeyEncryptionKey for FileKek {
     fn current_epoch(&self) -> u32 {
-        self.epochs.keys().next_back().copied().unwrap_or(0)
+        self.read().keys().next_back().copied().unwrap_or(0)
+    }
+
+    fn epochs(&self) -> Vec<u32> {
+        self.read().keys().copied().collect()
     }
 
     fn wrap(&self, key: &DataKey, key_id: &str) -> Result<WrappedKey, VaultError> {
-        let epoch = self.current_epoch();
-        let kek = self
-            .epochs
-            .get(&epoch)
-            .ok_or(VaultError::UnknownEpoch(epoch))?;
-        // A random 96-bit nonce per wrapping: safe far beyond the number of artifacts
-        // one KEK epoch will ever wrap.
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let mut sealed = key.expose().to_vec();
-        let tag = kek
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(epoch, key_id)),
-                &mut sealed,
-            )
-            .map_err(|_| VaultError::UnwrapFailed {
-                key_id: key_id.to_owned(),
-                epoch,
-            })?;
-        let mut bytes = nonce.to_vec();
-        bytes.extend_from_slice(&sealed);
-        bytes.extend_from_slice(tag.as_ref());
-        Ok(WrappedKey { epoch, bytes })
+        self.rescan()?;
+        let epochs = self.read();
+        let (&epoch, kek) = epochs
+            .iter()
+            .next_back()
+            .ok_or(VaultError::UnknownEpoch(0))?;
+        seal(kek, epoch, key, key_id)
+    }
+
+    fn rewrap(
+        &self,
+        wrapped: &WrappedKey,
+        key_id: &str,
+        epoch: u32,
+    ) -> Result<WrappedKey, VaultError> {
+        let key = self.unwrap(wrapped, key_id)?;
+        let epochs = self.read();
+        let kek = epochs.get(&epoch).ok_or(VaultError::UnknownEpoch(epoch))?;
+        seal(kek, epoch, &key, key_id)
     }
 
     fn unwrap(&self, wrapped: &WrappedKey, key_id: &str) -> Result<DataKey, VaultError> {
-        let kek = self
-            .epochs
+        let epochs = self.read();
+        let kek = epochs
             .get(&wrapped.epoch)
             .ok_or(VaultError::UnknownEpoch(wrapped.epoch))?;
         let failed = || VaultError::UnwrapFailed {
@@ -168,6 +222,36 @@ impl KeyEncryptionKey for FileKek {
         let mut key = Zeroizing::new([0u8; DATA_KEY_LEN]);
         key.copy_from_slice(plain);
         Ok(DataKey::from_bytes(key))
+    }
+
+    fn ensure_epoch(&self, epoch: u32) -> Result<(), VaultError> {
+        let mut epochs = self.write();
+        if epochs.contains_key(&epoch) {
+            return Ok(());
+        }
+        let path = self.path_of(epoch);
+        let mut bytes = Zeroizing::new([0u8; DATA_KEY_LEN]);
+        rand::rng().fill_bytes(bytes.as_mut());
+        if key_file::create_new(&path, bytes.as_ref())? {
+            tracing::info!(epoch, "created a key-encryption key");
+        } else {
+            // Created before a crash, or by an instance sharing the folder.
+            bytes = key_file::load::<DATA_KEY_LEN>(&path)?;
+        }
+        epochs.insert(epoch, cipher(&bytes));
+        Ok(())
+    }
+
+    fn destroy_below(&self, keep_from: u32) -> Result<Vec<u32>, VaultError> {
+        self.rescan()?;
+        let mut epochs = self.write();
+        let doomed: Vec<u32> = epochs.range(..keep_from).map(|(e, _)| *e).collect();
+        for &epoch in &doomed {
+            key_file::destroy(&self.path_of(epoch))?;
+            epochs.remove(&epoch);
+            tracing::warn!(epoch, "destroyed a key-encryption key");
+        }
+        Ok(doomed)
     }
 }
 
@@ -215,5 +299,31 @@ mod tests {
             fresh.unwrap(&wrapped, "a").is_err(),
             "a new KEK does not open the old wrapping"
         );
+    }
+
+    #[test]
+    fn rotation_creates_the_next_epoch_once_and_destroys_the_old_ones_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek_dir = dir.path().join("kek");
+        let kek = FileKek::open_or_create(&kek_dir).unwrap();
+        let key = DataKey::generate();
+        let old = kek.wrap(&key, "a").unwrap();
+        kek.ensure_epoch(2).unwrap();
+        kek.ensure_epoch(2).unwrap();
+        // Another instance sharing the folder sees the new epoch at its next wrap.
+        let other = FileKek::open_or_create(&kek_dir).unwrap();
+        let new = kek.wrap(&key, "a").unwrap();
+        assert_eq!((old.epoch, new.epoch), (1, 2));
+
+        assert_eq!(kek.destroy_below(2).unwrap(), vec![1]);
+        assert_eq!(kek.destroy_below(2).unwrap(), Vec::<u32>::new());
+        assert!(!kek_dir.join("kek-00000001.key").exists());
+        assert!(matches!(
+            kek.unwrap(&old, "a"),
+            Err(VaultError::UnknownEpoch(1))
+        ));
+        assert!(kek.unwrap(&new, "a").is_ok());
+        assert_eq!(other.wrap(&key, "b").unwrap().epoch, 2);
+        assert_eq!(other.epochs(), vec![2], "the destroyed epoch is forgotten");
     }
 }

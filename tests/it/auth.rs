@@ -23,6 +23,16 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         &["governance"],
     ),
     (
+        "confirmPurge",
+        "mutation { confirmPurge(id: \"999\", consumer: \"c-none\") { consumer } }",
+        &["owner", "admin"],
+    ),
+    (
+        "waivePurge",
+        "mutation { waivePurge(id: \"999\", consumer: \"c-none\", justification: \"rebuilt from scratch already\") { consumer } }",
+        &["governance"],
+    ),
+    (
         "postponeRetirement",
         "mutation { postponeRetirement(id: \"999\", effectiveAt: \"2099-06-01T00:00:00Z\", reason: \"more time for everyone\") { id } }",
         &["governance"],
@@ -167,6 +177,12 @@ const QUERIES: &[(&str, &str, &[&str])] = &[
         "retirement",
         "{ retirement(id: \"999\") { id } }",
         EVERY_ROLE,
+    ),
+    ("certificates", "{ certificates { id } }", &["auditor"]),
+    (
+        "certificate",
+        "{ certificate(id: \"999\") { id } }",
+        &["auditor"],
     ),
     (
         "deadLetters",

@@ -39,26 +39,49 @@ impl wiremock::Match for SignedPerConsumer {
 
 /// Starts `sunset serve` on `data` and returns it once it listens.
 fn serve(data: &Path, config: &Path) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sunset"))
+    serve_with(data, config, None).0
+}
+
+/// Starts `sunset serve` on `data`, with `failpoints` armed (`SUNSET_TEST_FAILPOINTS`), and
+/// returns it and its base URL once it listens.
+pub fn serve_with(data: &Path, config: &Path, failpoints: Option<&str>) -> (Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sunset"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .arg("--config")
         .arg(config)
         .env_remove("DATABASE_URL")
+        .env_remove("SUNSET_TEST_FAILPOINTS")
         .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn sunset");
+        .stdout(Stdio::null());
+    if let Some(points) = failpoints {
+        command.env("SUNSET_TEST_FAILPOINTS", points);
+    }
+    let mut child = command.spawn().expect("spawn sunset");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut address = String::new();
     for line in lines.by_ref() {
-        if line.expect("line").contains("sunset is listening") {
+        let line = line.expect("line");
+        eprintln!("[sunset] {line}");
+        if line.contains("sunset is listening") {
+            address = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+                .map(|a| format!("http://{}", a.trim_matches('"')))
+                .unwrap_or_default();
             break;
         }
     }
-    // Keep reading its log, so a full pipe never blocks it.
-    std::thread::spawn(move || for _ in lines {});
-    child
+    // Keep reading its log, so a full pipe never blocks it; shown when a test fails.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("[sunset] {line}");
+        }
+    });
+    (child, address)
 }
 
 /// Consumer path → the distinct webhook-ids it received correctly signed, and how many
@@ -235,4 +258,182 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     for (path, ids) in &by_path {
         assert_eq!(ids.len(), 1, "{path} got different notices: {ids:?}");
     }
+}
+
+/// The real binary executes a retirement and dies (abort, no clean-up) between the KEK
+/// rotation and the destruction of the old epoch: both epochs are on disk, the
+/// retirement is executing. Started again, it resumes on its own and reaches the same
+/// end as an uninterrupted run: old epoch destroyed, one certificate, the surviving
+/// artifact intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
+    use sunset::clock::ManualClock;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let settings = sunset::config::Settings {
+        data_dir: data.clone(),
+        ..sunset::config::Settings::default()
+    };
+    // Prepared through the library, on a clock moved past the notice period.
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let services = sunset::app::open(&settings, clock.clone())
+        .await
+        .expect("open");
+    services.load_inventory().await.expect("load");
+    let owner = Actor {
+        name: "ml-owner".into(),
+        role: sunset::domain::Role::Owner,
+        team: Some(sunset::domain::TeamName::parse("ml").expect("team")),
+        ..Actor::system()
+    };
+    services
+        .create_model(
+            &owner,
+            ModelInput {
+                name: "fraud".into(),
+                owner_team: "ml".into(),
+                tier: "standard".into(),
+                description: String::new(),
+                contacts: vec![],
+            },
+        )
+        .await
+        .expect("model");
+    let surviving: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    for (version, bytes) in [("1.0.0", vec![9u8; 50_000]), ("2.0.0", surviving.clone())] {
+        services
+            .create_version(
+                &owner,
+                VersionInput {
+                    model: "fraud".into(),
+                    version: version.into(),
+                    provenance: Default::default(),
+                },
+            )
+            .await
+            .expect("version");
+        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]);
+        services
+            .upload_artifact(&owner, "fraud", version, "model.bin", None, body)
+            .await
+            .expect("upload");
+    }
+    let governance = Actor {
+        name: "gov".into(),
+        role: sunset::domain::Role::Governance,
+        ..Actor::system()
+    };
+    let (retirement, _) = services
+        .schedule_retirement(
+            &governance,
+            RetirementInput {
+                model: "fraud".into(),
+                versions: "1.0.0".into(),
+                reason: "a flaw in its weights".into(),
+                effective_at: Utc::now() + Duration::days(8),
+                replacement_model: None,
+                replacement_version: None,
+            },
+        )
+        .await
+        .expect("scheduled");
+    clock.set(Utc::now() + Duration::days(8) + Duration::minutes(1));
+    services
+        .check_retirements(sunset::domain::FoundBy::GraphChange)
+        .await
+        .expect("check");
+    let (_, gov_token) = services
+        .create_token(&Actor::local_operator(), "gov", "governance", None, None)
+        .await
+        .expect("token");
+    let (_, reader_token) = services
+        .create_token(&Actor::local_operator(), "reader", "reader", None, None)
+        .await
+        .expect("token");
+    assert_eq!(
+        services.retirement(retirement.id).await.expect("r").state,
+        sunset::domain::RetirementState::Ready
+    );
+    drop(services);
+
+    let config = dir.path().join("sunset.toml");
+    std::fs::write(&config, "").expect("config");
+    let kek_dir = data.join("keys").join("kek");
+    let keks = || {
+        let mut names: Vec<String> = std::fs::read_dir(&kek_dir)
+            .expect("kek dir")
+            .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let client = crate::support::loopback_client();
+    let execute = serde_json::json!({
+        "query": "mutation($id: ID!) { executeRetirement(id: $id) { state } }",
+        "variables": { "id": retirement.id.to_string() },
+    });
+
+    let (mut first, address) = serve_with(&data, &config, Some("before:destroy-kek=abort"));
+    let cut = client
+        .post(format!("{address}/graphql"))
+        .bearer_auth(gov_token.expose())
+        .json(&execute)
+        .send()
+        .await;
+    assert!(cut.is_err(), "the process died mid-request: {cut:?}");
+    let status = first.wait().expect("reaped");
+    assert!(!status.success(), "aborted: {status:?}");
+    assert_eq!(
+        keks(),
+        ["kek-00000001.key", "kek-00000002.key"],
+        "rotated, old epoch not yet destroyed"
+    );
+
+    let (mut second, address) = serve_with(&data, &config, None);
+    let reader = sunset::app::open(&settings, Arc::new(SystemClock))
+        .await
+        .expect("open");
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let r = reader.retirement(retirement.id).await.expect("r");
+            if r.state == sunset::domain::RetirementState::Retired {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let kept = client
+        .get(format!(
+            "{address}/v1/models/fraud/versions/2.0.0/artifacts/model.bin"
+        ))
+        .bearer_auth(reader_token.expose())
+        .send()
+        .await
+        .expect("get");
+    let gone = client
+        .get(format!(
+            "{address}/v1/models/fraud/versions/1.0.0/artifacts/model.bin"
+        ))
+        .bearer_auth(reader_token.expose())
+        .send()
+        .await
+        .expect("get");
+    second.kill().expect("stop");
+    second.wait().expect("reaped");
+    finished.expect("the restarted service finished the execution by itself");
+    assert_eq!(keks(), ["kek-00000002.key"]);
+    assert_eq!(
+        reader
+            .certificate_count(retirement.id)
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(kept.status(), 200);
+    assert_eq!(
+        kept.bytes().await.expect("body").as_ref(),
+        surviving.as_slice()
+    );
+    assert_eq!(gone.status(), 410);
 }

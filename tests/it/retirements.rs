@@ -15,6 +15,8 @@ use sunset::service::{ConsumerInput, EdgeSpec};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+mod decommission;
+
 const PUBLIC_URL: &str = "https://sunset.test";
 
 fn t0() -> DateTime<Utc> {
@@ -1479,7 +1481,8 @@ on_both!(
             .app
             .gql_ok(&w.governance, execute, json!({ "id": id }))
             .await;
-        assert_eq!(done["executeRetirement"]["state"], "EXECUTING");
+        // No derived stores, nothing signed: the execution runs to its end at once.
+        assert_eq!(done["executeRetirement"]["state"], "RETIRED");
         let step = &done["executeRetirement"]["steps"][0];
         assert_eq!(step["step"], "kill-switch");
         assert_eq!(step["outcome"], "2 version(s) disabled: 2.0.0, 2.1.0");
@@ -1525,7 +1528,7 @@ on_both!(
             .json()
             .await
             .expect("json");
-        assert_eq!(status["retirement"]["state"], "executing");
+        assert_eq!(status["retirement"]["state"], "retired");
         assert!(status["disabled"]["at"].is_string(), "{status:#}");
 
         // Enforcement points poll the list cheaply: the same ETag answers 304 with no body.
@@ -1558,7 +1561,7 @@ on_both!(
             .expect("get");
         assert_eq!(again.status(), 304);
 
-        // Executing again resumes and changes nothing.
+        // Executing again changes nothing.
         let resumed = w
             .app
             .gql_ok(&w.governance, execute, json!({ "id": id }))
@@ -1567,7 +1570,7 @@ on_both!(
             resumed["executeRetirement"]["steps"]
                 .as_array()
                 .map(Vec::len),
-            Some(1)
+            Some(sunset::service::DECOMMISSION_STEPS.len())
         );
         let unchanged = w
             .app

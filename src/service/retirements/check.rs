@@ -161,6 +161,11 @@ impl Services {
         if !self.claim_tick("retirement-check", tick, instance).await? {
             return Ok(None);
         }
+        // Executions that stopped (a crash, a step that failed, purges settled
+        // elsewhere) go on from where they are.
+        if let Err(e) = self.resume_decommissions().await {
+            tracing::error!(error = %e, "resuming decommissions failed");
+        }
         self.check_retirements(FoundBy::GraphChange).await.map(Some)
     }
 

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 /// The most versions one retirement may cover.
 const MAX_VERSIONS: u64 = 10_000;
 /// The longest reason or justification accepted.
-const MAX_TEXT: usize = 4_000;
+pub(super) const MAX_TEXT: usize = 4_000;
 /// The most retirements one list returns.
 pub const MAX_LIST: u64 = 500;
 
@@ -102,7 +102,7 @@ impl Found {
 }
 
 /// Who may schedule, cancel and decide on retirements.
-fn require_governance(actor: &Actor, what: &str) -> Result<(), ServiceError> {
+pub(super) fn require_governance(actor: &Actor, what: &str) -> Result<(), ServiceError> {
     if actor.role == Role::Governance {
         Ok(())
     } else {

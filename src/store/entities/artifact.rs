@@ -16,6 +16,8 @@ pub struct Model {
     pub wrapped_key: String,
     pub created_at: DateTimeUtc,
     pub created_by: String,
+    /// Set when crypto-erasure destroyed the data key; the wrapped key is then empty.
+    pub erased_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

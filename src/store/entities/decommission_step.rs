@@ -10,6 +10,8 @@ pub struct Model {
     pub started_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
     pub outcome: Option<String>,
+    /// JSON a step needs to resume (e.g. the KEK epoch a rotation targets).
+    pub data: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub created_by: String,
     pub updated_at: DateTimeUtc,
+    /// The instance running this retirement's decommission steps, until `lease_until`.
+    pub lease_holder: Option<String>,
+    pub lease_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

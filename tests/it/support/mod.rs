@@ -231,7 +231,7 @@ pub fn error_message(body: &Value) -> &str {
 
 /// A plain HTTP client for loopback. reqwest is built with rustls but no crypto provider
 /// (the notifiers crate hands it a whole TLS config), so this process installs ring first.
-fn loopback_client() -> reqwest::Client {
+pub fn loopback_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }

@@ -1,0 +1,282 @@
+//! The destruction certificate (AISVS 3.6.2): a DSSE envelope, signed with the service
+//! key, holding an in-toto Statement v1. Its subjects are the erased artifacts (name and
+//! SHA-256); its predicate carries the fields of a NIST SP 800-88 Rev. 1 certificate of
+//! sanitization (Appendix G) adapted to crypto-erasure, and the retirement's own facts.
+//!
+//! It is issued last, from what the earlier steps recorded, so it never claims more
+//! than was done; the `certificates` table holds one per retirement (a unique key), so a
+//! resumed run can never issue a second.
+
+use super::erasure::{ErasedArtifact, Rotation, Verification};
+use super::{
+    CERTIFICATE, DERIVED_DATA, ERASE_KEYS, KILL_SWITCH, KillSwitchRecord, REVOKE_SIGNATURES,
+    VERIFY_ERASURE,
+};
+use crate::attest::dsse;
+use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::auth::Actor;
+use crate::domain::{RetirementState, Role};
+use crate::service::{ServiceError, Services};
+use crate::store::certificates::{self as repo, StoredCertificate};
+use crate::store::kill_switch as steps;
+use crate::store::retirements::{self as retirement_repo, Retirement};
+use serde::Serialize;
+use serde_json::json;
+use sha2::Digest;
+
+pub const CERTIFICATE_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// Our predicate's type. `.invalid` is reserved (RFC 2606): the URI names the format
+/// without pretending a web page stands behind it.
+pub const DESTRUCTION_PREDICATE: &str = "https://sunset.invalid/destruction-certificate/v1";
+
+/// A certificate as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateView {
+    pub id: i64,
+    pub retirement_id: i64,
+    pub issued_at: chrono::DateTime<chrono::Utc>,
+    /// SHA-256 of the envelope's bytes as issued.
+    pub sha256: String,
+    /// The DSSE envelope (JSON), exactly as issued.
+    pub envelope: String,
+}
+
+impl From<StoredCertificate> for CertificateView {
+    fn from(c: StoredCertificate) -> Self {
+        Self {
+            id: c.id,
+            retirement_id: c.retirement_id,
+            issued_at: c.issued_at,
+            sha256: c.sha256,
+            envelope: c.envelope,
+        }
+    }
+}
+
+fn data_of<T: serde::de::DeserializeOwned>(step: &Option<steps::Step>) -> Option<T> {
+    step.as_ref()
+        .and_then(|s| s.data.as_deref())
+        .and_then(|d| serde_json::from_str(d).ok())
+}
+
+impl Services {
+    /// Issues the certificate and marks the retirement retired, in one transaction.
+    pub(super) async fn step_certificate(
+        &self,
+        r: &Retirement,
+    ) -> Result<Option<String>, ServiceError> {
+        let id = r.id;
+        let all = self.decommission_steps(id).await?;
+        let get = |name: &str| all.iter().find(|s| s.step == name).cloned();
+        let kill: Option<KillSwitchRecord> = data_of(&get(KILL_SWITCH));
+        let erased: Vec<ErasedArtifact> = data_of(&get(ERASE_KEYS)).unwrap_or_default();
+        let rotation: Option<Rotation> = self.rotation(id).await?;
+        let verification: Option<Verification> = data_of(&get(VERIFY_ERASURE));
+        let revoked: Option<serde_json::Value> = data_of(&get(REVOKE_SIGNATURES));
+        let (Some(kill), Some(rotation), Some(verification), Some(revoked)) =
+            (kill, rotation, verification, revoked)
+        else {
+            return Err(ServiceError::internal(std::io::Error::other(
+                "a step before the certificate left no record; the certificate is not issued",
+            )));
+        };
+        let purges = crate::store::purges::list(self.store().reader(), id).await?;
+        let dependents = retirement_repo::dependents(self.store().reader(), id).await?;
+        let count = |f: &dyn Fn(&crate::store::retirements::Dependent) -> bool| {
+            dependents.iter().filter(|d| f(d)).count()
+        };
+        let notice_summary = json!({
+            "dependents": dependents.len(),
+            "notified": count(&|d| d.notified_at.is_some()),
+            "acknowledged": count(&|d| d.acknowledged_at.is_some()),
+            "overridden": count(&|d| d.overridden_at.is_some()),
+        });
+        let derived_step = get(DERIVED_DATA).and_then(|s| s.outcome);
+        let service_key_id = crate::audit::checkpoint_key_id(&self.service_key().verifying_key());
+
+        in_write_tx!(self, |tx| {
+            let now = self.now();
+            let before = retirement_repo::find(tx.conn(), id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no retirement {id}")))?;
+            if repo::of_retirement(tx.conn(), id).await?.is_none() {
+                let (head_seq, head_hash) = crate::store::audit::head(tx.conn()).await?;
+                let subjects: Vec<serde_json::Value> = erased
+                    .iter()
+                    .map(|a| {
+                        json!({
+                            "name": format!("{}@{}/{}", r.model, a.version, a.name),
+                            "digest": { "sha256": a.sha256 },
+                        })
+                    })
+                    .collect();
+                let statement = json!({
+                    "_type": STATEMENT_TYPE,
+                    "subject": subjects,
+                    "predicateType": DESTRUCTION_PREDICATE,
+                    "predicate": {
+                        "retirement": {
+                            "id": id,
+                            "model": r.model.to_string(),
+                            "versions": r.affected_versions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                            "reason": r.reason,
+                            "effectiveAt": r.effective_at,
+                            "scheduledBy": r.created_by,
+                        },
+                        // NIST SP 800-88 Rev. 1, Appendix G, adapted.
+                        "sanitization": {
+                            "performedBy": { "name": kill.by, "role": kill.role, "tool": format!("sunset {}", env!("CARGO_PKG_VERSION")) },
+                            "approvedBy": { "name": r.created_by, "role": Role::Governance.as_str(), "note": "scheduled the retirement and its notice" },
+                            "executedAt": kill.at,
+                            "completedAt": now,
+                            "media": {
+                                "type": "encrypted model artifacts (AES-256-GCM, one data key per artifact) and their wrapped keys",
+                                "artifacts": erased,
+                                "totalBytes": erased.iter().map(|a| a.size_bytes).sum::<i64>(),
+                            },
+                            "method": "purge",
+                            "technique": "cryptographic erase",
+                            "keysDestroyed": erased.iter().map(|a| &a.key_id).collect::<Vec<_>>(),
+                            "kekEpochsRetired": rotation.retired_epochs,
+                            "kekEpochCurrent": rotation.target_epoch,
+                            "survivingKeysRewrapped": rotation.rewrapped,
+                            "verification": verification,
+                            "postSanitization": "ciphertext deleted from the blob store; copies elsewhere (backups) stay undecryptable without the destroyed keys",
+                        },
+                        "derivedData": { "outcome": derived_step, "stores": purges },
+                        "noticeSummary": notice_summary,
+                        "killSwitch": {
+                            "disabledAt": kill.at,
+                            "responseMs": kill.response_ms,
+                            "allowedMs": kill.allowed_ms,
+                            "withinPolicy": kill.response_ms.map(|ms| ms <= kill.allowed_ms as f64),
+                        },
+                        "revocation": revoked,
+                        "auditChainHead": { "seq": head_seq, "hash": head_hash },
+                        "issuer": { "keyId": service_key_id },
+                        "issuedAt": now,
+                    },
+                });
+                let payload = serde_json::to_vec(&statement).map_err(ServiceError::internal)?;
+                let envelope = dsse::sign(
+                    self.service_key().signing_key(),
+                    CERTIFICATE_PAYLOAD_TYPE,
+                    &payload,
+                );
+                let text =
+                    serde_json::to_string_pretty(&envelope).map_err(ServiceError::internal)?;
+                let sha = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+                repo::insert(tx.conn(), id, &text, &sha, now).await?;
+                let entry = AuditEntry::new(
+                    Actor::system().audit_identity(),
+                    Action::CertificateIssued,
+                    SubjectType::Retirement,
+                    id.to_string(),
+                )
+                .after(&json!({ "sha256": sha, "subjects": erased.len() }));
+                self.append_audit(tx, now, entry).await?;
+            }
+            if before.state != RetirementState::Retired {
+                let after = Retirement {
+                    state: RetirementState::Retired,
+                    sequence: before.sequence + 1,
+                    updated_at: now,
+                    ..before.clone()
+                };
+                retirement_repo::update(tx.conn(), &after).await?;
+                let entry = AuditEntry::new(
+                    Actor::system().audit_identity(),
+                    Action::RetirementStateChanged,
+                    SubjectType::Retirement,
+                    id.to_string(),
+                )
+                .before(&before)
+                .after(&after);
+                self.append_audit(tx, now, entry).await?;
+            }
+            steps::finish_step(tx.conn(), id, CERTIFICATE, now, now, "issued", None).await?;
+            Ok(())
+        })?;
+        tracing::warn!(retirement = id, model = %r.model, "retirement complete: destruction certificate issued");
+        self.publish_retirement(id, "retired");
+        Ok(None)
+    }
+
+    /// A certificate by id. Auditors only (and the read is recorded by the transport's
+    /// guard like any audit read).
+    pub async fn certificate(
+        &self,
+        actor: &Actor,
+        id: i64,
+    ) -> Result<CertificateView, ServiceError> {
+        require_auditor(actor)?;
+        repo::find(self.store().reader(), id)
+            .await?
+            .map(Into::into)
+            .ok_or_else(|| ServiceError::NotFound(format!("no certificate {id}")))
+    }
+
+    /// The certificate of retirement `retirement_id`, if issued. Auditors only.
+    pub async fn certificate_of(
+        &self,
+        actor: &Actor,
+        retirement_id: i64,
+    ) -> Result<Option<CertificateView>, ServiceError> {
+        require_auditor(actor)?;
+        Ok(repo::of_retirement(self.store().reader(), retirement_id)
+            .await?
+            .map(Into::into))
+    }
+
+    /// Every certificate, newest first. Auditors only.
+    pub async fn certificates(&self, actor: &Actor) -> Result<Vec<CertificateView>, ServiceError> {
+        require_auditor(actor)?;
+        Ok(repo::list(self.store().reader())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// How many certificates retirement `id` has (never more than one).
+    pub async fn certificate_count(&self, id: i64) -> Result<u64, ServiceError> {
+        Ok(repo::count_for(self.store().reader(), id).await?)
+    }
+}
+
+fn require_auditor(actor: &Actor) -> Result<(), ServiceError> {
+    if actor.role == Role::Auditor {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(format!(
+            "role {} may not read destruction certificates; auditor may",
+            actor.role
+        )))
+    }
+}
+
+/// What `sunset certificate verify` checks, offline: the envelope verifies under `key`,
+/// holds an in-toto Statement v1 of our predicate type with at least one subject.
+/// Returns the statement.
+pub fn verify_certificate(
+    envelope: &[u8],
+    key: &ed25519_dalek::VerifyingKey,
+) -> Result<serde_json::Value, String> {
+    let payload =
+        dsse::verify(envelope, CERTIFICATE_PAYLOAD_TYPE, key).map_err(|e| e.to_string())?;
+    let statement: serde_json::Value =
+        serde_json::from_slice(&payload).map_err(|e| format!("the payload is not JSON: {e}"))?;
+    if statement["_type"] != STATEMENT_TYPE {
+        return Err(format!(
+            "the payload is not an in-toto Statement v1 ({STATEMENT_TYPE})"
+        ));
+    }
+    if statement["predicateType"] != DESTRUCTION_PREDICATE {
+        return Err(format!(
+            "the predicate is not a destruction certificate ({DESTRUCTION_PREDICATE})"
+        ));
+    }
+    Ok(statement)
+}

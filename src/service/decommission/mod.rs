@@ -1,0 +1,449 @@
+//! Executing a ready retirement (issue 6, AISVS 3.6.2 to 3.6.4). The steps, in order:
+//!
+//! 1. `kill-switch`: the retirement moves to `executing` and its versions are disabled
+//!    in the same transaction; from the commit on, every instance refuses their
+//!    downloads (410 Gone), since each download reads the switch from the database.
+//! 2. `derived-data` (`purges.rs`): every derived store among the dependents confirms
+//!    its purge, or governance waives it by name; the run waits here until then.
+//! 3. crypto-erasure (`erasure.rs`): `erase-keys`, `rotate-kek`, `destroy-kek`,
+//!    `delete-ciphertext`, `verify-erasure`.
+//! 4. `revoke-signatures` (`revocation.rs`).
+//! 5. `certificate` (`certificate.rs`): the signed destruction certificate; the
+//!    retirement becomes `retired`.
+//!
+//! Each step is idempotent and recorded (`decommission_steps`) with its time, outcome
+//! and what it needs to resume, so a run that dies anywhere is finished by the next one:
+//! at start-up (`resume_decommissions`), on each scheduled retirement check, or when
+//! governance executes again. A lease on the retirement row keeps a second instance out
+//! while one runs the steps.
+
+mod certificate;
+mod erasure;
+mod purges;
+pub(super) mod revocation;
+
+pub use certificate::{
+    CERTIFICATE_PAYLOAD_TYPE, CertificateView, DESTRUCTION_PREDICATE, verify_certificate,
+};
+pub use revocation::REVOCATIONS_PAYLOAD_TYPE;
+
+use super::{ServiceError, Services};
+use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::auth::Actor;
+use crate::domain::{ModelName, RetirementState, Role, Version};
+use crate::store::kill_switch::{self as repo, DisabledVersion, Step};
+use crate::store::registry as registry_repo;
+use crate::store::retirements::{self as retirement_repo, Retirement};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// The step names, in the order they run.
+pub(crate) const KILL_SWITCH: &str = "kill-switch";
+pub(crate) const DERIVED_DATA: &str = "derived-data";
+pub(crate) const ERASE_KEYS: &str = "erase-keys";
+pub(crate) const ROTATE_KEK: &str = "rotate-kek";
+pub(crate) const DESTROY_KEK: &str = "destroy-kek";
+pub(crate) const DELETE_CIPHERTEXT: &str = "delete-ciphertext";
+pub(crate) const VERIFY_ERASURE: &str = "verify-erasure";
+pub(crate) const REVOKE_SIGNATURES: &str = "revoke-signatures";
+pub(crate) const CERTIFICATE: &str = "certificate";
+pub const STEPS: [&str; 9] = [
+    KILL_SWITCH,
+    DERIVED_DATA,
+    ERASE_KEYS,
+    ROTATE_KEK,
+    DESTROY_KEK,
+    DELETE_CIPHERTEXT,
+    VERIFY_ERASURE,
+    REVOKE_SIGNATURES,
+    CERTIFICATE,
+];
+
+/// How long one instance may hold a retirement's steps before another may take over.
+const LEASE: chrono::Duration = chrono::Duration::minutes(10);
+
+/// What the kill-switch step keeps: who pulled it, and how long enforcement took.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct KillSwitchRecord {
+    pub by: String,
+    pub role: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// From the request to the commit that made every download refuse.
+    pub response_ms: Option<f64>,
+    pub allowed_ms: u64,
+}
+
+/// Where a decommission run stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Advance {
+    /// Every step is done: the retirement is retired and its certificate issued.
+    Finished,
+    /// A step waits for people (derived-store purges); the reason says for whom.
+    Waiting(String),
+    /// Another instance holds the lease and is running the steps.
+    Busy,
+}
+
+impl From<crate::failpoints::Fired> for ServiceError {
+    fn from(e: crate::failpoints::Fired) -> Self {
+        ServiceError::internal(e)
+    }
+}
+
+impl Services {
+    /// Starts (or resumes) executing a ready retirement: its versions stop being served
+    /// at once, then the remaining steps run as far as they can. Governance only.
+    pub async fn execute_retirement(
+        &self,
+        actor: &Actor,
+        id: i64,
+    ) -> Result<(Retirement, Vec<Step>), ServiceError> {
+        let started = Instant::now();
+        if actor.role != Role::Governance {
+            return Err(ServiceError::Forbidden(format!(
+                "role {} may not execute retirements; governance may",
+                actor.role
+            )));
+        }
+        let allowed_ms = self.inner.kill_switch_response_ms;
+        let (retirement, newly) = in_write_tx!(self, |tx| {
+            let now = self.now();
+            let before = retirement_repo::find(tx.conn(), id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no retirement {id}")))?;
+            let after = match before.state {
+                RetirementState::Ready => Retirement {
+                    state: RetirementState::Executing,
+                    sequence: before.sequence + 1,
+                    updated_at: now,
+                    ..before.clone()
+                },
+                // Running it again resumes: every step is idempotent.
+                RetirementState::Executing | RetirementState::Retired => before.clone(),
+                other => {
+                    return Err(ServiceError::Conflict(format!(
+                        "retirement {id} is {other}; only a ready retirement is executed \
+                         (every dependent's notice run out and acknowledged, quiet or overridden)"
+                    )));
+                }
+            };
+            let mut audits = Vec::new();
+            if after.state != before.state {
+                retirement_repo::update(tx.conn(), &after).await?;
+                audits.push(
+                    AuditEntry::new(
+                        actor.audit_identity(),
+                        Action::RetirementExecutionStarted,
+                        SubjectType::Retirement,
+                        id.to_string(),
+                    )
+                    .before(&before)
+                    .after(&after),
+                );
+            }
+            let disabled = self.disable_versions(tx, &after, actor, now).await?;
+            if !disabled.is_empty() {
+                let record = KillSwitchRecord {
+                    by: actor.name.clone(),
+                    role: actor.role.to_string(),
+                    at: now,
+                    response_ms: None,
+                    allowed_ms,
+                };
+                let outcome = format!(
+                    "{} version(s) disabled: {}",
+                    disabled.len(),
+                    disabled
+                        .iter()
+                        .map(|d| d.version.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                repo::finish_step(
+                    tx.conn(),
+                    id,
+                    KILL_SWITCH,
+                    now,
+                    now,
+                    &outcome,
+                    Some(&to_json(&record)),
+                )
+                .await?;
+                audits.push(
+                    AuditEntry::new(
+                        actor.audit_identity(),
+                        Action::VersionsDisabled,
+                        SubjectType::Retirement,
+                        id.to_string(),
+                    )
+                    .after(&disabled),
+                );
+            }
+            if !audits.is_empty() {
+                tx.append_audits(now, audits, self.service_key().audit_mac_key())
+                    .await?;
+            }
+            Ok((after, !disabled.is_empty()))
+        })?;
+        if newly {
+            // Enforced from the commit on: every download reads the switch.
+            let response_ms = started.elapsed().as_secs_f64() * 1000.0;
+            self.record_response_time(id, response_ms).await?;
+            if response_ms > allowed_ms as f64 {
+                tracing::error!(
+                    retirement = id,
+                    response_ms,
+                    allowed_ms,
+                    "kill switch slower than the policy allows"
+                );
+            }
+            tracing::warn!(retirement = id, model = %retirement.model, actor = %actor.name, response_ms, "retirement executing: versions disabled");
+            self.publish_retirement(id, "executing");
+        }
+        // The later steps run on; one that fails is recorded on its step and resumed
+        // by the next run, so the kill switch stands either way.
+        match self.advance_decommission(id).await {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(retirement = id, error = %e, "decommission stopped; it resumes on the next run")
+            }
+        }
+        let retirement = retirement_repo::find(self.store().reader(), id)
+            .await?
+            .unwrap_or(retirement);
+        let steps = self.decommission_steps(id).await?;
+        Ok((retirement, steps))
+    }
+
+    /// Writes the versions of `retirement` into the kill switch; returns those newly
+    /// disabled.
+    async fn disable_versions(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        retirement: &Retirement,
+        actor: &Actor,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<DisabledVersion>, ServiceError> {
+        let mut disabled = Vec::new();
+        let model_id = registry_repo::ModelId(retirement.model_id);
+        for &v in &retirement.affected_versions {
+            if let Some((version_id, _)) =
+                registry_repo::find_version(tx.conn(), model_id, &retirement.model, v).await?
+            {
+                disabled.push(DisabledVersion {
+                    version_id: version_id.0,
+                    model: retirement.model.to_string(),
+                    version: v.to_string(),
+                    retirement_id: Some(retirement.id),
+                    disabled_at: now,
+                    disabled_by: actor.name.clone(),
+                    reason: retirement.reason.clone(),
+                });
+            }
+        }
+        let mut added = Vec::new();
+        for d in disabled {
+            if repo::disable(tx.conn(), std::slice::from_ref(&d)).await? > 0 {
+                added.push(d);
+            }
+        }
+        Ok(added)
+    }
+
+    async fn record_response_time(&self, id: i64, response_ms: f64) -> Result<(), ServiceError> {
+        let db = self.store().reader();
+        let Some(step) = self.step(id, KILL_SWITCH).await? else {
+            return Ok(());
+        };
+        let Some(mut record) = step
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<KillSwitchRecord>(d).ok())
+        else {
+            return Ok(());
+        };
+        record.response_ms = Some((response_ms * 1000.0).round() / 1000.0);
+        let outcome = step.outcome.unwrap_or_default();
+        repo::finish_step(
+            db,
+            id,
+            KILL_SWITCH,
+            step.started_at,
+            step.finished_at.unwrap_or(step.started_at),
+            &outcome,
+            Some(&to_json(&record)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Runs the steps of executing retirement `id` that are not done yet, in order, as
+    /// far as they go.
+    pub async fn advance_decommission(&self, id: i64) -> Result<Advance, ServiceError> {
+        let _gate = self.inner.decommission_gate.lock().await;
+        if !self.take_lease(id).await? {
+            return Ok(Advance::Busy);
+        }
+        let result = self.run_steps(id).await;
+        retirement_repo::release_lease(self.store().reader(), id, &self.inner.instance).await?;
+        result
+    }
+
+    /// Takes or renews this instance's lease on retirement `id`'s steps. A lease left
+    /// by a process of this host that has died is taken over at once; one of another
+    /// host only when it runs out.
+    async fn take_lease(&self, id: i64) -> Result<bool, ServiceError> {
+        let db = self.store().reader();
+        let holder = self.inner.instance.as_str();
+        let now = self.now();
+        let dead = retirement_repo::lease(db, id)
+            .await?
+            .map(|(h, _)| h)
+            .filter(|h| h != holder && super::holder_has_died(h));
+        if let Some(dead) = &dead {
+            tracing::warn!(retirement = id, holder = %dead, "taking over the decommission of a process that died");
+        }
+        Ok(retirement_repo::take_lease(db, id, holder, now, now + LEASE, dead.as_deref()).await?)
+    }
+
+    async fn run_steps(&self, id: i64) -> Result<Advance, ServiceError> {
+        let retirement = self.retirement(id).await?;
+        match retirement.state {
+            RetirementState::Executing => {}
+            RetirementState::Retired => return Ok(Advance::Finished),
+            other => {
+                return Err(ServiceError::Conflict(format!(
+                    "retirement {id} is {other}, not executing"
+                )));
+            }
+        }
+        let done: Vec<String> = self
+            .decommission_steps(id)
+            .await?
+            .into_iter()
+            .filter(|s| s.finished_at.is_some())
+            .map(|s| s.step)
+            .collect();
+        for step in STEPS.into_iter().skip(1) {
+            if done.iter().any(|d| d == step) {
+                continue;
+            }
+            // Renewed at every step, so a long execution keeps it.
+            if !self.take_lease(id).await? {
+                return Ok(Advance::Busy);
+            }
+            let ran = async {
+                self.failpoints().hit(&format!("before:{step}"))?;
+                match step {
+                    DERIVED_DATA => self.step_derived_data(&retirement).await,
+                    ERASE_KEYS => self.step_erase_keys(&retirement).await,
+                    ROTATE_KEK => self.step_rotate_kek(&retirement).await,
+                    DESTROY_KEK => self.step_destroy_kek(&retirement).await,
+                    DELETE_CIPHERTEXT => self.step_delete_ciphertext(&retirement).await,
+                    VERIFY_ERASURE => self.step_verify_erasure(&retirement).await,
+                    REVOKE_SIGNATURES => self.step_revoke_signatures(&retirement).await,
+                    _ => self.step_certificate(&retirement).await,
+                }
+            }
+            .await;
+            match ran {
+                Ok(None) => {}
+                Ok(Some(waiting)) => return Ok(Advance::Waiting(waiting)),
+                Err(e) => {
+                    let why = failure_text(&e);
+                    tracing::error!(retirement = id, step, error = %why, "decommission step failed");
+                    repo::note_step_failure(
+                        self.store().reader(),
+                        id,
+                        step,
+                        self.now(),
+                        &format!("failed: {why}"),
+                    )
+                    .await?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Advance::Finished)
+    }
+
+    /// Resumes every executing retirement: at start-up and on each scheduled check.
+    /// Returns how many finished.
+    pub async fn resume_decommissions(&self) -> Result<usize, ServiceError> {
+        let executing = retirement_repo::list(
+            self.store().reader(),
+            &[RetirementState::Executing],
+            None,
+            None,
+            super::MAX_RETIREMENT_LIST,
+        )
+        .await?;
+        let mut finished = 0;
+        for r in executing {
+            match self.advance_decommission(r.id).await {
+                Ok(Advance::Finished) => finished += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(retirement = r.id, error = %e, "resuming a decommission failed")
+                }
+            }
+        }
+        Ok(finished)
+    }
+
+    /// The recorded steps of executing retirement `id`, in the order they run.
+    pub async fn decommission_steps(&self, id: i64) -> Result<Vec<Step>, ServiceError> {
+        let mut steps = repo::steps(self.store().reader(), id).await?;
+        steps.sort_by_key(|s| STEPS.iter().position(|n| *n == s.step));
+        Ok(steps)
+    }
+
+    pub(crate) async fn step(&self, id: i64, name: &str) -> Result<Option<Step>, ServiceError> {
+        Ok(self
+            .decommission_steps(id)
+            .await?
+            .into_iter()
+            .find(|s| s.step == name))
+    }
+
+    /// Whether the kill switch has disabled `model@version`.
+    pub async fn disabled_version(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<DisabledVersion>, ServiceError> {
+        Ok(repo::find(self.store().reader(), model.as_str(), &version.to_string()).await?)
+    }
+
+    /// Every disabled version: what enforcement points poll.
+    pub async fn disabled_versions(&self) -> Result<Vec<DisabledVersion>, ServiceError> {
+        Ok(repo::list(self.store().reader()).await?)
+    }
+}
+
+/// What a failed step records: the error and, for internal ones, their cause (operator
+/// facing; causes name keys and blobs by id only, never key material).
+fn failure_text(e: &ServiceError) -> String {
+    match e {
+        ServiceError::Internal(source) => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// The version ids the kill switch disabled for `retirement`.
+async fn disabled_version_ids(
+    services: &Services,
+    retirement: &Retirement,
+) -> Result<Vec<i64>, ServiceError> {
+    Ok(repo::list(services.store().reader())
+        .await?
+        .into_iter()
+        .filter(|d| d.retirement_id == Some(retirement.id))
+        .map(|d| d.version_id)
+        .collect())
+}

@@ -1,0 +1,70 @@
+//! Derived stores' purge confirmations and governance waivers, per retirement.
+
+use super::StoreError;
+use super::entities::purge_confirmation;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Purge {
+    #[serde(skip)]
+    pub consumer_id: i64,
+    pub consumer: String,
+    /// `confirmed` (the store's owner purged it) or `waived` (governance, with a note).
+    pub outcome: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub note: Option<String>,
+}
+
+/// Records a confirmation or waiver; the first one recorded for a store stands.
+pub async fn record(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+    p: &Purge,
+) -> Result<bool, StoreError> {
+    let n = purge_confirmation::Entity::insert(purge_confirmation::ActiveModel {
+        retirement_id: Set(retirement_id),
+        consumer_id: Set(p.consumer_id),
+        consumer_name: Set(p.consumer.clone()),
+        outcome: Set(p.outcome.clone()),
+        actor: Set(p.by.clone()),
+        at: Set(p.at),
+        note: Set(p.note.clone()),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            purge_confirmation::Column::RetirementId,
+            purge_confirmation::Column::ConsumerId,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+) -> Result<Vec<Purge>, StoreError> {
+    Ok(purge_confirmation::Entity::find()
+        .filter(purge_confirmation::Column::RetirementId.eq(retirement_id))
+        .order_by_asc(purge_confirmation::Column::ConsumerName)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| Purge {
+            consumer_id: r.consumer_id,
+            consumer: r.consumer_name,
+            outcome: r.outcome,
+            by: r.actor,
+            at: r.at,
+            note: r.note,
+        })
+        .collect())
+}

@@ -1,0 +1,756 @@
+//! Decommissioning after the kill switch: derived-store purges, crypto-erasure with KEK
+//! rotation (checked against a restored backup), signature revocation, the signed
+//! destruction certificate (checked by `sunset certificate verify` and by an
+//! independent DSSE implementation), and crash-resume at every step boundary.
+
+use super::*;
+use sunset::failpoints::FailAction;
+use sunset::vault::{Vault, WrappedKey};
+
+const EXECUTE: &str =
+    "mutation($id: ID!) { executeRetirement(id: $id) { state steps { step outcome finishedAt } } }";
+const FIXTURE_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer/vocab.json"];
+
+fn fixture_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model-signing")
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_dir().join(name)).expect("fixture")
+}
+
+async fn put_file(w: &World, token: &str, version: &str, path: &str, body: Vec<u8>) -> u16 {
+    w.app
+        .client
+        .put(format!(
+            "{}/v1/models/fraud/versions/{version}/{path}",
+            w.app.address
+        ))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .expect("put")
+        .status()
+        .as_u16()
+}
+
+async fn download(w: &World, token: &str, version: &str, name: &str) -> reqwest::Response {
+    w.app
+        .client
+        .get(format!(
+            "{}/v1/models/fraud/versions/{version}/artifacts/{name}",
+            w.app.address
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get")
+}
+
+/// The world of `retirements`, plus: the fixture model signed by `release-bot` as
+/// fraud@2.1.0 (to be retired), a 256 KiB `weights.bin` in fraud@3.0.0 (to survive), and
+/// `embeddings`, a derived store of team `search` built from fraud ^2. The retirement of
+/// ^2 is scheduled, acknowledged by all and ready. Returns (world, retirement id,
+/// search owner's token, the surviving bytes).
+async fn ready_world(backend: Backend) -> (World, String, String, Vec<u8>) {
+    let w = world(backend).await;
+    accept_webhooks(&w).await;
+    let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
+    w.app
+        .gql_ok(
+            &w.app.admin,
+            "mutation($k: String!) { addSigner(name: \"release-bot\", publicKeyPem: $k) { name } }",
+            json!({ "k": String::from_utf8(fixture("signer.pub.pem")).expect("pem") }),
+        )
+        .await;
+    for name in FIXTURE_FILES {
+        let status = put_file(
+            &w,
+            &owner,
+            "2.1.0",
+            &format!("artifacts/{name}"),
+            fixture(&format!("model/{name}")),
+        )
+        .await;
+        assert_eq!(status, 201, "{name}");
+    }
+    assert_eq!(
+        put_file(&w, &owner, "2.1.0", "signature", fixture("model.sig")).await,
+        200
+    );
+    let surviving: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    assert_eq!(
+        put_file(
+            &w,
+            &owner,
+            "3.0.0",
+            "artifacts/weights.bin",
+            surviving.clone()
+        )
+        .await,
+        201
+    );
+    w.app
+        .services
+        .declare_consumer(
+            &Actor::local_operator(),
+            ConsumerInput {
+                name: "embeddings".into(),
+                kind: "derived_store".into(),
+                owner_team: "search".into(),
+                environment: "prod".into(),
+                contacts: vec!["search@example.org".into()],
+                webhook_url: None,
+            },
+        )
+        .await
+        .expect("embeddings");
+    w.app
+        .services
+        .declare_edge(
+            &Actor::local_operator(),
+            EdgeSpec::Uses {
+                consumer: "embeddings".into(),
+                model: "fraud".into(),
+                version: "^2".into(),
+            },
+        )
+        .await
+        .expect("edge");
+    let effective = t0() + Duration::days(30);
+    let id = scheduled(&w, effective).await;
+    for c in ["billing", "checkout", "embeddings"] {
+        w.app.gql_ok(&w.governance, "mutation($id: ID!, $c: String!) { acknowledgeRetirement(id: $id, consumer: $c) { consumer } }", json!({ "id": id, "c": c })).await;
+    }
+    w.clock.set(effective);
+    check(&w).await;
+    assert_eq!(detail(&w, &id).await["state"], "READY");
+    let search = w.app.token("search-owner", "owner", Some("search")).await;
+    (w, id, search, surviving)
+}
+
+fn key_dir(w: &World) -> std::path::PathBuf {
+    w.app.settings.key_dir()
+}
+
+fn kek_files(w: &World) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(key_dir(w).join("kek"))
+        .expect("kek dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn blob_count(w: &World) -> usize {
+    walk(&w.app.settings.data_dir.join("blobs"))
+}
+
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            if e.file_type().expect("type").is_dir() {
+                if e.file_name() == "tmp" {
+                    0
+                } else {
+                    walk(&e.path())
+                }
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+async fn state_and_steps(w: &World, id: &str) -> (String, Vec<Value>) {
+    let r = w
+        .app
+        .gql_ok(
+            &w.governance,
+            "query($id: ID!) { retirement(id: $id) { state steps { step outcome finishedAt } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    (
+        r["retirement"]["state"].as_str().expect("state").to_owned(),
+        r["retirement"]["steps"].as_array().expect("steps").clone(),
+    )
+}
+
+/// Saves the certificate of retirement `id` (through GraphQL, as an auditor) to a file.
+async fn certificate_file(w: &World, id: &str) -> (std::path::PathBuf, Value) {
+    let auditor = w.app.token("auditor", "auditor", None).await;
+    let c = w
+        .app
+        .gql_ok(
+            &auditor,
+            "query($r: ID!) { certificate(retirementId: $r) { id sha256 envelope } }",
+            json!({ "r": id }),
+        )
+        .await["certificate"]
+        .clone();
+    let path = w.app.data_dir.path().join(format!("certificate-{id}.json"));
+    std::fs::write(&path, c["envelope"].as_str().expect("envelope")).expect("write");
+    (path, c)
+}
+
+fn cli(w: &World, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sunset"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(&w.app.settings.data_dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run sunset")
+}
+
+/// The statement inside a DSSE envelope, verified with the service's key.
+fn statement(w: &World, envelope: &[u8], payload_type: &str) -> Value {
+    let payload = sunset::attest::dsse::verify(
+        envelope,
+        payload_type,
+        &w.app.services.service_key().verifying_key(),
+    )
+    .expect("verifies with the service key");
+    serde_json::from_slice(&payload).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies_sqlite() {
+    executing_waits_for_derived_stores_then_erases_revokes_and_certifies(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies_postgres() {
+    executing_waits_for_derived_stores_then_erases_revokes_and_certifies(Backend::Postgres).await
+}
+
+async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies(backend: Backend) {
+    let (w, id, search, surviving) = ready_world(backend).await;
+    {
+        let reader = w.app.token("reader", "reader", None).await;
+        assert_eq!(
+            download(&w, &reader, "2.1.0", "config.json").await.status(),
+            200
+        );
+        assert_eq!(kek_files(&w), ["kek-00000001.key"]);
+        let blobs_before = blob_count(&w);
+
+        // The kill switch holds at once; the run then waits for the derived store.
+        let ran = w
+            .app
+            .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
+            .await;
+        assert_eq!(ran["executeRetirement"]["state"], "EXECUTING");
+        let steps = ran["executeRetirement"]["steps"].as_array().expect("steps");
+        assert_eq!(steps.len(), 2, "{steps:#?}");
+        assert_eq!(steps[1]["step"], "derived-data");
+        assert!(steps[1]["finishedAt"].is_null());
+        assert!(
+            steps[1]["outcome"]
+                .as_str()
+                .expect("why")
+                .contains("embeddings"),
+            "{steps:#?}"
+        );
+        assert_eq!(
+            download(&w, &reader, "2.1.0", "config.json").await.status(),
+            410
+        );
+        assert_eq!(kek_files(&w), ["kek-00000001.key"], "nothing erased yet");
+
+        // Only the store's own team (or governance, by waiver) settles it.
+        let outsider = w.app.token("finance-owner", "owner", Some("finance")).await;
+        let confirm = "mutation($id: ID!) { confirmPurge(id: $id, consumer: \"embeddings\") { consumer outcome by } }";
+        let refused = w.app.gql(&outsider, confirm, json!({ "id": id })).await;
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{refused:#}"
+        );
+        let confirmed = w.app.gql_ok(&search, confirm, json!({ "id": id })).await;
+        assert_eq!(confirmed["confirmPurge"][0]["outcome"], "confirmed");
+
+        // That let the run finish.
+        let (state, steps) = state_and_steps(&w, &id).await;
+        assert_eq!(state, "RETIRED");
+        let names: Vec<&str> = steps
+            .iter()
+            .map(|s| s["step"].as_str().expect("name"))
+            .collect();
+        assert_eq!(names, sunset::service::DECOMMISSION_STEPS);
+        assert!(
+            steps.iter().all(|s| s["finishedAt"].is_string()),
+            "{steps:#?}"
+        );
+
+        // Crypto-erasure: epoch 1 is gone, the survivor was re-wrapped under epoch 2 and
+        // still downloads intact; the erased ciphertext is gone.
+        assert_eq!(kek_files(&w), ["kek-00000002.key"]);
+        assert_eq!(blob_count(&w), blobs_before - FIXTURE_FILES.len());
+        let kept = download(&w, &reader, "3.0.0", "weights.bin").await;
+        assert_eq!(kept.status(), 200);
+        assert_eq!(
+            kept.bytes().await.expect("body").as_ref(),
+            surviving.as_slice()
+        );
+
+        // The certificate: CLI verification with the public key the CLI prints.
+        let (file, listed) = certificate_file(&w, &id).await;
+        let pem = cli(&w, &["keys", "public"]);
+        assert!(pem.status.success(), "{pem:?}");
+        let pem_file = w.app.data_dir.path().join("service.pem");
+        std::fs::write(&pem_file, &pem.stdout).expect("pem");
+        let verified = std::process::Command::new(env!("CARGO_BIN_EXE_sunset"))
+            .args(["certificate", "verify"])
+            .arg(&file)
+            .arg("--public-key")
+            .arg(&pem_file)
+            .output()
+            .expect("verify");
+        let out = String::from_utf8_lossy(&verified.stdout).into_owned();
+        assert!(verified.status.success(), "{out} {verified:?}");
+        assert!(out.contains("certificate VERIFIED"), "{out}");
+        assert!(out.contains("fraud@2.1.0/model.safetensors"), "{out}");
+
+        // Any one-byte change fails it (a sample of positions across the file).
+        let bytes = std::fs::read(&file).expect("read");
+        let tampered = w.app.data_dir.path().join("tampered.json");
+        for i in (0..bytes.len()).step_by(bytes.len() / 40 + 1) {
+            let mut changed = bytes.clone();
+            changed[i] ^= 0x01;
+            std::fs::write(&tampered, &changed).expect("write");
+            let r = std::process::Command::new(env!("CARGO_BIN_EXE_sunset"))
+                .args(["certificate", "verify"])
+                .arg(&tampered)
+                .arg("--public-key")
+                .arg(&pem_file)
+                .output()
+                .expect("verify");
+            // A flip in the envelope's key id hint or in insignificant whitespace leaves
+            // the signed bytes alone; everything else must fail.
+            let insignificant = {
+                let text = String::from_utf8_lossy(&bytes);
+                let hint = text.find("\"keyid\"").expect("keyid");
+                (hint..hint + 80).contains(&i) || bytes[i].is_ascii_whitespace()
+            };
+            if !insignificant {
+                assert_eq!(
+                    r.status.code(),
+                    Some(1),
+                    "byte {i} changed and it still verified"
+                );
+            }
+        }
+
+        // An independent DSSE implementation accepts it with the same public key.
+        independent_dsse_check(&file, &pem_file);
+
+        // What it certifies.
+        let s = statement(&w, &bytes, sunset::service::CERTIFICATE_PAYLOAD_TYPE);
+        assert_eq!(s["_type"], "https://in-toto.io/Statement/v1");
+        assert_eq!(s["predicateType"], sunset::service::DESTRUCTION_PREDICATE);
+        let mut subjects: Vec<(String, String)> = s["subject"]
+            .as_array()
+            .expect("subjects")
+            .iter()
+            .map(|x| {
+                (
+                    x["name"].as_str().expect("n").to_owned(),
+                    x["digest"]["sha256"].as_str().expect("d").to_owned(),
+                )
+            })
+            .collect();
+        subjects.sort();
+        let mut expected: Vec<(String, String)> = FIXTURE_FILES
+            .iter()
+            .map(|n| {
+                use sha2::Digest;
+                (
+                    format!("fraud@2.1.0/{n}"),
+                    hex::encode(sha2::Sha256::digest(fixture(&format!("model/{n}")))),
+                )
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(subjects, expected);
+        let p = &s["predicate"];
+        assert_eq!(p["retirement"]["id"], id.parse::<i64>().expect("id"));
+        assert_eq!(p["sanitization"]["technique"], "cryptographic erase");
+        assert_eq!(p["sanitization"]["method"], "purge");
+        assert_eq!(p["sanitization"]["performedBy"]["name"], "gov");
+        assert_eq!(p["sanitization"]["kekEpochsRetired"], json!([1]));
+        assert_eq!(p["sanitization"]["kekEpochCurrent"], 2);
+        assert_eq!(p["sanitization"]["survivingKeysRewrapped"], 1);
+        assert_eq!(p["sanitization"]["verification"]["result"], "passed");
+        assert_eq!(
+            p["sanitization"]["keysDestroyed"].as_array().map(Vec::len),
+            Some(3)
+        );
+        assert_eq!(p["derivedData"]["stores"][0]["consumer"], "embeddings");
+        assert_eq!(p["derivedData"]["stores"][0]["outcome"], "confirmed");
+        assert_eq!(p["noticeSummary"]["dependents"], 3);
+        assert_eq!(p["noticeSummary"]["acknowledged"], 3);
+        assert_eq!(p["revocation"]["serial"], 1);
+        assert!(p["killSwitch"]["responseMs"].as_f64().is_some(), "{p:#}");
+        assert_eq!(p["killSwitch"]["allowedMs"], 1000);
+        assert!(p["auditChainHead"]["seq"].as_i64().expect("seq") > 0);
+
+        // Auditors fetch it over HTTP too, exactly as issued; others may not.
+        let auditor = w.app.token("auditor-2", "auditor", None).await;
+        let url = format!(
+            "{}/v1/certificates/{}",
+            w.app.address,
+            listed["id"].as_str().expect("id")
+        );
+        let got = w
+            .app
+            .client
+            .get(&url)
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(got.status(), 200);
+        assert_eq!(got.bytes().await.expect("body").as_ref(), bytes.as_slice());
+        let denied = w
+            .app
+            .client
+            .get(&url)
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(denied.status(), 403);
+
+        // The revocation list: public, signed, naming the bundle.
+        let list = w
+            .app
+            .client
+            .get(format!("{}/v1/revocations", w.app.address))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(list.status(), 200);
+        let list = statement(
+            &w,
+            &list.bytes().await.expect("body"),
+            sunset::service::REVOCATIONS_PAYLOAD_TYPE,
+        );
+        assert_eq!(list["serial"], 1);
+        let bundle_sha = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(fixture("model.sig")))
+        };
+        assert_eq!(list["revoked"][0]["bundleSha256"], bundle_sha);
+        assert_eq!(list["revoked"][0]["version"], "2.1.0");
+
+        // The revoked bundle is refused for another version holding the very same files.
+        let owner = w.app.token("ml-owner-again", "owner", Some("ml")).await;
+        w.app.gql_ok(&owner, "mutation { createVersion(input: { model: \"fraud\", version: \"3.1.0\" }) { version } }", json!({})).await;
+        for name in FIXTURE_FILES {
+            assert_eq!(
+                put_file(
+                    &w,
+                    &owner,
+                    "3.1.0",
+                    &format!("artifacts/{name}"),
+                    fixture(&format!("model/{name}"))
+                )
+                .await,
+                201
+            );
+        }
+        let refused = w
+            .app
+            .client
+            .put(format!(
+                "{}/v1/models/fraud/versions/3.1.0/signature",
+                w.app.address
+            ))
+            .bearer_auth(&owner)
+            .body(fixture("model.sig"))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(refused.status(), 422);
+        let err: Value = refused.json().await.expect("json");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .expect("message")
+                .contains("revoked"),
+            "{err}"
+        );
+
+        // Executing again changes nothing: still one certificate.
+        w.app
+            .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
+            .await;
+        assert_eq!(
+            w.app
+                .services
+                .certificate_count(id.parse().expect("id"))
+                .await
+                .expect("count"),
+            1
+        );
+
+        // Every step left its audit record.
+        let log = w.app.gql_ok(&auditor, "query($s: String!) { auditLog(first: 100, filter: { subject: $s }) { edges { node { action } } } }", json!({ "s": id })).await;
+        let actions: Vec<&str> = log["auditLog"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| e["node"]["action"].as_str().expect("a"))
+            .collect();
+        for a in [
+            "retirement.versions_disabled",
+            "retirement.purge_recorded",
+            "retirement.keys_erased",
+            "vault.kek_rotated",
+            "vault.kek_destroyed",
+            "retirement.ciphertext_deleted",
+            "retirement.erasure_verified",
+            "signature.revoked",
+            "certificate.issued",
+        ] {
+            assert!(actions.contains(&a), "{a} missing from {actions:?}");
+        }
+    }
+}
+
+/// Verifies the envelope with securesystemslib (Python, from PyPI), which implements
+/// DSSE and Ed25519 on its own; `tests/run` installs it into the test venv.
+fn independent_dsse_check(envelope: &std::path::Path, pem: &std::path::Path) {
+    let python = std::env::var("SUNSET_TEST_CYCLONEDX_PYTHON")
+        .expect("SUNSET_TEST_CYCLONEDX_PYTHON: the test venv's python (tests/run sets it)");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dsse_verify.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(envelope)
+        .arg(pem)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "securesystemslib refused the certificate: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A copy of the database taken before the erasure, with the key folder as it is after:
+/// the erased artifact's key opens under nothing that remains, even with a copy of its
+/// ciphertext; the live service still serves every surviving artifact intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_from_before_the_erasure_cannot_decrypt_the_erased_artifact() {
+    let (w, id, search, surviving) = ready_world(Backend::Sqlite).await;
+    let data = w.app.settings.data_dir.clone();
+    let backup = w.app.data_dir.path().join("backup");
+    std::fs::create_dir_all(&backup).expect("dir");
+    let sqlite = |db: &std::path::Path, sql: &str| {
+        let out = std::process::Command::new("sqlite3")
+            .arg(db)
+            .arg(sql)
+            .output()
+            .expect("sqlite3 (tests/run installs it)");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    sqlite(
+        &data.join("sunset.db"),
+        &format!(".backup '{}'", backup.join("sunset.db").display()),
+    );
+    copy_dir(&data.join("blobs"), &backup.join("blobs"));
+
+    // The erased artifact's wrapping as the backup holds it.
+    let row = sqlite(
+        &backup.join("sunset.db"),
+        "SELECT a.blob_id, a.kek_epoch, a.wrapped_key FROM artifacts a JOIN model_versions v ON v.id = a.version_id WHERE v.major = 2 AND v.minor = 1 AND v.patch = 0 AND a.path = 'model.safetensors'",
+    );
+    let fields: Vec<&str> = row.trim().split('|').collect();
+    let (blob, epoch) = (
+        fields[0].to_owned(),
+        fields[1].parse::<u32>().expect("epoch"),
+    );
+    let wrapped = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(fields[2])
+            .expect("b64")
+    };
+    // Before the erasure the backup's wrapping opens: the check below would notice if
+    // erasure left it openable.
+    let before = Vault::open_default(&key_dir(&w), &backup).expect("vault");
+    assert!(
+        before
+            .kek
+            .unwrap(
+                &WrappedKey {
+                    epoch,
+                    bytes: wrapped.clone()
+                },
+                &blob
+            )
+            .is_ok()
+    );
+
+    w.app
+        .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
+        .await;
+    w.app
+        .gql_ok(
+            &search,
+            "mutation($id: ID!) { confirmPurge(id: $id, consumer: \"embeddings\") { consumer } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(state_and_steps(&w, &id).await.0, "RETIRED");
+
+    // Restored: the backup's database and ciphertext, today's key folder.
+    let after = Vault::open_default(&key_dir(&w), &backup).expect("vault");
+    assert_eq!(after.kek.epochs(), vec![2]);
+    for e in after.kek.epochs().into_iter().chain([epoch]) {
+        assert!(
+            after
+                .kek
+                .unwrap(
+                    &WrappedKey {
+                        epoch: e,
+                        bytes: wrapped.clone()
+                    },
+                    &blob
+                )
+                .is_err(),
+            "the backup's wrapping opened under epoch {e}"
+        );
+    }
+    assert!(
+        after.blobs.open(&blob).is_ok(),
+        "the backup kept the ciphertext, and it is useless"
+    );
+
+    // Live: every surviving artifact downloads intact.
+    let reader = w.app.token("reader", "reader", None).await;
+    let kept = download(&w, &reader, "3.0.0", "weights.bin").await;
+    assert_eq!(kept.status(), 200);
+    assert_eq!(
+        kept.bytes().await.expect("body").as_ref(),
+        surviving.as_slice()
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("dir");
+    for e in std::fs::read_dir(from).expect("read") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).expect("copy");
+        }
+    }
+}
+
+/// Every step boundary, and two points inside steps: the run dies there (an armed
+/// failpoint), and the next run reaches the same end as an uninterrupted one. No
+/// certificate exists before the run that issues it.
+const FAILPOINTS: [&str; 10] = [
+    "before:derived-data",
+    "before:erase-keys",
+    "before:rotate-kek",
+    "inside:rotate-kek",
+    "before:destroy-kek",
+    "before:delete-ciphertext",
+    "inside:delete-ciphertext",
+    "before:verify-erasure",
+    "before:revoke-signatures",
+    "before:certificate",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end_sqlite() {
+    an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end_postgres() {
+    an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(Backend::Postgres).await
+}
+
+async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(backend: Backend) {
+    {
+        for point in FAILPOINTS {
+            let (w, id, _search, surviving) = ready_world(backend).await;
+            let rid: i64 = id.parse().expect("id");
+            w.app
+                .gql_ok(&w.governance, "mutation($id: ID!) { waivePurge(id: $id, consumer: \"embeddings\", justification: \"index rebuilt from 3.0 already\") { consumer } }", json!({ "id": id }))
+                .await;
+            w.app.services.failpoints().arm(point, FailAction::Error);
+            let ran = w
+                .app
+                .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
+                .await;
+            assert_eq!(ran["executeRetirement"]["state"], "EXECUTING", "{point}");
+            let failed = ran["executeRetirement"]["steps"]
+                .as_array()
+                .expect("steps")
+                .iter()
+                .any(|s| s["outcome"].as_str().is_some_and(|o| o.contains(point)));
+            assert!(
+                failed,
+                "{point}: the failure is recorded on its step: {ran:#}"
+            );
+            assert_eq!(
+                w.app.services.certificate_count(rid).await.expect("count"),
+                0,
+                "{point}"
+            );
+
+            w.app.services.failpoints().clear();
+            assert_eq!(
+                w.app.services.resume_decommissions().await.expect("resume"),
+                1,
+                "{point}"
+            );
+            let (state, steps) = state_and_steps(&w, &id).await;
+            assert_eq!(state, "RETIRED", "{point}");
+            assert!(
+                steps.iter().all(|s| s["finishedAt"].is_string()),
+                "{point}: {steps:#?}"
+            );
+            assert_eq!(
+                w.app.services.certificate_count(rid).await.expect("count"),
+                1,
+                "{point}"
+            );
+            assert_eq!(kek_files(&w), ["kek-00000002.key"], "{point}");
+            let (file, _) = certificate_file(&w, &id).await;
+            let s = statement(
+                &w,
+                &std::fs::read(&file).expect("read"),
+                sunset::service::CERTIFICATE_PAYLOAD_TYPE,
+            );
+            assert_eq!(s["subject"].as_array().map(Vec::len), Some(3), "{point}");
+            assert_eq!(
+                s["predicate"]["sanitization"]["verification"]["result"], "passed",
+                "{point}"
+            );
+            assert_eq!(
+                s["predicate"]["derivedData"]["stores"][0]["outcome"], "waived",
+                "{point}"
+            );
+            let reader = w.app.token("reader", "reader", None).await;
+            let kept = download(&w, &reader, "3.0.0", "weights.bin").await;
+            assert_eq!(
+                kept.bytes().await.expect("body").as_ref(),
+                surviving.as_slice(),
+                "{point}"
+            );
+        }
+    }
+}

@@ -154,6 +154,8 @@ impl Application {
             .then(|| tokio::spawn(self.services.clone().run_retirement_watch()));
         let jobs =
             crate::scheduler::spawn_checkpoints(self.services.clone(), self.schedule, self.clock);
+        // Subscribers hear of kill switches pulled through any instance.
+        let kill_switch = tokio::spawn(self.services.clone().run_kill_switch_watch());
         // An execution a crash cut short resumes now, not at the next check.
         let resumed = {
             let services = self.services.clone();
@@ -191,6 +193,7 @@ impl Application {
         jobs.abort();
         checks.abort();
         resumed.abort();
+        kill_switch.abort();
         if let Some(w) = watch {
             w.abort();
         }

@@ -137,6 +137,9 @@ pub struct RetirementSettings {
     /// (downloads refused): the response time AISVS 3.6.4 asks a policy to state. Each
     /// execution's measured time is recorded next to it, and on the certificate.
     pub kill_switch_response_ms: u64,
+    /// How long an enforcement point has to confirm a kill switch (a signed
+    /// acknowledgement, or a poll that gets the new list) before governance is told.
+    pub enforcement_confirm_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,6 +172,7 @@ impl Default for RetirementSettings {
             check_schedule: "0 * * * * *".into(),
             watch_inventory: true,
             kill_switch_response_ms: 1_000,
+            enforcement_confirm_secs: 300,
         }
     }
 }

@@ -19,6 +19,7 @@ mod m20261130_000008_partial_edge_indexes;
 mod m20261201_000009_create_retirements;
 mod m20261201_000010_create_kill_switch;
 mod m20261201_000011_create_erasure;
+mod m20261201_000012_create_enforcement_confirmations;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_create_retirements::Migration),
             Box::new(m20261201_000010_create_kill_switch::Migration),
             Box::new(m20261201_000011_create_erasure::Migration),
+            Box::new(m20261201_000012_create_enforcement_confirmations::Migration),
         ]
     }
 }

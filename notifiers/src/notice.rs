@@ -30,6 +30,10 @@ pub enum NoticeKind {
     /// To a dependent's contacts: its notice webhook answered 410 Gone and was disabled.
     #[serde(rename = "model.retirement.webhook_disabled")]
     WebhookDisabled,
+    /// To an enforcement point (a gateway): the kill switch disabled these versions; stop
+    /// serving them now, then confirm (`data.etag` is the disabled list's new ETag).
+    #[serde(rename = "model.versions.disabled")]
+    Disabled,
 }
 
 impl NoticeKind {
@@ -43,6 +47,7 @@ impl NoticeKind {
             NoticeKind::Emergency => "model.retirement.emergency",
             NoticeKind::Undeliverable => "model.retirement.undeliverable",
             NoticeKind::WebhookDisabled => "model.retirement.webhook_disabled",
+            NoticeKind::Disabled => "model.versions.disabled",
         }
     }
 }
@@ -78,6 +83,10 @@ pub struct NoticeData {
     /// For escalations and disabled webhooks: what went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// To enforcement points: the ETag of `GET /v1/disabled-versions` that includes these
+    /// versions; confirming it (or polling and getting it) is the acknowledgement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// One notice to one dependent. Its id is also the `webhook-id` of every attempt to
@@ -129,6 +138,7 @@ pub(crate) fn sample() -> Notice {
             notice_ends_at: at,
             acknowledge_url: "https://sunset.invalid/ack".into(),
             problem: Some("sample".into()),
+            etag: None,
         },
     }
 }
@@ -161,6 +171,7 @@ mod tests {
                 notice_ends_at: at,
                 acknowledge_url: "https://sunset.example/ack/t".into(),
                 problem: None,
+                etag: None,
             },
         };
         let v: serde_json::Value = serde_json::from_slice(&notice.to_json()).unwrap();

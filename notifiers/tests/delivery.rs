@@ -38,6 +38,7 @@ fn notice(kind: NoticeKind, reason: &str) -> Notice {
             notice_ends_at: at("2027-03-01T00:00:00Z"),
             acknowledge_url: "https://sunset.example/v1/acknowledgements/tok123".into(),
             problem: None,
+            etag: None,
         },
     }
 }

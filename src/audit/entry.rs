@@ -53,10 +53,12 @@ pub enum Action {
     CertificateIssued,
     PurgeRecorded,
     DecommissionStepFailed,
+    EnforcementConfirmed,
+    EnforcementEscalated,
 }
 
 impl Action {
-    pub const ALL: [Action; 46] = [
+    pub const ALL: [Action; 48] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -103,6 +105,8 @@ impl Action {
         Action::CertificateIssued,
         Action::PurgeRecorded,
         Action::DecommissionStepFailed,
+        Action::EnforcementConfirmed,
+        Action::EnforcementEscalated,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -157,6 +161,8 @@ impl Action {
             Action::CertificateIssued => "certificate.issued",
             Action::PurgeRecorded => "retirement.purge_recorded",
             Action::DecommissionStepFailed => "retirement.step_failed",
+            Action::EnforcementConfirmed => "enforcement.confirmed",
+            Action::EnforcementEscalated => "enforcement.escalated",
         }
     }
 }

@@ -14,6 +14,9 @@ word_enum!(
         Notebook => "notebook",
         Model => "model",
         DerivedStore => "derived_store",
+        /// A gateway serving models: an enforcement point of kill switches. Registered by an
+        /// admin only.
+        Gateway => "gateway",
         Other => "other",
     }
 );

@@ -24,6 +24,9 @@ pub enum ConsumerKindGql {
     Model,
     /// An embedding or RAG index or a cache built from a model's outputs.
     DerivedStore,
+    /// A gateway serving models: an enforcement point of kill switches (registered by an
+    /// admin only).
+    Gateway,
     Other,
 }
 
@@ -37,6 +40,7 @@ impl ConsumerKindGql {
             Self::Notebook => K::Notebook,
             Self::Model => K::Model,
             Self::DerivedStore => K::DerivedStore,
+            Self::Gateway => K::Gateway,
             Self::Other => K::Other,
         }
     }
@@ -52,6 +56,7 @@ impl From<domain::ConsumerKind> for ConsumerKindGql {
             K::Notebook => Self::Notebook,
             K::Model => Self::Model,
             K::DerivedStore => Self::DerivedStore,
+            K::Gateway => Self::Gateway,
             K::Other => Self::Other,
         }
     }

@@ -138,6 +138,23 @@ impl Retirement {
             .collect())
     }
 
+    /// The enforcement points told of its kill switch, and when each confirmed.
+    async fn enforcement_points(&self, ctx: &Context<'_>) -> Result<Vec<EnforcementConfirmation>> {
+        Ok(services(ctx)?
+            .enforcement_confirmations(self.raw_id)
+            .await?
+            .into_iter()
+            .map(|c| EnforcementConfirmation {
+                point: c.point,
+                told_at: c.told_at,
+                etag: c.etag,
+                confirmed_at: c.confirmed_at,
+                via: c.via,
+                escalated_at: c.escalated_at,
+            })
+            .collect())
+    }
+
     /// Derived stores' purge confirmations and governance waivers.
     async fn purges(&self, ctx: &Context<'_>) -> Result<Vec<Purge>> {
         Ok(services(ctx)?
@@ -175,13 +192,27 @@ impl Retirement {
 /// One recorded step of executing a retirement.
 #[derive(SimpleObject)]
 pub struct DecommissionStep {
-    /// In order: `kill-switch`, `derived-data`, `erase-keys`, `rotate-kek`,
+    /// In order: `kill-switch`, `enforcement`, `derived-data`, `erase-keys`, `rotate-kek`,
     /// `destroy-kek`, `delete-ciphertext`, `verify-erasure`, `revoke-signatures`,
     /// `certificate`. A step not finished shows why in `outcome`.
     step: String,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
     outcome: Option<String>,
+}
+
+/// An enforcement point told of a kill switch.
+#[derive(SimpleObject)]
+pub struct EnforcementConfirmation {
+    point: String,
+    told_at: DateTime<Utc>,
+    /// The disabled list's ETag it was told of.
+    etag: String,
+    confirmed_at: Option<DateTime<Utc>>,
+    /// `webhook` (a signed acknowledgement) or `poll`.
+    via: Option<String>,
+    /// When governance was told it had not confirmed in time.
+    escalated_at: Option<DateTime<Utc>>,
 }
 
 /// A derived store's purge, confirmed by its owner or waived by governance.
@@ -692,8 +723,46 @@ pub struct RetirementUpdate {
 #[derive(Default)]
 pub struct RetirementSubscription;
 
+/// The disabled list as an enforcement point sees it.
+#[derive(SimpleObject)]
+pub struct DisabledList {
+    /// The same strong ETag `GET /v1/disabled-versions` answers with.
+    etag: String,
+    versions: Vec<DisabledVersion>,
+}
+
 #[Subscription]
 impl RetirementSubscription {
+    /// The list of disabled versions: now, then again each time it changes, through
+    /// whichever instance (within `inventory.poll_interval_ms` of the commit). What an
+    /// enforcement point can follow instead of polling.
+    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    async fn disabled_versions_changed(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = DisabledList> + use<>> {
+        let services = services(ctx)?.clone();
+        let changes = services.kill_switch_changes();
+        Ok(futures_util::stream::unfold(
+            (services, changes, true),
+            |(services, mut changes, first)| async move {
+                if !first && changes.changed().await.is_err() {
+                    return None;
+                }
+                changes.borrow_and_update();
+                let (_, etag) = services.disabled_list().await.ok()?;
+                let versions = services
+                    .disabled_versions()
+                    .await
+                    .ok()?
+                    .into_iter()
+                    .map(DisabledVersion::from)
+                    .collect();
+                Some((DisabledList { etag, versions }, (services, changes, false)))
+            },
+        ))
+    }
+
     /// Pushes each committed change of a retirement made through this instance (of the
     /// one named by `id`, or of any).
     #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]

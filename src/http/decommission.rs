@@ -3,9 +3,13 @@
 //! destruction certificates (auditors).
 
 use super::{ApiError, AppState, Authenticated};
+use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use notifiers::standard_webhooks::Headers;
+use serde_json::{Value, json};
 
 /// DSSE has no registered media type; JSON is what it is.
 const ENVELOPE: HeaderValue = HeaderValue::from_static("application/json");
@@ -48,4 +52,28 @@ pub async fn certificate(
         certificate.envelope,
     )
         .into_response())
+}
+
+/// `POST /v1/enforcement/confirmations`: an enforcement point confirms it applied the
+/// disabled list with an ETag, `{"point": name, "etag": "…"}`, signed per Standard
+/// Webhooks with its own secret (the one its notices are signed with). No token: the
+/// signature is the credential.
+pub async fn confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let confirmed = state
+        .services
+        .confirm_enforcement(
+            &Headers {
+                id: header("webhook-id"),
+                timestamp: header("webhook-timestamp"),
+                signature: header("webhook-signature"),
+            },
+            &body,
+        )
+        .await?;
+    Ok(Json(json!({ "confirmed": confirmed })))
 }

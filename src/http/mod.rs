@@ -1,6 +1,7 @@
 //! The axum router. Every route needs a bearer token except `/healthz`, `/readyz`, the
 //! GraphiQL page (static HTML that holds no data; `http.graphiql = false` turns it off)
-//! `/v1/hooks/registrations`, which is authenticated by its webhook signature,
+//! `/v1/hooks/registrations` and `/v1/enforcement/confirmations`, which are authenticated
+//! by their webhook signature,
 //! `/v1/acknowledgements/{token}`, whose token is an expiring HMAC naming one dependent
 //! of one retirement, `/v1/revocations` (the signed revocation list is public: anyone
 //! verifying a model signature must be able to consult it), and
@@ -59,6 +60,18 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit));
+    // Signed by the enforcement point's own secret instead of a token.
+    let confirmations = Router::new()
+        .route(
+            crate::service::CONFIRMATIONS_PATH,
+            axum::routing::post(decommission::confirm),
+        )
+        .layer(DefaultBodyLimit::max(
+            crate::service::MAX_CONFIRMATION_BYTES,
+        ))
+        .layer(RequestBodyLimitLayer::new(
+            crate::service::MAX_CONFIRMATION_BYTES,
+        ));
     // The token in the path is the credential (see `acknowledgements`).
     let acknowledgements = Router::new()
         .route(
@@ -110,6 +123,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/readyz", get(health::ready))
         .route("/v1/revocations", get(decommission::revocations))
         .merge(hooks)
+        .merge(confirmations)
         .merge(acknowledgements)
         .merge(authenticated)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

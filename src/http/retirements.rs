@@ -168,14 +168,15 @@ pub(super) async fn mark_gone(
 /// with `If-None-Match` that matches costs a `304` and no body.
 pub async fn disabled_versions(
     State(state): State<AppState>,
-    Authenticated(_actor): Authenticated,
+    Authenticated(actor): Authenticated,
     request_headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    use sha2::Digest;
-    let list = state.services.disabled_versions().await?;
-    let body = serde_json::to_vec(&json!({ "disabled": list }))
-        .map_err(|e| ApiError::from(crate::service::ServiceError::internal(e)))?;
-    let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&body)[..16]));
+    let (body, etag) = state.services.disabled_list().await?;
+    // A poll by an enforcement point's bound token confirms what it was told, whether
+    // the list comes back whole or as a 304 (it has it already).
+    if let Err(e) = state.services.note_enforcement_poll(&actor).await {
+        tracing::warn!(error = %e, "could not record an enforcement point's poll");
+    }
     let matches = request_headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

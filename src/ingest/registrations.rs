@@ -200,9 +200,16 @@ fn one(raw: Raw) -> Result<Registration, ParseError> {
                     format!("{name} cannot depend on itself"),
                 ));
             }
+            let kind = ConsumerKind::parse(&kind)?;
+            if kind == ConsumerKind::Gateway {
+                return Err(ParseError::new(
+                    "kind",
+                    "gateway (an enforcement point) is registered by an admin (declareConsumer), never by webhook",
+                ));
+            }
             Registration::Consumer {
                 name,
-                kind: ConsumerKind::parse(&kind)?,
+                kind,
                 owner_team: TeamName::parse(&owner_team)?,
                 environment: Environment::parse(&environment)?,
                 contacts: Contacts::parse(&contacts)?,
@@ -281,6 +288,17 @@ mod tests {
             e.contains("registration 0 (x)") && e.contains("colour"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_gateway_cannot_be_registered_by_webhook() {
+        let e = parse(
+            br#"{ "registrations": [{ "type": "consumer", "name": "gw", "kind": "gateway", "ownerTeam": "t", "environment": "e" }] }"#,
+            10,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("registered by an admin"), "{e}");
     }
 
     #[test]

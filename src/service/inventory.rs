@@ -339,6 +339,13 @@ impl Services {
         if !super::claim_due(&self.inner.changes_pruned_at, now.timestamp(), 3_600) {
             return Ok(0);
         }
+        self.prune_inventory_changes_now().await
+    }
+
+    /// [`Self::prune_inventory_changes`] whenever it last ran (an operator's or a test's
+    /// call, which must not be skipped because the follower pruned a moment before).
+    pub async fn prune_inventory_changes_now(&self) -> Result<u64, ServiceError> {
+        let now = self.now();
         let keep =
             chrono::Duration::days(i64::from(self.inventory_settings().change_retention_days));
         let pruned = in_write_tx!(self, |tx| {
@@ -461,6 +468,7 @@ impl Services {
             discovered: false,
         };
         may_manage(actor, &consumer.owner_team, "declare consumers of team")?;
+        require_admin_for_points(actor, consumer.kind)?;
         let sealer = self.service_key().secret_sealer();
         let binding = secret_binding(&consumer.name);
         let declared = in_write_tx!(self, |tx| {
@@ -486,6 +494,7 @@ impl Services {
                 }
                 Some((id, old)) => {
                     may_manage(actor, &old.owner_team, "change consumers of team")?;
+                    require_admin_for_points(actor, old.kind)?;
                     let has_secret = repo::consumer_secret(tx.conn(), id).await?.is_some();
                     let secret = (consumer.webhook_url.is_some() && !has_secret).then(new_whsec);
                     let sealed = secret
@@ -534,6 +543,7 @@ impl Services {
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {name}")))?;
             may_manage(actor, &old.owner_team, "remove consumers of team")?;
+            require_admin_for_points(actor, old.kind)?;
             let edges = repo::delete_consumer(tx.conn(), id).await?;
             for edge in &edges {
                 repo::record_change(tx.conn(), now, Entity::Edge, *edge).await?;
@@ -1293,6 +1303,17 @@ fn may_manage_any(actor: &Actor, teams: &[TeamName], what: &str) -> Result<(), S
         return Ok(());
     }
     may_manage(actor, first, what)
+}
+
+/// Enforcement points act on kill switches, so only an admin registers or changes one.
+fn require_admin_for_points(actor: &Actor, kind: ConsumerKind) -> Result<(), ServiceError> {
+    if kind == ConsumerKind::Gateway && actor.role != Role::Admin {
+        return Err(ServiceError::Forbidden(format!(
+            "role {} may not register or change an enforcement point; admin may",
+            actor.role
+        )));
+    }
+    Ok(())
 }
 
 /// What a consumer's sealed webhook secret is bound to.

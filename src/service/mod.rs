@@ -49,8 +49,9 @@ mod tokens;
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
 pub use decommission::{
-    Advance, CERTIFICATE_PAYLOAD_TYPE, CertificateView, DESTRUCTION_PREDICATE,
-    REVOCATIONS_PAYLOAD_TYPE, STEPS as DECOMMISSION_STEPS, verify_certificate,
+    Advance, CERTIFICATE_PAYLOAD_TYPE, CONFIRMATIONS_PATH, CertificateView, DESTRUCTION_PREDICATE,
+    MAX_CONFIRMATION_BYTES, REVOCATIONS_PAYLOAD_TYPE, STEPS as DECOMMISSION_STEPS,
+    verify_certificate,
 };
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;
@@ -107,9 +108,16 @@ struct Inner {
     instance: String,
     /// The allowed kill-switch response time (policy), in milliseconds.
     kill_switch_response_ms: u64,
+    /// How long enforcement points have to confirm a kill switch.
+    enforcement_confirm_secs: u64,
     /// One decommission run at a time in this process (the database lease keeps other
     /// instances out).
     decommission_gate: tokio::sync::Mutex<()>,
+    /// The disabled list's ETag as this instance last saw it: each change, whichever
+    /// instance made it, is published here (`run_kill_switch_watch`).
+    kill_switch: tokio::sync::watch::Sender<String>,
+    /// How often the kill-switch watch reads the list (the inventory's poll interval).
+    kill_switch_poll: std::time::Duration,
     /// Test-only failure injection (empty unless built with the `failpoints` feature).
     failpoints: crate::failpoints::Failpoints,
 }
@@ -156,8 +164,13 @@ impl Services {
                 webhook_secrets: registrations::SecretCache::default(),
                 instance: instance_name(),
                 kill_switch_response_ms: settings.retirement.kill_switch_response_ms,
+                enforcement_confirm_secs: settings.retirement.enforcement_confirm_secs,
                 decommission_gate: tokio::sync::Mutex::new(()),
                 failpoints: crate::failpoints::Failpoints::from_env(),
+                kill_switch: tokio::sync::watch::channel(String::new()).0,
+                kill_switch_poll: std::time::Duration::from_millis(
+                    settings.inventory.poll_interval_ms.max(10),
+                ),
             }),
         }
     }
@@ -177,6 +190,13 @@ impl Services {
     /// The failure injection points of this instance (armed only in test builds).
     pub fn failpoints(&self) -> &crate::failpoints::Failpoints {
         &self.inner.failpoints
+    }
+
+    /// The vault, for benchmarks that generate data below the use cases (the erasure
+    /// benchmark writes 100,000 wrapped keys directly). Not an API.
+    #[doc(hidden)]
+    pub fn vault_for_benchmarks(&self) -> Result<&Vault, ServiceError> {
+        self.vault()
     }
 
     pub(crate) fn vault(&self) -> Result<&Vault, ServiceError> {

@@ -168,6 +168,26 @@ pub async fn finish_step(
     Ok(())
 }
 
+/// Sets the data of a started step, unless it has some: the first run to record wins.
+pub async fn set_data_once(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+    step: &str,
+    data: &str,
+) -> Result<(), StoreError> {
+    decommission_step::Entity::update_many()
+        .col_expr(
+            decommission_step::Column::Data,
+            sea_orm::sea_query::Expr::value(Some(data.to_owned())),
+        )
+        .filter(decommission_step::Column::RetirementId.eq(retirement_id))
+        .filter(decommission_step::Column::Step.eq(step))
+        .filter(decommission_step::Column::Data.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Records what went wrong in a step that has not finished, so `retirement { steps }`
 /// shows why an execution stopped.
 pub async fn note_step_failure(

@@ -19,6 +19,7 @@
 pub mod artifacts;
 pub mod audit;
 pub mod certificates;
+pub mod enforcement;
 pub mod entities;
 pub mod erasure;
 pub mod inventory;

@@ -94,6 +94,22 @@ impl Services {
             "overridden": count(&|d| d.overridden_at.is_some()),
         });
         let derived_step = get(DERIVED_DATA).and_then(|s| s.outcome);
+        // Named whether or not they confirmed: one that never did is on record here.
+        let enforcement: Vec<serde_json::Value> = self
+            .enforcement_confirmations(id)
+            .await?
+            .into_iter()
+            .map(|c| {
+                json!({
+                    "point": c.point,
+                    "toldAt": c.told_at,
+                    "confirmedAt": c.confirmed_at,
+                    "via": c.via,
+                    "escalatedAt": c.escalated_at,
+                    "status": if c.confirmed_at.is_some() { "confirmed" } else { "never confirmed" },
+                })
+            })
+            .collect();
         let service_key_id = crate::audit::checkpoint_key_id(&self.service_key().verifying_key());
 
         in_write_tx!(self, |tx| {
@@ -149,6 +165,7 @@ impl Services {
                         "noticeSummary": notice_summary,
                         "killSwitch": {
                             "disabledAt": kill.at,
+                            "enforcementPoints": enforcement,
                             "responseMs": kill.response_ms,
                             "allowedMs": kill.allowed_ms,
                             "withinPolicy": kill.response_ms.map(|ms| ms <= kill.allowed_ms as f64),

@@ -137,14 +137,9 @@ impl Services {
                 };
                 // Recorded before the key exists, so a crash after creating it resumes
                 // with the same epoch instead of making another.
-                steps::start_step(
-                    self.store().reader(),
-                    r.id,
-                    ROTATE_KEK,
-                    self.now(),
-                    Some(&to_json(&rotation)),
-                )
-                .await?;
+                let db = self.store().reader();
+                steps::start_step(db, r.id, ROTATE_KEK, self.now(), None).await?;
+                steps::set_data_once(db, r.id, ROTATE_KEK, &to_json(&rotation)).await?;
                 // Another run may have recorded first.
                 self.rotation(r.id).await?.unwrap_or(rotation)
             }

@@ -3,12 +3,14 @@
 //! 1. `kill-switch`: the retirement moves to `executing` and its versions are disabled
 //!    in the same transaction; from the commit on, every instance refuses their
 //!    downloads (410 Gone), since each download reads the switch from the database.
-//! 2. `derived-data` (`purges.rs`): every derived store among the dependents confirms
+//! 2. `enforcement` (`enforcement.rs`): waits until every enforcement point told of the
+//!    kill switch has confirmed, or been escalated for not confirming in time.
+//! 3. `derived-data` (`purges.rs`): every derived store among the dependents confirms
 //!    its purge, or governance waives it by name; the run waits here until then.
-//! 3. crypto-erasure (`erasure.rs`): `erase-keys`, `rotate-kek`, `destroy-kek`,
+//! 4. crypto-erasure (`erasure.rs`): `erase-keys`, `rotate-kek`, `destroy-kek`,
 //!    `delete-ciphertext`, `verify-erasure`.
-//! 4. `revoke-signatures` (`revocation.rs`).
-//! 5. `certificate` (`certificate.rs`): the signed destruction certificate; the
+//! 5. `revoke-signatures` (`revocation.rs`).
+//! 6. `certificate` (`certificate.rs`): the signed destruction certificate; the
 //!    retirement becomes `retired`.
 //!
 //! Each step is idempotent and recorded (`decommission_steps`) with its time, outcome
@@ -18,6 +20,7 @@
 //! while one runs the steps.
 
 mod certificate;
+mod enforcement;
 mod erasure;
 mod purges;
 pub(super) mod revocation;
@@ -25,6 +28,7 @@ pub(super) mod revocation;
 pub use certificate::{
     CERTIFICATE_PAYLOAD_TYPE, CertificateView, DESTRUCTION_PREDICATE, verify_certificate,
 };
+pub use enforcement::{CONFIRMATIONS_PATH, MAX_CONFIRMATION_BYTES};
 pub use revocation::REVOCATIONS_PAYLOAD_TYPE;
 
 use super::{ServiceError, Services};
@@ -39,6 +43,7 @@ use std::time::Instant;
 
 /// The step names, in the order they run.
 pub(crate) const KILL_SWITCH: &str = "kill-switch";
+pub(crate) const ENFORCEMENT: &str = "enforcement";
 pub(crate) const DERIVED_DATA: &str = "derived-data";
 pub(crate) const ERASE_KEYS: &str = "erase-keys";
 pub(crate) const ROTATE_KEK: &str = "rotate-kek";
@@ -47,8 +52,9 @@ pub(crate) const DELETE_CIPHERTEXT: &str = "delete-ciphertext";
 pub(crate) const VERIFY_ERASURE: &str = "verify-erasure";
 pub(crate) const REVOKE_SIGNATURES: &str = "revoke-signatures";
 pub(crate) const CERTIFICATE: &str = "certificate";
-pub const STEPS: [&str; 9] = [
+pub const STEPS: [&str; 10] = [
     KILL_SWITCH,
+    ENFORCEMENT,
     DERIVED_DATA,
     ERASE_KEYS,
     ROTATE_KEK,
@@ -170,6 +176,7 @@ impl Services {
                     Some(&to_json(&record)),
                 )
                 .await?;
+                let told = self.tell_enforcement_points(tx, &after, now).await?;
                 audits.push(
                     AuditEntry::new(
                         actor.audit_identity(),
@@ -177,7 +184,10 @@ impl Services {
                         SubjectType::Retirement,
                         id.to_string(),
                     )
-                    .after(&disabled),
+                    .after(&serde_json::json!({
+                        "disabled": disabled,
+                        "enforcementPointsTold": told.iter().map(|c| &c.point).collect::<Vec<_>>(),
+                    })),
                 );
             }
             if !audits.is_empty() {
@@ -189,6 +199,10 @@ impl Services {
         if newly {
             // Enforced from the commit on: every download reads the switch.
             let response_ms = started.elapsed().as_secs_f64() * 1000.0;
+            self.wake_delivery();
+            if let Err(e) = self.publish_kill_switch().await {
+                tracing::warn!(error = %e, "could not publish the kill switch to subscribers");
+            }
             self.record_response_time(id, response_ms).await?;
             if response_ms > allowed_ms as f64 {
                 tracing::error!(
@@ -333,9 +347,12 @@ impl Services {
             if !self.take_lease(id).await? {
                 return Ok(Advance::Busy);
             }
+            // When it first started; its end is recorded when it finishes.
+            repo::start_step(self.store().reader(), id, step, self.now(), None).await?;
             let ran = async {
                 self.failpoints().hit(&format!("before:{step}"))?;
                 match step {
+                    ENFORCEMENT => self.step_enforcement(&retirement).await,
                     DERIVED_DATA => self.step_derived_data(&retirement).await,
                     ERASE_KEYS => self.step_erase_keys(&retirement).await,
                     ROTATE_KEK => self.step_rotate_kek(&retirement).await,

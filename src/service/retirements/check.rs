@@ -163,6 +163,9 @@ impl Services {
         }
         // Executions that stopped (a crash, a step that failed, purges settled
         // elsewhere) go on from where they are.
+        if let Err(e) = self.escalate_silent_enforcement_points().await {
+            tracing::error!(error = %e, "escalating silent enforcement points failed");
+        }
         if let Err(e) = self.resume_decommissions().await {
             tracing::error!(error = %e, "resuming decommissions failed");
         }

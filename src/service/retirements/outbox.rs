@@ -72,6 +72,7 @@ impl Services {
                 notice_ends_at: dependent.notice_ends_at,
                 acknowledge_url: self.acknowledge_url(retirement, dependent.consumer_id),
                 problem: None,
+                etag: None,
             },
         }
     }

@@ -9,6 +9,7 @@ pub mod certificate;
 pub mod consumer;
 pub mod decommission_step;
 pub mod disabled_version;
+pub mod enforcement_confirmation;
 pub mod erased_key;
 pub mod inventory_change;
 pub mod inventory_edge;

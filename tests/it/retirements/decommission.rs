@@ -246,11 +246,12 @@ async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies(ba
             .await;
         assert_eq!(ran["executeRetirement"]["state"], "EXECUTING");
         let steps = ran["executeRetirement"]["steps"].as_array().expect("steps");
-        assert_eq!(steps.len(), 2, "{steps:#?}");
-        assert_eq!(steps[1]["step"], "derived-data");
-        assert!(steps[1]["finishedAt"].is_null());
+        assert_eq!(steps.len(), 3, "{steps:#?}");
+        assert_eq!(steps[1]["outcome"], "no enforcement points are registered");
+        assert_eq!(steps[2]["step"], "derived-data");
+        assert!(steps[2]["finishedAt"].is_null());
         assert!(
-            steps[1]["outcome"]
+            steps[2]["outcome"]
                 .as_str()
                 .expect("why")
                 .contains("embeddings"),
@@ -659,7 +660,8 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// Every step boundary, and two points inside steps: the run dies there (an armed
 /// failpoint), and the next run reaches the same end as an uninterrupted one. No
 /// certificate exists before the run that issues it.
-const FAILPOINTS: [&str; 10] = [
+const FAILPOINTS: [&str; 11] = [
+    "before:enforcement",
     "before:derived-data",
     "before:erase-keys",
     "before:rotate-kek",
@@ -753,4 +755,313 @@ async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(backend: 
             );
         }
     }
+}
+
+/// Registers enforcement point `name` (admin only), with a webhook at `/{name}` on the
+/// world's receiver when `webhook`; returns its secret.
+async fn enforcement_point(w: &World, name: &str, webhook: bool) -> Option<String> {
+    let declared = w
+        .app
+        .gql_ok(
+            &w.app.admin,
+            "mutation($i: ConsumerInputGql!) { declareConsumer(input: $i) { webhookSecret } }",
+            json!({ "i": {
+                "name": name, "kind": "GATEWAY", "ownerTeam": "platform",
+                "environment": "prod", "contacts": ["platform@example.org"],
+                "webhookUrl": webhook.then(|| format!("{}/{name}", w.receiver.uri())),
+            }}),
+        )
+        .await;
+    declared["declareConsumer"]["webhookSecret"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named_sqlite() {
+    enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named(Backend::Sqlite)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named_postgres()
+{
+    enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named(
+        Backend::Postgres,
+    )
+    .await
+}
+
+async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named(
+    backend: Backend,
+) {
+    use notifiers::standard_webhooks::Secret;
+    let (w, id, _search, _) = ready_world(backend).await;
+    // Only an admin registers one.
+    let owner = w
+        .app
+        .token("platform-owner", "owner", Some("platform"))
+        .await;
+    let refused = w
+        .app
+        .gql(
+            &owner,
+            "mutation { declareConsumer(input: { name: \"gw-rogue\", kind: GATEWAY, ownerTeam: \"platform\", environment: \"prod\", contacts: [] }) { webhookSecret } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused:#}"
+    );
+
+    let signed_secret = enforcement_point(&w, "gw-signed", true)
+        .await
+        .expect("secret");
+    let silent_secret = enforcement_point(&w, "gw-silent", true)
+        .await
+        .expect("secret");
+    enforcement_point(&w, "gw-poll", false).await;
+    let poll_token = w
+        .app
+        .consumer_token("gw-poll-token", "reader", "gw-poll")
+        .await;
+    for (name, secret) in [("gw-signed", &signed_secret), ("gw-silent", &silent_secret)] {
+        Mock::given(method("POST"))
+            .and(path(format!("/{name}")))
+            .and(SignedWith {
+                secret: secret.clone(),
+                clock: w.clock.clone(),
+            })
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&w.receiver)
+            .await;
+    }
+    w.app.gql_ok(&w.governance, "mutation($id: ID!) { waivePurge(id: $id, consumer: \"embeddings\", justification: \"index rebuilt from 3.0 already\") { consumer } }", json!({ "id": id })).await;
+
+    // The kill switch tells all three; the execution waits for them.
+    let ran = w
+        .app
+        .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
+        .await;
+    assert_eq!(ran["executeRetirement"]["state"], "EXECUTING");
+    let waiting = &ran["executeRetirement"]["steps"][1];
+    assert_eq!(waiting["step"], "enforcement");
+    assert!(waiting["finishedAt"].is_null());
+    for p in ["gw-poll", "gw-signed", "gw-silent"] {
+        assert!(
+            waiting["outcome"].as_str().expect("why").contains(p),
+            "{waiting}"
+        );
+    }
+    deliver(&w).await;
+    let told: Vec<Value> = w
+        .receiver
+        .received_requests()
+        .await
+        .expect("recorded")
+        .into_iter()
+        .filter(|r| r.url.path() == "/gw-signed")
+        .map(|r| serde_json::from_slice(&r.body).expect("json"))
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0]["type"], "model.versions.disabled");
+    assert_eq!(
+        told[0]["data"]["affectedVersions"],
+        json!(["2.0.0", "2.1.0"])
+    );
+    let etag = told[0]["data"]["etag"].as_str().expect("etag").to_owned();
+
+    // gw-signed confirms with a signed acknowledgement; a forged one is refused.
+    let confirm = |secret: &str| {
+        let body =
+            serde_json::to_vec(&json!({ "point": "gw-signed", "etag": etag })).expect("json");
+        let ts = sunset::clock::Clock::now(&*w.clock).timestamp();
+        let signature = Secret::parse(secret)
+            .expect("secret")
+            .sign("msg_1", ts, &body);
+        w.app
+            .client
+            .post(format!("{}/v1/enforcement/confirmations", w.app.address))
+            .header("webhook-id", "msg_1")
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+    };
+    let forged = confirm(&silent_secret).send().await.expect("post");
+    assert_eq!(forged.status(), 403);
+    let ok = confirm(&signed_secret).send().await.expect("post");
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.json::<Value>().await.expect("json")["confirmed"], 1);
+
+    // gw-poll confirms by polling the list with its bound token.
+    let polled = w
+        .app
+        .client
+        .get(format!("{}/v1/disabled-versions", w.app.address))
+        .bearer_auth(&poll_token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(polled.headers()["etag"].to_str().expect("etag"), etag);
+
+    // gw-silent never does: after the window, governance hears of it and the run ends.
+    w.clock.advance(Duration::seconds(301));
+    w.app
+        .services
+        .run_scheduled_retirement_check(sunset::clock::Clock::now(&*w.clock), "instance-a")
+        .await
+        .expect("check");
+    let (state, steps) = state_and_steps(&w, &id).await;
+    assert_eq!(state, "RETIRED", "{steps:#?}");
+    assert_eq!(
+        steps[1]["outcome"],
+        "2 of 3 enforcement point(s) confirmed; never confirmed (escalated): gw-silent"
+    );
+    let detail = w
+        .app
+        .gql_ok(
+            &w.governance,
+            "query($id: ID!) { retirement(id: $id) { enforcementPoints { point via confirmedAt escalatedAt } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let points = detail["retirement"]["enforcementPoints"]
+        .as_array()
+        .expect("points");
+    let via: Vec<(&str, Option<&str>, bool)> = points
+        .iter()
+        .map(|p| {
+            (
+                p["point"].as_str().expect("p"),
+                p["via"].as_str(),
+                p["escalatedAt"].is_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        via,
+        [
+            ("gw-poll", Some("poll"), false),
+            ("gw-signed", Some("webhook"), false),
+            ("gw-silent", None, true)
+        ]
+    );
+    deliver(&w).await;
+    let escalations: Vec<ReceivedMail> = mails(&w.mail)
+        .into_iter()
+        .filter(|m| m.data.contains("gw-silent"))
+        .collect();
+    assert!(
+        escalations
+            .iter()
+            .any(|m| m.to.iter().any(|t| t.contains("governance@example.org"))),
+        "governance told of the silent point"
+    );
+
+    // The certificate names each, the silent one as never confirmed.
+    let (file, _) = certificate_file(&w, &id).await;
+    let s = statement(
+        &w,
+        &std::fs::read(&file).expect("read"),
+        sunset::service::CERTIFICATE_PAYLOAD_TYPE,
+    );
+    let named: Vec<(&str, &str)> = s["predicate"]["killSwitch"]["enforcementPoints"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| {
+            (
+                p["point"].as_str().expect("p"),
+                p["status"].as_str().expect("s"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("gw-poll", "confirmed"),
+            ("gw-signed", "confirmed"),
+            ("gw-silent", "never confirmed")
+        ]
+    );
+}
+
+/// Two instances on one PostgreSQL database: a kill switch pulled through one is pushed
+/// to the other's `disabledVersionsChanged` subscribers within a second, and its
+/// downloads are refused from the commit on; the steps run once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_switch_reaches_subscribers_of_another_instance_within_a_second() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (w, id, search, _) = ready_world(Backend::Postgres).await;
+    w.app
+        .gql_ok(
+            &search,
+            "mutation($id: ID!) { confirmPurge(id: $id, consumer: \"embeddings\") { consumer } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let other = w.app.spawn_sibling().await;
+    let reader = w.app.token("reader", "reader", None).await;
+    let mut socket = crate::subscriptions::connect(&other.address, &reader).await;
+    assert_eq!(
+        crate::subscriptions::next(&mut socket).await["type"],
+        "connection_ack"
+    );
+    socket
+        .send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { disabledVersionsChanged { etag versions { model version } } }" } }).to_string()))
+        .await
+        .expect("subscribe");
+    let first = crate::subscriptions::next(&mut socket).await;
+    assert_eq!(
+        first["payload"]["data"]["disabledVersionsChanged"]["versions"],
+        json!([])
+    );
+
+    let pulled = std::time::Instant::now();
+    w.app
+        .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
+        .await;
+    let refused = w
+        .app
+        .client
+        .get(format!(
+            "{}/v1/models/fraud/versions/2.1.0/artifacts/config.json",
+            other.address
+        ))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        refused.status(),
+        410,
+        "the other instance refuses from the commit on"
+    );
+    let pushed = tokio::time::timeout(
+        std::time::Duration::from_secs(1).saturating_sub(pulled.elapsed()),
+        crate::subscriptions::next(&mut socket),
+    )
+    .await
+    .expect("pushed by the other instance within a second of the kill switch");
+    let list = &pushed["payload"]["data"]["disabledVersionsChanged"];
+    assert_eq!(
+        list["versions"],
+        json!([{ "model": "fraud", "version": "2.0.0" }, { "model": "fraud", "version": "2.1.0" }])
+    );
+    let (_, etag) = other.services.disabled_list().await.expect("list");
+    assert_eq!(list["etag"], etag);
+    assert_eq!(
+        other.services.resume_decommissions().await.expect("resume"),
+        0
+    );
+    assert_eq!(
+        w.app
+            .services
+            .certificate_count(id.parse().expect("id"))
+            .await
+            .expect("count"),
+        1
+    );
 }

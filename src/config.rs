@@ -140,6 +140,10 @@ pub struct RetirementSettings {
     /// How long an enforcement point has to confirm a kill switch (a signed
     /// acknowledgement, or a poll that gets the new list) before governance is told.
     pub enforcement_confirm_secs: u64,
+    /// The webhook sources whose signed critical security alerts trip the circuit
+    /// breaker (an emergency retirement of the named version). Empty: the breaker is off,
+    /// and alerts are only recorded.
+    pub circuit_breaker_sources: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,6 +177,7 @@ impl Default for RetirementSettings {
             watch_inventory: true,
             kill_switch_response_ms: 1_000,
             enforcement_confirm_secs: 300,
+            circuit_breaker_sources: Vec::new(),
         }
     }
 }

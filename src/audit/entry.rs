@@ -55,10 +55,14 @@ pub enum Action {
     DecommissionStepFailed,
     EnforcementConfirmed,
     EnforcementEscalated,
+    EmergencyRetirement,
+    EmergencyErasureApproved,
+    KillSwitchLifted,
+    SecurityAlertReceived,
 }
 
 impl Action {
-    pub const ALL: [Action; 48] = [
+    pub const ALL: [Action; 52] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -107,6 +111,10 @@ impl Action {
         Action::DecommissionStepFailed,
         Action::EnforcementConfirmed,
         Action::EnforcementEscalated,
+        Action::EmergencyRetirement,
+        Action::EmergencyErasureApproved,
+        Action::KillSwitchLifted,
+        Action::SecurityAlertReceived,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -163,6 +171,10 @@ impl Action {
             Action::DecommissionStepFailed => "retirement.step_failed",
             Action::EnforcementConfirmed => "enforcement.confirmed",
             Action::EnforcementEscalated => "enforcement.escalated",
+            Action::EmergencyRetirement => "retirement.emergency",
+            Action::EmergencyErasureApproved => "retirement.erasure_approved",
+            Action::KillSwitchLifted => "retirement.kill_switch_lifted",
+            Action::SecurityAlertReceived => "security_alert.received",
         }
     }
 }

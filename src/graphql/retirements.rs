@@ -17,6 +17,9 @@ const GOVERNANCE: &[Role] = &[Role::Governance];
 /// Who may see dead letters: they name recipients' systems and what went wrong.
 const OVERSEERS: &[Role] = &[Role::Governance, Role::Admin, Role::Auditor, Role::Security];
 const AUDITORS: &[Role] = &[Role::Auditor];
+const SECURITY: &[Role] = &[Role::Security];
+/// The second person an emergency erasure needs.
+const ERASURE_APPROVERS: &[Role] = &[Role::Security, Role::Governance];
 /// A derived store's owner confirms its purge (admins too, for stores without an owner).
 const PURGE_CONFIRMERS: &[Role] = &[Role::Owner, Role::Admin];
 
@@ -570,6 +573,54 @@ impl RetirementMutation {
             .execute_retirement(actor(ctx)?, parse_id(&id)?)
             .await?;
         Ok(retirement.into())
+    }
+
+    /// Retires versions now, for a security reason (AISVS 3.6.4): the kill switch is
+    /// pulled at once, dependents are told it is an emergency, and erasure waits for a
+    /// second actor's `approveEmergencyErasure`. Security only.
+    #[graphql(guard = "RoleGuard::new(SECURITY)")]
+    async fn emergency_retirement(
+        &self,
+        ctx: &Context<'_>,
+        model: String,
+        versions: String,
+        risk_assessment: String,
+    ) -> Result<Retirement> {
+        let (retirement, _) = services(ctx)?
+            .emergency_retirement(actor(ctx)?, &model, &versions, &risk_assessment, "manual")
+            .await?;
+        Ok(retirement.into())
+    }
+
+    /// A second security or governance actor approves erasing an emergency retirement's
+    /// versions (once forensic work is done); the execution goes on.
+    #[graphql(guard = "RoleGuard::new(ERASURE_APPROVERS)")]
+    async fn approve_emergency_erasure(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        note: String,
+    ) -> Result<Retirement> {
+        let (retirement, _) = services(ctx)?
+            .approve_emergency_erasure(actor(ctx)?, parse_id(&id)?, &note)
+            .await?;
+        Ok(retirement.into())
+    }
+
+    /// Lifts the kill switch of an executing retirement whose erasure has not started (a
+    /// false alarm): its versions are served again and the retirement is cancelled.
+    /// Security only, with a justification.
+    #[graphql(guard = "RoleGuard::new(SECURITY)")]
+    async fn lift_kill_switch(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        justification: String,
+    ) -> Result<Retirement> {
+        Ok(services(ctx)?
+            .lift_kill_switch(actor(ctx)?, parse_id(&id)?, &justification)
+            .await?
+            .into())
     }
 
     /// A derived store's owner (or an admin) confirms its purge of what it built from

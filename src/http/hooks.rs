@@ -44,3 +44,31 @@ pub async fn registrations(
         Received::Duplicate => json!({ "applied": 0, "duplicate": true }),
     }))
 }
+
+/// `POST /v1/hooks/security-alerts`: a signed security alert from a registered webhook
+/// source, `{"severity", "model", "version", "summary"}`. A critical one from a source
+/// policy allows trips the circuit breaker (an emergency retirement, at once); every
+/// alert is recorded.
+pub async fn security_alerts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let outcome = state
+        .services
+        .receive_security_alert(
+            Headers {
+                id: header("webhook-id"),
+                timestamp: header("webhook-timestamp"),
+                signature: header("webhook-signature"),
+            },
+            &body,
+        )
+        .await
+        .map_err(|e| match e {
+            ReceiveError::Unauthenticated(why) => ApiError::unauthenticated(why),
+            ReceiveError::Service(e) => ApiError::from(e),
+        })?;
+    Ok(Json(serde_json::to_value(outcome).unwrap_or_default()))
+}

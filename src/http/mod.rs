@@ -1,7 +1,7 @@
 //! The axum router. Every route needs a bearer token except `/healthz`, `/readyz`, the
 //! GraphiQL page (static HTML that holds no data; `http.graphiql = false` turns it off)
-//! `/v1/hooks/registrations` and `/v1/enforcement/confirmations`, which are authenticated
-//! by their webhook signature,
+//! `/v1/hooks/registrations`, `/v1/hooks/security-alerts` and
+//! `/v1/enforcement/confirmations`, which are authenticated by their webhook signature,
 //! `/v1/acknowledgements/{token}`, whose token is an expiring HMAC naming one dependent
 //! of one retirement, `/v1/revocations` (the signed revocation list is public: anyone
 //! verifying a model signature must be able to consult it), and
@@ -60,6 +60,13 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit));
+    let alerts = Router::new()
+        .route(
+            "/v1/hooks/security-alerts",
+            axum::routing::post(hooks::security_alerts),
+        )
+        .layer(DefaultBodyLimit::max(crate::service::MAX_ALERT_BYTES))
+        .layer(RequestBodyLimitLayer::new(crate::service::MAX_ALERT_BYTES));
     // Signed by the enforcement point's own secret instead of a token.
     let confirmations = Router::new()
         .route(
@@ -124,6 +131,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/revocations", get(decommission::revocations))
         .merge(hooks)
         .merge(confirmations)
+        .merge(alerts)
         .merge(acknowledgements)
         .merge(authenticated)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

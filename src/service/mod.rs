@@ -49,9 +49,9 @@ mod tokens;
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
 pub use decommission::{
-    Advance, CERTIFICATE_PAYLOAD_TYPE, CONFIRMATIONS_PATH, CertificateView, DESTRUCTION_PREDICATE,
-    MAX_CONFIRMATION_BYTES, REVOCATIONS_PAYLOAD_TYPE, STEPS as DECOMMISSION_STEPS,
-    verify_certificate,
+    Advance, AlertOutcome, CERTIFICATE_PAYLOAD_TYPE, CONFIRMATIONS_PATH, CertificateView,
+    DESTRUCTION_PREDICATE, MAX_ALERT_BYTES, MAX_CONFIRMATION_BYTES, REVOCATIONS_PAYLOAD_TYPE,
+    STEPS as DECOMMISSION_STEPS, verify_certificate,
 };
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;
@@ -110,6 +110,8 @@ struct Inner {
     kill_switch_response_ms: u64,
     /// How long enforcement points have to confirm a kill switch.
     enforcement_confirm_secs: u64,
+    /// The webhook sources whose critical alerts trip the circuit breaker.
+    circuit_breaker_sources: Vec<String>,
     /// One decommission run at a time in this process (the database lease keeps other
     /// instances out).
     decommission_gate: tokio::sync::Mutex<()>,
@@ -165,6 +167,7 @@ impl Services {
                 instance: instance_name(),
                 kill_switch_response_ms: settings.retirement.kill_switch_response_ms,
                 enforcement_confirm_secs: settings.retirement.enforcement_confirm_secs,
+                circuit_breaker_sources: settings.retirement.circuit_breaker_sources.clone(),
                 decommission_gate: tokio::sync::Mutex::new(()),
                 failpoints: crate::failpoints::Failpoints::from_env(),
                 kill_switch: tokio::sync::watch::channel(String::new()).0,

@@ -49,6 +49,26 @@ pub async fn disable(
     Ok(added)
 }
 
+/// Serves the versions retirement `retirement_id` disabled again (a lifted kill switch);
+/// returns them.
+pub async fn enable(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+) -> Result<Vec<DisabledVersion>, StoreError> {
+    let rows: Vec<DisabledVersion> = disabled_version::Entity::find()
+        .filter(disabled_version::Column::RetirementId.eq(retirement_id))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect();
+    disabled_version::Entity::delete_many()
+        .filter(disabled_version::Column::RetirementId.eq(retirement_id))
+        .exec(conn)
+        .await?;
+    Ok(rows)
+}
+
 pub async fn find(
     conn: &impl ConnectionTrait,
     model: &str,

@@ -23,6 +23,21 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         &["governance"],
     ),
     (
+        "emergencyRetirement",
+        "mutation { emergencyRetirement(model: \"m-base\", versions: \"9.9.9\", riskAssessment: \"weights leak training data on prompt\") { id } }",
+        &["security"],
+    ),
+    (
+        "approveEmergencyErasure",
+        "mutation { approveEmergencyErasure(id: \"999\", note: \"forensics done\") { id } }",
+        &["security", "governance"],
+    ),
+    (
+        "liftKillSwitch",
+        "mutation { liftKillSwitch(id: \"999\", justification: \"false alarm\") { id } }",
+        &["security"],
+    ),
+    (
         "confirmPurge",
         "mutation { confirmPurge(id: \"999\", consumer: \"c-none\") { consumer } }",
         &["owner", "admin"],

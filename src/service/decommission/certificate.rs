@@ -9,8 +9,8 @@
 
 use super::erasure::{ErasedArtifact, Rotation, Verification};
 use super::{
-    CERTIFICATE, DERIVED_DATA, ERASE_KEYS, KILL_SWITCH, KillSwitchRecord, REVOKE_SIGNATURES,
-    VERIFY_ERASURE,
+    CERTIFICATE, DERIVED_DATA, ERASE_KEYS, ERASURE_APPROVAL, KILL_SWITCH, KillSwitchRecord,
+    REVOKE_SIGNATURES, VERIFY_ERASURE,
 };
 use crate::attest::dsse;
 use crate::audit::{Action, AuditEntry, SubjectType};
@@ -94,6 +94,15 @@ impl Services {
             "overridden": count(&|d| d.overridden_at.is_some()),
         });
         let derived_step = get(DERIVED_DATA).and_then(|s| s.outcome);
+        let emergency = kill.emergency.as_ref().map(|e| {
+            let approval: Option<super::emergency::Approval> = data_of(&get(ERASURE_APPROVAL));
+            json!({
+                "riskAssessment": e.risk_assessment,
+                "trigger": e.trigger,
+                "erasureApprovedBy": approval.as_ref().map(|a| &a.by),
+                "erasureApprovedAt": approval.as_ref().map(|a| a.at),
+            })
+        });
         // Named whether or not they confirmed: one that never did is on record here.
         let enforcement: Vec<serde_json::Value> = self
             .enforcement_confirmations(id)
@@ -164,6 +173,7 @@ impl Services {
                         "derivedData": { "outcome": derived_step, "stores": purges },
                         "noticeSummary": notice_summary,
                         "killSwitch": {
+                            "emergency": emergency,
                             "disabledAt": kill.at,
                             "enforcementPoints": enforcement,
                             "responseMs": kill.response_ms,

@@ -79,6 +79,14 @@ impl Services {
                 .collect();
         in_write_tx!(self, |tx| {
             let now = self.now();
+            // A kill switch lifted a moment ago (a false alarm) stops the erasure here.
+            let current = crate::store::retirements::find(tx.conn(), r.id).await?;
+            if current.is_none_or(|c| c.state != crate::domain::RetirementState::Executing) {
+                return Err(ServiceError::Conflict(format!(
+                    "retirement {} is no longer executing; nothing is erased",
+                    r.id
+                )));
+            }
             let artifacts = repo::artifacts_of(tx.conn(), &version_ids).await?;
             let erased = repo::erase(tx.conn(), r.id, &artifacts, now).await?;
             let listed: Vec<ErasedArtifact> = artifacts

@@ -7,6 +7,8 @@
 //!    kill switch has confirmed, or been escalated for not confirming in time.
 //! 3. `derived-data` (`purges.rs`): every derived store among the dependents confirms
 //!    its purge, or governance waives it by name; the run waits here until then.
+//!    `erasure-approval` (`emergency.rs`): an emergency retirement waits here for a
+//!    second actor's approval; any other passes.
 //! 4. crypto-erasure (`erasure.rs`): `erase-keys`, `rotate-kek`, `destroy-kek`,
 //!    `delete-ciphertext`, `verify-erasure`.
 //! 5. `revoke-signatures` (`revocation.rs`).
@@ -20,6 +22,8 @@
 //! while one runs the steps.
 
 mod certificate;
+mod circuit_breaker;
+mod emergency;
 mod enforcement;
 mod erasure;
 mod purges;
@@ -28,6 +32,7 @@ pub(super) mod revocation;
 pub use certificate::{
     CERTIFICATE_PAYLOAD_TYPE, CertificateView, DESTRUCTION_PREDICATE, verify_certificate,
 };
+pub use circuit_breaker::{AlertOutcome, MAX_ALERT_BYTES};
 pub use enforcement::{CONFIRMATIONS_PATH, MAX_CONFIRMATION_BYTES};
 pub use revocation::REVOCATIONS_PAYLOAD_TYPE;
 
@@ -45,6 +50,7 @@ use std::time::Instant;
 pub(crate) const KILL_SWITCH: &str = "kill-switch";
 pub(crate) const ENFORCEMENT: &str = "enforcement";
 pub(crate) const DERIVED_DATA: &str = "derived-data";
+pub(crate) const ERASURE_APPROVAL: &str = "erasure-approval";
 pub(crate) const ERASE_KEYS: &str = "erase-keys";
 pub(crate) const ROTATE_KEK: &str = "rotate-kek";
 pub(crate) const DESTROY_KEK: &str = "destroy-kek";
@@ -52,10 +58,11 @@ pub(crate) const DELETE_CIPHERTEXT: &str = "delete-ciphertext";
 pub(crate) const VERIFY_ERASURE: &str = "verify-erasure";
 pub(crate) const REVOKE_SIGNATURES: &str = "revoke-signatures";
 pub(crate) const CERTIFICATE: &str = "certificate";
-pub const STEPS: [&str; 10] = [
+pub const STEPS: [&str; 11] = [
     KILL_SWITCH,
     ENFORCEMENT,
     DERIVED_DATA,
+    ERASURE_APPROVAL,
     ERASE_KEYS,
     ROTATE_KEK,
     DESTROY_KEK,
@@ -78,6 +85,9 @@ pub(crate) struct KillSwitchRecord {
     /// From the request to the commit that made every download refuse.
     pub response_ms: Option<f64>,
     pub allowed_ms: u64,
+    /// Set for an emergency retirement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<emergency::EmergencyRecord>,
 }
 
 /// Where a decommission run stopped.
@@ -156,6 +166,7 @@ impl Services {
                     at: now,
                     response_ms: None,
                     allowed_ms,
+                    emergency: None,
                 };
                 let outcome = format!(
                     "{} version(s) disabled: {}",
@@ -354,6 +365,7 @@ impl Services {
                 match step {
                     ENFORCEMENT => self.step_enforcement(&retirement).await,
                     DERIVED_DATA => self.step_derived_data(&retirement).await,
+                    ERASURE_APPROVAL => self.step_erasure_approval(&retirement).await,
                     ERASE_KEYS => self.step_erase_keys(&retirement).await,
                     ROTATE_KEK => self.step_rotate_kek(&retirement).await,
                     DESTROY_KEK => self.step_destroy_kek(&retirement).await,

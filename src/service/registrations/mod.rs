@@ -220,6 +220,23 @@ impl Services {
             .map(|(source, _)| source.clone()))
     }
 
+    /// The enabled webhook source that signed this message, checked fresh (replay
+    /// window) and authentic; its name and the message id.
+    pub(crate) async fn authenticate_source<'a>(
+        &self,
+        headers: &Headers<'a>,
+        body: &[u8],
+    ) -> Result<(String, &'a str), ReceiveError> {
+        let settings = self.inventory_settings();
+        let message = Message::parse(headers, self.now(), settings.webhook_tolerance_secs)
+            .map_err(|e| ReceiveError::Unauthenticated(e.to_string()))?;
+        let source = self
+            .signer_of(&message, body)
+            .await?
+            .ok_or_else(|| ReceiveError::Unauthenticated(WebhookError::Signature.to_string()))?;
+        Ok((source.name.clone(), message.id))
+    }
+
     /// Verifies, parses and applies one registration webhook.
     pub async fn receive_registrations(
         &self,

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 /// The most versions one retirement may cover.
-const MAX_VERSIONS: u64 = 10_000;
+pub(crate) const MAX_VERSIONS: u64 = 10_000;
 /// The longest reason or justification accepted.
 pub(super) const MAX_TEXT: usize = 4_000;
 /// The most retirements one list returns.
@@ -70,7 +70,7 @@ pub(crate) struct Found {
 impl Found {
     /// This dependent as `retirement_id` records it when found at `at`: not yet told,
     /// acknowledged or decided on.
-    fn dependent(
+    pub(crate) fn dependent(
         &self,
         retirement_id: i64,
         found_by: FoundBy,

@@ -1065,3 +1065,288 @@ async fn a_kill_switch_reaches_subscribers_of_another_instance_within_a_second()
         1
     );
 }
+
+/// fraud@2.1.0 and fraud@3.0.0 each hold a small artifact.
+async fn with_artifacts(
+    backend: Backend,
+    adjust: impl FnOnce(&mut sunset::config::Settings),
+) -> World {
+    let w = world_with(backend, adjust).await;
+    accept_webhooks(&w).await;
+    let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
+    for v in ["2.1.0", "3.0.0"] {
+        assert_eq!(
+            put_file(&w, &owner, v, "artifacts/model.bin", vec![3u8; 4096]).await,
+            201
+        );
+    }
+    w
+}
+
+const EMERGENCY: &str = "mutation($v: String!, $r: String!) { emergencyRetirement(model: \"fraud\", versions: $v, riskAssessment: $r) { id state } }";
+const RISK: &str = "the weights reproduce training records verbatim when prompted";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_second_approval_sqlite()
+ {
+    an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_second_approval(
+        Backend::Sqlite,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_second_approval_postgres()
+ {
+    an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_second_approval(
+        Backend::Postgres,
+    )
+    .await
+}
+
+async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_second_approval(
+    backend: Backend,
+) {
+    let w = with_artifacts(backend, |_| {}).await;
+    let security = w.app.token("sec-1", "security", None).await;
+    let second = w.app.token("sec-2", "security", None).await;
+    let reader = w.app.token("reader", "reader", None).await;
+
+    let vague = w
+        .app
+        .gql(&security, EMERGENCY, json!({ "v": "2.1.0", "r": "bad" }))
+        .await;
+    assert_eq!(
+        vague["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{vague:#}"
+    );
+
+    // At once: disabled, dependents told it is an emergency, erasure waiting.
+    let cut = w
+        .app
+        .gql_ok(&security, EMERGENCY, json!({ "v": "2.1.0", "r": RISK }))
+        .await;
+    let id = cut["emergencyRetirement"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(cut["emergencyRetirement"]["state"], "EXECUTING");
+    assert_eq!(
+        download(&w, &reader, "2.1.0", "model.bin").await.status(),
+        410
+    );
+    assert_eq!(
+        download(&w, &reader, "3.0.0", "model.bin").await.status(),
+        200
+    );
+    let (_, steps) = state_and_steps(&w, &id).await;
+    assert_eq!(
+        steps[0]["outcome"],
+        "emergency: 1 version(s) disabled: 2.1.0"
+    );
+    let waiting = steps
+        .iter()
+        .find(|s| s["step"] == "erasure-approval")
+        .expect("approval step");
+    assert!(waiting["finishedAt"].is_null(), "{steps:#?}");
+    assert!(
+        steps.iter().all(|s| s["step"] != "erase-keys"),
+        "nothing erased yet"
+    );
+    deliver(&w).await;
+    let told: Vec<Value> = w
+        .receiver
+        .received_requests()
+        .await
+        .expect("recorded")
+        .into_iter()
+        .filter(|r| r.url.path() == "/checkout")
+        .map(|r| serde_json::from_slice(&r.body).expect("json"))
+        .collect();
+    assert!(
+        told.iter()
+            .any(|n| n["type"] == "model.retirement.emergency"),
+        "{told:#?}"
+    );
+
+    // A false alarm: security lifts it, and the version is served again.
+    let lift = "mutation($id: ID!) { liftKillSwitch(id: $id, justification: \"the alert was a test by the red team\") { state } }";
+    let lifted = w.app.gql_ok(&security, lift, json!({ "id": id })).await;
+    assert_eq!(lifted["liftKillSwitch"]["state"], "CANCELLED");
+    assert_eq!(
+        download(&w, &reader, "2.1.0", "model.bin").await.status(),
+        200
+    );
+
+    // A real one: whoever pulled it may not approve the erasure; a second person may.
+    let again = w
+        .app
+        .gql_ok(&security, EMERGENCY, json!({ "v": "2.1.0", "r": RISK }))
+        .await;
+    let id = again["emergencyRetirement"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let approve = "mutation($id: ID!) { approveEmergencyErasure(id: $id, note: \"forensic image taken\") { state } }";
+    let own = w.app.gql(&security, approve, json!({ "id": id })).await;
+    assert_eq!(
+        own["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{own:#}"
+    );
+    let approved = w.app.gql_ok(&second, approve, json!({ "id": id })).await;
+    assert_eq!(approved["approveEmergencyErasure"]["state"], "RETIRED");
+    let (_, steps) = state_and_steps(&w, &id).await;
+    let approval = steps
+        .iter()
+        .find(|s| s["step"] == "erasure-approval")
+        .expect("step");
+    assert_eq!(
+        approval["outcome"],
+        "approved by sec-2 (security): forensic image taken"
+    );
+
+    // After erasure nothing brings it back.
+    let too_late = w.app.gql(&security, lift, json!({ "id": id })).await;
+    assert_eq!(
+        too_late["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{too_late:#}"
+    );
+    assert_eq!(
+        download(&w, &reader, "2.1.0", "model.bin").await.status(),
+        410
+    );
+    assert_eq!(
+        download(&w, &reader, "3.0.0", "model.bin").await.status(),
+        200
+    );
+
+    // The certificate says it was an emergency, why, who approved, and how fast.
+    let (file, _) = certificate_file(&w, &id).await;
+    let s = statement(
+        &w,
+        &std::fs::read(&file).expect("read"),
+        sunset::service::CERTIFICATE_PAYLOAD_TYPE,
+    );
+    let k = &s["predicate"]["killSwitch"];
+    assert_eq!(k["emergency"]["riskAssessment"], RISK);
+    assert_eq!(k["emergency"]["trigger"], "manual");
+    assert_eq!(k["emergency"]["erasureApprovedBy"], "sec-2");
+    assert!(k["responseMs"].as_f64().is_some());
+
+    let auditor = w.app.token("auditor-log", "auditor", None).await;
+    for action in [
+        "retirement.emergency",
+        "retirement.kill_switch_lifted",
+        "retirement.erasure_approved",
+    ] {
+        let log = w.app.gql_ok(&auditor, "query($a: String!) { auditLog(filter: { action: $a }) { edges { node { actor } } } }", json!({ "a": action })).await;
+        assert!(
+            !log["auditLog"]["edges"]
+                .as_array()
+                .expect("edges")
+                .is_empty(),
+            "{action}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_critical_signed_alert_trips_the_circuit_breaker_when_policy_allows() {
+    use notifiers::standard_webhooks::Secret;
+    let w = with_artifacts(Backend::Sqlite, |s| {
+        s.retirement.circuit_breaker_sources = vec!["siem".into()];
+    })
+    .await;
+    let reader = w.app.token("reader", "reader", None).await;
+    let mut secrets = std::collections::HashMap::new();
+    for source in ["siem", "scanner"] {
+        let created = w
+            .app
+            .gql_ok(
+                &w.app.admin,
+                "mutation($n: String!) { createWebhookSource(name: $n) { secret } }",
+                json!({ "n": source }),
+            )
+            .await;
+        secrets.insert(
+            source,
+            created["createWebhookSource"]["secret"]
+                .as_str()
+                .expect("secret")
+                .to_owned(),
+        );
+    }
+    let mut n = 0;
+    secrets.insert(
+        "forger",
+        "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned(),
+    );
+    let mut alert = |source: &str, severity: &str| {
+        n += 1;
+        let id = format!("alert-{n}");
+        let body = serde_json::to_vec(&json!({
+            "severity": severity, "model": "fraud", "version": "2.1.0",
+            "summary": "model weights exfiltrated from the build cache",
+        }))
+        .expect("json");
+        let ts = sunset::clock::Clock::now(&*w.clock).timestamp();
+        let signature = Secret::parse(&secrets[source])
+            .expect("secret")
+            .sign(&id, ts, &body);
+        w.app
+            .client
+            .post(format!("{}/v1/hooks/security-alerts", w.app.address))
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+    };
+    let outcome = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.expect("json")
+    };
+
+    let high = outcome(alert("siem", "high").send().await.expect("post")).await;
+    assert_eq!(high["action"], "recorded");
+    let not_allowed = outcome(alert("scanner", "critical").send().await.expect("post")).await;
+    assert_eq!(not_allowed["action"], "recorded");
+    assert!(
+        not_allowed["note"]
+            .as_str()
+            .expect("note")
+            .contains("policy"),
+        "{not_allowed}"
+    );
+    assert_eq!(
+        download(&w, &reader, "2.1.0", "model.bin").await.status(),
+        200
+    );
+
+    let tripped = outcome(alert("siem", "critical").send().await.expect("post")).await;
+    assert_eq!(tripped["action"], "kill-switch", "{tripped}");
+    assert!(tripped["responseMs"].as_f64().is_some());
+    assert_eq!(
+        download(&w, &reader, "2.1.0", "model.bin").await.status(),
+        410
+    );
+    let id = tripped["retirementId"].as_i64().expect("id").to_string();
+    let (state, steps) = state_and_steps(&w, &id).await;
+    assert_eq!(state, "EXECUTING", "erasure waits for a person's approval");
+    assert!(
+        steps[0]["outcome"]
+            .as_str()
+            .expect("o")
+            .starts_with("emergency")
+    );
+
+    let repeat = outcome(alert("siem", "critical").send().await.expect("post")).await;
+    assert_eq!(repeat["action"], "already-disabled");
+
+    // A forged alert is refused and changes nothing.
+    let forged = alert("forger", "critical").send().await.expect("post");
+    assert_eq!(forged.status(), 401);
+
+    let auditor = w.app.token("auditor", "auditor", None).await;
+    let log = w.app.gql_ok(&auditor, "{ auditLog(filter: { action: \"security_alert.received\" }) { edges { node { actor } } } }", json!({})).await;
+    assert_eq!(log["auditLog"]["edges"].as_array().map(Vec::len), Some(4));
+}

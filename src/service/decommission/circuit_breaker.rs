@@ -1,0 +1,149 @@
+//! The automated circuit breaker (AISVS 3.3.4, 3.6.4): a signed security alert (Standard
+//! Webhooks, from a registered webhook source) of `critical` severity naming a model
+//! version pulls that version's kill switch by itself, as an emergency retirement by
+//! `circuit-breaker:<source>`, when policy (`retirement.circuit_breaker_sources`) lists
+//! the source. Every alert is recorded in the audit trail, acted on or not.
+
+use super::{ServiceError, Services};
+use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::auth::{Actor, ActorKind};
+use crate::domain::{ModelName, ParseError, Role, Version};
+use crate::service::ReceiveError;
+use notifiers::standard_webhooks::Headers;
+use serde::{Deserialize, Serialize};
+
+/// The largest alert body accepted.
+pub const MAX_ALERT_BYTES: usize = 16 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Alert {
+    /// `critical`, `high`, `medium`, `low` or `info`.
+    severity: String,
+    model: String,
+    version: String,
+    summary: String,
+}
+
+/// What an alert led to.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertOutcome {
+    /// `kill-switch` (an emergency retirement now), `already-disabled`, or `recorded`.
+    pub action: String,
+    pub retirement_id: Option<i64>,
+    /// From receiving the alert to the kill switch's commit.
+    pub response_ms: Option<f64>,
+    /// Why nothing more was done, when nothing was.
+    pub note: Option<String>,
+}
+
+impl Services {
+    /// Verifies a security alert and acts on it as policy allows.
+    pub async fn receive_security_alert(
+        &self,
+        headers: Headers<'_>,
+        body: &[u8],
+    ) -> Result<AlertOutcome, ReceiveError> {
+        let received = std::time::Instant::now();
+        if body.len() > MAX_ALERT_BYTES {
+            return Err(ServiceError::from(ParseError::new(
+                "alert",
+                format!("is larger than {MAX_ALERT_BYTES} bytes"),
+            ))
+            .into());
+        }
+        let (source, message_id) = self.authenticate_source(&headers, body).await?;
+        let alert: Alert = serde_json::from_slice(body).map_err(|e| {
+            ServiceError::from(ParseError::new(
+                "alert",
+                format!("is not {{severity, model, version, summary}} JSON: {e}"),
+            ))
+        })?;
+        let model = ModelName::parse(&alert.model).map_err(ServiceError::from)?;
+        let version = Version::parse(&alert.version).map_err(ServiceError::from)?;
+        let severity = alert.severity.to_ascii_lowercase();
+        if !["critical", "high", "medium", "low", "info"].contains(&severity.as_str()) {
+            return Err(ServiceError::from(ParseError::new(
+                "severity",
+                "must be critical, high, medium, low or info",
+            ))
+            .into());
+        }
+        let allowed = self.inner.circuit_breaker_sources.contains(&source);
+        let outcome = if severity != "critical" {
+            AlertOutcome {
+                action: "recorded".into(),
+                retirement_id: None,
+                response_ms: None,
+                note: Some(format!(
+                    "severity {severity}: only critical alerts trip the breaker"
+                )),
+            }
+        } else if !allowed {
+            AlertOutcome {
+                action: "recorded".into(),
+                retirement_id: None,
+                response_ms: None,
+                note: Some(format!(
+                    "policy does not let source {source} trip the breaker \
+                     (retirement.circuit_breaker_sources)"
+                )),
+            }
+        } else {
+            let breaker = Actor {
+                name: format!("circuit-breaker:{source}"),
+                role: Role::Security,
+                team: None,
+                kind: ActorKind::System,
+                consumer: None,
+            };
+            let assessment = format!(
+                "critical security alert {message_id} from {source}: {}",
+                alert.summary
+            );
+            match self
+                .emergency_retirement(
+                    &breaker,
+                    model.as_str(),
+                    &version.to_string(),
+                    &assessment,
+                    &format!("circuit-breaker:{source}"),
+                )
+                .await
+            {
+                Ok((retirement, _)) => AlertOutcome {
+                    action: "kill-switch".into(),
+                    retirement_id: Some(retirement.id),
+                    response_ms: Some(received.elapsed().as_secs_f64() * 1000.0),
+                    note: None,
+                },
+                // A repeat of the alert, or the version was disabled by other means.
+                Err(ServiceError::Conflict(why)) => AlertOutcome {
+                    action: "already-disabled".into(),
+                    retirement_id: None,
+                    response_ms: None,
+                    note: Some(why),
+                },
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let now = self.now();
+        in_write_tx!(self, |tx| {
+            let entry = AuditEntry::new(
+                (source.as_str(), "webhook_source"),
+                Action::SecurityAlertReceived,
+                SubjectType::ModelVersion,
+                format!("{model}@{version}"),
+            )
+            .after(&serde_json::json!({
+                "messageId": message_id,
+                "severity": severity,
+                "summary": alert.summary,
+                "outcome": outcome,
+            }));
+            self.append_audit(tx, now, entry).await
+        })?;
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,439 @@
+//! Emergency retirement (AISVS 3.6.4, 3.3.4): a `security` actor, or the circuit breaker
+//! on a signed critical security alert, retires versions at once with a written risk
+//! assessment. In one transaction: the retirement (executing, effective now), its
+//! dependents told it is an emergency, the kill switch, and the enforcement points told.
+//! The later steps run as for any execution, except that erasure waits for a second
+//! `security` or `governance` actor's approval (`erasure-approval`), so forensic work can
+//! finish first. Until erasure starts, `security` may lift the kill switch with a
+//! justification (a false alarm must not cost a model); once it has, nothing brings the
+//! versions back.
+
+use super::{
+    ERASE_KEYS, ERASURE_APPROVAL, KILL_SWITCH, KillSwitchRecord, ServiceError, Services, to_json,
+};
+use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::auth::Actor;
+use crate::domain::{
+    FoundBy, ModelName, ParseError, RetirementState, Role, Text, Version, VersionRange,
+};
+use crate::service::retirements::MAX_TEXT;
+use crate::store::kill_switch as steps;
+use crate::store::notices as notice_repo;
+use crate::store::registry as registry_repo;
+use crate::store::retirements::{self as retirement_repo, Dependent, Retirement};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// The shortest risk assessment accepted: it must say something.
+const MIN_ASSESSMENT_CHARS: usize = 20;
+
+/// Why an emergency retirement was triggered, kept with its kill switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EmergencyRecord {
+    pub risk_assessment: String,
+    /// `manual`, or `circuit-breaker:<source>`.
+    pub trigger: String,
+}
+
+/// The second approval an emergency erasure needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Approval {
+    pub by: String,
+    pub role: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub note: String,
+}
+
+impl Services {
+    /// Retires `versions` of `model` now, for the reason `risk_assessment`: the kill
+    /// switch is pulled in the same transaction and dependents are told it is an
+    /// emergency. `security` only (the circuit breaker acts as `security`).
+    pub async fn emergency_retirement(
+        &self,
+        actor: &Actor,
+        model: &str,
+        versions: &str,
+        risk_assessment: &str,
+        trigger: &str,
+    ) -> Result<(Retirement, Vec<steps::Step>), ServiceError> {
+        let started = Instant::now();
+        if actor.role != Role::Security {
+            return Err(ServiceError::Forbidden(format!(
+                "role {} may not retire a model in an emergency; security may",
+                actor.role
+            )));
+        }
+        let model = ModelName::parse(model)?;
+        let selection = VersionRange::parse(versions)?;
+        let assessment = Text::parse_required("riskAssessment", risk_assessment, MAX_TEXT)?;
+        if assessment.as_str().chars().count() < MIN_ASSESSMENT_CHARS {
+            return Err(ParseError::new(
+                "riskAssessment",
+                format!("must say what the risk is, in at least {MIN_ASSESSMENT_CHARS} characters"),
+            )
+            .into());
+        }
+        let reader = self.store().reader();
+        let (model_id, _) = registry_repo::find_model(reader, &model)
+            .await?
+            .ok_or_else(|| crate::service::inventory::no_model(&model))?;
+        let affected: Vec<Version> = registry_repo::list_versions(
+            reader,
+            model_id,
+            &model,
+            None,
+            crate::service::retirements::MAX_VERSIONS,
+        )
+        .await?
+        .into_iter()
+        .map(|v| v.version)
+        .filter(|&v| selection.matches(v))
+        .collect();
+        if affected.is_empty() {
+            return Err(ParseError::new(
+                "versions",
+                format!("no version of {model} matches {selection}"),
+            )
+            .into());
+        }
+        self.refresh_inventory().await?;
+        let found = self.find_dependents(&model, &affected);
+        let allowed_ms = self.inner.kill_switch_response_ms;
+        let emergency = EmergencyRecord {
+            risk_assessment: assessment.as_str().to_owned(),
+            trigger: trigger.to_owned(),
+        };
+        let retirement = in_write_tx!(self, |tx| {
+            let now = self.now();
+            for &v in &affected {
+                if let Some(d) = steps::find(tx.conn(), model.as_str(), &v.to_string()).await? {
+                    return Err(ServiceError::Conflict(format!(
+                        "{model}@{v} is disabled already (since {})",
+                        d.disabled_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )));
+                }
+            }
+            let mut retirement = Retirement {
+                id: 0,
+                model_id: model_id.0,
+                model: model.clone(),
+                selection: selection.clone(),
+                affected_versions: affected.clone(),
+                reason: format!("emergency: {}", assessment.as_str()),
+                effective_at: now,
+                replacement_model: None,
+                replacement_version: None,
+                state: RetirementState::Executing,
+                sequence: 0,
+                decision_note: None,
+                created_at: now,
+                created_by: actor.name.clone(),
+                updated_at: now,
+            };
+            retirement.id = retirement_repo::insert(tx.conn(), &retirement).await?;
+            let dependents: Vec<Dependent> = found
+                .values()
+                .map(|f| f.dependent(retirement.id, FoundBy::Scheduling, now, now, None))
+                .collect();
+            retirement_repo::insert_dependents(tx.conn(), &dependents).await?;
+            let escalate_to =
+                crate::service::retirements::escalation_contacts(self, tx.conn(), &retirement)
+                    .await?;
+            let notices = self.notices_for(
+                &retirement,
+                notifiers::NoticeKind::Emergency,
+                dependents
+                    .iter()
+                    .map(|d| (d, &found[&d.consumer_id].consumer)),
+                &escalate_to,
+                now,
+            );
+            notice_repo::insert(tx.conn(), &notices).await?;
+            let disabled = self.disable_versions(tx, &retirement, actor, now).await?;
+            let told = self.tell_enforcement_points(tx, &retirement, now).await?;
+            let record = KillSwitchRecord {
+                by: actor.name.clone(),
+                role: actor.role.to_string(),
+                at: now,
+                response_ms: None,
+                allowed_ms,
+                emergency: Some(emergency.clone()),
+            };
+            steps::finish_step(
+                tx.conn(),
+                retirement.id,
+                KILL_SWITCH,
+                now,
+                now,
+                &format!(
+                    "emergency: {} version(s) disabled: {}",
+                    disabled.len(),
+                    disabled
+                        .iter()
+                        .map(|d| d.version.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some(&to_json(&record)),
+            )
+            .await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::EmergencyRetirement,
+                SubjectType::Retirement,
+                retirement.id.to_string(),
+            )
+            .after(&serde_json::json!({
+                "retirement": &retirement,
+                "emergency": emergency,
+                "disabled": disabled,
+                "dependents": dependents.iter().map(|d| &d.consumer).collect::<Vec<_>>(),
+                "enforcementPointsTold": told.iter().map(|c| &c.point).collect::<Vec<_>>(),
+                "notices": notices.len(),
+            }));
+            self.append_audit(tx, now, entry).await?;
+            Ok(retirement)
+        })?;
+        let response_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.record_response_time(retirement.id, response_ms)
+            .await?;
+        tracing::error!(
+            retirement = retirement.id,
+            model = %model,
+            versions = %selection,
+            actor = %actor.name,
+            trigger,
+            response_ms,
+            "EMERGENCY retirement: versions disabled"
+        );
+        self.wake_delivery();
+        if let Err(e) = self.publish_kill_switch().await {
+            tracing::warn!(error = %e, "could not publish the kill switch to subscribers");
+        }
+        self.publish_retirement(retirement.id, "executing");
+        if let Err(e) = self.advance_decommission(retirement.id).await {
+            tracing::error!(retirement = retirement.id, error = %e, "decommission stopped; it resumes on the next run");
+        }
+        let steps = self.decommission_steps(retirement.id).await?;
+        Ok((self.retirement(retirement.id).await?, steps))
+    }
+
+    /// The emergency record of retirement `id`, if it is one.
+    pub(crate) async fn emergency_of(
+        &self,
+        id: i64,
+    ) -> Result<Option<EmergencyRecord>, ServiceError> {
+        Ok(self
+            .step(id, KILL_SWITCH)
+            .await?
+            .and_then(|s| s.data)
+            .and_then(|d| serde_json::from_str::<KillSwitchRecord>(&d).ok())
+            .and_then(|k| k.emergency))
+    }
+
+    /// Step `erasure-approval`: an emergency waits for a second actor's approval; any
+    /// other retirement gave its notice and needs none.
+    pub(super) async fn step_erasure_approval(
+        &self,
+        r: &Retirement,
+    ) -> Result<Option<String>, ServiceError> {
+        let now = self.now();
+        let db = self.store().reader();
+        if self.emergency_of(r.id).await?.is_none() {
+            steps::finish_step(
+                db,
+                r.id,
+                ERASURE_APPROVAL,
+                now,
+                now,
+                "not an emergency: the retirement gave its notice",
+                None,
+            )
+            .await?;
+            return Ok(None);
+        }
+        let approved = self
+            .step(r.id, ERASURE_APPROVAL)
+            .await?
+            .and_then(|s| s.data)
+            .and_then(|d| serde_json::from_str::<Approval>(&d).ok());
+        match approved {
+            Some(a) => {
+                steps::finish_step(
+                    db,
+                    r.id,
+                    ERASURE_APPROVAL,
+                    now,
+                    now,
+                    &format!("approved by {} ({}): {}", a.by, a.role, a.note),
+                    None,
+                )
+                .await?;
+                Ok(None)
+            }
+            None => {
+                let why = "waiting for a second security or governance actor to approve the \
+                           erasure (approveEmergencyErasure); until then security may lift the \
+                           kill switch (liftKillSwitch)"
+                    .to_owned();
+                steps::note_step_failure(db, r.id, ERASURE_APPROVAL, now, &why).await?;
+                Ok(Some(why))
+            }
+        }
+    }
+
+    /// A second `security` or `governance` actor approves erasing an emergency
+    /// retirement's versions; the execution then goes on.
+    pub async fn approve_emergency_erasure(
+        &self,
+        actor: &Actor,
+        id: i64,
+        note: &str,
+    ) -> Result<(Retirement, Vec<steps::Step>), ServiceError> {
+        if !matches!(actor.role, Role::Security | Role::Governance) {
+            return Err(ServiceError::Forbidden(format!(
+                "role {} may not approve an emergency erasure; security or governance may",
+                actor.role
+            )));
+        }
+        let note = Text::parse_required("note", note, MAX_TEXT)?;
+        let retirement = self.retirement(id).await?;
+        let Some(_) = self.emergency_of(id).await? else {
+            return Err(ServiceError::Conflict(format!(
+                "retirement {id} is not an emergency; its erasure needs no approval"
+            )));
+        };
+        if retirement.state != RetirementState::Executing {
+            return Err(ServiceError::Conflict(format!(
+                "retirement {id} is {}; only an executing emergency is approved",
+                retirement.state
+            )));
+        }
+        let kill = self
+            .step(id, KILL_SWITCH)
+            .await?
+            .and_then(|s| s.data)
+            .and_then(|d| serde_json::from_str::<KillSwitchRecord>(&d).ok());
+        if kill.as_ref().is_some_and(|k| k.by == actor.name) {
+            return Err(ServiceError::Forbidden(
+                "the erasure needs a second person: whoever pulled the kill switch may not approve it"
+                    .into(),
+            ));
+        }
+        let approval = Approval {
+            by: actor.name.clone(),
+            role: actor.role.to_string(),
+            at: self.now(),
+            note: note.as_str().to_owned(),
+        };
+        in_write_tx!(self, |tx| {
+            steps::start_step(tx.conn(), id, ERASURE_APPROVAL, approval.at, None).await?;
+            steps::set_data_once(tx.conn(), id, ERASURE_APPROVAL, &to_json(&approval)).await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::EmergencyErasureApproved,
+                SubjectType::Retirement,
+                id.to_string(),
+            )
+            .after(&approval);
+            self.append_audit(tx, approval.at, entry).await
+        })?;
+        if let Err(e) = self.advance_decommission(id).await {
+            tracing::error!(retirement = id, error = %e, "decommission stopped; it resumes on the next run");
+        }
+        let steps = self.decommission_steps(id).await?;
+        Ok((self.retirement(id).await?, steps))
+    }
+
+    /// Lifts the kill switch of an executing retirement whose erasure has not started
+    /// (a false alarm): its versions are served again, the retirement is cancelled and
+    /// its dependents told. `security` only, with a justification.
+    pub async fn lift_kill_switch(
+        &self,
+        actor: &Actor,
+        id: i64,
+        justification: &str,
+    ) -> Result<Retirement, ServiceError> {
+        if actor.role != Role::Security {
+            return Err(ServiceError::Forbidden(format!(
+                "role {} may not lift a kill switch; security may",
+                actor.role
+            )));
+        }
+        let justification = Text::parse_required("justification", justification, MAX_TEXT)?;
+        let _gate = self.inner.decommission_gate.lock().await;
+        let after = in_write_tx!(self, |tx| {
+            let now = self.now();
+            let before = retirement_repo::find(tx.conn(), id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no retirement {id}")))?;
+            if before.state != RetirementState::Executing {
+                return Err(ServiceError::Conflict(format!(
+                    "retirement {id} is {}; only an executing retirement's kill switch is lifted",
+                    before.state
+                )));
+            }
+            if steps::steps(tx.conn(), id)
+                .await?
+                .iter()
+                .any(|s| s.step == ERASE_KEYS)
+            {
+                return Err(ServiceError::Conflict(format!(
+                    "retirement {id}'s erasure has started: its versions cannot come back"
+                )));
+            }
+            let enabled = steps::enable(tx.conn(), id).await?;
+            let after = Retirement {
+                state: RetirementState::Cancelled,
+                sequence: before.sequence + 1,
+                decision_note: Some(format!("kill switch lifted: {}", justification.as_str())),
+                updated_at: now,
+                ..before.clone()
+            };
+            retirement_repo::update(tx.conn(), &after).await?;
+            let dependents = retirement_repo::dependents(tx.conn(), id).await?;
+            let mut reachable = Vec::new();
+            for d in &dependents {
+                if let Some(c) =
+                    crate::store::inventory::consumer_by_id(tx.conn(), d.consumer_id).await?
+                {
+                    reachable.push((d, c));
+                }
+            }
+            let escalate_to =
+                crate::service::retirements::escalation_contacts(self, tx.conn(), &after).await?;
+            let notices = self.notices_for(
+                &after,
+                notifiers::NoticeKind::Cancelled,
+                reachable.iter().map(|(d, c)| (*d, c)),
+                &escalate_to,
+                now,
+            );
+            notice_repo::insert(tx.conn(), &notices).await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::KillSwitchLifted,
+                SubjectType::Retirement,
+                id.to_string(),
+            )
+            .before(&before)
+            .after(&serde_json::json!({
+                "retirement": &after,
+                "versionsEnabled": enabled,
+                "justification": justification.as_str(),
+            }));
+            self.append_audit(tx, now, entry).await?;
+            Ok(after)
+        })?;
+        tracing::warn!(retirement = id, actor = %actor.name, "kill switch lifted");
+        self.wake_delivery();
+        if let Err(e) = self.publish_kill_switch().await {
+            tracing::warn!(error = %e, "could not publish the kill switch to subscribers");
+        }
+        self.publish_retirement(id, "cancelled");
+        Ok(after)
+    }
+}

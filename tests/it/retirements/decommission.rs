@@ -660,9 +660,10 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// Every step boundary, and two points inside steps: the run dies there (an armed
 /// failpoint), and the next run reaches the same end as an uninterrupted one. No
 /// certificate exists before the run that issues it.
-const FAILPOINTS: [&str; 11] = [
+const FAILPOINTS: [&str; 12] = [
     "before:enforcement",
     "before:derived-data",
+    "before:erasure-approval",
     "before:erase-keys",
     "before:rotate-kek",
     "inside:rotate-kek",

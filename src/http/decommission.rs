@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use notifiers::standard_webhooks::Headers;
 use serde_json::{Value, json};
 
 /// DSSE has no registered media type; JSON is what it is.
@@ -63,17 +62,9 @@ pub async fn confirm(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let confirmed = state
         .services
-        .confirm_enforcement(
-            &Headers {
-                id: header("webhook-id"),
-                timestamp: header("webhook-timestamp"),
-                signature: header("webhook-signature"),
-            },
-            &body,
-        )
+        .confirm_enforcement(&super::hooks::webhook_headers(&headers), &body)
         .await?;
     Ok(Json(json!({ "confirmed": confirmed })))
 }

@@ -17,17 +17,9 @@ pub async fn registrations(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let received = state
         .services
-        .receive_registrations(
-            Headers {
-                id: header("webhook-id"),
-                timestamp: header("webhook-timestamp"),
-                signature: header("webhook-signature"),
-            },
-            &body,
-        )
+        .receive_registrations(webhook_headers(&headers), &body)
         .await
         .map_err(|e| match e {
             ReceiveError::Unauthenticated(why) => ApiError::unauthenticated(why),
@@ -54,21 +46,23 @@ pub async fn security_alerts(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let outcome = state
         .services
-        .receive_security_alert(
-            Headers {
-                id: header("webhook-id"),
-                timestamp: header("webhook-timestamp"),
-                signature: header("webhook-signature"),
-            },
-            &body,
-        )
+        .receive_security_alert(webhook_headers(&headers), &body)
         .await
         .map_err(|e| match e {
             ReceiveError::Unauthenticated(why) => ApiError::unauthenticated(why),
             ReceiveError::Service(e) => ApiError::from(e),
         })?;
     Ok(Json(serde_json::to_value(outcome).unwrap_or_default()))
+}
+
+/// The three Standard Webhooks headers of a request, as sent.
+pub(super) fn webhook_headers(headers: &HeaderMap) -> Headers<'_> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    Headers {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+    }
 }

@@ -100,7 +100,6 @@ impl Services {
         }
         self.refresh_inventory().await?;
         let found = self.find_dependents(&model, &affected);
-        let allowed_ms = self.inner.kill_switch_response_ms;
         let emergency = EmergencyRecord {
             risk_assessment: assessment.as_str().to_owned(),
             trigger: trigger.to_owned(),
@@ -114,6 +113,39 @@ impl Services {
                         d.disabled_at
                             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                     )));
+                }
+            }
+            // A pending retirement of these versions would later execute over what this
+            // one erases: it is cancelled, and says why (governance re-schedules the rest).
+            let mut superseded = Vec::new();
+            for pending in retirement_repo::pending_of_model(tx.conn(), model_id.0).await? {
+                if pending
+                    .affected_versions
+                    .iter()
+                    .any(|v| affected.contains(v))
+                {
+                    let cancelled = Retirement {
+                        state: RetirementState::Cancelled,
+                        sequence: pending.sequence + 1,
+                        decision_note: Some(
+                            "superseded by an emergency retirement of some of its versions; \
+                             schedule the others again"
+                                .into(),
+                        ),
+                        updated_at: now,
+                        ..pending.clone()
+                    };
+                    retirement_repo::update(tx.conn(), &cancelled).await?;
+                    let entry = AuditEntry::new(
+                        actor.audit_identity(),
+                        Action::RetirementStateChanged,
+                        SubjectType::Retirement,
+                        pending.id.to_string(),
+                    )
+                    .before(&pending)
+                    .after(&cancelled);
+                    self.append_audit(tx, now, entry).await?;
+                    superseded.push(pending.id);
                 }
             }
             let mut retirement = Retirement {
@@ -152,34 +184,9 @@ impl Services {
                 now,
             );
             notice_repo::insert(tx.conn(), &notices).await?;
-            let disabled = self.disable_versions(tx, &retirement, actor, now).await?;
-            let told = self.tell_enforcement_points(tx, &retirement, now).await?;
-            let record = KillSwitchRecord {
-                by: actor.name.clone(),
-                role: actor.role.to_string(),
-                at: now,
-                response_ms: None,
-                allowed_ms,
-                emergency: Some(emergency.clone()),
-            };
-            steps::finish_step(
-                tx.conn(),
-                retirement.id,
-                KILL_SWITCH,
-                now,
-                now,
-                &format!(
-                    "emergency: {} version(s) disabled: {}",
-                    disabled.len(),
-                    disabled
-                        .iter()
-                        .map(|d| d.version.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                Some(&to_json(&record)),
-            )
-            .await?;
+            let pulled = self
+                .pull_kill_switch(tx, &retirement, actor, now, Some(emergency.clone()))
+                .await?;
             let entry = AuditEntry::new(
                 actor.audit_identity(),
                 Action::EmergencyRetirement,
@@ -189,9 +196,9 @@ impl Services {
             .after(&serde_json::json!({
                 "retirement": &retirement,
                 "emergency": emergency,
-                "disabled": disabled,
+                "killSwitch": pulled,
+                "supersededRetirements": superseded,
                 "dependents": dependents.iter().map(|d| &d.consumer).collect::<Vec<_>>(),
-                "enforcementPointsTold": told.iter().map(|c| &c.point).collect::<Vec<_>>(),
                 "notices": notices.len(),
             }));
             self.append_audit(tx, now, entry).await?;

@@ -90,6 +90,14 @@ pub(crate) struct KillSwitchRecord {
     pub emergency: Option<emergency::EmergencyRecord>,
 }
 
+/// What pulling a kill switch did, as its audit record shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Pulled {
+    pub disabled: Vec<DisabledVersion>,
+    pub enforcement_points_told: Vec<String>,
+}
+
 /// Where a decommission run stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Advance {
@@ -123,7 +131,7 @@ impl Services {
             )));
         }
         let allowed_ms = self.inner.kill_switch_response_ms;
-        let (retirement, newly) = in_write_tx!(self, |tx| {
+        let (retirement, pulled) = in_write_tx!(self, |tx| {
             let now = self.now();
             let before = retirement_repo::find(tx.conn(), id)
                 .await?
@@ -158,36 +166,12 @@ impl Services {
                     .after(&after),
                 );
             }
-            let disabled = self.disable_versions(tx, &after, actor, now).await?;
-            if !disabled.is_empty() {
-                let record = KillSwitchRecord {
-                    by: actor.name.clone(),
-                    role: actor.role.to_string(),
-                    at: now,
-                    response_ms: None,
-                    allowed_ms,
-                    emergency: None,
-                };
-                let outcome = format!(
-                    "{} version(s) disabled: {}",
-                    disabled.len(),
-                    disabled
-                        .iter()
-                        .map(|d| d.version.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                repo::finish_step(
-                    tx.conn(),
-                    id,
-                    KILL_SWITCH,
-                    now,
-                    now,
-                    &outcome,
-                    Some(&to_json(&record)),
-                )
-                .await?;
-                let told = self.tell_enforcement_points(tx, &after, now).await?;
+            let pulled = if after.state != before.state {
+                Some(self.pull_kill_switch(tx, &after, actor, now, None).await?)
+            } else {
+                None
+            };
+            if let Some(pulled) = &pulled {
                 audits.push(
                     AuditEntry::new(
                         actor.audit_identity(),
@@ -195,19 +179,16 @@ impl Services {
                         SubjectType::Retirement,
                         id.to_string(),
                     )
-                    .after(&serde_json::json!({
-                        "disabled": disabled,
-                        "enforcementPointsTold": told.iter().map(|c| &c.point).collect::<Vec<_>>(),
-                    })),
+                    .after(pulled),
                 );
             }
             if !audits.is_empty() {
                 tx.append_audits(now, audits, self.service_key().audit_mac_key())
                     .await?;
             }
-            Ok((after, !disabled.is_empty()))
+            Ok((after, pulled.is_some()))
         })?;
-        if newly {
+        if pulled {
             // Enforced from the commit on: every download reads the switch.
             let response_ms = started.elapsed().as_secs_f64() * 1000.0;
             self.wake_delivery();
@@ -239,6 +220,57 @@ impl Services {
             .unwrap_or(retirement);
         let steps = self.decommission_steps(id).await?;
         Ok((retirement, steps))
+    }
+
+    /// Pulls the kill switch of `retirement`, which has just become executing: its
+    /// versions disabled (some may be already), the step recorded with who pulled it, and
+    /// the enforcement points told. Inside the caller's transaction.
+    pub(super) async fn pull_kill_switch(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        retirement: &Retirement,
+        actor: &Actor,
+        now: chrono::DateTime<chrono::Utc>,
+        emergency: Option<emergency::EmergencyRecord>,
+    ) -> Result<Pulled, ServiceError> {
+        let disabled = self.disable_versions(tx, retirement, actor, now).await?;
+        let record = KillSwitchRecord {
+            by: actor.name.clone(),
+            role: actor.role.to_string(),
+            at: now,
+            response_ms: None,
+            allowed_ms: self.inner.kill_switch_response_ms,
+            emergency,
+        };
+        let outcome = format!(
+            "{}{} version(s) disabled: {}",
+            if record.emergency.is_some() {
+                "emergency: "
+            } else {
+                ""
+            },
+            disabled.len(),
+            disabled
+                .iter()
+                .map(|d| d.version.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        repo::finish_step(
+            tx.conn(),
+            retirement.id,
+            KILL_SWITCH,
+            now,
+            now,
+            &outcome,
+            Some(&to_json(&record)),
+        )
+        .await?;
+        let told = self.tell_enforcement_points(tx, retirement, now).await?;
+        Ok(Pulled {
+            enforcement_points_told: told.into_iter().map(|c| c.point).collect(),
+            disabled,
+        })
     }
 
     /// Writes the versions of `retirement` into the kill switch; returns those newly

@@ -215,6 +215,18 @@ impl Services {
         let tier = registered.tier;
         let result = in_write_tx!(self, |tx| {
             let now = self.now();
+            for &v in &versions {
+                if let Some(d) =
+                    crate::store::kill_switch::find(tx.conn(), model.as_str(), &v.to_string())
+                        .await?
+                {
+                    return Err(ServiceError::Conflict(format!(
+                        "{model}@{v} is disabled already (retirement {}); it cannot be retired twice",
+                        d.retirement_id
+                            .map_or_else(|| "-".to_owned(), |r| r.to_string())
+                    )));
+                }
+            }
             for pending in repo::pending_of_model(tx.conn(), model_id.0).await? {
                 if let Some(v) = pending
                     .affected_versions

@@ -1113,6 +1113,8 @@ async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_
     let second = w.app.token("sec-2", "security", None).await;
     let reader = w.app.token("reader", "reader", None).await;
 
+    // A planned retirement of ^2 is superseded by the emergency below.
+    let planned = scheduled(&w, t0() + Duration::days(30)).await;
     let vague = w
         .app
         .gql(&security, EMERGENCY, json!({ "v": "2.1.0", "r": "bad" }))
@@ -1132,6 +1134,7 @@ async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_
         .expect("id")
         .to_owned();
     assert_eq!(cut["emergencyRetirement"]["state"], "EXECUTING");
+    assert_eq!(detail(&w, &planned).await["state"], "CANCELLED");
     assert_eq!(
         download(&w, &reader, "2.1.0", "model.bin").await.status(),
         410
@@ -1204,6 +1207,20 @@ async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_
     assert_eq!(
         approval["outcome"],
         "approved by sec-2 (security): forensic image taken"
+    );
+
+    // Retired versions cannot be scheduled for retirement again.
+    let twice = schedule(&w, t0() + Duration::days(30)).await;
+    assert_eq!(
+        twice["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{twice:#}"
+    );
+    assert!(
+        twice["errors"][0]["message"]
+            .as_str()
+            .expect("m")
+            .contains("disabled already"),
+        "{twice:#}"
     );
 
     // After erasure nothing brings it back.

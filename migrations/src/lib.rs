@@ -20,6 +20,7 @@ mod m20261201_000009_create_retirements;
 mod m20261201_000010_create_kill_switch;
 mod m20261201_000011_create_erasure;
 mod m20261201_000012_create_enforcement_confirmations;
+mod m20261201_000013_artifacts_fillfactor;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_create_kill_switch::Migration),
             Box::new(m20261201_000011_create_erasure::Migration),
             Box::new(m20261201_000012_create_enforcement_confirmations::Migration),
+            Box::new(m20261201_000013_artifacts_fillfactor::Migration),
         ]
     }
 }

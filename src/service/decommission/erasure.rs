@@ -199,8 +199,13 @@ impl Services {
             let mut after = 0;
             let mut total = 0u64;
             let mut from = std::collections::BTreeMap::<u32, u64>::new();
+            // Where the time goes, for the log: reading, re-wrapping, writing.
+            let (mut read, mut crypto, mut write) = Default::default();
             loop {
+                let t = std::time::Instant::now();
                 let page = repo::wrapped_below(tx.conn(), target, after, REWRAP_PAGE).await?;
+                read += t.elapsed();
+                let t = std::time::Instant::now();
                 let Some(last) = page.last() else { break };
                 after = last.0;
                 let kek = kek.clone();
@@ -216,14 +221,27 @@ impl Services {
                 .await
                 .map_err(ServiceError::internal)?
                 .map_err(ServiceError::internal)?;
+                crypto += t.elapsed();
+                let t = std::time::Instant::now();
                 for (_, epoch, _) in &rewrapped {
                     *from.entry(*epoch).or_default() += 1;
                 }
-                let rows: Vec<(i64, u32, Vec<u8>)> = rewrapped
+                let rows: Vec<(i64, Vec<u8>)> = rewrapped
                     .into_iter()
-                    .map(|(id, _, w)| (id, w.epoch, w.bytes))
+                    .map(|(id, _, w)| (id, w.bytes))
                     .collect();
-                total += repo::rewrap(tx.conn(), &rows).await?;
+                total += repo::rewrap(tx.conn(), target, &rows).await?;
+                write += t.elapsed();
+            }
+            if total > 0 {
+                let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+                tracing::info!(
+                    keys = total,
+                    read_ms = ms(read),
+                    rewrap_ms = ms(crypto),
+                    write_ms = ms(write),
+                    "surviving data keys re-wrapped under KEK epoch {target}"
+                );
             }
             if total > 0 {
                 let entry = AuditEntry::new(

@@ -78,6 +78,22 @@ pub async fn confirm(
         .rows_affected)
 }
 
+/// Whether point `consumer_id` has a record told at or before `told_by` still to confirm
+/// (a read, so a gateway polling with nothing to confirm costs no write).
+pub async fn has_unconfirmed(
+    conn: &impl ConnectionTrait,
+    consumer_id: i64,
+    told_by: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    Ok(row::Entity::find()
+        .filter(row::Column::ConsumerId.eq(consumer_id))
+        .filter(row::Column::ConfirmedAt.is_null())
+        .filter(row::Column::ToldAt.lte(told_by))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
 /// When point `consumer_id` was told the list with `etag`, if it was.
 pub async fn told_at_with_etag(
     conn: &impl ConnectionTrait,

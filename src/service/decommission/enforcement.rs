@@ -255,6 +255,9 @@ impl Services {
                     ))
                 })?,
         };
+        if !repo::has_unconfirmed(db, id, told_by).await? {
+            return Ok(0);
+        }
         let confirmed = in_write_tx!(self, |tx| {
             let n = repo::confirm(tx.conn(), id, told_by, now, via).await?;
             if n > 0 {

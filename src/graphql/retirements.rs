@@ -801,14 +801,8 @@ impl RetirementSubscription {
                     return None;
                 }
                 changes.borrow_and_update();
-                let (_, etag) = services.disabled_list().await.ok()?;
-                let versions = services
-                    .disabled_versions()
-                    .await
-                    .ok()?
-                    .into_iter()
-                    .map(DisabledVersion::from)
-                    .collect();
+                let (list, etag) = services.disabled_versions_tagged().await.ok()?;
+                let versions = list.into_iter().map(DisabledVersion::from).collect();
                 Some((DisabledList { etag, versions }, (services, changes, false)))
             },
         ))

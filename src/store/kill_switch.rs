@@ -82,6 +82,21 @@ pub async fn find(
         .map(parse))
 }
 
+/// The versions retirement `retirement_id` disabled, by version id.
+pub async fn of_retirement(
+    conn: &impl ConnectionTrait,
+    retirement_id: i64,
+) -> Result<Vec<DisabledVersion>, StoreError> {
+    Ok(disabled_version::Entity::find()
+        .filter(disabled_version::Column::RetirementId.eq(retirement_id))
+        .order_by_asc(disabled_version::Column::VersionId)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect())
+}
+
 /// Every disabled version, by model and version.
 pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<DisabledVersion>, StoreError> {
     Ok(disabled_version::Entity::find()

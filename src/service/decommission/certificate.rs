@@ -10,7 +10,7 @@
 use super::erasure::{ErasedArtifact, Rotation, Verification};
 use super::{
     CERTIFICATE, DERIVED_DATA, ERASE_KEYS, ERASURE_APPROVAL, KILL_SWITCH, KillSwitchRecord,
-    REVOKE_SIGNATURES, VERIFY_ERASURE,
+    REVOKE_SIGNATURES, ROTATE_KEK, VERIFY_ERASURE,
 };
 use crate::attest::dsse;
 use crate::audit::{Action, AuditEntry, SubjectType};
@@ -72,7 +72,7 @@ impl Services {
         let get = |name: &str| all.iter().find(|s| s.step == name).cloned();
         let kill: Option<KillSwitchRecord> = data_of(&get(KILL_SWITCH));
         let erased: Vec<ErasedArtifact> = data_of(&get(ERASE_KEYS)).unwrap_or_default();
-        let rotation: Option<Rotation> = self.rotation(id).await?;
+        let rotation: Option<Rotation> = data_of(&get(ROTATE_KEK));
         let verification: Option<Verification> = data_of(&get(VERIFY_ERASURE));
         let revoked: Option<serde_json::Value> = data_of(&get(REVOKE_SIGNATURES));
         let (Some(kill), Some(rotation), Some(verification), Some(revoked)) =

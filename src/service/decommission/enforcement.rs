@@ -56,6 +56,15 @@ impl Services {
         ))
     }
 
+    /// The disabled versions and the ETag of the list they make, from one read.
+    pub async fn disabled_versions_tagged(
+        &self,
+    ) -> Result<(Vec<DisabledVersion>, String), ServiceError> {
+        let list = switch_repo::list(self.store().reader()).await?;
+        let (_, etag) = disabled_document(&list);
+        Ok((list, etag))
+    }
+
     /// The disabled list's ETag as this instance knows it, changing whenever the list
     /// does (through any instance): what the `disabledVersionsChanged` subscription follows.
     pub fn kill_switch_changes(&self) -> tokio::sync::watch::Receiver<String> {

@@ -9,8 +9,7 @@
 //! destroyed epoch too), so take a fresh backup after every erasure.
 
 use super::{
-    DELETE_CIPHERTEXT, DESTROY_KEK, ERASE_KEYS, ROTATE_KEK, VERIFY_ERASURE, disabled_version_ids,
-    to_json,
+    DELETE_CIPHERTEXT, DESTROY_KEK, ERASE_KEYS, ROTATE_KEK, VERIFY_ERASURE, disabled_by, to_json,
 };
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
@@ -69,14 +68,12 @@ impl Services {
         &self,
         r: &Retirement,
     ) -> Result<Option<String>, ServiceError> {
-        let version_ids = disabled_version_ids(self, r).await?;
-        let versions: std::collections::HashMap<i64, String> =
-            crate::store::kill_switch::list(self.store().reader())
-                .await?
-                .into_iter()
-                .filter(|d| d.retirement_id == Some(r.id))
-                .map(|d| (d.version_id, d.version))
-                .collect();
+        let disabled = disabled_by(self, r).await?;
+        let version_ids: Vec<i64> = disabled.iter().map(|d| d.version_id).collect();
+        let versions: std::collections::HashMap<i64, String> = disabled
+            .into_iter()
+            .map(|d| (d.version_id, d.version))
+            .collect();
         in_write_tx!(self, |tx| {
             let now = self.now();
             // A kill switch lifted a moment ago (a false alarm) stops the erasure here.
@@ -344,7 +341,11 @@ impl Services {
     ) -> Result<Option<String>, ServiceError> {
         let vault = self.vault()?.clone();
         let erased = repo::erased_keys(self.store().reader(), r.id).await?;
-        let version_ids = disabled_version_ids(self, r).await?;
+        let version_ids: Vec<i64> = disabled_by(self, r)
+            .await?
+            .iter()
+            .map(|d| d.version_id)
+            .collect();
         let still_wrapped = repo::artifacts_of(self.store().reader(), &version_ids)
             .await?
             .into_iter()

@@ -496,15 +496,10 @@ fn to_json(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
-/// The version ids the kill switch disabled for `retirement`.
-async fn disabled_version_ids(
+/// The versions the kill switch disabled for `retirement`.
+async fn disabled_by(
     services: &Services,
     retirement: &Retirement,
-) -> Result<Vec<i64>, ServiceError> {
-    Ok(repo::list(services.store().reader())
-        .await?
-        .into_iter()
-        .filter(|d| d.retirement_id == Some(retirement.id))
-        .map(|d| d.version_id)
-        .collect())
+) -> Result<Vec<DisabledVersion>, ServiceError> {
+    Ok(repo::of_retirement(services.store().reader(), retirement.id).await?)
 }

@@ -3,7 +3,7 @@
 //! whose serial only grows. Verification everywhere consults it: a revoked bundle is
 //! refused when attached to any version, at promotion and at download.
 
-use super::{REVOKE_SIGNATURES, disabled_version_ids, to_json};
+use super::{REVOKE_SIGNATURES, disabled_by, to_json};
 use crate::attest::{dsse, model_signature};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
@@ -37,32 +37,26 @@ impl Services {
         &self,
         r: &Retirement,
     ) -> Result<Option<String>, ServiceError> {
-        let version_ids = disabled_version_ids(self, r).await?;
+        let disabled = disabled_by(self, r).await?;
         in_write_tx!(self, |tx| {
             let now = self.now();
             let serial = repo::serial(tx.conn()).await? + 1;
             let mut entries = Vec::new();
-            for &version_id in &version_ids {
+            for d in &disabled {
                 let Some(signature) =
-                    signer_repo::signature_of(tx.conn(), VersionId(version_id)).await?
+                    signer_repo::signature_of(tx.conn(), VersionId(d.version_id)).await?
                 else {
                     continue;
                 };
                 let (bundle_sha256, payload_sha256) =
                     model_signature::bundle_digests(signature.bundle.as_bytes())
                         .map_err(ServiceError::internal)?;
-                let version = crate::store::kill_switch::list(tx.conn())
-                    .await?
-                    .into_iter()
-                    .find(|d| d.version_id == version_id)
-                    .map(|d| d.version)
-                    .unwrap_or_default();
                 entries.push(Revocation {
                     serial,
                     bundle_sha256,
                     payload_sha256,
                     model: r.model.to_string(),
-                    version,
+                    version: d.version.clone(),
                     signer: signature.signer,
                     retirement_id: Some(r.id),
                     revoked_at: now,

@@ -21,6 +21,7 @@ mod m20261201_000010_create_kill_switch;
 mod m20261201_000011_create_erasure;
 mod m20261201_000012_create_enforcement_confirmations;
 mod m20261201_000013_artifacts_fillfactor;
+mod m20261201_000014_artifacts_fillfactor_half;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000011_create_erasure::Migration),
             Box::new(m20261201_000012_create_enforcement_confirmations::Migration),
             Box::new(m20261201_000013_artifacts_fillfactor::Migration),
+            Box::new(m20261201_000014_artifacts_fillfactor_half::Migration),
         ]
     }
 }

@@ -25,6 +25,11 @@ use serde::{Deserialize, Serialize};
 /// about 10 MB in memory.
 const REWRAP_PAGE: u64 = 50_000;
 
+/// The two passes of [`Services::rewrap_below`], as their audit records name them: the
+/// rotation itself, and the check for late keys just before the old epochs go.
+const REWRAP_ROTATION: &str = "rotation";
+const REWRAP_BEFORE_DESTROY: &str = "before-destroy";
+
 /// What the rotation step keeps: the epoch it re-wraps under, and the epochs it retires.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -154,7 +159,9 @@ impl Services {
         kek.ensure_epoch(rotation.target_epoch)
             .map_err(ServiceError::internal)?;
         self.failpoints().hit("inside:rotate-kek")?;
-        let rewrapped = self.rewrap_below(rotation.target_epoch, r.id).await?;
+        let rewrapped = self
+            .rewrap_below(rotation.target_epoch, r.id, REWRAP_ROTATION)
+            .await?;
         let done = Rotation {
             rewrapped,
             ..rotation
@@ -185,13 +192,23 @@ impl Services {
     }
 
     /// Re-wraps every surviving data key under an epoch below `target` in one
-    /// transaction (with its audit record); returns how many. The upload path wraps
-    /// inside its own write transaction, so an upload either commits before this one
-    /// (and is re-wrapped here) or wraps under `target`.
+    /// transaction, with its audit record; returns how many. `phase` names the pass
+    /// in that record.
+    ///
+    /// The audit record is written even when nothing was re-wrapped: it is what orders
+    /// this pass after every upload in flight. An upload wraps inside its own write
+    /// transaction and appends to the same audit chain, so the two cannot both commit
+    /// against one chain head: one of them retries. Either the upload commits first (and
+    /// is re-wrapped here), or it retries after this commits, and wraps again under
+    /// `target`, whose key file exists before the first pass begins. Within one
+    /// instance the write gate orders them anyway; the chain orders them across
+    /// instances sharing a database, where an upload that wrapped under an old epoch
+    /// could otherwise commit after the last pass and lose its key with that epoch.
     pub(crate) async fn rewrap_below(
         &self,
         target: u32,
         retirement: i64,
+        phase: &'static str,
     ) -> Result<u64, ServiceError> {
         let kek = self.vault()?.kek.clone();
         in_write_tx!(self, |tx| {
@@ -242,20 +259,19 @@ impl Services {
                     "surviving data keys re-wrapped under KEK epoch {target}"
                 );
             }
-            if total > 0 {
-                let entry = AuditEntry::new(
-                    system().audit_identity(),
-                    Action::KekRotated,
-                    SubjectType::Retirement,
-                    retirement.to_string(),
-                )
-                .after(&serde_json::json!({
-                    "toEpoch": target,
-                    "rewrapped": total,
-                    "fromEpochs": from,
-                }));
-                self.append_audit(tx, self.now(), entry).await?;
-            }
+            let entry = AuditEntry::new(
+                system().audit_identity(),
+                Action::KekRotated,
+                SubjectType::Retirement,
+                retirement.to_string(),
+            )
+            .after(&serde_json::json!({
+                "phase": phase,
+                "toEpoch": target,
+                "rewrapped": total,
+                "fromEpochs": from,
+            }));
+            self.append_audit(tx, self.now(), entry).await?;
             Ok(total)
         })
     }
@@ -270,7 +286,9 @@ impl Services {
             ServiceError::internal(std::io::Error::other("the KEK rotation left no record"))
         })?;
         let kek = self.vault()?.kek.clone();
-        let late = self.rewrap_below(rotation.target_epoch, r.id).await?;
+        let late = self
+            .rewrap_below(rotation.target_epoch, r.id, REWRAP_BEFORE_DESTROY)
+            .await?;
         if late > 0 {
             tracing::warn!(
                 retirement = r.id,

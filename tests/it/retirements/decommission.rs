@@ -520,6 +520,16 @@ async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies(ba
         ] {
             assert!(actions.contains(&a), "{a} missing from {actions:?}");
         }
+        // Two re-wrapping passes, each recorded even when it re-wrapped nothing (the
+        // record is what orders it after uploads on other instances).
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| **a == "vault.kek_rotated")
+                .count(),
+            2,
+            "{actions:?}"
+        );
     }
 }
 

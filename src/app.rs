@@ -37,6 +37,14 @@ pub enum StartupError {
     Schedule(String),
     #[error("loading the inventory graph: {0}")]
     Inventory(#[source] crate::service::ServiceError),
+    #[error(
+        "the key folder {folder} does not open the data keys the database holds under KEK epoch {epoch} ({reason}). Every instance must use the key folder (or KMS) the database was written with; refusing to start rather than wrap new keys under a KEK the other instances lack"
+    )]
+    ForeignKek {
+        folder: String,
+        epoch: u32,
+        reason: crate::vault::VaultError,
+    },
 }
 
 /// Creates `dir` with owner-only permissions, or tightens an existing one.
@@ -66,7 +74,30 @@ pub async fn open(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services
     let vault = Vault::open_default(&settings.key_dir(), &settings.data_dir)?;
     let store = Store::connect(settings.database_url().expose()).await?;
     store.migrate().await?;
+    check_kek_matches(&store, &vault, &settings.key_dir()).await?;
     Ok(Services::new(store, clock, key, Some(vault), settings))
+}
+
+/// Opens one surviving data key per KEK epoch in use: an instance given a key folder
+/// of its own (a fresh one creates its own epoch 1) would otherwise serve nothing
+/// already stored and wrap new uploads under a KEK no other instance has.
+async fn check_kek_matches(
+    store: &Store,
+    vault: &Vault,
+    key_dir: &Path,
+) -> Result<(), StartupError> {
+    let sample = crate::store::erasure::one_wrapping_per_epoch(store.reader()).await?;
+    for (_, blob_id, epoch, bytes) in sample {
+        let wrapped = crate::vault::WrappedKey { epoch, bytes };
+        if let Err(reason) = vault.kek.unwrap(&wrapped, &blob_id) {
+            return Err(StartupError::ForeignKek {
+                folder: key_dir.join("kek").display().to_string(),
+                epoch,
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 pub struct Application {

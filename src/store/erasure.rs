@@ -175,6 +175,35 @@ pub async fn wrapped_below(
         .collect()
 }
 
+/// One surviving data key's wrapping for each KEK epoch surviving keys are wrapped
+/// under (the lowest artifact id of each), for the start-up check that the key folder
+/// is the one the database was written with.
+pub async fn one_wrapping_per_epoch(
+    conn: &impl ConnectionTrait,
+) -> Result<Vec<Wrapping>, StoreError> {
+    let backend = conn.get_database_backend();
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT id, blob_id, kek_epoch, wrapped_key FROM artifacts WHERE id IN \
+             (SELECT MIN(id) FROM artifacts WHERE erased_at IS NULL GROUP BY kek_epoch) \
+             ORDER BY kek_epoch",
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get("", "id")?;
+            let blob: String = row.try_get("", "blob_id")?;
+            let e: i32 = row.try_get("", "kek_epoch")?;
+            let w: String = row.try_get("", "wrapped_key")?;
+            let bytes = b64()
+                .decode(&w)
+                .map_err(|e| StoreError::Corrupt(format!("artifacts row {id}: {e}")))?;
+            Ok((id, blob, epoch(e), bytes))
+        })
+        .collect()
+}
+
 /// Writes new wrappings `(artifact id, wrapped bytes)`, all under `epoch`. Only rows not
 /// erased meanwhile are touched. On SQLite, one statement per chunk:
 /// `UPDATE artifacts SET kek_epoch = ?, wrapped_key = CASE id WHEN ? THEN ? … END WHERE id

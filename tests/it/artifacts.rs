@@ -273,3 +273,38 @@ on_both_backends! {
         assert_eq!(response.status(), 409, "so is their signature");
     }
 }
+
+on_both_backends! {
+    /// An instance started on the same database with a key folder of its own (which
+    /// creates its own epoch 1) refuses to start, naming the epoch; with a copy of the
+    /// first instance's key folder it starts.
+    async fn an_instance_whose_key_folder_does_not_open_the_stored_keys_refuses_to_start(app) {
+        let owner = model_with_version(&app).await;
+        assert_eq!(put(&app, &owner, "1.0.0", "model.bin", content(1000, 7)).await.status(), 201);
+
+        let foreign = tempfile::tempdir().expect("tmp");
+        let mut settings = app.settings.clone();
+        settings.data_dir = foreign.path().to_path_buf();
+        settings.database.url = Some(app.settings.database_url());
+        let clock = std::sync::Arc::new(sunset::clock::SystemClock);
+        let refused = match sunset::app::open(&settings, clock.clone()).await {
+            Ok(_) => panic!("an instance with its own key folder started"),
+            Err(e) => e.to_string(),
+        };
+        assert!(refused.contains("KEK epoch 1"), "{refused}");
+        assert!(refused.contains(&settings.key_dir().join("kek").display().to_string()), "{refused}");
+        assert!(refused.contains("refusing to start"), "{refused}");
+
+        // The same instance given the first one's key folder starts and serves.
+        let shared = tempfile::tempdir().expect("tmp");
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(app.settings.key_dir())
+            .arg(shared.path())
+            .status()
+            .expect("cp");
+        assert!(copied.success());
+        settings.data_dir = shared.path().to_path_buf();
+        sunset::app::open(&settings, clock).await.expect("an instance sharing the key folder starts");
+    }
+}

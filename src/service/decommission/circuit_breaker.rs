@@ -9,6 +9,7 @@ use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::{Actor, ActorKind};
 use crate::domain::{ModelName, ParseError, Role, Version};
 use crate::service::ReceiveError;
+use crate::store::webhook_sources;
 use notifiers::standard_webhooks::Headers;
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +30,8 @@ struct Alert {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertOutcome {
-    /// `kill-switch` (an emergency retirement now), `already-disabled`, or `recorded`.
+    /// `kill-switch` (an emergency retirement now), `already-disabled`, `recorded`, or
+    /// `duplicate` (this message id was received before; nothing done or recorded).
     pub action: String,
     pub retirement_id: Option<i64>,
     /// From receiving the alert to the kill switch's commit.
@@ -53,7 +55,23 @@ impl Services {
             ))
             .into());
         }
-        let (source, message_id) = self.authenticate_source(&headers, body).await?;
+        let (signer, message_id) = self.authenticate_source(&headers, body).await?;
+        let source = signer.name.clone();
+        // Standard Webhooks: a redelivered message is answered, not applied again (its
+        // receipt is written with the alert's audit record below).
+        if webhook_sources::was_received(self.store().reader(), signer.id, message_id)
+            .await
+            .map_err(ServiceError::from)?
+        {
+            return Ok(AlertOutcome {
+                action: "duplicate".into(),
+                retirement_id: None,
+                response_ms: None,
+                note: Some(format!(
+                    "message {message_id} was received before; not applied again"
+                )),
+            });
+        }
         let alert: Alert = serde_json::from_slice(body).map_err(|e| {
             ServiceError::from(ParseError::new(
                 "alert",
@@ -130,6 +148,10 @@ impl Services {
         };
         let now = self.now();
         in_write_tx!(self, |tx| {
+            // A copy delivered twice at once: the first to commit records it.
+            if !webhook_sources::was_received(tx.conn(), signer.id, message_id).await? {
+                webhook_sources::record_receipt(tx.conn(), signer.id, message_id, now).await?;
+            }
             let entry = AuditEntry::new(
                 (source.as_str(), "webhook_source"),
                 Action::SecurityAlertReceived,

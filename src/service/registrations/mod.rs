@@ -226,7 +226,7 @@ impl Services {
         &self,
         headers: &Headers<'a>,
         body: &[u8],
-    ) -> Result<(String, &'a str), ReceiveError> {
+    ) -> Result<(crate::store::webhook_sources::Source, &'a str), ReceiveError> {
         let settings = self.inventory_settings();
         let message = Message::parse(headers, self.now(), settings.webhook_tolerance_secs)
             .map_err(|e| ReceiveError::Unauthenticated(e.to_string()))?;
@@ -234,7 +234,7 @@ impl Services {
             .signer_of(&message, body)
             .await?
             .ok_or_else(|| ReceiveError::Unauthenticated(WebhookError::Signature.to_string()))?;
-        Ok((source.name.clone(), message.id))
+        Ok((source, message.id))
     }
 
     /// Verifies, parses and applies one registration webhook.

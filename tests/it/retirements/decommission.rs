@@ -1334,8 +1334,13 @@ async fn a_critical_signed_alert_trips_the_circuit_breaker_when_policy_allows() 
         r.json::<Value>().await.expect("json")
     };
 
-    let high = outcome(alert("siem", "high").send().await.expect("post")).await;
+    let first = alert("siem", "high");
+    let redelivered = first.try_clone().expect("a body of bytes clones");
+    let high = outcome(first.send().await.expect("post")).await;
     assert_eq!(high["action"], "recorded");
+    // The same message again (same webhook-id): answered, not recorded a second time.
+    let again = outcome(redelivered.send().await.expect("post")).await;
+    assert_eq!(again["action"], "duplicate", "{again}");
     let not_allowed = outcome(alert("scanner", "critical").send().await.expect("post")).await;
     assert_eq!(not_allowed["action"], "recorded");
     assert!(
@@ -1376,5 +1381,6 @@ async fn a_critical_signed_alert_trips_the_circuit_breaker_when_policy_allows() 
 
     let auditor = w.app.token("auditor", "auditor", None).await;
     let log = w.app.gql_ok(&auditor, "{ auditLog(filter: { action: \"security_alert.received\" }) { edges { node { actor } } } }", json!({})).await;
+    // high, not allowed, tripped, repeat (a new message); not the redelivery or the forgery.
     assert_eq!(log["auditLog"]["edges"].as_array().map(Vec::len), Some(4));
 }

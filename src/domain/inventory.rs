@@ -3,6 +3,7 @@
 
 use super::{ParseError, Version};
 use std::fmt;
+use std::sync::Arc;
 
 word_enum!(
     /// What sort of system a consumer is. `DerivedStore` (an embedding or RAG index, a
@@ -69,17 +70,31 @@ word_enum!(
 
 /// The unique name of a consumer, e.g. `checkout-api` or `nightly-scoring.eu`: the model
 /// name alphabet, so a gateway's caller identity usually fits as it is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct ConsumerName(String);
+///
+/// Shared rather than owned: an inventory answer names each consumer it lists (in its
+/// paths too), and a hub's answer lists a thousand, so naming one is a reference count
+/// rather than an allocation and a copy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConsumerName(Arc<str>);
 
 impl ConsumerName {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        super::names::parse_slug("consumer name", raw, 100, true).map(Self)
+        super::names::parse_slug("consumer name", raw, 100, true).map(|s| Self(s.into()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The name as an answer's paths hold it, without copying it.
+    pub fn shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
+    }
+}
+
+impl serde::Serialize for ConsumerName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

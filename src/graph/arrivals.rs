@@ -18,6 +18,10 @@ pub(super) struct Arrival {
     /// a walk reaching a consumer nobody depends on does not look up its arrivals: most
     /// of a hub's dependents are such leaves, and each lookup was a cache miss.
     pub from_depended_on: bool,
+    /// Whether the edge is among the graph's `looping` ones (a `depends_on` link that
+    /// may lie on a circle), so that a walk following tens of thousands of links asks no
+    /// set about each.
+    pub looping: bool,
     /// The edge's `last_seen` as [`super::stamp`] gives it, so a walk can skip stale
     /// edges without reading them.
     pub last_seen: i64,
@@ -120,6 +124,7 @@ mod tests {
             edge: EdgeIndex::new(n),
             range: NO_RANGE,
             from_depended_on: false,
+            looping: false,
             last_seen: n as i64,
             key: n as u64,
         }

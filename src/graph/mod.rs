@@ -128,7 +128,9 @@ impl EdgeRecord {
 
 #[derive(Debug, Clone)]
 enum Node {
-    Consumer(ConsumerId, Consumer),
+    /// Shared with the answers that list it: cloning a thousand consumers' names, teams
+    /// and contacts was much of a hub answer's time.
+    Consumer(ConsumerId, Arc<Consumer>),
     Model(ModelInfo),
     Version(VersionInfo),
 }
@@ -210,7 +212,7 @@ impl InventoryGraph {
     pub fn set_revision(&mut self, revision: i64) {
         self.revision = revision;
         if self.loops_unknown {
-            self.looping = self.loops();
+            self.mark_looping(self.loops());
             self.loops_unknown = false;
         }
     }
@@ -257,9 +259,9 @@ impl InventoryGraph {
             if let Node::Consumer(_, old) = &self.g[ix] {
                 self.consumer_names.remove(old.name.as_str());
             }
-            self.replace_node(ix, Node::Consumer(id, c));
+            self.replace_node(ix, Node::Consumer(id, Arc::new(c)));
         } else {
-            let ix = self.g.add_node(Node::Consumer(id, c));
+            let ix = self.g.add_node(Node::Consumer(id, Arc::new(c)));
             self.consumers.insert(id, ix);
         }
         self.consumer_names.insert(name, id);
@@ -296,6 +298,7 @@ impl InventoryGraph {
             edge: ex,
             range,
             from_depended_on: false,
+            looping: false,
             last_seen,
             key: 0,
         }
@@ -434,8 +437,26 @@ impl InventoryGraph {
                 }
             }
         }
-        self.looping = self.loops();
+        self.mark_looping(self.loops());
         self.loops_unknown = false;
+    }
+
+    /// Makes `looping` the graph's looping edges, and their arrivals say so.
+    fn mark_looping(&mut self, looping: HashSet<EdgeIndex, foldhash::fast::RandomState>) {
+        let old = std::mem::take(&mut self.looping);
+        let flips: Vec<(EdgeIndex, bool)> = old
+            .difference(&looping)
+            .map(|&ex| (ex, false))
+            .chain(looping.difference(&old).map(|&ex| (ex, true)))
+            .collect();
+        for (ex, flag) in flips {
+            if let Some((_, to)) = self.g.edge_endpoints(ex)
+                && let Some(a) = self.arrival_mut(to, ex)
+            {
+                a.looping = flag;
+            }
+        }
+        self.looping = looping;
     }
 
     /// The `depends_on` edges whose two ends lie in one strongly connected part of the
@@ -590,7 +611,7 @@ impl InventoryGraph {
 
     pub fn consumer(&self, id: ConsumerId) -> Option<&Consumer> {
         match self.consumers.get(&id).map(|&ix| &self.g[ix]) {
-            Some(Node::Consumer(_, c)) => Some(c),
+            Some(Node::Consumer(_, c)) => Some(c.as_ref()),
             _ => None,
         }
     }
@@ -642,7 +663,7 @@ impl InventoryGraph {
             .consumers
             .iter()
             .filter_map(|(&id, &ix)| match &self.g[ix] {
-                Node::Consumer(_, c) => Some((id, c)),
+                Node::Consumer(_, c) => Some((id, c.as_ref())),
                 _ => None,
             })
             .collect();
@@ -670,7 +691,7 @@ impl InventoryGraph {
         let mut s = Snapshot::default();
         for (&id, &ix) in &self.consumers {
             if let Node::Consumer(_, c) = &self.g[ix] {
-                s.consumers.insert(id, c.clone());
+                s.consumers.insert(id, Consumer::clone(c));
             }
         }
         for (&id, &ix) in &self.models {
@@ -760,6 +781,7 @@ impl InventoryGraph {
                             .edges_directed(e.source(), Direction::Incoming)
                             .next()
                             .is_some(),
+                        looping: self.looping.contains(&e.id()),
                         last_seen: stamp(e.weight().last_seen),
                         key: self.key_of(e.source()),
                     })

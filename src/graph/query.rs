@@ -8,12 +8,15 @@
 //! counted, and an answer that leaves anything out says it is not complete.
 
 use super::{EdgeRecord, InventoryGraph, Link, Node};
-use crate::domain::{Consumer, ConsumerName, Derivation, EdgeKind, EdgeOrigin, ModelName, Version};
+use crate::domain::{
+    Consumer, ConsumerName, Derivation, EdgeKind, EdgeOrigin, ModelName, Version, VersionRange,
+};
 use chrono::{DateTime, Duration, Utc};
 use petgraph::Direction;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
 use petgraph::visit::{EdgeRef, NodeIndexable};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Maps keyed by node or edge index, hashed fast: a hub question visits tens of thousands.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -57,8 +60,12 @@ impl Query {
 /// A node an answer reaches.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    Consumer(Consumer),
-    Version { model: ModelName, version: Version },
+    /// The graph's own consumer, shared (see `Node::Consumer`).
+    Consumer(Arc<Consumer>),
+    Version {
+        model: ModelName,
+        version: Version,
+    },
 }
 
 impl Target {
@@ -74,21 +81,23 @@ impl Target {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evidence {
     pub origin: EdgeOrigin,
-    pub origin_name: String,
+    pub origin_name: Arc<str>,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     pub observations: u64,
     pub stale: bool,
 }
 
-/// One edge of an explaining path, from the dependent to what it depends on.
+/// One edge of an explaining path, from the dependent to what it depends on. Its names
+/// are shared with the graph and with the answer's other paths, which for a hub's
+/// thousand direct users all end at the one version asked about.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub kind: EdgeKind,
-    pub from: String,
-    pub to: String,
+    pub from: Arc<str>,
+    pub to: Arc<str>,
     /// For `uses`: the version or range the consumer declared or was seen using.
-    pub range: Option<String>,
+    pub range: Option<Arc<VersionRange>>,
     pub derivation: Option<Derivation>,
     pub evidence: Vec<Evidence>,
 }
@@ -161,6 +170,9 @@ pub struct Impact {
 /// place in the walk.
 type Listed<'g> = (u32, (u8, &'g str, Version), NodeIndex, u32);
 
+/// The labels of the versions (and models) an answer's paths name, built once each.
+type Labels = HashMap<NodeIndex, Arc<str>>;
+
 /// Visits a walk expands together; see [`InventoryGraph::dependents_of`].
 const BATCH: usize = 32;
 
@@ -178,6 +190,8 @@ struct Next {
     key: u64,
     /// Known to have nothing depending on it, so a dependents walk need not look.
     leaf: bool,
+    /// A `depends_on` link that may lie on a circle (see [`InventoryGraph::may_loop`]).
+    may_loop: bool,
 }
 
 /// Where [`InventoryGraph::upstream_models`] starts.
@@ -552,12 +566,13 @@ impl InventoryGraph {
             give_back(&BUCKET, bucket);
             chosen.sort_unstable();
         }
+        let mut labels = Labels::default();
         let reached = chosen
             .iter()
             .map(|&(depth, _, ix, place)| Reached {
                 target: self.target(ix),
                 depth,
-                path: self.path(place, &visits, walk, q),
+                path: self.path(place, &visits, walk, q, &mut labels),
             })
             .collect();
         let answer = Answer {
@@ -613,6 +628,7 @@ impl InventoryGraph {
                     last_seen,
                     key,
                     leaf,
+                    may_loop,
                 } = step;
                 let Visit { ix, depth, .. } = batch[of as usize];
                 if !q.include_stale && last_seen < stale_before {
@@ -634,7 +650,7 @@ impl InventoryGraph {
                     key,
                     leaf,
                 });
-                if kind == EdgeKind::DependsOn && self.may_loop(ex) {
+                if kind == EdgeKind::DependsOn && may_loop {
                     links.push(match walk {
                         Walk::Dependents => (to, ix),
                         Walk::Dependencies => (ix, to),
@@ -681,20 +697,30 @@ impl InventoryGraph {
             last_seen: a.last_seen,
             key: a.key,
             leaf: !a.from_depended_on,
+            may_loop: self.loops_unknown || a.looping,
         };
         // The consumers' arrivals are looked up for the whole batch before any is read:
         // the lookups do not wait on one another, so their cache misses overlap instead
         // of coming one after the other (most of a hub question's time otherwise).
+        // A node with several arrivals keeps them on the heap, a second miss: its first
+        // is read here too (and folded into `touched`, so the read is kept), while the
+        // other lookups are still in flight, rather than one by one as they are emitted.
+        let mut touched = 0u32;
         let found: Vec<&[super::Arrival]> = batch
             .iter()
             .map(|v| {
                 if v.consumer && !v.leaf {
-                    arrivals(v.ix)
+                    let found = arrivals(v.ix);
+                    if let Some(first) = found.first() {
+                        touched ^= first.edge.index() as u32;
+                    }
+                    found
                 } else {
                     &[]
                 }
             })
             .collect();
+        std::hint::black_box(touched);
         for ((of, v), found) in (0..).zip(batch).zip(found) {
             if v.consumer {
                 for a in found.iter().rev() {
@@ -731,6 +757,7 @@ impl InventoryGraph {
             last_seen: super::stamp(e.weight().last_seen),
             key: 0,
             leaf: false,
+            may_loop: matches!(e.weight().link, Link::DependsOn { .. }) && self.may_loop(e.id()),
         };
         match &self.g[ix] {
             Node::Consumer(..) => {
@@ -848,6 +875,15 @@ impl InventoryGraph {
         }
     }
 
+    /// The node's label as paths hold it: a consumer's name is shared with the graph; a
+    /// version's label is built once per answer, however many paths pass through it.
+    fn shared_label(&self, ix: NodeIndex, labels: &mut Labels) -> Arc<str> {
+        match &self.g[ix] {
+            Node::Consumer(_, c) => c.name.shared(),
+            _ => Arc::clone(labels.entry(ix).or_insert_with(|| self.label(ix).into())),
+        }
+    }
+
     /// Orders nodes as answers list them: consumers by name, then versions by model and
     /// version; without building labels.
     fn order_key(&self, ix: NodeIndex) -> (u8, &str, Version) {
@@ -860,7 +896,7 @@ impl InventoryGraph {
 
     fn target(&self, ix: NodeIndex) -> Target {
         match &self.g[ix] {
-            Node::Consumer(_, c) => Target::Consumer(c.clone()),
+            Node::Consumer(_, c) => Target::Consumer(Arc::clone(c)),
             Node::Version(v) => Target::Version {
                 model: v.model_name.clone(),
                 version: v.version,
@@ -874,7 +910,14 @@ impl InventoryGraph {
 
     /// The path that explains the node at `place` in the walk, from the dependent
     /// towards the dependency.
-    fn path(&self, place: u32, visits: &Visits, walk: Walk, q: &Query) -> Vec<Step> {
+    fn path(
+        &self,
+        place: u32,
+        visits: &Visits,
+        walk: Walk,
+        q: &Query,
+        labels: &mut Labels,
+    ) -> Vec<Step> {
         let mut steps = Vec::new();
         let mut at = visits.order[place as usize];
         while let Some((came_from, ex)) = at.via {
@@ -884,7 +927,7 @@ impl InventoryGraph {
                 Walk::Dependents => (at.ix, prev.ix),
                 Walk::Dependencies => (prev.ix, at.ix),
             };
-            steps.push(self.step(from, to, ex, q));
+            steps.push(self.step(from, to, ex, q, labels));
             at = prev;
         }
         if walk == Walk::Dependencies {
@@ -893,7 +936,14 @@ impl InventoryGraph {
         steps
     }
 
-    fn step(&self, from: NodeIndex, to: NodeIndex, ex: EdgeIndex, q: &Query) -> Step {
+    fn step(
+        &self,
+        from: NodeIndex,
+        to: NodeIndex,
+        ex: EdgeIndex,
+        q: &Query,
+        labels: &mut Labels,
+    ) -> Step {
         let chosen = &self.g[ex];
         let mut evidence: Vec<Evidence> = if self.parallel.contains(&ex) {
             let (a, b) = self.g.edge_endpoints(ex).unwrap_or((from, to));
@@ -909,14 +959,14 @@ impl InventoryGraph {
         evidence.retain(|e| q.include_stale || !e.stale);
         evidence.sort_by(|x, y| (x.origin, &x.origin_name).cmp(&(y.origin, &y.origin_name)));
         let (range, derivation) = match &chosen.link {
-            Link::Uses { range, .. } => (Some(range.to_string()), None),
+            Link::Uses { range, .. } => (Some(Arc::clone(range)), None),
             Link::DerivedFrom { derivation, .. } => (None, Some(*derivation)),
             Link::DependsOn { .. } => (None, None),
         };
         Step {
             kind: chosen.link.kind(),
-            from: self.label(from),
-            to: self.label(to),
+            from: self.shared_label(from, labels),
+            to: self.shared_label(to, labels),
             range,
             derivation,
             evidence,
@@ -984,7 +1034,7 @@ fn same_link(a: &Link, b: &Link) -> bool {
 fn evidence(e: &EdgeRecord, q: &Query) -> Evidence {
     Evidence {
         origin: e.origin,
-        origin_name: e.origin_name.to_string(),
+        origin_name: Arc::clone(&e.origin_name),
         first_seen: e.first_seen,
         last_seen: e.last_seen,
         observations: e.observations,

@@ -295,16 +295,16 @@ fn reached(r: graph::Reached) -> ReachedNode {
         .into_iter()
         .map(|s| PathStep {
             kind: s.kind.into(),
-            from: s.from,
-            to: s.to,
-            range: s.range,
+            from: s.from.to_string(),
+            to: s.to.to_string(),
+            range: s.range.map(|r| r.to_string()),
             derivation: s.derivation.map(|d| d.to_string()),
             evidence: s
                 .evidence
                 .into_iter()
                 .map(|e| Evidence {
                     origin: e.origin.into(),
-                    origin_name: e.origin_name,
+                    origin_name: e.origin_name.to_string(),
                     first_seen: e.first_seen,
                     last_seen: e.last_seen,
                     observations: e.observations,
@@ -318,7 +318,7 @@ fn reached(r: graph::Reached) -> ReachedNode {
             kind: NodeKind::Consumer,
             name,
             depth: r.depth,
-            consumer: Some(Consumer::from(&c)),
+            consumer: Some(Consumer::from(c.as_ref())),
             model: None,
             version: None,
             path,

@@ -915,8 +915,7 @@ impl Services {
         let g = self.read_graph();
         let root = g
             .consumer(id)
-            .cloned()
-            .map(crate::graph::Target::Consumer)
+            .map(|c| crate::graph::Target::Consumer(std::sync::Arc::new(c.clone())))
             .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {consumer}")))?;
         let (answer, links) = g
             .answer_with_links(crate::graph::Upstream::Consumer(id), false, &q)

@@ -636,7 +636,7 @@ impl Services {
                     id,
                     Found {
                         id,
-                        consumer,
+                        consumer: std::sync::Arc::unwrap_or_clone(consumer),
                         path,
                         last_traffic_at: None,
                     },

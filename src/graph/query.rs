@@ -235,12 +235,47 @@ struct Visit {
 /// kernel clear new pages for every question.
 struct Visits {
     order: Vec<Visit>,
+    /// Visits deeper than any an answer may list, in the order reached: all a walk
+    /// needs of them is to go on from them and to count them, so they are kept in a
+    /// third of a visit's room. For a hub that is most of its tens of thousands, and
+    /// writing them whole was much of what a cold cache cost.
+    beyond: Vec<Beyond>,
     seen: Vec<u64>,
+    /// How many visits after the start an answer may list.
+    listed: usize,
+    /// Once `listed` visits are in `order`, the depth of the last: deeper visits go to
+    /// `beyond`. Walks are breadth-first, so every later visit is at least as deep, and
+    /// `order` is complete before `beyond` gets its first.
+    cut_depth: Option<u32>,
+}
+
+/// A visit in [`Visits::beyond`]: no path leads through it to a listed node, and no
+/// name of it is needed to choose which are listed.
+#[derive(Clone, Copy)]
+struct Beyond {
+    ix: NodeIndex,
+    depth: u32,
+    consumer: bool,
+    leaf: bool,
+}
+
+impl Beyond {
+    fn visit(self) -> Visit {
+        Visit {
+            ix: self.ix,
+            depth: self.depth,
+            via: None,
+            consumer: self.consumer,
+            key: 0,
+            leaf: self.leaf,
+        }
+    }
 }
 
 thread_local! {
     static SEEN: std::cell::Cell<Vec<u64>> = const { std::cell::Cell::new(Vec::new()) };
     static ORDER: std::cell::Cell<Vec<Visit>> = const { std::cell::Cell::new(Vec::new()) };
+    static BEYOND: std::cell::Cell<Vec<Beyond>> = const { std::cell::Cell::new(Vec::new()) };
     static BUCKET: std::cell::Cell<Vec<Cheap>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
@@ -262,7 +297,9 @@ struct Cheap {
 const ORDER_KEPT: usize = 1 << 18;
 
 impl Visits {
-    fn new(node_bound: usize) -> Self {
+    /// Room for a walk over a graph of `node_bound` node indexes, whose answer lists at
+    /// most `listed` of the nodes it reaches (`usize::MAX`: every visit kept whole).
+    fn new(node_bound: usize, listed: usize) -> Self {
         let mut seen = SEEN.with(|s| s.take());
         let words = node_bound.div_ceil(64);
         if seen.len() < words {
@@ -270,7 +307,10 @@ impl Visits {
         }
         Self {
             order: ORDER.with(|o| o.take()),
+            beyond: BEYOND.with(|b| b.take()),
             seen,
+            listed,
+            cut_depth: None,
         }
     }
 
@@ -281,9 +321,41 @@ impl Visits {
             self.seen.resize(i / 64 + 1, 0);
         }
         let (word, bit) = (&mut self.seen[i / 64], 1u64 << (i % 64));
-        if *word & bit == 0 {
-            *word |= bit;
-            self.order.push(v);
+        if *word & bit != 0 {
+            return;
+        }
+        *word |= bit;
+        match self.cut_depth {
+            Some(cut) if v.depth > cut => self.beyond.push(Beyond {
+                ix: v.ix,
+                depth: v.depth,
+                consumer: v.consumer,
+                leaf: v.leaf,
+            }),
+            _ => {
+                self.order.push(v);
+                // `order` holds the start first, then the visits an answer may list.
+                if self.cut_depth.is_none() && self.order.len() > self.listed {
+                    self.cut_depth = Some(v.depth);
+                }
+            }
+        }
+    }
+
+    /// Every visit so far, the start first.
+    fn len(&self) -> usize {
+        self.order.len() + self.beyond.len()
+    }
+
+    /// The visits from `at` to `end` in the order reached, into `batch`.
+    fn copy_to(&self, at: usize, end: usize, batch: &mut Vec<Visit>) {
+        let whole = self.order.len();
+        if at < whole {
+            batch.extend_from_slice(&self.order[at..end.min(whole)]);
+        }
+        if end > whole {
+            let from = at.max(whole) - whole;
+            batch.extend(self.beyond[from..end - whole].iter().map(|b| b.visit()));
         }
     }
 
@@ -294,6 +366,7 @@ impl Visits {
             .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
+    /// The visits kept whole: all of them for a walk that lists everything it reaches.
     fn iter(&self) -> std::slice::Iter<'_, Visit> {
         self.order.iter()
     }
@@ -301,14 +374,16 @@ impl Visits {
 
 impl Drop for Visits {
     fn drop(&mut self) {
-        for v in &self.order {
-            if let Some(w) = self.seen.get_mut(v.ix.index() / 64) {
+        let reached = self.order.iter().map(|v| v.ix);
+        for ix in reached.chain(self.beyond.iter().map(|b| b.ix)) {
+            if let Some(w) = self.seen.get_mut(ix.index() / 64) {
                 *w = 0;
             }
         }
         let seen = std::mem::take(&mut self.seen);
         SEEN.with(|s| s.set(seen));
         give_back(&ORDER, std::mem::take(&mut self.order));
+        give_back(&BEYOND, std::mem::take(&mut self.beyond));
     }
 }
 
@@ -424,7 +499,7 @@ impl InventoryGraph {
             return Default::default();
         };
         let q = Query::everything(DateTime::<Utc>::MIN_UTC, Duration::zero());
-        let (visits, _, _) = self.traverse(start, Walk::Dependencies, &q);
+        let (visits, _, _) = self.traverse(start, Walk::Dependencies, &q, usize::MAX);
         visits
             .iter()
             .filter_map(|v| match &self.g[v.ix] {
@@ -445,7 +520,8 @@ impl InventoryGraph {
     ) -> Option<Impact> {
         let start = *self.versions.get(&version)?;
         let q = Query::everything(now, stale_after);
-        let (visits, stale_skipped, cycles) = self.traverse(start, Walk::Dependents, &q);
+        let (visits, stale_skipped, cycles) =
+            self.traverse(start, Walk::Dependents, &q, usize::MAX);
         let since = now - Duration::days(i64::from(active_days));
         let mut impact = Impact {
             revision: self.revision,
@@ -529,13 +605,17 @@ impl InventoryGraph {
 
     /// The answer, and the nodes it returns (without `start`).
     fn walk_nodes(&self, start: NodeIndex, walk: Walk, q: &Query) -> (Answer, Vec<NodeIndex>) {
-        let (visits, stale_edges_skipped, cycles) = self.traverse(start, walk, q);
-        // Visits come in the order reached, so by depth; the first is `start`.
+        let (visits, stale_edges_skipped, cycles) = self.traverse(start, walk, q, q.limit);
+        // Visits come in the order reached, so by depth; the first is `start`. Those
+        // beyond what may be listed are all deeper than those kept whole.
         let reached_all = &visits.order[1..];
         let within = &reached_all[..reached_all.partition_point(|v| v.depth <= q.max_depth)];
-        let omitted_by_depth = reached_all.len() - within.len();
-        let consumers_total = within.iter().filter(|v| v.consumer).count();
-        let total = within.len();
+        let beyond = &visits.beyond[..visits.beyond.partition_point(|b| b.depth <= q.max_depth)];
+        let omitted_by_depth =
+            reached_all.len() - within.len() + (visits.beyond.len() - beyond.len());
+        let consumers_total = within.iter().filter(|v| v.consumer).count()
+            + beyond.iter().filter(|b| b.consumer).count();
+        let total = within.len() + beyond.len();
         let returned = total.min(q.limit);
         // The first `returned` by depth and then name: every depth before the one the cut
         // falls in, and the first of that one. Only those nodes are read for their names.
@@ -592,8 +672,18 @@ impl InventoryGraph {
     /// Breadth-first from `start`. Nodes beyond `max_depth` are still visited (and
     /// counted by the caller) so an answer can say how much a depth limit left out;
     /// a non-transitive question stops at depth one.
-    fn traverse(&self, start: NodeIndex, walk: Walk, q: &Query) -> (Visits, usize, Vec<Cycle>) {
-        let mut visits = Visits::new(self.g.node_bound());
+    ///
+    /// At most `listed` visits after the start are kept whole for an answer to list
+    /// (see [`Visits::beyond`]); a walk that is not transitive keeps all of its few.
+    fn traverse(
+        &self,
+        start: NodeIndex,
+        walk: Walk,
+        q: &Query,
+        listed: usize,
+    ) -> (Visits, usize, Vec<Cycle>) {
+        let listed = if q.transitive { listed } else { usize::MAX };
+        let mut visits = Visits::new(self.g.node_bound(), listed);
         visits.insert(Visit {
             ix: start,
             depth: 0,
@@ -612,10 +702,10 @@ impl InventoryGraph {
         let mut at = 0;
         // A question that is not transitive expands only the node asked about.
         let expanded = |len: usize| if q.transitive { len } else { 1 };
-        while at < expanded(visits.order.len()) {
-            let end = (at + BATCH).min(expanded(visits.order.len()));
+        while at < expanded(visits.len()) {
+            let end = (at + BATCH).min(expanded(visits.len()));
             batch.clear();
-            batch.extend_from_slice(&visits.order[at..end]);
+            visits.copy_to(at, end, &mut batch);
             // Each step is taken as it is found rather than listed first: a hub's first
             // batch holds all its direct users, and a list of them cost a cold cache a
             // megabyte and a half written and read again.

@@ -590,3 +590,62 @@ fn a_size_limit_keeps_the_first_by_name_even_among_names_sharing_eight_bytes() {
         .unwrap();
     assert_eq!(labels(&a), vec![("aa-first-now".into(), 1)]);
 }
+
+#[test]
+fn every_size_limit_lists_a_prefix_of_the_whole_answer_and_counts_alike() {
+    // Four depths of consumers fanning out below base 1.0.0, a derived version on the
+    // way, and a circle at the bottom: whatever the limit, the walk keeps whole only
+    // the visits it may list, and the counts, cycles and paths must not notice.
+    let mut f = Fixture::standard();
+    let mut next = 100;
+    let mut layer = vec![1_i64];
+    for _depth in 0..4 {
+        let mut below = Vec::new();
+        for &parent in &layer {
+            for _ in 0..3 {
+                f.g.upsert_consumer(next, consumer(&format!("c{next}"), "fan"));
+                f.depends(next, parent);
+                below.push(next);
+                next += 1;
+            }
+        }
+        layer = below;
+    }
+    f.depends(layer[0], layer[1]);
+    f.depends(layer[1], layer[0]);
+    for max_depth in [1, 2, 3, 10] {
+        let whole =
+            f.g.dependents(
+                10,
+                &Query {
+                    max_depth,
+                    ..query()
+                },
+            )
+            .unwrap();
+        assert!(whole.complete() || max_depth < 10, "max_depth {max_depth}");
+        for limit in [0, 1, 2, 3, 4, 10, 40, 120, 200] {
+            let a =
+                f.g.dependents(
+                    10,
+                    &Query {
+                        limit,
+                        max_depth,
+                        ..query()
+                    },
+                )
+                .unwrap();
+            let at = format!("limit {limit}, max_depth {max_depth}");
+            assert_eq!(a.total, whole.total, "{at}");
+            assert_eq!(a.consumers_total, whole.consumers_total, "{at}");
+            assert_eq!(a.omitted_by_depth, whole.omitted_by_depth, "{at}");
+            assert_eq!(a.omitted_by_limit, whole.total - a.reached.len(), "{at}");
+            assert_eq!(a.cycles, whole.cycles, "{at}");
+            assert_eq!(a.reached[..], whole.reached[..a.reached.len()], "{at}");
+            assert_eq!(a.reached.len(), limit.min(whole.total), "{at}");
+        }
+    }
+    let deep = f.g.dependents(10, &query()).unwrap();
+    assert_eq!(deep.cycles.len(), 2, "c/d and the two at the bottom");
+    assert!(deep.total > 120);
+}

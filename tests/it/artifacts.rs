@@ -240,9 +240,13 @@ on_both_backends! {
             ("truncate at a chunk boundary", pristine[..header + 2 * sealed_chunk].to_vec()),
             ("truncate inside a chunk", pristine[..pristine.len() - 100].to_vec()),
         ];
+        // A download refused part-way ends its connection, and a pooled connection the
+        // server is closing can fail the next request before it is sent (hyper's
+        // IncompleteMessage race, seen once in CI): each download opens its own.
+        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
         for (what, bytes) in damages {
             std::fs::write(&blob, &bytes).expect("damage");
-            let response = app.client.get(url(&app, "1.0.0", "model.bin")).bearer_auth(&owner).send().await.expect("get");
+            let response = client.get(url(&app, "1.0.0", "model.bin")).bearer_auth(&owner).send().await.expect("get");
             let received = if response.status() == 200 { response.bytes().await.ok() } else {
                 assert_eq!(response.status(), 500, "{what}");
                 let body: Value = response.json().await.expect("json");
@@ -252,7 +256,7 @@ on_both_backends! {
             assert!(received.is_none_or(|b| b.len() < weights.len()), "{what}: the client cannot read a complete body");
         }
         std::fs::write(&blob, &pristine).expect("restore");
-        let body = app.client.get(url(&app, "1.0.0", "model.bin")).bearer_auth(&owner).send().await.expect("get").bytes().await.expect("body");
+        let body = client.get(url(&app, "1.0.0", "model.bin")).bearer_auth(&owner).send().await.expect("get").bytes().await.expect("body");
         assert!(body == weights, "intact again once restored");
 
         let auditor = app.token("aud", "auditor", None).await;

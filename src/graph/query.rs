@@ -402,6 +402,12 @@ impl InventoryGraph {
         Some(self.walk(start, Walk::Dependents, q))
     }
 
+    /// The consumer as an answer names it (the graph's own, shared), `None` when the
+    /// graph does not hold it.
+    pub fn consumer_target(&self, consumer: super::ConsumerId) -> Option<Target> {
+        Some(self.target(*self.consumers.get(&consumer)?))
+    }
+
     /// What `consumer` depends on, `None` when the graph does not hold that consumer.
     pub fn dependencies(&self, consumer: super::ConsumerId, q: &Query) -> Option<Answer> {
         let start = *self.consumers.get(&consumer)?;

@@ -914,8 +914,7 @@ impl Services {
         let id = self.graph_consumer(consumer).await?;
         let g = self.read_graph();
         let root = g
-            .consumer(id)
-            .map(|c| crate::graph::Target::Consumer(std::sync::Arc::new(c.clone())))
+            .consumer_target(id)
             .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {consumer}")))?;
         let (answer, links) = g
             .answer_with_links(crate::graph::Upstream::Consumer(id), false, &q)

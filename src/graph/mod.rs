@@ -14,9 +14,11 @@
 //! show them together as the evidence of one link.
 
 mod arrivals;
+mod packed;
 mod query;
 
 use arrivals::{Arrival, Arrivals, NO_RANGE, sort_prefix};
+use packed::Packed;
 
 pub use query::{Answer, Counts, Cycle, Evidence, Impact, Query, Reached, Step, Target, Upstream};
 
@@ -26,7 +28,7 @@ use crate::domain::{
 use chrono::{DateTime, Utc};
 use petgraph::Direction;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
-use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
+use petgraph::visit::{EdgeIndexable, EdgeRef, IntoEdgeReferences, NodeIndexable};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -161,6 +163,9 @@ pub struct InventoryGraph {
     /// cache miss for every edge it looked at; with its hubs' tens of thousands of
     /// dependents, that walk was most of a question's time.
     arrivals: Vec<Arrivals>,
+    /// The same arrivals laid out in one array for the walks (see `packed.rs`), where
+    /// they have not changed since it was laid out.
+    packed: Packed,
     /// Edges that share both ends with another edge: one link reported by several
     /// origins, whose evidence an answer gathers. Few edges have one, and knowing which
     /// spares an answer reading every edge of each node it explains.
@@ -215,6 +220,24 @@ impl InventoryGraph {
             self.mark_looping(self.loops());
             self.loops_unknown = false;
         }
+        if self.packed.worth_repacking() {
+            self.repack();
+        }
+    }
+
+    /// Lays the packed arrivals out afresh from the per-node lists.
+    fn repack(&mut self) {
+        self.packed = Packed::pack(&self.arrivals, self.g.edge_bound());
+    }
+
+    /// After the arrivals at `ix` changed: walks stop reading their packed copy.
+    fn arrivals_changed(&mut self, ix: NodeIndex) {
+        self.packed.unpack(
+            ix,
+            self.g
+                .edges_directed(ix, Direction::Outgoing)
+                .map(|e| e.id()),
+        );
     }
 
     pub fn consumer_count(&self) -> usize {
@@ -322,6 +345,15 @@ impl InventoryGraph {
             .find(|a| a.edge == ex)
     }
 
+    /// Changes a field of the arrival at `to` of edge `ex`, in its list and in its packed
+    /// copy alike.
+    fn edit_arrival(&mut self, to: NodeIndex, ex: EdgeIndex, edit: impl Fn(&mut Arrival)) {
+        if let Some(a) = self.arrival_mut(to, ex) {
+            edit(a);
+        }
+        self.packed.edit(ex, edit);
+    }
+
     /// Whether anything depends on the node: it has arrivals.
     fn depended_on(&self, ix: NodeIndex) -> bool {
         self.arrivals.get(ix.index()).is_some_and(|a| !a.is_empty())
@@ -349,10 +381,10 @@ impl InventoryGraph {
             .map(|e| (e.target(), e.id()))
             .collect();
         for (to, ex) in leaving {
-            if let Some(a) = self.arrival_mut(to, ex) {
+            self.edit_arrival(to, ex, |a| {
                 a.key = key;
                 a.from_depended_on = depended_on;
-            }
+            });
         }
     }
 
@@ -375,6 +407,7 @@ impl InventoryGraph {
         if let Some(arrivals) = self.arrivals.get_mut(ix.index()) {
             *arrivals = Arrivals::None;
         }
+        self.arrivals_changed(ix);
         if let Some(Node::Consumer(_, c)) = self.g.remove_node(ix) {
             self.consumer_names.remove(c.name.as_str());
         }
@@ -439,6 +472,7 @@ impl InventoryGraph {
         }
         self.mark_looping(self.loops());
         self.loops_unknown = false;
+        self.repack();
     }
 
     /// Makes `looping` the graph's looping edges, and their arrivals say so.
@@ -450,10 +484,8 @@ impl InventoryGraph {
             .chain(looping.difference(&old).map(|&ex| (ex, true)))
             .collect();
         for (ex, flag) in flips {
-            if let Some((_, to)) = self.g.edge_endpoints(ex)
-                && let Some(a) = self.arrival_mut(to, ex)
-            {
-                a.looping = flag;
+            if let Some((_, to)) = self.g.edge_endpoints(ex) {
+                self.edit_arrival(to, ex, |a| a.looping = flag);
             }
         }
         self.looping = looping;
@@ -544,9 +576,7 @@ impl InventoryGraph {
             // The link of a row never changes; its evidence does.
             *w = e;
             // (During a bulk load there are no arrivals yet; `finish_load` reads the time.)
-            if let Some(a) = self.arrival_mut(to, ex) {
-                a.last_seen = last_seen;
-            }
+            self.edit_arrival(to, ex, |a| a.last_seen = last_seen);
             return Ok(());
         }
         let id = e.id;
@@ -571,6 +601,7 @@ impl InventoryGraph {
         let arrival = self.arrival(from, ex);
         let first = !self.depended_on(to);
         self.arrivals[to.index()].push(arrival);
+        self.arrivals_changed(to);
         if first {
             self.refresh_arrivals_from(to);
         }
@@ -596,10 +627,12 @@ impl InventoryGraph {
                     self.parallel.remove(&last.edge);
                 }
             }
+            self.arrivals_changed(to);
             if last {
                 self.refresh_arrivals_from(to);
             }
         }
+        self.packed.forget_edge(ex);
         // A superset stays one: the edge's index may be reused, but not its flag.
         self.looping.remove(&ex);
         self.g.remove_edge(ex);
@@ -790,7 +823,7 @@ impl InventoryGraph {
                 Vec::new()
             };
             kept.iter().rev().eq(expected.iter())
-        })
+        }) && self.packed.agrees_with(&self.arrivals)
     }
 
     fn node_label(&self, ix: NodeIndex) -> String {

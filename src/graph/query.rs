@@ -7,6 +7,7 @@
 //! about what they leave out: nodes beyond the depth limit and beyond the size limit are
 //! counted, and an answer that leaves anything out says it is not complete.
 
+use super::packed::{Hot, Span};
 use super::{EdgeRecord, InventoryGraph, Link, Node};
 use crate::domain::{
     Consumer, ConsumerName, Derivation, EdgeKind, EdgeOrigin, ModelName, Version, VersionRange,
@@ -192,6 +193,41 @@ struct Next {
     leaf: bool,
     /// A `depends_on` link that may lie on a circle (see [`InventoryGraph::may_loop`]).
     may_loop: bool,
+    /// Where `node`'s packed arrivals lie, when the arrival that leads there knew.
+    span: Span,
+}
+
+/// A node's arrivals as a walk reads them: packed, with their dependents' spans, or from
+/// the node's own list.
+#[derive(Clone, Copy)]
+enum Found<'g> {
+    Packed(&'g [Hot], &'g [super::Arrival]),
+    Live(&'g [super::Arrival]),
+}
+
+impl Found<'_> {
+    /// Each arrival with where its dependent's packed arrivals lie, if known.
+    #[inline(always)]
+    fn each_newest_first(self, mut f: impl FnMut(&super::Arrival, Span)) {
+        match self {
+            Found::Packed(hot, list) => {
+                for (h, a) in hot.iter().zip(list).rev() {
+                    f(a, h.from_span);
+                }
+            }
+            Found::Live(list) => list.iter().rev().for_each(|a| f(a, Span::UNPACKED)),
+        }
+    }
+
+    /// Something of the first arrival (of its hot part, when packed), read to start
+    /// its cache line on its way.
+    fn first_read(self) -> u32 {
+        let first = match self {
+            Found::Packed(hot, _) => hot.first().map(|h| h.from.index()),
+            Found::Live(list) => list.first().map(|a| a.edge.index()),
+        };
+        first.map_or(0, |i| i as u32)
+    }
 }
 
 /// Where [`InventoryGraph::upstream_models`] starts.
@@ -224,6 +260,8 @@ struct Visit {
     key: u64,
     /// Known to have nothing depending on it (see [`Next::leaf`]).
     leaf: bool,
+    /// See [`Next::span`].
+    span: Span,
 }
 
 /// The nodes a walk reached, in the order reached (so by depth), and which nodes those
@@ -241,6 +279,13 @@ struct Visits {
     /// writing them whole was much of what a cold cache cost.
     beyond: Vec<Beyond>,
     seen: Vec<u64>,
+    /// The words of `seen` this walk set bits in, to clear after it: leaves beyond the
+    /// cut are counted, not kept, so the visits do not name every node seen.
+    dirty: Vec<u32>,
+    /// Per depth, the consumers beyond the cut that nothing depends on: a walk need not
+    /// go on from them, and an answer only counts them. For a hub that is about half of
+    /// its dependents.
+    leaves: Vec<u32>,
     /// How many visits after the start an answer may list.
     listed: usize,
     /// Once `listed` visits are in `order`, the depth of the last: deeper visits go to
@@ -255,8 +300,8 @@ struct Visits {
 struct Beyond {
     ix: NodeIndex,
     depth: u32,
+    span: Span,
     consumer: bool,
-    leaf: bool,
 }
 
 impl Beyond {
@@ -267,7 +312,9 @@ impl Beyond {
             via: None,
             consumer: self.consumer,
             key: 0,
-            leaf: self.leaf,
+            // Leaves beyond the cut are counted, not kept.
+            leaf: false,
+            span: self.span,
         }
     }
 }
@@ -277,6 +324,7 @@ thread_local! {
     static ORDER: std::cell::Cell<Vec<Visit>> = const { std::cell::Cell::new(Vec::new()) };
     static BEYOND: std::cell::Cell<Vec<Beyond>> = const { std::cell::Cell::new(Vec::new()) };
     static BUCKET: std::cell::Cell<Vec<Cheap>> = const { std::cell::Cell::new(Vec::new()) };
+    static DIRTY: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// A visit as the cut by name first sees it (see [`InventoryGraph::first_by_name`]): kept
@@ -309,29 +357,41 @@ impl Visits {
             order: ORDER.with(|o| o.take()),
             beyond: BEYOND.with(|b| b.take()),
             seen,
+            dirty: DIRTY.with(|d| d.take()),
+            leaves: Vec::new(),
             listed,
             cut_depth: None,
         }
     }
 
-    /// Adds `v` unless its node was reached already.
-    fn insert(&mut self, v: Visit) {
-        let i = v.ix.index();
+    /// Marks the node seen; false when it was already.
+    #[inline(always)]
+    fn see(&mut self, ix: NodeIndex) -> bool {
+        let i = ix.index();
         if i / 64 >= self.seen.len() {
             self.seen.resize(i / 64 + 1, 0);
         }
         let (word, bit) = (&mut self.seen[i / 64], 1u64 << (i % 64));
         if *word & bit != 0 {
-            return;
+            return false;
+        }
+        if *word == 0 {
+            self.dirty.push(u32::try_from(i / 64).unwrap_or(u32::MAX));
         }
         *word |= bit;
+        true
+    }
+
+    /// Adds `v` unless its node was reached already.
+    #[inline(always)]
+    fn insert(&mut self, v: Visit) {
+        if !self.see(v.ix) {
+            return;
+        }
         match self.cut_depth {
-            Some(cut) if v.depth > cut => self.beyond.push(Beyond {
-                ix: v.ix,
-                depth: v.depth,
-                consumer: v.consumer,
-                leaf: v.leaf,
-            }),
+            Some(cut) if v.depth > cut => {
+                self.push_beyond(v.ix, v.depth, v.span, v.consumer, v.leaf)
+            }
             _ => {
                 self.order.push(v);
                 // `order` holds the start first, then the visits an answer may list.
@@ -342,7 +402,49 @@ impl Visits {
         }
     }
 
-    /// Every visit so far, the start first.
+    /// Adds a visit known to lie beyond the cut, unless its node was reached already.
+    #[inline(always)]
+    fn insert_beyond(&mut self, ix: NodeIndex, depth: u32, span: Span, consumer: bool, leaf: bool) {
+        if self.see(ix) {
+            self.push_beyond(ix, depth, span, consumer, leaf);
+        }
+    }
+
+    /// A leaf consumer is only counted. A version is kept whatever its flag says: its
+    /// users arrive at its model, not at it.
+    #[inline(always)]
+    fn push_beyond(&mut self, ix: NodeIndex, depth: u32, span: Span, consumer: bool, leaf: bool) {
+        if leaf && consumer {
+            let d = depth as usize;
+            if self.leaves.len() <= d {
+                self.leaves.resize(d + 1, 0);
+            }
+            self.leaves[d] += 1;
+        } else {
+            self.beyond.push(Beyond {
+                ix,
+                depth,
+                span,
+                consumer,
+            });
+        }
+    }
+
+    /// The leaves beyond the cut within `max_depth`, and those deeper.
+    fn leaves_counted(&self, max_depth: u32) -> (usize, usize) {
+        let (mut within, mut deeper) = (0, 0);
+        for (depth, &n) in self.leaves.iter().enumerate() {
+            if depth as u64 <= u64::from(max_depth) {
+                within += n as usize;
+            } else {
+                deeper += n as usize;
+            }
+        }
+        (within, deeper)
+    }
+
+    /// Every visit kept so far, the start first: all but the leaves beyond the cut,
+    /// which are only counted and which a walk does not go on from.
     fn len(&self) -> usize {
         self.order.len() + self.beyond.len()
     }
@@ -374,14 +476,14 @@ impl Visits {
 
 impl Drop for Visits {
     fn drop(&mut self) {
-        let reached = self.order.iter().map(|v| v.ix);
-        for ix in reached.chain(self.beyond.iter().map(|b| b.ix)) {
-            if let Some(w) = self.seen.get_mut(ix.index() / 64) {
+        for &w in &self.dirty {
+            if let Some(w) = self.seen.get_mut(w as usize) {
                 *w = 0;
             }
         }
         let seen = std::mem::take(&mut self.seen);
         SEEN.with(|s| s.set(seen));
+        give_back(&DIRTY, std::mem::take(&mut self.dirty));
         give_back(&ORDER, std::mem::take(&mut self.order));
         give_back(&BEYOND, std::mem::take(&mut self.beyond));
     }
@@ -609,6 +711,40 @@ impl InventoryGraph {
         bucket.truncate(need);
     }
 
+    /// Reads what listing `picked` will read (each node, its consumer's record and name,
+    /// and the edge that reached it) a kind at a time for all of them: each pass's reads
+    /// do not wait on one another, so their cache misses overlap, where listing node by
+    /// node met four in a row for each of a hub's thousand listed dependents.
+    fn read_ahead<'v>(&self, picked: impl Iterator<Item = &'v Visit> + Clone) {
+        let mut touched = 0usize;
+        let nodes = || picked.clone().filter_map(|v| self.g.node_weight(v.ix));
+        for node in nodes() {
+            if let Node::Consumer(id, _) = node {
+                touched ^= *id as usize;
+            }
+        }
+        for node in nodes() {
+            if let Node::Consumer(_, c) = node {
+                // The count an answer's clone adds to, and the name, may be a line apart.
+                touched ^= Arc::strong_count(c) ^ c.name.as_str().len();
+            }
+        }
+        for node in nodes() {
+            if let Node::Consumer(_, c) = node {
+                touched ^= usize::from(c.name.as_str().as_bytes().first().copied().unwrap_or(0));
+            }
+        }
+        for v in picked {
+            if let Some((_, ex)) = v.via
+                && let Some(e) = self.g.edge_weight(ex)
+            {
+                touched ^=
+                    e.observations as usize ^ usize::from(matches!(e.link, Link::Uses { .. }));
+            }
+        }
+        std::hint::black_box(touched);
+    }
+
     /// The answer, and the nodes it returns (without `start`).
     fn walk_nodes(&self, start: NodeIndex, walk: Walk, q: &Query) -> (Answer, Vec<NodeIndex>) {
         let (visits, stale_edges_skipped, cycles) = self.traverse(start, walk, q, q.limit);
@@ -617,11 +753,13 @@ impl InventoryGraph {
         let reached_all = &visits.order[1..];
         let within = &reached_all[..reached_all.partition_point(|v| v.depth <= q.max_depth)];
         let beyond = &visits.beyond[..visits.beyond.partition_point(|b| b.depth <= q.max_depth)];
+        let (leaves_within, leaves_deeper) = visits.leaves_counted(q.max_depth);
         let omitted_by_depth =
-            reached_all.len() - within.len() + (visits.beyond.len() - beyond.len());
+            reached_all.len() - within.len() + (visits.beyond.len() - beyond.len()) + leaves_deeper;
         let consumers_total = within.iter().filter(|v| v.consumer).count()
-            + beyond.iter().filter(|b| b.consumer).count();
-        let total = within.len() + beyond.len();
+            + beyond.iter().filter(|b| b.consumer).count()
+            + leaves_within;
+        let total = within.len() + beyond.len() + leaves_within;
         let returned = total.min(q.limit);
         // The first `returned` by depth and then name: every depth before the one the cut
         // falls in, and the first of that one. Only those nodes are read for their names.
@@ -636,7 +774,6 @@ impl InventoryGraph {
                 let first = u32::try_from(from + 1).unwrap_or(u32::MAX);
                 (first..).zip(&within[from..to])
             };
-            chosen.extend(placed(0, before).map(keyed));
             let need = returned - before;
             let mut bucket = BUCKET.with(|b| b.take());
             bucket.extend((before..end).map(|at| Cheap {
@@ -645,6 +782,11 @@ impl InventoryGraph {
                 at: u32::try_from(at).unwrap_or(u32::MAX),
             }));
             self.first_by_name(&mut bucket, need, within);
+            let picked = within[..before]
+                .iter()
+                .chain(bucket.iter().map(|c| &within[c.at as usize]));
+            self.read_ahead(picked);
+            chosen.extend(placed(0, before).map(keyed));
             chosen.extend(bucket.iter().map(|c| {
                 let at = c.at as usize;
                 keyed((u32::try_from(at + 1).unwrap_or(u32::MAX), &within[at]))
@@ -697,6 +839,7 @@ impl InventoryGraph {
             consumer: matches!(self.g[start], Node::Consumer(..)),
             key: 0,
             leaf: false,
+            span: self.packed.span(start),
         });
         let mut stale_skipped: HashSet<EdgeIndex> = HashSet::default();
         // Followed `depends_on` links that may be on a circle, as (dependent,
@@ -712,6 +855,23 @@ impl InventoryGraph {
             let end = (at + BATCH).min(expanded(visits.len()));
             batch.clear();
             visits.copy_to(at, end, &mut batch);
+            // Once every step from the batch lands beyond the cut, where visits keep
+            // no path or key and leaves are only counted, steps take the short way.
+            if walk == Walk::Dependents
+                && q.transitive
+                && visits.cut_depth.is_some_and(|cut| batch[0].depth >= cut)
+            {
+                self.expand_beyond(
+                    &batch,
+                    &mut visits,
+                    q,
+                    stale_before,
+                    &mut stale_skipped,
+                    &mut links,
+                );
+                at = end;
+                continue;
+            }
             // Each step is taken as it is found rather than listed first: a hub's first
             // batch holds all its direct users, and a list of them cost a cold cache a
             // megabyte and a half written and read again.
@@ -725,6 +885,7 @@ impl InventoryGraph {
                     key,
                     leaf,
                     may_loop,
+                    span,
                 } = step;
                 let Visit { ix, depth, .. } = batch[of as usize];
                 if !q.include_stale && last_seen < stale_before {
@@ -745,6 +906,7 @@ impl InventoryGraph {
                     consumer,
                     key,
                     leaf,
+                    span,
                 });
                 if kind == EdgeKind::DependsOn && may_loop {
                     links.push(match walk {
@@ -776,16 +938,11 @@ impl InventoryGraph {
         }
     }
 
-    /// Read from the compact arrivals, newest first as petgraph lists them. Each visit
-    /// knows whether it is a consumer, so no node is read to find out.
+    /// Read from the packed arrivals where they are current, else from the node's list
+    /// (see `packed.rs`), newest first as petgraph lists them. Each visit knows whether
+    /// it is a consumer, so no node is read to find out.
     fn dependents_of(&self, batch: &[Visit], emit: &mut impl FnMut(Next)) {
-        let arrivals = |at: NodeIndex| {
-            self.arrivals
-                .get(at.index())
-                .map(super::Arrivals::as_slice)
-                .unwrap_or_default()
-        };
-        let next = |of, a: &super::Arrival, kind| Next {
+        let next = |of, a: &super::Arrival, span, kind| Next {
             of,
             edge: a.edge,
             node: a.from,
@@ -794,53 +951,103 @@ impl InventoryGraph {
             key: a.key,
             leaf: !a.from_depended_on,
             may_loop: self.loops_unknown || a.looping,
+            span,
         };
-        // The consumers' arrivals are looked up for the whole batch before any is read:
-        // the lookups do not wait on one another, so their cache misses overlap instead
-        // of coming one after the other (most of a hub question's time otherwise).
-        // A node with several arrivals keeps them on the heap, a second miss: its first
-        // is read here too (and folded into `touched`, so the read is kept), while the
-        // other lookups are still in flight, rather than one by one as they are emitted.
-        let mut touched = 0u32;
-        let found: Vec<&[super::Arrival]> = batch
-            .iter()
-            .map(|v| {
-                if v.consumer && !v.leaf {
-                    let found = arrivals(v.ix);
-                    if let Some(first) = found.first() {
-                        touched ^= first.edge.index() as u32;
-                    }
-                    found
-                } else {
-                    &[]
-                }
-            })
-            .collect();
-        std::hint::black_box(touched);
+        let found = self.found_for(batch);
         for ((of, v), found) in (0..).zip(batch).zip(found) {
             if v.consumer {
-                for a in found.iter().rev() {
-                    emit(next(of, a, EdgeKind::DependsOn));
-                }
+                found.each_newest_first(|a, span| emit(next(of, a, span, EdgeKind::DependsOn)));
                 continue;
             }
             let Node::Version(version) = &self.g[v.ix] else {
                 continue;
             };
             if let Some(&model) = self.models.get(&version.model) {
-                for a in arrivals(model).iter().rev() {
+                let at_model = self.found(model, self.packed.span(model));
+                at_model.each_newest_first(|a, span| {
                     if self
                         .ranges
                         .get(a.range as usize)
                         .is_some_and(|r| r.matches(version.version))
                     {
-                        emit(next(of, a, EdgeKind::Uses));
+                        emit(next(of, a, span, EdgeKind::Uses));
+                    }
+                });
+            }
+            let own = self.found(v.ix, self.packed.span(v.ix));
+            own.each_newest_first(|a, span| emit(next(of, a, span, EdgeKind::DerivedFrom)));
+        }
+    }
+
+    /// The arrivals of the batch's consumers, found for the whole batch before any is
+    /// read, and the first of each read then (folded into `touched`, so the read is
+    /// kept): the reads do not wait on one another, so their cache misses overlap
+    /// instead of coming one after the other as they are emitted.
+    #[inline(always)]
+    fn found_for(&self, batch: &[Visit]) -> [Found<'_>; BATCH] {
+        let mut touched = 0u32;
+        let mut found = [Found::Live(&[]); BATCH];
+        for (f, v) in found.iter_mut().zip(batch) {
+            if v.consumer && !v.leaf {
+                *f = self.found(v.ix, v.span);
+                touched ^= f.first_read();
+            }
+        }
+        std::hint::black_box(touched);
+        found
+    }
+
+    /// [`Self::dependents_of`] for a batch whose every step lands beyond the cut, where
+    /// visits keep no path or key and leaves are only counted. A consumer's packed
+    /// arrivals are read for their hot parts alone unless stale edges are to be skipped.
+    #[allow(clippy::too_many_arguments)]
+    fn expand_beyond(
+        &self,
+        batch: &[Visit],
+        visits: &mut Visits,
+        q: &Query,
+        stale_before: i64,
+        stale_skipped: &mut HashSet<EdgeIndex>,
+        links: &mut Vec<(NodeIndex, NodeIndex)>,
+    ) {
+        let found = self.found_for(batch);
+        for (v, found) in batch.iter().zip(found) {
+            match found {
+                Found::Packed(hot, _) if v.consumer && q.include_stale => {
+                    for h in hot.iter().rev() {
+                        visits.insert_beyond(h.from, v.depth + 1, h.from_span, true, h.leaf());
+                        if self.loops_unknown || h.looping() {
+                            links.push((h.from, v.ix));
+                        }
                     }
                 }
+                _ => self.dependents_of(std::slice::from_ref(v), &mut |step: Next| {
+                    if !q.include_stale && step.last_seen < stale_before {
+                        stale_skipped.insert(step.edge);
+                        return;
+                    }
+                    let consumer = step.kind != EdgeKind::DerivedFrom;
+                    visits.insert_beyond(step.node, v.depth + 1, step.span, consumer, step.leaf);
+                    if step.kind == EdgeKind::DependsOn && step.may_loop {
+                        links.push((step.node, v.ix));
+                    }
+                }),
             }
-            for a in arrivals(v.ix).iter().rev() {
-                emit(next(of, a, EdgeKind::DerivedFrom));
-            }
+        }
+    }
+
+    /// A node's arrivals: packed when `span` says where, else from its list.
+    fn found(&self, ix: NodeIndex, span: Span) -> Found<'_> {
+        if span.is_packed() {
+            let (hot, list) = self.packed.list(span);
+            Found::Packed(hot, list)
+        } else {
+            Found::Live(
+                self.arrivals
+                    .get(ix.index())
+                    .map(super::Arrivals::as_slice)
+                    .unwrap_or_default(),
+            )
         }
     }
 
@@ -854,6 +1061,7 @@ impl InventoryGraph {
             key: 0,
             leaf: false,
             may_loop: matches!(e.weight().link, Link::DependsOn { .. }) && self.may_loop(e.id()),
+            span: Span::UNPACKED,
         };
         match &self.g[ix] {
             Node::Consumer(..) => {

@@ -522,12 +522,10 @@ fn arrivals_follow_removals_reused_indexes_and_new_evidence() {
     assert!(f.g.snapshot().indexes_agree);
 }
 
-#[test]
-fn a_bulk_load_lays_out_the_arrivals_single_upserts_would() {
-    let upserted = Fixture::standard();
-    let mut loaded = Fixture::new();
-    let mut edges: Vec<EdgeRecord> = upserted
-        .g
+/// Loads every edge of `source` into `into` (which holds its nodes) as a bulk load does,
+/// in the order of their ids.
+fn bulk_load_edges_of(source: &InventoryGraph, into: &mut InventoryGraph) {
+    let mut edges: Vec<EdgeRecord> = source
         .snapshot()
         .edges
         .into_values()
@@ -535,9 +533,16 @@ fn a_bulk_load_lays_out_the_arrivals_single_upserts_would() {
         .collect();
     edges.sort_by_key(|e| e.id);
     for e in edges {
-        loaded.g.load_edge(e).unwrap();
+        into.load_edge(e).unwrap();
     }
-    loaded.g.finish_load();
+    into.finish_load();
+}
+
+#[test]
+fn a_bulk_load_lays_out_the_arrivals_single_upserts_would() {
+    let upserted = Fixture::standard();
+    let mut loaded = Fixture::new();
+    bulk_load_edges_of(&upserted.g, &mut loaded.g);
     let snapshot = loaded.g.snapshot();
     assert!(snapshot.indexes_agree);
     assert_eq!(snapshot, upserted.g.snapshot());
@@ -613,6 +618,27 @@ fn every_size_limit_lists_a_prefix_of_the_whole_answer_and_counts_alike() {
     }
     f.depends(layer[0], layer[1]);
     f.depends(layer[1], layer[0]);
+    // Built by single upserts, the graph has no packed arrivals; packed, the walks read
+    // those, and must give the very same answers.
+    let unpacked = answers_at_every_limit(&f.g);
+    assert!(!f.g.packed.span(f.g.consumers[&1]).is_packed());
+    f.g.repack();
+    assert!(f.g.packed.span(f.g.consumers[&1]).is_packed());
+    assert!(f.g.snapshot().indexes_agree);
+    assert_eq!(answers_at_every_limit(&f.g), unpacked);
+    let deep = f.g.dependents(10, &query()).unwrap();
+    assert_eq!(deep.cycles.len(), 2, "c/d and the two at the bottom");
+    assert!(deep.total > 120);
+}
+
+/// Every answer of [`every_size_limit_lists_a_prefix_of_the_whole_answer_and_counts_alike`],
+/// checked against the whole one.
+fn answers_at_every_limit(g: &InventoryGraph) -> Vec<Answer> {
+    let f = Fixture {
+        g: g.clone(),
+        next_edge: 0,
+    };
+    let mut answers = Vec::new();
     for max_depth in [1, 2, 3, 10] {
         let whole =
             f.g.dependents(
@@ -643,9 +669,128 @@ fn every_size_limit_lists_a_prefix_of_the_whole_answer_and_counts_alike() {
             assert_eq!(a.cycles, whole.cycles, "{at}");
             assert_eq!(a.reached[..], whole.reached[..a.reached.len()], "{at}");
             assert_eq!(a.reached.len(), limit.min(whole.total), "{at}");
+            answers.push(a);
         }
     }
-    let deep = f.g.dependents(10, &query()).unwrap();
-    assert_eq!(deep.cycles.len(), 2, "c/d and the two at the bottom");
-    assert!(deep.total > 120);
+    answers
+}
+
+#[test]
+fn packed_arrivals_answer_as_the_lists_do_through_every_change() {
+    // A loaded graph walks its packed arrivals; each change unpacks what it touches and
+    // a revision may lay them out again. After every change the answers must be those
+    // of the same graph walked from its per-node lists alone (its packed copy dropped).
+    let mut f = Fixture::standard();
+    for id in 6..60 {
+        f.g.upsert_consumer(id, consumer(&format!("n{id:02}"), "fan"));
+    }
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for id in 6..60 {
+        if next(3) == 0 {
+            f.uses(
+                id,
+                1 + next(3) as i64,
+                ["1.0.0", "^1", "*"][next(3) as usize],
+            );
+        } else {
+            f.depends(id, 1 + next(id as u64 - 1) as i64);
+        }
+    }
+    let mut loaded = Fixture::new();
+    for id in 6..60 {
+        loaded
+            .g
+            .upsert_consumer(id, consumer(&format!("n{id:02}"), "fan"));
+    }
+    bulk_load_edges_of(&f.g, &mut loaded.g);
+    loaded.next_edge = f.next_edge;
+    let mut f = loaded;
+    let questions = [
+        Query {
+            limit: 3,
+            ..query()
+        },
+        Query {
+            limit: 1000,
+            max_depth: 3,
+            ..query()
+        },
+        Query {
+            limit: 2,
+            include_stale: false,
+            stale_after: chrono::Duration::days(1),
+            ..query()
+        },
+    ];
+    let agree = |g: &InventoryGraph, after: &str| {
+        assert!(g.snapshot().indexes_agree, "after {after}");
+        let mut lists_only = g.clone();
+        lists_only.packed = Packed::default();
+        for version in [10, 11, 12, 20, 30] {
+            for q in &questions {
+                assert_eq!(
+                    g.dependents(version, q),
+                    lists_only.dependents(version, q),
+                    "version {version} after {after}"
+                );
+            }
+        }
+    };
+    agree(&f.g, "the load");
+    assert!(f.g.packed.span(f.g.models[&1]).is_packed());
+    let mut revision = 1;
+    for step in 0..300 {
+        let consumers: Vec<ConsumerId> = f.g.consumers.keys().copied().collect();
+        let pick = |n: u64| consumers[n as usize % consumers.len()];
+        let what = match next(7) {
+            0 | 1 => {
+                let (a, b) = (pick(next(1000)), pick(next(1000)));
+                f.depends(a, b);
+                "a dependency"
+            }
+            2 => {
+                f.uses(pick(next(1000)), 1 + next(3) as i64, "^1");
+                "a use"
+            }
+            3 => {
+                let ids: Vec<EdgeId> = f.g.edges.keys().copied().collect();
+                if let Some(&id) = ids.get(next(ids.len().max(1) as u64) as usize) {
+                    f.g.remove_edge(id);
+                }
+                "a removal"
+            }
+            4 => {
+                let ids: Vec<EdgeId> = f.g.edges.keys().copied().collect();
+                if let Some(&id) = ids.get(next(ids.len().max(1) as u64) as usize) {
+                    let mut e = f.g.edge(id).unwrap().clone();
+                    e.last_seen = t0() - chrono::Duration::days(next(3) as i64);
+                    f.g.upsert_edge(e).unwrap();
+                }
+                "new evidence"
+            }
+            5 => {
+                let id = pick(next(1000));
+                f.g.upsert_consumer(id, consumer(&format!("r{step:03}"), "fan"));
+                "a rename"
+            }
+            _ => {
+                if consumers.len() > 20 {
+                    f.g.remove_consumer(pick(next(1000)));
+                }
+                "a consumer removed"
+            }
+        };
+        agree(&f.g, what);
+        if step % 10 == 9 {
+            revision += 1;
+            f.g.set_revision(revision);
+            agree(&f.g, "a revision");
+        }
+    }
 }

@@ -1,0 +1,251 @@
+//! The arrivals again, packed: every node's arrivals in one array, node after node, in the
+//! order a breadth-first walk from the most depended-on nodes meets them, each arrival
+//! carrying where its dependent's own arrivals lie.
+//!
+//! A hub question expands tens of thousands of dependents. From the per-node lists
+//! (`arrivals.rs`) each expansion looked up the dependent's slot and then, when it had
+//! several arrivals, followed the slot to the heap: two cache misses one after the other,
+//! about half of a cold hub answer. Here the arrival that reaches a dependent already says
+//! where the dependent's arrivals are, and a walk from a big model reads them roughly in
+//! the order they were laid out.
+//!
+//! The per-node lists stay the truth that changes edit. This copy is laid out at load and
+//! again when enough has changed (see [`Packed::worth_repacking`]); in between, a node
+//! whose arrivals changed is *unpacked*: its span says so, the packed arrivals that reach
+//! it say so, and walks read it from its list as before. Fields of an arrival that change
+//! in place (a time, a name's key, a flag) are written to both copies.
+
+use super::arrivals::{Arrival, Arrivals};
+use petgraph::stable_graph::{EdgeIndex, NodeIndex};
+
+/// Where a node's packed arrivals lie in [`Packed`]'s array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    pub at: u32,
+    pub len: u32,
+}
+
+impl Span {
+    /// A node whose arrivals are read from its list: they changed since packing, or the
+    /// node came after it.
+    pub const UNPACKED: Span = Span {
+        at: 0,
+        len: u32::MAX,
+    };
+
+    pub fn is_packed(self) -> bool {
+        self != Self::UNPACKED
+    }
+}
+
+/// What a walk beyond the listed nodes reads of an arrival, kept apart from the rest of
+/// it (16 bytes rather than 32): the dependent, where its own arrivals lie, and the two
+/// flags that decide whether to go on from it and whether to look for a circle. Four of
+/// these share a cache line, so most dependents' arrivals are one line read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Hot {
+    pub from: NodeIndex,
+    pub from_span: Span,
+    flags: u32,
+}
+
+const DEPENDED_ON: u32 = 1;
+const LOOPING: u32 = 2;
+
+impl Hot {
+    fn of(a: &Arrival, from_span: Span) -> Self {
+        Self {
+            from: a.from,
+            from_span,
+            flags: u32::from(a.from_depended_on) * DEPENDED_ON + u32::from(a.looping) * LOOPING,
+        }
+    }
+
+    /// Whether nothing depends on the dependent (see `Arrival::from_depended_on`).
+    pub fn leaf(self) -> bool {
+        self.flags & DEPENDED_ON == 0
+    }
+
+    /// See `Arrival::looping`.
+    pub fn looping(self) -> bool {
+        self.flags & LOOPING != 0
+    }
+}
+
+/// No place in the packed array.
+const NOWHERE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Packed {
+    /// Every packed arrival whole, node after node.
+    arrivals: Vec<Arrival>,
+    /// The same arrivals' [`Hot`] parts, in the same places.
+    hot: Vec<Hot>,
+    /// Per node index, where its arrivals lie.
+    spans: Vec<Span>,
+    /// Per edge index, where its arrival lies, so that a change to an edge or to its
+    /// dependent reaches the packed copy without searching a hub's list.
+    places: Vec<u32>,
+    /// Changes to nodes' arrivals since packing.
+    changes: usize,
+    /// Whether one of them unpacked a long list: what the biggest questions read.
+    long_unpacked: bool,
+}
+
+/// A list this long, unpacked, makes a repack come sooner: hubs are what packing is for.
+const LONG: u32 = 1_024;
+
+impl Packed {
+    /// Packs `live` (per node index, its arrivals). Lists are laid out breadth-first
+    /// along the arrivals, from the longest list first and then from the longest left,
+    /// each node's dependents in the order walks meet them (newest first), so that a
+    /// big question reads its dependents' arrivals close to where it read the last.
+    pub fn pack(live: &[Arrivals], edge_bound: usize) -> Self {
+        let n = live.len();
+        let mut seeds: Vec<u32> = (0..n)
+            .filter(|&i| !live[i].is_empty())
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        seeds.sort_by_key(|&i| std::cmp::Reverse(live[i as usize].as_slice().len()));
+        let total: usize = seeds
+            .iter()
+            .map(|&i| live[i as usize].as_slice().len())
+            .sum();
+        let mut spans = vec![Span { at: 0, len: 0 }; n];
+        let mut placed = vec![false; n];
+        let mut arrivals: Vec<Arrival> = Vec::with_capacity(total);
+        let mut queue = std::collections::VecDeque::new();
+        for seed in seeds {
+            if std::mem::replace(&mut placed[seed as usize], true) {
+                continue;
+            }
+            queue.push_back(seed as usize);
+            while let Some(i) = queue.pop_front() {
+                let list = live[i].as_slice();
+                spans[i] = Span {
+                    at: u32::try_from(arrivals.len()).expect("fewer than 2^32 arrivals"),
+                    len: u32::try_from(list.len()).expect("fewer than 2^32 arrivals"),
+                };
+                arrivals.extend_from_slice(list);
+                for a in list.iter().rev() {
+                    let from = a.from.index();
+                    if from < n && !live[from].is_empty() && !placed[from] {
+                        placed[from] = true;
+                        queue.push_back(from);
+                    }
+                }
+            }
+        }
+        let mut places = vec![NOWHERE; edge_bound];
+        let mut hot = Vec::with_capacity(arrivals.len());
+        for (at, a) in arrivals.iter().enumerate() {
+            let from_span = spans.get(a.from.index()).copied().unwrap_or(Span::UNPACKED);
+            hot.push(Hot::of(a, from_span));
+            if let Some(place) = places.get_mut(a.edge.index()) {
+                *place = u32::try_from(at).unwrap_or(NOWHERE);
+            }
+        }
+        Self {
+            arrivals,
+            hot,
+            spans,
+            places,
+            changes: 0,
+            long_unpacked: false,
+        }
+    }
+
+    /// Where the node's packed arrivals lie, [`Span::UNPACKED`] when they are to be read
+    /// from its list.
+    pub fn span(&self, ix: NodeIndex) -> Span {
+        self.spans
+            .get(ix.index())
+            .copied()
+            .unwrap_or(Span::UNPACKED)
+    }
+
+    /// The arrivals a packed span covers, whole and their hot parts.
+    pub fn list(&self, span: Span) -> (&[Hot], &[Arrival]) {
+        debug_assert!(span.is_packed());
+        let range = span.at as usize..span.at as usize + span.len as usize;
+        (
+            self.hot.get(range.clone()).unwrap_or_default(),
+            self.arrivals.get(range).unwrap_or_default(),
+        )
+    }
+
+    /// The node's arrivals changed: walks read them from its list from now on, and the
+    /// packed arrivals of the edges `leaving` it (all it had when packed, among others)
+    /// say so.
+    pub fn unpack(&mut self, ix: NodeIndex, leaving: impl Iterator<Item = EdgeIndex>) {
+        self.changes += 1;
+        let Some(span) = self.spans.get_mut(ix.index()) else {
+            return;
+        };
+        if !span.is_packed() {
+            return;
+        }
+        self.long_unpacked |= span.len >= LONG;
+        *span = Span::UNPACKED;
+        for ex in leaving {
+            if let Some(&at) = self.places.get(ex.index())
+                && let Some(h) = self.hot.get_mut(at as usize)
+            {
+                h.from_span = Span::UNPACKED;
+            }
+        }
+    }
+
+    /// Changes a field of edge `ex`'s packed arrival in place, if it has one.
+    pub fn edit(&mut self, ex: EdgeIndex, edit: impl Fn(&mut Arrival)) {
+        let Some(&at) = self.places.get(ex.index()) else {
+            return;
+        };
+        if let (Some(a), Some(h)) = (
+            self.arrivals.get_mut(at as usize),
+            self.hot.get_mut(at as usize),
+        ) {
+            edit(a);
+            *h = Hot::of(a, h.from_span);
+        }
+    }
+
+    /// The edge is gone (its index may be reused): it has no packed arrival any more.
+    pub fn forget_edge(&mut self, ex: EdgeIndex) {
+        if let Some(place) = self.places.get_mut(ex.index()) {
+            *place = NOWHERE;
+        }
+    }
+
+    /// Whether enough has changed since packing for laying the arrivals out again to pay:
+    /// a change for every eighth arrival packed, or for every sixty-fourth once a long list
+    /// (a hub's) is read from its list. Packing costs about as much as reading every
+    /// arrival a few times, so this keeps it a small share of what the changes cost.
+    pub fn worth_repacking(&self) -> bool {
+        let share = if self.long_unpacked { 64 } else { 8 };
+        self.changes >= 16 && self.changes * share >= self.arrivals.len()
+    }
+
+    /// Whether every packed node's arrivals are exactly `live`'s, and every packed
+    /// arrival gives its dependent's span as it is now.
+    pub fn agrees_with(&self, live: &[Arrivals]) -> bool {
+        self.spans.iter().enumerate().all(|(i, &span)| {
+            if !span.is_packed() {
+                return true;
+            }
+            let kept = live.get(i).map(Arrivals::as_slice).unwrap_or_default();
+            let (hot, packed) = self.list(span);
+            packed == kept
+                && hot.len() == kept.len()
+                && hot
+                    .iter()
+                    .zip(kept)
+                    .all(|(h, a)| *h == Hot::of(a, self.span(a.from)))
+                && kept.iter().all(|a| {
+                    self.places.get(a.edge.index()).is_some_and(|&at| {
+                        self.arrivals.get(at as usize).map(|q| q.edge) == Some(a.edge)
+                    })
+                })
+        })
+    }
+}

@@ -174,6 +174,17 @@ impl Packed {
         )
     }
 
+    /// Something of the first hot part a packed span covers (0 for none), read to start
+    /// its cache line on its way.
+    pub fn first_read(&self, span: Span) -> u32 {
+        if !span.is_packed() || span.len == 0 {
+            return 0;
+        }
+        self.hot
+            .get(span.at as usize)
+            .map_or(0, |h| h.from.index() as u32)
+    }
+
     /// The node's arrivals changed: walks read them from its list from now on, and the
     /// packed arrivals of the edges `leaving` it (all it had when packed, among others)
     /// say so.

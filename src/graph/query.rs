@@ -461,6 +461,21 @@ impl Visits {
         }
     }
 
+    /// The packed spans of the visits from `at` to `end` (fewer where the walk has not
+    /// reached that far), for reading their arrivals ahead.
+    fn spans(&self, at: usize, end: usize) -> impl Iterator<Item = Span> + '_ {
+        let whole = self.order.len();
+        let end = end.min(self.len());
+        let listed = self.order[at.min(whole)..end.min(whole)]
+            .iter()
+            .map(|v| v.span);
+        let from = at.max(whole) - whole;
+        let deeper = self.beyond[from.min(end.saturating_sub(whole))..end.saturating_sub(whole)]
+            .iter()
+            .map(|b| b.span);
+        listed.chain(deeper)
+    }
+
     fn contains(&self, ix: NodeIndex) -> bool {
         let i = ix.index();
         self.seen
@@ -861,6 +876,13 @@ impl InventoryGraph {
                 && q.transitive
                 && visits.cut_depth.is_some_and(|cut| batch[0].depth >= cut)
             {
+                // The next batch's arrivals are read now, so that their misses overlap
+                // this batch's work rather than wait for the batch's own first reads.
+                let mut touched = 0u32;
+                for span in visits.spans(end, end + BATCH) {
+                    touched ^= self.packed.first_read(span);
+                }
+                std::hint::black_box(touched);
                 self.expand_beyond(
                     &batch,
                     &mut visits,

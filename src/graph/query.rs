@@ -246,6 +246,16 @@ enum Walk {
     Dependencies,
 }
 
+impl Walk {
+    /// Whether a step along an edge of this kind lands on a consumer.
+    fn reaches_consumer(self, kind: EdgeKind) -> bool {
+        match (kind, self) {
+            (EdgeKind::DependsOn, _) | (EdgeKind::Uses, Walk::Dependents) => true,
+            (EdgeKind::Uses | EdgeKind::DerivedFrom, _) => false,
+        }
+    }
+}
+
 /// One node a walk reached.
 #[derive(Clone, Copy)]
 struct Visit {
@@ -465,15 +475,10 @@ impl Visits {
     /// reached that far), for reading their arrivals ahead.
     fn spans(&self, at: usize, end: usize) -> impl Iterator<Item = Span> + '_ {
         let whole = self.order.len();
-        let end = end.min(self.len());
-        let listed = self.order[at.min(whole)..end.min(whole)]
-            .iter()
-            .map(|v| v.span);
-        let from = at.max(whole) - whole;
-        let deeper = self.beyond[from.min(end.saturating_sub(whole))..end.saturating_sub(whole)]
-            .iter()
-            .map(|b| b.span);
-        listed.chain(deeper)
+        (at..end.min(self.len())).map(move |i| match self.order.get(i) {
+            Some(v) => v.span,
+            None => self.beyond[i - whole].span,
+        })
     }
 
     fn contains(&self, ix: NodeIndex) -> bool {
@@ -914,10 +919,7 @@ impl InventoryGraph {
                     stale_skipped.insert(ex);
                     return;
                 }
-                let consumer = match (kind, walk) {
-                    (EdgeKind::DependsOn, _) | (EdgeKind::Uses, Walk::Dependents) => true,
-                    (EdgeKind::Uses | EdgeKind::DerivedFrom, _) => false,
-                };
+                let consumer = walk.reaches_consumer(kind);
                 // `at + of` is where `ix` stands in the walk; it fits, as the walk's
                 // length fits the slots of a node index.
                 let here = u32::try_from(at).unwrap_or(u32::MAX) + of;
@@ -964,6 +966,16 @@ impl InventoryGraph {
     /// (see `packed.rs`), newest first as petgraph lists them. Each visit knows whether
     /// it is a consumer, so no node is read to find out.
     fn dependents_of(&self, batch: &[Visit], emit: &mut impl FnMut(Next)) {
+        let found = self.found_for(batch);
+        for ((of, v), found) in (0..).zip(batch).zip(found) {
+            self.dependents_of_one(of, v, found, emit);
+        }
+    }
+
+    /// [`Self::dependents_of`] for the visit at `of` in its batch, whose arrivals (when it
+    /// is a consumer) were found with the batch's.
+    #[inline(always)]
+    fn dependents_of_one(&self, of: u32, v: &Visit, found: Found<'_>, emit: &mut impl FnMut(Next)) {
         let next = |of, a: &super::Arrival, span, kind| Next {
             of,
             edge: a.edge,
@@ -975,30 +987,27 @@ impl InventoryGraph {
             may_loop: self.loops_unknown || a.looping,
             span,
         };
-        let found = self.found_for(batch);
-        for ((of, v), found) in (0..).zip(batch).zip(found) {
-            if v.consumer {
-                found.each_newest_first(|a, span| emit(next(of, a, span, EdgeKind::DependsOn)));
-                continue;
-            }
-            let Node::Version(version) = &self.g[v.ix] else {
-                continue;
-            };
-            if let Some(&model) = self.models.get(&version.model) {
-                let at_model = self.found(model, self.packed.span(model));
-                at_model.each_newest_first(|a, span| {
-                    if self
-                        .ranges
-                        .get(a.range as usize)
-                        .is_some_and(|r| r.matches(version.version))
-                    {
-                        emit(next(of, a, span, EdgeKind::Uses));
-                    }
-                });
-            }
-            let own = self.found(v.ix, self.packed.span(v.ix));
-            own.each_newest_first(|a, span| emit(next(of, a, span, EdgeKind::DerivedFrom)));
+        if v.consumer {
+            found.each_newest_first(|a, span| emit(next(of, a, span, EdgeKind::DependsOn)));
+            return;
         }
+        let Node::Version(version) = &self.g[v.ix] else {
+            return;
+        };
+        if let Some(&model) = self.models.get(&version.model) {
+            let at_model = self.found(model, self.packed.span(model));
+            at_model.each_newest_first(|a, span| {
+                if self
+                    .ranges
+                    .get(a.range as usize)
+                    .is_some_and(|r| r.matches(version.version))
+                {
+                    emit(next(of, a, span, EdgeKind::Uses));
+                }
+            });
+        }
+        let own = self.found(v.ix, self.packed.span(v.ix));
+        own.each_newest_first(|a, span| emit(next(of, a, span, EdgeKind::DerivedFrom)));
     }
 
     /// The arrivals of the batch's consumers, found for the whole batch before any is
@@ -1043,12 +1052,12 @@ impl InventoryGraph {
                         }
                     }
                 }
-                _ => self.dependents_of(std::slice::from_ref(v), &mut |step: Next| {
+                _ => self.dependents_of_one(0, v, found, &mut |step: Next| {
                     if !q.include_stale && step.last_seen < stale_before {
                         stale_skipped.insert(step.edge);
                         return;
                     }
-                    let consumer = step.kind != EdgeKind::DerivedFrom;
+                    let consumer = Walk::Dependents.reaches_consumer(step.kind);
                     visits.insert_beyond(step.node, v.depth + 1, step.span, consumer, step.leaf);
                     if step.kind == EdgeKind::DependsOn && step.may_loop {
                         links.push((step.node, v.ix));

@@ -794,3 +794,30 @@ fn packed_arrivals_answer_as_the_lists_do_through_every_change() {
         }
     }
 }
+
+#[test]
+fn walks_read_the_packed_arrivals_where_they_are_current() {
+    // That the packed copy agrees with the lists is checked everywhere; this shows it is
+    // what walks read. A model's list emptied behind the graph's back (which nothing but
+    // this test does) leaves its packed copy answering, in full and beyond a cut, until
+    // the node is unpacked and walks read its list again.
+    let mut loaded = Fixture::new();
+    bulk_load_edges_of(&Fixture::standard().g, &mut loaded.g);
+    let g = &mut loaded.g;
+    let counted = Query {
+        limit: 0,
+        ..query()
+    };
+    let (whole, cut) = (
+        g.dependents(10, &query()).unwrap(),
+        g.dependents(10, &counted).unwrap(),
+    );
+    let model = g.models[&1];
+    assert!(g.packed.span(model).is_packed());
+    g.arrivals[model.index()] = Arrivals::None;
+    assert_eq!(g.dependents(10, &query()).unwrap(), whole);
+    assert_eq!(g.dependents(10, &counted).unwrap(), cut);
+    g.arrivals_changed(model);
+    assert!(g.dependents(10, &query()).unwrap().total < whole.total);
+    assert!(g.dependents(10, &counted).unwrap().total < cut.total);
+}

@@ -223,10 +223,11 @@ async fn run(label: &str, mut settings: Settings) {
 async fn main() {
     let postgres = std::env::args().any(|a| a == "--postgres");
     let dir = tempfile::tempdir().expect("tmp");
-    let settings = Settings {
+    let mut settings = Settings {
         data_dir: dir.path().join("sqlite"),
         ..Settings::default()
     };
+    common::admit_loopback_receivers(&mut settings);
     run("sqlite", settings).await;
     if postgres {
         let db = common::BenchDatabase::create(&dir.path().join("postgres")).await;

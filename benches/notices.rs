@@ -298,10 +298,11 @@ async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let postgres = std::env::args().any(|a| a == "--postgres");
     let dir = tempfile::tempdir().expect("tmp");
-    let settings = Settings {
+    let mut settings = Settings {
         data_dir: dir.path().join("sqlite"),
         ..Settings::default()
     };
+    common::admit_loopback_receivers(&mut settings);
     run("sqlite", settings).await;
     if postgres {
         let db = common::BenchDatabase::create(&dir.path().join("postgres")).await;

@@ -3,7 +3,7 @@
 use crate::attest::{KeyFileError, ServiceKey};
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::graphql::build_schema;
+use crate::graphql::build_schemas;
 use crate::http::{AppState, router};
 use crate::service::Services;
 use crate::store::{Store, StoreError};
@@ -130,10 +130,11 @@ impl Application {
             .load_inventory()
             .await
             .map_err(StartupError::Inventory)?;
-        let schema = build_schema(Some(services.clone()), &settings.graphql);
+        let schemas = build_schemas(Some(services.clone()), &settings.graphql);
         let state = AppState {
             services: services.clone(),
-            schema,
+            schema: schemas.data.clone(),
+            graphql: schemas,
             graphiql: settings.http.graphiql,
         };
         let router = router(state, &settings);

@@ -179,6 +179,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
             println!("{}", secret.expose());
+            checkpoint_at_rest(&services).await;
         }
         Command::Token(TokenCommand::List) => {
             let services = app::open(&settings, Arc::new(SystemClock)).await?;

@@ -49,6 +49,8 @@ pub struct HttpSettings {
 pub struct GraphqlSettings {
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Most aliases one document may write.
+    pub max_aliases: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -254,6 +256,13 @@ pub struct NotificationSettings {
     /// How long an acknowledgement link stays valid after the retirement's effective
     /// date, in days.
     pub link_valid_days_after: u32,
+    /// Whether webhook URLs may use plain `http://` (tests, development). Off: `https://`
+    /// only.
+    pub webhook_allow_http: bool,
+    /// Internal networks (CIDR, e.g. `10.20.0.0/16`, or single addresses) that webhooks
+    /// may reach. Loopback, link-local, private, unique-local, multicast and reserved
+    /// addresses are refused unless listed here.
+    pub webhook_allow: Vec<String>,
 }
 
 impl Default for NotificationSettings {
@@ -267,6 +276,8 @@ impl Default for NotificationSettings {
             deliver: true,
             concurrency: 64,
             link_valid_days_after: 30,
+            webhook_allow_http: false,
+            webhook_allow: Vec::new(),
         }
     }
 }
@@ -342,6 +353,20 @@ impl Serialize for Password {
 }
 
 impl NotificationSettings {
+    /// Where outgoing webhooks may go (see `notifiers::outbound`).
+    pub fn outbound_policy(&self) -> Result<notifiers::outbound::OutboundPolicy, ConfigError> {
+        let allowed = self
+            .webhook_allow
+            .iter()
+            .map(|n| notifiers::outbound::Network::parse(n))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError(format!("notifications.webhook_allow: {e}")))?;
+        Ok(notifiers::outbound::OutboundPolicy {
+            allow_http: self.webhook_allow_http,
+            allowed,
+        })
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         if !(1..=120).contains(&self.webhook_timeout_secs) {
             return Err(ConfigError(
@@ -364,6 +389,7 @@ impl NotificationSettings {
         }
         crate::domain::Contacts::parse(&self.governance_contacts)
             .map_err(|e| ConfigError(format!("notifications.governance_contacts: {e}")))?;
+        self.outbound_policy()?;
         notifiers::email::Templates::load(self.templates_dir.as_deref())
             .map_err(|e| ConfigError(format!("notifications.templates_dir: {e}")))?;
         if let Some(smtp) = &self.smtp {
@@ -438,6 +464,7 @@ impl Default for GraphqlSettings {
         Self {
             max_depth: 12,
             max_complexity: 2_000,
+            max_aliases: 30,
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod email;
 pub mod notice;
+pub mod outbound;
 pub mod retry;
 pub mod standard_webhooks;
 #[cfg(feature = "testing")]

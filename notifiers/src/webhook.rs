@@ -1,6 +1,7 @@
 //! Notices as Standard Webhooks: a JSON POST signed with the receiving consumer's own
 //! secret, with the notice id as `webhook-id` so a receiver can drop repeats.
 
+use crate::outbound::{GuardedResolver, OutboundPolicy, blocked_cause};
 use crate::standard_webhooks::Secret;
 use crate::{Notice, Notifier, Outcome};
 use chrono::{DateTime, Utc};
@@ -23,13 +24,15 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 pub struct WebhookNotifier {
     client: reqwest::Client,
+    policy: Arc<OutboundPolicy>,
 }
 
 impl WebhookNotifier {
     /// A client that gives each attempt `timeout` in all, follows no redirects (a
-    /// receiver is the URL its owner registered, not wherever that points), and trusts
-    /// the Mozilla roots.
-    pub fn new(timeout: Duration) -> Result<Self, ClientError> {
+    /// receiver is the URL its owner registered, not wherever that points), trusts
+    /// the Mozilla roots, and connects only where `policy` admits (see `outbound`).
+    pub fn new(timeout: Duration, policy: OutboundPolicy) -> Result<Self, ClientError> {
+        let policy = Arc::new(policy);
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -43,10 +46,13 @@ impl WebhookNotifier {
             .tls_backend_preconfigured(tls)
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .user_agent(concat!("sunset-notifier/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError(e.without_url().to_string()))?;
-        Ok(Self { client })
+        Ok(Self { client, policy })
     }
 }
 
@@ -54,6 +60,11 @@ impl Notifier for WebhookNotifier {
     type Address = WebhookAddress;
 
     async fn deliver(&self, notice: &Notice, to: &WebhookAddress, now: DateTime<Utc>) -> Outcome {
+        if let Err(blocked) = self.policy.check_url(&to.url) {
+            return Outcome::Refused {
+                reason: blocked.to_string(),
+            };
+        }
         let body = notice.to_json();
         let timestamp = now.timestamp();
         let signature = to.secret.sign(notice.id(), timestamp, &body);
@@ -69,6 +80,12 @@ impl Notifier for WebhookNotifier {
             .await;
         match sent {
             Ok(response) => judge(response.status(), response.headers(), now),
+            // An address the policy refuses stays refused.
+            Err(e) if blocked_cause(&e).is_some() => Outcome::Refused {
+                reason: blocked_cause(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            },
             // A URL that cannot even make a request will never make one.
             Err(e) if e.is_builder() => Outcome::Refused {
                 reason: format!("the webhook URL is unusable: {}", describe(e)),

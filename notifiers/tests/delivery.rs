@@ -69,7 +69,12 @@ fn address(url: String) -> WebhookAddress {
 }
 
 fn webhooks() -> WebhookNotifier {
-    WebhookNotifier::new(Duration::from_secs(5)).expect("a webhook client")
+    // The receivers here are wiremock servers on loopback, admitted by the allowlist.
+    let policy = notifiers::outbound::OutboundPolicy {
+        allow_http: true,
+        allowed: vec![notifiers::outbound::Network::parse("127.0.0.0/8").expect("net")],
+    };
+    WebhookNotifier::new(Duration::from_secs(5), policy).expect("a webhook client")
 }
 
 #[tokio::test]
@@ -331,4 +336,77 @@ fn recipients_are_parsed_and_bounded() {
         .map(|i| format!("u{i}@example.org"))
         .collect();
     assert!(Recipients::parse(many.iter().map(String::as_str)).is_err());
+}
+
+/// The guard acts at delivery too: a host name that resolves to loopback is refused
+/// without a connection (the receiver hears nothing), and admitted once allowlisted.
+#[tokio::test]
+async fn a_host_name_resolving_to_an_internal_address_is_refused_unless_allowlisted() {
+    use notifiers::outbound::{Network, OutboundPolicy};
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    let port = receiver.address().port();
+    let to = address(format!("http://localhost:{port}/hooks/sunset"));
+    let strict = OutboundPolicy {
+        allow_http: true,
+        allowed: vec![],
+    };
+    let notifier = WebhookNotifier::new(Duration::from_secs(5), strict).expect("client");
+    match notifier
+        .deliver(
+            &notice(NoticeKind::Scheduled, "superseded"),
+            &to,
+            Utc::now(),
+        )
+        .await
+    {
+        Outcome::Refused { reason } => {
+            assert!(reason.contains("internal address"), "{reason}")
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    let literal = address(format!("http://127.0.0.1:{port}/hooks/sunset"));
+    assert!(matches!(
+        notifier
+            .deliver(
+                &notice(NoticeKind::Scheduled, "superseded"),
+                &literal,
+                Utc::now()
+            )
+            .await,
+        Outcome::Refused { .. }
+    ));
+    assert!(
+        receiver
+            .received_requests()
+            .await
+            .expect("recorded")
+            .is_empty()
+    );
+
+    let allowing = OutboundPolicy {
+        allow_http: true,
+        allowed: vec![
+            Network::parse("127.0.0.0/8").expect("net"),
+            Network::parse("::1").expect("net"),
+        ],
+    };
+    let notifier = WebhookNotifier::new(Duration::from_secs(5), allowing).expect("client");
+    assert_eq!(
+        notifier
+            .deliver(
+                &notice(NoticeKind::Scheduled, "superseded"),
+                &to,
+                Utc::now()
+            )
+            .await,
+        Outcome::Delivered
+    );
+    assert_eq!(
+        receiver.received_requests().await.expect("recorded").len(),
+        1
+    );
 }

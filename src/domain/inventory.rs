@@ -276,6 +276,66 @@ pub struct Consumer {
     pub discovered: bool,
 }
 
+/// What a registration webhook may do to a consumer that already exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceChange {
+    /// It declares what is there already.
+    Unchanged,
+    /// It changes a consumer the same source created: allowed, and audited.
+    Changed,
+    /// It would change a consumer it does not own: the consumer stays as it is (the
+    /// message's links are still recorded as the source's own evidence).
+    Kept(String),
+}
+
+impl Consumer {
+    /// Whether registration source `source` (its audit identity, `webhook:<name>`) may
+    /// make this consumer, created by `created_by`, into `declared`. A source owns only
+    /// the consumers it created; an enforcement point (a gateway, which only an admin
+    /// registers) is never changed by a webhook.
+    pub fn judge_registration(
+        &self,
+        created_by: &str,
+        declared: &Consumer,
+        source: &str,
+    ) -> SourceChange {
+        let differs: Vec<&str> = [
+            ("kind", self.kind != declared.kind),
+            ("ownerTeam", self.owner_team != declared.owner_team),
+            ("environment", self.environment != declared.environment),
+            ("contacts", self.contacts != declared.contacts),
+        ]
+        .into_iter()
+        .filter_map(|(field, changed)| changed.then_some(field))
+        .collect();
+        if self.discovered && self.kind != ConsumerKind::Gateway {
+            // Only traffic showed it: any source may vouch for it and say what it is.
+            return SourceChange::Changed;
+        }
+        if differs.is_empty() {
+            return SourceChange::Unchanged;
+        }
+        let why = if self.kind == ConsumerKind::Gateway {
+            format!(
+                "{} is an enforcement point, which no webhook changes",
+                self.name
+            )
+        } else if created_by != source {
+            format!(
+                "{} was created by {created_by}, not by this source",
+                self.name
+            )
+        } else {
+            return SourceChange::Changed;
+        };
+        SourceChange::Kept(format!(
+            "consumer {} kept as it is ({} not changed): {why}",
+            self.name,
+            differs.join(", ")
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +369,49 @@ mod tests {
             let e = VersionRange::parse(bad).unwrap_err();
             assert_eq!(e.field, "version range", "{bad:?}");
         }
+    }
+
+    fn consumer(kind: &str, team: &str) -> Consumer {
+        Consumer {
+            name: ConsumerName::parse("web").unwrap(),
+            kind: ConsumerKind::parse(kind).unwrap(),
+            owner_team: super::super::TeamName::parse(team).unwrap(),
+            environment: Environment::parse("prod").unwrap(),
+            contacts: super::super::Contacts::parse(&["a@example.org".to_owned()]).unwrap(),
+            webhook_url: None,
+            discovered: false,
+        }
+    }
+
+    #[test]
+    fn a_source_changes_only_the_consumers_it_created_and_never_a_gateway() {
+        let here = consumer("service", "web");
+        let moved = consumer("service", "other");
+        assert_eq!(
+            here.judge_registration("webhook:a", &here, "webhook:b"),
+            SourceChange::Unchanged
+        );
+        assert_eq!(
+            here.judge_registration("webhook:a", &moved, "webhook:a"),
+            SourceChange::Changed
+        );
+        let SourceChange::Kept(why) = here.judge_registration("admin-token", &moved, "webhook:a")
+        else {
+            panic!("kept")
+        };
+        assert!(
+            why.contains("ownerTeam") && why.contains("admin-token"),
+            "{why}"
+        );
+        let gateway = consumer("gateway", "web");
+        let SourceChange::Kept(why) = gateway.judge_registration("webhook:a", &here, "webhook:a")
+        else {
+            panic!("kept")
+        };
+        assert!(
+            why.contains("enforcement point") && why.contains("kind"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The lifecycle of a model version and who may move it where.
 //!
 //! ```text
-//! development ⇄ staging → production → deprecated → retired
+//! development ⇄ staging → production → deprecated
+//!                                ╰──────────────┴──→ retired (by a retirement only)
 //! ```
 //! A model has at most one production version: promoting another deprecates the
 //! current one, which is what makes rollback well defined. Promotion to production
@@ -79,7 +80,8 @@ impl LifecycleStatus {
                 override_role: Some(Role::Security),
             }),
             (Production, Deprecated) => Some(ordinary(&[Role::Owner, Role::Governance])),
-            (Deprecated, Retired) => Some(ordinary(&[Role::Governance])),
+            // `retired` is reached only through a retirement (its kill switch), never
+            // by a plain transition: see `service::decommission`.
             _ => None,
         }
     }
@@ -105,8 +107,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retired_is_final_and_development_cannot_skip_staging() {
+    fn retired_is_final_and_reached_by_no_plain_transition() {
         assert!(Retired.successors().is_empty());
+        for from in LifecycleStatus::ALL {
+            assert!(from.rule_to(Retired).is_none(), "{from} -> retired");
+        }
         assert!(Development.rule_to(Production).is_none());
         assert!(Production.rule_to(Development).is_none());
     }

@@ -27,7 +27,7 @@ pub use contact::{Contacts, EmailAddress};
 pub use error::ParseError;
 pub use inventory::{
     Consumer, ConsumerKind, ConsumerName, Derivation, EdgeKind, EdgeOrigin, Environment,
-    VersionRange, WebhookUrl,
+    SourceChange, VersionRange, WebhookUrl,
 };
 pub use lifecycle::{LifecycleStatus, TransitionRule};
 pub use names::{ModelName, SignerName, TeamName, TokenName};
@@ -37,7 +37,7 @@ pub use provenance::{
 pub use records::{RegisteredModel, RegisteredVersion, TokenInfo};
 pub use retirement::{
     DependentStanding, ExtensionState, FoundBy, Holding, NoticePolicy, RetirementState, TierNotice,
-    TooEarly,
+    TooEarly, delivery_error_category,
 };
 pub use role::Role;
 pub use signer::{SignatureAlgorithm, SignerKey};

@@ -366,3 +366,66 @@ mod tests {
         assert_eq!(p.next_reminder(Tier::Critical, reminders[12], ends), None);
     }
 }
+
+/// What kind of failure a delivery error was, without its details: what every role may
+/// read of a notice's last error (the text itself can describe the receiver's network,
+/// so only governance and the consumer's own team read it whole).
+pub fn delivery_error_category(error: &str) -> &'static str {
+    let lower = error.to_ascii_lowercase();
+    if let Some(rest) = lower.split("the receiver answered http ").nth(1) {
+        return match rest.as_bytes().first() {
+            Some(b'4') => "http-4xx",
+            Some(b'5') => "http-5xx",
+            _ => "http-other",
+        };
+    }
+    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    if has(&["internal address", "must use https", "unusable"]) {
+        "refused-by-policy"
+    } else if has(&["timed out", "timeout", "deadline"]) {
+        "timeout"
+    } else if has(&["connection refused", "refused"]) {
+        "refused"
+    } else if has(&["dns", "resolve", "lookup", "no address"]) {
+        "dns"
+    } else if has(&["certificate", "tls", "handshake"]) {
+        "tls"
+    } else if has(&["smtp", "mail"]) {
+        "smtp"
+    } else if has(&["connection", "reset", "closed", "broken pipe"]) {
+        "connection"
+    } else {
+        "error"
+    }
+}
+
+#[cfg(test)]
+mod delivery_error_tests {
+    use super::delivery_error_category as category;
+
+    #[test]
+    fn delivery_errors_fall_into_categories_that_reveal_no_detail() {
+        assert_eq!(category("the receiver answered HTTP 503"), "http-5xx");
+        assert_eq!(category("the receiver answered HTTP 404"), "http-4xx");
+        assert_eq!(
+            category(
+                "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)"
+            ),
+            "refused"
+        );
+        assert_eq!(
+            category("error sending request: operation timed out"),
+            "timeout"
+        );
+        assert_eq!(
+            category("127.0.0.1 is an internal address (loopback, …)"),
+            "refused-by-policy"
+        );
+        assert_eq!(
+            category("dns error: failed to lookup address information"),
+            "dns"
+        );
+        assert_eq!(category("invalid peer certificate: UnknownIssuer"), "tls");
+        assert_eq!(category("something else"), "error");
+    }
+}

@@ -427,7 +427,10 @@ impl InventoryQuery {
     }
 
     /// Consumers by name, optionally of one team; page with `after` (the last name seen).
-    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    #[graphql(
+        guard = "RoleGuard::new(ANY_ROLE)",
+        complexity = "first.unwrap_or(20).max(0) as usize * child_complexity"
+    )]
     async fn consumers(
         &self,
         ctx: &Context<'_>,
@@ -446,7 +449,10 @@ impl InventoryQuery {
     /// Every consumer and derived model version that depends on `model@version`,
     /// directly or (by default) transitively, each with the path that explains it.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    #[graphql(
+        guard = "RoleGuard::new(ANY_ROLE)",
+        complexity = "(limit.unwrap_or(1_000) as usize / 100 + 1) * child_complexity"
+    )]
     async fn dependents(
         &self,
         ctx: &Context<'_>,
@@ -470,7 +476,10 @@ impl InventoryQuery {
     }
 
     /// Every consumer and model version `consumer` depends on.
-    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    #[graphql(
+        guard = "RoleGuard::new(ANY_ROLE)",
+        complexity = "(limit.unwrap_or(1_000) as usize / 100 + 1) * child_complexity"
+    )]
     async fn dependencies(
         &self,
         ctx: &Context<'_>,

@@ -4,6 +4,7 @@
 
 mod audit;
 mod error;
+pub mod execution;
 mod guard;
 mod inventory;
 mod registry;
@@ -43,14 +44,34 @@ pub struct Subscription(
 
 pub type SunsetSchema = Schema<Query, Mutation, Subscription>;
 
+pub use execution::{Outcome, Schemas};
+
 /// The schema with its limits. Requests add the authenticated `Actor` as data.
 pub fn build_schema(services: Option<Services>, limits: &GraphqlSettings) -> SunsetSchema {
+    build_with_depth(services, limits, limits.max_depth)
+}
+
+/// The schema for data and the one for introspection-only operations (see `execution`).
+pub fn build_schemas(services: Option<Services>, limits: &GraphqlSettings) -> Schemas {
+    let introspection_depth = limits.max_depth.max(execution::INTROSPECTION_MAX_DEPTH);
+    execution::schemas(
+        build_schema(services.clone(), limits),
+        build_with_depth(services, limits, introspection_depth),
+        limits,
+    )
+}
+
+fn build_with_depth(
+    services: Option<Services>,
+    limits: &GraphqlSettings,
+    max_depth: usize,
+) -> SunsetSchema {
     let mut builder = Schema::build(
         Query::default(),
         Mutation::default(),
         Subscription::default(),
     )
-    .limit_depth(limits.max_depth)
+    .limit_depth(max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(32)
     .limit_directives(8);

@@ -182,6 +182,18 @@ impl ModelVersion {
         }))
     }
 
+    /// The retirement that retired this version, or the pending one that will; with its
+    /// state, steps and certificate.
+    async fn retirement(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<super::retirements::Retirement>> {
+        Ok(services(ctx)?
+            .retirement_of_version(self.0.model.as_str(), &self.0.version.to_string())
+            .await?
+            .map(Into::into))
+    }
+
     async fn provenance(&self) -> Provenance {
         let p = &self.0.provenance;
         Provenance {

@@ -158,6 +158,15 @@ impl Retirement {
             .collect())
     }
 
+    /// The id of its destruction certificate, once issued (`certificate(id:)` reads it;
+    /// auditors).
+    async fn certificate_id(&self, ctx: &Context<'_>) -> Result<Option<ID>> {
+        Ok(services(ctx)?
+            .certificate_id_of(self.raw_id)
+            .await?
+            .map(|id| ID(id.to_string())))
+    }
+
     /// Derived stores' purge confirmations and governance waivers.
     async fn purges(&self, ctx: &Context<'_>) -> Result<Vec<Purge>> {
         Ok(services(ctx)?
@@ -361,7 +370,7 @@ impl RetirementDependent {
     /// Every notice to this dependent and how its delivery went.
     async fn deliveries(&self, ctx: &Context<'_>) -> Result<Vec<NoticeDelivery>> {
         Ok(services(ctx)?
-            .retirement_notices(self.retirement_id, Some(self.consumer_id))
+            .retirement_notices_seen_by(actor(ctx)?, self.retirement_id, Some(self.consumer_id))
             .await?
             .into_iter()
             .map(NoticeDelivery::from)
@@ -515,7 +524,7 @@ impl RetirementQuery {
             .filter(|n| (1..=500).contains(n))
             .ok_or_else(|| super::error::validation("first must be between 1 and 500"))?;
         Ok(services(ctx)?
-            .dead_letters(limit)
+            .dead_letters(actor(ctx)?, limit)
             .await?
             .into_iter()
             .map(NoticeDelivery::from)

@@ -29,11 +29,13 @@ pub async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let graphql = request.uri().path() == "/graphql";
+    let refuse =
+        |error: ApiError| if graphql { error.for_graphql() } else { error }.into_response();
     let Some(value) = request.headers().get(AUTHORIZATION) else {
-        return ApiError::unauthenticated(
+        return refuse(ApiError::unauthenticated(
             "missing Authorization header; send `Authorization: Bearer <token>`",
-        )
-        .into_response();
+        ));
     };
     let Some(secret) = value
         .to_str()
@@ -41,15 +43,16 @@ pub async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
     else {
-        return ApiError::unauthenticated("the Authorization header must be `Bearer <token>`")
-            .into_response();
+        return refuse(ApiError::unauthenticated(
+            "the Authorization header must be `Bearer <token>`",
+        ));
     };
     match state.services.authenticate(secret).await {
         Ok(Some(actor)) => {
             request.extensions_mut().insert(actor);
             next.run(request).await
         }
-        Ok(None) => ApiError::unauthenticated("unknown or revoked token").into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+        Ok(None) => refuse(ApiError::unauthenticated("unknown or revoked token")),
+        Err(e) => refuse(ApiError::from(e)),
     }
 }

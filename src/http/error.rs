@@ -10,6 +10,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Answer in GraphQL's shape too (`errors[].extensions.code`), for `/graphql`.
+    graphql: bool,
 }
 
 impl ApiError {
@@ -18,7 +20,15 @@ impl ApiError {
             status: StatusCode::UNAUTHORIZED,
             code: "UNAUTHENTICATED",
             message: message.into(),
+            graphql: false,
         }
+    }
+
+    /// The same error, also as a GraphQL response's `errors` list, so a GraphQL client
+    /// refused at `/graphql` reads its code where it reads every other.
+    pub fn for_graphql(mut self) -> Self {
+        self.graphql = true;
+        self
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -26,6 +36,7 @@ impl ApiError {
             status: StatusCode::FORBIDDEN,
             code: "FORBIDDEN",
             message: message.into(),
+            graphql: false,
         }
     }
 
@@ -34,6 +45,7 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             code: "NOT_FOUND",
             message: message.into(),
+            graphql: false,
         }
     }
 
@@ -42,6 +54,7 @@ impl ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "UNAVAILABLE",
             message: message.into(),
+            graphql: false,
         }
     }
 }
@@ -64,13 +77,18 @@ impl From<ServiceError> for ApiError {
             status,
             code: e.code(),
             message: e.to_string(),
+            graphql: false,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut body =
+            serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        if self.graphql {
+            body["errors"] = serde_json::json!([{ "message": self.message, "extensions": { "code": self.code } }]);
+        }
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -1,8 +1,11 @@
-//! Liveness and readiness, for load balancers and orchestrators. No token needed,
-//! nothing revealed beyond up or down.
+//! Liveness and readiness, for load balancers and orchestrators. No token needed.
+//! `/readyz` answers 200 or 503 with each check's result as JSON: the database reached,
+//! the inventory graph loaded and not behind, and the KEK epochs this replica holds.
 
-use super::{ApiError, AppState};
+use super::AppState;
+use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 pub async fn live() -> &'static str {
@@ -10,11 +13,11 @@ pub async fn live() -> &'static str {
 }
 
 pub async fn ready(State(state): State<AppState>) -> axum::response::Response {
-    match state.services.store().ping().await {
-        Ok(()) => "ready\n".into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            ApiError::unavailable("the database is not reachable").into_response()
-        }
-    }
+    let readiness = state.services.readiness().await;
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
 }

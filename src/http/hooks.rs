@@ -30,8 +30,9 @@ pub async fn registrations(
             registrations,
             edges,
             revision,
+            kept,
         } => {
-            json!({ "applied": registrations, "edges": edges, "revision": revision, "duplicate": false })
+            json!({ "applied": registrations, "edges": edges, "revision": revision, "duplicate": false, "kept": kept })
         }
         Received::Duplicate => json!({ "applied": 0, "duplicate": true }),
     }))

@@ -14,6 +14,7 @@ mod auth;
 mod boms;
 mod decommission;
 mod error;
+mod graphiql;
 mod health;
 mod hooks;
 mod retirements;
@@ -24,12 +25,11 @@ pub use auth::Authenticated;
 pub use error::ApiError;
 
 use crate::config::Settings;
-use crate::graphql::SunsetSchema;
+use crate::graphql::{Outcome, Schemas, SunsetSchema};
 use crate::service::Services;
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLRequest;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Router, middleware};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -38,7 +38,10 @@ use tower_http::trace::TraceLayer;
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
+    /// The data schema, for subscriptions.
     pub schema: SunsetSchema,
+    /// Both schemas and the alias cap, for `POST /graphql`.
+    pub graphql: Schemas,
     pub graphiql: bool,
 }
 
@@ -124,7 +127,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             auth::require_token,
         ));
     Router::new()
-        .route("/graphql", get(graphiql))
+        .route("/graphql", get(graphiql::page))
+        .route("/graphql/assets/{name}", get(graphiql::asset))
         .route("/graphql/ws", get(subscriptions::upgrade))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
@@ -138,31 +142,58 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .with_state(state)
 }
 
+/// `POST /graphql`, following GraphQL over HTTP: a client that accepts
+/// `application/graphql-response+json` gets that type, and a 400 when the request was
+/// refused before execution (no `data`); others get `application/json` and 200.
 async fn graphql(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
+    headers: axum::http::HeaderMap,
     request: GraphQLRequest,
-) -> GraphQLResponse {
-    state
-        .schema
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    let (response, outcome) = state
+        .graphql
         .execute(request.into_inner().data(actor))
-        .await
-        .into()
+        .await;
+    let modern = accepts_graphql_response(&headers);
+    let status = if modern && outcome == Outcome::Refused {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let content_type = if modern {
+        "application/graphql-response+json; charset=utf-8"
+    } else {
+        "application/json"
+    };
+    let body = match serde_json::to_vec(&response) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "could not serialise a GraphQL response");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let mut answer = (status, body).into_response();
+    answer
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    answer
 }
 
-async fn graphiql(State(state): State<AppState>) -> axum::response::Response {
-    if !state.graphiql {
-        return ApiError::not_found("GraphiQL is turned off (http.graphiql = false)")
-            .into_response();
-    }
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("sunset")
-            .finish(),
-    )
-    .into_response()
+/// Whether the `Accept` header lists `application/graphql-response+json`.
+fn accepts_graphql_response(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            range.split(';').next().is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/graphql-response+json")
+            })
+        })
 }
 
 /// The span of a request: method and path, with the credential of acknowledgement links

@@ -41,12 +41,32 @@ pub struct DeliveryReport {
 }
 
 impl Services {
+    /// Refuses, when it is set, a webhook URL that deliveries could never use: plain
+    /// `http://` where it is not allowed, or an internal address written as the host.
+    /// (A host name is checked again at every delivery, against what it resolves to.)
+    pub(crate) fn check_webhook_destination(
+        &self,
+        url: &crate::domain::WebhookUrl,
+    ) -> Result<(), ServiceError> {
+        let policy = self
+            .inner
+            .notifications
+            .outbound_policy()
+            .map_err(ServiceError::internal)?;
+        policy.check_url(url.as_str()).map_err(|blocked| {
+            crate::domain::ParseError::new("webhook url", blocked.to_string()).into()
+        })
+    }
+
     fn channels(&self) -> Result<&Channels, ServiceError> {
         let built = self.inner.channels.get_or_init(|| {
             let n = &self.inner.notifications;
-            let webhook =
-                WebhookNotifier::new(std::time::Duration::from_secs(n.webhook_timeout_secs))
-                    .map_err(|e| e.to_string())?;
+            let policy = n.outbound_policy().map_err(|e| e.to_string())?;
+            let webhook = WebhookNotifier::new(
+                std::time::Duration::from_secs(n.webhook_timeout_secs),
+                policy,
+            )
+            .map_err(|e| e.to_string())?;
             let email = match &n.smtp {
                 Some(smtp) => {
                     let templates = notifiers::email::Templates::load(n.templates_dir.as_deref())

@@ -55,6 +55,11 @@ impl Inventory {
             events: tokio::sync::broadcast::channel(1024).0,
         }
     }
+
+    /// Whether this instance knows it missed a change and has not yet reloaded whole.
+    pub(crate) fn is_behind(&self) -> bool {
+        self.needs_reload.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// One committed inventory change, as a subscription sees it.
@@ -328,6 +333,19 @@ impl Services {
             if let Err(e) = self.prune_inventory_changes().await {
                 tracing::warn!(error = %e, "pruning inventory changes failed; retried later");
             }
+            self.follow_key_rotations().await;
+        }
+    }
+
+    /// Follows KEK rotations made by other instances: loads new epochs and forgets
+    /// destroyed ones, so an erasure through any instance completes on every one.
+    async fn follow_key_rotations(&self) {
+        let Ok(vault) = self.vault() else { return };
+        let kek = vault.kek.clone();
+        match tokio::task::spawn_blocking(move || kek.refresh()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not re-read the KEK store"),
+            Err(e) => tracing::warn!(error = %e, "re-reading the KEK store panicked"),
         }
     }
 
@@ -467,6 +485,9 @@ impl Services {
                 .transpose()?,
             discovered: false,
         };
+        if let Some(url) = &consumer.webhook_url {
+            self.check_webhook_destination(url)?;
+        }
         may_manage(actor, &consumer.owner_team, "declare consumers of team")?;
         require_admin_for_points(actor, consumer.kind)?;
         let sealer = self.service_key().secret_sealer();

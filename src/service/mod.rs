@@ -36,6 +36,7 @@ mod audit_log;
 mod decommission;
 mod delivery;
 mod error;
+mod health;
 mod inventory;
 mod registrations;
 mod registry;
@@ -55,6 +56,7 @@ pub use decommission::{
 };
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;
+pub use health::Readiness;
 pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent};
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};

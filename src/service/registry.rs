@@ -7,8 +7,10 @@ use crate::domain::{
     Contacts, LifecycleStatus, ModelName, Provenance, ProvenanceInput, RegisteredModel,
     RegisteredVersion, Role, TeamName, Text, Tier, Version,
 };
+use crate::store::WriteTx;
 use crate::store::inventory as inventory_repo;
 use crate::store::registry::{self as repo, ModelId};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub const MAX_DESCRIPTION: usize = 4_000;
@@ -53,6 +55,50 @@ struct StatusChange<'a> {
     overridden_validations: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     superseded_by: Option<String>,
+    /// The retirement that moved it (to `retired` by its kill switch, or back when the
+    /// kill switch was lifted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retirement: Option<i64>,
+}
+
+impl Services {
+    /// Moves a version to `to` on behalf of retirement `retirement` (its kill switch
+    /// retiring it, or a lifted kill switch putting it back), with the same audit record
+    /// a `transitionVersion` writes. Inside the caller's transaction; no transition rule
+    /// applies, since retirement owns these moves.
+    pub(super) async fn move_for_retirement(
+        &self,
+        tx: &mut WriteTx,
+        actor: &Actor,
+        (version_id, before): (repo::VersionId, &RegisteredVersion),
+        to: LifecycleStatus,
+        retirement: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        if before.status == to {
+            return Ok(());
+        }
+        repo::set_status(tx.conn(), version_id, to, now).await?;
+        let mut after = before.clone();
+        after.status = to;
+        after.status_changed_at = now;
+        let change = StatusChange {
+            version: &after,
+            justification: None,
+            overridden_validations: Vec::new(),
+            superseded_by: None,
+            retirement: Some(retirement),
+        };
+        let entry = AuditEntry::new(
+            actor.audit_identity(),
+            Action::VersionStatusChanged,
+            SubjectType::ModelVersion,
+            format!("{}@{}", before.model, before.version),
+        )
+        .before(before)
+        .after(&change);
+        self.append_audit(tx, now, entry).await
+    }
 }
 
 /// Owners act only for their own team.
@@ -256,6 +302,13 @@ impl Services {
             .map(|j| Text::parse_required("justification", j, MAX_JUSTIFICATION))
             .transpose()?;
         let subject = format!("{model_name}@{version}");
+        if to == LifecycleStatus::Retired {
+            return Err(ServiceError::Forbidden(format!(
+                "no role may move {subject} to retired with transitionVersion: retirement owns that \
+                 status, so dependents are told first and the artifacts are erased after; \
+                 use scheduleRetirement (with notice) or emergencyRetirement (security, at once)"
+            )));
+        }
 
         let (after, from, overridden) = in_write_tx!(self, |tx| {
             let (model_id, registered_model) =
@@ -340,6 +393,7 @@ impl Services {
                         justification: None,
                         overridden_validations: Vec::new(),
                         superseded_by: Some(version.to_string()),
+                        retirement: None,
                     };
                     let entry = AuditEntry::new(
                         actor.audit_identity(),
@@ -362,6 +416,7 @@ impl Services {
                 justification: justification.as_ref().map(Text::as_str),
                 overridden_validations: overridden.iter().map(String::as_str).collect(),
                 superseded_by: None,
+                retirement: None,
             };
             let entry = AuditEntry::new(
                 actor.audit_identity(),

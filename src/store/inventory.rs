@@ -143,6 +143,15 @@ pub async fn changes_after(
         .collect()
 }
 
+/// A consumer as stored, with who created it (a token's name, `cli:<user>`,
+/// `webhook:<source>` or `scan:<source>`).
+#[derive(Debug, Clone)]
+pub struct ExistingConsumer {
+    pub id: ConsumerId,
+    pub consumer: Consumer,
+    pub created_by: String,
+}
+
 pub struct NewConsumer<'a> {
     pub consumer: &'a Consumer,
     pub sealed_secret: Option<&'a str>,

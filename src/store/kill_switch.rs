@@ -19,6 +19,10 @@ pub struct DisabledVersion {
     pub disabled_at: DateTime<Utc>,
     pub disabled_by: String,
     pub reason: String,
+    /// The version's lifecycle status before the kill switch retired it, so a lifted
+    /// kill switch puts it back.
+    #[serde(skip)]
+    pub prior_status: Option<String>,
 }
 
 /// Disables versions; one already disabled stays as it was (so a resumed execution
@@ -37,6 +41,7 @@ pub async fn disable(
             disabled_at: Set(v.disabled_at),
             disabled_by: Set(v.disabled_by.clone()),
             reason: Set(v.reason.clone()),
+            prior_status: Set(v.prior_status.clone()),
         })
         .on_conflict(
             OnConflict::column(disabled_version::Column::VersionId)
@@ -118,6 +123,7 @@ fn parse(r: disabled_version::Model) -> DisabledVersion {
         disabled_at: r.disabled_at,
         disabled_by: r.disabled_by,
         reason: r.reason,
+        prior_status: r.prior_status,
     }
 }
 

@@ -138,6 +138,9 @@ pub struct Store {
     thread_writer: Option<Arc<SqliteWriter>>,
 }
 
+/// The advisory lock key migrations hold on PostgreSQL ("sunset" + "mig" in ASCII).
+const MIGRATION_LOCK: i64 = 0x73_75_6e_73_65_74_6d_67;
+
 impl Store {
     /// Connects to `postgres://…` or `sqlite://…` and applies no migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -185,9 +188,37 @@ impl Store {
         })
     }
 
+    /// Applies pending migrations. On PostgreSQL under a session advisory lock, held
+    /// on a connection of its own while the migrations run on others: replicas started
+    /// together (or `sunset migrate` beside them) migrate one after another, and the
+    /// later ones find nothing left to do.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         use migrations::MigratorTrait;
-        migrations::Migrator::up(&self.db, None).await?;
+        if self.backend() != Backend::Postgres {
+            migrations::Migrator::up(&self.db, None).await?;
+            return Ok(());
+        }
+        let pool = self.db.get_postgres_connection_pool();
+        let locking = |e: sea_orm::sqlx::Error| {
+            StoreError::Database(DbErr::Custom(format!("the migration lock: {e}")))
+        };
+        let mut holder = pool.acquire().await.map_err(locking)?;
+        sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *holder)
+            .await
+            .map_err(locking)?;
+        let migrated = migrations::Migrator::up(&self.db, None).await;
+        let unlocked = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *holder)
+            .await;
+        migrated?;
+        if let Err(e) = unlocked {
+            // The lock goes with the session anyway; close it rather than return it.
+            tracing::warn!(error = %e, "could not release the migration lock; closing its connection");
+            holder.detach();
+        }
         Ok(())
     }
 

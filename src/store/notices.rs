@@ -10,8 +10,7 @@ use super::{Backend, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 /// Where a notice stands.
@@ -188,20 +187,36 @@ pub async fn claim_due(
 }
 
 /// Writes what an attempt changed: state, attempts, next attempt, error, delivery time.
-pub async fn record(conn: &impl ConnectionTrait, n: &OutboxNotice) -> Result<(), StoreError> {
-    notice::ActiveModel {
-        id: Set(n.id.clone()),
-        state: Set(n.state.as_str().to_owned()),
-        attempts: Set(n.attempts),
-        next_attempt_at: Set(n.next_attempt_at),
-        last_attempt_at: Set(n.last_attempt_at),
-        last_error: Set(n.last_error.clone()),
-        delivered_at: Set(n.delivered_at),
-        ..Default::default()
+/// The state changes only from `pending`: a notice cancelled while its attempt was in
+/// flight stays cancelled (its attempt is still counted), and is never sent again.
+/// Returns whether the state was written.
+pub async fn record(conn: &impl ConnectionTrait, n: &OutboxNotice) -> Result<bool, StoreError> {
+    use sea_orm::sea_query::Expr;
+    let attempt = |update: sea_orm::UpdateMany<notice::Entity>| {
+        update
+            .col_expr(notice::Column::Attempts, Expr::value(n.attempts))
+            .col_expr(
+                notice::Column::LastAttemptAt,
+                Expr::value(n.last_attempt_at),
+            )
+            .col_expr(notice::Column::LastError, Expr::value(n.last_error.clone()))
+            .col_expr(notice::Column::DeliveredAt, Expr::value(n.delivered_at))
+            .filter(notice::Column::Id.eq(n.id.clone()))
+    };
+    let moved = attempt(notice::Entity::update_many())
+        .col_expr(notice::Column::State, Expr::value(n.state.as_str()))
+        .col_expr(
+            notice::Column::NextAttemptAt,
+            Expr::value(n.next_attempt_at),
+        )
+        .filter(notice::Column::State.eq(NoticeState::Pending.as_str()))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    if moved == 0 {
+        attempt(notice::Entity::update_many()).exec(conn).await?;
     }
-    .update(conn)
-    .await?;
-    Ok(())
+    Ok(moved == 1)
 }
 
 /// Cancels the pending notices of a retirement (it was cancelled before they went out).

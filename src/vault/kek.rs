@@ -52,6 +52,12 @@ pub trait KeyEncryptionKey: Send + Sync {
     /// Destroys the key of every epoch below `keep_from` and returns those destroyed.
     /// Idempotent. The caller must first have re-wrapped every surviving data key.
     fn destroy_below(&self, keep_from: u32) -> Result<Vec<u32>, VaultError>;
+
+    /// Brings the epochs held in memory in line with the key store: loads epochs another
+    /// instance created, and forgets (zeroizes) those another instance destroyed. Every
+    /// instance calls it each `inventory.poll_interval_ms`, so a destroyed epoch outlives
+    /// its destruction on no instance by more than that.
+    fn refresh(&self) -> Result<(), VaultError>;
 }
 
 /// KEKs as files `kek-NNNNNNNN.key` (32 bytes, mode 0600) in a folder of the key folder.
@@ -192,12 +198,20 @@ impl KeyEncryptionKey for FileKek {
         epoch: u32,
     ) -> Result<WrappedKey, VaultError> {
         let key = self.unwrap(wrapped, key_id)?;
+        if !self.read().contains_key(&epoch) {
+            self.rescan()?;
+        }
         let epochs = self.read();
         let kek = epochs.get(&epoch).ok_or(VaultError::UnknownEpoch(epoch))?;
         seal(kek, epoch, &key, key_id)
     }
 
     fn unwrap(&self, wrapped: &WrappedKey, key_id: &str) -> Result<DataKey, VaultError> {
+        if !self.read().contains_key(&wrapped.epoch) {
+            // Another instance may have rotated since this one last looked: a wrapping
+            // under an epoch it created is read from the folder, not refused.
+            self.rescan()?;
+        }
         let epochs = self.read();
         let kek = epochs
             .get(&wrapped.epoch)
@@ -252,6 +266,10 @@ impl KeyEncryptionKey for FileKek {
             tracing::warn!(epoch, "destroyed a key-encryption key");
         }
         Ok(doomed)
+    }
+
+    fn refresh(&self) -> Result<(), VaultError> {
+        self.rescan()
     }
 }
 
@@ -325,5 +343,36 @@ mod tests {
         assert!(kek.unwrap(&new, "a").is_ok());
         assert_eq!(other.wrap(&key, "b").unwrap().epoch, 2);
         assert_eq!(other.epochs(), vec![2], "the destroyed epoch is forgotten");
+    }
+
+    #[test]
+    fn an_instance_opens_wrappings_under_an_epoch_another_created_and_forgets_destroyed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek_dir = dir.path().join("kek");
+        let rotating = FileKek::open_or_create(&kek_dir).unwrap();
+        let following = FileKek::open_or_create(&kek_dir).unwrap();
+        let key = DataKey::generate();
+        rotating.ensure_epoch(2).unwrap();
+        let wrapped = rotating
+            .rewrap(&rotating.wrap(&key, "a").unwrap(), "a", 2)
+            .unwrap();
+        rotating.destroy_below(2).unwrap();
+
+        assert_eq!(following.epochs(), vec![1], "nothing re-read yet");
+        let opened = following
+            .unwrap(&wrapped, "a")
+            .expect("read from the folder on demand");
+        assert_eq!(opened.expose(), key.expose());
+        assert_eq!(
+            following.epochs(),
+            vec![2],
+            "the destroyed epoch is forgotten with it"
+        );
+
+        let other = FileKek::open_or_create(&kek_dir).unwrap();
+        rotating.ensure_epoch(3).unwrap();
+        rotating.destroy_below(3).unwrap();
+        other.refresh().unwrap();
+        assert_eq!(other.epochs(), vec![3]);
     }
 }

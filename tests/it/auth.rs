@@ -368,7 +368,7 @@ on_both_backends! {
         socket.read_exact(&mut head).await.expect("read");
         assert_eq!(&head, b"HTTP/1.1 413");
 
-        let nested = format!("{{ __schema {{ types {{ {} name {} }} }} }}", "fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType {", "} } } } } } } } } } } }");
+        let nested = format!("{{ __schema {{ types {{ fields {{ type {} {{ name }} {} }} }} }} }}", "{ ofType ".repeat(20), "} ".repeat(20));
         let body = app.gql(&app.admin, &nested, json!({})).await;
         assert!(body["errors"][0]["message"].as_str().unwrap_or("").to_lowercase().contains("nested too deep"), "{body}");
     }

@@ -237,7 +237,9 @@ fn serve_starts_with_no_configuration_and_stops_cleanly_on_sigterm() {
     );
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let page = rt.block_on(async {
-        reqwest::get(format!("http://{addr}/graphql"))
+        crate::support::loopback_client()
+            .get(format!("http://{addr}/graphql"))
+            .send()
             .await
             .expect("get")
             .text()
@@ -317,4 +319,86 @@ fn signers_are_added_listed_and_disabled_from_the_command_line() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.pem"));
     assert_eq!(sunset(&data, &["audit", "verify"]).status.code(), Some(0));
+}
+
+/// Every command that wrote leaves the log signed up to its head, as the README says:
+/// `token create` among them. Verification then matches those checkpoints.
+#[test]
+fn every_writing_command_signs_a_checkpoint_of_the_head_it_left() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    for i in 0..7 {
+        let name = format!("ci-{i}");
+        let out = sunset(
+            &data,
+            &["token", "create", "--name", &name, "--role", "reader"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let revoked = sunset(&data, &["token", "revoke", "ci-0"]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let file = std::fs::read_to_string(data.join("audit-checkpoints.jsonl"))
+        .expect("the checkpoint file exists");
+    let seqs: Vec<i64> = file
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["seq"]
+                .as_i64()
+                .expect("seq")
+        })
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=8).collect::<Vec<i64>>(),
+        "one checkpoint per command, at its head"
+    );
+    let verified = sunset(&data, &["audit", "verify"]);
+    let said = stdout(&verified);
+    assert!(verified.status.success(), "{said}");
+    assert!(
+        said.contains("8 records") && !said.contains(" 0 signed checkpoints"),
+        "{said}"
+    );
+}
+
+/// Migrations take an advisory lock on PostgreSQL: `sunset migrate` started three times
+/// at once on one fresh database succeeds every time (before the lock, one of them
+/// failed on a duplicate type), three rounds over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_started_together_on_one_postgres_database_all_succeed() {
+    for round in 0..3 {
+        let database = crate::support::postgres::TestDatabase::create().await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let runs: Vec<std::process::Child> = (0..3)
+            .map(|i| {
+                Command::new(env!("CARGO_BIN_EXE_sunset"))
+                    .args(["migrate", "--data-dir"])
+                    .arg(dir.path().join(format!("data-{i}")))
+                    .env("SUNSET_DATABASE__URL", &database.url)
+                    .env_remove("DATABASE_URL")
+                    .env_remove("SUNSET_CONFIG")
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        for run in runs {
+            let out = run.wait_with_output().expect("wait");
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }

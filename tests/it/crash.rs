@@ -117,10 +117,11 @@ async fn notices_survive_a_sigkill_mid_delivery() {
 
     // The world, written through the library: a model, 200 consumers with webhooks, and
     // a retirement whose 200 notices wait in the outbox (nothing delivers in-process).
-    let settings = sunset::config::Settings {
+    let mut settings = sunset::config::Settings {
         data_dir: data.clone(),
         ..sunset::config::Settings::default()
     };
+    crate::support::admit_loopback_receivers(&mut settings);
     let services = sunset::app::open(&settings, Arc::new(SystemClock))
         .await
         .expect("open");
@@ -219,7 +220,8 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     let config = dir.path().join("sunset.toml");
     std::fs::write(
         &config,
-        "[notifications]\nconcurrency = 4\nwebhook_timeout_secs = 1\n",
+        "[notifications]\nconcurrency = 4\nwebhook_timeout_secs = 1\n\
+         webhook_allow_http = true\nwebhook_allow = [\"127.0.0.0/8\"]\n",
     )
     .expect("config");
 
@@ -270,10 +272,11 @@ async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
     use sunset::clock::ManualClock;
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
-    let settings = sunset::config::Settings {
+    let mut settings = sunset::config::Settings {
         data_dir: data.clone(),
         ..sunset::config::Settings::default()
     };
+    crate::support::admit_loopback_receivers(&mut settings);
     // Prepared through the library, on a clock moved past the notice period.
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let services = sunset::app::open(&settings, clock.clone())

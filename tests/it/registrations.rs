@@ -386,3 +386,67 @@ on_both_backends! {
         assert_eq!(count(&app, "inventory_edges").await, edges + 1);
     }
 }
+
+/// A registration naming `name` with `team` and `kind`, using fraud-scorer ^1.
+fn declaring(name: &str, kind: &str, team: &str) -> Value {
+    json!({ "registrations": [
+        { "type": "consumer", "name": name, "kind": kind, "ownerTeam": team,
+          "environment": "production", "contacts": [format!("{team}@example.org")],
+          "uses": [{ "model": "fraud-scorer", "version": "^1" }] }
+    ] })
+}
+
+async fn consumer_facts(app: &TestApp, name: &str) -> Value {
+    app.gql_ok(
+        &app.admin,
+        "query($n: String!) { consumer(name: $n) { kind ownerTeam contacts } }",
+        json!({ "n": name }),
+    )
+    .await["consumer"]
+        .clone()
+}
+
+on_both_backends! {
+    async fn a_source_changes_only_consumers_it_created_and_never_a_gateway(app) {
+        crate::artifacts::model_with_version(&app).await;
+        let ci = source(&app, "ci").await;
+        let rogue = source(&app, "rogue").await;
+        let declare = "mutation($i: ConsumerInputGql!) { declareConsumer(input: $i) { consumer { name } } }";
+        app.gql_ok(&app.admin, declare, json!({ "i": { "name": "edge-gw", "kind": "GATEWAY", "ownerTeam": "platform", "environment": "production", "contacts": ["platform@example.org"] } })).await;
+        app.gql_ok(&app.admin, declare, json!({ "i": { "name": "web", "kind": "SERVICE", "ownerTeam": "platform", "environment": "production", "contacts": ["platform@example.org"] } })).await;
+
+        // A consumer the API declared keeps its facts; the source's usage is still recorded.
+        let answer: Value = post(&app, Post { secret: &ci, id: "m1", at: now() }, &declaring("web", "pipeline", "attackers")).await.json().await.expect("json");
+        assert_eq!(answer["applied"], 1, "{answer}");
+        assert_eq!(answer["edges"], 1, "{answer}");
+        let kept = answer["kept"][0].as_str().expect("kept");
+        assert!(kept.contains("web") && kept.contains("ownerTeam") && kept.contains("test-admin"), "{kept}");
+        assert_eq!(consumer_facts(&app, "web").await, json!({ "kind": "SERVICE", "ownerTeam": "platform", "contacts": ["platform@example.org"] }));
+        let data = app.gql_ok(&app.admin, DEPENDENTS, json!({})).await;
+        assert_eq!(data["dependents"]["nodes"][0]["name"], "web");
+        assert_eq!(data["dependents"]["nodes"][0]["path"][0]["evidence"][0]["originName"], "ci");
+
+        // An enforcement point is never turned into something the kill switch skips.
+        let answer: Value = post(&app, Post { secret: &ci, id: "m2", at: now() }, &declaring("edge-gw", "service", "platform")).await.json().await.expect("json");
+        assert!(answer["kept"][0].as_str().expect("kept").contains("enforcement point"), "{answer}");
+        assert_eq!(consumer_facts(&app, "edge-gw").await["kind"], "GATEWAY");
+
+        // A source changes what it created, with before and after in the audit trail;
+        // another source cannot.
+        post(&app, Post { secret: &ci, id: "m3", at: now() }, &declaring("batch-scorer", "job", "risk")).await;
+        let answer: Value = post(&app, Post { secret: &ci, id: "m4", at: now() }, &declaring("batch-scorer", "pipeline", "risk-ops")).await.json().await.expect("json");
+        assert_eq!(answer["kept"], json!([]), "{answer}");
+        assert_eq!(consumer_facts(&app, "batch-scorer").await["ownerTeam"], "risk-ops");
+        let answer: Value = post(&app, Post { secret: &rogue, id: "m5", at: now() }, &declaring("batch-scorer", "job", "rogue")).await.json().await.expect("json");
+        assert!(answer["kept"][0].as_str().expect("kept").contains("webhook:ci"), "{answer}");
+        assert_eq!(consumer_facts(&app, "batch-scorer").await["ownerTeam"], "risk-ops");
+
+        let auditor = app.token("aud", "auditor", None).await;
+        let log = app.gql_ok(&auditor, "{ auditLog(filter: { action: \"consumer.updated\", subject: \"batch-scorer\" }) { edges { node { actor before after } } } }", json!({})).await;
+        let edges = log["auditLog"]["edges"].as_array().expect("edges");
+        assert_eq!(edges.len(), 1, "{log}");
+        assert_eq!(edges[0]["node"]["actor"], "webhook:ci");
+        assert!(edges[0]["node"]["before"].to_string().contains("\\\"ownerTeam\\\":\\\"risk\\\""), "{log}");
+        assert!(edges[0]["node"]["after"].to_string().contains("risk-ops"), "{log}");
+    }
+}

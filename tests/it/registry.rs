@@ -113,14 +113,20 @@ on_both_backends! {
             let data = app.gql_ok(&owner, TRANSITION, json!({ "m": "fraud-scorer", "v": "1.0.0", "to": to })).await;
             assert_eq!(data["transitionVersion"]["status"], to);
         }
-        let body = app.gql(&owner, TRANSITION, json!({ "m": "fraud-scorer", "v": "1.0.0", "to": "RETIRED" })).await;
-        assert_eq!(error_code(&body), "CONFLICT");
         app.gql_ok(&governance, TRANSITION, json!({ "m": "fraud-scorer", "v": "1.0.0", "to": "DEPRECATED" })).await;
-        let body = app.gql(&owner, TRANSITION, json!({ "m": "fraud-scorer", "v": "1.0.0", "to": "RETIRED" })).await;
-        assert_eq!(error_code(&body), "FORBIDDEN", "only governance retires: {body}");
-        app.gql_ok(&governance, TRANSITION, json!({ "m": "fraud-scorer", "v": "1.0.0", "to": "RETIRED" })).await;
-        let body = app.gql(&governance, TRANSITION, json!({ "m": "fraud-scorer", "v": "1.0.0", "to": "DEPRECATED" })).await;
-        assert!(error_message(&body).contains("final"), "{body}");
+        let body = app.gql(&governance, TRANSITION, json!({ "m": "fraud-scorer", "v": "1.0.0", "to": "STAGING" })).await;
+        assert_eq!(error_code(&body), "CONFLICT", "{body}");
+        // Retirement owns `retired`: no role reaches it by a plain transition, from any status.
+        let security = app.token("sec", "security", None).await;
+        for token in [&owner, &governance, &security] {
+            let body = app.gql(token, TRANSITION, json!({ "m": "fraud-scorer", "v": "1.0.0", "to": "RETIRED" })).await;
+            assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+            let message = error_message(&body);
+            assert!(message.contains("scheduleRetirement") && message.contains("emergencyRetirement"), "{body}");
+        }
+        let version = app.gql_ok(&owner, "{ modelVersion(model: \"fraud-scorer\", version: \"1.0.0\") { status retirement { id } } }", json!({})).await;
+        assert_eq!(version["modelVersion"]["status"], "DEPRECATED");
+        assert!(version["modelVersion"]["retirement"].is_null());
     }
 }
 

@@ -589,6 +589,49 @@ on_both!(
                 .contains(&closed.to_string()),
             "no URL in errors"
         );
+        assert!(
+            letter["lastError"]
+                .as_str()
+                .expect("error")
+                .contains("Connection refused"),
+            "governance reads the error whole: {letters:#}"
+        );
+        // Others read only its category: no port scanner for a role that sets URLs.
+        let security = w.app.token("sec", "security", None).await;
+        let seen = w
+            .app
+            .gql_ok(&security, "{ deadLetters { lastError } }", json!({}))
+            .await;
+        assert_eq!(seen["deadLetters"][0]["lastError"], "refused", "{seen:#}");
+        let errors_seen_by = |token: String| {
+            let w = &w;
+            let id = id.clone();
+            async move {
+                let detail = w.app.gql_ok(&token, DETAIL, json!({ "id": id })).await;
+                detail["retirement"]["dependents"]
+                    .as_array()
+                    .expect("dependents")
+                    .iter()
+                    .filter(|d| d["consumer"] == "checkout")
+                    .flat_map(|d| d["deliveries"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|n| n["lastError"].as_str().map(str::to_owned))
+                    .collect::<Vec<String>>()
+            }
+        };
+        let reader = errors_seen_by(w.app.token("reader-x", "reader", None).await).await;
+        assert!(reader.contains(&"refused".to_owned()), "{reader:?}");
+        assert!(reader.iter().all(|e| !e.contains("os error")), "{reader:?}");
+        let outsider = errors_seen_by(w.app.token("finance", "owner", Some("finance")).await).await;
+        assert!(
+            outsider.iter().all(|e| !e.contains("os error")),
+            "{outsider:?}"
+        );
+        let own_team =
+            errors_seen_by(w.app.token("payments", "owner", Some("payments")).await).await;
+        assert!(
+            own_team.iter().any(|e| e.contains("Connection refused")),
+            "{own_team:?}"
+        );
         let escalations: Vec<ReceivedMail> = mails(&w.mail)
             .into_iter()
             .filter(|m| m.data.contains("Undeliverable"))
@@ -1584,3 +1627,135 @@ on_both!(
         assert_eq!(unchanged.status(), 304);
     }
 );
+
+/// Webhook URLs cannot reach inside: an internal address written as the host is refused
+/// when it is set, with the setting that would admit it named; the allowlist admits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_to_internal_addresses_are_refused_unless_allowlisted() {
+    let strict = TestApp::spawn_with(Backend::Sqlite, Arc::new(sunset::clock::SystemClock), |s| {
+        s.notifications.webhook_allow_http = false;
+        s.notifications.webhook_allow = Vec::new();
+    })
+    .await;
+    let owner = strict
+        .token("payments-owner", "owner", Some("payments"))
+        .await;
+    let declare = "mutation($u: String!) { declareConsumer(input: { name: \"checkout\", kind: SERVICE, ownerTeam: \"payments\", environment: \"prod\", webhookUrl: $u }) { consumer { name } } }";
+    for url in [
+        "https://127.0.0.1:8443/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.7/hook",
+        "https://[::1]/hook",
+        "https://[fd00::1]/hook",
+        "http://hooks.example.org/plain",
+    ] {
+        let refused = strict.gql(&owner, declare, json!({ "u": url })).await;
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "VALIDATION",
+            "{url}: {refused:#}"
+        );
+        let message = refused["errors"][0]["message"].as_str().expect("message");
+        assert!(
+            message.contains("notifications.webhook_allow"),
+            "{url}: names the setting: {message}"
+        );
+    }
+    strict
+        .gql_ok(
+            &owner,
+            declare,
+            json!({ "u": "https://hooks.example.org/sunset" }),
+        )
+        .await;
+
+    let allowing =
+        TestApp::spawn_with(Backend::Sqlite, Arc::new(sunset::clock::SystemClock), |s| {
+            s.notifications.webhook_allow_http = true;
+            s.notifications.webhook_allow = vec!["10.0.0.0/8".into()];
+        })
+        .await;
+    let owner = allowing
+        .token("payments-owner", "owner", Some("payments"))
+        .await;
+    allowing
+        .gql_ok(&owner, declare, json!({ "u": "http://10.0.0.7/hook" }))
+        .await;
+    let refused = allowing
+        .gql(&owner, declare, json!({ "u": "http://127.0.0.1/hook" }))
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{refused:#}"
+    );
+}
+
+/// A retirement cancelled while its notices' attempts are in flight: the attempts'
+/// outcomes are counted, but those notices stay cancelled and are never sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_cancelled_while_its_attempt_is_in_flight_is_not_sent_again() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let w = world(backend).await;
+        let id = scheduled(&w, t0() + Duration::days(30)).await;
+        let store = w.app.services.store();
+        let now = sunset::clock::Clock::now(&*w.clock);
+        // A worker claims the notices and starts its attempts...
+        let claimed = sunset::store::notices::claim_due(
+            store.reader(),
+            store.backend(),
+            now,
+            now + Duration::minutes(5),
+            100,
+        )
+        .await
+        .expect("claim");
+        assert!(!claimed.is_empty());
+        // ...governance cancels meanwhile...
+        let cancel = "mutation($id: ID!) { cancelRetirement(id: $id, reason: \"superseded by another plan\") { state } }";
+        w.app
+            .gql_ok(&w.governance, cancel, json!({ "id": id }))
+            .await;
+        // ...and the attempts fail and ask to be retried.
+        for mut n in claimed.clone() {
+            n.attempts += 1;
+            n.last_attempt_at = Some(now);
+            n.last_error = Some("the receiver answered HTTP 503".into());
+            n.next_attempt_at = now + Duration::minutes(1);
+            let moved = sunset::store::notices::record(store.reader(), &n)
+                .await
+                .expect("record");
+            assert!(!moved, "{} went back to pending", n.id);
+        }
+        let after =
+            sunset::store::notices::of_retirement(store.reader(), id.parse().expect("id"), None)
+                .await
+                .expect("notices");
+        for n in claimed {
+            let now_stored = after.iter().find(|a| a.id == n.id).expect("still there");
+            assert_eq!(now_stored.state.as_str(), "cancelled", "{}", n.id);
+            assert_eq!(
+                now_stored.attempts,
+                n.attempts + 1,
+                "the attempt is counted"
+            );
+        }
+        w.clock.advance(Duration::minutes(2));
+        let report = deliver(&w).await;
+        let kinds: Vec<String> = w
+            .receiver
+            .received_requests()
+            .await
+            .expect("recorded")
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<Value>(&r.body).expect("json")["type"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        assert!(
+            kinds.iter().all(|k| k != "model.retirement.scheduled"),
+            "a cancelled notice went out again: {kinds:?} ({report:?})"
+        );
+    }
+}

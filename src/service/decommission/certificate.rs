@@ -267,6 +267,14 @@ impl Services {
             .collect())
     }
 
+    /// The id of retirement `retirement_id`'s certificate, once issued. Any role: the id
+    /// says only that one exists; reading it is for auditors.
+    pub async fn certificate_id_of(&self, retirement_id: i64) -> Result<Option<i64>, ServiceError> {
+        Ok(repo::of_retirement(self.store().reader(), retirement_id)
+            .await?
+            .map(|c| c.id))
+    }
+
     /// How many certificates retirement `id` has (never more than one).
     pub async fn certificate_count(&self, id: i64) -> Result<u64, ServiceError> {
         Ok(repo::count_for(self.store().reader(), id).await?)

@@ -14,7 +14,8 @@ use super::{
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::{
-    FoundBy, ModelName, ParseError, RetirementState, Role, Text, Version, VersionRange,
+    FoundBy, LifecycleStatus, ModelName, ParseError, RetirementState, Role, Text, Version,
+    VersionRange,
 };
 use crate::service::retirements::MAX_TEXT;
 use crate::store::kill_switch as steps;
@@ -393,6 +394,8 @@ impl Services {
                 )));
             }
             let enabled = steps::enable(tx.conn(), id).await?;
+            self.restore_statuses(tx, actor, &before, &enabled, now)
+                .await?;
             let after = Retirement {
                 state: RetirementState::Cancelled,
                 sequence: before.sequence + 1,
@@ -442,5 +445,49 @@ impl Services {
         }
         self.publish_retirement(id, "cancelled");
         Ok(after)
+    }
+
+    /// Puts the versions a lifted kill switch serves again back in the status they had
+    /// before it retired them. A production version comes back deprecated when another
+    /// version was promoted meanwhile (a model has one production version).
+    async fn restore_statuses(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        actor: &Actor,
+        retirement: &Retirement,
+        enabled: &[steps::DisabledVersion],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ServiceError> {
+        let model_id = registry_repo::ModelId(retirement.model_id);
+        for d in enabled {
+            let Some(prior) = d.prior_status.as_deref() else {
+                continue;
+            };
+            let mut prior = LifecycleStatus::parse(prior).map_err(ServiceError::internal)?;
+            let Ok(version) = Version::parse(&d.version) else {
+                continue;
+            };
+            let Some((version_id, current)) =
+                registry_repo::find_version(tx.conn(), model_id, &retirement.model, version)
+                    .await?
+            else {
+                continue;
+            };
+            if prior == LifecycleStatus::Production
+                && !registry_repo::versions_in_status(
+                    tx.conn(),
+                    model_id,
+                    &retirement.model,
+                    LifecycleStatus::Production,
+                )
+                .await?
+                .is_empty()
+            {
+                prior = LifecycleStatus::Deprecated;
+            }
+            self.move_for_retirement(tx, actor, (version_id, &current), prior, retirement.id, now)
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -137,6 +137,8 @@ impl Services {
         let rotation = match self.rotation(r.id).await? {
             Some(rotation) => rotation,
             None => {
+                // Another instance may have rotated since this one last looked.
+                kek.refresh().map_err(ServiceError::internal)?;
                 let target_epoch = kek.current_epoch() + 1;
                 let rotation = Rotation {
                     target_epoch,

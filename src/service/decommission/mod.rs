@@ -39,7 +39,7 @@ pub use revocation::REVOCATIONS_PAYLOAD_TYPE;
 use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
-use crate::domain::{ModelName, RetirementState, Role, Version};
+use crate::domain::{LifecycleStatus, ModelName, RetirementState, Role, Version};
 use crate::store::kill_switch::{self as repo, DisabledVersion, Step};
 use crate::store::registry as registry_repo;
 use crate::store::retirements::{self as retirement_repo, Retirement};
@@ -284,8 +284,9 @@ impl Services {
     ) -> Result<Vec<DisabledVersion>, ServiceError> {
         let mut disabled = Vec::new();
         let model_id = registry_repo::ModelId(retirement.model_id);
+        let mut found = Vec::new();
         for &v in &retirement.affected_versions {
-            if let Some((version_id, _)) =
+            if let Some((version_id, registered)) =
                 registry_repo::find_version(tx.conn(), model_id, &retirement.model, v).await?
             {
                 disabled.push(DisabledVersion {
@@ -296,12 +297,24 @@ impl Services {
                     disabled_at: now,
                     disabled_by: actor.name.clone(),
                     reason: retirement.reason.clone(),
+                    prior_status: Some(registered.status.as_str().to_owned()),
                 });
+                found.push((version_id, registered));
             }
         }
         let mut added = Vec::new();
-        for d in disabled {
+        for (d, (version_id, registered)) in disabled.into_iter().zip(found) {
             if repo::disable(tx.conn(), std::slice::from_ref(&d)).await? > 0 {
+                // Retirement owns `retired`: the registry says so from this commit on.
+                self.move_for_retirement(
+                    tx,
+                    actor,
+                    (version_id, &registered),
+                    LifecycleStatus::Retired,
+                    retirement.id,
+                    now,
+                )
+                .await?;
                 added.push(d);
             }
         }
@@ -475,6 +488,25 @@ impl Services {
         version: Version,
     ) -> Result<Option<DisabledVersion>, ServiceError> {
         Ok(repo::find(self.store().reader(), model.as_str(), &version.to_string()).await?)
+    }
+
+    /// The retirement of `model@version`: the one whose kill switch retired it, else
+    /// the pending one covering it.
+    pub async fn retirement_of_version(
+        &self,
+        model: &str,
+        version: &str,
+    ) -> Result<Option<Retirement>, ServiceError> {
+        let model = ModelName::parse(model)?;
+        let version = Version::parse(version)?;
+        if let Some(id) = self
+            .disabled_version(&model, version)
+            .await?
+            .and_then(|d| d.retirement_id)
+        {
+            return Ok(Some(self.retirement(id).await?));
+        }
+        self.pending_retirement_covering(&model, version).await
     }
 
     /// Every disabled version: what enforcement points poll.

@@ -11,8 +11,10 @@
 //! commit. A group holding a derivation is applied message by message instead, because
 //! a derivation's circle check reads the graph, which sees only committed messages.
 
-use super::{Received, Services, applied_entry};
-use crate::domain::{Consumer, ConsumerName, EdgeOrigin, ModelName, ParseError, Version};
+use super::{Received, Services, applied_entry, consumer_changed_entry};
+use crate::domain::{
+    Consumer, ConsumerName, EdgeOrigin, ModelName, ParseError, SourceChange, Version,
+};
 use crate::graph::{ConsumerId, Link};
 use crate::ingest::registrations::Registration;
 use crate::service::ServiceError;
@@ -20,7 +22,7 @@ use crate::service::WRITE_ATTEMPTS;
 use crate::service::inventory::Written;
 use crate::service::inventory::{no_consumer, no_model, no_pinned_version, self_dependency};
 use crate::store::inventory::group::GroupTx;
-use crate::store::inventory::{Entity, NewConsumer, Sighting};
+use crate::store::inventory::{Entity, ExistingConsumer, NewConsumer, Sighting};
 use crate::store::registry::ModelId;
 use crate::store::webhook_sources::Source;
 use futures_util::FutureExt;
@@ -241,19 +243,25 @@ impl Services {
             .map(|(p, _)| *p)
             .collect();
         tx.record_receipts(&fresh, now).await?;
-        let applied: Vec<(&Queued, usize, i64)> = jobs
+        let applied: Vec<(&Queued, &Admitted, i64)> = jobs
             .iter()
             .zip(&outcomes)
             .filter(|(_, o)| o.is_none())
             .zip(plan.messages.iter().zip(revisions))
-            .map(|((job, _), (message, revision))| (job, message.links.len(), revision))
+            .map(|((job, _), (message, revision))| (job, message, revision))
             .collect();
-        let entries = applied
-            .iter()
-            .map(|&(job, edges, _)| {
-                applied_entry(&job.source.name, &job.message_id, &job.batch, edges)
-            })
-            .collect();
+        let mut entries = Vec::with_capacity(applied.len());
+        for &(job, message, _) in &applied {
+            entries.push(applied_entry(
+                &job.source.name,
+                &job.message_id,
+                &job.batch,
+                message.links.len(),
+            ));
+            for (before, after) in &message.changed {
+                entries.push(consumer_changed_entry(&job.source.name, before, after));
+            }
+        }
         tx.append_audits(now, entries, self.service_key().audit_mac_key())
             .await?;
         let mut applied = applied.into_iter();
@@ -261,13 +269,14 @@ impl Services {
             .into_iter()
             .map(|outcome| {
                 outcome.unwrap_or_else(|| {
-                    let (job, edges, revision) = applied
+                    let (job, message, revision) = applied
                         .next()
                         .expect("one applied entry per admitted message");
                     Ok(Received::Applied {
                         registrations: job.batch.len(),
-                        edges,
+                        edges: message.links.len(),
                         revision,
+                        kept: message.kept.clone(),
                     })
                 })
             })
@@ -279,7 +288,8 @@ impl Services {
 /// What exists of what the group names: the consumers its links point at, its models and
 /// its pinned versions.
 struct Known {
-    consumers: HashMap<ConsumerName, ConsumerId>,
+    /// The consumers the group declares or links to that exist, with their creators.
+    consumers: HashMap<ConsumerName, ExistingConsumer>,
     models: HashMap<ModelName, ModelId>,
     versions: HashSet<(i64, Version)>,
 }
@@ -333,8 +343,8 @@ impl Seen {
 
 impl Known {
     /// Completes what the graph told (`seen`) from the database. Consumers can be
-    /// removed, so they are always read from the database, and only when a registration
-    /// names one it depends on.
+    /// removed, so they are always read from the database: those the group declares
+    /// (whether a source may change one depends on who created it) and those it depends on.
     async fn read(
         seen: Seen,
         tx: &mut impl GroupTx,
@@ -342,7 +352,11 @@ impl Known {
     ) -> Result<Self, ServiceError> {
         let mut targets = Vec::new();
         for reg in jobs.iter().flat_map(|j| &j.batch) {
-            if let Registration::Consumer { depends_on, .. } = reg {
+            if let Registration::Consumer {
+                name, depends_on, ..
+            } = reg
+            {
+                targets.push(name);
                 targets.extend(depends_on);
             }
         }
@@ -350,7 +364,7 @@ impl Known {
         let consumers = if targets.is_empty() {
             HashMap::new()
         } else {
-            tx.consumer_ids(&targets).await?
+            tx.existing_consumers(&targets).await?
         };
         let Seen {
             mut models,
@@ -411,6 +425,10 @@ struct Admitted {
     origin: String,
     consumers: Vec<ConsumerName>,
     links: Vec<Planned>,
+    /// Consumers it changed (it created them): before and after, for the audit trail.
+    changed: Vec<(Consumer, Consumer)>,
+    /// Consumers it declared otherwise but may not change, with why.
+    kept: Vec<String>,
 }
 
 /// The messages admitted so far and the consumers as they leave them.
@@ -491,19 +509,58 @@ impl GroupPlan {
                 });
             }
         }
+        let source = format!("webhook:{origin}");
+        let (mut changed, mut kept) = (Vec::new(), Vec::new());
         for (name, consumer) in here {
-            self.declared
-                .entry(name)
-                .and_modify(|d| d.consumer = consumer.clone())
-                .or_insert(Declared {
-                    consumer,
-                    created_by: format!("webhook:{origin}"),
+            let before = self
+                .declared
+                .get(&name)
+                .map(|d| (d.consumer.clone(), d.created_by.clone()))
+                .or_else(|| {
+                    self.known
+                        .consumers
+                        .get(&name)
+                        .map(|e| (e.consumer.clone(), e.created_by.clone()))
                 });
+            let Some((before, created_by)) = before else {
+                self.declared.insert(
+                    name,
+                    Declared {
+                        consumer,
+                        created_by: source.clone(),
+                    },
+                );
+                continue;
+            };
+            let after = match before.judge_registration(&created_by, &consumer, &source) {
+                SourceChange::Unchanged => before.clone(),
+                SourceChange::Changed => {
+                    changed.push((before.clone(), consumer.clone()));
+                    consumer
+                }
+                SourceChange::Kept(why) => {
+                    kept.push(why);
+                    before.clone()
+                }
+            };
+            self.declared.insert(
+                name,
+                Declared {
+                    consumer: Consumer {
+                        // Registrations never set the notice webhook: keep it.
+                        webhook_url: before.webhook_url.clone(),
+                        ..after
+                    },
+                    created_by,
+                },
+            );
         }
         self.messages.push(Admitted {
             origin: origin.clone(),
             consumers: order,
             links,
+            changed,
+            kept,
         });
         Ok(())
     }
@@ -530,7 +587,7 @@ impl GroupPlan {
             written
                 .get(name)
                 .map(|(id, _)| id)
-                .or_else(|| self.known.consumers.get(name))
+                .or_else(|| self.known.consumers.get(name).map(|e| &e.id))
                 .copied()
                 .ok_or_else(|| no_consumer(name))
         };

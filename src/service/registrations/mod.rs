@@ -10,7 +10,7 @@ use super::inventory::{EdgeSpec, Resolved, new_whsec, resolve};
 use super::{ServiceError, Services, require_admin};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
-use crate::domain::{EdgeOrigin, ParseError};
+use crate::domain::{Consumer, EdgeOrigin, ParseError, SourceChange};
 use crate::ingest::registrations::{self, Registration};
 use crate::ingest::standard_webhooks::{Headers, Message, Secret, WebhookError};
 use crate::store::inventory::{self as inventory_repo, Entity, NewConsumer, Sighting};
@@ -59,6 +59,9 @@ pub enum Received {
         registrations: usize,
         edges: usize,
         revision: i64,
+        /// Consumers the message declared otherwise but the source may not change
+        /// (it did not create them), each with why; their links were still recorded.
+        kept: Vec<String>,
     },
     /// This message id was applied before; nothing was done again.
     Duplicate,
@@ -297,14 +300,35 @@ impl Services {
             let now = self.now();
             repo::record_receipt(tx.conn(), source.id, message_id, now).await?;
             // Consumers first, so that dependsOn may name one declared later in the batch.
+            let source_identity = format!("webhook:{origin_name}");
+            let mut kept = Vec::new();
+            let mut changed = Vec::new();
             for mut consumer in batch.iter().filter_map(Registration::consumer) {
-                let existing = inventory_repo::find_consumer(tx.conn(), &consumer.name).await?;
-                consumer.webhook_url = existing.as_ref().and_then(|(_, c)| c.webhook_url.clone());
-                let id = match existing {
-                    Some((id, _)) => {
-                        inventory_repo::update_consumer(tx.conn(), id, &consumer, None, now)
-                            .await?;
-                        id
+                let existing =
+                    inventory_repo::batch::find_existing(tx.conn(), &[&consumer.name]).await?;
+                let id = match existing.into_values().next() {
+                    Some(e) => {
+                        consumer.webhook_url = e.consumer.webhook_url.clone();
+                        match e.consumer.judge_registration(
+                            &e.created_by,
+                            &consumer,
+                            &source_identity,
+                        ) {
+                            SourceChange::Unchanged => {}
+                            SourceChange::Changed => {
+                                inventory_repo::update_consumer(
+                                    tx.conn(),
+                                    e.id,
+                                    &consumer,
+                                    None,
+                                    now,
+                                )
+                                .await?;
+                                changed.push((e.consumer, consumer));
+                            }
+                            SourceChange::Kept(why) => kept.push(why),
+                        }
+                        e.id
                     }
                     None => {
                         inventory_repo::insert_consumer(
@@ -394,11 +418,16 @@ impl Services {
             }
             let entry = applied_entry(origin_name, message_id, batch, edges);
             self.append_audit(tx, now, entry).await?;
+            for (before, after) in &changed {
+                let entry = consumer_changed_entry(origin_name, before, after);
+                self.append_audit(tx, now, entry).await?;
+            }
             let revision = inventory_repo::head_revision(tx.conn()).await?;
             Ok(Received::Applied {
                 registrations: batch.len(),
                 edges,
                 revision,
+                kept,
             })
         }
     }
@@ -427,6 +456,18 @@ impl Services {
 }
 
 /// The audit record of one applied message.
+/// The audit record of a registration source changing a consumer it created.
+fn consumer_changed_entry(origin_name: &str, before: &Consumer, after: &Consumer) -> AuditEntry {
+    AuditEntry::new(
+        (&format!("webhook:{origin_name}"), "system"),
+        Action::ConsumerUpdated,
+        SubjectType::Consumer,
+        before.name.as_str(),
+    )
+    .before(before)
+    .after(after)
+}
+
 fn applied_entry(
     origin_name: &str,
     message_id: &str,

@@ -548,6 +548,60 @@ impl Services {
         Ok(outbox_repo::of_retirement(self.store().reader(), id, consumer_id).await?)
     }
 
+    /// Notices as `actor` may see them (see [`Self::redact_delivery_errors`]).
+    pub async fn retirement_notices_seen_by(
+        &self,
+        actor: &Actor,
+        id: i64,
+        consumer_id: Option<i64>,
+    ) -> Result<Vec<OutboxNotice>, ServiceError> {
+        let mut notices = self.retirement_notices(id, consumer_id).await?;
+        self.redact_delivery_errors(actor, &mut notices).await?;
+        Ok(notices)
+    }
+
+    /// Governance and the consumer's own team read each delivery error whole; everyone
+    /// else reads its category (`timeout`, `refused`, `http-5xx`, …): the text can
+    /// describe the receiver's network, and a role that could read it for any URL it
+    /// set would have a port scanner.
+    pub(crate) async fn redact_delivery_errors(
+        &self,
+        actor: &Actor,
+        notices: &mut [OutboxNotice],
+    ) -> Result<(), ServiceError> {
+        if actor.role == Role::Governance {
+            return Ok(());
+        }
+        let mut teams = std::collections::HashMap::new();
+        for notice in notices.iter_mut() {
+            if notice.last_error.is_none() {
+                continue;
+            }
+            let own_team = match (actor.role, notice.consumer_id) {
+                (Role::Owner, Some(consumer)) => {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = teams.entry(consumer) {
+                        let team = crate::store::inventory::consumer_by_id(
+                            self.store().reader(),
+                            consumer,
+                        )
+                        .await?
+                        .map(|c| c.owner_team);
+                        slot.insert(team);
+                    }
+                    teams[&consumer].is_some() && teams[&consumer] == actor.team
+                }
+                _ => false,
+            };
+            if !own_team {
+                notice.last_error = notice
+                    .last_error
+                    .as_deref()
+                    .map(|e| crate::domain::delivery_error_category(e).to_owned());
+            }
+        }
+        Ok(())
+    }
+
     /// The pending retirement that covers `model@version`, if any: what downloads and the
     /// status endpoint announce in their `Deprecation` and `Sunset` headers.
     pub async fn pending_retirement_of(
@@ -580,13 +634,19 @@ impl Services {
     }
 
     /// Notices that could not be delivered, newest first.
-    pub async fn dead_letters(&self, limit: u64) -> Result<Vec<OutboxNotice>, ServiceError> {
-        Ok(outbox_repo::in_state(
+    pub async fn dead_letters(
+        &self,
+        actor: &Actor,
+        limit: u64,
+    ) -> Result<Vec<OutboxNotice>, ServiceError> {
+        let mut letters = outbox_repo::in_state(
             self.store().reader(),
             crate::store::notices::NoticeState::Dead,
             limit,
         )
-        .await?)
+        .await?;
+        self.redact_delivery_errors(actor, &mut letters).await?;
+        Ok(letters)
     }
 
     /// Every consumer that depends on any of `versions` of `model`, transitively, stale

@@ -11,6 +11,7 @@ pub struct Model {
     pub disabled_at: DateTimeUtc,
     pub disabled_by: String,
     pub reason: String,
+    pub prior_status: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,6 +22,18 @@ pub async fn find_consumers(
     conn: &impl ConnectionTrait,
     names: &[&ConsumerName],
 ) -> Result<HashMap<ConsumerName, (ConsumerId, Consumer)>, StoreError> {
+    Ok(find_existing(conn, names)
+        .await?
+        .into_iter()
+        .map(|(name, e)| (name, (e.id, e.consumer)))
+        .collect())
+}
+
+/// The consumers of these names that exist, with who created each.
+pub async fn find_existing(
+    conn: &impl ConnectionTrait,
+    names: &[&ConsumerName],
+) -> Result<HashMap<ConsumerName, super::ExistingConsumer>, StoreError> {
     let mut found = HashMap::with_capacity(names.len());
     for chunk in statement_chunks(names) {
         let rows = consumer::Entity::find()
@@ -30,7 +42,14 @@ pub async fn find_consumers(
             .await?;
         for r in rows {
             let c = to_consumer(&r)?;
-            found.insert(c.name.clone(), (r.id, c));
+            found.insert(
+                c.name.clone(),
+                super::ExistingConsumer {
+                    id: r.id,
+                    consumer: c,
+                    created_by: r.created_by,
+                },
+            );
         }
     }
     Ok(found)

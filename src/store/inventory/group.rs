@@ -9,7 +9,10 @@
 //! after webhooks and compares it with the live one.
 
 use super::batch;
-use super::{Entity, Interner, NewConsumer, Sighting, new_consumer_row, to_consumer, to_edge};
+use super::{
+    Entity, ExistingConsumer, Interner, NewConsumer, Sighting, new_consumer_row, to_consumer,
+    to_edge,
+};
 use crate::audit::{AuditEntry, AuditMacKey, SealedRecord};
 use crate::domain::{Consumer, ConsumerName, ModelName, Version};
 use crate::graph::{ConsumerId, EdgeId, EdgeRecord};
@@ -32,11 +35,11 @@ pub(crate) trait GroupTx {
         &mut self,
         pairs: &[(i64, &str)],
     ) -> Result<HashSet<(i64, String)>, StoreError>;
-    /// The ids of the consumers of these names that exist.
-    async fn consumer_ids(
+    /// The consumers of these names that exist, with who created each.
+    async fn existing_consumers(
         &mut self,
         names: &[&ConsumerName],
-    ) -> Result<HashMap<ConsumerName, ConsumerId>, StoreError>;
+    ) -> Result<HashMap<ConsumerName, ExistingConsumer>, StoreError>;
     /// The ids of the models of these names that exist.
     async fn model_ids(
         &mut self,
@@ -84,15 +87,11 @@ impl GroupTx for WriteTx {
         receipts_repo::received_among(self.conn(), pairs).await
     }
 
-    async fn consumer_ids(
+    async fn existing_consumers(
         &mut self,
         names: &[&ConsumerName],
-    ) -> Result<HashMap<ConsumerName, ConsumerId>, StoreError> {
-        Ok(batch::find_consumers(self.conn(), names)
-            .await?
-            .into_iter()
-            .map(|(name, (id, _))| (name, id))
-            .collect())
+    ) -> Result<HashMap<ConsumerName, ExistingConsumer>, StoreError> {
+        batch::find_existing(self.conn(), names).await
     }
 
     async fn model_ids(
@@ -243,17 +242,32 @@ impl GroupTx for SqliteTx<'_> {
         Ok(seen)
     }
 
-    async fn consumer_ids(
+    async fn existing_consumers(
         &mut self,
         names: &[&ConsumerName],
-    ) -> Result<HashMap<ConsumerName, ConsumerId>, StoreError> {
-        ids_by_name(
-            self.conn(),
-            "consumers",
-            names,
-            ConsumerName::as_str,
-            |id| id,
-        )
+    ) -> Result<HashMap<ConsumerName, ExistingConsumer>, StoreError> {
+        let mut find = self.conn().prepare_cached(&format!(
+            "SELECT {CONSUMER_COLUMNS} FROM consumers WHERE name = ?1"
+        ))?;
+        let mut found = HashMap::with_capacity(names.len());
+        for &name in names {
+            let row = find
+                .query_row([name.as_str()], |r| Ok(consumer_row(r)))
+                .optional()?
+                .transpose()?;
+            if let Some(row) = row {
+                let consumer = to_consumer(&row)?;
+                found.insert(
+                    name.clone(),
+                    ExistingConsumer {
+                        id: row.id,
+                        consumer,
+                        created_by: row.created_by,
+                    },
+                );
+            }
+        }
+        Ok(found)
     }
 
     async fn model_ids(

@@ -1077,6 +1077,120 @@ async fn a_kill_switch_reaches_subscribers_of_another_instance_within_a_second()
     );
 }
 
+/// The KEK epochs `/readyz` says an instance holds.
+async fn epochs_held(w: &World, address: &str) -> Value {
+    let ready: Value = w
+        .app
+        .client
+        .get(format!("{address}/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    ready["kek"]["epochs"].clone()
+}
+
+/// Two instances on one PostgreSQL database and key folder: an erasure through one
+/// completes on both. The other forgets the destroyed epoch within its poll interval
+/// (as `/readyz` shows), and serves the survivors re-wrapped under the new epoch,
+/// without a restart and without a false integrity refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_through_one_instance_completes_on_the_other_and_survivors_stay_served() {
+    let (w, id, search, surviving) = ready_world(Backend::Postgres).await;
+    let other = w.app.spawn_sibling().await;
+    let reader = w.app.token("reader", "reader", None).await;
+    let from_other = |version: &str, name: &str| {
+        w.app
+            .client
+            .get(format!(
+                "{}/v1/models/fraud/versions/{version}/artifacts/{name}",
+                other.address
+            ))
+            .bearer_auth(&reader)
+            .send()
+    };
+    assert_eq!(
+        from_other("3.0.0", "weights.bin")
+            .await
+            .expect("get")
+            .status(),
+        200
+    );
+    assert_eq!(epochs_held(&w, &other.address).await, json!([1]));
+
+    w.app
+        .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
+        .await;
+    w.app
+        .gql_ok(
+            &search,
+            "mutation($id: ID!) { confirmPurge(id: $id, consumer: \"embeddings\") { consumer } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(state_and_steps(&w, &id).await.0, "RETIRED");
+    assert_eq!(kek_files(&w), ["kek-00000002.key"]);
+    assert_eq!(epochs_held(&w, &w.app.address).await, json!([2]));
+
+    // Within the poll interval (250 ms) the other instance holds epoch 2 alone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while epochs_held(&w, &other.address).await != json!([2]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other instance still holds a destroyed epoch: {}",
+            epochs_held(&w, &other.address).await
+        );
+        tokio::task::yield_now().await;
+    }
+    let kept = from_other("3.0.0", "weights.bin").await.expect("get");
+    assert_eq!(
+        kept.status(),
+        200,
+        "survivors are served by the other instance"
+    );
+    assert_eq!(
+        kept.bytes().await.expect("body").as_ref(),
+        surviving.as_slice()
+    );
+    assert_eq!(
+        from_other("2.1.0", "config.json")
+            .await
+            .expect("get")
+            .status(),
+        410
+    );
+    let auditor = w.app.token("auditor", "auditor", None).await;
+    let refusals = w
+        .app
+        .gql_ok(
+            &auditor,
+            "{ auditLog(filter: { action: \"artifact.download_refused\" }) { edges { node { after } } } }",
+            json!({}),
+        )
+        .await;
+    let edges = refusals["auditLog"]["edges"].as_array().expect("edges");
+    assert!(
+        edges
+            .iter()
+            .all(|e| !e.to_string().contains("INTEGRITY") && !e.to_string().contains("epoch")),
+        "no false integrity refusal: {edges:#?}"
+    );
+}
+
+/// `fraud@version` as the registry shows it, with its retirement.
+async fn version_shown(w: &World, token: &str, version: &str) -> Value {
+    w.app
+        .gql_ok(
+            token,
+            "query($v: String!) { modelVersion(model: \"fraud\", version: $v) { status retirement { id state certificateId } } }",
+            json!({ "v": version }),
+        )
+        .await["modelVersion"]
+        .clone()
+}
+
 /// fraud@2.1.0 and fraud@3.0.0 each hold a small artifact.
 async fn with_artifacts(
     backend: Backend,
@@ -1145,6 +1259,18 @@ async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_
         .to_owned();
     assert_eq!(cut["emergencyRetirement"]["state"], "EXECUTING");
     assert_eq!(detail(&w, &planned).await["state"], "CANCELLED");
+    let before_cut = "DEVELOPMENT";
+    let shown = version_shown(&w, &reader, "2.1.0").await;
+    assert_eq!(
+        shown["status"], "RETIRED",
+        "the registry agrees at once: {shown}"
+    );
+    assert_eq!(shown["retirement"]["id"], id.as_str());
+    assert!(shown["retirement"]["certificateId"].is_null());
+    assert_eq!(
+        version_shown(&w, &reader, "3.0.0").await["status"],
+        before_cut
+    );
     assert_eq!(
         download(&w, &reader, "2.1.0", "model.bin").await.status(),
         410
@@ -1191,6 +1317,11 @@ async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_
         download(&w, &reader, "2.1.0", "model.bin").await.status(),
         200
     );
+    assert_eq!(
+        version_shown(&w, &reader, "2.1.0").await["status"],
+        before_cut,
+        "a lifted kill switch puts back what the version was"
+    );
 
     // A real one: whoever pulled it may not approve the erasure; a second person may.
     let again = w
@@ -1209,6 +1340,26 @@ async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_
     );
     let approved = w.app.gql_ok(&second, approve, json!({ "id": id })).await;
     assert_eq!(approved["approveEmergencyErasure"]["state"], "RETIRED");
+    let shown = version_shown(&w, &reader, "2.1.0").await;
+    assert_eq!(shown["status"], "RETIRED", "{shown}");
+    assert_eq!(shown["retirement"]["state"], "RETIRED");
+    assert!(shown["retirement"]["certificateId"].is_string(), "{shown}");
+    let governance = w.app.token("gov-2", "governance", None).await;
+    let owner = w.app.token("ml-owner-2", "owner", Some("ml")).await;
+    for token in [&governance, &owner] {
+        let revived = w
+            .app
+            .gql(
+                token,
+                "mutation { transitionVersion(model: \"fraud\", version: \"2.1.0\", to: STAGING) { status } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            revived["errors"][0]["extensions"]["code"], "CONFLICT",
+            "{revived:#}"
+        );
+    }
     let (_, steps) = state_and_steps(&w, &id).await;
     let approval = steps
         .iter()

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-mod postgres;
+pub mod postgres;
 
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -70,6 +70,7 @@ impl TestApp {
             data_dir: data_dir.path().join("data"),
             ..Settings::default()
         };
+        admit_loopback_receivers(&mut settings);
         let database = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
@@ -216,6 +217,13 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// Lets webhooks reach the tests' receivers: plain HTTP on loopback, which the default
+/// policy refuses (see `notifiers::outbound`).
+pub fn admit_loopback_receivers(settings: &mut Settings) {
+    settings.notifications.webhook_allow_http = true;
+    settings.notifications.webhook_allow = vec!["127.0.0.0/8".into()];
 }
 
 /// The `extensions.code` of the first error.

@@ -1,0 +1,76 @@
+//! Readiness: what each check of `/readyz` found on this instance.
+
+use super::Services;
+use serde::Serialize;
+
+/// One instance's readiness, check by check. Holds nothing secret: the KEK epochs are
+/// numbers, shown so an operator (and a test) can see that a destroyed epoch is gone
+/// from every replica.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    pub ready: bool,
+    pub database: Check,
+    pub inventory: InventoryCheck,
+    pub kek: KekCheck,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryCheck {
+    pub ok: bool,
+    /// The last inventory revision this instance applied.
+    pub revision: i64,
+    /// Whether it knows it is behind the database and is reloading.
+    pub behind: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KekCheck {
+    pub ok: bool,
+    /// The KEK epochs this instance holds in memory, oldest first.
+    pub epochs: Vec<u32>,
+}
+
+impl Services {
+    /// Runs every readiness check; `ready` only when all pass.
+    pub async fn readiness(&self) -> Readiness {
+        let database = match self.store().ping().await {
+            Ok(()) => Check {
+                ok: true,
+                error: None,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: the database is not reachable");
+                Check {
+                    ok: false,
+                    error: Some("the database is not reachable".into()),
+                }
+            }
+        };
+        let behind = self.inner.inventory.is_behind();
+        let inventory = InventoryCheck {
+            ok: !behind,
+            revision: self.read_graph().revision(),
+            behind,
+        };
+        let epochs = self.vault().map(|v| v.kek.epochs()).unwrap_or_default();
+        let kek = KekCheck {
+            ok: !epochs.is_empty(),
+            epochs,
+        };
+        Readiness {
+            ready: database.ok && inventory.ok && kek.ok,
+            database,
+            inventory,
+            kek,
+        }
+    }
+}

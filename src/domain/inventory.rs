@@ -54,6 +54,27 @@ impl EdgeOrigin {
     pub fn is_declared(self) -> bool {
         matches!(self, EdgeOrigin::Api | EdgeOrigin::Webhook)
     }
+
+    /// Whether a remover may take away this piece of an edge's evidence (from
+    /// `origin_name`). Evidence belongs to whoever gave it: a token its own API
+    /// declarations, the dependent's team every API declaration of its own dependency.
+    /// What a source or traffic reported is theirs: it goes stale on its own, or an admin
+    /// removes it. So a model's owner cannot erase another team's usage before a
+    /// retirement, and that dependent would never be told.
+    pub fn removable_by(self, origin_name: &str, remover: &EvidenceRemover<'_>) -> bool {
+        remover.is_admin
+            || (self == EdgeOrigin::Api && (origin_name == remover.name || remover.owns_dependent))
+    }
+}
+
+/// Who asks to remove an edge's evidence.
+#[derive(Debug, Clone, Copy)]
+pub struct EvidenceRemover<'a> {
+    /// The remover's token name (what its API declarations carry as origin name).
+    pub name: &'a str,
+    pub is_admin: bool,
+    /// Whether it manages the dependent end (the consumer, or the derived version).
+    pub owns_dependent: bool,
 }
 
 word_enum!(
@@ -412,6 +433,33 @@ mod tests {
             why.contains("enforcement point") && why.contains("kind"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn evidence_is_removed_only_by_whoever_gave_it() {
+        let model_owner = EvidenceRemover {
+            name: "ml-owner",
+            is_admin: false,
+            owns_dependent: false,
+        };
+        let consumer_team = EvidenceRemover {
+            name: "payments-bot",
+            is_admin: false,
+            owns_dependent: true,
+        };
+        let admin = EvidenceRemover {
+            name: "root",
+            is_admin: true,
+            owns_dependent: false,
+        };
+        assert!(EdgeOrigin::Api.removable_by("ml-owner", &model_owner));
+        assert!(!EdgeOrigin::Api.removable_by("payments-bot", &model_owner));
+        assert!(EdgeOrigin::Api.removable_by("someone-else", &consumer_team));
+        for observed in [EdgeOrigin::Scan, EdgeOrigin::Download, EdgeOrigin::Webhook] {
+            assert!(!observed.removable_by("gw", &model_owner));
+            assert!(!observed.removable_by("gw", &consumer_team));
+            assert!(observed.removable_by("gw", &admin));
+        }
     }
 
     #[test]

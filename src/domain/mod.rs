@@ -27,7 +27,7 @@ pub use contact::{Contacts, EmailAddress};
 pub use error::ParseError;
 pub use inventory::{
     Consumer, ConsumerKind, ConsumerName, Derivation, EdgeKind, EdgeOrigin, Environment,
-    SourceChange, VersionRange, WebhookUrl,
+    EvidenceRemover, SourceChange, VersionRange, WebhookUrl,
 };
 pub use lifecycle::{LifecycleStatus, TransitionRule};
 pub use names::{ModelName, SignerName, TeamName, TokenName};

@@ -12,7 +12,7 @@ use crate::auth::Actor;
 use crate::config::InventorySettings;
 use crate::domain::{
     Consumer, ConsumerKind, ConsumerName, Contacts, Derivation, EdgeKind, EdgeOrigin, Environment,
-    ModelName, Role, TeamName, Version, VersionRange, WebhookUrl,
+    EvidenceRemover, ModelName, Role, TeamName, Version, VersionRange, WebhookUrl,
 };
 use crate::graph::{
     Answer, ConsumerId, EdgeRecord, Impact, InventoryGraph, Link, Query, VersionId,
@@ -656,20 +656,48 @@ impl Services {
                     resolved.to
                 )));
             }
-            for row in &rows {
+            let remover = EvidenceRemover {
+                name: &actor.name,
+                is_admin: actor.role == Role::Admin,
+                owns_dependent: resolved
+                    .teams
+                    .first()
+                    .is_some_and(|team| may_manage(actor, team, "").is_ok()),
+            };
+            let (removable, kept): (Vec<_>, Vec<_>) = rows
+                .iter()
+                .partition(|e| e.origin.removable_by(&e.origin_name, &remover));
+            if removable.is_empty() {
+                let others: Vec<String> = kept
+                    .iter()
+                    .map(|e| format!("{} from {}", e.origin, e.origin_name))
+                    .collect();
+                return Err(ServiceError::Forbidden(format!(
+                    "none of the evidence of {} {} {} is yours to remove ({}): evidence \
+                     belongs to whoever gave it, observed usage goes stale on its own, and an \
+                     admin may remove any",
+                    resolved.from,
+                    resolved.link.kind(),
+                    resolved.to,
+                    others.join(", ")
+                )));
+            }
+            for row in &removable {
                 repo::delete_edge(tx.conn(), row.id).await?;
                 repo::record_change(tx.conn(), now, Entity::Edge, row.id).await?;
             }
             let views: Vec<EdgeView> = rows.iter().map(|e| describe(&resolved, e)).collect();
+            let remaining: Vec<EdgeView> = kept.iter().map(|e| describe(&resolved, e)).collect();
             let entry = AuditEntry::new(
                 actor.audit_identity(),
                 Action::EdgeRemoved,
                 SubjectType::InventoryEdge,
                 format!("{} {} {}", resolved.from, resolved.link.kind(), resolved.to),
             )
-            .before(&views);
+            .before(&views)
+            .after(&serde_json::json!({ "remaining": remaining }));
             self.append_audit(tx, now, entry).await?;
-            Ok(rows.len())
+            Ok(removable.len())
         })?;
         self.after_inventory_commit().await;
         Ok(removed)

@@ -585,3 +585,48 @@ mod equivalence {
         }
     }
 }
+
+on_both_backends! {
+    async fn a_models_owner_cannot_erase_another_teams_usage_and_removal_takes_only_ones_own_evidence(app) {
+        let (ml, pay) = landscape(&app).await;
+        // checkout's use of base ^1: declared by payments, and seen downloading.
+        app.services
+            .observe_usage(
+                &sunset::domain::ConsumerName::parse("checkout").expect("name"),
+                &sunset::domain::ModelName::parse("base").expect("name"),
+                sunset::domain::Version::parse("1.0.0").expect("v"),
+                sunset::domain::EdgeOrigin::Download,
+                "checkout-token",
+                1,
+            )
+            .await
+            .expect("observed");
+        // The model's owner vouches for the same use too: two declarations of one link.
+        app.gql_ok(&ml, USE, json!({ "c": "checkout", "m": "base", "v": "^1" })).await;
+        let remove = "mutation($v: String!) { removeUse(consumer: \"checkout\", model: \"base\", version: $v) }";
+        let caret = json!({ "v": "^1" });
+        assert_eq!(app.gql_ok(&ml, remove, caret.clone()).await["removeUse"], 1, "its own declaration");
+        let before = app.audit_count().await;
+        let refused = app.gql(&ml, remove, caret.clone()).await;
+        assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+        assert!(error_message(&refused).contains("api from pay-owner"), "{refused}");
+        assert_eq!(app.audit_count().await, before, "refused: nothing written");
+        let still = app.gql_ok(&ml, DEPENDENTS, json!({ "m": "base", "v": "1.0.0" })).await;
+        assert!(names(&still["dependents"]).contains(&("checkout".into(), 1)), "{still}");
+
+        // Observed usage is nobody's to erase but an admin's: it goes stale on its own.
+        let exact = json!({ "v": "1.0.0" });
+        for token in [&ml, &pay] {
+            let body = app.gql(token, remove, exact.clone()).await;
+            assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+            assert!(error_message(&body).contains("download from checkout-token"), "{body}");
+        }
+        assert_eq!(app.gql_ok(&app.admin, remove, exact).await["removeUse"], 1);
+
+        // The consumer's own team takes back its declaration, and the edge goes with it.
+        assert_eq!(app.gql_ok(&pay, remove, caret.clone()).await["removeUse"], 1);
+        let gone = app.gql_ok(&ml, DEPENDENTS, json!({ "m": "base", "v": "1.0.0" })).await;
+        assert!(!names(&gone["dependents"]).contains(&("checkout".into(), 1)), "{gone}");
+        assert_eq!(error_code(&app.gql(&pay, remove, caret).await), "NOT_FOUND");
+    }
+}

@@ -59,10 +59,15 @@ pub enum Action {
     EmergencyErasureApproved,
     KillSwitchLifted,
     SecurityAlertReceived,
+    /// Stored data that a signed document would state disagreed with the audit trail,
+    /// and the document was refused.
+    IntegrityRefused,
+    /// A destruction certificate was read (by an auditor).
+    CertificateRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 52] = [
+    pub const ALL: [Action; 54] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -115,6 +120,8 @@ impl Action {
         Action::EmergencyErasureApproved,
         Action::KillSwitchLifted,
         Action::SecurityAlertReceived,
+        Action::IntegrityRefused,
+        Action::CertificateRead,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -175,6 +182,8 @@ impl Action {
             Action::EmergencyErasureApproved => "retirement.erasure_approved",
             Action::KillSwitchLifted => "retirement.kill_switch_lifted",
             Action::SecurityAlertReceived => "security_alert.received",
+            Action::IntegrityRefused => "integrity.refused",
+            Action::CertificateRead => "certificate.read",
         }
     }
 }

@@ -85,6 +85,35 @@ struct ReadRecord<'a> {
 pub type VerifyOutcome = Result<VerifyReport, ChainBreak>;
 
 impl Services {
+    /// Every record after `after` matching `filter`, in order, each authenticated (its
+    /// hash and MAC): what signed documents may rest on. One that does not authenticate
+    /// is an integrity error naming it.
+    pub(crate) async fn authenticated_records(
+        &self,
+        filter: &repo::RecordFilter,
+        mut after: i64,
+    ) -> Result<Vec<SealedRecord>, ServiceError> {
+        let key = self.service_key().audit_mac_key();
+        let mut found = Vec::new();
+        loop {
+            let page = repo::find_records(self.store().reader(), filter, after, MAX_PAGE).await?;
+            for record in &page {
+                if record.compute_hash() != record.hash || !key.verify(&record.hash, &record.mac) {
+                    return Err(ServiceError::Integrity(format!(
+                        "audit record {} ({}) does not authenticate; run `sunset audit verify`",
+                        record.seq, record.action
+                    )));
+                }
+            }
+            let done = (page.len() as u64) < MAX_PAGE;
+            after = page.last().map_or(after, |r| r.seq);
+            found.extend(page);
+            if done {
+                return Ok(found);
+            }
+        }
+    }
+
     /// Records that `actor` tried to read the audit log without the auditor role.
     pub async fn refuse_audit_read(&self, actor: &Actor, query: &AuditQuery) -> ServiceError {
         let message = format!(

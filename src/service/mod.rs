@@ -124,6 +124,9 @@ struct Inner {
     kill_switch_poll: std::time::Duration,
     /// Test-only failure injection (empty unless built with the `failpoints` feature).
     failpoints: crate::failpoints::Failpoints,
+    /// The revocations the authenticated audit trail records, read incrementally
+    /// (`decommission::revocation`), and the signed list last issued from them.
+    revocations: tokio::sync::Mutex<decommission::AuditedRevocations>,
 }
 
 impl Services {
@@ -176,6 +179,7 @@ impl Services {
                 kill_switch_poll: std::time::Duration::from_millis(
                     settings.inventory.poll_interval_ms.max(10),
                 ),
+                revocations: tokio::sync::Mutex::new(Default::default()),
             }),
         }
     }

@@ -120,6 +120,21 @@ impl Services {
             })
             .collect();
         let service_key_id = crate::audit::checkpoint_key_id(&self.service_key().verifying_key());
+        // What the certificate states is checked against the authenticated audit trail
+        // first: a step's record edited in the database is refused, not signed.
+        let audited_erasure = self.audited_after(Action::KeysErased, id).await?;
+        if audited_erasure.as_ref()
+            != Some(&serde_json::to_value(&erased).map_err(ServiceError::internal)?)
+        {
+            return Err(self
+                .refuse_signing(
+                    "the destruction certificate",
+                    &format!("the erased artifacts recorded for retirement {id} differ from its audit record"),
+                )
+                .await);
+        }
+        let approval: Option<super::emergency::Approval> = data_of(&get(ERASURE_APPROVAL));
+        let approved_by = approver(r, &kill, approval.as_ref());
 
         in_write_tx!(self, |tx| {
             let now = self.now();
@@ -142,6 +157,7 @@ impl Services {
                     "subject": subjects,
                     "predicateType": DESTRUCTION_PREDICATE,
                     "predicate": {
+                        "certificateSerial": certificate_serial(id),
                         "retirement": {
                             "id": id,
                             "model": r.model.to_string(),
@@ -153,7 +169,7 @@ impl Services {
                         // NIST SP 800-88 Rev. 1, Appendix G, adapted.
                         "sanitization": {
                             "performedBy": { "name": kill.by, "role": kill.role, "tool": format!("sunset {}", env!("CARGO_PKG_VERSION")) },
-                            "approvedBy": { "name": r.created_by, "role": Role::Governance.as_str(), "note": "scheduled the retirement and its notice" },
+                            "approvedBy": approved_by,
                             "executedAt": kill.at,
                             "completedAt": now,
                             "media": {
@@ -239,10 +255,31 @@ impl Services {
         id: i64,
     ) -> Result<CertificateView, ServiceError> {
         require_auditor(actor)?;
-        repo::find(self.store().reader(), id)
+        let view: CertificateView = repo::find(self.store().reader(), id)
             .await?
             .map(Into::into)
-            .ok_or_else(|| ServiceError::NotFound(format!("no certificate {id}")))
+            .ok_or_else(|| ServiceError::NotFound(format!("no certificate {id}")))?;
+        self.record_certificate_read(actor, &view).await?;
+        Ok(view)
+    }
+
+    /// Reading a certificate is recorded, as every read of audit evidence is.
+    async fn record_certificate_read(
+        &self,
+        actor: &Actor,
+        view: &CertificateView,
+    ) -> Result<(), ServiceError> {
+        let entry = AuditEntry::new(
+            actor.audit_identity(),
+            Action::CertificateRead,
+            SubjectType::Retirement,
+            view.retirement_id.to_string(),
+        )
+        .after(&json!({ "certificate": view.id, "sha256": view.sha256 }));
+        let now = self.now();
+        in_write_tx!(self, |tx| {
+            self.append_audit(tx, now, entry.clone()).await
+        })
     }
 
     /// The certificate of retirement `retirement_id`, if issued. Auditors only.
@@ -252,9 +289,14 @@ impl Services {
         retirement_id: i64,
     ) -> Result<Option<CertificateView>, ServiceError> {
         require_auditor(actor)?;
-        Ok(repo::of_retirement(self.store().reader(), retirement_id)
-            .await?
-            .map(Into::into))
+        let view: Option<CertificateView> =
+            repo::of_retirement(self.store().reader(), retirement_id)
+                .await?
+                .map(Into::into);
+        if let Some(view) = &view {
+            self.record_certificate_read(actor, view).await?;
+        }
+        Ok(view)
     }
 
     /// Every certificate, newest first. Auditors only.
@@ -314,4 +356,56 @@ pub fn verify_certificate(
         ));
     }
     Ok(statement)
+}
+
+impl Services {
+    /// The `after` of the newest authenticated `action` record of retirement `id`.
+    async fn audited_after(
+        &self,
+        action: Action,
+        id: i64,
+    ) -> Result<Option<serde_json::Value>, ServiceError> {
+        let filter = crate::store::audit::RecordFilter {
+            action: Some(action.as_str().to_owned()),
+            subject: Some(id.to_string()),
+            ..Default::default()
+        };
+        self.authenticated_records(&filter, 0)
+            .await?
+            .last()
+            .and_then(|r| r.after_state.as_deref())
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(ServiceError::internal)
+    }
+}
+
+/// The certificate's own serial: one certificate per retirement, so the retirement's id
+/// makes it unique and stable.
+fn certificate_serial(retirement_id: i64) -> String {
+    format!("sunset-dc-{retirement_id:08}")
+}
+
+/// Who approved the destruction, with the role they acted in: the second person who
+/// approved an emergency erasure, or governance, who scheduled a planned retirement with
+/// its notice.
+fn approver(
+    r: &Retirement,
+    kill: &KillSwitchRecord,
+    approval: Option<&super::emergency::Approval>,
+) -> serde_json::Value {
+    match (&kill.emergency, approval) {
+        (Some(e), Some(a)) => json!({
+            "name": a.by, "role": a.role,
+            "note": format!("approved the erasure as the second person; the kill switch was pulled by {} ({}, {})", kill.by, kill.role, e.trigger),
+        }),
+        (Some(e), None) => json!({
+            "name": kill.by, "role": kill.role,
+            "note": format!("pulled the kill switch ({})", e.trigger),
+        }),
+        (None, _) => json!({
+            "name": r.created_by, "role": Role::Governance.as_str(),
+            "note": "scheduled the retirement and its notice",
+        }),
+    }
 }

@@ -34,7 +34,7 @@ pub use certificate::{
 };
 pub use circuit_breaker::{AlertOutcome, MAX_ALERT_BYTES};
 pub use enforcement::{CONFIRMATIONS_PATH, MAX_CONFIRMATION_BYTES};
-pub use revocation::REVOCATIONS_PAYLOAD_TYPE;
+pub use revocation::{AuditedRevocations, REVOCATIONS_PAYLOAD_TYPE};
 
 use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};

@@ -182,7 +182,8 @@ async fn state_and_steps(w: &World, id: &str) -> (String, Vec<Value>) {
 
 /// Saves the certificate of retirement `id` (through GraphQL, as an auditor) to a file.
 async fn certificate_file(w: &World, id: &str) -> (std::path::PathBuf, Value) {
-    let auditor = w.app.token("auditor", "auditor", None).await;
+    let name = format!("auditor-{}", hex::encode(rand::random::<[u8; 4]>()));
+    let auditor = w.app.token(&name, "auditor", None).await;
     let c = w
         .app
         .gql_ok(
@@ -484,6 +485,64 @@ async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies(ba
                 .expect("message")
                 .contains("revoked"),
             "{err}"
+        );
+
+        // Lists chain, and the first has nothing before it.
+        assert!(list["previous"].is_null(), "{list}");
+        assert_eq!(list["issuedAt"], list["revoked"][0]["revokedAt"]);
+
+        // Someone with the database deletes the revocation: the list is refused and the
+        // refusal recorded, not signed without it, and the bundle stays revoked.
+        {
+            use sea_orm::ConnectionTrait;
+            let db = w.app.services.store().reader();
+            db.execute_unprepared("DELETE FROM revocations")
+                .await
+                .expect("tamper");
+        }
+        let refused_list = w
+            .app
+            .client
+            .get(format!("{}/v1/revocations", w.app.address))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(refused_list.status(), 500);
+        let body: Value = refused_list.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "INTEGRITY", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .expect("message")
+                .contains("missing from the database"),
+            "{body}"
+        );
+        let again = w
+            .app
+            .client
+            .put(format!(
+                "{}/v1/models/fraud/versions/3.1.0/signature",
+                w.app.address
+            ))
+            .bearer_auth(&owner)
+            .body(fixture("model.sig"))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(again.status(), 422, "still revoked");
+        let auditor = w.app.token("auditor-r", "auditor", None).await;
+        let refusals = w
+            .app
+            .gql_ok(
+                &auditor,
+                "{ auditLog(filter: { action: \"integrity.refused\" }) { edges { node { after } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            refusals["auditLog"]["edges"].as_array().map(Vec::len),
+            Some(1),
+            "{refusals}"
         );
 
         // Executing again changes nothing: still one certificate.
@@ -1077,6 +1136,67 @@ async fn a_kill_switch_reaches_subscribers_of_another_instance_within_a_second()
     );
 }
 
+/// A step's record edited in the database before the certificate is issued (one erased
+/// artifact dropped from the list): the certificate is refused, and the refusal recorded,
+/// rather than signed over what the audit trail contradicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_is_not_signed_over_step_records_edited_in_the_database() {
+    let (w, id, _search, _) = ready_world(Backend::Sqlite).await;
+    let rid: i64 = id.parse().expect("id");
+    w.app
+        .gql_ok(&w.governance, "mutation($id: ID!) { waivePurge(id: $id, consumer: \"embeddings\", justification: \"index rebuilt from 3.0 already\") { consumer } }", json!({ "id": id }))
+        .await;
+    w.app
+        .services
+        .failpoints()
+        .arm("before:certificate", FailAction::Error);
+    w.app
+        .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
+        .await;
+    w.app.services.failpoints().clear();
+    // What an attacker with sqlite3 does to hide one erased artifact from the record.
+    let db = w.app.settings.data_dir.join("sunset.db");
+    let edited = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(format!(
+            "UPDATE decommission_steps SET data = json_remove(data, '$[0]') \
+             WHERE retirement_id = {rid} AND step = 'erase-keys'"
+        ))
+        .output()
+        .expect("sqlite3");
+    assert!(edited.status.success(), "{edited:?}");
+    w.app.services.resume_decommissions().await.expect("resume");
+    assert_eq!(
+        w.app.services.certificate_count(rid).await.expect("count"),
+        0
+    );
+    let (state, steps) = state_and_steps(&w, &id).await;
+    assert_eq!(state, "EXECUTING");
+    let certificate = steps
+        .iter()
+        .find(|s| s["step"] == "certificate")
+        .expect("certificate step");
+    assert!(
+        certificate["outcome"]
+            .as_str()
+            .is_some_and(|o| o.contains("differ from its audit record")),
+        "{steps:#?}"
+    );
+    let auditor = w.app.token("auditor-x", "auditor", None).await;
+    let refusals = w
+        .app
+        .gql_ok(
+            &auditor,
+            "{ auditLog(filter: { action: \"integrity.refused\" }) { edges { node { subject } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        refusals["auditLog"]["edges"][0]["node"]["subject"],
+        "the destruction certificate"
+    );
+}
+
 /// The KEK epochs `/readyz` says an instance holds.
 async fn epochs_held(w: &World, address: &str) -> Value {
     let ready: Value = w
@@ -1340,6 +1460,37 @@ async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_
     );
     let approved = w.app.gql_ok(&second, approve, json!({ "id": id })).await;
     assert_eq!(approved["approveEmergencyErasure"]["state"], "RETIRED");
+    let (_, cert) = certificate_file(&w, &id).await;
+    let signed = statement(
+        &w,
+        cert["envelope"].as_str().expect("envelope").as_bytes(),
+        sunset::service::CERTIFICATE_PAYLOAD_TYPE,
+    );
+    let predicate = &signed["predicate"];
+    assert_eq!(
+        predicate["certificateSerial"],
+        format!("sunset-dc-{:08}", id.parse::<i64>().expect("id"))
+    );
+    let approver = &predicate["sanitization"]["approvedBy"];
+    assert_eq!(
+        (approver["name"].as_str(), approver["role"].as_str()),
+        (Some("sec-2"), Some("security")),
+        "the real approver and role: {approver}"
+    );
+    let reads = w
+        .app
+        .gql_ok(
+            &w.app.token("auditor-reads", "auditor", None).await,
+            "{ auditLog(filter: { action: \"certificate.read\" }) { edges { node { actor subject } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        reads["auditLog"]["edges"][0]["node"]["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("auditor-")),
+        "the read is recorded with its reader: {reads}"
+    );
     let shown = version_shown(&w, &reader, "2.1.0").await;
     assert_eq!(shown["status"], "RETIRED", "{shown}");
     assert_eq!(shown["retirement"]["state"], "RETIRED");

@@ -38,6 +38,15 @@ pub enum StartupError {
     #[error("loading the inventory graph: {0}")]
     Inventory(#[source] crate::service::ServiceError),
     #[error(
+        "{path} {} does not authenticate the {records} audit records the database holds: it is not the service key this database was written with. Restore the original key file (from the backup of the key folder) and start again; refusing to start rather than make every audit record read as forged",
+        if *created { "was missing (a new key was made and removed again); the new key" } else { "is present but" }
+    )]
+    ForeignServiceKey {
+        path: String,
+        records: i64,
+        created: bool,
+    },
+    #[error(
         "the key folder {folder} does not open the data keys the database holds under KEK epoch {epoch} ({reason}). Every instance must use the key folder (or KMS) the database was written with; refusing to start rather than wrap new keys under a KEK the other instances lack"
     )]
     ForeignKek {
@@ -70,12 +79,46 @@ pub fn prepare_private_dir(dir: &Path) -> Result<(), StartupError> {
 pub async fn open(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services, StartupError> {
     prepare_private_dir(&settings.data_dir)?;
     prepare_private_dir(&settings.key_dir())?;
-    let key = ServiceKey::load_or_create(&settings.key_dir())?;
+    let (key, created) = ServiceKey::load_or_create_noting(&settings.key_dir())?;
     let vault = Vault::open_default(&settings.key_dir(), &settings.data_dir)?;
     let store = Store::connect(settings.database_url().expose()).await?;
     store.migrate().await?;
+    check_service_key(&store, &key, created, &settings.key_dir()).await?;
     check_kek_matches(&store, &vault, &settings.key_dir()).await?;
     Ok(Services::new(store, clock, key, Some(vault), settings))
+}
+
+/// Refuses a service key that does not authenticate the newest audit record: a missing
+/// key file replaced by a new one (removed again, so the right one can be restored), or
+/// another deployment's. Either would make every audit record read as forged, and leave
+/// the sealed webhook secrets unopenable.
+async fn check_service_key(
+    store: &Store,
+    key: &ServiceKey,
+    created: bool,
+    key_dir: &Path,
+) -> Result<(), StartupError> {
+    let (head, _) = crate::store::audit::head(store.reader()).await?;
+    if head == 0 {
+        return Ok(());
+    }
+    let filter = crate::store::audit::RecordFilter::default();
+    let newest = crate::store::audit::find_records(store.reader(), &filter, head - 1, 1).await?;
+    let authentic = newest
+        .first()
+        .is_some_and(|r| r.compute_hash() == r.hash && key.audit_mac_key().verify(&r.hash, &r.mac));
+    if authentic {
+        return Ok(());
+    }
+    let path = ServiceKey::path_in(key_dir);
+    if created {
+        let _ = std::fs::remove_file(&path);
+    }
+    Err(StartupError::ForeignServiceKey {
+        path: path.display().to_string(),
+        records: head,
+        created,
+    })
 }
 
 /// Opens one surviving data key per KEK epoch in use: an instance given a key folder

@@ -42,6 +42,12 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Serve the GraphiQL page (static HTML, no data) on `GET /graphql`.
     pub graphiql: bool,
+    /// The most one request may take, in seconds, to its response; artifact uploads and
+    /// downloads (streams bounded by their own size limits) are exempt.
+    pub request_timeout_secs: u64,
+    /// Requests served at once; past that a request is answered 503 with `Retry-After`
+    /// at once (health checks are exempt, so probes still see a busy replica as alive).
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -455,6 +461,8 @@ impl Default for HttpSettings {
         Self {
             max_body_bytes: 1024 * 1024,
             graphiql: true,
+            request_timeout_secs: 30,
+            max_concurrent_requests: 1024,
         }
     }
 }
@@ -599,6 +607,13 @@ impl Settings {
         if !(1024..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return Err(ConfigError(
                 "http.max_body_bytes must be between 1024 and 67108864".into(),
+            ));
+        }
+        if !(1..=3_600).contains(&self.http.request_timeout_secs)
+            || !(1..=100_000).contains(&self.http.max_concurrent_requests)
+        {
+            return Err(ConfigError(
+                "http.request_timeout_secs must be 1 to 3600 and http.max_concurrent_requests 1 to 100000".into(),
             ));
         }
         Ok(())

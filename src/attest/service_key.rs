@@ -22,13 +22,25 @@ pub struct ServiceKey {
 impl ServiceKey {
     /// Loads the key from `key_dir`, creating it (mode 0600, exclusively) on first use.
     pub fn load_or_create(key_dir: &Path) -> Result<Self, KeyFileError> {
-        let path = key_dir.join(FILE_NAME);
+        Ok(Self::load_or_create_noting(key_dir)?.0)
+    }
+
+    /// As [`Self::load_or_create`], and whether the key was created just now (so a
+    /// caller holding data can refuse a key that cannot be the one it was written with).
+    pub fn load_or_create_noting(key_dir: &Path) -> Result<(Self, bool), KeyFileError> {
+        let path = Self::path_in(key_dir);
         let candidate = SigningKey::generate(&mut rand::rng());
         let seed = Zeroizing::new(candidate.to_bytes());
-        if key_file::create_new(&path, seed.as_ref())? {
+        let created = key_file::create_new(&path, seed.as_ref())?;
+        if created {
             tracing::info!(path = %path.display(), "created the service signing key");
         }
-        Self::load(&path)
+        Ok((Self::load(&path)?, created))
+    }
+
+    /// Where the key file is in `key_dir`.
+    pub fn path_in(key_dir: &Path) -> std::path::PathBuf {
+        key_dir.join(FILE_NAME)
     }
 
     pub fn load(path: &Path) -> Result<Self, KeyFileError> {

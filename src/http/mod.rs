@@ -17,6 +17,7 @@ mod error;
 mod graphiql;
 mod health;
 mod hooks;
+mod limits;
 mod retirements;
 mod subscriptions;
 mod sunset_headers;
@@ -138,6 +139,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .merge(alerts)
         .merge(acknowledgements)
         .merge(authenticated)
+        .layer(middleware::from_fn_with_state(
+            limits::RequestLimits::new(&settings.http),
+            limits::bound,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

@@ -23,25 +23,73 @@ pub trait BlobWriter: Write + Send {
     fn finish(self: Box<Self>) -> Result<(), VaultError>;
 }
 
-/// Blobs as files `blobs/<first two hex digits>/<blob id>`.
+/// Blobs as files `blobs/<first two hex digits>/<blob id>`. Uploads are written under
+/// `blobs/tmp/<this process>/` and renamed into place when complete: each process has a
+/// folder of its own, so replicas sharing the folder never touch each other's uploads.
 pub struct FsBlobStore {
     root: PathBuf,
+    /// This process's folder of uploads in progress.
+    temp: PathBuf,
+}
+
+/// A temporary folder's name: host, process and a random part (two stores in one
+/// process, as tests run them, each get their own).
+fn temp_folder_name() -> String {
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().replace(['/', '.'], "_"))
+        .unwrap_or_else(|_| "host".into());
+    format!(
+        "{host}.{}.{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// Whether a temporary folder belongs to a process that cannot finish its uploads: one
+/// of this host that no longer runs, or one untouched for a day (another host's, which
+/// cannot be seen from here, or an old-style leftover).
+fn abandoned(entry: &fs::DirEntry) -> bool {
+    let name = entry.file_name().to_string_lossy().into_owned();
+    let our_host = temp_folder_name();
+    let host_of = |n: &str| n.split('.').next().map(str::to_owned);
+    if let (Some(host), Some(pid)) = (host_of(&name), name.split('.').nth(1))
+        && host_of(&our_host) == Some(host)
+        && pid.parse::<u32>().is_ok()
+    {
+        return !Path::new("/proc").join(pid).exists();
+    }
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600))
 }
 
 impl FsBlobStore {
     pub fn open_or_create(root: &Path) -> Result<Self, VaultError> {
-        for dir in [root.to_owned(), root.join("tmp")] {
+        let temp = root.join("tmp").join(temp_folder_name());
+        for dir in [root.to_owned(), root.join("tmp"), temp.clone()] {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(&dir)?;
         }
-        // Leftovers of uploads cut off by a crash are never finished blobs.
+        // Leftovers of uploads cut off by a crash are never finished blobs; uploads of
+        // processes still running are theirs.
         for entry in fs::read_dir(root.join("tmp"))? {
-            let _ = fs::remove_file(entry?.path());
+            let entry = entry?;
+            if entry.path() != temp && abandoned(&entry) {
+                let _ = if entry.file_type()?.is_dir() {
+                    fs::remove_dir_all(entry.path())
+                } else {
+                    fs::remove_file(entry.path())
+                };
+            }
         }
         Ok(Self {
             root: root.to_owned(),
+            temp,
         })
     }
 
@@ -68,7 +116,7 @@ impl FsBlobStore {
 impl BlobStore for FsBlobStore {
     fn begin(&self, blob_id: &str) -> Result<Box<dyn BlobWriter>, VaultError> {
         let target = self.final_path(blob_id)?;
-        let temp = self.root.join("tmp").join(format!("{blob_id}.part"));
+        let temp = self.temp.join(format!("{blob_id}.part"));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -167,7 +215,36 @@ mod tests {
         abandoned.write_all(b"half").unwrap();
         drop(abandoned);
         assert!(store.open("abcdef02").is_err());
-        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(&store.temp).unwrap().count(), 0);
         assert!(store.begin("../../etc").is_err());
+    }
+
+    #[test]
+    fn a_second_store_on_the_folder_keeps_the_first_ones_uploads_and_clears_the_dead() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FsBlobStore::open_or_create(dir.path()).unwrap();
+        let mut upload = first.begin("abcdef03").unwrap();
+        upload.write_all(b"in flight").unwrap();
+        // A replica of a process that died (no such pid) left an upload behind.
+        let dead = dir.path().join("tmp").join(temp_folder_name().replacen(
+            &format!(".{}.", std::process::id()),
+            ".4194304999.",
+            1,
+        ));
+        fs::create_dir_all(&dead).unwrap();
+        fs::write(dead.join("abcdef04.part"), b"never finished").unwrap();
+
+        let second = FsBlobStore::open_or_create(dir.path()).unwrap();
+        assert_ne!(first.temp, second.temp);
+        assert!(!dead.exists(), "the dead process's uploads are cleared");
+        upload.write_all(b" and finished").unwrap();
+        upload.finish().unwrap();
+        let mut read = String::new();
+        second
+            .open("abcdef03")
+            .unwrap()
+            .read_to_string(&mut read)
+            .unwrap();
+        assert_eq!(read, "in flight and finished");
     }
 }

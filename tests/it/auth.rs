@@ -1,7 +1,7 @@
 //! Authentication and the role each operation declares.
 
-use crate::support::{TestApp, error_code, error_message};
-use serde_json::json;
+use crate::support::{Backend, TestApp, error_code, error_message};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 /// Every mutation, with the roles its guard admits. `schema_mutations_are_all_in_the_table`
@@ -372,4 +372,72 @@ on_both_backends! {
         let body = app.gql(&app.admin, &nested, json!({})).await;
         assert!(body["errors"][0]["message"].as_str().unwrap_or("").to_lowercase().contains("nested too deep"), "{body}");
     }
+}
+
+/// A request that never finishes sending holds its slot: past `http.max_concurrent_requests`
+/// the next is answered 503 with `Retry-After` at once (health checks still answer), and
+/// the stalled one is cut at `http.request_timeout_secs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_concurrency_cap_are_refused_and_a_stalled_one_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        std::sync::Arc::new(sunset::clock::SystemClock),
+        |s| {
+            s.http.max_concurrent_requests = 1;
+            s.http.request_timeout_secs = 1;
+        },
+    )
+    .await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&host)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        app.admin
+    );
+    stalled.write_all(head.as_bytes()).await.expect("write");
+
+    // Until the stalled request is refused, every other request meets a full replica.
+    let mut refused = None;
+    for _ in 0..200 {
+        let r = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(&app.admin)
+            .json(&json!({ "query": "{ me { name } }" }))
+            .send()
+            .await
+            .expect("post");
+        if r.status() == 503 {
+            refused = Some(r);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let refused = refused.expect("refused while the slot is held");
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "UNAVAILABLE", "{body}");
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(health.status(), 200);
+
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stalled.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the stalled request was cut");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("TIMEOUT"), "{answer}");
+    let after = app.gql_ok(&app.admin, "{ me { name } }", json!({})).await;
+    assert_eq!(after["me"]["name"], "test-admin", "the slot is free again");
 }

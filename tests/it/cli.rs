@@ -402,3 +402,52 @@ async fn migrations_started_together_on_one_postgres_database_all_succeed() {
         }
     }
 }
+
+/// A missing or different service key is refused once audit records exist, naming the
+/// file, instead of being silently replaced (which made every record read as forged).
+#[test]
+fn a_missing_or_different_service_key_is_refused_once_audit_records_exist() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let key = data.join("keys/service-ed25519.key");
+    let created = sunset(
+        &data,
+        &["token", "create", "--name", "ops", "--role", "admin"],
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let original = std::fs::read(&key).expect("key");
+
+    std::fs::remove_file(&key).expect("remove");
+    let refused = sunset(&data, &["token", "list"]);
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("service-ed25519.key") && said.contains("was missing"),
+        "{said}"
+    );
+    assert!(!key.exists(), "the stand-in key is not left behind");
+
+    let other = dir.path().join("other");
+    assert!(sunset(&other, &["token", "list"]).status.success());
+    std::fs::copy(other.join("keys/service-ed25519.key"), &key).expect("copy");
+    let refused = sunset(&data, &["token", "list"]);
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("is present but does not authenticate"),
+        "{said}"
+    );
+
+    std::fs::write(&key, &original).expect("restore");
+    let listed = sunset(&data, &["token", "list"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(stdout(&listed).contains("ops"));
+}

@@ -179,6 +179,7 @@ impl Application {
             schema: schemas.data.clone(),
             graphql: schemas,
             graphiql: settings.http.graphiql,
+            connection_init_timeout_secs: settings.graphql.connection_init_timeout_secs,
         };
         let router = router(state, &settings);
         let listener =

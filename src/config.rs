@@ -57,6 +57,8 @@ pub struct GraphqlSettings {
     pub max_complexity: usize,
     /// Most aliases one document may write.
     pub max_aliases: usize,
+    /// How long a subscription socket may wait for its `connection_init`, in seconds.
+    pub connection_init_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -473,6 +475,7 @@ impl Default for GraphqlSettings {
             max_depth: 12,
             max_complexity: 2_000,
             max_aliases: 30,
+            connection_init_timeout_secs: 10,
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     /// Both schemas and the alias cap, for `POST /graphql`.
     pub graphql: Schemas,
     pub graphiql: bool,
+    /// How long a subscription socket may wait for its `connection_init`.
+    pub connection_init_timeout_secs: u64,
 }
 
 pub fn router(state: AppState, settings: &Settings) -> Router {

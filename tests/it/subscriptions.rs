@@ -129,3 +129,66 @@ async fn a_connection_without_a_valid_token_is_closed() {
         other => panic!("expected the connection to be closed, got {other:?}"),
     }
 }
+
+/// Waits (bounded) until the server closes `socket`; true when it did.
+async fn closed_by_server(socket: &mut Socket, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// Sockets are bounded: one that never sends `connection_init` is closed after
+/// `graphql.connection_init_timeout_secs`, an oversized message closes it, and a
+/// subscription ends when its token is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_close_without_init_on_oversized_messages_and_when_the_token_is_revoked() {
+    let app = TestApp::spawn_with(
+        crate::support::Backend::Sqlite,
+        std::sync::Arc::new(sunset::clock::SystemClock),
+        |s| s.graphql.connection_init_timeout_secs = 1,
+    )
+    .await;
+    let url = format!("{}/graphql/ws", app.address.replace("http://", "ws://"));
+    let mut request = url.clone().into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut silent, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    assert!(
+        closed_by_server(&mut silent, Duration::from_secs(5)).await,
+        "no init: closed"
+    );
+
+    let reader = app.token("watcher", "reader", None).await;
+    let mut big = connect(&app.address, &reader).await;
+    assert_eq!(next(&mut big).await["type"], "connection_ack");
+    let huge = json!({ "id": "1", "type": "subscribe", "payload": { "query": format!("subscription {{ inventoryChanged(model: \"{}\") {{ revision }} }}", "m".repeat(128 * 1024)) } });
+    let _ = big.send(Message::text(huge.to_string())).await;
+    assert!(
+        closed_by_server(&mut big, Duration::from_secs(5)).await,
+        "oversized: closed"
+    );
+
+    let mut socket = connect(&app.address, &reader).await;
+    subscribe(&mut socket, "fraud").await;
+    app.gql_ok(
+        &app.admin,
+        "mutation { revokeApiToken(name: \"watcher\") { revokedAt } }",
+        json!({}),
+    )
+    .await;
+    assert!(
+        closed_by_server(&mut socket, Duration::from_secs(5)).await,
+        "revoked: closed"
+    );
+}

@@ -518,6 +518,40 @@ impl std::fmt::Debug for DatabaseUrl {
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
 
+/// Says where a bad setting came from: a `SUNSET_*` environment variable is named as the
+/// user would type it, since a stray one in a shell is the likeliest cause.
+fn explain(errors: figment::Error) -> ConfigError {
+    let said: Vec<String> = errors
+        .into_iter()
+        .map(|e| {
+            let from_env = e
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.name.to_ascii_lowercase().contains("environment"));
+            let mut path = e.path.clone();
+            if let figment::error::Kind::UnknownField(field, _) = &e.kind
+                && path.last() != Some(field)
+            {
+                path.push(field.clone());
+            }
+            if from_env && !path.is_empty() {
+                let variable = format!("SUNSET_{}", path.join("__").to_ascii_uppercase());
+                let what = match &e.kind {
+                    figment::error::Kind::UnknownField(..) => {
+                        "is not a setting; unset it, or see the configuration table in README.md"
+                            .to_owned()
+                    }
+                    other => other.to_string(),
+                };
+                format!("environment variable {variable} {what}")
+            } else {
+                e.to_string()
+            }
+        })
+        .collect();
+    ConfigError(said.join("; "))
+}
+
 impl Settings {
     /// Loads settings from `file` (when given) and the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -544,7 +578,7 @@ impl Settings {
                 .only(&["DATABASE_URL"])
                 .map(|_| "database.url".into()),
         );
-        let settings: Settings = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        let settings: Settings = figment.extract().map_err(explain)?;
         settings.check()?;
         Ok(settings)
     }

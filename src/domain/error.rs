@@ -18,8 +18,14 @@ impl ParseError {
 }
 
 impl fmt::Display for ParseError {
+    /// `field message`, unless the message already names its field (`registration 3
+    /// (consumer web): …`), which would then read twice.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.field, self.message)
+        if self.message.starts_with(self.field) {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{} {}", self.field, self.message)
+        }
     }
 }
 

@@ -161,8 +161,9 @@ pub fn parse(body: &[u8], max: usize) -> Result<Vec<Registration>, RegistrationE
                 .and_then(|v| v.as_str())
                 .map(|n| format!(" ({})", n.chars().take(100).collect::<String>()))
                 .unwrap_or_default();
+            // Numbered as people count, from 1.
             let invalid = |message: String| RegistrationError::Invalid {
-                index,
+                index: index + 1,
                 label: label.clone(),
                 message,
             };
@@ -279,13 +280,13 @@ mod tests {
             "uses": [{ "model": "m", "version": "two" }] }
         ] }"#;
         let e = parse(body, 10).unwrap_err().to_string();
-        assert!(e.starts_with("registration 1 (bad): version range"), "{e}");
+        assert!(e.starts_with("registration 2 (bad): version range"), "{e}");
 
         let e = parse(br#"{ "registrations": [{ "type": "consumer", "name": "x", "kind": "service", "ownerTeam": "t", "environment": "e", "colour": "red" }] }"#, 10)
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("registration 0 (x)") && e.contains("colour"),
+            e.contains("registration 1 (x)") && e.contains("colour"),
             "{e}"
         );
     }

@@ -451,3 +451,38 @@ fn a_missing_or_different_service_key_is_refused_once_audit_records_exist() {
     );
     assert!(stdout(&listed).contains("ops"));
 }
+
+/// What a newcomer meets: a stray `SUNSET_*` variable is named, and an error is said once.
+#[test]
+fn a_stray_environment_variable_is_named_and_errors_are_said_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_sunset"))
+        .args(["token", "list", "--data-dir"])
+        .arg(&data)
+        .env("SUNSET_BINARY", "/usr/local/bin/sunset")
+        .env_remove("SUNSET_CONFIG")
+        .output()
+        .expect("run");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        said.contains("environment variable SUNSET_BINARY is not a setting"),
+        "{said}"
+    );
+
+    let out = sunset(
+        &data,
+        &["token", "create", "--name", "x", "--role", "owner"],
+    );
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .expect("error line");
+    assert!(line.contains("team"), "{line}");
+    let first = line.find("team").expect("team");
+    let sentence = &line[first..line.len().min(first + 30)];
+    assert_eq!(line.matches(sentence).count(), 1, "said once: {line}");
+}

@@ -162,14 +162,14 @@ on_both_backends! {
         assert_eq!(refused.status(), 422);
         let body: Value = refused.json().await.expect("json");
         let message = body["error"]["message"].as_str().expect("message");
-        assert!(message.contains("registration 2 (consumer web)") && message.contains("no-such-service"), "{message}");
+        assert!(message.starts_with("registration 3 (consumer web): ") && message.contains("no-such-service"), "numbered from 1, said once: {message}");
 
         let mut unparsable = batch();
         unparsable["registrations"][1]["kind"] = json!("mainframe");
         let refused = post(&app, Post { secret: &secret, id: "m2", at: now() }, &unparsable).await;
         assert_eq!(refused.status(), 422);
         let body: Value = refused.json().await.expect("json");
-        assert!(body["error"]["message"].as_str().expect("message").contains("registration 1 (gateway)"), "{body}");
+        assert!(body["error"]["message"].as_str().expect("message").contains("registration 2 (gateway)"), "{body}");
 
         assert_eq!(count(&app, "consumers").await, 0, "nothing of a failed batch is kept");
         assert_eq!(count(&app, "inventory_edges").await, 0);
@@ -377,7 +377,7 @@ on_both_backends! {
         let refused = post(&app, Post { secret: &secret, id: "msg_circle", at: now() }, &circle).await;
         assert_eq!(refused.status(), 422);
         let text = refused.text().await.expect("body");
-        assert!(text.contains("registration 1") && text.contains("circle"), "{text}");
+        assert!(text.contains("registration 2") && text.contains("circle"), "{text}");
         assert_eq!(count(&app, "inventory_edges").await, edges, "nothing of the batch is kept");
 
         // Either derivation alone is fine.

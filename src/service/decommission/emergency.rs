@@ -307,7 +307,6 @@ impl Services {
                 actor.role
             )));
         }
-        let note = Text::parse_required("note", note, MAX_TEXT)?;
         let retirement = self.retirement(id).await?;
         let Some(_) = self.emergency_of(id).await? else {
             return Err(ServiceError::Conflict(format!(
@@ -331,6 +330,9 @@ impl Services {
                     .into(),
             ));
         }
+        // Checked after who may approve: a short note from the wrong person is told
+        // the rule that matters.
+        let note = Text::parse_required("note", note, MAX_TEXT)?;
         let approval = Approval {
             by: actor.name.clone(),
             role: actor.role.to_string(),

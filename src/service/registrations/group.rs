@@ -466,8 +466,8 @@ impl GroupPlan {
         for (index, reg) in job.batch.iter().enumerate() {
             let named = |e: ServiceError| {
                 ServiceError::Invalid(ParseError::new(
-                    "registrations",
-                    format!("registration {index} ({}): {e}", reg.label()),
+                    "registration",
+                    format!("registration {} ({}): {e}", index + 1, reg.label()),
                 ))
             };
             let Registration::Consumer {
@@ -929,7 +929,7 @@ mod tests {
             other => panic!("message {i} was not refused: {other:?}"),
         };
         assert!(
-            message(2).contains("registration 0 (consumer c): no consumer named z"),
+            message(2).contains("registration 1 (consumer c): no consumer named z"),
             "{}",
             message(2)
         );

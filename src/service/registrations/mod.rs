@@ -254,7 +254,7 @@ impl Services {
             .await?
             .ok_or_else(|| ReceiveError::Unauthenticated(WebhookError::Signature.to_string()))?;
         let batch = registrations::parse(body, settings.max_registrations)
-            .map_err(|e| ServiceError::Invalid(ParseError::new("registrations", e.to_string())))?;
+            .map_err(|e| ServiceError::Invalid(ParseError::new("registration", e.to_string())))?;
         let received = self.apply_queued(source.clone(), message.id, batch).await?;
         if let Received::Applied {
             registrations,
@@ -387,8 +387,8 @@ impl Services {
                 for spec in specs {
                     let named = |e: ServiceError| {
                         ServiceError::Invalid(ParseError::new(
-                            "registrations",
-                            format!("registration {index} ({}): {e}", reg.label()),
+                            "registration",
+                            format!("registration {} ({}): {e}", index + 1, reg.label()),
                         ))
                     };
                     let resolved: Resolved =

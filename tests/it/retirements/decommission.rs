@@ -1453,6 +1453,12 @@ async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_
         .expect("id")
         .to_owned();
     let approve = "mutation($id: ID!) { approveEmergencyErasure(id: $id, note: \"forensic image taken\") { state } }";
+    let short = "mutation($id: ID!) { approveEmergencyErasure(id: $id, note: \"ok\") { state } }";
+    let own_short = w.app.gql(&security, short, json!({ "id": id })).await;
+    assert_eq!(
+        own_short["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "the two-person rule is said before the note's length: {own_short:#}"
+    );
     let own = w.app.gql(&security, approve, json!({ "id": id })).await;
     assert_eq!(
         own["errors"][0]["extensions"]["code"], "FORBIDDEN",

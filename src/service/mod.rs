@@ -169,7 +169,7 @@ impl Services {
                 receipts_pruned_at: std::sync::atomic::AtomicI64::new(0),
                 changes_pruned_at: std::sync::atomic::AtomicI64::new(0),
                 webhook_secrets: registrations::SecretCache::default(),
-                instance: instance_name(),
+                instance: service_instance_name(),
                 kill_switch_response_ms: settings.retirement.kill_switch_response_ms,
                 enforcement_confirm_secs: settings.retirement.enforcement_confirm_secs,
                 circuit_breaker_sources: settings.retirement.circuit_breaker_sources.clone(),
@@ -282,24 +282,30 @@ impl Services {
 
 /// This instance's name in leases and claimed runs: host and process.
 pub fn instance_name() -> String {
-    format!(
-        "{}:{}",
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "host".into()),
-        std::process::id()
-    )
+    format!("{}:{}", host_name(), std::process::id())
 }
 
-/// Whether `holder` (an [`instance_name`]) names a process of this host that no longer
-/// runs. False for other hosts, which cannot be seen from here.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into())
+}
+
+/// One service's name in leases and claims: its process ([`instance_name`]) and a part
+/// of its own, so two services in one process (replicas in a test, or an embedding)
+/// never take each other's leases for their own.
+fn service_instance_name() -> String {
+    format!("{}/{:08x}", instance_name(), rand::random::<u32>())
+}
+
+/// Whether `holder` (an [`instance_name`], maybe with its service part) names a process
+/// of this host that no longer runs. False for other hosts, which cannot be seen from here.
 fn holder_has_died(holder: &str) -> bool {
-    let ours = instance_name();
-    let (Some((host, pid)), Some((our_host, _))) = (holder.rsplit_once(':'), ours.rsplit_once(':'))
-    else {
+    let Some((host, rest)) = holder.rsplit_once(':') else {
         return false;
     };
-    host == our_host
+    let pid = rest.split('/').next().unwrap_or_default();
+    host == host_name()
         && pid.parse::<u32>().is_ok()
         && !std::path::Path::new("/proc").join(pid).exists()
 }

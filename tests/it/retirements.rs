@@ -1759,3 +1759,64 @@ async fn a_notice_cancelled_while_its_attempt_is_in_flight_is_not_sent_again() {
         );
     }
 }
+
+/// Two replicas on one PostgreSQL database deliver the same outbox at once: claims
+/// (`FOR UPDATE SKIP LOCKED`) give each notice to one worker, so each arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_delivery_workers_on_one_database_deliver_each_notice_once() {
+    let w = world(Backend::Postgres).await;
+    let other = w.app.spawn_sibling_on(w.clock.clone()).await;
+    for i in 0..40 {
+        let name = format!("svc-{i:02}");
+        w.app
+            .services
+            .declare_consumer(
+                &Actor::local_operator(),
+                ConsumerInput {
+                    name: name.clone(),
+                    kind: "service".into(),
+                    owner_team: "payments".into(),
+                    environment: "prod".into(),
+                    contacts: vec![],
+                    webhook_url: Some(format!("{}/{name}", w.receiver.uri())),
+                },
+            )
+            .await
+            .expect("consumer");
+        w.app
+            .services
+            .declare_edge(
+                &Actor::local_operator(),
+                EdgeSpec::Uses {
+                    consumer: name,
+                    model: "fraud".into(),
+                    version: "^2".into(),
+                },
+            )
+            .await
+            .expect("edge");
+    }
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204).set_delay(std::time::Duration::from_millis(5)))
+        .mount(&w.receiver)
+        .await;
+    scheduled(&w, t0() + Duration::days(30)).await;
+    let (a, b) = tokio::join!(
+        w.app.services.deliver_due_notices(),
+        other.services.deliver_due_notices()
+    );
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    let requests = w.receiver.received_requests().await.expect("recorded");
+    let ids: std::collections::BTreeSet<String> = requests
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), requests.len(), "no notice arrived twice");
+    assert!(requests.len() >= 40, "{} webhooks", requests.len());
+    assert_eq!(
+        a.delivered + b.delivered,
+        a.attempted + b.attempted,
+        "{a:?} {b:?}"
+    );
+    assert!(a.attempted > 0 || b.attempted > 0);
+}

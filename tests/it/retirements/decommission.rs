@@ -1197,6 +1197,71 @@ async fn a_certificate_is_not_signed_over_step_records_edited_in_the_database() 
     );
 }
 
+/// Two replicas on one PostgreSQL database execute the same retirement at the same
+/// moment: the lease lets one run the steps, each step's record is written once, and
+/// exactly one certificate is issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_executing_one_retirement_at_once_issue_one_certificate() {
+    let (w, id, _search, surviving) = ready_world(Backend::Postgres).await;
+    let rid: i64 = id.parse().expect("id");
+    w.app
+        .gql_ok(&w.governance, "mutation($id: ID!) { waivePurge(id: $id, consumer: \"embeddings\", justification: \"index rebuilt from 3.0 already\") { consumer } }", json!({ "id": id }))
+        .await;
+    let other = w.app.spawn_sibling_on(w.clock.clone()).await;
+    let execute_on = |address: String| {
+        let client = w.app.client.clone();
+        let token = w.governance.clone();
+        let id = id.clone();
+        async move {
+            client
+                .post(format!("{address}/graphql"))
+                .bearer_auth(token)
+                .json(&json!({ "query": EXECUTE, "variables": { "id": id } }))
+                .send()
+                .await
+                .expect("post")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let (a, b) = tokio::join!(
+        execute_on(w.app.address.clone()),
+        execute_on(other.address.clone())
+    );
+    assert!(a.get("errors").is_none() && b.get("errors").is_none(), "{a:#} {b:#}");
+    // Whichever replica lost the lease left the run to the other; a later run finishes
+    // whatever is left, on either.
+    w.app.services.resume_decommissions().await.expect("resume");
+    other.services.resume_decommissions().await.expect("resume");
+    assert_eq!(state_and_steps(&w, &id).await.0, "RETIRED");
+    assert_eq!(w.app.services.certificate_count(rid).await.expect("count"), 1);
+    let auditor = w.app.token("auditor-once", "auditor", None).await;
+    for action in [
+        "retirement.keys_erased",
+        "vault.kek_destroyed",
+        "retirement.ciphertext_deleted",
+        "retirement.erasure_verified",
+        "certificate.issued",
+    ] {
+        let log = w
+            .app
+            .gql_ok(
+                &auditor,
+                "query($a: String!) { auditLog(filter: { action: $a }) { edges { node { seq } } } }",
+                json!({ "a": action }),
+            )
+            .await;
+        assert_eq!(
+            log["auditLog"]["edges"].as_array().map(Vec::len),
+            Some(1),
+            "{action} once: {log}"
+        );
+    }
+    let kept = download(&w, &w.app.token("reader-once", "reader", None).await, "3.0.0", "weights.bin").await;
+    assert_eq!(kept.bytes().await.expect("body").as_ref(), surviving.as_slice());
+}
+
 /// The KEK epochs `/readyz` says an instance holds.
 async fn epochs_held(w: &World, address: &str) -> Value {
     let ready: Value = w

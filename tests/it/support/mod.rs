@@ -129,7 +129,13 @@ impl TestApp {
     /// A second instance of the service on the same database and key folder, as a
     /// scaled-out deployment runs it.
     pub async fn spawn_sibling(&self) -> Sibling {
-        let application = Application::build(self.settings.clone(), Arc::new(SystemClock))
+        self.spawn_sibling_on(Arc::new(SystemClock)).await
+    }
+
+    /// [`TestApp::spawn_sibling`] on `clock` (the first instance's, when a test drives
+    /// time: replicas of one deployment share the time of day).
+    pub async fn spawn_sibling_on(&self, clock: Arc<dyn Clock>) -> Sibling {
+        let application = Application::build(self.settings.clone(), clock)
             .await
             .expect("second instance builds");
         let address = format!("http://127.0.0.1:{}", application.port());

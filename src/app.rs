@@ -232,6 +232,8 @@ impl Application {
             crate::scheduler::spawn_checkpoints(self.services.clone(), self.schedule, self.clock);
         // Subscribers hear of kill switches pulled through any instance.
         let kill_switch = tokio::spawn(self.services.clone().run_kill_switch_watch());
+        // ...and of retirement changes made through any instance.
+        let retirement_follow = tokio::spawn(self.services.clone().run_retirement_follow());
         // An execution a crash cut short resumes now, not at the next check.
         let resumed = {
             let services = self.services.clone();
@@ -270,6 +272,7 @@ impl Application {
         checks.abort();
         resumed.abort();
         kill_switch.abort();
+        retirement_follow.abort();
         if let Some(w) = watch {
             w.abort();
         }

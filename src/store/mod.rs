@@ -22,6 +22,7 @@ pub mod certificates;
 pub mod enforcement;
 pub mod entities;
 pub mod erasure;
+pub mod fleet;
 pub mod inventory;
 pub mod jobs;
 pub mod kill_switch;

@@ -1820,3 +1820,42 @@ async fn two_delivery_workers_on_one_database_deliver_each_notice_once() {
     );
     assert!(a.attempted > 0 || b.attempted > 0);
 }
+
+/// Two replicas on one PostgreSQL database: a change made through one is pushed to the
+/// `retirementUpdated` subscribers of the other, once, within its poll interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retirement_changes_reach_subscribers_of_another_replica() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let w = world(Backend::Postgres).await;
+    let other = w.app.spawn_sibling_on(w.clock.clone()).await;
+    let mut socket = crate::subscriptions::connect(&other.address, &w.governance).await;
+    assert_eq!(
+        crate::subscriptions::next(&mut socket).await["type"],
+        "connection_ack"
+    );
+    socket
+        .send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { retirementUpdated { retirementId change missed } }" } }).to_string()))
+        .await
+        .expect("subscribe");
+    tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while other.services.retirement_subscribers() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("subscribed");
+    let id = scheduled(&w, t0() + Duration::days(30)).await;
+    let pushed = crate::subscriptions::next(&mut socket).await;
+    assert_eq!(
+        pushed["payload"]["data"]["retirementUpdated"],
+        json!({ "retirementId": id, "change": "scheduled", "missed": 0 }),
+        "{pushed:#}"
+    );
+    w.app.gql_ok(&w.governance, "mutation($id: ID!) { cancelRetirement(id: $id, reason: \"plans changed after review\") { state } }", json!({ "id": id })).await;
+    let pushed = crate::subscriptions::next(&mut socket).await;
+    assert_eq!(
+        pushed["payload"]["data"]["retirementUpdated"]["change"], "cancelled",
+        "{pushed:#}"
+    );
+}

@@ -15,6 +15,7 @@ use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::service::{ServiceError, Services};
 use crate::store::erasure::{self as repo, ErasableArtifact};
+use crate::store::fleet as fleet_repo;
 use crate::store::kill_switch as steps;
 use crate::store::retirements::Retirement;
 use crate::vault::{VaultError, WrappedKey};
@@ -64,6 +65,12 @@ pub(crate) struct Verification {
     pub ciphertext_remaining: usize,
     pub at: chrono::DateTime<chrono::Utc>,
 }
+
+/// How long a KEK rotation lease lasts unless renewed (each of the two steps renews it).
+const ROTATION_LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// How long a step waits for another instance's rotation before it reports waiting.
+const ROTATION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn system() -> Actor {
     Actor::system()
@@ -128,11 +135,47 @@ impl Services {
         Ok(None)
     }
 
+    /// Takes (or renews) the fleet's KEK rotation lease, waiting a while for another
+    /// instance's rotation to finish: two erasures on two replicas rotate one after the
+    /// other, never interleaved (each would create an epoch, re-wrap the survivors, and
+    /// destroy the other's). `None` when it is still held elsewhere.
+    async fn rotation_lease(&self) -> Result<Option<()>, ServiceError> {
+        let db = self.store().reader();
+        let holder = self.inner.instance.as_str();
+        let deadline = std::time::Instant::now() + ROTATION_WAIT;
+        loop {
+            let now = self.now();
+            let dead = fleet_repo::rotation_lease_holder(db)
+                .await?
+                .filter(|h| h != holder && super::super::holder_has_died(h));
+            if fleet_repo::take_rotation_lease(
+                db,
+                holder,
+                now,
+                now + ROTATION_LEASE,
+                dead.as_deref(),
+            )
+            .await?
+            {
+                return Ok(Some(()));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Re-wraps every surviving data key under a fresh KEK epoch.
     pub(super) async fn step_rotate_kek(
         &self,
         r: &Retirement,
     ) -> Result<Option<String>, ServiceError> {
+        if self.rotation_lease().await?.is_none() {
+            return Ok(Some(
+                "waiting for another instance's KEK rotation to finish".into(),
+            ));
+        }
         let kek = self.vault()?.kek.clone();
         let rotation = match self.rotation(r.id).await? {
             Some(rotation) => rotation,
@@ -287,6 +330,11 @@ impl Services {
         let rotation = self.rotation(r.id).await?.ok_or_else(|| {
             ServiceError::internal(std::io::Error::other("the KEK rotation left no record"))
         })?;
+        if self.rotation_lease().await?.is_none() {
+            return Ok(Some(
+                "waiting for another instance's KEK rotation to finish".into(),
+            ));
+        }
         let kek = self.vault()?.kek.clone();
         let late = self
             .rewrap_below(rotation.target_epoch, r.id, REWRAP_BEFORE_DESTROY)
@@ -321,6 +369,7 @@ impl Services {
             }));
             self.append_audit(tx, now, entry).await
         })?;
+        fleet_repo::release_rotation_lease(self.store().reader(), &self.inner.instance).await?;
         Ok(None)
     }
 

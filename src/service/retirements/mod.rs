@@ -113,6 +113,29 @@ pub(super) fn require_governance(actor: &Actor, what: &str) -> Result<(), Servic
     }
 }
 
+/// The words a retirement change is announced with.
+const CHANGES: [&str; 10] = [
+    "scheduled",
+    "cancelled",
+    "acknowledged",
+    "extension-requested",
+    "decided",
+    "checked",
+    "executing",
+    "retired",
+    "reloaded",
+    "changed",
+];
+
+/// An announced change as one of [`CHANGES`] (`changed` for a word a newer version
+/// announced).
+fn known_change(word: &str) -> &'static str {
+    CHANGES
+        .into_iter()
+        .find(|c| *c == word)
+        .unwrap_or("changed")
+}
+
 fn not_found(id: i64) -> ServiceError {
     ServiceError::NotFound(format!("no retirement {id}"))
 }
@@ -128,12 +151,66 @@ impl Services {
         self.inner.retirement_events.receiver_count()
     }
 
-    /// Tells subscriptions of a committed change (nobody listening is fine).
+    /// Tells subscriptions of a committed change (nobody listening is fine): this
+    /// instance's at once, the other instances' through the database
+    /// ([`Self::run_retirement_follow`]).
     pub(crate) fn publish_retirement(&self, retirement: i64, change: &'static str) {
         let _ = self
             .inner
             .retirement_events
             .send(RetirementEvent { retirement, change });
+        let services = self.clone();
+        tokio::spawn(async move {
+            let announced = crate::store::fleet::announce(
+                services.store().reader(),
+                retirement,
+                change,
+                &services.inner.instance,
+                services.now(),
+            )
+            .await;
+            if let Err(e) = announced {
+                tracing::warn!(retirement, change, error = %e, "could not announce a retirement change to the other instances");
+            }
+        });
+    }
+
+    /// Follows the retirement changes other instances announce, so this instance's
+    /// `retirementUpdated` subscribers hear of them within one poll interval
+    /// (`inventory.poll_interval_ms`). Runs until the process ends.
+    pub async fn run_retirement_follow(self) {
+        use crate::store::fleet;
+        let db = self.store().reader();
+        let mut last = fleet::last_change(db).await.unwrap_or(0);
+        let mut ticks = tokio::time::interval(self.inner.kill_switch_poll);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pruned_at = std::time::Instant::now();
+        loop {
+            ticks.tick().await;
+            match fleet::changes_after(db, last, 500).await {
+                Ok(changes) => {
+                    for c in changes {
+                        last = c.seq;
+                        if c.instance != self.inner.instance {
+                            let _ = self.inner.retirement_events.send(RetirementEvent {
+                                retirement: c.retirement_id,
+                                change: known_change(&c.change),
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read other instances' retirement changes")
+                }
+            }
+            if pruned_at.elapsed() > std::time::Duration::from_secs(3_600) {
+                pruned_at = std::time::Instant::now();
+                let day_ago = self.now() - chrono::Duration::days(1);
+                if let Err(e) = fleet::prune_changes(db, day_ago).await {
+                    tracing::warn!(error = %e, "could not prune announced retirement changes");
+                }
+            }
+        }
     }
 
     pub(crate) fn notice_policy(&self) -> &crate::domain::NoticePolicy {

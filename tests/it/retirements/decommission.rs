@@ -1229,13 +1229,19 @@ async fn two_replicas_executing_one_retirement_at_once_issue_one_certificate() {
         execute_on(w.app.address.clone()),
         execute_on(other.address.clone())
     );
-    assert!(a.get("errors").is_none() && b.get("errors").is_none(), "{a:#} {b:#}");
+    assert!(
+        a.get("errors").is_none() && b.get("errors").is_none(),
+        "{a:#} {b:#}"
+    );
     // Whichever replica lost the lease left the run to the other; a later run finishes
     // whatever is left, on either.
     w.app.services.resume_decommissions().await.expect("resume");
     other.services.resume_decommissions().await.expect("resume");
     assert_eq!(state_and_steps(&w, &id).await.0, "RETIRED");
-    assert_eq!(w.app.services.certificate_count(rid).await.expect("count"), 1);
+    assert_eq!(
+        w.app.services.certificate_count(rid).await.expect("count"),
+        1
+    );
     let auditor = w.app.token("auditor-once", "auditor", None).await;
     for action in [
         "retirement.keys_erased",
@@ -1258,8 +1264,113 @@ async fn two_replicas_executing_one_retirement_at_once_issue_one_certificate() {
             "{action} once: {log}"
         );
     }
-    let kept = download(&w, &w.app.token("reader-once", "reader", None).await, "3.0.0", "weights.bin").await;
-    assert_eq!(kept.bytes().await.expect("body").as_ref(), surviving.as_slice());
+    let kept = download(
+        &w,
+        &w.app.token("reader-once", "reader", None).await,
+        "3.0.0",
+        "weights.bin",
+    )
+    .await;
+    assert_eq!(
+        kept.bytes().await.expect("body").as_ref(),
+        surviving.as_slice()
+    );
+}
+
+/// Two replicas erase two different retirements at the same moment (two emergencies,
+/// approved through each replica at once): their KEK rotations take the fleet's lease in
+/// turn, so every survivor stays readable from both replicas and one epoch is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_erasing_two_retirements_at_once_keep_every_survivor_readable() {
+    let w = with_artifacts(Backend::Postgres, |_| {}).await;
+    let owner = w.app.token("ml-owner-three", "owner", Some("ml")).await;
+    let survivors: Vec<(String, Vec<u8>)> = ["3.0.0", "3.1.0", "3.2.0"]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.to_string(), vec![i as u8 + 7; 8192]))
+        .collect();
+    for (v, bytes) in &survivors {
+        if v != "3.0.0" {
+            w.app.gql_ok(&owner, "mutation($v: String!) { createVersion(input: { model: \"fraud\", version: $v }) { version } }", json!({ "v": v })).await;
+        }
+        assert_eq!(
+            put_file(&w, &owner, v, "artifacts/extra.bin", bytes.clone()).await,
+            201
+        );
+    }
+    assert_eq!(
+        put_file(&w, &owner, "2.0.0", "artifacts/model.bin", vec![9u8; 4096]).await,
+        201
+    );
+    let other = w.app.spawn_sibling_on(w.clock.clone()).await;
+    let first = w.app.token("sec-a", "security", None).await;
+    let second = w.app.token("sec-b", "security", None).await;
+    let mut ids = Vec::new();
+    for v in ["2.0.0", "2.1.0"] {
+        let cut = w
+            .app
+            .gql_ok(&first, EMERGENCY, json!({ "v": v, "r": RISK }))
+            .await;
+        ids.push(
+            cut["emergencyRetirement"]["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    let approve = "mutation($id: ID!) { approveEmergencyErasure(id: $id, note: \"forensic image taken\") { state } }";
+    let approve_on = |address: String, id: String| {
+        let client = w.app.client.clone();
+        let token = second.clone();
+        async move {
+            client
+                .post(format!("{address}/graphql"))
+                .bearer_auth(token)
+                .json(&json!({ "query": approve, "variables": { "id": id } }))
+                .send()
+                .await
+                .expect("post")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let (a, b) = tokio::join!(
+        approve_on(w.app.address.clone(), ids[0].clone()),
+        approve_on(other.address.clone(), ids[1].clone())
+    );
+    assert!(
+        a.get("errors").is_none() && b.get("errors").is_none(),
+        "{a:#} {b:#}"
+    );
+    w.app.services.resume_decommissions().await.expect("resume");
+    other.services.resume_decommissions().await.expect("resume");
+    for id in &ids {
+        assert_eq!(state_and_steps(&w, id).await.0, "RETIRED", "{id}");
+    }
+    assert_eq!(
+        kek_files(&w).len(),
+        1,
+        "one epoch left: {:?}",
+        kek_files(&w)
+    );
+    let reader = w.app.token("reader-two", "reader", None).await;
+    for address in [w.app.address.clone(), other.address.clone()] {
+        for (v, bytes) in &survivors {
+            let got = w
+                .app
+                .client
+                .get(format!(
+                    "{address}/v1/models/fraud/versions/{v}/artifacts/extra.bin"
+                ))
+                .bearer_auth(&reader)
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(got.status(), 200, "{address} {v}");
+            assert_eq!(got.bytes().await.expect("body").as_ref(), bytes.as_slice());
+        }
+    }
 }
 
 /// The KEK epochs `/readyz` says an instance holds.

@@ -341,8 +341,8 @@ impl SmtpConfig {
     }
 }
 
-/// A password from the configuration: never printed.
-#[derive(Clone, Deserialize)]
+/// A password from the configuration: never printed, and wiped from memory when dropped.
+#[derive(Clone, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 #[serde(transparent)]
 pub struct Password(String);
 
@@ -488,8 +488,11 @@ impl Default for AuditSettings {
     }
 }
 
-/// A database URL, which may hold a password: never printed in full.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// A database URL, which may hold a password: never printed in full, and wiped from
+/// memory when dropped.
+#[derive(
+    Clone, Serialize, Deserialize, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
+)]
 #[serde(transparent)]
 pub struct DatabaseUrl(String);
 

@@ -16,6 +16,8 @@ pub enum FailAction {
     Error,
     /// End the process at once (`std::process::abort`), with no clean-up.
     Abort,
+    /// Panic where it fires: a background task dies as a bug would kill it.
+    Panic,
 }
 
 /// The armed points of one service instance.
@@ -76,6 +78,7 @@ impl Failpoints {
                     std::process::abort();
                 }
                 Some(FailAction::Error) => return Err(Fired(name.to_owned())),
+                Some(FailAction::Panic) => panic!("failpoint {name}: panicking"),
                 None => {}
             }
         }

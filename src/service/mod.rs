@@ -91,7 +91,9 @@ struct Inner {
     webhook_secrets: registrations::SecretCache,
     scan: crate::config::ScanSettings,
     /// Started on the first registration webhook: commits waiting messages together.
-    registration_queue: std::sync::OnceLock<tokio::sync::mpsc::Sender<registrations::Job>>,
+    /// Started again if it ever stops (a panic in a group), so registrations never
+    /// meet a dead queue.
+    registration_queue: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<registrations::Job>>>,
     /// When webhook receipts were last pruned (Unix seconds).
     receipts_pruned_at: std::sync::atomic::AtomicI64,
     /// When this instance last pruned the inventory change sequence (Unix seconds).
@@ -165,7 +167,7 @@ impl Services {
                 channels: std::sync::OnceLock::new(),
                 delivery_wake: tokio::sync::Notify::new(),
                 retirement_events: tokio::sync::broadcast::channel(256).0,
-                registration_queue: std::sync::OnceLock::new(),
+                registration_queue: std::sync::Mutex::new(None),
                 receipts_pruned_at: std::sync::atomic::AtomicI64::new(0),
                 changes_pruned_at: std::sync::atomic::AtomicI64::new(0),
                 webhook_secrets: registrations::SecretCache::default(),

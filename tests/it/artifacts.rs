@@ -291,6 +291,21 @@ on_both_backends! {
         settings.data_dir = foreign.path().to_path_buf();
         settings.database.url = Some(app.settings.database_url());
         let clock = std::sync::Arc::new(sunset::clock::SystemClock);
+        // Without the service key it is refused for that first, naming the file.
+        let refused = match sunset::app::open(&settings, clock.clone()).await {
+            Ok(_) => panic!("an instance without the service key started"),
+            Err(e) => e.to_string(),
+        };
+        assert!(refused.contains("service-ed25519.key was missing"), "{refused}");
+        // With the service key but a KEK folder of its own (its own epoch 1).
+        std::fs::create_dir_all(settings.key_dir()).expect("key dir");
+        let copied = std::process::Command::new("cp")
+            .arg("-p")
+            .arg(app.settings.key_dir().join("service-ed25519.key"))
+            .arg(settings.key_dir())
+            .status()
+            .expect("cp");
+        assert!(copied.success());
         let refused = match sunset::app::open(&settings, clock.clone()).await {
             Ok(_) => panic!("an instance with its own key folder started"),
             Err(e) => e.to_string(),

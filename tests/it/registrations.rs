@@ -450,3 +450,21 @@ on_both_backends! {
         assert!(edges[0]["node"]["after"].to_string().contains("risk-ops"), "{log}");
     }
 }
+
+on_both_backends! {
+    async fn the_group_commit_worker_is_started_again_after_it_dies(app) {
+        use sunset::failpoints::FailAction;
+        crate::artifacts::model_with_version(&app).await;
+        let secret = source(&app, "ci").await;
+        app.services.failpoints().arm("registration-group", FailAction::Panic);
+        let died = post(&app, Post { secret: &secret, id: "m1", at: now() }, &batch()).await;
+        assert_eq!(died.status(), 500, "the message its worker died with is not applied");
+        app.services.failpoints().clear();
+        let applied = post(&app, Post { secret: &secret, id: "m2", at: now() }, &batch()).await;
+        assert_eq!(applied.status(), 200, "a new worker takes the next message");
+        assert_eq!(applied.json::<Value>().await.expect("json")["applied"], 3);
+        let again = post(&app, Post { secret: &secret, id: "m1", at: now() }, &batch()).await;
+        assert_eq!(again.status(), 200, "the lost message can be sent again");
+        assert_eq!(again.json::<Value>().await.expect("json")["duplicate"], false);
+    }
+}

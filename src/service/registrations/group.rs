@@ -101,6 +101,8 @@ impl Services {
     /// one message's failure is only its own. A group committed set-wise returns what is
     /// left to do ([`Services::finish`]); messages applied one by one are answered here.
     async fn apply_group(&self, jobs: Vec<Job>) -> Option<Finish> {
+        // Tests make the worker die here, as a bug in a group would.
+        let _ = self.failpoints().hit("registration-group");
         let (jobs, replies): (Vec<Queued>, Vec<_>) =
             jobs.into_iter().map(|j| (j.message, j.reply)).unzip();
         let jobs = Arc::new(jobs);
@@ -175,6 +177,26 @@ impl Services {
         })
     }
 
+    /// The group-commit worker's queue, started on first use and started again when the
+    /// worker has stopped (its receiver dropped by a panic).
+    fn registration_queue(&self) -> tokio::sync::mpsc::Sender<Job> {
+        let mut slot = self
+            .inner
+            .registration_queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(queue) = slot.as_ref().filter(|q| !q.is_closed()) {
+            return queue.clone();
+        }
+        if slot.is_some() {
+            tracing::error!("the registration group-commit worker stopped; starting it again");
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(4096);
+        tokio::spawn(group_worker(Arc::downgrade(&self.inner), rx));
+        *slot = Some(tx.clone());
+        tx
+    }
+
     /// Hands a message to the group-commit worker and waits for its outcome, which comes
     /// only after its transaction has committed.
     pub(super) async fn apply_queued(
@@ -183,11 +205,7 @@ impl Services {
         message_id: &str,
         batch: Vec<Registration>,
     ) -> Result<Received, ServiceError> {
-        let queue = self.inner.registration_queue.get_or_init(|| {
-            let (tx, rx) = tokio::sync::mpsc::channel::<Job>(4096);
-            tokio::spawn(group_worker(Arc::downgrade(&self.inner), rx));
-            tx
-        });
+        let queue = self.registration_queue();
         let (reply, outcome) = tokio::sync::oneshot::channel();
         let stopped =
             || ServiceError::internal(std::io::Error::other("the registration worker stopped"));

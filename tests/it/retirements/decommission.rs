@@ -1373,6 +1373,48 @@ async fn two_replicas_erasing_two_retirements_at_once_keep_every_survivor_readab
     }
 }
 
+/// Databases written before retirement owned `retired` (an executed retirement left its
+/// versions in their old status) are repaired by migration 15: taken back below it, the
+/// disabled version reads `development` again; migrated, `retired`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migration_retires_versions_an_executed_retirement_left_in_another_status() {
+    use migrations::MigratorTrait;
+    let w = with_artifacts(Backend::Sqlite, |_| {}).await;
+    let security = w.app.token("sec-m", "security", None).await;
+    let reader = w.app.token("reader-m", "reader", None).await;
+    w.app
+        .gql_ok(&security, EMERGENCY, json!({ "v": "2.1.0", "r": RISK }))
+        .await;
+    assert_eq!(
+        version_shown(&w, &reader, "2.1.0").await["status"],
+        "RETIRED"
+    );
+    let db = w.app.services.store().reader();
+    migrations::Migrator::down(db, Some(2)).await.expect("down");
+    let status = |db: &sea_orm::DatabaseConnection| {
+        let db = db.clone();
+        async move {
+            use sea_orm::ConnectionTrait;
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT status FROM model_versions WHERE major = 2 AND minor = 1",
+                ))
+                .await
+                .expect("query")
+                .expect("row");
+            row.try_get::<String>("", "status").expect("status")
+        }
+    };
+    assert_eq!(
+        status(db).await,
+        "development",
+        "as an old database holds it"
+    );
+    migrations::Migrator::up(db, None).await.expect("up");
+    assert_eq!(status(db).await, "retired");
+}
+
 /// The KEK epochs `/readyz` says an instance holds.
 async fn epochs_held(w: &World, address: &str) -> Value {
     let ready: Value = w

@@ -271,14 +271,39 @@ impl Services {
             .after(&record);
             self.append_audit(tx, stored.created_at, entry).await
         });
+        // Tests lose the commit's answer here, as a dropped connection would.
+        let committed = committed.and_then(|()| {
+            self.failpoints()
+                .hit("after-commit:upload")
+                .map_err(ServiceError::from)
+        });
         if let Err(e) = committed {
-            if let Err(cleanup) = vault.blobs.remove(&blob_id) {
-                tracing::error!(blob = %blob_id, error = %cleanup, "could not remove the blob of a failed upload");
-            }
+            self.discard_blob_unless_committed(&blob_id).await;
             return Err(e);
         }
         tracing::info!(artifact = %format!("{model}@{version}/{path}"), size_bytes, actor = %actor.name, "artifact uploaded");
         Ok(info)
+    }
+
+    /// Removes the blob of an upload whose commit failed, unless its row exists after
+    /// all: a commit whose answer was lost (the connection dropped during COMMIT) may have
+    /// committed, and removing the blob would leave a row naming nothing. When that cannot
+    /// be told, the blob stays (an orphan costs disk; a lost artifact costs the model).
+    async fn discard_blob_unless_committed(&self, blob_id: &str) {
+        let Ok(vault) = self.vault() else { return };
+        match repo::blob_in_use(self.store().reader(), blob_id).await {
+            Ok(false) => {
+                if let Err(cleanup) = vault.blobs.remove(blob_id) {
+                    tracing::error!(blob = %blob_id, error = %cleanup, "could not remove the blob of a failed upload");
+                }
+            }
+            Ok(true) => {
+                tracing::warn!(blob = %blob_id, "the upload's commit reported an error but its row exists; the blob is kept");
+            }
+            Err(e) => {
+                tracing::error!(blob = %blob_id, error = %e, "could not tell whether a failed upload committed; its blob is kept");
+            }
+        }
     }
 
     pub async fn artifacts(

@@ -47,6 +47,15 @@ pub async fn insert(
     Ok(())
 }
 
+/// Whether an artifact row names blob `blob_id`.
+pub async fn blob_in_use(conn: &impl ConnectionTrait, blob_id: &str) -> Result<bool, StoreError> {
+    Ok(artifact::Entity::find()
+        .filter(artifact::Column::BlobId.eq(blob_id))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
 pub async fn find(
     conn: &impl ConnectionTrait,
     version: VersionId,

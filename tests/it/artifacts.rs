@@ -327,3 +327,20 @@ on_both_backends! {
         sunset::app::open(&settings, clock).await.expect("an instance sharing the key folder starts");
     }
 }
+
+on_both_backends! {
+    /// An upload whose commit answer is lost (the commit went through, the error came
+    /// after) keeps its blob: the row that names it exists, and the artifact downloads.
+    async fn an_upload_whose_commit_answer_was_lost_keeps_its_blob(app) {
+        use sunset::failpoints::FailAction;
+        let owner = model_with_version(&app).await;
+        app.services.failpoints().arm("after-commit:upload", FailAction::Error);
+        let body = content(5000, 3);
+        let lost = put(&app, &owner, "1.0.0", "model.bin", body.clone()).await;
+        assert_eq!(lost.status(), 500, "the client was told it failed");
+        app.services.failpoints().clear();
+        let got = app.client.get(url(&app, "1.0.0", "model.bin")).bearer_auth(&owner).send().await.expect("get");
+        assert_eq!(got.status(), 200, "the committed row still has its blob");
+        assert_eq!(got.bytes().await.expect("body").as_ref(), body.as_slice());
+    }
+}

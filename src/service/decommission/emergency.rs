@@ -35,6 +35,10 @@ pub(crate) struct EmergencyRecord {
     pub risk_assessment: String,
     /// `manual`, or `circuit-breaker:<source>`.
     pub trigger: String,
+    /// The pending retirements it cancelled, with the state each was in: a lifted kill
+    /// switch puts them back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<(i64, String)>,
 }
 
 /// The second approval an emergency erasure needs.
@@ -104,6 +108,7 @@ impl Services {
         let emergency = EmergencyRecord {
             risk_assessment: assessment.as_str().to_owned(),
             trigger: trigger.to_owned(),
+            superseded: Vec::new(),
         };
         let retirement = in_write_tx!(self, |tx| {
             let now = self.now();
@@ -146,7 +151,7 @@ impl Services {
                     .before(&pending)
                     .after(&cancelled);
                     self.append_audit(tx, now, entry).await?;
-                    superseded.push(pending.id);
+                    superseded.push((pending.id, pending.state.to_string()));
                 }
             }
             let mut retirement = Retirement {
@@ -185,8 +190,12 @@ impl Services {
                 now,
             );
             notice_repo::insert(tx.conn(), &notices).await?;
+            let record = EmergencyRecord {
+                superseded: superseded.clone(),
+                ..emergency.clone()
+            };
             let pulled = self
-                .pull_kill_switch(tx, &retirement, actor, now, Some(emergency.clone()))
+                .pull_kill_switch(tx, &retirement, actor, now, Some(record))
                 .await?;
             let entry = AuditEntry::new(
                 actor.audit_identity(),
@@ -198,7 +207,7 @@ impl Services {
                 "retirement": &retirement,
                 "emergency": emergency,
                 "killSwitch": pulled,
-                "supersededRetirements": superseded,
+                "supersededRetirements": superseded.iter().map(|(id, _)| id).collect::<Vec<_>>(),
                 "dependents": dependents.iter().map(|d| &d.consumer).collect::<Vec<_>>(),
                 "notices": notices.len(),
             }));
@@ -398,6 +407,7 @@ impl Services {
             let enabled = steps::enable(tx.conn(), id).await?;
             self.restore_statuses(tx, actor, &before, &enabled, now)
                 .await?;
+            let restored = self.restore_superseded(tx, actor, id, now).await?;
             let after = Retirement {
                 state: RetirementState::Cancelled,
                 sequence: before.sequence + 1,
@@ -435,6 +445,7 @@ impl Services {
             .after(&serde_json::json!({
                 "retirement": &after,
                 "versionsEnabled": enabled,
+                "retirementsRestored": restored,
                 "justification": justification.as_str(),
             }));
             self.append_audit(tx, now, entry).await?;
@@ -491,5 +502,63 @@ impl Services {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Puts back the pending retirements emergency `id` cancelled when it began (those
+    /// still cancelled for that reason), in the state each was in; returns their ids.
+    async fn restore_superseded(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        actor: &Actor,
+        id: i64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<i64>, ServiceError> {
+        let superseded = steps::steps(tx.conn(), id)
+            .await?
+            .into_iter()
+            .find(|s| s.step == KILL_SWITCH)
+            .and_then(|s| s.data)
+            .and_then(|d| serde_json::from_str::<KillSwitchRecord>(&d).ok())
+            .and_then(|k| k.emergency)
+            .map(|e| e.superseded)
+            .unwrap_or_default();
+        let mut restored = Vec::new();
+        for (other, state) in superseded {
+            let (Some(before), Ok(state)) = (
+                retirement_repo::find(tx.conn(), other).await?,
+                RetirementState::parse(&state),
+            ) else {
+                continue;
+            };
+            let still_superseded = before.state == RetirementState::Cancelled
+                && before
+                    .decision_note
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("superseded by an emergency"));
+            if !still_superseded {
+                continue;
+            }
+            let after = Retirement {
+                state,
+                sequence: before.sequence + 1,
+                decision_note: Some(format!(
+                    "restored: emergency retirement {id}, which had superseded it, was lifted"
+                )),
+                updated_at: now,
+                ..before.clone()
+            };
+            retirement_repo::update(tx.conn(), &after).await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::RetirementStateChanged,
+                SubjectType::Retirement,
+                other.to_string(),
+            )
+            .before(&before)
+            .after(&after);
+            self.append_audit(tx, now, entry).await?;
+            restored.push(other);
+        }
+        Ok(restored)
     }
 }

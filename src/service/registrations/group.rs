@@ -42,7 +42,7 @@ pub(crate) struct Job {
 struct Queued {
     source: Source,
     message_id: String,
-    batch: Vec<Registration>,
+    batch: Arc<Vec<Registration>>,
 }
 
 /// The most messages committed together.
@@ -198,29 +198,36 @@ impl Services {
     }
 
     /// Hands a message to the group-commit worker and waits for its outcome, which comes
-    /// only after its transaction has committed.
+    /// only after its transaction has committed. A message caught in a worker that died
+    /// (queued behind the group that killed it) is handed once more to a new worker: its
+    /// receipt makes a second application impossible.
     pub(super) async fn apply_queued(
         &self,
         source: Source,
         message_id: &str,
         batch: Vec<Registration>,
     ) -> Result<Received, ServiceError> {
-        let queue = self.registration_queue();
-        let (reply, outcome) = tokio::sync::oneshot::channel();
         let stopped =
             || ServiceError::internal(std::io::Error::other("the registration worker stopped"));
-        queue
-            .send(Job {
+        let batch = Arc::new(batch);
+        for _ in 0..2 {
+            let (reply, outcome) = tokio::sync::oneshot::channel();
+            let job = Job {
                 message: Queued {
-                    source,
+                    source: source.clone(),
                     message_id: message_id.to_owned(),
-                    batch,
+                    batch: batch.clone(),
                 },
                 reply,
-            })
-            .await
-            .map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?
+            };
+            if self.registration_queue().send(job).await.is_err() {
+                continue;
+            }
+            if let Ok(outcome) = outcome.await {
+                return outcome;
+            }
+        }
+        Err(stopped())
     }
 
     /// Applies consumer registrations of many messages inside `tx`. The outer error
@@ -335,7 +342,7 @@ impl Seen {
             unseen: Vec::new(),
         };
         let graph = services.read_graph();
-        for reg in jobs.iter().flat_map(|j| &j.batch) {
+        for reg in jobs.iter().flat_map(|j| j.batch.iter()) {
             let Registration::Consumer { uses, .. } = reg else {
                 continue;
             };
@@ -369,7 +376,7 @@ impl Known {
         jobs: &[Queued],
     ) -> Result<Self, ServiceError> {
         let mut targets = Vec::new();
-        for reg in jobs.iter().flat_map(|j| &j.batch) {
+        for reg in jobs.iter().flat_map(|j| j.batch.iter()) {
             if let Registration::Consumer {
                 name, depends_on, ..
             } = reg
@@ -780,7 +787,9 @@ mod tests {
                 message: Queued {
                     source: source.clone(),
                     message_id: id.to_owned(),
-                    batch: crate::ingest::registrations::parse(&body, 100).expect("parse"),
+                    batch: crate::ingest::registrations::parse(&body, 100)
+                        .expect("parse")
+                        .into(),
                 },
                 reply,
             });

@@ -1660,6 +1660,11 @@ async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_
         before_cut,
         "a lifted kill switch puts back what the version was"
     );
+    let restored = detail(&w, &planned).await;
+    assert_eq!(
+        restored["state"], "SCHEDULED",
+        "and the planned retirement it superseded: {restored:#}"
+    );
 
     // A real one: whoever pulled it may not approve the erasure; a second person may.
     let again = w

@@ -755,7 +755,8 @@ fn edges(views: Vec<EdgeView>) -> Result<Vec<Edge>> {
 pub struct InventoryChange {
     /// The inventory revision that committed it; query with it to read the new state.
     revision: i64,
-    /// CONSUMER, EDGE, MODEL or VERSION.
+    /// CONSUMER, EDGE, MODEL or VERSION; GRAPH when this replica loaded its graph again
+    /// whole (it cannot say what changed: query again).
     entity: String,
     /// False when the thing was removed.
     present: bool,
@@ -784,7 +785,7 @@ impl InventorySubscription {
             async move {
                 loop {
                     match events.recv().await {
-                        Ok(e) if e.models.contains(&model) => {
+                        Ok(e) if e.entity == "graph" || e.models.contains(&model) => {
                             let change = InventoryChange {
                                 revision: e.revision,
                                 entity: e.entity.to_ascii_uppercase(),

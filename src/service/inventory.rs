@@ -66,7 +66,8 @@ impl Inventory {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InventoryEvent {
     pub revision: i64,
-    /// `consumer`, `edge`, `model` or `version`.
+    /// `consumer`, `edge`, `model` or `version`; `graph` when the graph was loaded again
+    /// whole (for every model: ask again).
     pub entity: &'static str,
     /// Whether the thing was created or changed (true) or removed (false).
     pub present: bool,
@@ -198,10 +199,16 @@ impl Services {
                     .inventory
                     .needs_reload
                     .store(false, Ordering::Release);
-                tracing::info!(
-                    revision = self.read_graph().revision(),
-                    "inventory graph loaded again"
-                );
+                let revision = self.read_graph().revision();
+                tracing::info!(revision, "inventory graph loaded again");
+                // Subscribers cannot tell what changed across a whole load: they are
+                // told so, whatever model they follow, and ask again.
+                let _ = self.inner.inventory.events.send(InventoryEvent {
+                    revision,
+                    entity: "graph",
+                    present: true,
+                    models: Arc::new(std::collections::BTreeSet::new()),
+                });
             }
             let from = self.read_graph().revision();
             let changes = repo::changes_after(db, from, 500).await?;

@@ -171,9 +171,14 @@ on_both_backends! {
         let ask = json!({ "m": "tuned", "v": "1.0.0" });
         let before = app.gql_ok(&ml, DEPENDENTS, ask.clone()).await;
         assert!(!names(&before["dependents"]).iter().any(|(n, _)| n == "ghost"));
-        // Meanwhile answers say so: the graph is behind, and they are not complete.
+        // Meanwhile answers say so: the graph is behind, and they are not complete;
+        // the replica is not ready.
         assert_eq!(before["dependents"]["behind"], true);
         assert_eq!(before["dependents"]["complete"], false);
+        let ready = app.client.get(format!("{}/readyz", app.address)).send().await.expect("readyz");
+        assert_eq!(ready.status(), 503);
+        assert_eq!(ready.json::<Value>().await.expect("json")["inventory"]["behind"], true);
+        let mut events = app.services.inventory_events();
 
         db.execute_unprepared("UPDATE consumers SET kind = 'service' WHERE name = 'unreadable'")
             .await
@@ -183,6 +188,12 @@ on_both_backends! {
             app.services.inventory_snapshot(),
             app.services.inventory_snapshot_from_database().await.expect("db")
         );
+        // Subscribers hear of the whole load as such.
+        let mut whole = false;
+        while let Ok(event) = events.try_recv() {
+            whole |= event.entity == "graph";
+        }
+        assert!(whole, "a whole-graph load is pushed to subscribers");
         let after = app.gql_ok(&ml, DEPENDENTS, ask).await;
         assert!(names(&after["dependents"]).contains(&("ghost".to_owned(), 1)));
         assert_eq!(after["dependents"]["behind"], false);

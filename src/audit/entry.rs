@@ -64,10 +64,12 @@ pub enum Action {
     IntegrityRefused,
     /// A destruction certificate was read (by an auditor).
     CertificateRead,
+    /// A rollback was refused because its target failed verification.
+    RollbackRefused,
 }
 
 impl Action {
-    pub const ALL: [Action; 54] = [
+    pub const ALL: [Action; 55] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -122,6 +124,7 @@ impl Action {
         Action::SecurityAlertReceived,
         Action::IntegrityRefused,
         Action::CertificateRead,
+        Action::RollbackRefused,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -184,6 +187,7 @@ impl Action {
             Action::SecurityAlertReceived => "security_alert.received",
             Action::IntegrityRefused => "integrity.refused",
             Action::CertificateRead => "certificate.read",
+            Action::RollbackRefused => "model.rollback_refused",
         }
     }
 }

@@ -12,6 +12,24 @@ use crate::store::registry as repo;
 pub const ROLLBACK_ROLES: &[Role] = &[Role::Owner, Role::Governance, Role::Security];
 
 impl Services {
+    /// A rollback refused because its target failed verification is evidence of
+    /// tampering or damage: it is recorded like every integrity refusal.
+    async fn record_rollback_refusal(&self, actor: &Actor, target: &str, reason: &str) {
+        let entry = AuditEntry::new(
+            actor.audit_identity(),
+            Action::RollbackRefused,
+            SubjectType::ModelVersion,
+            target,
+        )
+        .after(&serde_json::json!({ "reason": reason }));
+        let now = self.now();
+        if let Err(e) = in_write_tx!(self, |tx| {
+            self.append_audit(tx, now, entry.clone()).await
+        }) {
+            tracing::error!(error = %e, "could not record a refused rollback");
+        }
+    }
+
     pub async fn rollback_model(
         &self,
         actor: &Actor,
@@ -43,11 +61,15 @@ impl Services {
         // Verify the target whole before touching anything: signature, then every byte.
         let target_subject = format!("{model}@{}", target.version);
         if let Err(reason) = self.check_version_signature(db, target_id).await? {
+            self.record_rollback_refusal(actor, &target_subject, &reason)
+                .await;
             return Err(ServiceError::Conflict(format!(
                 "cannot roll back to {target_subject}: {reason}"
             )));
         }
         if let Err(reason) = self.verify_artifacts(target_id).await? {
+            self.record_rollback_refusal(actor, &target_subject, &reason)
+                .await;
             return Err(ServiceError::Integrity(format!(
                 "cannot roll back to {target_subject}: {reason}"
             )));

@@ -80,6 +80,9 @@ on_both_backends! {
         assert_eq!(error_code(&body), "INTEGRITY", "{body}");
         assert!(error_message(&body).contains("1.0.0"), "{body}");
         assert_eq!(statuses(&app, &owner).await, vec![("1.0.0".into(), "DEPRECATED".into()), ("1.1.0".into(), "PRODUCTION".into())]);
+        let auditor = app.token("aud", "auditor", None).await;
+        let refused = app.gql_ok(&auditor, "{ auditLog(filter: { action: \"model.rollback_refused\" }) { edges { node { subject after } } } }", json!({})).await;
+        assert_eq!(refused["auditLog"]["edges"][0]["node"]["subject"], "fraud-scorer@1.0.0", "the refusal is recorded: {refused}");
     }
 }
 
@@ -90,5 +93,18 @@ on_both_backends! {
         let body = app.gql(&owner, ROLLBACK, json!({ "r": REASON })).await;
         assert_eq!(error_code(&body), "CONFLICT");
         assert!(error_message(&body).contains("no earlier production version"), "{body}");
+    }
+}
+
+on_both_backends! {
+    async fn rollback_never_targets_a_retired_version(app) {
+        let owner = two_production_versions(&app).await;
+        let security = app.token("sec", "security", None).await;
+        app.gql_ok(&security, "mutation { emergencyRetirement(model: \"fraud-scorer\", versions: \"1.0.0\", riskAssessment: \"the weights leak training records when prompted\") { state } }", json!({})).await;
+        assert_eq!(statuses(&app, &owner).await[0], ("1.0.0".into(), "RETIRED".into()));
+        let body = app.gql(&owner, ROLLBACK, json!({ "r": REASON })).await;
+        assert_eq!(error_code(&body), "CONFLICT", "{body}");
+        assert!(error_message(&body).contains("no earlier production version"), "{body}");
+        assert_eq!(statuses(&app, &owner).await[1], ("1.1.0".into(), "PRODUCTION".into()));
     }
 }

@@ -23,7 +23,7 @@ const HEADERS: [(header::HeaderName, &str); 4] = [
 pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let services = &state.services;
     let page = async {
-        let claims = services.link_claims(&token)?;
+        let claims = services.link_claims(&token).await?;
         let retirement = services.retirement(claims.retirement).await?;
         let dependent = services
             .retirement_dependent(claims.retirement, claims.dependent)
@@ -84,7 +84,7 @@ pub async fn request_extension(
 ) -> Response {
     let services = &state.services;
     let asked = async {
-        let claims = services.link_claims(&token)?;
+        let claims = services.link_claims(&token).await?;
         let until = chrono::NaiveDate::parse_from_str(form.until.trim(), "%Y-%m-%d")
             .map_err(|_| {
                 crate::domain::ParseError::new("until", "must be a date written YYYY-MM-DD")

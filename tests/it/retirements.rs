@@ -473,6 +473,24 @@ on_both!(
             2,
             "{audit:#}"
         );
+
+        // Once the retirement no longer needs it (cancelled), the link is gone.
+        let cancel = "mutation($id: ID!) { cancelRetirement(id: $id, reason: \"plans changed after review\") { state } }";
+        w.app
+            .gql_ok(&w.governance, cancel, json!({ "id": id }))
+            .await;
+        for gone in [
+            w.app.client.get(&link).send().await.expect("page"),
+            w.app.client.post(&link).send().await.expect("post"),
+        ] {
+            assert_eq!(gone.status(), 410);
+            assert!(
+                gone.text()
+                    .await
+                    .expect("text")
+                    .contains("no longer needed")
+            );
+        }
     }
 );
 

@@ -190,7 +190,7 @@ impl Services {
                 )
             }
             Requester::Link(token) => {
-                let claims = self.link_claims(token)?;
+                let claims = self.link_claims(token).await?;
                 if claims.retirement != id {
                     return Err(ServiceError::Forbidden(
                         "this link is for another retirement".into(),

@@ -479,7 +479,7 @@ impl Services {
     /// Acknowledges through the link in a notice: the token names the retirement and the
     /// dependent, and needs no login.
     pub async fn acknowledge_by_link(&self, token: &str) -> Result<Dependent, ServiceError> {
-        let claims = self.link_claims(token)?;
+        let claims = self.link_claims(token).await?;
         let by = format!("link:{}", claims.dependent);
         self.acknowledge(
             claims.retirement,
@@ -490,12 +490,31 @@ impl Services {
         .await
     }
 
-    /// What a notice link is for, if it is valid now.
-    pub fn link_claims(&self, token: &str) -> Result<LinkClaims, ServiceError> {
-        self.service_key()
+    /// What a notice link is for, if it is valid now and still needed: its retirement
+    /// is pending and still counts the dependent. A link of a retirement that was
+    /// cancelled or has run, or of a dependent no longer on it, answers `GONE`.
+    pub async fn link_claims(&self, token: &str) -> Result<LinkClaims, ServiceError> {
+        let claims = self
+            .service_key()
             .link_token_key()
             .verify(token, LinkPurpose::Acknowledge, self.now())
-            .map_err(|e| ServiceError::Forbidden(e.to_string()))
+            .map_err(|e| ServiceError::Forbidden(e.to_string()))?;
+        let db = self.store().reader();
+        let retirement = repo::find(db, claims.retirement).await?;
+        let gone = match &retirement {
+            None => Some("its retirement no longer exists".to_owned()),
+            Some(r) if !r.state.is_pending() => Some(format!("retirement {} is {}", r.id, r.state)),
+            Some(r) if repo::dependent(db, r.id, claims.dependent).await?.is_none() => {
+                Some("its dependent is no longer on the retirement".to_owned())
+            }
+            Some(_) => None,
+        };
+        match gone {
+            Some(why) => Err(ServiceError::Gone(format!(
+                "this link is no longer needed: {why}"
+            ))),
+            None => Ok(claims),
+        }
     }
 
     async fn acknowledge(

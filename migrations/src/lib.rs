@@ -24,6 +24,7 @@ mod m20261201_000013_artifacts_fillfactor;
 mod m20261201_000014_artifacts_fillfactor_half;
 mod m20261206_000015_retired_by_kill_switch;
 mod m20261206_000016_fleet_coordination;
+mod m20261206_000017_create_calendar_feeds;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_artifacts_fillfactor_half::Migration),
             Box::new(m20261206_000015_retired_by_kill_switch::Migration),
             Box::new(m20261206_000016_fleet_coordination::Migration),
+            Box::new(m20261206_000017_create_calendar_feeds::Migration),
         ]
     }
 }

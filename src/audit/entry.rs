@@ -66,10 +66,12 @@ pub enum Action {
     CertificateRead,
     /// A rollback was refused because its target failed verification.
     RollbackRefused,
+    CalendarFeedCreated,
+    CalendarFeedRevoked,
 }
 
 impl Action {
-    pub const ALL: [Action; 55] = [
+    pub const ALL: [Action; 57] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -125,6 +127,8 @@ impl Action {
         Action::IntegrityRefused,
         Action::CertificateRead,
         Action::RollbackRefused,
+        Action::CalendarFeedCreated,
+        Action::CalendarFeedRevoked,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -188,6 +192,8 @@ impl Action {
             Action::IntegrityRefused => "integrity.refused",
             Action::CertificateRead => "certificate.read",
             Action::RollbackRefused => "model.rollback_refused",
+            Action::CalendarFeedCreated => "calendar_feed.created",
+            Action::CalendarFeedRevoked => "calendar_feed.revoked",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! (`error.rs`). Every field declares the roles it needs with a [`guard::RoleGuard`].
 
 mod audit;
+mod calendar_feeds;
 mod error;
 pub mod execution;
 mod guard;
@@ -24,6 +25,7 @@ pub struct Query(
     signers::SignerQuery,
     inventory::InventoryQuery,
     retirements::RetirementQuery,
+    calendar_feeds::CalendarFeedQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -34,6 +36,7 @@ pub struct Mutation(
     signers::SignerMutation,
     inventory::InventoryMutation,
     retirements::RetirementMutation,
+    calendar_feeds::CalendarFeedMutation,
 );
 
 #[derive(MergedSubscription, Default)]

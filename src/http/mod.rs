@@ -4,7 +4,8 @@
 //! `/v1/enforcement/confirmations`, which are authenticated by their webhook signature,
 //! `/v1/acknowledgements/{token}`, whose token is an expiring HMAC naming one dependent
 //! of one retirement, `/v1/revocations` (the signed revocation list is public: anyone
-//! verifying a model signature must be able to consult it), and
+//! verifying a model signature must be able to consult it), `/v1/calendars/{secret}.ics`
+//! (a calendar feed's secret address, revocable), and
 //! `/graphql/ws`, whose `connection_init` must carry a token before anything runs.
 
 mod acknowledgements;
@@ -136,6 +137,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/v1/revocations", get(decommission::revocations))
+        .route("/v1/calendars/{file}", get(retirements::secret_calendar))
         .merge(hooks)
         .merge(confirmations)
         .merge(alerts)
@@ -207,9 +209,12 @@ fn accepts_graphql_response(headers: &axum::http::HeaderMap) -> bool {
 /// cut out (the query string is left out too), so a debug log holds no token.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let path = request.uri().path();
-    let path = match path.strip_prefix("/v1/acknowledgements/") {
-        Some(_) => "/v1/acknowledgements/[token]",
-        None => path,
+    let path = if path.starts_with("/v1/acknowledgements/") {
+        "/v1/acknowledgements/[token]"
+    } else if path.starts_with("/v1/calendars/") {
+        "/v1/calendars/[secret]"
+    } else {
+        path
     };
     tracing::debug_span!("request", method = %request.method(), path = %path)
 }

@@ -94,7 +94,22 @@ pub async fn calendar(
     State(state): State<AppState>,
     Authenticated(_actor): Authenticated,
 ) -> Result<Response, ApiError> {
-    let services = &state.services;
+    calendar_of(&state.services).await
+}
+
+/// `GET /v1/calendars/{secret}.ics`: the same feed at a secret address a calendar
+/// application can subscribe to (it cannot send a bearer token). No token: the secret
+/// in the path is the credential (request spans log the path without it).
+pub async fn secret_calendar(
+    State(state): State<AppState>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let secret = file.strip_suffix(".ics").unwrap_or(&file);
+    state.services.calendar_feed_by_secret(secret).await?;
+    calendar_of(&state.services).await
+}
+
+async fn calendar_of(services: &crate::service::Services) -> Result<Response, ApiError> {
     let shown: Vec<RetirementState> = RetirementState::ALL
         .iter()
         .copied()

@@ -18,6 +18,7 @@
 
 pub mod artifacts;
 pub mod audit;
+pub mod calendar_feeds;
 pub mod certificates;
 pub mod enforcement;
 pub mod entities;

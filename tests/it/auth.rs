@@ -108,6 +108,30 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         &["admin"],
     ),
     (
+        "createCalendarFeed",
+        "mutation { createCalendarFeed(name: \"team calendar\") { url } }",
+        &[
+            "reader",
+            "owner",
+            "governance",
+            "security",
+            "auditor",
+            "admin",
+        ],
+    ),
+    (
+        "revokeCalendarFeed",
+        "mutation { revokeCalendarFeed(id: \"999\") { id } }",
+        &[
+            "reader",
+            "owner",
+            "governance",
+            "security",
+            "auditor",
+            "admin",
+        ],
+    ),
+    (
         "signAuditCheckpoint",
         "mutation { signAuditCheckpoint { seq } }",
         &["auditor", "admin"],

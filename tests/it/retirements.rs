@@ -1877,3 +1877,74 @@ async fn retirement_changes_reach_subscribers_of_another_replica() {
         "{pushed:#}"
     );
 }
+
+/// Calendar applications cannot send a bearer token: a feed at a secret address serves
+/// the calendar without one, only its maker (or an admin) revokes it, and a revoked
+/// address answers 404 like an unknown one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_calendar_address_serves_the_feed_until_it_is_revoked() {
+    let w = world(Backend::Sqlite).await;
+    let id = scheduled(&w, t0() + Duration::days(30)).await;
+    let reader = w.app.token("calendar-reader", "reader", None).await;
+    let made = w
+        .app
+        .gql_ok(&reader, "mutation { createCalendarFeed(name: \"payments team calendar\") { url feed { id name createdBy revokedAt } } }", json!({}))
+        .await["createCalendarFeed"]
+        .clone();
+    let url = made["url"].as_str().expect("url");
+    assert!(
+        url.starts_with(&format!("{PUBLIC_URL}/v1/calendars/cal_")) && url.ends_with(".ics"),
+        "{url}"
+    );
+    assert_eq!(made["feed"]["createdBy"], "calendar-reader");
+    let url = url.replace(PUBLIC_URL, &w.app.address);
+    let feed = w.app.client.get(&url).send().await.expect("get");
+    assert_eq!(feed.status(), 200);
+    assert_eq!(
+        feed.headers()["content-type"],
+        "text/calendar; charset=utf-8"
+    );
+    let ics = feed.text().await.expect("text");
+    assert!(
+        ics.contains(&format!("UID:retirement-{id}@sunset.test")),
+        "{ics}"
+    );
+    let listed = w
+        .app
+        .gql_ok(&reader, "{ calendarFeeds { id name } }", json!({}))
+        .await;
+    assert_eq!(listed["calendarFeeds"][0]["name"], "payments team calendar");
+
+    let feed_id = made["feed"]["id"].as_str().expect("id");
+    let revoke = "mutation($id: ID!) { revokeCalendarFeed(id: $id) { revokedAt } }";
+    let other = w.app.token("someone-else", "reader", None).await;
+    let refused = w.app.gql(&other, revoke, json!({ "id": feed_id })).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{refused:#}"
+    );
+    assert_eq!(
+        w.app.client.get(&url).send().await.expect("get").status(),
+        200
+    );
+    let revoked = w
+        .app
+        .gql_ok(&reader, revoke, json!({ "id": feed_id }))
+        .await;
+    assert!(revoked["revokeCalendarFeed"]["revokedAt"].is_string());
+    assert_eq!(
+        w.app.client.get(&url).send().await.expect("get").status(),
+        404
+    );
+    let guessed = format!("{}/v1/calendars/cal_{}.ics", w.app.address, "A".repeat(43));
+    assert_eq!(
+        w.app
+            .client
+            .get(&guessed)
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        404
+    );
+}

@@ -5,6 +5,7 @@ pub mod api_token;
 pub mod artifact;
 pub mod audit_checkpoint;
 pub mod audit_record;
+pub mod calendar_feed;
 pub mod certificate;
 pub mod consumer;
 pub mod decommission_step;

@@ -341,6 +341,7 @@ impl Services {
                 tracing::warn!(error = %e, "pruning inventory changes failed; retried later");
             }
             self.follow_key_rotations().await;
+            self.follow_revocations().await;
         }
     }
 

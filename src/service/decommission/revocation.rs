@@ -141,11 +141,14 @@ impl Services {
             }
             Ok(())
         })?;
+        self.follow_revocations().await;
         Ok(None)
     }
 
-    /// Brings the audited revocations up to date (records after the last one read, each
-    /// authenticated by its hash and MAC) and returns them, locked.
+    /// Brings the audited revocations up to date (records after the last audit head read,
+    /// each authenticated by its hash and MAC) and returns them, locked. Reads only the
+    /// records appended since the last call, whatever they are, so it stays cheap as the
+    /// log grows; the follower calls it every poll interval.
     async fn audited_revocations(
         &self,
     ) -> Result<tokio::sync::MutexGuard<'_, AuditedRevocations>, ServiceError> {
@@ -154,10 +157,13 @@ impl Services {
             action: Some(Action::SignaturesRevoked.as_str().to_owned()),
             ..Default::default()
         };
-        for record in self
+        // Every record up to the head has committed (the chain orders commits).
+        let (head, _) = audit_repo::head(self.store().reader()).await?;
+        let records = self
             .authenticated_records(&filter, state.read_up_to)
-            .await?
-        {
+            .await?;
+        state.read_up_to = state.read_up_to.max(head);
+        for record in records {
             let entries: Vec<Revocation> =
                 serde_json::from_str(record.after_state.as_deref().unwrap_or("[]"))
                     .map_err(ServiceError::internal)?;
@@ -170,9 +176,17 @@ impl Services {
                     state.revoked.push(entry);
                 }
             }
-            state.read_up_to = record.seq;
+            state.read_up_to = state.read_up_to.max(record.seq);
         }
         Ok(state)
+    }
+
+    /// Follows revocations recorded through any instance (called by the inventory
+    /// follower each poll interval), so checks read them from memory.
+    pub(crate) async fn follow_revocations(&self) {
+        if let Err(e) = self.audited_revocations().await {
+            tracing::warn!(error = %e, "could not follow the audited revocations");
+        }
     }
 
     /// The revocation list, signed with the service key: a DSSE envelope (JSON). Built
@@ -265,15 +279,20 @@ impl Services {
 
     /// The revocation that names this bundle (by its bytes or its signed payload): the
     /// audit trail's first, so a row deleted from the database revokes all the same.
+    /// No query beyond the row's: downloads of promoted versions ask this every time.
     pub(crate) async fn revocation_of(
         &self,
         conn: &impl Conn,
         bundle_sha256: &str,
         payload_sha256: &str,
     ) -> Result<Option<Revocation>, ServiceError> {
+        // From memory: the follower keeps it within a poll interval of the audit trail,
+        // and a revocation committed since is in the database row read below.
         let audited = self
-            .audited_revocations()
-            .await?
+            .inner
+            .revocations
+            .lock()
+            .await
             .revoked
             .iter()
             .find(|r| r.bundle_sha256 == bundle_sha256 || r.payload_sha256 == payload_sha256)

@@ -1390,7 +1390,19 @@ async fn the_migration_retires_versions_an_executed_retirement_left_in_another_s
         "RETIRED"
     );
     let db = w.app.services.store().reader();
-    migrations::Migrator::down(db, Some(2)).await.expect("down");
+    // Back to just below migration 15, however many came after it.
+    let applied = migrations::Migrator::get_applied_migrations(db)
+        .await
+        .expect("applied");
+    let steps = applied
+        .iter()
+        .rev()
+        .position(|m| m.name() == "m20261206_000015_retired_by_kill_switch")
+        .expect("migration 15 applied")
+        + 1;
+    migrations::Migrator::down(db, Some(steps as u32))
+        .await
+        .expect("down");
     let status = |db: &sea_orm::DatabaseConnection| {
         let db = db.clone();
         async move {

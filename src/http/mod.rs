@@ -176,7 +176,16 @@ async fn graphql(
     } else {
         "application/json"
     };
-    let body = match serde_json::to_vec(&response) {
+    // A request refused before execution has no `data` at all (GraphQL over HTTP).
+    let body = match serde_json::to_value(&response).and_then(|mut value| {
+        if modern
+            && outcome == Outcome::Refused
+            && let Some(fields) = value.as_object_mut()
+        {
+            fields.remove("data");
+        }
+        serde_json::to_vec(&value)
+    }) {
         Ok(body) => body,
         Err(e) => {
             tracing::error!(error = %e, "could not serialise a GraphQL response");

@@ -33,7 +33,8 @@ struct RevocationList<'a> {
     kind: &'static str,
     issuer: &'a str,
     serial: i64,
-    issued_at: chrono::DateTime<chrono::Utc>,
+    /// When the newest revocation was made; none while nothing is revoked.
+    issued_at: Option<chrono::DateTime<chrono::Utc>>,
     previous: Option<String>,
     revoked: &'a [Revocation],
 }
@@ -236,11 +237,7 @@ impl Services {
                 kind: "https://sunset.invalid/revocation-list/v1",
                 issuer: &issuer,
                 serial,
-                issued_at: upto
-                    .iter()
-                    .map(|r| r.revoked_at)
-                    .max()
-                    .unwrap_or(chrono::DateTime::UNIX_EPOCH),
+                issued_at: upto.iter().map(|r| r.revoked_at).max(),
                 previous: previous.take(),
                 revoked: &upto,
             };

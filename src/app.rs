@@ -106,7 +106,7 @@ async fn check_service_key(
     let newest = crate::store::audit::find_records(store.reader(), &filter, head - 1, 1).await?;
     let authentic = newest
         .first()
-        .is_some_and(|r| r.compute_hash() == r.hash && key.audit_mac_key().verify(&r.hash, &r.mac));
+        .is_some_and(|r| r.authenticates(key.audit_mac_key()));
     if authentic {
         return Ok(());
     }

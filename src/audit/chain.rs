@@ -51,6 +51,12 @@ impl SealedRecord {
         hex_of(&h.finalize())
     }
 
+    /// Whether the record is what its hash says and the hash carries the MAC of `key`:
+    /// what any signed document may rest on.
+    pub fn authenticates(&self, key: &AuditMacKey) -> bool {
+        self.compute_hash() == self.hash && self.mac_valid(key)
+    }
+
     /// Builds and signs the record that follows `(prev_seq, prev_hash)`.
     pub fn seal(
         prev_seq: i64,

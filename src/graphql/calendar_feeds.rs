@@ -15,8 +15,8 @@ pub struct CalendarFeed {
     revoked_at: Option<DateTime<Utc>>,
 }
 
-impl From<crate::store::calendar_feeds::CalendarFeed> for CalendarFeed {
-    fn from(f: crate::store::calendar_feeds::CalendarFeed) -> Self {
+impl From<crate::service::CalendarFeed> for CalendarFeed {
+    fn from(f: crate::service::CalendarFeed) -> Self {
         Self {
             id: ID(f.id.to_string()),
             name: f.name,

@@ -98,7 +98,7 @@ impl Services {
         loop {
             let page = repo::find_records(self.store().reader(), filter, after, MAX_PAGE).await?;
             for record in &page {
-                if record.compute_hash() != record.hash || !key.verify(&record.hash, &record.mac) {
+                if !record.authenticates(key) {
                     return Err(ServiceError::Integrity(format!(
                         "audit record {} ({}) does not authenticate; run `sunset audit verify`",
                         record.seq, record.action

@@ -50,7 +50,7 @@ mod tokens;
 
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
-pub use calendar_feeds::NewCalendarFeed;
+pub use calendar_feeds::{CalendarFeed, NewCalendarFeed};
 pub use decommission::{
     Advance, AlertOutcome, CERTIFICATE_PAYLOAD_TYPE, CONFIRMATIONS_PATH, CertificateView,
     DESTRUCTION_PREDICATE, MAX_ALERT_BYTES, MAX_CONFIRMATION_BYTES, REVOCATIONS_PAYLOAD_TYPE,

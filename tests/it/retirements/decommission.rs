@@ -1197,6 +1197,21 @@ async fn a_certificate_is_not_signed_over_step_records_edited_in_the_database() 
     );
 }
 
+/// The whole GraphQL response to `query` posted to the instance at `address`.
+async fn gql_at(w: &World, address: &str, token: &str, query: &str, variables: Value) -> Value {
+    w.app
+        .client
+        .post(format!("{address}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// Two replicas on one PostgreSQL database execute the same retirement at the same
 /// moment: the lease lets one run the steps, each step's record is written once, and
 /// exactly one certificate is issued.
@@ -1208,26 +1223,10 @@ async fn two_replicas_executing_one_retirement_at_once_issue_one_certificate() {
         .gql_ok(&w.governance, "mutation($id: ID!) { waivePurge(id: $id, consumer: \"embeddings\", justification: \"index rebuilt from 3.0 already\") { consumer } }", json!({ "id": id }))
         .await;
     let other = w.app.spawn_sibling_on(w.clock.clone()).await;
-    let execute_on = |address: String| {
-        let client = w.app.client.clone();
-        let token = w.governance.clone();
-        let id = id.clone();
-        async move {
-            client
-                .post(format!("{address}/graphql"))
-                .bearer_auth(token)
-                .json(&json!({ "query": EXECUTE, "variables": { "id": id } }))
-                .send()
-                .await
-                .expect("post")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
-    };
+    let vars = json!({ "id": id });
     let (a, b) = tokio::join!(
-        execute_on(w.app.address.clone()),
-        execute_on(other.address.clone())
+        gql_at(&w, &w.app.address, &w.governance, EXECUTE, vars.clone()),
+        gql_at(&w, &other.address, &w.governance, EXECUTE, vars.clone())
     );
     assert!(
         a.get("errors").is_none() && b.get("errors").is_none(),
@@ -1319,25 +1318,21 @@ async fn two_replicas_erasing_two_retirements_at_once_keep_every_survivor_readab
         );
     }
     let approve = "mutation($id: ID!) { approveEmergencyErasure(id: $id, note: \"forensic image taken\") { state } }";
-    let approve_on = |address: String, id: String| {
-        let client = w.app.client.clone();
-        let token = second.clone();
-        async move {
-            client
-                .post(format!("{address}/graphql"))
-                .bearer_auth(token)
-                .json(&json!({ "query": approve, "variables": { "id": id } }))
-                .send()
-                .await
-                .expect("post")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
-    };
     let (a, b) = tokio::join!(
-        approve_on(w.app.address.clone(), ids[0].clone()),
-        approve_on(other.address.clone(), ids[1].clone())
+        gql_at(
+            &w,
+            &w.app.address,
+            &second,
+            approve,
+            json!({ "id": ids[0] })
+        ),
+        gql_at(
+            &w,
+            &other.address,
+            &second,
+            approve,
+            json!({ "id": ids[1] })
+        )
     );
     assert!(
         a.get("errors").is_none() && b.get("errors").is_none(),

@@ -443,6 +443,9 @@ pub struct ScanSourceSettings {
     pub path_field: String,
     /// A regular expression with the named groups `model` and `version`.
     pub path_pattern: String,
+    /// The top-level field holding each line's time (RFC 3339, or Unix seconds or
+    /// milliseconds), so evidence carries the traffic's own time; unset, the scan's time.
+    pub time_field: Option<String>,
 }
 
 impl Default for ScanSourceSettings {
@@ -454,6 +457,7 @@ impl Default for ScanSourceSettings {
             caller_field: "caller".into(),
             path_field: "path".into(),
             path_pattern: r"^/v1/models/(?P<model>[a-z0-9._-]+)/versions/(?P<version>[0-9]+\.[0-9]+\.[0-9]+)(/|$)".into(),
+            time_field: None,
         }
     }
 }
@@ -641,6 +645,13 @@ impl Settings {
                 &source.path_pattern,
             )
             .map_err(|e| ConfigError(format!("{at}: {e}")))?;
+            if let Some(field) = &source.time_field
+                && (field.is_empty() || [&source.caller_field, &source.path_field].contains(&field))
+            {
+                return Err(ConfigError(format!(
+                    "{at}: time_field must name a field of its own, not be empty or the caller or path field"
+                )));
+            }
         }
         self.retirement.policy()?;
         self.notifications.check()?;

@@ -68,10 +68,12 @@ pub enum Action {
     RollbackRefused,
     CalendarFeedCreated,
     CalendarFeedRevoked,
+    /// An authenticated caller was refused by an authorisation rule.
+    AccessRefused,
 }
 
 impl Action {
-    pub const ALL: [Action; 57] = [
+    pub const ALL: [Action; 58] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -129,6 +131,7 @@ impl Action {
         Action::RollbackRefused,
         Action::CalendarFeedCreated,
         Action::CalendarFeedRevoked,
+        Action::AccessRefused,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -194,6 +197,7 @@ impl Action {
             Action::RollbackRefused => "model.rollback_refused",
             Action::CalendarFeedCreated => "calendar_feed.created",
             Action::CalendarFeedRevoked => "calendar_feed.revoked",
+            Action::AccessRefused => "access.refused",
         }
     }
 }
@@ -211,6 +215,8 @@ pub enum SubjectType {
     WebhookSource,
     Retirement,
     Notice,
+    /// A request: a GraphQL document or an HTTP route.
+    Operation,
 }
 
 impl SubjectType {
@@ -227,6 +233,7 @@ impl SubjectType {
             SubjectType::WebhookSource => "webhook_source",
             SubjectType::Retirement => "retirement",
             SubjectType::Notice => "notice",
+            SubjectType::Operation => "operation",
         }
     }
 }

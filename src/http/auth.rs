@@ -49,10 +49,35 @@ pub async fn require_token(
     };
     match state.services.authenticate(secret).await {
         Ok(Some(actor)) => {
-            request.extensions_mut().insert(actor);
-            next.run(request).await
+            let route = format!("{} {}", request.method(), request.uri().path());
+            request.extensions_mut().insert(actor.clone());
+            let response = next.run(request).await;
+            let refused = response
+                .extensions()
+                .get::<super::error::RefusedBecause>()
+                .map(|r| r.0.clone());
+            if let Some(message) = refused {
+                record_refusal(&state, &actor, &route, message).await;
+            }
+            response
         }
         Ok(None) => refuse(ApiError::unauthenticated("unknown or revoked token")),
         Err(e) => refuse(ApiError::from(e)),
     }
+}
+
+/// Records a route's refusal of an authenticated caller. GraphQL records its own (per
+/// field), and the audit export's refusal is recorded as `audit.read_denied`.
+async fn record_refusal(state: &AppState, actor: &Actor, route: &str, message: String) {
+    if route.ends_with(" /graphql") || route.ends_with(" /v1/audit/export") {
+        return;
+    }
+    let refusal = crate::service::Refusal {
+        at: route.to_owned(),
+        message,
+    };
+    state
+        .services
+        .record_refusals(actor, route, &[refusal])
+        .await;
 }

@@ -91,6 +91,10 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// Put on a 403 response, so the authentication middleware can record the refusal.
+#[derive(Debug, Clone)]
+pub struct RefusedBecause(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body =
@@ -99,6 +103,11 @@ impl IntoResponse for ApiError {
             body["errors"] = serde_json::json!([{ "message": self.message, "extensions": { "code": self.code } }]);
         }
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::FORBIDDEN {
+            response
+                .extensions_mut()
+                .insert(RefusedBecause(self.message.clone()));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

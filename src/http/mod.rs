@@ -163,7 +163,12 @@ async fn graphql(
     use axum::http::{HeaderValue, StatusCode, header};
     let (response, outcome) = state
         .graphql
-        .execute(request.into_inner().data(actor))
+        .execute(request.into_inner().data(actor.clone()))
+        .await;
+    let refusals = forbidden_fields(&response);
+    state
+        .services
+        .record_refusals(&actor, "graphql", &refusals)
         .await;
     let modern = accepts_graphql_response(&headers);
     let status = if modern && outcome == Outcome::Refused {
@@ -197,6 +202,36 @@ async fn graphql(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     answer
+}
+
+/// The fields refused by an authorisation rule. Audit reads are left out: their refusal
+/// is recorded where it happens, as `audit.read_denied` with the query that was asked.
+fn forbidden_fields(response: &async_graphql::Response) -> Vec<crate::service::Refusal> {
+    use async_graphql::{PathSegment, Value};
+    let forbidden = Value::String("FORBIDDEN".into());
+    response
+        .errors
+        .iter()
+        .filter(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|code| *code == forbidden)
+        })
+        .filter(|e| !matches!(e.path.first(), Some(PathSegment::Field(f)) if f == "auditLog"))
+        .map(|e| crate::service::Refusal {
+            at: e
+                .path
+                .iter()
+                .map(|segment| match segment {
+                    PathSegment::Field(f) => f.clone(),
+                    PathSegment::Index(i) => i.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("."),
+            message: e.message.clone(),
+        })
+        .collect()
 }
 
 /// Whether the `Accept` header lists `application/graphql-response+json`.

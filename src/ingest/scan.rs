@@ -6,6 +6,9 @@
 //! Everything else on the line is skipped without being built, which is what lets a scan
 //! keep up with a busy gateway. Lines are tallied per (caller, model, version), so a
 //! scan writes one observation per distinct use rather than one per line.
+//!
+//! With a `time_field`, each use also keeps the earliest and latest time its lines carry,
+//! so evidence says when the traffic happened, not when the log was read.
 
 use hashbrown::HashTable;
 use memchr::memmem;
@@ -14,8 +17,6 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 
 /// How to read one source's lines.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct LineFormat {
     /// `"<caller_field>":` and `"<path_field>":`, for the fast path.
     caller_key: memmem::Finder<'static>,
     path_key: memmem::Finder<'static>,
+    /// The field holding each line's time, and its quoted key.
+    time: Option<(String, memmem::Finder<'static>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,10 +51,6 @@ impl LineFormat {
                 .ok_or(FormatError::Groups)
         };
         let (model_group, version_group) = (group("model")?, group("version")?);
-        let key = |field: &str| {
-            let quoted = serde_json::to_string(field).unwrap_or_default();
-            memmem::Finder::new(format!("{quoted}:").as_bytes()).into_owned()
-        };
         Ok(Self {
             caller_key: key(caller_field),
             path_key: key(path_field),
@@ -60,8 +59,22 @@ impl LineFormat {
             pattern,
             model_group,
             version_group,
+            time: None,
         })
     }
+
+    /// Reads each line's time from `field`: RFC 3339 text, or a number of Unix seconds
+    /// (milliseconds when above 10^11, which as seconds would be the year 5138).
+    pub fn with_time_field(mut self, field: &str) -> Self {
+        self.time = Some((field.to_owned(), key(field)));
+        self
+    }
+}
+
+/// `"<field>":`, the way the key appears on a line.
+fn key(field: &str) -> memmem::Finder<'static> {
+    let quoted = serde_json::to_string(field).unwrap_or_default();
+    memmem::Finder::new(format!("{quoted}:").as_bytes()).into_owned()
 }
 
 /// Why a line did not count.
@@ -89,6 +102,8 @@ pub struct Tally {
     locations: Option<CaptureLocations>,
     pub lines: u64,
     pub skipped: HashMap<Skip, u64>,
+    /// Matched lines whose time field was missing or unreadable (with a `time_field`).
+    pub untimed: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +111,24 @@ struct Use {
     start: usize,
     len: usize,
     count: u64,
+    /// Earliest and latest line time (Unix milliseconds); `MAX`/`MIN` while none.
+    first: i64,
+    last: i64,
+    /// Whether a line of this use had no readable time.
+    untimed: bool,
+}
+
+/// One distinct use in a [`Tally`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen<'a> {
+    pub caller: &'a str,
+    pub model: &'a str,
+    pub version: &'a str,
+    pub count: u64,
+    /// The earliest and latest time its lines carried (Unix milliseconds), if any did.
+    pub span: Option<(i64, i64)>,
+    /// Whether some of its lines carried no readable time.
+    pub untimed: bool,
 }
 
 impl Tally {
@@ -103,24 +136,40 @@ impl Tally {
         self.table.iter().map(|u| u.count).sum()
     }
 
-    /// Each distinct (caller, model, version) and how many lines showed it.
-    pub fn uses(&self) -> impl Iterator<Item = ((&str, &str, &str), u64)> {
+    /// Each distinct (caller, model, version), how many lines showed it and when.
+    pub fn uses(&self) -> impl Iterator<Item = Seen<'_>> {
         self.table.iter().filter_map(|u| {
             // Every key was pushed from three `&str`s, so it is UTF-8.
             let key = std::str::from_utf8(&self.keys[u.start..u.start + u.len]).ok()?;
             let mut parts = key.splitn(3, '\0');
-            Some(((parts.next()?, parts.next()?, parts.next()?), u.count))
+            Some(Seen {
+                caller: parts.next()?,
+                model: parts.next()?,
+                version: parts.next()?,
+                count: u.count,
+                span: (u.first <= u.last).then_some((u.first, u.last)),
+                untimed: u.untimed,
+            })
         })
     }
 
     pub fn count(&self, caller: &str, model: &str, version: &str) -> u64 {
+        self.find(caller, model, version).map_or(0, |u| u.count)
+    }
+
+    /// When the lines of one use happened, if they said.
+    pub fn span(&self, caller: &str, model: &str, version: &str) -> Option<(i64, i64)> {
+        self.find(caller, model, version)
+            .filter(|u| u.first <= u.last)
+            .map(|u| (u.first, u.last))
+    }
+
+    fn find(&self, caller: &str, model: &str, version: &str) -> Option<&Use> {
         let key = format!("{caller}\0{model}\0{version}");
         let hash = self.hasher.hash_one(key.as_bytes());
-        self.table
-            .find(hash, |u| {
-                &self.keys[u.start..u.start + u.len] == key.as_bytes()
-            })
-            .map_or(0, |u| u.count)
+        self.table.find(hash, |u| {
+            &self.keys[u.start..u.start + u.len] == key.as_bytes()
+        })
     }
 
     pub fn skipped_total(&self) -> u64 {
@@ -157,14 +206,22 @@ impl Tally {
                 self.key.extend_from_slice(model.as_bytes());
                 self.key.push(0);
                 self.key.extend_from_slice(version.as_bytes());
-                self.count_key();
+                let at = match &format.time {
+                    None => None,
+                    Some(_) => {
+                        let at = line_time(format, line);
+                        self.untimed += u64::from(at.is_none());
+                        Some(at)
+                    }
+                };
+                self.count_key(at);
             }
             Err(skip) => *self.skipped.entry(skip).or_default() += 1,
         }
     }
 
-    /// Counts the use in `self.key`.
-    fn count_key(&mut self) {
+    /// Counts the use in `self.key`; `at` is `Some` when the format reads times.
+    fn count_key(&mut self, at: Option<Option<i64>>) {
         let Self {
             keys,
             table,
@@ -174,64 +231,35 @@ impl Tally {
         } = self;
         let hash = hasher.hash_one(key.as_slice());
         let stored = |u: &Use| &keys[u.start..u.start + u.len];
-        if let Some(u) = table.find_mut(hash, |u| stored(u) == key.as_slice()) {
-            u.count += 1;
-            return;
-        }
-        let new = Use {
-            start: keys.len(),
-            len: key.len(),
-            count: 1,
+        let u = match table.find_mut(hash, |u| stored(u) == key.as_slice()) {
+            Some(u) => u,
+            None => {
+                let new = Use {
+                    start: keys.len(),
+                    len: key.len(),
+                    count: 0,
+                    first: i64::MAX,
+                    last: i64::MIN,
+                    untimed: false,
+                };
+                keys.extend_from_slice(key);
+                table
+                    .insert_unique(hash, new, |u| {
+                        hasher.hash_one(&keys[u.start..u.start + u.len])
+                    })
+                    .into_mut()
+            }
         };
-        keys.extend_from_slice(key);
-        table.insert_unique(hash, new, |u| {
-            hasher.hash_one(&keys[u.start..u.start + u.len])
-        });
-    }
-}
-
-/// Bytes read and committed at a time: bounds memory and the work a crash repeats.
-pub const CHUNK: usize = 8 * 1024 * 1024;
-/// A "line" longer than this is not one; see [`read_chunk`].
-const MAX_LINE: usize = 64 * 1024 * 1024;
-
-pub fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
+        u.count += 1;
+        match at {
+            None => {}
+            Some(Some(t)) => {
+                u.first = u.first.min(t);
+                u.last = u.last.max(t);
+            }
+            Some(None) => u.untimed = true,
         }
     }
-    Ok(filled)
-}
-
-/// Reads up to [`CHUNK`] bytes from `offset` and tallies the complete lines in them;
-/// returns the tally and how many bytes those lines took. A line longer than a chunk is
-/// read whole.
-pub fn read_chunk(path: &Path, offset: u64, format: &LineFormat) -> std::io::Result<(Tally, u64)> {
-    let mut file = std::fs::File::open(path)?;
-    file.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut filled = read_up_to(&mut file, &mut buf)?;
-    let mut end = memchr::memrchr(b'\n', &buf[..filled]);
-    while end.is_none() && filled == buf.len() && buf.len() < MAX_LINE {
-        buf.resize(buf.len() * 2, 0);
-        filled += read_up_to(&mut file, &mut buf[filled..])?;
-        end = memchr::memrchr(b'\n', &buf[..filled]);
-    }
-    let mut tally = Tally::default();
-    let Some(end) = end else {
-        if filled >= MAX_LINE {
-            // Not a log line anyone wrote on purpose: counted as one malformed line and
-            // passed over, so the file can be read on.
-            tally.add_line(format, b"");
-            return Ok((tally, filled as u64));
-        }
-        return Ok((tally, 0));
-    };
-    tally.add_lines(format, &buf[..end]);
-    Ok((tally, end as u64 + 1))
 }
 
 /// The caller, model and version of one line.
@@ -283,6 +311,19 @@ fn fast_fields<'a>(format: &LineFormat, line: &'a [u8]) -> Option<(&'a str, &'a 
 }
 
 fn top_level_string<'a>(line: &'a [u8], key: &memmem::Finder<'_>) -> Option<&'a [u8]> {
+    match top_level_value(line, key)? {
+        Raw::Text(value) => Some(value),
+        Raw::Number(_) => None,
+    }
+}
+
+/// A top-level value as it stands on the line: a string without escapes, or a number.
+enum Raw<'a> {
+    Text(&'a [u8]),
+    Number(&'a [u8]),
+}
+
+fn top_level_value<'a>(line: &'a [u8], key: &memmem::Finder<'_>) -> Option<Raw<'a>> {
     // The first occurrence must be the top-level key; a nested one first sends the line
     // to the full parse. (A later duplicate at the top level is not valid JSON to begin with.)
     let at = key.find(line)?;
@@ -291,10 +332,54 @@ fn top_level_string<'a>(line: &'a [u8], key: &memmem::Finder<'_>) -> Option<&'a 
         return None;
     }
     let rest = line[after..].trim_ascii_start();
-    let value = rest.strip_prefix(b"\"")?;
-    let end = memchr::memchr(b'"', value)?;
-    let value = &value[..end];
-    (!value.contains(&b'\\')).then_some(value)
+    if let Some(value) = rest.strip_prefix(b"\"") {
+        let end = memchr::memchr(b'"', value)?;
+        let value = &value[..end];
+        return (!value.contains(&b'\\')).then_some(Raw::Text(value));
+    }
+    let end = rest
+        .iter()
+        .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+        .unwrap_or(rest.len());
+    (end > 0).then(|| Raw::Number(&rest[..end]))
+}
+
+/// The time of one line in Unix milliseconds, from the format's time field.
+fn line_time(format: &LineFormat, line: &[u8]) -> Option<i64> {
+    let (field, key) = format.time.as_ref()?;
+    let trimmed = line.trim_ascii();
+    if trimmed.first() == Some(&b'{')
+        && let Some(raw) = top_level_value(trimmed, key)
+    {
+        return match raw {
+            Raw::Text(text) => rfc3339_millis(std::str::from_utf8(text).ok()?),
+            Raw::Number(n) => unix_millis(std::str::from_utf8(n).ok()?.parse().ok()?),
+        };
+    }
+    // Escapes, or the key nested first: the full parse, which is rare enough to build.
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(line).ok()?;
+    match object.remove(field)? {
+        serde_json::Value::String(text) => rfc3339_millis(&text),
+        serde_json::Value::Number(n) => unix_millis(n.as_f64()?),
+        _ => None,
+    }
+}
+
+fn rfc3339_millis(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// Unix seconds, or milliseconds when the number is too large to be seconds.
+fn unix_millis(n: f64) -> Option<i64> {
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let millis = if n > 1e11 { n } else { n * 1000.0 };
+    // Beyond chrono's range is not a time anyone logged.
+    (millis < 8.0e15).then_some(millis as i64)
 }
 
 /// Whether the end of `prefix` (everything before a key) is inside the outermost object
@@ -524,5 +609,51 @@ mod tests {
             LineFormat::new("c", "p", r"(unclosed"),
             Err(FormatError::Pattern(_))
         ));
+    }
+
+    #[test]
+    fn each_use_keeps_the_span_of_its_lines_times_in_every_form() {
+        let f = format().with_time_field("ts");
+        let path = r#""path":"/v1/models/m/versions/1.0.0/p""#;
+        let log = [
+            format!(r#"{{"ts":"2026-11-01T10:00:00Z","client":"a",{path}}}"#),
+            format!(r#"{{"client":"a",{path},"ts":"2026-11-03T10:00:00+01:00"}}"#),
+            // Unix seconds with a fraction, milliseconds, and an escape for the full parse.
+            format!(r#"{{"ts":1762000000.5,"client":"b",{path}}}"#),
+            format!(r#"{{"ts":1762000001000,"client":"b",{path}}}"#),
+            format!(r#"{{"x":"A","ts":"2026-11-02T00:00:00Z","client":"c",{path}}}"#),
+            // No time, or one that is not a time: counted, and said to be untimed.
+            format!(r#"{{"client":"d",{path}}}"#),
+            format!(r#"{{"ts":"yesterday","client":"d",{path}}}"#),
+        ]
+        .join("\n");
+        let mut t = Tally::default();
+        t.add_lines(&f, log.as_bytes());
+        let ms = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis()
+        };
+        assert_eq!(
+            t.span("a", "m", "1.0.0"),
+            Some((ms("2026-11-01T10:00:00Z"), ms("2026-11-03T09:00:00Z")))
+        );
+        assert_eq!(
+            t.span("b", "m", "1.0.0"),
+            Some((1_762_000_000_500, 1_762_000_001_000))
+        );
+        assert_eq!(
+            t.span("c", "m", "1.0.0"),
+            Some((ms("2026-11-02T00:00:00Z"), ms("2026-11-02T00:00:00Z")))
+        );
+        assert_eq!(t.span("d", "m", "1.0.0"), None);
+        assert_eq!((t.count("d", "m", "1.0.0"), t.untimed), (2, 2));
+        let d = t.uses().find(|u| u.caller == "d").unwrap();
+        assert!(d.untimed);
+        // Without a time field nothing is read and nothing is untimed.
+        let mut plain = Tally::default();
+        plain.add_lines(&format(), log.as_bytes());
+        assert_eq!((plain.matched(), plain.untimed), (7, 0));
+        assert_eq!(plain.span("a", "m", "1.0.0"), None);
     }
 }

@@ -347,14 +347,18 @@ impl Services {
         // Read from the database on every download, so a switch pulled through any
         // instance holds on all of them from its commit.
         if let Some(d) = self.disabled_version(&model, version).await? {
-            return Err(ServiceError::Gone(format!(
+            let why = format!(
                 "{model}@{version} was retired and is no longer served (disabled {} by retirement {}): {}",
                 d.disabled_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 d.retirement_id
                     .map_or_else(|| "-".to_owned(), |r| r.to_string()),
                 d.reason
-            )));
+            );
+            // Who still reaches for a retired model is what a decommissioning must find.
+            let subject = format!("{model}@{version}/{path}");
+            self.record_download_refusal(actor, &subject, &why).await;
+            return Err(ServiceError::Gone(why));
         }
         let db = self.store().reader();
         let (_, version_id, v) = self.locate_version(db, &model, version).await?;
@@ -509,6 +513,13 @@ impl Services {
     /// Records a refused download and returns the error that says why.
     async fn refuse_download(&self, actor: &Actor, subject: &str, reason: &str) -> ServiceError {
         tracing::error!(artifact = %subject, actor = %actor.name, %reason, "artifact download refused");
+        self.record_download_refusal(actor, subject, reason).await;
+        ServiceError::Integrity(format!(
+            "{subject} failed its integrity check and is not served: {reason}"
+        ))
+    }
+
+    async fn record_download_refusal(&self, actor: &Actor, subject: &str, reason: &str) {
         let entry = AuditEntry::new(
             actor.audit_identity(),
             Action::ArtifactDownloadRefused,
@@ -522,9 +533,6 @@ impl Services {
         if let Err(e) = recorded {
             tracing::error!(error = %e, "could not record a refused download");
         }
-        ServiceError::Integrity(format!(
-            "{subject} failed its integrity check and is not served: {reason}"
-        ))
     }
 }
 

@@ -624,6 +624,7 @@ impl Services {
                     origin: EdgeOrigin::Api,
                     origin_name: &actor.name,
                     at: now,
+                    since: None,
                     count: 1,
                 },
             )
@@ -736,6 +737,7 @@ impl Services {
                 origin,
                 origin_name,
                 count,
+                span: None,
             };
             self.record_usage(tx, self.now(), usage).await
         })?;
@@ -789,7 +791,8 @@ impl Services {
                 link: &link,
                 origin: u.origin,
                 origin_name: u.origin_name,
-                at: now,
+                at: u.span.map_or(now, |(_, last)| last),
+                since: u.span.map(|(first, _)| first),
                 count: u.count,
             },
         )
@@ -1016,6 +1019,8 @@ pub(crate) struct Usage<'a> {
     pub origin: EdgeOrigin,
     pub origin_name: &'a str,
     pub count: u64,
+    /// When the traffic happened (first, last), if the evidence says; otherwise now.
+    pub span: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
 }
 
 /// What one commit of this instance wrote to the inventory, in the order of its changes,

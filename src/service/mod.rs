@@ -39,6 +39,7 @@ mod delivery;
 mod error;
 mod health;
 mod inventory;
+mod refusals;
 mod registrations;
 mod registry;
 mod retirements;
@@ -60,13 +61,14 @@ pub use delivery::DeliveryReport;
 pub use error::ServiceError;
 pub use health::Readiness;
 pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent};
+pub use refusals::Refusal;
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
 pub use retirements::{
     CheckReport, MAX_LIST as MAX_RETIREMENT_LIST, Requester, RetirementEvent, RetirementInput,
 };
 pub use rollback::ROLLBACK_ROLES;
-pub use scans::{ScanProgress, ScanReport};
+pub use scans::{RejectedFile, ScanProgress, ScanReport};
 
 use crate::attest::ServiceKey;
 use crate::clock::Clock;

@@ -8,12 +8,18 @@
 //! inode, so a rotated (renamed) file is finished where it was left, and a new file at
 //! the old name starts from its beginning; a file shorter than its position, or whose
 //! first line changed, was truncated or replaced and is read from the start.
+//!
+//! Rotated files compressed with gzip are read as their text. A compressed copy is a new
+//! file (a new inode), so it is also known by its first line: it resumes where the scan
+//! stopped in the plain file it was made from, and when both are present in one scan the
+//! lines one of them gave are not read again from the other.
 
 use super::inventory::Usage;
 use super::{ServiceError, Services};
 use crate::config::ScanSourceSettings;
 use crate::domain::{ConsumerName, EdgeOrigin, ModelName, Version};
-use crate::ingest::scan::{LineFormat, Tally, read_chunk, read_up_to};
+use crate::ingest::log_file::{self, Encoding, LogReader};
+use crate::ingest::scan::{LineFormat, Seen, Tally};
 use crate::store::registry as registry_repo;
 use crate::store::scans::{self as repo, Cursor};
 use sha2::{Digest, Sha256};
@@ -44,6 +50,17 @@ pub struct ScanReport {
     pub uses_recorded: u64,
     /// Files read from the start again because they were truncated or replaced.
     pub restarted: usize,
+    /// Matched lines without a readable `time_field`, recorded at the scan's time.
+    pub untimed: u64,
+    /// Files not read, or not to their end, and why.
+    pub rejected: Vec<RejectedFile>,
+}
+
+/// A file a scan could not read: neither text nor gzip, unreadable, or damaged.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RejectedFile {
+    pub path: String,
+    pub reason: String,
 }
 
 /// How far a scan has come, for a progress bar.
@@ -104,12 +121,15 @@ impl Services {
         progress: &(dyn Fn(ScanProgress) + Send + Sync),
     ) -> Result<ScanReport, ServiceError> {
         let settings = self.scan_source(source)?.clone();
-        let format = LineFormat::new(
+        let mut format = LineFormat::new(
             &settings.caller_field,
             &settings.path_field,
             &settings.path_pattern,
         )
         .map_err(ServiceError::internal)?;
+        if let Some(field) = &settings.time_field {
+            format = format.with_time_field(field);
+        }
         let files = expand(&settings.paths);
         let cursors: HashMap<String, Cursor> = repo::cursors(self.store().reader(), source)
             .await?
@@ -118,58 +138,53 @@ impl Services {
             .collect();
 
         // Plan first, so the progress bar knows the total.
+        let mut report = ScanReport {
+            source: source.to_owned(),
+            ..ScanReport::default()
+        };
         let mut plans = Vec::new();
         for path in files {
             match plan(&path, &cursors) {
                 Ok(Some(p)) => plans.push(p),
                 Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot read a log file; skipping it")
-                }
+                Err(reason) => report.reject(&path, reason),
             }
         }
-        let mut report = ScanReport {
-            source: source.to_owned(),
-            files: plans.len(),
-            restarted: plans.iter().filter(|p| p.restarted).count(),
-            ..ScanReport::default()
-        };
+        report.files = plans.len();
+        report.restarted = plans.iter().filter(|p| p.restarted).count();
         let total: u64 = plans
             .iter()
             .map(|p| p.len.saturating_sub(p.cursor.offset))
             .sum();
-        let mut done = 0u64;
-        progress(ScanProgress {
-            bytes_done: 0,
-            bytes_total: total,
-        });
+        let mut read = Progress {
+            done: 0,
+            total,
+            report: progress,
+        };
+        read.tell();
+        // Where each first line's text was read to, and whether from a compressed copy.
+        let mut ends: HashMap<String, (u64, Encoding)> = HashMap::new();
         for mut p in plans {
-            loop {
-                let (tally, consumed) = {
-                    let path = p.path.clone();
-                    let offset = p.cursor.offset;
-                    let format = format.clone();
-                    tokio::task::spawn_blocking(move || read_chunk(&path, offset, &format))
-                        .await
-                        .map_err(ServiceError::internal)?
-                        .map_err(ServiceError::internal)?
-                };
-                if consumed == 0 {
-                    break;
-                }
-                p.cursor.offset += consumed;
-                let unknown = self.commit_scan(source, &p.cursor, &tally).await?;
-                report.bytes += consumed;
-                report.lines += tally.lines;
-                report.matched += tally.matched();
-                report.skipped += tally.skipped_total();
-                report.unknown += unknown.lines;
-                report.uses_recorded += unknown.recorded;
-                done += consumed;
-                progress(ScanProgress {
-                    bytes_done: done.min(total),
-                    bytes_total: total,
-                });
+            if let Some(&(end, seen_in)) = ends.get(&p.cursor.fingerprint)
+                && (seen_in == Encoding::Gzip || p.encoding == Encoding::Gzip)
+                && end > p.cursor.offset
+            {
+                // The same lines, already read from the other copy this scan.
+                p.cursor.offset = end;
+                self.commit_scan(source, &p.cursor, &Tally::default())
+                    .await?;
+            }
+            if let Err(reason) = self
+                .read_file(source, &mut p, &format, &mut report, &mut read)
+                .await?
+            {
+                report.reject(&p.path, reason);
+            }
+            let end = ends
+                .entry(p.cursor.fingerprint.clone())
+                .or_insert((0, p.encoding));
+            if p.cursor.offset >= end.0 {
+                *end = (p.cursor.offset, p.encoding);
             }
         }
         tracing::info!(
@@ -178,6 +193,7 @@ impl Services {
             lines = report.lines,
             matched = report.matched,
             unknown = report.unknown,
+            rejected = report.rejected.len(),
             "scan finished"
         );
         // Traffic during a notice period is evidence: it finds new dependents and keeps
@@ -188,6 +204,54 @@ impl Services {
             tracing::warn!(error = %e, "checking pending retirements after a scan failed");
         }
         Ok(report)
+    }
+
+    /// Reads one file from its cursor to its last complete line, committing chunk by
+    /// chunk; `Ok(Err(reason))` when the file could not be read (to its end).
+    async fn read_file(
+        &self,
+        source: &str,
+        p: &mut Plan,
+        format: &LineFormat,
+        report: &mut ScanReport,
+        read: &mut Progress<'_>,
+    ) -> Result<Result<(), String>, ServiceError> {
+        let (path, encoding, offset) = (p.path.clone(), p.encoding, p.cursor.offset);
+        let opened = tokio::task::spawn_blocking(move || LogReader::open(&path, encoding, offset))
+            .await
+            .map_err(ServiceError::internal)?;
+        let mut reader = match opened {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        loop {
+            let format = format.clone();
+            let (back, chunk) = tokio::task::spawn_blocking(move || {
+                let chunk = reader.read_chunk(&format);
+                (reader, chunk)
+            })
+            .await
+            .map_err(ServiceError::internal)?;
+            reader = back;
+            let (tally, consumed) = match chunk {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(describe_read_error(p.encoding, &e))),
+            };
+            if consumed == 0 {
+                return Ok(Ok(()));
+            }
+            p.cursor.offset += consumed;
+            let committed = self.commit_scan(source, &p.cursor, &tally).await?;
+            report.bytes += consumed;
+            report.lines += tally.lines;
+            report.matched += tally.matched();
+            report.skipped += tally.skipped_total();
+            report.untimed += tally.untimed;
+            report.unknown += committed.lines;
+            report.uses_recorded += committed.recorded;
+            read.done += consumed;
+            read.tell();
+        }
     }
 
     /// Records a chunk's uses and the file's new position in one transaction.
@@ -203,7 +267,14 @@ impl Services {
             let mut out = Committed::default();
             let mut models: HashMap<&str, Option<(i64, ModelName, crate::domain::TeamName)>> =
                 HashMap::new();
-            for ((caller, model, version), count) in tally.uses() {
+            for seen in tally.uses() {
+                let Seen {
+                    caller,
+                    model,
+                    version,
+                    count,
+                    ..
+                } = seen;
                 let resolved = match models.get(model) {
                     Some(r) => r.clone(),
                     None => {
@@ -246,6 +317,7 @@ impl Services {
                     origin: EdgeOrigin::Scan,
                     origin_name,
                     count,
+                    span: traffic_span(&seen, now),
                 };
                 self.record_usage(tx, now, usage).await?;
                 out.recorded += 1;
@@ -267,8 +339,63 @@ struct Committed {
     recorded: u64,
 }
 
+impl ScanReport {
+    fn reject(&mut self, path: &Path, reason: String) {
+        tracing::warn!(source = %self.source, file = %path.display(), %reason, "a log file was not read");
+        self.rejected.push(RejectedFile {
+            path: path.display().to_string(),
+            reason,
+        });
+    }
+}
+
+/// When a use's traffic happened: the times its lines carried, never later than now, and
+/// now for lines that carried none (they may be current traffic, which holds a
+/// retirement back rather than letting it pass).
+fn traffic_span(
+    seen: &Seen<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+    let (first, last) = seen.span?;
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or(now)
+            .min(now)
+    };
+    Some((at(first), if seen.untimed { now } else { at(last) }))
+}
+
+fn describe_read_error(encoding: Encoding, e: &std::io::Error) -> String {
+    match (encoding, e.kind()) {
+        (Encoding::Gzip, std::io::ErrorKind::UnexpectedEof) => {
+            "the gzip stream ends early (still being compressed, or cut short); read up to there"
+                .into()
+        }
+        (Encoding::Gzip, _) => format!("the gzip stream is damaged: {e}; read up to there"),
+        _ => e.to_string(),
+    }
+}
+
+/// Bytes read against the planned total, told to the caller's progress bar.
+struct Progress<'a> {
+    done: u64,
+    total: u64,
+    report: &'a (dyn Fn(ScanProgress) + Send + Sync),
+}
+
+impl Progress<'_> {
+    fn tell(&self) {
+        (self.report)(ScanProgress {
+            bytes_done: self.done.min(self.total),
+            bytes_total: self.total,
+        });
+    }
+}
+
 struct Plan {
     path: PathBuf,
+    encoding: Encoding,
+    /// The file's length, or for a compressed file an estimate of its text's.
     len: u64,
     cursor: Cursor,
     restarted: bool,
@@ -288,50 +415,65 @@ fn expand(patterns: &[String]) -> Vec<PathBuf> {
     out
 }
 
-/// Where to start reading `path`; `None` while it holds no complete line.
-fn plan(path: &Path, cursors: &HashMap<String, Cursor>) -> std::io::Result<Option<Plan>> {
-    let mut file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
+/// Where to start reading `path`; `None` while it holds no complete line, `Err` with the
+/// reason for a file that cannot be read as a log.
+fn plan(path: &Path, cursors: &HashMap<String, Cursor>) -> Result<Option<Plan>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     let file_id = format!("{}:{}", meta.dev(), meta.ino());
-    let mut head = vec![0u8; FINGERPRINT_BYTES];
-    let n = read_up_to(&mut file, &mut head)?;
-    let Some(end) = head[..n].iter().position(|b| *b == b'\n') else {
+    let (encoding, head) = log_file::head(path, FINGERPRINT_BYTES)
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let first_line = match head.iter().position(|b| *b == b'\n') {
+        Some(end) => &head[..end],
         // A first line longer than the fingerprint window is fingerprinted by its start.
-        if n < FINGERPRINT_BYTES {
-            return Ok(None);
-        }
-        return Ok(Some(start(
-            path,
-            meta.len(),
-            file_id,
-            fingerprint(&head),
-            cursors,
-        )));
+        None if head.len() == FINGERPRINT_BYTES => &head[..],
+        // A compressed file is finished: a single unterminated line is still a line.
+        None if encoding == Encoding::Gzip && !head.is_empty() => &head[..],
+        None => return Ok(None),
+    };
+    let len = match encoding {
+        Encoding::Text => meta.len(),
+        Encoding::Gzip => gzip_text_len(path).unwrap_or(meta.len()),
     };
     Ok(Some(start(
         path,
-        meta.len(),
+        (encoding, len),
         file_id,
-        fingerprint(&head[..end]),
+        fingerprint(first_line),
         cursors,
     )))
 }
 
 fn start(
     path: &Path,
-    len: u64,
+    (encoding, len): (Encoding, u64),
     file_id: String,
     fingerprint: String,
     cursors: &HashMap<String, Cursor>,
 ) -> Plan {
     let known = cursors.get(&file_id);
-    let (offset, restarted) = match known {
-        Some(c) if c.fingerprint == fingerprint && c.offset <= len => (c.offset, false),
+    let (mut offset, restarted) = match known {
+        // A compressed file's length is an estimate, and it does not shrink in place.
+        Some(c)
+            if c.fingerprint == fingerprint && (c.offset <= len || encoding == Encoding::Gzip) =>
+        {
+            (c.offset, false)
+        }
         Some(_) => (0, true),
         None => (0, false),
     };
+    if encoding == Encoding::Gzip {
+        // A compressed copy of a file already read resumes where that file stopped.
+        let copied = cursors
+            .values()
+            .filter(|c| c.fingerprint == fingerprint)
+            .map(|c| c.offset)
+            .max();
+        offset = offset.max(copied.unwrap_or(0));
+    }
     Plan {
         path: path.to_owned(),
+        encoding,
         len,
         cursor: Cursor {
             file_id,
@@ -341,6 +483,17 @@ fn start(
         },
         restarted,
     }
+}
+
+/// The length of a gzip file's text as its trailer records it (modulo 4 GiB: an estimate
+/// for the progress bar only).
+fn gzip_text_len(path: &Path) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    file.seek(SeekFrom::End(-4)).ok()?;
+    let mut size = [0u8; 4];
+    file.read_exact(&mut size).ok()?;
+    Some(u64::from(u32::from_le_bytes(size)))
 }
 
 fn fingerprint(bytes: &[u8]) -> String {

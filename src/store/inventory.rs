@@ -277,14 +277,17 @@ pub struct Sighting<'a> {
     pub link: &'a Link,
     pub origin: EdgeOrigin,
     pub origin_name: &'a str,
+    /// The latest observation this sighting stands for.
     pub at: DateTime<Utc>,
+    /// The earliest, when earlier than `at` (a scan's lines carry their own times).
+    pub since: Option<DateTime<Utc>>,
     /// How many observations this sighting stands for (a scan may count many lines).
     pub count: u64,
 }
 
 /// Records one sighting of a link from one origin: creates its edge row, or moves the
-/// row's last-seen time forward and counts the observation. Returns the row and whether
-/// it is new.
+/// row's seen times outward (a backfill may be older than what is known) and counts the
+/// observation. Returns the row and whether it is new.
 pub async fn record_edge(
     conn: &impl ConnectionTrait,
     s: Sighting<'_>,
@@ -299,9 +302,11 @@ pub async fn record_edge(
     let count = i64::try_from(s.count).unwrap_or(i64::MAX);
     if let Some(row) = existing {
         let last_seen = row.last_seen.max(s.at);
+        let first_seen = row.first_seen.min(s.since.unwrap_or(s.at));
         let observations = row.observations.saturating_add(count);
         inventory_edge::Entity::update_many()
             .col_expr(inventory_edge::Column::LastSeen, Expr::value(last_seen))
+            .col_expr(inventory_edge::Column::FirstSeen, Expr::value(first_seen))
             .col_expr(
                 inventory_edge::Column::Observations,
                 Expr::value(observations),
@@ -311,6 +316,7 @@ pub async fn record_edge(
             .await?;
         let mut record = to_edge(&row, &mut Interner::default())?;
         record.last_seen = last_seen;
+        record.first_seen = first_seen;
         record.observations = u64::try_from(observations).unwrap_or(0);
         return Ok((record, false));
     }
@@ -325,7 +331,7 @@ fn new_edge_row(s: &Sighting<'_>) -> inventory_edge::ActiveModel {
         kind: Set(s.link.kind().as_str().to_owned()),
         origin: Set(s.origin.as_str().to_owned()),
         origin_name: Set(s.origin_name.to_owned()),
-        first_seen: Set(s.at),
+        first_seen: Set(s.since.unwrap_or(s.at).min(s.at)),
         last_seen: Set(s.at),
         observations: Set(i64::try_from(s.count).unwrap_or(i64::MAX)),
         ..Default::default()

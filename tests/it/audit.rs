@@ -190,3 +190,45 @@ on_both_backends! {
         app.services.verify_audit_chain(vec![]).await.expect("runs").expect("still one chain");
     }
 }
+
+on_both_backends! {
+    async fn a_refused_caller_is_recorded_with_what_was_refused_and_why(app) {
+        let owner = crate::artifacts::model_with_version(&app).await;
+        let reader = app.token("nosy", "reader", None).await;
+        let auditor = app.token("aud", "auditor", None).await;
+        let before = app.audit_count().await;
+
+        // A GraphQL mutation beyond the role: one record naming the field and the rule.
+        let body = app.gql(&reader, "mutation { createModel(input: { name: \"m-x\", ownerTeam: \"team-a\", tier: HIGH }) { name } }", json!({})).await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+        // An HTTP route beyond the role.
+        let put = app.client
+            .put(format!("{}/v1/models/fraud-scorer/versions/1.0.0/artifacts/x.bin", app.address))
+            .bearer_auth(&reader).body("x").send().await.expect("put");
+        assert_eq!(put.status(), 403);
+        // Refusals of no one (no token) are logged, not written to the trail.
+        let anonymous = app.client
+            .put(format!("{}/v1/models/fraud-scorer/versions/1.0.0/artifacts/x.bin", app.address))
+            .body("x").send().await.expect("put");
+        assert_eq!(anonymous.status(), 401);
+        // A refused audit read is recorded once, as audit.read_denied.
+        assert_eq!(error_code(&app.gql(&reader, LOG, json!({})).await), "FORBIDDEN");
+        // What is allowed leaves no refusal.
+        app.gql_ok(&owner, "{ models { edges { node { name } } } }", json!({})).await;
+        assert_eq!(app.audit_count().await, before + 3);
+
+        let data = app.gql_ok(&auditor, LOG, json!({ "f": { "action": "access.refused" } })).await;
+        let refused = nodes(&data);
+        assert_eq!(refused.len(), 2, "{data:#}");
+        for r in &refused {
+            assert_eq!((r["actor"].as_str(), r["actorRole"].as_str(), r["subjectType"].as_str()), (Some("nosy"), Some("reader"), Some("operation")));
+        }
+        let why = |r: &Value| -> Value { serde_json::from_str(r["after"].as_str().unwrap_or("{}")).expect("json") };
+        let graphql = why(&refused[0]);
+        assert_eq!(refused[0]["subject"], "graphql");
+        assert_eq!(graphql["refused"][0]["at"], "createModel", "{graphql}");
+        assert!(graphql["refused"][0]["message"].as_str().unwrap_or("").contains("reader"), "{graphql}");
+        assert_eq!(refused[1]["subject"], "PUT /v1/models/fraud-scorer/versions/1.0.0/artifacts/x.bin");
+        assert!(why(&refused[1])["refused"][0]["message"].as_str().unwrap_or("").contains("owner role"));
+    }
+}

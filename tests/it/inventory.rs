@@ -328,7 +328,9 @@ on_both_backends! {
         assert_eq!(error_code(&body), "VALIDATION");
         let body = app.gql(&ml, DEPENDS, json!({ "c": "search", "d": "search" })).await;
         assert_eq!(error_code(&body), "VALIDATION");
-        assert_eq!(app.audit_count().await, before, "refused changes leave no trace but their refusal");
+        // Nothing written but the three refusals' records.
+        assert_eq!(app.audit_count().await, before + 3, "refused changes leave no trace but their refusal");
+        assert_eq!(refusals_recorded(&app).await, 3);
 
         // Removal takes the consumer's edges with it, is audited, and the answer moves.
         app.gql_ok(&ml, "mutation { removeConsumer(name: \"search\") }", json!({})).await;
@@ -621,7 +623,8 @@ on_both_backends! {
         let refused = app.gql(&ml, remove, caret.clone()).await;
         assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
         assert!(error_message(&refused).contains("api from pay-owner"), "{refused}");
-        assert_eq!(app.audit_count().await, before, "refused: nothing written");
+        assert_eq!(app.audit_count().await, before + 1, "refused: nothing written but the refusal's record");
+        assert_eq!(refusals_recorded(&app).await, 1);
         let still = app.gql_ok(&ml, DEPENDENTS, json!({ "m": "base", "v": "1.0.0" })).await;
         assert!(names(&still["dependents"]).contains(&("checkout".into(), 1)), "{still}");
 
@@ -640,4 +643,19 @@ on_both_backends! {
         assert!(!names(&gone["dependents"]).contains(&("checkout".into(), 1)), "{gone}");
         assert_eq!(error_code(&app.gql(&pay, remove, caret).await), "NOT_FOUND");
     }
+}
+
+/// How many `access.refused` records the trail holds.
+async fn refusals_recorded(app: &TestApp) -> usize {
+    let auditor = app
+        .token(
+            &format!("aud-{}", hex::encode(rand::random::<[u8; 3]>())),
+            "auditor",
+            None,
+        )
+        .await;
+    let data = app
+        .gql_ok(&auditor, "{ auditLog(filter: { action: \"access.refused\" }, first: 500) { edges { node { seq } } } }", json!({}))
+        .await;
+    data["auditLog"]["edges"].as_array().map_or(0, Vec::len)
 }

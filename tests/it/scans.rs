@@ -20,8 +20,16 @@ fn gateway(dir: &Path) -> ScanSourceSettings {
 }
 
 async fn spawn(backend: Backend) -> (TestApp, tempfile::TempDir) {
+    spawn_reading(backend, |_| {}).await
+}
+
+async fn spawn_reading(
+    backend: Backend,
+    adjust: impl FnOnce(&mut ScanSourceSettings),
+) -> (TestApp, tempfile::TempDir) {
     let logs = tempfile::tempdir().expect("tmp");
-    let source = gateway(logs.path());
+    let mut source = gateway(logs.path());
+    adjust(&mut source);
     let app = TestApp::spawn_with(backend, Arc::new(SystemClock), move |s| {
         s.scan.sources = vec![source];
     })
@@ -136,6 +144,178 @@ on_both_backends_with_logs! {
         assert_eq!(observations(&app, "ok-caller").await, Some(1));
         // One discovered consumer and one new use: two audit records, no more.
         assert_eq!(app.audit_count().await, before + 2);
+    }
+}
+
+fn gzip(from: &Path, to: &Path) {
+    let mut out = flate2::write::GzEncoder::new(
+        std::fs::File::create(to).expect("create"),
+        flate2::Compression::default(),
+    );
+    std::io::copy(&mut std::fs::File::open(from).expect("open"), &mut out).expect("gzip");
+    out.finish().expect("gzip");
+}
+
+on_both_backends_with_logs! {
+    async fn gzip_rotated_logs_are_read_once_and_other_files_are_reported(app, logs) {
+        let log = logs.join("access.jsonl");
+        append(&log, &line("checkout", "1.0.0").repeat(3));
+        assert_eq!(scan(&app).await["matched"], 3);
+
+        // Two lines land after that scan; logrotate renames the file, starts a new one,
+        // and compresses the renamed one (both copies present while it does).
+        append(&log, &line("checkout", "1.0.0").repeat(2));
+        let rotated = logs.join("access.jsonl.1");
+        std::fs::rename(&log, &rotated).expect("rotate");
+        append(&log, &line("search", "1.0.0"));
+        gzip(&rotated, &logs.join("access.jsonl.1.gz"));
+        let r = scan(&app).await;
+        assert_eq!(r["matched"], 3, "the two unread lines once, and the new one: {r}");
+        assert_eq!(r["rejected"], json!([]), "{r}");
+        assert_eq!(observations(&app, "checkout").await, Some(5));
+        std::fs::remove_file(&rotated).expect("compressed");
+        assert_eq!(scan(&app).await["matched"], 0);
+
+        // Rotation straight to gzip (no plain copy left): the compressed file is new to
+        // the scan, and resumes where the plain one stopped.
+        append(&log, &line("search", "1.0.0").repeat(2));
+        gzip(&log, &logs.join("access.jsonl.2.gz"));
+        std::fs::remove_file(&log).expect("rotate");
+        let r = scan(&app).await;
+        assert_eq!(r["matched"], 2, "{r}");
+        assert_eq!(observations(&app, "search").await, Some(3));
+        assert_eq!(observations(&app, "checkout").await, Some(5));
+
+        // Files that are not logs are named in the report with why, not skipped in silence.
+        std::fs::write(logs.join("access.jsonl.3.zst"), b"\x28\xb5\x2f\xfd\x04\x00").expect("zstd");
+        std::fs::write(logs.join("access.jsonl.core"), b"\x7fELF\x02\x01\x01\x00\x00").expect("binary");
+        let damaged = logs.join("access.jsonl.4.gz");
+        append(&logs.join("big"), &line("lost", "1.0.0").repeat(2000));
+        gzip(&logs.join("big"), &damaged);
+        let bytes = std::fs::read(&damaged).expect("read");
+        std::fs::write(&damaged, &bytes[..bytes.len() / 2]).expect("cut");
+        let r = scan(&app).await;
+        let rejected = r["rejected"].as_array().expect("rejected").clone();
+        let reason = |name: &str| {
+            rejected
+                .iter()
+                .find(|f| f["path"].as_str().is_some_and(|p| p.ends_with(name)))
+                .map(|f| f["reason"].as_str().unwrap_or_default().to_owned())
+                .unwrap_or_else(|| panic!("{name} not reported: {r}"))
+        };
+        assert!(reason("access.jsonl.3.zst").contains("zstd"), "{r}");
+        assert!(reason("access.jsonl.core").contains("not text"), "{r}");
+        assert!(reason("access.jsonl.4.gz").contains("gzip"), "{r}");
+        assert_eq!(rejected.len(), 3, "{r}");
+        assert_eq!(observations(&app, "search").await, Some(3));
+    }
+}
+
+mod time_field {
+    use super::*;
+    use chrono::{Duration, SecondsFormat, Utc};
+
+    async fn run(backend: Backend) {
+        let (app, logs) = spawn_reading(backend, |s| s.time_field = Some("time".into())).await;
+        let at = |t: chrono::DateTime<Utc>, client: &str| {
+            format!(
+                "{}\n",
+                json!({ "time": t.to_rfc3339_opts(SecondsFormat::Millis, true), "client": client, "uri": "/v1/models/fraud-scorer/versions/1.0.0/predict" })
+            )
+        };
+        let now = Utc::now();
+        let (first, last) = (now - Duration::days(60), now - Duration::days(45));
+        // A backfill of old logs, a line without a time, and one from a clock ahead.
+        let log = at(first, "backfill")
+            + &at(last, "backfill")
+            + &at(first, "backfill")
+            + &at(first, "mixed")
+            + &format!(
+                "{}\n",
+                json!({ "client": "mixed", "uri": "/v1/models/fraud-scorer/versions/1.0.0/p" })
+            )
+            + &at(now + Duration::days(300), "ahead");
+        append(&logs.path().join("access.jsonl"), &log);
+        let r = scan(&app).await;
+        assert_eq!(
+            (r["matched"].as_i64(), r["untimed"].as_i64()),
+            (Some(6), Some(1)),
+            "{r}"
+        );
+
+        let data = app
+            .gql_ok(&app.admin, "{ dependents(model: \"fraud-scorer\", version: \"1.0.0\") { nodes { name path { evidence { firstSeen lastSeen observations stale } } } } }", json!({}))
+            .await;
+        let evidence = |name: &str| {
+            let node = data["dependents"]["nodes"]
+                .as_array()
+                .expect("nodes")
+                .iter()
+                .find(|n| n["name"] == name)
+                .unwrap_or_else(|| panic!("{name}: {data}"));
+            let e = &node["path"][0]["evidence"][0];
+            let time = |k: &str| {
+                chrono::DateTime::parse_from_rfc3339(e[k].as_str().expect("time"))
+                    .expect("rfc3339")
+                    .with_timezone(&Utc)
+            };
+            (
+                time("firstSeen"),
+                time("lastSeen"),
+                e["stale"].as_bool().expect("stale"),
+            )
+        };
+        let close = |a: chrono::DateTime<Utc>, b: chrono::DateTime<Utc>| {
+            (a - b).num_milliseconds().abs() < 1_000
+        };
+        // The traffic's own times: month-old logs are old evidence, stale, not today's.
+        let (f, l, stale) = evidence("backfill");
+        assert!(close(f, first) && close(l, last), "{f} {l}");
+        assert!(
+            stale,
+            "45-day-old traffic is past inventory.stale_after_days"
+        );
+        // A line without a time may be current: it counts as now.
+        let (f, l, stale) = evidence("mixed");
+        assert!(close(f, first) && close(l, now), "{f} {l}");
+        assert!(!stale);
+        // A time ahead of the clock is not believed past now.
+        let (f, l, _) = evidence("ahead");
+        assert!(l <= Utc::now() && close(f, now), "{f} {l}");
+
+        // A later backfill of still older lines moves first-seen back, not last-seen.
+        let older = now - Duration::days(90);
+        append(&logs.path().join("access.jsonl"), &at(older, "backfill"));
+        scan(&app).await;
+        let data2 = app
+            .gql_ok(&app.admin, "{ dependents(model: \"fraud-scorer\", version: \"1.0.0\") { nodes { name path { evidence { firstSeen lastSeen observations } } } } }", json!({}))
+            .await;
+        let e = &data2["dependents"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["name"] == "backfill")
+            .expect("backfill")["path"][0]["evidence"][0];
+        assert_eq!(e["observations"], 4, "{e}");
+        let seen = |k: &str| {
+            chrono::DateTime::parse_from_rfc3339(e[k].as_str().expect("t"))
+                .expect("t")
+                .with_timezone(&Utc)
+        };
+        assert!(
+            close(seen("firstSeen"), older) && close(seen("lastSeen"), last),
+            "{e}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(Backend::Postgres).await
     }
 }
 

@@ -644,6 +644,7 @@ impl GroupPlan {
                 origin: EdgeOrigin::Webhook,
                 origin_name: origin,
                 at: now,
+                since: None,
                 count: 1,
             })
             .collect();

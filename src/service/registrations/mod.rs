@@ -408,6 +408,7 @@ impl Services {
                             origin: EdgeOrigin::Webhook,
                             origin_name,
                             at: now,
+                            since: None,
                             count: 1,
                         },
                     )

@@ -262,6 +262,18 @@ async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies(ba
             download(&w, &reader, "2.1.0", "config.json").await.status(),
             410
         );
+        // Who still reaches for a retired version is recorded.
+        let auditor = w.app.token("refusal-auditor", "auditor", None).await;
+        let log = w.app.gql_ok(&auditor, "{ auditLog(filter: { action: \"artifact.download_refused\" }) { edges { node { subject after } } } }", json!({})).await;
+        let refused = &log["auditLog"]["edges"][0]["node"];
+        assert_eq!(refused["subject"], "fraud@2.1.0/config.json", "{log:#}");
+        assert!(
+            refused["after"]
+                .as_str()
+                .unwrap_or("")
+                .contains("was retired"),
+            "{log:#}"
+        );
         assert_eq!(kek_files(&w), ["kek-00000001.key"], "nothing erased yet");
 
         // Only the store's own team (or governance, by waiver) settles it.
@@ -1444,7 +1456,8 @@ async fn epochs_held(w: &World, address: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_through_one_instance_completes_on_the_other_and_survivors_stay_served() {
     let (w, id, search, surviving) = ready_world(Backend::Postgres).await;
-    let other = w.app.spawn_sibling().await;
+    // The other replica is a `sunset serve` process of its own: nothing in memory shared.
+    let other = w.app.spawn_replica_process().await;
     let reader = w.app.token("reader", "reader", None).await;
     let from_other = |version: &str, name: &str| {
         w.app

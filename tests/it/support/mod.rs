@@ -151,6 +151,30 @@ impl TestApp {
         }
     }
 
+    /// A replica in an operating-system process of its own: `sunset serve` started on
+    /// this instance's PostgreSQL database and data folder, with its settings. Nothing
+    /// is shared with this process but the database and the folder, as in a fleet.
+    pub async fn spawn_replica_process(&self) -> ReplicaProcess {
+        assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "replicas share a PostgreSQL database"
+        );
+        let config = self.data_dir.path().join(format!(
+            "replica-{}.toml",
+            hex::encode(rand::random::<[u8; 4]>())
+        ));
+        let text = toml::to_string(&self.settings).expect("settings as TOML");
+        std::fs::write(&config, text).expect("replica config");
+        let data = self.settings.data_dir.clone();
+        let (child, address) =
+            tokio::task::spawn_blocking(move || crate::crash::serve_with(&data, &config, None))
+                .await
+                .expect("replica started");
+        assert!(!address.is_empty(), "the replica process did not start");
+        ReplicaProcess { address, child }
+    }
+
     /// Posts a GraphQL operation and returns the whole JSON response.
     pub async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
         let response = self
@@ -191,6 +215,19 @@ impl TestApp {
             .await
             .expect("head")
             .0
+    }
+}
+
+/// A `sunset serve` process, killed when dropped.
+pub struct ReplicaProcess {
+    pub address: String,
+    child: std::process::Child,
+}
+
+impl Drop for ReplicaProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

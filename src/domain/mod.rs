@@ -10,10 +10,12 @@ mod word_enum;
 
 mod artifact;
 mod contact;
+mod decommission;
 mod error;
 mod inventory;
 mod lifecycle;
 mod names;
+mod notice;
 mod provenance;
 mod records;
 mod retirement;
@@ -24,6 +26,7 @@ mod version;
 
 pub use artifact::{ArtifactKind, ArtifactPath};
 pub use contact::{Contacts, EmailAddress};
+pub use decommission::{DisabledVersion, Purge, Step};
 pub use error::ParseError;
 pub use inventory::{
     Consumer, ConsumerKind, ConsumerName, Derivation, EdgeKind, EdgeOrigin, Environment,
@@ -31,16 +34,17 @@ pub use inventory::{
 };
 pub use lifecycle::{LifecycleStatus, TransitionRule};
 pub use names::{ModelName, SignerName, TeamName, TokenName};
+pub use notice::{Channel, NoticeState, OutboxNotice, delivery_error_category};
 pub use provenance::{
     DataChecksum, Provenance, ProvenanceInput, RuntimeDependency, Sha256Digest, ValidationResult,
 };
 pub use records::{RegisteredModel, RegisteredVersion, TokenInfo};
 pub use retirement::{
-    DependentStanding, ExtensionState, FoundBy, Holding, NoticePolicy, RetirementState, TierNotice,
-    TooEarly, delivery_error_category,
+    Dependent, DependentStanding, ExtensionState, FoundBy, Holding, IllegalMove, NoticePolicy,
+    Retirement, RetirementState, TierNotice, TooEarly,
 };
 pub use role::Role;
-pub use signer::{SignatureAlgorithm, SignerKey};
+pub use signer::{SignatureAlgorithm, Signer, SignerKey, StoredSignature};
 pub use tier::Tier;
 pub use version::Version;
 

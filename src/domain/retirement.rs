@@ -14,8 +14,9 @@
 //! *scheduled* (its own notice runs), or to *needs-decision* when that notice would end
 //! after the effective date. Executing and retired belong to decommissioning.
 
-use super::{ParseError, Tier};
+use super::{ModelName, ParseError, Tier, Version, VersionRange};
 use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
 use std::fmt;
 
 word_enum!(
@@ -52,6 +53,26 @@ impl RetirementState {
         )
     }
 }
+
+/// A move of a retirement the state machine does not allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IllegalMove {
+    pub id: i64,
+    pub from: RetirementState,
+    pub to: RetirementState,
+}
+
+impl fmt::Display for IllegalMove {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "retirement {} is {}; it cannot become {}",
+            self.id, self.from, self.to
+        )
+    }
+}
+
+impl std::error::Error for IllegalMove {}
 
 /// How much notice one tier's dependents get, and when they are reminded.
 #[derive(Debug, Clone)]
@@ -225,10 +246,197 @@ impl DependentStanding {
     }
 }
 
+/// A retirement, parsed. Serialised as audit records show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retirement {
+    pub id: i64,
+    #[serde(skip)]
+    pub model_id: i64,
+    pub model: ModelName,
+    #[serde(serialize_with = "display")]
+    pub selection: VersionRange,
+    #[serde(serialize_with = "display_all")]
+    pub affected_versions: Vec<Version>,
+    pub reason: String,
+    pub effective_at: DateTime<Utc>,
+    pub replacement_model: Option<ModelName>,
+    #[serde(serialize_with = "display_opt")]
+    pub replacement_version: Option<Version>,
+    pub state: RetirementState,
+    pub sequence: i32,
+    pub decision_note: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn display<S: serde::Serializer>(v: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn display_opt<S: serde::Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+fn display_all<S: serde::Serializer>(v: &[Version], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(ToString::to_string))
+}
+
+impl Retirement {
+    /// This retirement moved to `next` at `now`, with its next sequence number and `note`
+    /// as its decision note when one is given; refused when the state machine does not
+    /// allow the move. Every change of a retirement's state goes through here.
+    pub fn moved_to(
+        &self,
+        next: RetirementState,
+        now: DateTime<Utc>,
+        note: Option<String>,
+    ) -> Result<Self, IllegalMove> {
+        if !self.state.may_become(next) {
+            return Err(self.illegal(next));
+        }
+        Ok(self.with_state(next, now, note))
+    }
+
+    /// An executing emergency whose kill switch is lifted before its erasure: cancelled,
+    /// outside the workflow (the service checks that nothing was erased yet).
+    pub fn lifted(&self, now: DateTime<Utc>, note: String) -> Result<Self, IllegalMove> {
+        if self.state != RetirementState::Executing {
+            return Err(self.illegal(RetirementState::Cancelled));
+        }
+        Ok(self.with_state(RetirementState::Cancelled, now, Some(note)))
+    }
+
+    /// A retirement an emergency superseded (and so cancelled), put back in the pending
+    /// state it had, when that emergency is lifted.
+    pub fn restored_to(
+        &self,
+        prior: RetirementState,
+        now: DateTime<Utc>,
+        note: String,
+    ) -> Result<Self, IllegalMove> {
+        if self.state != RetirementState::Cancelled || !prior.is_pending() {
+            return Err(self.illegal(prior));
+        }
+        Ok(self.with_state(prior, now, Some(note)))
+    }
+
+    fn with_state(&self, state: RetirementState, now: DateTime<Utc>, note: Option<String>) -> Self {
+        Self {
+            state,
+            sequence: self.sequence + 1,
+            decision_note: note.or_else(|| self.decision_note.clone()),
+            updated_at: now,
+            ..self.clone()
+        }
+    }
+
+    fn illegal(&self, to: RetirementState) -> IllegalMove {
+        IllegalMove {
+            id: self.id,
+            from: self.state,
+            to,
+        }
+    }
+}
+
+/// One dependent of a retirement, with its own notice clock.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependent {
+    pub retirement_id: i64,
+    pub consumer_id: i64,
+    pub consumer: String,
+    pub found_at: DateTime<Utc>,
+    pub found_by: FoundBy,
+    /// The explaining path when found, dependent first (`checkout uses fraud@^2`, …).
+    pub path: Vec<String>,
+    pub notice_ends_at: DateTime<Utc>,
+    pub next_reminder_at: Option<DateTime<Utc>>,
+    pub notified_at: Option<DateTime<Utc>>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub last_traffic_at: Option<DateTime<Utc>>,
+    pub extension_state: Option<ExtensionState>,
+    pub extension_until: Option<DateTime<Utc>>,
+    pub extension_reason: Option<String>,
+    pub override_note: Option<String>,
+    pub overridden_by: Option<String>,
+    pub overridden_at: Option<DateTime<Utc>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    fn retirement(state: RetirementState) -> Retirement {
+        let t = at("2026-12-01T00:00:00Z");
+        Retirement {
+            id: 7,
+            model_id: 1,
+            model: ModelName::parse("fraud").unwrap(),
+            selection: VersionRange::parse("^2").unwrap(),
+            affected_versions: vec![Version::parse("2.1.0").unwrap()],
+            reason: "superseded".into(),
+            effective_at: t,
+            replacement_model: None,
+            replacement_version: None,
+            state,
+            sequence: 3,
+            decision_note: Some("kept".into()),
+            created_at: t,
+            created_by: "gov".into(),
+            updated_at: t,
+        }
+    }
+
+    #[test]
+    fn a_retirement_moves_only_as_the_state_machine_allows() {
+        use RetirementState::*;
+        let now = at("2026-12-02T00:00:00Z");
+        let ready = retirement(Ready);
+        let executing = ready.moved_to(Executing, now, None).unwrap();
+        assert_eq!((executing.state, executing.sequence), (Executing, 4));
+        assert_eq!(executing.updated_at, now);
+        assert_eq!(executing.decision_note.as_deref(), Some("kept"));
+        let retired = executing.moved_to(Retired, now, None).unwrap();
+        for (from, to) in [
+            (Retired, Scheduled),
+            (Retired, Cancelled),
+            (Cancelled, Ready),
+            (Scheduled, Executing),
+        ] {
+            let refused = retirement(from).moved_to(to, now, None).unwrap_err();
+            assert_eq!(
+                refused.to_string(),
+                format!("retirement 7 is {from}; it cannot become {to}")
+            );
+        }
+        assert!(retired.moved_to(Executing, now, None).is_err());
+        // Only a cancelled retirement is restored, and only to a pending state.
+        let cancelled = ready
+            .moved_to(Cancelled, now, Some("superseded".into()))
+            .unwrap();
+        let back = cancelled.restored_to(Ready, now, "lifted".into()).unwrap();
+        assert_eq!(
+            (back.state, back.sequence, back.decision_note.as_deref()),
+            (Ready, 5, Some("lifted"))
+        );
+        assert!(cancelled.restored_to(Executing, now, "x".into()).is_err());
+        assert!(ready.restored_to(Scheduled, now, "x".into()).is_err());
+        // Lifting cancels an executing emergency, and nothing else.
+        assert_eq!(
+            executing.lifted(now, "lifted".into()).unwrap().state,
+            Cancelled
+        );
+        assert!(ready.lifted(now, "x".into()).is_err());
+        assert!(retired.lifted(now, "x".into()).is_err());
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -364,68 +572,5 @@ mod tests {
         );
         // None at or after the end of the notice.
         assert_eq!(p.next_reminder(Tier::Critical, reminders[12], ends), None);
-    }
-}
-
-/// What kind of failure a delivery error was, without its details: what every role may
-/// read of a notice's last error (the text itself can describe the receiver's network,
-/// so only governance and the consumer's own team read it whole).
-pub fn delivery_error_category(error: &str) -> &'static str {
-    let lower = error.to_ascii_lowercase();
-    if let Some(rest) = lower.split("the receiver answered http ").nth(1) {
-        return match rest.as_bytes().first() {
-            Some(b'4') => "http-4xx",
-            Some(b'5') => "http-5xx",
-            _ => "http-other",
-        };
-    }
-    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
-    if has(&["internal address", "must use https", "unusable"]) {
-        "refused-by-policy"
-    } else if has(&["timed out", "timeout", "deadline"]) {
-        "timeout"
-    } else if has(&["connection refused", "refused"]) {
-        "refused"
-    } else if has(&["dns", "resolve", "lookup", "no address"]) {
-        "dns"
-    } else if has(&["certificate", "tls", "handshake"]) {
-        "tls"
-    } else if has(&["smtp", "mail"]) {
-        "smtp"
-    } else if has(&["connection", "reset", "closed", "broken pipe"]) {
-        "connection"
-    } else {
-        "error"
-    }
-}
-
-#[cfg(test)]
-mod delivery_error_tests {
-    use super::delivery_error_category as category;
-
-    #[test]
-    fn delivery_errors_fall_into_categories_that_reveal_no_detail() {
-        assert_eq!(category("the receiver answered HTTP 503"), "http-5xx");
-        assert_eq!(category("the receiver answered HTTP 404"), "http-4xx");
-        assert_eq!(
-            category(
-                "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)"
-            ),
-            "refused"
-        );
-        assert_eq!(
-            category("error sending request: operation timed out"),
-            "timeout"
-        );
-        assert_eq!(
-            category("127.0.0.1 is an internal address (loopback, …)"),
-            "refused-by-policy"
-        );
-        assert_eq!(
-            category("dns error: failed to lookup address information"),
-            "dns"
-        );
-        assert_eq!(category("invalid peer certificate: UnknownIssuer"), "tls");
-        assert_eq!(category("something else"), "error");
     }
 }

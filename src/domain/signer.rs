@@ -6,8 +6,10 @@
 //! prefix followed by the key itself, so parsing is an exact match, not a general ASN.1
 //! decoder: anything else (other curves, RSA, trailing bytes) is refused by name.
 
-use super::ParseError;
+use super::{ParseError, SignerName};
 use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use std::fmt;
 
 /// SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (65 bytes) }
@@ -134,6 +136,32 @@ impl SignerKey {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&self.spki_der))
     }
+}
+
+/// A registered signer, parsed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signer {
+    pub name: SignerName,
+    pub algorithm: SignatureAlgorithm,
+    pub public_key_pem: String,
+    pub key_id: String,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// A version's stored signature bundle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredSignature {
+    #[serde(skip)]
+    pub bundle: String,
+    pub bundle_sha256: String,
+    pub signer: String,
+    pub uploaded_at: DateTime<Utc>,
+    pub uploaded_by: String,
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 //! whom it is used, and how each notice fared.
 
 use super::guard::{ANY_ROLE, RoleGuard, actor, services};
+use crate::domain::OutboxNotice;
 use crate::domain::{self, Role};
+use crate::domain::{Dependent, Retirement as StoredRetirement};
 use crate::service::{Requester, RetirementInput};
-use crate::store::notices::OutboxNotice;
-use crate::store::retirements::{Dependent, Retirement as StoredRetirement};
 use async_graphql::{
     ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject, Subscription,
 };
@@ -179,7 +179,7 @@ impl Retirement {
 
     /// Counts of this retirement's notices by state.
     async fn notice_summary(&self, ctx: &Context<'_>) -> Result<NoticeSummary> {
-        use crate::store::notices::NoticeState;
+        use crate::domain::NoticeState;
         let counts = services(ctx)?.retirement_notice_counts(self.raw_id).await?;
         let count = |state: NoticeState| {
             counts
@@ -239,8 +239,8 @@ pub struct Purge {
     note: Option<String>,
 }
 
-impl From<crate::store::purges::Purge> for Purge {
-    fn from(p: crate::store::purges::Purge) -> Self {
+impl From<crate::domain::Purge> for Purge {
+    fn from(p: crate::domain::Purge) -> Self {
         Self {
             consumer: p.consumer,
             outcome: p.outcome,
@@ -287,8 +287,8 @@ pub struct DisabledVersion {
     reason: String,
 }
 
-impl From<crate::store::kill_switch::DisabledVersion> for DisabledVersion {
-    fn from(d: crate::store::kill_switch::DisabledVersion) -> Self {
+impl From<crate::domain::DisabledVersion> for DisabledVersion {
+    fn from(d: crate::domain::DisabledVersion) -> Self {
         Self {
             model: d.model,
             version: d.version,
@@ -400,7 +400,7 @@ pub struct NoticeDelivery {
 
 impl From<OutboxNotice> for NoticeDelivery {
     fn from(n: OutboxNotice) -> Self {
-        let pending = n.state == crate::store::notices::NoticeState::Pending;
+        let pending = n.state == crate::domain::NoticeState::Pending;
         Self {
             id: n.id,
             retirement_id: ID(n.retirement_id.to_string()),

@@ -2,7 +2,7 @@
 
 use super::guard::{ANY_ROLE, RoleGuard, actor, services};
 use crate::domain::Role;
-use crate::store::signers::Signer as StoredSigner;
+use crate::domain::Signer as StoredSigner;
 use async_graphql::{Context, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 

@@ -108,7 +108,7 @@ pub async fn put_signature(
     Authenticated(actor): Authenticated,
     Path((model, version)): Path<(String, String)>,
     bundle: axum::body::Bytes,
-) -> Result<Json<crate::store::signers::StoredSignature>, ApiError> {
+) -> Result<Json<crate::domain::StoredSignature>, ApiError> {
     if !actor.has_role(UPLOAD_ROLES) {
         return Err(ApiError::forbidden(format!(
             "uploading signatures needs the owner role; token {} has role {}",

@@ -5,9 +5,9 @@
 
 use super::sunset_headers::SunsetNotice;
 use super::{ApiError, AppState, Authenticated};
+use crate::domain::Retirement;
 use crate::domain::RetirementState;
 use crate::export::icalendar::{CalendarEntry, feed};
-use crate::store::retirements::Retirement;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 impl SunsetNotice {
     /// The headers' facts for a pending retirement, linking to it over the API.
-    pub(crate) fn of(r: &crate::store::retirements::Retirement, link: String) -> Self {
+    pub(crate) fn of(r: &crate::domain::Retirement, link: String) -> Self {
         Self {
             deprecated_at: r.created_at,
             sunset_at: r.effective_at,

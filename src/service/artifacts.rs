@@ -335,7 +335,7 @@ impl Services {
     ) -> Result<
         (
             ArtifactInfo,
-            Option<crate::store::retirements::Retirement>,
+            Option<crate::domain::Retirement>,
             impl Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static,
         ),
         ServiceError,

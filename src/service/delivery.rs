@@ -9,10 +9,12 @@
 
 use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::domain::Retirement;
+use crate::domain::{Channel, OutboxNotice};
 use crate::store::StoreError;
 use crate::store::inventory::{self as inventory_repo, Entity};
-use crate::store::notices::{self as repo, Channel, NoticeState, OutboxNotice, WebhookTarget};
-use crate::store::retirements::{self as retirement_repo, Retirement};
+use crate::store::notices::{self as repo, WebhookTarget};
+use crate::store::retirements as retirement_repo;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use notifiers::email::{EmailNotifier, Recipients};
@@ -233,14 +235,11 @@ impl Services {
         let mut dead: Vec<(OutboxNotice, String)> = Vec::new();
         let mut gone: BTreeSet<i64> = BTreeSet::new();
         for (mut n, outcome, at) in attempts {
-            n.attempts += 1;
-            n.last_attempt_at = Some(at);
+            n.attempted(at);
             let attempts = u32::try_from(n.attempts).unwrap_or(u32::MAX);
             match outcome {
                 Outcome::Delivered => {
-                    n.state = NoticeState::Delivered;
-                    n.delivered_at = Some(at);
-                    n.last_error = None;
+                    n.delivered(at);
                     report.delivered += 1;
                     if let Some(c) = n.consumer_id
                         && is_retirement_notice(&n.kind)
@@ -251,10 +250,9 @@ impl Services {
                 Outcome::Retry { reason, after } => {
                     match notifiers::retry::next_wait(attempts, after, rand::random::<f64>()) {
                         Some(wait) => {
-                            n.next_attempt_at = at
-                                + chrono::Duration::from_std(wait)
-                                    .unwrap_or(chrono::Duration::days(1));
-                            n.last_error = Some(reason);
+                            let wait = chrono::Duration::from_std(wait)
+                                .unwrap_or(chrono::Duration::days(1));
+                            n.retry_at(at + wait, reason);
                             report.retrying += 1;
                         }
                         None => {
@@ -262,16 +260,14 @@ impl Services {
                                 "{} attempts over about three days failed; the last: {reason}",
                                 n.attempts
                             );
-                            n.state = NoticeState::Dead;
-                            n.last_error = Some(why.clone());
+                            n.dead(why.clone());
                             report.dead += 1;
                             dead.push((n.clone(), why));
                         }
                     }
                 }
                 Outcome::Gone { reason } => {
-                    n.state = NoticeState::Dead;
-                    n.last_error = Some(reason.clone());
+                    n.dead(reason.clone());
                     report.dead += 1;
                     if let Some(c) = n.consumer_id {
                         gone.insert(c);
@@ -279,8 +275,7 @@ impl Services {
                     dead.push((n.clone(), reason));
                 }
                 Outcome::Refused { reason } => {
-                    n.state = NoticeState::Dead;
-                    n.last_error = Some(reason.clone());
+                    n.dead(reason.clone());
                     report.dead += 1;
                     dead.push((n.clone(), reason));
                 }
@@ -386,7 +381,7 @@ impl Services {
         &self,
         tx: &mut crate::store::WriteTx,
         retirement: &Retirement,
-        dependent: &crate::store::retirements::Dependent,
+        dependent: &crate::domain::Dependent,
         why: &str,
         audits: &mut Vec<AuditEntry>,
         now: DateTime<Utc>,

@@ -40,6 +40,13 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+/// A move the retirement state machine refuses: someone asked for it in the wrong state.
+impl From<crate::domain::IllegalMove> for ServiceError {
+    fn from(e: crate::domain::IllegalMove) -> Self {
+        ServiceError::Conflict(e.to_string())
+    }
+}
+
 impl ServiceError {
     /// The stable code clients switch on (`extensions.code` in GraphQL).
     pub fn code(&self) -> &'static str {

@@ -121,37 +121,13 @@ impl Services {
         progress: &(dyn Fn(ScanProgress) + Send + Sync),
     ) -> Result<ScanReport, ServiceError> {
         let settings = self.scan_source(source)?.clone();
-        let mut format = LineFormat::new(
-            &settings.caller_field,
-            &settings.path_field,
-            &settings.path_pattern,
-        )
-        .map_err(ServiceError::internal)?;
-        if let Some(field) = &settings.time_field {
-            format = format.with_time_field(field);
-        }
-        let files = expand(&settings.paths);
-        let cursors: HashMap<String, Cursor> = repo::cursors(self.store().reader(), source)
-            .await?
-            .into_iter()
-            .map(|c| (c.file_id.clone(), c))
-            .collect();
-
-        // Plan first, so the progress bar knows the total.
+        let format = line_format(&settings)?;
         let mut report = ScanReport {
             source: source.to_owned(),
             ..ScanReport::default()
         };
-        let mut plans = Vec::new();
-        for path in files {
-            match plan(&path, &cursors) {
-                Ok(Some(p)) => plans.push(p),
-                Ok(None) => {}
-                Err(reason) => report.reject(&path, reason),
-            }
-        }
-        report.files = plans.len();
-        report.restarted = plans.iter().filter(|p| p.restarted).count();
+        // Plan first, so the progress bar knows the total.
+        let plans = self.plan_scan(&settings, &mut report).await?;
         let total: u64 = plans
             .iter()
             .map(|p| p.len.saturating_sub(p.cursor.offset))
@@ -204,6 +180,30 @@ impl Services {
             tracing::warn!(error = %e, "checking pending retirements after a scan failed");
         }
         Ok(report)
+    }
+
+    /// Where to start in each file of `settings`; files that cannot be read are reported.
+    async fn plan_scan(
+        &self,
+        settings: &ScanSourceSettings,
+        report: &mut ScanReport,
+    ) -> Result<Vec<Plan>, ServiceError> {
+        let cursors: HashMap<String, Cursor> = repo::cursors(self.store().reader(), &settings.name)
+            .await?
+            .into_iter()
+            .map(|c| (c.file_id.clone(), c))
+            .collect();
+        let mut plans = Vec::new();
+        for path in expand(&settings.paths) {
+            match plan(&path, &cursors) {
+                Ok(Some(p)) => plans.push(p),
+                Ok(None) => {}
+                Err(reason) => report.reject(&path, reason),
+            }
+        }
+        report.files = plans.len();
+        report.restarted = plans.iter().filter(|p| p.restarted).count();
+        Ok(plans)
     }
 
     /// Reads one file from its cursor to its last complete line, committing chunk by
@@ -337,6 +337,19 @@ struct Committed {
     /// Matched lines not recorded (unknown model, version or caller).
     lines: u64,
     recorded: u64,
+}
+
+fn line_format(settings: &ScanSourceSettings) -> Result<LineFormat, ServiceError> {
+    let format = LineFormat::new(
+        &settings.caller_field,
+        &settings.path_field,
+        &settings.path_pattern,
+    )
+    .map_err(ServiceError::internal)?;
+    Ok(match &settings.time_field {
+        Some(field) => format.with_time_field(field),
+        None => format,
+    })
 }
 
 impl ScanReport {

@@ -11,13 +11,14 @@ use super::{ServiceError, Services};
 use crate::attest::model_signature::{self, SignatureError, VerifiedSignature};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::StoredSignature;
 use crate::domain::{
     ArtifactPath, LifecycleStatus, ModelName, ParseError, SignerKey, SignerName, Version,
 };
 use crate::store::Conn;
 use crate::store::artifacts as artifact_repo;
 use crate::store::registry::VersionId;
-use crate::store::signers::{self as repo, StoredSignature};
+use crate::store::signers as repo;
 use std::collections::BTreeMap;
 
 impl From<SignatureError> for ServiceError {

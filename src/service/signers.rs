@@ -5,8 +5,9 @@
 use super::{ServiceError, Services, require_admin};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::Signer;
 use crate::domain::{SignerKey, SignerName};
-use crate::store::signers::{self as repo, Signer};
+use crate::store::signers as repo;
 
 impl Services {
     pub async fn add_signer(

@@ -2,28 +2,10 @@
 
 use super::StoreError;
 use super::entities::{decommission_step, disabled_version};
+use crate::domain::{DisabledVersion, Step};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
-use serde::Serialize;
-
-/// A version that is no longer served.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DisabledVersion {
-    #[serde(skip)]
-    pub version_id: i64,
-    pub model: String,
-    pub version: String,
-    pub retirement_id: Option<i64>,
-    pub disabled_at: DateTime<Utc>,
-    pub disabled_by: String,
-    pub reason: String,
-    /// The version's lifecycle status before the kill switch retired it, so a lifted
-    /// kill switch puts it back.
-    #[serde(skip)]
-    pub prior_status: Option<String>,
-}
 
 /// Disables versions; one already disabled stays as it was (so a resumed execution
 /// changes nothing twice). Returns how many were newly disabled.
@@ -125,19 +107,6 @@ fn parse(r: disabled_version::Model) -> DisabledVersion {
         reason: r.reason,
         prior_status: r.prior_status,
     }
-}
-
-/// One step of executing a retirement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Step {
-    pub step: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub outcome: Option<String>,
-    /// What the step keeps to resume or to report (JSON); not shown.
-    #[serde(skip)]
-    pub data: Option<String>,
 }
 
 /// Records a step as started, with `data` to resume from; a step already recorded keeps

@@ -7,120 +7,12 @@
 
 use super::entities::notice;
 use super::{Backend, StoreError};
+use crate::domain::{Channel, NoticeState, OutboxNotice};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
-
-/// Where a notice stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoticeState {
-    /// Waiting for its next attempt (or being attempted, under a lease).
-    Pending,
-    Delivered,
-    /// Every attempt failed, or it could never be delivered: escalated.
-    Dead,
-    /// Its retirement was cancelled before it went out.
-    Cancelled,
-}
-
-impl NoticeState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoticeState::Pending => "pending",
-            NoticeState::Delivered => "delivered",
-            NoticeState::Dead => "dead",
-            NoticeState::Cancelled => "cancelled",
-        }
-    }
-
-    fn parse(raw: &str) -> Result<Self, StoreError> {
-        Ok(match raw {
-            "pending" => NoticeState::Pending,
-            "delivered" => NoticeState::Delivered,
-            "dead" => NoticeState::Dead,
-            "cancelled" => NoticeState::Cancelled,
-            other => return Err(StoreError::Corrupt(format!("notice state {other:?}"))),
-        })
-    }
-}
-
-/// How a notice travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    /// To the consumer's webhook, with its secret, both read at each attempt.
-    Webhook,
-    Email,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Webhook => "webhook",
-            Channel::Email => "email",
-        }
-    }
-
-    fn parse(raw: &str) -> Result<Self, StoreError> {
-        match raw {
-            "webhook" => Ok(Channel::Webhook),
-            "email" => Ok(Channel::Email),
-            other => Err(StoreError::Corrupt(format!("notice channel {other:?}"))),
-        }
-    }
-}
-
-/// One notice in the outbox.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxNotice {
-    pub id: String,
-    pub retirement_id: i64,
-    /// The dependent it is for; `None` for escalations to owners and governance.
-    pub consumer_id: Option<i64>,
-    /// The payload's `type`.
-    pub kind: String,
-    pub channel: Channel,
-    pub recipients: Vec<String>,
-    /// The JSON payload, as written: every attempt sends these exact bytes.
-    pub payload: String,
-    pub state: NoticeState,
-    pub attempts: i32,
-    pub next_attempt_at: DateTime<Utc>,
-    pub last_attempt_at: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    pub delivered_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl OutboxNotice {
-    /// `notice` to go out on `channel`, due at once; its id, kind and time are the
-    /// notice's own.
-    pub fn pending(
-        retirement_id: i64,
-        consumer_id: Option<i64>,
-        channel: Channel,
-        recipients: Vec<String>,
-        notice: &notifiers::Notice,
-    ) -> Self {
-        Self {
-            id: notice.id().to_owned(),
-            retirement_id,
-            consumer_id,
-            kind: notice.kind.as_str().to_owned(),
-            channel,
-            recipients,
-            payload: notice.to_json_string(),
-            state: NoticeState::Pending,
-            attempts: 0,
-            next_attempt_at: notice.timestamp,
-            last_attempt_at: None,
-            last_error: None,
-            delivered_at: None,
-            created_at: notice.timestamp,
-        }
-    }
-}
 
 pub async fn insert(
     conn: &impl ConnectionTrait,
@@ -288,7 +180,7 @@ pub async fn count_by_state(
         .all(conn)
         .await?;
     rows.into_iter()
-        .map(|(state, n)| Ok((NoticeState::parse(&state)?, u64::try_from(n).unwrap_or(0))))
+        .map(|(state, n)| Ok((parse_state(&state)?, u64::try_from(n).unwrap_or(0))))
         .collect()
 }
 
@@ -307,8 +199,8 @@ fn parse(r: notice::Model) -> Result<OutboxNotice, StoreError> {
     Ok(OutboxNotice {
         recipients: serde_json::from_str(&r.recipients)
             .map_err(|e| StoreError::Corrupt(format!("notice {} recipients: {e}", r.id)))?,
-        channel: Channel::parse(&r.channel)?,
-        state: NoticeState::parse(&r.state)?,
+        channel: Channel::parse(&r.channel).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        state: parse_state(&r.state)?,
         id: r.id,
         retirement_id: r.retirement_id,
         consumer_id: r.consumer_id,
@@ -355,4 +247,8 @@ pub async fn webhook_targets(
         }
     }
     Ok(out)
+}
+
+fn parse_state(raw: &str) -> Result<NoticeState, StoreError> {
+    NoticeState::parse(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

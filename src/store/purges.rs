@@ -2,23 +2,9 @@
 
 use super::StoreError;
 use super::entities::purge_confirmation;
-use chrono::{DateTime, Utc};
+use crate::domain::Purge;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
-use serde::Serialize;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Purge {
-    #[serde(skip)]
-    pub consumer_id: i64,
-    pub consumer: String,
-    /// `confirmed` (the store's owner purged it) or `waived` (governance, with a note).
-    pub outcome: String,
-    pub by: String,
-    pub at: DateTime<Utc>,
-    pub note: Option<String>,
-}
 
 /// Records a confirmation or waiver; the first one recorded for a store stands.
 pub async fn record(

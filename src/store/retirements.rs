@@ -2,6 +2,7 @@
 
 use super::StoreError;
 use super::entities::{retirement, retirement_dependent};
+use crate::domain::{Dependent, Retirement};
 use crate::domain::{ExtensionState, FoundBy, ModelName, RetirementState, Version, VersionRange};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -9,72 +10,6 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
-use serde::Serialize;
-
-/// A retirement, parsed. Serialised as audit records show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Retirement {
-    pub id: i64,
-    #[serde(skip)]
-    pub model_id: i64,
-    pub model: ModelName,
-    #[serde(serialize_with = "display")]
-    pub selection: VersionRange,
-    #[serde(serialize_with = "display_all")]
-    pub affected_versions: Vec<Version>,
-    pub reason: String,
-    pub effective_at: DateTime<Utc>,
-    pub replacement_model: Option<ModelName>,
-    #[serde(serialize_with = "display_opt")]
-    pub replacement_version: Option<Version>,
-    pub state: RetirementState,
-    pub sequence: i32,
-    pub decision_note: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub created_by: String,
-    pub updated_at: DateTime<Utc>,
-}
-
-fn display<S: serde::Serializer>(v: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
-}
-
-fn display_opt<S: serde::Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(v) => s.collect_str(v),
-        None => s.serialize_none(),
-    }
-}
-
-fn display_all<S: serde::Serializer>(v: &[Version], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(v.iter().map(ToString::to_string))
-}
-
-/// One dependent of a retirement, with its own notice clock.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Dependent {
-    pub retirement_id: i64,
-    pub consumer_id: i64,
-    pub consumer: String,
-    pub found_at: DateTime<Utc>,
-    pub found_by: FoundBy,
-    /// The explaining path when found, dependent first (`checkout uses fraud@^2`, …).
-    pub path: Vec<String>,
-    pub notice_ends_at: DateTime<Utc>,
-    pub next_reminder_at: Option<DateTime<Utc>>,
-    pub notified_at: Option<DateTime<Utc>>,
-    pub acknowledged_at: Option<DateTime<Utc>>,
-    pub acknowledged_by: Option<String>,
-    pub last_traffic_at: Option<DateTime<Utc>>,
-    pub extension_state: Option<ExtensionState>,
-    pub extension_until: Option<DateTime<Utc>>,
-    pub extension_reason: Option<String>,
-    pub override_note: Option<String>,
-    pub overridden_by: Option<String>,
-    pub overridden_at: Option<DateTime<Utc>>,
-}
 
 pub async fn insert(conn: &impl ConnectionTrait, r: &Retirement) -> Result<i64, StoreError> {
     let row = retirement::ActiveModel {

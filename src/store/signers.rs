@@ -2,27 +2,13 @@
 
 use super::StoreError;
 use super::entities::signer;
+use crate::domain::{Signer, StoredSignature};
 use crate::domain::{SignerKey, SignerName};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
-use serde::Serialize;
-
-/// A registered signer, parsed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Signer {
-    pub name: SignerName,
-    pub algorithm: crate::domain::SignatureAlgorithm,
-    pub public_key_pem: String,
-    pub key_id: String,
-    pub enabled: bool,
-    pub created_at: DateTime<Utc>,
-    pub created_by: String,
-    pub disabled_at: Option<DateTime<Utc>>,
-}
 
 pub async fn insert(conn: &impl ConnectionTrait, s: &Signer) -> Result<(), StoreError> {
     signer::ActiveModel {
@@ -103,18 +89,6 @@ fn parse(r: signer::Model) -> Result<Signer, StoreError> {
         created_by: r.created_by.clone(),
         disabled_at: r.disabled_at,
     })
-}
-
-/// A version's stored signature bundle.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoredSignature {
-    #[serde(skip)]
-    pub bundle: String,
-    pub bundle_sha256: String,
-    pub signer: String,
-    pub uploaded_at: DateTime<Utc>,
-    pub uploaded_by: String,
 }
 
 pub async fn signature_of(

@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod architecture;
 mod artifacts;
 mod audit;
 mod auth;

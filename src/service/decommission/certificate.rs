@@ -15,11 +15,12 @@ use super::{
 use crate::attest::dsse;
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::Retirement;
 use crate::domain::{RetirementState, Role};
 use crate::service::{ServiceError, Services};
 use crate::store::certificates::{self as repo, StoredCertificate};
 use crate::store::kill_switch as steps;
-use crate::store::retirements::{self as retirement_repo, Retirement};
+use crate::store::retirements as retirement_repo;
 use serde::Serialize;
 use serde_json::json;
 use sha2::Digest;
@@ -55,7 +56,7 @@ impl From<StoredCertificate> for CertificateView {
     }
 }
 
-fn data_of<T: serde::de::DeserializeOwned>(step: &Option<steps::Step>) -> Option<T> {
+fn data_of<T: serde::de::DeserializeOwned>(step: &Option<crate::domain::Step>) -> Option<T> {
     step.as_ref()
         .and_then(|s| s.data.as_deref())
         .and_then(|d| serde_json::from_str(d).ok())
@@ -84,7 +85,7 @@ impl Services {
         };
         let purges = crate::store::purges::list(self.store().reader(), id).await?;
         let dependents = retirement_repo::dependents(self.store().reader(), id).await?;
-        let count = |f: &dyn Fn(&crate::store::retirements::Dependent) -> bool| {
+        let count = |f: &dyn Fn(&crate::domain::Dependent) -> bool| {
             dependents.iter().filter(|d| f(d)).count()
         };
         let notice_summary = json!({
@@ -222,12 +223,7 @@ impl Services {
                 self.append_audit(tx, now, entry).await?;
             }
             if before.state != RetirementState::Retired {
-                let after = Retirement {
-                    state: RetirementState::Retired,
-                    sequence: before.sequence + 1,
-                    updated_at: now,
-                    ..before.clone()
-                };
+                let after = before.moved_to(RetirementState::Retired, now, None)?;
                 retirement_repo::update(tx.conn(), &after).await?;
                 let entry = AuditEntry::new(
                     Actor::system().audit_identity(),

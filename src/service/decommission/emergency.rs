@@ -13,6 +13,7 @@ use super::{
 };
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::{Dependent, Retirement};
 use crate::domain::{
     FoundBy, LifecycleStatus, ModelName, ParseError, RetirementState, Role, Text, Version,
     VersionRange,
@@ -21,7 +22,7 @@ use crate::service::retirements::MAX_TEXT;
 use crate::store::kill_switch as steps;
 use crate::store::notices as notice_repo;
 use crate::store::registry as registry_repo;
-use crate::store::retirements::{self as retirement_repo, Dependent, Retirement};
+use crate::store::retirements as retirement_repo;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -62,7 +63,7 @@ impl Services {
         versions: &str,
         risk_assessment: &str,
         trigger: &str,
-    ) -> Result<(Retirement, Vec<steps::Step>), ServiceError> {
+    ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
         let started = Instant::now();
         if actor.role != Role::Security {
             return Err(ServiceError::Forbidden(format!(
@@ -130,17 +131,15 @@ impl Services {
                     .iter()
                     .any(|v| affected.contains(v))
                 {
-                    let cancelled = Retirement {
-                        state: RetirementState::Cancelled,
-                        sequence: pending.sequence + 1,
-                        decision_note: Some(
+                    let cancelled = pending.moved_to(
+                        RetirementState::Cancelled,
+                        now,
+                        Some(
                             "superseded by an emergency retirement of some of its versions; \
                              schedule the others again"
                                 .into(),
                         ),
-                        updated_at: now,
-                        ..pending.clone()
-                    };
+                    )?;
                     retirement_repo::update(tx.conn(), &cancelled).await?;
                     let entry = AuditEntry::new(
                         actor.audit_identity(),
@@ -309,7 +308,7 @@ impl Services {
         actor: &Actor,
         id: i64,
         note: &str,
-    ) -> Result<(Retirement, Vec<steps::Step>), ServiceError> {
+    ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
         if !matches!(actor.role, Role::Security | Role::Governance) {
             return Err(ServiceError::Forbidden(format!(
                 "role {} may not approve an emergency erasure; security or governance may",
@@ -408,13 +407,10 @@ impl Services {
             self.restore_statuses(tx, actor, &before, &enabled, now)
                 .await?;
             let restored = self.restore_superseded(tx, actor, id, now).await?;
-            let after = Retirement {
-                state: RetirementState::Cancelled,
-                sequence: before.sequence + 1,
-                decision_note: Some(format!("kill switch lifted: {}", justification.as_str())),
-                updated_at: now,
-                ..before.clone()
-            };
+            let after = before.lifted(
+                now,
+                format!("kill switch lifted: {}", justification.as_str()),
+            )?;
             retirement_repo::update(tx.conn(), &after).await?;
             let dependents = retirement_repo::dependents(tx.conn(), id).await?;
             let mut reachable = Vec::new();
@@ -468,7 +464,7 @@ impl Services {
         tx: &mut crate::store::WriteTx,
         actor: &Actor,
         retirement: &Retirement,
-        enabled: &[steps::DisabledVersion],
+        enabled: &[crate::domain::DisabledVersion],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ServiceError> {
         let model_id = registry_repo::ModelId(retirement.model_id);
@@ -538,15 +534,11 @@ impl Services {
             if !still_superseded {
                 continue;
             }
-            let after = Retirement {
+            let after = before.restored_to(
                 state,
-                sequence: before.sequence + 1,
-                decision_note: Some(format!(
-                    "restored: emergency retirement {id}, which had superseded it, was lifted"
-                )),
-                updated_at: now,
-                ..before.clone()
-            };
+                now,
+                format!("restored: emergency retirement {id}, which had superseded it, was lifted"),
+            )?;
             retirement_repo::update(tx.conn(), &after).await?;
             let entry = AuditEntry::new(
                 actor.audit_identity(),

@@ -11,12 +11,14 @@
 use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::DisabledVersion;
+use crate::domain::Retirement;
+use crate::domain::{Channel, OutboxNotice};
 use crate::domain::{ConsumerKind, ConsumerName, ParseError};
 use crate::store::enforcement::{self as repo, Confirmation};
 use crate::store::inventory as inventory_repo;
-use crate::store::kill_switch::{self as switch_repo, DisabledVersion};
-use crate::store::notices::{self as notice_repo, Channel, OutboxNotice};
-use crate::store::retirements::Retirement;
+use crate::store::kill_switch as switch_repo;
+use crate::store::notices as notice_repo;
 use chrono::{DateTime, Utc};
 use notifiers::standard_webhooks::{Headers, Message, Secret};
 use notifiers::{Notice, NoticeData, NoticeKind};

@@ -13,11 +13,11 @@ use super::{
 };
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::Retirement;
 use crate::service::{ServiceError, Services};
 use crate::store::erasure::{self as repo, ErasableArtifact};
 use crate::store::fleet as fleet_repo;
 use crate::store::kill_switch as steps;
-use crate::store::retirements::Retirement;
 use crate::vault::{VaultError, WrappedKey};
 use serde::{Deserialize, Serialize};
 

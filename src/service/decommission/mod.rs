@@ -39,10 +39,12 @@ pub use revocation::{AuditedRevocations, REVOCATIONS_PAYLOAD_TYPE};
 use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::Retirement;
+use crate::domain::{DisabledVersion, Step};
 use crate::domain::{LifecycleStatus, ModelName, RetirementState, Role, Version};
-use crate::store::kill_switch::{self as repo, DisabledVersion, Step};
+use crate::store::kill_switch as repo;
 use crate::store::registry as registry_repo;
-use crate::store::retirements::{self as retirement_repo, Retirement};
+use crate::store::retirements as retirement_repo;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -137,12 +139,7 @@ impl Services {
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(format!("no retirement {id}")))?;
             let after = match before.state {
-                RetirementState::Ready => Retirement {
-                    state: RetirementState::Executing,
-                    sequence: before.sequence + 1,
-                    updated_at: now,
-                    ..before.clone()
-                },
+                RetirementState::Ready => before.moved_to(RetirementState::Executing, now, None)?,
                 // Running it again resumes: every step is idempotent.
                 RetirementState::Executing | RetirementState::Retired => before.clone(),
                 other => {

@@ -7,13 +7,15 @@
 use super::{DERIVED_DATA, to_json};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::Purge;
+use crate::domain::Retirement;
 use crate::domain::{ConsumerKind, ConsumerName, RetirementState, Role, Text};
 use crate::service::retirements::{MAX_TEXT, require_governance};
 use crate::service::{ServiceError, Services};
 use crate::store::inventory as inventory_repo;
 use crate::store::kill_switch as steps;
-use crate::store::purges::{self as repo, Purge};
-use crate::store::retirements::{self as retirement_repo, Retirement};
+use crate::store::purges as repo;
+use crate::store::retirements as retirement_repo;
 
 impl Services {
     /// The derived stores among the retirement's dependents: `(consumer id, name, team)`.

@@ -10,9 +10,10 @@
 
 use super::{Found, ServiceError, Services, not_found, outbox};
 use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::domain::{Dependent, Retirement};
 use crate::domain::{DependentStanding, FoundBy, RetirementState, Tier};
 use crate::store::notices as outbox_repo;
-use crate::store::retirements::{self as repo, Dependent, Retirement};
+use crate::store::retirements as repo;
 use chrono::{DateTime, Utc};
 use notifiers::NoticeKind;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -308,14 +309,11 @@ impl Services {
             (RetirementState::NeedsDecision, RetirementState::Ready) => RetirementState::Scheduled,
             (_, next) => next,
         };
-        if next == before.state || !before.state.may_become(next) {
+        if next == before.state {
             return Ok(None);
         }
-        let after = Retirement {
-            state: next,
-            sequence: before.sequence + 1,
-            updated_at: now,
-            ..before.clone()
+        let Ok(after) = before.moved_to(next, now, None) else {
+            return Ok(None);
         };
         repo::update(tx.conn(), &after).await?;
         let entry = AuditEntry::new(

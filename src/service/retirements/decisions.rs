@@ -8,9 +8,10 @@ use super::{MAX_TEXT, ServiceError, Services, not_found, outbox, require_governa
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::{ConsumerName, ExtensionState, ParseError, Role, Text};
+use crate::domain::{Dependent, Retirement};
 use crate::store::WriteTx;
 use crate::store::notices as outbox_repo;
-use crate::store::retirements::{self as repo, Dependent, Retirement};
+use crate::store::retirements as repo;
 use chrono::{DateTime, Utc};
 use notifiers::NoticeKind;
 

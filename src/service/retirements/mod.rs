@@ -18,14 +18,16 @@ use super::{ServiceError, Services};
 use crate::attest::link_token::{LinkClaims, LinkPurpose};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::OutboxNotice;
 use crate::domain::{
     ConsumerName, FoundBy, ModelName, ParseError, RetirementState, Role, Text, Tier, Version,
     VersionRange,
 };
+use crate::domain::{Dependent, Retirement};
 use crate::graph::{ConsumerId, Query, Target};
-use crate::store::notices::{self as outbox_repo, OutboxNotice};
+use crate::store::notices as outbox_repo;
 use crate::store::registry as registry_repo;
-use crate::store::retirements::{self as repo, Dependent, Retirement};
+use crate::store::retirements as repo;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -412,13 +414,11 @@ impl Services {
                     before.state
                 )));
             }
-            let after = Retirement {
-                state: RetirementState::Cancelled,
-                sequence: before.sequence + 1,
-                decision_note: Some(reason.as_str().to_owned()),
-                updated_at: now,
-                ..before.clone()
-            };
+            let after = before.moved_to(
+                RetirementState::Cancelled,
+                now,
+                Some(reason.as_str().to_owned()),
+            )?;
             repo::update(tx.conn(), &after).await?;
             // Whatever has not gone out yet need not: the cancellation supersedes it.
             outbox_repo::cancel_pending(tx.conn(), id).await?;
@@ -621,7 +621,7 @@ impl Services {
     pub async fn retirement_notice_counts(
         &self,
         id: i64,
-    ) -> Result<Vec<(crate::store::notices::NoticeState, u64)>, ServiceError> {
+    ) -> Result<Vec<(crate::domain::NoticeState, u64)>, ServiceError> {
         Ok(outbox_repo::count_by_state(self.store().reader(), id).await?)
     }
 
@@ -737,7 +737,7 @@ impl Services {
     ) -> Result<Vec<OutboxNotice>, ServiceError> {
         let mut letters = outbox_repo::in_state(
             self.store().reader(),
-            crate::store::notices::NoticeState::Dead,
+            crate::domain::NoticeState::Dead,
             limit,
         )
         .await?;

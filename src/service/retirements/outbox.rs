@@ -6,8 +6,8 @@
 use super::Services;
 use crate::attest::link_token::{LinkClaims, LinkPurpose};
 use crate::domain::Consumer;
-use crate::store::notices::{Channel, OutboxNotice};
-use crate::store::retirements::{Dependent, Retirement};
+use crate::domain::{Channel, NoticeState, OutboxNotice};
+use crate::domain::{Dependent, Retirement};
 use chrono::{DateTime, Utc};
 use notifiers::{Notice, NoticeData, NoticeKind, Replacement};
 
@@ -211,4 +211,35 @@ pub(crate) async fn escalation_contacts(
     to.dedup();
     to.truncate(notifiers::email::Recipients::MAX);
     Ok(to)
+}
+
+/// The constructor from a rendered notice lives with the service that renders them:
+/// the domain knows nothing of the notifiers.
+impl OutboxNotice {
+    /// `notice` to go out on `channel`, due at once; its id, kind and time are the
+    /// notice's own.
+    pub fn pending(
+        retirement_id: i64,
+        consumer_id: Option<i64>,
+        channel: Channel,
+        recipients: Vec<String>,
+        notice: &notifiers::Notice,
+    ) -> Self {
+        Self {
+            id: notice.id().to_owned(),
+            retirement_id,
+            consumer_id,
+            kind: notice.kind.as_str().to_owned(),
+            channel,
+            recipients,
+            payload: notice.to_json_string(),
+            state: NoticeState::Pending,
+            attempts: 0,
+            next_attempt_at: notice.timestamp,
+            last_attempt_at: None,
+            last_error: None,
+            delivered_at: None,
+            created_at: notice.timestamp,
+        }
+    }
 }

@@ -148,7 +148,7 @@ async fn execute(services: &Services, id: i64) -> Vec<(String, Duration)> {
                 .finished_at
                 .map(|f| (f - s.started_at).to_std().unwrap_or_default())
                 .unwrap_or_default();
-            (s.step, took)
+            (s.step.to_string(), took)
         })
         .collect()
 }

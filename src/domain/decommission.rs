@@ -1,8 +1,38 @@
 //! What decommissioning a retirement leaves behind: versions no longer served, the steps
 //! of the execution, and derived stores' purge confirmations.
 
+use super::ParseError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::fmt;
+
+word_enum!(
+    /// The steps of executing a retirement, in the order they run (`ALL`, and `Ord`).
+    DecommissionStep, "decommission step", {
+        KillSwitch => "kill-switch",
+        Enforcement => "enforcement",
+        DerivedData => "derived-data",
+        ErasureApproval => "erasure-approval",
+        EraseKeys => "erase-keys",
+        RotateKek => "rotate-kek",
+        DestroyKek => "destroy-kek",
+        DeleteCiphertext => "delete-ciphertext",
+        VerifyErasure => "verify-erasure",
+        RevokeSignatures => "revoke-signatures",
+        Certificate => "certificate",
+    }
+);
+
+/// The step names in order, as they are shown and stored.
+pub const DECOMMISSION_STEPS: [&str; 11] = {
+    let mut names = [""; 11];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = DecommissionStep::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// A version that is no longer served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,7 +56,7 @@ pub struct DisabledVersion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
-    pub step: String,
+    pub step: DecommissionStep,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub outcome: Option<String>,

@@ -133,7 +133,7 @@ impl Retirement {
             .await?
             .into_iter()
             .map(|s| DecommissionStep {
-                step: s.step,
+                step: s.step.to_string(),
                 started_at: s.started_at,
                 finished_at: s.finished_at,
                 outcome: s.outcome,

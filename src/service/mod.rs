@@ -49,13 +49,14 @@ mod signatures;
 mod signers;
 mod tokens;
 
+pub use crate::domain::DECOMMISSION_STEPS;
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
 pub use calendar_feeds::{CalendarFeed, NewCalendarFeed};
 pub use decommission::{
     Advance, AlertOutcome, CERTIFICATE_PAYLOAD_TYPE, CONFIRMATIONS_PATH, CertificateView,
     DESTRUCTION_PREDICATE, MAX_ALERT_BYTES, MAX_CONFIRMATION_BYTES, REVOCATIONS_PAYLOAD_TYPE,
-    STEPS as DECOMMISSION_STEPS, verify_certificate,
+    verify_certificate,
 };
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;

@@ -2,7 +2,7 @@
 
 use super::StoreError;
 use super::entities::{decommission_step, disabled_version};
-use crate::domain::{DisabledVersion, Step};
+use crate::domain::{DecommissionStep, DisabledVersion, Step};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
@@ -114,13 +114,13 @@ fn parse(r: disabled_version::Model) -> DisabledVersion {
 pub async fn start_step(
     conn: &impl ConnectionTrait,
     retirement_id: i64,
-    step: &str,
+    step: DecommissionStep,
     at: DateTime<Utc>,
     data: Option<&str>,
 ) -> Result<(), StoreError> {
     decommission_step::Entity::insert(decommission_step::ActiveModel {
         retirement_id: Set(retirement_id),
-        step: Set(step.to_owned()),
+        step: Set(step.as_str().to_owned()),
         started_at: Set(at),
         finished_at: Set(None),
         outcome: Set(None),
@@ -144,7 +144,7 @@ pub async fn start_step(
 pub async fn finish_step(
     conn: &impl ConnectionTrait,
     retirement_id: i64,
-    step: &str,
+    step: DecommissionStep,
     started_at: DateTime<Utc>,
     finished_at: DateTime<Utc>,
     outcome: &str,
@@ -159,7 +159,7 @@ pub async fn finish_step(
     }
     decommission_step::Entity::insert(decommission_step::ActiveModel {
         retirement_id: Set(retirement_id),
-        step: Set(step.to_owned()),
+        step: Set(step.as_str().to_owned()),
         started_at: Set(started_at),
         finished_at: Set(Some(finished_at)),
         outcome: Set(Some(outcome.to_owned())),
@@ -182,7 +182,7 @@ pub async fn finish_step(
 pub async fn set_data_once(
     conn: &impl ConnectionTrait,
     retirement_id: i64,
-    step: &str,
+    step: DecommissionStep,
     data: &str,
 ) -> Result<(), StoreError> {
     decommission_step::Entity::update_many()
@@ -191,7 +191,7 @@ pub async fn set_data_once(
             sea_orm::sea_query::Expr::value(Some(data.to_owned())),
         )
         .filter(decommission_step::Column::RetirementId.eq(retirement_id))
-        .filter(decommission_step::Column::Step.eq(step))
+        .filter(decommission_step::Column::Step.eq(step.as_str()))
         .filter(decommission_step::Column::Data.is_null())
         .exec(conn)
         .await?;
@@ -203,7 +203,7 @@ pub async fn set_data_once(
 pub async fn note_step_failure(
     conn: &impl ConnectionTrait,
     retirement_id: i64,
-    step: &str,
+    step: DecommissionStep,
     at: DateTime<Utc>,
     outcome: &str,
 ) -> Result<(), StoreError> {
@@ -214,7 +214,7 @@ pub async fn note_step_failure(
             sea_orm::sea_query::Expr::value(outcome.to_owned()),
         )
         .filter(decommission_step::Column::RetirementId.eq(retirement_id))
-        .filter(decommission_step::Column::Step.eq(step))
+        .filter(decommission_step::Column::Step.eq(step.as_str()))
         .filter(decommission_step::Column::FinishedAt.is_null())
         .exec(conn)
         .await?;
@@ -226,18 +226,21 @@ pub async fn steps(
     conn: &impl ConnectionTrait,
     retirement_id: i64,
 ) -> Result<Vec<Step>, StoreError> {
-    Ok(decommission_step::Entity::find()
+    decommission_step::Entity::find()
         .filter(decommission_step::Column::RetirementId.eq(retirement_id))
         .order_by_asc(decommission_step::Column::StartedAt)
         .all(conn)
         .await?
         .into_iter()
-        .map(|r| Step {
-            step: r.step,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            outcome: r.outcome,
-            data: r.data,
+        .map(|r| {
+            Ok(Step {
+                step: DecommissionStep::parse(&r.step)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+                outcome: r.outcome,
+                data: r.data,
+            })
         })
-        .collect())
+        .collect()
 }

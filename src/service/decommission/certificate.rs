@@ -7,14 +7,12 @@
 //! than was done; the `certificates` table holds one per retirement (a unique key), so a
 //! resumed run can never issue a second.
 
+use super::KillSwitchRecord;
 use super::erasure::{ErasedArtifact, Rotation, Verification};
-use super::{
-    CERTIFICATE, DERIVED_DATA, ERASE_KEYS, ERASURE_APPROVAL, KILL_SWITCH, KillSwitchRecord,
-    REVOKE_SIGNATURES, ROTATE_KEK, VERIFY_ERASURE,
-};
 use crate::attest::dsse;
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::DecommissionStep;
 use crate::domain::Retirement;
 use crate::domain::{RetirementState, Role};
 use crate::service::{ServiceError, Services};
@@ -70,12 +68,13 @@ impl Services {
     ) -> Result<Option<String>, ServiceError> {
         let id = r.id;
         let all = self.decommission_steps(id).await?;
-        let get = |name: &str| all.iter().find(|s| s.step == name).cloned();
-        let kill: Option<KillSwitchRecord> = data_of(&get(KILL_SWITCH));
-        let erased: Vec<ErasedArtifact> = data_of(&get(ERASE_KEYS)).unwrap_or_default();
-        let rotation: Option<Rotation> = data_of(&get(ROTATE_KEK));
-        let verification: Option<Verification> = data_of(&get(VERIFY_ERASURE));
-        let revoked: Option<serde_json::Value> = data_of(&get(REVOKE_SIGNATURES));
+        let get = |name: DecommissionStep| all.iter().find(|s| s.step == name).cloned();
+        let kill: Option<KillSwitchRecord> = data_of(&get(DecommissionStep::KillSwitch));
+        let erased: Vec<ErasedArtifact> =
+            data_of(&get(DecommissionStep::EraseKeys)).unwrap_or_default();
+        let rotation: Option<Rotation> = data_of(&get(DecommissionStep::RotateKek));
+        let verification: Option<Verification> = data_of(&get(DecommissionStep::VerifyErasure));
+        let revoked: Option<serde_json::Value> = data_of(&get(DecommissionStep::RevokeSignatures));
         let (Some(kill), Some(rotation), Some(verification), Some(revoked)) =
             (kill, rotation, verification, revoked)
         else {
@@ -94,9 +93,10 @@ impl Services {
             "acknowledged": count(&|d| d.acknowledged_at.is_some()),
             "overridden": count(&|d| d.overridden_at.is_some()),
         });
-        let derived_step = get(DERIVED_DATA).and_then(|s| s.outcome);
+        let derived_step = get(DecommissionStep::DerivedData).and_then(|s| s.outcome);
         let emergency = kill.emergency.as_ref().map(|e| {
-            let approval: Option<super::emergency::Approval> = data_of(&get(ERASURE_APPROVAL));
+            let approval: Option<super::emergency::Approval> =
+                data_of(&get(DecommissionStep::ErasureApproval));
             json!({
                 "riskAssessment": e.risk_assessment,
                 "trigger": e.trigger,
@@ -134,7 +134,8 @@ impl Services {
                 )
                 .await);
         }
-        let approval: Option<super::emergency::Approval> = data_of(&get(ERASURE_APPROVAL));
+        let approval: Option<super::emergency::Approval> =
+            data_of(&get(DecommissionStep::ErasureApproval));
         let approved_by = approver(r, &kill, approval.as_ref());
 
         in_write_tx!(self, |tx| {
@@ -235,7 +236,16 @@ impl Services {
                 .after(&after);
                 self.append_audit(tx, now, entry).await?;
             }
-            steps::finish_step(tx.conn(), id, CERTIFICATE, now, now, "issued", None).await?;
+            steps::finish_step(
+                tx.conn(),
+                id,
+                DecommissionStep::Certificate,
+                now,
+                now,
+                "issued",
+                None,
+            )
+            .await?;
             Ok(())
         })?;
         tracing::warn!(retirement = id, model = %r.model, "retirement complete: destruction certificate issued");

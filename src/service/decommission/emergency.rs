@@ -8,11 +8,10 @@
 //! justification (a false alarm must not cost a model); once it has, nothing brings the
 //! versions back.
 
-use super::{
-    ERASE_KEYS, ERASURE_APPROVAL, KILL_SWITCH, KillSwitchRecord, ServiceError, Services, to_json,
-};
+use super::{KillSwitchRecord, ServiceError, Services, to_json};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::DecommissionStep;
 use crate::domain::{Dependent, Retirement};
 use crate::domain::{
     FoundBy, LifecycleStatus, ModelName, ParseError, RetirementState, Role, Text, Version,
@@ -243,7 +242,7 @@ impl Services {
         id: i64,
     ) -> Result<Option<EmergencyRecord>, ServiceError> {
         Ok(self
-            .step(id, KILL_SWITCH)
+            .step(id, DecommissionStep::KillSwitch)
             .await?
             .and_then(|s| s.data)
             .and_then(|d| serde_json::from_str::<KillSwitchRecord>(&d).ok())
@@ -262,7 +261,7 @@ impl Services {
             steps::finish_step(
                 db,
                 r.id,
-                ERASURE_APPROVAL,
+                DecommissionStep::ErasureApproval,
                 now,
                 now,
                 "not an emergency: the retirement gave its notice",
@@ -272,7 +271,7 @@ impl Services {
             return Ok(None);
         }
         let approved = self
-            .step(r.id, ERASURE_APPROVAL)
+            .step(r.id, DecommissionStep::ErasureApproval)
             .await?
             .and_then(|s| s.data)
             .and_then(|d| serde_json::from_str::<Approval>(&d).ok());
@@ -281,7 +280,7 @@ impl Services {
                 steps::finish_step(
                     db,
                     r.id,
-                    ERASURE_APPROVAL,
+                    DecommissionStep::ErasureApproval,
                     now,
                     now,
                     &format!("approved by {} ({}): {}", a.by, a.role, a.note),
@@ -295,7 +294,8 @@ impl Services {
                            erasure (approveEmergencyErasure); until then security may lift the \
                            kill switch (liftKillSwitch)"
                     .to_owned();
-                steps::note_step_failure(db, r.id, ERASURE_APPROVAL, now, &why).await?;
+                steps::note_step_failure(db, r.id, DecommissionStep::ErasureApproval, now, &why)
+                    .await?;
                 Ok(Some(why))
             }
         }
@@ -328,7 +328,7 @@ impl Services {
             )));
         }
         let kill = self
-            .step(id, KILL_SWITCH)
+            .step(id, DecommissionStep::KillSwitch)
             .await?
             .and_then(|s| s.data)
             .and_then(|d| serde_json::from_str::<KillSwitchRecord>(&d).ok());
@@ -348,8 +348,21 @@ impl Services {
             note: note.as_str().to_owned(),
         };
         in_write_tx!(self, |tx| {
-            steps::start_step(tx.conn(), id, ERASURE_APPROVAL, approval.at, None).await?;
-            steps::set_data_once(tx.conn(), id, ERASURE_APPROVAL, &to_json(&approval)).await?;
+            steps::start_step(
+                tx.conn(),
+                id,
+                DecommissionStep::ErasureApproval,
+                approval.at,
+                None,
+            )
+            .await?;
+            steps::set_data_once(
+                tx.conn(),
+                id,
+                DecommissionStep::ErasureApproval,
+                &to_json(&approval),
+            )
+            .await?;
             let entry = AuditEntry::new(
                 actor.audit_identity(),
                 Action::EmergencyErasureApproved,
@@ -397,7 +410,7 @@ impl Services {
             if steps::steps(tx.conn(), id)
                 .await?
                 .iter()
-                .any(|s| s.step == ERASE_KEYS)
+                .any(|s| s.step == DecommissionStep::EraseKeys)
             {
                 return Err(ServiceError::Conflict(format!(
                     "retirement {id}'s erasure has started: its versions cannot come back"
@@ -512,7 +525,7 @@ impl Services {
         let superseded = steps::steps(tx.conn(), id)
             .await?
             .into_iter()
-            .find(|s| s.step == KILL_SWITCH)
+            .find(|s| s.step == DecommissionStep::KillSwitch)
             .and_then(|s| s.data)
             .and_then(|d| serde_json::from_str::<KillSwitchRecord>(&d).ok())
             .and_then(|k| k.emergency)

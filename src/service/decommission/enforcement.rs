@@ -11,6 +11,7 @@
 use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::DecommissionStep;
 use crate::domain::DisabledVersion;
 use crate::domain::Retirement;
 use crate::domain::{Channel, OutboxNotice};
@@ -372,7 +373,8 @@ impl Services {
                 self.inner.enforcement_confirm_secs,
                 waiting.join(", ")
             );
-            switch_repo::note_step_failure(db, r.id, super::ENFORCEMENT, now, &why).await?;
+            switch_repo::note_step_failure(db, r.id, DecommissionStep::Enforcement, now, &why)
+                .await?;
             return Ok(Some(why));
         }
         let silent: Vec<&str> = told
@@ -389,7 +391,16 @@ impl Services {
                 silent.join(", ")
             ),
         };
-        switch_repo::finish_step(db, r.id, super::ENFORCEMENT, now, now, &outcome, None).await?;
+        switch_repo::finish_step(
+            db,
+            r.id,
+            DecommissionStep::Enforcement,
+            now,
+            now,
+            &outcome,
+            None,
+        )
+        .await?;
         Ok(None)
     }
 

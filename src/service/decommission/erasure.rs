@@ -8,11 +8,10 @@
 //! artifact at all with the keys that remain (its surviving wrappings are under the
 //! destroyed epoch too), so take a fresh backup after every erasure.
 
-use super::{
-    DELETE_CIPHERTEXT, DESTROY_KEK, ERASE_KEYS, ROTATE_KEK, VERIFY_ERASURE, disabled_by, to_json,
-};
+use super::{disabled_by, to_json};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::DecommissionStep;
 use crate::domain::Retirement;
 use crate::service::{ServiceError, Services};
 use crate::store::erasure::{self as repo, ErasableArtifact};
@@ -115,7 +114,7 @@ impl Services {
             steps::finish_step(
                 tx.conn(),
                 r.id,
-                ERASE_KEYS,
+                DecommissionStep::EraseKeys,
                 now,
                 now,
                 &outcome,
@@ -195,8 +194,9 @@ impl Services {
                 // Recorded before the key exists, so a crash after creating it resumes
                 // with the same epoch instead of making another.
                 let db = self.store().reader();
-                steps::start_step(db, r.id, ROTATE_KEK, self.now(), None).await?;
-                steps::set_data_once(db, r.id, ROTATE_KEK, &to_json(&rotation)).await?;
+                steps::start_step(db, r.id, DecommissionStep::RotateKek, self.now(), None).await?;
+                steps::set_data_once(db, r.id, DecommissionStep::RotateKek, &to_json(&rotation))
+                    .await?;
                 // Another run may have recorded first.
                 self.rotation(r.id).await?.unwrap_or(rotation)
             }
@@ -215,7 +215,7 @@ impl Services {
         steps::finish_step(
             self.store().reader(),
             r.id,
-            ROTATE_KEK,
+            DecommissionStep::RotateKek,
             now,
             now,
             &format!(
@@ -230,7 +230,7 @@ impl Services {
 
     pub(crate) async fn rotation(&self, id: i64) -> Result<Option<Rotation>, ServiceError> {
         Ok(self
-            .step(id, ROTATE_KEK)
+            .step(id, DecommissionStep::RotateKek)
             .await?
             .and_then(|s| s.data)
             .and_then(|d| serde_json::from_str(&d).ok()))
@@ -355,7 +355,16 @@ impl Services {
                 "KEK epoch(s) {:?} destroyed; surviving keys are under epoch {}",
                 rotation.retired_epochs, rotation.target_epoch
             );
-            steps::finish_step(tx.conn(), r.id, DESTROY_KEK, now, now, &outcome, None).await?;
+            steps::finish_step(
+                tx.conn(),
+                r.id,
+                DecommissionStep::DestroyKek,
+                now,
+                now,
+                &outcome,
+                None,
+            )
+            .await?;
             let entry = AuditEntry::new(
                 system().audit_identity(),
                 Action::KekDestroyed,
@@ -389,8 +398,16 @@ impl Services {
         let now = self.now();
         in_write_tx!(self, |tx| {
             let outcome = format!("{} ciphertext blob(s) deleted", erased.len());
-            steps::finish_step(tx.conn(), r.id, DELETE_CIPHERTEXT, now, now, &outcome, None)
-                .await?;
+            steps::finish_step(
+                tx.conn(),
+                r.id,
+                DecommissionStep::DeleteCiphertext,
+                now,
+                now,
+                &outcome,
+                None,
+            )
+            .await?;
             let entry = AuditEntry::new(
                 system().audit_identity(),
                 Action::CiphertextDeleted,
@@ -466,7 +483,7 @@ impl Services {
             steps::finish_step(
                 tx.conn(),
                 r.id,
-                VERIFY_ERASURE,
+                DecommissionStep::VerifyErasure,
                 now,
                 now,
                 &outcome,

@@ -40,39 +40,13 @@ use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::Retirement;
-use crate::domain::{DisabledVersion, Step};
+use crate::domain::{DecommissionStep, DisabledVersion, Step};
 use crate::domain::{LifecycleStatus, ModelName, RetirementState, Role, Version};
 use crate::store::kill_switch as repo;
 use crate::store::registry as registry_repo;
 use crate::store::retirements as retirement_repo;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-
-/// The step names, in the order they run.
-pub(crate) const KILL_SWITCH: &str = "kill-switch";
-pub(crate) const ENFORCEMENT: &str = "enforcement";
-pub(crate) const DERIVED_DATA: &str = "derived-data";
-pub(crate) const ERASURE_APPROVAL: &str = "erasure-approval";
-pub(crate) const ERASE_KEYS: &str = "erase-keys";
-pub(crate) const ROTATE_KEK: &str = "rotate-kek";
-pub(crate) const DESTROY_KEK: &str = "destroy-kek";
-pub(crate) const DELETE_CIPHERTEXT: &str = "delete-ciphertext";
-pub(crate) const VERIFY_ERASURE: &str = "verify-erasure";
-pub(crate) const REVOKE_SIGNATURES: &str = "revoke-signatures";
-pub(crate) const CERTIFICATE: &str = "certificate";
-pub const STEPS: [&str; 11] = [
-    KILL_SWITCH,
-    ENFORCEMENT,
-    DERIVED_DATA,
-    ERASURE_APPROVAL,
-    ERASE_KEYS,
-    ROTATE_KEK,
-    DESTROY_KEK,
-    DELETE_CIPHERTEXT,
-    VERIFY_ERASURE,
-    REVOKE_SIGNATURES,
-    CERTIFICATE,
-];
 
 /// How long one instance may hold a retirement's steps before another may take over.
 const LEASE: chrono::Duration = chrono::Duration::minutes(10);
@@ -256,7 +230,7 @@ impl Services {
         repo::finish_step(
             tx.conn(),
             retirement.id,
-            KILL_SWITCH,
+            DecommissionStep::KillSwitch,
             now,
             now,
             &outcome,
@@ -320,7 +294,7 @@ impl Services {
 
     async fn record_response_time(&self, id: i64, response_ms: f64) -> Result<(), ServiceError> {
         let db = self.store().reader();
-        let Some(step) = self.step(id, KILL_SWITCH).await? else {
+        let Some(step) = self.step(id, DecommissionStep::KillSwitch).await? else {
             return Ok(());
         };
         let Some(mut record) = step
@@ -335,7 +309,7 @@ impl Services {
         repo::finish_step(
             db,
             id,
-            KILL_SWITCH,
+            DecommissionStep::KillSwitch,
             step.started_at,
             step.finished_at.unwrap_or(step.started_at),
             &outcome,
@@ -385,15 +359,15 @@ impl Services {
                 )));
             }
         }
-        let done: Vec<String> = self
+        let done: Vec<DecommissionStep> = self
             .decommission_steps(id)
             .await?
             .into_iter()
             .filter(|s| s.finished_at.is_some())
             .map(|s| s.step)
             .collect();
-        for step in STEPS.into_iter().skip(1) {
-            if done.iter().any(|d| d == step) {
+        for &step in DecommissionStep::ALL.iter().skip(1) {
+            if done.contains(&step) {
                 continue;
             }
             // Renewed at every step, so a long execution keeps it.
@@ -405,16 +379,24 @@ impl Services {
             let ran = async {
                 self.failpoints().hit(&format!("before:{step}"))?;
                 match step {
-                    ENFORCEMENT => self.step_enforcement(&retirement).await,
-                    DERIVED_DATA => self.step_derived_data(&retirement).await,
-                    ERASURE_APPROVAL => self.step_erasure_approval(&retirement).await,
-                    ERASE_KEYS => self.step_erase_keys(&retirement).await,
-                    ROTATE_KEK => self.step_rotate_kek(&retirement).await,
-                    DESTROY_KEK => self.step_destroy_kek(&retirement).await,
-                    DELETE_CIPHERTEXT => self.step_delete_ciphertext(&retirement).await,
-                    VERIFY_ERASURE => self.step_verify_erasure(&retirement).await,
-                    REVOKE_SIGNATURES => self.step_revoke_signatures(&retirement).await,
-                    _ => self.step_certificate(&retirement).await,
+                    DecommissionStep::Enforcement => self.step_enforcement(&retirement).await,
+                    DecommissionStep::DerivedData => self.step_derived_data(&retirement).await,
+                    DecommissionStep::ErasureApproval => {
+                        self.step_erasure_approval(&retirement).await
+                    }
+                    DecommissionStep::EraseKeys => self.step_erase_keys(&retirement).await,
+                    DecommissionStep::RotateKek => self.step_rotate_kek(&retirement).await,
+                    DecommissionStep::DestroyKek => self.step_destroy_kek(&retirement).await,
+                    DecommissionStep::DeleteCiphertext => {
+                        self.step_delete_ciphertext(&retirement).await
+                    }
+                    DecommissionStep::VerifyErasure => self.step_verify_erasure(&retirement).await,
+                    DecommissionStep::RevokeSignatures => {
+                        self.step_revoke_signatures(&retirement).await
+                    }
+                    DecommissionStep::Certificate => self.step_certificate(&retirement).await,
+                    // Pulled in the execution's own transaction, before this loop.
+                    DecommissionStep::KillSwitch => Ok(None),
                 }
             }
             .await;
@@ -423,7 +405,7 @@ impl Services {
                 Ok(Some(waiting)) => return Ok(Advance::Waiting(waiting)),
                 Err(e) => {
                     let why = failure_text(&e);
-                    tracing::error!(retirement = id, step, error = %why, "decommission step failed");
+                    tracing::error!(retirement = id, %step, error = %why, "decommission step failed");
                     repo::note_step_failure(
                         self.store().reader(),
                         id,
@@ -466,11 +448,15 @@ impl Services {
     /// The recorded steps of executing retirement `id`, in the order they run.
     pub async fn decommission_steps(&self, id: i64) -> Result<Vec<Step>, ServiceError> {
         let mut steps = repo::steps(self.store().reader(), id).await?;
-        steps.sort_by_key(|s| STEPS.iter().position(|n| *n == s.step));
+        steps.sort_by_key(|s| s.step);
         Ok(steps)
     }
 
-    pub(crate) async fn step(&self, id: i64, name: &str) -> Result<Option<Step>, ServiceError> {
+    pub(crate) async fn step(
+        &self,
+        id: i64,
+        name: DecommissionStep,
+    ) -> Result<Option<Step>, ServiceError> {
         Ok(self
             .decommission_steps(id)
             .await?

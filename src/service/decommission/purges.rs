@@ -4,9 +4,10 @@
 //! of its team), or governance waives it by name with a justification. The execution
 //! waits here until every one is settled; the certificate lists each.
 
-use super::{DERIVED_DATA, to_json};
+use super::to_json;
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::DecommissionStep;
 use crate::domain::Purge;
 use crate::domain::Retirement;
 use crate::domain::{ConsumerKind, ConsumerName, RetirementState, Role, Text};
@@ -53,8 +54,22 @@ impl Services {
                 waiting.len(),
                 waiting.join(", ")
             );
-            steps::start_step(self.store().reader(), r.id, DERIVED_DATA, now, None).await?;
-            steps::note_step_failure(self.store().reader(), r.id, DERIVED_DATA, now, &why).await?;
+            steps::start_step(
+                self.store().reader(),
+                r.id,
+                DecommissionStep::DerivedData,
+                now,
+                None,
+            )
+            .await?;
+            steps::note_step_failure(
+                self.store().reader(),
+                r.id,
+                DecommissionStep::DerivedData,
+                now,
+                &why,
+            )
+            .await?;
             return Ok(Some(why));
         }
         let outcome = if settled.is_empty() {
@@ -69,7 +84,7 @@ impl Services {
         steps::finish_step(
             self.store().reader(),
             r.id,
-            DERIVED_DATA,
+            DecommissionStep::DerivedData,
             now,
             now,
             &outcome,

@@ -3,10 +3,11 @@
 //! whose serial only grows. Verification everywhere consults it: a revoked bundle is
 //! refused when attached to any version, at promotion and at download.
 
-use super::{REVOKE_SIGNATURES, disabled_by, to_json};
+use super::{disabled_by, to_json};
 use crate::attest::{dsse, model_signature};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::DecommissionStep;
 use crate::domain::Retirement;
 use crate::service::{ServiceError, Services};
 use crate::store::Conn;
@@ -121,7 +122,7 @@ impl Services {
             steps::finish_step(
                 tx.conn(),
                 r.id,
-                REVOKE_SIGNATURES,
+                DecommissionStep::RevokeSignatures,
                 now,
                 now,
                 &outcome,

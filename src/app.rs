@@ -5,8 +5,10 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::graphql::build_schemas;
 use crate::http::{AppState, router};
+use crate::scheduler;
 use crate::service::Services;
 use crate::store::{Store, StoreError};
+use crate::supervisor::Supervisor;
 use crate::vault::Vault;
 use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -209,6 +211,68 @@ impl Application {
         self.services.clone()
     }
 
+    /// Starts the background work under one supervisor, which restarts a worker that
+    /// fails and stops them all at shutdown.
+    fn start_workers(&self) -> Supervisor {
+        let workers = Supervisor::default();
+        let (services, clock) = (self.services.clone(), self.clock.clone());
+        for source in services.scan_sources() {
+            // Checked when the settings were loaded; a failure here only skips the source.
+            let Ok(schedule) = source.schedule.parse::<cron::Schedule>() else {
+                continue;
+            };
+            let (s, c, name) = (services.clone(), clock.clone(), source.name.clone());
+            workers.keep_running("scan", move || {
+                scheduler::scans(s.clone(), name.clone(), schedule.clone(), c.clone())
+            });
+        }
+        let (s, c, schedule) = (
+            services.clone(),
+            clock.clone(),
+            self.retirement_checks.clone(),
+        );
+        workers.keep_running("retirement-checks", move || {
+            scheduler::retirement_checks(s.clone(), schedule.clone(), c.clone())
+        });
+        let (s, c, schedule) = (services.clone(), clock.clone(), self.schedule.clone());
+        workers.keep_running("audit-checkpoints", move || {
+            scheduler::checkpoints(s.clone(), schedule.clone(), c.clone())
+        });
+        if self.deliver {
+            let s = services.clone();
+            workers.keep_running("delivery", move || s.clone().run_delivery());
+        }
+        if self.watch_inventory {
+            let s = services.clone();
+            workers.keep_running("retirement-watch", move || s.clone().run_retirement_watch());
+        }
+        // Subscribers hear of kill switches pulled through any instance, and of
+        // retirement changes made through any instance.
+        let s = services.clone();
+        workers.keep_running("kill-switch-watch", move || {
+            s.clone().run_kill_switch_watch()
+        });
+        let s = services.clone();
+        workers.keep_running("retirement-follow", move || {
+            s.clone().run_retirement_follow()
+        });
+        // Other instances change the inventory too; follow them until the process ends.
+        let s = services.clone();
+        workers.keep_running("inventory-follow", move || {
+            let s = s.clone();
+            async move { s.follow_inventory().await }
+        });
+        // An execution a crash cut short resumes now, not at the next check.
+        workers.run_once("resume-decommissions", async move {
+            match services.resume_decommissions().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(finished = n, "resumed decommissions finished"),
+                Err(e) => tracing::error!(error = %e, "resuming decommissions failed"),
+            }
+        });
+        workers
+    }
+
     /// Serves until `shutdown` resolves, then lets in-flight requests finish for up to 10 s.
     pub async fn run_until_stopped(
         self,
@@ -216,42 +280,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "sunset is listening");
-        let scans = crate::scheduler::spawn_scans(self.services.clone(), self.clock.clone());
-        let checks = crate::scheduler::spawn_retirement_checks(
-            self.services.clone(),
-            self.retirement_checks,
-            self.clock.clone(),
-        );
-        let delivery = self
-            .deliver
-            .then(|| tokio::spawn(self.services.clone().run_delivery()));
-        let watch = self
-            .watch_inventory
-            .then(|| tokio::spawn(self.services.clone().run_retirement_watch()));
-        let jobs =
-            crate::scheduler::spawn_checkpoints(self.services.clone(), self.schedule, self.clock);
-        // Subscribers hear of kill switches pulled through any instance.
-        let kill_switch = tokio::spawn(self.services.clone().run_kill_switch_watch());
-        // ...and of retirement changes made through any instance.
-        let retirement_follow = tokio::spawn(self.services.clone().run_retirement_follow());
-        // An execution a crash cut short resumes now, not at the next check.
-        let resumed = {
-            let services = self.services.clone();
-            tokio::spawn(async move {
-                match services.resume_decommissions().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(finished = n, "resumed decommissions finished"),
-                    Err(e) => tracing::error!(error = %e, "resuming decommissions failed"),
-                }
-            })
-        };
-        // Other instances change the inventory too; follow them until the process ends.
-        let follower = {
-            let services = self.services.clone();
-            tokio::spawn(async move {
-                services.follow_inventory().await;
-            })
-        };
+        let workers = self.start_workers();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;
@@ -268,21 +297,7 @@ impl Application {
                 Ok(())
             }
         };
-        jobs.abort();
-        checks.abort();
-        resumed.abort();
-        kill_switch.abort();
-        retirement_follow.abort();
-        if let Some(w) = watch {
-            w.abort();
-        }
-        if let Some(d) = delivery {
-            d.abort();
-        }
-        follower.abort();
-        for scan in scans {
-            scan.abort();
-        }
+        workers.shutdown().await;
         // Leave the log signed up to its head, so that a deletion of the newest records
         // while the service is down shows against the checkpoint.
         if let Err(e) = self.services.sign_audit_checkpoint_if_moved().await {

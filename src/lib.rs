@@ -19,5 +19,6 @@ pub mod key_file;
 pub mod scheduler;
 pub mod service;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
 pub mod vault;

@@ -1,13 +1,13 @@
 //! Scheduled jobs: signing a checkpoint of the audit chain head (running it on two
 //! instances is harmless: two checkpoints of one head), and traffic scans and retirement
 //! checks, which every instance schedules but only the one that claims a tick runs
-//! (`job_runs`, through `Services::claim_tick`).
+//! (`job_runs`, through `Services::claim_tick`). Each job is a future that runs until
+//! cancelled; `supervisor` starts them, and starts them again should one fail.
 
 use crate::clock::Clock;
 use crate::service::Services;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use tokio::task::JoinHandle;
 
 /// The next time `schedule` fires strictly after `now`.
 pub fn next_fire(schedule: &cron::Schedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -15,35 +15,26 @@ pub fn next_fire(schedule: &cron::Schedule, now: DateTime<Utc>) -> Option<DateTi
 }
 
 /// Runs `job` at every time `schedule` gives, by the injected clock, until the schedule
-/// ends or the task is aborted. `job` is given the tick it runs for.
-fn spawn_on_schedule<F, Fut>(
-    schedule: cron::Schedule,
-    clock: Arc<dyn Clock>,
-    mut job: F,
-) -> JoinHandle<()>
+/// ends or the future is dropped. `job` is given the tick it runs for.
+async fn on_schedule<F, Fut>(schedule: cron::Schedule, clock: Arc<dyn Clock>, mut job: F)
 where
     F: FnMut(DateTime<Utc>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    tokio::spawn(async move {
-        loop {
-            let now = clock.now();
-            let Some(tick) = next_fire(&schedule, now) else {
-                tracing::warn!(%schedule, "a schedule never fires again; stopping its job");
-                return;
-            };
-            tokio::time::sleep((tick - now).to_std().unwrap_or_default()).await;
-            job(tick).await;
-        }
-    })
+    loop {
+        let now = clock.now();
+        let Some(tick) = next_fire(&schedule, now) else {
+            tracing::warn!(%schedule, "a schedule never fires again; stopping its job");
+            // Ended on purpose: waits here rather than be restarted.
+            return std::future::pending().await;
+        };
+        tokio::time::sleep((tick - now).to_std().unwrap_or_default()).await;
+        job(tick).await;
+    }
 }
 
-pub fn spawn_checkpoints(
-    services: Services,
-    schedule: cron::Schedule,
-    clock: Arc<dyn Clock>,
-) -> JoinHandle<()> {
-    spawn_on_schedule(schedule, clock, move |_| {
+pub async fn checkpoints(services: Services, schedule: cron::Schedule, clock: Arc<dyn Clock>) {
+    on_schedule(schedule, clock, move |_| {
         let services = services.clone();
         async move {
             match services.sign_audit_checkpoint_if_moved().await {
@@ -53,17 +44,18 @@ pub fn spawn_checkpoints(
             }
         }
     })
+    .await
 }
 
 /// Looks at pending retirements on `schedule`; each tick is claimed, so one instance
 /// runs it.
-pub fn spawn_retirement_checks(
+pub async fn retirement_checks(
     services: Services,
     schedule: cron::Schedule,
     clock: Arc<dyn Clock>,
-) -> JoinHandle<()> {
+) {
     let instance = Arc::new(crate::service::instance_name());
-    spawn_on_schedule(schedule, clock, move |tick| {
+    on_schedule(schedule, clock, move |tick| {
         let (services, instance) = (services.clone(), instance.clone());
         async move {
             match services
@@ -78,33 +70,30 @@ pub fn spawn_retirement_checks(
             }
         }
     })
+    .await
 }
 
-/// One loop per configured scan source; each tick is claimed in the database first, so
+/// The scheduled scan of one source; each tick is claimed in the database first, so
 /// with several instances every scheduled scan runs once.
-pub fn spawn_scans(services: Services, clock: Arc<dyn Clock>) -> Vec<JoinHandle<()>> {
+pub async fn scans(
+    services: Services,
+    source: String,
+    schedule: cron::Schedule,
+    clock: Arc<dyn Clock>,
+) {
     let instance = Arc::new(crate::service::instance_name());
-    services
-        .scan_sources()
-        .iter()
-        .filter_map(|source| {
-            // Checked when the settings were loaded; a failure here only skips the source.
-            let schedule: cron::Schedule = source.schedule.parse().ok()?;
-            let name = Arc::new(source.name.clone());
-            let services = services.clone();
-            let instance = instance.clone();
-            Some(spawn_on_schedule(schedule, clock.clone(), move |tick| {
-                let (services, instance, name) = (services.clone(), instance.clone(), name.clone());
-                async move {
-                    match services.run_scheduled_scan(&name, tick, &instance).await {
-                        Ok(Some(r)) => tracing::info!(source = %name, lines = r.lines, matched = r.matched, "scheduled scan done"),
-                        Ok(None) => tracing::debug!(source = %name, "another instance runs this scan tick"),
-                        Err(e) => tracing::error!(source = %name, error = %e, "scheduled scan failed"),
-                    }
-                }
-            }))
-        })
-        .collect()
+    let name = Arc::new(source);
+    on_schedule(schedule, clock, move |tick| {
+        let (services, instance, name) = (services.clone(), instance.clone(), name.clone());
+        async move {
+            match services.run_scheduled_scan(&name, tick, &instance).await {
+                Ok(Some(r)) => tracing::info!(source = %name, lines = r.lines, matched = r.matched, "scheduled scan done"),
+                Ok(None) => tracing::debug!(source = %name, "another instance runs this scan tick"),
+                Err(e) => tracing::error!(source = %name, error = %e, "scheduled scan failed"),
+            }
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

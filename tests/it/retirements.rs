@@ -248,25 +248,8 @@ async fn check(w: &World) -> sunset::service::CheckReport {
         .expect("check")
 }
 
-macro_rules! on_both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                ($body)(world(Backend::Sqlite).await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                ($body)(world(Backend::Postgres).await).await
-            }
-        }
-    };
-}
-
-on_both!(
-    scheduling_notifies_every_transitive_dependent_by_signed_webhook_and_email,
-    |w: World| async move {
+on_both_backends! {
+    async fn scheduling_notifies_every_transitive_dependent_by_signed_webhook_and_email(w: World = world) {
         // Too early for a high-tier model: refused with the earliest date, nothing written.
         let refused = schedule(&w, t0() + Duration::days(10)).await;
         assert_eq!(
@@ -383,11 +366,10 @@ on_both!(
             "{again:#}"
         );
     }
-);
+}
 
-on_both!(
-    a_dependent_acknowledges_through_the_link_in_its_notice,
-    |w: World| async move {
+on_both_backends! {
+    async fn a_dependent_acknowledges_through_the_link_in_its_notice(w: World = world) {
         Mock::given(method("POST"))
             .and(signed(&w))
             .respond_with(ResponseTemplate::new(200))
@@ -492,11 +474,10 @@ on_both!(
             );
         }
     }
-);
+}
 
-on_both!(
-    a_failing_receiver_is_retried_with_backoff_then_dead_lettered_and_escalated,
-    |w: World| async move {
+on_both_backends! {
+    async fn a_failing_receiver_is_retried_with_backoff_then_dead_lettered_and_escalated(w: World = world) {
         // Down for two attempts, then back.
         Mock::given(method("POST"))
             .and(path("/checkout"))
@@ -659,11 +640,10 @@ on_both!(
         to.sort();
         assert_eq!(to, ["governance@example.org", "ml@example.org"]);
     }
-);
+}
 
-on_both!(
-    a_receiver_answering_410_has_its_webhook_disabled_and_its_owners_told,
-    |w: World| async move {
+on_both_backends! {
+    async fn a_receiver_answering_410_has_its_webhook_disabled_and_its_owners_told(w: World = world) {
         Mock::given(method("POST"))
             .and(signed(&w))
             .respond_with(ResponseTemplate::new(410))
@@ -700,11 +680,10 @@ on_both!(
         let audit = w.app.gql_ok(&w.app.token("auditor", "auditor", None).await, "{ auditLog(filter: { action: \"consumer.webhook_disabled\" }) { edges { node { subject } } } }", json!({})).await;
         assert_eq!(audit["auditLog"]["edges"][0]["node"]["subject"], "checkout");
     }
-);
+}
 
-on_both!(
-    a_dependent_found_later_gets_its_own_notice_and_may_need_a_decision,
-    |w: World| async move {
+on_both_backends! {
+    async fn a_dependent_found_later_gets_its_own_notice_and_may_need_a_decision(w: World = world) {
         accept_webhooks(&w).await;
         let effective = t0() + Duration::days(30);
         let id = scheduled(&w, effective).await;
@@ -765,11 +744,10 @@ on_both!(
         let again = check(&w).await;
         assert_eq!(again.new_dependents, 0);
     }
-);
+}
 
-on_both!(
-    governance_decides_needs_decision_extensions_and_overrides,
-    |w: World| async move {
+on_both_backends! {
+    async fn governance_decides_needs_decision_extensions_and_overrides(w: World = world) {
         accept_webhooks(&w).await;
         let effective = t0() + Duration::days(30);
         let id = scheduled(&w, effective).await;
@@ -989,11 +967,10 @@ on_both!(
             assert!(actions.contains(&action), "{action} in {actions:?}");
         }
     }
-);
+}
 
-on_both!(
-    downloads_during_the_notice_carry_sunset_headers_and_find_new_dependents,
-    |w: World| async move {
+on_both_backends! {
+    async fn downloads_during_the_notice_carry_sunset_headers_and_find_new_dependents(w: World = world) {
         accept_webhooks(&w).await;
         let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
         let put = w
@@ -1148,7 +1125,7 @@ on_both!(
             .expect("get");
         assert_eq!(anonymous.status(), 401);
     }
-);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retirement_changes_are_pushed_to_subscribers() {
@@ -1252,9 +1229,8 @@ async fn webhook_types(w: &World) -> Vec<String> {
         .collect()
 }
 
-on_both!(
-    a_ninety_day_notice_reminds_weekly_until_acknowledged_then_becomes_ready,
-    |w: World| async move {
+on_both_backends! {
+    async fn a_ninety_day_notice_reminds_weekly_until_acknowledged_then_becomes_ready(w: World = world) {
         accept_webhooks(&w).await;
         // A critical model: 90 days' notice, reminders on Mondays at 09:00 UTC.
         let owner = Actor {
@@ -1371,7 +1347,7 @@ on_both!(
             "no reminders after acknowledging"
         );
     }
-);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_seen_by_a_scan_finds_dependents_and_holds_the_retirement_back() {
@@ -1432,9 +1408,8 @@ async fn traffic_seen_by_a_scan_finds_dependents_and_holds_the_retirement_back()
     assert_eq!(detail(&w, &id).await["state"], "READY");
 }
 
-on_both!(
-    a_scheduled_check_runs_once_per_tick_across_instances,
-    |w: World| async move {
+on_both_backends! {
+    async fn a_scheduled_check_runs_once_per_tick_across_instances(w: World = world) {
         let other = w.app.spawn_sibling().await;
         let tick = t0() + Duration::minutes(1);
         let first = w
@@ -1481,11 +1456,10 @@ on_both!(
             .expect("check");
         assert_eq!(count().await, 1, "only the newest claim is left");
     }
-);
+}
 
-on_both!(
-    executing_a_ready_retirement_pulls_the_kill_switch_on_every_instance,
-    |w: World| async move {
+on_both_backends! {
+    async fn executing_a_ready_retirement_pulls_the_kill_switch_on_every_instance(w: World = world) {
         accept_webhooks(&w).await;
         let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
         for v in ["2.1.0", "3.0.0"] {
@@ -1644,7 +1618,7 @@ on_both!(
             .expect("get");
         assert_eq!(unchanged.status(), 304);
     }
-);
+}
 
 /// Webhook URLs cannot reach inside: an internal address written as the host is refused
 /// when it is set, with the setting that would admit it named; the allowlist admits it.

@@ -4,7 +4,7 @@
 use crate::support::{Backend, TestApp};
 use serde_json::{Value, json};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use sunset::clock::SystemClock;
 use sunset::config::ScanSourceSettings;
@@ -75,31 +75,20 @@ async fn scan(app: &TestApp) -> Value {
     serde_json::to_value(app.services.run_scan("gw", &|_| {}).await.expect("scan")).expect("json")
 }
 
-/// A test body per backend, each with its own log folder configured before start.
-macro_rules! on_both_backends_with_logs {
-    (async fn $name:ident($app:ident, $logs:ident) $body:block) => {
-        mod $name {
-            use super::*;
-
-            async fn run($app: TestApp, $logs: PathBuf) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let (app, logs) = spawn(Backend::Sqlite).await;
-                run(app, logs.path().to_path_buf()).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let (app, logs) = spawn(Backend::Postgres).await;
-                run(app, logs.path().to_path_buf()).await
-            }
-        }
-    };
+/// The app and its log folder, configured before start.
+struct Logged {
+    app: TestApp,
+    logs: tempfile::TempDir,
 }
 
-on_both_backends_with_logs! {
-    async fn each_complete_line_counts_once_across_partial_writes_rotation_and_truncation(app, logs) {
+async fn logged(backend: Backend) -> Logged {
+    let (app, logs) = spawn(backend).await;
+    Logged { app, logs }
+}
+
+on_both_backends! {
+    async fn each_complete_line_counts_once_across_partial_writes_rotation_and_truncation(t: Logged = logged) {
+        let (app, logs) = (t.app, t.logs.path().to_path_buf());
         let log = logs.join("access.jsonl");
 
         // Three uses, a health check, garbage, and a line still being written.
@@ -134,8 +123,9 @@ on_both_backends_with_logs! {
     }
 }
 
-on_both_backends_with_logs! {
-    async fn unknown_models_versions_and_callers_are_counted_but_not_recorded(app, logs) {
+on_both_backends! {
+    async fn unknown_models_versions_and_callers_are_counted_but_not_recorded(t: Logged = logged) {
+        let (app, logs) = (t.app, t.logs.path().to_path_buf());
         let before = app.audit_count().await;
         append(&logs.join("access.jsonl"), &(line("checkout", "9.9.9") + &line("Not A Name", "1.0.0") + &line("ok-caller", "1.0.0")
             + &format!("{}\n", json!({ "client": "x", "uri": "/v1/models/unknown-model/versions/1.0.0/p" }))));
@@ -156,8 +146,9 @@ fn gzip(from: &Path, to: &Path) {
     out.finish().expect("gzip");
 }
 
-on_both_backends_with_logs! {
-    async fn gzip_rotated_logs_are_read_once_and_other_files_are_reported(app, logs) {
+on_both_backends! {
+    async fn gzip_rotated_logs_are_read_once_and_other_files_are_reported(t: Logged = logged) {
+        let (app, logs) = (t.app, t.logs.path().to_path_buf());
         let log = logs.join("access.jsonl");
         append(&log, &line("checkout", "1.0.0").repeat(3));
         assert_eq!(scan(&app).await["matched"], 3);

@@ -19,23 +19,32 @@ pub enum Backend {
     Postgres,
 }
 
-/// Generates one test per backend: `name::sqlite` and `name::postgres`.
+/// Generates one test per backend: `name::sqlite` and `name::postgres`. The test is
+/// given a fresh `TestApp`, or what `setup(backend)` makes when it names one:
+/// `async fn name(w: World = world) { … }`.
 macro_rules! on_both_backends {
-    ($(#[doc = $doc:literal])* async fn $name:ident($app:ident) $body:block) => {
+    ($(#[doc = $doc:literal])* async fn $name:ident($arg:ident) $body:block) => {
+        on_both_backends! {
+            $(#[doc = $doc])*
+            async fn $name($arg: crate::support::TestApp = crate::support::TestApp::spawn) $body
+        }
+    };
+    ($(#[doc = $doc:literal])* async fn $name:ident($arg:ident: $ty:ty = $setup:path) $body:block) => {
+        $(#[doc = $doc])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn run($app: crate::support::TestApp) $body
+            async fn run($arg: $ty) $body
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                run(crate::support::TestApp::spawn(crate::support::Backend::Sqlite).await).await
+                run($setup(crate::support::Backend::Sqlite).await).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                run(crate::support::TestApp::spawn(crate::support::Backend::Postgres).await).await
+                run($setup(crate::support::Backend::Postgres).await).await
             }
         }
     };

@@ -219,12 +219,11 @@ impl Services {
     /// Signs the current head, keeps the checkpoint in the database and appends it to the
     /// checkpoint file in the data folder.
     pub async fn sign_audit_checkpoint(&self, actor: &Actor) -> Result<Checkpoint, ServiceError> {
-        if !matches!(actor.role, Role::Auditor | Role::Admin) {
-            return Err(ServiceError::Forbidden(format!(
-                "role {} may not sign audit checkpoints; auditor or admin may",
-                actor.role
-            )));
-        }
+        super::authorise::require(
+            actor,
+            &[Role::Auditor, Role::Admin],
+            "sign audit checkpoints",
+        )?;
         // Any committed head is a true statement about the log, however soon it moves on.
         let db = self.store().reader();
         let (seq, hash) = repo::head(db).await?;

@@ -1367,13 +1367,14 @@ fn may_manage_any(actor: &Actor, teams: &[TeamName], what: &str) -> Result<(), S
 
 /// Enforcement points act on kill switches, so only an admin registers or changes one.
 fn require_admin_for_points(actor: &Actor, kind: ConsumerKind) -> Result<(), ServiceError> {
-    if kind == ConsumerKind::Gateway && actor.role != Role::Admin {
-        return Err(ServiceError::Forbidden(format!(
-            "role {} may not register or change an enforcement point; admin may",
-            actor.role
-        )));
+    if kind != ConsumerKind::Gateway {
+        return Ok(());
     }
-    Ok(())
+    super::authorise::require(
+        actor,
+        &[Role::Admin],
+        "register or change an enforcement point",
+    )
 }
 
 /// What a consumer's sealed webhook secret is bound to.

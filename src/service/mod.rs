@@ -33,6 +33,7 @@ macro_rules! in_write_tx {
 
 mod artifacts;
 mod audit_log;
+mod authorise;
 mod calendar_feeds;
 mod decommission;
 mod delivery;
@@ -319,14 +320,7 @@ fn holder_has_died(holder: &str) -> bool {
 
 /// Admins only: tokens, signers, webhook sources.
 fn require_admin(actor: &crate::auth::Actor, what: &str) -> Result<(), ServiceError> {
-    if actor.role == crate::domain::Role::Admin {
-        Ok(())
-    } else {
-        Err(ServiceError::Forbidden(format!(
-            "role {} may not {what}; admin may",
-            actor.role
-        )))
-    }
+    authorise::require(actor, &[crate::domain::Role::Admin], what)
 }
 
 /// How often a change is tried when other writers keep going first.

@@ -38,12 +38,7 @@ impl Services {
     ) -> Result<RegisteredVersion, ServiceError> {
         let model = ModelName::parse(model)?;
         let reason = Text::parse_required("reason", reason, super::registry::MAX_JUSTIFICATION)?;
-        if !actor.has_role(ROLLBACK_ROLES) {
-            return Err(ServiceError::Forbidden(format!(
-                "role {} may not roll back models; owner, governance or security may",
-                actor.role
-            )));
-        }
+        super::authorise::require(actor, ROLLBACK_ROLES, "roll back models")?;
         let db = self.store().reader();
         let (model_id, registered) = repo::find_model(db, &model)
             .await?

@@ -330,14 +330,7 @@ impl Services {
 }
 
 fn require_auditor(actor: &Actor) -> Result<(), ServiceError> {
-    if actor.role == Role::Auditor {
-        Ok(())
-    } else {
-        Err(ServiceError::Forbidden(format!(
-            "role {} may not read destruction certificates; auditor may",
-            actor.role
-        )))
-    }
+    crate::service::authorise::require(actor, &[Role::Auditor], "read destruction certificates")
 }
 
 /// What `sunset certificate verify` checks, offline: the envelope verifies under `key`,

@@ -17,6 +17,7 @@ use crate::domain::{
     FoundBy, LifecycleStatus, ModelName, ParseError, RetirementState, Role, Text, Version,
     VersionRange,
 };
+use crate::service::authorise::require;
 use crate::service::retirements::MAX_TEXT;
 use crate::store::kill_switch as steps;
 use crate::store::notices as notice_repo;
@@ -64,12 +65,7 @@ impl Services {
         trigger: &str,
     ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
         let started = Instant::now();
-        if actor.role != Role::Security {
-            return Err(ServiceError::Forbidden(format!(
-                "role {} may not retire a model in an emergency; security may",
-                actor.role
-            )));
-        }
+        require(actor, &[Role::Security], "retire a model in an emergency")?;
         let model = ModelName::parse(model)?;
         let selection = VersionRange::parse(versions)?;
         let assessment = Text::parse_required("riskAssessment", risk_assessment, MAX_TEXT)?;
@@ -309,12 +305,11 @@ impl Services {
         id: i64,
         note: &str,
     ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
-        if !matches!(actor.role, Role::Security | Role::Governance) {
-            return Err(ServiceError::Forbidden(format!(
-                "role {} may not approve an emergency erasure; security or governance may",
-                actor.role
-            )));
-        }
+        require(
+            actor,
+            &[Role::Security, Role::Governance],
+            "approve an emergency erasure",
+        )?;
         let retirement = self.retirement(id).await?;
         let Some(_) = self.emergency_of(id).await? else {
             return Err(ServiceError::Conflict(format!(
@@ -388,12 +383,7 @@ impl Services {
         id: i64,
         justification: &str,
     ) -> Result<Retirement, ServiceError> {
-        if actor.role != Role::Security {
-            return Err(ServiceError::Forbidden(format!(
-                "role {} may not lift a kill switch; security may",
-                actor.role
-            )));
-        }
+        require(actor, &[Role::Security], "lift a kill switch")?;
         let justification = Text::parse_required("justification", justification, MAX_TEXT)?;
         let _gate = self.inner.decommission_gate.lock().await;
         let after = in_write_tx!(self, |tx| {

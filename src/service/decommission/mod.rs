@@ -42,6 +42,7 @@ use crate::auth::Actor;
 use crate::domain::Retirement;
 use crate::domain::{DecommissionStep, DisabledVersion, Step};
 use crate::domain::{LifecycleStatus, ModelName, RetirementState, Role, Version};
+use crate::service::authorise::require;
 use crate::store::kill_switch as repo;
 use crate::store::registry as registry_repo;
 use crate::store::retirements as retirement_repo;
@@ -100,12 +101,7 @@ impl Services {
         id: i64,
     ) -> Result<(Retirement, Vec<Step>), ServiceError> {
         let started = Instant::now();
-        if actor.role != Role::Governance {
-            return Err(ServiceError::Forbidden(format!(
-                "role {} may not execute retirements; governance may",
-                actor.role
-            )));
-        }
+        require(actor, &[Role::Governance], "execute retirements")?;
         let allowed_ms = self.inner.kill_switch_response_ms;
         let (retirement, pulled) = in_write_tx!(self, |tx| {
             let now = self.now();

@@ -105,14 +105,7 @@ impl Found {
 
 /// Who may schedule, cancel and decide on retirements.
 pub(super) fn require_governance(actor: &Actor, what: &str) -> Result<(), ServiceError> {
-    if actor.role == Role::Governance {
-        Ok(())
-    } else {
-        Err(ServiceError::Forbidden(format!(
-            "role {} may not {what}; governance may",
-            actor.role
-        )))
-    }
+    super::authorise::require(actor, &[Role::Governance], what)
 }
 
 /// The words a retirement change is announced with.

@@ -12,6 +12,41 @@
 //! version released later is covered without rewriting edges. One fact learned from two
 //! origins (declared by a webhook, observed by a scan) is two parallel edges; answers
 //! show them together as the evidence of one link.
+//!
+//! # Performance
+//!
+//! Beside petgraph's own lists, each node keeps its *arrivals* (`arrivals.rs`: the edges
+//! arriving there, inline when there is one): `dependents` walks read those, since
+//! petgraph links a node's edges through the edges and a hub question paid a cache miss
+//! for every edge. Each arrival carries what a walk needs so it reads neither edge nor
+//! dependent: last seen, the `uses` range's number (`ranges`), whether anything depends
+//! on the dependent, and the first eight bytes of its name (how an answer picks the first
+//! 1,000 of a hub's dependents). `upsert_edge`, `remove_edge`, `remove_consumer` and the
+//! upserts that rename keep them; a bulk load adds edges with `load_edge` and lays the
+//! arrivals out once in `finish_load`; `snapshot().indexes_agree` checks them against
+//! petgraph. `packed.rs` holds a second copy that walks read first: every node's arrivals
+//! in one array, laid out breadth-first from the longest list, each arrival carrying
+//! where its dependent's own arrivals lie (so expanding a dependent is one read, not a
+//! slot and then the heap) and its hot part (dependent, span, flags: 16 bytes) apart from
+//! the rest. It is laid out at `finish_load` and again at `set_revision` once enough
+//! changed (`worth_repacking`); in between, a change to a node's arrivals *unpacks* that
+//! node (`arrivals_changed`: its span and the spans in the packed arrivals that reach it
+//! say so, found through a per-edge place index) and walks read it from its list; fields
+//! changed in place go to both copies (`edit_arrival`). `indexes_agree` checks every
+//! packed node against its list. Beyond the 1,000 an answer may list, a walk takes the
+//! short way (`expand_beyond`): no path, no key, leaf consumers only counted per depth,
+//! the next batch's packed arrivals read while this one expands; before listing,
+//! `read_ahead` reads each kind of line the listed nodes need (node, consumer record,
+//! name, edge) for all of them in one pass. A set of *parallel* edges (one link from
+//! several origins) tells an answer which steps need their evidence gathered from
+//! petgraph's lists. The *looping* set holds the `depends_on` edges that may lie on a
+//! circle (exact after a load; an added link that closes one, or whose search grows long,
+//! has the circles found again at `set_revision`), and each such edge's arrival is
+//! flagged so; a walk looks for cycles only among those, by peeling (Kahn, each way) and
+//! then Tarjan on what is left. Consumers are held as `Arc<Consumer>` and `ConsumerName`
+//! is a shared `Arc<str>`: an answer's targets and the names in its paths
+//! (`Step.from`/`to`, ranges, origin names) are reference counts, not copies, because a
+//! hub answer lists a thousand.
 
 mod arrivals;
 mod packed;

@@ -287,6 +287,34 @@ fn display_all<S: serde::Serializer>(v: &[Version], s: S) -> Result<S::Ok, S::Er
 }
 
 impl Retirement {
+    /// An emergency retirement of `affected` (the versions `selection` names), created
+    /// executing: its kill switch is pulled in the same transaction.
+    pub fn emergency(
+        (model_id, model): (i64, ModelName),
+        (selection, affected): (VersionRange, Vec<Version>),
+        assessment: &super::Text,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: 0,
+            model_id,
+            model,
+            selection,
+            affected_versions: affected,
+            reason: format!("emergency: {}", assessment.as_str()),
+            effective_at: now,
+            replacement_model: None,
+            replacement_version: None,
+            state: RetirementState::Executing,
+            sequence: 0,
+            decision_note: None,
+            created_at: now,
+            created_by: by.to_owned(),
+            updated_at: now,
+        }
+    }
+
     /// This retirement moved to `next` at `now`, with its next sequence number and `note`
     /// as its decision note when one is given; refused when the state machine does not
     /// allow the move. Every change of a retirement's state goes through here.

@@ -67,143 +67,15 @@ impl Services {
         r: &Retirement,
     ) -> Result<Option<String>, ServiceError> {
         let id = r.id;
-        let all = self.decommission_steps(id).await?;
-        let get = |name: DecommissionStep| all.iter().find(|s| s.step == name).cloned();
-        let kill: Option<KillSwitchRecord> = data_of(&get(DecommissionStep::KillSwitch));
-        let erased: Vec<ErasedArtifact> =
-            data_of(&get(DecommissionStep::EraseKeys)).unwrap_or_default();
-        let rotation: Option<Rotation> = data_of(&get(DecommissionStep::RotateKek));
-        let verification: Option<Verification> = data_of(&get(DecommissionStep::VerifyErasure));
-        let revoked: Option<serde_json::Value> = data_of(&get(DecommissionStep::RevokeSignatures));
-        let (Some(kill), Some(rotation), Some(verification), Some(revoked)) =
-            (kill, rotation, verification, revoked)
-        else {
-            return Err(ServiceError::internal(std::io::Error::other(
-                "a step before the certificate left no record; the certificate is not issued",
-            )));
-        };
-        let purges = crate::store::purges::list(self.store().reader(), id).await?;
-        let dependents = retirement_repo::dependents(self.store().reader(), id).await?;
-        let count = |f: &dyn Fn(&crate::domain::Dependent) -> bool| {
-            dependents.iter().filter(|d| f(d)).count()
-        };
-        let notice_summary = json!({
-            "dependents": dependents.len(),
-            "notified": count(&|d| d.notified_at.is_some()),
-            "acknowledged": count(&|d| d.acknowledged_at.is_some()),
-            "overridden": count(&|d| d.overridden_at.is_some()),
-        });
-        let derived_step = get(DecommissionStep::DerivedData).and_then(|s| s.outcome);
-        let emergency = kill.emergency.as_ref().map(|e| {
-            let approval: Option<super::emergency::Approval> =
-                data_of(&get(DecommissionStep::ErasureApproval));
-            json!({
-                "riskAssessment": e.risk_assessment,
-                "trigger": e.trigger,
-                "erasureApprovedBy": approval.as_ref().map(|a| &a.by),
-                "erasureApprovedAt": approval.as_ref().map(|a| a.at),
-            })
-        });
-        // Named whether or not they confirmed: one that never did is on record here.
-        let enforcement: Vec<serde_json::Value> = self
-            .enforcement_confirmations(id)
-            .await?
-            .into_iter()
-            .map(|c| {
-                json!({
-                    "point": c.point,
-                    "toldAt": c.told_at,
-                    "confirmedAt": c.confirmed_at,
-                    "via": c.via,
-                    "escalatedAt": c.escalated_at,
-                    "status": if c.confirmed_at.is_some() { "confirmed" } else { "never confirmed" },
-                })
-            })
-            .collect();
-        let service_key_id = crate::audit::checkpoint_key_id(&self.service_key().verifying_key());
-        // What the certificate states is checked against the authenticated audit trail
-        // first: a step's record edited in the database is refused, not signed.
-        let audited_erasure = self.audited_after(Action::KeysErased, id).await?;
-        if audited_erasure.as_ref()
-            != Some(&serde_json::to_value(&erased).map_err(ServiceError::internal)?)
-        {
-            return Err(self
-                .refuse_signing(
-                    "the destruction certificate",
-                    &format!("the erased artifacts recorded for retirement {id} differ from its audit record"),
-                )
-                .await);
-        }
-        let approval: Option<super::emergency::Approval> =
-            data_of(&get(DecommissionStep::ErasureApproval));
-        let approved_by = approver(r, &kill, approval.as_ref());
-
+        let facts = self.certificate_facts(r).await?;
         in_write_tx!(self, |tx| {
             let now = self.now();
             let before = retirement_repo::find(tx.conn(), id)
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(format!("no retirement {id}")))?;
             if repo::of_retirement(tx.conn(), id).await?.is_none() {
-                let (head_seq, head_hash) = crate::store::audit::head(tx.conn()).await?;
-                let subjects: Vec<serde_json::Value> = erased
-                    .iter()
-                    .map(|a| {
-                        json!({
-                            "name": format!("{}@{}/{}", r.model, a.version, a.name),
-                            "digest": { "sha256": a.sha256 },
-                        })
-                    })
-                    .collect();
-                let statement = json!({
-                    "_type": STATEMENT_TYPE,
-                    "subject": subjects,
-                    "predicateType": DESTRUCTION_PREDICATE,
-                    "predicate": {
-                        "certificateSerial": certificate_serial(id),
-                        "retirement": {
-                            "id": id,
-                            "model": r.model.to_string(),
-                            "versions": r.affected_versions.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                            "reason": r.reason,
-                            "effectiveAt": r.effective_at,
-                            "scheduledBy": r.created_by,
-                        },
-                        // NIST SP 800-88 Rev. 1, Appendix G, adapted.
-                        "sanitization": {
-                            "performedBy": { "name": kill.by, "role": kill.role, "tool": format!("sunset {}", env!("CARGO_PKG_VERSION")) },
-                            "approvedBy": approved_by,
-                            "executedAt": kill.at,
-                            "completedAt": now,
-                            "media": {
-                                "type": "encrypted model artifacts (AES-256-GCM, one data key per artifact) and their wrapped keys",
-                                "artifacts": erased,
-                                "totalBytes": erased.iter().map(|a| a.size_bytes).sum::<i64>(),
-                            },
-                            "method": "purge",
-                            "technique": "cryptographic erase",
-                            "keysDestroyed": erased.iter().map(|a| &a.key_id).collect::<Vec<_>>(),
-                            "kekEpochsRetired": rotation.retired_epochs,
-                            "kekEpochCurrent": rotation.target_epoch,
-                            "survivingKeysRewrapped": rotation.rewrapped,
-                            "verification": verification,
-                            "postSanitization": "ciphertext deleted from the blob store; copies elsewhere (backups) stay undecryptable without the destroyed keys",
-                        },
-                        "derivedData": { "outcome": derived_step, "stores": purges },
-                        "noticeSummary": notice_summary,
-                        "killSwitch": {
-                            "emergency": emergency,
-                            "disabledAt": kill.at,
-                            "enforcementPoints": enforcement,
-                            "responseMs": kill.response_ms,
-                            "allowedMs": kill.allowed_ms,
-                            "withinPolicy": kill.response_ms.map(|ms| ms <= kill.allowed_ms as f64),
-                        },
-                        "revocation": revoked,
-                        "auditChainHead": { "seq": head_seq, "hash": head_hash },
-                        "issuer": { "keyId": service_key_id },
-                        "issuedAt": now,
-                    },
-                });
+                let head = crate::store::audit::head(tx.conn()).await?;
+                let statement = statement(r, &facts, head, now);
                 let payload = serde_json::to_vec(&statement).map_err(ServiceError::internal)?;
                 let envelope = dsse::sign(
                     self.service_key().signing_key(),
@@ -220,7 +92,7 @@ impl Services {
                     SubjectType::Retirement,
                     id.to_string(),
                 )
-                .after(&json!({ "sha256": sha, "subjects": erased.len() }));
+                .after(&json!({ "sha256": sha, "subjects": facts.erased.len() }));
                 self.append_audit(tx, now, entry).await?;
             }
             if before.state != RetirementState::Retired {
@@ -251,6 +123,96 @@ impl Services {
         tracing::warn!(retirement = id, model = %r.model, "retirement complete: destruction certificate issued");
         self.publish_retirement(id, "retired");
         Ok(None)
+    }
+
+    /// What the certificate of `r` states, gathered from its steps' records and checked
+    /// against the authenticated audit trail: a step's record edited in the database is
+    /// refused (and reported), not signed.
+    async fn certificate_facts(&self, r: &Retirement) -> Result<CertificateFacts, ServiceError> {
+        let id = r.id;
+        let all = self.decommission_steps(id).await?;
+        let get = |name: DecommissionStep| all.iter().find(|s| s.step == name).cloned();
+        let kill: Option<KillSwitchRecord> = data_of(&get(DecommissionStep::KillSwitch));
+        let erased: Vec<ErasedArtifact> =
+            data_of(&get(DecommissionStep::EraseKeys)).unwrap_or_default();
+        let rotation: Option<Rotation> = data_of(&get(DecommissionStep::RotateKek));
+        let verification: Option<Verification> = data_of(&get(DecommissionStep::VerifyErasure));
+        let revoked: Option<serde_json::Value> = data_of(&get(DecommissionStep::RevokeSignatures));
+        let (Some(kill), Some(rotation), Some(verification), Some(revoked)) =
+            (kill, rotation, verification, revoked)
+        else {
+            return Err(ServiceError::internal(std::io::Error::other(
+                "a step before the certificate left no record; the certificate is not issued",
+            )));
+        };
+        let audited_erasure = self.audited_after(Action::KeysErased, id).await?;
+        if audited_erasure.as_ref()
+            != Some(&serde_json::to_value(&erased).map_err(ServiceError::internal)?)
+        {
+            return Err(self
+                .refuse_signing(
+                    "the destruction certificate",
+                    &format!("the erased artifacts recorded for retirement {id} differ from its audit record"),
+                )
+                .await);
+        }
+        let approval: Option<super::emergency::Approval> =
+            data_of(&get(DecommissionStep::ErasureApproval));
+        let emergency = kill.emergency.as_ref().map(|e| {
+            json!({
+                "riskAssessment": e.risk_assessment,
+                "trigger": e.trigger,
+                "erasureApprovedBy": approval.as_ref().map(|a| &a.by),
+                "erasureApprovedAt": approval.as_ref().map(|a| a.at),
+            })
+        });
+        Ok(CertificateFacts {
+            approved_by: approver(r, &kill, approval.as_ref()),
+            emergency,
+            derived_step: get(DecommissionStep::DerivedData).and_then(|s| s.outcome),
+            purges: crate::store::purges::list(self.store().reader(), id).await?,
+            notice_summary: self.notice_summary(id).await?,
+            enforcement: self.enforcement_summary(id).await?,
+            service_key_id: crate::audit::checkpoint_key_id(&self.service_key().verifying_key()),
+            kill,
+            erased,
+            rotation,
+            verification,
+            revoked,
+        })
+    }
+
+    async fn notice_summary(&self, id: i64) -> Result<serde_json::Value, ServiceError> {
+        let dependents = retirement_repo::dependents(self.store().reader(), id).await?;
+        let count = |f: &dyn Fn(&crate::domain::Dependent) -> bool| {
+            dependents.iter().filter(|d| f(d)).count()
+        };
+        Ok(json!({
+            "dependents": dependents.len(),
+            "notified": count(&|d| d.notified_at.is_some()),
+            "acknowledged": count(&|d| d.acknowledged_at.is_some()),
+            "overridden": count(&|d| d.overridden_at.is_some()),
+        }))
+    }
+
+    /// Every enforcement point told, named whether or not it confirmed: one that never
+    /// did is on record in the certificate.
+    async fn enforcement_summary(&self, id: i64) -> Result<Vec<serde_json::Value>, ServiceError> {
+        Ok(self
+            .enforcement_confirmations(id)
+            .await?
+            .into_iter()
+            .map(|c| {
+                json!({
+                    "point": c.point,
+                    "toldAt": c.told_at,
+                    "confirmedAt": c.confirmed_at,
+                    "via": c.via,
+                    "escalatedAt": c.escalated_at,
+                    "status": if c.confirmed_at.is_some() { "confirmed" } else { "never confirmed" },
+                })
+            })
+            .collect())
     }
 
     /// A certificate by id. Auditors only (and the read is recorded by the transport's
@@ -377,6 +339,91 @@ impl Services {
             .transpose()
             .map_err(ServiceError::internal)
     }
+}
+
+/// What a certificate states, read and checked before its transaction.
+struct CertificateFacts {
+    kill: KillSwitchRecord,
+    erased: Vec<ErasedArtifact>,
+    rotation: Rotation,
+    verification: Verification,
+    revoked: serde_json::Value,
+    approved_by: serde_json::Value,
+    emergency: Option<serde_json::Value>,
+    derived_step: Option<String>,
+    purges: Vec<crate::domain::Purge>,
+    notice_summary: serde_json::Value,
+    enforcement: Vec<serde_json::Value>,
+    service_key_id: String,
+}
+
+/// The in-toto statement a destruction certificate signs (its predicate follows NIST SP
+/// 800-88 Rev. 1, Appendix G, adapted), as of the audit chain's `head` at `now`.
+fn statement(
+    r: &Retirement,
+    f: &CertificateFacts,
+    (head_seq, head_hash): (i64, String),
+    now: chrono::DateTime<chrono::Utc>,
+) -> serde_json::Value {
+    let (kill, erased, rotation) = (&f.kill, &f.erased, &f.rotation);
+    let subjects: Vec<serde_json::Value> = erased
+        .iter()
+        .map(|a| {
+            json!({
+                "name": format!("{}@{}/{}", r.model, a.version, a.name),
+                "digest": { "sha256": a.sha256 },
+            })
+        })
+        .collect();
+    json!({
+        "_type": STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": DESTRUCTION_PREDICATE,
+        "predicate": {
+            "certificateSerial": certificate_serial(r.id),
+            "retirement": {
+                "id": r.id,
+                "model": r.model.to_string(),
+                "versions": r.affected_versions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "reason": r.reason,
+                "effectiveAt": r.effective_at,
+                "scheduledBy": r.created_by,
+            },
+            "sanitization": {
+                "performedBy": { "name": kill.by, "role": kill.role, "tool": format!("sunset {}", env!("CARGO_PKG_VERSION")) },
+                "approvedBy": f.approved_by,
+                "executedAt": kill.at,
+                "completedAt": now,
+                "media": {
+                    "type": "encrypted model artifacts (AES-256-GCM, one data key per artifact) and their wrapped keys",
+                    "artifacts": erased,
+                    "totalBytes": erased.iter().map(|a| a.size_bytes).sum::<i64>(),
+                },
+                "method": "purge",
+                "technique": "cryptographic erase",
+                "keysDestroyed": erased.iter().map(|a| &a.key_id).collect::<Vec<_>>(),
+                "kekEpochsRetired": rotation.retired_epochs,
+                "kekEpochCurrent": rotation.target_epoch,
+                "survivingKeysRewrapped": rotation.rewrapped,
+                "verification": f.verification,
+                "postSanitization": "ciphertext deleted from the blob store; copies elsewhere (backups) stay undecryptable without the destroyed keys",
+            },
+            "derivedData": { "outcome": f.derived_step, "stores": f.purges },
+            "noticeSummary": f.notice_summary,
+            "killSwitch": {
+                "emergency": f.emergency,
+                "disabledAt": kill.at,
+                "enforcementPoints": f.enforcement,
+                "responseMs": kill.response_ms,
+                "allowedMs": kill.allowed_ms,
+                "withinPolicy": kill.response_ms.map(|ms| ms <= kill.allowed_ms as f64),
+            },
+            "revocation": f.revoked,
+            "auditChainHead": { "seq": head_seq, "hash": head_hash },
+            "issuer": { "keyId": f.service_key_id },
+            "issuedAt": now,
+        },
+    })
 }
 
 /// The certificate's own serial: one certificate per retirement, so the retirement's id

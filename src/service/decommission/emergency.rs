@@ -66,39 +66,8 @@ impl Services {
     ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
         let started = Instant::now();
         require(actor, &[Role::Security], "retire a model in an emergency")?;
-        let model = ModelName::parse(model)?;
-        let selection = VersionRange::parse(versions)?;
-        let assessment = Text::parse_required("riskAssessment", risk_assessment, MAX_TEXT)?;
-        if assessment.as_str().chars().count() < MIN_ASSESSMENT_CHARS {
-            return Err(ParseError::new(
-                "riskAssessment",
-                format!("must say what the risk is, in at least {MIN_ASSESSMENT_CHARS} characters"),
-            )
-            .into());
-        }
-        let reader = self.store().reader();
-        let (model_id, _) = registry_repo::find_model(reader, &model)
-            .await?
-            .ok_or_else(|| crate::service::inventory::no_model(&model))?;
-        let affected: Vec<Version> = registry_repo::list_versions(
-            reader,
-            model_id,
-            &model,
-            None,
-            crate::service::retirements::MAX_VERSIONS,
-        )
-        .await?
-        .into_iter()
-        .map(|v| v.version)
-        .filter(|&v| selection.matches(v))
-        .collect();
-        if affected.is_empty() {
-            return Err(ParseError::new(
-                "versions",
-                format!("no version of {model} matches {selection}"),
-            )
-            .into());
-        }
+        let (model, selection, assessment) = parse_emergency(model, versions, risk_assessment)?;
+        let (model_id, affected) = self.matching_versions(&model, &selection).await?;
         self.refresh_inventory().await?;
         let found = self.find_dependents(&model, &affected);
         let emergency = EmergencyRecord {
@@ -108,63 +77,17 @@ impl Services {
         };
         let retirement = in_write_tx!(self, |tx| {
             let now = self.now();
-            for &v in &affected {
-                if let Some(d) = steps::find(tx.conn(), model.as_str(), &v.to_string()).await? {
-                    return Err(ServiceError::Conflict(format!(
-                        "{model}@{v} is disabled already (since {})",
-                        d.disabled_at
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    )));
-                }
-            }
-            // A pending retirement of these versions would later execute over what this
-            // one erases: it is cancelled, and says why (governance re-schedules the rest).
-            let mut superseded = Vec::new();
-            for pending in retirement_repo::pending_of_model(tx.conn(), model_id.0).await? {
-                if pending
-                    .affected_versions
-                    .iter()
-                    .any(|v| affected.contains(v))
-                {
-                    let cancelled = pending.moved_to(
-                        RetirementState::Cancelled,
-                        now,
-                        Some(
-                            "superseded by an emergency retirement of some of its versions; \
-                             schedule the others again"
-                                .into(),
-                        ),
-                    )?;
-                    retirement_repo::update(tx.conn(), &cancelled).await?;
-                    let entry = AuditEntry::new(
-                        actor.audit_identity(),
-                        Action::RetirementStateChanged,
-                        SubjectType::Retirement,
-                        pending.id.to_string(),
-                    )
-                    .before(&pending)
-                    .after(&cancelled);
-                    self.append_audit(tx, now, entry).await?;
-                    superseded.push((pending.id, pending.state.to_string()));
-                }
-            }
-            let mut retirement = Retirement {
-                id: 0,
-                model_id: model_id.0,
-                model: model.clone(),
-                selection: selection.clone(),
-                affected_versions: affected.clone(),
-                reason: format!("emergency: {}", assessment.as_str()),
-                effective_at: now,
-                replacement_model: None,
-                replacement_version: None,
-                state: RetirementState::Executing,
-                sequence: 0,
-                decision_note: None,
-                created_at: now,
-                created_by: actor.name.clone(),
-                updated_at: now,
-            };
+            refuse_disabled(tx, &model, &affected).await?;
+            let superseded = self
+                .supersede_pending(tx, actor, model_id, &affected, now)
+                .await?;
+            let mut retirement = Retirement::emergency(
+                (model_id.0, model.clone()),
+                (selection.clone(), affected.clone()),
+                &assessment,
+                &actor.name,
+                now,
+            );
             retirement.id = retirement_repo::insert(tx.conn(), &retirement).await?;
             let dependents: Vec<Dependent> = found
                 .values()
@@ -220,16 +143,101 @@ impl Services {
             response_ms,
             "EMERGENCY retirement: versions disabled"
         );
+        self.after_kill_switch(retirement.id).await
+    }
+
+    /// The versions of `model` that `selection` names; none is an error.
+    async fn matching_versions(
+        &self,
+        model: &ModelName,
+        selection: &VersionRange,
+    ) -> Result<(registry_repo::ModelId, Vec<Version>), ServiceError> {
+        let reader = self.store().reader();
+        let (model_id, _) = registry_repo::find_model(reader, model)
+            .await?
+            .ok_or_else(|| crate::service::inventory::no_model(model))?;
+        let affected: Vec<Version> = registry_repo::list_versions(
+            reader,
+            model_id,
+            model,
+            None,
+            crate::service::retirements::MAX_VERSIONS,
+        )
+        .await?
+        .into_iter()
+        .map(|v| v.version)
+        .filter(|&v| selection.matches(v))
+        .collect();
+        if affected.is_empty() {
+            return Err(ParseError::new(
+                "versions",
+                format!("no version of {model} matches {selection}"),
+            )
+            .into());
+        }
+        Ok((model_id, affected))
+    }
+
+    /// Cancels the pending retirements that name any of `affected`: they would later
+    /// execute over what the emergency erases (governance schedules the rest again).
+    /// Returns each one's id and the state it had.
+    async fn supersede_pending(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        actor: &Actor,
+        model_id: registry_repo::ModelId,
+        affected: &[Version],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(i64, String)>, ServiceError> {
+        let mut superseded = Vec::new();
+        for pending in retirement_repo::pending_of_model(tx.conn(), model_id.0).await? {
+            if !pending
+                .affected_versions
+                .iter()
+                .any(|v| affected.contains(v))
+            {
+                continue;
+            }
+            let cancelled = pending.moved_to(
+                RetirementState::Cancelled,
+                now,
+                Some(
+                    "superseded by an emergency retirement of some of its versions; \
+                     schedule the others again"
+                        .into(),
+                ),
+            )?;
+            retirement_repo::update(tx.conn(), &cancelled).await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::RetirementStateChanged,
+                SubjectType::Retirement,
+                pending.id.to_string(),
+            )
+            .before(&pending)
+            .after(&cancelled);
+            self.append_audit(tx, now, entry).await?;
+            superseded.push((pending.id, pending.state.to_string()));
+        }
+        Ok(superseded)
+    }
+
+    /// After a kill switch's commit: notices go out, subscribers hear of it, and the
+    /// execution runs on as far as it can.
+    async fn after_kill_switch(
+        &self,
+        id: i64,
+    ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
         self.wake_delivery();
         if let Err(e) = self.publish_kill_switch().await {
             tracing::warn!(error = %e, "could not publish the kill switch to subscribers");
         }
-        self.publish_retirement(retirement.id, "executing");
-        if let Err(e) = self.advance_decommission(retirement.id).await {
-            tracing::error!(retirement = retirement.id, error = %e, "decommission stopped; it resumes on the next run");
+        self.publish_retirement(id, "executing");
+        if let Err(e) = self.advance_decommission(id).await {
+            tracing::error!(retirement = id, error = %e, "decommission stopped; it resumes on the next run");
         }
-        let steps = self.decommission_steps(retirement.id).await?;
-        Ok((self.retirement(retirement.id).await?, steps))
+        let steps = self.decommission_steps(id).await?;
+        Ok((self.retirement(id).await?, steps))
     }
 
     /// The emergency record of retirement `id`, if it is one.
@@ -556,4 +564,41 @@ impl Services {
         }
         Ok(restored)
     }
+}
+
+/// The emergency's model, versions and risk assessment, parsed.
+fn parse_emergency(
+    model: &str,
+    versions: &str,
+    risk_assessment: &str,
+) -> Result<(ModelName, VersionRange, Text), ServiceError> {
+    let model = ModelName::parse(model)?;
+    let selection = VersionRange::parse(versions)?;
+    let assessment = Text::parse_required("riskAssessment", risk_assessment, MAX_TEXT)?;
+    if assessment.as_str().chars().count() < MIN_ASSESSMENT_CHARS {
+        return Err(ParseError::new(
+            "riskAssessment",
+            format!("must say what the risk is, in at least {MIN_ASSESSMENT_CHARS} characters"),
+        )
+        .into());
+    }
+    Ok((model, selection, assessment))
+}
+
+/// A version already disabled cannot be retired again.
+async fn refuse_disabled(
+    tx: &mut crate::store::WriteTx,
+    model: &ModelName,
+    affected: &[Version],
+) -> Result<(), ServiceError> {
+    for &v in affected {
+        if let Some(d) = steps::find(tx.conn(), model.as_str(), &v.to_string()).await? {
+            return Err(ServiceError::Conflict(format!(
+                "{model}@{v} is disabled already (since {})",
+                d.disabled_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
+    }
+    Ok(())
 }

@@ -147,7 +147,7 @@ impl Services {
     }
 
     /// The versions of `model` that `selection` names; none is an error.
-    async fn matching_versions(
+    pub(crate) async fn matching_versions(
         &self,
         model: &ModelName,
         selection: &VersionRange,

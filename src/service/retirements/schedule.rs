@@ -1,0 +1,244 @@
+//! Scheduling a retirement: parse what governance asks, find the versions and every
+//! transitive dependent, then record it, its dependents and their notices with the audit
+//! record in one transaction; effects (delivery, subscribers) after the commit.
+
+use super::{MAX_TEXT, RetirementInput, outbox, require_governance};
+use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::auth::Actor;
+use crate::domain::{
+    Dependent, FoundBy, ModelName, ParseError, Retirement, RetirementState, Text, Version,
+    VersionRange,
+};
+use crate::service::{ServiceError, Services};
+use crate::store::notices as outbox_repo;
+use crate::store::registry as registry_repo;
+use crate::store::retirements as repo;
+use chrono::{DateTime, Utc};
+
+impl Services {
+    /// Schedules the retirement of a model's versions and notifies every dependent.
+    pub async fn schedule_retirement(
+        &self,
+        actor: &Actor,
+        input: RetirementInput,
+    ) -> Result<(Retirement, Vec<Dependent>), ServiceError> {
+        let asked = ScheduleRequest::parse(&input)?;
+        require_governance(actor, "schedule retirements")?;
+        let model = &asked.model;
+        let (model_id, registered) = registry_repo::find_model(self.store().reader(), model)
+            .await?
+            .ok_or_else(|| crate::service::inventory::no_model(model))?;
+        self.notice_policy()
+            .check_effective(registered.tier, self.now(), asked.effective_at)
+            .map_err(|e| ParseError::new("effectiveAt", e.to_string()))?;
+        let (_, versions) = self.matching_versions(model, &asked.selection).await?;
+        self.check_replacement(&asked, &versions).await?;
+        // Catch up with changes other instances made, so the walk sees them.
+        self.refresh_inventory().await?;
+        let found = self.find_dependents(model, &versions);
+        let tier = registered.tier;
+        let result = in_write_tx!(self, |tx| {
+            let now = self.now();
+            refuse_retired_or_pending(tx, model, model_id.0, &versions).await?;
+            let mut retirement = asked.retirement(model_id.0, versions.clone(), &actor.name, now);
+            retirement.id = repo::insert(tx.conn(), &retirement).await?;
+            let next_reminder =
+                self.notice_policy()
+                    .next_reminder(tier, now, retirement.effective_at);
+            let dependents: Vec<Dependent> = found
+                .values()
+                .map(|f| {
+                    f.dependent(
+                        retirement.id,
+                        FoundBy::Scheduling,
+                        now,
+                        retirement.effective_at,
+                        next_reminder,
+                    )
+                })
+                .collect();
+            repo::insert_dependents(tx.conn(), &dependents).await?;
+            let escalate_to = outbox::escalation_contacts(self, tx.conn(), &retirement).await?;
+            let notices = self.notices_for(
+                &retirement,
+                notifiers::NoticeKind::Scheduled,
+                dependents
+                    .iter()
+                    .map(|d| (d, &found[&d.consumer_id].consumer)),
+                &escalate_to,
+                now,
+            );
+            outbox_repo::insert(tx.conn(), &notices).await?;
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::RetirementScheduled,
+                SubjectType::Retirement,
+                retirement.id.to_string(),
+            )
+            .after(&scheduled_record(&retirement, &dependents, notices.len()));
+            self.append_audit(tx, now, entry).await?;
+            Ok((retirement, dependents))
+        })?;
+        tracing::info!(
+            retirement = result.0.id,
+            model = %model,
+            versions = %asked.selection,
+            dependents = result.1.len(),
+            actor = %actor.name,
+            "retirement scheduled"
+        );
+        self.wake_delivery();
+        self.publish_retirement(result.0.id, "scheduled");
+        Ok(result)
+    }
+
+    /// A replacement must exist, and may not be one of the versions it replaces.
+    async fn check_replacement(
+        &self,
+        asked: &ScheduleRequest,
+        retired: &[Version],
+    ) -> Result<(), ServiceError> {
+        let Some((rm, rv)) = &asked.replacement else {
+            return Ok(());
+        };
+        let reader = self.store().reader();
+        let (rid, _) = registry_repo::find_model(reader, rm)
+            .await?
+            .ok_or_else(|| crate::service::inventory::no_model(rm))?;
+        if let Some(rv) = *rv {
+            if rm == &asked.model && retired.contains(&rv) {
+                return Err(ParseError::new(
+                    "replacementVersion",
+                    format!("{rm}@{rv} is among the versions being retired"),
+                )
+                .into());
+            }
+            registry_repo::find_version(reader, rid, rm, rv)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no version {rm}@{rv}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// A retirement as asked for, parsed.
+struct ScheduleRequest {
+    model: ModelName,
+    selection: VersionRange,
+    reason: Text,
+    effective_at: DateTime<Utc>,
+    replacement: Option<(ModelName, Option<Version>)>,
+}
+
+impl ScheduleRequest {
+    fn parse(input: &RetirementInput) -> Result<Self, ServiceError> {
+        let model = ModelName::parse(&input.model)?;
+        let selection = VersionRange::parse(&input.versions)?;
+        let reason = Text::parse("reason", &input.reason, MAX_TEXT)?;
+        if reason.as_str().is_empty() {
+            return Err(ParseError::new("reason", "must say why the model is retired").into());
+        }
+        let replacement_model = input
+            .replacement_model
+            .as_deref()
+            .map(ModelName::parse)
+            .transpose()?;
+        let replacement_version = input
+            .replacement_version
+            .as_deref()
+            .map(Version::parse)
+            .transpose()?;
+        if replacement_version.is_some() && replacement_model.is_none() {
+            return Err(ParseError::new(
+                "replacementVersion",
+                "needs replacementModel: a version of which model?",
+            )
+            .into());
+        }
+        Ok(Self {
+            model,
+            selection,
+            reason,
+            effective_at: input.effective_at,
+            replacement: replacement_model.map(|m| (m, replacement_version)),
+        })
+    }
+
+    /// The scheduled retirement of `versions`, not yet stored.
+    fn retirement(
+        &self,
+        model_id: i64,
+        versions: Vec<Version>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Retirement {
+        Retirement {
+            id: 0,
+            model_id,
+            model: self.model.clone(),
+            selection: self.selection.clone(),
+            affected_versions: versions,
+            reason: self.reason.as_str().to_owned(),
+            effective_at: self.effective_at,
+            replacement_model: self.replacement.as_ref().map(|(m, _)| m.clone()),
+            replacement_version: self.replacement.as_ref().and_then(|(_, v)| *v),
+            state: RetirementState::Scheduled,
+            sequence: 0,
+            decision_note: None,
+            created_at: now,
+            created_by: by.to_owned(),
+            updated_at: now,
+        }
+    }
+}
+
+/// A version is retired once: not if the kill switch disabled it, nor while another
+/// retirement of it is pending.
+async fn refuse_retired_or_pending(
+    tx: &mut crate::store::WriteTx,
+    model: &ModelName,
+    model_id: i64,
+    versions: &[Version],
+) -> Result<(), ServiceError> {
+    for &v in versions {
+        if let Some(d) =
+            crate::store::kill_switch::find(tx.conn(), model.as_str(), &v.to_string()).await?
+        {
+            return Err(ServiceError::Conflict(format!(
+                "{model}@{v} is disabled already (retirement {}); it cannot be retired twice",
+                d.retirement_id
+                    .map_or_else(|| "-".to_owned(), |r| r.to_string())
+            )));
+        }
+    }
+    for pending in repo::pending_of_model(tx.conn(), model_id).await? {
+        if let Some(v) = pending
+            .affected_versions
+            .iter()
+            .find(|v| versions.contains(v))
+        {
+            return Err(ServiceError::Conflict(format!(
+                "{model}@{v} is already being retired (retirement {}, {})",
+                pending.id, pending.state
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The audit record of a scheduled retirement: it, its dependents and their notices.
+fn scheduled_record(
+    retirement: &Retirement,
+    dependents: &[Dependent],
+    notices: usize,
+) -> serde_json::Value {
+    serde_json::json!({
+        "retirement": retirement,
+        "dependents": dependents.iter().map(|d| serde_json::json!({
+            "consumer": d.consumer,
+            "path": d.path,
+            "noticeEndsAt": d.notice_ends_at,
+        })).collect::<Vec<_>>(),
+        "notices": notices,
+    })
+}

@@ -226,62 +226,13 @@ impl Services {
         &self,
         attempts: Vec<(OutboxNotice, Outcome, DateTime<Utc>)>,
     ) -> Result<DeliveryReport, ServiceError> {
-        let mut report = DeliveryReport {
-            attempted: attempts.len(),
-            ..DeliveryReport::default()
-        };
-        let mut updated = Vec::with_capacity(attempts.len());
-        let mut delivered_to: HashMap<i64, Vec<i64>> = HashMap::new();
-        let mut dead: Vec<(OutboxNotice, String)> = Vec::new();
-        let mut gone: BTreeSet<i64> = BTreeSet::new();
-        for (mut n, outcome, at) in attempts {
-            n.attempted(at);
-            let attempts = u32::try_from(n.attempts).unwrap_or(u32::MAX);
-            match outcome {
-                Outcome::Delivered => {
-                    n.delivered(at);
-                    report.delivered += 1;
-                    if let Some(c) = n.consumer_id
-                        && is_retirement_notice(&n.kind)
-                    {
-                        delivered_to.entry(n.retirement_id).or_default().push(c);
-                    }
-                }
-                Outcome::Retry { reason, after } => {
-                    match notifiers::retry::next_wait(attempts, after, rand::random::<f64>()) {
-                        Some(wait) => {
-                            let wait = chrono::Duration::from_std(wait)
-                                .unwrap_or(chrono::Duration::days(1));
-                            n.retry_at(at + wait, reason);
-                            report.retrying += 1;
-                        }
-                        None => {
-                            let why = format!(
-                                "{} attempts over about three days failed; the last: {reason}",
-                                n.attempts
-                            );
-                            n.dead(why.clone());
-                            report.dead += 1;
-                            dead.push((n.clone(), why));
-                        }
-                    }
-                }
-                Outcome::Gone { reason } => {
-                    n.dead(reason.clone());
-                    report.dead += 1;
-                    if let Some(c) = n.consumer_id {
-                        gone.insert(c);
-                    }
-                    dead.push((n.clone(), reason));
-                }
-                Outcome::Refused { reason } => {
-                    n.dead(reason.clone());
-                    report.dead += 1;
-                    dead.push((n.clone(), reason));
-                }
-            }
-            updated.push(n);
-        }
+        let Settled {
+            report,
+            updated,
+            delivered_to,
+            dead,
+            gone,
+        } = settle(attempts);
         let wrote_notices = in_write_tx!(self, |tx| {
             let now = self.now();
             for n in &updated {
@@ -290,70 +241,7 @@ impl Services {
             for (retirement, consumers) in &delivered_to {
                 retirement_repo::mark_notified(tx.conn(), *retirement, consumers, now).await?;
             }
-            let mut follow_ups = Vec::new();
-            let mut retirements: HashMap<i64, (Retirement, Vec<String>)> = HashMap::new();
-            let mut audits = Vec::new();
-            let mut gone = gone.clone();
-            for (n, why) in &dead {
-                audits.push(
-                    AuditEntry::new(
-                        ("delivery-worker", "system"),
-                        Action::NoticeDeadLettered,
-                        SubjectType::Notice,
-                        n.id.clone(),
-                    )
-                    .after(&serde_json::json!({
-                        "retirement": n.retirement_id,
-                        "consumer": n.consumer_id,
-                        "channel": n.channel.as_str(),
-                        "kind": n.kind,
-                        "attempts": n.attempts,
-                        "error": why,
-                    })),
-                );
-                // An escalation that fails is not escalated again: it stays a dead letter.
-                let Some(consumer) = n.consumer_id else {
-                    continue;
-                };
-                let (retirement, escalate_to) = match retirements.get(&n.retirement_id) {
-                    Some(r) => r,
-                    None => {
-                        let Some(r) = retirement_repo::find(tx.conn(), n.retirement_id).await?
-                        else {
-                            continue;
-                        };
-                        let to =
-                            super::retirements::escalation_contacts(self, tx.conn(), &r).await?;
-                        retirements.entry(n.retirement_id).or_insert((r, to))
-                    }
-                };
-                let Some(dependent) =
-                    retirement_repo::dependent(tx.conn(), n.retirement_id, consumer).await?
-                else {
-                    continue;
-                };
-                let problem = format!(
-                    "notice {} ({} by {}) to {}: {why}",
-                    n.id,
-                    n.kind,
-                    n.channel.as_str(),
-                    dependent.consumer
-                );
-                follow_ups.extend(self.escalation(
-                    retirement,
-                    &dependent,
-                    &problem,
-                    escalate_to,
-                    now,
-                ));
-                if gone.contains(&consumer) && n.channel == Channel::Webhook {
-                    follow_ups.extend(
-                        self.disable_webhook(tx, retirement, &dependent, why, &mut audits, now)
-                            .await?,
-                    );
-                    gone.remove(&consumer);
-                }
-            }
+            let (follow_ups, audits) = self.escalate_dead(tx, &dead, &gone, now).await?;
             repo::insert(tx.conn(), &follow_ups).await?;
             if !audits.is_empty() {
                 tx.append_audits(now, audits, self.service_key().audit_mac_key())
@@ -372,6 +260,75 @@ impl Services {
             self.refresh_inventory().await?;
         }
         Ok(report)
+    }
+
+    /// Escalates each dead notice of a dependent (an escalation that fails is not
+    /// escalated again) and disables the webhooks that answered 410 Gone; returns the
+    /// notices and audit records to write.
+    async fn escalate_dead(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        dead: &[(OutboxNotice, String)],
+        gone: &BTreeSet<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<OutboxNotice>, Vec<AuditEntry>), ServiceError> {
+        let mut follow_ups = Vec::new();
+        let mut retirements: HashMap<i64, (Retirement, Vec<String>)> = HashMap::new();
+        let mut audits = Vec::new();
+        let mut gone = gone.clone();
+        for (n, why) in dead {
+            audits.push(
+                AuditEntry::new(
+                    ("delivery-worker", "system"),
+                    Action::NoticeDeadLettered,
+                    SubjectType::Notice,
+                    n.id.clone(),
+                )
+                .after(&serde_json::json!({
+                "retirement": n.retirement_id,
+                "consumer": n.consumer_id,
+                "channel": n.channel.as_str(),
+                "kind": n.kind,
+                "attempts": n.attempts,
+                "error": why,
+                })),
+            );
+            // An escalation that fails is not escalated again: it stays a dead letter.
+            let Some(consumer) = n.consumer_id else {
+                continue;
+            };
+            let (retirement, escalate_to) = match retirements.get(&n.retirement_id) {
+                Some(r) => r,
+                None => {
+                    let Some(r) = retirement_repo::find(tx.conn(), n.retirement_id).await? else {
+                        continue;
+                    };
+                    let to = super::retirements::escalation_contacts(self, tx.conn(), &r).await?;
+                    retirements.entry(n.retirement_id).or_insert((r, to))
+                }
+            };
+            let Some(dependent) =
+                retirement_repo::dependent(tx.conn(), n.retirement_id, consumer).await?
+            else {
+                continue;
+            };
+            let problem = format!(
+                "notice {} ({} by {}) to {}: {why}",
+                n.id,
+                n.kind,
+                n.channel.as_str(),
+                dependent.consumer
+            );
+            follow_ups.extend(self.escalation(retirement, &dependent, &problem, escalate_to, now));
+            if gone.contains(&consumer) && n.channel == Channel::Webhook {
+                follow_ups.extend(
+                    self.disable_webhook(tx, retirement, &dependent, why, &mut audits, now)
+                        .await?,
+                );
+                gone.remove(&consumer);
+            }
+        }
+        Ok((follow_ups, audits))
     }
 
     /// Disables a consumer's webhook after it answered 410 Gone (Standard Webhooks: stop
@@ -468,4 +425,75 @@ const POLL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Notices about the retirement itself, as opposed to escalations and webhook news.
 fn is_retirement_notice(kind: &str) -> bool {
     kind != NoticeKind::Undeliverable.as_str() && kind != NoticeKind::WebhookDisabled.as_str()
+}
+
+/// What a pass's attempts came to, before it is written.
+struct Settled {
+    report: DeliveryReport,
+    updated: Vec<OutboxNotice>,
+    /// Retirement → the dependents a retirement notice reached.
+    delivered_to: HashMap<i64, Vec<i64>>,
+    dead: Vec<(OutboxNotice, String)>,
+    /// Consumers whose webhook answered 410 Gone.
+    gone: BTreeSet<i64>,
+}
+
+/// Applies each attempt's outcome to its notice: delivered, retried after a backoff, or
+/// dead (out of attempts, gone, or refused).
+fn settle(attempts: Vec<(OutboxNotice, Outcome, DateTime<Utc>)>) -> Settled {
+    let mut s = Settled {
+        report: DeliveryReport {
+            attempted: attempts.len(),
+            ..DeliveryReport::default()
+        },
+        updated: Vec::with_capacity(attempts.len()),
+        delivered_to: HashMap::new(),
+        dead: Vec::new(),
+        gone: BTreeSet::new(),
+    };
+    for (mut n, outcome, at) in attempts {
+        n.attempted(at);
+        let attempts = u32::try_from(n.attempts).unwrap_or(u32::MAX);
+        let died = match outcome {
+            Outcome::Delivered => {
+                n.delivered(at);
+                s.report.delivered += 1;
+                if let Some(c) = n.consumer_id
+                    && is_retirement_notice(&n.kind)
+                {
+                    s.delivered_to.entry(n.retirement_id).or_default().push(c);
+                }
+                None
+            }
+            Outcome::Retry { reason, after } => {
+                match notifiers::retry::next_wait(attempts, after, rand::random::<f64>()) {
+                    Some(wait) => {
+                        let wait =
+                            chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::days(1));
+                        n.retry_at(at + wait, reason);
+                        s.report.retrying += 1;
+                        None
+                    }
+                    None => Some(format!(
+                        "{} attempts over about three days failed; the last: {reason}",
+                        n.attempts
+                    )),
+                }
+            }
+            Outcome::Gone { reason } => {
+                if let Some(c) = n.consumer_id {
+                    s.gone.insert(c);
+                }
+                Some(reason)
+            }
+            Outcome::Refused { reason } => Some(reason),
+        };
+        if let Some(why) = died {
+            n.dead(why.clone());
+            s.report.dead += 1;
+            s.dead.push((n.clone(), why));
+        }
+        s.updated.push(n);
+    }
+    s
 }

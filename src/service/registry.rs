@@ -333,37 +333,14 @@ impl Services {
             } else {
                 Vec::new()
             };
-            let is_override = rule.override_role == Some(actor.role);
-            if is_override {
-                if justification.is_none() {
-                    return Err(ServiceError::Forbidden(format!(
-                        "a {} override of {subject} to {to} needs a written justification",
-                        actor.role
-                    )));
-                }
-            } else {
-                if !actor.has_role(rule.roles) {
-                    let roles: Vec<&str> = rule.roles.iter().map(|r| r.as_str()).collect();
-                    return Err(ServiceError::Forbidden(format!(
-                        "role {} may not move {subject} from {from} to {to}; {} may",
-                        actor.role,
-                        roles.join(" or ")
-                    )));
-                }
-                if actor.role == Role::Owner {
-                    require_team_owner(
-                        actor,
-                        &registered_model.owner_team,
-                        &format!("model {model_name}"),
-                    )?;
-                }
-                if !failed.is_empty() {
-                    return Err(ServiceError::Conflict(format!(
-                        "{subject} cannot be promoted to {to}: validations failed: {}; every validation must pass, or a security-role actor may override with a justification",
-                        failed.join(", ")
-                    )));
-                }
-            }
+            let is_override = authorise_transition(
+                actor,
+                &rule,
+                (&subject, from, to),
+                (&model_name, &registered_model.owner_team),
+                &failed,
+                justification.is_some(),
+            )?;
 
             // Signed artifacts only, whoever asks: a security override covers failed
             // validations, never a missing or broken signature.
@@ -376,35 +353,8 @@ impl Services {
             }
             let now = self.now();
             if to == LifecycleStatus::Production {
-                let current = repo::versions_in_status(
-                    tx.conn(),
-                    model_id,
-                    &model_name,
-                    LifecycleStatus::Production,
-                )
-                .await?;
-                for (id, current) in current {
-                    repo::set_status(tx.conn(), id, LifecycleStatus::Deprecated, now).await?;
-                    let mut deprecated = current.clone();
-                    deprecated.status = LifecycleStatus::Deprecated;
-                    deprecated.status_changed_at = now;
-                    let change = StatusChange {
-                        version: &deprecated,
-                        justification: None,
-                        overridden_validations: Vec::new(),
-                        superseded_by: Some(version.to_string()),
-                        retirement: None,
-                    };
-                    let entry = AuditEntry::new(
-                        actor.audit_identity(),
-                        Action::VersionStatusChanged,
-                        SubjectType::ModelVersion,
-                        format!("{model_name}@{}", current.version),
-                    )
-                    .before(&current)
-                    .after(&change);
-                    self.append_audit(tx, now, entry).await?;
-                }
+                self.deprecate_production(tx, actor, (model_id, &model_name), version, now)
+                    .await?;
             }
             repo::set_status(tx.conn(), version_id, to, now).await?;
             let mut after = before.clone();
@@ -434,6 +384,43 @@ impl Services {
         }
         tracing::info!(version = %subject, %from, %to, actor = %actor.name, "version status changed");
         Ok(after)
+    }
+
+    /// Moves the model's production version(s) to deprecated: `version` replaces them.
+    async fn deprecate_production(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        actor: &Actor,
+        (model_id, model_name): (repo::ModelId, &ModelName),
+        version: Version,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ServiceError> {
+        let current =
+            repo::versions_in_status(tx.conn(), model_id, model_name, LifecycleStatus::Production)
+                .await?;
+        for (id, current) in current {
+            repo::set_status(tx.conn(), id, LifecycleStatus::Deprecated, now).await?;
+            let mut deprecated = current.clone();
+            deprecated.status = LifecycleStatus::Deprecated;
+            deprecated.status_changed_at = now;
+            let change = StatusChange {
+                version: &deprecated,
+                justification: None,
+                overridden_validations: Vec::new(),
+                superseded_by: Some(version.to_string()),
+                retirement: None,
+            };
+            let entry = AuditEntry::new(
+                actor.audit_identity(),
+                Action::VersionStatusChanged,
+                SubjectType::ModelVersion,
+                format!("{model_name}@{}", current.version),
+            )
+            .before(&current)
+            .after(&change);
+            self.append_audit(tx, now, entry).await?;
+        }
+        Ok(())
     }
 
     pub async fn model(&self, name: &str) -> Result<Option<RegisteredModel>, ServiceError> {
@@ -523,4 +510,44 @@ fn transition_rule(
             }
         ))
     })
+}
+
+/// Whether `actor` may make this move, and whether it does so by override (a role the
+/// rule lets pass failed validations, with a justification). Failed validations refuse
+/// anyone else.
+fn authorise_transition(
+    actor: &Actor,
+    rule: &crate::domain::TransitionRule,
+    (subject, from, to): (&str, LifecycleStatus, LifecycleStatus),
+    (model, owner_team): (&ModelName, &crate::domain::TeamName),
+    failed: &[String],
+    justified: bool,
+) -> Result<bool, ServiceError> {
+    if rule.override_role == Some(actor.role) {
+        if !justified {
+            return Err(ServiceError::Forbidden(format!(
+                "a {} override of {subject} to {to} needs a written justification",
+                actor.role
+            )));
+        }
+        return Ok(true);
+    }
+    if !actor.has_role(rule.roles) {
+        let roles: Vec<&str> = rule.roles.iter().map(|r| r.as_str()).collect();
+        return Err(ServiceError::Forbidden(format!(
+            "role {} may not move {subject} from {from} to {to}; {} may",
+            actor.role,
+            roles.join(" or ")
+        )));
+    }
+    if actor.role == Role::Owner {
+        require_team_owner(actor, owner_team, &format!("model {model}"))?;
+    }
+    if !failed.is_empty() {
+        return Err(ServiceError::Conflict(format!(
+            "{subject} cannot be promoted to {to}: validations failed: {}; every validation must pass, or a security-role actor may override with a justification",
+            failed.join(", ")
+        )));
+    }
+    Ok(false)
 }

@@ -16,6 +16,7 @@ mod inventory;
 mod lifecycle;
 mod names;
 mod notice;
+mod notice_policy;
 mod provenance;
 mod records;
 mod retirement;
@@ -35,13 +36,14 @@ pub use inventory::{
 pub use lifecycle::{LifecycleStatus, TransitionRule};
 pub use names::{ModelName, SignerName, TeamName, TokenName};
 pub use notice::{Channel, NoticeState, OutboxNotice, delivery_error_category};
+pub use notice_policy::{NoticePolicy, TierNotice, TooEarly};
 pub use provenance::{
     DataChecksum, Provenance, ProvenanceInput, RuntimeDependency, Sha256Digest, ValidationResult,
 };
 pub use records::{RegisteredModel, RegisteredVersion, TokenInfo};
 pub use retirement::{
-    Dependent, DependentStanding, ExtensionState, FoundBy, Holding, IllegalMove, NoticePolicy,
-    Retirement, RetirementState, TierNotice, TooEarly,
+    Dependent, DependentStanding, ExtensionState, FoundBy, Holding, IllegalMove, Retirement,
+    RetirementState,
 };
 pub use role::Role;
 pub use signer::{SignatureAlgorithm, Signer, SignerKey, StoredSignature};

@@ -23,17 +23,6 @@ word_enum!(
     }
 );
 
-/// The step names in order, as they are shown and stored.
-pub const DECOMMISSION_STEPS: [&str; 11] = {
-    let mut names = [""; 11];
-    let mut i = 0;
-    while i < names.len() {
-        names[i] = DecommissionStep::ALL[i].as_str();
-        i += 1;
-    }
-    names
-};
-
 /// A version that is no longer served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -27,7 +27,7 @@ mod version;
 
 pub use artifact::{ArtifactKind, ArtifactPath};
 pub use contact::{Contacts, EmailAddress};
-pub use decommission::{DECOMMISSION_STEPS, DecommissionStep, DisabledVersion, Purge, Step};
+pub use decommission::{DecommissionStep, DisabledVersion, Purge, Step};
 pub use error::ParseError;
 pub use inventory::{
     Consumer, ConsumerKind, ConsumerName, Derivation, EdgeKind, EdgeOrigin, Environment,

@@ -47,6 +47,10 @@
 //! is a shared `Arc<str>`: an answer's targets and the names in its paths
 //! (`Step.from`/`to`, ranges, origin names) are reference counts, not copies, because a
 //! hub answer lists a thousand.
+//!
+//! Why this file is long: the graph's mutations must keep petgraph, the arrivals and the
+//! packed copy in step, and they live here together until the performance layer becomes
+//! one type of its own (issue 23); the notes below say how each copy is kept.
 
 mod arrivals;
 mod packed;

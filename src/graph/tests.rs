@@ -1,3 +1,7 @@
+//! The graph's unit tests. Long because they share one set of fixtures and each checks a
+//! change against a graph rebuilt from scratch (`snapshot().indexes_agree`); they move
+//! with the graph's split into a core and its performance layer (issue 23).
+
 use super::*;
 use crate::domain::{ConsumerKind, ConsumerName, Contacts, Environment};
 use chrono::TimeZone;

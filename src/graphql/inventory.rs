@@ -1,6 +1,10 @@
 //! The consumer inventory over GraphQL: consumers and edges (declared by their owners or
 //! admins, all audited), and the questions `dependents`, `dependencies` and `impact`.
 //! Every answer names the graph revision it was computed on and whether it is complete.
+//!
+//! Why this file is long: about half of it is the output and input types the schema shows
+//! (each with its documentation, which is the SDL's); the resolvers are thin calls into
+//! `service`.
 
 use super::guard::{ANY_ROLE, RoleGuard, actor, services};
 use crate::domain::{self, Role};

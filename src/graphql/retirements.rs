@@ -1,6 +1,10 @@
 //! Retirements over GraphQL: governance schedules and cancels; dependents' owners (or a
 //! token bound to the dependent) acknowledge; anyone may see what is being retired, by
 //! whom it is used, and how each notice fared.
+//!
+//! Why this file is long: retirements, dependents, notices, steps, purges and enforcement
+//! points each have an output type with its documentation (the SDL's); the resolvers are
+//! thin calls into `service`.
 
 use super::guard::{ANY_ROLE, RoleGuard, actor, services};
 use crate::domain::OutboxNotice;

@@ -49,7 +49,8 @@ pub async fn require_token(
     };
     match state.services.authenticate(secret).await {
         Ok(Some(actor)) => {
-            let route = format!("{} {}", request.method(), request.uri().path());
+            // Cheap clones (shared bytes): the route is spelled out only for a refusal.
+            let (method, uri) = (request.method().clone(), request.uri().clone());
             request.extensions_mut().insert(actor.clone());
             let response = next.run(request).await;
             let refused = response
@@ -57,6 +58,7 @@ pub async fn require_token(
                 .get::<super::error::RefusedBecause>()
                 .map(|r| r.0.clone());
             if let Some(message) = refused {
+                let route = format!("{method} {}", uri.path());
                 record_refusal(&state, &actor, &route, message).await;
             }
             response
@@ -66,10 +68,11 @@ pub async fn require_token(
     }
 }
 
-/// Records a route's refusal of an authenticated caller. GraphQL records its own (per
-/// field), and the audit export's refusal is recorded as `audit.read_denied`.
+/// Records a route's refusal of an authenticated caller. (GraphQL answers refusals in
+/// its body, never 403, and records them per field in `http/mod.rs`.) The audit export's
+/// refusal is recorded by the service, as `audit.read_denied` with the query asked.
 async fn record_refusal(state: &AppState, actor: &Actor, route: &str, message: String) {
-    if route.ends_with(" /graphql") || route.ends_with(" /v1/audit/export") {
+    if route.ends_with(" /v1/audit/export") {
         return;
     }
     let refusal = crate::service::Refusal {

@@ -46,32 +46,60 @@ pub fn encoding(head: &[u8]) -> Result<Encoding, NotALog> {
     if let Some((_, name)) = OTHERS.iter().find(|(magic, _)| head.starts_with(magic)) {
         return Err(NotALog::Compressed(name));
     }
-    // Text logs hold no NUL; the heuristic grep and git use for "binary".
     if memchr::memchr(0, head).is_some() {
         return Err(NotALog::Binary);
     }
     Ok(Encoding::Text)
 }
 
-/// The first `n` bytes of the file's text, and its encoding; `Ok(Err(_))` for a file that
-/// is not a log.
-pub fn head(path: &Path, n: usize) -> io::Result<Result<(Encoding, Vec<u8>), NotALog>> {
+/// A log file as a scan first sees it, read through one open: who it is, how it is
+/// written, and the start of its text.
+pub struct Head {
+    pub meta: std::fs::Metadata,
+    pub encoding: Encoding,
+    /// Up to the first `n` bytes of the text (decompressed).
+    pub text: Vec<u8>,
+    /// The text's length: the file's, or for gzip what its trailer records (modulo
+    /// 4 GiB, and of the last member only: an estimate, for a progress bar).
+    pub text_len: u64,
+}
+
+/// The [`Head`] of `path` with up to `n` bytes of text; `Ok(Err(_))` for a file that is
+/// not a log.
+pub fn head(path: &Path, n: usize) -> io::Result<Result<Head, NotALog>> {
     let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
     let mut magic = [0u8; 8];
     let got = read_up_to(&mut file, &mut magic)?;
     let encoding = match encoding(&magic[..got]) {
         Ok(e) => e,
         Err(e) => return Ok(Err(e)),
     };
+    let text_len = match encoding {
+        Encoding::Text => meta.len(),
+        Encoding::Gzip => gzip_trailer_len(&mut file).unwrap_or(meta.len()),
+    };
     file.seek(SeekFrom::Start(0))?;
-    let mut text = open_text(file, encoding);
-    let mut head = vec![0u8; n];
-    let got = read_up_to(&mut text, &mut head)?;
-    head.truncate(got);
-    if encoding == Encoding::Gzip && memchr::memchr(0, &head).is_some() {
+    let mut text = vec![0u8; n];
+    let got = read_up_to(&mut open_text(file, encoding), &mut text)?;
+    text.truncate(got);
+    // Text logs hold no NUL; the heuristic grep and git use for "binary".
+    if memchr::memchr(0, &text).is_some() {
         return Ok(Err(NotALog::Binary));
     }
-    Ok(Ok((encoding, head)))
+    Ok(Ok(Head {
+        meta,
+        encoding,
+        text,
+        text_len,
+    }))
+}
+
+fn gzip_trailer_len(file: &mut std::fs::File) -> io::Result<u64> {
+    file.seek(SeekFrom::End(-4))?;
+    let mut size = [0u8; 4];
+    file.read_exact(&mut size)?;
+    Ok(u64::from(u32::from_le_bytes(size)))
 }
 
 fn open_text(file: std::fs::File, encoding: Encoding) -> Box<dyn Read + Send> {
@@ -82,7 +110,7 @@ fn open_text(file: std::fs::File, encoding: Encoding) -> Box<dyn Read + Send> {
     }
 }
 
-pub fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_up_to<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {
@@ -164,7 +192,7 @@ fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, target: usize) -> io::Result<bool> 
         return Ok(false);
     }
     buf.resize(target, 0);
-    let got = read_up_to(&mut &mut *r, &mut buf[start..]);
+    let got = read_up_to(r, &mut buf[start..]);
     let got = match got {
         Ok(n) => n,
         Err(e) => {
@@ -179,17 +207,9 @@ fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, target: usize) -> io::Result<bool> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::scan::tests::format;
     use flate2::{Compression, write::GzEncoder};
     use std::io::Write;
-
-    fn format() -> LineFormat {
-        LineFormat::new(
-            "client",
-            "path",
-            r"^/v1/models/(?P<model>[a-z0-9._-]+)/versions/(?P<version>[0-9.]+)/",
-        )
-        .unwrap()
-    }
 
     fn line(caller: &str) -> String {
         format!("{{\"client\":\"{caller}\",\"path\":\"/v1/models/m/versions/1.0.0/p\"}}\n")
@@ -225,9 +245,9 @@ mod tests {
         bytes.extend(gzip(&unterminated.as_bytes()[line("a").len()..]));
         std::fs::write(&path, bytes).unwrap();
 
-        let (enc, head) = head(&path, 4096).unwrap().unwrap();
-        assert_eq!(enc, Encoding::Gzip);
-        assert_eq!(head, unterminated.as_bytes());
+        let head = head(&path, 4096).unwrap().unwrap();
+        assert_eq!(head.encoding, Encoding::Gzip);
+        assert_eq!(head.text, unterminated.as_bytes());
 
         let offset = line("a").len() as u64;
         let mut r = LogReader::open(&path, Encoding::Gzip, offset).unwrap();
@@ -237,6 +257,16 @@ mod tests {
         assert_eq!(tally.count("b", "m", "1.0.0"), 1);
         assert_eq!(tally.count("c", "m", "1.0.0"), 1);
         assert_eq!(r.read_chunk(&format()).unwrap().1, 0);
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_the_head_is_binary_not_only_in_the_first_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.jsonl.db");
+        let mut bytes = line("a").into_bytes();
+        bytes.extend_from_slice(b"\x00\x01\x02 page of a database");
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(head(&path, 4096).unwrap(), Err(NotALog::Binary)));
     }
 
     #[test]

@@ -50,7 +50,6 @@ mod signatures;
 mod signers;
 mod tokens;
 
-pub use crate::domain::DECOMMISSION_STEPS;
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
 pub use calendar_feeds::{CalendarFeed, NewCalendarFeed};

@@ -431,26 +431,22 @@ fn expand(patterns: &[String]) -> Vec<PathBuf> {
 /// Where to start reading `path`; `None` while it holds no complete line, `Err` with the
 /// reason for a file that cannot be read as a log.
 fn plan(path: &Path, cursors: &HashMap<String, Cursor>) -> Result<Option<Plan>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    let file_id = format!("{}:{}", meta.dev(), meta.ino());
-    let (encoding, head) = log_file::head(path, FINGERPRINT_BYTES)
+    let head = log_file::head(path, FINGERPRINT_BYTES)
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let first_line = match head.iter().position(|b| *b == b'\n') {
-        Some(end) => &head[..end],
+    let file_id = format!("{}:{}", head.meta.dev(), head.meta.ino());
+    let text = &head.text;
+    let first_line = match text.iter().position(|b| *b == b'\n') {
+        Some(end) => &text[..end],
         // A first line longer than the fingerprint window is fingerprinted by its start.
-        None if head.len() == FINGERPRINT_BYTES => &head[..],
+        None if text.len() == FINGERPRINT_BYTES => &text[..],
         // A compressed file is finished: a single unterminated line is still a line.
-        None if encoding == Encoding::Gzip && !head.is_empty() => &head[..],
+        None if head.encoding == Encoding::Gzip && !text.is_empty() => &text[..],
         None => return Ok(None),
-    };
-    let len = match encoding {
-        Encoding::Text => meta.len(),
-        Encoding::Gzip => gzip_text_len(path).unwrap_or(meta.len()),
     };
     Ok(Some(start(
         path,
-        (encoding, len),
+        (head.encoding, head.text_len),
         file_id,
         fingerprint(first_line),
         cursors,
@@ -496,17 +492,6 @@ fn start(
         },
         restarted,
     }
-}
-
-/// The length of a gzip file's text as its trailer records it (modulo 4 GiB: an estimate
-/// for the progress bar only).
-fn gzip_text_len(path: &Path) -> Option<u64> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path).ok()?;
-    file.seek(SeekFrom::End(-4)).ok()?;
-    let mut size = [0u8; 4];
-    file.read_exact(&mut size).ok()?;
-    Some(u64::from(u32::from_le_bytes(size)))
 }
 
 fn fingerprint(bytes: &[u8]) -> String {

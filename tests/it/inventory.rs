@@ -201,18 +201,11 @@ on_both_backends! {
     }
 }
 
-mod pruned_changes {
-    //! Changes older than `inventory.change_retention_days` are pruned, the newest kept;
-    //! an instance whose graph still needed pruned ones sees the gap and loads whole.
-
-    use super::*;
-    use std::sync::Arc;
-    use sunset::clock::ManualClock;
-
-    async fn run(backend: Backend) {
-        let start = chrono::Utc::now();
-        let clock = Arc::new(ManualClock::new(start));
-        let app = TestApp::spawn_with(backend, clock.clone(), |_| {}).await;
+on_both_backends! {
+    /// Changes older than `inventory.change_retention_days` are pruned, the newest kept;
+    /// an instance whose graph still needed pruned ones sees the gap and loads whole.
+    async fn pruned_changes(t: crate::support::Clocked = crate::support::clocked) {
+        let (app, clock) = (t.app, t.clock);
         let ml = app.token("ml-owner", "owner", Some("ml")).await;
         app.create_model(&ml, "base", "ml").await;
         version(&app, &ml, "base", "1.0.0").await;
@@ -271,16 +264,6 @@ mod pruned_changes {
             behind.inventory_snapshot(),
             app.services.inventory_snapshot()
         );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(Backend::Postgres).await;
     }
 }
 

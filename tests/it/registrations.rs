@@ -231,19 +231,13 @@ on_both_backends! {
     }
 }
 
-/// Receipts are kept while a replay could still pass the timestamp check, and dropped
-/// after: a message accepted at R carried a timestamp within the tolerance (300 s) of R,
-/// so from R + 600 s on it is refused as stale before its id is looked up.
-mod receipts_are_pruned_once_no_replay_could_pass {
-    use super::*;
-    use crate::support::Backend;
-    use std::sync::Arc;
-    use sunset::clock::{Clock, ManualClock};
-
-    async fn run(backend: Backend) {
-        let start = chrono::Utc::now();
-        let clock = Arc::new(ManualClock::new(start));
-        let app = TestApp::spawn_with(backend, clock.clone(), |_| {}).await;
+on_both_backends! {
+    /// Receipts are kept while a replay could still pass the timestamp check, and dropped
+    /// after: a message accepted at R carried a timestamp within the tolerance (300 s) of R,
+    /// so from R + 600 s on it is refused as stale before its id is looked up.
+    async fn receipts_are_pruned_once_no_replay_could_pass(t: crate::support::Clocked = crate::support::clocked) {
+        use sunset::clock::Clock;
+        let (app, clock, start) = (t.app, t.clock, t.start);
         crate::artifacts::model_with_version(&app).await;
         let secret = source(&app, "ci").await;
         let sent = |id: &'static str| {
@@ -302,16 +296,6 @@ mod receipts_are_pruned_once_no_replay_could_pass {
             retry.json::<Value>().await.expect("json")["duplicate"],
             true
         );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(Backend::Postgres).await
     }
 }
 

@@ -1605,7 +1605,7 @@ on_both_backends! {
             resumed["executeRetirement"]["steps"]
                 .as_array()
                 .map(Vec::len),
-            Some(sunset::service::DECOMMISSION_STEPS.len())
+            Some(sunset::domain::DecommissionStep::ALL.len())
         );
         let unchanged = w
             .app

@@ -86,6 +86,12 @@ async fn logged(backend: Backend) -> Logged {
     Logged { app, logs }
 }
 
+/// Reading each line's `time` field.
+async fn timed(backend: Backend) -> Logged {
+    let (app, logs) = spawn_reading(backend, |s| s.time_field = Some("time".into())).await;
+    Logged { app, logs }
+}
+
 on_both_backends! {
     async fn each_complete_line_counts_once_across_partial_writes_rotation_and_truncation(t: Logged = logged) {
         let (app, logs) = (t.app, t.logs.path().to_path_buf());
@@ -202,12 +208,10 @@ on_both_backends! {
     }
 }
 
-mod time_field {
-    use super::*;
-    use chrono::{Duration, SecondsFormat, Utc};
-
-    async fn run(backend: Backend) {
-        let (app, logs) = spawn_reading(backend, |s| s.time_field = Some("time".into())).await;
+on_both_backends! {
+    async fn time_field(t: Logged = timed) {
+        use chrono::{Duration, SecondsFormat, Utc};
+        let (app, logs) = (t.app, t.logs);
         let at = |t: chrono::DateTime<Utc>, client: &str| {
             format!(
                 "{}\n",
@@ -297,16 +301,6 @@ mod time_field {
             close(seen("firstSeen"), older) && close(seen("lastSeen"), last),
             "{e}"
         );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(Backend::Postgres).await
     }
 }
 

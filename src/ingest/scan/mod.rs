@@ -265,10 +265,11 @@ impl Tally {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn format() -> LineFormat {
+    /// The format the ingest tests read lines with.
+    pub(crate) fn format() -> LineFormat {
         LineFormat::new(
             "client",
             "path",

@@ -26,6 +26,7 @@ mod circuit_breaker;
 mod emergency;
 mod enforcement;
 mod erasure;
+mod lift;
 mod purges;
 pub(super) mod revocation;
 

@@ -9,9 +9,11 @@
 mod declare;
 mod follow;
 mod questions;
+mod usage;
 
-pub(crate) use declare::{Usage, resolve};
+pub(crate) use declare::resolve;
 pub(crate) use follow::Written;
+pub(crate) use usage::Usage;
 
 use crate::config::InventorySettings;
 use crate::domain::{

@@ -294,7 +294,11 @@ async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies(ba
             .iter()
             .map(|s| s["step"].as_str().expect("name"))
             .collect();
-        assert_eq!(names, sunset::service::DECOMMISSION_STEPS);
+        let every: Vec<&str> = sunset::domain::DecommissionStep::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(names, every);
         assert!(
             steps.iter().all(|s| s["finishedAt"].is_string()),
             "{steps:#?}"

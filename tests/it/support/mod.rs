@@ -50,6 +50,20 @@ macro_rules! on_both_backends {
     };
 }
 
+/// An app on a clock the test moves, and where that clock started.
+pub struct Clocked {
+    pub app: TestApp,
+    pub clock: Arc<sunset::clock::ManualClock>,
+    pub start: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn clocked(backend: Backend) -> Clocked {
+    let start = chrono::Utc::now();
+    let clock = Arc::new(sunset::clock::ManualClock::new(start));
+    let app = TestApp::spawn_with(backend, clock.clone(), |_| {}).await;
+    Clocked { app, clock, start }
+}
+
 pub struct TestApp {
     pub address: String,
     pub backend: Backend,

@@ -1,0 +1,103 @@
+//! The upload pipeline: the request body is cut into chunks and hashed on the request's
+//! task while a blocking worker seals and writes them, so memory stays flat and the two
+//! costliest steps run on two cores.
+
+use super::MAX_ARTIFACT_BYTES;
+use crate::domain::ParseError;
+use crate::service::ServiceError;
+use crate::vault::stream::Sealer;
+use crate::vault::{DataKey, VaultError};
+use futures_util::{Stream, StreamExt};
+use std::io::Write;
+
+/// The blocking half of an upload: seals each chunk and writes it, finishing the blob at
+/// the last; a sender gone before the last chunk drops the writer and its partial blob.
+pub(super) fn seal_into(
+    writer: Box<dyn crate::vault::BlobWriter>,
+    data_key: DataKey,
+    context: String,
+    chunk_size: usize,
+    mut chunks: tokio::sync::mpsc::Receiver<(Vec<u8>, bool)>,
+) -> tokio::task::JoinHandle<Result<(u64, DataKey), VaultError>> {
+    tokio::task::spawn_blocking(move || {
+        let mut writer = writer;
+        let (mut sealer, header) = Sealer::new(&data_key, context.as_bytes(), chunk_size as u32);
+        writer.write_all(&header)?;
+        let mut size = 0u64;
+        while let Some((mut chunk, last)) = chunks.blocking_recv() {
+            size += chunk.len() as u64;
+            sealer.seal_chunk(&mut chunk, last);
+            writer.write_all(&chunk)?;
+            if last {
+                writer.finish()?;
+                return Ok((size, data_key));
+            }
+        }
+        Err(VaultError::Io(std::io::Error::other(
+            "upload ended before its last chunk",
+        )))
+    })
+}
+
+/// Cuts the request body into chunks for the sealer, hashing it on the way (hashing here
+/// and sealing in the worker puts the two costliest steps on two cores; ring's SHA-256
+/// uses the CPU's SHA extensions where present, which sha2 did not); returns the digest.
+pub(super) async fn feed_chunks<S, B, E>(
+    body: &mut S,
+    chunk_size: usize,
+    chunks: &tokio::sync::mpsc::Sender<(Vec<u8>, bool)>,
+) -> Result<String, ServiceError>
+where
+    S: Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    let mut current: Vec<u8> = Vec::with_capacity(chunk_size);
+    let mut full: Option<Vec<u8>> = None;
+    let mut total = 0u64;
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    while let Some(frame) = body.next().await {
+        let frame = frame
+            .map_err(|e| ParseError::new("upload", format!("the request body was cut off: {e}")))?;
+        let mut data = frame.as_ref();
+        hasher.update(data);
+        total += data.len() as u64;
+        if total > MAX_ARTIFACT_BYTES {
+            return Err(ServiceError::Invalid(ParseError::new(
+                "artifact",
+                format!("is larger than {MAX_ARTIFACT_BYTES} bytes, the most accepted"),
+            )));
+        }
+        while !data.is_empty() {
+            let take = (chunk_size - current.len()).min(data.len());
+            current.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if current.len() == chunk_size {
+                // A full chunk is sent only when more follows: until then it may be the last.
+                let next = std::mem::replace(&mut current, Vec::with_capacity(chunk_size));
+                if let Some(previous) = full.replace(next) {
+                    send(chunks, previous, false).await?;
+                }
+            }
+        }
+    }
+    match full {
+        Some(previous) if current.is_empty() => send(chunks, previous, true).await?,
+        Some(previous) => {
+            send(chunks, previous, false).await?;
+            send(chunks, current, true).await?;
+        }
+        None => send(chunks, current, true).await?,
+    }
+    Ok(hex::encode(hasher.finish().as_ref()))
+}
+
+async fn send(
+    tx: &tokio::sync::mpsc::Sender<(Vec<u8>, bool)>,
+    chunk: Vec<u8>,
+    last: bool,
+) -> Result<(), ServiceError> {
+    // A closed channel means the worker failed; its own error is reported instead.
+    let _ = tx.send((chunk, last)).await;
+    Ok(())
+}

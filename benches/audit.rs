@@ -89,6 +89,7 @@ async fn mutate(services: &Services, way: Way, prefix: &str, n: usize) -> Durati
     for i in 0..n {
         if way == Way::Chained {
             services
+                .registry()
                 .create_model(&actor, input(prefix, i))
                 .await
                 .expect("create");
@@ -214,6 +215,7 @@ async fn run(label: &str, services: Services) {
     );
     let start = Instant::now();
     let report = services
+        .audit()
         .verify_audit_chain(vec![])
         .await
         .expect("verify")

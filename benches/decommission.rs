@@ -41,6 +41,7 @@ async fn prepare(services: &Services, clock: &ManualClock, i: usize) -> i64 {
     let owner = actor("bench-owner", Role::Owner, Some("ml"));
     let name = format!("m{i:04}");
     services
+        .registry()
         .create_model(
             &owner,
             ModelInput {
@@ -54,6 +55,7 @@ async fn prepare(services: &Services, clock: &ManualClock, i: usize) -> i64 {
         .await
         .expect("model");
     services
+        .registry()
         .create_version(
             &owner,
             VersionInput {
@@ -66,6 +68,7 @@ async fn prepare(services: &Services, clock: &ManualClock, i: usize) -> i64 {
         .expect("version");
     let chunk: Result<Vec<u8>, std::io::Error> = Ok(vec![7u8; 4096]);
     services
+        .artifacts()
         .upload_artifact(
             &owner,
             &name,
@@ -77,6 +80,7 @@ async fn prepare(services: &Services, clock: &ManualClock, i: usize) -> i64 {
         .await
         .expect("artifact");
     let (r, _) = services
+        .retirements()
         .schedule_retirement(
             &actor("bench-governance", Role::Governance, None),
             RetirementInput {
@@ -132,9 +136,10 @@ async fn run(label: &str, mut settings: Settings) {
     let services = sunset::app::open(&settings, clock.clone())
         .await
         .expect("open");
-    services.load_inventory().await.expect("load");
+    services.inventory().load_inventory().await.expect("load");
     let (url, arrived) = gateway().await;
     services
+        .inventory()
         .declare_consumer(
             &Actor::local_operator(),
             sunset::service::ConsumerInput {
@@ -156,6 +161,7 @@ async fn run(label: &str, mut settings: Settings) {
     }
     clock.advance(Days::days(8));
     let checked = services
+        .retirements()
         .check_retirements(sunset::domain::FoundBy::GraphChange)
         .await
         .expect("check");
@@ -173,6 +179,7 @@ async fn run(label: &str, mut settings: Settings) {
             tokio::spawn(async move {
                 loop {
                     match services
+                        .artifacts()
                         .open_artifact(&reader, &name, "1.0.0", "model.bin")
                         .await
                     {
@@ -185,6 +192,7 @@ async fn run(label: &str, mut settings: Settings) {
         };
         let trigger = Instant::now();
         services
+            .decommission()
             .execute_retirement(&governance, id)
             .await
             .expect("executed");

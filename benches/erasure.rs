@@ -70,6 +70,7 @@ fn governance() -> Actor {
 
 async fn model_with_version(services: &Services, name: &str) {
     services
+        .registry()
         .create_model(
             &owner(),
             ModelInput {
@@ -83,6 +84,7 @@ async fn model_with_version(services: &Services, name: &str) {
         .await
         .expect("model");
     services
+        .registry()
         .create_version(
             &owner(),
             VersionInput {
@@ -103,6 +105,7 @@ async fn upload(services: &Services, model: &str, size: u64) {
         Ok::<_, std::io::Error>(vec![(i % 251) as u8; len])
     }));
     services
+        .artifacts()
         .upload_artifact(&owner(), model, "1.0.0", "model.bin", None, body)
         .await
         .expect("upload");
@@ -112,6 +115,7 @@ async fn upload(services: &Services, model: &str, size: u64) {
 async fn ready(services: &Services, clock: &ShiftedClock, model: &str) -> i64 {
     let now = sunset::clock::Clock::now(clock);
     let (r, _) = services
+        .retirements()
         .schedule_retirement(
             &governance(),
             RetirementInput {
@@ -128,6 +132,7 @@ async fn ready(services: &Services, clock: &ShiftedClock, model: &str) -> i64 {
         .expect("scheduled");
     clock.advance(Days::days(8));
     services
+        .retirements()
         .check_retirements(sunset::domain::FoundBy::GraphChange)
         .await
         .expect("check");
@@ -137,6 +142,7 @@ async fn ready(services: &Services, clock: &ShiftedClock, model: &str) -> i64 {
 /// Executes retirement `id` and returns each step's recorded duration.
 async fn execute(services: &Services, id: i64) -> Vec<(String, Duration)> {
     let (r, steps) = services
+        .decommission()
         .execute_retirement(&governance(), id)
         .await
         .expect("executed");
@@ -259,7 +265,7 @@ async fn run(label: &str, mut settings: Settings, scratch: &Path, big: u64, keys
     let services = sunset::app::open(&settings, clock.clone())
         .await
         .expect("open");
-    services.load_inventory().await.expect("load");
+    services.inventory().load_inventory().await.expect("load");
     // A model that survives every erasure; it will hold the 100,000 keys.
     model_with_version(&services, "survivor").await;
     upload(&services, "survivor", MIB).await;

@@ -137,15 +137,18 @@ async fn generate(services: &Services, shape: Shape) -> Generated {
     // A real version's provenance, so registry reads of generated rows parse.
     let operator = Actor::local_operator();
     let (_, owner) = services
+        .admin()
         .create_token(&operator, "bench-owner", "owner", Some("bench"), None)
         .await
         .expect("token");
     let owner = services
+        .admin()
         .authenticate(owner.expose())
         .await
         .expect("auth")
         .expect("actor");
     services
+        .registry()
         .create_model(
             &owner,
             sunset::service::ModelInput {
@@ -159,6 +162,7 @@ async fn generate(services: &Services, shape: Shape) -> Generated {
         .await
         .expect("seed model");
     services
+        .registry()
         .create_version(
             &owner,
             sunset::service::VersionInput {
@@ -709,10 +713,12 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
     // The service: start-up with the graph, RSS, HTTP answers, webhook ingestion.
     let operator = Actor::local_operator();
     let (_, reader) = services
+        .admin()
         .create_token(&operator, "bench-reader", "reader", None, None)
         .await
         .expect("token");
     let (_, secret) = services
+        .inventory()
         .create_webhook_source(&operator, "bench-ci")
         .await
         .expect("source");

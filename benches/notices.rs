@@ -91,6 +91,7 @@ async fn receive(
 async fn model(services: &Services, name: &str) {
     let owner = actor("bench-owner", Role::Owner, Some("ml"));
     services
+        .registry()
         .create_model(
             &owner,
             ModelInput {
@@ -104,6 +105,7 @@ async fn model(services: &Services, name: &str) {
         .await
         .expect("model");
     services
+        .registry()
         .create_version(
             &owner,
             VersionInput {
@@ -126,6 +128,7 @@ async fn register(services: &Services, secret: &Secret, regs: Vec<serde_json::Va
         let signature = secret.sign(&id, ts, &body);
         let ts = ts.to_string();
         services
+            .inventory()
             .receive_registrations(
                 Headers {
                     id: Some(&id),
@@ -143,6 +146,7 @@ async fn schedule(services: &Services, model: &str) -> (f64, usize) {
     let governance = actor("bench-governance", Role::Governance, None);
     let started = Instant::now();
     let (_, dependents) = services
+        .retirements()
         .schedule_retirement(
             &governance,
             RetirementInput {
@@ -164,7 +168,11 @@ async fn drain(services: &Services) -> (f64, usize, usize) {
     let started = Instant::now();
     let (mut delivered, mut failed) = (0, 0);
     loop {
-        let r = services.deliver_due_notices().await.expect("delivery pass");
+        let r = services
+            .retirements()
+            .deliver_due_notices()
+            .await
+            .expect("delivery pass");
         if r.attempted == 0 {
             break;
         }
@@ -190,7 +198,7 @@ async fn run(label: &str, mut settings: Settings) {
     let services = sunset::app::open(&settings, Arc::new(SystemClock))
         .await
         .expect("open");
-    services.load_inventory().await.expect("load");
+    services.inventory().load_inventory().await.expect("load");
     model(&services, "hooked").await;
     model(&services, "mailed").await;
 
@@ -210,6 +218,7 @@ async fn run(label: &str, mut settings: Settings) {
             async move {
                 let name = format!("hook-{i:05}");
                 let d = services
+                    .inventory()
                     .declare_consumer(
                         &admin,
                         ConsumerInput {
@@ -234,6 +243,7 @@ async fn run(label: &str, mut settings: Settings) {
         .map(|(n, s)| (n.clone(), Secret::parse(s).expect("whsec")))
         .collect();
     let (_, source_secret) = services
+        .inventory()
         .create_webhook_source(&admin, "bench-ci")
         .await
         .expect("source");

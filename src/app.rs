@@ -172,6 +172,7 @@ impl Application {
             .map_err(|e: cron::error::Error| StartupError::Schedule(e.to_string()))?;
         let services = open(&settings, clock.clone()).await?;
         services
+            .inventory()
             .load_inventory()
             .await
             .map_err(StartupError::Inventory)?;
@@ -216,7 +217,7 @@ impl Application {
     fn start_workers(&self) -> Supervisor {
         let workers = Supervisor::default();
         let (services, clock) = (self.services.clone(), self.clock.clone());
-        for source in services.scan_sources() {
+        for source in services.inventory().scan_sources() {
             // Checked when the settings were loaded; a failure here only skips the source.
             let Ok(schedule) = source.schedule.parse::<cron::Schedule>() else {
                 continue;
@@ -260,11 +261,11 @@ impl Application {
         let s = services.clone();
         workers.keep_running("inventory-follow", move || {
             let s = s.clone();
-            async move { s.follow_inventory().await }
+            async move { s.inventory().follow_inventory().await }
         });
         // An execution a crash cut short resumes now, not at the next check.
         workers.run_once("resume-decommissions", async move {
-            match services.resume_decommissions().await {
+            match services.decommission().resume_decommissions().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(finished = n, "resumed decommissions finished"),
                 Err(e) => tracing::error!(error = %e, "resuming decommissions failed"),
@@ -300,7 +301,7 @@ impl Application {
         workers.shutdown().await;
         // Leave the log signed up to its head, so that a deletion of the newest records
         // while the service is down shows against the checkpoint.
-        if let Err(e) = self.services.sign_audit_checkpoint_if_moved().await {
+        if let Err(e) = self.services.audit().sign_audit_checkpoint_if_moved().await {
             tracing::warn!(error = %e, "could not sign an audit checkpoint at shutdown");
         }
         tracing::info!("sunset stopped");

@@ -170,6 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             let services = app::open(&settings, Arc::new(SystemClock)).await?;
             let (_, secret) = services
+                .admin()
                 .create_token(
                     &operator,
                     &name,
@@ -187,7 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{:<32} {:<11} {:<24} {:<26} REVOKED",
                 "NAME", "ROLE", "TEAM", "CREATED"
             );
-            for t in services.tokens(&operator).await? {
+            for t in services.admin().tokens(&operator).await? {
                 println!(
                     "{:<32} {:<11} {:<24} {:<26} {}",
                     t.name.as_str(),
@@ -203,7 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Token(TokenCommand::Revoke { name }) => {
             let services = app::open(&settings, Arc::new(SystemClock)).await?;
-            services.revoke_token(&operator, &name).await?;
+            services.admin().revoke_token(&operator, &name).await?;
             eprintln!("token {name} revoked");
             checkpoint_at_rest(&services).await;
         }
@@ -211,7 +212,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let pem = std::fs::read_to_string(&public_key)
                 .with_context(|| format!("reading the public key {}", public_key.display()))?;
             let services = app::open(&settings, Arc::new(SystemClock)).await?;
-            let signer = services.add_signer(&operator, &name, &pem).await?;
+            let signer = services
+                .registry()
+                .add_signer(&operator, &name, &pem)
+                .await?;
             eprintln!(
                 "signer {} registered ({}, key id {})",
                 signer.name, signer.algorithm, signer.key_id
@@ -224,7 +228,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{:<32} {:<11} {:<8} {:<64}",
                 "NAME", "ALGORITHM", "ENABLED", "KEY ID"
             );
-            for s in services.signers().await? {
+            for s in services.registry().signers().await? {
                 println!(
                     "{:<32} {:<11} {:<8} {:<64}",
                     s.name.as_str(),
@@ -236,7 +240,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Signer(SignerCommand::Disable { name }) => {
             let services = app::open(&settings, Arc::new(SystemClock)).await?;
-            services.disable_signer(&operator, &name).await?;
+            services.registry().disable_signer(&operator, &name).await?;
             eprintln!("signer {name} disabled");
             checkpoint_at_rest(&services).await;
         }
@@ -245,6 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let names: Vec<String> = match source {
                 Some(name) => vec![name],
                 None => services
+                    .inventory()
                     .scan_sources()
                     .iter()
                     .map(|s| s.name.clone())
@@ -263,6 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 bar.set_prefix(name.clone());
                 let report = services
+                    .inventory()
                     .run_scan(&name, &|p| {
                         bar.set_length(p.bytes_total);
                         bar.set_position(p.bytes_done);
@@ -275,7 +281,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Audit(AuditCommand::Checkpoint) => {
             let services = app::open(&settings, Arc::new(SystemClock)).await?;
-            let cp = services.sign_audit_checkpoint(&operator).await?;
+            let cp = services.audit().sign_audit_checkpoint(&operator).await?;
             println!("{}", serde_json::to_string(&cp)?);
         }
         Command::Audit(AuditCommand::Verify { checkpoint }) => {
@@ -295,7 +301,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Leaves the log signed up to its head when a command is done writing, so that even
 /// a deletion of the newest record shows against the checkpoint.
 async fn checkpoint_at_rest(services: &crate::service::Services) {
-    if let Err(e) = services.sign_audit_checkpoint_if_moved().await {
+    if let Err(e) = services.audit().sign_audit_checkpoint_if_moved().await {
         tracing::warn!(error = %e, "could not sign an audit checkpoint after the command");
     }
 }
@@ -393,7 +399,7 @@ async fn verify(settings: &Settings, kept_files: &[PathBuf]) -> anyhow::Result<E
         anyhow::ensure!(f.exists(), "checkpoint file {} does not exist", f.display());
         kept.extend(read_checkpoint_lines(f).map_err(|e| anyhow::anyhow!("{e}"))?);
     }
-    match services.verify_audit_chain(kept).await? {
+    match services.audit().verify_audit_chain(kept).await? {
         Ok(report) => {
             println!(
                 "audit chain intact: {} records, head {}, {} signed checkpoints matched",

@@ -19,7 +19,11 @@ impl Guard for AuditorGuard {
             return Ok(());
         }
         let query = AuditQuery::default();
-        Err(services(ctx)?.refuse_audit_read(actor, &query).await.into())
+        Err(services(ctx)?
+            .audit()
+            .refuse_audit_read(actor, &query)
+            .await
+            .into())
     }
 }
 
@@ -145,6 +149,7 @@ impl AuditQueryRoot {
             until: f.until,
         };
         let page = services(ctx)?
+            .audit()
             .audit_records(actor(ctx)?, &query, after_seq, first)
             .await?;
         let mut conn = Connection::new(after_seq.is_some(), page.has_next);
@@ -166,6 +171,7 @@ impl AuditMutation {
     #[graphql(guard = "RoleGuard::new(&[Role::Auditor, Role::Admin])")]
     async fn sign_audit_checkpoint(&self, ctx: &Context<'_>) -> Result<AuditCheckpoint> {
         Ok(services(ctx)?
+            .audit()
             .sign_audit_checkpoint(actor(ctx)?)
             .await?
             .into())

@@ -43,6 +43,7 @@ impl CalendarFeedQuery {
     #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
     async fn calendar_feeds(&self, ctx: &Context<'_>) -> Result<Vec<CalendarFeed>> {
         Ok(services(ctx)?
+            .retirements()
             .calendar_feeds(actor(ctx)?)
             .await?
             .into_iter()
@@ -64,6 +65,7 @@ impl CalendarFeedMutation {
         name: String,
     ) -> Result<CreatedCalendarFeed> {
         let made = services(ctx)?
+            .retirements()
             .create_calendar_feed(actor(ctx)?, &name)
             .await?;
         Ok(CreatedCalendarFeed {
@@ -79,6 +81,7 @@ impl CalendarFeedMutation {
             .parse()
             .map_err(|_| super::error::validation("id must be a calendar feed's number"))?;
         Ok(services(ctx)?
+            .retirements()
             .revoke_calendar_feed(actor(ctx)?, id)
             .await?
             .into())

@@ -152,6 +152,7 @@ impl Consumer {
         let name =
             domain::ConsumerName::parse(&self.name).map_err(crate::service::ServiceError::from)?;
         Ok(services(ctx)?
+            .inventory()
             .consumer_edges(&name)
             .into_iter()
             .map(<Edge as From<EdgeView>>::from)
@@ -427,7 +428,9 @@ pub struct InventoryQuery;
 impl InventoryQuery {
     #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
     async fn consumer(&self, ctx: &Context<'_>, name: String) -> Result<Consumer> {
-        Ok(Consumer::from(&services(ctx)?.consumer(&name).await?))
+        Ok(Consumer::from(
+            &services(ctx)?.inventory().consumer(&name).await?,
+        ))
     }
 
     /// Consumers by name, optionally of one team; page with `after` (the last name seen).
@@ -444,6 +447,7 @@ impl InventoryQuery {
     ) -> Result<Vec<Consumer>> {
         let first = super::page_size(first)? as usize;
         Ok(services(ctx)?
+            .inventory()
             .consumers(team.as_deref(), after.as_deref(), first)?
             .iter()
             .map(Consumer::from)
@@ -474,6 +478,7 @@ impl InventoryQuery {
             limit: limit.map(|l| l as usize),
         };
         Ok(services(ctx)?
+            .inventory()
             .dependents(&model, &version, ask)
             .await?
             .into())
@@ -499,13 +504,18 @@ impl InventoryQuery {
             include_stale,
             limit: limit.map(|l| l as usize),
         };
-        Ok(services(ctx)?.dependencies(&consumer, ask).await?.into())
+        Ok(services(ctx)?
+            .inventory()
+            .dependencies(&consumer, ask)
+            .await?
+            .into())
     }
 
     /// Systems allowed to post registration webhooks.
     #[graphql(guard = "RoleGuard::new(&[Role::Admin])")]
     async fn webhook_sources(&self, ctx: &Context<'_>) -> Result<Vec<WebhookSource>> {
         Ok(services(ctx)?
+            .inventory()
             .webhook_sources()
             .await?
             .into_iter()
@@ -522,7 +532,10 @@ impl InventoryQuery {
         version: String,
         #[graphql(default = 30)] active_days: u32,
     ) -> Result<Impact> {
-        let i = services(ctx)?.impact(&model, &version, active_days).await?;
+        let i = services(ctx)?
+            .inventory()
+            .impact(&model, &version, active_days)
+            .await?;
         Ok(Impact {
             revision: i.revision,
             direct: i.direct as u64,
@@ -553,6 +566,7 @@ impl InventoryMutation {
         input: ConsumerInputGql,
     ) -> Result<DeclareConsumerPayload> {
         let d = services(ctx)?
+            .inventory()
             .declare_consumer(
                 actor(ctx)?,
                 ConsumerInput {
@@ -580,6 +594,7 @@ impl InventoryMutation {
         name: String,
     ) -> Result<CreatedWebhookSource> {
         let (source, secret) = services(ctx)?
+            .inventory()
             .create_webhook_source(actor(ctx)?, &name)
             .await?;
         Ok(CreatedWebhookSource {
@@ -596,6 +611,7 @@ impl InventoryMutation {
         name: String,
     ) -> Result<WebhookSource> {
         Ok(services(ctx)?
+            .inventory()
             .disable_webhook_source(actor(ctx)?, &name)
             .await?
             .into())
@@ -604,7 +620,10 @@ impl InventoryMutation {
     /// Removes a consumer and every edge at it.
     #[graphql(guard = "RoleGuard::new(MANAGERS)")]
     async fn remove_consumer(&self, ctx: &Context<'_>, name: String) -> Result<bool> {
-        services(ctx)?.remove_consumer(actor(ctx)?, &name).await?;
+        services(ctx)?
+            .inventory()
+            .remove_consumer(actor(ctx)?, &name)
+            .await?;
         Ok(true)
     }
 
@@ -620,6 +639,7 @@ impl InventoryMutation {
     ) -> Result<Vec<Edge>> {
         edges(
             services(ctx)?
+                .inventory()
                 .declare_edge(
                     actor(ctx)?,
                     EdgeSpec::Uses {
@@ -641,6 +661,7 @@ impl InventoryMutation {
         version: String,
     ) -> Result<u64> {
         let n = services(ctx)?
+            .inventory()
             .remove_edge(
                 actor(ctx)?,
                 EdgeSpec::Uses {
@@ -663,6 +684,7 @@ impl InventoryMutation {
     ) -> Result<Vec<Edge>> {
         edges(
             services(ctx)?
+                .inventory()
                 .declare_edge(
                     actor(ctx)?,
                     EdgeSpec::DependsOn {
@@ -682,6 +704,7 @@ impl InventoryMutation {
         depends_on: String,
     ) -> Result<u64> {
         let n = services(ctx)?
+            .inventory()
             .remove_edge(
                 actor(ctx)?,
                 EdgeSpec::DependsOn {
@@ -708,6 +731,7 @@ impl InventoryMutation {
     ) -> Result<Vec<Edge>> {
         edges(
             services(ctx)?
+                .inventory()
                 .declare_edge(
                     actor(ctx)?,
                     EdgeSpec::DerivedFrom {
@@ -732,6 +756,7 @@ impl InventoryMutation {
         from_version: String,
     ) -> Result<u64> {
         let n = services(ctx)?
+            .inventory()
             .remove_edge(
                 actor(ctx)?,
                 EdgeSpec::DerivedFrom {
@@ -783,7 +808,7 @@ impl InventorySubscription {
         model: String,
     ) -> Result<impl Stream<Item = InventoryChange> + use<>> {
         let model = domain::ModelName::parse(&model).map_err(crate::service::ServiceError::from)?;
-        let events = services(ctx)?.inventory_events();
+        let events = services(ctx)?.inventory().inventory_events();
         Ok(futures_util::stream::unfold(events, move |mut events| {
             let model = model.clone();
             async move {

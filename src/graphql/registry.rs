@@ -119,6 +119,7 @@ impl Model {
             .transpose()
             .map_err(crate::service::ServiceError::from)?;
         let mut items = services(ctx)?
+            .registry()
             .versions(&self.0.name, after_version, limit + 1)
             .await?;
         let has_next = items.len() as u64 > limit;
@@ -155,7 +156,8 @@ impl ModelVersion {
         let model = self.0.model.as_str();
         let version = self.0.version.to_string();
         Ok(services(ctx)?
-            .artifacts(model, &version)
+            .artifacts()
+            .list(model, &version)
             .await?
             .into_iter()
             .map(|a| Artifact {
@@ -172,6 +174,7 @@ impl ModelVersion {
     /// The signature bundle attached to the version, if any.
     async fn signature(&self, ctx: &Context<'_>) -> Result<Option<VersionSignature>> {
         let stored = services(ctx)?
+            .registry()
             .signature(self.0.model.as_str(), &self.0.version.to_string())
             .await?;
         Ok(stored.map(|s| VersionSignature {
@@ -189,6 +192,7 @@ impl ModelVersion {
         ctx: &Context<'_>,
     ) -> Result<Option<super::retirements::Retirement>> {
         Ok(services(ctx)?
+            .decommission()
             .retirement_of_version(self.0.model.as_str(), &self.0.version.to_string())
             .await?
             .map(Into::into))
@@ -339,6 +343,7 @@ impl RegistryQuery {
     ) -> Result<Connection<String, Model>> {
         let limit = page_size(first)?;
         let mut items = services(ctx)?
+            .registry()
             .models(team.as_deref(), after.as_deref(), limit + 1)
             .await?;
         let has_next = items.len() as u64 > limit;
@@ -354,7 +359,7 @@ impl RegistryQuery {
 
     #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
     async fn model(&self, ctx: &Context<'_>, name: String) -> Result<Option<Model>> {
-        Ok(services(ctx)?.model(&name).await?.map(Model))
+        Ok(services(ctx)?.registry().model(&name).await?.map(Model))
     }
 
     #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
@@ -365,6 +370,7 @@ impl RegistryQuery {
         version: String,
     ) -> Result<Option<ModelVersion>> {
         Ok(services(ctx)?
+            .registry()
             .version(&model, &version)
             .await?
             .map(ModelVersion))
@@ -405,7 +411,10 @@ impl RegistryMutation {
             contacts: input.contacts,
         };
         Ok(Model(
-            services(ctx)?.create_model(actor(ctx)?, input).await?,
+            services(ctx)?
+                .registry()
+                .create_model(actor(ctx)?, input)
+                .await?,
         ))
     }
 
@@ -424,6 +433,7 @@ impl RegistryMutation {
         };
         Ok(Model(
             services(ctx)?
+                .registry()
                 .update_model(actor(ctx)?, &name, patch)
                 .await?,
         ))
@@ -464,7 +474,10 @@ impl RegistryMutation {
             provenance,
         };
         Ok(ModelVersion(
-            services(ctx)?.create_version(actor(ctx)?, input).await?,
+            services(ctx)?
+                .registry()
+                .create_version(actor(ctx)?, input)
+                .await?,
         ))
     }
 
@@ -479,6 +492,7 @@ impl RegistryMutation {
     ) -> Result<ModelVersion> {
         Ok(ModelVersion(
             services(ctx)?
+                .registry()
                 .rollback_model(actor(ctx)?, &model, &reason)
                 .await?,
         ))
@@ -497,6 +511,7 @@ impl RegistryMutation {
         justification: Option<String>,
     ) -> Result<ModelVersion> {
         let v = services(ctx)?
+            .registry()
             .transition_version(
                 actor(ctx)?,
                 &model,

@@ -123,6 +123,7 @@ impl Retirement {
     /// Every dependent notified, with its notice clock and acknowledgement.
     async fn dependents(&self, ctx: &Context<'_>) -> Result<Vec<RetirementDependent>> {
         Ok(services(ctx)?
+            .retirements()
             .retirement_dependents(self.raw_id)
             .await?
             .into_iter()
@@ -133,6 +134,7 @@ impl Retirement {
     /// The steps of its execution so far, each with its time and outcome.
     async fn steps(&self, ctx: &Context<'_>) -> Result<Vec<DecommissionStep>> {
         Ok(services(ctx)?
+            .decommission()
             .decommission_steps(self.raw_id)
             .await?
             .into_iter()
@@ -148,6 +150,7 @@ impl Retirement {
     /// The enforcement points told of its kill switch, and when each confirmed.
     async fn enforcement_points(&self, ctx: &Context<'_>) -> Result<Vec<EnforcementConfirmation>> {
         Ok(services(ctx)?
+            .decommission()
             .enforcement_confirmations(self.raw_id)
             .await?
             .into_iter()
@@ -166,6 +169,7 @@ impl Retirement {
     /// auditors).
     async fn certificate_id(&self, ctx: &Context<'_>) -> Result<Option<ID>> {
         Ok(services(ctx)?
+            .decommission()
             .certificate_id_of(self.raw_id)
             .await?
             .map(|id| ID(id.to_string())))
@@ -174,6 +178,7 @@ impl Retirement {
     /// Derived stores' purge confirmations and governance waivers.
     async fn purges(&self, ctx: &Context<'_>) -> Result<Vec<Purge>> {
         Ok(services(ctx)?
+            .decommission()
             .purges(self.raw_id)
             .await?
             .into_iter()
@@ -184,7 +189,10 @@ impl Retirement {
     /// Counts of this retirement's notices by state.
     async fn notice_summary(&self, ctx: &Context<'_>) -> Result<NoticeSummary> {
         use crate::domain::NoticeState;
-        let counts = services(ctx)?.retirement_notice_counts(self.raw_id).await?;
+        let counts = services(ctx)?
+            .retirements()
+            .retirement_notice_counts(self.raw_id)
+            .await?;
         let count = |state: NoticeState| {
             counts
                 .iter()
@@ -374,6 +382,7 @@ impl RetirementDependent {
     /// Every notice to this dependent and how its delivery went.
     async fn deliveries(&self, ctx: &Context<'_>) -> Result<Vec<NoticeDelivery>> {
         Ok(services(ctx)?
+            .retirements()
             .retirement_notices_seen_by(actor(ctx)?, self.retirement_id, Some(self.consumer_id))
             .await?
             .into_iter()
@@ -462,7 +471,8 @@ impl RetirementQuery {
         let limit =
             u64::try_from(first).map_err(|_| super::error::validation("first must be positive"))?;
         Ok(services(ctx)?
-            .retirements(&states, from, to, Some(limit))
+            .retirements()
+            .list(&states, from, to, Some(limit))
             .await?
             .into_iter()
             .map(Retirement::from)
@@ -471,13 +481,18 @@ impl RetirementQuery {
 
     #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
     async fn retirement(&self, ctx: &Context<'_>, id: ID) -> Result<Retirement> {
-        Ok(services(ctx)?.retirement(parse_id(&id)?).await?.into())
+        Ok(services(ctx)?
+            .retirements()
+            .retirement(parse_id(&id)?)
+            .await?
+            .into())
     }
 
     /// Every version the kill switch has disabled.
     #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
     async fn disabled_versions(&self, ctx: &Context<'_>) -> Result<Vec<DisabledVersion>> {
         Ok(services(ctx)?
+            .decommission()
             .disabled_versions()
             .await?
             .into_iter()
@@ -489,6 +504,7 @@ impl RetirementQuery {
     #[graphql(guard = "RoleGuard::new(AUDITORS)")]
     async fn certificates(&self, ctx: &Context<'_>) -> Result<Vec<Certificate>> {
         Ok(services(ctx)?
+            .decommission()
             .certificates(actor(ctx)?)
             .await?
             .into_iter()
@@ -507,8 +523,18 @@ impl RetirementQuery {
         let services = services(ctx)?;
         let actor = actor(ctx)?;
         let found = match (id, retirement_id) {
-            (Some(id), None) => Some(services.certificate(actor, parse_id(&id)?).await?),
-            (None, Some(r)) => services.certificate_of(actor, parse_id(&r)?).await?,
+            (Some(id), None) => Some(
+                services
+                    .decommission()
+                    .certificate(actor, parse_id(&id)?)
+                    .await?,
+            ),
+            (None, Some(r)) => {
+                services
+                    .decommission()
+                    .certificate_of(actor, parse_id(&r)?)
+                    .await?
+            }
             _ => {
                 return Err(super::error::validation("give either id or retirementId"));
             }
@@ -528,6 +554,7 @@ impl RetirementQuery {
             .filter(|n| (1..=500).contains(n))
             .ok_or_else(|| super::error::validation("first must be between 1 and 500"))?;
         Ok(services(ctx)?
+            .retirements()
             .dead_letters(actor(ctx)?, limit)
             .await?
             .into_iter()
@@ -549,6 +576,7 @@ impl RetirementMutation {
         input: ScheduleRetirementInput,
     ) -> Result<Retirement> {
         let (retirement, _) = services(ctx)?
+            .retirements()
             .schedule_retirement(
                 actor(ctx)?,
                 RetirementInput {
@@ -573,6 +601,7 @@ impl RetirementMutation {
         reason: String,
     ) -> Result<Retirement> {
         Ok(services(ctx)?
+            .retirements()
             .cancel_retirement(actor(ctx)?, parse_id(&id)?, &reason)
             .await?
             .into())
@@ -583,6 +612,7 @@ impl RetirementMutation {
     #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
     async fn execute_retirement(&self, ctx: &Context<'_>, id: ID) -> Result<Retirement> {
         let (retirement, _) = services(ctx)?
+            .decommission()
             .execute_retirement(actor(ctx)?, parse_id(&id)?)
             .await?;
         Ok(retirement.into())
@@ -600,6 +630,7 @@ impl RetirementMutation {
         risk_assessment: String,
     ) -> Result<Retirement> {
         let (retirement, _) = services(ctx)?
+            .decommission()
             .emergency_retirement(actor(ctx)?, &model, &versions, &risk_assessment, "manual")
             .await?;
         Ok(retirement.into())
@@ -615,6 +646,7 @@ impl RetirementMutation {
         note: String,
     ) -> Result<Retirement> {
         let (retirement, _) = services(ctx)?
+            .decommission()
             .approve_emergency_erasure(actor(ctx)?, parse_id(&id)?, &note)
             .await?;
         Ok(retirement.into())
@@ -631,6 +663,7 @@ impl RetirementMutation {
         justification: String,
     ) -> Result<Retirement> {
         Ok(services(ctx)?
+            .decommission()
             .lift_kill_switch(actor(ctx)?, parse_id(&id)?, &justification)
             .await?
             .into())
@@ -646,6 +679,7 @@ impl RetirementMutation {
         consumer: String,
     ) -> Result<Vec<Purge>> {
         Ok(services(ctx)?
+            .decommission()
             .settle_purge(actor(ctx)?, parse_id(&id)?, &consumer, None)
             .await?
             .into_iter()
@@ -663,6 +697,7 @@ impl RetirementMutation {
         justification: String,
     ) -> Result<Vec<Purge>> {
         Ok(services(ctx)?
+            .decommission()
             .settle_purge(actor(ctx)?, parse_id(&id)?, &consumer, Some(&justification))
             .await?
             .into_iter()
@@ -681,6 +716,7 @@ impl RetirementMutation {
         reason: String,
     ) -> Result<Retirement> {
         Ok(services(ctx)?
+            .retirements()
             .postpone_retirement(actor(ctx)?, parse_id(&id)?, effective_at, &reason)
             .await?
             .into())
@@ -696,6 +732,7 @@ impl RetirementMutation {
         justification: String,
     ) -> Result<Retirement> {
         Ok(services(ctx)?
+            .retirements()
             .accept_shorter_notice(actor(ctx)?, parse_id(&id)?, &justification)
             .await?
             .into())
@@ -712,6 +749,7 @@ impl RetirementMutation {
         justification: String,
     ) -> Result<Vec<RetirementDependent>> {
         Ok(services(ctx)?
+            .retirements()
             .override_dependents(actor(ctx)?, parse_id(&id)?, &consumers, &justification)
             .await?
             .into_iter()
@@ -731,6 +769,7 @@ impl RetirementMutation {
         reason: String,
     ) -> Result<RetirementDependent> {
         Ok(services(ctx)?
+            .retirements()
             .request_extension(
                 Requester::Actor(actor(ctx)?, &consumer),
                 parse_id(&id)?,
@@ -752,6 +791,7 @@ impl RetirementMutation {
         note: String,
     ) -> Result<RetirementDependent> {
         Ok(services(ctx)?
+            .retirements()
             .decide_extension(actor(ctx)?, parse_id(&id)?, &consumer, grant, &note)
             .await?
             .into())
@@ -767,6 +807,7 @@ impl RetirementMutation {
         consumer: String,
     ) -> Result<RetirementDependent> {
         Ok(services(ctx)?
+            .retirements()
             .acknowledge_retirement(actor(ctx)?, parse_id(&id)?, &consumer)
             .await?
             .into())
@@ -806,7 +847,7 @@ impl RetirementSubscription {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = DisabledList> + use<>> {
         let services = services(ctx)?.clone();
-        let changes = services.kill_switch_changes();
+        let changes = services.decommission().kill_switch_changes();
         Ok(futures_util::stream::unfold(
             (services, changes, true),
             |(services, mut changes, first)| async move {
@@ -814,7 +855,11 @@ impl RetirementSubscription {
                     return None;
                 }
                 changes.borrow_and_update();
-                let (list, etag) = services.disabled_versions_tagged().await.ok()?;
+                let (list, etag) = services
+                    .decommission()
+                    .disabled_versions_tagged()
+                    .await
+                    .ok()?;
                 let versions = list.into_iter().map(DisabledVersion::from).collect();
                 Some((DisabledList { etag, versions }, (services, changes, false)))
             },
@@ -830,7 +875,7 @@ impl RetirementSubscription {
         id: Option<ID>,
     ) -> Result<impl Stream<Item = RetirementUpdate> + use<>> {
         let only = id.as_ref().map(parse_id).transpose()?;
-        let events = services(ctx)?.retirement_events();
+        let events = services(ctx)?.retirements().retirement_events();
         Ok(futures_util::stream::unfold(
             events,
             move |mut events| async move {

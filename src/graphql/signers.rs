@@ -44,6 +44,7 @@ impl SignerQuery {
     #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
     async fn signers(&self, ctx: &Context<'_>) -> Result<Vec<Signer>> {
         Ok(services(ctx)?
+            .registry()
             .signers()
             .await?
             .into_iter()
@@ -66,6 +67,7 @@ impl SignerMutation {
         public_key_pem: String,
     ) -> Result<Signer> {
         Ok(services(ctx)?
+            .registry()
             .add_signer(actor(ctx)?, &name, &public_key_pem)
             .await?
             .into())
@@ -75,6 +77,7 @@ impl SignerMutation {
     #[graphql(guard = "RoleGuard::new(&[Role::Admin])")]
     async fn disable_signer(&self, ctx: &Context<'_>, name: String) -> Result<Signer> {
         Ok(services(ctx)?
+            .registry()
             .disable_signer(actor(ctx)?, &name)
             .await?
             .into())

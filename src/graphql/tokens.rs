@@ -70,6 +70,7 @@ impl TokenQuery {
     #[graphql(guard = "RoleGuard::new(&[Role::Admin])")]
     async fn api_tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiToken>> {
         Ok(services(ctx)?
+            .admin()
             .tokens(actor(ctx)?)
             .await?
             .into_iter()
@@ -96,6 +97,7 @@ impl TokenMutation {
     ) -> Result<CreatedApiToken> {
         let role: Role = role.into();
         let (info, secret) = services(ctx)?
+            .admin()
             .create_token(
                 actor(ctx)?,
                 &name,
@@ -113,6 +115,7 @@ impl TokenMutation {
     #[graphql(guard = "RoleGuard::new(&[Role::Admin])")]
     async fn revoke_api_token(&self, ctx: &Context<'_>, name: String) -> Result<ApiToken> {
         Ok(services(ctx)?
+            .admin()
             .revoke_token(actor(ctx)?, &name)
             .await?
             .into())

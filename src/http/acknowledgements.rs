@@ -23,10 +23,10 @@ const HEADERS: [(header::HeaderName, &str); 4] = [
 pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let services = &state.services;
     let page = async {
-        let claims = services.link_claims(&token).await?;
-        let retirement = services.retirement(claims.retirement).await?;
+        let claims = services.retirements().link_claims(&token).await?;
+        let retirement = services.retirements().retirement(claims.retirement).await?;
         let dependent = services
-            .retirement_dependent(claims.retirement, claims.dependent)
+            .retirements().retirement_dependent(claims.retirement, claims.dependent)
             .await?;
 
         let status = match dependent.acknowledged_at {
@@ -58,15 +58,20 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> R
 }
 
 pub async fn acknowledge(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let done = state.services.acknowledge_by_link(&token).await.map(|d| {
-        format!(
-            "<p>Thank you: {} has acknowledged the retirement{}.</p>",
-            escape(&d.consumer),
-            d.acknowledged_at
-                .map(|at| format!(" (recorded {})", escape(&at.to_rfc3339())))
-                .unwrap_or_default()
-        )
-    });
+    let done = state
+        .services
+        .retirements()
+        .acknowledge_by_link(&token)
+        .await
+        .map(|d| {
+            format!(
+                "<p>Thank you: {} has acknowledged the retirement{}.</p>",
+                escape(&d.consumer),
+                d.acknowledged_at
+                    .map(|at| format!(" (recorded {})", escape(&at.to_rfc3339())))
+                    .unwrap_or_default()
+            )
+        });
     respond(done)
 }
 
@@ -84,7 +89,7 @@ pub async fn request_extension(
 ) -> Response {
     let services = &state.services;
     let asked = async {
-        let claims = services.link_claims(&token).await?;
+        let claims = services.retirements().link_claims(&token).await?;
         let until = chrono::NaiveDate::parse_from_str(form.until.trim(), "%Y-%m-%d")
             .map_err(|_| {
                 crate::domain::ParseError::new("until", "must be a date written YYYY-MM-DD")
@@ -93,6 +98,7 @@ pub async fn request_extension(
             .map(|t| t.and_utc())
             .ok_or_else(|| crate::domain::ParseError::new("until", "is not a valid date"))?;
         let d = services
+            .retirements()
             .request_extension(
                 crate::service::Requester::Link(&token),
                 claims.retirement,

@@ -39,6 +39,7 @@ pub async fn upload(
     }
     let info = state
         .services
+        .artifacts()
         .upload_artifact(
             &actor,
             &model,
@@ -58,6 +59,7 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     let opened = state
         .services
+        .artifacts()
         .open_artifact(&actor, &model, &version, &path)
         .await;
     let (info, pending, chunks) = match opened {
@@ -95,8 +97,11 @@ pub async fn download(
     }
     // The version is going away: say so to every client and gateway that fetches it.
     if let Some(r) = pending {
-        super::sunset_headers::SunsetNotice::of(&r, state.services.retirement_url(r.id))
-            .apply(response.headers_mut());
+        super::sunset_headers::SunsetNotice::of(
+            &r,
+            state.services.retirements().retirement_url(r.id),
+        )
+        .apply(response.headers_mut());
     }
     Ok(response)
 }
@@ -117,6 +122,7 @@ pub async fn put_signature(
     }
     let stored = state
         .services
+        .registry()
         .attach_signature(&actor, &model, &version, &bundle)
         .await?;
     Ok(Json(stored))

@@ -68,7 +68,11 @@ pub async fn export(
         from: p.from,
         until: p.until,
     };
-    let filter = state.services.begin_audit_export(&actor, &query).await?;
+    let filter = state
+        .services
+        .audit()
+        .begin_audit_export(&actor, &query)
+        .await?;
     let services = state.services.clone();
     // Pages are fetched as the client reads, so memory stays flat for any log size.
     let stream = futures_util::stream::try_unfold(Some(0i64), move |after| {
@@ -79,6 +83,7 @@ pub async fn export(
                 return Ok::<_, std::io::Error>(None);
             };
             let page = services
+                .audit()
                 .audit_export_page(&filter, after)
                 .await
                 .map_err(std::io::Error::other)?;

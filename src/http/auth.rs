@@ -47,7 +47,7 @@ pub async fn require_token(
             "the Authorization header must be `Bearer <token>`",
         ));
     };
-    match state.services.authenticate(secret).await {
+    match state.services.admin().authenticate(secret).await {
         Ok(Some(actor)) => {
             // Cheap clones (shared bytes): the route is spelled out only for a refusal.
             let (method, uri) = (request.method().clone(), request.uri().clone());
@@ -81,6 +81,7 @@ async fn record_refusal(state: &AppState, actor: &Actor, route: &str, message: S
     };
     state
         .services
+        .audit()
         .record_refusals(actor, route, &[refusal])
         .await;
 }

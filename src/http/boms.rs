@@ -42,6 +42,7 @@ pub async fn dependents(
 ) -> Result<Response, ApiError> {
     let bom = state
         .services
+        .inventory()
         .dependents_bom(&model, &version, params.ask())
         .await?;
     Ok(cyclonedx(bom))
@@ -54,6 +55,7 @@ pub async fn dependencies(
 ) -> Result<Response, ApiError> {
     let bom = state
         .services
+        .inventory()
         .dependencies_bom(&consumer, params.ask())
         .await?;
     Ok(cyclonedx(bom))

@@ -16,7 +16,7 @@ const ENVELOPE: HeaderValue = HeaderValue::from_static("application/json");
 /// `GET /v1/revocations`: the revocation list, a DSSE envelope signed with the service
 /// key (see `sunset keys public`). No token needed.
 pub async fn revocations(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let envelope = state.services.revocation_list().await?;
+    let envelope = state.services.decommission().revocation_list().await?;
     Ok((
         [
             (header::CONTENT_TYPE, ENVELOPE),
@@ -36,7 +36,11 @@ pub async fn certificate(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("no certificate {id}")))?;
-    let certificate = state.services.certificate(&actor, id).await?;
+    let certificate = state
+        .services
+        .decommission()
+        .certificate(&actor, id)
+        .await?;
     Ok((
         [
             (header::CONTENT_TYPE, ENVELOPE),
@@ -64,6 +68,7 @@ pub async fn confirm(
 ) -> Result<Json<Value>, ApiError> {
     let confirmed = state
         .services
+        .decommission()
         .confirm_enforcement(&super::hooks::webhook_headers(&headers), &body)
         .await?;
     Ok(Json(json!({ "confirmed": confirmed })))

@@ -13,7 +13,7 @@ pub async fn live() -> &'static str {
 }
 
 pub async fn ready(State(state): State<AppState>) -> axum::response::Response {
-    let readiness = state.services.readiness().await;
+    let readiness = state.services.admin().readiness().await;
     let status = if readiness.ready {
         StatusCode::OK
     } else {

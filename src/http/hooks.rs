@@ -19,6 +19,7 @@ pub async fn registrations(
 ) -> Result<Json<Value>, ApiError> {
     let received = state
         .services
+        .inventory()
         .receive_registrations(webhook_headers(&headers), &body)
         .await
         .map_err(|e| match e {
@@ -49,6 +50,7 @@ pub async fn security_alerts(
 ) -> Result<Json<Value>, ApiError> {
     let outcome = state
         .services
+        .decommission()
         .receive_security_alert(webhook_headers(&headers), &body)
         .await
         .map_err(|e| match e {

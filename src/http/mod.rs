@@ -168,6 +168,7 @@ async fn graphql(
     let refusals = forbidden_fields(&response);
     state
         .services
+        .audit()
         .record_refusals(&actor, "graphql", &refusals)
         .await;
     let modern = accepts_graphql_response(&headers);

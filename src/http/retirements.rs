@@ -40,18 +40,25 @@ pub async fn version_status(
 ) -> Result<Response, ApiError> {
     let services = &state.services;
     let found = services
+        .registry()
         .version(&model, &version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no version {model}@{version}")))?;
     let disabled = services
+        .decommission()
         .disabled_version(&found.model, found.version)
         .await?;
     let retirement = match &disabled {
         Some(d) => match d.retirement_id {
-            Some(id) => Some(services.retirement(id).await?),
+            Some(id) => Some(services.retirements().retirement(id).await?),
             None => None,
         },
-        None => services.pending_retirement_of(&model, &version).await?,
+        None => {
+            services
+                .retirements()
+                .pending_retirement_of(&model, &version)
+                .await?
+        }
     };
     let body = json!({
         "model": found.model.as_str(),
@@ -67,7 +74,7 @@ pub async fn version_status(
     });
     let mut response = Json(body).into_response();
     if let Some(r) = &retirement {
-        let mut notice = SunsetNotice::of(r, services.retirement_url(r.id));
+        let mut notice = SunsetNotice::of(r, services.retirements().retirement_url(r.id));
         if let Some(d) = &disabled {
             notice.sunset_at = d.disabled_at;
         }
@@ -85,7 +92,9 @@ pub async fn retirement(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("no retirement {id:?}")))?;
-    Ok(Json(retirement_json(&state.services.retirement(id).await?)))
+    Ok(Json(retirement_json(
+        &state.services.retirements().retirement(id).await?,
+    )))
 }
 
 /// `GET /v1/retirements.ics`: pending retirements, and those cancelled in the last
@@ -105,7 +114,11 @@ pub async fn secret_calendar(
     axum::extract::Path(file): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     let secret = file.strip_suffix(".ics").unwrap_or(&file);
-    state.services.calendar_feed_by_secret(secret).await?;
+    state
+        .services
+        .retirements()
+        .calendar_feed_by_secret(secret)
+        .await?;
     calendar_of(&state.services).await
 }
 
@@ -117,7 +130,8 @@ async fn calendar_of(services: &crate::service::Services) -> Result<Response, Ap
         .collect();
     let since = services.now() - chrono::Duration::days(90);
     let entries: Vec<CalendarEntry> = services
-        .retirements(
+        .retirements()
+        .list(
             &shown,
             Some(since),
             None,
@@ -141,6 +155,7 @@ async fn calendar_of(services: &crate::service::Services) -> Result<Response, Ap
         })
         .collect();
     let host = services
+        .retirements()
         .public_host()
         .unwrap_or("sunset.invalid")
         .to_owned();
@@ -165,14 +180,18 @@ pub(super) async fn mark_gone(
     ) else {
         return;
     };
-    let Ok(Some(d)) = services.disabled_version(&model, version).await else {
+    let Ok(Some(d)) = services
+        .decommission()
+        .disabled_version(&model, version)
+        .await
+    else {
         return;
     };
     let Some(id) = d.retirement_id else {
         return;
     };
-    if let Ok(r) = services.retirement(id).await {
-        let mut notice = SunsetNotice::of(&r, services.retirement_url(id));
+    if let Ok(r) = services.retirements().retirement(id).await {
+        let mut notice = SunsetNotice::of(&r, services.retirements().retirement_url(id));
         notice.sunset_at = d.disabled_at;
         notice.apply(headers);
     }
@@ -186,10 +205,15 @@ pub async fn disabled_versions(
     Authenticated(actor): Authenticated,
     request_headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (body, etag) = state.services.disabled_list().await?;
+    let (body, etag) = state.services.decommission().disabled_list().await?;
     // A poll by an enforcement point's bound token confirms what it was told, whether
     // the list comes back whole or as a 304 (it has it already).
-    if let Err(e) = state.services.note_enforcement_poll(&actor).await {
+    if let Err(e) = state
+        .services
+        .decommission()
+        .note_enforcement_poll(&actor)
+        .await
+    {
         tracing::warn!(error = %e, "could not record an enforcement point's poll");
     }
     let matches = request_headers

@@ -71,6 +71,7 @@ pub async fn upgrade(
                             )
                         })?;
                     let actor: Actor = services
+                        .admin()
                         .authenticate(secret)
                         .await
                         .map_err(|_| async_graphql::Error::new("could not check the token"))?
@@ -105,7 +106,7 @@ async fn ended(services: crate::service::Services, gate: Arc<Gate>, init_timeout
     loop {
         tick.tick().await;
         // A database hiccup is not a revocation: only a definite answer ends it.
-        if let Ok(None) = services.authenticate(&secret).await {
+        if let Ok(None) = services.admin().authenticate(&secret).await {
             tracing::info!("subscription socket closed: its token was revoked");
             return;
         }

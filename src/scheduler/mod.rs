@@ -37,7 +37,7 @@ pub async fn checkpoints(services: Services, schedule: cron::Schedule, clock: Ar
     on_schedule(schedule, clock, move |_| {
         let services = services.clone();
         async move {
-            match services.sign_audit_checkpoint_if_moved().await {
+            match services.audit().sign_audit_checkpoint_if_moved().await {
                 Ok(Some(cp)) => tracing::info!(seq = cp.seq, "scheduled audit checkpoint signed"),
                 Ok(None) => tracing::debug!("audit head unchanged since the last checkpoint"),
                 Err(e) => tracing::error!(error = %e, "scheduled audit checkpoint failed"),
@@ -59,6 +59,7 @@ pub async fn retirement_checks(
         let (services, instance) = (services.clone(), instance.clone());
         async move {
             match services
+                .retirements()
                 .run_scheduled_retirement_check(tick, &instance)
                 .await
             {
@@ -86,7 +87,7 @@ pub async fn scans(
     on_schedule(schedule, clock, move |tick| {
         let (services, instance, name) = (services.clone(), instance.clone(), name.clone());
         async move {
-            match services.run_scheduled_scan(&name, tick, &instance).await {
+            match services.inventory().run_scheduled_scan(&name, tick, &instance).await {
                 Ok(Some(r)) => tracing::info!(source = %name, lines = r.lines, matched = r.matched, "scheduled scan done"),
                 Ok(None) => tracing::debug!(source = %name, "another instance runs this scan tick"),
                 Err(e) => tracing::error!(source = %name, error = %e, "scheduled scan failed"),

@@ -76,7 +76,7 @@ struct UploadRecord<'a> {
     kek_epoch: u32,
 }
 
-impl Services {
+impl super::Artifacts<'_> {
     pub(super) async fn locate_version(
         &self,
         conn: &impl crate::store::Conn,
@@ -240,7 +240,7 @@ impl Services {
         }
     }
 
-    pub async fn artifacts(
+    pub async fn list(
         &self,
         model: &str,
         version: &str,
@@ -280,7 +280,11 @@ impl Services {
         // The kill switch comes first: a retired version is not served, whoever asks.
         // Read from the database on every download, so a switch pulled through any
         // instance holds on all of them from its commit.
-        if let Some(d) = self.disabled_version(&model, version).await? {
+        if let Some(d) = self
+            .decommission()
+            .disabled_version(&model, version)
+            .await?
+        {
             let why = format!(
                 "{model}@{version} was retired and is no longer served (disabled {} by retirement {}): {}",
                 d.disabled_at
@@ -305,7 +309,10 @@ impl Services {
         if matches!(
             v.status,
             LifecycleStatus::Staging | LifecycleStatus::Production
-        ) && let Err(reason) = self.check_version_signature(db, version_id).await?
+        ) && let Err(reason) = self
+            .registry()
+            .check_version_signature(db, version_id)
+            .await?
         {
             let reason = format!("{model}@{version}: {reason}");
             return Err(self.refuse_download(actor, &subject, &reason).await);
@@ -352,6 +359,7 @@ impl Services {
         // it is logged loudly rather than returned.
         if let Some(consumer) = &actor.consumer
             && let Err(e) = self
+                .inventory()
                 .observe_usage(
                     consumer,
                     &model,
@@ -369,7 +377,11 @@ impl Services {
         // caller may be a dependent nobody knew of, who must be told at once). Checked
         // before the body flows, so the notice is in the outbox when the client has its
         // first byte; a failure is logged, never the client's problem.
-        let pending = match self.pending_retirement_covering(&model, version).await {
+        let pending = match self
+            .retirements()
+            .pending_retirement_covering(&model, version)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "looking up a pending retirement for a download failed");
@@ -379,12 +391,13 @@ impl Services {
         if let Some(r) = &pending
             && actor.consumer.is_some()
             && let Err(e) = self
+                .retirements()
                 .check_retirement(r.id, crate::domain::FoundBy::Download)
                 .await
         {
             tracing::warn!(retirement = r.id, error = %e, "checking a retirement after a download failed");
         }
-        let services = self.clone();
+        let services = Services::clone(self);
         let actor = actor.clone();
         let rest = futures_util::stream::unfold(Some(plain_rx), move |rx| {
             let services = services.clone();
@@ -396,7 +409,10 @@ impl Services {
                     None => None,
                     Some(Ok(chunk)) => Some((Ok(chunk), Some(rx))),
                     Some(Err(reason)) => {
-                        let error = services.refuse_download(&actor, &subject, &reason).await;
+                        let error = services
+                            .artifacts()
+                            .refuse_download(&actor, &subject, &reason)
+                            .await;
                         Some((Err(std::io::Error::other(error.to_string())), None))
                     }
                 }

@@ -1,7 +1,7 @@
 //! Reading, exporting, checkpointing and verifying the audit trail. Every read, refused
 //! ones included, is itself an audit record (AISVS 3.4.2).
 
-use super::{ServiceError, Services};
+use super::ServiceError;
 use crate::audit::{
     Action, AuditEntry, ChainBreak, ChainVerifier, Checkpoint, SealedRecord, SubjectType,
     VerifyReport,
@@ -84,7 +84,7 @@ struct ReadRecord<'a> {
 /// The outcome of `sunset audit verify`: intact up to a head, or the first break.
 pub type VerifyOutcome = Result<VerifyReport, ChainBreak>;
 
-impl Services {
+impl super::Audit<'_> {
     /// Every record after `after` matching `filter`, in order, each authenticated (its
     /// hash and MAC): what signed documents may rest on. One that does not authenticate
     /// is an integrity error naming it.

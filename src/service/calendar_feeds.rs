@@ -3,7 +3,7 @@
 //! (256 random bits, shown once, stored as SHA-256), list its feeds, and revoke one;
 //! an admin sees and revokes every feed. The feed serves what `/v1/retirements.ics` does.
 
-use super::{ServiceError, Services};
+use super::ServiceError;
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::{ParseError, Role, Text};
@@ -21,7 +21,7 @@ pub struct NewCalendarFeed {
     pub url: Zeroizing<String>,
 }
 
-impl Services {
+impl super::Retirements<'_> {
     pub async fn create_calendar_feed(
         &self,
         actor: &Actor,

@@ -42,7 +42,7 @@ pub struct DeliveryReport {
     pub dead: usize,
 }
 
-impl Services {
+impl super::Retirements<'_> {
     /// Refuses, when it is set, a webhook URL that deliveries could never use: plain
     /// `http://` where it is not allowed, or an internal address written as the host.
     /// (A host name is checked again at every delivery, against what it resolves to.)
@@ -52,6 +52,7 @@ impl Services {
     ) -> Result<(), ServiceError> {
         let policy = self
             .inner
+            .retirements
             .notifications
             .outbound_policy()
             .map_err(ServiceError::internal)?;
@@ -61,8 +62,8 @@ impl Services {
     }
 
     fn channels(&self) -> Result<&Channels, ServiceError> {
-        let built = self.inner.channels.get_or_init(|| {
-            let n = &self.inner.notifications;
+        let built = self.inner.retirements.channels.get_or_init(|| {
+            let n = &self.inner.retirements.notifications;
             let policy = n.outbound_policy().map_err(|e| e.to_string())?;
             let webhook = WebhookNotifier::new(
                 std::time::Duration::from_secs(n.webhook_timeout_secs),
@@ -93,19 +94,19 @@ impl Services {
     /// Asks the delivery worker to look at the outbox now (after a commit that wrote
     /// notices), rather than at its next poll.
     pub(crate) fn wake_delivery(&self) {
-        self.inner.delivery_wake.notify_one();
+        self.inner.retirements.delivery_wake.notify_one();
     }
 
     /// How many notices one pass claims.
     fn batch(&self) -> u64 {
-        self.inner.notifications.concurrency as u64 * CLAIM_ROUNDS
+        self.inner.retirements.notifications.concurrency as u64 * CLAIM_ROUNDS
     }
 
     /// The lease a claim takes: longer than a whole pass may run (each slot makes at most
     /// `CLAIM_ROUNDS` attempts, each bounded by its timeout), so a notice is only taken
     /// again when its worker has surely stopped, as after a crash.
     fn lease(&self) -> chrono::Duration {
-        let n = &self.inner.notifications;
+        let n = &self.inner.retirements.notifications;
         let longest = n
             .smtp
             .as_ref()
@@ -136,7 +137,7 @@ impl Services {
             .into_iter()
             .collect();
         let targets = repo::webhook_targets(self.store().reader(), &webhook_consumers).await?;
-        let concurrency = self.inner.notifications.concurrency;
+        let concurrency = self.inner.retirements.notifications.concurrency;
         let attempts: Vec<(OutboxNotice, Outcome, DateTime<Utc>)> =
             futures_util::stream::iter(claimed)
                 .map(|notice| {
@@ -257,7 +258,7 @@ impl Services {
         }
         if !gone.is_empty() {
             // The graph shows the webhook gone once it reads the change.
-            self.refresh_inventory().await?;
+            self.inventory().refresh_inventory().await?;
         }
         Ok(report)
     }
@@ -369,7 +370,7 @@ impl Services {
             .after(&serde_json::json!({ "consumer": &after, "reason": why })),
         );
         tracing::warn!(consumer = %before.name, "notice webhook answered 410 Gone; disabled");
-        if self.inner.notifications.smtp.is_none() || before.contacts.is_empty() {
+        if self.inner.retirements.notifications.smtp.is_none() || before.contacts.is_empty() {
             return Ok(None);
         }
         let id = super::retirements::new_notice_id();
@@ -388,33 +389,6 @@ impl Services {
                 .collect(),
             &payload,
         )))
-    }
-
-    /// Runs the worker until its task is aborted: a pass whenever notices are due, woken
-    /// early by commits that write notices.
-    pub async fn run_delivery(self) {
-        loop {
-            let wait = match self.deliver_due_notices().await {
-                // A full batch: more may be waiting.
-                Ok(r) if r.attempted as u64 >= self.batch() => continue,
-                Ok(_) => match repo::next_due(self.store().reader()).await {
-                    Ok(Some(next)) => (next - self.now()).to_std().unwrap_or_default().min(POLL),
-                    Ok(None) => POLL,
-                    Err(e) => {
-                        tracing::error!(error = %e, "reading the outbox failed");
-                        POLL
-                    }
-                },
-                Err(e) => {
-                    tracing::error!(error = %e, "notice delivery pass failed");
-                    POLL
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.inner.delivery_wake.notified() => {}
-            }
-        }
     }
 }
 
@@ -496,4 +470,34 @@ fn settle(attempts: Vec<(OutboxNotice, Outcome, DateTime<Utc>)>) -> Settled {
         s.updated.push(n);
     }
     s
+}
+
+/// Background work owns the whole service (the supervisor spawns it).
+impl Services {
+    /// Runs the worker until its task is aborted: a pass whenever notices are due, woken
+    /// early by commits that write notices.
+    pub async fn run_delivery(self) {
+        loop {
+            let wait = match self.retirements().deliver_due_notices().await {
+                // A full batch: more may be waiting.
+                Ok(r) if r.attempted as u64 >= self.retirements().batch() => continue,
+                Ok(_) => match repo::next_due(self.store().reader()).await {
+                    Ok(Some(next)) => (next - self.now()).to_std().unwrap_or_default().min(POLL),
+                    Ok(None) => POLL,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the outbox failed");
+                        POLL
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "notice delivery pass failed");
+                    POLL
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.inner.retirements.delivery_wake.notified() => {}
+            }
+        }
+    }
 }

@@ -1,6 +1,5 @@
 //! Readiness: what each check of `/readyz` found on this instance.
 
-use super::Services;
 use serde::Serialize;
 
 /// One instance's readiness, check by check. Holds nothing secret: the KEK epochs are
@@ -39,7 +38,7 @@ pub struct KekCheck {
     pub epochs: Vec<u32>,
 }
 
-impl Services {
+impl super::Admin<'_> {
     /// Runs every readiness check; `ready` only when all pass.
     pub async fn readiness(&self) -> Readiness {
         let database = match self.store().ping().await {

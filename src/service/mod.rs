@@ -38,6 +38,7 @@ mod calendar_feeds;
 mod decommission;
 mod delivery;
 mod error;
+mod handles;
 mod health;
 mod inventory;
 mod refusals;
@@ -60,6 +61,7 @@ pub use decommission::{
 };
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;
+pub use handles::{Admin, Artifacts, Audit, Decommission, Inventory, Registry, Retirements};
 pub use health::Readiness;
 pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent};
 pub use refusals::Refusal;
@@ -92,48 +94,18 @@ struct Inner {
     checkpoint_file: PathBuf,
     /// Absent in commands that only read (`sunset audit verify`), so they create no keys.
     vault: Option<Vault>,
+    /// The graph in memory and how it follows the database.
     inventory: inventory::Inventory,
-    webhook_secrets: registrations::SecretCache,
     scan: crate::config::ScanSettings,
-    /// Started on the first registration webhook: commits waiting messages together.
-    /// Started again if it ever stops (a panic in a group), so registrations never
-    /// meet a dead queue.
-    registration_queue: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<registrations::Job>>>,
-    /// When webhook receipts were last pruned (Unix seconds).
-    receipts_pruned_at: std::sync::atomic::AtomicI64,
     /// When this instance last pruned the inventory change sequence (Unix seconds).
     changes_pruned_at: std::sync::atomic::AtomicI64,
-    notice_policy: crate::domain::NoticePolicy,
-    notifications: crate::config::NotificationSettings,
-    /// Where dependents reach this service (acknowledgement links).
-    public_url: String,
-    /// Built on first delivery; an error when the configuration cannot make them.
-    channels: std::sync::OnceLock<Result<delivery::Channels, String>>,
-    /// Wakes the delivery worker after a commit that wrote notices.
-    delivery_wake: tokio::sync::Notify,
-    /// Committed retirement changes made through this instance, for subscriptions.
-    retirement_events: tokio::sync::broadcast::Sender<RetirementEvent>,
+    registrations: registrations::State,
+    retirements: retirements::State,
+    decommission: decommission::State,
     /// This instance's name in leases and claimed runs (host and process).
     instance: String,
-    /// The allowed kill-switch response time (policy), in milliseconds.
-    kill_switch_response_ms: u64,
-    /// How long enforcement points have to confirm a kill switch.
-    enforcement_confirm_secs: u64,
-    /// The webhook sources whose critical alerts trip the circuit breaker.
-    circuit_breaker_sources: Vec<String>,
-    /// One decommission run at a time in this process (the database lease keeps other
-    /// instances out).
-    decommission_gate: tokio::sync::Mutex<()>,
-    /// The disabled list's ETag as this instance last saw it: each change, whichever
-    /// instance made it, is published here (`run_kill_switch_watch`).
-    kill_switch: tokio::sync::watch::Sender<String>,
-    /// How often the kill-switch watch reads the list (the inventory's poll interval).
-    kill_switch_poll: std::time::Duration,
     /// Test-only failure injection (empty unless built with the `failpoints` feature).
     failpoints: crate::failpoints::Failpoints,
-    /// The revocations the authenticated audit trail records, read incrementally
-    /// (`decommission::revocation`), and the signed list last issued from them.
-    revocations: tokio::sync::Mutex<decommission::AuditedRevocations>,
 }
 
 impl Services {
@@ -146,17 +118,6 @@ impl Services {
         vault: Option<Vault>,
         settings: &crate::config::Settings,
     ) -> Self {
-        let notice_policy = settings.retirement.policy().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "retirement policy unusable; using the defaults");
-            crate::config::RetirementSettings::default()
-                .policy()
-                .unwrap_or_else(|_| unreachable!("the default policy parses"))
-        });
-        let public_url = settings
-            .notifications
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", settings.listen));
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -166,27 +127,12 @@ impl Services {
                 vault,
                 inventory: inventory::Inventory::new(settings.inventory.clone()),
                 scan: settings.scan.clone(),
-                notice_policy,
-                notifications: settings.notifications.clone(),
-                public_url,
-                channels: std::sync::OnceLock::new(),
-                delivery_wake: tokio::sync::Notify::new(),
-                retirement_events: tokio::sync::broadcast::channel(256).0,
-                registration_queue: std::sync::Mutex::new(None),
-                receipts_pruned_at: std::sync::atomic::AtomicI64::new(0),
                 changes_pruned_at: std::sync::atomic::AtomicI64::new(0),
-                webhook_secrets: registrations::SecretCache::default(),
+                registrations: registrations::State::default(),
+                retirements: retirements::State::new(settings),
+                decommission: decommission::State::new(settings),
                 instance: service_instance_name(),
-                kill_switch_response_ms: settings.retirement.kill_switch_response_ms,
-                enforcement_confirm_secs: settings.retirement.enforcement_confirm_secs,
-                circuit_breaker_sources: settings.retirement.circuit_breaker_sources.clone(),
-                decommission_gate: tokio::sync::Mutex::new(()),
                 failpoints: crate::failpoints::Failpoints::from_env(),
-                kill_switch: tokio::sync::watch::channel(String::new()).0,
-                kill_switch_poll: std::time::Duration::from_millis(
-                    settings.inventory.poll_interval_ms.max(10),
-                ),
-                revocations: tokio::sync::Mutex::new(Default::default()),
             }),
         }
     }

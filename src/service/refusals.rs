@@ -4,7 +4,6 @@
 //! Unauthenticated refusals (no token, a forged webhook) are logged only: anyone on the
 //! network could otherwise write to the trail.
 
-use super::Services;
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 
@@ -19,7 +18,7 @@ pub struct Refusal {
     pub message: String,
 }
 
-impl Services {
+impl super::Audit<'_> {
     /// Records that `actor` was refused within `operation` (a GraphQL request or an HTTP
     /// route). The refusal is already the answer: a failure to record it is logged.
     pub async fn record_refusals(&self, actor: &Actor, operation: &str, refusals: &[Refusal]) {

@@ -1,6 +1,6 @@
 //! The model registry: models, versions, and their lifecycle.
 
-use super::{ServiceError, Services};
+use super::ServiceError;
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::{
@@ -61,7 +61,7 @@ struct StatusChange<'a> {
     retirement: Option<i64>,
 }
 
-impl Services {
+impl super::Registry<'_> {
     /// Moves a version to `to` on behalf of retirement `retirement` (its kill switch
     /// retiring it, or a lifted kill switch putting it back), with the same audit record
     /// a `transitionVersion` writes. Inside the caller's transaction; no transition rule
@@ -125,7 +125,7 @@ pub(super) fn require_team_owner(
     }))
 }
 
-impl Services {
+impl super::Registry<'_> {
     pub async fn create_model(
         &self,
         actor: &Actor,
@@ -173,7 +173,7 @@ impl Services {
             .after(&model);
             self.append_audit(tx, now, entry).await
         })?;
-        self.after_inventory_commit().await;
+        self.inventory().after_inventory_commit().await;
         tracing::info!(model = %model.name, actor = %actor.name, "model created");
         Ok(model)
     }
@@ -280,7 +280,7 @@ impl Services {
             self.append_audit(tx, now, entry).await?;
             Ok(registered)
         })?;
-        self.after_inventory_commit().await;
+        self.inventory().after_inventory_commit().await;
         tracing::info!(model = %model_name, %version, actor = %actor.name, "version created");
         Ok(registered)
     }

@@ -2,8 +2,8 @@
 //! before, in one transaction, after that version's signature and every artifact's
 //! digest are verified again. The current production version becomes deprecated.
 
+use super::ServiceError;
 use super::registry::require_team_owner;
-use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::{LifecycleStatus, ModelName, RegisteredVersion, Role, Text};
@@ -11,7 +11,7 @@ use crate::store::registry as repo;
 
 pub const ROLLBACK_ROLES: &[Role] = &[Role::Owner, Role::Governance, Role::Security];
 
-impl Services {
+impl super::Registry<'_> {
     /// A rollback refused because its target failed verification is evidence of
     /// tampering or damage: it is recorded like every integrity refusal.
     async fn record_rollback_refusal(&self, actor: &Actor, target: &str, reason: &str) {
@@ -62,7 +62,7 @@ impl Services {
                 "cannot roll back to {target_subject}: {reason}"
             )));
         }
-        if let Err(reason) = self.verify_artifacts(target_id).await? {
+        if let Err(reason) = self.artifacts().verify_artifacts(target_id).await? {
             self.record_rollback_refusal(actor, &target_subject, &reason)
                 .await;
             return Err(ServiceError::Integrity(format!(

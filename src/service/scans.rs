@@ -14,8 +14,8 @@
 //! stopped in the plain file it was made from, and when both are present in one scan the
 //! lines one of them gave are not read again from the other.
 
+use super::ServiceError;
 use super::inventory::Usage;
-use super::{ServiceError, Services};
 use crate::config::ScanSourceSettings;
 use crate::domain::{ConsumerName, EdgeOrigin, ModelName, Version};
 use crate::ingest::log_file::{self, Encoding, LogReader};
@@ -70,7 +70,7 @@ pub struct ScanProgress {
     pub bytes_total: u64,
 }
 
-impl Services {
+impl super::Inventory<'_> {
     pub fn scan_sources(&self) -> &[ScanSourceSettings] {
         &self.inner.scan.sources
     }
@@ -175,7 +175,10 @@ impl Services {
         // Traffic during a notice period is evidence: it finds new dependents and keeps
         // known ones from counting as quiet.
         if report.matched > 0
-            && let Err(e) = self.check_retirements(crate::domain::FoundBy::Scan).await
+            && let Err(e) = self
+                .retirements()
+                .check_retirements(crate::domain::FoundBy::Scan)
+                .await
         {
             tracing::warn!(error = %e, "checking pending retirements after a scan failed");
         }

@@ -5,9 +5,9 @@
 //! staging and production versions check the same. Checking at every use rather than
 //! once at upload means disabling a signer takes effect at once.
 
+use super::ServiceError;
 use super::decommission::revocation;
 use super::registry::require_team_owner;
-use super::{ServiceError, Services};
 use crate::attest::model_signature::{self, SignatureError, VerifiedSignature};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
@@ -35,7 +35,7 @@ impl From<SignatureError> for ServiceError {
     }
 }
 
-impl Services {
+impl super::Registry<'_> {
     async fn enabled_signer_keys(
         &self,
         conn: &impl Conn,
@@ -82,6 +82,7 @@ impl Services {
             Err(e) => return Ok(Err(format!("its signature fails verification: {e}"))),
         };
         if let Some(r) = self
+            .decommission()
             .revocation_of(conn, &verified.bundle_sha256, &verified.payload_sha256)
             .await?
         {
@@ -105,8 +106,10 @@ impl Services {
         let text = std::str::from_utf8(bundle)
             .map_err(|_| ParseError::new("signature", "is not UTF-8 JSON"))?;
         in_write_tx!(self, |tx| {
-            let (registered, version_id, v) =
-                self.locate_version(tx.conn(), &model, version).await?;
+            let (registered, version_id, v) = self
+                .artifacts()
+                .locate_version(tx.conn(), &model, version)
+                .await?;
             require_team_owner(actor, &registered.owner_team, &format!("model {model}"))?;
             if v.status != LifecycleStatus::Development {
                 return Err(ServiceError::Conflict(format!(
@@ -117,6 +120,7 @@ impl Services {
             let signers = self.enabled_signer_keys(tx.conn()).await?;
             let verified: VerifiedSignature = model_signature::verify_bundle(bundle, &signers)?;
             if let Some(r) = self
+                .decommission()
                 .revocation_of(tx.conn(), &verified.bundle_sha256, &verified.payload_sha256)
                 .await?
             {
@@ -158,7 +162,7 @@ impl Services {
     }
 }
 
-impl Services {
+impl super::Registry<'_> {
     /// The version's stored signature, if any (facts only; the bundle is not re-verified here).
     pub async fn signature(
         &self,
@@ -168,7 +172,7 @@ impl Services {
         let model = ModelName::parse(model)?;
         let version = Version::parse(version)?;
         let db = self.store().reader();
-        let (_, version_id, _) = self.locate_version(db, &model, version).await?;
+        let (_, version_id, _) = self.artifacts().locate_version(db, &model, version).await?;
         Ok(repo::signature_of(db, version_id).await?)
     }
 }

@@ -2,14 +2,14 @@
 //! disable a signer, which stops its signatures from counting from then on. Signing keys
 //! stay with their owners; sunset only ever holds public keys.
 
-use super::{ServiceError, Services, require_admin};
+use super::{ServiceError, require_admin};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::Signer;
 use crate::domain::{SignerKey, SignerName};
 use crate::store::signers as repo;
 
-impl Services {
+impl super::Registry<'_> {
     pub async fn add_signer(
         &self,
         actor: &Actor,

@@ -1,12 +1,12 @@
 //! API tokens: creation, revocation, and authentication of a presented secret.
 
-use super::{ServiceError, Services, require_admin};
+use super::{ServiceError, require_admin};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::{Actor, TokenSecret, hash_token, hashes_equal};
 use crate::domain::{Role, TeamName, TokenInfo, TokenName};
 use crate::store::tokens::{self as repo, NewToken};
 
-impl Services {
+impl super::Admin<'_> {
     /// Creates a token and returns its secret, which is not stored and cannot be shown again.
     /// Names are never reused, revoked ones included, so an audit identity always means one token.
     pub async fn create_token(

@@ -113,14 +113,14 @@ on_both_backends! {
             let services = app.services.clone();
             let actor = owner_actor.clone();
             tasks.push(tokio::spawn(async move {
-                services.create_model(&actor, ModelInput { name: format!("c{i}"), owner_team: "payments-ml".into(), tier: "standard".into(), description: String::new(), contacts: vec![] }).await
+                services.registry().create_model(&actor, ModelInput { name: format!("c{i}"), owner_team: "payments-ml".into(), tier: "standard".into(), description: String::new(), contacts: vec![] }).await
             }));
         }
         for t in tasks {
             t.await.expect("task").expect("create");
         }
         assert_eq!(app.audit_count().await, before + 40);
-        let report = app.services.verify_audit_chain(vec![]).await.expect("verify runs").expect("chain intact");
+        let report = app.services.audit().verify_audit_chain(vec![]).await.expect("verify runs").expect("chain intact");
         assert_eq!(report.records, before + 40);
     }
 }
@@ -134,21 +134,21 @@ on_both_backends! {
         let cp = app.gql_ok(&app.admin, "mutation { signAuditCheckpoint { seq json } }", json!({})).await;
         let head = cp["signAuditCheckpoint"]["seq"].as_i64().expect("seq");
         let db = app.services.store().reader();
-        app.services.verify_audit_chain(vec![]).await.expect("runs").expect("intact before tampering");
+        app.services.audit().verify_audit_chain(vec![]).await.expect("runs").expect("intact before tampering");
 
         db.execute_unprepared("UPDATE audit_records SET actor = 'mallory' WHERE seq = 3").await.expect("tamper");
-        let outcome = app.services.verify_audit_chain(vec![]).await.expect("runs");
+        let outcome = app.services.audit().verify_audit_chain(vec![]).await.expect("runs");
         assert_eq!(outcome, Err(ChainBreak::Edited { seq: 3 }));
         db.execute_unprepared("UPDATE audit_records SET actor = 'owner-a' WHERE seq = 3").await.expect("restore");
-        app.services.verify_audit_chain(vec![]).await.expect("runs").expect("intact once restored");
+        app.services.audit().verify_audit_chain(vec![]).await.expect("runs").expect("intact once restored");
 
         // Cut the tail: only the signed checkpoint can tell.
         db.execute_unprepared(&format!("DELETE FROM audit_records WHERE seq = {head}")).await.expect("truncate");
-        let outcome = app.services.verify_audit_chain(vec![]).await.expect("runs");
+        let outcome = app.services.audit().verify_audit_chain(vec![]).await.expect("runs");
         assert!(matches!(outcome, Err(ChainBreak::Truncated { seq, .. }) if seq == head), "{outcome:?}");
         // Removing the database's copy of the checkpoint does not help: the file in the data folder keeps one.
         db.execute_unprepared("DELETE FROM audit_checkpoints").await.expect("drop checkpoints");
-        let outcome = app.services.verify_audit_chain(vec![]).await.expect("runs");
+        let outcome = app.services.audit().verify_audit_chain(vec![]).await.expect("runs");
         assert!(matches!(outcome, Err(ChainBreak::Truncated { .. })), "{outcome:?}");
 
     }
@@ -176,18 +176,18 @@ on_both_backends! {
         for (i, services) in [app.services.clone(), other.clone()].into_iter().cycle().take(30).enumerate() {
             let actor = owner.clone();
             let input = model(format!("w{i}"));
-            tasks.push(tokio::spawn(async move { services.create_model(&actor, input).await }));
+            tasks.push(tokio::spawn(async move { services.registry().create_model(&actor, input).await }));
         }
         for t in tasks {
             t.await.expect("task").expect("every change lands, redone if another writer went first");
         }
         assert_eq!(app.audit_count().await, before + 30);
-        app.services.verify_audit_chain(vec![]).await.expect("runs").expect("one unbroken chain");
+        app.services.audit().verify_audit_chain(vec![]).await.expect("runs").expect("one unbroken chain");
         // Each still writes after the other moved the head on behind its back.
         for (i, s) in [&app.services, &other, &app.services].into_iter().enumerate() {
-            s.create_model(&owner, model(format!("after{i}"))).await.expect("write");
+            s.registry().create_model(&owner, model(format!("after{i}"))).await.expect("write");
         }
-        app.services.verify_audit_chain(vec![]).await.expect("runs").expect("still one chain");
+        app.services.audit().verify_audit_chain(vec![]).await.expect("runs").expect("still one chain");
     }
 }
 

@@ -328,7 +328,7 @@ on_both_backends! {
                 let owner = app.token(&format!("fx-{name}-{role}").to_lowercase(), "owner", Some("team-a")).await;
                 let _ = app.gql(&owner, "mutation { createModel(input: { name: \"m-base\", ownerTeam: \"team-a\", tier: HIGH }) { name } }", json!({})).await;
                 let _ = app.gql(&owner, "mutation { createVersion(input: { model: \"m-base\", version: \"1.0.0\" }) { version } }", json!({})).await;
-                let _ = app.services.create_token(&sunset::auth::Actor::local_operator(), "t-victim", "reader", None, None).await;
+                let _ = app.services.admin().create_token(&sunset::auth::Actor::local_operator(), "t-victim", "reader", None, None).await;
 
                 let token = app.token(&format!("t-{name}-{role}").to_lowercase(), role, (role == "owner").then_some("team-a")).await;
                 let body = app.gql(&token, query, json!({})).await;

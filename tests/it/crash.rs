@@ -125,7 +125,7 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     let services = sunset::app::open(&settings, Arc::new(SystemClock))
         .await
         .expect("open");
-    services.load_inventory().await.expect("load");
+    services.inventory().load_inventory().await.expect("load");
     let admin = Actor::local_operator();
     let owner = Actor {
         name: "ml-owner".into(),
@@ -134,6 +134,7 @@ async fn notices_survive_a_sigkill_mid_delivery() {
         ..Actor::system()
     };
     services
+        .registry()
         .create_model(
             &owner,
             ModelInput {
@@ -147,6 +148,7 @@ async fn notices_survive_a_sigkill_mid_delivery() {
         .await
         .expect("model");
     services
+        .registry()
         .create_version(
             &owner,
             VersionInput {
@@ -161,6 +163,7 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     for i in 0..DEPENDENTS {
         let name = format!("svc-{i:03}");
         let declared = services
+            .inventory()
             .declare_consumer(
                 &admin,
                 ConsumerInput {
@@ -176,6 +179,7 @@ async fn notices_survive_a_sigkill_mid_delivery() {
             .expect("consumer");
         secrets.insert(format!("/{name}"), declared.webhook_secret.expect("secret"));
         services
+            .inventory()
             .declare_edge(
                 &admin,
                 EdgeSpec::Uses {
@@ -193,6 +197,7 @@ async fn notices_survive_a_sigkill_mid_delivery() {
         ..Actor::system()
     };
     let (_, dependents) = services
+        .retirements()
         .schedule_retirement(
             &governance,
             RetirementInput {
@@ -282,7 +287,7 @@ async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
     let services = sunset::app::open(&settings, clock.clone())
         .await
         .expect("open");
-    services.load_inventory().await.expect("load");
+    services.inventory().load_inventory().await.expect("load");
     let owner = Actor {
         name: "ml-owner".into(),
         role: sunset::domain::Role::Owner,
@@ -290,6 +295,7 @@ async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
         ..Actor::system()
     };
     services
+        .registry()
         .create_model(
             &owner,
             ModelInput {
@@ -305,6 +311,7 @@ async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
     let surviving: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
     for (version, bytes) in [("1.0.0", vec![9u8; 50_000]), ("2.0.0", surviving.clone())] {
         services
+            .registry()
             .create_version(
                 &owner,
                 VersionInput {
@@ -317,6 +324,7 @@ async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
             .expect("version");
         let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]);
         services
+            .artifacts()
             .upload_artifact(&owner, "fraud", version, "model.bin", None, body)
             .await
             .expect("upload");
@@ -327,6 +335,7 @@ async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
         ..Actor::system()
     };
     let (retirement, _) = services
+        .retirements()
         .schedule_retirement(
             &governance,
             RetirementInput {
@@ -342,19 +351,27 @@ async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
         .expect("scheduled");
     clock.set(Utc::now() + Duration::days(8) + Duration::minutes(1));
     services
+        .retirements()
         .check_retirements(sunset::domain::FoundBy::GraphChange)
         .await
         .expect("check");
     let (_, gov_token) = services
+        .admin()
         .create_token(&Actor::local_operator(), "gov", "governance", None, None)
         .await
         .expect("token");
     let (_, reader_token) = services
+        .admin()
         .create_token(&Actor::local_operator(), "reader", "reader", None, None)
         .await
         .expect("token");
     assert_eq!(
-        services.retirement(retirement.id).await.expect("r").state,
+        services
+            .retirements()
+            .retirement(retirement.id)
+            .await
+            .expect("r")
+            .state,
         sunset::domain::RetirementState::Ready
     );
     drop(services);
@@ -398,7 +415,11 @@ async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
         .expect("open");
     let finished = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         loop {
-            let r = reader.retirement(retirement.id).await.expect("r");
+            let r = reader
+                .retirements()
+                .retirement(retirement.id)
+                .await
+                .expect("r");
             if r.state == sunset::domain::RetirementState::Retired {
                 return;
             }
@@ -428,6 +449,7 @@ async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
     assert_eq!(keks(), ["kek-00000002.key"]);
     assert_eq!(
         reader
+            .decommission()
             .certificate_count(retirement.id)
             .await
             .expect("count"),

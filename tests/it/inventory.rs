@@ -166,7 +166,7 @@ on_both_backends! {
         db.execute_unprepared(&insert("unreadable", "spaceship")).await.expect("unreadable");
         // The use commits; the graph cannot apply it, nor load afresh.
         app.gql_ok(&ml, USE, json!({ "c": "ghost", "m": "tuned", "v": "1.0.0" })).await;
-        let failed = app.services.refresh_inventory().await;
+        let failed = app.services.inventory().refresh_inventory().await;
         assert!(failed.is_err(), "the load is tried again, and fails: {failed:?}");
         let ask = json!({ "m": "tuned", "v": "1.0.0" });
         let before = app.gql_ok(&ml, DEPENDENTS, ask.clone()).await;
@@ -178,15 +178,15 @@ on_both_backends! {
         let ready = app.client.get(format!("{}/readyz", app.address)).send().await.expect("readyz");
         assert_eq!(ready.status(), 503);
         assert_eq!(ready.json::<Value>().await.expect("json")["inventory"]["behind"], true);
-        let mut events = app.services.inventory_events();
+        let mut events = app.services.inventory().inventory_events();
 
         db.execute_unprepared("UPDATE consumers SET kind = 'service' WHERE name = 'unreadable'")
             .await
             .expect("repair");
-        app.services.refresh_inventory().await.expect("loaded again");
+        app.services.inventory().refresh_inventory().await.expect("loaded again");
         assert_eq!(
-            app.services.inventory_snapshot(),
-            app.services.inventory_snapshot_from_database().await.expect("db")
+            app.services.inventory().inventory_snapshot(),
+            app.services.inventory().inventory_snapshot_from_database().await.expect("db")
         );
         // Subscribers hear of the whole load as such.
         let mut whole = false;
@@ -213,7 +213,7 @@ on_both_backends! {
         let behind = sunset::app::open(&app.settings, clock.clone())
             .await
             .expect("second instance");
-        behind.load_inventory().await.expect("load");
+        behind.inventory().load_inventory().await.expect("load");
         consumer(&app, &ml, "early", "ml").await;
         app.gql_ok(&ml, USE, json!({ "c": "early", "m": "base", "v": "1.0.0" }))
             .await;
@@ -223,7 +223,7 @@ on_both_backends! {
         // The follower may be pruning too (its hourly prune may even have run a moment
         // ago, which would skip a rate-limited call); either way, what is left is this.
         app.services
-            .prune_inventory_changes_now()
+            .inventory().prune_inventory_changes_now()
             .await
             .expect("prune");
         let db = app.services.store().reader();
@@ -244,25 +244,25 @@ on_both_backends! {
         );
         assert_eq!(
             count("SELECT MAX(revision) AS n FROM inventory_changes").await,
-            *app.services.inventory_revision().borrow(),
+            *app.services.inventory().inventory_revision().borrow(),
             "the newest change is kept"
         );
 
-        behind.refresh_inventory().await.expect("caught up");
+        behind.inventory().refresh_inventory().await.expect("caught up");
         assert_eq!(
-            behind.inventory_snapshot(),
+            behind.inventory().inventory_snapshot(),
             app.services
-                .inventory_snapshot_from_database()
+                .inventory().inventory_snapshot_from_database()
                 .await
                 .expect("db")
         );
         // Revisions go on from the kept head, and both instances follow them.
         app.gql_ok(&ml, USE, json!({ "c": "late", "m": "base", "v": "1.0.0" }))
             .await;
-        behind.refresh_inventory().await.expect("followed");
+        behind.inventory().refresh_inventory().await.expect("followed");
         assert_eq!(
-            behind.inventory_snapshot(),
-            app.services.inventory_snapshot()
+            behind.inventory().inventory_snapshot(),
+            app.services.inventory().inventory_snapshot()
         );
     }
 }
@@ -397,8 +397,8 @@ async fn a_registration_through_one_instance_is_answered_by_another_within_a_sec
         "{response}"
     );
     assert_eq!(
-        other.services.inventory_snapshot(),
-        app.services.inventory_snapshot()
+        other.services.inventory().inventory_snapshot(),
+        app.services.inventory().inventory_snapshot()
     );
 }
 
@@ -467,6 +467,7 @@ mod equivalence {
         // must leave the graph and the database alike.
         let r = match op {
             Op::Declare(c, team) => s
+                .inventory()
                 .declare_consumer(
                     &admin,
                     ConsumerInput {
@@ -486,10 +487,19 @@ mod equivalence {
                 )
                 .await
                 .map(|_| ()),
-            Op::Remove(c) => s.remove_consumer(&admin, CONSUMERS[*c]).await,
-            Op::Use(c, m, r) => s.declare_edge(&admin, uses(*c, *m, *r)).await.map(|_| ()),
-            Op::Unuse(c, m, r) => s.remove_edge(&admin, uses(*c, *m, *r)).await.map(|_| ()),
+            Op::Remove(c) => s.inventory().remove_consumer(&admin, CONSUMERS[*c]).await,
+            Op::Use(c, m, r) => s
+                .inventory()
+                .declare_edge(&admin, uses(*c, *m, *r))
+                .await
+                .map(|_| ()),
+            Op::Unuse(c, m, r) => s
+                .inventory()
+                .remove_edge(&admin, uses(*c, *m, *r))
+                .await
+                .map(|_| ()),
             Op::Depend(a, b) => s
+                .inventory()
                 .declare_edge(
                     &admin,
                     EdgeSpec::DependsOn {
@@ -500,6 +510,7 @@ mod equivalence {
                 .await
                 .map(|_| ()),
             Op::Undepend(a, b) => s
+                .inventory()
                 .remove_edge(
                     &admin,
                     EdgeSpec::DependsOn {
@@ -510,23 +521,26 @@ mod equivalence {
                 .await
                 .map(|_| ()),
             Op::Derive(a, b, x, y) => s
+                .inventory()
                 .declare_edge(&admin, derive(*a, *b, *x, *y))
                 .await
                 .map(|_| ()),
             Op::Underive(a, b, x, y) => s
+                .inventory()
                 .remove_edge(&admin, derive(*a, *b, *x, *y))
                 .await
                 .map(|_| ()),
             Op::Observe(c, m, v) => {
-                s.observe_usage(
-                    &ConsumerName::parse(CONSUMERS[*c]).expect("name"),
-                    &ModelName::parse(MODELS[*m]).expect("model"),
-                    Version::parse(VERSIONS[*v]).expect("version"),
-                    EdgeOrigin::Scan,
-                    "gateway",
-                    3,
-                )
-                .await
+                s.inventory()
+                    .observe_usage(
+                        &ConsumerName::parse(CONSUMERS[*c]).expect("name"),
+                        &ModelName::parse(MODELS[*m]).expect("model"),
+                        Version::parse(VERSIONS[*v]).expect("version"),
+                        EdgeOrigin::Scan,
+                        "gateway",
+                        3,
+                    )
+                    .await
             }
         };
         // Refusals are expected; tracing them helps read a shrunk failure.
@@ -546,9 +560,10 @@ mod equivalence {
         }
         for op in &ops {
             apply(&app.services, op).await;
-            let live = app.services.inventory_snapshot();
+            let live = app.services.inventory().inventory_snapshot();
             let rebuilt = app
                 .services
+                .inventory()
                 .inventory_snapshot_from_database()
                 .await
                 .expect("load");
@@ -587,7 +602,7 @@ on_both_backends! {
         let (ml, pay) = landscape(&app).await;
         // checkout's use of base ^1: declared by payments, and seen downloading.
         app.services
-            .observe_usage(
+            .inventory().observe_usage(
                 &sunset::domain::ConsumerName::parse("checkout").expect("name"),
                 &sunset::domain::ModelName::parse("base").expect("name"),
                 sunset::domain::Version::parse("1.0.0").expect("v"),

@@ -155,7 +155,7 @@ on_both_backends! {
         crate::artifacts::model_with_version(&app).await;
         let secret = source(&app, "ci").await;
         let audit = app.audit_count().await;
-        let revision = app.services.refresh_inventory().await.expect("revision");
+        let revision = app.services.inventory().refresh_inventory().await.expect("revision");
         let mut bad = batch();
         bad["registrations"][2]["dependsOn"] = json!(["no-such-service"]);
         let refused = post(&app, Post { secret: &secret, id: "m1", at: now() }, &bad).await;
@@ -174,7 +174,7 @@ on_both_backends! {
         assert_eq!(count(&app, "consumers").await, 0, "nothing of a failed batch is kept");
         assert_eq!(count(&app, "inventory_edges").await, 0);
         assert_eq!(app.audit_count().await, audit);
-        assert_eq!(app.services.refresh_inventory().await.expect("revision"), revision);
+        assert_eq!(app.services.inventory().refresh_inventory().await.expect("revision"), revision);
 
         // A failed message id is not burnt: the corrected batch under the same id applies.
         let fixed = post(&app, Post { secret: &secret, id: "m1", at: now() }, &batch()).await;

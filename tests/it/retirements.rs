@@ -106,6 +106,7 @@ async fn world_with(backend: Backend, adjust: impl FnOnce(&mut sunset::config::S
     let admin = Actor::local_operator();
     let s = &app.services;
     let checkout = s
+        .inventory()
         .declare_consumer(
             &admin,
             ConsumerInput {
@@ -123,40 +124,44 @@ async fn world_with(backend: Backend, adjust: impl FnOnce(&mut sunset::config::S
         ("billing", vec!["billing@example.org".to_owned()]),
         ("analytics", vec!["bi@example.org".to_owned()]),
     ] {
-        s.declare_consumer(
-            &admin,
-            ConsumerInput {
-                name: name.into(),
-                kind: "service".into(),
-                owner_team: "finance".into(),
-                environment: "prod".into(),
-                contacts,
-                webhook_url: None,
-            },
-        )
-        .await
-        .expect("consumer");
+        s.inventory()
+            .declare_consumer(
+                &admin,
+                ConsumerInput {
+                    name: name.into(),
+                    kind: "service".into(),
+                    owner_team: "finance".into(),
+                    environment: "prod".into(),
+                    contacts,
+                    webhook_url: None,
+                },
+            )
+            .await
+            .expect("consumer");
     }
     let uses = |c: &str, v: &str| EdgeSpec::Uses {
         consumer: c.into(),
         model: "fraud".into(),
         version: v.into(),
     };
-    s.declare_edge(&admin, uses("checkout", "^2"))
+    s.inventory()
+        .declare_edge(&admin, uses("checkout", "^2"))
         .await
         .expect("edge");
-    s.declare_edge(&admin, uses("analytics", "3.0.0"))
+    s.inventory()
+        .declare_edge(&admin, uses("analytics", "3.0.0"))
         .await
         .expect("edge");
-    s.declare_edge(
-        &admin,
-        EdgeSpec::DependsOn {
-            consumer: "billing".into(),
-            target: "checkout".into(),
-        },
-    )
-    .await
-    .expect("edge");
+    s.inventory()
+        .declare_edge(
+            &admin,
+            EdgeSpec::DependsOn {
+                consumer: "billing".into(),
+                target: "checkout".into(),
+            },
+        )
+        .await
+        .expect("edge");
     let governance = app.token("gov", "governance", None).await;
     World {
         app,
@@ -234,6 +239,7 @@ async fn scheduled(w: &World, effective: DateTime<Utc>) -> String {
 async fn deliver(w: &World) -> sunset::service::DeliveryReport {
     w.app
         .services
+        .retirements()
         .deliver_due_notices()
         .await
         .expect("delivery")
@@ -243,6 +249,7 @@ async fn deliver(w: &World) -> sunset::service::DeliveryReport {
 async fn check(w: &World) -> sunset::service::CheckReport {
     w.app
         .services
+        .retirements()
         .check_retirements(sunset::domain::FoundBy::GraphChange)
         .await
         .expect("check")
@@ -542,7 +549,7 @@ on_both_backends! {
             .port();
         w.app
             .services
-            .declare_consumer(
+            .inventory().declare_consumer(
                 &Actor::local_operator(),
                 ConsumerInput {
                     name: "checkout".into(),
@@ -694,7 +701,7 @@ on_both_backends! {
         w.clock.advance(Duration::days(10));
         w.app
             .services
-            .declare_edge(
+            .inventory().declare_edge(
                 &Actor::local_operator(),
                 EdgeSpec::Uses {
                     consumer: "analytics".into(),
@@ -757,7 +764,7 @@ on_both_backends! {
         w.clock.advance(Duration::days(10));
         w.app
             .services
-            .declare_edge(
+            .inventory().declare_edge(
                 &Actor::local_operator(),
                 EdgeSpec::Uses {
                     consumer: "analytics".into(),
@@ -994,7 +1001,7 @@ on_both_backends! {
         // A system nobody declared as a dependent downloads a retired version.
         w.app
             .services
-            .declare_consumer(
+            .inventory().declare_consumer(
                 &Actor::local_operator(),
                 ConsumerInput {
                     name: "batch-scorer".into(),
@@ -1142,7 +1149,7 @@ async fn retirement_changes_are_pushed_to_subscribers() {
         .await
         .expect("subscribe");
     tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        while w.app.services.retirement_subscribers() == 0 {
+        while w.app.services.retirements().retirement_subscribers() == 0 {
             tokio::task::yield_now().await;
         }
     })
@@ -1176,15 +1183,16 @@ async fn a_new_dependent_is_found_as_soon_as_the_inventory_changes() {
         .to_owned();
     // The watch subscribes to inventory changes once a retirement is pending.
     tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        while w.app.services.inventory_subscribers() == 0 {
+        while w.app.services.inventory().inventory_subscribers() == 0 {
             tokio::task::yield_now().await;
         }
     })
     .await
     .expect("the watch listens");
-    let mut updates = w.app.services.retirement_events();
+    let mut updates = w.app.services.retirements().retirement_events();
     w.app
         .services
+        .inventory()
         .declare_edge(
             &Actor::local_operator(),
             EdgeSpec::Uses {
@@ -1241,7 +1249,7 @@ on_both_backends! {
         };
         w.app
             .services
-            .create_model(
+            .registry().create_model(
                 &owner,
                 sunset::service::ModelInput {
                     name: "core".into(),
@@ -1255,7 +1263,7 @@ on_both_backends! {
             .expect("model");
         w.app
             .services
-            .create_version(
+            .registry().create_version(
                 &owner,
                 sunset::service::VersionInput {
                     model: "core".into(),
@@ -1267,7 +1275,7 @@ on_both_backends! {
             .expect("version");
         w.app
             .services
-            .declare_edge(
+            .inventory().declare_edge(
                 &Actor::local_operator(),
                 EdgeSpec::Uses {
                     consumer: "checkout".into(),
@@ -1374,7 +1382,12 @@ async fn traffic_seen_by_a_scan_finds_dependents_and_holds_the_retirement_back()
         )
     };
     std::fs::write(&log, line("checkout") + &line("shadow-batch")).expect("log");
-    w.app.services.run_scan("gw", &|_| {}).await.expect("scan");
+    w.app
+        .services
+        .inventory()
+        .run_scan("gw", &|_| {})
+        .await
+        .expect("scan");
     let d = detail(&w, &id).await;
     let shadow = dependent(&d, "shadow-batch");
     assert_eq!(shadow["foundBy"], "scan");
@@ -1415,19 +1428,19 @@ on_both_backends! {
         let first = w
             .app
             .services
-            .run_scheduled_retirement_check(tick, "instance-a")
+            .retirements().run_scheduled_retirement_check(tick, "instance-a")
             .await
             .expect("check");
         let second = other
             .services
-            .run_scheduled_retirement_check(tick, "instance-b")
+            .retirements().run_scheduled_retirement_check(tick, "instance-b")
             .await
             .expect("check");
         assert!(first.is_some());
         assert!(second.is_none(), "the tick was claimed by instance-a");
         let next = other
             .services
-            .run_scheduled_retirement_check(tick + Duration::minutes(1), "instance-b")
+            .retirements().run_scheduled_retirement_check(tick + Duration::minutes(1), "instance-b")
             .await
             .expect("check");
         assert!(next.is_some());
@@ -1451,7 +1464,7 @@ on_both_backends! {
         assert_eq!(count().await, 2);
         w.app
             .services
-            .run_scheduled_retirement_check(tick + Duration::days(8), "instance-a")
+            .retirements().run_scheduled_retirement_check(tick + Duration::days(8), "instance-a")
             .await
             .expect("check");
         assert_eq!(count().await, 1, "only the newest claim is left");
@@ -1762,6 +1775,7 @@ async fn two_delivery_workers_on_one_database_deliver_each_notice_once() {
         let name = format!("svc-{i:02}");
         w.app
             .services
+            .inventory()
             .declare_consumer(
                 &Actor::local_operator(),
                 ConsumerInput {
@@ -1777,6 +1791,7 @@ async fn two_delivery_workers_on_one_database_deliver_each_notice_once() {
             .expect("consumer");
         w.app
             .services
+            .inventory()
             .declare_edge(
                 &Actor::local_operator(),
                 EdgeSpec::Uses {
@@ -1793,10 +1808,8 @@ async fn two_delivery_workers_on_one_database_deliver_each_notice_once() {
         .mount(&w.receiver)
         .await;
     scheduled(&w, t0() + Duration::days(30)).await;
-    let (a, b) = tokio::join!(
-        w.app.services.deliver_due_notices(),
-        other.services.deliver_due_notices()
-    );
+    let (here, there) = (w.app.services.retirements(), other.services.retirements());
+    let (a, b) = tokio::join!(here.deliver_due_notices(), there.deliver_due_notices());
     let (a, b) = (a.expect("a"), b.expect("b"));
     let requests = w.receiver.received_requests().await.expect("recorded");
     let ids: std::collections::BTreeSet<String> = requests
@@ -1831,7 +1844,7 @@ async fn retirement_changes_reach_subscribers_of_another_replica() {
         .await
         .expect("subscribe");
     tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        while other.services.retirement_subscribers() == 0 {
+        while other.services.retirements().retirement_subscribers() == 0 {
             tokio::task::yield_now().await;
         }
     })

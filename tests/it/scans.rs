@@ -72,7 +72,14 @@ async fn observations(app: &TestApp, consumer: &str) -> Option<i64> {
 }
 
 async fn scan(app: &TestApp) -> Value {
-    serde_json::to_value(app.services.run_scan("gw", &|_| {}).await.expect("scan")).expect("json")
+    serde_json::to_value(
+        app.services
+            .inventory()
+            .run_scan("gw", &|_| {})
+            .await
+            .expect("scan"),
+    )
+    .expect("json")
 }
 
 /// The app and its log folder, configured before start.
@@ -313,9 +320,10 @@ async fn a_scheduled_tick_runs_on_one_instance_only() {
         &line("checkout", "1.0.0").repeat(4),
     );
     let tick = chrono::Utc::now();
+    let (here, there) = (app.services.inventory(), other.services.inventory());
     let (a, b) = tokio::join!(
-        app.services.run_scheduled_scan("gw", tick, "instance-a"),
-        other.services.run_scheduled_scan("gw", tick, "instance-b"),
+        here.run_scheduled_scan("gw", tick, "instance-a"),
+        there.run_scheduled_scan("gw", tick, "instance-b"),
     );
     let ran: Vec<_> = [a.expect("a"), b.expect("b")]
         .into_iter()
@@ -324,17 +332,23 @@ async fn a_scheduled_tick_runs_on_one_instance_only() {
     assert_eq!(ran.len(), 1, "exactly one instance ran the tick");
     assert_eq!(ran[0].matched, 4);
     // Whichever instance ran it, this one reads the result once it has caught up.
-    app.services.refresh_inventory().await.expect("refresh");
+    app.services
+        .inventory()
+        .refresh_inventory()
+        .await
+        .expect("refresh");
     assert_eq!(observations(&app, "checkout").await, Some(4));
     // The next tick runs again (on whichever claims it), and finds nothing new.
     let next = app
         .services
+        .inventory()
         .run_scheduled_scan("gw", tick + chrono::Duration::minutes(5), "instance-a")
         .await
         .expect("next");
     assert_eq!(next.map(|r| r.lines), Some(0));
     // A week on, the old claims are forgotten: one row per tick would grow for ever.
     app.services
+        .inventory()
         .run_scheduled_scan("gw", tick + chrono::Duration::days(8), "instance-a")
         .await
         .expect("a week later");

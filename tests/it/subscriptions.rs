@@ -63,8 +63,13 @@ async fn changes_to_a_model_are_pushed_from_either_instance_and_others_are_not()
         app.gql_ok(&owner, DECLARE, json!({ "i": { "name": name, "kind": "SERVICE", "ownerTeam": "payments-ml", "environment": "prod" } })).await;
     }
     // The other instance catches up first, so only what follows is news to it.
-    let head = app.services.refresh_inventory().await.expect("refresh");
-    let mut caught_up = other.services.inventory_revision();
+    let head = app
+        .services
+        .inventory()
+        .refresh_inventory()
+        .await
+        .expect("refresh");
+    let mut caught_up = other.services.inventory().inventory_revision();
     tokio::time::timeout(Duration::from_secs(2), caught_up.wait_for(|r| *r >= head))
         .await
         .expect("caught up")
@@ -74,7 +79,7 @@ async fn changes_to_a_model_are_pushed_from_either_instance_and_others_are_not()
     let mut socket = connect(&other.address, &owner).await;
     subscribe(&mut socket, "fraud-scorer").await;
     tokio::time::timeout(Duration::from_secs(2), async {
-        while other.services.inventory_subscribers() == 0 {
+        while other.services.inventory().inventory_subscribers() == 0 {
             tokio::task::yield_now().await;
         }
     })

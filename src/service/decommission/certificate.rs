@@ -15,7 +15,7 @@ use crate::auth::Actor;
 use crate::domain::DecommissionStep;
 use crate::domain::Retirement;
 use crate::domain::{RetirementState, Role};
-use crate::service::{ServiceError, Services};
+use crate::service::ServiceError;
 use crate::store::certificates::{self as repo, StoredCertificate};
 use crate::store::kill_switch as steps;
 use crate::store::retirements as retirement_repo;
@@ -60,7 +60,7 @@ fn data_of<T: serde::de::DeserializeOwned>(step: &Option<crate::domain::Step>) -
         .and_then(|d| serde_json::from_str(d).ok())
 }
 
-impl Services {
+impl crate::service::Decommission<'_> {
     /// Issues the certificate and marks the retirement retired, in one transaction.
     pub(super) async fn step_certificate(
         &self,
@@ -121,7 +121,7 @@ impl Services {
             Ok(())
         })?;
         tracing::warn!(retirement = id, model = %r.model, "retirement complete: destruction certificate issued");
-        self.publish_retirement(id, "retired");
+        self.retirements().publish_retirement(id, "retired");
         Ok(None)
     }
 
@@ -319,7 +319,7 @@ pub fn verify_certificate(
     Ok(statement)
 }
 
-impl Services {
+impl crate::service::Decommission<'_> {
     /// The `after` of the newest authenticated `action` record of retirement `id`.
     async fn audited_after(
         &self,
@@ -331,7 +331,8 @@ impl Services {
             subject: Some(id.to_string()),
             ..Default::default()
         };
-        self.authenticated_records(&filter, 0)
+        self.audit()
+            .authenticated_records(&filter, 0)
             .await?
             .last()
             .and_then(|r| r.after_state.as_deref())

@@ -4,7 +4,7 @@
 //! `circuit-breaker:<source>`, when policy (`retirement.circuit_breaker_sources`) lists
 //! the source. Every alert is recorded in the audit trail, acted on or not.
 
-use super::{ServiceError, Services};
+use super::ServiceError;
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::{Actor, ActorKind};
 use crate::domain::{ModelName, ParseError, Role, Version};
@@ -40,7 +40,7 @@ pub struct AlertOutcome {
     pub note: Option<String>,
 }
 
-impl Services {
+impl crate::service::Decommission<'_> {
     /// Verifies a security alert and acts on it as policy allows.
     pub async fn receive_security_alert(
         &self,
@@ -55,7 +55,7 @@ impl Services {
             ))
             .into());
         }
-        let (signer, message_id) = self.authenticate_source(&headers, body).await?;
+        let (signer, message_id) = self.inventory().authenticate_source(&headers, body).await?;
         let source = signer.name.clone();
         // Standard Webhooks: a redelivered message is answered, not applied again (its
         // receipt is written with the alert's audit record below).
@@ -88,7 +88,11 @@ impl Services {
             ))
             .into());
         }
-        let allowed = self.inner.circuit_breaker_sources.contains(&source);
+        let allowed = self
+            .inner
+            .decommission
+            .circuit_breaker_sources
+            .contains(&source);
         let outcome = if severity != "critical" {
             AlertOutcome {
                 action: "recorded".into(),

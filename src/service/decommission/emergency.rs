@@ -8,7 +8,7 @@
 //! justification (a false alarm must not cost a model); once it has, nothing brings the
 //! versions back.
 
-use super::{KillSwitchRecord, ServiceError, Services, to_json};
+use super::{KillSwitchRecord, ServiceError, to_json};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::DecommissionStep;
@@ -51,7 +51,7 @@ pub(crate) struct Approval {
     pub note: String,
 }
 
-impl Services {
+impl crate::service::Decommission<'_> {
     /// Retires `versions` of `model` now, for the reason `risk_assessment`: the kill
     /// switch is pulled in the same transaction and dependents are told it is an
     /// emergency. `security` only (the circuit breaker acts as `security`).
@@ -67,8 +67,8 @@ impl Services {
         require(actor, &[Role::Security], "retire a model in an emergency")?;
         let (model, selection, assessment) = parse_emergency(model, versions, risk_assessment)?;
         let (model_id, affected) = self.matching_versions(&model, &selection).await?;
-        self.refresh_inventory().await?;
-        let found = self.find_dependents(&model, &affected);
+        self.inventory().refresh_inventory().await?;
+        let found = self.retirements().find_dependents(&model, &affected);
         let emergency = EmergencyRecord {
             risk_assessment: assessment.as_str().to_owned(),
             trigger: trigger.to_owned(),
@@ -96,7 +96,7 @@ impl Services {
             let escalate_to =
                 crate::service::retirements::escalation_contacts(self, tx.conn(), &retirement)
                     .await?;
-            let notices = self.notices_for(
+            let notices = self.retirements().notices_for(
                 &retirement,
                 notifiers::NoticeKind::Emergency,
                 dependents
@@ -227,16 +227,16 @@ impl Services {
         &self,
         id: i64,
     ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
-        self.wake_delivery();
+        self.retirements().wake_delivery();
         if let Err(e) = self.publish_kill_switch().await {
             tracing::warn!(error = %e, "could not publish the kill switch to subscribers");
         }
-        self.publish_retirement(id, "executing");
+        self.retirements().publish_retirement(id, "executing");
         if let Err(e) = self.advance_decommission(id).await {
             tracing::error!(retirement = id, error = %e, "decommission stopped; it resumes on the next run");
         }
         let steps = self.decommission_steps(id).await?;
-        Ok((self.retirement(id).await?, steps))
+        Ok((self.retirements().retirement(id).await?, steps))
     }
 
     /// The emergency record of retirement `id`, if it is one.
@@ -317,7 +317,7 @@ impl Services {
             &[Role::Security, Role::Governance],
             "approve an emergency erasure",
         )?;
-        let retirement = self.retirement(id).await?;
+        let retirement = self.retirements().retirement(id).await?;
         let Some(_) = self.emergency_of(id).await? else {
             return Err(ServiceError::Conflict(format!(
                 "retirement {id} is not an emergency; its erasure needs no approval"
@@ -378,7 +378,7 @@ impl Services {
             tracing::error!(retirement = id, error = %e, "decommission stopped; it resumes on the next run");
         }
         let steps = self.decommission_steps(id).await?;
-        Ok((self.retirement(id).await?, steps))
+        Ok((self.retirements().retirement(id).await?, steps))
     }
 }
 

@@ -51,7 +51,7 @@ pub(crate) fn disabled_document(list: &[DisabledVersion]) -> (Vec<u8>, String) {
     (body, etag)
 }
 
-impl Services {
+impl crate::service::Decommission<'_> {
     /// The disabled list as served to enforcement points, and its ETag.
     pub async fn disabled_list(&self) -> Result<(Vec<u8>, String), ServiceError> {
         Ok(disabled_document(
@@ -71,35 +71,24 @@ impl Services {
     /// The disabled list's ETag as this instance knows it, changing whenever the list
     /// does (through any instance): what the `disabledVersionsChanged` subscription follows.
     pub fn kill_switch_changes(&self) -> tokio::sync::watch::Receiver<String> {
-        self.inner.kill_switch.subscribe()
+        self.inner.decommission.kill_switch.subscribe()
     }
 
     /// Reads the disabled list and publishes its ETag if it changed; returns it.
     pub(crate) async fn publish_kill_switch(&self) -> Result<String, ServiceError> {
         let (_, etag) = self.disabled_list().await?;
-        self.inner.kill_switch.send_if_modified(|known| {
-            if *known == etag {
-                false
-            } else {
-                known.clone_from(&etag);
-                true
-            }
-        });
+        self.inner
+            .decommission
+            .kill_switch
+            .send_if_modified(|known| {
+                if *known == etag {
+                    false
+                } else {
+                    known.clone_from(&etag);
+                    true
+                }
+            });
         Ok(etag)
-    }
-
-    /// Follows the disabled list in the database, so a kill switch pulled through
-    /// another instance reaches this one's subscribers within one poll interval
-    /// (`inventory.poll_interval_ms`, 250 ms by default). Runs until the process ends.
-    pub async fn run_kill_switch_watch(self) {
-        let mut ticks = tokio::time::interval(self.inner.kill_switch_poll);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            if let Err(e) = self.publish_kill_switch().await {
-                tracing::warn!(error = %e, "could not read the kill switch");
-            }
-        }
     }
 
     /// Tells every enforcement point of a kill switch, inside its transaction: a record
@@ -171,7 +160,7 @@ impl Services {
                 replacement: None,
                 dependent: point.to_owned(),
                 notice_ends_at: now,
-                acknowledge_url: format!("{}{CONFIRMATIONS_PATH}", self.public_url()),
+                acknowledge_url: format!("{}{CONFIRMATIONS_PATH}", self.retirements().public_url()),
                 problem,
                 etag: Some(etag.to_owned()),
             },
@@ -296,11 +285,11 @@ impl Services {
     pub async fn escalate_silent_enforcement_points(&self) -> Result<usize, ServiceError> {
         let now = self.now();
         let window = chrono::Duration::seconds(
-            i64::try_from(self.inner.enforcement_confirm_secs).unwrap_or(i64::MAX),
+            i64::try_from(self.inner.decommission.enforcement_confirm_secs).unwrap_or(i64::MAX),
         );
         let overdue = repo::overdue(self.store().reader(), now - window).await?;
         for c in &overdue {
-            let retirement = self.retirement(c.retirement_id).await?;
+            let retirement = self.retirements().retirement(c.retirement_id).await?;
             in_write_tx!(self, |tx| {
                 repo::mark_escalated(tx.conn(), c.retirement_id, c.consumer_id, now).await?;
                 let problem = format!(
@@ -314,7 +303,7 @@ impl Services {
                 let to =
                     super::super::retirements::escalation_contacts(self, tx.conn(), &retirement)
                         .await?;
-                if self.inner.notifications.smtp.is_some() && !to.is_empty() {
+                if self.inner.retirements.notifications.smtp.is_some() && !to.is_empty() {
                     let notice = self.point_notice(
                         NoticeKind::Undeliverable,
                         &retirement,
@@ -347,7 +336,7 @@ impl Services {
             tracing::error!(retirement = c.retirement_id, point = %c.point, "enforcement point never confirmed; escalated");
         }
         if !overdue.is_empty() {
-            self.wake_delivery();
+            self.retirements().wake_delivery();
         }
         Ok(overdue.len())
     }
@@ -370,7 +359,7 @@ impl Services {
             let why = format!(
                 "waiting for {} enforcement point(s) to confirm (escalated after {} s): {}",
                 waiting.len(),
-                self.inner.enforcement_confirm_secs,
+                self.inner.decommission.enforcement_confirm_secs,
                 waiting.join(", ")
             );
             switch_repo::note_step_failure(db, r.id, DecommissionStep::Enforcement, now, &why)
@@ -410,5 +399,22 @@ impl Services {
         id: i64,
     ) -> Result<Vec<Confirmation>, ServiceError> {
         Ok(repo::of_retirement(self.store().reader(), id).await?)
+    }
+}
+
+/// Background work owns the whole service (the supervisor spawns it).
+impl Services {
+    /// Follows the disabled list in the database, so a kill switch pulled through
+    /// another instance reaches this one's subscribers within one poll interval
+    /// (`inventory.poll_interval_ms`, 250 ms by default). Runs until the process ends.
+    pub async fn run_kill_switch_watch(self) {
+        let mut ticks = tokio::time::interval(self.inner.decommission.kill_switch_poll);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = self.decommission().publish_kill_switch().await {
+                tracing::warn!(error = %e, "could not read the kill switch");
+            }
+        }
     }
 }

@@ -230,6 +230,7 @@ impl Services {
 
     pub(crate) async fn rotation(&self, id: i64) -> Result<Option<Rotation>, ServiceError> {
         Ok(self
+            .decommission()
             .step(id, DecommissionStep::RotateKek)
             .await?
             .and_then(|s| s.data)

@@ -2,7 +2,7 @@
 //! served again with the statuses they had, the retirement is cancelled, the retirements
 //! it superseded are restored, and dependents are told.
 
-use super::{KillSwitchRecord, ServiceError, Services};
+use super::{KillSwitchRecord, ServiceError};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::DecommissionStep;
@@ -15,7 +15,7 @@ use crate::store::notices as notice_repo;
 use crate::store::registry as registry_repo;
 use crate::store::retirements as retirement_repo;
 
-impl Services {
+impl crate::service::Decommission<'_> {
     /// Lifts the kill switch of an executing retirement whose erasure has not started
     /// (a false alarm): its versions are served again, the retirement is cancelled and
     /// its dependents told. `security` only, with a justification.
@@ -27,7 +27,7 @@ impl Services {
     ) -> Result<Retirement, ServiceError> {
         require(actor, &[Role::Security], "lift a kill switch")?;
         let justification = Text::parse_required("justification", justification, MAX_TEXT)?;
-        let _gate = self.inner.decommission_gate.lock().await;
+        let _gate = self.inner.decommission.gate.lock().await;
         let after = in_write_tx!(self, |tx| {
             let now = self.now();
             let before = retirement_repo::find(tx.conn(), id)
@@ -68,7 +68,7 @@ impl Services {
             }
             let escalate_to =
                 crate::service::retirements::escalation_contacts(self, tx.conn(), &after).await?;
-            let notices = self.notices_for(
+            let notices = self.retirements().notices_for(
                 &after,
                 notifiers::NoticeKind::Cancelled,
                 reachable.iter().map(|(d, c)| (*d, c)),
@@ -93,11 +93,11 @@ impl Services {
             Ok(after)
         })?;
         tracing::warn!(retirement = id, actor = %actor.name, "kill switch lifted");
-        self.wake_delivery();
+        self.retirements().wake_delivery();
         if let Err(e) = self.publish_kill_switch().await {
             tracing::warn!(error = %e, "could not publish the kill switch to subscribers");
         }
-        self.publish_retirement(id, "cancelled");
+        self.retirements().publish_retirement(id, "cancelled");
         Ok(after)
     }
 
@@ -139,7 +139,8 @@ impl Services {
             {
                 prior = LifecycleStatus::Deprecated;
             }
-            self.move_for_retirement(tx, actor, (version_id, &current), prior, retirement.id, now)
+            self.registry()
+                .move_for_retirement(tx, actor, (version_id, &current), prior, retirement.id, now)
                 .await?;
         }
         Ok(())

@@ -50,6 +50,43 @@ use crate::store::retirements as retirement_repo;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
+/// What this instance keeps for decommissioning between calls.
+pub(super) struct State {
+    /// The allowed kill-switch response time (policy), in milliseconds.
+    pub(super) kill_switch_response_ms: u64,
+    /// How long enforcement points have to confirm a kill switch.
+    pub(super) enforcement_confirm_secs: u64,
+    /// The webhook sources whose critical alerts trip the circuit breaker.
+    pub(super) circuit_breaker_sources: Vec<String>,
+    /// One decommission run at a time in this process (the database lease keeps other
+    /// instances out).
+    pub(super) gate: tokio::sync::Mutex<()>,
+    /// The disabled list's ETag as this instance last saw it: each change, whichever
+    /// instance made it, is published here (`run_kill_switch_watch`).
+    pub(super) kill_switch: tokio::sync::watch::Sender<String>,
+    /// How often the kill-switch watch reads the list (the inventory's poll interval).
+    pub(super) kill_switch_poll: std::time::Duration,
+    /// The revocations the authenticated audit trail records, read incrementally
+    /// (`revocation`), and the signed list last issued from them.
+    pub(super) revocations: tokio::sync::Mutex<AuditedRevocations>,
+}
+
+impl State {
+    pub(super) fn new(settings: &crate::config::Settings) -> Self {
+        Self {
+            kill_switch_response_ms: settings.retirement.kill_switch_response_ms,
+            enforcement_confirm_secs: settings.retirement.enforcement_confirm_secs,
+            circuit_breaker_sources: settings.retirement.circuit_breaker_sources.clone(),
+            gate: tokio::sync::Mutex::new(()),
+            kill_switch: tokio::sync::watch::channel(String::new()).0,
+            kill_switch_poll: std::time::Duration::from_millis(
+                settings.inventory.poll_interval_ms.max(10),
+            ),
+            revocations: tokio::sync::Mutex::new(Default::default()),
+        }
+    }
+}
+
 /// How long one instance may hold a retirement's steps before another may take over.
 const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 
@@ -93,7 +130,7 @@ impl From<crate::failpoints::Fired> for ServiceError {
     }
 }
 
-impl Services {
+impl crate::service::Decommission<'_> {
     /// Starts (or resumes) executing a ready retirement: its versions stop being served
     /// at once, then the remaining steps run as far as they can. Governance only.
     pub async fn execute_retirement(
@@ -103,7 +140,7 @@ impl Services {
     ) -> Result<(Retirement, Vec<Step>), ServiceError> {
         let started = Instant::now();
         require(actor, &[Role::Governance], "execute retirements")?;
-        let allowed_ms = self.inner.kill_switch_response_ms;
+        let allowed_ms = self.inner.decommission.kill_switch_response_ms;
         let (retirement, pulled) = in_write_tx!(self, |tx| {
             let now = self.now();
             let before = retirement_repo::find(tx.conn(), id)
@@ -159,7 +196,7 @@ impl Services {
         if pulled {
             // Enforced from the commit on: every download reads the switch.
             let response_ms = started.elapsed().as_secs_f64() * 1000.0;
-            self.wake_delivery();
+            self.retirements().wake_delivery();
             if let Err(e) = self.publish_kill_switch().await {
                 tracing::warn!(error = %e, "could not publish the kill switch to subscribers");
             }
@@ -173,7 +210,7 @@ impl Services {
                 );
             }
             tracing::warn!(retirement = id, model = %retirement.model, actor = %actor.name, response_ms, "retirement executing: versions disabled");
-            self.publish_retirement(id, "executing");
+            self.retirements().publish_retirement(id, "executing");
         }
         // The later steps run on; one that fails is recorded on its step and resumed
         // by the next run, so the kill switch stands either way.
@@ -207,7 +244,7 @@ impl Services {
             role: actor.role.to_string(),
             at: now,
             response_ms: None,
-            allowed_ms: self.inner.kill_switch_response_ms,
+            allowed_ms: self.inner.decommission.kill_switch_response_ms,
             emergency,
         };
         let outcome = format!(
@@ -274,15 +311,16 @@ impl Services {
         for (d, (version_id, registered)) in disabled.into_iter().zip(found) {
             if repo::disable(tx.conn(), std::slice::from_ref(&d)).await? > 0 {
                 // Retirement owns `retired`: the registry says so from this commit on.
-                self.move_for_retirement(
-                    tx,
-                    actor,
-                    (version_id, &registered),
-                    LifecycleStatus::Retired,
-                    retirement.id,
-                    now,
-                )
-                .await?;
+                self.registry()
+                    .move_for_retirement(
+                        tx,
+                        actor,
+                        (version_id, &registered),
+                        LifecycleStatus::Retired,
+                        retirement.id,
+                        now,
+                    )
+                    .await?;
                 added.push(d);
             }
         }
@@ -319,7 +357,7 @@ impl Services {
     /// Runs the steps of executing retirement `id` that are not done yet, in order, as
     /// far as they go.
     pub async fn advance_decommission(&self, id: i64) -> Result<Advance, ServiceError> {
-        let _gate = self.inner.decommission_gate.lock().await;
+        let _gate = self.inner.decommission.gate.lock().await;
         if !self.take_lease(id).await? {
             return Ok(Advance::Busy);
         }
@@ -346,7 +384,7 @@ impl Services {
     }
 
     async fn run_steps(&self, id: i64) -> Result<Advance, ServiceError> {
-        let retirement = self.retirement(id).await?;
+        let retirement = self.retirements().retirement(id).await?;
         match retirement.state {
             RetirementState::Executing => {}
             RetirementState::Retired => return Ok(Advance::Finished),
@@ -484,9 +522,11 @@ impl Services {
             .await?
             .and_then(|d| d.retirement_id)
         {
-            return Ok(Some(self.retirement(id).await?));
+            return Ok(Some(self.retirements().retirement(id).await?));
         }
-        self.pending_retirement_covering(&model, version).await
+        self.retirements()
+            .pending_retirement_covering(&model, version)
+            .await
     }
 
     /// Every disabled version: what enforcement points poll.

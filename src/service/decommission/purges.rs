@@ -11,14 +11,14 @@ use crate::domain::DecommissionStep;
 use crate::domain::Purge;
 use crate::domain::Retirement;
 use crate::domain::{ConsumerKind, ConsumerName, RetirementState, Role, Text};
+use crate::service::ServiceError;
 use crate::service::retirements::{MAX_TEXT, require_governance};
-use crate::service::{ServiceError, Services};
 use crate::store::inventory as inventory_repo;
 use crate::store::kill_switch as steps;
 use crate::store::purges as repo;
 use crate::store::retirements as retirement_repo;
 
-impl Services {
+impl crate::service::Decommission<'_> {
     /// The derived stores among the retirement's dependents: `(consumer id, name, team)`.
     async fn derived_stores(
         &self,
@@ -117,7 +117,7 @@ impl Services {
             }
             None => None,
         };
-        let retirement = self.retirement(id).await?;
+        let retirement = self.retirements().retirement(id).await?;
         // Settled ahead of the execution too: a store may purge (or governance waive it)
         // while the retirement is still pending.
         if !(retirement.state.is_pending() || retirement.state == RetirementState::Executing) {

@@ -9,7 +9,7 @@ use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::DecommissionStep;
 use crate::domain::Retirement;
-use crate::service::{ServiceError, Services};
+use crate::service::ServiceError;
 use crate::store::Conn;
 use crate::store::audit as audit_repo;
 use crate::store::kill_switch as steps;
@@ -81,7 +81,7 @@ fn difference(audited: &[Revocation], rows: &[Revocation]) -> Option<String> {
         })
 }
 
-impl Services {
+impl crate::service::Decommission<'_> {
     /// Puts every signature of the retired versions on the revocation list.
     pub(super) async fn step_revoke_signatures(
         &self,
@@ -154,7 +154,7 @@ impl Services {
     async fn audited_revocations(
         &self,
     ) -> Result<tokio::sync::MutexGuard<'_, AuditedRevocations>, ServiceError> {
-        let mut state = self.inner.revocations.lock().await;
+        let mut state = self.inner.decommission.revocations.lock().await;
         let filter = audit_repo::RecordFilter {
             action: Some(Action::SignaturesRevoked.as_str().to_owned()),
             ..Default::default()
@@ -162,6 +162,7 @@ impl Services {
         // Every record up to the head has committed (the chain orders commits).
         let (head, _) = audit_repo::head(self.store().reader()).await?;
         let records = self
+            .audit()
             .authenticated_records(&filter, state.read_up_to)
             .await?;
         state.read_up_to = state.read_up_to.max(head);
@@ -288,6 +289,7 @@ impl Services {
         // and a revocation committed since is in the database row read below.
         let audited = self
             .inner
+            .decommission
             .revocations
             .lock()
             .await

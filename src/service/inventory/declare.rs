@@ -8,7 +8,7 @@ use crate::domain::{
     EvidenceRemover, ModelName, Role, TeamName, Version, VersionRange, WebhookUrl,
 };
 use crate::graph::{ConsumerId, EdgeRecord, InventoryGraph, Link, VersionId};
-use crate::service::{ServiceError, Services};
+use crate::service::ServiceError;
 use crate::store::inventory::{self as repo, Entity, NewConsumer, Sighting};
 use crate::store::{Conn, registry as registry_repo};
 use serde::Serialize;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::*;
 
-impl Services {
+impl crate::service::Inventory<'_> {
     pub async fn consumer(&self, name: &str) -> Result<Consumer, ServiceError> {
         let name = ConsumerName::parse(name)?;
         repo::find_consumer(self.store().reader(), &name)
@@ -76,7 +76,7 @@ impl Services {
             discovered: false,
         };
         if let Some(url) = &consumer.webhook_url {
-            self.check_webhook_destination(url)?;
+            self.retirements().check_webhook_destination(url)?;
         }
         may_manage(actor, &consumer.owner_team, "declare consumers of team")?;
         require_admin_for_points(actor, consumer.kind)?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::*;
 
-impl Services {
+impl crate::service::Inventory<'_> {
     /// Loads the graph from the database; done once at start.
     pub async fn load_inventory(&self) -> Result<(), ServiceError> {
         let _one = self.inner.inventory.refresh.lock().await;
@@ -198,7 +198,7 @@ impl Services {
                 tracing::warn!(error = %e, "pruning inventory changes failed; retried later");
             }
             self.follow_key_rotations().await;
-            self.follow_revocations().await;
+            self.decommission().follow_revocations().await;
         }
     }
 
@@ -265,16 +265,6 @@ impl Services {
         &self,
     ) -> Result<crate::graph::Snapshot, ServiceError> {
         Ok(repo::load(self.store().reader()).await?.snapshot())
-    }
-
-    pub(in crate::service) fn read_graph(&self) -> std::sync::RwLockReadGuard<'_, InventoryGraph> {
-        // A panic while holding the lock leaves a graph that may be half-updated; the
-        // next refresh reads the rows again, so carrying on is safe.
-        self.inner
-            .inventory
-            .graph
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn write_graph(&self) -> std::sync::RwLockWriteGuard<'_, InventoryGraph> {
@@ -411,4 +401,17 @@ async fn read_updates(
         updates.push((change.revision, update));
     }
     Ok((updates, sources_changed))
+}
+
+/// The graph is read by every capability that asks who depends on what.
+impl Services {
+    pub(in crate::service) fn read_graph(&self) -> std::sync::RwLockReadGuard<'_, InventoryGraph> {
+        // A panic while holding the lock leaves a graph that may be half-updated; the
+        // next refresh reads the rows again, so carrying on is safe.
+        self.inner
+            .inventory
+            .graph
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
 }

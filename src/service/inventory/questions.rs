@@ -3,12 +3,12 @@
 
 use crate::domain::{ConsumerName, ModelName, Version};
 use crate::graph::{Answer, ConsumerId, Impact, Query, VersionId};
-use crate::service::{ServiceError, Services};
+use crate::service::ServiceError;
 use std::sync::atomic::Ordering;
 
 use super::*;
 
-impl Services {
+impl crate::service::Inventory<'_> {
     fn bounded(&self, ask: Ask) -> Result<Query, ServiceError> {
         let s = self.inventory_settings();
         let max_depth = ask.max_depth.unwrap_or(s.max_depth.min(20));

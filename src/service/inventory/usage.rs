@@ -7,7 +7,7 @@ use crate::domain::{
     Version, VersionRange,
 };
 use crate::graph::Link;
-use crate::service::{ServiceError, Services};
+use crate::service::ServiceError;
 use crate::store::inventory::{self as repo, Entity, NewConsumer, Sighting};
 use crate::store::registry as registry_repo;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::declare::describe;
 use super::*;
 
-impl Services {
+impl crate::service::Inventory<'_> {
     /// Records that `consumer` used `model@version` (a download, or traffic a scan saw).
     /// A consumer nobody declared is created, marked discovered; a new edge or consumer
     /// is audited, a repeat only counted.

@@ -130,6 +130,7 @@ impl Services {
         }
         for (job, reply) in jobs.iter().zip(replies) {
             let result = self
+                .inventory()
                 .apply_registrations(&job.source, &job.message_id, &job.batch)
                 .await;
             let _ = reply.send(result);
@@ -140,8 +141,8 @@ impl Services {
     /// Takes a committed group's rows into the graph, then answers its senders: so a
     /// sender that asks next finds what it registered.
     async fn finish(&self, finish: Finish) {
-        self.after_own_commit(finish.written).await;
-        self.prune_receipts().await;
+        self.inventory().after_own_commit(finish.written).await;
+        self.inventory().prune_receipts().await;
         for (reply, outcome) in finish.answers {
             let _ = reply.send(outcome);
         }
@@ -152,7 +153,7 @@ impl Services {
     async fn commit_set_wise(&self, jobs: &Arc<Vec<Queued>>) -> Result<Applied, ServiceError> {
         let mut attempt = 1;
         loop {
-            let (services, queued) = (self.clone(), jobs.clone());
+            let (services, queued) = (Services::clone(self), jobs.clone());
             // Read here, so the writer thread never waits on the graph's lock.
             let seen = Seen::read(self, jobs);
             let outcome = self
@@ -186,7 +187,8 @@ impl Services {
     fn registration_queue(&self) -> tokio::sync::mpsc::Sender<Job> {
         let mut slot = self
             .inner
-            .registration_queue
+            .registrations
+            .queue
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if let Some(queue) = slot.as_ref().filter(|q| !q.is_closed()) {

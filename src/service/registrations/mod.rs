@@ -32,6 +32,18 @@ pub(crate) struct SecretCache(RwLock<Option<OpenedSecrets>>);
 /// Each enabled source with its secret, opened.
 type OpenedSecrets = Arc<Vec<(Source, Secret)>>;
 
+/// What this instance keeps for registration webhooks between calls.
+#[derive(Default)]
+pub(super) struct State {
+    pub(super) secrets: SecretCache,
+    /// Started on the first registration webhook: commits waiting messages together.
+    /// Started again if it ever stops (a panic in a group), so registrations never
+    /// meet a dead queue.
+    pub(super) queue: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<Job>>>,
+    /// When webhook receipts were last pruned (Unix seconds).
+    pub(super) receipts_pruned_at: std::sync::atomic::AtomicI64,
+}
+
 /// A source as shown to admins; its secret is shown once, at creation.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -80,7 +92,7 @@ fn binding(name: &str) -> String {
     format!("webhook-source:{name}")
 }
 
-impl Services {
+impl crate::service::Inventory<'_> {
     /// Registers a source and returns its `whsec_` secret, shown this once.
     pub async fn create_webhook_source(
         &self,
@@ -167,7 +179,8 @@ impl Services {
     pub(super) fn forget_webhook_secrets(&self) {
         *self
             .inner
-            .webhook_secrets
+            .registrations
+            .secrets
             .0
             .write()
             .unwrap_or_else(|e| e.into_inner()) = None;
@@ -176,7 +189,8 @@ impl Services {
     async fn webhook_secrets(&self) -> Result<Arc<Vec<(Source, Secret)>>, ServiceError> {
         if let Some(cached) = self
             .inner
-            .webhook_secrets
+            .registrations
+            .secrets
             .0
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -200,7 +214,8 @@ impl Services {
         let opened = Arc::new(opened);
         *self
             .inner
-            .webhook_secrets
+            .registrations
+            .secrets
             .0
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(opened.clone());
@@ -441,7 +456,11 @@ impl Services {
         let tolerance =
             i64::try_from(self.inventory_settings().webhook_tolerance_secs).unwrap_or(i64::MAX / 4);
         let now = self.now();
-        if !super::claim_due(&self.inner.receipts_pruned_at, now.timestamp(), tolerance) {
+        if !super::claim_due(
+            &self.inner.registrations.receipts_pruned_at,
+            now.timestamp(),
+            tolerance,
+        ) {
             return;
         }
         let before = now - chrono::Duration::seconds(2 * tolerance);

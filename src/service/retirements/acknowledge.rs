@@ -8,11 +8,11 @@ use crate::auth::Actor;
 use crate::domain::ConsumerName;
 use crate::domain::Dependent;
 use crate::graph::ConsumerId;
-use crate::service::{ServiceError, Services};
+use crate::service::ServiceError;
 use crate::store::retirements as repo;
 use chrono::{DateTime, Utc};
 
-impl Services {
+impl crate::service::Retirements<'_> {
     /// Acknowledges a retirement on behalf of one dependent: by a token bound to it, an
     /// owner of its team, or governance.
     pub async fn acknowledge_retirement(

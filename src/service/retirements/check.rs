@@ -33,11 +33,11 @@ pub struct CheckReport {
     pub state_changes: usize,
 }
 
-impl Services {
+impl crate::service::Retirements<'_> {
     /// Looks at every pending retirement once; `found_by` says what prompted the look
     /// (and so how a dependent found now is recorded).
     pub async fn check_retirements(&self, found_by: FoundBy) -> Result<CheckReport, ServiceError> {
-        self.refresh_inventory().await?;
+        self.inventory().refresh_inventory().await?;
         let mut report = CheckReport::default();
         for r in repo::pending(self.store().reader(), MAX_PENDING).await? {
             let step = self.check_loaded(&r, found_by).await?;
@@ -59,7 +59,7 @@ impl Services {
         id: i64,
         found_by: FoundBy,
     ) -> Result<CheckReport, ServiceError> {
-        self.refresh_inventory().await?;
+        self.inventory().refresh_inventory().await?;
         let report = self
             .check_loaded(&self.retirement(id).await?, found_by)
             .await?;
@@ -85,63 +85,6 @@ impl Services {
         Ok(report)
     }
 
-    /// Runs until aborted: checks a pending retirement as soon as a committed inventory
-    /// change touches its model (a new declaration, a registration webhook), so a new
-    /// dependent is told at once rather than at the next scheduled check. It listens to
-    /// inventory changes only while some retirement is pending, since listening makes
-    /// every change work out which models it touches.
-    pub async fn run_retirement_watch(self) {
-        let mut retirements = self.retirement_events();
-        loop {
-            let pending = match self.pending_by_model().await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading pending retirements failed");
-                    BTreeMap::new()
-                }
-            };
-            if pending.is_empty() {
-                // Nothing to watch for until a retirement is scheduled (here, or seen on
-                // a later look when scheduled through another instance).
-                tokio::select! {
-                    _ = retirements.recv() => {}
-                    () = tokio::time::sleep(WATCH_IDLE) => {}
-                }
-                continue;
-            }
-            let mut changes = self.inventory_events();
-            loop {
-                tokio::select! {
-                    event = changes.recv() => {
-                        let mut models = std::collections::BTreeSet::new();
-                        let mut everything = false;
-                        let mut take = |e: Result<crate::service::InventoryEvent, tokio::sync::broadcast::error::RecvError>| match e {
-                            Ok(e) => models.extend(e.models.iter().cloned()),
-                            Err(_) => everything = true,
-                        };
-                        take(event);
-                        // A burst of changes is looked at once.
-                        while let Ok(e) = changes.try_recv() {
-                            take(Ok(e));
-                        }
-                        let due: BTreeSet<i64> = pending
-                            .iter()
-                            .filter(|(m, _)| everything || models.contains(*m))
-                            .flat_map(|(_, ids)| ids.iter().copied())
-                            .collect();
-                        for id in due {
-                            if let Err(e) = self.check_retirement(id, FoundBy::GraphChange).await {
-                                tracing::warn!(retirement = id, error = %e, "checking a retirement after an inventory change failed");
-                            }
-                        }
-                    }
-                    _ = retirements.recv() => break,
-                    () = tokio::time::sleep(WATCH_IDLE) => break,
-                }
-            }
-        }
-    }
-
     /// Pending retirements by model name.
     async fn pending_by_model(
         &self,
@@ -164,10 +107,14 @@ impl Services {
         }
         // Executions that stopped (a crash, a step that failed, purges settled
         // elsewhere) go on from where they are.
-        if let Err(e) = self.escalate_silent_enforcement_points().await {
+        if let Err(e) = self
+            .decommission()
+            .escalate_silent_enforcement_points()
+            .await
+        {
             tracing::error!(error = %e, "escalating silent enforcement points failed");
         }
-        if let Err(e) = self.resume_decommissions().await {
+        if let Err(e) = self.decommission().resume_decommissions().await {
             tracing::error!(error = %e, "resuming decommissions failed");
         }
         self.check_retirements(FoundBy::GraphChange).await.map(Some)
@@ -291,7 +238,7 @@ impl Services {
     }
 }
 
-impl Services {
+impl crate::service::Retirements<'_> {
     /// Moves `before` to the state its dependents give at `now`, when that is a move it
     /// may make; returns the retirement after and the audit record of the change, for the
     /// caller to append with the rest of its transaction.
@@ -357,5 +304,65 @@ fn next_state(
         RetirementState::Ready
     } else {
         RetirementState::Scheduled
+    }
+}
+
+/// Background work owns the whole service (the supervisor spawns it).
+impl Services {
+    /// Runs until aborted: checks a pending retirement as soon as a committed inventory
+    /// change touches its model (a new declaration, a registration webhook), so a new
+    /// dependent is told at once rather than at the next scheduled check. It listens to
+    /// inventory changes only while some retirement is pending, since listening makes
+    /// every change work out which models it touches.
+    pub async fn run_retirement_watch(self) {
+        let mut retirements = self.retirements().retirement_events();
+        loop {
+            let pending = match self.retirements().pending_by_model().await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading pending retirements failed");
+                    BTreeMap::new()
+                }
+            };
+            if pending.is_empty() {
+                // Nothing to watch for until a retirement is scheduled (here, or seen on
+                // a later look when scheduled through another instance).
+                tokio::select! {
+                    _ = retirements.recv() => {}
+                    () = tokio::time::sleep(WATCH_IDLE) => {}
+                }
+                continue;
+            }
+            let mut changes = self.inventory().inventory_events();
+            loop {
+                tokio::select! {
+                    event = changes.recv() => {
+                        let mut models = std::collections::BTreeSet::new();
+                        let mut everything = false;
+                        let mut take = |e: Result<crate::service::InventoryEvent, tokio::sync::broadcast::error::RecvError>| match e {
+                            Ok(e) => models.extend(e.models.iter().cloned()),
+                            Err(_) => everything = true,
+                        };
+                        take(event);
+                        // A burst of changes is looked at once.
+                        while let Ok(e) = changes.try_recv() {
+                            take(Ok(e));
+                        }
+                        let due: BTreeSet<i64> = pending
+                            .iter()
+                            .filter(|(m, _)| everything || models.contains(*m))
+                            .flat_map(|(_, ids)| ids.iter().copied())
+                            .collect();
+                        for id in due {
+                            if let Err(e) = self.retirements().check_retirement(id, FoundBy::GraphChange).await {
+                                tracing::warn!(retirement = id, error = %e, "checking a retirement after an inventory change failed");
+                            }
+                        }
+                    }
+                    _ = retirements.recv() => break,
+                    () = tokio::time::sleep(WATCH_IDLE) => break,
+                }
+            }
+        }
     }
 }

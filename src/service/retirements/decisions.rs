@@ -4,7 +4,7 @@
 //! their grant or refusal. Each is one audited transaction; whoever's terms change is
 //! told through the outbox, and the state then follows the dependents.
 
-use super::{MAX_TEXT, ServiceError, Services, not_found, outbox, require_governance};
+use super::{MAX_TEXT, ServiceError, not_found, outbox, require_governance};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::{ConsumerName, ExtensionState, ParseError, Role, Text};
@@ -18,7 +18,7 @@ use notifiers::NoticeKind;
 /// The most dependents one override names.
 const MAX_OVERRIDES: usize = 1_000;
 
-impl Services {
+impl crate::service::Retirements<'_> {
     /// Moves the effective date later; every dependent's notice runs at least to it.
     pub async fn postpone_retirement(
         &self,
@@ -324,7 +324,7 @@ impl Services {
         actor: &Actor,
         name: &ConsumerName,
     ) -> Result<i64, ServiceError> {
-        let consumer_id = self.graph_consumer(name.as_str()).await?;
+        let consumer_id = self.inventory().graph_consumer(name.as_str()).await?;
         let owner = self
             .read_graph()
             .consumer(consumer_id)

@@ -36,6 +36,46 @@ pub(super) const MAX_TEXT: usize = 4_000;
 /// The most retirements one list returns.
 pub const MAX_LIST: u64 = 500;
 
+/// What this instance keeps for retirements between calls.
+pub(super) struct State {
+    pub(super) notice_policy: crate::domain::NoticePolicy,
+    pub(super) notifications: crate::config::NotificationSettings,
+    /// Where dependents reach this service (acknowledgement links).
+    pub(super) public_url: String,
+    /// Built on first delivery; an error when the configuration cannot make them.
+    pub(super) channels: std::sync::OnceLock<Result<super::delivery::Channels, String>>,
+    /// Wakes the delivery worker after a commit that wrote notices.
+    pub(super) delivery_wake: tokio::sync::Notify,
+    /// Committed retirement changes made through this instance, for subscriptions.
+    pub(super) events: tokio::sync::broadcast::Sender<RetirementEvent>,
+}
+
+impl State {
+    /// From `settings`, whose retirement policy must have been checked: an unusable one
+    /// falls back to the defaults.
+    pub(super) fn new(settings: &crate::config::Settings) -> Self {
+        let notice_policy = settings.retirement.policy().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "retirement policy unusable; using the defaults");
+            crate::config::RetirementSettings::default()
+                .policy()
+                .unwrap_or_else(|_| unreachable!("the default policy parses"))
+        });
+        let public_url = settings
+            .notifications
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", settings.listen));
+        Self {
+            notice_policy,
+            notifications: settings.notifications.clone(),
+            public_url,
+            channels: std::sync::OnceLock::new(),
+            delivery_wake: tokio::sync::Notify::new(),
+            events: tokio::sync::broadcast::channel(256).0,
+        }
+    }
+}
+
 /// What governance asks for.
 #[derive(Debug, Clone)]
 pub struct RetirementInput {
@@ -133,15 +173,15 @@ fn not_found(id: i64) -> ServiceError {
     ServiceError::NotFound(format!("no retirement {id}"))
 }
 
-impl Services {
+impl crate::service::Retirements<'_> {
     /// Committed retirement changes, from now on.
     pub fn retirement_events(&self) -> tokio::sync::broadcast::Receiver<RetirementEvent> {
-        self.inner.retirement_events.subscribe()
+        self.inner.retirements.events.subscribe()
     }
 
     /// How many subscriptions listen (tests wait for theirs to be in place).
     pub fn retirement_subscribers(&self) -> usize {
-        self.inner.retirement_events.receiver_count()
+        self.inner.retirements.events.receiver_count()
     }
 
     /// Tells subscriptions of a committed change (nobody listening is fine): this
@@ -150,9 +190,10 @@ impl Services {
     pub(crate) fn publish_retirement(&self, retirement: i64, change: &'static str) {
         let _ = self
             .inner
-            .retirement_events
+            .retirements
+            .events
             .send(RetirementEvent { retirement, change });
-        let services = self.clone();
+        let services = Services::clone(self);
         tokio::spawn(async move {
             let announced = crate::store::fleet::announce(
                 services.store().reader(),
@@ -168,46 +209,8 @@ impl Services {
         });
     }
 
-    /// Follows the retirement changes other instances announce, so this instance's
-    /// `retirementUpdated` subscribers hear of them within one poll interval
-    /// (`inventory.poll_interval_ms`). Runs until the process ends.
-    pub async fn run_retirement_follow(self) {
-        use crate::store::fleet;
-        let db = self.store().reader();
-        let mut last = fleet::last_change(db).await.unwrap_or(0);
-        let mut ticks = tokio::time::interval(self.inner.kill_switch_poll);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut pruned_at = std::time::Instant::now();
-        loop {
-            ticks.tick().await;
-            match fleet::changes_after(db, last, 500).await {
-                Ok(changes) => {
-                    for c in changes {
-                        last = c.seq;
-                        if c.instance != self.inner.instance {
-                            let _ = self.inner.retirement_events.send(RetirementEvent {
-                                retirement: c.retirement_id,
-                                change: known_change(&c.change),
-                            });
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read other instances' retirement changes")
-                }
-            }
-            if pruned_at.elapsed() > std::time::Duration::from_secs(3_600) {
-                pruned_at = std::time::Instant::now();
-                let day_ago = self.now() - chrono::Duration::days(1);
-                if let Err(e) = fleet::prune_changes(db, day_ago).await {
-                    tracing::warn!(error = %e, "could not prune announced retirement changes");
-                }
-            }
-        }
-    }
-
     pub(crate) fn notice_policy(&self) -> &crate::domain::NoticePolicy {
-        &self.inner.notice_policy
+        &self.inner.retirements.notice_policy
     }
     /// Cancels a pending retirement; dependents are told nothing needs to change.
     pub async fn cancel_retirement(
@@ -283,7 +286,7 @@ impl Services {
             .ok_or_else(|| not_found(id))
     }
 
-    pub async fn retirements(
+    pub async fn list(
         &self,
         states: &[RetirementState],
         from: Option<DateTime<Utc>>,
@@ -549,5 +552,46 @@ fn step_label(step: &crate::graph::Step) -> String {
     match &step.range {
         Some(range) => format!("{} {} {} (as {range})", step.from, step.kind, step.to),
         None => format!("{} {} {}", step.from, step.kind, step.to),
+    }
+}
+
+/// Background work owns the whole service (the supervisor spawns it).
+impl Services {
+    /// Follows the retirement changes other instances announce, so this instance's
+    /// `retirementUpdated` subscribers hear of them within one poll interval
+    /// (`inventory.poll_interval_ms`). Runs until the process ends.
+    pub async fn run_retirement_follow(self) {
+        use crate::store::fleet;
+        let db = self.store().reader();
+        let mut last = fleet::last_change(db).await.unwrap_or(0);
+        let mut ticks = tokio::time::interval(self.inner.decommission.kill_switch_poll);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pruned_at = std::time::Instant::now();
+        loop {
+            ticks.tick().await;
+            match fleet::changes_after(db, last, 500).await {
+                Ok(changes) => {
+                    for c in changes {
+                        last = c.seq;
+                        if c.instance != self.inner.instance {
+                            let _ = self.inner.retirements.events.send(RetirementEvent {
+                                retirement: c.retirement_id,
+                                change: known_change(&c.change),
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read other instances' retirement changes")
+                }
+            }
+            if pruned_at.elapsed() > std::time::Duration::from_secs(3_600) {
+                pruned_at = std::time::Instant::now();
+                let day_ago = self.now() - chrono::Duration::days(1);
+                if let Err(e) = fleet::prune_changes(db, day_ago).await {
+                    tracing::warn!(error = %e, "could not prune announced retirement changes");
+                }
+            }
+        }
     }
 }

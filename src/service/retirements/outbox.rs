@@ -17,10 +17,10 @@ pub(crate) fn new_notice_id() -> String {
     format!("ntc_{}", hex::encode(bytes))
 }
 
-impl Services {
+impl crate::service::Retirements<'_> {
     /// The acknowledgement link of one dependent of `retirement`.
     pub(crate) fn acknowledge_url(&self, retirement: &Retirement, consumer_id: i64) -> String {
-        let days = i64::from(self.inner.notifications.link_valid_days_after);
+        let days = i64::from(self.inner.retirements.notifications.link_valid_days_after);
         let token = self.service_key().link_token_key().issue(&LinkClaims {
             purpose: LinkPurpose::Acknowledge,
             retirement: retirement.id,
@@ -31,7 +31,7 @@ impl Services {
     }
 
     pub(crate) fn public_url(&self) -> &str {
-        self.inner.public_url.trim_end_matches('/')
+        self.inner.retirements.public_url.trim_end_matches('/')
     }
 
     /// The host of [`Self::public_url`], which makes calendar UIDs unique.
@@ -88,7 +88,7 @@ impl Services {
         escalate_to: &[String],
         now: DateTime<Utc>,
     ) -> Vec<OutboxNotice> {
-        let email = self.inner.notifications.smtp.is_some();
+        let email = self.inner.retirements.notifications.smtp.is_some();
         let mut out = Vec::new();
         for (dependent, consumer) in dependents {
             let mut reached = false;
@@ -169,7 +169,7 @@ impl Services {
         escalate_to: &[String],
         now: DateTime<Utc>,
     ) -> Option<OutboxNotice> {
-        self.inner.notifications.smtp.as_ref()?;
+        self.inner.retirements.notifications.smtp.as_ref()?;
         if escalate_to.is_empty() {
             return None;
         }
@@ -202,6 +202,7 @@ pub(crate) async fn escalation_contacts(
     to.extend(
         services
             .inner
+            .retirements
             .notifications
             .governance_contacts
             .iter()

@@ -9,13 +9,13 @@ use crate::domain::{
     Dependent, FoundBy, ModelName, ParseError, Retirement, RetirementState, Text, Version,
     VersionRange,
 };
-use crate::service::{ServiceError, Services};
+use crate::service::ServiceError;
 use crate::store::notices as outbox_repo;
 use crate::store::registry as registry_repo;
 use crate::store::retirements as repo;
 use chrono::{DateTime, Utc};
 
-impl Services {
+impl crate::service::Retirements<'_> {
     /// Schedules the retirement of a model's versions and notifies every dependent.
     pub async fn schedule_retirement(
         &self,
@@ -31,10 +31,13 @@ impl Services {
         self.notice_policy()
             .check_effective(registered.tier, self.now(), asked.effective_at)
             .map_err(|e| ParseError::new("effectiveAt", e.to_string()))?;
-        let (_, versions) = self.matching_versions(model, &asked.selection).await?;
+        let (_, versions) = self
+            .decommission()
+            .matching_versions(model, &asked.selection)
+            .await?;
         self.check_replacement(&asked, &versions).await?;
         // Catch up with changes other instances made, so the walk sees them.
-        self.refresh_inventory().await?;
+        self.inventory().refresh_inventory().await?;
         let found = self.find_dependents(model, &versions);
         let tier = registered.tier;
         let result = in_write_tx!(self, |tx| {

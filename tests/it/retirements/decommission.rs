@@ -93,6 +93,7 @@ async fn ready_world(backend: Backend) -> (World, String, String, Vec<u8>) {
     );
     w.app
         .services
+        .inventory()
         .declare_consumer(
             &Actor::local_operator(),
             ConsumerInput {
@@ -108,6 +109,7 @@ async fn ready_world(backend: Backend) -> (World, String, String, Vec<u8>) {
         .expect("embeddings");
     w.app
         .services
+        .inventory()
         .declare_edge(
             &Actor::local_operator(),
             EdgeSpec::Uses {
@@ -568,6 +570,7 @@ async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies(ba
         assert_eq!(
             w.app
                 .services
+                .decommission()
                 .certificate_count(id.parse().expect("id"))
                 .await
                 .expect("count"),
@@ -794,14 +797,24 @@ async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(backend: 
                 "{point}: the failure is recorded on its step: {ran:#}"
             );
             assert_eq!(
-                w.app.services.certificate_count(rid).await.expect("count"),
+                w.app
+                    .services
+                    .decommission()
+                    .certificate_count(rid)
+                    .await
+                    .expect("count"),
                 0,
                 "{point}"
             );
 
             w.app.services.failpoints().clear();
             assert_eq!(
-                w.app.services.resume_decommissions().await.expect("resume"),
+                w.app
+                    .services
+                    .decommission()
+                    .resume_decommissions()
+                    .await
+                    .expect("resume"),
                 1,
                 "{point}"
             );
@@ -812,7 +825,12 @@ async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(backend: 
                 "{point}: {steps:#?}"
             );
             assert_eq!(
-                w.app.services.certificate_count(rid).await.expect("count"),
+                w.app
+                    .services
+                    .decommission()
+                    .certificate_count(rid)
+                    .await
+                    .expect("count"),
                 1,
                 "{point}"
             );
@@ -995,6 +1013,7 @@ async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_a
     w.clock.advance(Duration::seconds(301));
     w.app
         .services
+        .retirements()
         .run_scheduled_retirement_check(sunset::clock::Clock::now(&*w.clock), "instance-a")
         .await
         .expect("check");
@@ -1136,15 +1155,26 @@ async fn a_kill_switch_reaches_subscribers_of_another_instance_within_a_second()
         list["versions"],
         json!([{ "model": "fraud", "version": "2.0.0" }, { "model": "fraud", "version": "2.1.0" }])
     );
-    let (_, etag) = other.services.disabled_list().await.expect("list");
+    let (_, etag) = other
+        .services
+        .decommission()
+        .disabled_list()
+        .await
+        .expect("list");
     assert_eq!(list["etag"], etag);
     assert_eq!(
-        other.services.resume_decommissions().await.expect("resume"),
+        other
+            .services
+            .decommission()
+            .resume_decommissions()
+            .await
+            .expect("resume"),
         0
     );
     assert_eq!(
         w.app
             .services
+            .decommission()
             .certificate_count(id.parse().expect("id"))
             .await
             .expect("count"),
@@ -1181,9 +1211,19 @@ async fn a_certificate_is_not_signed_over_step_records_edited_in_the_database() 
         .output()
         .expect("sqlite3");
     assert!(edited.status.success(), "{edited:?}");
-    w.app.services.resume_decommissions().await.expect("resume");
+    w.app
+        .services
+        .decommission()
+        .resume_decommissions()
+        .await
+        .expect("resume");
     assert_eq!(
-        w.app.services.certificate_count(rid).await.expect("count"),
+        w.app
+            .services
+            .decommission()
+            .certificate_count(rid)
+            .await
+            .expect("count"),
         0
     );
     let (state, steps) = state_and_steps(&w, &id).await;
@@ -1250,11 +1290,26 @@ async fn two_replicas_executing_one_retirement_at_once_issue_one_certificate() {
     );
     // Whichever replica lost the lease left the run to the other; a later run finishes
     // whatever is left, on either.
-    w.app.services.resume_decommissions().await.expect("resume");
-    other.services.resume_decommissions().await.expect("resume");
+    w.app
+        .services
+        .decommission()
+        .resume_decommissions()
+        .await
+        .expect("resume");
+    other
+        .services
+        .decommission()
+        .resume_decommissions()
+        .await
+        .expect("resume");
     assert_eq!(state_and_steps(&w, &id).await.0, "RETIRED");
     assert_eq!(
-        w.app.services.certificate_count(rid).await.expect("count"),
+        w.app
+            .services
+            .decommission()
+            .certificate_count(rid)
+            .await
+            .expect("count"),
         1
     );
     let auditor = w.app.token("auditor-once", "auditor", None).await;
@@ -1354,8 +1409,18 @@ async fn two_replicas_erasing_two_retirements_at_once_keep_every_survivor_readab
         a.get("errors").is_none() && b.get("errors").is_none(),
         "{a:#} {b:#}"
     );
-    w.app.services.resume_decommissions().await.expect("resume");
-    other.services.resume_decommissions().await.expect("resume");
+    w.app
+        .services
+        .decommission()
+        .resume_decommissions()
+        .await
+        .expect("resume");
+    other
+        .services
+        .decommission()
+        .resume_decommissions()
+        .await
+        .expect("resume");
     for id in &ids {
         assert_eq!(state_and_steps(&w, id).await.0, "RETIRED", "{id}");
     }

@@ -113,6 +113,7 @@ impl TestApp {
             let _ = rx.await;
         }));
         let (_, admin) = services
+            .admin()
             .create_token(&Actor::local_operator(), "test-admin", "admin", None, None)
             .await
             .expect("admin token");
@@ -133,6 +134,7 @@ impl TestApp {
     pub async fn token(&self, name: &str, role: &str, team: Option<&str>) -> String {
         let (_, secret) = self
             .services
+            .admin()
             .create_token(&Actor::local_operator(), name, role, team, None)
             .await
             .expect("token");
@@ -143,6 +145,7 @@ impl TestApp {
     pub async fn consumer_token(&self, name: &str, role: &str, consumer: &str) -> String {
         let (_, secret) = self
             .services
+            .admin()
             .create_token(&Actor::local_operator(), name, role, None, Some(consumer))
             .await
             .expect("token");
@@ -264,8 +267,13 @@ impl Sibling {
     /// Waits, a second at most, until this instance has followed every inventory change
     /// `app` has committed; returns that revision.
     pub async fn caught_up_with(&self, app: &TestApp) -> i64 {
-        let expected = app.services.refresh_inventory().await.expect("refresh");
-        let mut revision = self.services.inventory_revision();
+        let expected = app
+            .services
+            .inventory()
+            .refresh_inventory()
+            .await
+            .expect("refresh");
+        let mut revision = self.services.inventory().inventory_revision();
         tokio::time::timeout(
             std::time::Duration::from_secs(1),
             revision.wait_for(|r| *r >= expected),

@@ -23,10 +23,11 @@ async fn services(dir: &std::path::Path, url: Option<String>) -> Services {
     let services = crate::app::open(&settings, Arc::new(SystemClock))
         .await
         .expect("open");
-    services.load_inventory().await.expect("load");
+    services.inventory().load_inventory().await.expect("load");
     let admin = Actor::local_operator();
     let owner = owner();
     services
+        .registry()
         .create_model(
             &owner,
             ModelInput {
@@ -40,6 +41,7 @@ async fn services(dir: &std::path::Path, url: Option<String>) -> Services {
         .await
         .expect("model");
     services
+        .registry()
         .create_version(
             &owner,
             VersionInput {
@@ -51,6 +53,7 @@ async fn services(dir: &std::path::Path, url: Option<String>) -> Services {
         .await
         .expect("version");
     services
+        .inventory()
         .create_webhook_source(&admin, "ci")
         .await
         .expect("source");
@@ -174,8 +177,9 @@ async fn a_group_after_another_instance_s_change_takes_that_change_in_too() {
     let elsewhere = crate::app::open(&settings, Arc::new(SystemClock))
         .await
         .expect("open");
-    elsewhere.load_inventory().await.expect("load");
+    elsewhere.inventory().load_inventory().await.expect("load");
     elsewhere
+        .inventory()
         .declare_consumer(
             &Actor::local_operator(),
             crate::service::ConsumerInput {
@@ -197,13 +201,18 @@ async fn a_group_after_another_instance_s_change_takes_that_change_in_too() {
         description: "d".into(),
         contacts: vec![],
     };
-    elsewhere.create_model(&owner, model).await.expect("model");
+    elsewhere
+        .registry()
+        .create_model(&owner, model)
+        .await
+        .expect("model");
     let version = VersionInput {
         model: "made-elsewhere".into(),
         version: "1.0.0".into(),
         provenance: Default::default(),
     };
     elsewhere
+        .registry()
         .create_version(&owner, version)
         .await
         .expect("version");
@@ -223,7 +232,7 @@ async fn a_group_after_another_instance_s_change_takes_that_change_in_too() {
     let refused = format!("{:?}", outcomes[2]);
     assert!(refused.contains("2.0.0"), "{refused}");
     let r0 = revision(&outcomes[1]);
-    let snapshot = here.inventory_snapshot();
+    let snapshot = here.inventory().inventory_snapshot();
     assert!(
         snapshot
             .consumers
@@ -233,9 +242,12 @@ async fn a_group_after_another_instance_s_change_takes_that_change_in_too() {
     );
     assert_eq!(
         snapshot,
-        here.inventory_snapshot_from_database().await.expect("db")
+        here.inventory()
+            .inventory_snapshot_from_database()
+            .await
+            .expect("db")
     );
-    assert_eq!(*here.inventory_revision().borrow(), r0);
+    assert_eq!(*here.inventory().inventory_revision().borrow(), r0);
 }
 
 async fn judged_in_order(services: Services) {
@@ -326,7 +338,11 @@ async fn judged_in_order(services: Services) {
     let mut ids: Vec<&str> = receipts.iter().map(|(_, id)| id.as_str()).collect();
     ids.sort_unstable();
     assert_eq!(ids, ["m0", "m1", "m6"]);
-    let verified = services.verify_audit_chain(vec![]).await.expect("verify");
+    let verified = services
+        .audit()
+        .verify_audit_chain(vec![])
+        .await
+        .expect("verify");
     assert!(verified.is_ok(), "{verified:?}");
     // A later group finds `a` and its edge in the database: updated and counted again.
     let later = group(
@@ -342,8 +358,9 @@ async fn judged_in_order(services: Services) {
     assert_eq!(edges.values().next().expect("edge").observations, 3);
     // The graph followed each commit before the answers went out.
     assert_eq!(
-        services.inventory_snapshot(),
+        services.inventory().inventory_snapshot(),
         services
+            .inventory()
             .inventory_snapshot_from_database()
             .await
             .expect("db")

@@ -433,7 +433,9 @@ fn graph_count_limit(g: &InventoryGraph, version_id: i64, limit: usize) -> (usiz
         stale_after: chrono::Duration::days(30),
     };
     let start = Instant::now();
-    let a = g.dependents(version_id, &q).expect("version in graph");
+    let a = g
+        .dependents(sunset::domain::VersionId(version_id), &q)
+        .expect("version in graph");
     let took = start.elapsed();
     (a.consumers_total, took)
 }

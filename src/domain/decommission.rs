@@ -58,7 +58,7 @@ pub struct Step {
 #[serde(rename_all = "camelCase")]
 pub struct Purge {
     #[serde(skip)]
-    pub consumer_id: i64,
+    pub consumer_id: super::ConsumerId,
     pub consumer: String,
     /// `confirmed` (the store's owner purged it) or `waived` (governance, with a note).
     pub outcome: String,

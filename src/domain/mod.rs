@@ -12,6 +12,7 @@ mod artifact;
 mod contact;
 mod decommission;
 mod error;
+mod ids;
 mod inventory;
 mod lifecycle;
 mod names;
@@ -29,6 +30,7 @@ pub use artifact::{ArtifactKind, ArtifactPath};
 pub use contact::{Contacts, EmailAddress};
 pub use decommission::{DecommissionStep, DisabledVersion, Purge, Step};
 pub use error::ParseError;
+pub use ids::{ConsumerId, EdgeId, ModelId, RetirementId, VersionId};
 pub use inventory::{
     Consumer, ConsumerKind, ConsumerName, Derivation, EdgeKind, EdgeOrigin, Environment,
     EvidenceRemover, SourceChange, VersionRange, WebhookUrl,

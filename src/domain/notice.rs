@@ -32,7 +32,7 @@ pub struct OutboxNotice {
     pub id: String,
     pub retirement_id: i64,
     /// The dependent it is for; `None` for escalations to owners and governance.
-    pub consumer_id: Option<i64>,
+    pub consumer_id: Option<super::ConsumerId>,
     /// The payload's `type`.
     pub kind: String,
     pub channel: Channel,

@@ -14,7 +14,7 @@
 //! *scheduled* (its own notice runs), or to *needs-decision* when that notice would end
 //! after the effective date. Executing and retired belong to decommissioning.
 
-use super::{ModelName, ParseError, Version, VersionRange};
+use super::{ConsumerId, ModelName, ParseError, Version, VersionRange};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -273,7 +273,7 @@ impl Retirement {
 #[serde(rename_all = "camelCase")]
 pub struct Dependent {
     pub retirement_id: i64,
-    pub consumer_id: i64,
+    pub consumer_id: ConsumerId,
     pub consumer: String,
     pub found_at: DateTime<Utc>,
     pub found_by: FoundBy,

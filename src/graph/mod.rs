@@ -71,11 +71,7 @@ use petgraph::visit::{EdgeIndexable, EdgeRef, IntoEdgeReferences, NodeIndexable}
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-/// Database row ids, which are stable for the life of a row.
-pub type ConsumerId = i64;
-pub type ModelId = i64;
-pub type VersionId = i64;
-pub type EdgeId = i64;
+pub use crate::domain::{ConsumerId, EdgeId, ModelId, VersionId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInfo {
@@ -299,7 +295,7 @@ impl InventoryGraph {
 
     pub fn upsert_version(&mut self, v: VersionInfo) -> Result<(), GraphError> {
         if !self.models.contains_key(&v.model) {
-            return Err(GraphError::Missing("model", v.model));
+            return Err(GraphError::Missing("model", v.model.0));
         }
         self.model_versions
             .entry(v.model)
@@ -599,7 +595,7 @@ impl InventoryGraph {
                 *self
                     .models
                     .get(model)
-                    .ok_or(GraphError::Missing("model", *model))?,
+                    .ok_or(GraphError::Missing("model", model.0))?,
             ),
             Link::DerivedFrom {
                 version, parent, ..
@@ -747,14 +743,14 @@ impl InventoryGraph {
         self.consumers
             .get(&id)
             .copied()
-            .ok_or(GraphError::Missing("consumer", id))
+            .ok_or(GraphError::Missing("consumer", id.0))
     }
 
     fn version_ix(&self, id: VersionId) -> Result<NodeIndex, GraphError> {
         self.versions
             .get(&id)
             .copied()
-            .ok_or(GraphError::Missing("version", id))
+            .ok_or(GraphError::Missing("version", id.0))
     }
 
     /// Everything the graph holds, in a canonical order, with each edge's endpoints as

@@ -744,7 +744,7 @@ impl InventoryGraph {
         let nodes = || picked.clone().filter_map(|v| self.g.node_weight(v.ix));
         for node in nodes() {
             if let Node::Consumer(id, _) = node {
-                touched ^= *id as usize;
+                touched ^= id.0 as usize;
             }
         }
         for node in nodes() {

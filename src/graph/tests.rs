@@ -32,7 +32,7 @@ impl Fixture {
         let mut g = InventoryGraph::new();
         for (id, name) in [(1, "base"), (2, "ft"), (3, "adapter")] {
             g.upsert_model(ModelInfo {
-                id,
+                id: ModelId(id),
                 name: ModelName::parse(name).unwrap(),
                 owner_team: TeamName::parse("ml").unwrap(),
             });
@@ -45,24 +45,30 @@ impl Fixture {
             (20, 2, "1.0.0"),
             (30, 3, "1.0.0"),
         ] {
-            let name = g.model(model).unwrap().name.clone();
+            let name = g.model(ModelId(model)).unwrap().name.clone();
             g.upsert_version(VersionInfo {
-                id,
-                model,
+                id: VersionId(id),
+                model: ModelId(model),
                 model_name: name,
                 version: Version::parse(v).unwrap(),
             })
             .unwrap();
         }
         for (id, name) in [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")] {
-            g.upsert_consumer(id, consumer(name, if id % 2 == 0 { "even" } else { "odd" }));
+            g.upsert_consumer(
+                ConsumerId(id),
+                consumer(name, if id % 2 == 0 { "even" } else { "odd" }),
+            );
         }
-        Self { g, next_edge: 1 }
+        Self {
+            g,
+            next_edge: EdgeId(1),
+        }
     }
 
     fn edge(&mut self, link: Link, origin: EdgeOrigin, last_seen: DateTime<Utc>) -> EdgeId {
         let id = self.next_edge;
-        self.next_edge += 1;
+        self.next_edge = EdgeId(id.0 + 1);
         self.g
             .upsert_edge(EdgeRecord {
                 id,
@@ -77,7 +83,8 @@ impl Fixture {
         id
     }
 
-    fn uses(&mut self, consumer: ConsumerId, model: ModelId, range: &str) -> EdgeId {
+    fn uses(&mut self, consumer: i64, model: i64, range: &str) -> EdgeId {
+        let (consumer, model) = (ConsumerId(consumer), ModelId(model));
         let range = Arc::new(VersionRange::parse(range).unwrap());
         self.edge(
             Link::Uses {
@@ -90,11 +97,13 @@ impl Fixture {
         )
     }
 
-    fn depends(&mut self, consumer: ConsumerId, target: ConsumerId) -> EdgeId {
+    fn depends(&mut self, consumer: i64, target: i64) -> EdgeId {
+        let (consumer, target) = (ConsumerId(consumer), ConsumerId(target));
         self.edge(Link::DependsOn { consumer, target }, EdgeOrigin::Api, t0())
     }
 
-    fn derived(&mut self, version: VersionId, parent: VersionId) -> EdgeId {
+    fn derived(&mut self, version: i64, parent: i64) -> EdgeId {
+        let (version, parent) = (VersionId(version), VersionId(parent));
         self.edge(
             Link::DerivedFrom {
                 version,
@@ -143,7 +152,7 @@ fn labels(a: &Answer) -> Vec<(String, u32)> {
 #[test]
 fn dependents_reach_through_derived_models_and_consumer_links() {
     let f = Fixture::standard();
-    let a = f.g.dependents(10, &query()).unwrap();
+    let a = f.g.dependents(VersionId(10), &query()).unwrap();
     assert_eq!(
         labels(&a),
         vec![
@@ -187,10 +196,15 @@ fn ranges_decide_which_versions_a_consumer_reaches() {
     let f = Fixture::standard();
     // a uses base ^1: 1.1.0 yes, 2.0.0 no; and nobody derived from either.
     assert_eq!(
-        labels(&f.g.dependents(11, &query()).unwrap()),
+        labels(&f.g.dependents(VersionId(11), &query()).unwrap()),
         vec![("a".into(), 1)]
     );
-    assert!(f.g.dependents(12, &query()).unwrap().reached.is_empty());
+    assert!(
+        f.g.dependents(VersionId(12), &query())
+            .unwrap()
+            .reached
+            .is_empty()
+    );
 }
 
 #[test]
@@ -198,7 +212,7 @@ fn depth_and_size_limits_are_counted_not_hidden() {
     let f = Fixture::standard();
     let shallow =
         f.g.dependents(
-            10,
+            VersionId(10),
             &Query {
                 max_depth: 2,
                 ..query()
@@ -211,7 +225,7 @@ fn depth_and_size_limits_are_counted_not_hidden() {
 
     let small =
         f.g.dependents(
-            10,
+            VersionId(10),
             &Query {
                 limit: 3,
                 ..query()
@@ -225,7 +239,7 @@ fn depth_and_size_limits_are_counted_not_hidden() {
 
     let direct =
         f.g.dependents(
-            10,
+            VersionId(10),
             &Query {
                 transitive: false,
                 ..query()
@@ -246,20 +260,20 @@ fn stale_edges_are_shown_as_stale_or_skipped_and_counted() {
     let range = Arc::new(VersionRange::parse("^1").unwrap());
     f.edge(
         Link::Uses {
-            consumer: 1,
-            model: 1,
+            consumer: ConsumerId(1),
+            model: ModelId(1),
             range,
         },
         EdgeOrigin::Scan,
         old,
     );
-    let with = f.g.dependents(10, &query()).unwrap();
+    let with = f.g.dependents(VersionId(10), &query()).unwrap();
     assert_eq!(labels(&with), vec![("a".into(), 1)]);
     assert!(with.reached[0].path[0].evidence[0].stale);
 
     let without =
         f.g.dependents(
-            10,
+            VersionId(10),
             &Query {
                 include_stale: false,
                 ..query()
@@ -275,13 +289,13 @@ fn one_link_from_two_origins_is_one_step_with_two_pieces_of_evidence() {
     let mut f = Fixture::new();
     let range = Arc::new(VersionRange::parse("1.0.0").unwrap());
     let link = Link::Uses {
-        consumer: 1,
-        model: 1,
+        consumer: ConsumerId(1),
+        model: ModelId(1),
         range,
     };
     f.edge(link.clone(), EdgeOrigin::Api, t0());
     f.edge(link, EdgeOrigin::Download, t0());
-    let a = f.g.dependents(10, &query()).unwrap();
+    let a = f.g.dependents(VersionId(10), &query()).unwrap();
     assert_eq!(a.reached.len(), 1);
     let origins: Vec<EdgeOrigin> = a.reached[0].path[0]
         .evidence
@@ -294,7 +308,7 @@ fn one_link_from_two_origins_is_one_step_with_two_pieces_of_evidence() {
 #[test]
 fn dependencies_walk_the_other_way_down_to_base_models() {
     let f = Fixture::standard();
-    let a = f.g.dependencies(4, &query()).unwrap();
+    let a = f.g.dependencies(ConsumerId(4), &query()).unwrap();
     assert_eq!(
         labels(&a),
         vec![
@@ -315,14 +329,16 @@ fn impact_counts_by_team_and_direct_and_active() {
     let range = Arc::new(VersionRange::parse("1.0.0").unwrap());
     f.edge(
         Link::Uses {
-            consumer: 2,
-            model: 2,
+            consumer: ConsumerId(2),
+            model: ModelId(2),
             range,
         },
         EdgeOrigin::Scan,
         t0() - chrono::Duration::days(2),
     );
-    let i = f.g.impact(10, t0(), chrono::Duration::days(30), 7).unwrap();
+    let i =
+        f.g.impact(VersionId(10), t0(), chrono::Duration::days(30), 7)
+            .unwrap();
     assert_eq!(i.direct, 1);
     assert_eq!(i.total, 5);
     assert_eq!(i.derived_versions, 2);
@@ -334,10 +350,10 @@ fn impact_counts_by_team_and_direct_and_active() {
 #[test]
 fn removing_a_consumer_removes_its_edges() {
     let mut f = Fixture::standard();
-    f.g.remove_consumer(2);
-    assert!(f.g.consumer(2).is_none());
+    f.g.remove_consumer(ConsumerId(2));
+    assert!(f.g.consumer(ConsumerId(2)).is_none());
     assert_eq!(f.g.consumer_id("b"), None);
-    let a = f.g.dependents(10, &query()).unwrap();
+    let a = f.g.dependents(VersionId(10), &query()).unwrap();
     assert_eq!(
         labels(&a),
         vec![
@@ -355,10 +371,10 @@ fn an_edge_to_a_node_the_graph_lacks_asks_for_a_reload() {
     let mut f = Fixture::new();
     let err =
         f.g.upsert_edge(EdgeRecord {
-            id: 99,
+            id: EdgeId(99),
             link: Link::DependsOn {
-                consumer: 1,
-                target: 77,
+                consumer: ConsumerId(1),
+                target: ConsumerId(77),
             },
             origin: EdgeOrigin::Api,
             origin_name: Arc::from("x"),
@@ -384,7 +400,7 @@ fn cycles_among_many_links_are_the_strongly_connected_parts() {
         (state % n) as i64
     };
     for id in 100..220 {
-        f.g.upsert_consumer(id, consumer(&format!("n{id}"), "odd"));
+        f.g.upsert_consumer(ConsumerId(id), consumer(&format!("n{id}"), "odd"));
         f.uses(id, 1, "1.0.0");
     }
     for _ in 0..170 {
@@ -416,7 +432,7 @@ fn cycles_among_many_links_are_the_strongly_connected_parts() {
     expected.sort();
     assert!(!expected.is_empty(), "the links should make some circles");
     let got = |g: &InventoryGraph| -> Vec<Vec<String>> {
-        g.dependents(10, &query())
+        g.dependents(VersionId(10), &query())
             .unwrap()
             .cycles
             .into_iter()
@@ -435,7 +451,7 @@ fn cycles_among_many_links_are_the_strongly_connected_parts() {
         ..query()
     };
     assert_eq!(
-        f.g.dependents(10, &direct).unwrap().cycles.len(),
+        f.g.dependents(VersionId(10), &direct).unwrap().cycles.len(),
         expected.len()
     );
 }
@@ -447,13 +463,13 @@ fn arrivals_follow_removals_reused_indexes_and_new_evidence() {
     // index taken by the next node added.
     let mut f = Fixture::standard();
     assert!(f.g.snapshot().indexes_agree);
-    f.g.remove_consumer(3);
+    f.g.remove_consumer(ConsumerId(3));
     assert!(f.g.snapshot().indexes_agree);
-    f.g.upsert_consumer(6, consumer("f", "odd"));
+    f.g.upsert_consumer(ConsumerId(6), consumer("f", "odd"));
     f.depends(6, 2);
     f.depends(4, 6);
     assert!(f.g.snapshot().indexes_agree);
-    let a = f.g.dependents(20, &query()).unwrap();
+    let a = f.g.dependents(VersionId(20), &query()).unwrap();
     assert_eq!(
         labels(&a),
         vec![
@@ -468,10 +484,10 @@ fn arrivals_follow_removals_reused_indexes_and_new_evidence() {
     // b's use of ft, seen again long ago: the walk now finds it stale from its arrival.
     let old = t0() - chrono::Duration::days(90);
     let renewed = EdgeRecord {
-        id: 4,
+        id: EdgeId(4),
         link: Link::Uses {
-            consumer: 2,
-            model: 2,
+            consumer: ConsumerId(2),
+            model: ModelId(2),
             range: Arc::new(VersionRange::parse("1.0.0").unwrap()),
         },
         origin: EdgeOrigin::Api,
@@ -486,31 +502,34 @@ fn arrivals_follow_removals_reused_indexes_and_new_evidence() {
         include_stale: false,
         ..query()
     };
-    let a = f.g.dependents(20, &fresh_only).unwrap();
+    let a = f.g.dependents(VersionId(20), &fresh_only).unwrap();
     assert_eq!(
         labels(&a),
         vec![("adapter@1.0.0".into(), 1), ("e".into(), 2)]
     );
     assert_eq!(a.stale_edges_skipped, 1);
 
-    f.g.remove_edge(4);
+    f.g.remove_edge(EdgeId(4));
     assert!(f.g.snapshot().indexes_agree);
-    assert_eq!(labels(&f.g.dependents(20, &query()).unwrap()).len(), 2);
+    assert_eq!(
+        labels(&f.g.dependents(VersionId(20), &query()).unwrap()).len(),
+        2
+    );
 
     // f → b seen by a scan too: the step that explains f shows both origins, and one
     // again once the scan's edge is gone.
     let b = f.uses(2, 2, "1.0.0");
     let scanned = f.edge(
         Link::DependsOn {
-            consumer: 6,
-            target: 2,
+            consumer: ConsumerId(6),
+            target: ConsumerId(2),
         },
         EdgeOrigin::Scan,
         t0(),
     );
     assert!(f.g.snapshot().indexes_agree);
     let origins = |g: &InventoryGraph| {
-        let a = g.dependents(20, &query()).unwrap();
+        let a = g.dependents(VersionId(20), &query()).unwrap();
         let reached = a.reached.iter().find(|r| r.target.label() == "f").unwrap();
         reached.path[0]
             .evidence
@@ -551,8 +570,8 @@ fn a_bulk_load_lays_out_the_arrivals_single_upserts_would() {
     assert!(snapshot.indexes_agree);
     assert_eq!(snapshot, upserted.g.snapshot());
     assert_eq!(
-        loaded.g.dependents(10, &query()),
-        upserted.g.dependents(10, &query())
+        loaded.g.dependents(VersionId(10), &query()),
+        upserted.g.dependents(VersionId(10), &query())
     );
 }
 
@@ -570,7 +589,7 @@ fn a_size_limit_keeps_the_first_by_name_even_among_names_sharing_eight_bytes() {
             1 => format!("paymentz-{i}"),
             _ => format!("ab{i}"),
         };
-        f.g.upsert_consumer(100 + i, consumer(&name, "odd"));
+        f.g.upsert_consumer(ConsumerId(100 + i), consumer(&name, "odd"));
         f.uses(100 + i, 1, "1.0.0");
         names.push(name);
     }
@@ -578,7 +597,9 @@ fn a_size_limit_keeps_the_first_by_name_even_among_names_sharing_eight_bytes() {
     let mut expected: Vec<(String, u32)> = names.iter().map(|n| (n.clone(), 1)).collect();
     expected.push(("ft@1.0.0".into(), 1));
     for limit in [1, 5, 23, 24, 25, 47, 69, 70, 71, 200] {
-        let a = f.g.dependents(10, &Query { limit, ..query() }).unwrap();
+        let a =
+            f.g.dependents(VersionId(10), &Query { limit, ..query() })
+                .unwrap();
         let want: Vec<_> = expected.iter().take(limit).cloned().collect();
         assert_eq!(labels(&a), want, "limit {limit}");
     }
@@ -586,11 +607,11 @@ fn a_size_limit_keeps_the_first_by_name_even_among_names_sharing_eight_bytes() {
     // A consumer renamed moves in the listing: its arrival's sort prefix follows.
     let mut renamed = consumer("aa-first-now", "odd");
     renamed.owner_team = TeamName::parse("even").unwrap();
-    f.g.upsert_consumer(100, renamed);
+    f.g.upsert_consumer(ConsumerId(100), renamed);
     assert!(f.g.snapshot().indexes_agree);
     let a =
         f.g.dependents(
-            10,
+            VersionId(10),
             &Query {
                 limit: 1,
                 ..query()
@@ -612,7 +633,7 @@ fn every_size_limit_lists_a_prefix_of_the_whole_answer_and_counts_alike() {
         let mut below = Vec::new();
         for &parent in &layer {
             for _ in 0..3 {
-                f.g.upsert_consumer(next, consumer(&format!("c{next}"), "fan"));
+                f.g.upsert_consumer(ConsumerId(next), consumer(&format!("c{next}"), "fan"));
                 f.depends(next, parent);
                 below.push(next);
                 next += 1;
@@ -625,12 +646,12 @@ fn every_size_limit_lists_a_prefix_of_the_whole_answer_and_counts_alike() {
     // Built by single upserts, the graph has no packed arrivals; packed, the walks read
     // those, and must give the very same answers.
     let unpacked = answers_at_every_limit(&f.g);
-    assert!(!f.g.packed.span(f.g.consumers[&1]).is_packed());
+    assert!(!f.g.packed.span(f.g.consumers[&ConsumerId(1)]).is_packed());
     f.g.repack();
-    assert!(f.g.packed.span(f.g.consumers[&1]).is_packed());
+    assert!(f.g.packed.span(f.g.consumers[&ConsumerId(1)]).is_packed());
     assert!(f.g.snapshot().indexes_agree);
     assert_eq!(answers_at_every_limit(&f.g), unpacked);
-    let deep = f.g.dependents(10, &query()).unwrap();
+    let deep = f.g.dependents(VersionId(10), &query()).unwrap();
     assert_eq!(deep.cycles.len(), 2, "c/d and the two at the bottom");
     assert!(deep.total > 120);
 }
@@ -640,13 +661,13 @@ fn every_size_limit_lists_a_prefix_of_the_whole_answer_and_counts_alike() {
 fn answers_at_every_limit(g: &InventoryGraph) -> Vec<Answer> {
     let f = Fixture {
         g: g.clone(),
-        next_edge: 0,
+        next_edge: EdgeId(0),
     };
     let mut answers = Vec::new();
     for max_depth in [1, 2, 3, 10] {
         let whole =
             f.g.dependents(
-                10,
+                VersionId(10),
                 &Query {
                     max_depth,
                     ..query()
@@ -657,7 +678,7 @@ fn answers_at_every_limit(g: &InventoryGraph) -> Vec<Answer> {
         for limit in [0, 1, 2, 3, 4, 10, 40, 120, 200] {
             let a =
                 f.g.dependents(
-                    10,
+                    VersionId(10),
                     &Query {
                         limit,
                         max_depth,
@@ -686,7 +707,7 @@ fn packed_arrivals_answer_as_the_lists_do_through_every_change() {
     // of the same graph walked from its per-node lists alone (its packed copy dropped).
     let mut f = Fixture::standard();
     for id in 6..60 {
-        f.g.upsert_consumer(id, consumer(&format!("n{id:02}"), "fan"));
+        f.g.upsert_consumer(ConsumerId(id), consumer(&format!("n{id:02}"), "fan"));
     }
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = |n: u64| {
@@ -710,7 +731,7 @@ fn packed_arrivals_answer_as_the_lists_do_through_every_change() {
     for id in 6..60 {
         loaded
             .g
-            .upsert_consumer(id, consumer(&format!("n{id:02}"), "fan"));
+            .upsert_consumer(ConsumerId(id), consumer(&format!("n{id:02}"), "fan"));
     }
     bulk_load_edges_of(&f.g, &mut loaded.g);
     loaded.next_edge = f.next_edge;
@@ -739,19 +760,19 @@ fn packed_arrivals_answer_as_the_lists_do_through_every_change() {
         for version in [10, 11, 12, 20, 30] {
             for q in &questions {
                 assert_eq!(
-                    g.dependents(version, q),
-                    lists_only.dependents(version, q),
+                    g.dependents(VersionId(version), q),
+                    lists_only.dependents(VersionId(version), q),
                     "version {version} after {after}"
                 );
             }
         }
     };
     agree(&f.g, "the load");
-    assert!(f.g.packed.span(f.g.models[&1]).is_packed());
+    assert!(f.g.packed.span(f.g.models[&ModelId(1)]).is_packed());
     let mut revision = 1;
     for step in 0..300 {
         let consumers: Vec<ConsumerId> = f.g.consumers.keys().copied().collect();
-        let pick = |n: u64| consumers[n as usize % consumers.len()];
+        let pick = |n: u64| consumers[n as usize % consumers.len()].0;
         let what = match next(7) {
             0 | 1 => {
                 let (a, b) = (pick(next(1000)), pick(next(1000)));
@@ -780,12 +801,12 @@ fn packed_arrivals_answer_as_the_lists_do_through_every_change() {
             }
             5 => {
                 let id = pick(next(1000));
-                f.g.upsert_consumer(id, consumer(&format!("r{step:03}"), "fan"));
+                f.g.upsert_consumer(ConsumerId(id), consumer(&format!("r{step:03}"), "fan"));
                 "a rename"
             }
             _ => {
                 if consumers.len() > 20 {
-                    f.g.remove_consumer(pick(next(1000)));
+                    f.g.remove_consumer(ConsumerId(pick(next(1000))));
                 }
                 "a consumer removed"
             }
@@ -813,15 +834,15 @@ fn walks_read_the_packed_arrivals_where_they_are_current() {
         ..query()
     };
     let (whole, cut) = (
-        g.dependents(10, &query()).unwrap(),
-        g.dependents(10, &counted).unwrap(),
+        g.dependents(VersionId(10), &query()).unwrap(),
+        g.dependents(VersionId(10), &counted).unwrap(),
     );
-    let model = g.models[&1];
+    let model = g.models[&ModelId(1)];
     assert!(g.packed.span(model).is_packed());
     g.arrivals[model.index()] = Arrivals::None;
-    assert_eq!(g.dependents(10, &query()).unwrap(), whole);
-    assert_eq!(g.dependents(10, &counted).unwrap(), cut);
+    assert_eq!(g.dependents(VersionId(10), &query()).unwrap(), whole);
+    assert_eq!(g.dependents(VersionId(10), &counted).unwrap(), cut);
     g.arrivals_changed(model);
-    assert!(g.dependents(10, &query()).unwrap().total < whole.total);
-    assert!(g.dependents(10, &counted).unwrap().total < cut.total);
+    assert!(g.dependents(VersionId(10), &query()).unwrap().total < whole.total);
+    assert!(g.dependents(VersionId(10), &counted).unwrap().total < cut.total);
 }

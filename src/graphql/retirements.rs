@@ -7,6 +7,7 @@
 //! thin calls into `service`.
 
 use super::guard::{ANY_ROLE, RoleGuard, actor, services};
+use crate::domain::ConsumerId;
 use crate::domain::OutboxNotice;
 use crate::domain::{self, Role};
 use crate::domain::{Dependent, Retirement as StoredRetirement};
@@ -372,7 +373,7 @@ impl From<Dependent> for RetirementDependent {
             overridden_by: d.overridden_by,
             overridden_at: d.overridden_at,
             retirement_id: d.retirement_id,
-            consumer_id: d.consumer_id,
+            consumer_id: d.consumer_id.0,
         }
     }
 }
@@ -383,7 +384,11 @@ impl RetirementDependent {
     async fn deliveries(&self, ctx: &Context<'_>) -> Result<Vec<NoticeDelivery>> {
         Ok(services(ctx)?
             .retirements()
-            .retirement_notices_seen_by(actor(ctx)?, self.retirement_id, Some(self.consumer_id))
+            .retirement_notices_seen_by(
+                actor(ctx)?,
+                self.retirement_id,
+                Some(ConsumerId(self.consumer_id)),
+            )
             .await?
             .into_iter()
             .map(NoticeDelivery::from)

@@ -5,6 +5,7 @@
 //! and a prefetch must not acknowledge anything. The button POSTs.
 
 use super::{ApiError, AppState};
+use crate::domain::ConsumerId;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -26,7 +27,7 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> R
         let claims = services.retirements().link_claims(&token).await?;
         let retirement = services.retirements().retirement(claims.retirement).await?;
         let dependent = services
-            .retirements().retirement_dependent(claims.retirement, claims.dependent)
+            .retirements().retirement_dependent(claims.retirement, ConsumerId(claims.dependent))
             .await?;
 
         let status = match dependent.acknowledged_at {

@@ -9,6 +9,7 @@
 
 use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::domain::ConsumerId;
 use crate::domain::Retirement;
 use crate::domain::{Channel, OutboxNotice};
 use crate::store::StoreError;
@@ -129,7 +130,7 @@ impl super::Retirements<'_> {
         if claimed.is_empty() {
             return Ok(DeliveryReport::default());
         }
-        let webhook_consumers: Vec<i64> = claimed
+        let webhook_consumers: Vec<ConsumerId> = claimed
             .iter()
             .filter(|n| n.channel == Channel::Webhook)
             .filter_map(|n| n.consumer_id)
@@ -160,7 +161,7 @@ impl super::Retirements<'_> {
         &self,
         channels: &Channels,
         notice: &OutboxNotice,
-        targets: &HashMap<i64, WebhookTarget>,
+        targets: &HashMap<ConsumerId, WebhookTarget>,
         at: DateTime<Utc>,
     ) -> Outcome {
         let payload: Notice = match serde_json::from_str(&notice.payload) {
@@ -270,7 +271,7 @@ impl super::Retirements<'_> {
         &self,
         tx: &mut crate::store::WriteTx,
         dead: &[(OutboxNotice, String)],
-        gone: &BTreeSet<i64>,
+        gone: &BTreeSet<ConsumerId>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<OutboxNotice>, Vec<AuditEntry>), ServiceError> {
         let mut follow_ups = Vec::new();
@@ -406,10 +407,10 @@ struct Settled {
     report: DeliveryReport,
     updated: Vec<OutboxNotice>,
     /// Retirement → the dependents a retirement notice reached.
-    delivered_to: HashMap<i64, Vec<i64>>,
+    delivered_to: HashMap<i64, Vec<ConsumerId>>,
     dead: Vec<(OutboxNotice, String)>,
     /// Consumers whose webhook answered 410 Gone.
-    gone: BTreeSet<i64>,
+    gone: BTreeSet<ConsumerId>,
 }
 
 /// Applies each attempt's outcome to its notice: delivered, retried after a backoff, or

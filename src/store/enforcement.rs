@@ -2,6 +2,7 @@
 
 use super::StoreError;
 use super::entities::{consumer, enforcement_confirmation as row};
+use crate::domain::ConsumerId;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
@@ -13,7 +14,7 @@ pub struct Confirmation {
     #[serde(skip)]
     pub retirement_id: i64,
     #[serde(skip)]
-    pub consumer_id: i64,
+    pub consumer_id: ConsumerId,
     pub point: String,
     pub told_at: DateTime<Utc>,
     pub etag: String,
@@ -23,14 +24,14 @@ pub struct Confirmation {
 }
 
 /// The enforcement points: consumers of that kind, `(id, name)`.
-pub async fn points(conn: &impl ConnectionTrait) -> Result<Vec<(i64, String)>, StoreError> {
+pub async fn points(conn: &impl ConnectionTrait) -> Result<Vec<(ConsumerId, String)>, StoreError> {
     Ok(consumer::Entity::find()
         .filter(consumer::Column::Kind.eq("gateway"))
         .order_by_asc(consumer::Column::Name)
         .all(conn)
         .await?
         .into_iter()
-        .map(|c| (c.id, c.name))
+        .map(|c| (ConsumerId(c.id), c.name))
         .collect())
 }
 
@@ -39,7 +40,7 @@ pub async fn told(conn: &impl ConnectionTrait, rows: &[Confirmation]) -> Result<
     for r in rows {
         row::Entity::insert(row::ActiveModel {
             retirement_id: Set(r.retirement_id),
-            consumer_id: Set(r.consumer_id),
+            consumer_id: Set(r.consumer_id.0),
             point: Set(r.point.clone()),
             told_at: Set(r.told_at),
             etag: Set(r.etag.clone()),
@@ -62,7 +63,7 @@ pub async fn told(conn: &impl ConnectionTrait, rows: &[Confirmation]) -> Result<
 /// returns how many.
 pub async fn confirm(
     conn: &impl ConnectionTrait,
-    consumer_id: i64,
+    consumer_id: ConsumerId,
     told_by: DateTime<Utc>,
     at: DateTime<Utc>,
     via: &str,
@@ -82,7 +83,7 @@ pub async fn confirm(
 /// (a read, so a gateway polling with nothing to confirm costs no write).
 pub async fn has_unconfirmed(
     conn: &impl ConnectionTrait,
-    consumer_id: i64,
+    consumer_id: ConsumerId,
     told_by: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     Ok(row::Entity::find()
@@ -97,7 +98,7 @@ pub async fn has_unconfirmed(
 /// When point `consumer_id` was told the list with `etag`, if it was.
 pub async fn told_at_with_etag(
     conn: &impl ConnectionTrait,
-    consumer_id: i64,
+    consumer_id: ConsumerId,
     etag: &str,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(row::Entity::find()
@@ -128,7 +129,7 @@ pub async fn overdue(
 pub async fn mark_escalated(
     conn: &impl ConnectionTrait,
     retirement_id: i64,
-    consumer_id: i64,
+    consumer_id: ConsumerId,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     row::Entity::update_many()
@@ -158,7 +159,7 @@ pub async fn of_retirement(
 fn parse(r: row::Model) -> Confirmation {
     Confirmation {
         retirement_id: r.retirement_id,
-        consumer_id: r.consumer_id,
+        consumer_id: ConsumerId(r.consumer_id),
         point: r.point,
         told_at: r.told_at,
         etag: r.etag,

@@ -15,7 +15,9 @@ use crate::domain::{
     Consumer, ConsumerKind, ConsumerName, Contacts, Derivation, EdgeKind, EdgeOrigin, Environment,
     ModelName, TeamName, Version, VersionRange, WebhookUrl,
 };
-use crate::graph::{ConsumerId, EdgeId, EdgeRecord, Link, ModelInfo, VersionId, VersionInfo};
+use crate::graph::{
+    ConsumerId, EdgeId, EdgeRecord, Link, ModelId, ModelInfo, VersionId, VersionInfo,
+};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
@@ -82,8 +84,9 @@ pub async fn record_change(
     conn: &impl ConnectionTrait,
     at: DateTime<Utc>,
     entity: Entity,
-    id: i64,
+    id: impl Into<i64>,
 ) -> Result<i64, StoreError> {
+    let id: i64 = id.into();
     let revision = head_revision(conn).await? + 1;
     inventory_change::ActiveModel {
         revision: Set(revision),
@@ -164,7 +167,7 @@ pub async fn insert_consumer(
     c: NewConsumer<'_>,
 ) -> Result<ConsumerId, StoreError> {
     let row = new_consumer_row(&c).insert(conn).await?;
-    Ok(row.id)
+    Ok(ConsumerId(row.id))
 }
 
 fn new_consumer_row(c: &NewConsumer<'_>) -> consumer::ActiveModel {
@@ -198,7 +201,7 @@ pub async fn update_consumer(
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut row = consumer::ActiveModel {
-        id: Set(id),
+        id: Set(id.0),
         kind: Set(c.kind.as_str().to_owned()),
         owner_team: Set(c.owner_team.to_string()),
         environment: Set(c.environment.to_string()),
@@ -223,7 +226,7 @@ pub async fn find_consumer(
         .filter(consumer::Column::Name.eq(name.as_str()))
         .one(conn)
         .await?
-        .map(|r| Ok((r.id, to_consumer(&r)?)))
+        .map(|r| Ok((ConsumerId(r.id), to_consumer(&r)?)))
         .transpose()
 }
 
@@ -254,7 +257,7 @@ pub async fn delete_consumer(
     conn: &impl ConnectionTrait,
     id: ConsumerId,
 ) -> Result<Vec<EdgeId>, StoreError> {
-    let edges: Vec<EdgeId> = inventory_edge::Entity::find()
+    let edges: Vec<i64> = inventory_edge::Entity::find()
         .select_only()
         .column(inventory_edge::Column::Id)
         .filter(
@@ -269,8 +272,8 @@ pub async fn delete_consumer(
         .filter(inventory_edge::Column::Id.is_in(edges.clone()))
         .exec(conn)
         .await?;
-    consumer::Entity::delete_by_id(id).exec(conn).await?;
-    Ok(edges)
+    consumer::Entity::delete_by_id(id.0).exec(conn).await?;
+    Ok(edges.into_iter().map(EdgeId).collect())
 }
 
 pub struct Sighting<'a> {
@@ -342,8 +345,8 @@ fn new_edge_row(s: &Sighting<'_>) -> inventory_edge::ActiveModel {
             model,
             range,
         } => {
-            row.consumer_id = Set(Some(*consumer));
-            row.model_id = Set(Some(*model));
+            row.consumer_id = Set(Some(consumer.0));
+            row.model_id = Set(Some(model.0));
             row.version_range = Set(Some(range.to_string()));
         }
         Link::DerivedFrom {
@@ -351,13 +354,13 @@ fn new_edge_row(s: &Sighting<'_>) -> inventory_edge::ActiveModel {
             parent,
             derivation,
         } => {
-            row.version_id = Set(Some(*version));
-            row.parent_version_id = Set(Some(*parent));
+            row.version_id = Set(Some(version.0));
+            row.parent_version_id = Set(Some(parent.0));
             row.derivation = Set(Some(derivation.as_str().to_owned()));
         }
         Link::DependsOn { consumer, target } => {
-            row.consumer_id = Set(Some(*consumer));
-            row.target_consumer_id = Set(Some(*target));
+            row.consumer_id = Set(Some(consumer.0));
+            row.target_consumer_id = Set(Some(target.0));
         }
     }
     row
@@ -386,7 +389,7 @@ pub async fn delete_edge(conn: &impl ConnectionTrait, id: EdgeId) -> Result<(), 
 
 pub async fn model_info(
     conn: &impl ConnectionTrait,
-    id: i64,
+    id: ModelId,
 ) -> Result<Option<ModelInfo>, StoreError> {
     model::Entity::find_by_id(id)
         .one(conn)
@@ -406,8 +409,8 @@ pub async fn version_info(
         return Ok(None);
     };
     Ok(Some(VersionInfo {
-        id: v.id,
-        model: v.model_id,
+        id: VersionId(v.id),
+        model: ModelId(v.model_id),
         model_name: parse_stored(ModelName::parse(&m.name))?,
         version: stored_version(v.major, v.minor, v.patch)?,
     }))
@@ -454,24 +457,24 @@ fn edge_of(
     let missing = |what: &str| StoreError::Corrupt(format!("edge {} has no {what}", r.id));
     let link = match kind {
         EdgeKind::Uses => Link::Uses {
-            consumer: r.consumer_id.ok_or_else(|| missing("consumer"))?,
-            model: r.model_id.ok_or_else(|| missing("model"))?,
+            consumer: ConsumerId(r.consumer_id.ok_or_else(|| missing("consumer"))?),
+            model: ModelId(r.model_id.ok_or_else(|| missing("model"))?),
             range: interner.range(r.version_range.as_deref().ok_or_else(|| missing("range"))?)?,
         },
         EdgeKind::DerivedFrom => Link::DerivedFrom {
-            version: r.version_id.ok_or_else(|| missing("version"))?,
-            parent: r.parent_version_id.ok_or_else(|| missing("parent"))?,
+            version: VersionId(r.version_id.ok_or_else(|| missing("version"))?),
+            parent: VersionId(r.parent_version_id.ok_or_else(|| missing("parent"))?),
             derivation: parse_stored(Derivation::parse(
                 r.derivation.as_deref().unwrap_or("other"),
             ))?,
         },
         EdgeKind::DependsOn => Link::DependsOn {
-            consumer: r.consumer_id.ok_or_else(|| missing("consumer"))?,
-            target: r.target_consumer_id.ok_or_else(|| missing("target"))?,
+            consumer: ConsumerId(r.consumer_id.ok_or_else(|| missing("consumer"))?),
+            target: ConsumerId(r.target_consumer_id.ok_or_else(|| missing("target"))?),
         },
     };
     Ok(EdgeRecord {
-        id: r.id,
+        id: EdgeId(r.id),
         link,
         origin,
         origin_name: interner.name(&r.origin_name),
@@ -502,7 +505,7 @@ fn to_consumer(r: &consumer::Model) -> Result<Consumer, StoreError> {
 
 fn to_model_info(id: i64, name: &str, team: &str) -> Result<ModelInfo, StoreError> {
     Ok(ModelInfo {
-        id,
+        id: ModelId(id),
         name: parse_stored(ModelName::parse(name))?,
         owner_team: parse_stored(TeamName::parse(team))?,
     })

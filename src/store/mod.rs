@@ -32,6 +32,7 @@ pub mod purges;
 pub mod registry;
 pub mod retirements;
 pub mod revocations;
+mod row_ids;
 pub mod scans;
 pub mod signers;
 mod sqlite_writer;

@@ -7,6 +7,7 @@
 
 use super::entities::notice;
 use super::{Backend, StoreError};
+use crate::domain::ConsumerId;
 use crate::domain::{Channel, NoticeState, OutboxNotice};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{LockBehavior, LockType};
@@ -30,7 +31,7 @@ fn row(n: &OutboxNotice) -> notice::ActiveModel {
     notice::ActiveModel {
         id: Set(n.id.clone()),
         retirement_id: Set(n.retirement_id),
-        consumer_id: Set(n.consumer_id),
+        consumer_id: Set(n.consumer_id.map(i64::from)),
         kind: Set(n.kind.clone()),
         channel: Set(n.channel.as_str().to_owned()),
         recipients: Set(serde_json::Value::from(n.recipients.clone()).to_string()),
@@ -132,7 +133,7 @@ pub async fn cancel_pending(
 pub async fn of_retirement(
     conn: &impl ConnectionTrait,
     retirement_id: i64,
-    consumer_id: Option<i64>,
+    consumer_id: Option<ConsumerId>,
 ) -> Result<Vec<OutboxNotice>, StoreError> {
     let mut q = notice::Entity::find().filter(notice::Column::RetirementId.eq(retirement_id));
     if let Some(c) = consumer_id {
@@ -203,7 +204,7 @@ fn parse(r: notice::Model) -> Result<OutboxNotice, StoreError> {
         state: parse_state(&r.state)?,
         id: r.id,
         retirement_id: r.retirement_id,
-        consumer_id: r.consumer_id,
+        consumer_id: r.consumer_id.map(ConsumerId),
         kind: r.kind,
         payload: r.payload,
         attempts: r.attempts,
@@ -226,8 +227,8 @@ pub struct WebhookTarget {
 /// The webhook targets of `consumers`, by id; a removed consumer is absent.
 pub async fn webhook_targets(
     conn: &impl ConnectionTrait,
-    consumers: &[i64],
-) -> Result<std::collections::HashMap<i64, WebhookTarget>, StoreError> {
+    consumers: &[ConsumerId],
+) -> Result<std::collections::HashMap<ConsumerId, WebhookTarget>, StoreError> {
     use super::entities::consumer;
     let mut out = std::collections::HashMap::with_capacity(consumers.len());
     for chunk in consumers.chunks(500) {
@@ -237,7 +238,7 @@ pub async fn webhook_targets(
             .await?;
         for r in rows {
             out.insert(
-                r.id,
+                ConsumerId(r.id),
                 WebhookTarget {
                     name: r.name,
                     url: r.webhook_url,

@@ -14,7 +14,7 @@ pub async fn record(
 ) -> Result<bool, StoreError> {
     let n = purge_confirmation::Entity::insert(purge_confirmation::ActiveModel {
         retirement_id: Set(retirement_id),
-        consumer_id: Set(p.consumer_id),
+        consumer_id: Set(p.consumer_id.0),
         consumer_name: Set(p.consumer.clone()),
         outcome: Set(p.outcome.clone()),
         actor: Set(p.by.clone()),
@@ -45,7 +45,7 @@ pub async fn list(
         .await?
         .into_iter()
         .map(|r| Purge {
-            consumer_id: r.consumer_id,
+            consumer_id: crate::domain::ConsumerId(r.consumer_id),
             consumer: r.consumer_name,
             outcome: r.outcome,
             by: r.actor,

@@ -13,12 +13,7 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-/// A model row's database id, for joins; never shown to clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ModelId(pub i64);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VersionId(pub i64);
+pub use crate::domain::{ModelId, VersionId};
 
 pub async fn insert_model(
     conn: &impl ConnectionTrait,
@@ -320,7 +315,7 @@ pub async fn model_ids(
 pub async fn existing_versions(
     conn: &impl ConnectionTrait,
     wanted: &[(ModelId, Version)],
-) -> Result<std::collections::HashSet<(i64, Version)>, StoreError> {
+) -> Result<std::collections::HashSet<(ModelId, Version)>, StoreError> {
     let mut found = std::collections::HashSet::new();
     for chunk in super::statement_chunks(wanted) {
         let mut any = Condition::any();
@@ -348,7 +343,7 @@ pub async fn existing_versions(
                 u32::try_from(p).map_err(|_| StoreError::Corrupt(format!("version part {p}")))
             };
             found.insert((
-                model,
+                ModelId(model),
                 Version::new(part(major)?, part(minor)?, part(patch)?),
             ));
         }

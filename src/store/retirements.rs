@@ -2,7 +2,7 @@
 
 use super::StoreError;
 use super::entities::{retirement, retirement_dependent};
-use crate::domain::{Dependent, Retirement};
+use crate::domain::{ConsumerId, Dependent, Retirement};
 use crate::domain::{ExtensionState, FoundBy, ModelName, RetirementState, Version, VersionRange};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -261,7 +261,7 @@ pub async fn update_dependent(
 fn dependent_row(d: &Dependent) -> retirement_dependent::ActiveModel {
     retirement_dependent::ActiveModel {
         retirement_id: Set(d.retirement_id),
-        consumer_id: Set(d.consumer_id),
+        consumer_id: Set(d.consumer_id.0),
         consumer_name: Set(d.consumer.clone()),
         found_at: Set(d.found_at),
         found_by: Set(d.found_by.as_str().to_owned()),
@@ -299,9 +299,9 @@ pub async fn dependents(
 pub async fn dependent(
     conn: &impl ConnectionTrait,
     retirement_id: i64,
-    consumer_id: i64,
+    consumer_id: ConsumerId,
 ) -> Result<Option<Dependent>, StoreError> {
-    retirement_dependent::Entity::find_by_id((retirement_id, consumer_id))
+    retirement_dependent::Entity::find_by_id((retirement_id, consumer_id.0))
         .one(conn)
         .await?
         .map(parse_dependent)
@@ -313,7 +313,7 @@ pub async fn dependent(
 pub async fn mark_notified(
     conn: &impl ConnectionTrait,
     retirement_id: i64,
-    consumers: &[i64],
+    consumers: &[ConsumerId],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     if consumers.is_empty() {
@@ -341,7 +341,7 @@ fn parse_dependent(r: retirement_dependent::Model) -> Result<Dependent, StoreErr
     };
     Ok(Dependent {
         retirement_id: r.retirement_id,
-        consumer_id: r.consumer_id,
+        consumer_id: ConsumerId(r.consumer_id),
         consumer: r.consumer_name.clone(),
         found_at: r.found_at,
         found_by: FoundBy::parse(&r.found_by).map_err(|e| corrupt("found by", &e))?,

@@ -15,7 +15,7 @@ pub struct NewToken<'a> {
     pub token_hash: &'a str,
     pub created_at: DateTime<Utc>,
     pub created_by: &'a str,
-    pub consumer_id: Option<i64>,
+    pub consumer_id: Option<crate::domain::ConsumerId>,
 }
 
 pub async fn insert(conn: &impl ConnectionTrait, t: NewToken<'_>) -> Result<TokenInfo, StoreError> {
@@ -27,7 +27,7 @@ pub async fn insert(conn: &impl ConnectionTrait, t: NewToken<'_>) -> Result<Toke
         created_at: Set(t.created_at),
         created_by: Set(t.created_by.to_owned()),
         revoked_at: Set(None),
-        consumer_id: Set(t.consumer_id),
+        consumer_id: Set(t.consumer_id.map(i64::from)),
         ..Default::default()
     }
     .insert(conn)
@@ -112,7 +112,7 @@ async fn to_info(
 ) -> Result<TokenInfo, StoreError> {
     // A consumer removed since the token was bound leaves the token unbound.
     let consumer = match r.consumer_id {
-        Some(id) => super::inventory::consumer_by_id(conn, id)
+        Some(id) => super::inventory::consumer_by_id(conn, crate::domain::ConsumerId(id))
             .await?
             .map(|c| c.name),
         None => None,

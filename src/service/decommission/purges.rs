@@ -7,6 +7,7 @@
 use super::to_json;
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::ConsumerId;
 use crate::domain::DecommissionStep;
 use crate::domain::Purge;
 use crate::domain::Retirement;
@@ -23,7 +24,7 @@ impl crate::service::Decommission<'_> {
     async fn derived_stores(
         &self,
         id: i64,
-    ) -> Result<Vec<(i64, ConsumerName, crate::domain::TeamName)>, ServiceError> {
+    ) -> Result<Vec<(ConsumerId, ConsumerName, crate::domain::TeamName)>, ServiceError> {
         let db = self.store().reader();
         let mut stores = Vec::new();
         for d in retirement_repo::dependents(db, id).await? {

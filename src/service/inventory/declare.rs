@@ -348,7 +348,7 @@ pub(crate) async fn resolve(
                 from: c.name.to_string(),
                 link: Link::Uses {
                     consumer: cid,
-                    model: mid.0,
+                    model: mid,
                     range: Arc::new(range),
                 },
                 teams: vec![c.owner_team, m.owner_team],
@@ -420,7 +420,7 @@ async fn find_version(
     let (vid, _) = registry_repo::find_version(db, mid, &model, version)
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("no version {model}@{version}")))?;
-    Ok((vid.0, m.owner_team, format!("{model}@{version}")))
+    Ok((vid, m.owner_team, format!("{model}@{version}")))
 }
 
 pub(super) fn describe(r: &Resolved, e: &EdgeRecord) -> EdgeView {

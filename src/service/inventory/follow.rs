@@ -2,7 +2,7 @@
 //! written, and the changes other instances commit, followed on a short poll.
 
 use crate::domain::Consumer;
-use crate::graph::{ConsumerId, EdgeRecord, InventoryGraph};
+use crate::graph::{ConsumerId, EdgeId, EdgeRecord, InventoryGraph, ModelId, VersionId};
 use crate::service::{ServiceError, Services};
 use crate::store::Conn;
 use crate::store::inventory::{self as repo, Change, Entity};
@@ -317,7 +317,7 @@ impl Written {
 /// A change, read back from the database (or as its writer wrote it), ready to apply.
 enum Update {
     Consumer(ConsumerId, Option<Consumer>),
-    Edge(i64, Option<EdgeRecord>),
+    Edge(EdgeId, Option<EdgeRecord>),
     Model(Option<crate::graph::ModelInfo>),
     Version(Option<crate::graph::VersionInfo>),
 }
@@ -379,20 +379,27 @@ async fn read_updates(
     let ids = |entity| {
         changes
             .iter()
-            .filter(|c| c.entity == entity)
+            .filter(move |c| c.entity == entity)
             .map(|c| c.id)
-            .collect::<Vec<_>>()
     };
-    let consumers = repo::batch::consumers_by_id(db, &ids(Entity::Consumer)).await?;
-    let edges = repo::batch::edges_by_id(db, &ids(Entity::Edge)).await?;
+    let consumer_ids: Vec<_> = ids(Entity::Consumer).map(ConsumerId).collect();
+    let edge_ids: Vec<_> = ids(Entity::Edge).map(EdgeId).collect();
+    let consumers = repo::batch::consumers_by_id(db, &consumer_ids).await?;
+    let edges = repo::batch::edges_by_id(db, &edge_ids).await?;
     let mut updates = Vec::with_capacity(changes.len());
     let mut sources_changed = false;
     for change in changes {
         let update = match change.entity {
-            Entity::Consumer => Update::Consumer(change.id, consumers.get(&change.id).cloned()),
-            Entity::Edge => Update::Edge(change.id, edges.get(&change.id).cloned()),
-            Entity::Model => Update::Model(repo::model_info(db, change.id).await?),
-            Entity::Version => Update::Version(repo::version_info(db, change.id).await?),
+            Entity::Consumer => {
+                let id = ConsumerId(change.id);
+                Update::Consumer(id, consumers.get(&id).cloned())
+            }
+            Entity::Edge => {
+                let id = EdgeId(change.id);
+                Update::Edge(id, edges.get(&id).cloned())
+            }
+            Entity::Model => Update::Model(repo::model_info(db, ModelId(change.id)).await?),
+            Entity::Version => Update::Version(repo::version_info(db, VersionId(change.id)).await?),
             Entity::WebhookSource => {
                 sources_changed = true;
                 continue;

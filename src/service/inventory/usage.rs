@@ -2,6 +2,7 @@
 //! declared is discovered, a new edge audited, a repeat only counted.
 
 use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::domain::ModelId;
 use crate::domain::{
     Consumer, ConsumerKind, ConsumerName, Contacts, EdgeOrigin, Environment, ModelName, TeamName,
     Version, VersionRange,
@@ -86,7 +87,7 @@ impl crate::service::Inventory<'_> {
         };
         let link = Link::Uses {
             consumer: consumer_id,
-            model: u.model_id,
+            model: ModelId(u.model_id),
             range: Arc::new(VersionRange::exact(u.version)),
         };
         let (record, created) = repo::record_edge(

@@ -16,6 +16,7 @@
 //! are in `group/tests.rs`.
 
 use super::{Received, Services, applied_entry, consumer_changed_entry};
+use crate::domain::EdgeId;
 use crate::domain::{
     Consumer, ConsumerName, EdgeOrigin, ModelName, ParseError, SourceChange, Version,
 };
@@ -322,7 +323,7 @@ struct Known {
     /// The consumers the group declares or links to that exist, with their creators.
     consumers: HashMap<ConsumerName, ExistingConsumer>,
     models: HashMap<ModelName, ModelId>,
-    versions: HashSet<(i64, Version)>,
+    versions: HashSet<(ModelId, Version)>,
 }
 
 /// What the graph tells of a group's models and versions, read before its transaction so
@@ -332,7 +333,7 @@ struct Known {
 /// transaction.
 struct Seen {
     models: HashMap<ModelName, ModelId>,
-    versions: HashSet<(i64, Version)>,
+    versions: HashSet<(ModelId, Version)>,
     /// Models the graph lacks, with the versions the group pins of each.
     missing: HashMap<ModelName, Vec<Version>>,
     /// Versions of known models the graph lacks.
@@ -358,12 +359,12 @@ impl Seen {
                     seen.missing.entry(model.clone()).or_default().extend(exact);
                     continue;
                 };
-                seen.models.insert(model.clone(), ModelId(id));
+                seen.models.insert(model.clone(), id);
                 if let Some(exact) = exact {
                     if graph.version_id(id, exact).is_some() {
                         seen.versions.insert((id, exact));
                     } else {
-                        seen.unseen.push((ModelId(id), exact));
+                        seen.unseen.push((id, exact));
                     }
                 }
             }
@@ -517,7 +518,7 @@ impl GroupPlan {
                     .get(model)
                     .ok_or_else(|| named(no_model(model)))?;
                 if let Some(exact) = range.as_exact()
-                    && !self.known.versions.contains(&(id.0, exact))
+                    && !self.known.versions.contains(&(id, exact))
                 {
                     return Err(named(no_pinned_version(model, exact)));
                 }
@@ -632,7 +633,7 @@ impl GroupPlan {
                         range,
                     } => Link::Uses {
                         consumer: id_of(consumer)?,
-                        model: model.0,
+                        model: *model,
                         range: range.clone(),
                     },
                     Planned::DependsOn { consumer, target } => Link::DependsOn {
@@ -660,10 +661,10 @@ impl GroupPlan {
         let mut edge = edges.iter();
         for message in &self.messages {
             for name in &message.consumers {
-                changes.push((Entity::Consumer, id_of(name)?));
+                changes.push((Entity::Consumer, id_of(name)?.0));
             }
             for _ in &message.links {
-                changes.push((Entity::Edge, *edge.next().expect("one edge per link")));
+                changes.push((Entity::Edge, edge.next().expect("one edge per link").0));
             }
             ends.push(changes.len());
         }
@@ -682,9 +683,10 @@ impl GroupPlan {
             };
             match entity {
                 Entity::Consumer => {
+                    let id = ConsumerId(id);
                     graph.consumer(id, (*consumers.get(&id).ok_or_else(missing)?).clone());
                 }
-                _ => graph.edge(rows.get(&id).ok_or_else(missing)?.clone()),
+                _ => graph.edge(rows.get(&EdgeId(id)).ok_or_else(missing)?.clone()),
             }
         }
         Ok((

@@ -34,7 +34,7 @@ impl crate::service::Retirements<'_> {
         let by = format!("link:{}", claims.dependent);
         self.acknowledge(
             claims.retirement,
-            claims.dependent,
+            ConsumerId(claims.dependent),
             &by,
             ("notice-link", "dependent"),
         )
@@ -55,7 +55,11 @@ impl crate::service::Retirements<'_> {
         let gone = match &retirement {
             None => Some("its retirement no longer exists".to_owned()),
             Some(r) if !r.state.is_pending() => Some(format!("retirement {} is {}", r.id, r.state)),
-            Some(r) if repo::dependent(db, r.id, claims.dependent).await?.is_none() => {
+            Some(r)
+                if repo::dependent(db, r.id, ConsumerId(claims.dependent))
+                    .await?
+                    .is_none() =>
+            {
                 Some("its dependent is no longer on the retirement".to_owned())
             }
             Some(_) => None,

@@ -10,6 +10,7 @@
 
 use super::{Found, ServiceError, Services, not_found, outbox};
 use crate::audit::{Action, AuditEntry, SubjectType};
+use crate::domain::ConsumerId;
 use crate::domain::{Dependent, Retirement};
 use crate::domain::{DependentStanding, FoundBy, RetirementState, Tier};
 use crate::store::notices as outbox_repo;
@@ -124,7 +125,7 @@ impl crate::service::Retirements<'_> {
         &self,
         id: i64,
         tier: Tier,
-        found: &BTreeMap<i64, Found>,
+        found: &BTreeMap<ConsumerId, Found>,
         found_by: FoundBy,
     ) -> Result<CheckReport, ServiceError> {
         in_write_tx!(self, |tx| {
@@ -137,7 +138,7 @@ impl crate::service::Retirements<'_> {
                 return Ok(report);
             }
             let policy = self.notice_policy();
-            let mut dependents: HashMap<i64, Dependent> = repo::dependents(tx.conn(), id)
+            let mut dependents: HashMap<ConsumerId, Dependent> = repo::dependents(tx.conn(), id)
                 .await?
                 .into_iter()
                 .map(|d| (d.consumer_id, d))

@@ -7,6 +7,7 @@
 use super::{MAX_TEXT, ServiceError, not_found, outbox, require_governance};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
+use crate::domain::ConsumerId;
 use crate::domain::{ConsumerName, ExtensionState, ParseError, Role, Text};
 use crate::domain::{Dependent, Retirement};
 use crate::store::WriteTx;
@@ -198,7 +199,7 @@ impl crate::service::Retirements<'_> {
                     ));
                 }
                 (
-                    claims.dependent,
+                    ConsumerId(claims.dependent),
                     ("notice-link".to_owned(), "dependent".to_owned()),
                 )
             }
@@ -323,7 +324,7 @@ impl crate::service::Retirements<'_> {
         &self,
         actor: &Actor,
         name: &ConsumerName,
-    ) -> Result<i64, ServiceError> {
+    ) -> Result<ConsumerId, ServiceError> {
         let consumer_id = self.inventory().graph_consumer(name.as_str()).await?;
         let owner = self
             .read_graph()

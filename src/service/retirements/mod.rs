@@ -330,7 +330,7 @@ impl crate::service::Retirements<'_> {
     pub async fn retirement_notices(
         &self,
         id: i64,
-        consumer_id: Option<i64>,
+        consumer_id: Option<ConsumerId>,
     ) -> Result<Vec<OutboxNotice>, ServiceError> {
         Ok(outbox_repo::of_retirement(self.store().reader(), id, consumer_id).await?)
     }
@@ -340,7 +340,7 @@ impl crate::service::Retirements<'_> {
         &self,
         actor: &Actor,
         id: i64,
-        consumer_id: Option<i64>,
+        consumer_id: Option<ConsumerId>,
     ) -> Result<Vec<OutboxNotice>, ServiceError> {
         let mut notices = self.retirement_notices(id, consumer_id).await?;
         self.redact_delivery_errors(actor, &mut notices).await?;

@@ -6,6 +6,7 @@
 use super::Services;
 use crate::attest::link_token::{LinkClaims, LinkPurpose};
 use crate::domain::Consumer;
+use crate::domain::ConsumerId;
 use crate::domain::{Channel, NoticeState, OutboxNotice};
 use crate::domain::{Dependent, Retirement};
 use chrono::{DateTime, Utc};
@@ -19,12 +20,16 @@ pub(crate) fn new_notice_id() -> String {
 
 impl crate::service::Retirements<'_> {
     /// The acknowledgement link of one dependent of `retirement`.
-    pub(crate) fn acknowledge_url(&self, retirement: &Retirement, consumer_id: i64) -> String {
+    pub(crate) fn acknowledge_url(
+        &self,
+        retirement: &Retirement,
+        consumer_id: ConsumerId,
+    ) -> String {
         let days = i64::from(self.inner.retirements.notifications.link_valid_days_after);
         let token = self.service_key().link_token_key().issue(&LinkClaims {
             purpose: LinkPurpose::Acknowledge,
             retirement: retirement.id,
-            dependent: consumer_id,
+            dependent: consumer_id.0,
             expires_at: retirement.effective_at + chrono::Duration::days(days),
         });
         format!("{}/v1/acknowledgements/{token}", self.public_url())
@@ -221,7 +226,7 @@ impl OutboxNotice {
     /// notice's own.
     pub fn pending(
         retirement_id: i64,
-        consumer_id: Option<i64>,
+        consumer_id: Option<ConsumerId>,
         channel: Channel,
         recipients: Vec<String>,
         notice: &notifiers::Notice,

@@ -45,7 +45,7 @@ pub async fn find_existing(
             found.insert(
                 c.name.clone(),
                 super::ExistingConsumer {
-                    id: r.id,
+                    id: ConsumerId(r.id),
                     consumer: c,
                     created_by: r.created_by,
                 },
@@ -83,7 +83,7 @@ pub async fn upsert_consumers(
         // RETURNING's row order is unspecified on SQLite: match rows by their unique name.
         for r in rows {
             let c = to_consumer(&r)?;
-            written.insert(c.name.clone(), (r.id, c));
+            written.insert(c.name.clone(), (ConsumerId(r.id), c));
         }
     }
     if written.len() != declared.len() {
@@ -168,8 +168,8 @@ pub async fn record_edges(
             .await?;
         // RETURNING's row order is unspecified on SQLite: match rows by their identity.
         for r in written {
-            ids.insert(row_key(&r)?, r.id);
-            records.insert(r.id, to_edge(&r, &mut interner)?);
+            ids.insert(row_key(&r)?, EdgeId(r.id));
+            records.insert(EdgeId(r.id), to_edge(&r, &mut interner)?);
         }
     }
     Ok((ids_in_order(&keys, &ids)?, records))
@@ -226,7 +226,7 @@ pub async fn consumers_by_id(
             .all(conn)
             .await?
         {
-            found.insert(r.id, to_consumer(&r)?);
+            found.insert(ConsumerId(r.id), to_consumer(&r)?);
         }
     }
     Ok(found)
@@ -245,7 +245,7 @@ pub async fn edges_by_id(
             .all(conn)
             .await?
         {
-            found.insert(r.id, to_edge(&r, &mut interner)?);
+            found.insert(EdgeId(r.id), to_edge(&r, &mut interner)?);
         }
     }
     Ok(found)

@@ -49,7 +49,7 @@ pub(crate) trait GroupTx {
     async fn existing_versions(
         &mut self,
         wanted: &[(ModelId, Version)],
-    ) -> Result<HashSet<(i64, Version)>, StoreError>;
+    ) -> Result<HashSet<(ModelId, Version)>, StoreError>;
     /// As [`batch::upsert_consumers`].
     async fn upsert_consumers(
         &mut self,
@@ -104,7 +104,7 @@ impl GroupTx for WriteTx {
     async fn existing_versions(
         &mut self,
         wanted: &[(ModelId, Version)],
-    ) -> Result<HashSet<(i64, Version)>, StoreError> {
+    ) -> Result<HashSet<(ModelId, Version)>, StoreError> {
         registry_repo::existing_versions(self.conn(), wanted).await
     }
 
@@ -260,7 +260,7 @@ impl GroupTx for SqliteTx<'_> {
                 found.insert(
                     name.clone(),
                     ExistingConsumer {
-                        id: row.id,
+                        id: ConsumerId(row.id),
                         consumer,
                         created_by: row.created_by,
                     },
@@ -280,7 +280,7 @@ impl GroupTx for SqliteTx<'_> {
     async fn existing_versions(
         &mut self,
         wanted: &[(ModelId, Version)],
-    ) -> Result<HashSet<(i64, Version)>, StoreError> {
+    ) -> Result<HashSet<(ModelId, Version)>, StoreError> {
         let mut find = self.conn().prepare_cached(
             "SELECT 1 FROM model_versions \
              WHERE model_id = ?1 AND major = ?2 AND minor = ?3 AND patch = ?4",
@@ -288,7 +288,7 @@ impl GroupTx for SqliteTx<'_> {
         let mut found = HashSet::new();
         for &(model, v) in wanted {
             if find.exists(params![model.0, v.major, v.minor, v.patch])? {
-                found.insert((model.0, v));
+                found.insert((model, v));
             }
         }
         Ok(found)
@@ -328,7 +328,7 @@ impl GroupTx for SqliteTx<'_> {
                 |r| Ok(consumer_row(r)),
             )??;
             let c = to_consumer(&written_row)?;
-            written.insert(c.name.clone(), (written_row.id, c));
+            written.insert(c.name.clone(), (ConsumerId(written_row.id), c));
         }
         Ok(written)
     }
@@ -372,8 +372,8 @@ impl GroupTx for SqliteTx<'_> {
                 ],
                 |r| Ok(edge_row(r)),
             )??;
-            ids.insert(batch::row_key(&written)?, written.id);
-            records.insert(written.id, to_edge(&written, &mut interner)?);
+            ids.insert(batch::row_key(&written)?, EdgeId(written.id));
+            records.insert(EdgeId(written.id), to_edge(&written, &mut interner)?);
         }
         Ok((batch::ids_in_order(&keys, &ids)?, records))
     }

@@ -11,7 +11,9 @@
 
 use super::{Interner, edge_of, head_revision, stored_version, to_consumer, to_model_info};
 use crate::domain::{Derivation, EdgeKind, EdgeOrigin, ModelName};
-use crate::graph::{EdgeRecord, GraphError, InventoryGraph, VersionInfo};
+use crate::graph::{
+    ConsumerId, EdgeRecord, GraphError, InventoryGraph, ModelId, VersionId, VersionInfo,
+};
 use crate::store::StoreError;
 use crate::store::entities::{consumer, inventory_edge};
 use chrono::{DateTime, Utc};
@@ -79,8 +81,8 @@ async fn load_nodes(db: &DatabaseConnection) -> Result<InventoryGraph, StoreErro
                 continue;
             };
             g.upsert_version(VersionInfo {
-                id,
-                model,
+                id: VersionId(id),
+                model: ModelId(model),
                 model_name,
                 version: stored_version(major, minor, patch)?,
             })
@@ -119,7 +121,7 @@ async fn load_nodes(db: &DatabaseConnection) -> Result<InventoryGraph, StoreErro
                 created_by: String::new(),
                 updated_at: DateTime::<Utc>::MIN_UTC,
             };
-            g.upsert_consumer(id, to_consumer(&row)?);
+            g.upsert_consumer(ConsumerId(id), to_consumer(&row)?);
         }
     }
     Ok(g)

@@ -114,9 +114,9 @@ async fn group(
     outcomes
 }
 
-async fn model_id(db: &impl sea_orm::ConnectionTrait) -> i64 {
+async fn model_id(db: &impl sea_orm::ConnectionTrait) -> crate::domain::ModelId {
     let name = ModelName::parse("fraud-scorer").expect("name");
-    registry_repo::model_ids(db, &[&name]).await.expect("read")[&name].0
+    registry_repo::model_ids(db, &[&name]).await.expect("read")[&name]
 }
 
 fn revision(outcome: &Result<Received, ServiceError>) -> i64 {

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use sunset::auth::{Actor, ActorKind};
 use sunset::clock::ManualClock;
 use sunset::config::Settings;
+use sunset::domain::RetirementId;
 use sunset::domain::{Role, TeamName};
 use sunset::service::{ModelInput, RetirementInput, ServiceError, Services, VersionInput};
 
@@ -94,7 +95,7 @@ async fn prepare(services: &Services, clock: &ManualClock, i: usize) -> i64 {
         )
         .await
         .expect("scheduled");
-    r.id
+    r.id.0
 }
 
 fn clock_now(clock: &ManualClock) -> chrono::DateTime<Utc> {
@@ -193,7 +194,7 @@ async fn run(label: &str, mut settings: Settings) {
         let trigger = Instant::now();
         services
             .decommission()
-            .execute_retirement(&governance, id)
+            .execute_retirement(&governance, RetirementId(id))
             .await
             .expect("executed");
         let enforced = downloader.await.expect("downloader");

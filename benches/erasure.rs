@@ -136,14 +136,14 @@ async fn ready(services: &Services, clock: &ShiftedClock, model: &str) -> i64 {
         .check_retirements(sunset::domain::FoundBy::GraphChange)
         .await
         .expect("check");
-    r.id
+    r.id.0
 }
 
 /// Executes retirement `id` and returns each step's recorded duration.
 async fn execute(services: &Services, id: i64) -> Vec<(String, Duration)> {
     let (r, steps) = services
         .decommission()
-        .execute_retirement(&governance(), id)
+        .execute_retirement(&governance(), sunset::domain::RetirementId(id))
         .await
         .expect("executed");
     assert_eq!(r.state.as_str(), "retired", "{steps:?}");

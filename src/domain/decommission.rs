@@ -31,7 +31,7 @@ pub struct DisabledVersion {
     pub version_id: i64,
     pub model: String,
     pub version: String,
-    pub retirement_id: Option<i64>,
+    pub retirement_id: Option<super::RetirementId>,
     pub disabled_at: DateTime<Utc>,
     pub disabled_by: String,
     pub reason: String,

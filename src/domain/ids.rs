@@ -20,6 +20,13 @@ macro_rules! row_id {
             }
         }
 
+        impl std::str::FromStr for $name {
+            type Err = std::num::ParseIntError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+
         impl From<$name> for i64 {
             fn from(id: $name) -> i64 {
                 id.0

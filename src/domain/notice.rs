@@ -30,7 +30,7 @@ word_enum!(
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxNotice {
     pub id: String,
-    pub retirement_id: i64,
+    pub retirement_id: super::RetirementId,
     /// The dependent it is for; `None` for escalations to owners and governance.
     pub consumer_id: Option<super::ConsumerId>,
     /// The payload's `type`.

@@ -14,7 +14,7 @@
 //! *scheduled* (its own notice runs), or to *needs-decision* when that notice would end
 //! after the effective date. Executing and retired belong to decommissioning.
 
-use super::{ConsumerId, ModelName, ParseError, Version, VersionRange};
+use super::{ConsumerId, ModelId, ModelName, ParseError, RetirementId, Version, VersionRange};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -57,7 +57,7 @@ impl RetirementState {
 /// A move of a retirement the state machine does not allow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IllegalMove {
-    pub id: i64,
+    pub id: RetirementId,
     pub from: RetirementState,
     pub to: RetirementState,
 }
@@ -146,9 +146,9 @@ impl DependentStanding {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Retirement {
-    pub id: i64,
+    pub id: RetirementId,
     #[serde(skip)]
-    pub model_id: i64,
+    pub model_id: ModelId,
     pub model: ModelName,
     #[serde(serialize_with = "display")]
     pub selection: VersionRange,
@@ -186,14 +186,14 @@ impl Retirement {
     /// An emergency retirement of `affected` (the versions `selection` names), created
     /// executing: its kill switch is pulled in the same transaction.
     pub fn emergency(
-        (model_id, model): (i64, ModelName),
+        (model_id, model): (ModelId, ModelName),
         (selection, affected): (VersionRange, Vec<Version>),
         assessment: &super::Text,
         by: &str,
         now: DateTime<Utc>,
     ) -> Self {
         Self {
-            id: 0,
+            id: RetirementId(0),
             model_id,
             model,
             selection,
@@ -272,7 +272,7 @@ impl Retirement {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Dependent {
-    pub retirement_id: i64,
+    pub retirement_id: RetirementId,
     pub consumer_id: ConsumerId,
     pub consumer: String,
     pub found_at: DateTime<Utc>,
@@ -302,8 +302,8 @@ mod tests {
     fn retirement(state: RetirementState) -> Retirement {
         let t = at("2026-12-01T00:00:00Z");
         Retirement {
-            id: 7,
-            model_id: 1,
+            id: RetirementId(7),
+            model_id: ModelId(1),
             model: ModelName::parse("fraud").unwrap(),
             selection: VersionRange::parse("^2").unwrap(),
             affected_versions: vec![Version::parse("2.1.0").unwrap()],

@@ -7,9 +7,9 @@
 //! thin calls into `service`.
 
 use super::guard::{ANY_ROLE, RoleGuard, actor, services};
-use crate::domain::ConsumerId;
 use crate::domain::OutboxNotice;
 use crate::domain::{self, Role};
+use crate::domain::{ConsumerId, RetirementId};
 use crate::domain::{Dependent, Retirement as StoredRetirement};
 use crate::service::{Requester, RetirementInput};
 use async_graphql::{
@@ -90,7 +90,7 @@ pub struct Retirement {
     created_by: String,
     updated_at: DateTime<Utc>,
     #[graphql(skip)]
-    raw_id: i64,
+    raw_id: RetirementId,
 }
 
 impl From<StoredRetirement> for Retirement {
@@ -348,9 +348,9 @@ pub struct RetirementDependent {
     overridden_by: Option<String>,
     overridden_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
-    retirement_id: i64,
+    retirement_id: RetirementId,
     #[graphql(skip)]
-    consumer_id: i64,
+    consumer_id: ConsumerId,
 }
 
 impl From<Dependent> for RetirementDependent {
@@ -373,7 +373,7 @@ impl From<Dependent> for RetirementDependent {
             overridden_by: d.overridden_by,
             overridden_at: d.overridden_at,
             retirement_id: d.retirement_id,
-            consumer_id: d.consumer_id.0,
+            consumer_id: d.consumer_id,
         }
     }
 }
@@ -384,11 +384,7 @@ impl RetirementDependent {
     async fn deliveries(&self, ctx: &Context<'_>) -> Result<Vec<NoticeDelivery>> {
         Ok(services(ctx)?
             .retirements()
-            .retirement_notices_seen_by(
-                actor(ctx)?,
-                self.retirement_id,
-                Some(ConsumerId(self.consumer_id)),
-            )
+            .retirement_notices_seen_by(actor(ctx)?, self.retirement_id, Some(self.consumer_id))
             .await?
             .into_iter()
             .map(NoticeDelivery::from)
@@ -447,9 +443,15 @@ pub struct ScheduleRetirementInput {
     replacement_version: Option<String>,
 }
 
-fn parse_id(id: &ID) -> Result<i64> {
+fn parse_retirement_id(id: &ID) -> Result<RetirementId> {
     id.parse::<i64>()
+        .map(RetirementId)
         .map_err(|_| super::error::validation(format!("{:?} is not a retirement id", id.as_str())))
+}
+
+fn parse_certificate_id(id: &ID) -> Result<i64> {
+    id.parse::<i64>()
+        .map_err(|_| super::error::validation(format!("{:?} is not a certificate id", id.as_str())))
 }
 
 #[derive(Default)]
@@ -488,7 +490,7 @@ impl RetirementQuery {
     async fn retirement(&self, ctx: &Context<'_>, id: ID) -> Result<Retirement> {
         Ok(services(ctx)?
             .retirements()
-            .retirement(parse_id(&id)?)
+            .retirement(parse_retirement_id(&id)?)
             .await?
             .into())
     }
@@ -531,13 +533,13 @@ impl RetirementQuery {
             (Some(id), None) => Some(
                 services
                     .decommission()
-                    .certificate(actor, parse_id(&id)?)
+                    .certificate(actor, parse_certificate_id(&id)?)
                     .await?,
             ),
             (None, Some(r)) => {
                 services
                     .decommission()
-                    .certificate_of(actor, parse_id(&r)?)
+                    .certificate_of(actor, parse_retirement_id(&r)?)
                     .await?
             }
             _ => {
@@ -607,7 +609,7 @@ impl RetirementMutation {
     ) -> Result<Retirement> {
         Ok(services(ctx)?
             .retirements()
-            .cancel_retirement(actor(ctx)?, parse_id(&id)?, &reason)
+            .cancel_retirement(actor(ctx)?, parse_retirement_id(&id)?, &reason)
             .await?
             .into())
     }
@@ -618,7 +620,7 @@ impl RetirementMutation {
     async fn execute_retirement(&self, ctx: &Context<'_>, id: ID) -> Result<Retirement> {
         let (retirement, _) = services(ctx)?
             .decommission()
-            .execute_retirement(actor(ctx)?, parse_id(&id)?)
+            .execute_retirement(actor(ctx)?, parse_retirement_id(&id)?)
             .await?;
         Ok(retirement.into())
     }
@@ -652,7 +654,7 @@ impl RetirementMutation {
     ) -> Result<Retirement> {
         let (retirement, _) = services(ctx)?
             .decommission()
-            .approve_emergency_erasure(actor(ctx)?, parse_id(&id)?, &note)
+            .approve_emergency_erasure(actor(ctx)?, parse_retirement_id(&id)?, &note)
             .await?;
         Ok(retirement.into())
     }
@@ -669,7 +671,7 @@ impl RetirementMutation {
     ) -> Result<Retirement> {
         Ok(services(ctx)?
             .decommission()
-            .lift_kill_switch(actor(ctx)?, parse_id(&id)?, &justification)
+            .lift_kill_switch(actor(ctx)?, parse_retirement_id(&id)?, &justification)
             .await?
             .into())
     }
@@ -685,7 +687,7 @@ impl RetirementMutation {
     ) -> Result<Vec<Purge>> {
         Ok(services(ctx)?
             .decommission()
-            .settle_purge(actor(ctx)?, parse_id(&id)?, &consumer, None)
+            .settle_purge(actor(ctx)?, parse_retirement_id(&id)?, &consumer, None)
             .await?
             .into_iter()
             .map(Purge::from)
@@ -703,7 +705,12 @@ impl RetirementMutation {
     ) -> Result<Vec<Purge>> {
         Ok(services(ctx)?
             .decommission()
-            .settle_purge(actor(ctx)?, parse_id(&id)?, &consumer, Some(&justification))
+            .settle_purge(
+                actor(ctx)?,
+                parse_retirement_id(&id)?,
+                &consumer,
+                Some(&justification),
+            )
             .await?
             .into_iter()
             .map(Purge::from)
@@ -722,7 +729,12 @@ impl RetirementMutation {
     ) -> Result<Retirement> {
         Ok(services(ctx)?
             .retirements()
-            .postpone_retirement(actor(ctx)?, parse_id(&id)?, effective_at, &reason)
+            .postpone_retirement(
+                actor(ctx)?,
+                parse_retirement_id(&id)?,
+                effective_at,
+                &reason,
+            )
             .await?
             .into())
     }
@@ -738,7 +750,7 @@ impl RetirementMutation {
     ) -> Result<Retirement> {
         Ok(services(ctx)?
             .retirements()
-            .accept_shorter_notice(actor(ctx)?, parse_id(&id)?, &justification)
+            .accept_shorter_notice(actor(ctx)?, parse_retirement_id(&id)?, &justification)
             .await?
             .into())
     }
@@ -755,7 +767,12 @@ impl RetirementMutation {
     ) -> Result<Vec<RetirementDependent>> {
         Ok(services(ctx)?
             .retirements()
-            .override_dependents(actor(ctx)?, parse_id(&id)?, &consumers, &justification)
+            .override_dependents(
+                actor(ctx)?,
+                parse_retirement_id(&id)?,
+                &consumers,
+                &justification,
+            )
             .await?
             .into_iter()
             .map(RetirementDependent::from)
@@ -777,7 +794,7 @@ impl RetirementMutation {
             .retirements()
             .request_extension(
                 Requester::Actor(actor(ctx)?, &consumer),
-                parse_id(&id)?,
+                parse_retirement_id(&id)?,
                 until,
                 &reason,
             )
@@ -797,7 +814,13 @@ impl RetirementMutation {
     ) -> Result<RetirementDependent> {
         Ok(services(ctx)?
             .retirements()
-            .decide_extension(actor(ctx)?, parse_id(&id)?, &consumer, grant, &note)
+            .decide_extension(
+                actor(ctx)?,
+                parse_retirement_id(&id)?,
+                &consumer,
+                grant,
+                &note,
+            )
             .await?
             .into())
     }
@@ -813,7 +836,7 @@ impl RetirementMutation {
     ) -> Result<RetirementDependent> {
         Ok(services(ctx)?
             .retirements()
-            .acknowledge_retirement(actor(ctx)?, parse_id(&id)?, &consumer)
+            .acknowledge_retirement(actor(ctx)?, parse_retirement_id(&id)?, &consumer)
             .await?
             .into())
     }
@@ -879,7 +902,7 @@ impl RetirementSubscription {
         ctx: &Context<'_>,
         id: Option<ID>,
     ) -> Result<impl Stream<Item = RetirementUpdate> + use<>> {
-        let only = id.as_ref().map(parse_id).transpose()?;
+        let only = id.as_ref().map(parse_retirement_id).transpose()?;
         let events = services(ctx)?.retirements().retirement_events();
         Ok(futures_util::stream::unfold(
             events,

@@ -6,6 +6,7 @@
 
 use super::{ApiError, AppState};
 use crate::domain::ConsumerId;
+use crate::domain::RetirementId;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -25,9 +26,9 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> R
     let services = &state.services;
     let page = async {
         let claims = services.retirements().link_claims(&token).await?;
-        let retirement = services.retirements().retirement(claims.retirement).await?;
+        let retirement = services.retirements().retirement(RetirementId(claims.retirement)).await?;
         let dependent = services
-            .retirements().retirement_dependent(claims.retirement, ConsumerId(claims.dependent))
+            .retirements().retirement_dependent(RetirementId(claims.retirement), ConsumerId(claims.dependent))
             .await?;
 
         let status = match dependent.acknowledged_at {
@@ -102,7 +103,7 @@ pub async fn request_extension(
             .retirements()
             .request_extension(
                 crate::service::Requester::Link(&token),
-                claims.retirement,
+                RetirementId(claims.retirement),
                 until,
                 &form.reason,
             )

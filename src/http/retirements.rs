@@ -6,6 +6,7 @@
 use super::sunset_headers::SunsetNotice;
 use super::{ApiError, AppState, Authenticated};
 use crate::domain::Retirement;
+use crate::domain::RetirementId;
 use crate::domain::RetirementState;
 use crate::export::icalendar::{CalendarEntry, feed};
 use axum::Json;
@@ -93,7 +94,11 @@ pub async fn retirement(
         .parse()
         .map_err(|_| ApiError::not_found(format!("no retirement {id:?}")))?;
     Ok(Json(retirement_json(
-        &state.services.retirements().retirement(id).await?,
+        &state
+            .services
+            .retirements()
+            .retirement(RetirementId(id))
+            .await?,
     )))
 }
 
@@ -140,7 +145,7 @@ async fn calendar_of(services: &crate::service::Services) -> Result<Response, Ap
         .await?
         .into_iter()
         .map(|r| CalendarEntry {
-            retirement_id: r.id,
+            retirement_id: r.id.0,
             model: r.model.to_string(),
             versions: r.selection.to_string(),
             state: r.state,

@@ -395,7 +395,7 @@ impl super::Artifacts<'_> {
                 .check_retirement(r.id, crate::domain::FoundBy::Download)
                 .await
         {
-            tracing::warn!(retirement = r.id, error = %e, "checking a retirement after a download failed");
+            tracing::warn!(retirement = r.id.0, error = %e, "checking a retirement after a download failed");
         }
         let services = Services::clone(self);
         let actor = actor.clone();

@@ -11,6 +11,7 @@ use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::domain::ConsumerId;
 use crate::domain::Retirement;
+use crate::domain::RetirementId;
 use crate::domain::{Channel, OutboxNotice};
 use crate::store::StoreError;
 use crate::store::inventory::{self as inventory_repo, Entity};
@@ -275,7 +276,7 @@ impl super::Retirements<'_> {
         now: DateTime<Utc>,
     ) -> Result<(Vec<OutboxNotice>, Vec<AuditEntry>), ServiceError> {
         let mut follow_ups = Vec::new();
-        let mut retirements: HashMap<i64, (Retirement, Vec<String>)> = HashMap::new();
+        let mut retirements: HashMap<RetirementId, (Retirement, Vec<String>)> = HashMap::new();
         let mut audits = Vec::new();
         let mut gone = gone.clone();
         for (n, why) in dead {
@@ -407,7 +408,7 @@ struct Settled {
     report: DeliveryReport,
     updated: Vec<OutboxNotice>,
     /// Retirement → the dependents a retirement notice reached.
-    delivered_to: HashMap<i64, Vec<ConsumerId>>,
+    delivered_to: HashMap<RetirementId, Vec<ConsumerId>>,
     dead: Vec<(OutboxNotice, String)>,
     /// Consumers whose webhook answered 410 Gone.
     gone: BTreeSet<ConsumerId>,

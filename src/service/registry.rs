@@ -58,7 +58,7 @@ struct StatusChange<'a> {
     /// The retirement that moved it (to `retired` by its kill switch, or back when the
     /// kill switch was lifted).
     #[serde(skip_serializing_if = "Option::is_none")]
-    retirement: Option<i64>,
+    retirement: Option<crate::domain::RetirementId>,
 }
 
 impl super::Registry<'_> {
@@ -72,7 +72,7 @@ impl super::Registry<'_> {
         actor: &Actor,
         (version_id, before): (repo::VersionId, &RegisteredVersion),
         to: LifecycleStatus,
-        retirement: i64,
+        retirement: crate::domain::RetirementId,
         now: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
         if before.status == to {

@@ -3,6 +3,7 @@
 
 use super::StoreError;
 use super::entities::certificate;
+use crate::domain::RetirementId;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
@@ -10,7 +11,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCertificate {
     pub id: i64,
-    pub retirement_id: i64,
+    pub retirement_id: RetirementId,
     pub envelope: String,
     pub sha256: String,
     pub issued_at: DateTime<Utc>,
@@ -19,13 +20,13 @@ pub struct StoredCertificate {
 /// Stores a certificate unless one exists for its retirement; returns whether it did.
 pub async fn insert(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     envelope: &str,
     sha256: &str,
     issued_at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let inserted = certificate::Entity::insert(certificate::ActiveModel {
-        retirement_id: Set(retirement_id),
+        retirement_id: Set(retirement_id.0),
         envelope: Set(envelope.to_owned()),
         sha256: Set(sha256.to_owned()),
         issued_at: Set(issued_at),
@@ -53,7 +54,7 @@ pub async fn find(
 
 pub async fn of_retirement(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
 ) -> Result<Option<StoredCertificate>, StoreError> {
     Ok(certificate::Entity::find()
         .filter(certificate::Column::RetirementId.eq(retirement_id))
@@ -62,7 +63,10 @@ pub async fn of_retirement(
         .map(parse))
 }
 
-pub async fn count_for(conn: &impl ConnectionTrait, retirement_id: i64) -> Result<u64, StoreError> {
+pub async fn count_for(
+    conn: &impl ConnectionTrait,
+    retirement_id: RetirementId,
+) -> Result<u64, StoreError> {
     use sea_orm::PaginatorTrait;
     Ok(certificate::Entity::find()
         .filter(certificate::Column::RetirementId.eq(retirement_id))
@@ -84,7 +88,7 @@ pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<StoredCertificate>,
 fn parse(r: certificate::Model) -> StoredCertificate {
     StoredCertificate {
         id: r.id,
-        retirement_id: r.retirement_id,
+        retirement_id: RetirementId(r.retirement_id),
         envelope: r.envelope,
         sha256: r.sha256,
         issued_at: r.issued_at,

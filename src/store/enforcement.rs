@@ -3,6 +3,7 @@
 use super::StoreError;
 use super::entities::{consumer, enforcement_confirmation as row};
 use crate::domain::ConsumerId;
+use crate::domain::RetirementId;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
@@ -12,7 +13,7 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct Confirmation {
     #[serde(skip)]
-    pub retirement_id: i64,
+    pub retirement_id: RetirementId,
     #[serde(skip)]
     pub consumer_id: ConsumerId,
     pub point: String,
@@ -39,7 +40,7 @@ pub async fn points(conn: &impl ConnectionTrait) -> Result<Vec<(ConsumerId, Stri
 pub async fn told(conn: &impl ConnectionTrait, rows: &[Confirmation]) -> Result<(), StoreError> {
     for r in rows {
         row::Entity::insert(row::ActiveModel {
-            retirement_id: Set(r.retirement_id),
+            retirement_id: Set(r.retirement_id.0),
             consumer_id: Set(r.consumer_id.0),
             point: Set(r.point.clone()),
             told_at: Set(r.told_at),
@@ -128,7 +129,7 @@ pub async fn overdue(
 
 pub async fn mark_escalated(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     consumer_id: ConsumerId,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -144,7 +145,7 @@ pub async fn mark_escalated(
 /// The records of retirement `retirement_id`, by point.
 pub async fn of_retirement(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
 ) -> Result<Vec<Confirmation>, StoreError> {
     Ok(row::Entity::find()
         .filter(row::Column::RetirementId.eq(retirement_id))
@@ -158,7 +159,7 @@ pub async fn of_retirement(
 
 fn parse(r: row::Model) -> Confirmation {
     Confirmation {
-        retirement_id: r.retirement_id,
+        retirement_id: RetirementId(r.retirement_id),
         consumer_id: ConsumerId(r.consumer_id),
         point: r.point,
         told_at: r.told_at,

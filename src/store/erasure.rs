@@ -4,6 +4,7 @@
 
 use super::entities::{artifact, erased_key};
 use super::{StoreError, statement_chunks};
+use crate::domain::RetirementId;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -77,7 +78,7 @@ pub async fn artifacts_of(
 /// as evidence and empties the artifact's own. Returns how many were newly erased.
 pub async fn erase(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     artifacts: &[ErasableArtifact],
     at: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
@@ -85,7 +86,7 @@ pub async fn erase(
     for chunk in statement_chunks(&live) {
         erased_key::Entity::insert_many(chunk.iter().map(|a| erased_key::ActiveModel {
             artifact_id: Set(a.id),
-            retirement_id: Set(retirement_id),
+            retirement_id: Set(retirement_id.0),
             blob_id: Set(a.blob_id.clone()),
             kek_epoch: Set(i32::try_from(a.kek_epoch).unwrap_or(i32::MAX)),
             wrapped_key: Set(b64().encode(&a.wrapped_key)),
@@ -116,7 +117,7 @@ pub async fn erase(
 /// The keys erased for retirement `retirement_id`.
 pub async fn erased_keys(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
 ) -> Result<Vec<ErasedKey>, StoreError> {
     erased_key::Entity::find()
         .filter(erased_key::Column::RetirementId.eq(retirement_id))

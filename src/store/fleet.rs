@@ -3,6 +3,7 @@
 
 use super::StoreError;
 use super::entities::{kek_rotation_lock, retirement_event};
+use crate::domain::RetirementId;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
@@ -11,20 +12,20 @@ use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetirementChange {
     pub seq: i64,
-    pub retirement_id: i64,
+    pub retirement_id: RetirementId,
     pub change: String,
     pub instance: String,
 }
 
 pub async fn announce(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     change: &str,
     instance: &str,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     retirement_event::Entity::insert(retirement_event::ActiveModel {
-        retirement_id: Set(retirement_id),
+        retirement_id: Set(retirement_id.0),
         change: Set(change.to_owned()),
         instance: Set(instance.to_owned()),
         at: Set(at),
@@ -51,7 +52,7 @@ pub async fn changes_after(
         .into_iter()
         .map(|r| RetirementChange {
             seq: r.seq,
-            retirement_id: r.retirement_id,
+            retirement_id: RetirementId(r.retirement_id),
             change: r.change,
             instance: r.instance,
         })

@@ -2,6 +2,7 @@
 
 use super::StoreError;
 use super::entities::{decommission_step, disabled_version};
+use crate::domain::RetirementId;
 use crate::domain::{DecommissionStep, DisabledVersion, Step};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
@@ -19,7 +20,7 @@ pub async fn disable(
             version_id: Set(v.version_id),
             model_name: Set(v.model.clone()),
             version: Set(v.version.clone()),
-            retirement_id: Set(v.retirement_id),
+            retirement_id: Set(v.retirement_id.map(i64::from)),
             disabled_at: Set(v.disabled_at),
             disabled_by: Set(v.disabled_by.clone()),
             reason: Set(v.reason.clone()),
@@ -40,7 +41,7 @@ pub async fn disable(
 /// returns them.
 pub async fn enable(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
 ) -> Result<Vec<DisabledVersion>, StoreError> {
     let rows: Vec<DisabledVersion> = disabled_version::Entity::find()
         .filter(disabled_version::Column::RetirementId.eq(retirement_id))
@@ -72,7 +73,7 @@ pub async fn find(
 /// The versions retirement `retirement_id` disabled, by version id.
 pub async fn of_retirement(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
 ) -> Result<Vec<DisabledVersion>, StoreError> {
     Ok(disabled_version::Entity::find()
         .filter(disabled_version::Column::RetirementId.eq(retirement_id))
@@ -101,7 +102,7 @@ fn parse(r: disabled_version::Model) -> DisabledVersion {
         version_id: r.version_id,
         model: r.model_name,
         version: r.version,
-        retirement_id: r.retirement_id,
+        retirement_id: r.retirement_id.map(RetirementId),
         disabled_at: r.disabled_at,
         disabled_by: r.disabled_by,
         reason: r.reason,
@@ -113,13 +114,13 @@ fn parse(r: disabled_version::Model) -> DisabledVersion {
 /// its start and data.
 pub async fn start_step(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     step: DecommissionStep,
     at: DateTime<Utc>,
     data: Option<&str>,
 ) -> Result<(), StoreError> {
     decommission_step::Entity::insert(decommission_step::ActiveModel {
-        retirement_id: Set(retirement_id),
+        retirement_id: Set(retirement_id.0),
         step: Set(step.as_str().to_owned()),
         started_at: Set(at),
         finished_at: Set(None),
@@ -143,7 +144,7 @@ pub async fn start_step(
 /// `data`, when given, replaces what the step kept.
 pub async fn finish_step(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     step: DecommissionStep,
     started_at: DateTime<Utc>,
     finished_at: DateTime<Utc>,
@@ -158,7 +159,7 @@ pub async fn finish_step(
         update.push(decommission_step::Column::Data);
     }
     decommission_step::Entity::insert(decommission_step::ActiveModel {
-        retirement_id: Set(retirement_id),
+        retirement_id: Set(retirement_id.0),
         step: Set(step.as_str().to_owned()),
         started_at: Set(started_at),
         finished_at: Set(Some(finished_at)),
@@ -181,7 +182,7 @@ pub async fn finish_step(
 /// Sets the data of a started step, unless it has some: the first run to record wins.
 pub async fn set_data_once(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     step: DecommissionStep,
     data: &str,
 ) -> Result<(), StoreError> {
@@ -202,7 +203,7 @@ pub async fn set_data_once(
 /// shows why an execution stopped.
 pub async fn note_step_failure(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     step: DecommissionStep,
     at: DateTime<Utc>,
     outcome: &str,
@@ -224,7 +225,7 @@ pub async fn note_step_failure(
 /// The recorded steps of executing a retirement, in the order they started.
 pub async fn steps(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
 ) -> Result<Vec<Step>, StoreError> {
     decommission_step::Entity::find()
         .filter(decommission_step::Column::RetirementId.eq(retirement_id))

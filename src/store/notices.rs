@@ -8,6 +8,7 @@
 use super::entities::notice;
 use super::{Backend, StoreError};
 use crate::domain::ConsumerId;
+use crate::domain::RetirementId;
 use crate::domain::{Channel, NoticeState, OutboxNotice};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{LockBehavior, LockType};
@@ -30,7 +31,7 @@ pub async fn insert(
 fn row(n: &OutboxNotice) -> notice::ActiveModel {
     notice::ActiveModel {
         id: Set(n.id.clone()),
-        retirement_id: Set(n.retirement_id),
+        retirement_id: Set(n.retirement_id.0),
         consumer_id: Set(n.consumer_id.map(i64::from)),
         kind: Set(n.kind.clone()),
         channel: Set(n.channel.as_str().to_owned()),
@@ -115,7 +116,7 @@ pub async fn record(conn: &impl ConnectionTrait, n: &OutboxNotice) -> Result<boo
 /// Cancels the pending notices of a retirement (it was cancelled before they went out).
 pub async fn cancel_pending(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
 ) -> Result<u64, StoreError> {
     let done = notice::Entity::update_many()
         .col_expr(
@@ -132,7 +133,7 @@ pub async fn cancel_pending(
 /// The notices of a retirement, optionally of one consumer, oldest first.
 pub async fn of_retirement(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     consumer_id: Option<ConsumerId>,
 ) -> Result<Vec<OutboxNotice>, StoreError> {
     let mut q = notice::Entity::find().filter(notice::Column::RetirementId.eq(retirement_id));
@@ -169,7 +170,7 @@ pub async fn in_state(
 /// How many notices of a retirement are in each state.
 pub async fn count_by_state(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
 ) -> Result<Vec<(NoticeState, u64)>, StoreError> {
     let rows: Vec<(String, i64)> = notice::Entity::find()
         .select_only()
@@ -203,7 +204,7 @@ fn parse(r: notice::Model) -> Result<OutboxNotice, StoreError> {
         channel: Channel::parse(&r.channel).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         state: parse_state(&r.state)?,
         id: r.id,
-        retirement_id: r.retirement_id,
+        retirement_id: RetirementId(r.retirement_id),
         consumer_id: r.consumer_id.map(ConsumerId),
         kind: r.kind,
         payload: r.payload,

@@ -3,17 +3,18 @@
 use super::StoreError;
 use super::entities::purge_confirmation;
 use crate::domain::Purge;
+use crate::domain::RetirementId;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 /// Records a confirmation or waiver; the first one recorded for a store stands.
 pub async fn record(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     p: &Purge,
 ) -> Result<bool, StoreError> {
     let n = purge_confirmation::Entity::insert(purge_confirmation::ActiveModel {
-        retirement_id: Set(retirement_id),
+        retirement_id: Set(retirement_id.0),
         consumer_id: Set(p.consumer_id.0),
         consumer_name: Set(p.consumer.clone()),
         outcome: Set(p.outcome.clone()),
@@ -36,7 +37,7 @@ pub async fn record(
 
 pub async fn list(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
 ) -> Result<Vec<Purge>, StoreError> {
     Ok(purge_confirmation::Entity::find()
         .filter(purge_confirmation::Column::RetirementId.eq(retirement_id))

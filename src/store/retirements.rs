@@ -2,6 +2,7 @@
 
 use super::StoreError;
 use super::entities::{retirement, retirement_dependent};
+use crate::domain::RetirementId;
 use crate::domain::{ConsumerId, Dependent, Retirement};
 use crate::domain::{ExtensionState, FoundBy, ModelName, RetirementState, Version, VersionRange};
 use chrono::{DateTime, Utc};
@@ -11,9 +12,12 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-pub async fn insert(conn: &impl ConnectionTrait, r: &Retirement) -> Result<i64, StoreError> {
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    r: &Retirement,
+) -> Result<RetirementId, StoreError> {
     let row = retirement::ActiveModel {
-        model_id: Set(r.model_id),
+        model_id: Set(r.model_id.0),
         model_name: Set(r.model.to_string()),
         selection: Set(r.selection.to_string()),
         affected_versions: Set(versions_json(&r.affected_versions)),
@@ -31,13 +35,13 @@ pub async fn insert(conn: &impl ConnectionTrait, r: &Retirement) -> Result<i64, 
     }
     .insert(conn)
     .await?;
-    Ok(row.id)
+    Ok(RetirementId(row.id))
 }
 
 /// Writes what may change after scheduling: state, date, note and sequence.
 pub async fn update(conn: &impl ConnectionTrait, r: &Retirement) -> Result<(), StoreError> {
     retirement::ActiveModel {
-        id: Set(r.id),
+        id: Set(r.id.0),
         state: Set(r.state.as_str().to_owned()),
         effective_at: Set(r.effective_at),
         sequence: Set(r.sequence),
@@ -50,7 +54,10 @@ pub async fn update(conn: &impl ConnectionTrait, r: &Retirement) -> Result<(), S
     Ok(())
 }
 
-pub async fn find(conn: &impl ConnectionTrait, id: i64) -> Result<Option<Retirement>, StoreError> {
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    id: RetirementId,
+) -> Result<Option<Retirement>, StoreError> {
     retirement::Entity::find_by_id(id)
         .one(conn)
         .await?
@@ -91,7 +98,7 @@ pub async fn list(
 /// Who holds the lease on retirement `id`'s decommission steps, and until when.
 pub async fn lease(
     conn: &impl ConnectionTrait,
-    id: i64,
+    id: RetirementId,
 ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
     Ok(retirement::Entity::find_by_id(id)
         .one(conn)
@@ -104,7 +111,7 @@ pub async fn lease(
 /// that is `dead_holder` (a holder known to have died).
 pub async fn take_lease(
     conn: &impl ConnectionTrait,
-    id: i64,
+    id: RetirementId,
     holder: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -133,7 +140,7 @@ pub async fn take_lease(
 /// Gives the lease back, if `holder` still has it.
 pub async fn release_lease(
     conn: &impl ConnectionTrait,
-    id: i64,
+    id: RetirementId,
     holder: &str,
 ) -> Result<(), StoreError> {
     use retirement::Column as C;
@@ -160,9 +167,9 @@ pub async fn pending(
 /// The pending retirements of `model_id`.
 pub async fn pending_of_model(
     conn: &impl ConnectionTrait,
-    model_id: i64,
+    model_id: crate::domain::ModelId,
 ) -> Result<Vec<Retirement>, StoreError> {
-    pending_where(conn, Some(model_id), None).await
+    pending_where(conn, Some(model_id.0), None).await
 }
 
 async fn pending_where(
@@ -194,8 +201,8 @@ fn parse(r: retirement::Model) -> Result<Retirement, StoreError> {
     let versions: Vec<String> =
         serde_json::from_str(&r.affected_versions).map_err(|e| corrupt("versions", &e))?;
     Ok(Retirement {
-        id: r.id,
-        model_id: r.model_id,
+        id: RetirementId(r.id),
+        model_id: crate::domain::ModelId(r.model_id),
         model: ModelName::parse(&r.model_name).map_err(|e| corrupt("model", &e))?,
         selection: VersionRange::parse(&r.selection).map_err(|e| corrupt("selection", &e))?,
         affected_versions: versions
@@ -260,7 +267,7 @@ pub async fn update_dependent(
 
 fn dependent_row(d: &Dependent) -> retirement_dependent::ActiveModel {
     retirement_dependent::ActiveModel {
-        retirement_id: Set(d.retirement_id),
+        retirement_id: Set(d.retirement_id.0),
         consumer_id: Set(d.consumer_id.0),
         consumer_name: Set(d.consumer.clone()),
         found_at: Set(d.found_at),
@@ -284,7 +291,7 @@ fn dependent_row(d: &Dependent) -> retirement_dependent::ActiveModel {
 /// The dependents of a retirement, by name.
 pub async fn dependents(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
 ) -> Result<Vec<Dependent>, StoreError> {
     retirement_dependent::Entity::find()
         .filter(retirement_dependent::Column::RetirementId.eq(retirement_id))
@@ -298,10 +305,10 @@ pub async fn dependents(
 
 pub async fn dependent(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     consumer_id: ConsumerId,
 ) -> Result<Option<Dependent>, StoreError> {
-    retirement_dependent::Entity::find_by_id((retirement_id, consumer_id.0))
+    retirement_dependent::Entity::find_by_id((retirement_id.0, consumer_id.0))
         .one(conn)
         .await?
         .map(parse_dependent)
@@ -312,7 +319,7 @@ pub async fn dependent(
 /// stamps as they are.
 pub async fn mark_notified(
     conn: &impl ConnectionTrait,
-    retirement_id: i64,
+    retirement_id: RetirementId,
     consumers: &[ConsumerId],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -340,7 +347,7 @@ fn parse_dependent(r: retirement_dependent::Model) -> Result<Dependent, StoreErr
         ))
     };
     Ok(Dependent {
-        retirement_id: r.retirement_id,
+        retirement_id: RetirementId(r.retirement_id),
         consumer_id: ConsumerId(r.consumer_id),
         consumer: r.consumer_name.clone(),
         found_at: r.found_at,

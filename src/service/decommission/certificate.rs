@@ -14,6 +14,7 @@ use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::DecommissionStep;
 use crate::domain::Retirement;
+use crate::domain::RetirementId;
 use crate::domain::{RetirementState, Role};
 use crate::service::ServiceError;
 use crate::store::certificates::{self as repo, StoredCertificate};
@@ -46,7 +47,7 @@ impl From<StoredCertificate> for CertificateView {
     fn from(c: StoredCertificate) -> Self {
         Self {
             id: c.id,
-            retirement_id: c.retirement_id,
+            retirement_id: c.retirement_id.0,
             issued_at: c.issued_at,
             sha256: c.sha256,
             envelope: c.envelope,
@@ -120,7 +121,7 @@ impl crate::service::Decommission<'_> {
             .await?;
             Ok(())
         })?;
-        tracing::warn!(retirement = id, model = %r.model, "retirement complete: destruction certificate issued");
+        tracing::warn!(retirement = id.0, model = %r.model, "retirement complete: destruction certificate issued");
         self.retirements().publish_retirement(id, "retired");
         Ok(None)
     }
@@ -182,7 +183,7 @@ impl crate::service::Decommission<'_> {
         })
     }
 
-    async fn notice_summary(&self, id: i64) -> Result<serde_json::Value, ServiceError> {
+    async fn notice_summary(&self, id: RetirementId) -> Result<serde_json::Value, ServiceError> {
         let dependents = retirement_repo::dependents(self.store().reader(), id).await?;
         let count = |f: &dyn Fn(&crate::domain::Dependent) -> bool| {
             dependents.iter().filter(|d| f(d)).count()
@@ -197,7 +198,10 @@ impl crate::service::Decommission<'_> {
 
     /// Every enforcement point told, named whether or not it confirmed: one that never
     /// did is on record in the certificate.
-    async fn enforcement_summary(&self, id: i64) -> Result<Vec<serde_json::Value>, ServiceError> {
+    async fn enforcement_summary(
+        &self,
+        id: RetirementId,
+    ) -> Result<Vec<serde_json::Value>, ServiceError> {
         Ok(self
             .enforcement_confirmations(id)
             .await?
@@ -254,7 +258,7 @@ impl crate::service::Decommission<'_> {
     pub async fn certificate_of(
         &self,
         actor: &Actor,
-        retirement_id: i64,
+        retirement_id: RetirementId,
     ) -> Result<Option<CertificateView>, ServiceError> {
         require_auditor(actor)?;
         let view: Option<CertificateView> =
@@ -279,14 +283,17 @@ impl crate::service::Decommission<'_> {
 
     /// The id of retirement `retirement_id`'s certificate, once issued. Any role: the id
     /// says only that one exists; reading it is for auditors.
-    pub async fn certificate_id_of(&self, retirement_id: i64) -> Result<Option<i64>, ServiceError> {
+    pub async fn certificate_id_of(
+        &self,
+        retirement_id: RetirementId,
+    ) -> Result<Option<i64>, ServiceError> {
         Ok(repo::of_retirement(self.store().reader(), retirement_id)
             .await?
             .map(|c| c.id))
     }
 
     /// How many certificates retirement `id` has (never more than one).
-    pub async fn certificate_count(&self, id: i64) -> Result<u64, ServiceError> {
+    pub async fn certificate_count(&self, id: RetirementId) -> Result<u64, ServiceError> {
         Ok(repo::count_for(self.store().reader(), id).await?)
     }
 }
@@ -324,7 +331,7 @@ impl crate::service::Decommission<'_> {
     async fn audited_after(
         &self,
         action: Action,
-        id: i64,
+        id: RetirementId,
     ) -> Result<Option<serde_json::Value>, ServiceError> {
         let filter = crate::store::audit::RecordFilter {
             action: Some(action.as_str().to_owned()),
@@ -381,7 +388,7 @@ fn statement(
         "subject": subjects,
         "predicateType": DESTRUCTION_PREDICATE,
         "predicate": {
-            "certificateSerial": certificate_serial(r.id),
+            "certificateSerial": certificate_serial(r.id.0),
             "retirement": {
                 "id": r.id,
                 "model": r.model.to_string(),

@@ -136,7 +136,7 @@ impl crate::service::Decommission<'_> {
             {
                 Ok((retirement, _)) => AlertOutcome {
                     action: "kill-switch".into(),
-                    retirement_id: Some(retirement.id),
+                    retirement_id: Some(retirement.id.0),
                     response_ms: Some(received.elapsed().as_secs_f64() * 1000.0),
                     note: None,
                 },

@@ -12,6 +12,7 @@ use super::{KillSwitchRecord, ServiceError, to_json};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::DecommissionStep;
+use crate::domain::RetirementId;
 use crate::domain::{Dependent, Retirement};
 use crate::domain::{
     FoundBy, ModelName, ParseError, RetirementState, Role, Text, Version, VersionRange,
@@ -38,7 +39,7 @@ pub(crate) struct EmergencyRecord {
     /// The pending retirements it cancelled, with the state each was in: a lifted kill
     /// switch puts them back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub superseded: Vec<(i64, String)>,
+    pub superseded: Vec<(RetirementId, String)>,
 }
 
 /// The second approval an emergency erasure needs.
@@ -81,7 +82,7 @@ impl crate::service::Decommission<'_> {
                 .supersede_pending(tx, actor, model_id, &affected, now)
                 .await?;
             let mut retirement = Retirement::emergency(
-                (model_id.0, model.clone()),
+                (model_id, model.clone()),
                 (selection.clone(), affected.clone()),
                 &assessment,
                 &actor.name,
@@ -134,7 +135,7 @@ impl crate::service::Decommission<'_> {
         self.record_response_time(retirement.id, response_ms)
             .await?;
         tracing::error!(
-            retirement = retirement.id,
+            retirement = retirement.id.0,
             model = %model,
             versions = %selection,
             actor = %actor.name,
@@ -187,9 +188,9 @@ impl crate::service::Decommission<'_> {
         model_id: registry_repo::ModelId,
         affected: &[Version],
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<(i64, String)>, ServiceError> {
+    ) -> Result<Vec<(RetirementId, String)>, ServiceError> {
         let mut superseded = Vec::new();
-        for pending in retirement_repo::pending_of_model(tx.conn(), model_id.0).await? {
+        for pending in retirement_repo::pending_of_model(tx.conn(), model_id).await? {
             if !pending
                 .affected_versions
                 .iter()
@@ -225,7 +226,7 @@ impl crate::service::Decommission<'_> {
     /// execution runs on as far as it can.
     async fn after_kill_switch(
         &self,
-        id: i64,
+        id: RetirementId,
     ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
         self.retirements().wake_delivery();
         if let Err(e) = self.publish_kill_switch().await {
@@ -233,7 +234,7 @@ impl crate::service::Decommission<'_> {
         }
         self.retirements().publish_retirement(id, "executing");
         if let Err(e) = self.advance_decommission(id).await {
-            tracing::error!(retirement = id, error = %e, "decommission stopped; it resumes on the next run");
+            tracing::error!(retirement = id.0, error = %e, "decommission stopped; it resumes on the next run");
         }
         let steps = self.decommission_steps(id).await?;
         Ok((self.retirements().retirement(id).await?, steps))
@@ -242,7 +243,7 @@ impl crate::service::Decommission<'_> {
     /// The emergency record of retirement `id`, if it is one.
     pub(crate) async fn emergency_of(
         &self,
-        id: i64,
+        id: RetirementId,
     ) -> Result<Option<EmergencyRecord>, ServiceError> {
         Ok(self
             .step(id, DecommissionStep::KillSwitch)
@@ -309,7 +310,7 @@ impl crate::service::Decommission<'_> {
     pub async fn approve_emergency_erasure(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         note: &str,
     ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
         require(
@@ -375,7 +376,7 @@ impl crate::service::Decommission<'_> {
             self.append_audit(tx, approval.at, entry).await
         })?;
         if let Err(e) = self.advance_decommission(id).await {
-            tracing::error!(retirement = id, error = %e, "decommission stopped; it resumes on the next run");
+            tracing::error!(retirement = id.0, error = %e, "decommission stopped; it resumes on the next run");
         }
         let steps = self.decommission_steps(id).await?;
         Ok((self.retirements().retirement(id).await?, steps))

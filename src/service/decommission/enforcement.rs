@@ -14,6 +14,7 @@ use crate::auth::Actor;
 use crate::domain::DecommissionStep;
 use crate::domain::DisabledVersion;
 use crate::domain::Retirement;
+use crate::domain::RetirementId;
 use crate::domain::{Channel, OutboxNotice};
 use crate::domain::{ConsumerKind, ConsumerName, ParseError};
 use crate::store::enforcement::{self as repo, Confirmation};
@@ -333,7 +334,7 @@ impl crate::service::Decommission<'_> {
                 .after(&serde_json::json!({ "point": c.point, "problem": problem }));
                 self.append_audit(tx, now, entry).await
             })?;
-            tracing::error!(retirement = c.retirement_id, point = %c.point, "enforcement point never confirmed; escalated");
+            tracing::error!(retirement = c.retirement_id.0, point = %c.point, "enforcement point never confirmed; escalated");
         }
         if !overdue.is_empty() {
             self.retirements().wake_delivery();
@@ -396,7 +397,7 @@ impl crate::service::Decommission<'_> {
     /// The enforcement points told of retirement `id`'s kill switch, and how each fared.
     pub async fn enforcement_confirmations(
         &self,
-        id: i64,
+        id: RetirementId,
     ) -> Result<Vec<Confirmation>, ServiceError> {
         Ok(repo::of_retirement(self.store().reader(), id).await?)
     }

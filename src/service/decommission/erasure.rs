@@ -13,6 +13,7 @@ use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::DecommissionStep;
 use crate::domain::Retirement;
+use crate::domain::RetirementId;
 use crate::service::{ServiceError, Services};
 use crate::store::erasure::{self as repo, ErasableArtifact};
 use crate::store::fleet as fleet_repo;
@@ -228,7 +229,10 @@ impl Services {
         Ok(None)
     }
 
-    pub(crate) async fn rotation(&self, id: i64) -> Result<Option<Rotation>, ServiceError> {
+    pub(crate) async fn rotation(
+        &self,
+        id: RetirementId,
+    ) -> Result<Option<Rotation>, ServiceError> {
         Ok(self
             .decommission()
             .step(id, DecommissionStep::RotateKek)
@@ -253,7 +257,7 @@ impl Services {
     pub(crate) async fn rewrap_below(
         &self,
         target: u32,
-        retirement: i64,
+        retirement: RetirementId,
         phase: &'static str,
     ) -> Result<u64, ServiceError> {
         let kek = self.vault()?.kek.clone();
@@ -342,7 +346,7 @@ impl Services {
             .await?;
         if late > 0 {
             tracing::warn!(
-                retirement = r.id,
+                retirement = r.id.0,
                 late,
                 "re-wrapped keys written during the rotation"
             );

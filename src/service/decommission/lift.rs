@@ -7,6 +7,7 @@ use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::DecommissionStep;
 use crate::domain::Retirement;
+use crate::domain::RetirementId;
 use crate::domain::{LifecycleStatus, RetirementState, Role, Text, Version};
 use crate::service::authorise::require;
 use crate::service::retirements::MAX_TEXT;
@@ -22,7 +23,7 @@ impl crate::service::Decommission<'_> {
     pub async fn lift_kill_switch(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         justification: &str,
     ) -> Result<Retirement, ServiceError> {
         require(actor, &[Role::Security], "lift a kill switch")?;
@@ -92,7 +93,7 @@ impl crate::service::Decommission<'_> {
             self.append_audit(tx, now, entry).await?;
             Ok(after)
         })?;
-        tracing::warn!(retirement = id, actor = %actor.name, "kill switch lifted");
+        tracing::warn!(retirement = id.0, actor = %actor.name, "kill switch lifted");
         self.retirements().wake_delivery();
         if let Err(e) = self.publish_kill_switch().await {
             tracing::warn!(error = %e, "could not publish the kill switch to subscribers");
@@ -112,7 +113,7 @@ impl crate::service::Decommission<'_> {
         enabled: &[crate::domain::DisabledVersion],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ServiceError> {
-        let model_id = registry_repo::ModelId(retirement.model_id);
+        let model_id = retirement.model_id;
         for d in enabled {
             let Some(prior) = d.prior_status.as_deref() else {
                 continue;
@@ -152,9 +153,9 @@ impl crate::service::Decommission<'_> {
         &self,
         tx: &mut crate::store::WriteTx,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<i64>, ServiceError> {
+    ) -> Result<Vec<RetirementId>, ServiceError> {
         let superseded = steps::steps(tx.conn(), id)
             .await?
             .into_iter()

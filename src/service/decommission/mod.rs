@@ -41,6 +41,7 @@ use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::Retirement;
+use crate::domain::RetirementId;
 use crate::domain::{DecommissionStep, DisabledVersion, Step};
 use crate::domain::{LifecycleStatus, ModelName, RetirementState, Role, Version};
 use crate::service::authorise::require;
@@ -136,7 +137,7 @@ impl crate::service::Decommission<'_> {
     pub async fn execute_retirement(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
     ) -> Result<(Retirement, Vec<Step>), ServiceError> {
         let started = Instant::now();
         require(actor, &[Role::Governance], "execute retirements")?;
@@ -203,13 +204,13 @@ impl crate::service::Decommission<'_> {
             self.record_response_time(id, response_ms).await?;
             if response_ms > allowed_ms as f64 {
                 tracing::error!(
-                    retirement = id,
+                    retirement = id.0,
                     response_ms,
                     allowed_ms,
                     "kill switch slower than the policy allows"
                 );
             }
-            tracing::warn!(retirement = id, model = %retirement.model, actor = %actor.name, response_ms, "retirement executing: versions disabled");
+            tracing::warn!(retirement = id.0, model = %retirement.model, actor = %actor.name, response_ms, "retirement executing: versions disabled");
             self.retirements().publish_retirement(id, "executing");
         }
         // The later steps run on; one that fails is recorded on its step and resumed
@@ -217,7 +218,7 @@ impl crate::service::Decommission<'_> {
         match self.advance_decommission(id).await {
             Ok(_) => {}
             Err(e) => {
-                tracing::error!(retirement = id, error = %e, "decommission stopped; it resumes on the next run")
+                tracing::error!(retirement = id.0, error = %e, "decommission stopped; it resumes on the next run")
             }
         }
         let retirement = retirement_repo::find(self.store().reader(), id)
@@ -288,7 +289,7 @@ impl crate::service::Decommission<'_> {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<DisabledVersion>, ServiceError> {
         let mut disabled = Vec::new();
-        let model_id = registry_repo::ModelId(retirement.model_id);
+        let model_id = retirement.model_id;
         let mut found = Vec::new();
         for &v in &retirement.affected_versions {
             if let Some((version_id, registered)) =
@@ -327,7 +328,11 @@ impl crate::service::Decommission<'_> {
         Ok(added)
     }
 
-    async fn record_response_time(&self, id: i64, response_ms: f64) -> Result<(), ServiceError> {
+    async fn record_response_time(
+        &self,
+        id: RetirementId,
+        response_ms: f64,
+    ) -> Result<(), ServiceError> {
         let db = self.store().reader();
         let Some(step) = self.step(id, DecommissionStep::KillSwitch).await? else {
             return Ok(());
@@ -356,7 +361,7 @@ impl crate::service::Decommission<'_> {
 
     /// Runs the steps of executing retirement `id` that are not done yet, in order, as
     /// far as they go.
-    pub async fn advance_decommission(&self, id: i64) -> Result<Advance, ServiceError> {
+    pub async fn advance_decommission(&self, id: RetirementId) -> Result<Advance, ServiceError> {
         let _gate = self.inner.decommission.gate.lock().await;
         if !self.take_lease(id).await? {
             return Ok(Advance::Busy);
@@ -369,7 +374,7 @@ impl crate::service::Decommission<'_> {
     /// Takes or renews this instance's lease on retirement `id`'s steps. A lease left
     /// by a process of this host that has died is taken over at once; one of another
     /// host only when it runs out.
-    async fn take_lease(&self, id: i64) -> Result<bool, ServiceError> {
+    async fn take_lease(&self, id: RetirementId) -> Result<bool, ServiceError> {
         let db = self.store().reader();
         let holder = self.inner.instance.as_str();
         let now = self.now();
@@ -378,12 +383,12 @@ impl crate::service::Decommission<'_> {
             .map(|(h, _)| h)
             .filter(|h| h != holder && super::holder_has_died(h));
         if let Some(dead) = &dead {
-            tracing::warn!(retirement = id, holder = %dead, "taking over the decommission of a process that died");
+            tracing::warn!(retirement = id.0, holder = %dead, "taking over the decommission of a process that died");
         }
         Ok(retirement_repo::take_lease(db, id, holder, now, now + LEASE, dead.as_deref()).await?)
     }
 
-    async fn run_steps(&self, id: i64) -> Result<Advance, ServiceError> {
+    async fn run_steps(&self, id: RetirementId) -> Result<Advance, ServiceError> {
         let retirement = self.retirements().retirement(id).await?;
         match retirement.state {
             RetirementState::Executing => {}
@@ -440,7 +445,7 @@ impl crate::service::Decommission<'_> {
                 Ok(Some(waiting)) => return Ok(Advance::Waiting(waiting)),
                 Err(e) => {
                     let why = failure_text(&e);
-                    tracing::error!(retirement = id, %step, error = %why, "decommission step failed");
+                    tracing::error!(retirement = id.0, %step, error = %why, "decommission step failed");
                     repo::note_step_failure(
                         self.store().reader(),
                         id,
@@ -473,7 +478,7 @@ impl crate::service::Decommission<'_> {
                 Ok(Advance::Finished) => finished += 1,
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::error!(retirement = r.id, error = %e, "resuming a decommission failed")
+                    tracing::error!(retirement = r.id.0, error = %e, "resuming a decommission failed")
                 }
             }
         }
@@ -481,7 +486,7 @@ impl crate::service::Decommission<'_> {
     }
 
     /// The recorded steps of executing retirement `id`, in the order they run.
-    pub async fn decommission_steps(&self, id: i64) -> Result<Vec<Step>, ServiceError> {
+    pub async fn decommission_steps(&self, id: RetirementId) -> Result<Vec<Step>, ServiceError> {
         let mut steps = repo::steps(self.store().reader(), id).await?;
         steps.sort_by_key(|s| s.step);
         Ok(steps)
@@ -489,7 +494,7 @@ impl crate::service::Decommission<'_> {
 
     pub(crate) async fn step(
         &self,
-        id: i64,
+        id: RetirementId,
         name: DecommissionStep,
     ) -> Result<Option<Step>, ServiceError> {
         Ok(self

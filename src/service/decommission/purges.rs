@@ -11,6 +11,7 @@ use crate::domain::ConsumerId;
 use crate::domain::DecommissionStep;
 use crate::domain::Purge;
 use crate::domain::Retirement;
+use crate::domain::RetirementId;
 use crate::domain::{ConsumerKind, ConsumerName, RetirementState, Role, Text};
 use crate::service::ServiceError;
 use crate::service::retirements::{MAX_TEXT, require_governance};
@@ -23,7 +24,7 @@ impl crate::service::Decommission<'_> {
     /// The derived stores among the retirement's dependents: `(consumer id, name, team)`.
     async fn derived_stores(
         &self,
-        id: i64,
+        id: RetirementId,
     ) -> Result<Vec<(ConsumerId, ConsumerName, crate::domain::TeamName)>, ServiceError> {
         let db = self.store().reader();
         let mut stores = Vec::new();
@@ -96,7 +97,7 @@ impl crate::service::Decommission<'_> {
     }
 
     /// The purge confirmations and waivers recorded for retirement `id`.
-    pub async fn purges(&self, id: i64) -> Result<Vec<Purge>, ServiceError> {
+    pub async fn purges(&self, id: RetirementId) -> Result<Vec<Purge>, ServiceError> {
         Ok(repo::list(self.store().reader(), id).await?)
     }
 
@@ -106,7 +107,7 @@ impl crate::service::Decommission<'_> {
     pub async fn settle_purge(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         consumer: &str,
         waiver: Option<&str>,
     ) -> Result<Vec<Purge>, ServiceError> {
@@ -170,7 +171,7 @@ impl crate::service::Decommission<'_> {
         if retirement.state == RetirementState::Executing
             && let Err(e) = self.advance_decommission(id).await
         {
-            tracing::error!(retirement = id, error = %e, "decommission stopped; it resumes on the next run");
+            tracing::error!(retirement = id.0, error = %e, "decommission stopped; it resumes on the next run");
         }
         Ok(repo::list(self.store().reader(), id).await?)
     }

@@ -108,7 +108,7 @@ impl crate::service::Decommission<'_> {
                     model: r.model.to_string(),
                     version: d.version.clone(),
                     signer: signature.signer,
-                    retirement_id: Some(r.id),
+                    retirement_id: Some(r.id.0),
                     revoked_at: now,
                     reason: format!("retirement {}: {}", r.id, r.reason),
                 });

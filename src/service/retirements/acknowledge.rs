@@ -7,6 +7,7 @@ use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::ConsumerName;
 use crate::domain::Dependent;
+use crate::domain::RetirementId;
 use crate::graph::ConsumerId;
 use crate::service::ServiceError;
 use crate::store::retirements as repo;
@@ -18,7 +19,7 @@ impl crate::service::Retirements<'_> {
     pub async fn acknowledge_retirement(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         consumer: &str,
     ) -> Result<Dependent, ServiceError> {
         let consumer = ConsumerName::parse(consumer)?;
@@ -33,7 +34,7 @@ impl crate::service::Retirements<'_> {
         let claims = self.link_claims(token).await?;
         let by = format!("link:{}", claims.dependent);
         self.acknowledge(
-            claims.retirement,
+            RetirementId(claims.retirement),
             ConsumerId(claims.dependent),
             &by,
             ("notice-link", "dependent"),
@@ -51,7 +52,7 @@ impl crate::service::Retirements<'_> {
             .verify(token, LinkPurpose::Acknowledge, self.now())
             .map_err(|e| ServiceError::Forbidden(e.to_string()))?;
         let db = self.store().reader();
-        let retirement = repo::find(db, claims.retirement).await?;
+        let retirement = repo::find(db, RetirementId(claims.retirement)).await?;
         let gone = match &retirement {
             None => Some("its retirement no longer exists".to_owned()),
             Some(r) if !r.state.is_pending() => Some(format!("retirement {} is {}", r.id, r.state)),
@@ -74,7 +75,7 @@ impl crate::service::Retirements<'_> {
 
     async fn acknowledge(
         &self,
-        id: i64,
+        id: RetirementId,
         consumer_id: ConsumerId,
         by: &str,
         identity: (&str, &str),

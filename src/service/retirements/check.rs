@@ -11,6 +11,7 @@
 use super::{Found, ServiceError, Services, not_found, outbox};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::domain::ConsumerId;
+use crate::domain::RetirementId;
 use crate::domain::{Dependent, Retirement};
 use crate::domain::{DependentStanding, FoundBy, RetirementState, Tier};
 use crate::store::notices as outbox_repo;
@@ -57,7 +58,7 @@ impl crate::service::Retirements<'_> {
     /// consumer's token, which may make that consumer a dependent.
     pub async fn check_retirement(
         &self,
-        id: i64,
+        id: RetirementId,
         found_by: FoundBy,
     ) -> Result<CheckReport, ServiceError> {
         self.inventory().refresh_inventory().await?;
@@ -89,8 +90,8 @@ impl crate::service::Retirements<'_> {
     /// Pending retirements by model name.
     async fn pending_by_model(
         &self,
-    ) -> Result<BTreeMap<crate::domain::ModelName, Vec<i64>>, ServiceError> {
-        let mut out: BTreeMap<crate::domain::ModelName, Vec<i64>> = BTreeMap::new();
+    ) -> Result<BTreeMap<crate::domain::ModelName, Vec<RetirementId>>, ServiceError> {
+        let mut out: BTreeMap<crate::domain::ModelName, Vec<RetirementId>> = BTreeMap::new();
         for r in repo::pending(self.store().reader(), MAX_PENDING).await? {
             out.entry(r.model).or_default().push(r.id);
         }
@@ -123,7 +124,7 @@ impl crate::service::Retirements<'_> {
 
     async fn check_one(
         &self,
-        id: i64,
+        id: RetirementId,
         tier: Tier,
         found: &BTreeMap<ConsumerId, Found>,
         found_by: FoundBy,
@@ -272,7 +273,7 @@ impl crate::service::Retirements<'_> {
         )
         .before(before)
         .after(&after);
-        tracing::info!(retirement = before.id, from = %before.state, to = %next, "retirement state changed");
+        tracing::info!(retirement = before.id.0, from = %before.state, to = %next, "retirement state changed");
         Ok(Some((after, entry)))
     }
 }
@@ -349,14 +350,14 @@ impl Services {
                         while let Ok(e) = changes.try_recv() {
                             take(Ok(e));
                         }
-                        let due: BTreeSet<i64> = pending
+                        let due: BTreeSet<RetirementId> = pending
                             .iter()
                             .filter(|(m, _)| everything || models.contains(*m))
                             .flat_map(|(_, ids)| ids.iter().copied())
                             .collect();
                         for id in due {
                             if let Err(e) = self.retirements().check_retirement(id, FoundBy::GraphChange).await {
-                                tracing::warn!(retirement = id, error = %e, "checking a retirement after an inventory change failed");
+                                tracing::warn!(retirement = id.0, error = %e, "checking a retirement after an inventory change failed");
                             }
                         }
                     }

@@ -8,6 +8,7 @@ use super::{MAX_TEXT, ServiceError, not_found, outbox, require_governance};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::ConsumerId;
+use crate::domain::RetirementId;
 use crate::domain::{ConsumerName, ExtensionState, ParseError, Role, Text};
 use crate::domain::{Dependent, Retirement};
 use crate::store::WriteTx;
@@ -24,7 +25,7 @@ impl crate::service::Retirements<'_> {
     pub async fn postpone_retirement(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         effective_at: DateTime<Utc>,
         reason: &str,
     ) -> Result<Retirement, ServiceError> {
@@ -79,7 +80,7 @@ impl crate::service::Retirements<'_> {
     pub async fn accept_shorter_notice(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         justification: &str,
     ) -> Result<Retirement, ServiceError> {
         let justification = Text::parse_required("justification", justification, MAX_TEXT)?;
@@ -123,7 +124,7 @@ impl crate::service::Retirements<'_> {
     pub async fn override_dependents(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         consumers: &[String],
         justification: &str,
     ) -> Result<Vec<Dependent>, ServiceError> {
@@ -177,7 +178,7 @@ impl crate::service::Retirements<'_> {
     pub async fn request_extension(
         &self,
         requester: Requester<'_>,
-        id: i64,
+        id: RetirementId,
         until: DateTime<Utc>,
         reason: &str,
     ) -> Result<Dependent, ServiceError> {
@@ -193,7 +194,7 @@ impl crate::service::Retirements<'_> {
             }
             Requester::Link(token) => {
                 let claims = self.link_claims(token).await?;
-                if claims.retirement != id {
+                if claims.retirement != id.0 {
                     return Err(ServiceError::Forbidden(
                         "this link is for another retirement".into(),
                     ));
@@ -257,7 +258,7 @@ impl crate::service::Retirements<'_> {
     pub async fn decide_extension(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         consumer: &str,
         grant: bool,
         note: &str,
@@ -349,7 +350,7 @@ impl crate::service::Retirements<'_> {
     async fn decide(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         action: Action,
         mut change: impl FnMut(
             &Retirement,

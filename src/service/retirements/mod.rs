@@ -20,6 +20,7 @@ use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::OutboxNotice;
+use crate::domain::RetirementId;
 use crate::domain::{Dependent, Retirement};
 use crate::domain::{FoundBy, ModelName, ParseError, RetirementState, Role, Text, Tier, Version};
 use crate::graph::{ConsumerId, Query, Target};
@@ -91,7 +92,7 @@ pub struct RetirementInput {
 /// A committed change of a retirement, as a subscription sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetirementEvent {
-    pub retirement: i64,
+    pub retirement: RetirementId,
     /// What happened: `scheduled`, `cancelled`, `decided`, `acknowledged`,
     /// `extension-requested` or `checked` (dependents found, state moved).
     pub change: &'static str,
@@ -112,7 +113,7 @@ impl Found {
     /// acknowledged or decided on.
     pub(crate) fn dependent(
         &self,
-        retirement_id: i64,
+        retirement_id: RetirementId,
         found_by: FoundBy,
         at: DateTime<Utc>,
         notice_ends_at: DateTime<Utc>,
@@ -169,7 +170,7 @@ fn known_change(word: &str) -> &'static str {
         .unwrap_or("changed")
 }
 
-fn not_found(id: i64) -> ServiceError {
+fn not_found(id: RetirementId) -> ServiceError {
     ServiceError::NotFound(format!("no retirement {id}"))
 }
 
@@ -187,7 +188,7 @@ impl crate::service::Retirements<'_> {
     /// Tells subscriptions of a committed change (nobody listening is fine): this
     /// instance's at once, the other instances' through the database
     /// ([`Self::run_retirement_follow`]).
-    pub(crate) fn publish_retirement(&self, retirement: i64, change: &'static str) {
+    pub(crate) fn publish_retirement(&self, retirement: RetirementId, change: &'static str) {
         let _ = self
             .inner
             .retirements
@@ -204,7 +205,7 @@ impl crate::service::Retirements<'_> {
             )
             .await;
             if let Err(e) = announced {
-                tracing::warn!(retirement, change, error = %e, "could not announce a retirement change to the other instances");
+                tracing::warn!(retirement = retirement.0, change, error = %e, "could not announce a retirement change to the other instances");
             }
         });
     }
@@ -216,7 +217,7 @@ impl crate::service::Retirements<'_> {
     pub async fn cancel_retirement(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         reason: &str,
     ) -> Result<Retirement, ServiceError> {
         let reason = Text::parse_required("reason", reason, MAX_TEXT)?;
@@ -274,13 +275,13 @@ impl crate::service::Retirements<'_> {
             self.append_audit(tx, now, entry).await?;
             Ok(after)
         })?;
-        tracing::info!(retirement = id, actor = %actor.name, "retirement cancelled");
+        tracing::info!(retirement = id.0, actor = %actor.name, "retirement cancelled");
         self.wake_delivery();
         self.publish_retirement(id, "cancelled");
         Ok(after)
     }
 
-    pub async fn retirement(&self, id: i64) -> Result<Retirement, ServiceError> {
+    pub async fn retirement(&self, id: RetirementId) -> Result<Retirement, ServiceError> {
         repo::find(self.store().reader(), id)
             .await?
             .ok_or_else(|| not_found(id))
@@ -304,14 +305,17 @@ impl crate::service::Retirements<'_> {
         Ok(repo::list(self.store().reader(), states, from, to, limit).await?)
     }
 
-    pub async fn retirement_dependents(&self, id: i64) -> Result<Vec<Dependent>, ServiceError> {
+    pub async fn retirement_dependents(
+        &self,
+        id: RetirementId,
+    ) -> Result<Vec<Dependent>, ServiceError> {
         Ok(repo::dependents(self.store().reader(), id).await?)
     }
 
     /// How many of a retirement's notices are in each state.
     pub async fn retirement_notice_counts(
         &self,
-        id: i64,
+        id: RetirementId,
     ) -> Result<Vec<(crate::domain::NoticeState, u64)>, ServiceError> {
         Ok(outbox_repo::count_by_state(self.store().reader(), id).await?)
     }
@@ -319,7 +323,7 @@ impl crate::service::Retirements<'_> {
     /// One dependent of a retirement.
     pub async fn retirement_dependent(
         &self,
-        id: i64,
+        id: RetirementId,
         consumer_id: ConsumerId,
     ) -> Result<Dependent, ServiceError> {
         repo::dependent(self.store().reader(), id, consumer_id)
@@ -329,7 +333,7 @@ impl crate::service::Retirements<'_> {
 
     pub async fn retirement_notices(
         &self,
-        id: i64,
+        id: RetirementId,
         consumer_id: Option<ConsumerId>,
     ) -> Result<Vec<OutboxNotice>, ServiceError> {
         Ok(outbox_repo::of_retirement(self.store().reader(), id, consumer_id).await?)
@@ -339,7 +343,7 @@ impl crate::service::Retirements<'_> {
     pub async fn retirement_notices_seen_by(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RetirementId,
         consumer_id: Option<ConsumerId>,
     ) -> Result<Vec<OutboxNotice>, ServiceError> {
         let mut notices = self.retirement_notices(id, consumer_id).await?;
@@ -409,14 +413,14 @@ impl crate::service::Retirements<'_> {
         else {
             return Ok(None);
         };
-        Ok(repo::pending_of_model(self.store().reader(), model_id.0)
+        Ok(repo::pending_of_model(self.store().reader(), model_id)
             .await?
             .into_iter()
             .find(|r| r.affected_versions.contains(&version)))
     }
 
     /// Where the `Link` of those headers points: the retirement over the API.
-    pub fn retirement_url(&self, id: i64) -> String {
+    pub fn retirement_url(&self, id: RetirementId) -> String {
         format!("{}/v1/retirements/{id}", self.public_url())
     }
 

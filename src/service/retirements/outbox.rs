@@ -7,6 +7,7 @@ use super::Services;
 use crate::attest::link_token::{LinkClaims, LinkPurpose};
 use crate::domain::Consumer;
 use crate::domain::ConsumerId;
+use crate::domain::RetirementId;
 use crate::domain::{Channel, NoticeState, OutboxNotice};
 use crate::domain::{Dependent, Retirement};
 use chrono::{DateTime, Utc};
@@ -28,7 +29,7 @@ impl crate::service::Retirements<'_> {
         let days = i64::from(self.inner.retirements.notifications.link_valid_days_after);
         let token = self.service_key().link_token_key().issue(&LinkClaims {
             purpose: LinkPurpose::Acknowledge,
-            retirement: retirement.id,
+            retirement: retirement.id.0,
             dependent: consumer_id.0,
             expires_at: retirement.effective_at + chrono::Duration::days(days),
         });
@@ -119,7 +120,7 @@ impl crate::service::Retirements<'_> {
             }
             if !reached {
                 tracing::warn!(
-                    retirement = retirement.id,
+                    retirement = retirement.id.0,
                     consumer = %consumer.name,
                     "dependent has no webhook and no contact email; escalating"
                 );
@@ -225,7 +226,7 @@ impl OutboxNotice {
     /// `notice` to go out on `channel`, due at once; its id, kind and time are the
     /// notice's own.
     pub fn pending(
-        retirement_id: i64,
+        retirement_id: RetirementId,
         consumer_id: Option<ConsumerId>,
         channel: Channel,
         recipients: Vec<String>,

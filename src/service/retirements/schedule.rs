@@ -9,6 +9,7 @@ use crate::domain::{
     Dependent, FoundBy, ModelName, ParseError, Retirement, RetirementState, Text, Version,
     VersionRange,
 };
+use crate::domain::{ModelId, RetirementId};
 use crate::service::ServiceError;
 use crate::store::notices as outbox_repo;
 use crate::store::registry as registry_repo;
@@ -42,8 +43,8 @@ impl crate::service::Retirements<'_> {
         let tier = registered.tier;
         let result = in_write_tx!(self, |tx| {
             let now = self.now();
-            refuse_retired_or_pending(tx, model, model_id.0, &versions).await?;
-            let mut retirement = asked.retirement(model_id.0, versions.clone(), &actor.name, now);
+            refuse_retired_or_pending(tx, model, model_id, &versions).await?;
+            let mut retirement = asked.retirement(model_id, versions.clone(), &actor.name, now);
             retirement.id = repo::insert(tx.conn(), &retirement).await?;
             let next_reminder =
                 self.notice_policy()
@@ -83,7 +84,7 @@ impl crate::service::Retirements<'_> {
             Ok((retirement, dependents))
         })?;
         tracing::info!(
-            retirement = result.0.id,
+            retirement = result.0.id.0,
             model = %model,
             versions = %asked.selection,
             dependents = result.1.len(),
@@ -170,13 +171,13 @@ impl ScheduleRequest {
     /// The scheduled retirement of `versions`, not yet stored.
     fn retirement(
         &self,
-        model_id: i64,
+        model_id: ModelId,
         versions: Vec<Version>,
         by: &str,
         now: DateTime<Utc>,
     ) -> Retirement {
         Retirement {
-            id: 0,
+            id: RetirementId(0),
             model_id,
             model: self.model.clone(),
             selection: self.selection.clone(),
@@ -200,7 +201,7 @@ impl ScheduleRequest {
 async fn refuse_retired_or_pending(
     tx: &mut crate::store::WriteTx,
     model: &ModelName,
-    model_id: i64,
+    model_id: ModelId,
     versions: &[Version],
 ) -> Result<(), ServiceError> {
     for &v in versions {

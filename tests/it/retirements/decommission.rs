@@ -4,6 +4,7 @@
 //! independent DSSE implementation), and crash-resume at every step boundary.
 
 use super::*;
+use sunset::domain::RetirementId;
 use sunset::failpoints::FailAction;
 use sunset::vault::{Vault, WrappedKey};
 
@@ -800,7 +801,7 @@ async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(backend: 
                 w.app
                     .services
                     .decommission()
-                    .certificate_count(rid)
+                    .certificate_count(RetirementId(rid))
                     .await
                     .expect("count"),
                 0,
@@ -828,7 +829,7 @@ async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(backend: 
                 w.app
                     .services
                     .decommission()
-                    .certificate_count(rid)
+                    .certificate_count(RetirementId(rid))
                     .await
                     .expect("count"),
                 1,
@@ -1221,7 +1222,7 @@ async fn a_certificate_is_not_signed_over_step_records_edited_in_the_database() 
         w.app
             .services
             .decommission()
-            .certificate_count(rid)
+            .certificate_count(RetirementId(rid))
             .await
             .expect("count"),
         0
@@ -1307,7 +1308,7 @@ async fn two_replicas_executing_one_retirement_at_once_issue_one_certificate() {
         w.app
             .services
             .decommission()
-            .certificate_count(rid)
+            .certificate_count(RetirementId(rid))
             .await
             .expect("count"),
         1

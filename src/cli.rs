@@ -147,140 +147,27 @@ impl Cli {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut settings = cli.settings()?;
-    let operator = Actor::local_operator();
+    let clock = || Arc::new(SystemClock);
     match cli.command {
         Command::Serve { listen } => {
             if let Some(addr) = listen {
                 settings.listen = addr;
             }
-            let application = Application::build(settings, Arc::new(SystemClock)).await?;
+            let application = Application::build(settings, clock()).await?;
             application
                 .run_until_stopped(app::shutdown_signal())
                 .await?;
         }
         Command::Migrate => {
-            app::open(&settings, Arc::new(SystemClock)).await?;
+            app::open(&settings, clock()).await?;
             eprintln!("migrations applied");
         }
-        Command::Token(TokenCommand::Create {
-            name,
-            role,
-            team,
-            consumer,
-        }) => {
-            let services = app::open(&settings, Arc::new(SystemClock)).await?;
-            let (_, secret) = services
-                .admin()
-                .create_token(
-                    &operator,
-                    &name,
-                    &role,
-                    team.as_deref(),
-                    consumer.as_deref(),
-                )
-                .await?;
-            println!("{}", secret.expose());
-            checkpoint_at_rest(&services).await;
-        }
-        Command::Token(TokenCommand::List) => {
-            let services = app::open(&settings, Arc::new(SystemClock)).await?;
-            println!(
-                "{:<32} {:<11} {:<24} {:<26} REVOKED",
-                "NAME", "ROLE", "TEAM", "CREATED"
-            );
-            for t in services.admin().tokens(&operator).await? {
-                println!(
-                    "{:<32} {:<11} {:<24} {:<26} {}",
-                    t.name.as_str(),
-                    t.role.as_str(),
-                    t.team.as_ref().map(|t| t.as_str()).unwrap_or("-"),
-                    t.created_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    t.revoked_at
-                        .map(|r| r.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                        .unwrap_or_else(|| "-".into())
-                );
-            }
-        }
-        Command::Token(TokenCommand::Revoke { name }) => {
-            let services = app::open(&settings, Arc::new(SystemClock)).await?;
-            services.admin().revoke_token(&operator, &name).await?;
-            eprintln!("token {name} revoked");
-            checkpoint_at_rest(&services).await;
-        }
-        Command::Signer(SignerCommand::Add { name, public_key }) => {
-            let pem = std::fs::read_to_string(&public_key)
-                .with_context(|| format!("reading the public key {}", public_key.display()))?;
-            let services = app::open(&settings, Arc::new(SystemClock)).await?;
-            let signer = services
-                .registry()
-                .add_signer(&operator, &name, &pem)
-                .await?;
-            eprintln!(
-                "signer {} registered ({}, key id {})",
-                signer.name, signer.algorithm, signer.key_id
-            );
-            checkpoint_at_rest(&services).await;
-        }
-        Command::Signer(SignerCommand::List) => {
-            let services = app::open(&settings, Arc::new(SystemClock)).await?;
-            println!(
-                "{:<32} {:<11} {:<8} {:<64}",
-                "NAME", "ALGORITHM", "ENABLED", "KEY ID"
-            );
-            for s in services.registry().signers().await? {
-                println!(
-                    "{:<32} {:<11} {:<8} {:<64}",
-                    s.name.as_str(),
-                    s.algorithm.as_str(),
-                    if s.enabled { "yes" } else { "no" },
-                    s.key_id
-                );
-            }
-        }
-        Command::Signer(SignerCommand::Disable { name }) => {
-            let services = app::open(&settings, Arc::new(SystemClock)).await?;
-            services.registry().disable_signer(&operator, &name).await?;
-            eprintln!("signer {name} disabled");
-            checkpoint_at_rest(&services).await;
-        }
-        Command::Scan { source } => {
-            let services = app::open(&settings, Arc::new(SystemClock)).await?;
-            let names: Vec<String> = match source {
-                Some(name) => vec![name],
-                None => services
-                    .inventory()
-                    .scan_sources()
-                    .iter()
-                    .map(|s| s.name.clone())
-                    .collect(),
-            };
-            anyhow::ensure!(
-                !names.is_empty(),
-                "no scan sources are configured; add [[scan.sources]] to the configuration"
-            );
-            for name in names {
-                let bar = indicatif::ProgressBar::new(0).with_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{prefix} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
-                    )?
-                    .progress_chars("=> "),
-                );
-                bar.set_prefix(name.clone());
-                let report = services
-                    .inventory()
-                    .run_scan(&name, &|p| {
-                        bar.set_length(p.bytes_total);
-                        bar.set_position(p.bytes_done);
-                    })
-                    .await?;
-                bar.finish_and_clear();
-                println!("{}", serde_json::to_string(&report)?);
-            }
-            checkpoint_at_rest(&services).await;
-        }
+        Command::Token(command) => token(app::open(&settings, clock()).await?, command).await?,
+        Command::Signer(command) => signer(&settings, command).await?,
+        Command::Scan { source } => scan(app::open(&settings, clock()).await?, source).await?,
         Command::Audit(AuditCommand::Checkpoint) => {
-            let services = app::open(&settings, Arc::new(SystemClock)).await?;
+            let services = app::open(&settings, clock()).await?;
+            let operator = Actor::local_operator();
             let cp = services.audit().sign_audit_checkpoint(&operator).await?;
             println!("{}", serde_json::to_string(&cp)?);
         }
@@ -296,6 +183,142 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sunset token create | list | revoke`, as the local operator.
+async fn token(services: crate::service::Services, command: TokenCommand) -> anyhow::Result<()> {
+    let operator = Actor::local_operator();
+    match command {
+        TokenCommand::Create {
+            name,
+            role,
+            team,
+            consumer,
+        } => {
+            let (_, secret) = services
+                .admin()
+                .create_token(
+                    &operator,
+                    &name,
+                    &role,
+                    team.as_deref(),
+                    consumer.as_deref(),
+                )
+                .await?;
+            println!("{}", secret.expose());
+        }
+        TokenCommand::List => {
+            println!(
+                "{:<32} {:<11} {:<24} {:<26} REVOKED",
+                "NAME", "ROLE", "TEAM", "CREATED"
+            );
+            let time = |t: chrono::DateTime<chrono::Utc>| {
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            };
+            for t in services.admin().tokens(&operator).await? {
+                println!(
+                    "{:<32} {:<11} {:<24} {:<26} {}",
+                    t.name.as_str(),
+                    t.role.as_str(),
+                    t.team.as_ref().map(|t| t.as_str()).unwrap_or("-"),
+                    time(t.created_at),
+                    t.revoked_at.map(time).unwrap_or_else(|| "-".into())
+                );
+            }
+            return Ok(());
+        }
+        TokenCommand::Revoke { name } => {
+            services.admin().revoke_token(&operator, &name).await?;
+            eprintln!("token {name} revoked");
+        }
+    }
+    checkpoint_at_rest(&services).await;
+    Ok(())
+}
+
+/// `sunset signer add | list | disable`, as the local operator. The key file is read
+/// before the database is opened, so a wrong path changes nothing.
+async fn signer(settings: &Settings, command: SignerCommand) -> anyhow::Result<()> {
+    let operator = Actor::local_operator();
+    let services = match command {
+        SignerCommand::Add { name, public_key } => {
+            let pem = std::fs::read_to_string(&public_key)
+                .with_context(|| format!("reading the public key {}", public_key.display()))?;
+            let services = app::open(settings, Arc::new(SystemClock)).await?;
+            let signer = services
+                .registry()
+                .add_signer(&operator, &name, &pem)
+                .await?;
+            eprintln!(
+                "signer {} registered ({}, key id {})",
+                signer.name, signer.algorithm, signer.key_id
+            );
+            services
+        }
+        SignerCommand::List => {
+            let services = app::open(settings, Arc::new(SystemClock)).await?;
+            println!(
+                "{:<32} {:<11} {:<8} {:<64}",
+                "NAME", "ALGORITHM", "ENABLED", "KEY ID"
+            );
+            for s in services.registry().signers().await? {
+                println!(
+                    "{:<32} {:<11} {:<8} {:<64}",
+                    s.name.as_str(),
+                    s.algorithm.as_str(),
+                    if s.enabled { "yes" } else { "no" },
+                    s.key_id
+                );
+            }
+            return Ok(());
+        }
+        SignerCommand::Disable { name } => {
+            let services = app::open(settings, Arc::new(SystemClock)).await?;
+            services.registry().disable_signer(&operator, &name).await?;
+            eprintln!("signer {name} disabled");
+            services
+        }
+    };
+    checkpoint_at_rest(&services).await;
+    Ok(())
+}
+
+/// `sunset scan [source]`: every configured source, or the one named, with a progress
+/// bar on the terminal and each report as a JSON line.
+async fn scan(services: crate::service::Services, source: Option<String>) -> anyhow::Result<()> {
+    let names: Vec<String> = match source {
+        Some(name) => vec![name],
+        None => services
+            .inventory()
+            .scan_sources()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect(),
+    };
+    anyhow::ensure!(
+        !names.is_empty(),
+        "no scan sources are configured; add [[scan.sources]] to the configuration"
+    );
+    for name in names {
+        let bar = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )?
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(name.clone());
+        let report = services
+            .inventory()
+            .run_scan(&name, &|p| {
+                bar.set_length(p.bytes_total);
+                bar.set_position(p.bytes_done);
+            })
+            .await?;
+        bar.finish_and_clear();
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    checkpoint_at_rest(&services).await;
+    Ok(())
 }
 
 /// Leaves the log signed up to its head when a command is done writing, so that even

@@ -277,34 +277,15 @@ impl super::Artifacts<'_> {
         let model = ModelName::parse(model)?;
         let version = Version::parse(version)?;
         let path = ArtifactPath::parse(path)?;
-        // The kill switch comes first: a retired version is not served, whoever asks.
-        // Read from the database on every download, so a switch pulled through any
-        // instance holds on all of them from its commit.
-        if let Some(d) = self
-            .decommission()
-            .disabled_version(&model, version)
-            .await?
-        {
-            let why = format!(
-                "{model}@{version} was retired and is no longer served (disabled {} by retirement {}): {}",
-                d.disabled_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                d.retirement_id
-                    .map_or_else(|| "-".to_owned(), |r| r.to_string()),
-                d.reason
-            );
-            // Who still reaches for a retired model is what a decommissioning must find.
-            let subject = format!("{model}@{version}/{path}");
-            self.record_download_refusal(actor, &subject, &why).await;
-            return Err(ServiceError::Gone(why));
-        }
+        let subject = format!("{model}@{version}/{path}");
+        self.refuse_if_retired(actor, &model, version, &subject)
+            .await?;
         let db = self.store().reader();
         let (_, version_id, v) = self.locate_version(db, &model, version).await?;
         let stored = repo::find(db, version_id, &path).await?.ok_or_else(|| {
             ServiceError::NotFound(format!("{model}@{version} has no artifact at {path}"))
         })?;
         let info = ArtifactInfo::of(&model, version, &stored);
-        let subject = format!("{model}@{version}/{path}");
         // What has been promoted is served only under a signature that still verifies.
         if matches!(
             v.status,
@@ -317,52 +298,74 @@ impl super::Artifacts<'_> {
             let reason = format!("{model}@{version}: {reason}");
             return Err(self.refuse_download(actor, &subject, &reason).await);
         }
-
-        let vault = self.vault()?.clone();
-        let wrapped = WrappedKey {
-            epoch: stored.kek_epoch,
-            bytes: stored.wrapped_key.clone(),
+        let vault = self.vault()?;
+        let mut plain = match start_decrypting(vault, &stored) {
+            Ok(rx) => rx,
+            Err(reason) => return Err(self.refuse_download(actor, &subject, &reason).await),
         };
-        let opened = vault
-            .kek
-            .unwrap(&wrapped, &stored.blob_id)
-            .and_then(|key| vault.blobs.open(&stored.blob_id).map(|blob| (key, blob)));
-        let (data_key, blob) = match opened {
-            Ok(v) => v,
-            Err(e) => return Err(self.refuse_download(actor, &subject, &e.to_string()).await),
-        };
-
-        let (plain_tx, mut plain_rx) =
-            tokio::sync::mpsc::channel::<Result<Vec<u8>, String>>(PIPELINE_DEPTH);
-        let expected = stored.sha256.to_string();
-        let context = stored.blob_id.clone();
-        tokio::task::spawn_blocking(move || {
-            let outcome =
-                decrypt_verified(&data_key, context.as_bytes(), blob, &expected, |chunk| {
-                    plain_tx.blocking_send(Ok(chunk)).is_ok()
-                });
-            if let Err(reason) = outcome {
-                let _ = plain_tx.blocking_send(Err(reason));
-            }
-        });
-
         // Wait for the first chunk, so that a blob that fails at once gets a proper error response.
-        let first = plain_rx
+        let first = plain
             .recv()
             .await
             .unwrap_or_else(|| Err("the decryption worker stopped".into()));
         if let Err(reason) = first {
             return Err(self.refuse_download(actor, &subject, &reason).await);
         }
-        // A bound token's download is evidence that its consumer uses this version
-        // (AISVS 3.1.5). It must not cost the client its download, so a failure to record
-        // it is logged loudly rather than returned.
+        let pending = self.note_download(actor, &model, version, &subject).await;
+        let rest = self.rest_of_stream(actor, subject, plain);
+        Ok((
+            info,
+            pending,
+            futures_util::stream::iter([first.map_err(std::io::Error::other)]).chain(rest),
+        ))
+    }
+
+    /// The kill switch comes first: a retired version is not served, whoever asks. Read
+    /// from the database on every download, so a switch pulled through any instance holds
+    /// on all of them from its commit. Who still reaches for a retired model is what a
+    /// decommissioning must find, so the refusal is recorded.
+    async fn refuse_if_retired(
+        &self,
+        actor: &Actor,
+        model: &ModelName,
+        version: Version,
+        subject: &str,
+    ) -> Result<(), ServiceError> {
+        let Some(d) = self.decommission().disabled_version(model, version).await? else {
+            return Ok(());
+        };
+        let why = format!(
+            "{model}@{version} was retired and is no longer served (disabled {} by retirement {}): {}",
+            d.disabled_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            d.retirement_id
+                .map_or_else(|| "-".to_owned(), |r| r.to_string()),
+            d.reason
+        );
+        self.record_download_refusal(actor, subject, &why).await;
+        Err(ServiceError::Gone(why))
+    }
+
+    /// What a download that has started tells the rest of sunset; none of it may cost the
+    /// client its download, so failures are logged, not returned. A bound token's download
+    /// is evidence that its consumer uses this version (AISVS 3.1.5). The retirement
+    /// covering this version, if one is pending, is returned for the Sunset headers, and
+    /// a download during the notice period is evidence too (the caller may be a dependent
+    /// nobody knew of, who must be told at once): checked before the body flows, so the
+    /// notice is in the outbox when the client has its first byte.
+    async fn note_download(
+        &self,
+        actor: &Actor,
+        model: &ModelName,
+        version: Version,
+        subject: &str,
+    ) -> Option<crate::domain::Retirement> {
         if let Some(consumer) = &actor.consumer
             && let Err(e) = self
                 .inventory()
                 .observe_usage(
                     consumer,
-                    &model,
+                    model,
                     version,
                     crate::domain::EdgeOrigin::Download,
                     &actor.name,
@@ -372,14 +375,9 @@ impl super::Artifacts<'_> {
         {
             tracing::error!(%consumer, artifact = %subject, error = %e, "could not record a download as observed usage");
         }
-        // The retirement covering this version, if one is pending: its Sunset headers go
-        // on the response, and a download during the notice period is evidence too (the
-        // caller may be a dependent nobody knew of, who must be told at once). Checked
-        // before the body flows, so the notice is in the outbox when the client has its
-        // first byte; a failure is logged, never the client's problem.
         let pending = match self
             .retirements()
-            .pending_retirement_covering(&model, version)
+            .pending_retirement_covering(model, version)
             .await
         {
             Ok(p) => p,
@@ -397,9 +395,20 @@ impl super::Artifacts<'_> {
         {
             tracing::warn!(retirement = r.id.0, error = %e, "checking a retirement after a download failed");
         }
+        pending
+    }
+
+    /// The chunks after the first, as the worker sends them; a failure ends the stream
+    /// with an error and is recorded as a refused download.
+    fn rest_of_stream(
+        &self,
+        actor: &Actor,
+        subject: String,
+        plain: tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>,
+    ) -> impl Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
         let services = Services::clone(self);
         let actor = actor.clone();
-        let rest = futures_util::stream::unfold(Some(plain_rx), move |rx| {
+        futures_util::stream::unfold(Some(plain), move |rx| {
             let services = services.clone();
             let actor = actor.clone();
             let subject = subject.clone();
@@ -417,12 +426,7 @@ impl super::Artifacts<'_> {
                     }
                 }
             }
-        });
-        Ok((
-            info,
-            pending,
-            futures_util::stream::iter([first.map_err(std::io::Error::other)]).chain(rest),
-        ))
+        })
     }
 
     /// Decrypts every artifact of a version and checks its SHA-256, discarding the
@@ -527,4 +531,33 @@ fn decrypt_verified(
         }
     }
     Ok(())
+}
+
+/// Unwraps the artifact's data key and starts a blocking worker that decrypts and
+/// verifies the blob, sending plaintext chunks (or what failed) through the channel.
+fn start_decrypting(
+    vault: &crate::vault::Vault,
+    stored: &StoredArtifact,
+) -> Result<tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>, String> {
+    let wrapped = WrappedKey {
+        epoch: stored.kek_epoch,
+        bytes: stored.wrapped_key.clone(),
+    };
+    let (data_key, blob) = vault
+        .kek
+        .unwrap(&wrapped, &stored.blob_id)
+        .and_then(|key| vault.blobs.open(&stored.blob_id).map(|blob| (key, blob)))
+        .map_err(|e| e.to_string())?;
+    let (plain_tx, plain_rx) = tokio::sync::mpsc::channel(PIPELINE_DEPTH);
+    let expected = stored.sha256.to_string();
+    let context = stored.blob_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let outcome = decrypt_verified(&data_key, context.as_bytes(), blob, &expected, |chunk| {
+            plain_tx.blocking_send(Ok(chunk)).is_ok()
+        });
+        if let Err(reason) = outcome {
+            let _ = plain_tx.blocking_send(Err(reason));
+        }
+    });
+    Ok(plain_rx)
 }

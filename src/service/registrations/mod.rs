@@ -308,144 +308,122 @@ impl crate::service::Inventory<'_> {
         batch: &[Registration],
     ) -> Result<Received, ServiceError> {
         let origin_name = source.name.as_str();
-        {
-            if repo::was_received(tx.conn(), source.id, message_id).await? {
-                return Ok(Received::Duplicate);
-            }
-            let now = self.now();
-            repo::record_receipt(tx.conn(), source.id, message_id, now).await?;
-            // Consumers first, so that dependsOn may name one declared later in the batch.
-            let source_identity = format!("webhook:{origin_name}");
-            let mut kept = Vec::new();
-            let mut changed = Vec::new();
-            for mut consumer in batch.iter().filter_map(Registration::consumer) {
-                let existing =
-                    inventory_repo::batch::find_existing(tx.conn(), &[&consumer.name]).await?;
-                let id = match existing.into_values().next() {
-                    Some(e) => {
-                        consumer.webhook_url = e.consumer.webhook_url.clone();
-                        match e.consumer.judge_registration(
-                            &e.created_by,
-                            &consumer,
-                            &source_identity,
-                        ) {
-                            SourceChange::Unchanged => {}
-                            SourceChange::Changed => {
-                                inventory_repo::update_consumer(
-                                    tx.conn(),
-                                    e.id,
-                                    &consumer,
-                                    None,
-                                    now,
-                                )
-                                .await?;
-                                changed.push((e.consumer, consumer));
-                            }
-                            SourceChange::Kept(why) => kept.push(why),
-                        }
-                        e.id
-                    }
-                    None => {
-                        inventory_repo::insert_consumer(
-                            tx.conn(),
-                            NewConsumer {
-                                consumer: &consumer,
-                                sealed_secret: None,
-                                at: now,
-                                by: &format!("webhook:{origin_name}"),
-                            },
-                        )
-                        .await?
-                    }
-                };
-                inventory_repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
-            }
-            let mut edges = 0usize;
-            // Derivations this message declared so far: the graph sees them only after
-            // the commit, yet two of them may close a circle between themselves.
-            let mut derived: Vec<(crate::graph::VersionId, crate::graph::VersionId)> = Vec::new();
-            for (index, reg) in batch.iter().enumerate() {
-                let specs: Vec<EdgeSpec> = match reg {
-                    Registration::Consumer {
-                        name,
-                        uses,
-                        depends_on,
-                        ..
-                    } => uses
-                        .iter()
-                        .map(|(model, range)| EdgeSpec::Uses {
-                            consumer: name.to_string(),
-                            model: model.to_string(),
-                            version: range.to_string(),
-                        })
-                        .chain(depends_on.iter().map(|target| EdgeSpec::DependsOn {
-                            consumer: name.to_string(),
-                            target: target.to_string(),
-                        }))
-                        .collect(),
-                    Registration::Derivation {
-                        model,
-                        version,
-                        parent_model,
-                        parent_version,
-                        derivation,
-                    } => {
-                        vec![EdgeSpec::DerivedFrom {
-                            model: model.to_string(),
-                            version: version.to_string(),
-                            parent_model: parent_model.to_string(),
-                            parent_version: parent_version.to_string(),
-                            derivation: Some(derivation.to_string()),
-                        }]
-                    }
-                };
-                for spec in specs {
-                    let named = |e: ServiceError| {
-                        ServiceError::Invalid(ParseError::new(
-                            "registration",
-                            format!("registration {} ({}): {e}", index + 1, reg.label()),
-                        ))
-                    };
-                    let resolved: Resolved =
-                        resolve(tx.conn(), &spec, true).await.map_err(named)?;
-                    if let crate::graph::Link::DerivedFrom {
-                        version, parent, ..
-                    } = &resolved.link
-                    {
-                        self.refuse_derivation_cycle(*version, *parent, &derived)
-                            .map_err(named)?;
-                        derived.push((*version, *parent));
-                    }
-                    let (record, _) = inventory_repo::record_edge(
-                        tx.conn(),
-                        Sighting {
-                            link: &resolved.link,
-                            origin: EdgeOrigin::Webhook,
-                            origin_name,
-                            at: now,
-                            since: None,
-                            count: 1,
-                        },
-                    )
-                    .await?;
-                    inventory_repo::record_change(tx.conn(), now, Entity::Edge, record.id).await?;
-                    edges += 1;
-                }
-            }
-            let entry = applied_entry(origin_name, message_id, batch, edges);
-            self.append_audit(tx, now, entry).await?;
-            for (before, after) in &changed {
-                let entry = consumer_changed_entry(origin_name, before, after);
-                self.append_audit(tx, now, entry).await?;
-            }
-            let revision = inventory_repo::head_revision(tx.conn()).await?;
-            Ok(Received::Applied {
-                registrations: batch.len(),
-                edges,
-                revision,
-                kept,
-            })
+        if repo::was_received(tx.conn(), source.id, message_id).await? {
+            return Ok(Received::Duplicate);
         }
+        let now = self.now();
+        repo::record_receipt(tx.conn(), source.id, message_id, now).await?;
+        // Consumers first, so that dependsOn may name one declared later in the batch.
+        let (kept, changed) = self
+            .upsert_consumers_in(tx, origin_name, batch, now)
+            .await?;
+        let edges = self.record_edges_in(tx, origin_name, batch, now).await?;
+        let entry = applied_entry(origin_name, message_id, batch, edges);
+        self.append_audit(tx, now, entry).await?;
+        for (before, after) in &changed {
+            let entry = consumer_changed_entry(origin_name, before, after);
+            self.append_audit(tx, now, entry).await?;
+        }
+        let revision = inventory_repo::head_revision(tx.conn()).await?;
+        Ok(Received::Applied {
+            registrations: batch.len(),
+            edges,
+            revision,
+            kept,
+        })
+    }
+
+    /// Creates or updates the message's consumers, as the source may change them:
+    /// returns why changes were kept back, and the consumers changed (before, after).
+    async fn upsert_consumers_in(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        origin_name: &str,
+        batch: &[Registration],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<String>, Vec<(Consumer, Consumer)>), ServiceError> {
+        let source_identity = format!("webhook:{origin_name}");
+        let mut kept = Vec::new();
+        let mut changed = Vec::new();
+        for mut consumer in batch.iter().filter_map(Registration::consumer) {
+            let existing =
+                inventory_repo::batch::find_existing(tx.conn(), &[&consumer.name]).await?;
+            let id = match existing.into_values().next() {
+                Some(e) => {
+                    consumer.webhook_url = e.consumer.webhook_url.clone();
+                    let judged =
+                        e.consumer
+                            .judge_registration(&e.created_by, &consumer, &source_identity);
+                    match judged {
+                        SourceChange::Unchanged => {}
+                        SourceChange::Changed => {
+                            inventory_repo::update_consumer(tx.conn(), e.id, &consumer, None, now)
+                                .await?;
+                            changed.push((e.consumer, consumer));
+                        }
+                        SourceChange::Kept(why) => kept.push(why),
+                    }
+                    e.id
+                }
+                None => {
+                    let new = NewConsumer {
+                        consumer: &consumer,
+                        sealed_secret: None,
+                        at: now,
+                        by: &source_identity,
+                    };
+                    inventory_repo::insert_consumer(tx.conn(), new).await?
+                }
+            };
+            inventory_repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
+        }
+        Ok((kept, changed))
+    }
+
+    /// Records the edges the message declares, each resolved against the database;
+    /// returns how many. A registration that does not resolve fails the message, named.
+    async fn record_edges_in(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        origin_name: &str,
+        batch: &[Registration],
+        now: DateTime<Utc>,
+    ) -> Result<usize, ServiceError> {
+        let mut edges = 0usize;
+        // Derivations this message declared so far: the graph sees them only after
+        // the commit, yet two of them may close a circle between themselves.
+        let mut derived: Vec<(crate::graph::VersionId, crate::graph::VersionId)> = Vec::new();
+        for (index, reg) in batch.iter().enumerate() {
+            for spec in edge_specs(reg) {
+                let named = |e: ServiceError| {
+                    ServiceError::Invalid(ParseError::new(
+                        "registration",
+                        format!("registration {} ({}): {e}", index + 1, reg.label()),
+                    ))
+                };
+                let resolved: Resolved = resolve(tx.conn(), &spec, true).await.map_err(named)?;
+                if let crate::graph::Link::DerivedFrom {
+                    version, parent, ..
+                } = &resolved.link
+                {
+                    self.refuse_derivation_cycle(*version, *parent, &derived)
+                        .map_err(named)?;
+                    derived.push((*version, *parent));
+                }
+                let sighting = Sighting {
+                    link: &resolved.link,
+                    origin: EdgeOrigin::Webhook,
+                    origin_name,
+                    at: now,
+                    since: None,
+                    count: 1,
+                };
+                let (record, _) = inventory_repo::record_edge(tx.conn(), sighting).await?;
+                inventory_repo::record_change(tx.conn(), now, Entity::Edge, record.id).await?;
+                edges += 1;
+            }
+        }
+        Ok(edges)
     }
 
     /// Drops receipts no replay could need, at most once per tolerance window. A message
@@ -514,4 +492,40 @@ fn applied_entry(
         registrations: batch.iter().map(Registration::label).collect(),
         edges,
     })
+}
+
+/// The edges one registration declares, as the API's edge specifications.
+fn edge_specs(reg: &Registration) -> Vec<EdgeSpec> {
+    match reg {
+        Registration::Consumer {
+            name,
+            uses,
+            depends_on,
+            ..
+        } => uses
+            .iter()
+            .map(|(model, range)| EdgeSpec::Uses {
+                consumer: name.to_string(),
+                model: model.to_string(),
+                version: range.to_string(),
+            })
+            .chain(depends_on.iter().map(|target| EdgeSpec::DependsOn {
+                consumer: name.to_string(),
+                target: target.to_string(),
+            }))
+            .collect(),
+        Registration::Derivation {
+            model,
+            version,
+            parent_model,
+            parent_version,
+            derivation,
+        } => vec![EdgeSpec::DerivedFrom {
+            model: model.to_string(),
+            version: version.to_string(),
+            parent_model: parent_model.to_string(),
+            parent_version: parent_version.to_string(),
+            derivation: Some(derivation.to_string()),
+        }],
+    }
 }

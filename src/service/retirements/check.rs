@@ -138,7 +138,6 @@ impl crate::service::Retirements<'_> {
             if !before.state.is_pending() {
                 return Ok(report);
             }
-            let policy = self.notice_policy();
             let mut dependents: HashMap<ConsumerId, Dependent> = repo::dependents(tx.conn(), id)
                 .await?
                 .into_iter()
@@ -149,21 +148,7 @@ impl crate::service::Retirements<'_> {
             let mut notices = Vec::new();
 
             // Newly found dependents: their own notice clock, told at once.
-            let new: Vec<Dependent> = found
-                .values()
-                .filter(|f| !dependents.contains_key(&f.id))
-                .map(|f| {
-                    let notice_ends_at =
-                        (now + policy.tier(tier).min_notice).max(before.effective_at);
-                    f.dependent(
-                        id,
-                        found_by,
-                        now,
-                        notice_ends_at,
-                        policy.next_reminder(tier, now, notice_ends_at),
-                    )
-                })
-                .collect();
+            let new = self.newly_found(&before, tier, found, &dependents, found_by, now);
             if !new.is_empty() {
                 repo::insert_dependents(tx.conn(), &new).await?;
                 notices.extend(self.notices_for(
@@ -173,49 +158,21 @@ impl crate::service::Retirements<'_> {
                     &escalate_to,
                     now,
                 ));
-                for d in &new {
-                    audits.push(
-                        AuditEntry::new(
-                            ("retirement-check", "system"),
-                            Action::RetirementDependentAdded,
-                            SubjectType::Retirement,
-                            id.to_string(),
-                        )
-                        .after(d),
-                    );
-                }
+                audits.extend(new.iter().map(|d| {
+                    AuditEntry::new(
+                        ("retirement-check", "system"),
+                        Action::RetirementDependentAdded,
+                        SubjectType::Retirement,
+                        id.to_string(),
+                    )
+                    .after(d)
+                }));
                 report.new_dependents = new.len();
             }
-
-            // Traffic seen since, and reminders due.
             for d in dependents.values_mut() {
-                let mut changed = false;
-                let seen = found.get(&d.consumer_id).and_then(|f| f.last_traffic_at);
-                if seen > d.last_traffic_at {
-                    d.last_traffic_at = seen;
-                    changed = true;
-                }
-                if let Some(due) = d.next_reminder_at
-                    && due <= now
-                {
-                    d.next_reminder_at = if d.acknowledged_at.is_some() || d.overridden_at.is_some()
-                    {
-                        None
-                    } else {
-                        if let Some(c) = found.get(&d.consumer_id) {
-                            notices.extend(self.notices_for(
-                                &before,
-                                NoticeKind::Reminder,
-                                [(&*d, &c.consumer)],
-                                &[],
-                                now,
-                            ));
-                            report.reminders += 1;
-                        }
-                        policy.next_reminder(tier, now, d.notice_ends_at)
-                    };
-                    changed = true;
-                }
+                let (changed, reminded) =
+                    self.take_in_traffic_and_remind(&before, tier, d, found, now, &mut notices);
+                report.reminders += usize::from(reminded);
                 if changed {
                     repo::update_dependent(tx.conn(), d).await?;
                 }
@@ -237,6 +194,76 @@ impl crate::service::Retirements<'_> {
             }
             Ok(report)
         })
+    }
+
+    /// The dependents found that the retirement does not count yet, each with its own
+    /// notice clock from `now` (never ending before the effective date).
+    fn newly_found(
+        &self,
+        before: &Retirement,
+        tier: Tier,
+        found: &BTreeMap<ConsumerId, Found>,
+        known: &HashMap<ConsumerId, Dependent>,
+        found_by: FoundBy,
+        now: DateTime<Utc>,
+    ) -> Vec<Dependent> {
+        let policy = self.notice_policy();
+        found
+            .values()
+            .filter(|f| !known.contains_key(&f.id))
+            .map(|f| {
+                let notice_ends_at = (now + policy.tier(tier).min_notice).max(before.effective_at);
+                f.dependent(
+                    before.id,
+                    found_by,
+                    now,
+                    notice_ends_at,
+                    policy.next_reminder(tier, now, notice_ends_at),
+                )
+            })
+            .collect()
+    }
+
+    /// Takes in traffic seen since the last check, and sends the reminder that is due
+    /// (none once the dependent acknowledged or was overridden): whether `d` changed,
+    /// and whether it was reminded.
+    fn take_in_traffic_and_remind(
+        &self,
+        before: &Retirement,
+        tier: Tier,
+        d: &mut Dependent,
+        found: &BTreeMap<ConsumerId, Found>,
+        now: DateTime<Utc>,
+        notices: &mut Vec<crate::domain::OutboxNotice>,
+    ) -> (bool, bool) {
+        let (mut changed, mut reminded) = (false, false);
+        let seen = found.get(&d.consumer_id).and_then(|f| f.last_traffic_at);
+        if seen > d.last_traffic_at {
+            d.last_traffic_at = seen;
+            changed = true;
+        }
+        if let Some(due) = d.next_reminder_at
+            && due <= now
+        {
+            d.next_reminder_at = if d.acknowledged_at.is_some() || d.overridden_at.is_some() {
+                None
+            } else {
+                if let Some(c) = found.get(&d.consumer_id) {
+                    notices.extend(self.notices_for(
+                        before,
+                        NoticeKind::Reminder,
+                        [(&*d, &c.consumer)],
+                        &[],
+                        now,
+                    ));
+                    reminded = true;
+                }
+                self.notice_policy()
+                    .next_reminder(tier, now, d.notice_ends_at)
+            };
+            changed = true;
+        }
+        (changed, reminded)
     }
 }
 

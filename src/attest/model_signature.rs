@@ -163,6 +163,37 @@ pub fn verify_bundle(
             "it is larger than {MAX_BUNDLE_BYTES} bytes"
         )));
     }
+    let envelope = envelope_of(bundle)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let payload = b64
+        .decode(&envelope.payload)
+        .map_err(|e| malformed(format!("payload is not base64: {e}")))?;
+    let message = pae(&envelope.payload_type, &payload);
+    let signer = envelope
+        .signatures
+        .iter()
+        .filter_map(|s| b64.decode(&s.sig).ok())
+        .find_map(|sig| {
+            signers
+                .iter()
+                .find(|(_, key)| signature_valid(key, &message, &sig))
+        })
+        .map(|(name, _)| name.clone())
+        .ok_or(SignatureError::NoValidSignature)?;
+    // Only now, with the payload authenticated, is its content worth reading.
+    let statement = statement_of(&payload)?;
+    let resources = signed_resources(&statement)?;
+    Ok(VerifiedSignature {
+        signer,
+        resources,
+        bundle_sha256: hex::encode(Sha256::digest(bundle)),
+        payload_sha256: hex::encode(Sha256::digest(&payload)),
+    })
+}
+
+/// The bundle's DSSE envelope, checked for its media and payload types and for a sane
+/// number of signatures; nothing in it is authenticated yet.
+fn envelope_of(bundle: &[u8]) -> Result<Envelope, SignatureError> {
     let parsed: Bundle = serde_json::from_slice(bundle)
         .map_err(|e| malformed(format!("not a Sigstore bundle: {e}")))?;
     if !parsed.media_type.starts_with(BUNDLE_MEDIA_TYPE_PREFIX) {
@@ -185,25 +216,12 @@ pub fn verify_bundle(
             "it must hold 1 to {MAX_SIGNATURES} signatures"
         )));
     }
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let payload = b64
-        .decode(&envelope.payload)
-        .map_err(|e| malformed(format!("payload is not base64: {e}")))?;
-    let message = pae(&envelope.payload_type, &payload);
-    let signer = envelope
-        .signatures
-        .iter()
-        .filter_map(|s| b64.decode(&s.sig).ok())
-        .find_map(|sig| {
-            signers
-                .iter()
-                .find(|(_, key)| signature_valid(key, &message, &sig))
-        })
-        .map(|(name, _)| name.clone())
-        .ok_or(SignatureError::NoValidSignature)?;
+    Ok(envelope)
+}
 
-    // Only now, with the payload authenticated, is its content worth reading.
-    let statement: Statement = serde_json::from_slice(&payload)
+/// The authenticated payload as an in-toto statement of the model-signing predicate.
+fn statement_of(payload: &[u8]) -> Result<Statement, SignatureError> {
+    let statement: Statement = serde_json::from_slice(payload)
         .map_err(|e| malformed(format!("payload is not an in-toto statement: {e}")))?;
     if statement.statement_type != STATEMENT_TYPE {
         return Err(malformed(format!(
@@ -217,7 +235,15 @@ pub fn verify_bundle(
             statement.predicate_type
         )));
     }
-    let resources = statement.predicate.resources;
+    Ok(statement)
+}
+
+/// The files the statement signs, by path with their SHA-256 (lower-case hex), once the
+/// subject is seen to be the digest of their digests in order.
+fn signed_resources(
+    statement: &Statement,
+) -> Result<BTreeMap<ArtifactPath, String>, SignatureError> {
+    let resources = &statement.predicate.resources;
     if resources.is_empty() || resources.len() > MAX_RESOURCES {
         return Err(malformed(format!(
             "it must sign 1 to {MAX_RESOURCES} files"
@@ -225,7 +251,7 @@ pub fn verify_bundle(
     }
     let mut signed = BTreeMap::new();
     let mut concatenated = Sha256::new();
-    for r in &resources {
+    for r in resources {
         if r.algorithm != "sha256" {
             return Err(malformed(format!(
                 "{} is hashed with {:?}; only sha256 is accepted",
@@ -252,12 +278,7 @@ pub fn verify_bundle(
             "the subject digest does not match the listed resources",
         ));
     }
-    Ok(VerifiedSignature {
-        signer,
-        resources: signed,
-        bundle_sha256: hex::encode(Sha256::digest(bundle)),
-        payload_sha256: hex::encode(Sha256::digest(&payload)),
-    })
+    Ok(signed)
 }
 
 /// Checks that the signed resources are exactly the version's artifacts.

@@ -847,6 +847,10 @@ impl InventoryGraph {
     ///
     /// At most `listed` visits after the start are kept whole for an answer to list
     /// (see [`Visits::beyond`]); a walk that is not transitive keeps all of its few.
+    ///
+    /// Longer than a screen on purpose: it is the walk every hub question pays for per
+    /// dependent, and keeping the loop in one body keeps its state in registers (the
+    /// inventory benchmark's hub figures are measured on this shape).
     fn traverse(
         &self,
         start: NodeIndex,

@@ -49,6 +49,9 @@ pub struct AppState {
     pub connection_init_timeout_secs: u64,
 }
 
+/// Every route of the API in one table, with the layers each group needs. Longer than a
+/// screen on purpose: a reader (or a reviewer checking that every route is authenticated)
+/// sees the whole surface in one place.
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let limit = settings.http.max_body_bytes;
     // Bodies are bounded per route: GraphQL requests by `http.max_body_bytes`, artifact

@@ -27,10 +27,9 @@ use crate::vault::stream::{Chunks, HEADER_LEN, Opener};
 use crate::vault::{DataKey, VaultError, WrappedKey};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
-use rand::RngExt;
 use serde::Serialize;
 use std::io::Read;
-use upload::{feed_chunks, seal_into};
+use upload::{Sealed, seal_body};
 
 /// The largest artifact accepted: 1 TiB.
 pub const MAX_ARTIFACT_BYTES: u64 = 1 << 40;
@@ -146,24 +145,12 @@ impl super::Artifacts<'_> {
             .await?;
 
         let vault = self.vault()?.clone();
-        let blob_id = hex::encode(rand::rng().random::<[u8; 16]>());
-        let data_key = DataKey::generate();
-        let writer = vault
-            .blobs
-            .begin(&blob_id)
-            .map_err(ServiceError::internal)?;
-        let chunk_size = vault.chunk_size as usize;
-
-        let (chunks_tx, chunks_rx) = tokio::sync::mpsc::channel::<(Vec<u8>, bool)>(PIPELINE_DEPTH);
-        let worker = seal_into(writer, data_key, blob_id.clone(), chunk_size, chunks_rx);
-        let fed = feed_chunks(&mut body, chunk_size, &chunks_tx).await;
-        drop(chunks_tx);
-        let written = worker.await.map_err(ServiceError::internal)?;
-        let (size_bytes, sha256, data_key) = match (fed, written) {
-            (Err(e), _) => return Err(e),
-            (Ok(_), Err(e)) => return Err(ServiceError::internal(e)),
-            (Ok(digest), Ok((size, key))) => (size, digest, key),
-        };
+        let Sealed {
+            blob_id,
+            size_bytes,
+            sha256,
+            data_key,
+        } = seal_body(&vault, &mut body).await?;
 
         let mut stored = StoredArtifact {
             path: path.clone(),

@@ -321,27 +321,12 @@ impl super::Registry<'_> {
                             "model {model_name} has no version {version}"
                         ))
                     })?;
-            let from = before.status;
-            let rule = transition_rule(from, to, &subject)?;
-            let failed: Vec<String> = if rule.needs_passed_validations {
-                before
-                    .provenance
-                    .failed_validations()
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let is_override = authorise_transition(
+            let overridden = judge_transition(
                 actor,
-                &rule,
-                (&subject, from, to),
+                (&subject, &before, to),
                 (&model_name, &registered_model.owner_team),
-                &failed,
                 justification.is_some(),
             )?;
-
             // Signed artifacts only, whoever asks: a security override covers failed
             // validations, never a missing or broken signature.
             if matches!(to, LifecycleStatus::Staging | LifecycleStatus::Production)
@@ -360,7 +345,6 @@ impl super::Registry<'_> {
             let mut after = before.clone();
             after.status = to;
             after.status_changed_at = now;
-            let overridden = if is_override { failed } else { Vec::new() };
             let change = StatusChange {
                 version: &after,
                 justification: justification.as_ref().map(Text::as_str),
@@ -377,7 +361,7 @@ impl super::Registry<'_> {
             .before(&before)
             .after(&change);
             self.append_audit(tx, now, entry).await?;
-            Ok((after, from, overridden))
+            Ok((after, before.status, overridden))
         })?;
         if !overridden.is_empty() {
             tracing::warn!(version = %subject, actor = %actor.name, failed = ?overridden, "promotion despite failed validations, by override");
@@ -550,4 +534,29 @@ fn authorise_transition(
         )));
     }
     Ok(false)
+}
+
+/// Whether `actor` may move `before` to `to` under the transition rules: the failed
+/// validations the move overrides (empty unless a security override), or why not.
+fn judge_transition(
+    actor: &Actor,
+    (subject, before, to): (&str, &RegisteredVersion, LifecycleStatus),
+    owner: (&ModelName, &crate::domain::TeamName),
+    justified: bool,
+) -> Result<Vec<String>, ServiceError> {
+    let from = before.status;
+    let rule = transition_rule(from, to, subject)?;
+    let failed: Vec<String> = if rule.needs_passed_validations {
+        before
+            .provenance
+            .failed_validations()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let is_override =
+        authorise_transition(actor, &rule, (subject, from, to), owner, &failed, justified)?;
+    Ok(if is_override { failed } else { Vec::new() })
 }

@@ -8,11 +8,62 @@ use crate::service::ServiceError;
 use crate::vault::stream::Sealer;
 use crate::vault::{DataKey, VaultError};
 use futures_util::{Stream, StreamExt};
+use rand::RngExt;
 use std::io::Write;
+
+/// A body sealed into a new blob, not yet recorded anywhere.
+pub(super) struct Sealed {
+    pub blob_id: String,
+    pub size_bytes: u64,
+    /// The plaintext's SHA-256, hex.
+    pub sha256: String,
+    pub data_key: DataKey,
+}
+
+/// Seals `body` under a fresh data key into a new blob of `vault`, chunk by chunk: the
+/// request's task reads and hashes while a blocking worker seals and writes.
+pub(super) async fn seal_body<S, B, E>(
+    vault: &crate::vault::Vault,
+    body: &mut S,
+) -> Result<Sealed, ServiceError>
+where
+    S: Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    let blob_id = hex::encode(rand::rng().random::<[u8; 16]>());
+    let writer = vault
+        .blobs
+        .begin(&blob_id)
+        .map_err(ServiceError::internal)?;
+    let chunk_size = vault.chunk_size as usize;
+    let (chunks_tx, chunks_rx) =
+        tokio::sync::mpsc::channel::<(Vec<u8>, bool)>(super::PIPELINE_DEPTH);
+    let worker = seal_into(
+        writer,
+        DataKey::generate(),
+        blob_id.clone(),
+        chunk_size,
+        chunks_rx,
+    );
+    let fed = feed_chunks(body, chunk_size, &chunks_tx).await;
+    drop(chunks_tx);
+    let written = worker.await.map_err(ServiceError::internal)?;
+    match (fed, written) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(ServiceError::internal(e)),
+        (Ok(sha256), Ok((size_bytes, data_key))) => Ok(Sealed {
+            blob_id,
+            size_bytes,
+            sha256,
+            data_key,
+        }),
+    }
+}
 
 /// The blocking half of an upload: seals each chunk and writes it, finishing the blob at
 /// the last; a sender gone before the last chunk drops the writer and its partial blob.
-pub(super) fn seal_into(
+fn seal_into(
     writer: Box<dyn crate::vault::BlobWriter>,
     data_key: DataKey,
     context: String,
@@ -42,7 +93,7 @@ pub(super) fn seal_into(
 /// Cuts the request body into chunks for the sealer, hashing it on the way (hashing here
 /// and sealing in the worker puts the two costliest steps on two cores; ring's SHA-256
 /// uses the CPU's SHA extensions where present, which sha2 did not); returns the digest.
-pub(super) async fn feed_chunks<S, B, E>(
+async fn feed_chunks<S, B, E>(
     body: &mut S,
     chunk_size: usize,
     chunks: &tokio::sync::mpsc::Sender<(Vec<u8>, bool)>,

@@ -141,59 +141,8 @@ impl crate::service::Decommission<'_> {
     ) -> Result<(Retirement, Vec<Step>), ServiceError> {
         let started = Instant::now();
         require(actor, &[Role::Governance], "execute retirements")?;
-        let allowed_ms = self.inner.decommission.kill_switch_response_ms;
-        let (retirement, pulled) = in_write_tx!(self, |tx| {
-            let now = self.now();
-            let before = retirement_repo::find(tx.conn(), id)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound(format!("no retirement {id}")))?;
-            let after = match before.state {
-                RetirementState::Ready => before.moved_to(RetirementState::Executing, now, None)?,
-                // Running it again resumes: every step is idempotent.
-                RetirementState::Executing | RetirementState::Retired => before.clone(),
-                other => {
-                    return Err(ServiceError::Conflict(format!(
-                        "retirement {id} is {other}; only a ready retirement is executed \
-                         (every dependent's notice run out and acknowledged, quiet or overridden)"
-                    )));
-                }
-            };
-            let mut audits = Vec::new();
-            if after.state != before.state {
-                retirement_repo::update(tx.conn(), &after).await?;
-                audits.push(
-                    AuditEntry::new(
-                        actor.audit_identity(),
-                        Action::RetirementExecutionStarted,
-                        SubjectType::Retirement,
-                        id.to_string(),
-                    )
-                    .before(&before)
-                    .after(&after),
-                );
-            }
-            let pulled = if after.state != before.state {
-                Some(self.pull_kill_switch(tx, &after, actor, now, None).await?)
-            } else {
-                None
-            };
-            if let Some(pulled) = &pulled {
-                audits.push(
-                    AuditEntry::new(
-                        actor.audit_identity(),
-                        Action::VersionsDisabled,
-                        SubjectType::Retirement,
-                        id.to_string(),
-                    )
-                    .after(pulled),
-                );
-            }
-            if !audits.is_empty() {
-                tx.append_audits(now, audits, self.service_key().audit_mac_key())
-                    .await?;
-            }
-            Ok((after, pulled.is_some()))
-        })?;
+        let (retirement, pulled) =
+            in_write_tx!(self, |tx| { self.start_execution(tx, actor, id).await })?;
         if pulled {
             // Enforced from the commit on: every download reads the switch.
             let response_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -202,15 +151,7 @@ impl crate::service::Decommission<'_> {
                 tracing::warn!(error = %e, "could not publish the kill switch to subscribers");
             }
             self.record_response_time(id, response_ms).await?;
-            if response_ms > allowed_ms as f64 {
-                tracing::error!(
-                    retirement = id.0,
-                    response_ms,
-                    allowed_ms,
-                    "kill switch slower than the policy allows"
-                );
-            }
-            tracing::warn!(retirement = id.0, model = %retirement.model, actor = %actor.name, response_ms, "retirement executing: versions disabled");
+            self.log_kill_switch(&retirement, actor, response_ms);
             self.retirements().publish_retirement(id, "executing");
         }
         // The later steps run on; one that fails is recorded on its step and resumed
@@ -226,6 +167,67 @@ impl crate::service::Decommission<'_> {
             .unwrap_or(retirement);
         let steps = self.decommission_steps(id).await?;
         Ok((retirement, steps))
+    }
+
+    /// Inside `tx`: moves a ready retirement to executing and pulls its kill switch, with
+    /// their audit records; an executing or retired one is left as it is, since running
+    /// it again resumes (every step is idempotent). Whether the switch was pulled now.
+    async fn start_execution(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        actor: &Actor,
+        id: RetirementId,
+    ) -> Result<(Retirement, bool), ServiceError> {
+        let now = self.now();
+        let before = retirement_repo::find(tx.conn(), id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no retirement {id}")))?;
+        let after = match before.state {
+            RetirementState::Ready => before.moved_to(RetirementState::Executing, now, None)?,
+            RetirementState::Executing | RetirementState::Retired => return Ok((before, false)),
+            other => {
+                return Err(ServiceError::Conflict(format!(
+                    "retirement {id} is {other}; only a ready retirement is executed \
+                     (every dependent's notice run out and acknowledged, quiet or overridden)"
+                )));
+            }
+        };
+        retirement_repo::update(tx.conn(), &after).await?;
+        let pulled = self.pull_kill_switch(tx, &after, actor, now, None).await?;
+        let audits = vec![
+            AuditEntry::new(
+                actor.audit_identity(),
+                Action::RetirementExecutionStarted,
+                SubjectType::Retirement,
+                id.to_string(),
+            )
+            .before(&before)
+            .after(&after),
+            AuditEntry::new(
+                actor.audit_identity(),
+                Action::VersionsDisabled,
+                SubjectType::Retirement,
+                id.to_string(),
+            )
+            .after(&pulled),
+        ];
+        tx.append_audits(now, audits, self.service_key().audit_mac_key())
+            .await?;
+        Ok((after, true))
+    }
+
+    /// The kill switch's response time against the policy, in the log.
+    fn log_kill_switch(&self, retirement: &Retirement, actor: &Actor, response_ms: f64) {
+        let allowed_ms = self.inner.decommission.kill_switch_response_ms;
+        if response_ms > allowed_ms as f64 {
+            tracing::error!(
+                retirement = retirement.id.0,
+                response_ms,
+                allowed_ms,
+                "kill switch slower than the policy allows"
+            );
+        }
+        tracing::warn!(retirement = retirement.id.0, model = %retirement.model, actor = %actor.name, response_ms, "retirement executing: versions disabled");
     }
 
     /// Pulls the kill switch of `retirement`, which has just become executing: its

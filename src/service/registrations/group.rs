@@ -432,6 +432,9 @@ fn dedup<T: Ord>(v: &mut Vec<&T>) {
     v.dedup();
 }
 
+/// Inventory changes as recorded: what changed and its row id.
+type Changes = Vec<(Entity, i64)>;
+
 /// A consumer a message of the group declares, as the group leaves it, and who creates
 /// it if it is new.
 struct Declared {
@@ -496,52 +499,80 @@ impl GroupPlan {
         }
         let mut links = Vec::new();
         for (index, reg) in job.batch.iter().enumerate() {
-            let named = |e: ServiceError| {
+            self.plan_links(reg, &here, &mut links).map_err(|e| {
                 ServiceError::Invalid(ParseError::new(
                     "registration",
                     format!("registration {} ({}): {e}", index + 1, reg.label()),
                 ))
-            };
-            let Registration::Consumer {
-                name,
-                uses,
-                depends_on,
-                ..
-            } = reg
-            else {
-                continue;
-            };
-            for (model, range) in uses {
-                let &id = self
-                    .known
-                    .models
-                    .get(model)
-                    .ok_or_else(|| named(no_model(model)))?;
-                if let Some(exact) = range.as_exact()
-                    && !self.known.versions.contains(&(id, exact))
-                {
-                    return Err(named(no_pinned_version(model, exact)));
-                }
-                links.push(Planned::Uses {
-                    consumer: name.clone(),
-                    model: id,
-                    range: Arc::new(range.clone()),
-                });
-            }
-            for target in depends_on {
-                if !here.contains_key(target) && !self.exists(target) {
-                    return Err(named(no_consumer(target)));
-                }
-                if target == name {
-                    return Err(named(self_dependency(name.as_str())));
-                }
-                links.push(Planned::DependsOn {
-                    consumer: name.clone(),
-                    target: target.clone(),
-                });
-            }
+            })?;
         }
-        let source = format!("webhook:{origin}");
+        let (changed, kept) = self.take_in(here, &format!("webhook:{origin}"));
+        self.messages.push(Admitted {
+            origin: origin.clone(),
+            consumers: order,
+            links,
+            changed,
+            kept,
+        });
+        Ok(())
+    }
+
+    /// The links one registration declares, each checked: its model and pinned version
+    /// exist, and so does the consumer it depends on (here, admitted or in the database).
+    fn plan_links(
+        &self,
+        reg: &Registration,
+        here: &HashMap<ConsumerName, Consumer>,
+        links: &mut Vec<Planned>,
+    ) -> Result<(), ServiceError> {
+        let Registration::Consumer {
+            name,
+            uses,
+            depends_on,
+            ..
+        } = reg
+        else {
+            return Ok(());
+        };
+        for (model, range) in uses {
+            let &id = self
+                .known
+                .models
+                .get(model)
+                .ok_or_else(|| no_model(model))?;
+            if let Some(exact) = range.as_exact()
+                && !self.known.versions.contains(&(id, exact))
+            {
+                return Err(no_pinned_version(model, exact));
+            }
+            links.push(Planned::Uses {
+                consumer: name.clone(),
+                model: id,
+                range: Arc::new(range.clone()),
+            });
+        }
+        for target in depends_on {
+            if !here.contains_key(target) && !self.exists(target) {
+                return Err(no_consumer(target));
+            }
+            if target == name {
+                return Err(self_dependency(name.as_str()));
+            }
+            links.push(Planned::DependsOn {
+                consumer: name.clone(),
+                target: target.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the message's consumers into the plan as `source` may change them: returns
+    /// the consumers changed (before, after) and why other changes were kept back.
+    fn take_in(
+        &mut self,
+        here: HashMap<ConsumerName, Consumer>,
+        source: &str,
+    ) -> (Vec<(Consumer, Consumer)>, Vec<String>) {
         let (mut changed, mut kept) = (Vec::new(), Vec::new());
         for (name, consumer) in here {
             let before = self
@@ -555,16 +586,17 @@ impl GroupPlan {
                         .map(|e| (e.consumer.clone(), e.created_by.clone()))
                 });
             let Some((before, created_by)) = before else {
+                let created_by = source.to_owned();
                 self.declared.insert(
                     name,
                     Declared {
                         consumer,
-                        created_by: source.clone(),
+                        created_by,
                     },
                 );
                 continue;
             };
-            let after = match before.judge_registration(&created_by, &consumer, &source) {
+            let after = match before.judge_registration(&created_by, &consumer, source) {
                 SourceChange::Unchanged => before.clone(),
                 SourceChange::Changed => {
                     changed.push((before.clone(), consumer.clone()));
@@ -575,26 +607,20 @@ impl GroupPlan {
                     before.clone()
                 }
             };
+            // Registrations never set the notice webhook: keep it.
+            let consumer = Consumer {
+                webhook_url: before.webhook_url.clone(),
+                ..after
+            };
             self.declared.insert(
                 name,
                 Declared {
-                    consumer: Consumer {
-                        // Registrations never set the notice webhook: keep it.
-                        webhook_url: before.webhook_url.clone(),
-                        ..after
-                    },
+                    consumer,
                     created_by,
                 },
             );
         }
-        self.messages.push(Admitted {
-            origin: origin.clone(),
-            consumers: order,
-            links,
-            changed,
-            kept,
-        });
-        Ok(())
+        (changed, kept)
     }
 
     /// Writes what the admitted messages change; returns each one's revision (that of
@@ -623,6 +649,38 @@ impl GroupPlan {
                 .copied()
                 .ok_or_else(|| no_consumer(name))
         };
+        let links = self.links(&id_of)?;
+        let sightings: Vec<Sighting<'_>> = links
+            .iter()
+            .map(|(link, origin)| Sighting {
+                link,
+                origin: EdgeOrigin::Webhook,
+                origin_name: origin,
+                at: now,
+                since: None,
+                count: 1,
+            })
+            .collect();
+        let (edges, rows) = tx.record_edges(&sightings).await?;
+        let (changes, ends) = self.changes(&id_of, &edges)?;
+        let last = tx.record_changes(now, &changes).await?;
+        let total = i64::try_from(changes.len()).unwrap_or(i64::MAX);
+        let consumers: HashMap<ConsumerId, &Consumer> =
+            written.values().map(|(id, c)| (*id, c)).collect();
+        let graph = as_written(last - total + 1, &changes, &consumers, &rows)?;
+        Ok((
+            ends.into_iter()
+                .map(|end| last - total + i64::try_from(end).unwrap_or(i64::MAX))
+                .collect(),
+            graph,
+        ))
+    }
+
+    /// The planned links with their consumers' ids, each with the message's origin.
+    fn links(
+        &self,
+        id_of: &impl Fn(&ConsumerName) -> Result<ConsumerId, ServiceError>,
+    ) -> Result<Vec<(Link, &str)>, ServiceError> {
         let mut links = Vec::new();
         for message in &self.messages {
             for planned in &message.links {
@@ -644,18 +702,16 @@ impl GroupPlan {
                 links.push((link, message.origin.as_str()));
             }
         }
-        let sightings: Vec<Sighting<'_>> = links
-            .iter()
-            .map(|(link, origin)| Sighting {
-                link,
-                origin: EdgeOrigin::Webhook,
-                origin_name: origin,
-                at: now,
-                since: None,
-                count: 1,
-            })
-            .collect();
-        let (edges, rows) = tx.record_edges(&sightings).await?;
+        Ok(links)
+    }
+
+    /// The inventory changes in message order (each message's consumers, then its
+    /// edges), and where each message's changes end.
+    fn changes(
+        &self,
+        id_of: &impl Fn(&ConsumerName) -> Result<ConsumerId, ServiceError>,
+        edges: &[EdgeId],
+    ) -> Result<(Changes, Vec<usize>), ServiceError> {
         let mut changes = Vec::with_capacity(edges.len() * 2);
         let mut ends = Vec::with_capacity(self.messages.len());
         let mut edge = edges.iter();
@@ -668,34 +724,35 @@ impl GroupPlan {
             }
             ends.push(changes.len());
         }
-        let last = tx.record_changes(now, &changes).await?;
-        let total = i64::try_from(changes.len()).unwrap_or(i64::MAX);
-        // The rows as written, change by change, for the graph to take in as they are.
-        let consumers: HashMap<ConsumerId, &Consumer> =
-            written.values().map(|(id, c)| (*id, c)).collect();
-        let mut graph = Written::starting_at(last - total + 1);
-        for &(entity, id) in &changes {
-            let missing = || {
-                ServiceError::internal(std::io::Error::other(format!(
-                    "{} {id} was written but not returned",
-                    entity.as_str()
-                )))
-            };
-            match entity {
-                Entity::Consumer => {
-                    let id = ConsumerId(id);
-                    graph.consumer(id, (*consumers.get(&id).ok_or_else(missing)?).clone());
-                }
-                _ => graph.edge(rows.get(&EdgeId(id)).ok_or_else(missing)?.clone()),
-            }
-        }
-        Ok((
-            ends.into_iter()
-                .map(|end| last - total + i64::try_from(end).unwrap_or(i64::MAX))
-                .collect(),
-            graph,
-        ))
+        Ok((changes, ends))
     }
+}
+
+/// The rows as written, change by change from revision `first`, for the graph to take
+/// in as they are.
+fn as_written(
+    first: i64,
+    changes: &[(Entity, i64)],
+    consumers: &HashMap<ConsumerId, &Consumer>,
+    rows: &HashMap<EdgeId, crate::graph::EdgeRecord>,
+) -> Result<Written, ServiceError> {
+    let mut graph = Written::starting_at(first);
+    for &(entity, id) in changes {
+        let missing = || {
+            ServiceError::internal(std::io::Error::other(format!(
+                "{} {id} was written but not returned",
+                entity.as_str()
+            )))
+        };
+        match entity {
+            Entity::Consumer => {
+                let id = ConsumerId(id);
+                graph.consumer(id, (*consumers.get(&id).ok_or_else(missing)?).clone());
+            }
+            _ => graph.edge(rows.get(&EdgeId(id)).ok_or_else(missing)?.clone()),
+        }
+    }
+    Ok(graph)
 }
 
 #[cfg(test)]

@@ -594,7 +594,7 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
     // Load, in this process and as the service starts.
     let before = rss_kib(std::process::id(), "VmRSS:");
     let start = Instant::now();
-    let g = sunset::store::inventory::load(&db).await.expect("load");
+    let g = sunset::service::load_graph(&db).await.expect("load");
     let load = start.elapsed();
     let after = rss_kib(std::process::id(), "VmRSS:");
     println!(

@@ -53,12 +53,14 @@
 //! one type of its own (issue 23); the notes below say how each copy is kept.
 
 mod arrivals;
+mod build;
 mod packed;
 mod query;
 
 use arrivals::{Arrival, Arrivals, NO_RANGE, sort_prefix};
 use packed::Packed;
 
+pub use build::GraphBuilder;
 pub use query::{Answer, Counts, Cycle, Evidence, Impact, Query, Reached, Step, Target, Upstream};
 
 use crate::domain::{

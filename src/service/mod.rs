@@ -63,7 +63,9 @@ pub use delivery::DeliveryReport;
 pub use error::ServiceError;
 pub use handles::{Admin, Artifacts, Audit, Decommission, Inventory, Registry, Retirements};
 pub use health::Readiness;
-pub use inventory::{Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent};
+pub use inventory::{
+    Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent, load_graph,
+};
 pub use refusals::Refusal;
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
@@ -187,17 +189,7 @@ impl Services {
             // Dropping the transaction rolls it back.
             Err(e) => Err(e),
         };
-        match outcome {
-            Err(ServiceError::Contended(_)) if *attempt < WRITE_ATTEMPTS => {
-                tracing::debug!(
-                    attempt = *attempt,
-                    "another writer went first; redoing the change"
-                );
-                *attempt += 1;
-                None
-            }
-            other => Some(other),
-        }
+        (!again_after(&outcome, attempt)).then_some(outcome)
     }
 
     /// Seals `entry` onto the audit chain inside `tx`, stamped `at`.
@@ -270,6 +262,22 @@ fn require_admin(actor: &crate::auth::Actor, what: &str) -> Result<(), ServiceEr
 
 /// How often a change is tried when other writers keep going first.
 pub(crate) const WRITE_ATTEMPTS: u32 = 8;
+
+/// Whether a write transaction that ended in `outcome` runs again: another writer went
+/// first and attempts remain (counted in `attempt`). The one retry rule of every write
+/// path: `in_write_tx!` and the registration group commit.
+pub(crate) fn again_after<T>(outcome: &Result<T, ServiceError>, attempt: &mut u32) -> bool {
+    if matches!(outcome, Err(ServiceError::Contended(_))) && *attempt < WRITE_ATTEMPTS {
+        tracing::debug!(
+            attempt = *attempt,
+            "another writer went first; redoing the change"
+        );
+        *attempt += 1;
+        true
+    } else {
+        false
+    }
+}
 
 /// Whether a periodic job last run at `last_run` (Unix seconds) is due at `now`, at most
 /// every `every` seconds; if so, claims this run, so that of several tasks of this

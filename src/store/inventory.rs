@@ -31,7 +31,7 @@ pub mod batch;
 pub(crate) mod group;
 mod load;
 
-pub use load::load;
+pub use load::{Rows, read_all};
 
 /// What a change row names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -65,3 +65,19 @@ fn the_domain_does_no_io_and_knows_no_framework() {
     );
     assert!(found.is_empty(), "domain/ is pure:\n{}", found.join("\n"));
 }
+
+#[test]
+fn storage_returns_rows_and_the_graph_builds_itself() {
+    let store_builds = offenders(&["src/store"], &["InventoryGraph", "GraphBuilder"]);
+    assert!(
+        store_builds.is_empty(),
+        "store/ reads rows; graph/ builds the graph from them:\n{}",
+        store_builds.join("\n")
+    );
+    let graph_reads = offenders(&["src/graph"], &["crate::store", "sea_orm"]);
+    assert!(
+        graph_reads.is_empty(),
+        "graph/ never reads storage:\n{}",
+        graph_reads.join("\n")
+    );
+}

@@ -16,7 +16,7 @@ impl crate::service::Inventory<'_> {
     /// Loads the graph from the database; done once at start.
     pub async fn load_inventory(&self) -> Result<(), ServiceError> {
         let _one = self.inner.inventory.refresh.lock().await;
-        let fresh = repo::load(self.store().reader()).await?;
+        let fresh = load_graph(self.store().reader()).await?;
         let revision = fresh.revision();
         tracing::info!(
             revision,
@@ -50,7 +50,7 @@ impl crate::service::Inventory<'_> {
         let db = self.store().reader();
         loop {
             if self.inner.inventory.needs_reload.load(Ordering::Acquire) {
-                let fresh = repo::load(db).await?;
+                let fresh = load_graph(db).await?;
                 *self.write_graph() = fresh;
                 self.inner
                     .inventory
@@ -264,7 +264,7 @@ impl crate::service::Inventory<'_> {
     pub async fn inventory_snapshot_from_database(
         &self,
     ) -> Result<crate::graph::Snapshot, ServiceError> {
-        Ok(repo::load(self.store().reader()).await?.snapshot())
+        Ok(load_graph(self.store().reader()).await?.snapshot())
     }
 
     fn write_graph(&self) -> std::sync::RwLockWriteGuard<'_, InventoryGraph> {
@@ -421,4 +421,29 @@ impl Services {
             .read()
             .unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The whole graph as the database holds it now: storage reads the rows, the graph
+/// builds itself from them.
+pub async fn load_graph(db: &sea_orm::DatabaseConnection) -> Result<InventoryGraph, ServiceError> {
+    let mut built = crate::graph::GraphBuilder::new();
+    let revision = repo::read_all(db, |rows| {
+        match rows {
+            repo::Rows::Models(page) => page.into_iter().for_each(|m| built.model(m)),
+            repo::Rows::Versions(page) => {
+                for (id, model, version) in page {
+                    built
+                        .version(id, model, version)
+                        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+                }
+            }
+            repo::Rows::Consumers(page) => {
+                page.into_iter().for_each(|(id, c)| built.consumer(id, c));
+            }
+            repo::Rows::Edges(page) => page.into_iter().for_each(|e| built.edge(e)),
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(built.finish(revision))
 }

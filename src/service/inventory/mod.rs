@@ -8,6 +8,7 @@
 
 mod declare;
 mod follow;
+pub use follow::load_graph;
 mod questions;
 mod usage;
 

@@ -23,7 +23,6 @@ use crate::domain::{
 use crate::graph::{ConsumerId, Link};
 use crate::ingest::registrations::Registration;
 use crate::service::ServiceError;
-use crate::service::WRITE_ATTEMPTS;
 use crate::service::inventory::Written;
 use crate::service::inventory::{no_consumer, no_model, no_pinned_version, self_dependency};
 use crate::store::inventory::group::GroupTx;
@@ -174,7 +173,7 @@ impl Services {
                 .await;
             match outcome {
                 None => break,
-                Some(Err(ServiceError::Contended(_))) if attempt < WRITE_ATTEMPTS => attempt += 1,
+                Some(outcome) if super::super::again_after(&outcome, &mut attempt) => {}
                 Some(outcome) => return outcome,
             }
         }

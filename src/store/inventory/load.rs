@@ -1,5 +1,5 @@
-//! Building the whole graph from the database, at start-up and whenever an instance finds
-//! it missed a change.
+//! Reading every row of the inventory for a load (`graph::GraphBuilder` builds the graph
+//! from them), at start-up and whenever an instance finds it missed a change.
 //!
 //! On SQLite a large load is mostly the driver's per-value work: each value of each row is
 //! copied into an allocation of its own and each row crosses a channel from the driver's
@@ -10,10 +10,8 @@
 //! types: tuples that are `Deserialize` and `TryGetableMany`.
 
 use super::{Interner, edge_of, head_revision, stored_version, to_consumer, to_model_info};
-use crate::domain::{Derivation, EdgeKind, EdgeOrigin, ModelName};
-use crate::graph::{
-    ConsumerId, EdgeRecord, GraphError, InventoryGraph, ModelId, VersionId, VersionInfo,
-};
+use crate::domain::{Consumer, Derivation, EdgeKind, EdgeOrigin, Version};
+use crate::graph::{ConsumerId, EdgeRecord, ModelId, ModelInfo, VersionId};
 use crate::store::StoreError;
 use crate::store::entities::{consumer, inventory_edge};
 use chrono::{DateTime, Utc};
@@ -22,72 +20,73 @@ use sea_orm::{
     TryGetError, TryGetable, TryGetableMany,
 };
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
 
 /// Rows read per query while loading, so memory stays bounded by the graph itself.
 const LOAD_PAGE: u64 = 20_000;
 
-/// Builds the whole graph from the database. The revision is read first: a change that
-/// commits while the rows are read is applied again afterwards, which is harmless.
+/// The inventory's rows as a load reads them, a page at a time.
+pub enum Rows {
+    Models(Vec<ModelInfo>),
+    Versions(Vec<(VersionId, ModelId, Version)>),
+    Consumers(Vec<(ConsumerId, Consumer)>),
+    Edges(Vec<EdgeRecord>),
+}
+
+/// Reads every model, version, consumer and edge, handing each page to `take` as it
+/// arrives: all the nodes first, then the edges. Returns the head revision, read before
+/// any row, so a change that commits meanwhile is applied again afterwards (harmless).
 ///
 /// Edges are read on a task of their own while the nodes load, on another connection of
 /// the pool, so the two halves overlap.
-pub async fn load(db: &DatabaseConnection) -> Result<InventoryGraph, StoreError> {
+pub async fn read_all(
+    db: &DatabaseConnection,
+    mut take: impl FnMut(Rows) -> Result<(), StoreError>,
+) -> Result<i64, StoreError> {
     let revision = head_revision(db).await?;
     let (pages, mut received) = tokio::sync::mpsc::channel::<Vec<EdgeRecord>>(4);
     let reader = tokio::spawn(read_edges(db.clone(), pages));
-    let nodes = load_nodes(db).await;
-    let mut g = match nodes {
-        Ok(g) => g,
-        Err(e) => {
-            reader.abort();
-            return Err(e);
+    let taken = async {
+        read_nodes(db, &mut take).await?;
+        while let Some(page) = received.recv().await {
+            take(Rows::Edges(page))?;
         }
+        Ok::<(), StoreError>(())
     };
-    while let Some(page) = received.recv().await {
-        for e in page {
-            match g.load_edge(e) {
-                Ok(()) => {}
-                // Its consumer, model or version committed after the nodes were read,
-                // so after `revision`: following the change sequence brings both.
-                Err(GraphError::Missing(..)) => {}
-            }
-        }
+    if let Err(e) = taken.await {
+        reader.abort();
+        return Err(e);
     }
     reader
         .await
         .map_err(|e| StoreError::Corrupt(format!("the edge reader failed: {e}")))??;
-    g.finish_load();
-    g.set_revision(revision);
-    Ok(g)
+    Ok(revision)
 }
 
-async fn load_nodes(db: &DatabaseConnection) -> Result<InventoryGraph, StoreError> {
-    let mut g = InventoryGraph::new();
-    let mut names: HashMap<i64, ModelName> = HashMap::new();
+async fn read_nodes(
+    db: &DatabaseConnection,
+    take: &mut impl FnMut(Rows) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let mut models = Pager::new(db, "models", "name, owner_team");
     while let Some(page) = models.next::<(i64, String, String)>().await? {
-        for (id, name, team) in page {
-            let info = to_model_info(id, &name, &team)?;
-            names.insert(id, info.name.clone());
-            g.upsert_model(info);
-        }
+        let page = page
+            .into_iter()
+            .map(|(id, name, team)| to_model_info(id, &name, &team))
+            .collect::<Result<_, _>>()?;
+        take(Rows::Models(page))?;
     }
     let mut versions = Pager::new(db, "model_versions", "model_id, major, minor, patch");
     while let Some(page) = versions.next::<(i64, i64, i32, i32, i32)>().await? {
-        for (id, model, major, minor, patch) in page {
-            let Some(model_name) = names.get(&model).cloned() else {
-                // Committed after the models were read; the change sequence brings it.
-                continue;
-            };
-            g.upsert_version(VersionInfo {
-                id: VersionId(id),
-                model: ModelId(model),
-                model_name,
-                version: stored_version(major, minor, patch)?,
+        let page = page
+            .into_iter()
+            .map(|(id, model, major, minor, patch)| {
+                Ok((
+                    VersionId(id),
+                    ModelId(model),
+                    stored_version(major, minor, patch)?,
+                ))
             })
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        }
+            .collect::<Result<_, StoreError>>()?;
+        take(Rows::Versions(page))?;
     }
     let mut consumers = Pager::new(
         db,
@@ -105,26 +104,43 @@ async fn load_nodes(db: &DatabaseConnection) -> Result<InventoryGraph, StoreErro
         Flag,
     );
     while let Some(page) = consumers.next::<Row>().await? {
-        for (id, name, kind, owner_team, environment, contacts, webhook_url, discovered) in page {
-            let row = consumer::Model {
-                id,
-                name,
-                kind,
-                owner_team,
-                environment,
-                contacts,
-                webhook_url,
-                discovered: discovered.0,
-                // Not part of the graph.
-                webhook_secret: None,
-                created_at: DateTime::<Utc>::MIN_UTC,
-                created_by: String::new(),
-                updated_at: DateTime::<Utc>::MIN_UTC,
-            };
-            g.upsert_consumer(ConsumerId(id), to_consumer(&row)?);
-        }
+        let page = page
+            .into_iter()
+            .map(|row| Ok((ConsumerId(row.0), consumer_of(row)?)))
+            .collect::<Result<_, StoreError>>()?;
+        take(Rows::Consumers(page))?;
     }
-    Ok(g)
+    Ok(())
+}
+
+/// A consumer load row through [`to_consumer`], the one place a row becomes a consumer.
+fn consumer_of(
+    (id, name, kind, owner_team, environment, contacts, webhook_url, discovered): (
+        i64,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Flag,
+    ),
+) -> Result<Consumer, StoreError> {
+    to_consumer(&consumer::Model {
+        id,
+        name,
+        kind,
+        owner_team,
+        environment,
+        contacts,
+        webhook_url,
+        discovered: discovered.0,
+        // Not part of the graph.
+        webhook_secret: None,
+        created_at: DateTime::<Utc>::MIN_UTC,
+        created_by: String::new(),
+        updated_at: DateTime::<Utc>::MIN_UTC,
+    })
 }
 
 /// An edge row as the load reads it: id, packed kind, origin and derivation, the link's

@@ -56,9 +56,11 @@ mod arrivals;
 mod build;
 mod packed;
 mod query;
+mod walk_index;
 
 use arrivals::{Arrival, Arrivals, NO_RANGE, sort_prefix};
 use packed::Packed;
+use walk_index::WalkIndex;
 
 pub use build::GraphBuilder;
 pub use query::{Answer, Counts, Cycle, Evidence, Impact, Query, Reached, Step, Target, Upstream};
@@ -194,29 +196,8 @@ pub struct InventoryGraph {
     model_versions: HashMap<ModelId, BTreeMap<Version, VersionId>>,
     versions: HashMap<VersionId, NodeIndex>,
     edges: HashMap<EdgeId, EdgeIndex>,
-    /// Per node index, the edges arriving there: who depends on that node. The same
-    /// edges petgraph holds, kept again per node (see `arrivals.rs`), because petgraph
-    /// links a node's edges through the edges themselves and a `dependents` walk paid a
-    /// cache miss for every edge it looked at; with its hubs' tens of thousands of
-    /// dependents, that walk was most of a question's time.
-    arrivals: Vec<Arrivals>,
-    /// The same arrivals laid out in one array for the walks (see `packed.rs`), where
-    /// they have not changed since it was laid out.
-    packed: Packed,
-    /// Edges that share both ends with another edge: one link reported by several
-    /// origins, whose evidence an answer gathers. Few edges have one, and knowing which
-    /// spares an answer reading every edge of each node it explains.
-    parallel: HashSet<EdgeIndex>,
-    /// The `depends_on` edges that may lie on a circle of consumers: after a load,
-    /// exactly those whose two ends are in one strongly connected part of the
-    /// `depends_on` links, and kept a superset of that through changes. A walk looks
-    /// for circles among these alone, not among the tens of thousands of links a hub
-    /// question follows, because a circle's links all lie in one such part.
-    looping: HashSet<EdgeIndex, foldhash::fast::RandomState>,
-    /// Set when a change may have closed a circle `looping` does not cover yet: until
-    /// [`Self::set_revision`] finds the circles again, walks treat every `depends_on`
-    /// edge as one that may loop, as slow as that is.
-    loops_unknown: bool,
+    /// What the walks read instead of petgraph's linked edge lists.
+    walk: WalkIndex,
     /// Every range a `uses` edge has named, numbered in the order first seen; arrivals
     /// refer to them by number. One entry per distinct range text, which many edges
     /// share, so none is ever dropped.
@@ -253,23 +234,23 @@ impl InventoryGraph {
     /// circles that changes may have made are found again here, once for them all.
     pub fn set_revision(&mut self, revision: i64) {
         self.revision = revision;
-        if self.loops_unknown {
+        if self.walk.loops_unknown {
             self.mark_looping(self.loops());
-            self.loops_unknown = false;
+            self.walk.loops_unknown = false;
         }
-        if self.packed.worth_repacking() {
+        if self.walk.packed.worth_repacking() {
             self.repack();
         }
     }
 
     /// Lays the packed arrivals out afresh from the per-node lists.
     fn repack(&mut self) {
-        self.packed = Packed::pack(&self.arrivals, self.g.edge_bound());
+        self.walk.packed = Packed::pack(&self.walk.arrivals, self.g.edge_bound());
     }
 
     /// After the arrivals at `ix` changed: walks stop reading their packed copy.
     fn arrivals_changed(&mut self, ix: NodeIndex) {
-        self.packed.unpack(
+        self.walk.packed.unpack(
             ix,
             self.g
                 .edges_directed(ix, Direction::Outgoing)
@@ -375,7 +356,8 @@ impl InventoryGraph {
 
     /// The arrival at `to` of edge `ex`. A search: a popular model's arrivals are many.
     fn arrival_mut(&mut self, to: NodeIndex, ex: EdgeIndex) -> Option<&mut Arrival> {
-        self.arrivals
+        self.walk
+            .arrivals
             .get_mut(to.index())?
             .as_mut_slice()
             .iter_mut()
@@ -388,12 +370,15 @@ impl InventoryGraph {
         if let Some(a) = self.arrival_mut(to, ex) {
             edit(a);
         }
-        self.packed.edit(ex, edit);
+        self.walk.packed.edit(ex, edit);
     }
 
     /// Whether anything depends on the node: it has arrivals.
     fn depended_on(&self, ix: NodeIndex) -> bool {
-        self.arrivals.get(ix.index()).is_some_and(|a| !a.is_empty())
+        self.walk
+            .arrivals
+            .get(ix.index())
+            .is_some_and(|a| !a.is_empty())
     }
 
     /// Puts `node` in the place of the one at `ix`; if its name sorts differently, the
@@ -441,7 +426,7 @@ impl InventoryGraph {
             self.remove_edge(edge);
         }
         // petgraph reuses the index of a removed node.
-        if let Some(arrivals) = self.arrivals.get_mut(ix.index()) {
+        if let Some(arrivals) = self.walk.arrivals.get_mut(ix.index()) {
             *arrivals = Arrivals::None;
         }
         self.arrivals_changed(ix);
@@ -470,7 +455,7 @@ impl InventoryGraph {
         for e in (&self.g).edge_references() {
             count[e.target().index()] += 1;
         }
-        self.arrivals = count.into_iter().map(Arrivals::with_capacity).collect();
+        self.walk.arrivals = count.into_iter().map(Arrivals::with_capacity).collect();
         // Keys read node by node in order, rather than once per edge at random.
         let keys: Vec<u64> = (0..self.g.node_bound())
             .map(|i| {
@@ -485,16 +470,21 @@ impl InventoryGraph {
                 key: keys[from.index()],
                 ..self.bare_arrival(from, ex)
             };
-            self.arrivals[to.index()].push(arrival);
+            self.walk.arrivals[to.index()].push(arrival);
         }
         // Only now that every node has its arrivals is it known who is depended on.
-        let depended_on: Vec<bool> = self.arrivals.iter().map(|a| !a.is_empty()).collect();
-        for a in self.arrivals.iter_mut().flat_map(Arrivals::as_mut_slice) {
+        let depended_on: Vec<bool> = self.walk.arrivals.iter().map(|a| !a.is_empty()).collect();
+        for a in self
+            .walk
+            .arrivals
+            .iter_mut()
+            .flat_map(Arrivals::as_mut_slice)
+        {
             a.from_depended_on = depended_on.get(a.from.index()).copied().unwrap_or(false);
         }
-        self.parallel.clear();
+        self.walk.parallel.clear();
         let mut ends: Vec<(NodeIndex, EdgeIndex)> = Vec::new();
-        for arrivals in &self.arrivals {
+        for arrivals in &self.walk.arrivals {
             let Arrivals::Many(arrivals) = arrivals else {
                 continue;
             };
@@ -503,18 +493,18 @@ impl InventoryGraph {
             ends.sort_unstable();
             for pair in ends.windows(2) {
                 if pair[0].0 == pair[1].0 {
-                    self.parallel.extend([pair[0].1, pair[1].1]);
+                    self.walk.parallel.extend([pair[0].1, pair[1].1]);
                 }
             }
         }
         self.mark_looping(self.loops());
-        self.loops_unknown = false;
+        self.walk.loops_unknown = false;
         self.repack();
     }
 
     /// Makes `looping` the graph's looping edges, and their arrivals say so.
     fn mark_looping(&mut self, looping: HashSet<EdgeIndex, foldhash::fast::RandomState>) {
-        let old = std::mem::take(&mut self.looping);
+        let old = std::mem::take(&mut self.walk.looping);
         let flips: Vec<(EdgeIndex, bool)> = old
             .difference(&looping)
             .map(|&ex| (ex, false))
@@ -525,7 +515,7 @@ impl InventoryGraph {
                 self.edit_arrival(to, ex, |a| a.looping = flag);
             }
         }
-        self.looping = looping;
+        self.walk.looping = looping;
     }
 
     /// The `depends_on` edges whose two ends lie in one strongly connected part of the
@@ -577,7 +567,7 @@ impl InventoryGraph {
         let mut todo = vec![to];
         while let Some(at) = todo.pop() {
             if at == from || seen.len() > LOOP_SEARCH_BOUND {
-                self.loops_unknown = true;
+                self.walk.loops_unknown = true;
                 return;
             }
             for e in self.g.edges_directed(at, Direction::Outgoing) {
@@ -622,22 +612,24 @@ impl InventoryGraph {
         if !arrive {
             return Ok(());
         }
-        if self.arrivals.len() <= to.index() {
-            self.arrivals.resize_with(to.index() + 1, Arrivals::default);
+        if self.walk.arrivals.len() <= to.index() {
+            self.walk
+                .arrivals
+                .resize_with(to.index() + 1, Arrivals::default);
         }
-        let twins: Vec<EdgeIndex> = self.arrivals[to.index()]
+        let twins: Vec<EdgeIndex> = self.walk.arrivals[to.index()]
             .as_slice()
             .iter()
             .filter(|a| a.from == from)
             .map(|a| a.edge)
             .collect();
         if !twins.is_empty() {
-            self.parallel.extend(twins);
-            self.parallel.insert(ex);
+            self.walk.parallel.extend(twins);
+            self.walk.parallel.insert(ex);
         }
         let arrival = self.arrival(from, ex);
         let first = !self.depended_on(to);
-        self.arrivals[to.index()].push(arrival);
+        self.walk.arrivals[to.index()].push(arrival);
         self.arrivals_changed(to);
         if first {
             self.refresh_arrivals_from(to);
@@ -653,15 +645,15 @@ impl InventoryGraph {
             return;
         };
         if let Some((_, to)) = self.g.edge_endpoints(ex)
-            && let Some(arrivals) = self.arrivals.get_mut(to.index())
+            && let Some(arrivals) = self.walk.arrivals.get_mut(to.index())
             && let Some(at) = arrivals.as_slice().iter().position(|a| a.edge == ex)
         {
             let gone = arrivals.remove(at);
             let last = arrivals.is_empty();
-            if self.parallel.remove(&ex) {
+            if self.walk.parallel.remove(&ex) {
                 let mut twins = arrivals.as_slice().iter().filter(|a| a.from == gone.from);
                 if let (Some(last), None) = (twins.next(), twins.next()) {
-                    self.parallel.remove(&last.edge);
+                    self.walk.parallel.remove(&last.edge);
                 }
             }
             self.arrivals_changed(to);
@@ -669,9 +661,9 @@ impl InventoryGraph {
                 self.refresh_arrivals_from(to);
             }
         }
-        self.packed.forget_edge(ex);
+        self.walk.packed.forget_edge(ex);
         // A superset stays one: the edge's index may be reused, but not its flag.
-        self.looping.remove(&ex);
+        self.walk.looping.remove(&ex);
         self.g.remove_edge(ex);
     }
 
@@ -801,8 +793,8 @@ impl InventoryGraph {
     /// the looping edges `depends_on` edges that include every one on a circle (unless
     /// the graph says it does not know them yet).
     fn indexes_agree(&self) -> bool {
-        let looping_ok = (self.loops_unknown || self.loops().is_subset(&self.looping))
-            && self.looping.iter().all(|&ex| {
+        let looping_ok = (self.walk.loops_unknown || self.loops().is_subset(&self.walk.looping))
+            && self.walk.looping.iter().all(|&ex| {
                 self.g
                     .edge_weight(ex)
                     .is_some_and(|e| matches!(e.link, Link::DependsOn { .. }))
@@ -815,16 +807,19 @@ impl InventoryGraph {
             .filter(|e| self.g.edges_connecting(e.source(), e.target()).count() > 1)
             .map(|e| e.id())
             .collect();
-        if parallel != self.parallel {
+        if parallel != self.walk.parallel {
             return false;
         }
         let bound = self.g.node_bound();
-        if self.arrivals.len() > bound && self.arrivals[bound..].iter().any(|a| !a.is_empty()) {
+        if self.walk.arrivals.len() > bound
+            && self.walk.arrivals[bound..].iter().any(|a| !a.is_empty())
+        {
             return false;
         }
         (0..bound).all(|i| {
             let ix = NodeIndex::new(i);
             let kept = self
+                .walk
                 .arrivals
                 .get(i)
                 .map(Arrivals::as_slice)
@@ -851,7 +846,7 @@ impl InventoryGraph {
                             .edges_directed(e.source(), Direction::Incoming)
                             .next()
                             .is_some(),
-                        looping: self.looping.contains(&e.id()),
+                        looping: self.walk.looping.contains(&e.id()),
                         last_seen: stamp(e.weight().last_seen),
                         key: self.key_of(e.source()),
                     })
@@ -860,7 +855,7 @@ impl InventoryGraph {
                 Vec::new()
             };
             kept.iter().rev().eq(expected.iter())
-        }) && self.packed.agrees_with(&self.arrivals)
+        }) && self.walk.packed.agrees_with(&self.walk.arrivals)
     }
 
     fn node_label(&self, ix: NodeIndex) -> String {

@@ -867,7 +867,7 @@ impl InventoryGraph {
             consumer: matches!(self.g[start], Node::Consumer(..)),
             key: 0,
             leaf: false,
-            span: self.packed.span(start),
+            span: self.walk.packed.span(start),
         });
         let mut stale_skipped: HashSet<EdgeIndex> = HashSet::default();
         // Followed `depends_on` links that may be on a circle, as (dependent,
@@ -893,7 +893,7 @@ impl InventoryGraph {
                 // this batch's work rather than wait for the batch's own first reads.
                 let mut touched = 0u32;
                 for span in visits.spans(end, end + BATCH) {
-                    touched ^= self.packed.first_read(span);
+                    touched ^= self.walk.packed.first_read(span);
                 }
                 std::hint::black_box(touched);
                 self.expand_beyond(
@@ -992,7 +992,7 @@ impl InventoryGraph {
             last_seen: a.last_seen,
             key: a.key,
             leaf: !a.from_depended_on,
-            may_loop: self.loops_unknown || a.looping,
+            may_loop: self.walk.loops_unknown || a.looping,
             span,
         };
         if v.consumer {
@@ -1003,7 +1003,7 @@ impl InventoryGraph {
             return;
         };
         if let Some(&model) = self.models.get(&version.model) {
-            let at_model = self.found(model, self.packed.span(model));
+            let at_model = self.found(model, self.walk.packed.span(model));
             at_model.each_newest_first(|a, span| {
                 if self
                     .ranges
@@ -1014,7 +1014,7 @@ impl InventoryGraph {
                 }
             });
         }
-        let own = self.found(v.ix, self.packed.span(v.ix));
+        let own = self.found(v.ix, self.walk.packed.span(v.ix));
         own.each_newest_first(|a, span| emit(next(of, a, span, EdgeKind::DerivedFrom)));
     }
 
@@ -1055,7 +1055,7 @@ impl InventoryGraph {
                 Found::Packed(hot, _) if v.consumer && q.include_stale => {
                     for h in hot.iter().rev() {
                         visits.insert_beyond(h.from, v.depth + 1, h.from_span, true, h.leaf());
-                        if self.loops_unknown || h.looping() {
+                        if self.walk.loops_unknown || h.looping() {
                             links.push((h.from, v.ix));
                         }
                     }
@@ -1078,11 +1078,12 @@ impl InventoryGraph {
     /// A node's arrivals: packed when `span` says where, else from its list.
     fn found(&self, ix: NodeIndex, span: Span) -> Found<'_> {
         if span.is_packed() {
-            let (hot, list) = self.packed.list(span);
+            let (hot, list) = self.walk.packed.list(span);
             Found::Packed(hot, list)
         } else {
             Found::Live(
-                self.arrivals
+                self.walk
+                    .arrivals
                     .get(ix.index())
                     .map(super::Arrivals::as_slice)
                     .unwrap_or_default(),
@@ -1135,7 +1136,8 @@ impl InventoryGraph {
 
     /// Whether a `depends_on` edge may lie on a circle (see `InventoryGraph::looping`).
     fn may_loop(&self, ex: EdgeIndex) -> bool {
-        self.loops_unknown || (!self.looping.is_empty() && self.looping.contains(&ex))
+        self.walk.loops_unknown
+            || (!self.walk.looping.is_empty() && self.walk.looping.contains(&ex))
     }
 
     /// Followed `depends_on` links that may be on a circle among the consumers visited.
@@ -1288,7 +1290,7 @@ impl InventoryGraph {
         labels: &mut Labels,
     ) -> Step {
         let chosen = &self.g[ex];
-        let mut evidence: Vec<Evidence> = if self.parallel.contains(&ex) {
+        let mut evidence: Vec<Evidence> = if self.walk.parallel.contains(&ex) {
             let (a, b) = self.g.edge_endpoints(ex).unwrap_or((from, to));
             self.g
                 .edges_connecting(a, b)

@@ -646,9 +646,19 @@ fn every_size_limit_lists_a_prefix_of_the_whole_answer_and_counts_alike() {
     // Built by single upserts, the graph has no packed arrivals; packed, the walks read
     // those, and must give the very same answers.
     let unpacked = answers_at_every_limit(&f.g);
-    assert!(!f.g.packed.span(f.g.consumers[&ConsumerId(1)]).is_packed());
+    assert!(
+        !f.g.walk
+            .packed
+            .span(f.g.consumers[&ConsumerId(1)])
+            .is_packed()
+    );
     f.g.repack();
-    assert!(f.g.packed.span(f.g.consumers[&ConsumerId(1)]).is_packed());
+    assert!(
+        f.g.walk
+            .packed
+            .span(f.g.consumers[&ConsumerId(1)])
+            .is_packed()
+    );
     assert!(f.g.snapshot().indexes_agree);
     assert_eq!(answers_at_every_limit(&f.g), unpacked);
     let deep = f.g.dependents(VersionId(10), &query()).unwrap();
@@ -705,10 +715,6 @@ fn packed_arrivals_answer_as_the_lists_do_through_every_change() {
     // A loaded graph walks its packed arrivals; each change unpacks what it touches and
     // a revision may lay them out again. After every change the answers must be those
     // of the same graph walked from its per-node lists alone (its packed copy dropped).
-    let mut f = Fixture::standard();
-    for id in 6..60 {
-        f.g.upsert_consumer(ConsumerId(id), consumer(&format!("n{id:02}"), "fan"));
-    }
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = |n: u64| {
         rng ^= rng << 13;
@@ -716,6 +722,28 @@ fn packed_arrivals_answer_as_the_lists_do_through_every_change() {
         rng ^= rng << 17;
         rng % n
     };
+    let mut f = loaded_fan(&mut next);
+    walks_agree(&f.g, "the load");
+    assert!(f.g.walk.packed.span(f.g.models[&ModelId(1)]).is_packed());
+    let mut revision = 1;
+    for step in 0..300 {
+        let what = random_change(&mut f, &mut next, step);
+        walks_agree(&f.g, what);
+        if step % 10 == 9 {
+            revision += 1;
+            f.g.set_revision(revision);
+            walks_agree(&f.g, "a revision");
+        }
+    }
+}
+
+/// The standard fixture with 54 more consumers, each using a model or depending on an
+/// earlier consumer at random, as a bulk load leaves it.
+fn loaded_fan(next: &mut impl FnMut(u64) -> u64) -> Fixture {
+    let mut f = Fixture::standard();
+    for id in 6..60 {
+        f.g.upsert_consumer(ConsumerId(id), consumer(&format!("n{id:02}"), "fan"));
+    }
     for id in 6..60 {
         if next(3) == 0 {
             f.uses(
@@ -735,7 +763,12 @@ fn packed_arrivals_answer_as_the_lists_do_through_every_change() {
     }
     bulk_load_edges_of(&f.g, &mut loaded.g);
     loaded.next_edge = f.next_edge;
-    let mut f = loaded;
+    loaded
+}
+
+/// The graph's indexes agree with petgraph, and its walks answer as the same graph
+/// walked from its per-node lists alone.
+fn walks_agree(g: &InventoryGraph, after: &str) {
     let questions = [
         Query {
             limit: 3,
@@ -753,69 +786,62 @@ fn packed_arrivals_answer_as_the_lists_do_through_every_change() {
             ..query()
         },
     ];
-    let agree = |g: &InventoryGraph, after: &str| {
-        assert!(g.snapshot().indexes_agree, "after {after}");
-        let mut lists_only = g.clone();
-        lists_only.packed = Packed::default();
-        for version in [10, 11, 12, 20, 30] {
-            for q in &questions {
-                assert_eq!(
-                    g.dependents(VersionId(version), q),
-                    lists_only.dependents(VersionId(version), q),
-                    "version {version} after {after}"
-                );
-            }
+    assert!(g.snapshot().indexes_agree, "after {after}");
+    let mut lists_only = g.clone();
+    lists_only.walk.packed = Packed::default();
+    for version in [10, 11, 12, 20, 30] {
+        for q in &questions {
+            assert_eq!(
+                g.dependents(VersionId(version), q),
+                lists_only.dependents(VersionId(version), q),
+                "version {version} after {after}"
+            );
         }
-    };
-    agree(&f.g, "the load");
-    assert!(f.g.packed.span(f.g.models[&ModelId(1)]).is_packed());
-    let mut revision = 1;
-    for step in 0..300 {
-        let consumers: Vec<ConsumerId> = f.g.consumers.keys().copied().collect();
-        let pick = |n: u64| consumers[n as usize % consumers.len()].0;
-        let what = match next(7) {
-            0 | 1 => {
-                let (a, b) = (pick(next(1000)), pick(next(1000)));
-                f.depends(a, b);
-                "a dependency"
+    }
+}
+
+/// One change at random: a link added, removed or seen again, a consumer renamed or
+/// removed; says which.
+fn random_change(f: &mut Fixture, next: &mut impl FnMut(u64) -> u64, step: u32) -> &'static str {
+    let consumers: Vec<ConsumerId> = f.g.consumers.keys().copied().collect();
+    let pick = |n: u64| consumers[n as usize % consumers.len()].0;
+    match next(7) {
+        0 | 1 => {
+            let (a, b) = (pick(next(1000)), pick(next(1000)));
+            f.depends(a, b);
+            "a dependency"
+        }
+        2 => {
+            let c = pick(next(1000));
+            f.uses(c, 1 + next(3) as i64, "^1");
+            "a use"
+        }
+        3 => {
+            let ids: Vec<EdgeId> = f.g.edges.keys().copied().collect();
+            if let Some(&id) = ids.get(next(ids.len().max(1) as u64) as usize) {
+                f.g.remove_edge(id);
             }
-            2 => {
-                f.uses(pick(next(1000)), 1 + next(3) as i64, "^1");
-                "a use"
+            "a removal"
+        }
+        4 => {
+            let ids: Vec<EdgeId> = f.g.edges.keys().copied().collect();
+            if let Some(&id) = ids.get(next(ids.len().max(1) as u64) as usize) {
+                let mut e = f.g.edge(id).unwrap().clone();
+                e.last_seen = t0() - chrono::Duration::days(next(3) as i64);
+                f.g.upsert_edge(e).unwrap();
             }
-            3 => {
-                let ids: Vec<EdgeId> = f.g.edges.keys().copied().collect();
-                if let Some(&id) = ids.get(next(ids.len().max(1) as u64) as usize) {
-                    f.g.remove_edge(id);
-                }
-                "a removal"
+            "new evidence"
+        }
+        5 => {
+            let id = pick(next(1000));
+            f.g.upsert_consumer(ConsumerId(id), consumer(&format!("r{step:03}"), "fan"));
+            "a rename"
+        }
+        _ => {
+            if consumers.len() > 20 {
+                f.g.remove_consumer(ConsumerId(pick(next(1000))));
             }
-            4 => {
-                let ids: Vec<EdgeId> = f.g.edges.keys().copied().collect();
-                if let Some(&id) = ids.get(next(ids.len().max(1) as u64) as usize) {
-                    let mut e = f.g.edge(id).unwrap().clone();
-                    e.last_seen = t0() - chrono::Duration::days(next(3) as i64);
-                    f.g.upsert_edge(e).unwrap();
-                }
-                "new evidence"
-            }
-            5 => {
-                let id = pick(next(1000));
-                f.g.upsert_consumer(ConsumerId(id), consumer(&format!("r{step:03}"), "fan"));
-                "a rename"
-            }
-            _ => {
-                if consumers.len() > 20 {
-                    f.g.remove_consumer(ConsumerId(pick(next(1000))));
-                }
-                "a consumer removed"
-            }
-        };
-        agree(&f.g, what);
-        if step % 10 == 9 {
-            revision += 1;
-            f.g.set_revision(revision);
-            agree(&f.g, "a revision");
+            "a consumer removed"
         }
     }
 }
@@ -838,8 +864,8 @@ fn walks_read_the_packed_arrivals_where_they_are_current() {
         g.dependents(VersionId(10), &counted).unwrap(),
     );
     let model = g.models[&ModelId(1)];
-    assert!(g.packed.span(model).is_packed());
-    g.arrivals[model.index()] = Arrivals::None;
+    assert!(g.walk.packed.span(model).is_packed());
+    g.walk.arrivals[model.index()] = Arrivals::None;
     assert_eq!(g.dependents(VersionId(10), &query()).unwrap(), whole);
     assert_eq!(g.dependents(VersionId(10), &counted).unwrap(), cut);
     g.arrivals_changed(model);

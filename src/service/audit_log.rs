@@ -179,7 +179,7 @@ impl super::Audit<'_> {
         })
     }
 
-    /// Authorizes and records an export; the caller then pages with [`Services::audit_export_page`].
+    /// Authorizes and records an export; the caller then pages with [`Self::audit_export_page`].
     pub async fn begin_audit_export(
         &self,
         actor: &Actor,

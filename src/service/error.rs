@@ -15,7 +15,7 @@ pub enum ServiceError {
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),
-    /// Other writers kept changing the same data; redone by `Services::write`, and
+    /// Other writers kept changing the same data; redone by `in_write_tx!`, and
     /// reported only when it kept happening.
     #[error("{0}")]
     Contended(String),

@@ -12,7 +12,7 @@
 //! its head from there when it begins, before it reads anything. Another process or
 //! instance may have appended since; then the insert of the next sequence number hits
 //! the primary key and fails with [`StoreError::StaleHead`], the gate forgets its head,
-//! and the use case runs again on fresh data (`Services::write`). Because every write
+//! and the use case runs again on fresh data (`in_write_tx!`). Because every write
 //! appends a record, any two overlapping writes collide on one sequence number, so
 //! writes behave as if run one after another, everywhere.
 

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 /// about 10 MB in memory.
 const REWRAP_PAGE: u64 = 50_000;
 
-/// The two passes of [`Services::rewrap_below`], as their audit records name them: the
+/// The two passes of `Decommission::rewrap_below`, as their audit records name them: the
 /// rotation itself, and the check for late keys just before the old epochs go.
 const REWRAP_ROTATION: &str = "rotation";
 const REWRAP_BEFORE_DESTROY: &str = "before-destroy";

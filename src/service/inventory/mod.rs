@@ -4,7 +4,7 @@
 //! Every change commits with an inventory revision (`store::inventory`); after its
 //! commit, the writer brings its own graph up to date before answering, so a client
 //! reads its own writes. Other instances catch up from the same sequence on a short
-//! poll (`Services::follow_inventory`).
+//! poll (`Inventory::follow_inventory`).
 
 mod declare;
 mod follow;

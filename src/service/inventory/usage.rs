@@ -50,7 +50,7 @@ impl crate::service::Inventory<'_> {
         Ok(())
     }
 
-    /// The body of [`Services::observe_usage`], inside the caller's transaction.
+    /// The body of [`Self::observe_usage`], inside the caller's transaction.
     pub(crate) async fn record_usage(
         &self,
         tx: &mut crate::store::WriteTx,

@@ -11,10 +11,12 @@ mod check;
 mod decisions;
 mod outbox;
 mod schedule;
+mod state;
 
 pub use check::CheckReport;
 pub use decisions::Requester;
 pub(crate) use outbox::{escalation_contacts, new_notice_id};
+pub(super) use state::State;
 
 use super::{ServiceError, Services};
 use crate::audit::{Action, AuditEntry, SubjectType};
@@ -36,46 +38,6 @@ pub(crate) const MAX_VERSIONS: u64 = 10_000;
 pub(super) const MAX_TEXT: usize = 4_000;
 /// The most retirements one list returns.
 pub const MAX_LIST: u64 = 500;
-
-/// What this instance keeps for retirements between calls.
-pub(super) struct State {
-    pub(super) notice_policy: crate::domain::NoticePolicy,
-    pub(super) notifications: crate::config::NotificationSettings,
-    /// Where dependents reach this service (acknowledgement links).
-    pub(super) public_url: String,
-    /// Built on first delivery; an error when the configuration cannot make them.
-    pub(super) channels: std::sync::OnceLock<Result<super::delivery::Channels, String>>,
-    /// Wakes the delivery worker after a commit that wrote notices.
-    pub(super) delivery_wake: tokio::sync::Notify,
-    /// Committed retirement changes made through this instance, for subscriptions.
-    pub(super) events: tokio::sync::broadcast::Sender<RetirementEvent>,
-}
-
-impl State {
-    /// From `settings`, whose retirement policy must have been checked: an unusable one
-    /// falls back to the defaults.
-    pub(super) fn new(settings: &crate::config::Settings) -> Self {
-        let notice_policy = settings.retirement.policy().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "retirement policy unusable; using the defaults");
-            crate::config::RetirementSettings::default()
-                .policy()
-                .unwrap_or_else(|_| unreachable!("the default policy parses"))
-        });
-        let public_url = settings
-            .notifications
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", settings.listen));
-        Self {
-            notice_policy,
-            notifications: settings.notifications.clone(),
-            public_url,
-            channels: std::sync::OnceLock::new(),
-            delivery_wake: tokio::sync::Notify::new(),
-            events: tokio::sync::broadcast::channel(256).0,
-        }
-    }
-}
 
 /// What governance asks for.
 #[derive(Debug, Clone)]

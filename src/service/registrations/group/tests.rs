@@ -269,6 +269,34 @@ async fn judged_in_order(services: Services) {
         ],
     )
     .await;
+    let r6 = refused_and_ordered(&outcomes);
+    let (a, edge) = only_what_was_applied_was_written(&services).await;
+    // A later group finds `a` and its edge in the database: updated and counted again.
+    let later = group(
+        &services,
+        vec![("m7", vec![consumer("a", "v", &["fraud-scorer"], &[])])],
+    )
+    .await;
+    assert!(revision(&later[0]) > r6);
+    let db = services.store().reader();
+    let again = batch::consumers_by_id(db, &[a]).await.expect("read");
+    assert_eq!(again[&a].owner_team.as_str(), "v");
+    let edges = batch::edges_by_id(db, &[edge]).await.expect("read");
+    assert_eq!(edges.values().next().expect("edge").observations, 3);
+    // The graph followed each commit before the answers went out.
+    assert_eq!(
+        services.inventory().inventory_snapshot(),
+        services
+            .inventory()
+            .inventory_snapshot_from_database()
+            .await
+            .expect("db")
+    );
+}
+
+/// The refused messages name why, a repeat is a duplicate, and revisions follow the
+/// messages; returns the last message's revision.
+fn refused_and_ordered(outcomes: &[Result<Received, ServiceError>]) -> i64 {
     let message = |i: usize| match &outcomes[i] {
         Err(e) => e.to_string(),
         other => panic!("message {i} was not refused: {other:?}"),
@@ -298,7 +326,14 @@ async fn judged_in_order(services: Services) {
         r0 < r1 && r1 < r6,
         "revisions follow the messages: {r0} {r1} {r6}"
     );
+    r6
+}
 
+/// Only the applied messages' consumers, edge sightings, receipts and audit records are
+/// in the database; returns consumer `a` and its edge.
+async fn only_what_was_applied_was_written(
+    services: &Services,
+) -> (crate::domain::ConsumerId, crate::domain::EdgeId) {
     let db = services.store().reader();
     let names = |names: &[&str]| {
         names
@@ -344,25 +379,5 @@ async fn judged_in_order(services: Services) {
         .await
         .expect("verify");
     assert!(verified.is_ok(), "{verified:?}");
-    // A later group finds `a` and its edge in the database: updated and counted again.
-    let later = group(
-        &services,
-        vec![("m7", vec![consumer("a", "v", &["fraud-scorer"], &[])])],
-    )
-    .await;
-    assert!(revision(&later[0]) > r6);
-    let a = &found[&all[0]];
-    let again = batch::consumers_by_id(db, &[a.0]).await.expect("read");
-    assert_eq!(again[&a.0].owner_team.as_str(), "v");
-    let edges = batch::edges_by_id(db, &[edges[0].id]).await.expect("read");
-    assert_eq!(edges.values().next().expect("edge").observations, 3);
-    // The graph followed each commit before the answers went out.
-    assert_eq!(
-        services.inventory().inventory_snapshot(),
-        services
-            .inventory()
-            .inventory_snapshot_from_database()
-            .await
-            .expect("db")
-    );
+    (found[&all[0]].0, edges[0].id)
 }

@@ -760,219 +760,247 @@ on_both_backends! {
         let id = scheduled(&w, effective).await;
         deliver(&w).await;
 
-        // A late dependent sends it to needs-decision; governance accepts the shorter notice.
-        w.clock.advance(Duration::days(10));
-        w.app
-            .services
-            .inventory().declare_edge(
-                &Actor::local_operator(),
-                EdgeSpec::Uses {
-                    consumer: "analytics".into(),
-                    model: "fraud".into(),
-                    version: "2.1.0".into(),
-                },
-            )
-            .await
-            .expect("edge");
-        check(&w).await;
-        assert_eq!(detail(&w, &id).await["state"], "NEEDS_DECISION");
-        let accept = "mutation($id: ID!, $j: String!) { acceptShorterNotice(id: $id, justification: $j) { state decisionNote } }";
-        let short = w
-            .app
-            .gql(&w.governance, accept, json!({ "id": id, "j": "too short" }))
-            .await;
-        assert_eq!(
-            short["errors"][0]["extensions"]["code"], "VALIDATION",
-            "a justification says something: {short:#}"
-        );
-        let accepted = w.app.gql_ok(&w.governance, accept, json!({ "id": id, "j": "analytics only reads yesterday's scores; agreed with its team" })).await;
-        assert_eq!(accepted["acceptShorterNotice"]["state"], "SCHEDULED");
-        let d = detail(&w, &id).await;
-        assert_eq!(
-            DateTime::parse_from_rfc3339(
-                dependent(&d, "analytics")["noticeEndsAt"]
-                    .as_str()
-                    .expect("t")
-            )
-            .expect("t"),
-            effective
-        );
+        a_late_dependent_is_accepted_with_shorter_notice(&w, &id, effective).await;
+        checkout_asks_by_its_link_and_is_granted(&w, &id).await;
+        billing_asks_by_the_api_and_is_refused(&w, &id, effective).await;
+        let later = new_terms_are_told_and_postponing_settles_them(&w, &id, effective).await;
+        billing_released_by_name_leaves_it_ready(&w, &id, later).await;
+    }
+}
 
-        // checkout asks for more time through its link; governance grants it, which goes
-        // past the date; postponing settles it, and everyone is told the new date.
-        let got = w.receiver.received_requests().await.expect("requests");
-        let body: Value = serde_json::from_slice(&got[0].body).expect("json");
-        let link = body["data"]["acknowledgeUrl"]
-            .as_str()
-            .expect("link")
-            .replace(PUBLIC_URL, &w.app.address);
-        let bad = w
-            .app
-            .client
-            .post(format!("{link}/extension"))
-            .form(&[
-                ("until", "next year"),
-                ("reason", "migration takes a quarter"),
-            ])
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(bad.status(), 422);
-        let asked = w
-            .app
-            .client
-            .post(format!("{link}/extension"))
-            .form(&[
-                ("until", "2027-02-15"),
-                ("reason", "our migration to 3.0 needs one more sprint"),
-            ])
-            .send()
-            .await
-            .expect("post");
+const DECIDE: &str = "mutation($id: ID!, $c: String!, $g: Boolean!) { decideExtension(id: $id, consumer: $c, grant: $g, note: \"one sprint is fair\") { extensionState noticeEndsAt } }";
+
+async fn a_late_dependent_is_accepted_with_shorter_notice(
+    w: &World,
+    id: &str,
+    effective: DateTime<Utc>,
+) {
+    // A late dependent sends it to needs-decision; governance accepts the shorter notice.
+    w.clock.advance(Duration::days(10));
+    w.app
+        .services
+        .inventory()
+        .declare_edge(
+            &Actor::local_operator(),
+            EdgeSpec::Uses {
+                consumer: "analytics".into(),
+                model: "fraud".into(),
+                version: "2.1.0".into(),
+            },
+        )
+        .await
+        .expect("edge");
+    check(w).await;
+    assert_eq!(detail(w, id).await["state"], "NEEDS_DECISION");
+    let accept = "mutation($id: ID!, $j: String!) { acceptShorterNotice(id: $id, justification: $j) { state decisionNote } }";
+    let short = w
+        .app
+        .gql(&w.governance, accept, json!({ "id": id, "j": "too short" }))
+        .await;
+    assert_eq!(
+        short["errors"][0]["extensions"]["code"], "VALIDATION",
+        "a justification says something: {short:#}"
+    );
+    let accepted = w.app.gql_ok(&w.governance, accept, json!({ "id": id, "j": "analytics only reads yesterday's scores; agreed with its team" })).await;
+    assert_eq!(accepted["acceptShorterNotice"]["state"], "SCHEDULED");
+    let d = detail(w, id).await;
+    assert_eq!(
+        DateTime::parse_from_rfc3339(
+            dependent(&d, "analytics")["noticeEndsAt"]
+                .as_str()
+                .expect("t")
+        )
+        .expect("t"),
+        effective
+    );
+}
+
+async fn checkout_asks_by_its_link_and_is_granted(w: &World, id: &str) {
+    // checkout asks for more time through its link; governance grants it, which goes
+    // past the date; postponing settles it, and everyone is told the new date.
+    let got = w.receiver.received_requests().await.expect("requests");
+    let body: Value = serde_json::from_slice(&got[0].body).expect("json");
+    let link = body["data"]["acknowledgeUrl"]
+        .as_str()
+        .expect("link")
+        .replace(PUBLIC_URL, &w.app.address);
+    let bad = w
+        .app
+        .client
+        .post(format!("{link}/extension"))
+        .form(&[
+            ("until", "next year"),
+            ("reason", "migration takes a quarter"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad.status(), 422);
+    let asked = w
+        .app
+        .client
+        .post(format!("{link}/extension"))
+        .form(&[
+            ("until", "2027-02-15"),
+            ("reason", "our migration to 3.0 needs one more sprint"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        asked.status(),
+        200,
+        "{}",
+        asked.text().await.unwrap_or_default()
+    );
+    let granted = w
+        .app
+        .gql_ok(
+            &w.governance,
+            DECIDE,
+            json!({ "id": id, "c": "checkout", "g": true }),
+        )
+        .await;
+    assert_eq!(granted["decideExtension"]["extensionState"], "granted");
+    assert_eq!(detail(w, id).await["state"], "NEEDS_DECISION");
+    let again = w
+        .app
+        .gql(
+            &w.governance,
+            DECIDE,
+            json!({ "id": id, "c": "checkout", "g": false }),
+        )
+        .await;
+    assert_eq!(
+        again["errors"][0]["extensions"]["code"], "CONFLICT",
+        "decided once: {again:#}"
+    );
+}
+
+async fn billing_asks_by_the_api_and_is_refused(w: &World, id: &str, effective: DateTime<Utc>) {
+    // billing asks through the API with its owners' token, and is refused.
+    let finance = w.app.token("finance-owner", "owner", Some("finance")).await;
+    let ask = "mutation($id: ID!, $u: DateTime!) { requestExtension(id: $id, consumer: \"billing\", until: $u, reason: \"we want a long holiday first\") { extensionState } }";
+    let asked = w
+        .app
+        .gql_ok(
+            &finance,
+            ask,
+            json!({ "id": id, "u": (t0() + Duration::days(200)).to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(asked["requestExtension"]["extensionState"], "requested");
+    let refused = w
+        .app
+        .gql_ok(
+            &w.governance,
+            DECIDE,
+            json!({ "id": id, "c": "billing", "g": false }),
+        )
+        .await;
+    assert_eq!(refused["decideExtension"]["extensionState"], "refused");
+    assert_eq!(
+        DateTime::parse_from_rfc3339(
+            refused["decideExtension"]["noticeEndsAt"]
+                .as_str()
+                .expect("t")
+        )
+        .expect("t"),
+        effective,
+        "a refusal changes no date"
+    );
+}
+
+/// Returns the date the retirement was postponed to.
+async fn new_terms_are_told_and_postponing_settles_them(
+    w: &World,
+    id: &str,
+    effective: DateTime<Utc>,
+) -> DateTime<Utc> {
+    // analytics (shorter notice) and checkout (extension) were told of their new terms.
+    deliver(w).await;
+    let told: Vec<String> = mails(&w.mail)
+        .into_iter()
+        .filter(|m| m.data.contains("Subject: [sunset] Changed:"))
+        .flat_map(|m| m.to)
+        .collect();
+    assert_eq!(told.len(), 2, "{told:?}");
+    let postpone = "mutation($id: ID!, $at: DateTime!) { postponeRetirement(id: $id, effectiveAt: $at, reason: \"checkout needs one more sprint\") { state effectiveAt sequence } }";
+    let earlier = w
+        .app
+        .gql(
+            &w.governance,
+            postpone,
+            json!({ "id": id, "at": (effective - Duration::days(1)).to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(
+        earlier["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{earlier:#}"
+    );
+    let later = t0() + Duration::days(80);
+    let moved = w
+        .app
+        .gql_ok(
+            &w.governance,
+            postpone,
+            json!({ "id": id, "at": later.to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(
+        moved["postponeRetirement"]["state"], "SCHEDULED",
+        "{moved:#}"
+    );
+    deliver(w).await;
+    let updated: Vec<ReceivedMail> = mails(&w.mail)
+        .into_iter()
+        .filter(|m| m.data.contains("Subject: [sunset] Changed:"))
+        .collect();
+    assert_eq!(
+        updated.len(),
+        3,
+        "every dependent with email hears of the new date"
+    );
+    let d = detail(w, id).await;
+    for name in ["analytics", "billing", "checkout"] {
         assert_eq!(
-            asked.status(),
-            200,
-            "{}",
-            asked.text().await.unwrap_or_default()
-        );
-        let decide = "mutation($id: ID!, $c: String!, $g: Boolean!) { decideExtension(id: $id, consumer: $c, grant: $g, note: \"one sprint is fair\") { extensionState noticeEndsAt } }";
-        let granted = w
-            .app
-            .gql_ok(
-                &w.governance,
-                decide,
-                json!({ "id": id, "c": "checkout", "g": true }),
-            )
-            .await;
-        assert_eq!(granted["decideExtension"]["extensionState"], "granted");
-        assert_eq!(detail(&w, &id).await["state"], "NEEDS_DECISION");
-        let again = w
-            .app
-            .gql(
-                &w.governance,
-                decide,
-                json!({ "id": id, "c": "checkout", "g": false }),
-            )
-            .await;
-        assert_eq!(
-            again["errors"][0]["extensions"]["code"], "CONFLICT",
-            "decided once: {again:#}"
-        );
-        // billing asks through the API with its owners' token, and is refused.
-        let finance = w.app.token("finance-owner", "owner", Some("finance")).await;
-        let ask = "mutation($id: ID!, $u: DateTime!) { requestExtension(id: $id, consumer: \"billing\", until: $u, reason: \"we want a long holiday first\") { extensionState } }";
-        let asked = w
-            .app
-            .gql_ok(
-                &finance,
-                ask,
-                json!({ "id": id, "u": (t0() + Duration::days(200)).to_rfc3339() }),
-            )
-            .await;
-        assert_eq!(asked["requestExtension"]["extensionState"], "requested");
-        let refused = w
-            .app
-            .gql_ok(
-                &w.governance,
-                decide,
-                json!({ "id": id, "c": "billing", "g": false }),
-            )
-            .await;
-        assert_eq!(refused["decideExtension"]["extensionState"], "refused");
-        assert_eq!(
-            DateTime::parse_from_rfc3339(
-                refused["decideExtension"]["noticeEndsAt"]
-                    .as_str()
-                    .expect("t")
-            )
-            .expect("t"),
-            effective,
-            "a refusal changes no date"
-        );
-        // analytics (shorter notice) and checkout (extension) were told of their new terms.
-        deliver(&w).await;
-        let told: Vec<String> = mails(&w.mail)
-            .into_iter()
-            .filter(|m| m.data.contains("Subject: [sunset] Changed:"))
-            .flat_map(|m| m.to)
-            .collect();
-        assert_eq!(told.len(), 2, "{told:?}");
-        let postpone = "mutation($id: ID!, $at: DateTime!) { postponeRetirement(id: $id, effectiveAt: $at, reason: \"checkout needs one more sprint\") { state effectiveAt sequence } }";
-        let earlier = w
-            .app
-            .gql(
-                &w.governance,
-                postpone,
-                json!({ "id": id, "at": (effective - Duration::days(1)).to_rfc3339() }),
-            )
-            .await;
-        assert_eq!(
-            earlier["errors"][0]["extensions"]["code"], "VALIDATION",
-            "{earlier:#}"
-        );
-        let later = t0() + Duration::days(80);
-        let moved = w
-            .app
-            .gql_ok(
-                &w.governance,
-                postpone,
-                json!({ "id": id, "at": later.to_rfc3339() }),
-            )
-            .await;
-        assert_eq!(
-            moved["postponeRetirement"]["state"], "SCHEDULED",
-            "{moved:#}"
-        );
-        deliver(&w).await;
-        let updated: Vec<ReceivedMail> = mails(&w.mail)
-            .into_iter()
-            .filter(|m| m.data.contains("Subject: [sunset] Changed:"))
-            .collect();
-        assert_eq!(
-            updated.len(),
-            3,
-            "every dependent with email hears of the new date"
-        );
-        let d = detail(&w, &id).await;
-        for name in ["analytics", "billing", "checkout"] {
-            assert_eq!(
-                DateTime::parse_from_rfc3339(
-                    dependent(&d, name)["noticeEndsAt"].as_str().expect("t")
-                )
+            DateTime::parse_from_rfc3339(dependent(&d, name)["noticeEndsAt"].as_str().expect("t"))
                 .expect("t"),
-                later,
-                "{name}"
-            );
-        }
+            later,
+            "{name}"
+        );
+    }
+    later
+}
 
-        // billing is released by name; the others have shown no traffic since they were
-        // found, so at the new date nobody holds the retirement back.
-        let ov = "mutation($id: ID!) { overrideDependents(id: $id, consumers: [\"billing\"], justification: \"billing is decommissioned next week anyway\") { consumer overriddenBy } }";
-        let out = w.app.gql_ok(&w.governance, ov, json!({ "id": id })).await;
-        assert_eq!(out["overrideDependents"][0]["overriddenBy"], "gov");
-        let unknown = w.app.gql(&w.governance, "mutation($id: ID!) { overrideDependents(id: $id, consumers: [\"nobody\"], justification: \"not a dependent at all\") { consumer } }", json!({ "id": id })).await;
-        assert_eq!(unknown["errors"][0]["extensions"]["code"], "NOT_FOUND");
-        w.clock.set(later);
-        check(&w).await;
-        assert_eq!(detail(&w, &id).await["state"], "READY");
-        let audit = w.app.gql_ok(&w.app.token("auditor", "auditor", None).await, "query($id: String!) { auditLog(first: 100, filter: { subject: $id }) { edges { node { action } } } }", json!({ "id": id })).await;
-        let actions: Vec<&str> = audit["auditLog"]["edges"]
-            .as_array()
-            .expect("edges")
-            .iter()
-            .map(|e| e["node"]["action"].as_str().expect("action"))
-            .collect();
-        for action in [
-            "retirement.scheduled",
-            "retirement.dependent_added",
-            "retirement.extension_requested",
-            "retirement.extension_decided",
-            "retirement.postponed",
-            "retirement.dependent_overridden",
-            "retirement.state_changed",
-        ] {
-            assert!(actions.contains(&action), "{action} in {actions:?}");
-        }
+async fn billing_released_by_name_leaves_it_ready(w: &World, id: &str, later: DateTime<Utc>) {
+    // billing is released by name; the others have shown no traffic since they were
+    // found, so at the new date nobody holds the retirement back.
+    let ov = "mutation($id: ID!) { overrideDependents(id: $id, consumers: [\"billing\"], justification: \"billing is decommissioned next week anyway\") { consumer overriddenBy } }";
+    let out = w.app.gql_ok(&w.governance, ov, json!({ "id": id })).await;
+    assert_eq!(out["overrideDependents"][0]["overriddenBy"], "gov");
+    let unknown = w.app.gql(&w.governance, "mutation($id: ID!) { overrideDependents(id: $id, consumers: [\"nobody\"], justification: \"not a dependent at all\") { consumer } }", json!({ "id": id })).await;
+    assert_eq!(unknown["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    w.clock.set(later);
+    check(w).await;
+    assert_eq!(detail(w, id).await["state"], "READY");
+    let audit = w.app.gql_ok(&w.app.token("auditor", "auditor", None).await, "query($id: String!) { auditLog(first: 100, filter: { subject: $id }) { edges { node { action } } } }", json!({ "id": id })).await;
+    let actions: Vec<&str> = audit["auditLog"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["action"].as_str().expect("action"))
+        .collect();
+    for action in [
+        "retirement.scheduled",
+        "retirement.dependent_added",
+        "retirement.extension_requested",
+        "retirement.extension_decided",
+        "retirement.postponed",
+        "retirement.dependent_overridden",
+        "retirement.state_changed",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
     }
 }
 

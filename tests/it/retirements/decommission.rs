@@ -925,7 +925,6 @@ async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_a
 async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named(
     backend: Backend,
 ) {
-    use notifiers::standard_webhooks::Secret;
     let (w, id, _search, _) = ready_world(backend).await;
     // Only an admin registers one.
     let owner = w
@@ -945,13 +944,56 @@ async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_a
         "{refused:#}"
     );
 
-    let signed_secret = enforcement_point(&w, "gw-signed", true)
+    let (signed_secret, silent_secret, poll_token) = three_enforcement_points(&w, &id).await;
+    let etag = the_kill_switch_tells_all_three_and_waits(&w, &id).await;
+    two_confirm_one_by_signed_webhook_one_by_polling(
+        &w,
+        &etag,
+        &signed_secret,
+        &silent_secret,
+        &poll_token,
+    )
+    .await;
+    the_silent_one_is_escalated_and_the_run_ends(&w, &id).await;
+    // The certificate names each, the silent one as never confirmed.
+    let (file, _) = certificate_file(&w, &id).await;
+    let s = statement(
+        &w,
+        &std::fs::read(&file).expect("read"),
+        sunset::service::CERTIFICATE_PAYLOAD_TYPE,
+    );
+    let named: Vec<(&str, &str)> = s["predicate"]["killSwitch"]["enforcementPoints"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| {
+            (
+                p["point"].as_str().expect("p"),
+                p["status"].as_str().expect("s"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("gw-poll", "confirmed"),
+            ("gw-signed", "confirmed"),
+            ("gw-silent", "never confirmed")
+        ]
+    );
+}
+
+/// gw-signed and gw-silent take signed notices, gw-poll polls with a bound token; the
+/// derived store is waived so that only the points hold the run. Returns the two
+/// secrets and the poller's token.
+async fn three_enforcement_points(w: &World, id: &str) -> (String, String, String) {
+    let signed_secret = enforcement_point(w, "gw-signed", true)
         .await
         .expect("secret");
-    let silent_secret = enforcement_point(&w, "gw-silent", true)
+    let silent_secret = enforcement_point(w, "gw-silent", true)
         .await
         .expect("secret");
-    enforcement_point(&w, "gw-poll", false).await;
+    enforcement_point(w, "gw-poll", false).await;
     let poll_token = w
         .app
         .consumer_token("gw-poll-token", "reader", "gw-poll")
@@ -969,6 +1011,11 @@ async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_a
     }
     w.app.gql_ok(&w.governance, "mutation($id: ID!) { waivePurge(id: $id, consumer: \"embeddings\", justification: \"index rebuilt from 3.0 already\") { consumer } }", json!({ "id": id })).await;
 
+    (signed_secret, silent_secret, poll_token)
+}
+
+/// Returns the ETag of the disabled list the points were told.
+async fn the_kill_switch_tells_all_three_and_waits(w: &World, id: &str) -> String {
     // The kill switch tells all three; the execution waits for them.
     let ran = w
         .app
@@ -984,7 +1031,7 @@ async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_a
             "{waiting}"
         );
     }
-    deliver(&w).await;
+    deliver(w).await;
     let told: Vec<Value> = w
         .receiver
         .received_requests()
@@ -1000,8 +1047,19 @@ async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_a
         told[0]["data"]["affectedVersions"],
         json!(["2.0.0", "2.1.0"])
     );
-    let etag = told[0]["data"]["etag"].as_str().expect("etag").to_owned();
+    
 
+    told[0]["data"]["etag"].as_str().expect("etag").to_owned()
+}
+
+async fn two_confirm_one_by_signed_webhook_one_by_polling(
+    w: &World,
+    etag: &str,
+    signed_secret: &str,
+    silent_secret: &str,
+    poll_token: &str,
+) {
+    use notifiers::standard_webhooks::Secret;
     // gw-signed confirms with a signed acknowledgement; a forged one is refused.
     let confirm = |secret: &str| {
         let body =
@@ -1018,9 +1076,9 @@ async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_a
             .header("webhook-signature", signature)
             .body(body)
     };
-    let forged = confirm(&silent_secret).send().await.expect("post");
+    let forged = confirm(silent_secret).send().await.expect("post");
     assert_eq!(forged.status(), 403);
-    let ok = confirm(&signed_secret).send().await.expect("post");
+    let ok = confirm(signed_secret).send().await.expect("post");
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.json::<Value>().await.expect("json")["confirmed"], 1);
 
@@ -1029,12 +1087,14 @@ async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_a
         .app
         .client
         .get(format!("{}/v1/disabled-versions", w.app.address))
-        .bearer_auth(&poll_token)
+        .bearer_auth(poll_token)
         .send()
         .await
         .expect("get");
     assert_eq!(polled.headers()["etag"].to_str().expect("etag"), etag);
+}
 
+async fn the_silent_one_is_escalated_and_the_run_ends(w: &World, id: &str) {
     // gw-silent never does: after the window, governance hears of it and the run ends.
     w.clock.advance(Duration::seconds(301));
     w.app
@@ -1043,7 +1103,7 @@ async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_a
         .run_scheduled_retirement_check(sunset::clock::Clock::now(&*w.clock), "instance-a")
         .await
         .expect("check");
-    let (state, steps) = state_and_steps(&w, &id).await;
+    let (state, steps) = state_and_steps(w, id).await;
     assert_eq!(state, "RETIRED", "{steps:#?}");
     assert_eq!(
         steps[1]["outcome"],
@@ -1078,7 +1138,7 @@ async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_a
             ("gw-silent", None, true)
         ]
     );
-    deliver(&w).await;
+    deliver(w).await;
     let escalations: Vec<ReceivedMail> = mails(&w.mail)
         .into_iter()
         .filter(|m| m.data.contains("gw-silent"))
@@ -1088,33 +1148,6 @@ async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_a
             .iter()
             .any(|m| m.to.iter().any(|t| t.contains("governance@example.org"))),
         "governance told of the silent point"
-    );
-
-    // The certificate names each, the silent one as never confirmed.
-    let (file, _) = certificate_file(&w, &id).await;
-    let s = statement(
-        &w,
-        &std::fs::read(&file).expect("read"),
-        sunset::service::CERTIFICATE_PAYLOAD_TYPE,
-    );
-    let named: Vec<(&str, &str)> = s["predicate"]["killSwitch"]["enforcementPoints"]
-        .as_array()
-        .expect("points")
-        .iter()
-        .map(|p| {
-            (
-                p["point"].as_str().expect("p"),
-                p["status"].as_str().expect("s"),
-            )
-        })
-        .collect();
-    assert_eq!(
-        named,
-        [
-            ("gw-poll", "confirmed"),
-            ("gw-signed", "confirmed"),
-            ("gw-silent", "never confirmed")
-        ]
     );
 }
 

@@ -485,168 +485,179 @@ on_both_backends! {
 
 on_both_backends! {
     async fn a_failing_receiver_is_retried_with_backoff_then_dead_lettered_and_escalated(w: World = world) {
-        // Down for two attempts, then back.
-        Mock::given(method("POST"))
-            .and(path("/checkout"))
-            .and(signed(&w))
-            .respond_with(ResponseTemplate::new(500))
-            .up_to_n_times(2)
-            .mount(&w.receiver)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/checkout"))
-            .and(signed(&w))
-            .respond_with(ResponseTemplate::new(204))
-            .mount(&w.receiver)
-            .await;
-        let id = schedule(&w, t0() + Duration::days(30)).await["data"]["scheduleRetirement"]["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
-        let first = deliver(&w).await;
-        assert_eq!((first.delivered, first.retrying), (2, 1), "{first:?}");
-        // Not due again until the backoff has passed.
-        assert_eq!(deliver(&w).await.attempted, 0);
-        w.clock.advance(Duration::seconds(7));
-        assert_eq!(deliver(&w).await.retrying, 1);
-        w.clock.advance(Duration::seconds(4));
-        assert_eq!(
-            deliver(&w).await.attempted,
-            0,
-            "the second wait is about 5 minutes"
-        );
-        w.clock.advance(Duration::minutes(6));
-        assert_eq!(deliver(&w).await.delivered, 1);
-        let checkout = dependent(&detail(&w, &id).await, "checkout").clone();
-        let webhook = checkout["deliveries"]
-            .as_array()
-            .expect("d")
-            .iter()
-            .find(|d| d["channel"] == "webhook")
-            .expect("webhook")
-            .clone();
-        assert_eq!(
-            (webhook["state"].as_str(), webhook["attempts"].as_i64()),
-            (Some("delivered"), Some(3))
-        );
-        // Every attempt carried the same webhook-id.
-        let ids: std::collections::BTreeSet<String> = w
-            .receiver
-            .received_requests()
-            .await
-            .expect("r")
-            .iter()
-            .map(|r| r.headers["webhook-id"].to_str().expect("id").to_owned())
-            .collect();
-        assert_eq!(ids.len(), 1);
-
-        // A receiver that never comes back (connection refused): every attempt, then a dead
-        // letter, escalated to the model's owners and governance.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        w.app
-            .services
-            .inventory().declare_consumer(
-                &Actor::local_operator(),
-                ConsumerInput {
-                    name: "checkout".into(),
-                    kind: "service".into(),
-                    owner_team: "payments".into(),
-                    environment: "prod".into(),
-                    contacts: vec![],
-                    webhook_url: Some(format!("http://127.0.0.1:{closed}/gone-for-good")),
-                },
-            )
-            .await
-            .expect("redeclare");
-        let cancel = "mutation($id: ID!) { cancelRetirement(id: $id, reason: \"superseded by another plan\") { state } }";
-        w.app
-            .gql_ok(&w.governance, cancel, json!({ "id": id }))
-            .await;
-        let _ = mails(&w.mail);
-        let mut dead = 0;
-        for _ in 0..20 {
-            let r = deliver(&w).await;
-            dead += r.dead;
-            w.clock.advance(Duration::hours(30));
-        }
-        assert_eq!(dead, 1, "the cancellation notice to checkout's webhook");
-        let letters = w
-            .app
-            .gql_ok(
-                &w.governance,
-                "{ deadLetters { kind channel attempts lastError } }",
-                json!({}),
-            )
-            .await;
-        let letter = &letters["deadLetters"][0];
-        assert_eq!(
-            (letter["kind"].as_str(), letter["attempts"].as_i64()),
-            (Some("model.retirement.cancelled"), Some(10)),
-            "{letters:#}"
-        );
-        assert!(
-            !letter["lastError"]
-                .as_str()
-                .expect("error")
-                .contains(&closed.to_string()),
-            "no URL in errors"
-        );
-        assert!(
-            letter["lastError"]
-                .as_str()
-                .expect("error")
-                .contains("Connection refused"),
-            "governance reads the error whole: {letters:#}"
-        );
-        // Others read only its category: no port scanner for a role that sets URLs.
-        let security = w.app.token("sec", "security", None).await;
-        let seen = w
-            .app
-            .gql_ok(&security, "{ deadLetters { lastError } }", json!({}))
-            .await;
-        assert_eq!(seen["deadLetters"][0]["lastError"], "refused", "{seen:#}");
-        let errors_seen_by = |token: String| {
-            let w = &w;
-            let id = id.clone();
-            async move {
-                let detail = w.app.gql_ok(&token, DETAIL, json!({ "id": id })).await;
-                detail["retirement"]["dependents"]
-                    .as_array()
-                    .expect("dependents")
-                    .iter()
-                    .filter(|d| d["consumer"] == "checkout")
-                    .flat_map(|d| d["deliveries"].as_array().cloned().unwrap_or_default())
-                    .filter_map(|n| n["lastError"].as_str().map(str::to_owned))
-                    .collect::<Vec<String>>()
-            }
-        };
-        let reader = errors_seen_by(w.app.token("reader-x", "reader", None).await).await;
-        assert!(reader.contains(&"refused".to_owned()), "{reader:?}");
-        assert!(reader.iter().all(|e| !e.contains("os error")), "{reader:?}");
-        let outsider = errors_seen_by(w.app.token("finance", "owner", Some("finance")).await).await;
-        assert!(
-            outsider.iter().all(|e| !e.contains("os error")),
-            "{outsider:?}"
-        );
-        let own_team =
-            errors_seen_by(w.app.token("payments", "owner", Some("payments")).await).await;
-        assert!(
-            own_team.iter().any(|e| e.contains("Connection refused")),
-            "{own_team:?}"
-        );
-        let escalations: Vec<ReceivedMail> = mails(&w.mail)
-            .into_iter()
-            .filter(|m| m.data.contains("Undeliverable"))
-            .collect();
-        assert_eq!(escalations.len(), 1);
-        let mut to = escalations[0].to.clone();
-        to.sort();
-        assert_eq!(to, ["governance@example.org", "ml@example.org"]);
+        let id = retried_with_backoff_until_delivered(&w).await;
+        dead_lettered_after_every_attempt(&w, &id).await;
+        the_error_is_shown_whole_only_to_those_who_may_read_it(&w, &id).await;
     }
+}
+
+/// Down for two attempts, then back: the notice is delivered at the third, after the
+/// backoff, under one webhook-id. Returns the retirement's id.
+async fn retried_with_backoff_until_delivered(w: &World) -> String {
+    Mock::given(method("POST"))
+        .and(path("/checkout"))
+        .and(signed(w))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(2)
+        .mount(&w.receiver)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/checkout"))
+        .and(signed(w))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&w.receiver)
+        .await;
+    let id = schedule(w, t0() + Duration::days(30)).await["data"]["scheduleRetirement"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let first = deliver(w).await;
+    assert_eq!((first.delivered, first.retrying), (2, 1), "{first:?}");
+    // Not due again until the backoff has passed.
+    assert_eq!(deliver(w).await.attempted, 0);
+    w.clock.advance(Duration::seconds(7));
+    assert_eq!(deliver(w).await.retrying, 1);
+    w.clock.advance(Duration::seconds(4));
+    assert_eq!(
+        deliver(w).await.attempted,
+        0,
+        "the second wait is about 5 minutes"
+    );
+    w.clock.advance(Duration::minutes(6));
+    assert_eq!(deliver(w).await.delivered, 1);
+    let checkout = dependent(&detail(w, &id).await, "checkout").clone();
+    let webhook = checkout["deliveries"]
+        .as_array()
+        .expect("d")
+        .iter()
+        .find(|d| d["channel"] == "webhook")
+        .expect("webhook")
+        .clone();
+    assert_eq!(
+        (webhook["state"].as_str(), webhook["attempts"].as_i64()),
+        (Some("delivered"), Some(3))
+    );
+    // Every attempt carried the same webhook-id.
+    let ids: std::collections::BTreeSet<String> = w
+        .receiver
+        .received_requests()
+        .await
+        .expect("r")
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    id
+}
+
+/// A receiver that never comes back (connection refused): every attempt, then a dead
+/// letter, whose error governance reads whole and without the URL.
+async fn dead_lettered_after_every_attempt(w: &World, id: &str) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    w.app
+        .services
+        .inventory()
+        .declare_consumer(
+            &Actor::local_operator(),
+            ConsumerInput {
+                name: "checkout".into(),
+                kind: "service".into(),
+                owner_team: "payments".into(),
+                environment: "prod".into(),
+                contacts: vec![],
+                webhook_url: Some(format!("http://127.0.0.1:{closed}/gone-for-good")),
+            },
+        )
+        .await
+        .expect("redeclare");
+    let cancel = "mutation($id: ID!) { cancelRetirement(id: $id, reason: \"superseded by another plan\") { state } }";
+    w.app
+        .gql_ok(&w.governance, cancel, json!({ "id": id }))
+        .await;
+    let _ = mails(&w.mail);
+    let mut dead = 0;
+    for _ in 0..20 {
+        let r = deliver(w).await;
+        dead += r.dead;
+        w.clock.advance(Duration::hours(30));
+    }
+    assert_eq!(dead, 1, "the cancellation notice to checkout's webhook");
+    let letters = w
+        .app
+        .gql_ok(
+            &w.governance,
+            "{ deadLetters { kind channel attempts lastError } }",
+            json!({}),
+        )
+        .await;
+    let letter = &letters["deadLetters"][0];
+    assert_eq!(
+        (letter["kind"].as_str(), letter["attempts"].as_i64()),
+        (Some("model.retirement.cancelled"), Some(10)),
+        "{letters:#}"
+    );
+    assert!(
+        !letter["lastError"]
+            .as_str()
+            .expect("error")
+            .contains(&closed.to_string()),
+        "no URL in errors"
+    );
+    assert!(
+        letter["lastError"]
+            .as_str()
+            .expect("error")
+            .contains("Connection refused"),
+        "governance reads the error whole: {letters:#}"
+    );
+}
+
+/// Others read only the error's category (the consumer's own team reads it whole); the
+/// model's owners and governance are told of the dead letter.
+async fn the_error_is_shown_whole_only_to_those_who_may_read_it(w: &World, id: &str) {
+    // Others read only its category: no port scanner for a role that sets URLs.
+    let security = w.app.token("sec", "security", None).await;
+    let seen = w
+        .app
+        .gql_ok(&security, "{ deadLetters { lastError } }", json!({}))
+        .await;
+    assert_eq!(seen["deadLetters"][0]["lastError"], "refused", "{seen:#}");
+    let errors_seen_by = |token: String| async move {
+        let detail = w.app.gql_ok(&token, DETAIL, json!({ "id": id })).await;
+        detail["retirement"]["dependents"]
+            .as_array()
+            .expect("dependents")
+            .iter()
+            .filter(|d| d["consumer"] == "checkout")
+            .flat_map(|d| d["deliveries"].as_array().cloned().unwrap_or_default())
+            .filter_map(|n| n["lastError"].as_str().map(str::to_owned))
+            .collect::<Vec<String>>()
+    };
+    let reader = errors_seen_by(w.app.token("reader-x", "reader", None).await).await;
+    assert!(reader.contains(&"refused".to_owned()), "{reader:?}");
+    assert!(reader.iter().all(|e| !e.contains("os error")), "{reader:?}");
+    let outsider = errors_seen_by(w.app.token("finance", "owner", Some("finance")).await).await;
+    assert!(
+        outsider.iter().all(|e| !e.contains("os error")),
+        "{outsider:?}"
+    );
+    let own_team = errors_seen_by(w.app.token("payments", "owner", Some("payments")).await).await;
+    assert!(
+        own_team.iter().any(|e| e.contains("Connection refused")),
+        "{own_team:?}"
+    );
+    let escalations: Vec<ReceivedMail> = mails(&w.mail)
+        .into_iter()
+        .filter(|m| m.data.contains("Undeliverable"))
+        .collect();
+    assert_eq!(escalations.len(), 1);
+    let mut to = escalations[0].to.clone();
+    to.sort();
+    assert_eq!(to, ["governance@example.org", "ml@example.org"]);
 }
 
 on_both_backends! {
@@ -1502,38 +1513,7 @@ on_both_backends! {
 on_both_backends! {
     async fn executing_a_ready_retirement_pulls_the_kill_switch_on_every_instance(w: World = world) {
         accept_webhooks(&w).await;
-        let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
-        for v in ["2.1.0", "3.0.0"] {
-            let put = w
-                .app
-                .client
-                .put(format!(
-                    "{}/v1/models/fraud/versions/{v}/artifacts/model.bin",
-                    w.app.address
-                ))
-                .bearer_auth(&owner)
-                .body(vec![1u8; 64])
-                .send()
-                .await
-                .expect("put");
-            assert_eq!(put.status(), 201);
-        }
-        let effective = t0() + Duration::days(30);
-        let id = scheduled(&w, effective).await;
-        let execute = "mutation($id: ID!) { executeRetirement(id: $id) { state steps { step outcome finishedAt } } }";
-        // Not before it is ready.
-        let early = w.app.gql(&w.governance, execute, json!({ "id": id })).await;
-        assert_eq!(
-            early["errors"][0]["extensions"]["code"], "CONFLICT",
-            "{early:#}"
-        );
-        for c in ["billing", "checkout"] {
-            w.app.gql_ok(&w.governance, "mutation($id: ID!, $c: String!) { acknowledgeRetirement(id: $id, consumer: $c) { consumer } }", json!({ "id": id, "c": c })).await;
-        }
-        w.clock.set(effective);
-        check(&w).await;
-        assert_eq!(detail(&w, &id).await["state"], "READY");
-
+        let (id, effective) = uploaded_and_ready(&w).await;
         let reader = w.app.token("reader", "reader", None).await;
         let download = |address: String| {
             let client = w.app.client.clone();
@@ -1555,7 +1535,7 @@ on_both_backends! {
 
         let done = w
             .app
-            .gql_ok(&w.governance, execute, json!({ "id": id }))
+            .gql_ok(&w.governance, EXECUTE_STEPS, json!({ "id": id }))
             .await;
         // No derived stores, nothing signed: the execution runs to its end at once.
         assert_eq!(done["executeRetirement"]["state"], "RETIRED");
@@ -1577,70 +1557,12 @@ on_both_backends! {
             let body: Value = gone.json().await.expect("json");
             assert_eq!(body["error"]["code"], "GONE");
         }
-        // 3.0.0 is not retired.
-        let kept = w
-            .app
-            .client
-            .get(format!(
-                "{}/v1/models/fraud/versions/3.0.0/artifacts/model.bin",
-                w.app.address
-            ))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(kept.status(), 200);
-        let status: Value = w
-            .app
-            .client
-            .get(format!(
-                "{}/v1/models/fraud/versions/2.1.0/status",
-                w.app.address
-            ))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        assert_eq!(status["retirement"]["state"], "retired");
-        assert!(status["disabled"]["at"].is_string(), "{status:#}");
-
-        // Enforcement points poll the list cheaply: the same ETag answers 304 with no body.
-        let poll = w
-            .app
-            .client
-            .get(format!("{}/v1/disabled-versions", w.app.address))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(poll.status(), 200);
-        let etag = poll.headers()["etag"].to_str().expect("etag").to_owned();
-        let list: Value = poll.json().await.expect("json");
-        let versions: Vec<&str> = list["disabled"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .map(|d| d["version"].as_str().expect("v"))
-            .collect();
-        assert_eq!(versions, ["2.0.0", "2.1.0"]);
-        let again = w
-            .app
-            .client
-            .get(format!("{}/v1/disabled-versions", w.app.address))
-            .bearer_auth(&reader)
-            .header("if-none-match", &etag)
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(again.status(), 304);
-
+        the_rest_stays_served_and_the_status_says_retired(&w, &reader).await;
+        let etag = the_disabled_list_answers_an_unchanged_etag_with_304(&w, &reader).await;
         // Executing again changes nothing.
         let resumed = w
             .app
-            .gql_ok(&w.governance, execute, json!({ "id": id }))
+            .gql_ok(&w.governance, EXECUTE_STEPS, json!({ "id": id }))
             .await;
         assert_eq!(
             resumed["executeRetirement"]["steps"]
@@ -1659,6 +1581,114 @@ on_both_backends! {
             .expect("get");
         assert_eq!(unchanged.status(), 304);
     }
+}
+
+const EXECUTE_STEPS: &str =
+    "mutation($id: ID!) { executeRetirement(id: $id) { state steps { step outcome finishedAt } } }";
+
+/// Artifacts for 2.1.0 and 3.0.0, ^2 scheduled, refused execution before it is ready,
+/// then acknowledged by everyone and ready at its date. Returns its id and date.
+async fn uploaded_and_ready(w: &World) -> (String, DateTime<Utc>) {
+    let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
+    for v in ["2.1.0", "3.0.0"] {
+        let put = w
+            .app
+            .client
+            .put(format!(
+                "{}/v1/models/fraud/versions/{v}/artifacts/model.bin",
+                w.app.address
+            ))
+            .bearer_auth(&owner)
+            .body(vec![1u8; 64])
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(put.status(), 201);
+    }
+    let effective = t0() + Duration::days(30);
+    let id = scheduled(w, effective).await;
+    // Not before it is ready.
+    let early = w
+        .app
+        .gql(&w.governance, EXECUTE_STEPS, json!({ "id": id }))
+        .await;
+    assert_eq!(
+        early["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{early:#}"
+    );
+    for c in ["billing", "checkout"] {
+        w.app.gql_ok(&w.governance, "mutation($id: ID!, $c: String!) { acknowledgeRetirement(id: $id, consumer: $c) { consumer } }", json!({ "id": id, "c": c })).await;
+    }
+    w.clock.set(effective);
+    check(w).await;
+    assert_eq!(detail(w, &id).await["state"], "READY");
+    (id, effective)
+}
+
+async fn the_rest_stays_served_and_the_status_says_retired(w: &World, reader: &str) {
+    // 3.0.0 is not retired.
+    let kept = w
+        .app
+        .client
+        .get(format!(
+            "{}/v1/models/fraud/versions/3.0.0/artifacts/model.bin",
+            w.app.address
+        ))
+        .bearer_auth(reader)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(kept.status(), 200);
+    let status: Value = w
+        .app
+        .client
+        .get(format!(
+            "{}/v1/models/fraud/versions/2.1.0/status",
+            w.app.address
+        ))
+        .bearer_auth(reader)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["retirement"]["state"], "retired");
+    assert!(status["disabled"]["at"].is_string(), "{status:#}");
+}
+
+/// Enforcement points poll the list cheaply: the same ETag answers 304 with no body.
+/// Returns the list's ETag.
+async fn the_disabled_list_answers_an_unchanged_etag_with_304(w: &World, reader: &str) -> String {
+    let poll = w
+        .app
+        .client
+        .get(format!("{}/v1/disabled-versions", w.app.address))
+        .bearer_auth(reader)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(poll.status(), 200);
+    let etag = poll.headers()["etag"].to_str().expect("etag").to_owned();
+    let list: Value = poll.json().await.expect("json");
+    let versions: Vec<&str> = list["disabled"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|d| d["version"].as_str().expect("v"))
+        .collect();
+    assert_eq!(versions, ["2.0.0", "2.1.0"]);
+    let again = w
+        .app
+        .client
+        .get(format!("{}/v1/disabled-versions", w.app.address))
+        .bearer_auth(reader)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(again.status(), 304);
+    etag
 }
 
 /// Webhook URLs cannot reach inside: an internal address written as the host is refused

@@ -1047,7 +1047,6 @@ async fn the_kill_switch_tells_all_three_and_waits(w: &World, id: &str) -> Strin
         told[0]["data"]["affectedVersions"],
         json!(["2.0.0", "2.1.0"])
     );
-    
 
     told[0]["data"]["etag"].as_str().expect("etag").to_owned()
 }

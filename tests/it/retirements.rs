@@ -1037,64 +1037,7 @@ on_both_backends! {
         deliver(&w).await;
         let _ = mails(&w.mail);
 
-        // A system nobody declared as a dependent downloads a retired version.
-        w.app
-            .services
-            .inventory().declare_consumer(
-                &Actor::local_operator(),
-                ConsumerInput {
-                    name: "batch-scorer".into(),
-                    kind: "job".into(),
-                    owner_team: "risk".into(),
-                    environment: "prod".into(),
-                    contacts: vec!["risk@example.org".into()],
-                    webhook_url: None,
-                },
-            )
-            .await
-            .expect("consumer");
-        let token = w
-            .app
-            .consumer_token("batch-token", "reader", "batch-scorer")
-            .await;
-        w.clock.advance(Duration::days(2));
-        let got = w
-            .app
-            .client
-            .get(format!(
-                "{}/v1/models/fraud/versions/2.1.0/artifacts/model.bin",
-                w.app.address
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(got.status(), 200);
-        let h = got.headers().clone();
-        assert_eq!(got.bytes().await.expect("body").len(), 1000);
-        assert_eq!(h["deprecation"], format!("@{}", t0().timestamp()).as_str());
-        assert_eq!(
-            h["sunset"],
-            effective
-                .format("%a, %d %b %Y %H:%M:%S GMT")
-                .to_string()
-                .as_str()
-        );
-        let links: Vec<&str> = h
-            .get_all("link")
-            .iter()
-            .map(|v| v.to_str().expect("ascii"))
-            .collect();
-        assert!(
-            links.contains(
-                &format!(
-                    "<{PUBLIC_URL}/v1/retirements/{id}>; rel=\"sunset\"; type=\"application/json\""
-                )
-                .as_str()
-            ),
-            "{links:?}"
-        );
-
+        an_undeclared_download_carries_the_sunset_headers(&w, &id, effective).await;
         // It is a dependent now, found by its download, with its own notice, and is told.
         let d = detail(&w, &id).await;
         let batch = dependent(&d, "batch-scorer");
@@ -1107,70 +1050,142 @@ on_both_backends! {
         let to: Vec<String> = mails(&w.mail).into_iter().flat_map(|m| m.to).collect();
         assert!(to.contains(&"risk@example.org".to_owned()), "{to:?}");
 
-        // The status endpoint says the same; a version not being retired carries nothing.
         let reader = w.app.token("reader", "reader", None).await;
-        let status = w
-            .app
-            .client
-            .get(format!(
-                "{}/v1/models/fraud/versions/2.0.0/status",
-                w.app.address
-            ))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .expect("get");
-        assert!(status.headers().contains_key("sunset"));
-        let body: Value = status.json().await.expect("json");
-        assert_eq!(body["retirement"]["id"], id.as_str());
-        assert_eq!(
-            body["retirement"]["state"], "needs-decision",
-            "batch-scorer's 30 days end after the date: {body:#}"
-        );
-        let other = w
-            .app
-            .client
-            .get(format!(
-                "{}/v1/models/fraud/versions/3.0.0/status",
-                w.app.address
-            ))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .expect("get");
-        assert!(
-            !other.headers().contains_key("sunset") && !other.headers().contains_key("deprecation")
-        );
-        assert!(other.json::<Value>().await.expect("json")["retirement"].is_null());
-
-        // The calendar feed shows it, with a stable UID.
-        let ics = w
-            .app
-            .client
-            .get(format!("{}/v1/retirements.ics", w.app.address))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(
-            ics.headers()["content-type"],
-            "text/calendar; charset=utf-8"
-        );
-        let ics = ics.text().await.expect("text");
-        assert!(
-            ics.contains(&format!("UID:retirement-{id}@sunset.test")),
-            "{ics}"
-        );
-        assert!(ics.contains("SUMMARY:Retirement of fraud ^2"), "{ics}");
-        let anonymous = w
-            .app
-            .client
-            .get(format!("{}/v1/retirements.ics", w.app.address))
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(anonymous.status(), 401);
+        the_status_says_the_same_and_others_carry_nothing(&w, &id, &reader).await;
+        the_calendar_feed_shows_it_to_token_holders(&w, &id, &reader).await;
     }
+}
+
+/// A system nobody declared as a dependent downloads a version being retired: the
+/// response carries Deprecation, Sunset and a Link to the retirement (RFC 8594).
+async fn an_undeclared_download_carries_the_sunset_headers(
+    w: &World,
+    id: &str,
+    effective: DateTime<Utc>,
+) {
+    w.app
+        .services
+        .inventory()
+        .declare_consumer(
+            &Actor::local_operator(),
+            ConsumerInput {
+                name: "batch-scorer".into(),
+                kind: "job".into(),
+                owner_team: "risk".into(),
+                environment: "prod".into(),
+                contacts: vec!["risk@example.org".into()],
+                webhook_url: None,
+            },
+        )
+        .await
+        .expect("consumer");
+    let token = w
+        .app
+        .consumer_token("batch-token", "reader", "batch-scorer")
+        .await;
+    w.clock.advance(Duration::days(2));
+    let got = w
+        .app
+        .client
+        .get(format!(
+            "{}/v1/models/fraud/versions/2.1.0/artifacts/model.bin",
+            w.app.address
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.status(), 200);
+    let h = got.headers().clone();
+    assert_eq!(got.bytes().await.expect("body").len(), 1000);
+    assert_eq!(h["deprecation"], format!("@{}", t0().timestamp()).as_str());
+    assert_eq!(
+        h["sunset"],
+        effective
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string()
+            .as_str()
+    );
+    let links: Vec<&str> = h
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().expect("ascii"))
+        .collect();
+    assert!(
+        links.contains(
+            &format!(
+                "<{PUBLIC_URL}/v1/retirements/{id}>; rel=\"sunset\"; type=\"application/json\""
+            )
+            .as_str()
+        ),
+        "{links:?}"
+    );
+}
+
+async fn the_status_says_the_same_and_others_carry_nothing(w: &World, id: &str, reader: &str) {
+    let status = w
+        .app
+        .client
+        .get(format!(
+            "{}/v1/models/fraud/versions/2.0.0/status",
+            w.app.address
+        ))
+        .bearer_auth(reader)
+        .send()
+        .await
+        .expect("get");
+    assert!(status.headers().contains_key("sunset"));
+    let body: Value = status.json().await.expect("json");
+    assert_eq!(body["retirement"]["id"], id);
+    assert_eq!(
+        body["retirement"]["state"], "needs-decision",
+        "batch-scorer's 30 days end after the date: {body:#}"
+    );
+    let other = w
+        .app
+        .client
+        .get(format!(
+            "{}/v1/models/fraud/versions/3.0.0/status",
+            w.app.address
+        ))
+        .bearer_auth(reader)
+        .send()
+        .await
+        .expect("get");
+    assert!(
+        !other.headers().contains_key("sunset") && !other.headers().contains_key("deprecation")
+    );
+    assert!(other.json::<Value>().await.expect("json")["retirement"].is_null());
+}
+
+/// The calendar feed shows it, with a stable UID; without a token it is refused.
+async fn the_calendar_feed_shows_it_to_token_holders(w: &World, id: &str, reader: &str) {
+    let ics = w
+        .app
+        .client
+        .get(format!("{}/v1/retirements.ics", w.app.address))
+        .bearer_auth(reader)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        ics.headers()["content-type"],
+        "text/calendar; charset=utf-8"
+    );
+    let ics = ics.text().await.expect("text");
+    assert!(
+        ics.contains(&format!("UID:retirement-{id}@sunset.test")),
+        "{ics}"
+    );
+    assert!(ics.contains("SUMMARY:Retirement of fraud ^2"), "{ics}");
+    let anonymous = w
+        .app
+        .client
+        .get(format!("{}/v1/retirements.ics", w.app.address))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(anonymous.status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

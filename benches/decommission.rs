@@ -24,7 +24,7 @@ use sunset::clock::ManualClock;
 use sunset::config::Settings;
 use sunset::domain::RetirementId;
 use sunset::domain::{Role, TeamName};
-use sunset::service::{ModelInput, RetirementInput, ServiceError, Services, VersionInput};
+use sunset::service::{RetirementInput, ServiceError, Services};
 
 const MODELS: usize = 200;
 
@@ -41,32 +41,14 @@ fn actor(name: &str, role: Role, team: Option<&str>) -> Actor {
 async fn prepare(services: &Services, clock: &ManualClock, i: usize) -> i64 {
     let owner = actor("bench-owner", Role::Owner, Some("ml"));
     let name = format!("m{i:04}");
-    services
-        .registry()
-        .create_model(
-            &owner,
-            ModelInput {
-                name: name.clone(),
-                owner_team: "ml".into(),
-                tier: "standard".into(),
-                description: String::new(),
-                contacts: vec![],
-            },
-        )
-        .await
-        .expect("model");
-    services
-        .registry()
-        .create_version(
-            &owner,
-            VersionInput {
-                model: name.clone(),
-                version: "1.0.0".into(),
-                provenance: Default::default(),
-            },
-        )
-        .await
-        .expect("version");
+    let seed = sunset::testing::Seed {
+        model: &name,
+        team: "ml",
+        tier: "standard",
+        contacts: &[],
+        versions: &["1.0.0"],
+    };
+    sunset::testing::seed(services, seed).await;
     let chunk: Result<Vec<u8>, std::io::Error> = Ok(vec![7u8; 4096]);
     services
         .artifacts()

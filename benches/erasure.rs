@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use sunset::auth::{Actor, ActorKind};
 use sunset::config::Settings;
 use sunset::domain::{ModelName, Role, TeamName, Version};
-use sunset::service::{ModelInput, RetirementInput, Services, VersionInput};
+use sunset::service::{RetirementInput, Services};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -69,32 +69,14 @@ fn governance() -> Actor {
 }
 
 async fn model_with_version(services: &Services, name: &str) {
-    services
-        .registry()
-        .create_model(
-            &owner(),
-            ModelInput {
-                name: name.into(),
-                owner_team: "ml".into(),
-                tier: "standard".into(),
-                description: String::new(),
-                contacts: vec![],
-            },
-        )
-        .await
-        .expect("model");
-    services
-        .registry()
-        .create_version(
-            &owner(),
-            VersionInput {
-                model: name.into(),
-                version: "1.0.0".into(),
-                provenance: Default::default(),
-            },
-        )
-        .await
-        .expect("version");
+    let seed = sunset::testing::Seed {
+        model: name,
+        team: "ml",
+        tier: "standard",
+        contacts: &[],
+        versions: &["1.0.0"],
+    };
+    sunset::testing::seed(services, seed).await;
 }
 
 /// Uploads `size` bytes of generated data, streamed in 1 MiB frames.

@@ -28,7 +28,7 @@ use sunset::auth::{Actor, ActorKind};
 use sunset::clock::SystemClock;
 use sunset::config::Settings;
 use sunset::domain::{Role, TeamName};
-use sunset::service::{ConsumerInput, ModelInput, RetirementInput, Services, VersionInput};
+use sunset::service::{ConsumerInput, RetirementInput, Services};
 
 const DEPENDENTS: usize = 10_000;
 /// Registrations per webhook message (the service's default maximum).
@@ -89,33 +89,14 @@ async fn receive(
 }
 
 async fn model(services: &Services, name: &str) {
-    let owner = actor("bench-owner", Role::Owner, Some("ml"));
-    services
-        .registry()
-        .create_model(
-            &owner,
-            ModelInput {
-                name: name.into(),
-                owner_team: "ml".into(),
-                tier: "standard".into(),
-                description: String::new(),
-                contacts: vec!["ml@example.org".into()],
-            },
-        )
-        .await
-        .expect("model");
-    services
-        .registry()
-        .create_version(
-            &owner,
-            VersionInput {
-                model: name.into(),
-                version: "1.0.0".into(),
-                provenance: Default::default(),
-            },
-        )
-        .await
-        .expect("version");
+    let seed = sunset::testing::Seed {
+        model: name,
+        team: "ml",
+        tier: "standard",
+        contacts: &["ml@example.org"],
+        versions: &["1.0.0"],
+    };
+    sunset::testing::seed(services, seed).await;
 }
 
 /// Consumer registrations through the signed webhook, a thousand per message.

@@ -21,4 +21,6 @@ pub mod service;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;
 pub mod vault;

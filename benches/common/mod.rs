@@ -15,21 +15,14 @@ pub struct BenchDatabase {
 
 impl BenchDatabase {
     pub async fn create(data_dir: &Path) -> Self {
-        let admin_url = std::env::var("SUNSET_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://sunset:sunset@127.0.0.1:5432/postgres".into());
-        let name = format!("sunset_bench_{}", std::process::id());
-        let admin = Database::connect(&admin_url)
+        let (name, url) = sunset::testing::create_scratch_database("sunset_bench").await;
+        let admin = Database::connect(&sunset::testing::postgres_admin_url())
             .await
             .expect("PostgreSQL reachable (run `bash tests/run` once, or pass --sqlite-only)");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create db");
-        let (base, _) = admin_url.rsplit_once('/').expect("db in url");
         let mut settings = Settings {
             data_dir: data_dir.to_path_buf(),
             database: sunset::config::DatabaseSettings {
-                url: Some(DatabaseUrl::new(format!("{base}/{name}"))),
+                url: Some(DatabaseUrl::new(url)),
             },
             ..Settings::default()
         };

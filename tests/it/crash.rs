@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use sunset::auth::Actor;
 use sunset::clock::SystemClock;
-use sunset::service::{ConsumerInput, EdgeSpec, ModelInput, RetirementInput, VersionInput};
+use sunset::service::{ConsumerInput, EdgeSpec, RetirementInput};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -122,97 +122,7 @@ async fn notices_survive_a_sigkill_mid_delivery() {
         ..sunset::config::Settings::default()
     };
     crate::support::admit_loopback_receivers(&mut settings);
-    let services = sunset::app::open(&settings, Arc::new(SystemClock))
-        .await
-        .expect("open");
-    services.inventory().load_inventory().await.expect("load");
-    let admin = Actor::local_operator();
-    let owner = Actor {
-        name: "ml-owner".into(),
-        role: sunset::domain::Role::Owner,
-        team: Some(sunset::domain::TeamName::parse("ml").expect("team")),
-        ..Actor::system()
-    };
-    services
-        .registry()
-        .create_model(
-            &owner,
-            ModelInput {
-                name: "fraud".into(),
-                owner_team: "ml".into(),
-                tier: "standard".into(),
-                description: String::new(),
-                contacts: vec![],
-            },
-        )
-        .await
-        .expect("model");
-    services
-        .registry()
-        .create_version(
-            &owner,
-            VersionInput {
-                model: "fraud".into(),
-                version: "1.0.0".into(),
-                provenance: Default::default(),
-            },
-        )
-        .await
-        .expect("version");
-    let mut secrets = HashMap::new();
-    for i in 0..DEPENDENTS {
-        let name = format!("svc-{i:03}");
-        let declared = services
-            .inventory()
-            .declare_consumer(
-                &admin,
-                ConsumerInput {
-                    name: name.clone(),
-                    kind: "service".into(),
-                    owner_team: "apps".into(),
-                    environment: "prod".into(),
-                    contacts: vec![],
-                    webhook_url: Some(format!("{}/{name}", receiver.uri())),
-                },
-            )
-            .await
-            .expect("consumer");
-        secrets.insert(format!("/{name}"), declared.webhook_secret.expect("secret"));
-        services
-            .inventory()
-            .declare_edge(
-                &admin,
-                EdgeSpec::Uses {
-                    consumer: name,
-                    model: "fraud".into(),
-                    version: "^1".into(),
-                },
-            )
-            .await
-            .expect("edge");
-    }
-    let governance = Actor {
-        name: "gov".into(),
-        role: sunset::domain::Role::Governance,
-        ..Actor::system()
-    };
-    let (_, dependents) = services
-        .retirements()
-        .schedule_retirement(
-            &governance,
-            RetirementInput {
-                model: "fraud".into(),
-                versions: "*".into(),
-                reason: "superseded".into(),
-                effective_at: Utc::now() + Duration::days(8),
-                replacement_model: None,
-                replacement_version: None,
-            },
-        )
-        .await
-        .expect("scheduled");
-    assert_eq!(dependents.len(), DEPENDENTS);
-    drop(services);
+    let secrets = notices_waiting_in_the_outbox(&settings, &receiver).await;
 
     // Slow receivers and few slots, so the kill lands mid-delivery; short timeouts, so
     // the killed process's leases run out within seconds.
@@ -267,6 +177,74 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     }
 }
 
+/// A model, `DEPENDENTS` consumers with webhooks at `receiver`, and a retirement whose
+/// notices wait in the outbox. Returns each receiver path's webhook secret.
+async fn notices_waiting_in_the_outbox(
+    settings: &sunset::config::Settings,
+    receiver: &MockServer,
+) -> HashMap<String, String> {
+    let services = sunset::app::open(settings, Arc::new(SystemClock))
+        .await
+        .expect("open");
+    services.inventory().load_inventory().await.expect("load");
+    let admin = Actor::local_operator();
+    sunset::testing::seed(&services, seed("fraud", &["1.0.0"])).await;
+    let mut secrets = HashMap::new();
+    for i in 0..DEPENDENTS {
+        let name = format!("svc-{i:03}");
+        let declared = services
+            .inventory()
+            .declare_consumer(
+                &admin,
+                ConsumerInput {
+                    name: name.clone(),
+                    kind: "service".into(),
+                    owner_team: "apps".into(),
+                    environment: "prod".into(),
+                    contacts: vec![],
+                    webhook_url: Some(format!("{}/{name}", receiver.uri())),
+                },
+            )
+            .await
+            .expect("consumer");
+        secrets.insert(format!("/{name}"), declared.webhook_secret.expect("secret"));
+        services
+            .inventory()
+            .declare_edge(
+                &admin,
+                EdgeSpec::Uses {
+                    consumer: name,
+                    model: "fraud".into(),
+                    version: "^1".into(),
+                },
+            )
+            .await
+            .expect("edge");
+    }
+    let governance = Actor {
+        name: "gov".into(),
+        role: sunset::domain::Role::Governance,
+        ..Actor::system()
+    };
+    let (_, dependents) = services
+        .retirements()
+        .schedule_retirement(
+            &governance,
+            RetirementInput {
+                model: "fraud".into(),
+                versions: "*".into(),
+                reason: "superseded".into(),
+                effective_at: Utc::now() + Duration::days(8),
+                replacement_model: None,
+                replacement_version: None,
+            },
+        )
+        .await
+        .expect("scheduled");
+    assert_eq!(dependents.len(), DEPENDENTS);
+    secrets
+}
+
 /// The real binary executes a retirement and dies (abort, no clean-up) between the KEK
 /// rotation and the destruction of the old epoch: both epochs are on disk, the
 /// retirement is executing. Started again, it resumes on its own and reaches the same
@@ -284,97 +262,8 @@ async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
     crate::support::admit_loopback_receivers(&mut settings);
     // Prepared through the library, on a clock moved past the notice period.
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let services = sunset::app::open(&settings, clock.clone())
-        .await
-        .expect("open");
-    services.inventory().load_inventory().await.expect("load");
-    let owner = Actor {
-        name: "ml-owner".into(),
-        role: sunset::domain::Role::Owner,
-        team: Some(sunset::domain::TeamName::parse("ml").expect("team")),
-        ..Actor::system()
-    };
-    services
-        .registry()
-        .create_model(
-            &owner,
-            ModelInput {
-                name: "fraud".into(),
-                owner_team: "ml".into(),
-                tier: "standard".into(),
-                description: String::new(),
-                contacts: vec![],
-            },
-        )
-        .await
-        .expect("model");
-    let surviving: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
-    for (version, bytes) in [("1.0.0", vec![9u8; 50_000]), ("2.0.0", surviving.clone())] {
-        services
-            .registry()
-            .create_version(
-                &owner,
-                VersionInput {
-                    model: "fraud".into(),
-                    version: version.into(),
-                    provenance: Default::default(),
-                },
-            )
-            .await
-            .expect("version");
-        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]);
-        services
-            .artifacts()
-            .upload_artifact(&owner, "fraud", version, "model.bin", None, body)
-            .await
-            .expect("upload");
-    }
-    let governance = Actor {
-        name: "gov".into(),
-        role: sunset::domain::Role::Governance,
-        ..Actor::system()
-    };
-    let (retirement, _) = services
-        .retirements()
-        .schedule_retirement(
-            &governance,
-            RetirementInput {
-                model: "fraud".into(),
-                versions: "1.0.0".into(),
-                reason: "a flaw in its weights".into(),
-                effective_at: Utc::now() + Duration::days(8),
-                replacement_model: None,
-                replacement_version: None,
-            },
-        )
-        .await
-        .expect("scheduled");
-    clock.set(Utc::now() + Duration::days(8) + Duration::minutes(1));
-    services
-        .retirements()
-        .check_retirements(sunset::domain::FoundBy::GraphChange)
-        .await
-        .expect("check");
-    let (_, gov_token) = services
-        .admin()
-        .create_token(&Actor::local_operator(), "gov", "governance", None, None)
-        .await
-        .expect("token");
-    let (_, reader_token) = services
-        .admin()
-        .create_token(&Actor::local_operator(), "reader", "reader", None, None)
-        .await
-        .expect("token");
-    assert_eq!(
-        services
-            .retirements()
-            .retirement(retirement.id)
-            .await
-            .expect("r")
-            .state,
-        sunset::domain::RetirementState::Ready
-    );
-    drop(services);
+    let (retirement, gov_token, reader_token, surviving) =
+        a_ready_retirement_with_a_survivor(&settings, clock).await;
 
     let config = dir.path().join("sunset.toml");
     std::fs::write(&config, "").expect("config");
@@ -461,4 +350,89 @@ async fn an_execution_killed_mid_erasure_finishes_on_the_next_start() {
         surviving.as_slice()
     );
     assert_eq!(gone.status(), 410);
+}
+
+/// Through the library, on `clock` moved past the notice: fraud 1.0.0 and 2.0.0 with an
+/// artifact each, 1.0.0's retirement ready. Returns the retirement, a governance and a
+/// reader token, and the surviving artifact's bytes.
+async fn a_ready_retirement_with_a_survivor(
+    settings: &sunset::config::Settings,
+    clock: Arc<sunset::clock::ManualClock>,
+) -> (
+    sunset::domain::Retirement,
+    sunset::auth::TokenSecret,
+    sunset::auth::TokenSecret,
+    Vec<u8>,
+) {
+    let services = sunset::app::open(settings, clock.clone())
+        .await
+        .expect("open");
+    services.inventory().load_inventory().await.expect("load");
+    let owner = sunset::testing::seed(&services, seed("fraud", &["1.0.0", "2.0.0"])).await;
+    let surviving: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    for (version, bytes) in [("1.0.0", vec![9u8; 50_000]), ("2.0.0", surviving.clone())] {
+        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]);
+        services
+            .artifacts()
+            .upload_artifact(&owner, "fraud", version, "model.bin", None, body)
+            .await
+            .expect("upload");
+    }
+    let governance = Actor {
+        name: "gov".into(),
+        role: sunset::domain::Role::Governance,
+        ..Actor::system()
+    };
+    let (retirement, _) = services
+        .retirements()
+        .schedule_retirement(
+            &governance,
+            RetirementInput {
+                model: "fraud".into(),
+                versions: "1.0.0".into(),
+                reason: "a flaw in its weights".into(),
+                effective_at: Utc::now() + Duration::days(8),
+                replacement_model: None,
+                replacement_version: None,
+            },
+        )
+        .await
+        .expect("scheduled");
+    clock.set(Utc::now() + Duration::days(8) + Duration::minutes(1));
+    services
+        .retirements()
+        .check_retirements(sunset::domain::FoundBy::GraphChange)
+        .await
+        .expect("check");
+    let (_, gov_token) = services
+        .admin()
+        .create_token(&Actor::local_operator(), "gov", "governance", None, None)
+        .await
+        .expect("token");
+    let (_, reader_token) = services
+        .admin()
+        .create_token(&Actor::local_operator(), "reader", "reader", None, None)
+        .await
+        .expect("token");
+    assert_eq!(
+        services
+            .retirements()
+            .retirement(retirement.id)
+            .await
+            .expect("r")
+            .state,
+        sunset::domain::RetirementState::Ready
+    );
+    (retirement, gov_token, reader_token, surviving)
+}
+
+/// Model `model` of team ml, standard tier, with `versions`.
+fn seed<'a>(model: &'a str, versions: &'a [&'a str]) -> sunset::testing::Seed<'a> {
+    sunset::testing::Seed {
+        model,
+        team: "ml",
+        tier: "standard",
+        contacts: &[],
+        versions,
+    }
 }

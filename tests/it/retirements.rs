@@ -227,6 +227,16 @@ async fn accept_webhooks(w: &World) {
         .await;
 }
 
+/// The acknowledgement link of the first webhook notice received, on this test's address.
+async fn first_notice_link(w: &World) -> String {
+    let got = w.receiver.received_requests().await.expect("requests");
+    let body: Value = serde_json::from_slice(&got[0].body).expect("json");
+    body["data"]["acknowledgeUrl"]
+        .as_str()
+        .expect("link")
+        .replace(PUBLIC_URL, &w.app.address)
+}
+
 /// Schedules the retirement of fraud ^2 at `effective`; returns its id.
 async fn scheduled(w: &World, effective: DateTime<Utc>) -> String {
     schedule(w, effective).await["data"]["scheduleRetirement"]["id"]
@@ -257,29 +267,7 @@ async fn check(w: &World) -> sunset::service::CheckReport {
 
 on_both_backends! {
     async fn scheduling_notifies_every_transitive_dependent_by_signed_webhook_and_email(w: World = world) {
-        // Too early for a high-tier model: refused with the earliest date, nothing written.
-        let refused = schedule(&w, t0() + Duration::days(10)).await;
-        assert_eq!(
-            refused["errors"][0]["extensions"]["code"], "VALIDATION",
-            "{refused:#}"
-        );
-        let message = refused["errors"][0]["message"].as_str().expect("message");
-        assert!(message.contains("at least 30 days' notice"), "{message}");
-        assert!(message.contains("2026-12-31T10:00:00Z"), "{message}");
-        let none = w
-            .app
-            .gql_ok(&w.governance, "{ retirements { id } }", json!({}))
-            .await;
-        assert_eq!(none["retirements"], json!([]));
-
-        // Only governance schedules.
-        let owner = w.app.token("other-owner", "owner", Some("ml")).await;
-        let forbidden = w.app.gql(&owner, SCHEDULE, json!({ "i": {
-        "model": "fraud", "versions": "^2", "reason": "x", "effectiveAt": (t0() + Duration::days(40)).to_rfc3339() }})).await;
-        assert_eq!(
-            forbidden["errors"][0]["extensions"]["code"], "FORBIDDEN",
-            "{forbidden:#}"
-        );
+        too_early_or_by_another_role_writes_nothing(&w).await;
 
         Mock::given(method("POST"))
             .and(path("/checkout"))
@@ -375,6 +363,33 @@ on_both_backends! {
     }
 }
 
+/// Too early for a high-tier model: refused with the earliest date, nothing written;
+/// and only governance schedules.
+async fn too_early_or_by_another_role_writes_nothing(w: &World) {
+    let refused = schedule(w, t0() + Duration::days(10)).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{refused:#}"
+    );
+    let message = refused["errors"][0]["message"].as_str().expect("message");
+    assert!(message.contains("at least 30 days' notice"), "{message}");
+    assert!(message.contains("2026-12-31T10:00:00Z"), "{message}");
+    let none = w
+        .app
+        .gql_ok(&w.governance, "{ retirements { id } }", json!({}))
+        .await;
+    assert_eq!(none["retirements"], json!([]));
+
+    // Only governance schedules.
+    let owner = w.app.token("other-owner", "owner", Some("ml")).await;
+    let forbidden = w.app.gql(&owner, SCHEDULE, json!({ "i": {
+    "model": "fraud", "versions": "^2", "reason": "x", "effectiveAt": (t0() + Duration::days(40)).to_rfc3339() }})).await;
+    assert_eq!(
+        forbidden["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{forbidden:#}"
+    );
+}
+
 on_both_backends! {
     async fn a_dependent_acknowledges_through_the_link_in_its_notice(w: World = world) {
         Mock::given(method("POST"))
@@ -385,12 +400,7 @@ on_both_backends! {
         let effective = t0() + Duration::days(30);
         let id = scheduled(&w, effective).await;
         deliver(&w).await;
-        let got = w.receiver.received_requests().await.expect("requests");
-        let body: Value = serde_json::from_slice(&got[0].body).expect("json");
-        let link = body["data"]["acknowledgeUrl"]
-            .as_str()
-            .expect("link")
-            .replace(PUBLIC_URL, &w.app.address);
+        let link = first_notice_link(&w).await;
 
         // Opening the link shows the notice and acknowledges nothing (mail scanners open links).
         let page = w.app.client.get(&link).send().await.expect("page");
@@ -829,12 +839,7 @@ async fn a_late_dependent_is_accepted_with_shorter_notice(
 async fn checkout_asks_by_its_link_and_is_granted(w: &World, id: &str) {
     // checkout asks for more time through its link; governance grants it, which goes
     // past the date; postponing settles it, and everyone is told the new date.
-    let got = w.receiver.received_requests().await.expect("requests");
-    let body: Value = serde_json::from_slice(&got[0].body).expect("json");
-    let link = body["data"]["acknowledgeUrl"]
-        .as_str()
-        .expect("link")
-        .replace(PUBLIC_URL, &w.app.address);
+    let link = first_notice_link(w).await;
     let bad = w
         .app
         .client
@@ -1295,50 +1300,7 @@ on_both_backends! {
     async fn a_ninety_day_notice_reminds_weekly_until_acknowledged_then_becomes_ready(w: World = world) {
         accept_webhooks(&w).await;
         // A critical model: 90 days' notice, reminders on Mondays at 09:00 UTC.
-        let owner = Actor {
-            name: "ml-owner".into(),
-            role: sunset::domain::Role::Owner,
-            team: Some(sunset::domain::TeamName::parse("ml").expect("team")),
-            ..Actor::system()
-        };
-        w.app
-            .services
-            .registry().create_model(
-                &owner,
-                sunset::service::ModelInput {
-                    name: "core".into(),
-                    owner_team: "ml".into(),
-                    tier: "critical".into(),
-                    description: String::new(),
-                    contacts: vec!["ml@example.org".into()],
-                },
-            )
-            .await
-            .expect("model");
-        w.app
-            .services
-            .registry().create_version(
-                &owner,
-                sunset::service::VersionInput {
-                    model: "core".into(),
-                    version: "1.0.0".into(),
-                    provenance: Default::default(),
-                },
-            )
-            .await
-            .expect("version");
-        w.app
-            .services
-            .inventory().declare_edge(
-                &Actor::local_operator(),
-                EdgeSpec::Uses {
-                    consumer: "checkout".into(),
-                    model: "core".into(),
-                    version: "1.0.0".into(),
-                },
-            )
-            .await
-            .expect("edge");
+        a_critical_model_checkout_uses(&w).await;
         let effective = t0() + Duration::days(90);
         let too_soon = w.app.gql(&w.governance, SCHEDULE, json!({ "i": { "model": "core", "versions": "1.0.0", "reason": "end of life", "effectiveAt": (effective - Duration::days(1)).to_rfc3339() } })).await;
         assert!(
@@ -1409,6 +1371,31 @@ on_both_backends! {
             "no reminders after acknowledging"
         );
     }
+}
+
+/// Model `core`, tier critical, whose 1.0.0 checkout uses.
+async fn a_critical_model_checkout_uses(w: &World) {
+    let core = sunset::testing::Seed {
+        model: "core",
+        team: "ml",
+        tier: "critical",
+        contacts: &["ml@example.org"],
+        versions: &["1.0.0"],
+    };
+    sunset::testing::seed(&w.app.services, core).await;
+    w.app
+        .services
+        .inventory()
+        .declare_edge(
+            &Actor::local_operator(),
+            EdgeSpec::Uses {
+                consumer: "checkout".into(),
+                model: "core".into(),
+                version: "1.0.0".into(),
+            },
+        )
+        .await
+        .expect("edge");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,17 +93,7 @@ async fn read_nodes(
         "consumers",
         "name, kind, owner_team, environment, contacts, webhook_url, discovered",
     );
-    type Row = (
-        i64,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Flag,
-    );
-    while let Some(page) = consumers.next::<Row>().await? {
+    while let Some(page) = consumers.next::<ConsumerRow>().await? {
         let page = page
             .into_iter()
             .map(|row| Ok((ConsumerId(row.0), consumer_of(row)?)))
@@ -113,18 +103,22 @@ async fn read_nodes(
     Ok(())
 }
 
+/// A consumer row as the load reads it: id, name, kind, owner team, environment,
+/// contacts, webhook URL, discovered.
+type ConsumerRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Flag,
+);
+
 /// A consumer load row through [`to_consumer`], the one place a row becomes a consumer.
 fn consumer_of(
-    (id, name, kind, owner_team, environment, contacts, webhook_url, discovered): (
-        i64,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Flag,
-    ),
+    (id, name, kind, owner_team, environment, contacts, webhook_url, discovered): ConsumerRow,
 ) -> Result<Consumer, StoreError> {
     to_consumer(&consumer::Model {
         id,

@@ -1,13 +1,6 @@
 //! A fresh PostgreSQL database per test, on the server `tests/run` started. Dropped
 //! (WITH FORCE) when the test ends, pass or fail.
 
-use sea_orm::{ConnectionTrait, Database};
-
-pub fn admin_url() -> String {
-    std::env::var("SUNSET_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://sunset:sunset@127.0.0.1:5432/postgres".into())
-}
-
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
@@ -15,19 +8,8 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> Self {
-        let admin = admin_url();
-        let name = format!("sunset_test_{}", hex::encode(rand::random::<[u8; 8]>()));
-        let conn = Database::connect(&admin).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL is needed for this test and is not reachable at {admin}: {e}. Run the suite with `bash tests/run`, which starts it.")
-        });
-        conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        let (base, _) = admin.rsplit_once('/').expect("admin url has a database");
-        Self {
-            url: format!("{base}/{name}"),
-            name,
-        }
+        let (name, url) = sunset::testing::create_scratch_database("sunset_test").await;
+        Self { name, url }
     }
 }
 
@@ -41,13 +23,7 @@ impl Drop for TestDatabase {
                 .enable_all()
                 .build()
                 .expect("runtime");
-            rt.block_on(async {
-                if let Ok(conn) = Database::connect(&admin_url()).await {
-                    let _ = conn
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            });
+            rt.block_on(sunset::testing::drop_scratch_database(&name));
         })
         .join();
     }

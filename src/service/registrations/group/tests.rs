@@ -25,33 +25,14 @@ async fn services(dir: &std::path::Path, url: Option<String>) -> Services {
         .expect("open");
     services.inventory().load_inventory().await.expect("load");
     let admin = Actor::local_operator();
-    let owner = owner();
-    services
-        .registry()
-        .create_model(
-            &owner,
-            ModelInput {
-                name: "fraud-scorer".into(),
-                owner_team: "t".into(),
-                tier: "standard".into(),
-                description: "d".into(),
-                contacts: vec![],
-            },
-        )
-        .await
-        .expect("model");
-    services
-        .registry()
-        .create_version(
-            &owner,
-            VersionInput {
-                model: "fraud-scorer".into(),
-                version: "1.0.0".into(),
-                provenance: Default::default(),
-            },
-        )
-        .await
-        .expect("version");
+    let fraud_scorer = crate::testing::Seed {
+        model: "fraud-scorer",
+        team: "t",
+        tier: "standard",
+        contacts: &[],
+        versions: &["1.0.0"],
+    };
+    crate::testing::seed(&services, fraud_scorer).await;
     services
         .inventory()
         .create_webhook_source(&admin, "ci")
@@ -139,28 +120,12 @@ async fn a_group_is_judged_message_by_message_in_order_on_sqlite() {
 /// fails, never passes, when there is none.
 #[tokio::test]
 async fn a_group_is_judged_message_by_message_in_order_on_postgres() {
-    use sea_orm::ConnectionTrait;
-    let admin_url = std::env::var("SUNSET_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://sunset:sunset@127.0.0.1:5432/postgres".into());
-    let admin = sea_orm::Database::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is needed at {admin_url} ({e}); run the suite with `bash tests/run`, which starts it")
-        });
-    let name = format!("sunset_test_group_{}", std::process::id());
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create db");
-    let (base, _) = admin_url.rsplit_once('/').expect("db in url");
+    let (name, url) = crate::testing::create_scratch_database("sunset_test_group").await;
     let dir = tempfile::tempdir().expect("tmp");
-    let services = services(dir.path(), Some(format!("{base}/{name}"))).await;
+    let services = services(dir.path(), Some(url)).await;
     assert!(!services.store().writes_groups_on_thread());
     judged_in_order(services).await;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .expect("drop db");
+    crate::testing::drop_scratch_database(&name).await;
 }
 
 /// A group applies its own rows to the graph only when the graph stands right before

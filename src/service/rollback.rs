@@ -54,21 +54,8 @@ impl super::Registry<'_> {
                 ))
             })?;
         // Verify the target whole before touching anything: signature, then every byte.
-        let target_subject = format!("{model}@{}", target.version);
-        if let Err(reason) = self.check_version_signature(db, target_id).await? {
-            self.record_rollback_refusal(actor, &target_subject, &reason)
-                .await;
-            return Err(ServiceError::Conflict(format!(
-                "cannot roll back to {target_subject}: {reason}"
-            )));
-        }
-        if let Err(reason) = self.artifacts().verify_artifacts(target_id).await? {
-            self.record_rollback_refusal(actor, &target_subject, &reason)
-                .await;
-            return Err(ServiceError::Integrity(format!(
-                "cannot roll back to {target_subject}: {reason}"
-            )));
-        }
+        self.refuse_unverified(actor, &format!("{model}@{}", target.version), target_id)
+            .await?;
 
         let after = in_write_tx!(self, |tx| {
             let current =
@@ -118,5 +105,31 @@ impl super::Registry<'_> {
         })?;
         tracing::warn!(model = %model, to = %after.version, actor = %actor.name, "model rolled back");
         Ok(after)
+    }
+
+    /// Refuses (and records the refusal of) a rollback to a version whose signature no
+    /// longer verifies or whose artifacts no longer match their digests.
+    async fn refuse_unverified(
+        &self,
+        actor: &Actor,
+        target_subject: &str,
+        target_id: repo::VersionId,
+    ) -> Result<(), ServiceError> {
+        let db = self.store().reader();
+        if let Err(reason) = self.check_version_signature(db, target_id).await? {
+            self.record_rollback_refusal(actor, target_subject, &reason)
+                .await;
+            return Err(ServiceError::Conflict(format!(
+                "cannot roll back to {target_subject}: {reason}"
+            )));
+        }
+        if let Err(reason) = self.artifacts().verify_artifacts(target_id).await? {
+            self.record_rollback_refusal(actor, target_subject, &reason)
+                .await;
+            return Err(ServiceError::Integrity(format!(
+                "cannot roll back to {target_subject}: {reason}"
+            )));
+        }
+        Ok(())
     }
 }

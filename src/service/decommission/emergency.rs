@@ -89,24 +89,7 @@ impl crate::service::Decommission<'_> {
                 now,
             );
             retirement.id = retirement_repo::insert(tx.conn(), &retirement).await?;
-            let dependents: Vec<Dependent> = found
-                .values()
-                .map(|f| f.dependent(retirement.id, FoundBy::Scheduling, now, now, None))
-                .collect();
-            retirement_repo::insert_dependents(tx.conn(), &dependents).await?;
-            let escalate_to =
-                crate::service::retirements::escalation_contacts(self, tx.conn(), &retirement)
-                    .await?;
-            let notices = self.retirements().notices_for(
-                &retirement,
-                notifiers::NoticeKind::Emergency,
-                dependents
-                    .iter()
-                    .map(|d| (d, &found[&d.consumer_id].consumer)),
-                &escalate_to,
-                now,
-            );
-            notice_repo::insert(tx.conn(), &notices).await?;
+            let (dependents, notices) = self.tell_emergency(tx, &retirement, &found, now).await?;
             let record = EmergencyRecord {
                 superseded: superseded.clone(),
                 ..emergency.clone()
@@ -126,7 +109,7 @@ impl crate::service::Decommission<'_> {
                 "killSwitch": pulled,
                 "supersededRetirements": superseded.iter().map(|(id, _)| id).collect::<Vec<_>>(),
                 "dependents": dependents.iter().map(|d| &d.consumer).collect::<Vec<_>>(),
-                "notices": notices.len(),
+                "notices": notices,
             }));
             self.append_audit(tx, now, entry).await?;
             Ok(retirement)
@@ -144,6 +127,38 @@ impl crate::service::Decommission<'_> {
             "EMERGENCY retirement: versions disabled"
         );
         self.after_kill_switch(retirement.id).await
+    }
+
+    /// Inside `tx`: the emergency's dependents, each told at once (their notice ends now)
+    /// and its owners escalated to; returns the dependents and how many notices.
+    async fn tell_emergency(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        retirement: &Retirement,
+        found: &std::collections::BTreeMap<
+            crate::domain::ConsumerId,
+            crate::service::retirements::Found,
+        >,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Vec<Dependent>, usize), ServiceError> {
+        let dependents: Vec<Dependent> = found
+            .values()
+            .map(|f| f.dependent(retirement.id, FoundBy::Scheduling, now, now, None))
+            .collect();
+        retirement_repo::insert_dependents(tx.conn(), &dependents).await?;
+        let escalate_to =
+            crate::service::retirements::escalation_contacts(self, tx.conn(), retirement).await?;
+        let notices = self.retirements().notices_for(
+            retirement,
+            notifiers::NoticeKind::Emergency,
+            dependents
+                .iter()
+                .map(|d| (d, &found[&d.consumer_id].consumer)),
+            &escalate_to,
+            now,
+        );
+        notice_repo::insert(tx.conn(), &notices).await?;
+        Ok((dependents, notices.len()))
     }
 
     /// The versions of `model` that `selection` names; none is an error.

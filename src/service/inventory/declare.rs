@@ -61,20 +61,7 @@ impl crate::service::Inventory<'_> {
         actor: &Actor,
         input: ConsumerInput,
     ) -> Result<DeclaredConsumer, ServiceError> {
-        let consumer = Consumer {
-            name: ConsumerName::parse(&input.name)?,
-            kind: ConsumerKind::parse(&input.kind)?,
-            owner_team: TeamName::parse(&input.owner_team)?,
-            environment: Environment::parse(&input.environment)?,
-            contacts: Contacts::parse(&input.contacts)?,
-            webhook_url: input
-                .webhook_url
-                .as_deref()
-                .filter(|u| !u.trim().is_empty())
-                .map(WebhookUrl::parse)
-                .transpose()?,
-            discovered: false,
-        };
+        let consumer = parse_consumer(input)?;
         if let Some(url) = &consumer.webhook_url {
             self.retirements().check_webhook_destination(url)?;
         }
@@ -532,4 +519,22 @@ fn require_admin_for_points(actor: &Actor, kind: ConsumerKind) -> Result<(), Ser
         &[Role::Admin],
         "register or change an enforcement point",
     )
+}
+
+/// A declared consumer, parsed; an empty webhook URL is none.
+fn parse_consumer(input: ConsumerInput) -> Result<Consumer, ServiceError> {
+    Ok(Consumer {
+        name: ConsumerName::parse(&input.name)?,
+        kind: ConsumerKind::parse(&input.kind)?,
+        owner_team: TeamName::parse(&input.owner_team)?,
+        environment: Environment::parse(&input.environment)?,
+        contacts: Contacts::parse(&input.contacts)?,
+        webhook_url: input
+            .webhook_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(WebhookUrl::parse)
+            .transpose()?,
+        discovered: false,
+    })
 }

@@ -95,16 +95,7 @@ async fn a_model_signed_with_the_model_signing_tool_verifies_and_a_changed_or_fo
 {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let model = dir.path().join("model");
-    std::fs::create_dir_all(model.join("tokenizer")).expect("mkdir");
-    let files = [
-        ("model.safetensors", vec![7u8; 200_000]),
-        ("config.json", b"{\"layers\": 2}".to_vec()),
-        ("tokenizer/vocab.json", b"{\"a\": 0}".to_vec()),
-    ];
-    for (name, bytes) in &files {
-        std::fs::write(model.join(name), bytes).expect("write");
-    }
+    let (model, files) = model_folder(dir.path());
     let (release_key, release_pub) = ec_key(dir.path(), "release");
     let bundle = dir.path().join("model.sig");
     sign(&model, &release_key, &bundle);
@@ -195,4 +186,19 @@ async fn a_model_signed_with_the_model_signing_tool_verifies_and_a_changed_or_fo
             .contains("no enabled signer"),
         "{err}"
     );
+}
+
+/// A model folder of three files under `dir`; returns its path and the files.
+fn model_folder(dir: &std::path::Path) -> (std::path::PathBuf, [(&'static str, Vec<u8>); 3]) {
+    let model = dir.join("model");
+    std::fs::create_dir_all(model.join("tokenizer")).expect("mkdir");
+    let files = [
+        ("model.safetensors", vec![7u8; 200_000]),
+        ("config.json", b"{\"layers\": 2}".to_vec()),
+        ("tokenizer/vocab.json", b"{\"a\": 0}".to_vec()),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(model.join(name), bytes).expect("write");
+    }
+    (model, files)
 }

@@ -1997,24 +1997,7 @@ async fn a_critical_signed_alert_trips_the_circuit_breaker_when_policy_allows() 
     })
     .await;
     let reader = w.app.token("reader", "reader", None).await;
-    let mut secrets = std::collections::HashMap::new();
-    for source in ["siem", "scanner"] {
-        let created = w
-            .app
-            .gql_ok(
-                &w.app.admin,
-                "mutation($n: String!) { createWebhookSource(name: $n) { secret } }",
-                json!({ "n": source }),
-            )
-            .await;
-        secrets.insert(
-            source,
-            created["createWebhookSource"]["secret"]
-                .as_str()
-                .expect("secret")
-                .to_owned(),
-        );
-    }
+    let mut secrets = alert_sources(&w, &["siem", "scanner"]).await;
     let mut n = 0;
     secrets.insert(
         "forger",
@@ -2094,4 +2077,30 @@ async fn a_critical_signed_alert_trips_the_circuit_breaker_when_policy_allows() 
     let log = w.app.gql_ok(&auditor, "{ auditLog(filter: { action: \"security_alert.received\" }) { edges { node { actor } } } }", json!({})).await;
     // high, not allowed, tripped, repeat (a new message); not the redelivery or the forgery.
     assert_eq!(log["auditLog"]["edges"].as_array().map(Vec::len), Some(4));
+}
+
+/// Webhook sources of these names; returns each one's secret.
+async fn alert_sources(
+    w: &World,
+    names: &[&'static str],
+) -> std::collections::HashMap<&'static str, String> {
+    let mut secrets = std::collections::HashMap::new();
+    for &source in names {
+        let created = w
+            .app
+            .gql_ok(
+                &w.app.admin,
+                "mutation($n: String!) { createWebhookSource(name: $n) { secret } }",
+                json!({ "n": source }),
+            )
+            .await;
+        secrets.insert(
+            source,
+            created["createWebhookSource"]["secret"]
+                .as_str()
+                .expect("secret")
+                .to_owned(),
+        );
+    }
+    secrets
 }

@@ -441,7 +441,7 @@ impl InventoryGraph {
 
     /// Adds an edge read by a bulk load, leaving its arrival to [`Self::finish_load`]:
     /// a million arrivals grown one by one cost more than laying them out once.
-    pub fn load_edge(&mut self, e: EdgeRecord) -> Result<(), GraphError> {
+    pub(super) fn load_edge(&mut self, e: EdgeRecord) -> Result<(), GraphError> {
         self.insert_edge(e, false)
     }
 
@@ -450,7 +450,7 @@ impl InventoryGraph {
     /// order of the edges' indexes. That is the order they were added, and so the order
     /// single upserts would give, because a graph being loaded has had no edge removed
     /// (petgraph reuses a removed edge's index).
-    pub fn finish_load(&mut self) {
+    pub(super) fn finish_load(&mut self) {
         let mut count = vec![0usize; self.g.node_bound()];
         for e in (&self.g).edge_references() {
             count[e.target().index()] += 1;

@@ -183,7 +183,11 @@ impl Services {
     }
 
     /// The group-commit worker's queue, started on first use and started again when the
-    /// worker has stopped (its receiver dropped by a panic).
+    /// worker has stopped (its receiver dropped by a panic). The one worker the
+    /// supervisor does not own, on purpose: it must exist wherever a webhook is received
+    /// (the server, and any process opening the service), lives exactly as long as the
+    /// service feeding it (it holds it weakly), and is restarted by the very next message
+    /// rather than after the supervisor's pause, so no sender waits on a dead queue.
     fn registration_queue(&self) -> tokio::sync::mpsc::Sender<Job> {
         let mut slot = self
             .inner

@@ -311,12 +311,12 @@ pub async fn model_ids(
     Ok(ids)
 }
 
-/// Which of these `(model, version)` pairs exist.
-pub async fn existing_versions(
+/// The ids of those of these `(model, version)` pairs that exist.
+pub async fn version_ids(
     conn: &impl ConnectionTrait,
     wanted: &[(ModelId, Version)],
-) -> Result<std::collections::HashSet<(ModelId, Version)>, StoreError> {
-    let mut found = std::collections::HashSet::new();
+) -> Result<std::collections::HashMap<(ModelId, Version), VersionId>, StoreError> {
+    let mut found = std::collections::HashMap::new();
     for chunk in super::statement_chunks(wanted) {
         let mut any = Condition::any();
         for (model, v) in chunk {
@@ -328,8 +328,9 @@ pub async fn existing_versions(
                     .add(model_version::Column::Patch.eq(component(v.patch))),
             );
         }
-        let rows: Vec<(i64, i32, i32, i32)> = model_version::Entity::find()
+        let rows: Vec<(i64, i64, i32, i32, i32)> = model_version::Entity::find()
             .select_only()
+            .column(model_version::Column::Id)
             .column(model_version::Column::ModelId)
             .column(model_version::Column::Major)
             .column(model_version::Column::Minor)
@@ -338,14 +339,17 @@ pub async fn existing_versions(
             .into_tuple()
             .all(conn)
             .await?;
-        for (model, major, minor, patch) in rows {
+        for (id, model, major, minor, patch) in rows {
             let part = |p: i32| {
                 u32::try_from(p).map_err(|_| StoreError::Corrupt(format!("version part {p}")))
             };
-            found.insert((
-                ModelId(model),
-                Version::new(part(major)?, part(minor)?, part(patch)?),
-            ));
+            found.insert(
+                (
+                    ModelId(model),
+                    Version::new(part(major)?, part(minor)?, part(patch)?),
+                ),
+                VersionId(id),
+            );
         }
     }
     Ok(found)

@@ -371,6 +371,56 @@ on_both_backends! {
     }
 }
 
+on_both_backends! {
+    async fn derivations_and_consumers_sent_together_commit_as_one_path_and_never_close_a_circle(app) {
+        let owner = crate::artifacts::model_with_version(&app).await;
+        app.create_model(&owner, "fraud-scorer-eu", "payments-ml").await;
+        app.gql_ok(&owner, "mutation { createVersion(input: { model: \"fraud-scorer-eu\", version: \"1.0.0\" }) { version } }", json!({})).await;
+        let secret = source(&app, "ci").await;
+        let derive = |model: &str, from: &str| json!({ "registrations": [
+            { "type": "derivation", "model": model, "version": "1.0.0",
+              "from": { "model": from, "version": "1.0.0" }, "derivation": "fine-tune" } ] });
+        // Two derivations that would close a circle together, sent at once among consumer
+        // registrations and one naming a version that does not exist: whichever commits
+        // first stands, in one group or in two.
+        let mut bodies = vec![
+            ("msg-eu".to_owned(), derive("fraud-scorer-eu", "fraud-scorer")),
+            ("msg-back".to_owned(), derive("fraud-scorer", "fraud-scorer-eu")),
+            (
+                "msg-missing".to_owned(),
+                json!({ "registrations": [
+                    { "type": "derivation", "model": "fraud-scorer", "version": "9.9.9",
+                      "from": { "model": "fraud-scorer-eu", "version": "1.0.0" } } ] }),
+            ),
+        ];
+        for i in 0..12 {
+            bodies.push((
+                format!("msg-c{i}"),
+                json!({ "registrations": [{ "type": "consumer", "name": format!("svc-{i}"), "kind": "service", "ownerTeam": "t", "environment": "e", "uses": [{ "model": "fraud-scorer", "version": "1.0.0" }] }] }),
+            ));
+        }
+        let sends = bodies.iter().map(|(id, body)| {
+            let (app, secret) = (&app, secret.clone());
+            async move {
+                let r = post(app, Post { secret: &secret, id, at: now() }, body).await;
+                (id.as_str(), r.status().as_u16(), r.text().await.expect("body"))
+            }
+        });
+        let results = futures_util::future::join_all(sends).await;
+        let refused: Vec<&(&str, u16, String)> = results.iter().filter(|(_, s, _)| *s != 200).collect();
+        assert_eq!(refused.len(), 2, "{results:#?}");
+        let circle: Vec<_> = refused.iter().filter(|(_, _, t)| t.contains("circle")).collect();
+        assert_eq!(circle.len(), 1, "exactly one of the two derivations is refused: {results:#?}");
+        assert!(["msg-eu", "msg-back"].contains(&circle[0].0));
+        assert!(refused.iter().any(|(id, s, t)| *id == "msg-missing" && *s == 422 && t.contains("no version fraud-scorer@9.9.9")), "{results:#?}");
+        assert_eq!(count(&app, "inventory_edges").await, 13, "twelve uses and one derivation");
+        assert_eq!(
+            app.services.inventory().inventory_snapshot(),
+            app.services.inventory().inventory_snapshot_from_database().await.expect("db")
+        );
+    }
+}
+
 /// A registration naming `name` with `team` and `kind`, using fraud-scorer ^1.
 fn declaring(name: &str, kind: &str, team: &str) -> Value {
     json!({ "registrations": [

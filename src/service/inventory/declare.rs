@@ -305,7 +305,7 @@ impl crate::service::Inventory<'_> {
 }
 
 /// Resolves names to rows. `for_declare` also checks what only a new edge must satisfy.
-pub(crate) async fn resolve(
+pub(super) async fn resolve(
     db: &impl Conn,
     spec: &EdgeSpec,
     for_declare: bool,

@@ -12,7 +12,6 @@ pub use follow::load_graph;
 mod questions;
 mod usage;
 
-pub(crate) use declare::resolve;
 pub(crate) use follow::Written;
 pub(crate) use usage::Usage;
 

@@ -1,25 +1,27 @@
 //! Group commit of registration webhooks: each message is answered only after its
 //! durable commit, and the messages waiting together commit in one transaction.
 //!
-//! A group of consumer registrations is applied set-wise, through
-//! [`GroupTx`]: on a SQLite file the whole transaction runs in one hand-off to the
-//! store's writer thread (`store::sqlite_writer`); elsewhere every lookup and every write
-//! covers the whole group in one statement (per table, per chunk), so a group of 64
-//! messages costs about a dozen round trips instead of 64 × 15. Messages are still
-//! judged one by one, in arrival order, against what the messages before them declared:
-//! an invalid message is answered with its own error and leaves no trace, and the rest
-//! commit. A group holding a derivation is applied message by message instead, because
-//! a derivation's circle check reads the graph, which sees only committed messages.
+//! Every registration is written this one way, set-wise, through [`GroupTx`]: on a SQLite
+//! file the whole transaction runs in one hand-off to the store's writer thread
+//! (`store::sqlite_writer`); elsewhere every lookup and every write covers the whole
+//! group in one statement (per table, per chunk), so a group of 64 messages costs about a
+//! dozen round trips instead of 64 × 15. Messages are still judged one by one, in arrival
+//! order, against what the messages before them declared: an invalid message is answered
+//! with its own error and leaves no trace, and the rest commit. A derivation's circle
+//! check reads the graph (plus the group's own derivations, which the graph sees only
+//! after the commit), which the writer thread must never wait on, so a group holding one
+//! commits in a `WriteTx`. A group whose transaction fails is applied again message by
+//! message, each as a group of one, so one message's failure is only its own.
 //!
 //! Why this file is long: the group's queue, its worker (with its respawn) and the
 //! message-by-message judgement share one batch type and its failure handling; the tests
 //! are in `group/tests.rs`.
 
 use super::{Received, Services, applied_entry, consumer_changed_entry};
-use crate::domain::EdgeId;
 use crate::domain::{
     Consumer, ConsumerName, EdgeOrigin, ModelName, ParseError, SourceChange, Version,
 };
+use crate::domain::{EdgeId, VersionId};
 use crate::graph::{ConsumerId, Link};
 use crate::ingest::registrations::Registration;
 use crate::service::ServiceError;
@@ -43,6 +45,7 @@ pub(crate) struct Job {
 }
 
 /// A received message, as its group reads it.
+#[derive(Clone)]
 struct Queued {
     source: Source,
     message_id: String,
@@ -91,51 +94,52 @@ pub(super) async fn group_worker(
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        if let Some(finish) = (Services { inner }).apply_group(jobs).await
-            && finished.send(finish).await.is_err()
-        {
-            return;
+        for finish in (Services { inner }).apply_group(jobs).await {
+            if finished.send(finish).await.is_err() {
+                return;
+            }
         }
     }
 }
 
 impl Services {
-    /// Applies a group of messages: set-wise in one transaction when it holds only
-    /// consumer registrations, otherwise (or if that transaction fails) one by one, so
-    /// one message's failure is only its own. A group committed set-wise returns what is
-    /// left to do ([`Services::finish`]); messages applied one by one are answered here.
-    async fn apply_group(&self, jobs: Vec<Job>) -> Option<Finish> {
+    /// Applies a group of messages set-wise in one transaction; if that transaction fails,
+    /// each message alone the same way, so one message's failure is only its own. Returns
+    /// what is left to do for each committed transaction ([`Services::finish`]), in
+    /// commit order; a message whose own transaction failed is answered here.
+    async fn apply_group(&self, jobs: Vec<Job>) -> Vec<Finish> {
         // Tests make the worker die here, as a bug in a group would.
         let _ = self.failpoints().hit("registration-group");
         let (jobs, replies): (Vec<Queued>, Vec<_>) =
             jobs.into_iter().map(|j| (j.message, j.reply)).unzip();
-        let jobs = Arc::new(jobs);
-        let set_wise = jobs.iter().all(|job| {
-            job.batch
-                .iter()
-                .all(|r| matches!(r, Registration::Consumer { .. }))
-        });
-        if set_wise {
-            match self.commit_set_wise(&jobs).await {
-                Ok((outcomes, written)) => {
-                    return Some(Finish {
-                        written,
-                        answers: replies.into_iter().zip(outcomes).collect(),
-                    });
-                }
+        let whole = Arc::new(jobs);
+        let error = match self.commit_set_wise(&whole).await {
+            Ok((outcomes, written)) => {
+                let answers = replies.into_iter().zip(outcomes).collect();
+                return vec![Finish { written, answers }];
+            }
+            Err(e) => e,
+        };
+        if whole.len() == 1 {
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(error));
+            }
+            return Vec::new();
+        }
+        tracing::warn!(error = %error, messages = whole.len(), "a group of registrations failed; applying each on its own");
+        let mut finished = Vec::new();
+        for (job, reply) in whole.iter().cloned().zip(replies) {
+            match self.commit_set_wise(&Arc::new(vec![job])).await {
+                Ok((outcomes, written)) => finished.push(Finish {
+                    written,
+                    answers: vec![(reply, outcomes.into_iter().next().expect("one answer"))],
+                }),
                 Err(e) => {
-                    tracing::warn!(error = %e, messages = jobs.len(), "a group of registrations failed; applying each on its own");
+                    let _ = reply.send(Err(e));
                 }
             }
         }
-        for (job, reply) in jobs.iter().zip(replies) {
-            let result = self
-                .inventory()
-                .apply_registrations(&job.source, &job.message_id, &job.batch)
-                .await;
-            let _ = reply.send(result);
-        }
-        None
+        finished
     }
 
     /// Takes a committed group's rows into the graph, then answers its senders: so a
@@ -152,29 +156,37 @@ impl Services {
     /// writer thread (one hand-off for the whole group); otherwise in a [`WriteTx`].
     async fn commit_set_wise(&self, jobs: &Arc<Vec<Queued>>) -> Result<Applied, ServiceError> {
         let mut attempt = 1;
-        loop {
-            let (services, queued) = (Services::clone(self), jobs.clone());
-            // Read here, so the writer thread never waits on the graph's lock.
-            let seen = Seen::read(self, jobs);
-            let outcome = self
-                .store()
-                .write_on_thread(move |tx| {
-                    // Every await in there completes at once: the writer thread's
-                    // transaction answers synchronously.
-                    services
-                        .apply_set_wise(tx, &queued, seen)
-                        .now_or_never()
-                        .unwrap_or_else(|| {
-                            Err(ServiceError::internal(std::io::Error::other(
-                                "a group commit on the SQLite writer thread waited",
-                            )))
-                        })
-                })
-                .await;
-            match outcome {
-                None => break,
-                Some(outcome) if super::super::again_after(&outcome, &mut attempt) => {}
-                Some(outcome) => return outcome,
+        // A derivation's circle check reads the graph, which the writer thread must never
+        // wait on: such a group commits in a `WriteTx` instead.
+        let derives = jobs
+            .iter()
+            .flat_map(|j| j.batch.iter())
+            .any(|r| matches!(r, Registration::Derivation { .. }));
+        if !derives {
+            loop {
+                let (services, queued) = (Services::clone(self), jobs.clone());
+                // Read here, so the writer thread never waits on the graph's lock.
+                let seen = Seen::read(self, jobs);
+                let outcome = self
+                    .store()
+                    .write_on_thread(move |tx| {
+                        // Every await in there completes at once: the writer thread's
+                        // transaction answers synchronously.
+                        services
+                            .apply_set_wise(tx, &queued, seen)
+                            .now_or_never()
+                            .unwrap_or_else(|| {
+                                Err(ServiceError::internal(std::io::Error::other(
+                                    "a group commit on the SQLite writer thread waited",
+                                )))
+                            })
+                    })
+                    .await;
+                match outcome {
+                    None => break,
+                    Some(outcome) if super::super::again_after(&outcome, &mut attempt) => {}
+                    Some(outcome) => return outcome,
+                }
             }
         }
         in_write_tx!(self, |tx| {
@@ -249,6 +261,11 @@ impl Services {
         seen: Seen,
     ) -> Result<Applied, ServiceError> {
         let now = self.now();
+        let inventory = self.inventory();
+        let cycles = |version, parent, also: &[(VersionId, VersionId)]| {
+            inventory.refuse_derivation_cycle(version, parent, also)
+        };
+        let cycles: CycleCheck<'_> = &cycles;
         let pairs: Vec<(i64, &str)> = jobs
             .iter()
             .map(|j| (j.source.id, j.message_id.as_str()))
@@ -263,7 +280,7 @@ impl Services {
                 if received.contains(&(pair.0, pair.1.to_owned())) || admitted.contains(&pair) {
                     Some(Ok(Received::Duplicate))
                 } else {
-                    plan.admit(job).err().map(Err)
+                    plan.admit(job, cycles).err().map(Err)
                 };
             if outcome.is_none() {
                 admitted.insert(pair);
@@ -326,7 +343,7 @@ struct Known {
     /// The consumers the group declares or links to that exist, with their creators.
     consumers: HashMap<ConsumerName, ExistingConsumer>,
     models: HashMap<ModelName, ModelId>,
-    versions: HashSet<(ModelId, Version)>,
+    versions: HashMap<(ModelId, Version), VersionId>,
 }
 
 /// What the graph tells of a group's models and versions, read before its transaction so
@@ -336,8 +353,8 @@ struct Known {
 /// transaction.
 struct Seen {
     models: HashMap<ModelName, ModelId>,
-    versions: HashSet<(ModelId, Version)>,
-    /// Models the graph lacks, with the versions the group pins of each.
+    versions: HashMap<(ModelId, Version), VersionId>,
+    /// Models the graph lacks, with the versions the group pins or derives of each.
     missing: HashMap<ModelName, Vec<Version>>,
     /// Versions of known models the graph lacks.
     unseen: Vec<(ModelId, Version)>,
@@ -347,32 +364,53 @@ impl Seen {
     fn read(services: &Services, jobs: &[Queued]) -> Self {
         let mut seen = Self {
             models: HashMap::new(),
-            versions: HashSet::new(),
+            versions: HashMap::new(),
             missing: HashMap::new(),
             unseen: Vec::new(),
         };
         let graph = services.read_graph();
         for reg in jobs.iter().flat_map(|j| j.batch.iter()) {
-            let Registration::Consumer { uses, .. } = reg else {
-                continue;
-            };
-            for (model, range) in uses {
-                let exact = range.as_exact();
-                let Some(id) = graph.model_id(model.as_str()) else {
-                    seen.missing.entry(model.clone()).or_default().extend(exact);
-                    continue;
-                };
-                seen.models.insert(model.clone(), id);
-                if let Some(exact) = exact {
-                    if graph.version_id(id, exact).is_some() {
-                        seen.versions.insert((id, exact));
-                    } else {
-                        seen.unseen.push((id, exact));
+            match reg {
+                Registration::Consumer { uses, .. } => {
+                    for (model, range) in uses {
+                        seen.take(&graph, model, range.as_exact());
                     }
+                }
+                Registration::Derivation {
+                    model,
+                    version,
+                    parent_model,
+                    parent_version,
+                    ..
+                } => {
+                    seen.take(&graph, model, Some(*version));
+                    seen.take(&graph, parent_model, Some(*parent_version));
                 }
             }
         }
         seen
+    }
+
+    /// Notes what the graph holds of `model` and of its version `exact`, if one is named.
+    fn take(
+        &mut self,
+        graph: &crate::graph::InventoryGraph,
+        model: &ModelName,
+        exact: Option<Version>,
+    ) {
+        let Some(id) = graph.model_id(model.as_str()) else {
+            self.missing.entry(model.clone()).or_default().extend(exact);
+            return;
+        };
+        self.models.insert(model.clone(), id);
+        if let Some(exact) = exact {
+            match graph.version_id(id, exact) {
+                Some(vid) => {
+                    self.versions.insert((id, exact), vid);
+                }
+                None => self.unseen.push((id, exact)),
+            }
+        }
     }
 }
 
@@ -420,7 +458,7 @@ impl Known {
         if !unseen.is_empty() {
             unseen.sort_by_key(|(m, v)| (m.0, *v));
             unseen.dedup();
-            versions.extend(tx.existing_versions(&unseen).await?);
+            versions.extend(tx.version_ids(&unseen).await?);
         }
         Ok(Self {
             consumers,
@@ -456,7 +494,18 @@ enum Planned {
         consumer: ConsumerName,
         target: ConsumerName,
     },
+    DerivedFrom {
+        version: VersionId,
+        parent: VersionId,
+        derivation: crate::domain::Derivation,
+    },
 }
+
+/// Refuses a derivation that would close a circle: through the graph and the
+/// derivations given (those admitted before, in this group).
+type CycleCheck<'a> = &'a (
+        dyn Fn(VersionId, VersionId, &[(VersionId, VersionId)]) -> Result<(), ServiceError> + Sync
+    );
 
 /// What one admitted message changes, in its order.
 struct Admitted {
@@ -474,6 +523,9 @@ struct GroupPlan {
     known: Known,
     declared: HashMap<ConsumerName, Declared>,
     messages: Vec<Admitted>,
+    /// The derivations admitted so far: the graph sees them only after the commit, yet
+    /// a later one may close a circle with them.
+    derived: Vec<(VersionId, VersionId)>,
 }
 
 impl GroupPlan {
@@ -482,6 +534,7 @@ impl GroupPlan {
             known,
             declared: HashMap::new(),
             messages: Vec::new(),
+            derived: Vec::new(),
         }
     }
 
@@ -491,7 +544,7 @@ impl GroupPlan {
 
     /// Judges one message against the database and the messages admitted before it,
     /// with the same rules and words as a message applied alone; admits it if it holds.
-    fn admit(&mut self, job: &Queued) -> Result<(), ServiceError> {
+    fn admit(&mut self, job: &Queued, cycles: CycleCheck<'_>) -> Result<(), ServiceError> {
         let origin = &job.source.name;
         let mut here: HashMap<ConsumerName, Consumer> = HashMap::new();
         let mut order = Vec::new();
@@ -501,8 +554,15 @@ impl GroupPlan {
             here.insert(consumer.name.clone(), consumer);
         }
         let mut links = Vec::new();
+        let mut derived = self.derived.clone();
         for (index, reg) in job.batch.iter().enumerate() {
-            self.plan_links(reg, &here, &mut links).map_err(|e| {
+            let planned = match reg {
+                Registration::Consumer { .. } => self.plan_links(reg, &here, &mut links),
+                Registration::Derivation { .. } => {
+                    self.plan_derivation(reg, &mut derived, cycles, &mut links)
+                }
+            };
+            planned.map_err(|e| {
                 ServiceError::Invalid(ParseError::new(
                     "registration",
                     format!("registration {} ({}): {e}", index + 1, reg.label()),
@@ -510,6 +570,7 @@ impl GroupPlan {
             })?;
         }
         let (changed, kept) = self.take_in(here, &format!("webhook:{origin}"));
+        self.derived = derived;
         self.messages.push(Admitted {
             origin: origin.clone(),
             consumers: order,
@@ -544,7 +605,7 @@ impl GroupPlan {
                 .get(model)
                 .ok_or_else(|| no_model(model))?;
             if let Some(exact) = range.as_exact()
-                && !self.known.versions.contains(&(id, exact))
+                && !self.known.versions.contains_key(&(id, exact))
             {
                 return Err(no_pinned_version(model, exact));
             }
@@ -567,6 +628,51 @@ impl GroupPlan {
             });
         }
         Ok(())
+    }
+
+    /// The link a derivation declares: both versions exist, and it closes no circle with
+    /// the graph or the derivations before it (`derived`, to which it is added).
+    fn plan_derivation(
+        &self,
+        reg: &Registration,
+        derived: &mut Vec<(VersionId, VersionId)>,
+        cycles: CycleCheck<'_>,
+        links: &mut Vec<Planned>,
+    ) -> Result<(), ServiceError> {
+        let Registration::Derivation {
+            model,
+            version,
+            parent_model,
+            parent_version,
+            derivation,
+        } = reg
+        else {
+            return Ok(());
+        };
+        let version = self.version_of(model, *version)?;
+        let parent = self.version_of(parent_model, *parent_version)?;
+        cycles(version, parent, derived)?;
+        derived.push((version, parent));
+        links.push(Planned::DerivedFrom {
+            version,
+            parent,
+            derivation: *derivation,
+        });
+        Ok(())
+    }
+
+    /// The id of `model@version`, as the one-message path words its absence.
+    fn version_of(&self, model: &ModelName, version: Version) -> Result<VersionId, ServiceError> {
+        let &id = self
+            .known
+            .models
+            .get(model)
+            .ok_or_else(|| no_model(model))?;
+        self.known
+            .versions
+            .get(&(id, version))
+            .copied()
+            .ok_or_else(|| ServiceError::NotFound(format!("no version {model}@{version}")))
     }
 
     /// Takes the message's consumers into the plan as `source` may change them: returns
@@ -700,6 +806,15 @@ impl GroupPlan {
                     Planned::DependsOn { consumer, target } => Link::DependsOn {
                         consumer: id_of(consumer)?,
                         target: id_of(target)?,
+                    },
+                    Planned::DerivedFrom {
+                        version,
+                        parent,
+                        derivation,
+                    } => Link::DerivedFrom {
+                        version: *version,
+                        parent: *parent,
+                        derivation: *derivation,
                     },
                 };
                 links.push((link, message.origin.as_str()));

@@ -6,14 +6,14 @@
 //! invalid registration fails the whole batch with nothing written. Messages arriving
 //! together commit together (`group`); a message applied alone runs `apply_in`.
 
-use super::inventory::{EdgeSpec, Resolved, new_whsec, resolve};
+use super::inventory::new_whsec;
 use super::{ServiceError, Services, require_admin};
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
-use crate::domain::{Consumer, EdgeOrigin, ParseError, SourceChange};
+use crate::domain::{Consumer, ParseError};
 use crate::ingest::registrations::{self, Registration};
 use crate::ingest::standard_webhooks::{Headers, Message, Secret, WebhookError};
-use crate::store::inventory::{self as inventory_repo, Entity, NewConsumer, Sighting};
+use crate::store::inventory::{self as inventory_repo, Entity};
 use crate::store::webhook_sources::{self as repo, Source};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -282,150 +282,6 @@ impl crate::service::Inventory<'_> {
         Ok(received)
     }
 
-    /// Applies one message in a transaction of its own.
-    async fn apply_registrations(
-        &self,
-        source: &Source,
-        message_id: &str,
-        batch: &[Registration],
-    ) -> Result<Received, ServiceError> {
-        let received = in_write_tx!(self, |tx| {
-            self.apply_in(tx, source, message_id, batch).await
-        })?;
-        if matches!(received, Received::Applied { .. }) {
-            self.after_inventory_commit().await;
-            self.prune_receipts().await;
-        }
-        Ok(received)
-    }
-
-    /// Applies one message inside `tx`: its receipt, consumers, edges and audit record.
-    async fn apply_in(
-        &self,
-        tx: &mut crate::store::WriteTx,
-        source: &Source,
-        message_id: &str,
-        batch: &[Registration],
-    ) -> Result<Received, ServiceError> {
-        let origin_name = source.name.as_str();
-        if repo::was_received(tx.conn(), source.id, message_id).await? {
-            return Ok(Received::Duplicate);
-        }
-        let now = self.now();
-        repo::record_receipt(tx.conn(), source.id, message_id, now).await?;
-        // Consumers first, so that dependsOn may name one declared later in the batch.
-        let (kept, changed) = self
-            .upsert_consumers_in(tx, origin_name, batch, now)
-            .await?;
-        let edges = self.record_edges_in(tx, origin_name, batch, now).await?;
-        let entry = applied_entry(origin_name, message_id, batch, edges);
-        self.append_audit(tx, now, entry).await?;
-        for (before, after) in &changed {
-            let entry = consumer_changed_entry(origin_name, before, after);
-            self.append_audit(tx, now, entry).await?;
-        }
-        let revision = inventory_repo::head_revision(tx.conn()).await?;
-        Ok(Received::Applied {
-            registrations: batch.len(),
-            edges,
-            revision,
-            kept,
-        })
-    }
-
-    /// Creates or updates the message's consumers, as the source may change them:
-    /// returns why changes were kept back, and the consumers changed (before, after).
-    async fn upsert_consumers_in(
-        &self,
-        tx: &mut crate::store::WriteTx,
-        origin_name: &str,
-        batch: &[Registration],
-        now: DateTime<Utc>,
-    ) -> Result<(Vec<String>, Vec<(Consumer, Consumer)>), ServiceError> {
-        let source_identity = format!("webhook:{origin_name}");
-        let mut kept = Vec::new();
-        let mut changed = Vec::new();
-        for mut consumer in batch.iter().filter_map(Registration::consumer) {
-            let existing =
-                inventory_repo::batch::find_existing(tx.conn(), &[&consumer.name]).await?;
-            let id = match existing.into_values().next() {
-                Some(e) => {
-                    consumer.webhook_url = e.consumer.webhook_url.clone();
-                    let judged =
-                        e.consumer
-                            .judge_registration(&e.created_by, &consumer, &source_identity);
-                    match judged {
-                        SourceChange::Unchanged => {}
-                        SourceChange::Changed => {
-                            inventory_repo::update_consumer(tx.conn(), e.id, &consumer, None, now)
-                                .await?;
-                            changed.push((e.consumer, consumer));
-                        }
-                        SourceChange::Kept(why) => kept.push(why),
-                    }
-                    e.id
-                }
-                None => {
-                    let new = NewConsumer {
-                        consumer: &consumer,
-                        sealed_secret: None,
-                        at: now,
-                        by: &source_identity,
-                    };
-                    inventory_repo::insert_consumer(tx.conn(), new).await?
-                }
-            };
-            inventory_repo::record_change(tx.conn(), now, Entity::Consumer, id).await?;
-        }
-        Ok((kept, changed))
-    }
-
-    /// Records the edges the message declares, each resolved against the database;
-    /// returns how many. A registration that does not resolve fails the message, named.
-    async fn record_edges_in(
-        &self,
-        tx: &mut crate::store::WriteTx,
-        origin_name: &str,
-        batch: &[Registration],
-        now: DateTime<Utc>,
-    ) -> Result<usize, ServiceError> {
-        let mut edges = 0usize;
-        // Derivations this message declared so far: the graph sees them only after
-        // the commit, yet two of them may close a circle between themselves.
-        let mut derived: Vec<(crate::graph::VersionId, crate::graph::VersionId)> = Vec::new();
-        for (index, reg) in batch.iter().enumerate() {
-            for spec in edge_specs(reg) {
-                let named = |e: ServiceError| {
-                    ServiceError::Invalid(ParseError::new(
-                        "registration",
-                        format!("registration {} ({}): {e}", index + 1, reg.label()),
-                    ))
-                };
-                let resolved: Resolved = resolve(tx.conn(), &spec, true).await.map_err(named)?;
-                if let crate::graph::Link::DerivedFrom {
-                    version, parent, ..
-                } = &resolved.link
-                {
-                    self.refuse_derivation_cycle(*version, *parent, &derived)
-                        .map_err(named)?;
-                    derived.push((*version, *parent));
-                }
-                let sighting = Sighting {
-                    link: &resolved.link,
-                    origin: EdgeOrigin::Webhook,
-                    origin_name,
-                    at: now,
-                    since: None,
-                    count: 1,
-                };
-                let (record, _) = inventory_repo::record_edge(tx.conn(), sighting).await?;
-                inventory_repo::record_change(tx.conn(), now, Entity::Edge, record.id).await?;
-                edges += 1;
-            }
-        }
-        Ok(edges)
-    }
-
     /// Drops receipts no replay could need, at most once per tolerance window. A message
     /// accepted at time R carried a timestamp within the tolerance of R, so from
     /// R + 2 × tolerance on it is refused as stale before its id is looked up: its receipt
@@ -492,40 +348,4 @@ fn applied_entry(
         registrations: batch.iter().map(Registration::label).collect(),
         edges,
     })
-}
-
-/// The edges one registration declares, as the API's edge specifications.
-fn edge_specs(reg: &Registration) -> Vec<EdgeSpec> {
-    match reg {
-        Registration::Consumer {
-            name,
-            uses,
-            depends_on,
-            ..
-        } => uses
-            .iter()
-            .map(|(model, range)| EdgeSpec::Uses {
-                consumer: name.to_string(),
-                model: model.to_string(),
-                version: range.to_string(),
-            })
-            .chain(depends_on.iter().map(|target| EdgeSpec::DependsOn {
-                consumer: name.to_string(),
-                target: target.to_string(),
-            }))
-            .collect(),
-        Registration::Derivation {
-            model,
-            version,
-            parent_model,
-            parent_version,
-            derivation,
-        } => vec![EdgeSpec::DerivedFrom {
-            model: model.to_string(),
-            version: version.to_string(),
-            parent_model: parent_model.to_string(),
-            parent_version: parent_version.to_string(),
-            derivation: Some(derivation.to_string()),
-        }],
-    }
 }

@@ -17,7 +17,7 @@ use crate::audit::{AuditEntry, AuditMacKey, SealedRecord};
 use crate::domain::{Consumer, ConsumerName, ModelName, Version};
 use crate::graph::{ConsumerId, EdgeId, EdgeRecord};
 use crate::store::entities::{consumer, inventory_edge};
-use crate::store::registry::{self as registry_repo, ModelId};
+use crate::store::registry::{self as registry_repo, ModelId, VersionId};
 use crate::store::sqlite_writer::{parse_sql_time, sql_time};
 use crate::store::webhook_sources as receipts_repo;
 use crate::store::{SqliteTx, StoreError, WriteTx};
@@ -45,11 +45,11 @@ pub(crate) trait GroupTx {
         &mut self,
         names: &[&ModelName],
     ) -> Result<HashMap<ModelName, ModelId>, StoreError>;
-    /// Which of these versions exist.
-    async fn existing_versions(
+    /// The ids of those of these versions that exist.
+    async fn version_ids(
         &mut self,
         wanted: &[(ModelId, Version)],
-    ) -> Result<HashSet<(ModelId, Version)>, StoreError>;
+    ) -> Result<HashMap<(ModelId, Version), VersionId>, StoreError>;
     /// As [`batch::upsert_consumers`].
     async fn upsert_consumers(
         &mut self,
@@ -101,11 +101,11 @@ impl GroupTx for WriteTx {
         registry_repo::model_ids(self.conn(), names).await
     }
 
-    async fn existing_versions(
+    async fn version_ids(
         &mut self,
         wanted: &[(ModelId, Version)],
-    ) -> Result<HashSet<(ModelId, Version)>, StoreError> {
-        registry_repo::existing_versions(self.conn(), wanted).await
+    ) -> Result<HashMap<(ModelId, Version), VersionId>, StoreError> {
+        registry_repo::version_ids(self.conn(), wanted).await
     }
 
     async fn upsert_consumers(
@@ -277,18 +277,21 @@ impl GroupTx for SqliteTx<'_> {
         ids_by_name(self.conn(), "models", names, ModelName::as_str, ModelId)
     }
 
-    async fn existing_versions(
+    async fn version_ids(
         &mut self,
         wanted: &[(ModelId, Version)],
-    ) -> Result<HashSet<(ModelId, Version)>, StoreError> {
+    ) -> Result<HashMap<(ModelId, Version), VersionId>, StoreError> {
         let mut find = self.conn().prepare_cached(
-            "SELECT 1 FROM model_versions \
+            "SELECT id FROM model_versions \
              WHERE model_id = ?1 AND major = ?2 AND minor = ?3 AND patch = ?4",
         )?;
-        let mut found = HashSet::new();
+        let mut found = HashMap::new();
         for &(model, v) in wanted {
-            if find.exists(params![model.0, v.major, v.minor, v.patch])? {
-                found.insert((model, v));
+            let id: Option<i64> = find
+                .query_row(params![model.0, v.major, v.minor, v.patch], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = id {
+                found.insert((model, v), VersionId(id));
             }
         }
         Ok(found)

@@ -85,7 +85,7 @@ async fn group(
         });
         replies.push(outcome);
     }
-    if let Some(finish) = services.apply_group(jobs).await {
+    for finish in services.apply_group(jobs).await {
         services.finish(finish).await;
     }
     let mut outcomes = Vec::new();
@@ -114,6 +114,91 @@ async fn a_group_is_judged_message_by_message_in_order_on_sqlite() {
     // So the checks below are of the rows the writer thread's statements write.
     assert!(services.store().writes_groups_on_thread());
     judged_in_order(services).await;
+}
+
+#[tokio::test]
+async fn derivations_in_one_group_are_judged_against_each_other_and_the_graph() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let services = services(dir.path(), None).await;
+    let eu = crate::testing::Seed {
+        model: "fraud-scorer-eu",
+        team: "t",
+        tier: "standard",
+        contacts: &[],
+        versions: &["1.0.0", "2.0.0"],
+    };
+    crate::testing::seed(&services, eu).await;
+    let derive = |model: &str, version: &str, from: &str| {
+        json!({ "type": "derivation", "model": model, "version": version,
+                "from": { "model": from, "version": "1.0.0" }, "derivation": "fine-tune" })
+    };
+    let outcomes = group(
+        &services,
+        vec![
+            (
+                "m0",
+                vec![derive("fraud-scorer-eu", "1.0.0", "fraud-scorer")],
+            ),
+            // Closes a circle with m0, which the graph does not hold yet: refused.
+            (
+                "m1",
+                vec![derive("fraud-scorer", "1.0.0", "fraud-scorer-eu")],
+            ),
+            // A version that does not exist, worded as a message applied alone.
+            (
+                "m2",
+                vec![derive("fraud-scorer", "9.9.9", "fraud-scorer-eu")],
+            ),
+            // Beside a consumer in the same message, and after m0 in the same group.
+            (
+                "m3",
+                vec![
+                    consumer("a", "t", &["fraud-scorer"], &[]),
+                    derive("fraud-scorer-eu", "2.0.0", "fraud-scorer-eu"),
+                ],
+            ),
+        ],
+    )
+    .await;
+    let refusal = |i: usize| match &outcomes[i] {
+        Err(e) => e.to_string(),
+        other => panic!("message {i} was not refused: {other:?}"),
+    };
+    assert!(
+        refusal(1).contains("registration 1 (derivation of fraud-scorer@1.0.0)"),
+        "{}",
+        refusal(1)
+    );
+    assert!(refusal(1).contains("circle"), "{}", refusal(1));
+    assert!(
+        refusal(2).contains("no version fraud-scorer@9.9.9"),
+        "{}",
+        refusal(2)
+    );
+    assert!(revision(&outcomes[0]) < revision(&outcomes[3]));
+    // After the commit, the graph holds both derivations and refuses the circle too.
+    let again = group(
+        &services,
+        vec![(
+            "m4",
+            vec![derive("fraud-scorer", "1.0.0", "fraud-scorer-eu")],
+        )],
+    )
+    .await;
+    assert!(
+        again[0]
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("circle")),
+        "{again:?}"
+    );
+    assert_eq!(
+        services.inventory().inventory_snapshot(),
+        services
+            .inventory()
+            .inventory_snapshot_from_database()
+            .await
+            .expect("db")
+    );
 }
 
 /// On the server `tests/run` starts (`SUNSET_TEST_PG_URL`, or its default address):

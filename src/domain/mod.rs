@@ -11,6 +11,7 @@ mod word_enum;
 mod artifact;
 mod contact;
 mod decommission;
+mod dependent;
 mod error;
 mod ids;
 mod inventory;
@@ -29,6 +30,7 @@ mod version;
 pub use artifact::{ArtifactKind, ArtifactPath};
 pub use contact::{Contacts, EmailAddress};
 pub use decommission::{DecommissionStep, DisabledVersion, Purge, Step};
+pub use dependent::{Dependent, NoPendingExtension};
 pub use error::ParseError;
 pub use ids::{ConsumerId, EdgeId, ModelId, RetirementId, VersionId};
 pub use inventory::{
@@ -44,8 +46,7 @@ pub use provenance::{
 };
 pub use records::{RegisteredModel, RegisteredVersion, TokenInfo};
 pub use retirement::{
-    Dependent, DependentStanding, ExtensionState, FoundBy, Holding, IllegalMove, Retirement,
-    RetirementState,
+    DependentStanding, ExtensionState, FoundBy, Holding, IllegalMove, Retirement, RetirementState,
 };
 pub use role::Role;
 pub use signer::{SignatureAlgorithm, Signer, SignerKey, StoredSignature};

@@ -14,7 +14,7 @@
 //! *scheduled* (its own notice runs), or to *needs-decision* when that notice would end
 //! after the effective date. Executing and retired belong to decommissioning.
 
-use super::{ConsumerId, ModelId, ModelName, ParseError, RetirementId, Version, VersionRange};
+use super::{ModelId, ModelName, ParseError, RetirementId, Version, VersionRange};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -226,6 +226,30 @@ impl Retirement {
         Ok(self.with_state(next, now, note))
     }
 
+    /// This retirement with governance's decision `note` at `now`, and its next sequence
+    /// number (the iCalendar SEQUENCE of its event); its state is left to its dependents.
+    pub fn decided(&self, note: String, now: DateTime<Utc>) -> Self {
+        Self {
+            decision_note: Some(note),
+            sequence: self.sequence + 1,
+            updated_at: now,
+            ..self.clone()
+        }
+    }
+
+    /// This retirement postponed to `effective_at`, for `reason` (see [`Self::decided`]).
+    pub fn postponed(
+        &self,
+        effective_at: DateTime<Utc>,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            effective_at,
+            ..self.decided(reason, now)
+        }
+    }
+
     /// An executing emergency whose kill switch is lifted before its erasure: cancelled,
     /// outside the workflow (the service checks that nothing was erased yet).
     pub fn lifted(&self, now: DateTime<Utc>, note: String) -> Result<Self, IllegalMove> {
@@ -266,31 +290,6 @@ impl Retirement {
             to,
         }
     }
-}
-
-/// One dependent of a retirement, with its own notice clock.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Dependent {
-    pub retirement_id: RetirementId,
-    pub consumer_id: ConsumerId,
-    pub consumer: String,
-    pub found_at: DateTime<Utc>,
-    pub found_by: FoundBy,
-    /// The explaining path when found, dependent first (`checkout uses fraud@^2`, …).
-    pub path: Vec<String>,
-    pub notice_ends_at: DateTime<Utc>,
-    pub next_reminder_at: Option<DateTime<Utc>>,
-    pub notified_at: Option<DateTime<Utc>>,
-    pub acknowledged_at: Option<DateTime<Utc>>,
-    pub acknowledged_by: Option<String>,
-    pub last_traffic_at: Option<DateTime<Utc>>,
-    pub extension_state: Option<ExtensionState>,
-    pub extension_until: Option<DateTime<Utc>>,
-    pub extension_reason: Option<String>,
-    pub override_note: Option<String>,
-    pub overridden_by: Option<String>,
-    pub overridden_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -152,6 +152,17 @@ pub struct Signer {
     pub disabled_at: Option<DateTime<Utc>>,
 }
 
+impl Signer {
+    /// This signer disabled at `at`: its signatures stop counting from then on.
+    pub fn disabled(&self, at: DateTime<Utc>) -> Self {
+        Self {
+            enabled: false,
+            disabled_at: Some(at),
+            ..self.clone()
+        }
+    }
+}
+
 /// A version's stored signature bundle.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -70,11 +70,7 @@ impl super::Registry<'_> {
             }
             let now = self.now();
             repo::disable(tx.conn(), &name, now).await?;
-            let after = Signer {
-                enabled: false,
-                disabled_at: Some(now),
-                ..before.clone()
-            };
+            let after = before.disabled(now);
             let entry = AuditEntry::new(
                 actor.audit_identity(),
                 Action::SignerDisabled,

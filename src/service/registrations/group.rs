@@ -189,6 +189,12 @@ impl Services {
                 }
             }
         }
+        if derives {
+            // The graph takes a committed group in after the next one may have begun (its
+            // finisher runs beside this worker): bring it up to every commit first, so the
+            // circle check sees the derivations committed just before.
+            self.inventory().refresh_inventory().await?;
+        }
         in_write_tx!(self, |tx| {
             self.apply_set_wise(tx, jobs, Seen::read(self, jobs)).await
         })

@@ -102,12 +102,7 @@ impl crate::service::Retirements<'_> {
                 // Opening the link twice is not an error: the first acknowledgement stands.
                 return Ok(before);
             }
-            let after = Dependent {
-                acknowledged_at: Some(now),
-                acknowledged_by: Some(by.to_owned()),
-                next_reminder_at: None,
-                ..before.clone()
-            };
+            let after = before.acknowledged(by, now);
             self.record_dependent(
                 tx,
                 identity,

@@ -238,14 +238,14 @@ impl crate::service::Retirements<'_> {
     ) -> (bool, bool) {
         let (mut changed, mut reminded) = (false, false);
         let seen = found.get(&d.consumer_id).and_then(|f| f.last_traffic_at);
-        if seen > d.last_traffic_at {
-            d.last_traffic_at = seen;
+        if let Some(after) = d.with_traffic(seen) {
+            *d = after;
             changed = true;
         }
         if let Some(due) = d.next_reminder_at
             && due <= now
         {
-            d.next_reminder_at = if d.acknowledged_at.is_some() || d.overridden_at.is_some() {
+            let next = if d.settled() {
                 None
             } else {
                 if let Some(c) = found.get(&d.consumer_id) {
@@ -261,6 +261,7 @@ impl crate::service::Retirements<'_> {
                 self.notice_policy()
                     .next_reminder(tier, now, d.notice_ends_at)
             };
+            *d = d.reminded_next(next);
             changed = true;
         }
         (changed, reminded)

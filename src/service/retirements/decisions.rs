@@ -9,7 +9,7 @@ use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::ConsumerId;
 use crate::domain::RetirementId;
-use crate::domain::{ConsumerName, ExtensionState, ParseError, Role, Text};
+use crate::domain::{ConsumerName, ParseError, Role, Text};
 use crate::domain::{Dependent, Retirement};
 use crate::store::WriteTx;
 use crate::store::notices as outbox_repo;
@@ -48,25 +48,12 @@ impl crate::service::Retirements<'_> {
                     )
                     .into());
                 }
-                let after = Retirement {
-                    effective_at,
-                    decision_note: Some(reason.as_str().to_owned()),
-                    sequence: before.sequence + 1,
-                    updated_at: now,
-                    ..before.clone()
-                };
+                let after = before.postponed(effective_at, reason.as_str().to_owned(), now);
                 let changed = dependents
                     .iter()
                     .map(|d| {
                         let ends = d.notice_ends_at.max(effective_at);
-                        Dependent {
-                            notice_ends_at: ends,
-                            next_reminder_at: (d.acknowledged_at.is_none()
-                                && d.overridden_at.is_none())
-                            .then(|| self.notice_policy().next_reminder(tier, now, ends))
-                            .flatten(),
-                            ..d.clone()
-                        }
+                        d.notice_ending(ends, self.notice_policy().next_reminder(tier, now, ends))
                     })
                     .collect();
                 Ok((after, changed))
@@ -93,10 +80,7 @@ impl crate::service::Retirements<'_> {
                 let changed: Vec<Dependent> = dependents
                     .iter()
                     .filter(|d| d.notice_ends_at > before.effective_at)
-                    .map(|d| Dependent {
-                        notice_ends_at: before.effective_at,
-                        ..d.clone()
-                    })
+                    .map(|d| d.notice_ending(before.effective_at, d.next_reminder_at))
                     .collect();
                 if changed.is_empty() {
                     return Err(ServiceError::Conflict(format!(
@@ -104,15 +88,8 @@ impl crate::service::Retirements<'_> {
                      effective date"
                     )));
                 }
-                let after = Retirement {
-                    decision_note: Some(format!(
-                        "shorter notice accepted: {}",
-                        justification.as_str()
-                    )),
-                    sequence: before.sequence + 1,
-                    updated_at: now,
-                    ..before.clone()
-                };
+                let note = format!("shorter notice accepted: {}", justification.as_str());
+                let after = before.decided(note, now);
                 Ok((after, changed))
             },
         )
@@ -157,13 +134,7 @@ impl crate::service::Retirements<'_> {
                                 "{name} is not a dependent of retirement {id}"
                             ))
                         })?;
-                    changed.push(Dependent {
-                        override_note: Some(justification.as_str().to_owned()),
-                        overridden_by: Some(actor.name.clone()),
-                        overridden_at: Some(now),
-                        next_reminder_at: None,
-                        ..d.clone()
-                    });
+                    changed.push(d.overridden(&actor.name, justification.as_str(), now));
                 }
                 overridden.clone_from(&changed);
                 Ok((before.clone(), changed))
@@ -231,12 +202,7 @@ impl crate::service::Retirements<'_> {
                 )
                 .into());
             }
-            let after = Dependent {
-                extension_state: Some(ExtensionState::Requested),
-                extension_until: Some(until),
-                extension_reason: Some(reason.as_str().to_owned()),
-                ..before.clone()
-            };
+            let after = before.extension_requested(until, reason.as_str());
             self.record_dependent(
                 tx,
                 (&identity.0, &identity.1),
@@ -281,36 +247,15 @@ impl crate::service::Retirements<'_> {
                             "{name} is not a dependent of retirement {id}"
                         ))
                     })?;
-                let (Some(ExtensionState::Requested), Some(until)) =
-                    (d.extension_state, d.extension_until)
-                else {
-                    return Err(ServiceError::Conflict(format!(
-                        "{name} has no pending request for more time"
-                    )));
-                };
-                let after = if grant {
-                    Dependent {
-                        extension_state: Some(ExtensionState::Granted),
-                        notice_ends_at: until,
-                        next_reminder_at: self.notice_policy().next_reminder(tier, now, until),
-                        extension_reason: Some(format!(
-                            "{} (decision: {})",
-                            d.extension_reason.clone().unwrap_or_default(),
-                            note.as_str()
-                        )),
-                        ..d.clone()
-                    }
-                } else {
-                    Dependent {
-                        extension_state: Some(ExtensionState::Refused),
-                        extension_reason: Some(format!(
-                            "{} (decision: {})",
-                            d.extension_reason.clone().unwrap_or_default(),
-                            note.as_str()
-                        )),
-                        ..d.clone()
-                    }
-                };
+                let after = d
+                    .extension_decided(grant, note.as_str(), |until| {
+                        self.notice_policy().next_reminder(tier, now, until)
+                    })
+                    .map_err(|_| {
+                        ServiceError::Conflict(format!(
+                            "{name} has no pending request for more time"
+                        ))
+                    })?;
                 decided = Some(after.clone());
                 Ok((before.clone(), vec![after]))
             },

@@ -205,14 +205,7 @@ impl crate::service::Retirements<'_> {
             outbox_repo::cancel_pending(tx.conn(), id).await?;
             let dependents = repo::dependents(tx.conn(), id).await?;
             for d in &dependents {
-                repo::update_dependent(
-                    tx.conn(),
-                    &Dependent {
-                        next_reminder_at: None,
-                        ..d.clone()
-                    },
-                )
-                .await?;
+                repo::update_dependent(tx.conn(), &d.unreminded()).await?;
             }
             let consumers = self.consumers_of(&dependents);
             // A cancellation that reaches nobody needs no escalation.

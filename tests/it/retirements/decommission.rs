@@ -222,86 +222,78 @@ fn statement(w: &World, envelope: &[u8], payload_type: &str) -> Value {
     serde_json::from_slice(&payload).expect("json")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies_sqlite() {
-    executing_waits_for_derived_stores_then_erases_revokes_and_certifies(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies_postgres() {
-    executing_waits_for_derived_stores_then_erases_revokes_and_certifies(Backend::Postgres).await
-}
-
-async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies(backend: Backend) {
-    let (w, id, search, surviving) = ready_world(backend).await;
-    let reader = w.app.token("reader", "reader", None).await;
-    assert_eq!(
-        download(&w, &reader, "2.1.0", "config.json").await.status(),
-        200
-    );
-    assert_eq!(kek_files(&w), ["kek-00000001.key"]);
-    let blobs_before = blob_count(&w);
-    the_switch_holds_while_a_derived_store_waits(&w, &id, &reader).await;
-    its_team_settles_the_store_and_the_run_finishes(&w, &id, &search).await;
-    // Crypto-erasure: epoch 1 is gone, the survivor was re-wrapped under epoch 2 and
-    // still downloads intact; the erased ciphertext is gone.
-    assert_eq!(kek_files(&w), ["kek-00000002.key"]);
-    assert_eq!(blob_count(&w), blobs_before - FIXTURE_FILES.len());
-    let kept = download(&w, &reader, "3.0.0", "weights.bin").await;
-    assert_eq!(kept.status(), 200);
-    assert_eq!(
-        kept.bytes().await.expect("body").as_ref(),
-        surviving.as_slice()
-    );
-    let (bytes, listed) = the_certificate_verifies_and_any_change_fails(&w, &id).await;
-    the_certificate_states_what_was_done(&w, &bytes, &id);
-    auditors_alone_fetch_it_as_issued(&w, &listed, &bytes, &reader).await;
-    let auditor = the_revocation_list_names_the_bundle_and_stands(&w).await;
-    // Executing again changes nothing: still one certificate.
-    w.app
-        .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
-        .await;
-    assert_eq!(
+on_both_backends! {
+    async fn executing_waits_for_derived_stores_then_erases_revokes_and_certifies(backend: Backend = crate::support::backend) {
+        let (w, id, search, surviving) = ready_world(backend).await;
+        let reader = w.app.token("reader", "reader", None).await;
+        assert_eq!(
+            download(&w, &reader, "2.1.0", "config.json").await.status(),
+            200
+        );
+        assert_eq!(kek_files(&w), ["kek-00000001.key"]);
+        let blobs_before = blob_count(&w);
+        the_switch_holds_while_a_derived_store_waits(&w, &id, &reader).await;
+        its_team_settles_the_store_and_the_run_finishes(&w, &id, &search).await;
+        // Crypto-erasure: epoch 1 is gone, the survivor was re-wrapped under epoch 2 and
+        // still downloads intact; the erased ciphertext is gone.
+        assert_eq!(kek_files(&w), ["kek-00000002.key"]);
+        assert_eq!(blob_count(&w), blobs_before - FIXTURE_FILES.len());
+        let kept = download(&w, &reader, "3.0.0", "weights.bin").await;
+        assert_eq!(kept.status(), 200);
+        assert_eq!(
+            kept.bytes().await.expect("body").as_ref(),
+            surviving.as_slice()
+        );
+        let (bytes, listed) = the_certificate_verifies_and_any_change_fails(&w, &id).await;
+        the_certificate_states_what_was_done(&w, &bytes, &id);
+        auditors_alone_fetch_it_as_issued(&w, &listed, &bytes, &reader).await;
+        let auditor = the_revocation_list_names_the_bundle_and_stands(&w).await;
+        // Executing again changes nothing: still one certificate.
         w.app
-            .services
-            .decommission()
-            .certificate_count(id.parse().expect("id"))
-            .await
-            .expect("count"),
-        1
-    );
+            .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
+            .await;
+        assert_eq!(
+            w.app
+                .services
+                .decommission()
+                .certificate_count(id.parse().expect("id"))
+                .await
+                .expect("count"),
+            1
+        );
 
-    // Every step left its audit record.
-    let log = w.app.gql_ok(&auditor, "query($s: String!) { auditLog(first: 100, filter: { subject: $s }) { edges { node { action } } } }", json!({ "s": id })).await;
-    let actions: Vec<&str> = log["auditLog"]["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .map(|e| e["node"]["action"].as_str().expect("a"))
-        .collect();
-    for a in [
-        "retirement.versions_disabled",
-        "retirement.purge_recorded",
-        "retirement.keys_erased",
-        "vault.kek_rotated",
-        "vault.kek_destroyed",
-        "retirement.ciphertext_deleted",
-        "retirement.erasure_verified",
-        "signature.revoked",
-        "certificate.issued",
-    ] {
-        assert!(actions.contains(&a), "{a} missing from {actions:?}");
-    }
-    // Two re-wrapping passes, each recorded even when it re-wrapped nothing (the
-    // record is what orders it after uploads on other instances).
-    assert_eq!(
-        actions
+        // Every step left its audit record.
+        let log = w.app.gql_ok(&auditor, "query($s: String!) { auditLog(first: 100, filter: { subject: $s }) { edges { node { action } } } }", json!({ "s": id })).await;
+        let actions: Vec<&str> = log["auditLog"]["edges"]
+            .as_array()
+            .expect("edges")
             .iter()
-            .filter(|a| **a == "vault.kek_rotated")
-            .count(),
-        2,
-        "{actions:?}"
-    );
+            .map(|e| e["node"]["action"].as_str().expect("a"))
+            .collect();
+        for a in [
+            "retirement.versions_disabled",
+            "retirement.purge_recorded",
+            "retirement.keys_erased",
+            "vault.kek_rotated",
+            "vault.kek_destroyed",
+            "retirement.ciphertext_deleted",
+            "retirement.erasure_verified",
+            "signature.revoked",
+            "certificate.issued",
+        ] {
+            assert!(actions.contains(&a), "{a} missing from {actions:?}");
+        }
+        // Two re-wrapping passes, each recorded even when it re-wrapped nothing (the
+        // record is what orders it after uploads on other instances).
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| **a == "vault.kek_rotated")
+                .count(),
+            2,
+            "{actions:?}"
+        );
+    }
 }
 
 async fn the_switch_holds_while_a_derived_store_waits(w: &World, id: &str, reader: &str) {
@@ -789,100 +781,92 @@ const FAILPOINTS: [&str; 12] = [
     "before:certificate",
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end_sqlite() {
-    an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end_postgres() {
-    an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(Backend::Postgres).await
-}
-
-async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(backend: Backend) {
-    {
-        for point in FAILPOINTS {
-            let (w, id, _search, surviving) = ready_world(backend).await;
-            let rid: i64 = id.parse().expect("id");
-            w.app
-                .gql_ok(&w.governance, "mutation($id: ID!) { waivePurge(id: $id, consumer: \"embeddings\", justification: \"index rebuilt from 3.0 already\") { consumer } }", json!({ "id": id }))
-                .await;
-            w.app.services.failpoints().arm(point, FailAction::Error);
-            let ran = w
-                .app
-                .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
-                .await;
-            assert_eq!(ran["executeRetirement"]["state"], "EXECUTING", "{point}");
-            let failed = ran["executeRetirement"]["steps"]
-                .as_array()
-                .expect("steps")
-                .iter()
-                .any(|s| s["outcome"].as_str().is_some_and(|o| o.contains(point)));
-            assert!(
-                failed,
-                "{point}: the failure is recorded on its step: {ran:#}"
-            );
-            assert_eq!(
+on_both_backends! {
+    async fn an_execution_cut_at_any_step_boundary_resumes_to_the_same_end(backend: Backend = crate::support::backend) {
+        {
+            for point in FAILPOINTS {
+                let (w, id, _search, surviving) = ready_world(backend).await;
+                let rid: i64 = id.parse().expect("id");
                 w.app
-                    .services
-                    .decommission()
-                    .certificate_count(RetirementId(rid))
-                    .await
-                    .expect("count"),
-                0,
-                "{point}"
-            );
+                    .gql_ok(&w.governance, "mutation($id: ID!) { waivePurge(id: $id, consumer: \"embeddings\", justification: \"index rebuilt from 3.0 already\") { consumer } }", json!({ "id": id }))
+                    .await;
+                w.app.services.failpoints().arm(point, FailAction::Error);
+                let ran = w
+                    .app
+                    .gql_ok(&w.governance, EXECUTE, json!({ "id": id }))
+                    .await;
+                assert_eq!(ran["executeRetirement"]["state"], "EXECUTING", "{point}");
+                let failed = ran["executeRetirement"]["steps"]
+                    .as_array()
+                    .expect("steps")
+                    .iter()
+                    .any(|s| s["outcome"].as_str().is_some_and(|o| o.contains(point)));
+                assert!(
+                    failed,
+                    "{point}: the failure is recorded on its step: {ran:#}"
+                );
+                assert_eq!(
+                    w.app
+                        .services
+                        .decommission()
+                        .certificate_count(RetirementId(rid))
+                        .await
+                        .expect("count"),
+                    0,
+                    "{point}"
+                );
 
-            w.app.services.failpoints().clear();
-            assert_eq!(
-                w.app
-                    .services
-                    .decommission()
-                    .resume_decommissions()
-                    .await
-                    .expect("resume"),
-                1,
-                "{point}"
-            );
-            let (state, steps) = state_and_steps(&w, &id).await;
-            assert_eq!(state, "RETIRED", "{point}");
-            assert!(
-                steps.iter().all(|s| s["finishedAt"].is_string()),
-                "{point}: {steps:#?}"
-            );
-            assert_eq!(
-                w.app
-                    .services
-                    .decommission()
-                    .certificate_count(RetirementId(rid))
-                    .await
-                    .expect("count"),
-                1,
-                "{point}"
-            );
-            assert_eq!(kek_files(&w), ["kek-00000002.key"], "{point}");
-            let (file, _) = certificate_file(&w, &id).await;
-            let s = statement(
-                &w,
-                &std::fs::read(&file).expect("read"),
-                sunset::service::CERTIFICATE_PAYLOAD_TYPE,
-            );
-            assert_eq!(s["subject"].as_array().map(Vec::len), Some(3), "{point}");
-            assert_eq!(
-                s["predicate"]["sanitization"]["verification"]["result"], "passed",
-                "{point}"
-            );
-            assert_eq!(
-                s["predicate"]["derivedData"]["stores"][0]["outcome"], "waived",
-                "{point}"
-            );
-            let reader = w.app.token("reader", "reader", None).await;
-            let kept = download(&w, &reader, "3.0.0", "weights.bin").await;
-            assert_eq!(
-                kept.bytes().await.expect("body").as_ref(),
-                surviving.as_slice(),
-                "{point}"
-            );
+                w.app.services.failpoints().clear();
+                assert_eq!(
+                    w.app
+                        .services
+                        .decommission()
+                        .resume_decommissions()
+                        .await
+                        .expect("resume"),
+                    1,
+                    "{point}"
+                );
+                let (state, steps) = state_and_steps(&w, &id).await;
+                assert_eq!(state, "RETIRED", "{point}");
+                assert!(
+                    steps.iter().all(|s| s["finishedAt"].is_string()),
+                    "{point}: {steps:#?}"
+                );
+                assert_eq!(
+                    w.app
+                        .services
+                        .decommission()
+                        .certificate_count(RetirementId(rid))
+                        .await
+                        .expect("count"),
+                    1,
+                    "{point}"
+                );
+                assert_eq!(kek_files(&w), ["kek-00000002.key"], "{point}");
+                let (file, _) = certificate_file(&w, &id).await;
+                let s = statement(
+                    &w,
+                    &std::fs::read(&file).expect("read"),
+                    sunset::service::CERTIFICATE_PAYLOAD_TYPE,
+                );
+                assert_eq!(s["subject"].as_array().map(Vec::len), Some(3), "{point}");
+                assert_eq!(
+                    s["predicate"]["sanitization"]["verification"]["result"], "passed",
+                    "{point}"
+                );
+                assert_eq!(
+                    s["predicate"]["derivedData"]["stores"][0]["outcome"], "waived",
+                    "{point}"
+                );
+                let reader = w.app.token("reader", "reader", None).await;
+                let kept = download(&w, &reader, "3.0.0", "weights.bin").await;
+                assert_eq!(
+                    kept.bytes().await.expect("body").as_ref(),
+                    surviving.as_slice(),
+                    "{point}"
+                );
+            }
         }
     }
 }
@@ -907,80 +891,65 @@ async fn enforcement_point(w: &World, name: &str, webhook: bool) -> Option<Strin
         .map(str::to_owned)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named_sqlite() {
-    enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named(Backend::Sqlite)
-        .await
-}
+on_both_backends! {
+    async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named(backend: Backend = crate::support::backend) {
+        let (w, id, _search, _) = ready_world(backend).await;
+        // Only an admin registers one.
+        let owner = w
+            .app
+            .token("platform-owner", "owner", Some("platform"))
+            .await;
+        let refused = w
+            .app
+            .gql(
+                &owner,
+                "mutation { declareConsumer(input: { name: \"gw-rogue\", kind: GATEWAY, ownerTeam: \"platform\", environment: \"prod\", contacts: [] }) { webhookSecret } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{refused:#}"
+        );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named_postgres()
-{
-    enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named(
-        Backend::Postgres,
-    )
-    .await
-}
-
-async fn enforcement_points_are_told_and_confirm_and_a_silent_one_is_escalated_and_named(
-    backend: Backend,
-) {
-    let (w, id, _search, _) = ready_world(backend).await;
-    // Only an admin registers one.
-    let owner = w
-        .app
-        .token("platform-owner", "owner", Some("platform"))
-        .await;
-    let refused = w
-        .app
-        .gql(
-            &owner,
-            "mutation { declareConsumer(input: { name: \"gw-rogue\", kind: GATEWAY, ownerTeam: \"platform\", environment: \"prod\", contacts: [] }) { webhookSecret } }",
-            json!({}),
+        let (signed_secret, silent_secret, poll_token) = three_enforcement_points(&w, &id).await;
+        let etag = the_kill_switch_tells_all_three_and_waits(&w, &id).await;
+        two_confirm_one_by_signed_webhook_one_by_polling(
+            &w,
+            &etag,
+            &signed_secret,
+            &silent_secret,
+            &poll_token,
         )
         .await;
-    assert_eq!(
-        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
-        "{refused:#}"
-    );
-
-    let (signed_secret, silent_secret, poll_token) = three_enforcement_points(&w, &id).await;
-    let etag = the_kill_switch_tells_all_three_and_waits(&w, &id).await;
-    two_confirm_one_by_signed_webhook_one_by_polling(
-        &w,
-        &etag,
-        &signed_secret,
-        &silent_secret,
-        &poll_token,
-    )
-    .await;
-    the_silent_one_is_escalated_and_the_run_ends(&w, &id).await;
-    // The certificate names each, the silent one as never confirmed.
-    let (file, _) = certificate_file(&w, &id).await;
-    let s = statement(
-        &w,
-        &std::fs::read(&file).expect("read"),
-        sunset::service::CERTIFICATE_PAYLOAD_TYPE,
-    );
-    let named: Vec<(&str, &str)> = s["predicate"]["killSwitch"]["enforcementPoints"]
-        .as_array()
-        .expect("points")
-        .iter()
-        .map(|p| {
-            (
-                p["point"].as_str().expect("p"),
-                p["status"].as_str().expect("s"),
-            )
-        })
-        .collect();
-    assert_eq!(
-        named,
-        [
-            ("gw-poll", "confirmed"),
-            ("gw-signed", "confirmed"),
-            ("gw-silent", "never confirmed")
-        ]
-    );
+        the_silent_one_is_escalated_and_the_run_ends(&w, &id).await;
+        // The certificate names each, the silent one as never confirmed.
+        let (file, _) = certificate_file(&w, &id).await;
+        let s = statement(
+            &w,
+            &std::fs::read(&file).expect("read"),
+            sunset::service::CERTIFICATE_PAYLOAD_TYPE,
+        );
+        let named: Vec<(&str, &str)> = s["predicate"]["killSwitch"]["enforcementPoints"]
+            .as_array()
+            .expect("points")
+            .iter()
+            .map(|p| {
+                (
+                    p["point"].as_str().expect("p"),
+                    p["status"].as_str().expect("s"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("gw-poll", "confirmed"),
+                ("gw-signed", "confirmed"),
+                ("gw-silent", "never confirmed")
+            ]
+        );
+    }
 }
 
 /// gw-signed and gw-silent take signed notices, gw-poll polls with a bound token; the
@@ -1696,48 +1665,30 @@ async fn with_artifacts(
 const EMERGENCY: &str = "mutation($v: String!, $r: String!) { emergencyRetirement(model: \"fraud\", versions: $v, riskAssessment: $r) { id state } }";
 const RISK: &str = "the weights reproduce training records verbatim when prompted";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_second_approval_sqlite()
- {
-    an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_second_approval(
-        Backend::Sqlite,
-    )
-    .await
-}
+on_both_backends! {
+    async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_second_approval(backend: Backend = crate::support::backend) {
+        let w = with_artifacts(backend, |_| {}).await;
+        let security = w.app.token("sec-1", "security", None).await;
+        let second = w.app.token("sec-2", "security", None).await;
+        let reader = w.app.token("reader", "reader", None).await;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_second_approval_postgres()
- {
-    an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_second_approval(
-        Backend::Postgres,
-    )
-    .await
-}
+        // A planned retirement of ^2 is superseded by the emergency below.
+        let planned = scheduled(&w, t0() + Duration::days(30)).await;
+        let vague = w
+            .app
+            .gql(&security, EMERGENCY, json!({ "v": "2.1.0", "r": "bad" }))
+            .await;
+        assert_eq!(
+            vague["errors"][0]["extensions"]["code"], "VALIDATION",
+            "{vague:#}"
+        );
 
-async fn an_emergency_cuts_access_at_once_can_be_lifted_and_erases_only_after_a_second_approval(
-    backend: Backend,
-) {
-    let w = with_artifacts(backend, |_| {}).await;
-    let security = w.app.token("sec-1", "security", None).await;
-    let second = w.app.token("sec-2", "security", None).await;
-    let reader = w.app.token("reader", "reader", None).await;
-
-    // A planned retirement of ^2 is superseded by the emergency below.
-    let planned = scheduled(&w, t0() + Duration::days(30)).await;
-    let vague = w
-        .app
-        .gql(&security, EMERGENCY, json!({ "v": "2.1.0", "r": "bad" }))
-        .await;
-    assert_eq!(
-        vague["errors"][0]["extensions"]["code"], "VALIDATION",
-        "{vague:#}"
-    );
-
-    let id = an_emergency_cuts_at_once(&w, &security, &reader, &planned).await;
-    a_false_alarm_is_lifted(&w, &security, &reader, &planned, &id).await;
-    let id = a_second_person_approves_the_erasure(&w, &security, &second, &reader).await;
-    nothing_brings_it_back(&w, &security, &reader, &id).await;
-    the_certificate_says_it_was_an_emergency(&w, &id).await;
+        let id = an_emergency_cuts_at_once(&w, &security, &reader, &planned).await;
+        a_false_alarm_is_lifted(&w, &security, &reader, &planned, &id).await;
+        let id = a_second_person_approves_the_erasure(&w, &security, &second, &reader).await;
+        nothing_brings_it_back(&w, &security, &reader, &id).await;
+        the_certificate_says_it_was_an_emergency(&w, &id).await;
+    }
 }
 
 const LIFT: &str = "mutation($id: ID!) { liftKillSwitch(id: $id, justification: \"the alert was a test by the red team\") { state } }";

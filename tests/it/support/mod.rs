@@ -50,6 +50,12 @@ macro_rules! on_both_backends {
     };
 }
 
+/// The backend itself, for a two-backend test that builds its own worlds (several, or
+/// with settings of its own).
+pub async fn backend(backend: Backend) -> Backend {
+    backend
+}
+
 /// An app on a clock the test moves, and where that clock started.
 pub struct Clocked {
     pub app: TestApp,

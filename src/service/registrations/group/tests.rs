@@ -64,6 +64,25 @@ async fn group(
     services: &Services,
     messages: Vec<(&str, Vec<serde_json::Value>)>,
 ) -> Vec<Result<Received, ServiceError>> {
+    let (finishes, replies) = committed(services, messages).await;
+    for finish in finishes {
+        services.finish(finish).await;
+    }
+    let mut outcomes = Vec::new();
+    for r in replies {
+        outcomes.push(r.await.expect("answered"));
+    }
+    outcomes
+}
+
+type Answer = tokio::sync::oneshot::Receiver<Result<Received, ServiceError>>;
+
+/// Commits the messages as one group, leaving what is left to do (the graph, the
+/// answers) to the caller, as the worker leaves it to its finisher.
+async fn committed(
+    services: &Services,
+    messages: Vec<(&str, Vec<serde_json::Value>)>,
+) -> (Vec<Finish>, Vec<Answer>) {
     let source = repo::find_by_name(services.store().reader(), "ci")
         .await
         .expect("read")
@@ -85,14 +104,7 @@ async fn group(
         });
         replies.push(outcome);
     }
-    for finish in services.apply_group(jobs).await {
-        services.finish(finish).await;
-    }
-    let mut outcomes = Vec::new();
-    for r in replies {
-        outcomes.push(r.await.expect("answered"));
-    }
-    outcomes
+    (services.apply_group(jobs).await, replies)
 }
 
 async fn model_id(db: &impl sea_orm::ConnectionTrait) -> crate::domain::ModelId {
@@ -199,6 +211,44 @@ async fn derivations_in_one_group_are_judged_against_each_other_and_the_graph() 
             .await
             .expect("db")
     );
+}
+
+#[tokio::test]
+async fn a_derivation_is_judged_against_the_group_before_it_even_before_the_graph_has_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let services = services(dir.path(), None).await;
+    let eu = crate::testing::Seed {
+        model: "fraud-scorer-eu",
+        team: "t",
+        tier: "standard",
+        contacts: &[],
+        versions: &["1.0.0"],
+    };
+    crate::testing::seed(&services, eu).await;
+    let derive = |model: &str, from: &str| {
+        json!({ "type": "derivation", "model": model, "version": "1.0.0",
+                "from": { "model": from, "version": "1.0.0" } })
+    };
+    // Committed; its finisher has not taken it into the graph yet.
+    let (pending, _) = committed(
+        &services,
+        vec![("m0", vec![derive("fraud-scorer-eu", "fraud-scorer")])],
+    )
+    .await;
+    let back = group(
+        &services,
+        vec![("m1", vec![derive("fraud-scorer", "fraud-scorer-eu")])],
+    )
+    .await;
+    assert!(
+        back[0]
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("circle")),
+        "{back:?}"
+    );
+    for finish in pending {
+        services.finish(finish).await;
+    }
 }
 
 /// On the server `tests/run` starts (`SUNSET_TEST_PG_URL`, or its default address):

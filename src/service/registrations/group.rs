@@ -13,9 +13,11 @@
 //! commits in a `WriteTx`. A group whose transaction fails is applied again message by
 //! message, each as a group of one, so one message's failure is only its own.
 //!
-//! Why this file is long: the group's queue, its worker (with its respawn) and the
-//! message-by-message judgement share one batch type and its failure handling; the tests
-//! are in `group/tests.rs`.
+//! Why this file is long (about 900 lines): the group's queue, its worker (with its
+//! respawn), the reading of what exists (`Seen`, `Known`) and the message-by-message
+//! judgement of consumers and derivations (`GroupPlan`) share one batch type and its
+//! failure handling. `GroupPlan` with `Known` and `Seen` is the part that could stand in
+//! a `group/plan.rs` of its own; the tests are in `group/tests.rs`.
 
 use super::{Received, Services, applied_entry, consumer_changed_entry};
 use crate::domain::{

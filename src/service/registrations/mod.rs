@@ -4,7 +4,7 @@
 //! A batch is verified (Standard Webhooks signature and timestamp window), parsed whole,
 //! and applied with its message id, so a redelivered message is applied once and an
 //! invalid registration fails the whole batch with nothing written. Messages arriving
-//! together commit together (`group`); a message applied alone runs `apply_in`.
+//! together commit together (`group`), the one way every registration is written.
 
 use super::inventory::new_whsec;
 use super::{ServiceError, Services, require_admin};

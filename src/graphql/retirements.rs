@@ -876,20 +876,31 @@ impl RetirementSubscription {
     ) -> Result<impl Stream<Item = DisabledList> + use<>> {
         let services = services(ctx)?.clone();
         let changes = services.decommission().kill_switch_changes();
+        // The list as it stands first, then each list with another ETag: a wake-up that
+        // changes nothing (the instance's first read of the list, say) is not pushed.
         Ok(futures_util::stream::unfold(
-            (services, changes, true),
-            |(services, mut changes, first)| async move {
-                if !first && changes.changed().await.is_err() {
-                    return None;
+            (services, changes, None::<String>),
+            |(services, mut changes, last)| async move {
+                loop {
+                    if last.is_some() && changes.changed().await.is_err() {
+                        return None;
+                    }
+                    changes.borrow_and_update();
+                    let (list, etag) = services
+                        .decommission()
+                        .disabled_versions_tagged()
+                        .await
+                        .ok()?;
+                    if last.as_deref() == Some(etag.as_str()) {
+                        continue;
+                    }
+                    let versions = list.into_iter().map(DisabledVersion::from).collect();
+                    let pushed = DisabledList {
+                        etag: etag.clone(),
+                        versions,
+                    };
+                    return Some((pushed, (services, changes, Some(etag))));
                 }
-                changes.borrow_and_update();
-                let (list, etag) = services
-                    .decommission()
-                    .disabled_versions_tagged()
-                    .await
-                    .ok()?;
-                let versions = list.into_iter().map(DisabledVersion::from).collect();
-                Some((DisabledList { etag, versions }, (services, changes, false)))
             },
         ))
     }

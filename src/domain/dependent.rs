@@ -36,7 +36,48 @@ pub struct Dependent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoPendingExtension;
 
+/// Who was found to depend on a retirement's versions, and how.
+pub struct Finding {
+    pub consumer_id: ConsumerId,
+    pub consumer: String,
+    /// The explaining path, dependent first.
+    pub path: Vec<String>,
+    /// The last use seen on its own edge (scan or download evidence).
+    pub last_traffic_at: Option<DateTime<Utc>>,
+}
+
 impl Dependent {
+    /// `finding` as retirement `retirement_id` records it, found by `found_by` at `at`
+    /// with its notice ending at `notice_ends_at`: not yet told, acknowledged or decided.
+    pub fn found(
+        retirement_id: RetirementId,
+        finding: Finding,
+        (found_by, at): (FoundBy, DateTime<Utc>),
+        notice_ends_at: DateTime<Utc>,
+        next_reminder_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self {
+            retirement_id,
+            consumer_id: finding.consumer_id,
+            consumer: finding.consumer,
+            found_at: at,
+            found_by,
+            path: finding.path,
+            notice_ends_at,
+            next_reminder_at,
+            notified_at: None,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            last_traffic_at: finding.last_traffic_at,
+            extension_state: None,
+            extension_until: None,
+            extension_reason: None,
+            override_note: None,
+            overridden_by: None,
+            overridden_at: None,
+        }
+    }
+
     /// Whether it no longer needs telling: it acknowledged, or governance released it.
     pub fn settled(&self) -> bool {
         self.acknowledged_at.is_some() || self.overridden_at.is_some()
@@ -151,26 +192,19 @@ mod tests {
     }
 
     fn dependent() -> Dependent {
-        Dependent {
-            retirement_id: RetirementId(1),
+        let finding = Finding {
             consumer_id: ConsumerId(2),
             consumer: "checkout".into(),
-            found_at: at("2026-12-01T00:00:00Z"),
-            found_by: FoundBy::Scheduling,
             path: vec![],
-            notice_ends_at: at("2026-12-31T00:00:00Z"),
-            next_reminder_at: Some(at("2026-12-07T09:00:00Z")),
-            notified_at: None,
-            acknowledged_at: None,
-            acknowledged_by: None,
             last_traffic_at: None,
-            extension_state: None,
-            extension_until: None,
-            extension_reason: None,
-            override_note: None,
-            overridden_by: None,
-            overridden_at: None,
-        }
+        };
+        Dependent::found(
+            RetirementId(1),
+            finding,
+            (FoundBy::Scheduling, at("2026-12-01T00:00:00Z")),
+            at("2026-12-31T00:00:00Z"),
+            Some(at("2026-12-07T09:00:00Z")),
+        )
     }
 
     #[test]

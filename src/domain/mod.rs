@@ -30,7 +30,7 @@ mod version;
 pub use artifact::{ArtifactKind, ArtifactPath};
 pub use contact::{Contacts, EmailAddress};
 pub use decommission::{DecommissionStep, DisabledVersion, Purge, Step};
-pub use dependent::{Dependent, NoPendingExtension};
+pub use dependent::{Dependent, Finding, NoPendingExtension};
 pub use error::ParseError;
 pub use ids::{ConsumerId, EdgeId, ModelId, RetirementId, VersionId};
 pub use inventory::{

@@ -48,9 +48,10 @@
 //! (`Step.from`/`to`, ranges, origin names) are reference counts, not copies, because a
 //! hub answer lists a thousand.
 //!
-//! Why this file is long: the graph's mutations must keep petgraph, the arrivals and the
-//! packed copy in step, and they live here together until the performance layer becomes
-//! one type of its own (issue 23); the notes below say how each copy is kept.
+//! Why this file is long: every mutation of the graph keeps petgraph and the performance
+//! layer (`WalkIndex`: arrivals, packed copy, parallel and looping edges) in step, and
+//! they stay together here so that no mutation can update one and forget the other; the
+//! notes below say how each part is kept.
 
 mod arrivals;
 mod build;

@@ -8,8 +8,8 @@
 //! counted, and an answer that leaves anything out says it is not complete.
 //!
 //! Why this file is long: the walk, the answer types it fills and the cycle search share
-//! private per-thread buffers and the packed layout; splitting them is part of putting the
-//! graph's performance layer behind one type (issue 23), not a cut along the file.
+//! private per-thread buffers and read the performance layer (`WalkIndex`) directly; cut
+//! apart, those buffers and the walk's internals would have to be opened to each other.
 
 use super::packed::{Hot, Span};
 use super::{EdgeRecord, InventoryGraph, Link, Node};

@@ -227,6 +227,21 @@ async fn accept_webhooks(w: &World) {
         .await;
 }
 
+/// Declares, as the local operator, that `consumer` uses `model` at `version`.
+async fn declare_use(w: &World, consumer: &str, model: &str, version: &str) {
+    let edge = EdgeSpec::Uses {
+        consumer: consumer.into(),
+        model: model.into(),
+        version: version.into(),
+    };
+    w.app
+        .services
+        .inventory()
+        .declare_edge(&Actor::local_operator(), edge)
+        .await
+        .expect("edge");
+}
+
 /// The acknowledgement link of the first webhook notice received, on this test's address.
 async fn first_notice_link(w: &World) -> String {
     let got = w.receiver.received_requests().await.expect("requests");
@@ -720,18 +735,7 @@ on_both_backends! {
 
         // Ten days on, analytics starts using ^2 too: 30 days from now ends after the date.
         w.clock.advance(Duration::days(10));
-        w.app
-            .services
-            .inventory().declare_edge(
-                &Actor::local_operator(),
-                EdgeSpec::Uses {
-                    consumer: "analytics".into(),
-                    model: "fraud".into(),
-                    version: "2.1.0".into(),
-                },
-            )
-            .await
-            .expect("edge");
+        declare_use(&w, "analytics", "fraud", "2.1.0").await;
         let report = check(&w).await;
         assert_eq!(
             (report.new_dependents, report.state_changes),
@@ -798,19 +802,7 @@ async fn a_late_dependent_is_accepted_with_shorter_notice(
 ) {
     // A late dependent sends it to needs-decision; governance accepts the shorter notice.
     w.clock.advance(Duration::days(10));
-    w.app
-        .services
-        .inventory()
-        .declare_edge(
-            &Actor::local_operator(),
-            EdgeSpec::Uses {
-                consumer: "analytics".into(),
-                model: "fraud".into(),
-                version: "2.1.0".into(),
-            },
-        )
-        .await
-        .expect("edge");
+    declare_use(w, "analytics", "fraud", "2.1.0").await;
     check(w).await;
     assert_eq!(detail(w, id).await["state"], "NEEDS_DECISION");
     let accept = "mutation($id: ID!, $j: String!) { acceptShorterNotice(id: $id, justification: $j) { state decisionNote } }";
@@ -1249,19 +1241,7 @@ async fn a_new_dependent_is_found_as_soon_as_the_inventory_changes() {
     .await
     .expect("the watch listens");
     let mut updates = w.app.services.retirements().retirement_events();
-    w.app
-        .services
-        .inventory()
-        .declare_edge(
-            &Actor::local_operator(),
-            EdgeSpec::Uses {
-                consumer: "analytics".into(),
-                model: "fraud".into(),
-                version: "^2".into(),
-            },
-        )
-        .await
-        .expect("edge");
+    declare_use(&w, "analytics", "fraud", "^2").await;
     let event = tokio::time::timeout(std::time::Duration::from_secs(5), updates.recv())
         .await
         .expect("checked within 5 s")
@@ -1383,19 +1363,7 @@ async fn a_critical_model_checkout_uses(w: &World) {
         versions: &["1.0.0"],
     };
     sunset::testing::seed(&w.app.services, core).await;
-    w.app
-        .services
-        .inventory()
-        .declare_edge(
-            &Actor::local_operator(),
-            EdgeSpec::Uses {
-                consumer: "checkout".into(),
-                model: "core".into(),
-                version: "1.0.0".into(),
-            },
-        )
-        .await
-        .expect("edge");
+    declare_use(w, "checkout", "core", "1.0.0").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

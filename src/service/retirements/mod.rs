@@ -81,26 +81,19 @@ impl Found {
         notice_ends_at: DateTime<Utc>,
         next_reminder_at: Option<DateTime<Utc>>,
     ) -> Dependent {
-        Dependent {
-            retirement_id,
+        let finding = crate::domain::Finding {
             consumer_id: self.id,
             consumer: self.consumer.name.to_string(),
-            found_at: at,
-            found_by,
             path: self.path.clone(),
+            last_traffic_at: self.last_traffic_at,
+        };
+        Dependent::found(
+            retirement_id,
+            finding,
+            (found_by, at),
             notice_ends_at,
             next_reminder_at,
-            notified_at: None,
-            acknowledged_at: None,
-            acknowledged_by: None,
-            last_traffic_at: self.last_traffic_at,
-            extension_state: None,
-            extension_until: None,
-            extension_reason: None,
-            override_note: None,
-            overridden_by: None,
-            overridden_at: None,
-        }
+        )
     }
 }
 

@@ -108,19 +108,7 @@ async fn ready_world(backend: Backend) -> (World, String, String, Vec<u8>) {
         )
         .await
         .expect("embeddings");
-    w.app
-        .services
-        .inventory()
-        .declare_edge(
-            &Actor::local_operator(),
-            EdgeSpec::Uses {
-                consumer: "embeddings".into(),
-                model: "fraud".into(),
-                version: "^2".into(),
-            },
-        )
-        .await
-        .expect("edge");
+    declare_use(&w, "embeddings", "fraud", "^2").await;
     let effective = t0() + Duration::days(30);
     let id = scheduled(&w, effective).await;
     for c in ["billing", "checkout", "embeddings"] {

@@ -5,6 +5,8 @@ use super::*;
 use crate::auth::Actor;
 use crate::clock::SystemClock;
 use crate::config::Settings;
+use crate::domain::{ConsumerName, ModelName};
+use crate::graph::Link;
 use crate::service::{ModelInput, VersionInput};
 use crate::store::inventory::batch;
 use crate::store::registry as registry_repo;
@@ -128,18 +130,23 @@ async fn a_group_is_judged_message_by_message_in_order_on_sqlite() {
     judged_in_order(services).await;
 }
 
-#[tokio::test]
-async fn derivations_in_one_group_are_judged_against_each_other_and_the_graph() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let services = services(dir.path(), None).await;
+/// A second model of team `t`, `fraud-scorer-eu`, with `versions`.
+async fn seed_eu(services: &Services, versions: &[&str]) {
     let eu = crate::testing::Seed {
         model: "fraud-scorer-eu",
         team: "t",
         tier: "standard",
         contacts: &[],
-        versions: &["1.0.0", "2.0.0"],
+        versions,
     };
-    crate::testing::seed(&services, eu).await;
+    crate::testing::seed(services, eu).await;
+}
+
+#[tokio::test]
+async fn derivations_in_one_group_are_judged_against_each_other_and_the_graph() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let services = services(dir.path(), None).await;
+    seed_eu(&services, &["1.0.0", "2.0.0"]).await;
     let derive = |model: &str, version: &str, from: &str| {
         json!({ "type": "derivation", "model": model, "version": version,
                 "from": { "model": from, "version": "1.0.0" }, "derivation": "fine-tune" })
@@ -217,14 +224,7 @@ async fn derivations_in_one_group_are_judged_against_each_other_and_the_graph() 
 async fn a_derivation_is_judged_against_the_group_before_it_even_before_the_graph_has_it() {
     let dir = tempfile::tempdir().expect("tmp");
     let services = services(dir.path(), None).await;
-    let eu = crate::testing::Seed {
-        model: "fraud-scorer-eu",
-        team: "t",
-        tier: "standard",
-        contacts: &[],
-        versions: &["1.0.0"],
-    };
-    crate::testing::seed(&services, eu).await;
+    seed_eu(&services, &["1.0.0"]).await;
     let derive = |model: &str, from: &str| {
         json!({ "type": "derivation", "model": model, "version": "1.0.0",
                 "from": { "model": from, "version": "1.0.0" } })

@@ -78,6 +78,98 @@ fn openssl_sha256_mib_s() -> Option<f64> {
     Some(figure * 1000.0 / (1024.0 * 1024.0))
 }
 
+/// What one store measured: upload and download seconds, server peak RSS in MiB.
+struct Measured {
+    up: f64,
+    down: f64,
+    rss_mib: f64,
+    bytes: u64,
+}
+
+fn report(store: &str, m: &Measured) {
+    println!(
+        "sunset    {store:<6} upload     {:>8.0} MiB/s  ({:.2} s)",
+        mib_per_s(m.bytes, m.up),
+        m.up
+    );
+    println!(
+        "sunset    {store:<6} download   {:>8.0} MiB/s  ({:.2} s)  byte-identical",
+        mib_per_s(m.bytes, m.down),
+        m.down
+    );
+    println!(
+        "sunset    {store:<6} peak RSS   {:>8.0} MiB   (server, VmHWM, whole run)",
+        m.rss_mib
+    );
+}
+
+/// A moto S3 server on loopback with a bucket, and a sunset config pointing at it.
+struct S3Server {
+    child: std::process::Child,
+    config: std::path::PathBuf,
+}
+
+impl S3Server {
+    fn start(dir: &Path) -> Option<Self> {
+        let moto = [
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/test-venv/bin/moto_server"
+            ),
+            "moto_server",
+        ]
+        .into_iter()
+        .find(|m| {
+            Command::new(m)
+                .arg("--help")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok()
+        })?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = Command::new(moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        // Waits for the server to answer (it starts in about a second).
+        let made = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", "-X", "PUT", "-H", "authorization: AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"])
+                .arg(format!("{endpoint}/sunset-bench"))
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        let secret = dir.join("s3-secret");
+        std::fs::write(&secret, "bench-secret").ok()?;
+        let config = dir.join("s3.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[vault.blobs]\nurl = \"s3://sunset-bench/blobs\"\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\naccess_key_id = \"bench\"\nsecret_access_key_file = \"{}\"\n",
+                secret.display()
+            ),
+        )
+        .ok()?;
+        made.then_some(Self { child, config })
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let size_mib: u64 = args
@@ -115,75 +207,20 @@ fn main() {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
     let owner = token("bench-owner", "owner", Some("bench"));
-    let mut server = Command::new(sunset)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut lines = BufReader::new(server.stderr.take().expect("stderr")).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve logs its address").expect("line");
-        if line.contains("listening")
-            && let Some(a) = line
-                .split("addr=")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-        {
-            break a.to_owned();
+    let folder = measure(&data, None, &owner, "bench-model", &input, &output);
+    report("folder", &folder);
+    match S3Server::start(dir.path()) {
+        Some(s3) => {
+            let measured = measure(&data, Some(&s3.config), &owner, "bench-s3", &input, &output);
+            report("S3", &measured);
+            println!(
+                "          (S3: moto's server in Python, in memory, on loopback; its own speed bounds these)"
+            );
         }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let graphql = |query: &str| {
-        run(Command::new("curl")
-            .args([
-                "-sf",
-                "-H",
-                &format!("authorization: Bearer {owner}"),
-                "-H",
-                "content-type: application/json",
-                "-d",
-            ])
-            .arg(serde_json::json!({ "query": query }).to_string())
-            .arg(format!("http://{addr}/graphql")));
-    };
-    graphql(
-        "mutation { createModel(input: { name: \"bench-model\", ownerTeam: \"bench\", tier: STANDARD }) { name } }",
-    );
-    graphql(
-        "mutation { createVersion(input: { model: \"bench-model\", version: \"1.0.0\" }) { version } }",
-    );
-    let url = format!(
-        "http://{addr}/v1/models/bench-model/versions/1.0.0/artifacts/weights.bin?kind=weights"
-    );
-    let auth = format!("authorization: Bearer {owner}");
-
-    let up = run(Command::new("curl")
-        .args(["-sf", "-H", &auth, "-T"])
-        .arg(&input)
-        .arg(&url));
-    let down = run(Command::new("curl")
-        .args(["-sf", "-H", &auth, "-o"])
-        .arg(&output)
-        .arg(url.split('?').next().unwrap_or(&url)));
-    let rss_mib = vm_hwm_kib(server.id()) as f64 / 1024.0;
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
-    // `run` fails the benchmark unless cmp finds the files identical.
-    run(Command::new("cmp").arg(&input).arg(&output));
-
-    println!(
-        "sunset    upload     {:>8.0} MiB/s  ({up:.2} s)",
-        mib_per_s(bytes, up)
-    );
-    println!(
-        "sunset    download   {:>8.0} MiB/s  ({down:.2} s)  byte-identical",
-        mib_per_s(bytes, down)
-    );
-    println!("sunset    peak RSS   {rss_mib:>8.0} MiB   (server, VmHWM, whole run)");
+        None => println!(
+            "sunset    S3         skipped: no moto_server (bash tests/run installs it in target/test-venv)"
+        ),
+    }
 
     let age_key = dir.path().join("age.key");
     if Command::new("age-keygen")
@@ -215,5 +252,86 @@ fn main() {
             "baseline  sha256     {v:>8.0} MiB/s  (openssl speed -evp sha256, one core, 64 KiB blocks)"
         ),
         None => println!("baseline  sha256     openssl speed gave no figure"),
+    }
+}
+
+/// Serves `data` (with `config`, when given), uploads `input`, downloads it to `output`,
+/// checks the copy and returns the figures.
+fn measure(
+    data: &Path,
+    config: Option<&Path>,
+    owner: &str,
+    model: &str,
+    input: &Path,
+    output: &Path,
+) -> Measured {
+    let sunset = env!("CARGO_BIN_EXE_sunset");
+    let mut serve = Command::new(sunset);
+    serve
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "info");
+    if let Some(config) = config {
+        serve.env("SUNSET_CONFIG", config);
+    }
+    let mut server = serve.stderr(Stdio::piped()).spawn().expect("serve");
+    let mut lines = BufReader::new(server.stderr.take().expect("stderr")).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve logs its address").expect("line");
+        if line.contains("listening")
+            && let Some(a) = line
+                .split("addr=")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+        {
+            break a.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let graphql = |query: &str| {
+        run(Command::new("curl")
+            .args([
+                "-sf",
+                "-H",
+                &format!("authorization: Bearer {owner}"),
+                "-H",
+                "content-type: application/json",
+                "-d",
+            ])
+            .arg(serde_json::json!({ "query": query }).to_string())
+            .arg(format!("http://{addr}/graphql")));
+    };
+    graphql(&format!(
+        "mutation {{ createModel(input: {{ name: \"{model}\", ownerTeam: \"bench\", tier: STANDARD }}) {{ name }} }}"
+    ));
+    graphql(&format!(
+        "mutation {{ createVersion(input: {{ model: \"{model}\", version: \"1.0.0\" }}) {{ version }} }}"
+    ));
+    let url = format!(
+        "http://{addr}/v1/models/{model}/versions/1.0.0/artifacts/weights.bin?kind=weights"
+    );
+    let auth = format!("authorization: Bearer {owner}");
+
+    let up = run(Command::new("curl")
+        .args(["-sf", "-H", &auth, "-T"])
+        .arg(input)
+        .arg(&url));
+    let down = run(Command::new("curl")
+        .args(["-sf", "-H", &auth, "-o"])
+        .arg(output)
+        .arg(url.split('?').next().unwrap_or(&url)));
+    let rss_mib = vm_hwm_kib(server.id()) as f64 / 1024.0;
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    // `run` fails the benchmark unless cmp finds the files identical.
+    run(Command::new("cmp").arg(input).arg(output));
+
+    Measured {
+        up,
+        down,
+        rss_mib,
+        bytes: std::fs::metadata(input).map(|m| m.len()).unwrap_or(0),
     }
 }

@@ -49,7 +49,7 @@ pub enum StartupError {
         created: bool,
     },
     #[error(
-        "the key folder {folder} does not open the data keys the database holds under KEK epoch {epoch} ({reason}). Every instance must use the key folder (or KMS) the database was written with; refusing to start rather than wrap new keys under a KEK the other instances lack"
+        "the key store {folder} does not open the data keys the database holds under KEK epoch {epoch} ({reason}). Every instance must use the key folder (or KMS) the database was written with; refusing to start rather than wrap new keys under a KEK the other instances lack"
     )]
     ForeignKek {
         folder: String,
@@ -82,11 +82,11 @@ pub async fn open(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services
     prepare_private_dir(&settings.data_dir)?;
     prepare_private_dir(&settings.key_dir())?;
     let (key, created) = ServiceKey::load_or_create_noting(&settings.key_dir())?;
-    let vault = Vault::open_default(&settings.key_dir(), &settings.data_dir)?;
+    let vault = Vault::open(&settings.vault, &settings.key_dir(), &settings.data_dir)?;
     let store = Store::connect(settings.database_url().expose()).await?;
     store.migrate().await?;
     check_service_key(&store, &key, created, &settings.key_dir()).await?;
-    check_kek_matches(&store, &vault, &settings.key_dir()).await?;
+    check_kek_matches(&store, &vault).await?;
     Ok(Services::new(store, clock, key, Some(vault), settings))
 }
 
@@ -126,17 +126,13 @@ async fn check_service_key(
 /// Opens one surviving data key per KEK epoch in use: an instance given a key folder
 /// of its own (a fresh one creates its own epoch 1) would otherwise serve nothing
 /// already stored and wrap new uploads under a KEK no other instance has.
-async fn check_kek_matches(
-    store: &Store,
-    vault: &Vault,
-    key_dir: &Path,
-) -> Result<(), StartupError> {
+async fn check_kek_matches(store: &Store, vault: &Vault) -> Result<(), StartupError> {
     let sample = crate::store::erasure::one_wrapping_per_epoch(store.reader()).await?;
     for (_, blob_id, epoch, bytes) in sample {
         let wrapped = crate::vault::WrappedKey { epoch, bytes };
         if let Err(reason) = vault.kek.unwrap(&wrapped, &blob_id) {
             return Err(StartupError::ForeignKek {
-                folder: key_dir.join("kek").display().to_string(),
+                folder: vault.kek.describe(),
                 epoch,
                 reason,
             });

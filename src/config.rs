@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod vault;
+pub use vault::{
+    BlobSettings, BucketUrl, KekBackend, KekSettings, PKCS11_PIN_VARIABLE, VaultSettings,
+};
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
 pub const DEFAULT_DATA_DIR: &str = "sunset-data";
 
@@ -29,6 +34,7 @@ pub struct Settings {
     pub scan: ScanSettings,
     pub retirement: RetirementSettings,
     pub notifications: NotificationSettings,
+    pub vault: VaultSettings,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -86,6 +92,7 @@ impl Default for Settings {
             scan: ScanSettings::default(),
             retirement: RetirementSettings::default(),
             notifications: NotificationSettings::default(),
+            vault: VaultSettings::default(),
         }
     }
 }
@@ -526,7 +533,7 @@ impl std::fmt::Debug for DatabaseUrl {
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
-pub struct ConfigError(String);
+pub struct ConfigError(pub(crate) String);
 
 /// Says where a bad setting came from: a `SUNSET_*` environment variable is named as the
 /// user would type it, since a stray one in a shell is the likeliest cause.
@@ -580,7 +587,7 @@ impl Settings {
             .filter(|key| {
                 // Keys arrive in their original case.
                 let key = key.as_str().to_ascii_lowercase();
-                key != "config" && key != "log" && !key.starts_with("test")
+                key != "config" && key != "log" && key != "pkcs11_pin" && !key.starts_with("test")
             })
             .split("__");
         figment = figment.merge(env).merge(
@@ -658,6 +665,7 @@ impl Settings {
         }
         self.retirement.policy()?;
         self.notifications.check()?;
+        self.vault.check()?;
         if !(1024..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return Err(ConfigError(
                 "http.max_body_bytes must be between 1024 and 67108864".into(),

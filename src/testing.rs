@@ -30,6 +30,44 @@ pub async fn create_scratch_database(prefix: &str) -> (String, String) {
     (name.clone(), format!("{base}/{name}"))
 }
 
+/// The vault a fleet runs on, as `tests/run` provides it: blobs under a prefix of their
+/// own in the S3 server's bucket (`SUNSET_TEST_S3_ENDPOINT`, `SUNSET_TEST_S3_BUCKET`),
+/// KEKs under a label prefix of their own on the SoftHSM2 token
+/// (`SUNSET_TEST_PKCS11_MODULE`, `SUNSET_TEST_PKCS11_TOKEN`, the PIN in
+/// `SUNSET_PKCS11_PIN`). The S3 secret goes to a file in `secrets_dir`. Panics, saying how
+/// to start them, when they are not set up: a fleet test without them fails, not passes.
+pub fn fleet_vault(secrets_dir: &std::path::Path) -> crate::config::VaultSettings {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: the fleet tests need the S3 server and the SoftHSM2 token \
+                 that `bash tests/run` starts. Run the suite with it."
+            )
+        })
+    };
+    let run = hex::encode(rand::random::<[u8; 6]>());
+    let secret = secrets_dir.join("s3-secret");
+    std::fs::write(&secret, "sunset-test-secret\n").expect("S3 secret file");
+    let blobs = crate::config::BlobSettings {
+        url: Some(format!("s3://{}/run-{run}", var("SUNSET_TEST_S3_BUCKET"))),
+        endpoint: Some(var("SUNSET_TEST_S3_ENDPOINT")),
+        region: Some("us-east-1".into()),
+        allow_http: true,
+        access_key_id: Some("sunset-test".into()),
+        secret_access_key_file: Some(secret),
+        ..Default::default()
+    };
+    let kek = crate::config::KekSettings {
+        backend: crate::config::KekBackend::Pkcs11,
+        module: Some(var("SUNSET_TEST_PKCS11_MODULE").into()),
+        token_label: var("SUNSET_TEST_PKCS11_TOKEN"),
+        pin_file: None,
+        key_label_prefix: format!("kek-{run}"),
+    };
+    var(crate::config::PKCS11_PIN_VARIABLE);
+    crate::config::VaultSettings { blobs, kek }
+}
+
 /// Drops a scratch database, connections and all; a failure is ignored (the server
 /// is a throwaway one).
 pub async fn drop_scratch_database(name: &str) {

@@ -148,3 +148,64 @@ fn a_file_overrides_defaults_and_unknown_keys_are_refused() {
             .contains("change_retention_days 1 to 3650")
     );
 }
+
+#[test]
+fn object_storage_and_hsm_settings_are_checked_and_a_pin_has_no_place_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vault.toml");
+    let load = |toml: &str| {
+        std::fs::write(&file, toml).unwrap();
+        Settings::load(Some(&file)).map_err(|e| e.to_string())
+    };
+    let s = load("[vault.blobs]\nurl = \"s3://models-prod/sunset/blobs/\"\nendpoint = \"https://s3.example.org\"\n\n[vault.kek]\nbackend = \"pkcs11\"\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\npin_file = \"/run/secrets/pin\"\n").unwrap();
+    assert_eq!(
+        BucketUrl::parse(s.vault.blobs.url.as_deref().unwrap()).unwrap(),
+        BucketUrl {
+            bucket: "models-prod".into(),
+            prefix: "sunset/blobs".into()
+        }
+    );
+    assert_eq!(s.vault.kek.backend, KekBackend::Pkcs11);
+    for (toml, needle) in [
+        (
+            "[vault.blobs]\nurl = \"https://bucket\"\n",
+            "must start with s3://",
+        ),
+        (
+            "[vault.blobs]\nurl = \"s3://Bad_Bucket\"\n",
+            "is not a bucket name",
+        ),
+        (
+            "[vault.blobs]\nurl = \"s3://bucket/../x\"\n",
+            "without . or .. parts",
+        ),
+        (
+            "[vault.blobs]\nendpoint = \"https://s3.example.org\"\n",
+            "need a url",
+        ),
+        (
+            "[vault.blobs]\nurl = \"s3://bucket\"\nendpoint = \"http://10.0.0.1:9000\"\n",
+            "allow_http",
+        ),
+        (
+            "[vault.blobs]\nurl = \"s3://bucket\"\nsecret_access_key = \"x\"\n",
+            "secret_access_key",
+        ),
+        (
+            "[vault.kek]\nbackend = \"pkcs11\"\n",
+            "needs vault.kek.module",
+        ),
+        (
+            "[vault.kek]\nbackend = \"pkcs11\"\nmodule = \"/m.so\"\npin = \"1234\"\n",
+            "pin",
+        ),
+        (
+            "[vault.kek]\nkey_label_prefix = \"a b\"\n",
+            "key_label_prefix",
+        ),
+    ] {
+        let err = load(toml).expect_err(toml);
+        assert!(err.contains(needle), "{toml}: {err}");
+        assert!(!err.contains("1234"), "the PIN is never repeated: {err}");
+    }
+}

@@ -150,7 +150,7 @@ impl super::Artifacts<'_> {
             size_bytes,
             sha256,
             data_key,
-        } = seal_body(&vault, &mut body).await?;
+        } = seal_body(&vault, &mut body, self.failpoints().clone()).await?;
 
         let mut stored = StoredArtifact {
             path: path.clone(),
@@ -214,7 +214,7 @@ impl super::Artifacts<'_> {
         let Ok(vault) = self.vault() else { return };
         match repo::blob_in_use(self.store().reader(), blob_id).await {
             Ok(false) => {
-                if let Err(cleanup) = vault.blobs.remove(blob_id) {
+                if let Err(cleanup) = vault.blobs.remove(blob_id).await {
                     tracing::error!(blob = %blob_id, error = %cleanup, "could not remove the blob of a failed upload");
                 }
             }
@@ -286,7 +286,7 @@ impl super::Artifacts<'_> {
             return Err(self.refuse_download(actor, &subject, &reason).await);
         }
         let vault = self.vault()?;
-        let mut plain = match start_decrypting(vault, &stored) {
+        let mut plain = match start_decrypting(vault, &stored).await {
             Ok(rx) => rx,
             Err(reason) => return Err(self.refuse_download(actor, &subject, &reason).await),
         };
@@ -429,10 +429,14 @@ impl super::Artifacts<'_> {
                 epoch: stored.kek_epoch,
                 bytes: stored.wrapped_key.clone(),
             };
-            let opened = vault
-                .kek
-                .unwrap(&wrapped, &stored.blob_id)
-                .and_then(|key| vault.blobs.open(&stored.blob_id).map(|blob| (key, blob)));
+            let opened = match vault.kek.unwrap(&wrapped, &stored.blob_id) {
+                Ok(key) => vault
+                    .blobs
+                    .open(&stored.blob_id)
+                    .await
+                    .map(|blob| (key, blob)),
+                Err(e) => Err(e),
+            };
             let (key, blob) = match opened {
                 Ok(v) => v,
                 Err(e) => return Ok(Err(format!("{}: {e}", stored.path))),
@@ -522,7 +526,7 @@ fn decrypt_verified(
 
 /// Unwraps the artifact's data key and starts a blocking worker that decrypts and
 /// verifies the blob, sending plaintext chunks (or what failed) through the channel.
-fn start_decrypting(
+async fn start_decrypting(
     vault: &crate::vault::Vault,
     stored: &StoredArtifact,
 ) -> Result<tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>, String> {
@@ -530,10 +534,14 @@ fn start_decrypting(
         epoch: stored.kek_epoch,
         bytes: stored.wrapped_key.clone(),
     };
-    let (data_key, blob) = vault
+    let data_key = vault
         .kek
         .unwrap(&wrapped, &stored.blob_id)
-        .and_then(|key| vault.blobs.open(&stored.blob_id).map(|blob| (key, blob)))
+        .map_err(|e| e.to_string())?;
+    let blob = vault
+        .blobs
+        .open(&stored.blob_id)
+        .await
         .map_err(|e| e.to_string())?;
     let (plain_tx, plain_rx) = tokio::sync::mpsc::channel(PIPELINE_DEPTH);
     let expected = stored.sha256.to_string();

@@ -34,6 +34,9 @@ pub struct InventoryCheck {
 #[derive(Debug, Clone, Serialize)]
 pub struct KekCheck {
     pub ok: bool,
+    /// Why it is not ok: the key store (folder or HSM) could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// The KEK epochs this instance holds in memory, oldest first.
     pub epochs: Vec<u32>,
 }
@@ -60,16 +63,46 @@ impl super::Admin<'_> {
             revision: self.read_graph().revision(),
             behind,
         };
-        let epochs = self.vault().map(|v| v.kek.epochs()).unwrap_or_default();
-        let kek = KekCheck {
-            ok: !epochs.is_empty(),
-            epochs,
-        };
+        let kek = self.kek_check().await;
         Readiness {
             ready: database.ok && inventory.ok && kek.ok,
             database,
             inventory,
             kek,
+        }
+    }
+
+    /// Reads the key store (the folder, or the HSM over PKCS#11): reachable and holding
+    /// at least one epoch.
+    async fn kek_check(&self) -> KekCheck {
+        let Ok(vault) = self.vault() else {
+            return KekCheck {
+                ok: false,
+                error: Some("no vault in this process".into()),
+                epochs: Vec::new(),
+            };
+        };
+        let kek = vault.kek.clone();
+        let reached = tokio::task::spawn_blocking(move || kek.refresh().map(|()| kek.epochs()))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match reached {
+            Ok(epochs) => KekCheck {
+                ok: !epochs.is_empty(),
+                error: epochs
+                    .is_empty()
+                    .then(|| "the key store holds no KEK".into()),
+                epochs,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: the key store is not reachable");
+                KekCheck {
+                    ok: false,
+                    error: Some("the key store is not reachable".into()),
+                    epochs: Vec::new(),
+                }
+            }
         }
     }
 }

@@ -1,8 +1,8 @@
-//! Where ciphertext blobs live: a folder under the data dir by default, behind a trait
-//! so object storage can take its place.
+//! Where ciphertext blobs live: a folder under the data dir by default, or a bucket of
+//! S3-compatible object storage (`object_blob_store.rs`), behind one trait.
 //!
-//! A blob is written to a temporary file and renamed into place only when complete and
-//! synced, so a failed or abandoned upload leaves nothing behind.
+//! In the folder, a blob is written to a temporary file and renamed into place only when
+//! complete and synced, so a failed or abandoned upload leaves nothing behind.
 
 use super::VaultError;
 use std::fs::{self, File, OpenOptions};
@@ -10,17 +10,41 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+/// The methods are async (object storage answers over the network); what they return
+/// reads and writes blocking, from the vault's `spawn_blocking` workers.
+#[async_trait::async_trait]
 pub trait BlobStore: Send + Sync {
     /// Starts a new blob; it becomes visible only through [`BlobWriter::finish`].
-    fn begin(&self, blob_id: &str) -> Result<Box<dyn BlobWriter>, VaultError>;
-    fn open(&self, blob_id: &str) -> Result<Box<dyn Read + Send>, VaultError>;
-    fn remove(&self, blob_id: &str) -> Result<(), VaultError>;
+    async fn begin(&self, blob_id: &str) -> Result<Box<dyn BlobWriter>, VaultError>;
+    /// A missing blob is an `Io` error of kind `NotFound`, whatever the store.
+    async fn open(&self, blob_id: &str) -> Result<Box<dyn Read + Send>, VaultError>;
+    /// Removing a missing blob succeeds.
+    async fn remove(&self, blob_id: &str) -> Result<(), VaultError>;
+    /// Every finished blob's id, for restores and audits of what the store holds.
+    async fn list(&self) -> Result<Vec<String>, VaultError>;
+    /// Where the blobs are, for messages (a folder, or `s3://bucket/prefix`).
+    fn describe(&self) -> String;
 }
 
 pub trait BlobWriter: Write + Send {
     /// Makes the blob durable and visible under its id. Dropping a writer without
     /// finishing it discards what was written.
     fn finish(self: Box<Self>) -> Result<(), VaultError>;
+
+    /// Discards what was written and waits until it is gone (a multipart upload
+    /// aborted); dropping does the same without waiting.
+    fn abort(self: Box<Self>) -> Result<(), VaultError>;
+}
+
+/// Blob ids are generated hex strings; anything else is refused before touching storage.
+pub(super) fn check_blob_id(blob_id: &str) -> Result<(), VaultError> {
+    if blob_id.len() < 4 || blob_id.len() > 64 || !blob_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(VaultError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "malformed blob id",
+        )));
+    }
+    Ok(())
 }
 
 /// Blobs as files `blobs/<first two hex digits>/<blob id>`. Uploads are written under
@@ -93,17 +117,8 @@ impl FsBlobStore {
         })
     }
 
-    /// Blob ids are generated hex strings; anything else is refused before touching disk.
     fn final_path(&self, blob_id: &str) -> Result<PathBuf, VaultError> {
-        if blob_id.len() < 4
-            || blob_id.len() > 64
-            || !blob_id.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return Err(VaultError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "malformed blob id",
-            )));
-        }
+        check_blob_id(blob_id)?;
         Ok(self.root.join(&blob_id[..2]).join(blob_id))
     }
 
@@ -113,8 +128,11 @@ impl FsBlobStore {
     }
 }
 
+// Local file operations are quick enough to run inline; the writes and reads of a
+// blob's bytes happen in the callers' blocking workers.
+#[async_trait::async_trait]
 impl BlobStore for FsBlobStore {
-    fn begin(&self, blob_id: &str) -> Result<Box<dyn BlobWriter>, VaultError> {
+    async fn begin(&self, blob_id: &str) -> Result<Box<dyn BlobWriter>, VaultError> {
         let target = self.final_path(blob_id)?;
         let temp = self.temp.join(format!("{blob_id}.part"));
         let file = OpenOptions::new()
@@ -129,15 +147,39 @@ impl BlobStore for FsBlobStore {
         }))
     }
 
-    fn open(&self, blob_id: &str) -> Result<Box<dyn Read + Send>, VaultError> {
+    async fn open(&self, blob_id: &str) -> Result<Box<dyn Read + Send>, VaultError> {
         Ok(Box::new(File::open(self.final_path(blob_id)?)?))
     }
 
-    fn remove(&self, blob_id: &str) -> Result<(), VaultError> {
+    async fn remove(&self, blob_id: &str) -> Result<(), VaultError> {
         match fs::remove_file(self.final_path(blob_id)?) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, VaultError> {
+        let mut ids = Vec::new();
+        for shard in fs::read_dir(&self.root)? {
+            let shard = shard?;
+            let name = shard.file_name();
+            let name = name.to_string_lossy();
+            if name.len() != 2 || !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for blob in fs::read_dir(shard.path())? {
+                let id = blob?.file_name().to_string_lossy().into_owned();
+                if check_blob_id(&id).is_ok() && id.starts_with(name.as_ref()) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
     }
 }
 
@@ -181,6 +223,10 @@ impl BlobWriter for FsBlobWriter {
         File::open(dir)?.sync_all()?;
         Ok(())
     }
+
+    fn abort(self: Box<Self>) -> Result<(), VaultError> {
+        Ok(()) // Dropping removes the temporary file.
+    }
 }
 
 impl Drop for FsBlobWriter {
@@ -195,35 +241,39 @@ impl Drop for FsBlobWriter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_blob_appears_only_when_finished_and_an_abandoned_one_leaves_nothing() {
+    #[tokio::test]
+    async fn a_blob_appears_only_when_finished_and_an_abandoned_one_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open_or_create(dir.path()).unwrap();
-        let mut w = store.begin("abcdef01").unwrap();
+        let mut w = store.begin("abcdef01").await.unwrap();
         w.write_all(b"ciphertext").unwrap();
-        assert!(store.open("abcdef01").is_err(), "invisible before finish");
+        assert!(
+            store.open("abcdef01").await.is_err(),
+            "invisible before finish"
+        );
         w.finish().unwrap();
         let mut read = String::new();
         store
             .open("abcdef01")
+            .await
             .unwrap()
             .read_to_string(&mut read)
             .unwrap();
         assert_eq!(read, "ciphertext");
 
-        let mut abandoned = store.begin("abcdef02").unwrap();
+        let mut abandoned = store.begin("abcdef02").await.unwrap();
         abandoned.write_all(b"half").unwrap();
         drop(abandoned);
-        assert!(store.open("abcdef02").is_err());
+        assert!(store.open("abcdef02").await.is_err());
         assert_eq!(fs::read_dir(&store.temp).unwrap().count(), 0);
-        assert!(store.begin("../../etc").is_err());
+        assert!(store.begin("../../etc").await.is_err());
     }
 
-    #[test]
-    fn a_second_store_on_the_folder_keeps_the_first_ones_uploads_and_clears_the_dead() {
+    #[tokio::test]
+    async fn a_second_store_on_the_folder_keeps_the_first_ones_uploads_and_clears_the_dead() {
         let dir = tempfile::tempdir().unwrap();
         let first = FsBlobStore::open_or_create(dir.path()).unwrap();
-        let mut upload = first.begin("abcdef03").unwrap();
+        let mut upload = first.begin("abcdef03").await.unwrap();
         upload.write_all(b"in flight").unwrap();
         // A replica of a process that died (no such pid) left an upload behind.
         let dead = dir.path().join("tmp").join(temp_folder_name().replacen(
@@ -242,6 +292,7 @@ mod tests {
         let mut read = String::new();
         second
             .open("abcdef03")
+            .await
             .unwrap()
             .read_to_string(&mut read)
             .unwrap();

@@ -17,6 +17,10 @@ pub enum VaultError {
     UnwrapFailed { key_id: String, epoch: u32 },
     #[error("KEK epoch {0} is not available (destroyed or never created)")]
     UnknownEpoch(u32),
+    #[error("HSM: {0}")]
+    Hsm(String),
+    #[error("object storage: {0}")]
+    ObjectStore(String),
     #[error(transparent)]
     KeyFile(#[from] crate::key_file::KeyFileError),
     #[error("i/o: {0}")]

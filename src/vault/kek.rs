@@ -58,6 +58,9 @@ pub trait KeyEncryptionKey: Send + Sync {
     /// instance calls it each `inventory.poll_interval_ms`, so a destroyed epoch outlives
     /// its destruction on no instance by more than that.
     fn refresh(&self) -> Result<(), VaultError>;
+
+    /// Where the keys are, for messages (a folder, or a token and label prefix).
+    fn describe(&self) -> String;
 }
 
 /// KEKs as files `kek-NNNNNNNN.key` (32 bytes, mode 0600) in a folder of the key folder.
@@ -165,7 +168,7 @@ fn seal(
     Ok(WrappedKey { epoch, bytes })
 }
 
-fn aad(epoch: u32, key_id: &str) -> Vec<u8> {
+pub(super) fn aad(epoch: u32, key_id: &str) -> Vec<u8> {
     let mut a = b"sunset/wrapped-data-key/v1\n".to_vec();
     a.extend_from_slice(&epoch.to_be_bytes());
     a.extend_from_slice(key_id.as_bytes());
@@ -270,6 +273,10 @@ impl KeyEncryptionKey for FileKek {
 
     fn refresh(&self) -> Result<(), VaultError> {
         self.rescan()
+    }
+
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
     }
 }
 

@@ -66,14 +66,6 @@ pub async fn blob_ids(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-pub fn blob_path(app: &TestApp, blob_id: &str) -> std::path::PathBuf {
-    app.settings
-        .data_dir
-        .join("blobs")
-        .join(&blob_id[..2])
-        .join(blob_id)
-}
-
 on_both_backends! {
     async fn artifacts_round_trip_byte_identical_and_are_encrypted_at_rest(app) {
         let owner = model_with_version(&app).await;
@@ -102,7 +94,8 @@ on_both_backends! {
         // At rest: neither the blob nor the database holds the plaintext or an unwrapped key.
         let blobs = blob_ids(&app).await;
         assert_eq!(blobs.len(), 4);
-        let stored = std::fs::read(blob_path(&app, &blobs[0])).expect("blob");
+        assert_eq!(app.blobs_at_rest().await, { let mut b = blobs.clone(); b.sort(); b });
+        let stored = app.blob_at_rest(&blobs[0]).await.expect("blob");
         assert!(!stored.windows(64).any(|w| weights.windows(64).take(64).any(|p| p == w)), "no plaintext in the blob");
         let db = app.services.store().reader();
         let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT wrapped_key FROM artifacts")).await.expect("q");
@@ -143,8 +136,9 @@ on_both_backends! {
         assert_eq!(anonymous.status(), 401);
 
         assert_eq!(blob_ids(&app).await.len(), 1);
-        let stored_blobs = walk(&app.settings.data_dir.join("blobs"));
+        let stored_blobs = app.blobs_at_rest().await;
         assert_eq!(stored_blobs.len(), 1, "refused uploads leave no blob: {stored_blobs:?}");
+        assert_eq!(app.uploads_in_progress().await, 0, "nor a multipart upload");
     }
 }
 
@@ -209,19 +203,6 @@ async fn put_signature_of(
         .expect("put signature")
 }
 
-pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
 on_both_backends! {
     /// A flipped byte (in the first or a later chunk), a dropped chunk, or a truncated blob
     /// is refused with an integrity error and recorded; the client never gets altered bytes.
@@ -229,8 +210,8 @@ on_both_backends! {
         let owner = model_with_version(&app).await;
         let weights = content(4 * CHUNK + 500, 5);
         assert_eq!(put(&app, &owner, "1.0.0", "model.bin", weights.clone()).await.status(), 201);
-        let blob = blob_path(&app, &blob_ids(&app).await[0]);
-        let pristine = std::fs::read(&blob).expect("blob");
+        let blob = blob_ids(&app).await[0].clone();
+        let pristine = app.blob_at_rest(&blob).await.expect("blob");
         let sealed_chunk = CHUNK + 16;
         let header = 12;
         let damages: Vec<(&str, Vec<u8>)> = vec![
@@ -245,7 +226,7 @@ on_both_backends! {
         // IncompleteMessage race, seen once in CI): each download opens its own.
         let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
         for (what, bytes) in damages {
-            std::fs::write(&blob, &bytes).expect("damage");
+            app.put_blob_at_rest(&blob, &bytes).await;
             let response = client.get(url(&app, "1.0.0", "model.bin")).bearer_auth(&owner).send().await.expect("get");
             let received = if response.status() == 200 { response.bytes().await.ok() } else {
                 assert_eq!(response.status(), 500, "{what}");
@@ -255,7 +236,7 @@ on_both_backends! {
             };
             assert!(received.is_none_or(|b| b.len() < weights.len()), "{what}: the client cannot read a complete body");
         }
-        std::fs::write(&blob, &pristine).expect("restore");
+        app.put_blob_at_rest(&blob, &pristine).await;
         let body = client.get(url(&app, "1.0.0", "model.bin")).bearer_auth(&owner).send().await.expect("get").bytes().await.expect("body");
         assert!(body == weights, "intact again once restored");
 
@@ -306,13 +287,25 @@ on_both_backends! {
             .status()
             .expect("cp");
         assert!(copied.success());
+        // On the token, KEKs of its own are a key label prefix of its own.
+        let on_token = settings.vault.kek.backend == sunset::config::KekBackend::Pkcs11;
+        let shared_prefix = settings.vault.kek.key_label_prefix.clone();
+        if on_token {
+            settings.vault.kek.key_label_prefix = format!("{shared_prefix}-other");
+        }
         let refused = match sunset::app::open(&settings, clock.clone()).await {
-            Ok(_) => panic!("an instance with its own key folder started"),
+            Ok(_) => panic!("an instance with KEKs of its own started"),
             Err(e) => e.to_string(),
         };
         assert!(refused.contains("KEK epoch 1"), "{refused}");
-        assert!(refused.contains(&settings.key_dir().join("kek").display().to_string()), "{refused}");
+        let own_keys = if on_token { format!("keys {shared_prefix}-other-*") } else { settings.key_dir().join("kek").display().to_string() };
+        assert!(refused.contains(&own_keys), "{refused}");
         assert!(refused.contains("refusing to start"), "{refused}");
+        if on_token {
+            settings.vault.kek.key_label_prefix = shared_prefix;
+            sunset::app::open(&settings, clock).await.expect("an instance sharing the token's keys starts");
+            return;
+        }
 
         // The same instance given the first one's key folder starts and serves.
         let shared = tempfile::tempdir().expect("tmp");
@@ -342,5 +335,33 @@ on_both_backends! {
         let got = app.client.get(url(&app, "1.0.0", "model.bin")).bearer_auth(&owner).send().await.expect("get");
         assert_eq!(got.status(), 200, "the committed row still has its blob");
         assert_eq!(got.bytes().await.expect("body").as_ref(), body.as_slice());
+    }
+}
+
+on_both_backends! {
+    /// An upload cut after some of its parts reached the store (S3: a multipart upload
+    /// with parts; the folder: a partial file) leaves nothing behind: no upload in
+    /// progress, no blob, no row. The same body then uploads in several parts and reads
+    /// back intact.
+    async fn an_upload_cut_part_way_leaves_nothing_and_a_large_one_round_trips(app) {
+        use sunset::failpoints::FailAction;
+        let owner = model_with_version(&app).await;
+        let weights = content(3 * sunset::vault::PART_SIZE + 4321, 9);
+        app.services.failpoints().arm("inside:upload", FailAction::Error);
+        let cut = put(&app, &owner, "1.0.0", "model.bin", weights.clone()).await;
+        assert_eq!(cut.status(), 500);
+        assert_eq!(app.uploads_in_progress().await, 0, "the multipart upload was aborted");
+        assert_eq!(app.blobs_at_rest().await, Vec::<String>::new());
+        assert_eq!(blob_ids(&app).await.len(), 0);
+        let partial = std::fs::read_dir(app.settings.data_dir.join("blobs").join("tmp"))
+            .map(|d| d.flat_map(|e| std::fs::read_dir(e.expect("entry").path()).into_iter().flatten()).count())
+            .unwrap_or(0);
+        assert_eq!(partial, 0, "no partial file in the folder store");
+
+        app.services.failpoints().clear();
+        assert_eq!(put(&app, &owner, "1.0.0", "model.bin", weights.clone()).await.status(), 201);
+        assert_eq!(app.blobs_at_rest().await.len(), 1);
+        let body = app.client.get(url(&app, "1.0.0", "model.bin")).bearer_auth(&owner).send().await.expect("get").bytes().await.expect("body");
+        assert!(body == weights, "byte-identical across parts");
     }
 }

@@ -1,6 +1,6 @@
 //! Rollback: production goes back to the previous production version, verified first.
 
-use crate::artifacts::{blob_ids, blob_path, fill_with_fixture, signed_fixture_version};
+use crate::artifacts::{blob_ids, fill_with_fixture, signed_fixture_version};
 use crate::support::{TestApp, error_code, error_message};
 use serde_json::json;
 
@@ -71,11 +71,11 @@ on_both_backends! {
     async fn rollback_to_a_damaged_version_is_refused_and_changes_nothing(app) {
         let owner = two_production_versions(&app).await;
         // The first three blobs are 1.0.0's.
-        let blob = blob_path(&app, &blob_ids(&app).await[1]);
-        let mut bytes = std::fs::read(&blob).expect("blob");
+        let blob = blob_ids(&app).await[1].clone();
+        let mut bytes = app.blob_at_rest(&blob).await.expect("blob");
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;
-        std::fs::write(&blob, bytes).expect("damage");
+        app.put_blob_at_rest(&blob, &bytes).await;
         let body = app.gql(&owner, ROLLBACK, json!({ "r": REASON })).await;
         assert_eq!(error_code(&body), "INTEGRITY", "{body}");
         assert!(error_message(&body).contains("1.0.0"), "{body}");

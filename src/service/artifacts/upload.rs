@@ -25,6 +25,7 @@ pub(super) struct Sealed {
 pub(super) async fn seal_body<S, B, E>(
     vault: &crate::vault::Vault,
     body: &mut S,
+    failpoints: crate::failpoints::Failpoints,
 ) -> Result<Sealed, ServiceError>
 where
     S: Stream<Item = Result<B, E>> + Unpin,
@@ -35,16 +36,17 @@ where
     let writer = vault
         .blobs
         .begin(&blob_id)
+        .await
         .map_err(ServiceError::internal)?;
     let chunk_size = vault.chunk_size as usize;
     let (chunks_tx, chunks_rx) =
         tokio::sync::mpsc::channel::<(Vec<u8>, bool)>(super::PIPELINE_DEPTH);
     let worker = seal_into(
         writer,
-        DataKey::generate(),
-        blob_id.clone(),
+        (DataKey::generate(), blob_id.clone()),
         chunk_size,
         chunks_rx,
+        failpoints,
     );
     let fed = feed_chunks(body, chunk_size, &chunks_tx).await;
     drop(chunks_tx);
@@ -65,29 +67,54 @@ where
 /// the last; a sender gone before the last chunk drops the writer and its partial blob.
 fn seal_into(
     writer: Box<dyn crate::vault::BlobWriter>,
-    data_key: DataKey,
-    context: String,
+    (data_key, context): (DataKey, String),
     chunk_size: usize,
     mut chunks: tokio::sync::mpsc::Receiver<(Vec<u8>, bool)>,
+    failpoints: crate::failpoints::Failpoints,
 ) -> tokio::task::JoinHandle<Result<(u64, DataKey), VaultError>> {
     tokio::task::spawn_blocking(move || {
         let mut writer = writer;
-        let (mut sealer, header) = Sealer::new(&data_key, context.as_bytes(), chunk_size as u32);
-        writer.write_all(&header)?;
-        let mut size = 0u64;
-        while let Some((mut chunk, last)) = chunks.blocking_recv() {
-            size += chunk.len() as u64;
-            sealer.seal_chunk(&mut chunk, last);
-            writer.write_all(&chunk)?;
-            if last {
-                writer.finish()?;
-                return Ok((size, data_key));
+        let sealer = Sealer::new(&data_key, context.as_bytes(), chunk_size as u32);
+        match write_sealed(&mut writer, sealer, &mut chunks, &failpoints) {
+            Ok(size) => writer.finish().map(|()| (size, data_key)),
+            Err(e) => {
+                // Waits until a multipart upload's parts are gone, not just asked to go.
+                if let Err(cleanup) = writer.abort() {
+                    tracing::warn!(error = %cleanup, "could not discard a failed upload's partial blob");
+                }
+                Err(e)
             }
         }
-        Err(VaultError::Io(std::io::Error::other(
-            "upload ended before its last chunk",
-        )))
     })
+}
+
+/// Writes the header and every sealed chunk; returns the plaintext size once the last
+/// chunk is written.
+fn write_sealed(
+    writer: &mut Box<dyn crate::vault::BlobWriter>,
+    (mut sealer, header): (Sealer, [u8; crate::vault::stream::HEADER_LEN]),
+    chunks: &mut tokio::sync::mpsc::Receiver<(Vec<u8>, bool)>,
+    failpoints: &crate::failpoints::Failpoints,
+) -> Result<u64, VaultError> {
+    writer.write_all(&header)?;
+    let mut size = 0u64;
+    while let Some((mut chunk, last)) = chunks.blocking_recv() {
+        size += chunk.len() as u64;
+        sealer.seal_chunk(&mut chunk, last);
+        writer.write_all(&chunk)?;
+        // Tests cut an upload once parts of it have reached the store.
+        if size > 2 * crate::vault::PART_SIZE as u64 {
+            failpoints
+                .hit("inside:upload")
+                .map_err(|e| VaultError::Io(std::io::Error::other(e)))?;
+        }
+        if last {
+            return Ok(size);
+        }
+    }
+    Err(VaultError::Io(std::io::Error::other(
+        "upload ended before its last chunk",
+    )))
 }
 
 /// Cuts the request body into chunks for the sealer, hashing it on the way (hashing here

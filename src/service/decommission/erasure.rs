@@ -395,7 +395,10 @@ impl Services {
         let blobs = self.vault()?.blobs.clone();
         let erased = repo::erased_keys(self.store().reader(), r.id).await?;
         for (i, key) in erased.iter().enumerate() {
-            blobs.remove(&key.blob_id).map_err(ServiceError::internal)?;
+            blobs
+                .remove(&key.blob_id)
+                .await
+                .map_err(ServiceError::internal)?;
             if i == 0 {
                 self.failpoints().hit("inside:delete-ciphertext")?;
             }
@@ -457,7 +460,7 @@ impl Services {
                     opened.push(format!("{} under epoch {epoch}", key.blob_id));
                 }
             }
-            match vault.blobs.open(&key.blob_id) {
+            match vault.blobs.open(&key.blob_id).await {
                 Err(VaultError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
                 _ => remaining += 1,
             }

@@ -125,35 +125,13 @@ fn key_dir(w: &World) -> std::path::PathBuf {
     w.app.settings.key_dir()
 }
 
-fn kek_files(w: &World) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(key_dir(w).join("kek"))
-        .expect("kek dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+/// The KEK epochs whose keys exist: files in the key folder, or objects on the token.
+fn kek_epochs(w: &World) -> Vec<u32> {
+    w.app.kek_epochs_at_rest()
 }
 
-fn blob_count(w: &World) -> usize {
-    walk(&w.app.settings.data_dir.join("blobs"))
-}
-
-fn walk(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .expect("dir")
-        .map(|e| {
-            let e = e.expect("entry");
-            if e.file_type().expect("type").is_dir() {
-                if e.file_name() == "tmp" {
-                    0
-                } else {
-                    walk(&e.path())
-                }
-            } else {
-                1
-            }
-        })
-        .sum()
+async fn blob_count(w: &World) -> usize {
+    w.app.blobs_at_rest().await.len()
 }
 
 async fn state_and_steps(w: &World, id: &str) -> (String, Vec<Value>) {
@@ -218,14 +196,14 @@ on_both_backends! {
             download(&w, &reader, "2.1.0", "config.json").await.status(),
             200
         );
-        assert_eq!(kek_files(&w), ["kek-00000001.key"]);
-        let blobs_before = blob_count(&w);
+        assert_eq!(kek_epochs(&w), [1]);
+        let blobs_before = blob_count(&w).await;
         the_switch_holds_while_a_derived_store_waits(&w, &id, &reader).await;
         its_team_settles_the_store_and_the_run_finishes(&w, &id, &search).await;
         // Crypto-erasure: epoch 1 is gone, the survivor was re-wrapped under epoch 2 and
         // still downloads intact; the erased ciphertext is gone.
-        assert_eq!(kek_files(&w), ["kek-00000002.key"]);
-        assert_eq!(blob_count(&w), blobs_before - FIXTURE_FILES.len());
+        assert_eq!(kek_epochs(&w), [2]);
+        assert_eq!(blob_count(&w).await, blobs_before - FIXTURE_FILES.len());
         let kept = download(&w, &reader, "3.0.0", "weights.bin").await;
         assert_eq!(kept.status(), 200);
         assert_eq!(
@@ -319,7 +297,7 @@ async fn the_switch_holds_while_a_derived_store_waits(w: &World, id: &str, reade
             .contains("was retired"),
         "{log:#}"
     );
-    assert_eq!(kek_files(w), ["kek-00000001.key"], "nothing erased yet");
+    assert_eq!(kek_epochs(w), [1], "nothing erased yet");
 }
 
 async fn its_team_settles_the_store_and_the_run_finishes(w: &World, id: &str, search: &str) {
@@ -724,7 +702,7 @@ async fn a_backup_from_before_the_erasure_cannot_decrypt_the_erased_artifact() {
         );
     }
     assert!(
-        after.blobs.open(&blob).is_ok(),
+        after.blobs.open(&blob).await.is_ok(),
         "the backup kept the ciphertext, and it is useless"
     );
 
@@ -831,7 +809,7 @@ on_both_backends! {
                     1,
                     "{point}"
                 );
-                assert_eq!(kek_files(&w), ["kek-00000002.key"], "{point}");
+                assert_eq!(kek_epochs(&w), [2], "{point}");
                 let (file, _) = certificate_file(&w, &id).await;
                 let s = statement(
                     &w,
@@ -1440,10 +1418,10 @@ async fn two_replicas_erasing_two_retirements_at_once_keep_every_survivor_readab
         assert_eq!(state_and_steps(&w, id).await.0, "RETIRED", "{id}");
     }
     assert_eq!(
-        kek_files(&w).len(),
+        kek_epochs(&w).len(),
         1,
         "one epoch left: {:?}",
-        kek_files(&w)
+        kek_epochs(&w)
     );
     let reader = w.app.token("reader-two", "reader", None).await;
     for address in [w.app.address.clone(), other.address.clone()] {
@@ -1573,7 +1551,7 @@ async fn an_erasure_through_one_instance_completes_on_the_other_and_survivors_st
         )
         .await;
     assert_eq!(state_and_steps(&w, &id).await.0, "RETIRED");
-    assert_eq!(kek_files(&w), ["kek-00000002.key"]);
+    assert_eq!(kek_epochs(&w), [2]);
     assert_eq!(epochs_held(&w, &w.app.address).await, json!([2]));
 
     // Within the poll interval (250 ms) the other instance holds epoch 2 alone.

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+mod at_rest;
 pub mod postgres;
 
 use serde_json::{Value, json};
@@ -105,6 +106,8 @@ impl TestApp {
             Backend::Postgres => {
                 let db = postgres::TestDatabase::create().await;
                 settings.database.url = Some(DatabaseUrl::new(db.url.clone()));
+                // The PostgreSQL half runs as a fleet does: blobs in S3, KEKs in the HSM.
+                settings.vault = sunset::testing::fleet_vault(data_dir.path());
                 Some(db)
             }
         };

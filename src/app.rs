@@ -49,7 +49,7 @@ pub enum StartupError {
         created: bool,
     },
     #[error(
-        "the key store {folder} does not open the data keys the database holds under KEK epoch {epoch} ({reason}). Every instance must use the key folder (or KMS) the database was written with; refusing to start rather than wrap new keys under a KEK the other instances lack"
+        "the key store {folder} does not open the data keys the database holds under KEK epoch {epoch} ({reason}). Every instance must use the key folder (or HSM token) the database was written with; refusing to start rather than wrap new keys under a KEK the other instances lack. After restoring a backup taken before an erasure, run `sunset restore verify`"
     )]
     ForeignKek {
         folder: String,
@@ -79,6 +79,24 @@ pub fn prepare_private_dir(dir: &Path) -> Result<(), StartupError> {
 
 /// Opens the data folder, key and database as every command sees them, migrated.
 pub async fn open(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services, StartupError> {
+    let (services, store, vault) = open_unchecked(settings, clock).await?;
+    check_kek_matches(&store, &vault).await?;
+    Ok(services)
+}
+
+/// [`open`] without the check that the key store opens every KEK epoch the database
+/// uses: for `sunset restore`, which reports and settles exactly that.
+pub async fn open_for_restore(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<Services, StartupError> {
+    Ok(open_unchecked(settings, clock).await?.0)
+}
+
+async fn open_unchecked(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<(Services, Store, Vault), StartupError> {
     prepare_private_dir(&settings.data_dir)?;
     prepare_private_dir(&settings.key_dir())?;
     let (key, created) = ServiceKey::load_or_create_noting(&settings.key_dir())?;
@@ -86,8 +104,8 @@ pub async fn open(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Services
     let store = Store::connect(settings.database_url().expose()).await?;
     store.migrate().await?;
     check_service_key(&store, &key, created, &settings.key_dir()).await?;
-    check_kek_matches(&store, &vault).await?;
-    Ok(Services::new(store, clock, key, Some(vault), settings))
+    let services = Services::new(store.clone(), clock, key, Some(vault.clone()), settings);
+    Ok((services, store, vault))
 }
 
 /// Refuses a service key that does not authenticate the newest audit record: a missing

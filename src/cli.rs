@@ -61,6 +61,24 @@ pub enum Command {
         #[arg(long)]
         source: Option<String>,
     },
+    /// After restoring a database backup: what it holds under KEK epochs destroyed since.
+    #[command(subcommand)]
+    Restore(RestoreCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RestoreCommand {
+    /// Report (JSON) the artifacts whose keys are wrapped under KEK epochs the key store
+    /// no longer holds. Exit 0 when the service starts as it is, 1 when erasures must be
+    /// accepted, 2 when the key store is the wrong one.
+    Verify,
+    /// Record the artifacts under destroyed epochs as erased (audited) so the service
+    /// starts; refused while any key should open and does not.
+    AcceptErasures {
+        /// Required: the erased artifacts stay unrecoverable, and are recorded so.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -181,6 +199,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Certificate(CertificateCommand::Verify { file, public_key }) => {
             return verify_certificate(&settings, &file, public_key.as_deref());
         }
+        Command::Restore(command) => return restore(&settings, command).await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -433,6 +452,40 @@ async fn verify(settings: &Settings, kept_files: &[PathBuf]) -> anyhow::Result<E
         Err(broken) => {
             println!("audit chain BROKEN: {broken}");
             Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `sunset restore verify | accept-erasures`, as the local operator.
+async fn restore(settings: &Settings, command: RestoreCommand) -> anyhow::Result<ExitCode> {
+    let services = app::open_for_restore(settings, Arc::new(SystemClock)).await?;
+    match command {
+        RestoreCommand::Verify => {
+            let report = services.admin().restore_report().await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(if !report.foreign.is_empty() {
+                ExitCode::from(2)
+            } else if !report.destroyed.is_empty() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        RestoreCommand::AcceptErasures { yes } => {
+            if !yes {
+                anyhow::bail!(
+                    "accepting erasures records artifacts as erased for good; run `sunset restore verify` first, then this again with --yes"
+                );
+            }
+            let (before, recorded) = services
+                .admin()
+                .accept_restore_erasures(&Actor::local_operator())
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&before)?);
+            eprintln!(
+                "{recorded} artifact(s) recorded as erased; the service starts on this database now"
+            );
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -47,6 +47,7 @@ pub enum Action {
     KeysErased,
     KekRotated,
     KekDestroyed,
+    RestoreErasuresAccepted,
     CiphertextDeleted,
     ErasureVerified,
     SignaturesRevoked,
@@ -73,7 +74,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 58] = [
+    pub const ALL: [Action; 59] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -114,6 +115,7 @@ impl Action {
         Action::KeysErased,
         Action::KekRotated,
         Action::KekDestroyed,
+        Action::RestoreErasuresAccepted,
         Action::CiphertextDeleted,
         Action::ErasureVerified,
         Action::SignaturesRevoked,
@@ -180,6 +182,7 @@ impl Action {
             Action::KeysErased => "retirement.keys_erased",
             Action::KekRotated => "vault.kek_rotated",
             Action::KekDestroyed => "vault.kek_destroyed",
+            Action::RestoreErasuresAccepted => "vault.restore_erasures_accepted",
             Action::CiphertextDeleted => "retirement.ciphertext_deleted",
             Action::ErasureVerified => "retirement.erasure_verified",
             Action::SignaturesRevoked => "signature.revoked",

@@ -285,6 +285,13 @@ impl super::Artifacts<'_> {
             let reason = format!("{model}@{version}: {reason}");
             return Err(self.refuse_download(actor, &subject, &reason).await);
         }
+        if stored.wrapped_key.is_empty() {
+            // Erased outside a retirement: a restored backup's artifacts whose KEK epoch
+            // was destroyed after the backup (see `restore.rs`).
+            let why = format!("{subject} was crypto-erased: its data key no longer exists");
+            self.record_download_refusal(actor, &subject, &why).await;
+            return Err(ServiceError::Gone(why));
+        }
         let vault = self.vault()?;
         let mut plain = match start_decrypting(vault, &stored).await {
             Ok(rx) => rx,

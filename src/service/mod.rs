@@ -44,6 +44,7 @@ mod inventory;
 mod refusals;
 mod registrations;
 mod registry;
+mod restore;
 mod retirements;
 mod rollback;
 mod scans;

@@ -299,3 +299,85 @@ async fn rewrap_postgres(
         .await?
         .rows_affected())
 }
+
+/// Surviving (not erased) data keys per KEK epoch: `(epoch, how many)`, by epoch. What a
+/// restored database holds, to be set against the epochs the key store still has.
+pub async fn surviving_per_epoch(
+    conn: &impl ConnectionTrait,
+) -> Result<Vec<(u32, i64)>, StoreError> {
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT kek_epoch, COUNT(*) AS n FROM artifacts WHERE erased_at IS NULL \
+             GROUP BY kek_epoch ORDER BY kek_epoch",
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let e: i32 = row.try_get("", "kek_epoch")?;
+            let n: i64 = row.try_get("", "n")?;
+            Ok((epoch(e), n))
+        })
+        .collect()
+}
+
+/// Up to `limit` surviving artifacts wrapped under `kek_epoch`, named
+/// `model@major.minor.patch/path`, by id.
+pub async fn named_under_epoch(
+    conn: &impl ConnectionTrait,
+    kek_epoch: u32,
+    limit: u64,
+) -> Result<Vec<String>, StoreError> {
+    let backend = conn.get_database_backend();
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            match backend {
+                DbBackend::Postgres => {
+                    "SELECT m.name, v.major, v.minor, v.patch, a.path FROM artifacts a \
+                     JOIN model_versions v ON v.id = a.version_id JOIN models m ON m.id = v.model_id \
+                     WHERE a.erased_at IS NULL AND a.kek_epoch = $1 ORDER BY a.id LIMIT $2"
+                }
+                _ => {
+                    "SELECT m.name, v.major, v.minor, v.patch, a.path FROM artifacts a \
+                     JOIN model_versions v ON v.id = a.version_id JOIN models m ON m.id = v.model_id \
+                     WHERE a.erased_at IS NULL AND a.kek_epoch = ? ORDER BY a.id LIMIT ?"
+                }
+            },
+            [
+                Value::from(i32::try_from(kek_epoch).unwrap_or(i32::MAX)),
+                Value::from(i64::try_from(limit).unwrap_or(i64::MAX)),
+            ],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let name: String = row.try_get("", "name")?;
+            let (major, minor, patch): (i32, i32, i32) = (
+                row.try_get("", "major")?,
+                row.try_get("", "minor")?,
+                row.try_get("", "patch")?,
+            );
+            let path: String = row.try_get("", "path")?;
+            Ok(format!("{name}@{major}.{minor}.{patch}/{path}"))
+        })
+        .collect()
+}
+
+/// Marks every surviving artifact wrapped under an epoch below `below` as erased at `at`
+/// (its wrapping emptied): a restored database's artifacts erased after the backup was
+/// taken. Returns how many.
+pub async fn erase_below_epoch(
+    conn: &impl ConnectionTrait,
+    below: u32,
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(artifact::Entity::update_many()
+        .col_expr(artifact::Column::WrappedKey, Expr::value(String::new()))
+        .col_expr(artifact::Column::ErasedAt, Expr::value(Some(at)))
+        .filter(artifact::Column::ErasedAt.is_null())
+        .filter(artifact::Column::KekEpoch.lt(i32::try_from(below).unwrap_or(i32::MAX)))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}

@@ -16,6 +16,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 mod decommission;
+mod restore;
 
 const PUBLIC_URL: &str = "https://sunset.test";
 

@@ -8,7 +8,7 @@ use sunset::domain::RetirementId;
 use sunset::failpoints::FailAction;
 use sunset::vault::{Vault, WrappedKey};
 
-const EXECUTE: &str =
+pub(super) const EXECUTE: &str =
     "mutation($id: ID!) { executeRetirement(id: $id) { state steps { step outcome finishedAt } } }";
 const FIXTURE_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer/vocab.json"];
 
@@ -36,7 +36,12 @@ async fn put_file(w: &World, token: &str, version: &str, path: &str, body: Vec<u
         .as_u16()
 }
 
-async fn download(w: &World, token: &str, version: &str, name: &str) -> reqwest::Response {
+pub(super) async fn download(
+    w: &World,
+    token: &str,
+    version: &str,
+    name: &str,
+) -> reqwest::Response {
     w.app
         .client
         .get(format!(
@@ -54,7 +59,7 @@ async fn download(w: &World, token: &str, version: &str, name: &str) -> reqwest:
 /// `embeddings`, a derived store of team `search` built from fraud ^2. The retirement of
 /// ^2 is scheduled, acknowledged by all and ready. Returns (world, retirement id,
 /// search owner's token, the surviving bytes).
-async fn ready_world(backend: Backend) -> (World, String, String, Vec<u8>) {
+pub(super) async fn ready_world(backend: Backend) -> (World, String, String, Vec<u8>) {
     let w = world(backend).await;
     accept_webhooks(&w).await;
     let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
@@ -134,7 +139,7 @@ async fn blob_count(w: &World) -> usize {
     w.app.blobs_at_rest().await.len()
 }
 
-async fn state_and_steps(w: &World, id: &str) -> (String, Vec<Value>) {
+pub(super) async fn state_and_steps(w: &World, id: &str) -> (String, Vec<Value>) {
     let r = w
         .app
         .gql_ok(

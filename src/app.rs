@@ -161,6 +161,8 @@ async fn check_kek_matches(store: &Store, vault: &Vault) -> Result<(), StartupEr
 
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics`, when enabled.
+    metrics: Option<TcpListener>,
     services: Services,
     router: axum::Router,
     schedule: cron::Schedule,
@@ -206,8 +208,22 @@ impl Application {
                     addr: settings.listen.to_string(),
                     source,
                 })?;
+        let metrics = if settings.metrics.enabled {
+            let addr = settings.metrics.listen;
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Listen {
+                        addr: format!("{addr} (metrics.listen)"),
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             listener,
+            metrics,
             services,
             router,
             schedule,
@@ -220,6 +236,14 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The metrics listener's port, when metrics are enabled.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
     }
 
     pub fn services(&self) -> Services {
@@ -277,6 +301,12 @@ impl Application {
             let s = s.clone();
             async move { s.inventory().follow_inventory().await }
         });
+        if self.metrics.is_some() {
+            let s = services.clone();
+            workers.keep_running("metrics-sampler", move || {
+                crate::prometheus::sample(s.clone())
+            });
+        }
         // An execution a crash cut short resumes now, not at the next check.
         workers.run_once("resume-decommissions", async move {
             match services.decommission().resume_decommissions().await {
@@ -296,6 +326,16 @@ impl Application {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "sunset is listening");
         let workers = self.start_workers();
+        if let Some(listener) = self.metrics {
+            let metrics_addr = listener.local_addr()?;
+            tracing::info!(addr = %metrics_addr, "metrics at /metrics");
+            // Ends with the process; a scrape in flight at shutdown is of no consequence.
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, crate::prometheus::router()).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;

@@ -35,6 +35,27 @@ pub struct Settings {
     pub retirement: RetirementSettings,
     pub notifications: NotificationSettings,
     pub vault: VaultSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// Prometheus metrics, on a listener of their own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Where `GET /metrics` is served; never the API's address, so that the API's
+    /// exposure decides nothing about it. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Whether to serve it at all.
+    pub enabled: bool,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9480)),
+            enabled: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -93,6 +114,7 @@ impl Default for Settings {
             retirement: RetirementSettings::default(),
             notifications: NotificationSettings::default(),
             vault: VaultSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -666,6 +688,12 @@ impl Settings {
         self.retirement.policy()?;
         self.notifications.check()?;
         self.vault.check()?;
+        if self.metrics.enabled && self.metrics.listen == self.listen && self.listen.port() != 0 {
+            return Err(ConfigError(
+                "metrics.listen must differ from listen: metrics are served apart from the API"
+                    .into(),
+            ));
+        }
         if !(1024..=64 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return Err(ConfigError(
                 "http.max_body_bytes must be between 1024 and 67108864".into(),

@@ -16,6 +16,7 @@ pub mod graphql;
 pub mod http;
 pub mod ingest;
 pub mod key_file;
+pub mod prometheus;
 pub mod scheduler;
 pub mod service;
 pub mod store;

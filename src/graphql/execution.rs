@@ -195,6 +195,32 @@ pub fn schemas(
     }
 }
 
+/// What a request asks, for metrics: the operation's type and its first root field (a
+/// schema field once the document is valid, so the labels stay few), or `None` when the
+/// query does not parse.
+pub fn operation_label(query: &str) -> Option<(&'static str, String)> {
+    use async_graphql::parser::types::OperationType;
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    let (_, operation) = document.operations.iter().next()?;
+    let kind = match operation.node.ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    let field = operation
+        .node
+        .selection_set
+        .node
+        .items
+        .iter()
+        .find_map(|item| match &item.node {
+            Selection::Field(field) => Some(field.node.name.node.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "-".into());
+    Some((kind, field))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

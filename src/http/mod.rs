@@ -150,6 +150,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             limits::RequestLimits::new(&settings.http),
             limits::bound,
         ))
+        .layer(middleware::from_fn(crate::prometheus::track_http))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
@@ -164,10 +165,20 @@ async fn graphql(
     request: GraphQLRequest,
 ) -> axum::response::Response {
     use axum::http::{HeaderValue, StatusCode, header};
-    let (response, outcome) = state
-        .graphql
-        .execute(request.into_inner().data(actor.clone()))
-        .await;
+    let request = request.into_inner();
+    let label = crate::graphql::execution::operation_label(&request.query);
+    let started = std::time::Instant::now();
+    let (response, outcome) = state.graphql.execute(request.data(actor.clone())).await;
+    let (kind, field) = match (outcome, label) {
+        (Outcome::Executed, Some(label)) => label,
+        _ => ("unknown", "-".to_owned()),
+    };
+    let result = match outcome {
+        Outcome::Refused => "refused",
+        Outcome::Executed if response.errors.is_empty() => "ok",
+        Outcome::Executed => "errors",
+    };
+    crate::prometheus::record_graphql(kind, field, result, started.elapsed());
     let refusals = forbidden_fields(&response);
     state
         .services

@@ -106,3 +106,28 @@ impl super::Admin<'_> {
         }
     }
 }
+
+/// What `/metrics` reports as gauges, read from the database and this replica.
+#[derive(Debug, Clone)]
+pub struct Gauges {
+    pub notices_by_state: Vec<(String, i64)>,
+    pub oldest_pending_notice: Option<chrono::DateTime<chrono::Utc>>,
+    pub retirements_by_state: Vec<(String, i64)>,
+    pub inventory_head: i64,
+    pub graph_revision: i64,
+    pub kek_epochs: usize,
+}
+
+impl super::Admin<'_> {
+    pub async fn gauges(&self) -> Result<Gauges, super::ServiceError> {
+        let read = crate::store::gauges::read(self.store().reader()).await?;
+        Ok(Gauges {
+            notices_by_state: read.notices_by_state,
+            oldest_pending_notice: read.oldest_pending_notice,
+            retirements_by_state: read.retirements_by_state,
+            inventory_head: read.inventory_head,
+            graph_revision: self.read_graph().revision(),
+            kek_epochs: self.vault().map(|v| v.kek.epochs().len()).unwrap_or(0),
+        })
+    }
+}

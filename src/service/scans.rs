@@ -172,6 +172,7 @@ impl super::Inventory<'_> {
             rejected = report.rejected.len(),
             "scan finished"
         );
+        crate::prometheus::record_scan(source, report.lines, report.unknown);
         // Traffic during a notice period is evidence: it finds new dependents and keeps
         // known ones from counting as quiet.
         if report.matched > 0

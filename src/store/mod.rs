@@ -24,6 +24,7 @@ pub mod enforcement;
 pub mod entities;
 pub mod erasure;
 pub mod fleet;
+pub mod gauges;
 pub mod inventory;
 pub mod jobs;
 pub mod kill_switch;

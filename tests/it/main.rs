@@ -12,6 +12,7 @@ mod cli;
 mod crash;
 mod cyclonedx;
 mod inventory;
+mod metrics;
 mod model_signing_tool;
 mod registrations;
 mod registry;

@@ -151,6 +151,7 @@ impl crate::service::Decommission<'_> {
                 tracing::warn!(error = %e, "could not publish the kill switch to subscribers");
             }
             self.record_response_time(id, response_ms).await?;
+            crate::prometheus::record_kill_switch(started.elapsed());
             self.log_kill_switch(&retirement, actor, response_ms);
             self.retirements().publish_retirement(id, "executing");
         }

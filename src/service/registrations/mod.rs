@@ -261,6 +261,22 @@ impl crate::service::Inventory<'_> {
         headers: Headers<'_>,
         body: &[u8],
     ) -> Result<Received, ReceiveError> {
+        let received = self.receive_one(headers, body).await;
+        let outcome = match &received {
+            Ok(Received::Applied { .. }) => "applied",
+            Ok(_) => "duplicate",
+            Err(ReceiveError::Unauthenticated(_)) => "unauthenticated",
+            Err(_) => "refused",
+        };
+        crate::prometheus::record_registrations(outcome, 1);
+        received
+    }
+
+    async fn receive_one(
+        &self,
+        headers: Headers<'_>,
+        body: &[u8],
+    ) -> Result<Received, ReceiveError> {
         let settings = self.inventory_settings();
         let message = Message::parse(&headers, self.now(), settings.webhook_tolerance_secs)
             .map_err(|e| ReceiveError::Unauthenticated(e.to_string()))?;

@@ -73,6 +73,8 @@ pub async fn clocked(backend: Backend) -> Clocked {
 
 pub struct TestApp {
     pub address: String,
+    /// Where `/metrics` is served, apart from the API.
+    pub metrics_address: Option<String>,
     pub backend: Backend,
     pub services: Services,
     pub settings: Settings,
@@ -97,6 +99,10 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().expect("addr"),
+            metrics: sunset::config::MetricsSettings {
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                enabled: true,
+            },
             data_dir: data_dir.path().join("data"),
             ..Settings::default()
         };
@@ -116,6 +122,9 @@ impl TestApp {
             .await
             .expect("application builds");
         let address = format!("http://127.0.0.1:{}", application.port());
+        let metrics_address = application
+            .metrics_port()
+            .map(|p| format!("http://127.0.0.1:{p}"));
         let services = application.services();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(application.run_until_stopped(async move {
@@ -128,6 +137,7 @@ impl TestApp {
             .expect("admin token");
         Self {
             address,
+            metrics_address,
             backend,
             services,
             settings,

@@ -337,8 +337,11 @@ impl Application {
             });
         }
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        // systemd (`Type=notify`): ready now the listeners are bound and the graph loaded.
+        notify_systemd(sd_notify::NotifyState::Ready);
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;
+            notify_systemd(sd_notify::NotifyState::Stopping);
             let _ = stopping_tx.send(());
         });
         let drained = async {
@@ -360,6 +363,13 @@ impl Application {
         }
         tracing::info!("sunset stopped");
         result
+    }
+}
+
+/// Tells systemd, when it started us with `NOTIFY_SOCKET`; otherwise does nothing.
+fn notify_systemd(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::warn!(error = %e, "could not notify systemd");
     }
 }
 

@@ -24,9 +24,8 @@ use notifiers::webhook::{WebhookAddress, WebhookNotifier};
 use notifiers::{Notice, NoticeKind, Notifier, Outcome};
 use std::collections::{BTreeSet, HashMap};
 
-/// Notices one pass claims, per delivery it may make at once: enough to keep every
-/// slot busy, few enough that the pass ends well within its lease.
-const CLAIM_ROUNDS: u64 = 4;
+/// Outcomes stored in one transaction at most: those that completed together.
+const RECORD_AT_ONCE: usize = 64;
 
 /// The delivery channels, built once when first needed (lettre's transport wants a
 /// running Tokio runtime).
@@ -99,14 +98,15 @@ impl super::Retirements<'_> {
         self.inner.retirements.delivery_wake.notify_one();
     }
 
-    /// How many notices one pass claims.
+    /// How many notices one pass claims: one per delivery it makes at once, so every
+    /// claimed notice is attempted at once and its lease need only cover one attempt.
     fn batch(&self) -> u64 {
-        self.inner.retirements.notifications.concurrency as u64 * CLAIM_ROUNDS
+        self.inner.retirements.notifications.concurrency as u64
     }
 
-    /// The lease a claim takes: longer than a whole pass may run (each slot makes at most
-    /// `CLAIM_ROUNDS` attempts, each bounded by its timeout), so a notice is only taken
-    /// again when its worker has surely stopped, as after a crash.
+    /// The lease a claim takes: one attempt's timeout and a margin. A worker that dies
+    /// leaves its claims due again that soon after (15 s with the default webhook
+    /// timeout; the SMTP timeout when it is longer), not after a whole pass.
     fn lease(&self) -> chrono::Duration {
         let n = &self.inner.retirements.notifications;
         let longest = n
@@ -115,7 +115,7 @@ impl super::Retirements<'_> {
             .map_or(0, |s| s.timeout_secs)
             .max(n.webhook_timeout_secs);
         let longest = i64::try_from(longest).unwrap_or(300);
-        chrono::Duration::seconds(longest * CLAIM_ROUNDS as i64 + 5)
+        chrono::Duration::seconds(longest + 5)
     }
 
     /// One pass over the outbox: every notice due now, at most a batch.
@@ -140,20 +140,34 @@ impl super::Retirements<'_> {
             .collect();
         let targets = repo::webhook_targets(self.store().reader(), &webhook_consumers).await?;
         let concurrency = self.inner.retirements.notifications.concurrency;
-        let attempts: Vec<(OutboxNotice, Outcome, DateTime<Utc>)> =
-            futures_util::stream::iter(claimed)
-                .map(|notice| {
-                    let targets = &targets;
-                    async move {
-                        let at = self.now();
-                        let outcome = self.attempt(channels, &notice, targets, at).await;
-                        (notice, outcome, at)
-                    }
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
-        let report = self.record_outcomes(attempts).await?;
+        // Outcomes are stored as attempts complete (those done together in one
+        // transaction), so a crash repeats only the attempts in flight.
+        let mut completed = futures_util::stream::iter(claimed)
+            .map(|notice| {
+                let targets = &targets;
+                async move {
+                    let at = self.now();
+                    let outcome = self.attempt(channels, &notice, targets, at).await;
+                    let label = match &outcome {
+                        Outcome::Delivered => "delivered",
+                        Outcome::Retry { .. } => "retry",
+                        Outcome::Gone { .. } => "gone",
+                        Outcome::Refused { .. } => "refused",
+                    };
+                    crate::prometheus::record_delivery(notice.channel.as_str(), label);
+                    (notice, outcome, at)
+                }
+            })
+            .buffer_unordered(concurrency)
+            .ready_chunks(RECORD_AT_ONCE);
+        let mut report = DeliveryReport::default();
+        while let Some(attempts) = completed.next().await {
+            let done = self.record_outcomes(attempts).await?;
+            report.attempted += done.attempted;
+            report.delivered += done.delivered;
+            report.retrying += done.retrying;
+            report.dead += done.dead;
+        }
         tracing::debug!(?report, "delivery pass");
         Ok(report)
     }

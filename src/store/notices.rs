@@ -49,7 +49,9 @@ fn row(n: &OutboxNotice) -> notice::ActiveModel {
 
 /// Claims up to `limit` pending notices due at `now`: their next attempt moves to
 /// `lease_until`, so no other worker takes them meanwhile, and a worker that dies
-/// leaves them due again then. Run inside a write transaction.
+/// leaves them due again then. The attempt is counted as it is claimed, so one whose
+/// outcome a crash lost still counts. Returns the notices as they were before the claim.
+/// Run inside a write transaction.
 pub async fn claim_due(
     conn: &impl ConnectionTrait,
     backend: Backend,
@@ -73,6 +75,13 @@ pub async fn claim_due(
         .col_expr(
             notice::Column::NextAttemptAt,
             sea_orm::sea_query::Expr::value(lease_until),
+        )
+        .col_expr(
+            notice::Column::Attempts,
+            sea_orm::sea_query::ExprTrait::add(
+                sea_orm::sea_query::Expr::col(notice::Column::Attempts),
+                1,
+            ),
         )
         .filter(notice::Column::Id.is_in(rows.iter().map(|r| r.id.clone())))
         .exec(conn)

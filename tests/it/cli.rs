@@ -204,12 +204,24 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// The README's start command: no config at all, SQLite in ./sunset-data, loopback,
-/// GraphiQL answering, and a clean exit on SIGTERM.
+/// GraphiQL answering, and a clean exit on SIGTERM; under systemd (`NOTIFY_SOCKET`) it
+/// says READY=1 once serving and STOPPING=1 at shutdown.
 #[test]
 fn serve_starts_with_no_configuration_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tmp");
+    let notify_path = dir.path().join("notify.sock");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    systemd
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let said = || {
+        let mut buf = [0u8; 512];
+        let n = systemd.recv(&mut buf).expect("a notification from sunset");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_sunset"))
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", &notify_path)
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .env_remove("SUNSET_DATA_DIR")
@@ -235,6 +247,7 @@ fn serve_starts_with_no_configuration_and_stops_cleanly_on_sigterm() {
         addr.starts_with("127.0.0.1:"),
         "loopback by default: {addr}"
     );
+    assert!(said().contains("READY=1"), "systemd is told it is ready");
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let page = rt.block_on(async {
         crate::support::loopback_client()
@@ -264,6 +277,10 @@ fn serve_starts_with_no_configuration_and_stops_cleanly_on_sigterm() {
     );
     let status = child.wait().expect("wait");
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+    assert!(
+        said().contains("STOPPING=1"),
+        "systemd is told it is stopping"
+    );
 }
 
 #[test]

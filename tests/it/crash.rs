@@ -175,6 +175,39 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     for (path, ids) in &by_path {
         assert_eq!(ids.len(), 1, "{path} got different notices: {ids:?}");
     }
+    // Outcomes are stored as attempts complete: only the attempts in flight at the kill
+    // (at most `concurrency` = 4, and those completing with them) reach a receiver twice;
+    // and every attempt is counted, those whose outcome the kill lost included.
+    let mut sent: BTreeMap<String, usize> = BTreeMap::new();
+    for r in receiver.received_requests().await.expect("recording") {
+        if wiremock::Match::matches(&signed, &r) {
+            *sent
+                .entry(r.headers["webhook-id"].to_str().expect("id").to_owned())
+                .or_default() += 1;
+        }
+    }
+    let repeats: usize = sent.values().map(|n| n - 1).sum();
+    assert!(
+        repeats <= 8,
+        "{repeats} notices were sent again after the kill"
+    );
+    let out = Command::new("sqlite3")
+        .arg(data.join("sunset.db"))
+        .arg("SELECT id, attempts FROM notices")
+        .output()
+        .expect("sqlite3");
+    let attempts: HashMap<String, usize> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        .map(|(id, n)| (id.to_owned(), n.parse().expect("attempts")))
+        .collect();
+    for (id, times) in &sent {
+        assert!(
+            attempts.get(id).is_some_and(|a| a >= times),
+            "{id} was sent {times} times, counted {:?}",
+            attempts.get(id)
+        );
+    }
 }
 
 /// A model, `DEPENDENTS` consumers with webhooks at `receiver`, and a retirement whose

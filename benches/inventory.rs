@@ -498,6 +498,8 @@ fn serve(settings: &Settings, port: u16) -> (Child, Duration) {
         .arg(&settings.data_dir)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
+        // Metrics on a free port, so a sunset already running here does not collide.
+        .env("SUNSET_METRICS__LISTEN", "127.0.0.1:0")
         .env_remove("SUNSET_CONFIG")
         .stdout(Stdio::null());
     match &settings.database.url {

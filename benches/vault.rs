@@ -270,6 +270,7 @@ fn measure(
     serve
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
+        .env("SUNSET_METRICS__LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info");
     if let Some(config) = config {
         serve.env("SUNSET_CONFIG", config);

@@ -154,6 +154,12 @@ pub enum AuditCommand {
 }
 
 impl Cli {
+    /// The log format the settings ask for; text when they do not load (the command then
+    /// reports why).
+    pub fn log_format(&self) -> crate::config::LogFormat {
+        self.settings().map(|s| s.log.format).unwrap_or_default()
+    }
+
     fn settings(&self) -> anyhow::Result<Settings> {
         let mut settings = Settings::load(self.config.as_deref())?;
         if let Some(dir) = &self.data_dir {

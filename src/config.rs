@@ -36,6 +36,22 @@ pub struct Settings {
     pub notifications: NotificationSettings,
     pub vault: VaultSettings,
     pub metrics: MetricsSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` (default) or `json` (one object per line, with the request's trace id).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Prometheus metrics, on a listener of their own.
@@ -115,6 +131,7 @@ impl Default for Settings {
             notifications: NotificationSettings::default(),
             vault: VaultSettings::default(),
             metrics: MetricsSettings::default(),
+            log: LogSettings::default(),
         }
     }
 }

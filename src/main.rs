@@ -9,8 +9,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    sunset::telemetry::init();
     let cli = sunset::cli::Cli::parse();
+    sunset::telemetry::init(cli.log_format());
     match sunset::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {

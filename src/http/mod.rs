@@ -275,5 +275,10 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
     } else {
         path
     };
-    tracing::debug_span!("request", method = %request.method(), path = %path)
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    let trace_id = crate::telemetry::trace_id(traceparent);
+    tracing::info_span!("request", method = %request.method(), path = %path, trace_id = %trace_id)
 }

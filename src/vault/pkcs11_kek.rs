@@ -188,9 +188,62 @@ impl Pkcs11Kek {
             .collect())
     }
 
+    /// The objects labelled for `epoch`, lowest id first: one search by exact label,
+    /// which the token answers without a call per object of other epochs or deployments.
+    fn find_epoch(&self, epoch: u32) -> Result<Vec<ObjectHandle>, VaultError> {
+        let session = self.session();
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(true),
+            Attribute::Label(self.label(epoch).into_bytes()),
+        ];
+        let mut objects = Vec::new();
+        for handle in session.find_objects(&template).map_err(hsm)? {
+            match session.get_attributes(handle, &[AttributeType::Id]) {
+                Ok(attributes) => {
+                    let id = attributes.into_iter().find_map(|a| match a {
+                        Attribute::Id(bytes) => Some(bytes),
+                        _ => None,
+                    });
+                    objects.push((id.unwrap_or_default(), handle));
+                }
+                Err(CkError::Pkcs11(RvError::ObjectHandleInvalid, _)) => continue,
+                Err(e) => return Err(hsm(e)),
+            }
+        }
+        objects.sort_by_key(|(id, _)| id.clone());
+        Ok(objects.into_iter().map(|(_, h)| h).collect())
+    }
+
+    /// Brings the epochs in line with the token. Epochs are contiguous (a rotation adds
+    /// the next, a destruction removes those below), so each epoch held is looked up by
+    /// its label (gone when destroyed elsewhere) and the ones above it until one is
+    /// missing (made by another instance). Only an instance holding none searches every
+    /// key on the token: a shared token holds many, and a search that reads each one's
+    /// label on every wrap made a busy token slow.
     fn rescan(&self) -> Result<(), VaultError> {
-        let found = self.find()?;
-        *self.epochs.write().unwrap_or_else(|p| p.into_inner()) = found;
+        let known: Vec<u32> = self.read().keys().copied().collect();
+        let Some(&highest) = known.last() else {
+            let found = self.find()?;
+            *self.epochs.write().unwrap_or_else(|p| p.into_inner()) = found;
+            return Ok(());
+        };
+        let mut now = Epochs::new();
+        for epoch in known {
+            let handles = self.find_epoch(epoch)?;
+            if !handles.is_empty() {
+                now.insert(epoch, handles);
+            }
+        }
+        for epoch in highest + 1.. {
+            let handles = self.find_epoch(epoch)?;
+            if handles.is_empty() {
+                break;
+            }
+            now.insert(epoch, handles);
+        }
+        *self.epochs.write().unwrap_or_else(|p| p.into_inner()) = now;
         Ok(())
     }
 

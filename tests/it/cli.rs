@@ -221,6 +221,7 @@ fn serve_starts_with_no_configuration_and_stops_cleanly_on_sigterm() {
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_sunset"))
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SUNSET_METRICS__LISTEN", "127.0.0.1:0")
         .env("NOTIFY_SOCKET", &notify_path)
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
@@ -502,4 +503,56 @@ fn a_stray_environment_variable_is_named_and_errors_are_said_once() {
     let first = line.find("team").expect("team");
     let sentence = &line[first..line.len().min(first + 30)];
     assert_eq!(line.matches(sentence).count(), 1, "said once: {line}");
+}
+
+/// `log.format = "json"`: every line is a JSON object, and a request's lines carry the
+/// trace id of the caller's W3C `traceparent`.
+#[test]
+fn json_logs_carry_the_callers_trace_id() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let reader = stdout(&sunset(
+        &data,
+        &["token", "create", "--name", "r", "--role", "reader"],
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sunset"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .env("SUNSET_METRICS__LISTEN", "127.0.0.1:0")
+        .arg(&data)
+        .env_remove("DATABASE_URL")
+        .env_remove("SUNSET_CONFIG")
+        .env("SUNSET_LOG__FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr"))
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(&l.expect("line"))
+                .expect("every line is JSON")
+        });
+    let addr = lines
+        .find(|l| l["fields"]["message"] == "sunset is listening")
+        .and_then(|l| l["fields"]["addr"].as_str().map(str::to_owned))
+        .expect("the listening line");
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(async {
+        crate::support::loopback_client()
+            .post(format!("http://{addr}/graphql"))
+            .bearer_auth(reader.trim())
+            .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+            .json(&serde_json::json!({ "query": "mutation { createModel(input: { name: \"m\", ownerTeam: \"t\", tier: HIGH, contacts: [\"a@example.org\"] }) { name } }" }))
+            .send()
+            .await
+            .expect("post")
+    });
+    let refused = lines
+        .find(|l| l["fields"]["message"] == "request refused")
+        .expect("the refusal is logged");
+    assert_eq!(refused["span"]["trace_id"], trace, "{refused}");
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -48,6 +48,7 @@ pub fn serve_with(data: &Path, config: &Path, failpoints: Option<&str>) -> (Chil
     let mut command = Command::new(env!("CARGO_BIN_EXE_sunset"));
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .env("SUNSET_METRICS__LISTEN", "127.0.0.1:0")
         .arg(data)
         .arg("--config")
         .arg(config)

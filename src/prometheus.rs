@@ -181,31 +181,29 @@ pub async fn sample(services: Services) {
 
 /// Reads the database's gauges once.
 pub async fn sample_once(services: &Services) {
-    {
-        match services.admin().gauges().await {
-            Ok(g) => {
-                // Every state is reported, a count of 0 included, so a series never vanishes.
-                for state in crate::domain::NoticeState::ALL {
-                    let n = count_of(&g.notices_by_state, state.as_str());
-                    gauge!("sunset_outbox_notices", "state" => state.as_str()).set(n);
-                }
-                let age = g.oldest_pending_notice.map_or(0.0, |t| {
-                    (services.now() - t).num_milliseconds().max(0) as f64 / 1000.0
-                });
-                gauge!("sunset_outbox_oldest_pending_age_seconds").set(age);
-                for state in crate::domain::RetirementState::ALL {
-                    let n = count_of(&g.retirements_by_state, state.as_str());
-                    gauge!("sunset_retirements", "state" => state.as_str()).set(n);
-                }
-                gauge!("sunset_inventory_graph_revision").set(g.graph_revision as f64);
-                gauge!("sunset_inventory_graph_lag_revisions")
-                    .set((g.inventory_head - g.graph_revision).max(0) as f64);
-                gauge!("sunset_kek_epochs_held").set(g.kek_epochs as f64);
+    match services.admin().gauges().await {
+        Ok(g) => {
+            // Every state is reported, a count of 0 included, so a series never vanishes.
+            for state in crate::domain::NoticeState::ALL {
+                let n = count_of(&g.notices_by_state, state.as_str());
+                gauge!("sunset_outbox_notices", "state" => state.as_str()).set(n);
             }
-            Err(e) => tracing::warn!(error = %e, "could not read the gauges for /metrics"),
+            let age = g.oldest_pending_notice.map_or(0.0, |t| {
+                (services.now() - t).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            gauge!("sunset_outbox_oldest_pending_age_seconds").set(age);
+            for state in crate::domain::RetirementState::ALL {
+                let n = count_of(&g.retirements_by_state, state.as_str());
+                gauge!("sunset_retirements", "state" => state.as_str()).set(n);
+            }
+            gauge!("sunset_inventory_graph_revision").set(g.graph_revision as f64);
+            gauge!("sunset_inventory_graph_lag_revisions")
+                .set((g.inventory_head - g.graph_revision).max(0) as f64);
+            gauge!("sunset_kek_epochs_held").set(g.kek_epochs as f64);
         }
-        handle().run_upkeep();
+        Err(e) => tracing::warn!(error = %e, "could not read the gauges for /metrics"),
     }
+    handle().run_upkeep();
 }
 
 fn count_of(counts: &[(String, i64)], state: &str) -> f64 {

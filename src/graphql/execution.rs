@@ -50,11 +50,18 @@ impl Schemas {
     /// Runs `request`, refusing documents with too many aliases, and gives every error
     /// an `extensions.code`.
     pub async fn execute(&self, request: Request) -> (Response, Outcome) {
+        let (response, outcome, _) = self.execute_labelled(request).await;
+        (response, outcome)
+    }
+
+    /// [`Schemas::execute`], also naming the operation for metrics (see
+    /// [`operation_label`]) from the document it parsed anyway; `None` when refused.
+    pub async fn execute_labelled(&self, request: Request) -> (Response, Outcome, Option<Label>) {
         let document = match async_graphql::parser::parse_query(&request.query) {
             Ok(document) => document,
             Err(e) => {
                 let error = ServerError::new(e.to_string(), None);
-                return (refused(error, PARSE_FAILED), Outcome::Refused);
+                return (refused(error, PARSE_FAILED), Outcome::Refused, None);
             }
         };
         let aliases = count_aliases(&document);
@@ -66,7 +73,7 @@ impl Schemas {
                 ),
                 None,
             );
-            return (refused(error, TOO_COMPLEX), Outcome::Refused);
+            return (refused(error, TOO_COMPLEX), Outcome::Refused, None);
         }
         let schema = if introspection_only(&document) {
             &self.introspection
@@ -86,7 +93,10 @@ impl Schemas {
         for error in &mut response.errors {
             add_code(error, outcome);
         }
-        (response, outcome)
+        let label = (outcome == Outcome::Executed)
+            .then(|| operation_label(&document))
+            .flatten();
+        (response, outcome, label)
     }
 }
 
@@ -195,12 +205,13 @@ pub fn schemas(
     }
 }
 
+/// An operation's type and first root field.
+pub type Label = (&'static str, String);
+
 /// What a request asks, for metrics: the operation's type and its first root field (a
-/// schema field once the document is valid, so the labels stay few), or `None` when the
-/// query does not parse.
-pub fn operation_label(query: &str) -> Option<(&'static str, String)> {
+/// schema field once the document is valid, so the labels stay few).
+fn operation_label(document: &ExecutableDocument) -> Option<Label> {
     use async_graphql::parser::types::OperationType;
-    let document = async_graphql::parser::parse_query(query).ok()?;
     let (_, operation) = document.operations.iter().next()?;
     let kind = match operation.node.ty {
         OperationType::Query => "query",

@@ -165,14 +165,12 @@ async fn graphql(
     request: GraphQLRequest,
 ) -> axum::response::Response {
     use axum::http::{HeaderValue, StatusCode, header};
-    let request = request.into_inner();
-    let label = crate::graphql::execution::operation_label(&request.query);
     let started = std::time::Instant::now();
-    let (response, outcome) = state.graphql.execute(request.data(actor.clone())).await;
-    let (kind, field) = match (outcome, label) {
-        (Outcome::Executed, Some(label)) => label,
-        _ => ("unknown", "-".to_owned()),
-    };
+    let (response, outcome, label) = state
+        .graphql
+        .execute_labelled(request.into_inner().data(actor.clone()))
+        .await;
+    let (kind, field) = label.unwrap_or(("unknown", "-".to_owned()));
     let result = match outcome {
         Outcome::Refused => "refused",
         Outcome::Executed if response.errors.is_empty() => "ok",

@@ -39,6 +39,8 @@ pub enum StartupError {
     Schedule(String),
     #[error("loading the inventory graph: {0}")]
     Inventory(#[source] crate::service::ServiceError),
+    #[error("recording this instance's first heartbeat: {0}")]
+    Heartbeat(#[source] crate::service::ServiceError),
     #[error(
         "{path} {} does not authenticate the {records} audit records the database holds: it is not the service key this database was written with. Restore the original key file (from the backup of the key folder) and start again; refusing to start rather than make every audit record read as forged",
         if *created { "was missing (a new key was made and removed again); the new key" } else { "is present but" }
@@ -192,6 +194,10 @@ impl Application {
             .load_inventory()
             .await
             .map_err(StartupError::Inventory)?;
+        services
+            .join_fleet()
+            .await
+            .map_err(StartupError::Heartbeat)?;
         let schemas = build_schemas(Some(services.clone()), &settings.graphql);
         let state = AppState {
             services: services.clone(),
@@ -277,6 +283,8 @@ impl Application {
         workers.keep_running("audit-checkpoints", move || {
             scheduler::checkpoints(s.clone(), schedule.clone(), c.clone())
         });
+        let s = services.clone();
+        workers.keep_running("heartbeat", move || s.clone().run_heartbeat());
         if self.deliver {
             let s = services.clone();
             workers.keep_running("delivery", move || s.clone().run_delivery());
@@ -356,6 +364,7 @@ impl Application {
             }
         };
         workers.shutdown().await;
+        self.services.leave_fleet().await;
         // Leave the log signed up to its head, so that a deletion of the newest records
         // while the service is down shows against the checkpoint.
         if let Err(e) = self.services.audit().sign_audit_checkpoint_if_moved().await {

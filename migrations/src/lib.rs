@@ -25,6 +25,7 @@ mod m20261201_000014_artifacts_fillfactor_half;
 mod m20261206_000015_retired_by_kill_switch;
 mod m20261206_000016_fleet_coordination;
 mod m20261206_000017_create_calendar_feeds;
+mod m20261206_000018_delivery_claims;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000015_retired_by_kill_switch::Migration),
             Box::new(m20261206_000016_fleet_coordination::Migration),
             Box::new(m20261206_000017_create_calendar_feeds::Migration),
+            Box::new(m20261206_000018_delivery_claims::Migration),
         ]
     }
 }

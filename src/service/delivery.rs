@@ -1,7 +1,7 @@
 //! The delivery worker: drains the notice outbox. Each pass claims the notices due now
-//! (a lease, so a worker that dies leaves them to be retried rather than lost), makes one
-//! attempt at each outside any transaction, many at once, then records every outcome in
-//! one transaction: delivered; retried later on `notifiers::retry`'s schedule; or
+//! (held while the worker's instance beats, so one that dies leaves them to be retried
+//! within seconds rather than lost), makes one attempt at each outside any transaction,
+//! many at once, then records the outcomes as they come, in one transaction each: delivered; retried later on `notifiers::retry`'s schedule; or
 //! dead-lettered and escalated to the model's owners and governance. A webhook answering
 //! 410 Gone is disabled (an audited change of the consumer) and its owners are told by
 //! email. A notice may so be sent twice (a crash after the attempt, before its record),
@@ -105,8 +105,8 @@ impl super::Retirements<'_> {
     }
 
     /// The lease a claim takes: one attempt's timeout and a margin. A worker that dies
-    /// leaves its claims due again that soon after (15 s with the default webhook
-    /// timeout; the SMTP timeout when it is longer), not after a whole pass.
+    /// stops beating, and its claims are taken within `heartbeat::DEAD_AFTER`; the lease
+    /// is the safety net for a live worker whose attempt outlasts its timeout.
     fn lease(&self) -> chrono::Duration {
         let n = &self.inner.retirements.notifications;
         let longest = n
@@ -122,11 +122,18 @@ impl super::Retirements<'_> {
     pub async fn deliver_due_notices(&self) -> Result<DeliveryReport, ServiceError> {
         let channels = self.channels()?;
         let now = self.now();
-        let lease_until = now + self.lease();
+        let wall_now = Utc::now();
+        let claim = repo::Claim {
+            holder: &self.inner.instance,
+            now,
+            lease_until: now + self.lease(),
+            wall_now,
+            live_after: wall_now - super::heartbeat::dead_after(),
+            limit: self.batch(),
+        };
         let backend = self.store().backend();
-        let batch = self.batch();
         let claimed = in_write_tx!(self, |tx| {
-            Ok(repo::claim_due(tx.conn(), backend, now, lease_until, batch).await?)
+            Ok(repo::claim_due(tx.conn(), backend, claim).await?)
         })?;
         if claimed.is_empty() {
             return Ok(DeliveryReport::default());

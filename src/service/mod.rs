@@ -40,6 +40,7 @@ mod delivery;
 mod error;
 mod handles;
 mod health;
+mod heartbeat;
 mod inventory;
 mod refusals;
 mod registrations;

@@ -31,6 +31,7 @@ pub mod kill_switch;
 pub mod notices;
 pub mod purges;
 pub mod registry;
+pub mod replicas;
 pub mod retirements;
 pub mod revocations;
 mod row_ids;

@@ -44,26 +44,55 @@ fn row(n: &OutboxNotice) -> notice::ActiveModel {
         last_error: Set(n.last_error.clone()),
         delivered_at: Set(n.delivered_at),
         created_at: Set(n.created_at),
+        claimed_by: Set(None),
     }
 }
 
-/// Claims up to `limit` pending notices due at `now`: their next attempt moves to
-/// `lease_until`, so no other worker takes them meanwhile, and a worker that dies
-/// leaves them due again then. The attempt is counted as it is claimed, so one whose
-/// outcome a crash lost still counts. Returns the notices as they were before the claim.
-/// Run inside a write transaction.
+/// A delivery worker's claim on the notices due now.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The claiming instance; it beats in the claim's transaction.
+    pub holder: &'a str,
+    /// The service's time: notices due at or before it are claimed.
+    pub now: DateTime<Utc>,
+    /// Where a claimed notice's next attempt moves: the claim's lease.
+    pub lease_until: DateTime<Utc>,
+    /// Wall-clock time of the claim.
+    pub wall_now: DateTime<Utc>,
+    /// Instances whose last beat is older than this are dead: their claims are free.
+    pub live_after: DateTime<Utc>,
+    pub limit: u64,
+}
+
+/// Claims up to `limit` pending notices: those due at `now`, and those claimed by an
+/// instance that stopped beating. Their next attempt moves to `lease_until`, so no other
+/// worker takes them while the holder lives, and they are due again then even if its
+/// heartbeat outlives its attempt. The attempt is counted as it is claimed, so one whose
+/// outcome a crash lost still counts. Returns the notices as they were before the
+/// claim. Run inside a write transaction.
 pub async fn claim_due(
     conn: &impl ConnectionTrait,
     backend: Backend,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    limit: u64,
+    claim: Claim<'_>,
 ) -> Result<Vec<OutboxNotice>, StoreError> {
+    use sea_orm::Condition;
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    super::replicas::beat(conn, claim.holder, claim.wall_now).await?;
+    let orphaned = Condition::all()
+        .add(notice::Column::ClaimedBy.is_not_null())
+        .add(
+            notice::Column::ClaimedBy
+                .not_in_subquery(super::replicas::live_since(claim.live_after)),
+        );
     let mut q = notice::Entity::find()
         .filter(notice::Column::State.eq(NoticeState::Pending.as_str()))
-        .filter(notice::Column::NextAttemptAt.lte(now))
+        .filter(
+            Condition::any()
+                .add(notice::Column::NextAttemptAt.lte(claim.now))
+                .add(orphaned),
+        )
         .order_by_asc(notice::Column::NextAttemptAt)
-        .limit(limit);
+        .limit(claim.limit);
     if backend == Backend::Postgres {
         q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
@@ -74,14 +103,15 @@ pub async fn claim_due(
     notice::Entity::update_many()
         .col_expr(
             notice::Column::NextAttemptAt,
-            sea_orm::sea_query::Expr::value(lease_until),
+            Expr::value(claim.lease_until),
+        )
+        .col_expr(
+            notice::Column::ClaimedBy,
+            Expr::value(Some(claim.holder.to_owned())),
         )
         .col_expr(
             notice::Column::Attempts,
-            sea_orm::sea_query::ExprTrait::add(
-                sea_orm::sea_query::Expr::col(notice::Column::Attempts),
-                1,
-            ),
+            Expr::col(notice::Column::Attempts).add(1),
         )
         .filter(notice::Column::Id.is_in(rows.iter().map(|r| r.id.clone())))
         .exec(conn)
@@ -104,6 +134,10 @@ pub async fn record(conn: &impl ConnectionTrait, n: &OutboxNotice) -> Result<boo
             )
             .col_expr(notice::Column::LastError, Expr::value(n.last_error.clone()))
             .col_expr(notice::Column::DeliveredAt, Expr::value(n.delivered_at))
+            .col_expr(
+                notice::Column::ClaimedBy,
+                Expr::value(Option::<String>::None),
+            )
             .filter(notice::Column::Id.eq(n.id.clone()))
     };
     let moved = attempt(notice::Entity::update_many())

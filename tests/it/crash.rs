@@ -125,8 +125,9 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     crate::support::admit_loopback_receivers(&mut settings);
     let secrets = notices_waiting_in_the_outbox(&settings, &receiver).await;
 
-    // Slow receivers and few slots, so the kill lands mid-delivery; short timeouts, so
-    // the killed process's leases run out within seconds.
+    // Slow receivers and few slots, so the kill lands mid-delivery; a long timeout, so
+    // the claims' leases (125 s) outlast the test: the restarted process must take the
+    // dead one's claims as it starts, not wait them out.
     let signed = SignedPerConsumer(secrets.clone());
     Mock::given(method("POST"))
         .and(SignedPerConsumer(secrets.clone()))
@@ -136,7 +137,7 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     let config = dir.path().join("sunset.toml");
     std::fs::write(
         &config,
-        "[notifications]\nconcurrency = 4\nwebhook_timeout_secs = 1\n\
+        "[notifications]\nconcurrency = 4\nwebhook_timeout_secs = 120\n\
          webhook_allow_http = true\nwebhook_allow = [\"127.0.0.0/8\"]\n",
     )
     .expect("config");
@@ -149,6 +150,7 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     })
     .await
     .expect("deliveries began");
+    let first_pid = first.id();
     first.kill().expect("SIGKILL");
     first.wait().expect("reaped");
     let (at_kill, _) = received(&receiver, &signed).await;
@@ -159,10 +161,22 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     );
 
     let mut second = serve(&data, &config);
+    // As it started, the new process forgot the dead one (same host, process gone), so
+    // the claims the dead one held are free now, not when its heartbeat goes stale.
+    let replicas = Command::new("sqlite3")
+        .arg(data.join("sunset.db"))
+        .arg("SELECT instance FROM replicas")
+        .output()
+        .expect("sqlite3");
+    let replicas = String::from_utf8_lossy(&replicas.stdout).into_owned();
+    assert!(
+        !replicas.contains(&format!(":{first_pid}/")),
+        "the killed process still counts as running: {replicas}"
+    );
     let outcome = tokio::time::timeout(std::time::Duration::from_secs(60), async {
         loop {
             let (by_path, _) = received(&receiver, &signed).await;
-            if by_path.len() == DEPENDENTS {
+            if by_path.len() == DEPENDENTS && pending(&data).is_empty() {
                 return by_path;
             }
             tokio::task::yield_now().await;
@@ -171,7 +185,12 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     .await;
     second.kill().expect("stop");
     second.wait().expect("reaped");
-    let by_path = outcome.expect("every dependent told after the restart");
+    let by_path = outcome.unwrap_or_else(|_| {
+        panic!(
+            "not every notice delivered after the restart: {:?}",
+            pending(&data)
+        )
+    });
     // None lost, and a repeat is always the same notice (same webhook-id).
     for (path, ids) in &by_path {
         assert_eq!(ids.len(), 1, "{path} got different notices: {ids:?}");
@@ -209,6 +228,19 @@ async fn notices_survive_a_sigkill_mid_delivery() {
             attempts.get(id)
         );
     }
+}
+
+/// The notices of the database in `data` not yet delivered, with who claimed them.
+fn pending(data: &Path) -> Vec<String> {
+    let out = Command::new("sqlite3")
+        .arg(data.join("sunset.db"))
+        .arg("SELECT id, claimed_by FROM notices WHERE state = 'pending'")
+        .output()
+        .expect("sqlite3");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A model, `DEPENDENTS` consumers with webhooks at `receiver`, and a retirement whose

@@ -1736,9 +1736,7 @@ async fn a_notice_cancelled_while_its_attempt_is_in_flight_is_not_sent_again() {
         let claimed = sunset::store::notices::claim_due(
             store.reader(),
             store.backend(),
-            now,
-            now + Duration::minutes(5),
-            100,
+            claim("worker", now),
         )
         .await
         .expect("claim");
@@ -1791,6 +1789,54 @@ async fn a_notice_cancelled_while_its_attempt_is_in_flight_is_not_sent_again() {
             kinds.iter().all(|k| k != "model.retirement.scheduled"),
             "a cancelled notice went out again: {kinds:?} ({report:?})"
         );
+    }
+}
+
+/// A claim on the notices due at `now` by `holder`, beating now, with a five-minute lease.
+fn claim(holder: &str, now: DateTime<Utc>) -> sunset::store::notices::Claim<'_> {
+    let wall = Utc::now();
+    sunset::store::notices::Claim {
+        holder,
+        now,
+        lease_until: now + Duration::minutes(5),
+        wall_now: wall,
+        live_after: wall - Duration::seconds(10),
+        limit: 100,
+    }
+}
+
+on_both_backends! {
+    async fn a_dead_workers_claims_are_taken_over_before_their_lease_ends(w: World = world) {
+        accept_webhooks(&w).await;
+        scheduled(&w, t0() + Duration::days(30)).await;
+        let store = w.app.services.store();
+        let now = sunset::clock::Clock::now(&*w.clock);
+        // A worker on another host claims every notice, with an hour's lease.
+        let holder = "other-host:4242/0000beef";
+        let mut elsewhere = claim(holder, now);
+        elsewhere.lease_until = now + Duration::hours(1);
+        let claimed = sunset::store::notices::claim_due(store.reader(), store.backend(), elsewhere)
+            .await
+            .expect("claim");
+        assert!(!claimed.is_empty());
+        // While it beats, nothing it holds is taken.
+        assert_eq!(deliver(&w).await.attempted, 0, "a live worker's claims were taken");
+        assert!(w.receiver.received_requests().await.expect("recorded").is_empty());
+        // It stops: its last beat is older than the instances' dead-after time.
+        sunset::store::replicas::beat(store.reader(), holder, Utc::now() - Duration::seconds(11))
+            .await
+            .expect("beat");
+        let report = deliver(&w).await;
+        assert_eq!(report.attempted, claimed.len(), "{report:?}");
+        assert_eq!(report.delivered, claimed.len(), "{report:?}");
+        let after =
+            sunset::store::notices::of_retirement(store.reader(), claimed[0].retirement_id, None)
+                .await
+                .expect("notices");
+        for n in &after {
+            assert_eq!(n.state.as_str(), "delivered", "{}", n.id);
+            assert_eq!(n.attempts, 2, "{}: both claims counted", n.id);
+        }
     }
 }
 

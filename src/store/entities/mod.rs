@@ -20,6 +20,7 @@ pub mod model;
 pub mod model_version;
 pub mod notice;
 pub mod purge_confirmation;
+pub mod replica;
 pub mod retirement;
 pub mod retirement_dependent;
 pub mod retirement_event;

@@ -156,8 +156,16 @@ pub enum AuditCommand {
 impl Cli {
     /// The log format the settings ask for; text when they do not load (the command then
     /// reports why).
-    pub fn log_format(&self) -> crate::config::LogFormat {
-        self.settings().map(|s| s.log.format).unwrap_or_default()
+    /// How to log, and where traces go (none for commands other than `serve`, which
+    /// are short and would only slow their exit sending spans).
+    pub fn telemetry_settings(&self) -> (crate::config::LogFormat, crate::config::TraceSettings) {
+        let settings = self.settings().ok();
+        let format = settings.as_ref().map(|s| s.log.format).unwrap_or_default();
+        let traces = match (&self.command, settings) {
+            (Command::Serve { .. }, Some(s)) => s.traces,
+            _ => crate::config::TraceSettings::default(),
+        };
+        (format, traces)
     }
 
     fn settings(&self) -> anyhow::Result<Settings> {

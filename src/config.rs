@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod observability;
 mod vault;
+pub use observability::{LogFormat, LogSettings, MetricsSettings, TraceSettings};
 pub use vault::{
     BlobSettings, BucketUrl, KekBackend, KekSettings, PKCS11_PIN_VARIABLE, VaultSettings,
 };
@@ -37,41 +39,7 @@ pub struct Settings {
     pub vault: VaultSettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    /// `text` (default) or `json` (one object per line, with the request's trace id).
-    pub format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-/// Prometheus metrics, on a listener of their own.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsSettings {
-    /// Where `GET /metrics` is served; never the API's address, so that the API's
-    /// exposure decides nothing about it. Port 0 picks a free port.
-    pub listen: SocketAddr,
-    /// Whether to serve it at all.
-    pub enabled: bool,
-}
-
-impl Default for MetricsSettings {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9480)),
-            enabled: true,
-        }
-    }
+    pub traces: TraceSettings,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -132,6 +100,7 @@ impl Default for Settings {
             vault: VaultSettings::default(),
             metrics: MetricsSettings::default(),
             log: LogSettings::default(),
+            traces: TraceSettings::default(),
         }
     }
 }
@@ -705,6 +674,7 @@ impl Settings {
         self.retirement.policy()?;
         self.notifications.check()?;
         self.vault.check()?;
+        self.traces.check()?;
         if self.metrics.enabled && self.metrics.listen == self.listen && self.listen.port() != 0 {
             return Err(ConfigError(
                 "metrics.listen must differ from listen: metrics are served apart from the API"

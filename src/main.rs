@@ -10,14 +10,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = sunset::cli::Cli::parse();
-    sunset::telemetry::init(cli.log_format());
-    match sunset::cli::run(cli).await {
+    let (log, traces) = cli.telemetry_settings();
+    let telemetry = sunset::telemetry::init(log, &traces);
+    let code = match sunset::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", describe(&e));
             ExitCode::from(2)
         }
-    }
+    };
+    // Sending the last spans blocks (the exporter's own thread answers).
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
 }
 
 /// The error and its causes, each said once: an error that wraps another often repeats

@@ -209,3 +209,35 @@ fn object_storage_and_hsm_settings_are_checked_and_a_pin_has_no_place_in_the_fil
         assert!(!err.contains("1234"), "the PIN is never repeated: {err}");
     }
 }
+
+#[test]
+fn traces_are_off_by_default_and_a_bad_endpoint_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("traces.toml");
+    let load = |toml: &str| {
+        std::fs::write(&file, toml).unwrap();
+        Settings::load(Some(&file)).map_err(|e| e.to_string())
+    };
+    assert_eq!(Settings::default().traces.traces_url(), None);
+    let s = load("[traces]\nendpoint = \"http://127.0.0.1:4318/\"\n").unwrap();
+    assert_eq!(
+        s.traces.traces_url().as_deref(),
+        Some("http://127.0.0.1:4318/v1/traces")
+    );
+    for (toml, needle) in [
+        (
+            "[traces]\nendpoint = \"ftp://collector\"\n",
+            "http:// or https://",
+        ),
+        (
+            "[traces]\nendpoint = \"https://user:secret@collector\"\n",
+            "must not hold credentials",
+        ),
+        ("[traces]\nsample_ratio = 1.5\n", "between 0.0 and 1.0"),
+        ("[traces]\nservice_name = \"\"\n", "1 to 64"),
+    ] {
+        let e = load(toml).unwrap_err();
+        assert!(e.contains(needle), "{toml}: {e}");
+        assert!(!e.contains("secret@"), "{e}");
+    }
+}

@@ -277,6 +277,13 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok());
-    let trace_id = crate::telemetry::trace_id(traceparent);
-    tracing::info_span!("request", method = %request.method(), path = %path, trace_id = %trace_id)
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %path,
+        trace_id = tracing::field::Empty
+    );
+    let trace_id = crate::telemetry::join_trace(&span, traceparent);
+    span.record("trace_id", trace_id.as_str());
+    span
 }

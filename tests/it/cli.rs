@@ -510,7 +510,89 @@ fn a_stray_environment_variable_is_named_and_errors_are_said_once() {
 #[test]
 fn json_logs_carry_the_callers_trace_id() {
     let dir = tempfile::tempdir().expect("tmp");
-    let data = dir.path().join("data");
+    let (mut child, mut lines, addr, reader) = serve_logging_json(dir.path(), &[]);
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(refused_mutation(&addr, &reader, Some(trace)));
+    let refused = lines
+        .find(|l| l["fields"]["message"] == "request refused")
+        .expect("the refusal is logged");
+    assert_eq!(refused["span"]["trace_id"], trace, "{refused}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `[traces] endpoint`: request spans reach an OTLP/HTTP collector (here a loopback
+/// sink) when the service stops at the latest; a caller's `traceparent` is continued,
+/// and a request without one is traced under the id its log lines carry.
+#[test]
+fn traces_reach_an_otlp_collector_under_the_ids_the_logs_carry() {
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let collector = rt.block_on(async {
+        let sink = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .and(wiremock::matchers::path("/v1/traces"))
+            .respond_with(wiremock::ResponseTemplate::new(200))
+            .mount(&sink)
+            .await;
+        sink
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let endpoint = collector.uri();
+    let (mut child, mut lines, addr, reader) = serve_logging_json(
+        dir.path(),
+        &[("SUNSET_TRACES__ENDPOINT", endpoint.as_str())],
+    );
+    let (caller_trace, caller_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    rt.block_on(refused_mutation(&addr, &reader, Some(caller_trace)));
+    rt.block_on(refused_mutation(&addr, &reader, None));
+    let logged: Vec<String> = lines
+        .by_ref()
+        .filter(|l| l["fields"]["message"] == "request refused")
+        .take(2)
+        .map(|l| l["span"]["trace_id"].as_str().expect("trace id").to_owned())
+        .collect();
+    assert_eq!(logged[0], caller_trace);
+    assert_ne!(logged[1], caller_trace);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    assert!(child.wait().expect("wait").success());
+    let bodies: Vec<Vec<u8>> = rt
+        .block_on(collector.received_requests())
+        .expect("recorded")
+        .into_iter()
+        .map(|r| r.body)
+        .collect();
+    let sent = |hex_id: &str| {
+        let id = hex::decode(hex_id).expect("hex");
+        bodies
+            .iter()
+            .any(|b| b.windows(id.len()).any(|w| w == id.as_slice()))
+    };
+    assert!(!bodies.is_empty(), "nothing reached the collector");
+    assert!(sent(caller_trace), "the caller's trace was not continued");
+    assert!(sent(caller_span), "the caller's span is not the parent");
+    assert!(sent(&logged[1]), "a new trace's id differs from its logs'");
+}
+
+/// `sunset serve` on a new data folder under `dir`, logging JSON, with `env` added: the
+/// process, its log lines, its address and a reader token.
+fn serve_logging_json(
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    impl Iterator<Item = serde_json::Value> + use<>,
+    String,
+    String,
+) {
+    let data = dir.join("data");
     let reader = stdout(&sunset(
         &data,
         &["token", "create", "--name", "r", "--role", "reader"],
@@ -523,6 +605,7 @@ fn json_logs_carry_the_callers_trace_id() {
         .env_remove("SUNSET_CONFIG")
         .env("SUNSET_LOG__FORMAT", "json")
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -537,22 +620,20 @@ fn json_logs_carry_the_callers_trace_id() {
         .find(|l| l["fields"]["message"] == "sunset is listening")
         .and_then(|l| l["fields"]["addr"].as_str().map(str::to_owned))
         .expect("the listening line");
-    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let rt = tokio::runtime::Runtime::new().expect("rt");
-    rt.block_on(async {
-        crate::support::loopback_client()
-            .post(format!("http://{addr}/graphql"))
-            .bearer_auth(reader.trim())
-            .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
-            .json(&serde_json::json!({ "query": "mutation { createModel(input: { name: \"m\", ownerTeam: \"t\", tier: HIGH, contacts: [\"a@example.org\"] }) { name } }" }))
-            .send()
-            .await
-            .expect("post")
-    });
-    let refused = lines
-        .find(|l| l["fields"]["message"] == "request refused")
-        .expect("the refusal is logged");
-    assert_eq!(refused["span"]["trace_id"], trace, "{refused}");
-    let _ = child.kill();
-    let _ = child.wait();
+    (child, lines, addr, reader.trim().to_owned())
+}
+
+/// A mutation a reader may not make (so it is logged), with `traceparent` when given.
+async fn refused_mutation(addr: &str, reader: &str, trace: Option<&str>) {
+    let mut request = crate::support::loopback_client()
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(reader);
+    if let Some(trace) = trace {
+        request = request.header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"));
+    }
+    request
+        .json(&serde_json::json!({ "query": "mutation { createModel(input: { name: \"m\", ownerTeam: \"t\", tier: HIGH, contacts: [\"a@example.org\"] }) { name } }" }))
+        .send()
+        .await
+        .expect("post");
 }

@@ -101,11 +101,14 @@ async fn open_unchecked(
 ) -> Result<(Services, Store, Vault), StartupError> {
     prepare_private_dir(&settings.data_dir)?;
     prepare_private_dir(&settings.key_dir())?;
-    let (key, created) = ServiceKey::load_or_create_noting(&settings.key_dir())?;
+    let (key, created) = match settings.service_key_file {
+        Some(_) => (ServiceKey::load_configured(settings)?, false),
+        None => ServiceKey::load_or_create_noting(&settings.key_dir())?,
+    };
     let vault = Vault::open(&settings.vault, &settings.key_dir(), &settings.data_dir)?;
     let store = Store::connect(settings.database_url().expose()).await?;
     store.migrate().await?;
-    check_service_key(&store, &key, created, &settings.key_dir()).await?;
+    check_service_key(&store, &key, created, &settings.service_key_path()).await?;
     let services = Services::new(store.clone(), clock, key, Some(vault.clone()), settings);
     Ok((services, store, vault))
 }
@@ -118,7 +121,7 @@ async fn check_service_key(
     store: &Store,
     key: &ServiceKey,
     created: bool,
-    key_dir: &Path,
+    path: &Path,
 ) -> Result<(), StartupError> {
     let (head, _) = crate::store::audit::head(store.reader()).await?;
     if head == 0 {
@@ -132,9 +135,8 @@ async fn check_service_key(
     if authentic {
         return Ok(());
     }
-    let path = ServiceKey::path_in(key_dir);
     if created {
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path);
     }
     Err(StartupError::ForeignServiceKey {
         path: path.display().to_string(),

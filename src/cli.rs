@@ -86,6 +86,13 @@ pub enum KeysCommand {
     /// Print the service's public key (PEM): what verifies its checkpoints, revocation
     /// lists and destruction certificates. Give it to auditors.
     Public,
+    /// Make a new service key in a file of its own (mode 0600), for `service_key_file`:
+    /// the key every replica of a fleet mounts (as a Kubernetes Secret, say). Refuses a
+    /// file that exists. Back it up: without it the audit trail cannot be verified.
+    CreateServiceKey {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -209,6 +216,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(KeysCommand::Public) => {
             let key = load_service_key(&settings)?;
             print!("{}", key.public_key_pem());
+        }
+        Command::Keys(KeysCommand::CreateServiceKey { out }) => {
+            anyhow::ensure!(
+                crate::attest::ServiceKey::create_at(&out)?,
+                "{} exists; a service key is never overwritten",
+                out.display()
+            );
+            eprintln!("created the service key {}", out.display());
         }
         Command::Certificate(CertificateCommand::Verify { file, public_key }) => {
             return verify_certificate(&settings, &file, public_key.as_deref());
@@ -364,10 +379,8 @@ async fn checkpoint_at_rest(services: &crate::service::Services) {
 
 /// The service key of this data folder, which must exist: reading commands create none.
 fn load_service_key(settings: &Settings) -> anyhow::Result<crate::attest::ServiceKey> {
-    let path = settings
-        .key_dir()
-        .join(crate::attest::service_key::FILE_NAME);
-    crate::attest::ServiceKey::load(&path).with_context(|| {
+    let path = settings.service_key_path();
+    crate::attest::ServiceKey::load_configured(settings).with_context(|| {
         format!(
             "no service key at {}; pass --data-dir, or --public-key with the service's PEM",
             path.display()
@@ -443,10 +456,7 @@ async fn verify(settings: &Settings, kept_files: &[PathBuf]) -> anyhow::Result<E
             settings.data_dir.join("sunset.db").display()
         );
     }
-    let key_path = settings
-        .key_dir()
-        .join(crate::attest::service_key::FILE_NAME);
-    let key = crate::attest::ServiceKey::load(&key_path)
+    let key = crate::attest::ServiceKey::load_configured(settings)
         .context("the service key is needed to check signed checkpoints")?;
     let store = crate::store::Store::connect(settings.database_url().expose()).await?;
     let services = crate::service::Services::new(store, Arc::new(SystemClock), key, None, settings);

@@ -28,6 +28,11 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Where the SQLite database, the key folder and the checkpoint file live.
     pub data_dir: PathBuf,
+    /// The service key kept outside the data folder: a file every replica mounts (a
+    /// Kubernetes Secret), made once by `sunset keys create-service-key`. Never created
+    /// by `serve`; it may be readable by its group (a Secret volume's `fsGroup`), never by
+    /// others. Unset: `keys/service-ed25519.key` in the data folder, created on first start.
+    pub service_key_file: Option<PathBuf>,
     pub database: DatabaseSettings,
     pub http: HttpSettings,
     pub graphql: GraphqlSettings,
@@ -89,6 +94,7 @@ impl Default for Settings {
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8480))),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            service_key_file: None,
             database: DatabaseSettings::default(),
             http: HttpSettings::default(),
             graphql: GraphqlSettings::default(),
@@ -708,6 +714,13 @@ impl Settings {
 
     pub fn key_dir(&self) -> PathBuf {
         self.data_dir.join("keys")
+    }
+
+    /// Where the service key is read: `service_key_file`, or the key folder's file.
+    pub fn service_key_path(&self) -> PathBuf {
+        self.service_key_file
+            .clone()
+            .unwrap_or_else(|| self.key_dir().join(crate::attest::service_key::FILE_NAME))
     }
 
     pub fn checkpoint_file(&self) -> PathBuf {

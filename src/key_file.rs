@@ -45,13 +45,27 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> Result<bool, KeyFileError> {
 
 /// Reads a `N`-byte key from `path`, refusing a file that others could read.
 pub fn load<const N: usize>(path: &Path) -> Result<Zeroizing<[u8; N]>, KeyFileError> {
+    load_unless(path, 0o077)
+}
+
+/// Reads a `N`-byte key that is managed outside sunset (a Kubernetes Secret, mounted
+/// read-only and readable by the pod's `fsGroup`): its group may read it, others may not.
+pub fn load_shared<const N: usize>(path: &Path) -> Result<Zeroizing<[u8; N]>, KeyFileError> {
+    load_unless(path, 0o027)
+}
+
+/// Reads a `N`-byte key from `path`, refusing a file with any of the `forbidden` mode bits.
+fn load_unless<const N: usize>(
+    path: &Path,
+    forbidden: u32,
+) -> Result<Zeroizing<[u8; N]>, KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.to_owned(),
         source,
     };
     let mut file = fs::File::open(path).map_err(io)?;
     let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if mode & forbidden != 0 {
         return Err(KeyFileError::TooOpen {
             path: path.to_owned(),
             mode,

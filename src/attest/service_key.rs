@@ -48,6 +48,24 @@ impl ServiceKey {
         Ok(Self::from_signing(SigningKey::from_bytes(&seed)))
     }
 
+    /// Loads the key `settings` name: `service_key_file` (managed outside sunset, so its
+    /// group may read it) or the key folder's file.
+    pub fn load_configured(settings: &crate::config::Settings) -> Result<Self, KeyFileError> {
+        let path = settings.service_key_path();
+        let seed = match settings.service_key_file {
+            Some(_) => key_file::load_shared::<32>(&path)?,
+            None => key_file::load::<32>(&path)?,
+        };
+        Ok(Self::from_signing(SigningKey::from_bytes(&seed)))
+    }
+
+    /// Writes a new key to `path` (mode 0600), for `service_key_file`; false, writing
+    /// nothing, when the file exists.
+    pub fn create_at(path: &Path) -> Result<bool, KeyFileError> {
+        let seed = Zeroizing::new(SigningKey::generate(&mut rand::rng()).to_bytes());
+        key_file::create_new(path, seed.as_ref())
+    }
+
     fn from_signing(signing: SigningKey) -> Self {
         let seed = Zeroizing::new(signing.to_bytes());
         Self {

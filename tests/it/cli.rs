@@ -505,6 +505,64 @@ fn a_stray_environment_variable_is_named_and_errors_are_said_once() {
     assert_eq!(line.matches(sentence).count(), 1, "said once: {line}");
 }
 
+/// A fleet's service key lives outside the data folder (`service_key_file`, a Secret
+/// every replica mounts): made once by `keys create-service-key`, never overwritten,
+/// readable by its group but refused when others may read it, and used, not copied,
+/// by every command.
+#[test]
+fn a_service_key_file_kept_outside_the_data_folder_is_shared_and_guarded() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (data, key) = (
+        dir.path().join("data"),
+        dir.path().join("secret/service.key"),
+    );
+    std::fs::create_dir_all(key.parent().expect("parent")).expect("mkdir");
+    let key_arg = key.to_str().expect("utf-8");
+    let made = sunset(&data, &["keys", "create-service-key", "--out", key_arg]);
+    assert!(made.status.success(), "{made:?}");
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600);
+    let before = std::fs::read(&key).expect("read");
+    let again = sunset(&data, &["keys", "create-service-key", "--out", key_arg]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+    assert_eq!(std::fs::read(&key).expect("read"), before);
+
+    // A Secret volume with the pod's fsGroup: group-readable, read-only.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o440)).expect("chmod");
+    let with_key = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sunset"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("DATABASE_URL")
+            .env_remove("SUNSET_CONFIG")
+            .env("SUNSET_SERVICE_KEY_FILE", &key)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run sunset")
+    };
+    let token = with_key(&["token", "create", "--name", "ops", "--role", "admin"]);
+    assert!(token.status.success(), "{token:?}");
+    assert!(
+        !data.join("keys/service-ed25519.key").exists(),
+        "no second key was made in the data folder"
+    );
+    assert_eq!(with_key(&["audit", "verify"]).status.code(), Some(0));
+    let public = with_key(&["keys", "public"]);
+    assert!(stdout(&public).starts_with("-----BEGIN PUBLIC KEY-----"));
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    let open = with_key(&["keys", "public"]);
+    assert_eq!(open.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&open.stderr);
+    assert!(
+        said.contains("readable by others") && said.contains("service.key"),
+        "{said}"
+    );
+}
+
 /// `log.format = "json"`: every line is a JSON object, and a request's lines carry the
 /// trace id of the caller's W3C `traceparent`.
 #[test]

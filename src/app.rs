@@ -150,17 +150,20 @@ async fn check_service_key(
 /// already stored and wrap new uploads under a KEK no other instance has.
 async fn check_kek_matches(store: &Store, vault: &Vault) -> Result<(), StartupError> {
     let sample = crate::store::erasure::one_wrapping_per_epoch(store.reader()).await?;
-    for (_, blob_id, epoch, bytes) in sample {
-        let wrapped = crate::vault::WrappedKey { epoch, bytes };
-        if let Err(reason) = vault.kek.unwrap(&wrapped, &blob_id) {
-            return Err(StartupError::ForeignKek {
-                folder: vault.kek.describe(),
-                epoch,
-                reason,
-            });
-        }
+    let sample = sample
+        .into_iter()
+        .map(|(_, id, epoch, bytes)| (epoch, id, bytes));
+    match vault
+        .opens_each(sample)
+        .find_map(|(epoch, r)| r.err().map(|e| (epoch, e)))
+    {
+        Some((epoch, reason)) => Err(StartupError::ForeignKek {
+            folder: vault.kek.describe(),
+            epoch,
+            reason,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 pub struct Application {

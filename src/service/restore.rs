@@ -88,16 +88,12 @@ impl super::Admin<'_> {
     async fn epochs_that_open(&self) -> Result<Vec<u32>, ServiceError> {
         let vault = self.vault()?;
         let sample = repo::one_wrapping_per_epoch(self.store().reader()).await?;
-        Ok(sample
+        let sample = sample
             .into_iter()
-            .filter(|(_, blob_id, epoch, bytes)| {
-                let wrapped = crate::vault::WrappedKey {
-                    epoch: *epoch,
-                    bytes: bytes.clone(),
-                };
-                vault.kek.unwrap(&wrapped, blob_id).is_ok()
-            })
-            .map(|(_, _, epoch, _)| epoch)
+            .map(|(_, id, epoch, bytes)| (epoch, id, bytes));
+        Ok(vault
+            .opens_each(sample)
+            .filter_map(|(epoch, opened)| opened.is_ok().then_some(epoch))
             .collect())
     }
 

@@ -7,14 +7,18 @@
 //! commits on a SQLite file, the writer thread's [`SqliteTx`]), and its audit record is
 //! appended in that same transaction ([`WriteTx::append_audit`]).
 //!
-//! How appends stay linear without a lock statement per write: writers in one process
-//! queue on a gate that also holds the last committed chain head. A transaction takes
-//! its head from there when it begins, before it reads anything. Another process or
-//! instance may have appended since; then the insert of the next sequence number hits
-//! the primary key and fails with [`StoreError::StaleHead`], the gate forgets its head,
-//! and the use case runs again on fresh data (`in_write_tx!`). Because every write
-//! appends a record, any two overlapping writes collide on one sequence number, so
-//! writes behave as if run one after another, everywhere.
+//! How appends stay linear: writers in one process queue on a gate that also holds the
+//! last committed chain head. On PostgreSQL, shared by replicas, a write transaction
+//! also takes one transaction-level advisory lock first and reads the head under it, so
+//! writers of all replicas queue instead of colliding (a long change, such as scheduling
+//! a retirement with its notices, is otherwise starved by the short ones other replicas
+//! commit meanwhile). On a SQLite file, a transaction takes its head from the gate when
+//! it begins, before it reads anything; another process may have appended since, and
+//! then the insert of the next sequence number hits the primary key and fails with
+//! [`StoreError::StaleHead`], the gate forgets its head, and the use case runs again on
+//! fresh data (`in_write_tx!`). Because every write appends a record, any two
+//! overlapping writes collide on one sequence number, so writes behave as if run one
+//! after another, everywhere.
 
 pub mod artifacts;
 pub mod audit;
@@ -145,6 +149,9 @@ pub struct Store {
 
 /// The advisory lock key migrations hold on PostgreSQL ("sunset" + "mig" in ASCII).
 const MIGRATION_LOCK: i64 = 0x73_75_6e_73_65_74_6d_67;
+/// The transaction-level advisory lock every write transaction on PostgreSQL takes
+/// first ("sunsetwr").
+const WRITE_LOCK: i64 = 0x73_75_6e_73_65_74_77_72;
 
 impl Store {
     /// Connects to `postgres://…` or `sqlite://…` and applies no migrations.
@@ -286,9 +293,17 @@ impl Store {
                 ..Default::default()
             })
             .await?;
-        let (head_seq, head_hash) = match gate.as_ref() {
-            Some(head) => head.clone(),
-            None => audit::head(&txn).await?,
+        let (head_seq, head_hash) = match (gate.as_ref(), self.backend()) {
+            // Writers of every replica queue on one lock, held to the commit, and read
+            // the chain's head under it: a long change is never starved by short ones
+            // committed meanwhile on other replicas (as optimistic appends would be).
+            (_, Backend::Postgres) => {
+                txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+                    .await?;
+                audit::head(&txn).await?
+            }
+            (Some(head), _) => head.clone(),
+            (None, _) => audit::head(&txn).await?,
         };
         *gate = Some((head_seq, head_hash.clone()));
         Ok(WriteTx {

@@ -35,6 +35,19 @@ pub struct Vault {
 }
 
 impl Vault {
+    /// Tries to open each `(epoch, key id, wrapped bytes)` under the key store: per
+    /// epoch, whether it opens, and why not. One wrapped key per epoch tells whether the
+    /// store holds that epoch (start-up's check, and a restore's report).
+    pub fn opens_each<'a>(
+        &'a self,
+        sample: impl IntoIterator<Item = (u32, String, Vec<u8>)> + 'a,
+    ) -> impl Iterator<Item = (u32, Result<(), VaultError>)> + 'a {
+        sample.into_iter().map(|(epoch, key_id, bytes)| {
+            let wrapped = WrappedKey { epoch, bytes };
+            (epoch, self.kek.unwrap(&wrapped, &key_id).map(drop))
+        })
+    }
+
     /// The default vault: file KEKs in `key_dir/kek`, blobs in `data_dir/blobs`.
     pub fn open_default(key_dir: &Path, data_dir: &Path) -> Result<Self, VaultError> {
         Self::open(&VaultSettings::default(), key_dir, data_dir)

@@ -1840,6 +1840,69 @@ on_both_backends! {
     }
 }
 
+/// Two replicas on one PostgreSQL database: a long change on one (scheduling a
+/// retirement that writes 150 notices) succeeds while the other commits short changes
+/// as fast as it can. Writers of all replicas queue on one lock; without it, each of the
+/// long change's attempts lost to a short one committed meanwhile, and it failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_change_is_not_starved_by_another_replicas_stream_of_short_ones() {
+    let w = world(Backend::Postgres).await;
+    for i in 0..150 {
+        let name = format!("svc-{i:03}");
+        let s = w.app.services.inventory();
+        let consumer = ConsumerInput {
+            name: name.clone(),
+            kind: "service".into(),
+            owner_team: "payments".into(),
+            environment: "prod".into(),
+            contacts: vec![],
+            webhook_url: Some(format!("{}/{name}", w.receiver.uri())),
+        };
+        s.declare_consumer(&Actor::local_operator(), consumer)
+            .await
+            .expect("consumer");
+        let edge = EdgeSpec::Uses {
+            consumer: name,
+            model: "fraud".into(),
+            version: "^2".into(),
+        };
+        s.declare_edge(&Actor::local_operator(), edge)
+            .await
+            .expect("edge");
+    }
+    let other = w.app.spawn_sibling_on(w.clock.clone()).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let short_writes = {
+        let (services, stop) = (other.services.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                services
+                    .admin()
+                    .create_token(
+                        &Actor::local_operator(),
+                        &format!("t{n}"),
+                        "reader",
+                        None,
+                        None,
+                    )
+                    .await
+                    .expect("a short write");
+                n += 1;
+            }
+            n
+        })
+    };
+    let outcome = schedule(&w, t0() + Duration::days(30)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let meanwhile = short_writes.await.expect("writer");
+    assert!(
+        outcome["errors"].is_null(),
+        "the long change failed while {meanwhile} short ones committed: {outcome}"
+    );
+    assert!(meanwhile > 0);
+}
+
 /// Two replicas on one PostgreSQL database deliver the same outbox at once: claims
 /// (`FOR UPDATE SKIP LOCKED`) give each notice to one worker, so each arrives once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,9 @@ pub const MIX: [(Op, u32); 4] = [
     (Op::ScanLines, 10),
 ];
 
+/// How many consumers register themselves (each always using the same model).
+const REGISTERED_CONSUMERS: usize = 2000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
     Register,
@@ -102,11 +105,16 @@ impl World {
     }
 
     async fn register(&self, base: &str) -> Outcome {
+        // A fixed population of consumers confirming what they use, as deployments do
+        // at each start: after the first pass the inventory stops growing, so memory
+        // growth would be a leak, not data.
         let n = self.sent.fetch_add(1, Ordering::Relaxed);
+        let consumer = n % REGISTERED_CONSUMERS;
+        let model = &self.models[consumer % self.models.len()];
         let body = serde_json::to_vec(&json!({ "registrations": [{
-            "type": "consumer", "name": format!("reg-{}", n % 5000), "kind": "service",
+            "type": "consumer", "name": format!("reg-{consumer}"), "kind": "service",
             "ownerTeam": "soak", "environment": "production",
-            "uses": [{ "model": self.pick_model(), "version": "1.0.0" }]
+            "uses": [{ "model": model, "version": "1.0.0" }]
         }] }))
         .expect("json");
         let id = format!("soak-{n}-{}", rand::rng().random::<u32>());

@@ -26,7 +26,8 @@ impl Report {
 }
 
 /// The first arrival, after `killed`, of a notice in `claimed`; None when there were
-/// no claims to take over (or none arrived within a minute).
+/// no claims to take over (or none arrived within a minute). Arrivals in the first
+/// 100 ms are the dead process's own requests, already on the wire.
 pub async fn first_delivery_after(
     receiver: &Receiver,
     claimed: &HashSet<String>,
@@ -40,7 +41,7 @@ pub async fn first_delivery_after(
         let first = receiver
             .arrivals()
             .iter()
-            .filter(|a| a.at > killed && claimed.contains(&a.id))
+            .filter(|a| a.at > killed + Duration::from_millis(100) && claimed.contains(&a.id))
             .map(|a| a.at - killed)
             .min();
         if first.is_some() {
@@ -283,11 +284,19 @@ fn memory(report: &mut Report, fleet: &Fleet) {
         }
         let growth = (last.1 as f64 - base.1 as f64) / base.1 as f64 * 100.0;
         worst = worst.max(growth);
+        let every_30s: Vec<String> = life
+            .rss
+            .iter()
+            .filter(|(t, _)| *t >= base.0)
+            .step_by(6)
+            .map(|(_, kib)| (kib / 1024).to_string())
+            .collect();
         judged.push(format!(
-            "r{} {}→{} MiB ({growth:+.1}%)",
+            "r{} {}→{} MiB ({growth:+.1}%; every 30 s: {})",
             life.replica,
             base.1 / 1024,
-            last.1 / 1024
+            last.1 / 1024,
+            every_30s.join(" ")
         ));
     }
     report.check(

@@ -66,26 +66,8 @@ struct Generated {
     edges: usize,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// CPU time (user and system) a process has used so far, from `/proc/PID/stat`.
@@ -473,13 +455,6 @@ async fn recursive_count(db: &impl ConnectionTrait, version_id: i64) -> usize {
     row.try_get::<i64>("", "n").expect("n") as usize
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
 /// Writes the generated SQLite files through to the disk. Otherwise the first checkpoint
 /// the service runs flushes them along with its own pages (a 150 ms pause inside the
 /// webhook measurement, for writes the generator made). Does nothing on PostgreSQL.
@@ -594,11 +569,11 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
     let db = services.store().reader().clone();
 
     // Load, in this process and as the service starts.
-    let before = rss_kib(std::process::id(), "VmRSS:");
+    let before = common::status_kib(std::process::id(), "VmRSS:");
     let start = Instant::now();
     let g = sunset::service::load_graph(&db).await.expect("load");
     let load = start.elapsed();
-    let after = rss_kib(std::process::id(), "VmRSS:");
+    let after = common::status_kib(std::process::id(), "VmRSS:");
     println!(
         "load in process: {:.2} s, graph adds {} MiB to RSS ({} nodes' worth of consumers, {} edges)",
         load.as_secs_f64(),
@@ -648,10 +623,10 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
         sql.sort();
         sizes.sort();
         let (m50, m99, s50, s99) = (
-            percentile(&mem, 0.5),
-            percentile(&mem, 0.99),
-            percentile(&sql, 0.5),
-            percentile(&sql, 0.99),
+            common::percentile(&mem, 0.5),
+            common::percentile(&mem, 0.99),
+            common::percentile(&sql, 0.5),
+            common::percentile(&sql, 0.99),
         );
         println!(
             "dependents {what} ({} questions, median {} dependents, max {}): in process p50 {} p99 {}; WITH RECURSIVE p50 {} p99 {}; speed-up at p50 {:.0}x",
@@ -675,8 +650,8 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
         without_jit.sort();
         println!(
             "dependents hubs by WITH RECURSIVE with jit = off: p50 {} p99 {}",
-            ms(percentile(&without_jit, 0.5)),
-            ms(percentile(&without_jit, 0.99))
+            ms(common::percentile(&without_jit, 0.5)),
+            ms(common::percentile(&without_jit, 0.99))
         );
     }
     if !skip_questions {
@@ -690,8 +665,8 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
         walk_only.sort();
         println!(
             "dependents hubs listing none, each right after a recursive query: in process p50 {} p99 {}",
-            ms(percentile(&walk_only, 0.5)),
-            ms(percentile(&walk_only, 0.99))
+            ms(common::percentile(&walk_only, 0.5)),
+            ms(common::percentile(&walk_only, 0.99))
         );
     }
     if !skip_questions {
@@ -705,8 +680,8 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
         println!(
             "dependents hubs asked back to back ({} questions): in process p50 {} p99 {}",
             warm.len(),
-            ms(percentile(&warm, 0.5)),
-            ms(percentile(&warm, 0.99))
+            ms(common::percentile(&warm, 0.5)),
+            ms(common::percentile(&warm, 0.99))
         );
     }
     drop(g);
@@ -726,13 +701,13 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
         .create_webhook_source(&operator, "bench-ci")
         .await
         .expect("source");
-    let port = free_port();
+    let port = common::free_port();
     let (mut child, startup) = serve(&settings, port);
     println!(
         "service start-up with the graph loaded: {:.2} s; RSS {} MiB (peak {} MiB)",
         startup.as_secs_f64(),
-        rss_kib(child.id(), "VmRSS:") / 1024,
-        rss_kib(child.id(), "VmHWM:") / 1024
+        common::status_kib(child.id(), "VmRSS:") / 1024,
+        common::status_kib(child.id(), "VmHWM:") / 1024
     );
     let client = loopback_client();
     let url = format!("http://127.0.0.1:{port}/graphql");
@@ -759,8 +734,8 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
     http.sort();
     println!(
         "dependents over GraphQL HTTP, typical versions: p50 {} p99 {}",
-        ms(percentile(&http, 0.5)),
-        ms(percentile(&http, 0.99))
+        ms(common::percentile(&http, 0.5)),
+        ms(common::percentile(&http, 0.99))
     );
     let cpu_before = cpu_time(child.id());
     let ingest = ingestion(&client, port, &secret, &generated, "sunset").await;

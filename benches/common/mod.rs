@@ -57,3 +57,35 @@ pub fn admit_loopback_receivers(settings: &mut Settings) {
     settings.notifications.webhook_allow_http = true;
     settings.notifications.webhook_allow = vec!["127.0.0.0/8".into()];
 }
+
+/// A free loopback port (for a `sunset serve` started by the benchmark).
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// A memory figure of process `pid` from `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in
+/// KiB; 0 when the process is gone.
+#[allow(dead_code)]
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `p` quantile (0 to 1) of `sorted` times; zero when there are none.
+#[allow(dead_code)]
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}

@@ -40,7 +40,7 @@ impl Fleet {
         let fleet = Self {
             config: config.to_owned(),
             root: root.to_owned(),
-            ports: (0..replicas).map(|_| free_port()).collect(),
+            ports: (0..replicas).map(|_| super::common::free_port()).collect(),
             children: (0..replicas).map(|_| Mutex::new(None)).collect(),
             up: (0..replicas).map(|_| AtomicBool::new(false)).collect(),
             lives: Mutex::default(),
@@ -132,7 +132,7 @@ impl Fleet {
         for i in 0..self.ports.len() {
             let pid = self.pid(i);
             if let Some(life) = lives.iter_mut().rev().find(|l| l.pid == pid)
-                && let Some(kib) = rss_kib(pid)
+                && let kib @ 1.. = super::common::status_kib(pid, "VmRSS:")
             {
                 life.rss.push((life.started.elapsed(), kib));
             }
@@ -164,20 +164,4 @@ async fn wait_ready(base: &str) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("{base} did not become ready within 180 s (see its log in the soak folder)");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
 }

@@ -97,7 +97,7 @@ fn ms(d: Duration) -> String {
 
 fn p99(mut times: Vec<Duration>) -> Option<Duration> {
     times.sort();
-    (!times.is_empty()).then(|| times[((times.len() - 1) as f64 * 0.99).round() as usize])
+    (!times.is_empty()).then(|| super::common::percentile(&times, 0.99))
 }
 
 fn figures(report: &mut Report, samples: &[Sample], started: Instant, until: Instant) {
@@ -115,7 +115,7 @@ fn figures(report: &mut Report, samples: &[Sample], started: Instant, until: Ins
     );
     for (op, mut times) in by_op {
         times.sort();
-        let at = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+        let at = |p: f64| super::common::percentile(&times, p);
         let _ = writeln!(
             report.text,
             "  {:<22} {:>7} ok   p50 {:>9}   p99 {:>9}   max {:>9}",

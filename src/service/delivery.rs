@@ -128,7 +128,7 @@ impl super::Retirements<'_> {
             now,
             lease_until: now + self.lease(),
             wall_now,
-            live_after: wall_now - super::heartbeat::dead_after(),
+            live_after: wall_now - super::heartbeat::DEAD_AFTER,
             limit: self.batch(),
         };
         let backend = self.store().backend();

@@ -14,35 +14,33 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// How long an instance may stay silent before its claims are taken over: five beats,
 /// so a pause in the database or a slow host does not make a live instance look dead.
-pub const DEAD_AFTER: Duration = Duration::from_secs(10);
+pub const DEAD_AFTER: chrono::Duration = chrono::Duration::seconds(10);
 
 /// Silent this long, an instance of another host is forgotten (its claims went long ago).
 const FORGOTTEN_AFTER: chrono::Duration = chrono::Duration::days(1);
-
-pub(super) fn dead_after() -> chrono::Duration {
-    chrono::Duration::from_std(DEAD_AFTER).unwrap_or(chrono::Duration::seconds(10))
-}
 
 impl Services {
     /// Beats once, and forgets the instances of this host whose process is gone (a
     /// restart of this service, or an earlier one killed): their claims are free now.
     /// Instances of other hosts silent for a day are forgotten too, so the table holds
     /// only the fleet of late.
-    pub async fn join_fleet(&self) -> Result<usize, ServiceError> {
+    pub async fn join_fleet(&self) -> Result<(), ServiceError> {
         let db = self.store().reader();
-        repo::beat(db, &self.inner.instance, chrono::Utc::now()).await?;
+        let now = chrono::Utc::now();
+        repo::beat(db, &self.inner.instance, now).await?;
         let dead: Vec<String> = repo::all(db)
             .await?
             .into_iter()
             .filter(|(instance, beat)| {
-                super::holder_has_died(instance) || *beat < chrono::Utc::now() - FORGOTTEN_AFTER
+                super::holder_has_died(instance) || *beat < now - FORGOTTEN_AFTER
             })
             .map(|(instance, _)| instance)
             .collect();
         if !dead.is_empty() {
-            tracing::info!(instances = ?dead, "took over the claims of stopped instances on this host");
+            tracing::info!(instances = ?dead, "forgot stopped instances; their claims are free");
         }
-        Ok(repo::forget(db, &dead).await? as usize)
+        repo::forget(db, &dead).await?;
+        Ok(())
     }
 
     /// Beats every [`HEARTBEAT`] until the process ends. A failed beat is logged and

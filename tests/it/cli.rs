@@ -16,6 +16,16 @@ fn sunset(data_dir: &Path, args: &[&str]) -> Output {
         .expect("run sunset")
 }
 
+/// Sends SIGTERM, as systemd and Kubernetes stop a service, and waits for the exit.
+fn stop_with_sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    child.wait().expect("wait")
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -268,15 +278,7 @@ fn serve_starts_with_no_configuration_and_stops_cleanly_on_sigterm() {
             .exists()
     );
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let status = child.wait().expect("wait");
+    let status = stop_with_sigterm(&mut child);
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
     assert!(
         said().contains("STOPPING=1"),
@@ -612,15 +614,7 @@ fn traces_reach_an_otlp_collector_under_the_ids_the_logs_carry() {
         .collect();
     assert_eq!(logged[0], caller_trace);
     assert_ne!(logged[1], caller_trace);
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    assert!(child.wait().expect("wait").success());
+    assert!(stop_with_sigterm(&mut child).success());
     let bodies: Vec<Vec<u8>> = rt
         .block_on(collector.received_requests())
         .expect("recorded")

@@ -163,15 +163,12 @@ async fn notices_survive_a_sigkill_mid_delivery() {
     let mut second = serve(&data, &config);
     // As it started, the new process forgot the dead one (same host, process gone), so
     // the claims the dead one held are free now, not when its heartbeat goes stale.
-    let replicas = Command::new("sqlite3")
-        .arg(data.join("sunset.db"))
-        .arg("SELECT instance FROM replicas")
-        .output()
-        .expect("sqlite3");
-    let replicas = String::from_utf8_lossy(&replicas.stdout).into_owned();
+    let replicas = sql_lines(&data, "SELECT instance FROM replicas");
     assert!(
-        !replicas.contains(&format!(":{first_pid}/")),
-        "the killed process still counts as running: {replicas}"
+        !replicas
+            .iter()
+            .any(|r| r.contains(&format!(":{first_pid}/"))),
+        "the killed process still counts as running: {replicas:?}"
     );
     let outcome = tokio::time::timeout(std::time::Duration::from_secs(60), async {
         loop {
@@ -211,13 +208,8 @@ async fn notices_survive_a_sigkill_mid_delivery() {
         repeats <= 8,
         "{repeats} notices were sent again after the kill"
     );
-    let out = Command::new("sqlite3")
-        .arg(data.join("sunset.db"))
-        .arg("SELECT id, attempts FROM notices")
-        .output()
-        .expect("sqlite3");
-    let attempts: HashMap<String, usize> = String::from_utf8_lossy(&out.stdout)
-        .lines()
+    let attempts: HashMap<String, usize> = sql_lines(&data, "SELECT id, attempts FROM notices")
+        .iter()
         .filter_map(|l| l.split_once('|'))
         .map(|(id, n)| (id.to_owned(), n.parse().expect("attempts")))
         .collect();
@@ -232,9 +224,17 @@ async fn notices_survive_a_sigkill_mid_delivery() {
 
 /// The notices of the database in `data` not yet delivered, with who claimed them.
 fn pending(data: &Path) -> Vec<String> {
+    sql_lines(
+        data,
+        "SELECT id, claimed_by FROM notices WHERE state = 'pending'",
+    )
+}
+
+/// The rows `query` returns from the database in `data`, as the `sqlite3` tool prints them.
+fn sql_lines(data: &Path, query: &str) -> Vec<String> {
     let out = Command::new("sqlite3")
         .arg(data.join("sunset.db"))
-        .arg("SELECT id, claimed_by FROM notices WHERE state = 'pending'")
+        .arg(query)
         .output()
         .expect("sqlite3");
     String::from_utf8_lossy(&out.stdout)

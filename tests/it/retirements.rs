@@ -1792,6 +1792,34 @@ async fn a_notice_cancelled_while_its_attempt_is_in_flight_is_not_sent_again() {
     }
 }
 
+/// `n` more services (`svc-000`, …) using fraud ^2, each taking webhooks at the
+/// receiver under its own path.
+async fn webhook_dependents_of_fraud(w: &World, n: usize) {
+    let s = w.app.services.inventory();
+    for i in 0..n {
+        let name = format!("svc-{i:03}");
+        let consumer = ConsumerInput {
+            name: name.clone(),
+            kind: "service".into(),
+            owner_team: "payments".into(),
+            environment: "prod".into(),
+            contacts: vec![],
+            webhook_url: Some(format!("{}/{name}", w.receiver.uri())),
+        };
+        s.declare_consumer(&Actor::local_operator(), consumer)
+            .await
+            .expect("consumer");
+        let edge = EdgeSpec::Uses {
+            consumer: name,
+            model: "fraud".into(),
+            version: "^2".into(),
+        };
+        s.declare_edge(&Actor::local_operator(), edge)
+            .await
+            .expect("edge");
+    }
+}
+
 /// A claim on the notices due at `now` by `holder`, beating now, with a five-minute lease.
 fn claim(holder: &str, now: DateTime<Utc>) -> sunset::store::notices::Claim<'_> {
     let wall = Utc::now();
@@ -1847,29 +1875,7 @@ on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_change_is_not_starved_by_another_replicas_stream_of_short_ones() {
     let w = world(Backend::Postgres).await;
-    for i in 0..150 {
-        let name = format!("svc-{i:03}");
-        let s = w.app.services.inventory();
-        let consumer = ConsumerInput {
-            name: name.clone(),
-            kind: "service".into(),
-            owner_team: "payments".into(),
-            environment: "prod".into(),
-            contacts: vec![],
-            webhook_url: Some(format!("{}/{name}", w.receiver.uri())),
-        };
-        s.declare_consumer(&Actor::local_operator(), consumer)
-            .await
-            .expect("consumer");
-        let edge = EdgeSpec::Uses {
-            consumer: name,
-            model: "fraud".into(),
-            version: "^2".into(),
-        };
-        s.declare_edge(&Actor::local_operator(), edge)
-            .await
-            .expect("edge");
-    }
+    webhook_dependents_of_fraud(&w, 150).await;
     let other = w.app.spawn_sibling_on(w.clock.clone()).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let short_writes = {
@@ -1909,38 +1915,7 @@ async fn a_long_change_is_not_starved_by_another_replicas_stream_of_short_ones()
 async fn two_delivery_workers_on_one_database_deliver_each_notice_once() {
     let w = world(Backend::Postgres).await;
     let other = w.app.spawn_sibling_on(w.clock.clone()).await;
-    for i in 0..40 {
-        let name = format!("svc-{i:02}");
-        w.app
-            .services
-            .inventory()
-            .declare_consumer(
-                &Actor::local_operator(),
-                ConsumerInput {
-                    name: name.clone(),
-                    kind: "service".into(),
-                    owner_team: "payments".into(),
-                    environment: "prod".into(),
-                    contacts: vec![],
-                    webhook_url: Some(format!("{}/{name}", w.receiver.uri())),
-                },
-            )
-            .await
-            .expect("consumer");
-        w.app
-            .services
-            .inventory()
-            .declare_edge(
-                &Actor::local_operator(),
-                EdgeSpec::Uses {
-                    consumer: name,
-                    model: "fraud".into(),
-                    version: "^2".into(),
-                },
-            )
-            .await
-            .expect("edge");
-    }
+    webhook_dependents_of_fraud(&w, 40).await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(204).set_delay(std::time::Duration::from_millis(5)))
         .mount(&w.receiver)

@@ -67,6 +67,10 @@ pub struct HttpSettings {
     /// Requests served at once; past that a request is answered 503 with `Retry-After`
     /// at once (health checks are exempt, so probes still see a busy replica as alive).
     pub max_concurrent_requests: usize,
+    /// Serve the web console under `/ui` (people sign in with an API token).
+    pub console: bool,
+    /// How long a console session lasts from sign-in, in hours (1 to 24).
+    pub console_session_hours: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -493,6 +497,8 @@ impl Default for HttpSettings {
             graphiql: true,
             request_timeout_secs: 30,
             max_concurrent_requests: 1024,
+            console: true,
+            console_session_hours: 8,
         }
     }
 }
@@ -697,6 +703,11 @@ impl Settings {
         {
             return Err(ConfigError(
                 "http.request_timeout_secs must be 1 to 3600 and http.max_concurrent_requests 1 to 100000".into(),
+            ));
+        }
+        if !(1..=24).contains(&self.http.console_session_hours) {
+            return Err(ConfigError(
+                "http.console_session_hours must be 1 to 24: a console session is a working day at most".into(),
             ));
         }
         Ok(())

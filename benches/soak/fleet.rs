@@ -60,6 +60,12 @@ impl Fleet {
         self.up[replica].load(Ordering::Acquire)
     }
 
+    /// The replicas that may be killed: all but the first, which lives through the run
+    /// so that its memory after warm-up can be judged over minutes, not one kill period.
+    pub fn killable(&self) -> Vec<usize> {
+        (1..self.ports.len()).collect()
+    }
+
     /// The replicas serving now (a load balancer's view, from readiness).
     pub fn serving(&self) -> Vec<usize> {
         (0..self.ports.len()).filter(|&i| self.is_up(i)).collect()

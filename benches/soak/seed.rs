@@ -36,7 +36,8 @@ pub struct Seeded {
 }
 
 /// Makes the world on the database `settings` name, with files under `root`.
-pub async fn seed(settings: &Settings, root: &Path, receiver: &str) -> Seeded {
+/// Seeds the fleet's database with `waves` waves of dependents (one retirement each).
+pub async fn seed(settings: &Settings, root: &Path, receiver: &str, waves: usize) -> Seeded {
     let settings = fleet_settings(settings, root);
     let services = sunset::app::open(&settings, Arc::new(SystemClock))
         .await
@@ -74,7 +75,7 @@ pub async fn seed(settings: &Settings, root: &Path, receiver: &str) -> Seeded {
     for name in models.iter().chain(&hot) {
         digests.insert(name.clone(), model_with_artifact(&services, name).await);
     }
-    let waves: Vec<String> = (0..12).map(|k| format!("wave-{k:02}")).collect();
+    let waves: Vec<String> = (0..waves).map(|k| format!("wave-{k:02}")).collect();
     for (k, wave) in waves.iter().enumerate() {
         wave_of_dependents(&services, wave, k, receiver).await;
     }
@@ -266,11 +267,12 @@ impl Seeded {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             let claims = self.rows("SELECT id, claimed_by FROM notices WHERE state = 'pending' AND claimed_by IS NOT NULL").await;
+            let killable = fleet.killable();
             let mut best: (usize, HashSet<String>) = (
-                rand::random::<u32>() as usize % fleet.ports.len(),
+                killable[rand::random::<u32>() as usize % killable.len()],
                 HashSet::new(),
             );
-            for i in fleet.serving() {
+            for i in killable {
                 let tag = format!(":{}/", fleet.pid(i));
                 let held: HashSet<String> = claims
                     .iter()

@@ -26,6 +26,7 @@ mod m20261206_000015_retired_by_kill_switch;
 mod m20261206_000016_fleet_coordination;
 mod m20261206_000017_create_calendar_feeds;
 mod m20261206_000018_delivery_claims;
+mod m20261206_000019_create_console_sessions;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000016_fleet_coordination::Migration),
             Box::new(m20261206_000017_create_calendar_feeds::Migration),
             Box::new(m20261206_000018_delivery_claims::Migration),
+            Box::new(m20261206_000019_create_console_sessions::Migration),
         ]
     }
 }

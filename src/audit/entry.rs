@@ -69,12 +69,15 @@ pub enum Action {
     RollbackRefused,
     CalendarFeedCreated,
     CalendarFeedRevoked,
+    /// Someone signed in to the console with a token, or signed out.
+    ConsoleSignedIn,
+    ConsoleSignedOut,
     /// An authenticated caller was refused by an authorisation rule.
     AccessRefused,
 }
 
 impl Action {
-    pub const ALL: [Action; 59] = [
+    pub const ALL: [Action; 61] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -133,6 +136,8 @@ impl Action {
         Action::RollbackRefused,
         Action::CalendarFeedCreated,
         Action::CalendarFeedRevoked,
+        Action::ConsoleSignedIn,
+        Action::ConsoleSignedOut,
         Action::AccessRefused,
     ];
 
@@ -200,6 +205,8 @@ impl Action {
             Action::RollbackRefused => "model.rollback_refused",
             Action::CalendarFeedCreated => "calendar_feed.created",
             Action::CalendarFeedRevoked => "calendar_feed.revoked",
+            Action::ConsoleSignedIn => "console.signed_in",
+            Action::ConsoleSignedOut => "console.signed_out",
             Action::AccessRefused => "access.refused",
         }
     }

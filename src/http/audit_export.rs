@@ -68,10 +68,19 @@ pub async fn export(
         from: p.from,
         until: p.until,
     };
+    export_as(&state, &actor, &query).await
+}
+
+/// The export of what `query` selects, as `actor` (the API's and the console's).
+pub(super) async fn export_as(
+    state: &AppState,
+    actor: &crate::auth::Actor,
+    query: &AuditQuery,
+) -> Result<Response, ApiError> {
     let filter = state
         .services
         .audit()
-        .begin_audit_export(&actor, &query)
+        .begin_audit_export(actor, query)
         .await?;
     let services = state.services.clone();
     // Pages are fetched as the client reads, so memory stays flat for any log size.
@@ -95,7 +104,13 @@ pub async fn export(
         }
     });
     Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"sunset-audit.jsonl\"",
+            ),
+        ],
         Body::from_stream(stream),
     )
         .into_response())

@@ -71,7 +71,7 @@ pub async fn require_token(
 /// Records a route's refusal of an authenticated caller. (GraphQL answers refusals in
 /// its body, never 403, and records them per field in `http/mod.rs`.) The audit export's
 /// refusal is recorded by the service, as `audit.read_denied` with the query asked.
-async fn record_refusal(state: &AppState, actor: &Actor, route: &str, message: String) {
+pub(super) async fn record_refusal(state: &AppState, actor: &Actor, route: &str, message: String) {
     if route.ends_with(" /v1/audit/export") {
         return;
     }

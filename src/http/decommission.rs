@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// DSSE has no registered media type; JSON is what it is.
-const ENVELOPE: HeaderValue = HeaderValue::from_static("application/json");
+pub(super) const ENVELOPE: HeaderValue = HeaderValue::from_static("application/json");
 
 /// `GET /v1/revocations`: the revocation list, a DSSE envelope signed with the service
 /// key (see `sunset keys public`). No token needed.

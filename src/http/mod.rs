@@ -7,12 +7,15 @@
 //! verifying a model signature must be able to consult it), `/v1/calendars/{secret}.ics`
 //! (a calendar feed's secret address, revocable), and
 //! `/graphql/ws`, whose `connection_init` must carry a token before anything runs.
+//! The console's pages under `/ui` need a console session (a cookie got by signing in
+//! with a token), except its sign-in form and its static assets.
 
 mod acknowledgements;
 mod artifacts;
 mod audit_export;
 mod auth;
 mod boms;
+mod console;
 mod decommission;
 mod error;
 mod graphiql;
@@ -133,6 +136,20 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             state.clone(),
             auth::require_token,
         ));
+    let console = if settings.http.console {
+        let policy = console::CookiePolicy {
+            public_https: settings
+                .notifications
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
+            session_secs: i64::try_from(settings.http.console_session_hours * 3600)
+                .unwrap_or(8 * 3600),
+        };
+        console::router(state.clone()).layer(axum::Extension(policy))
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/graphql", get(graphiql::page))
         .route("/graphql/assets/{name}", get(graphiql::asset))
@@ -146,6 +163,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .merge(alerts)
         .merge(acknowledgements)
         .merge(authenticated)
+        .merge(console)
         .layer(middleware::from_fn_with_state(
             limits::RequestLimits::new(&settings.http),
             limits::bound,

@@ -14,6 +14,12 @@ use serde::Serialize;
 use std::io::Write;
 
 pub const MAX_PAGE: u64 = 500;
+
+/// Whether `actor` may read the audit log: what a page asks before it offers the log
+/// (reads by anyone else are refused, and the refusal recorded).
+pub fn may_read_audit(actor: &Actor) -> bool {
+    actor.role == Role::Auditor
+}
 const VERIFY_BATCH: u64 = 1_000;
 
 /// Filters an auditor may apply; all optional, combined with AND.
@@ -269,6 +275,40 @@ impl super::Audit<'_> {
 
     /// Walks the whole chain from genesis, checking every checkpoint in the database, in
     /// the checkpoint file, and in `kept` (checkpoints an auditor kept elsewhere).
+    /// [`Self::verify_audit_chain`] for an auditor through a transport (the console),
+    /// with the newest signed checkpoint; recorded like any read of the log.
+    pub async fn verify_audit_chain_for(
+        &self,
+        actor: &Actor,
+    ) -> Result<(VerifyOutcome, Option<Checkpoint>), ServiceError> {
+        let asked = AuditQuery::default();
+        if actor.role != Role::Auditor {
+            return Err(self.refuse_audit_read(actor, &asked).await);
+        }
+        let outcome = self.verify_audit_chain(Vec::new()).await?;
+        let newest = repo::checkpoints(self.store().reader())
+            .await?
+            .into_iter()
+            .max_by_key(|c| c.seq);
+        let read = ReadRecord {
+            query: &asked,
+            after_seq: None,
+            returned: None,
+            refused: None,
+        };
+        let entry = AuditEntry::new(
+            actor.audit_identity(),
+            Action::AuditRead,
+            SubjectType::AuditLog,
+            "audit_log:verify",
+        )
+        .after(&read);
+        in_write_tx!(self, |tx| {
+            self.append_audit(tx, self.now(), entry.clone()).await
+        })?;
+        Ok((outcome, newest))
+    }
+
     pub async fn verify_audit_chain(
         &self,
         kept: Vec<Checkpoint>,

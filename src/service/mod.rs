@@ -35,6 +35,7 @@ mod artifacts;
 mod audit_log;
 mod authorise;
 mod calendar_feeds;
+mod console_sessions;
 mod decommission;
 mod delivery;
 mod error;
@@ -54,12 +55,13 @@ mod signers;
 mod tokens;
 
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
-pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, read_checkpoint_lines};
+pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, may_read_audit, read_checkpoint_lines};
 pub use calendar_feeds::{CalendarFeed, NewCalendarFeed};
+pub use console_sessions::{ConsoleSession, SessionSecret, csrf_matches, csrf_token};
 pub use decommission::{
     Advance, AlertOutcome, CERTIFICATE_PAYLOAD_TYPE, CONFIRMATIONS_PATH, CertificateView,
     DESTRUCTION_PREDICATE, MAX_ALERT_BYTES, MAX_CONFIRMATION_BYTES, REVOCATIONS_PAYLOAD_TYPE,
-    verify_certificate,
+    may_read_certificates, verify_certificate,
 };
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;
@@ -70,9 +72,10 @@ pub use inventory::{
 };
 pub use refusals::Refusal;
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
-pub use registry::{ModelInput, ModelPatch, VersionInput};
+pub use registry::{ModelInput, ModelPatch, ModelSearch, VersionInput};
 pub use retirements::{
-    CheckReport, MAX_LIST as MAX_RETIREMENT_LIST, Requester, RetirementEvent, RetirementInput,
+    CheckReport, MAX_LIST as MAX_RETIREMENT_LIST, PreviewDependent, Requester, RetirementEvent,
+    RetirementInput, RetirementPreview, may_govern as may_govern_retirements,
 };
 pub use rollback::ROLLBACK_ROLES;
 pub use scans::{RejectedFile, ScanProgress, ScanReport};
@@ -108,6 +111,8 @@ struct Inner {
     decommission: decommission::State,
     /// This instance's name in leases and claimed runs (host and process).
     instance: String,
+    /// How long a console session lasts from sign-in.
+    console_session: chrono::Duration,
     /// Test-only failure injection (empty unless built with the `failpoints` feature).
     failpoints: crate::failpoints::Failpoints,
 }
@@ -136,6 +141,9 @@ impl Services {
                 retirements: retirements::State::new(settings),
                 decommission: decommission::State::new(settings),
                 instance: service_instance_name(),
+                console_session: chrono::Duration::hours(
+                    i64::try_from(settings.http.console_session_hours).unwrap_or(8),
+                ),
                 failpoints: crate::failpoints::Failpoints::from_env(),
             }),
         }
@@ -147,6 +155,10 @@ impl Services {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.inner.clock.now()
+    }
+
+    pub(crate) fn console_session_lifetime(&self) -> chrono::Duration {
+        self.inner.console_session
     }
 
     pub fn service_key(&self) -> &ServiceKey {

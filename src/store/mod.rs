@@ -24,6 +24,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod calendar_feeds;
 pub mod certificates;
+pub mod console_sessions;
 pub mod enforcement;
 pub mod entities;
 pub mod erasure;

@@ -73,11 +73,54 @@ pub async fn list_models(
     after_name: Option<&str>,
     limit: u64,
 ) -> Result<Vec<RegisteredModel>, StoreError> {
+    let filter = ModelFilter {
+        team,
+        after_name,
+        ..ModelFilter::default()
+    };
+    search_models(conn, &filter, limit).await
+}
+
+/// What a catalogue search asks: every part optional, all of them must hold.
+#[derive(Debug, Clone, Default)]
+pub struct ModelFilter<'a> {
+    /// Part of the name (names hold no `%` or `_` wildcards' meaning: see the caller).
+    pub name_part: Option<&'a str>,
+    pub team: Option<&'a TeamName>,
+    pub tier: Option<Tier>,
+    /// Models with at least one version in this status.
+    pub status: Option<LifecycleStatus>,
+    pub after_name: Option<&'a str>,
+}
+
+pub async fn search_models(
+    conn: &impl ConnectionTrait,
+    filter: &ModelFilter<'_>,
+    limit: u64,
+) -> Result<Vec<RegisteredModel>, StoreError> {
+    use sea_orm::sea_query::Query;
     let mut q = model::Entity::find();
-    if let Some(team) = team {
+    if let Some(part) = filter.name_part {
+        q = q.filter(model::Column::Name.contains(part));
+    }
+    if let Some(team) = filter.team {
         q = q.filter(model::Column::OwnerTeam.eq(team.as_str()));
     }
-    if let Some(after) = after_name {
+    if let Some(tier) = filter.tier {
+        q = q.filter(model::Column::Tier.eq(tier.as_str()));
+    }
+    if let Some(status) = filter.status {
+        q = q.filter(
+            model::Column::Id.in_subquery(
+                Query::select()
+                    .column(model_version::Column::ModelId)
+                    .from(model_version::Entity)
+                    .and_where(model_version::Column::Status.eq(status.as_str()))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(after) = filter.after_name {
         q = q.filter(model::Column::Name.gt(after));
     }
     q.order_by_asc(model::Column::Name)

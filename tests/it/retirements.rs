@@ -20,14 +20,14 @@ mod restore;
 
 const PUBLIC_URL: &str = "https://sunset.test";
 
-fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
         .expect("time")
         .with_timezone(&Utc)
 }
 
 /// Mails received so far (the SMTP server has them before it answers the sender).
-fn mails(rx: &Receiver<ReceivedMail>) -> Vec<ReceivedMail> {
+pub(crate) fn mails(rx: &Receiver<ReceivedMail>) -> Vec<ReceivedMail> {
     rx.try_iter().collect()
 }
 
@@ -62,12 +62,12 @@ impl wiremock::Match for SignedWith {
     }
 }
 
-struct World {
-    app: TestApp,
-    clock: Arc<ManualClock>,
-    mail: Receiver<ReceivedMail>,
-    governance: String,
-    receiver: MockServer,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) mail: Receiver<ReceivedMail>,
+    pub(crate) governance: String,
+    pub(crate) receiver: MockServer,
     /// checkout's notice-webhook secret.
     checkout_secret: String,
 }
@@ -79,7 +79,10 @@ async fn world(backend: Backend) -> World {
     world_with(backend, |_| {}).await
 }
 
-async fn world_with(backend: Backend, adjust: impl FnOnce(&mut sunset::config::Settings)) -> World {
+pub(crate) async fn world_with(
+    backend: Backend,
+    adjust: impl FnOnce(&mut sunset::config::Settings),
+) -> World {
     let clock = Arc::new(ManualClock::new(t0()));
     let (port, mail) = smtp_sink().await.expect("an SMTP server");
     let app = TestApp::spawn_with(backend, clock.clone(), |s| {
@@ -220,7 +223,7 @@ fn dependent<'a>(detail: &'a Value, name: &str) -> &'a Value {
 }
 
 /// checkout's receiver takes every correctly signed notice.
-async fn accept_webhooks(w: &World) {
+pub(crate) async fn accept_webhooks(w: &World) {
     Mock::given(method("POST"))
         .and(signed(w))
         .respond_with(ResponseTemplate::new(204))
@@ -262,7 +265,7 @@ async fn scheduled(w: &World, effective: DateTime<Utc>) -> String {
 }
 
 /// One pass of the delivery worker, at the injected time.
-async fn deliver(w: &World) -> sunset::service::DeliveryReport {
+pub(crate) async fn deliver(w: &World) -> sunset::service::DeliveryReport {
     w.app
         .services
         .retirements()

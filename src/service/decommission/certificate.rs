@@ -299,7 +299,16 @@ impl crate::service::Decommission<'_> {
 }
 
 fn require_auditor(actor: &Actor) -> Result<(), ServiceError> {
-    crate::service::authorise::require(actor, &[Role::Auditor], "read destruction certificates")
+    crate::service::authorise::require(actor, CERTIFICATE_READERS, "read destruction certificates")
+}
+
+/// The roles that read destruction certificates.
+const CERTIFICATE_READERS: &[Role] = &[Role::Auditor];
+
+/// Whether `actor` may read destruction certificates: what a page asks before it offers
+/// them (the use cases refuse others all the same).
+pub fn may_read_certificates(actor: &Actor) -> bool {
+    actor.has_role(CERTIFICATE_READERS)
 }
 
 /// What `sunset certificate verify` checks, offline: the envelope verifies under `key`,

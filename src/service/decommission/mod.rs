@@ -31,7 +31,8 @@ mod purges;
 pub(super) mod revocation;
 
 pub use certificate::{
-    CERTIFICATE_PAYLOAD_TYPE, CertificateView, DESTRUCTION_PREDICATE, verify_certificate,
+    CERTIFICATE_PAYLOAD_TYPE, CertificateView, DESTRUCTION_PREDICATE, may_read_certificates,
+    verify_certificate,
 };
 pub use circuit_breaker::{AlertOutcome, MAX_ALERT_BYTES};
 pub use enforcement::{CONFIRMATIONS_PATH, MAX_CONFIRMATION_BYTES};

@@ -16,6 +16,7 @@ mod state;
 pub use check::CheckReport;
 pub use decisions::Requester;
 pub(crate) use outbox::{escalation_contacts, new_notice_id};
+pub use schedule::{PreviewDependent, RetirementPreview};
 pub(super) use state::State;
 
 use super::{ServiceError, Services};
@@ -99,7 +100,16 @@ impl Found {
 
 /// Who may schedule, cancel and decide on retirements.
 pub(super) fn require_governance(actor: &Actor, what: &str) -> Result<(), ServiceError> {
-    super::authorise::require(actor, &[Role::Governance], what)
+    super::authorise::require(actor, GOVERNANCE, what)
+}
+
+/// The roles that schedule, cancel and decide on retirements.
+const GOVERNANCE: &[Role] = &[Role::Governance];
+
+/// Whether `actor` may schedule, cancel and decide on retirements: what a page asks to
+/// show those forms (the use cases refuse others all the same).
+pub fn may_govern(actor: &Actor) -> bool {
+    actor.has_role(GOVERNANCE)
 }
 
 /// The words a retirement change is announced with.

@@ -17,21 +17,55 @@ use crate::store::retirements as repo;
 use chrono::{DateTime, Utc};
 
 impl crate::service::Retirements<'_> {
-    /// Schedules the retirement of a model's versions and notifies every dependent.
-    pub async fn schedule_retirement(
+    /// What scheduling `input` would do, without doing it: the versions it would retire,
+    /// every dependent that would be told, and the earliest effective date the model's
+    /// tier allows (`too_early` says why the asked date would be refused). The same
+    /// parsing, authorisation and walk as [`Self::schedule_retirement`].
+    pub async fn preview_retirement(
         &self,
         actor: &Actor,
         input: RetirementInput,
-    ) -> Result<(Retirement, Vec<Dependent>), ServiceError> {
-        let asked = ScheduleRequest::parse(&input)?;
-        require_governance(actor, "schedule retirements")?;
+    ) -> Result<RetirementPreview, ServiceError> {
+        let plan = self.plan(actor, &input, "preview retirements").await?;
+        let too_early = self
+            .notice_policy()
+            .check_effective(plan.tier, self.now(), plan.asked.effective_at)
+            .err()
+            .map(|e| e.to_string());
+        Ok(RetirementPreview {
+            model: plan.asked.model.clone(),
+            tier: plan.tier,
+            versions: plan.versions,
+            earliest_effective_at: self
+                .notice_policy()
+                .earliest_effective(plan.tier, self.now()),
+            too_early,
+            dependents: plan
+                .found
+                .into_values()
+                .map(|f| PreviewDependent {
+                    consumer: f.consumer,
+                    path: f.path,
+                    last_traffic_at: f.last_traffic_at,
+                })
+                .collect(),
+        })
+    }
+
+    /// Parses, authorises and checks `input`, then finds the versions it names and
+    /// their dependents on a graph caught up with every instance's changes.
+    async fn plan(
+        &self,
+        actor: &Actor,
+        input: &RetirementInput,
+        what: &str,
+    ) -> Result<Plan, ServiceError> {
+        let asked = ScheduleRequest::parse(input)?;
+        require_governance(actor, what)?;
         let model = &asked.model;
         let (model_id, registered) = registry_repo::find_model(self.store().reader(), model)
             .await?
             .ok_or_else(|| crate::service::inventory::no_model(model))?;
-        self.notice_policy()
-            .check_effective(registered.tier, self.now(), asked.effective_at)
-            .map_err(|e| ParseError::new("effectiveAt", e.to_string()))?;
         let (_, versions) = self
             .decommission()
             .matching_versions(model, &asked.selection)
@@ -40,7 +74,33 @@ impl crate::service::Retirements<'_> {
         // Catch up with changes other instances made, so the walk sees them.
         self.inventory().refresh_inventory().await?;
         let found = self.find_dependents(model, &versions);
-        let tier = registered.tier;
+        Ok(Plan {
+            model_id,
+            tier: registered.tier,
+            versions,
+            found,
+            asked,
+        })
+    }
+
+    /// Schedules the retirement of a model's versions and notifies every dependent.
+    pub async fn schedule_retirement(
+        &self,
+        actor: &Actor,
+        input: RetirementInput,
+    ) -> Result<(Retirement, Vec<Dependent>), ServiceError> {
+        let plan = self.plan(actor, &input, "schedule retirements").await?;
+        self.notice_policy()
+            .check_effective(plan.tier, self.now(), plan.asked.effective_at)
+            .map_err(|e| ParseError::new("effectiveAt", e.to_string()))?;
+        let Plan {
+            model_id,
+            tier,
+            versions,
+            found,
+            asked,
+        } = plan;
+        let model = &asked.model;
         let result = in_write_tx!(self, |tx| {
             let now = self.now();
             refuse_retired_or_pending(tx, model, model_id, &versions).await?;
@@ -123,6 +183,36 @@ impl crate::service::Retirements<'_> {
         }
         Ok(())
     }
+}
+
+/// What a retirement would retire and whom it would tell.
+#[derive(Debug, Clone)]
+pub struct RetirementPreview {
+    pub model: ModelName,
+    pub tier: crate::domain::Tier,
+    pub versions: Vec<Version>,
+    pub earliest_effective_at: DateTime<Utc>,
+    /// Why the asked effective date would be refused, if it would.
+    pub too_early: Option<String>,
+    pub dependents: Vec<PreviewDependent>,
+}
+
+/// A dependent a retirement would tell, and how it depends on the versions.
+#[derive(Debug, Clone)]
+pub struct PreviewDependent {
+    pub consumer: crate::domain::Consumer,
+    /// From the dependent to the retired version.
+    pub path: Vec<String>,
+    pub last_traffic_at: Option<DateTime<Utc>>,
+}
+
+/// A schedule request checked and walked, before anything is written.
+struct Plan {
+    model_id: ModelId,
+    tier: crate::domain::Tier,
+    versions: Vec<Version>,
+    found: std::collections::BTreeMap<crate::domain::ConsumerId, super::Found>,
+    asked: ScheduleRequest,
 }
 
 /// A retirement as asked for, parsed.

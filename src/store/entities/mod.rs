@@ -7,6 +7,7 @@ pub mod audit_checkpoint;
 pub mod audit_record;
 pub mod calendar_feed;
 pub mod certificate;
+pub mod console_session;
 pub mod consumer;
 pub mod decommission_step;
 pub mod disabled_version;

@@ -1,0 +1,136 @@
+//! The catalogue: models searched by name, team, tier and lifecycle status; a model's
+//! versions with status, signature, artifacts, provenance and retirement.
+
+use super::{Chrome, ConsolePage, ConsoleUser, PageError};
+use crate::domain::{LifecycleStatus, RegisteredModel, RegisteredVersion, Tier};
+use crate::http::AppState;
+use crate::service::{ArtifactInfo, ModelSearch};
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+
+const PAGE: u64 = 50;
+/// Versions shown on a model's page (the registry's page size).
+const VERSIONS: u64 = 100;
+
+#[derive(Template)]
+#[template(path = "console/models.html")]
+struct ModelsPage {
+    chrome: Chrome,
+    search: ModelSearch,
+    tiers: Vec<&'static str>,
+    statuses: Vec<&'static str>,
+    models: Vec<RegisteredModel>,
+    /// The address of the next page, when there is one.
+    next: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct SearchQuery {
+    #[serde(flatten)]
+    search: ModelSearch,
+    after: Option<String>,
+}
+
+/// `GET /ui/models`: the search form and a page of results.
+pub async fn models(
+    State(state): State<AppState>,
+    Extension(user): Extension<ConsoleUser>,
+    Query(query): Query<SearchQuery>,
+) -> Response {
+    let registry = state.services.registry();
+    let found = registry
+        .search_models(&query.search, query.after.as_deref(), PAGE + 1)
+        .await;
+    let (mut models, error) = match found {
+        Ok(models) => (models, None),
+        Err(e) => (Vec::new(), Some(PageError::from(e).message().to_owned())),
+    };
+    let next = (models.len() as u64 > PAGE).then(|| {
+        models.truncate(PAGE as usize);
+        let last = models
+            .last()
+            .map(|m| m.name.to_string())
+            .unwrap_or_default();
+        let s = &query.search;
+        let params = [
+            ("q", s.name_part.as_str()),
+            ("team", &s.team),
+            ("tier", &s.tier),
+            ("status", &s.status),
+            ("after", &last),
+        ];
+        format!(
+            "/ui/models?{}",
+            serde_urlencoded::to_string(params).unwrap_or_default()
+        )
+    });
+    let status = if error.is_some() {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let page = ModelsPage {
+        chrome: Chrome::new(&user, "/ui/models", "Catalogue"),
+        search: query.search,
+        tiers: Tier::ALL.iter().map(|t| t.as_str()).collect(),
+        statuses: LifecycleStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        models,
+        next,
+        error,
+    };
+    (status, ConsolePage(page)).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "console/model.html")]
+struct ModelPage {
+    chrome: Chrome,
+    model: RegisteredModel,
+    versions: Vec<VersionRow>,
+}
+
+struct VersionRow {
+    version: RegisteredVersion,
+    signature: Option<crate::domain::StoredSignature>,
+    artifacts: Vec<ArtifactInfo>,
+    retirement: Option<crate::domain::Retirement>,
+}
+
+/// `GET /ui/models/{name}`: the model and each of its versions.
+pub async fn model(
+    State(state): State<AppState>,
+    Extension(user): Extension<ConsoleUser>,
+    Path(name): Path<String>,
+) -> Result<Response, PageError> {
+    let services = &state.services;
+    let model = services
+        .registry()
+        .model(&name)
+        .await?
+        .ok_or_else(|| PageError::not_found(format!("no model named {name}")))?;
+    let listed = services
+        .registry()
+        .versions(&model.name, None, VERSIONS)
+        .await?;
+    let mut versions = Vec::with_capacity(listed.len());
+    for version in listed {
+        let (m, v) = (model.name.as_str(), version.version.to_string());
+        versions.push(VersionRow {
+            signature: services.registry().signature(m, &v).await?,
+            artifacts: services.artifacts().list(m, &v).await?,
+            retirement: services.decommission().retirement_of_version(m, &v).await?,
+            version,
+        });
+    }
+    let title = model.name.to_string();
+    Ok(ConsolePage(ModelPage {
+        chrome: Chrome::new(&user, "/ui/models", title),
+        model,
+        versions,
+    })
+    .into_response())
+}

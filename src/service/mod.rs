@@ -60,8 +60,9 @@ pub use calendar_feeds::{CalendarFeed, NewCalendarFeed};
 pub use console_sessions::{ConsoleSession, SessionSecret, csrf_matches, csrf_token};
 pub use decommission::{
     Advance, AlertOutcome, CERTIFICATE_PAYLOAD_TYPE, CONFIRMATIONS_PATH, CertificateView,
-    DESTRUCTION_PREDICATE, MAX_ALERT_BYTES, MAX_CONFIRMATION_BYTES, REVOCATIONS_PAYLOAD_TYPE,
-    may_read_certificates, verify_certificate,
+    DESTRUCTION_PREDICATE, EmergencyView, MAX_ALERT_BYTES, MAX_CONFIRMATION_BYTES,
+    REVOCATIONS_PAYLOAD_TYPE, may_approve_erasures, may_pull_kill_switches, may_read_certificates,
+    verify_certificate,
 };
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;

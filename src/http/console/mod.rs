@@ -15,6 +15,7 @@ mod catalogue;
 mod certificates;
 mod dependents;
 mod drawing;
+mod emergency;
 mod page;
 mod retirements;
 mod session;
@@ -76,6 +77,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ui/retirements/preview", post(retirements::preview))
         .route("/ui/retirements/{id}", get(retirements::show))
         .route("/ui/retirements/{id}/cancel", post(retirements::cancel))
+        .route(
+            "/ui/retirements/{id}/approve-erasure",
+            post(emergency::approve),
+        )
+        .route("/ui/retirements/{id}/lift", post(emergency::lift))
+        .route(
+            "/ui/emergency",
+            get(emergency::page).post(emergency::declare),
+        )
         .route("/ui/certificates", get(certificates::list))
         .route("/ui/certificates/{id}", get(certificates::show))
         .route(

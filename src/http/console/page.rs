@@ -13,9 +13,12 @@ type Section = (&'static str, &'static str, fn(&Actor) -> bool);
 
 /// The navigation, in the order the header shows it: (path, label, whether the actor
 /// may use the page; a section nobody of the role may read is not offered).
-const NAV: [Section; 4] = [
+const NAV: [Section; 5] = [
     ("/ui/models", "Catalogue", |_| true),
     ("/ui/retirements", "Retirements", |_| true),
+    ("/ui/emergency", "Emergency", |a| {
+        crate::service::may_pull_kill_switches(a) || crate::service::may_approve_erasures(a)
+    }),
     (
         "/ui/certificates",
         "Certificates",

@@ -42,6 +42,29 @@ pub(crate) struct EmergencyRecord {
     pub superseded: Vec<(RetirementId, String)>,
 }
 
+/// An emergency as people read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmergencyView {
+    pub risk_assessment: String,
+    /// `manual`, or `circuit-breaker:<source>`.
+    pub trigger: String,
+}
+
+/// Who retires models in an emergency and lifts kill switches.
+pub(super) const SECURITY_ROLES: &[Role] = &[Role::Security];
+/// Who approves an emergency's erasure (never its requester).
+const APPROVERS: &[Role] = &[Role::Security, Role::Governance];
+
+/// Whether `actor` may retire models in an emergency or lift a kill switch.
+pub fn may_pull_kill_switches(actor: &Actor) -> bool {
+    actor.has_role(SECURITY_ROLES)
+}
+
+/// Whether `actor` may approve an emergency's erasure (if it did not request it).
+pub fn may_approve_erasures(actor: &Actor) -> bool {
+    actor.has_role(APPROVERS)
+}
+
 /// The second approval an emergency erasure needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -65,7 +88,7 @@ impl crate::service::Decommission<'_> {
         trigger: &str,
     ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
         let started = Instant::now();
-        require(actor, &[Role::Security], "retire a model in an emergency")?;
+        require(actor, SECURITY_ROLES, "retire a model in an emergency")?;
         let (model, selection, assessment) = parse_emergency(model, versions, risk_assessment)?;
         let (model_id, affected) = self.matching_versions(&model, &selection).await?;
         self.inventory().refresh_inventory().await?;
@@ -255,6 +278,15 @@ impl crate::service::Decommission<'_> {
         Ok((self.retirements().retirement(id).await?, steps))
     }
 
+    /// Why retirement `id` was an emergency (its risk assessment and trigger), if it is
+    /// one: what a page shows beside the approval it waits for.
+    pub async fn emergency(&self, id: RetirementId) -> Result<Option<EmergencyView>, ServiceError> {
+        Ok(self.emergency_of(id).await?.map(|e| EmergencyView {
+            risk_assessment: e.risk_assessment,
+            trigger: e.trigger,
+        }))
+    }
+
     /// The emergency record of retirement `id`, if it is one.
     pub(crate) async fn emergency_of(
         &self,
@@ -328,11 +360,7 @@ impl crate::service::Decommission<'_> {
         id: RetirementId,
         note: &str,
     ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
-        require(
-            actor,
-            &[Role::Security, Role::Governance],
-            "approve an emergency erasure",
-        )?;
+        require(actor, APPROVERS, "approve an emergency erasure")?;
         let retirement = self.retirements().retirement(id).await?;
         let Some(_) = self.emergency_of(id).await? else {
             return Err(ServiceError::Conflict(format!(

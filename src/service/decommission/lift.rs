@@ -8,7 +8,7 @@ use crate::auth::Actor;
 use crate::domain::DecommissionStep;
 use crate::domain::Retirement;
 use crate::domain::RetirementId;
-use crate::domain::{LifecycleStatus, RetirementState, Role, Text, Version};
+use crate::domain::{LifecycleStatus, RetirementState, Text, Version};
 use crate::service::authorise::require;
 use crate::service::retirements::MAX_TEXT;
 use crate::store::kill_switch as steps;
@@ -26,7 +26,11 @@ impl crate::service::Decommission<'_> {
         id: RetirementId,
         justification: &str,
     ) -> Result<Retirement, ServiceError> {
-        require(actor, &[Role::Security], "lift a kill switch")?;
+        require(
+            actor,
+            super::emergency::SECURITY_ROLES,
+            "lift a kill switch",
+        )?;
         let justification = Text::parse_required("justification", justification, MAX_TEXT)?;
         let _gate = self.inner.decommission.gate.lock().await;
         let after = in_write_tx!(self, |tx| {

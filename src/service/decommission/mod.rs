@@ -35,6 +35,7 @@ pub use certificate::{
     verify_certificate,
 };
 pub use circuit_breaker::{AlertOutcome, MAX_ALERT_BYTES};
+pub use emergency::{EmergencyView, may_approve_erasures, may_pull_kill_switches};
 pub use enforcement::{CONFIRMATIONS_PATH, MAX_CONFIRMATION_BYTES};
 pub use revocation::{AuditedRevocations, REVOCATIONS_PAYLOAD_TYPE};
 

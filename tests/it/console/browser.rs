@@ -384,27 +384,124 @@ async fn governance_schedules_from_the_form_and_sees_the_acknowledgement_in_chro
     assert!(page.contains("acknowledged"), "{page}");
 }
 
-/// An emergency retirement erased by two security officers (through the API here); an
-/// auditor opens the certificate, pastes the service's public key, and the browser says
-/// the signature is valid; with one byte of the envelope changed it says invalid.
+/// Security declares an emergency from the console (form, then the page that says what
+/// cannot be undone), a second security officer approves its erasure there; an auditor
+/// opens the certificate, pastes the service's public key, and the browser says the
+/// signature is valid; with one byte of the envelope changed it says invalid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_auditor_verifies_a_certificate_in_chromium_and_a_changed_byte_fails() {
+async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chromium() {
     let w = crate::retirements::world_with(crate::support::Backend::Sqlite, |s| {
         s.notifications.public_url = Some(PUBLIC_URL.into());
     })
     .await;
     let first = w.app.token("sec-1", "security", None).await;
     let second = w.app.token("sec-2", "security", None).await;
-    let cut = w.app.gql_ok(&first, "mutation { emergencyRetirement(model: \"fraud\", versions: \"2.1.0\", riskAssessment: \"the weights reproduce training records verbatim when prompted\") { id } }", json!({})).await;
-    let id = cut["emergencyRetirement"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let approved = w.app.gql_ok(&second, "mutation($id: ID!) { approveEmergencyErasure(id: $id, note: \"forensic image taken\") { state } }", json!({ "id": id })).await;
-    assert_eq!(approved["approveEmergencyErasure"]["state"], "RETIRED");
+    let browser = Browser::start().await;
+    browser.sign_in(&w.app.address, &first).await;
+    browser
+        .goto(&format!("{}/ui/emergency", w.app.address))
+        .await;
+    for (field, value) in [
+        ("model", "fraud"),
+        ("versions", "2.1.0"),
+        (
+            "risk_assessment",
+            "the weights reproduce training records verbatim when prompted",
+        ),
+    ] {
+        browser
+            .client
+            .find(Locator::Id(field))
+            .await
+            .expect("field")
+            .send_keys(value)
+            .await
+            .expect("typed");
+    }
+    browser.check_page("emergency").await;
+    browser
+        .client
+        .find(Locator::XPath("//button[text()='Continue']"))
+        .await
+        .expect("continue")
+        .click()
+        .await
+        .expect("asked");
+    browser
+        .client
+        .wait()
+        .for_element(Locator::Id("confirm-title"))
+        .await
+        .expect("the confirmation");
+    browser.check_page("emergency-confirm").await;
+    browser
+        .client
+        .find(Locator::XPath("//button[text()='Retire now']"))
+        .await
+        .expect("retire now")
+        .click()
+        .await
+        .expect("retired");
+    browser
+        .client
+        .wait()
+        .for_element(Locator::Css("span.state-executing"))
+        .await
+        .expect("executing");
+    browser
+        .client
+        .find(Locator::XPath("//button[text()='Sign out']"))
+        .await
+        .expect("sign out")
+        .click()
+        .await
+        .expect("signed out");
+
+    browser.sign_in(&w.app.address, &second).await;
+    browser
+        .goto(&format!("{}/ui/emergency", w.app.address))
+        .await;
+    browser
+        .client
+        .find(Locator::Css("input[name=note]"))
+        .await
+        .expect("note")
+        .send_keys("forensic image taken")
+        .await
+        .expect("typed");
+    browser
+        .client
+        .find(Locator::Css("input[name=understood]"))
+        .await
+        .expect("the box")
+        .click()
+        .await
+        .expect("ticked");
+    browser.check_page("emergency-approve").await;
+    browser
+        .client
+        .find(Locator::XPath("//button[text()='Approve the erasure']"))
+        .await
+        .expect("approve")
+        .click()
+        .await
+        .expect("approved");
+    browser
+        .client
+        .wait()
+        .for_element(Locator::Css("span.state-retired"))
+        .await
+        .expect("retired");
+    browser
+        .client
+        .find(Locator::XPath("//button[text()='Sign out']"))
+        .await
+        .expect("sign out")
+        .click()
+        .await
+        .expect("signed out");
 
     let auditor = w.app.token("aud", "auditor", None).await;
-    let browser = Browser::start().await;
     browser.sign_in(&w.app.address, &auditor).await;
     browser
         .goto(&format!("{}/ui/certificates", w.app.address))

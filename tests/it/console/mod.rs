@@ -5,6 +5,7 @@ mod audit;
 mod browser;
 mod certificates;
 mod dependents;
+mod emergency;
 mod pages;
 mod retirements;
 mod sessions;

@@ -58,6 +58,28 @@ impl Browser {
         self.client.goto(url).await.expect("navigates");
     }
 
+    /// Clicks what `locator` finds (failing the test when nothing is there).
+    pub async fn click(&self, locator: Locator<'_>) {
+        let described = format!("{locator:?}");
+        self.client
+            .find(locator)
+            .await
+            .unwrap_or_else(|e| panic!("{described} not found: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("{described} not clickable: {e}"));
+    }
+
+    /// Waits until `locator` finds something.
+    pub async fn wait_for(&self, locator: Locator<'_>) {
+        let described = format!("{locator:?}");
+        self.client
+            .wait()
+            .for_element(locator)
+            .await
+            .unwrap_or_else(|e| panic!("{described} never appeared: {e}"));
+    }
+
     pub async fn text(&self) -> String {
         self.client
             .find(Locator::Css("body"))
@@ -182,14 +204,7 @@ async fn a_reader_finds_a_model_and_clicks_through_its_dependents_in_chromium() 
     assert!(browser.text().await.contains("reader (reader)"));
     browser.check_page("catalogue").await;
 
-    browser
-        .client
-        .find(Locator::LinkText("base"))
-        .await
-        .expect("base listed")
-        .click()
-        .await
-        .expect("opened");
+    browser.click(Locator::LinkText("base")).await;
     let text = browser.text().await;
     assert!(
         text.contains("<img src=x onerror=alert(1)></script>"),
@@ -207,23 +222,11 @@ async fn a_reader_finds_a_model_and_clicks_through_its_dependents_in_chromium() 
     );
     browser.check_page("model").await;
 
-    browser
-        .client
-        .find(Locator::LinkText("Dependents"))
-        .await
-        .expect("dependents link")
-        .click()
-        .await
-        .expect("opened");
+    browser.click(Locator::LinkText("Dependents")).await;
     browser.check_page("dependents").await;
     browser
-        .client
-        .find(Locator::Css("svg a.node[href*='node=frontend']"))
-        .await
-        .expect("frontend drawn")
-        .click()
-        .await
-        .expect("clicked");
+        .click(Locator::Css("svg a.node[href*='node=frontend']"))
+        .await;
     let evidence = browser
         .client
         .wait()
@@ -285,13 +288,8 @@ async fn governance_schedules_from_the_form_and_sees_the_acknowledgement_in_chro
         .await;
     browser.check_page("retirements").await;
     browser
-        .client
-        .find(Locator::LinkText("Schedule a retirement"))
-        .await
-        .expect("the link")
-        .click()
-        .await
-        .expect("opened");
+        .click(Locator::LinkText("Schedule a retirement"))
+        .await;
     for (field, value) in [
         ("model", "fraud"),
         ("versions", "^2"),
@@ -321,13 +319,8 @@ async fn governance_schedules_from_the_form_and_sees_the_acknowledgement_in_chro
         .expect("date set");
     browser.check_page("retirement-form").await;
     browser
-        .client
-        .find(Locator::XPath("//button[text()='Preview']"))
-        .await
-        .expect("preview")
-        .click()
-        .await
-        .expect("previewed");
+        .click(Locator::XPath("//button[text()='Preview']"))
+        .await;
     let preview = browser
         .client
         .wait()
@@ -357,12 +350,7 @@ async fn governance_schedules_from_the_form_and_sees_the_acknowledgement_in_chro
         .click()
         .await
         .expect("scheduled");
-    browser
-        .client
-        .wait()
-        .for_element(Locator::Css("span.state-scheduled"))
-        .await
-        .expect("the retirement's page");
+    browser.wait_for(Locator::Css("span.state-scheduled")).await;
     let page_url = browser.client.current_url().await.expect("url").to_string();
     browser.check_page("retirement").await;
 
@@ -372,13 +360,8 @@ async fn governance_schedules_from_the_form_and_sees_the_acknowledgement_in_chro
     let link = link_in_mail(&w);
     browser.goto(&link).await;
     browser
-        .client
-        .find(Locator::XPath("//button[text()='Acknowledge']"))
-        .await
-        .expect("acknowledge")
-        .click()
-        .await
-        .expect("acknowledged");
+        .click(Locator::XPath("//button[text()='Acknowledge']"))
+        .await;
     browser.goto(&page_url).await;
     let page = browser.text().await;
     assert!(page.contains("acknowledged"), "{page}");
@@ -420,42 +403,17 @@ async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chrom
     }
     browser.check_page("emergency").await;
     browser
-        .client
-        .find(Locator::XPath("//button[text()='Continue']"))
-        .await
-        .expect("continue")
-        .click()
-        .await
-        .expect("asked");
-    browser
-        .client
-        .wait()
-        .for_element(Locator::Id("confirm-title"))
-        .await
-        .expect("the confirmation");
+        .click(Locator::XPath("//button[text()='Continue']"))
+        .await;
+    browser.wait_for(Locator::Id("confirm-title")).await;
     browser.check_page("emergency-confirm").await;
     browser
-        .client
-        .find(Locator::XPath("//button[text()='Retire now']"))
-        .await
-        .expect("retire now")
-        .click()
-        .await
-        .expect("retired");
+        .click(Locator::XPath("//button[text()='Retire now']"))
+        .await;
+    browser.wait_for(Locator::Css("span.state-executing")).await;
     browser
-        .client
-        .wait()
-        .for_element(Locator::Css("span.state-executing"))
-        .await
-        .expect("executing");
-    browser
-        .client
-        .find(Locator::XPath("//button[text()='Sign out']"))
-        .await
-        .expect("sign out")
-        .click()
-        .await
-        .expect("signed out");
+        .click(Locator::XPath("//button[text()='Sign out']"))
+        .await;
 
     browser.sign_in(&w.app.address, &second).await;
     browser
@@ -469,37 +427,15 @@ async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chrom
         .send_keys("forensic image taken")
         .await
         .expect("typed");
-    browser
-        .client
-        .find(Locator::Css("input[name=understood]"))
-        .await
-        .expect("the box")
-        .click()
-        .await
-        .expect("ticked");
+    browser.click(Locator::Css("input[name=understood]")).await;
     browser.check_page("emergency-approve").await;
     browser
-        .client
-        .find(Locator::XPath("//button[text()='Approve the erasure']"))
-        .await
-        .expect("approve")
-        .click()
-        .await
-        .expect("approved");
+        .click(Locator::XPath("//button[text()='Approve the erasure']"))
+        .await;
+    browser.wait_for(Locator::Css("span.state-retired")).await;
     browser
-        .client
-        .wait()
-        .for_element(Locator::Css("span.state-retired"))
-        .await
-        .expect("retired");
-    browser
-        .client
-        .find(Locator::XPath("//button[text()='Sign out']"))
-        .await
-        .expect("sign out")
-        .click()
-        .await
-        .expect("signed out");
+        .click(Locator::XPath("//button[text()='Sign out']"))
+        .await;
 
     let auditor = w.app.token("aud", "auditor", None).await;
     browser.sign_in(&w.app.address, &auditor).await;
@@ -508,13 +444,8 @@ async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chrom
         .await;
     browser.check_page("certificates").await;
     browser
-        .client
-        .find(Locator::Css("td a[href^='/ui/certificates/']"))
-        .await
-        .expect("a certificate")
-        .click()
-        .await
-        .expect("opened");
+        .click(Locator::Css("td a[href^='/ui/certificates/']"))
+        .await;
     let pem = w.app.services.service_key().public_key_pem();
     browser
         .client

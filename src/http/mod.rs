@@ -143,8 +143,6 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
                 .public_url
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
-            session_secs: i64::try_from(settings.http.console_session_hours * 3600)
-                .unwrap_or(8 * 3600),
         };
         console::router(state.clone()).layer(axum::Extension(policy))
     } else {

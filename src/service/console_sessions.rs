@@ -39,6 +39,7 @@ impl std::fmt::Debug for SessionSecret {
 pub struct ConsoleSession {
     pub id: i64,
     pub actor: Actor,
+    pub opened_at: chrono::DateTime<chrono::Utc>,
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -102,6 +103,7 @@ impl super::Admin<'_> {
             Ok(ConsoleSession {
                 id,
                 actor: actor.clone(),
+                opened_at: now,
                 expires_at,
             })
         })?;
@@ -131,6 +133,7 @@ impl super::Admin<'_> {
             .map(|t| ConsoleSession {
                 id: live.id,
                 actor: Actor::from_token(&t),
+                opened_at: live.created_at,
                 expires_at: live.expires_at,
             }))
     }

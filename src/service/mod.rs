@@ -35,6 +35,7 @@ mod artifacts;
 mod audit_log;
 mod authorise;
 mod calendar_feeds;
+mod catalogue;
 mod console_sessions;
 mod decommission;
 mod delivery;
@@ -57,6 +58,7 @@ mod tokens;
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, may_read_audit, read_checkpoint_lines};
 pub use calendar_feeds::{CalendarFeed, NewCalendarFeed};
+pub use catalogue::ModelSearch;
 pub use console_sessions::{ConsoleSession, SessionSecret, csrf_matches, csrf_token};
 pub use decommission::{
     Advance, AlertOutcome, CERTIFICATE_PAYLOAD_TYPE, CONFIRMATIONS_PATH, CertificateView,
@@ -73,7 +75,7 @@ pub use inventory::{
 };
 pub use refusals::Refusal;
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
-pub use registry::{ModelInput, ModelPatch, ModelSearch, VersionInput};
+pub use registry::{ModelInput, ModelPatch, VersionInput};
 pub use retirements::{
     CheckReport, MAX_LIST as MAX_RETIREMENT_LIST, PreviewDependent, Requester, RetirementEvent,
     RetirementInput, RetirementPreview, may_govern as may_govern_retirements,

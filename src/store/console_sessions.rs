@@ -11,6 +11,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 pub struct LiveSession {
     pub id: i64,
     pub token_name: String,
+    pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -49,6 +50,7 @@ pub async fn find_live(
         .map(|r| LiveSession {
             id: r.id,
             token_name: r.token_name,
+            created_at: r.created_at,
             expires_at: r.expires_at,
         }))
 }

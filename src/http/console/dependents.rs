@@ -133,8 +133,7 @@ pub async fn page(
         .take(ROWS)
         .map(|r| (*r).clone())
         .collect();
-    let mut environments: Vec<String> = impact.by_environment.keys().cloned().collect();
-    environments.sort();
+    let environments: Vec<String> = impact.by_environment.keys().cloned().collect();
     let kinds = impact
         .by_kind
         .keys()
@@ -193,7 +192,8 @@ fn keeps(f: &Filters, r: &Row) -> bool {
     (f.environment.is_empty() || f.environment == r.environment)
         && (f.kind.is_empty() || f.kind == r.kind)
         && f.depth
-            .is_none_or(|d| if d >= 3 { r.depth >= 3 } else { r.depth == d })
+            // The outer ring's groups hold every deeper node too.
+            .is_none_or(|d| r.depth.min(drawing::RINGS) == d.min(drawing::RINGS))
         && match f.activity.as_str() {
             "current" => !r.stale,
             "stale" => r.stale,

@@ -10,8 +10,8 @@ use std::f64::consts::TAU;
 
 /// Most nodes drawn one by one; past that, groups.
 pub const MAX_DRAWN: usize = 40;
-/// Rings drawn; deeper nodes join the outermost ring.
-const RINGS: u32 = 3;
+/// Rings drawn; deeper nodes join the outermost ring (and its groups' lists).
+pub const RINGS: u32 = 3;
 const RING_GAP: f64 = 120.0;
 const LABEL_CHARS: usize = 22;
 

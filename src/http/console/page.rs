@@ -29,9 +29,7 @@ const NAV: [Section; 5] = [
 
 /// The signed-in person and where they are, for the page header.
 pub struct Chrome {
-    actor: Actor,
-    pub name: String,
-    pub role: &'static str,
+    pub actor: Actor,
     pub csrf: String,
     pub current: &'static str,
     pub title: String,
@@ -47,8 +45,6 @@ impl Chrome {
     pub fn new(user: &ConsoleUser, current: &'static str, title: impl Into<String>) -> Self {
         Self {
             actor: user.actor().clone(),
-            name: user.actor().name.clone(),
-            role: user.actor().role.as_str(),
             csrf: user.csrf.clone(),
             current,
             title: title.into(),

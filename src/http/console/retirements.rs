@@ -7,7 +7,7 @@
 use super::{Chrome, ConsolePage, ConsoleUser, PageError, Posted};
 use crate::domain::{Dependent, OutboxNotice, Retirement, RetirementId, RetirementState};
 use crate::http::AppState;
-use crate::service::{RetirementInput, RetirementPreview, may_govern_retirements};
+use crate::service::{RetirementInput, RetirementPreview, ServiceError, may_govern_retirements};
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -54,13 +54,14 @@ pub struct ScheduleForm {
 }
 
 impl ScheduleForm {
-    fn input(&self) -> Result<RetirementInput, PageError> {
+    fn input(&self) -> Result<RetirementInput, ServiceError> {
         let effective_at =
             NaiveDateTime::parse_from_str(self.effective_at.trim(), "%Y-%m-%dT%H:%M")
                 .map(|t| t.and_utc())
                 .map_err(|_| {
-                    PageError::invalid(
-                        "effectiveAt: give the effective date and time in UTC as YYYY-MM-DDTHH:MM",
+                    crate::domain::ParseError::new(
+                        "effectiveAt",
+                        "give the effective date and time in UTC as YYYY-MM-DDTHH:MM",
                     )
                 })?;
         let optional = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
@@ -130,16 +131,13 @@ pub async fn preview(
     posted: Posted<ScheduleForm>,
 ) -> Result<Response, PageError> {
     let Posted { user, form } = posted;
-    let input = match form.input() {
-        Ok(input) => input,
-        Err(e) => return Ok(form_page(&user, form, None, Some(e.message().to_owned()))),
+    let retirements = state.services.retirements();
+    let previewed = async {
+        retirements
+            .preview_retirement(user.actor(), form.input()?)
+            .await
     };
-    let previewed = state
-        .services
-        .retirements()
-        .preview_retirement(user.actor(), input)
-        .await;
-    match previewed {
+    match previewed.await {
         Ok(preview) => Ok(form_page(&user, form, Some(preview), None)),
         Err(e) => back_on_form(&user, form, e),
     }
@@ -151,16 +149,13 @@ pub async fn schedule(
     posted: Posted<ScheduleForm>,
 ) -> Result<Response, PageError> {
     let Posted { user, form } = posted;
-    let input = match form.input() {
-        Ok(input) => input,
-        Err(e) => return Ok(form_page(&user, form, None, Some(e.message().to_owned()))),
+    let retirements = state.services.retirements();
+    let scheduled = async {
+        retirements
+            .schedule_retirement(user.actor(), form.input()?)
+            .await
     };
-    let scheduled = state
-        .services
-        .retirements()
-        .schedule_retirement(user.actor(), input)
-        .await;
-    match scheduled {
+    match scheduled.await {
         Ok((retirement, _)) => {
             Ok(Redirect::to(&format!("/ui/retirements/{}", retirement.id)).into_response())
         }
@@ -172,10 +167,10 @@ pub async fn schedule(
 fn back_on_form(
     user: &ConsoleUser,
     form: ScheduleForm,
-    e: crate::service::ServiceError,
+    e: ServiceError,
 ) -> Result<Response, PageError> {
     match e {
-        crate::service::ServiceError::Forbidden(m) => Err(PageError::forbidden(m)),
+        ServiceError::Forbidden(m) => Err(PageError::forbidden(m)),
         e => Ok(form_page(
             user,
             form,

@@ -21,7 +21,6 @@ const NONCE_SECS: u32 = 600;
 pub struct CookiePolicy {
     /// `notifications.public_url` is `https://…`.
     pub public_https: bool,
-    pub session_secs: i64,
 }
 
 impl CookiePolicy {
@@ -129,7 +128,7 @@ pub async fn sign_in(
             StatusCode::FORBIDDEN,
         ));
     }
-    let Some((secret, _session)) = state.services.admin().sign_in(form.token.trim()).await? else {
+    let Some((secret, session)) = state.services.admin().sign_in(form.token.trim()).await? else {
         return Ok(render_sign_in(
             &policy,
             &headers,
@@ -138,17 +137,13 @@ pub async fn sign_in(
             StatusCode::UNAUTHORIZED,
         ));
     };
+    // The cookie lasts as long as the session the service opened.
+    let lasts = (session.expires_at - session.opened_at).num_seconds();
     let mut response = Redirect::to(next).into_response();
     let cookies = response.headers_mut();
     cookies.append(
         header::SET_COOKIE,
-        policy.cookie(
-            &headers,
-            SESSION_COOKIE,
-            secret.expose(),
-            "/ui",
-            policy.session_secs,
-        ),
+        policy.cookie(&headers, SESSION_COOKIE, secret.expose(), "/ui", lasts),
     );
     cookies.append(
         header::SET_COOKIE,

@@ -70,6 +70,31 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{described} not clickable: {e}"));
     }
 
+    /// Types `value` into what `locator` finds.
+    pub async fn fill(&self, locator: Locator<'_>, value: &str) {
+        let described = format!("{locator:?}");
+        self.client
+            .find(locator)
+            .await
+            .unwrap_or_else(|e| panic!("{described} not found: {e}"))
+            .send_keys(value)
+            .await
+            .unwrap_or_else(|e| panic!("could not type into {described}: {e}"));
+    }
+
+    /// The text of what `locator` finds, once it appears.
+    pub async fn text_of(&self, locator: Locator<'_>) -> String {
+        let described = format!("{locator:?}");
+        self.client
+            .wait()
+            .for_element(locator)
+            .await
+            .unwrap_or_else(|e| panic!("{described} never appeared: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("no text in {described}: {e}"))
+    }
+
     /// Waits until `locator` finds something.
     pub async fn wait_for(&self, locator: Locator<'_>) {
         let described = format!("{locator:?}");
@@ -93,24 +118,11 @@ impl Browser {
     /// Signs in through the form at `base` with `token`.
     pub async fn sign_in(&self, base: &str, token: &str) {
         self.goto(&format!("{base}/ui/sign-in")).await;
-        let field = self
-            .client
-            .find(Locator::Id("token"))
-            .await
-            .expect("token field");
-        field.send_keys(token).await.expect("typed");
-        self.client
-            .find(Locator::Css("main form button[type=submit]"))
-            .await
-            .expect("sign-in button")
-            .click()
-            .await
-            .expect("submitted");
-        self.client
-            .wait()
-            .for_element(Locator::Css("form.who"))
-            .await
-            .expect("signed in: the header names who");
+        self.fill(Locator::Id("token"), token).await;
+        self.click(Locator::Css("main form button[type=submit]"))
+            .await;
+        // Signed in: the header names who.
+        self.wait_for(Locator::Css("form.who")).await;
     }
 
     /// Runs axe-core in the page; fails on any serious or critical violation. Then keeps
@@ -227,15 +239,7 @@ async fn a_reader_finds_a_model_and_clicks_through_its_dependents_in_chromium() 
     browser
         .click(Locator::Css("svg a.node[href*='node=frontend']"))
         .await;
-    let evidence = browser
-        .client
-        .wait()
-        .for_element(Locator::Id("evidence"))
-        .await
-        .expect("the evidence panel")
-        .text()
-        .await
-        .expect("its text");
+    let evidence = browser.text_of(Locator::Id("evidence")).await;
     assert!(
         evidence.contains("Evidence for frontend") && evidence.contains("depends_on"),
         "{evidence}"
@@ -297,14 +301,7 @@ async fn governance_schedules_from_the_form_and_sees_the_acknowledgement_in_chro
         ("replacement_model", "fraud"),
         ("replacement_version", "3.0.0"),
     ] {
-        browser
-            .client
-            .find(Locator::Id(field))
-            .await
-            .expect("field")
-            .send_keys(value)
-            .await
-            .expect("typed");
+        browser.fill(Locator::Id(field), value).await;
     }
     let effective = (crate::retirements::t0() + chrono::Duration::days(60))
         .format("%Y-%m-%dT%H:%M")
@@ -321,19 +318,8 @@ async fn governance_schedules_from_the_form_and_sees_the_acknowledgement_in_chro
     browser
         .click(Locator::XPath("//button[text()='Preview']"))
         .await;
-    let preview = browser
-        .client
-        .wait()
-        .for_element(Locator::Id("preview-title"))
-        .await
-        .expect("the preview");
-    assert!(
-        preview
-            .text()
-            .await
-            .expect("text")
-            .contains("What scheduling would do")
-    );
+    let preview = browser.text_of(Locator::Id("preview-title")).await;
+    assert!(preview.contains("What scheduling would do"));
     let told = browser.text().await;
     assert!(
         told.contains("checkout") && told.contains("billing"),
@@ -392,14 +378,7 @@ async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chrom
             "the weights reproduce training records verbatim when prompted",
         ),
     ] {
-        browser
-            .client
-            .find(Locator::Id(field))
-            .await
-            .expect("field")
-            .send_keys(value)
-            .await
-            .expect("typed");
+        browser.fill(Locator::Id(field), value).await;
     }
     browser.check_page("emergency").await;
     browser
@@ -420,13 +399,8 @@ async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chrom
         .goto(&format!("{}/ui/emergency", w.app.address))
         .await;
     browser
-        .client
-        .find(Locator::Css("input[name=note]"))
-        .await
-        .expect("note")
-        .send_keys("forensic image taken")
-        .await
-        .expect("typed");
+        .fill(Locator::Css("input[name=note]"), "forensic image taken")
+        .await;
     browser.click(Locator::Css("input[name=understood]")).await;
     browser.check_page("emergency-approve").await;
     browser
@@ -447,35 +421,14 @@ async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chrom
         .click(Locator::Css("td a[href^='/ui/certificates/']"))
         .await;
     let pem = w.app.services.service_key().public_key_pem();
-    browser
-        .client
-        .find(Locator::Id("public-key"))
-        .await
-        .expect("key field")
-        .send_keys(&pem)
-        .await
-        .expect("pasted");
-    let verdict = |browser: &'_ Browser| {
-        let client = browser.client.clone();
-        async move {
-            client
-                .find(Locator::Id("verify"))
-                .await
-                .expect("button")
-                .click()
-                .await
-                .expect("clicked");
-            client
-                .wait()
-                .for_element(Locator::Css("#verdict.valid, #verdict.invalid"))
-                .await
-                .expect("a verdict")
-                .text()
-                .await
-                .expect("its text")
-        }
+    browser.fill(Locator::Id("public-key"), &pem).await;
+    let verdict = || async {
+        browser.click(Locator::Id("verify")).await;
+        browser
+            .text_of(Locator::Css("#verdict.valid, #verdict.invalid"))
+            .await
     };
-    let valid = verdict(&browser).await;
+    let valid = verdict().await;
     assert!(valid.starts_with("Valid"), "{valid}");
     browser
         .client
@@ -504,7 +457,7 @@ async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chrom
         .await
         .expect("changed");
     assert!(changed.as_u64().unwrap_or(0) > 20);
-    let invalid = verdict(&browser).await;
+    let invalid = verdict().await;
     assert!(invalid.starts_with("Invalid"), "{invalid}");
 
     browser

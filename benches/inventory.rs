@@ -117,50 +117,7 @@ async fn generate(services: &Services, shape: Shape) -> Generated {
     let now = chrono::Utc::now();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     // A real version's provenance, so registry reads of generated rows parse.
-    let operator = Actor::local_operator();
-    let (_, owner) = services
-        .admin()
-        .create_token(&operator, "bench-owner", "owner", Some("bench"), None)
-        .await
-        .expect("token");
-    let owner = services
-        .admin()
-        .authenticate(owner.expose())
-        .await
-        .expect("auth")
-        .expect("actor");
-    services
-        .registry()
-        .create_model(
-            &owner,
-            sunset::service::ModelInput {
-                name: "seed".into(),
-                owner_team: "bench".into(),
-                tier: "standard".into(),
-                description: String::new(),
-                contacts: vec![],
-            },
-        )
-        .await
-        .expect("seed model");
-    services
-        .registry()
-        .create_version(
-            &owner,
-            sunset::service::VersionInput {
-                model: "seed".into(),
-                version: "1.0.0".into(),
-                provenance: Default::default(),
-            },
-        )
-        .await
-        .expect("seed version");
-    let provenance = model_version::Entity::find()
-        .one(db)
-        .await
-        .expect("read")
-        .expect("seed")
-        .provenance;
+    let provenance = common::seed_version(services, "seed").await.provenance;
 
     let first_model = 1_000i64;
     let mut models = Vec::with_capacity(shape.models);

@@ -7,11 +7,15 @@ function localiseTimes(root) {
     year: "numeric", month: "2-digit", day: "2-digit",
     hour: "2-digit", minute: "2-digit", timeZoneName: "short",
   });
+  // A calendar's cell already says the day: `data-part="time"` shows the time only.
+  const timeOnly = new Intl.DateTimeFormat(undefined, {
+    hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+  });
   for (const el of root.querySelectorAll("time[datetime]")) {
     const when = new Date(el.getAttribute("datetime"));
     if (Number.isNaN(when.getTime())) continue;
     el.title = el.textContent;
-    el.textContent = format.format(when);
+    el.textContent = (el.dataset.part === "time" ? timeOnly : format).format(when);
   }
 }
 

@@ -6,6 +6,8 @@ use sunset::config::{DatabaseUrl, Settings};
 
 /// A PostgreSQL database of the benchmark's own, on the server at `SUNSET_TEST_PG_URL`
 /// (which `tests/run` starts and exports), dropped by [`BenchDatabase::drop_database`].
+/// (The console's bench, whose pages read the graph in memory, runs on SQLite only.)
+#[allow(dead_code)]
 pub struct BenchDatabase {
     admin: DatabaseConnection,
     name: String,
@@ -13,6 +15,7 @@ pub struct BenchDatabase {
     pub settings: Settings,
 }
 
+#[allow(dead_code)]
 impl BenchDatabase {
     pub async fn create(data_dir: &Path) -> Self {
         let (name, url) = sunset::testing::create_scratch_database("sunset_bench").await;
@@ -88,4 +91,58 @@ pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// Makes model `name` at version 1.0.0 through the service, as a `bench-owner` token of
+/// team `bench`, and returns the version's row: generators copy its provenance into the
+/// rows they write straight into the tables, so registry reads of them parse.
+#[allow(dead_code)]
+pub async fn seed_version(
+    services: &sunset::service::Services,
+    name: &str,
+) -> sunset::store::entities::model_version::Model {
+    use sea_orm::EntityTrait;
+    let operator = sunset::auth::Actor::local_operator();
+    let (_, secret) = services
+        .admin()
+        .create_token(&operator, "bench-owner", "owner", Some("bench"), None)
+        .await
+        .expect("token");
+    let owner = services
+        .admin()
+        .authenticate(secret.expose())
+        .await
+        .expect("auth")
+        .expect("actor");
+    services
+        .registry()
+        .create_model(
+            &owner,
+            sunset::service::ModelInput {
+                name: name.into(),
+                owner_team: "bench".into(),
+                tier: "standard".into(),
+                description: String::new(),
+                contacts: vec![],
+            },
+        )
+        .await
+        .expect("seed model");
+    services
+        .registry()
+        .create_version(
+            &owner,
+            sunset::service::VersionInput {
+                model: name.into(),
+                version: "1.0.0".into(),
+                provenance: Default::default(),
+            },
+        )
+        .await
+        .expect("seed version");
+    sunset::store::entities::model_version::Entity::find()
+        .one(services.store().reader())
+        .await
+        .expect("read")
+        .expect("the seed version")
 }

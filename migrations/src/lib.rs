@@ -27,6 +27,7 @@ mod m20261206_000016_fleet_coordination;
 mod m20261206_000017_create_calendar_feeds;
 mod m20261206_000018_delivery_claims;
 mod m20261206_000019_create_console_sessions;
+mod m20261206_000020_dependents_by_consumer;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000017_create_calendar_feeds::Migration),
             Box::new(m20261206_000018_delivery_claims::Migration),
             Box::new(m20261206_000019_create_console_sessions::Migration),
+            Box::new(m20261206_000020_dependents_by_consumer::Migration),
         ]
     }
 }

@@ -62,9 +62,9 @@ pub use catalogue::ModelSearch;
 pub use console_sessions::{ConsoleSession, SessionSecret, csrf_matches, csrf_token};
 pub use decommission::{
     Advance, AlertOutcome, CERTIFICATE_PAYLOAD_TYPE, CONFIRMATIONS_PATH, CertificateView,
-    DESTRUCTION_PREDICATE, EmergencyView, MAX_ALERT_BYTES, MAX_CONFIRMATION_BYTES,
-    REVOCATIONS_PAYLOAD_TYPE, may_approve_erasures, may_pull_kill_switches, may_read_certificates,
-    verify_certificate,
+    Confirmation as EnforcementConfirmation, DESTRUCTION_PREDICATE, EmergencyView, MAX_ALERT_BYTES,
+    MAX_CONFIRMATION_BYTES, REVOCATIONS_PAYLOAD_TYPE, may_approve_erasures, may_pull_kill_switches,
+    may_read_certificates, verify_certificate,
 };
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;
@@ -78,7 +78,8 @@ pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
 pub use retirements::{
     CheckReport, MAX_LIST as MAX_RETIREMENT_LIST, PreviewDependent, Requester, RetirementEvent,
-    RetirementInput, RetirementPreview, may_govern as may_govern_retirements,
+    RetirementInput, RetirementPreview, may_act_for as may_act_for_consumer,
+    may_govern as may_govern_retirements,
 };
 pub use rollback::ROLLBACK_ROLES;
 pub use scans::{RejectedFile, ScanProgress, ScanReport};

@@ -303,6 +303,24 @@ pub async fn dependents(
         .collect()
 }
 
+/// Where `consumer` is a dependent: its standing in each retirement that found it,
+/// newest retirement first, at most `limit`.
+pub async fn dependent_of_each(
+    conn: &impl ConnectionTrait,
+    consumer: ConsumerId,
+    limit: u64,
+) -> Result<Vec<Dependent>, StoreError> {
+    retirement_dependent::Entity::find()
+        .filter(retirement_dependent::Column::ConsumerId.eq(consumer.0))
+        .order_by_desc(retirement_dependent::Column::RetirementId)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse_dependent)
+        .collect()
+}
+
 pub async fn dependent(
     conn: &impl ConnectionTrait,
     retirement_id: RetirementId,

@@ -18,7 +18,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 mod decommission;
 mod restore;
 
-const PUBLIC_URL: &str = "https://sunset.test";
+pub(crate) const PUBLIC_URL: &str = "https://sunset.test";
 
 pub(crate) fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
@@ -257,7 +257,7 @@ async fn first_notice_link(w: &World) -> String {
 }
 
 /// Schedules the retirement of fraud ^2 at `effective`; returns its id.
-async fn scheduled(w: &World, effective: DateTime<Utc>) -> String {
+pub(crate) async fn scheduled(w: &World, effective: DateTime<Utc>) -> String {
     schedule(w, effective).await["data"]["scheduleRetirement"]["id"]
         .as_str()
         .expect("id")
@@ -1562,7 +1562,7 @@ const EXECUTE_STEPS: &str =
 
 /// Artifacts for 2.1.0 and 3.0.0, ^2 scheduled, refused execution before it is ready,
 /// then acknowledged by everyone and ready at its date. Returns its id and date.
-async fn uploaded_and_ready(w: &World) -> (String, DateTime<Utc>) {
+pub(crate) async fn uploaded_and_ready(w: &World) -> (String, DateTime<Utc>) {
     let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
     for v in ["2.1.0", "3.0.0"] {
         let put = w

@@ -11,8 +11,11 @@
 
 mod assets;
 mod audit;
+mod calendar;
 mod catalogue;
 mod certificates;
+mod consumers;
+mod decisions;
 mod dependents;
 mod drawing;
 mod emergency;
@@ -77,6 +80,40 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ui/retirements/preview", post(retirements::preview))
         .route("/ui/retirements/{id}", get(retirements::show))
         .route("/ui/retirements/{id}/cancel", post(retirements::cancel))
+        .route("/ui/retirements/{id}/postpone", post(decisions::postpone))
+        .route(
+            "/ui/retirements/{id}/accept-shorter-notice",
+            post(decisions::accept_shorter_notice),
+        )
+        .route(
+            "/ui/retirements/{id}/override",
+            post(decisions::override_dependents),
+        )
+        .route(
+            "/ui/retirements/{id}/extensions",
+            post(decisions::decide_extension),
+        )
+        .route(
+            "/ui/retirements/{id}/waive-purge",
+            post(decisions::waive_purge),
+        )
+        .route("/ui/retirements/{id}/execute", post(decisions::execute))
+        .route("/ui/calendar", get(calendar::page))
+        .route("/ui/calendar/feeds", post(calendar::create_feed))
+        .route(
+            "/ui/calendar/feeds/{id}/revoke",
+            post(calendar::revoke_feed),
+        )
+        .route("/ui/consumers", get(consumers::list))
+        .route("/ui/consumers/{name}", get(consumers::show))
+        .route(
+            "/ui/consumers/{name}/acknowledge",
+            post(consumers::acknowledge),
+        )
+        .route(
+            "/ui/consumers/{name}/more-time",
+            post(consumers::request_more_time),
+        )
         .route(
             "/ui/retirements/{id}/approve-erasure",
             post(emergency::approve),

@@ -13,9 +13,11 @@ type Section = (&'static str, &'static str, fn(&Actor) -> bool);
 
 /// The navigation, in the order the header shows it: (path, label, whether the actor
 /// may use the page; a section nobody of the role may read is not offered).
-const NAV: [Section; 5] = [
+const NAV: [Section; 7] = [
     ("/ui/models", "Catalogue", |_| true),
+    ("/ui/consumers", "Consumers", |_| true),
     ("/ui/retirements", "Retirements", |_| true),
+    ("/ui/calendar", "Calendar", |_| true),
     ("/ui/emergency", "Emergency", |a| {
         crate::service::may_pull_kill_switches(a) || crate::service::may_approve_erasures(a)
     }),

@@ -1,18 +1,26 @@
 //! Retirements for governance: the list, a form that previews what scheduling would do
 //! (versions, every dependent that would be told, the earliest date the tier allows)
-//! before it schedules, and a retirement's page with its dependents, notices and
-//! cancellation. Everyone may look; only a role that may govern retirements sees the
-//! forms, and the use cases refuse anyone else who posts them.
+//! before it schedules, and a retirement's page: its dependents with their notices,
+//! acknowledgements and requests for more time, deliveries, enforcement points, purges
+//! and the decommission as a timeline, with the decisions its state allows
+//! (`decisions.rs` takes them). Everyone may look; only a role that may govern
+//! retirements sees the forms, and the use cases refuse anyone else who posts them.
 
 use super::{Chrome, ConsolePage, ConsoleUser, PageError, Posted};
-use crate::domain::{Dependent, OutboxNotice, Retirement, RetirementId, RetirementState};
+use crate::domain::{
+    DecommissionStep, Dependent, ExtensionState, OutboxNotice, Purge, Retirement, RetirementId,
+    RetirementState, Step,
+};
 use crate::http::AppState;
-use crate::service::{RetirementInput, RetirementPreview, ServiceError, may_govern_retirements};
+use crate::service::{
+    EnforcementConfirmation as Confirmation, RetirementInput, RetirementPreview, ServiceError,
+    may_govern_retirements, may_read_certificates,
+};
 use askama::Template;
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 
 #[derive(Template)]
 #[template(path = "console/retirements.html")]
@@ -55,15 +63,7 @@ pub struct ScheduleForm {
 
 impl ScheduleForm {
     fn input(&self) -> Result<RetirementInput, ServiceError> {
-        let effective_at =
-            NaiveDateTime::parse_from_str(self.effective_at.trim(), "%Y-%m-%dT%H:%M")
-                .map(|t| t.and_utc())
-                .map_err(|_| {
-                    crate::domain::ParseError::new(
-                        "effectiveAt",
-                        "give the effective date and time in UTC as YYYY-MM-DDTHH:MM",
-                    )
-                })?;
+        let effective_at = utc_minute("effectiveAt", &self.effective_at)?;
         let optional = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
         Ok(RetirementInput {
             model: self.model.trim().to_owned(),
@@ -74,6 +74,21 @@ impl ScheduleForm {
             replacement_version: optional(&self.replacement_version),
         })
     }
+}
+
+/// A date and time typed in a form's `datetime-local` field, read as UTC.
+pub(super) fn utc_minute(
+    field: &'static str,
+    raw: &str,
+) -> Result<DateTime<Utc>, crate::domain::ParseError> {
+    NaiveDateTime::parse_from_str(raw.trim(), "%Y-%m-%dT%H:%M")
+        .map(|t| t.and_utc())
+        .map_err(|_| {
+            crate::domain::ParseError::new(
+                field,
+                "give the date and time in UTC as YYYY-MM-DDTHH:MM",
+            )
+        })
 }
 
 #[derive(Template)]
@@ -180,14 +195,90 @@ fn back_on_form(
     }
 }
 
+/// Dependents listed per page of a retirement's page.
+const DEPENDENT_ROWS: usize = 100;
+
+/// What the signed-in person may do on a retirement's page, by role and state.
+struct Offers {
+    cancel: bool,
+    postpone: bool,
+    accept_shorter: bool,
+    override_dependents: bool,
+    decide_extensions: bool,
+    execute: bool,
+    waive_purges: bool,
+}
+
+impl Offers {
+    fn new(user: &ConsoleUser, state: RetirementState) -> Self {
+        let govern = may_govern_retirements(user.actor());
+        let pending = govern && state.is_pending();
+        Self {
+            cancel: govern && state.may_become(RetirementState::Cancelled),
+            postpone: pending,
+            accept_shorter: govern && state == RetirementState::NeedsDecision,
+            override_dependents: pending,
+            decide_extensions: pending,
+            execute: govern
+                && (state.may_become(RetirementState::Executing)
+                    || state == RetirementState::Executing),
+            waive_purges: govern && (state.is_pending() || state == RetirementState::Executing),
+        }
+    }
+}
+
+/// One step of the decommission as the timeline shows it.
+struct TimelineStep {
+    name: &'static str,
+    /// `done`, `waiting` (started, not finished) or `not-started`.
+    status: &'static str,
+    recorded: Option<Step>,
+}
+
+fn timeline(steps: Vec<Step>) -> Vec<TimelineStep> {
+    DecommissionStep::ALL
+        .iter()
+        .map(|&name| {
+            let recorded = steps.iter().find(|s| s.step == name).cloned();
+            let status = match &recorded {
+                Some(s) if s.finished_at.is_some() => "done",
+                Some(_) => "waiting",
+                None => "not-started",
+            };
+            TimelineStep {
+                name: name.as_str(),
+                status,
+                recorded,
+            }
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "console/retirement.html")]
 struct RetirementPage {
     chrome: Chrome,
     retirement: Retirement,
+    dependents_total: usize,
     dependents: Vec<Dependent>,
+    previous_page: Option<String>,
+    next_page: Option<String>,
+    /// Dependents asking for more time, whatever page they are on.
+    requests: Vec<Dependent>,
     notices: Vec<OutboxNotice>,
-    may_cancel: bool,
+    confirmations: Vec<Confirmation>,
+    purges: Vec<Purge>,
+    awaited_purges: Vec<String>,
+    timeline: Vec<TimelineStep>,
+    certificate: Option<String>,
+    offers: Offers,
+    error: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct PageQuery {
+    page: usize,
 }
 
 /// `GET /ui/retirements/{id}`.
@@ -195,27 +286,72 @@ pub async fn show(
     State(state): State<AppState>,
     Extension(user): Extension<ConsoleUser>,
     Path(id): Path<i64>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, PageError> {
+    render(&state, &user, RetirementId(id), query.page, None).await
+}
+
+/// The retirement's page, with `error` (a decision that could not be made) on top.
+pub(super) async fn render(
+    state: &AppState,
+    user: &ConsoleUser,
+    id: RetirementId,
+    page: usize,
+    error: Option<String>,
 ) -> Result<Response, PageError> {
     let retirements = state.services.retirements();
-    let id = RetirementId(id);
+    let decommission = state.services.decommission();
     let retirement = retirements.retirement(id).await?;
-    let dependents = retirements.retirement_dependents(id).await?;
-    let notices = retirements
-        .retirement_notices_seen_by(user.actor(), id, None)
-        .await?;
-    let may_govern = may_govern_retirements(user.actor());
-    Ok(ConsolePage(RetirementPage {
+    let all = retirements.retirement_dependents(id).await?;
+    let requests = all
+        .iter()
+        .filter(|d| d.extension_state == Some(ExtensionState::Requested))
+        .cloned()
+        .collect();
+    let pages = all.len().div_ceil(DEPENDENT_ROWS).max(1);
+    let page = page.min(pages - 1);
+    let page_link = |p: usize| format!("/ui/retirements/{id}?page={p}#dependents");
+    let certificate = if may_read_certificates(user.actor()) {
+        decommission
+            .certificate_id_of(id)
+            .await?
+            .map(|c| c.to_string())
+    } else {
+        None
+    };
+    let status = if error.is_some() {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let page = RetirementPage {
         chrome: Chrome::new(
-            &user,
+            user,
             "/ui/retirements",
             format!("Retirement {id} of {}", retirement.model),
         ),
-        may_cancel: may_govern && retirement.state.may_become(RetirementState::Cancelled),
+        offers: Offers::new(user, retirement.state),
+        dependents_total: all.len(),
+        previous_page: (page > 0).then(|| page_link(page - 1)),
+        next_page: (page + 1 < pages).then(|| page_link(page + 1)),
+        dependents: all
+            .into_iter()
+            .skip(page * DEPENDENT_ROWS)
+            .take(DEPENDENT_ROWS)
+            .collect(),
+        requests,
+        notices: retirements
+            .retirement_notices_seen_by(user.actor(), id, None)
+            .await?,
+        confirmations: decommission.enforcement_confirmations(id).await?,
+        purges: decommission.purges(id).await?,
+        awaited_purges: decommission.purges_awaited(id).await?,
+        timeline: timeline(decommission.decommission_steps(id).await?),
+        certificate,
         retirement,
-        dependents,
-        notices,
-    })
-    .into_response())
+        error,
+    };
+    Ok((status, ConsolePage(page)).into_response())
 }
 
 #[derive(serde::Deserialize)]

@@ -36,7 +36,7 @@ pub use certificate::{
 };
 pub use circuit_breaker::{AlertOutcome, MAX_ALERT_BYTES};
 pub use emergency::{EmergencyView, may_approve_erasures, may_pull_kill_switches};
-pub use enforcement::{CONFIRMATIONS_PATH, MAX_CONFIRMATION_BYTES};
+pub use enforcement::{CONFIRMATIONS_PATH, Confirmation, MAX_CONFIRMATION_BYTES};
 pub use revocation::{AuditedRevocations, REVOCATIONS_PAYLOAD_TYPE};
 
 use super::{ServiceError, Services};

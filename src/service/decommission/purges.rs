@@ -101,6 +101,19 @@ impl crate::service::Decommission<'_> {
         Ok(repo::list(self.store().reader(), id).await?)
     }
 
+    /// The derived stores among retirement `id`'s dependents that have neither confirmed
+    /// their purge nor been waived, by name: what its execution will wait for.
+    pub async fn purges_awaited(&self, id: RetirementId) -> Result<Vec<String>, ServiceError> {
+        let settled = repo::list(self.store().reader(), id).await?;
+        Ok(self
+            .derived_stores(id)
+            .await?
+            .into_iter()
+            .filter(|(store, _, _)| !settled.iter().any(|p| p.consumer_id == *store))
+            .map(|(_, name, _)| name.to_string())
+            .collect())
+    }
+
     /// A derived store's owner confirms it purged what it built from the retired
     /// versions; or governance waives a store with `justification`. Then the execution
     /// goes on if nothing else holds it.

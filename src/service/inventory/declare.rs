@@ -16,6 +16,9 @@ use std::sync::Arc;
 
 use super::*;
 
+/// The longest text a consumer search takes (a consumer name's limit).
+const MAX_SEARCH: usize = 100;
+
 impl crate::service::Inventory<'_> {
     pub async fn consumer(&self, name: &str) -> Result<Consumer, ServiceError> {
         let name = ConsumerName::parse(name)?;
@@ -39,6 +42,33 @@ impl crate::service::Inventory<'_> {
             .map(|(_, c)| c)
             .filter(|c| team.as_ref().is_none_or(|t| &c.owner_team == t))
             .filter(|c| after.is_none_or(|a| c.name.as_str() > a))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    /// Consumers whose name contains `part` (any when empty), by name, after `after`,
+    /// at most `limit`: what the console's consumer search lists.
+    pub fn search_consumers(
+        &self,
+        part: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Consumer>, ServiceError> {
+        let part = part.trim();
+        if part.len() > MAX_SEARCH {
+            return Err(crate::domain::ParseError::new(
+                "q",
+                format!("a consumer name has at most {MAX_SEARCH} characters"),
+            )
+            .into());
+        }
+        let g = self.read_graph();
+        Ok(g.consumers()
+            .into_iter()
+            .map(|(_, c)| c)
+            .filter(|c| after.is_none_or(|a| c.name.as_str() > a))
+            .filter(|c| c.name.as_str().contains(part))
             .take(limit)
             .cloned()
             .collect())

@@ -276,11 +276,7 @@ impl crate::service::Retirements<'_> {
             .read_graph()
             .consumer(consumer_id)
             .map(|c| c.owner_team.clone());
-        let allowed = actor.role == Role::Governance
-            || actor.role == Role::Admin
-            || actor.consumer.as_ref() == Some(name)
-            || (actor.role == Role::Owner && actor.team.is_some() && actor.team == owner);
-        if allowed {
+        if may_act_for(actor, name, owner.as_ref()) {
             Ok(consumer_id)
         } else {
             Err(ServiceError::Forbidden(format!(
@@ -405,4 +401,18 @@ pub enum Requester<'a> {
     Actor(&'a Actor, &'a str),
     /// The holder of a notice link (its token).
     Link(&'a str),
+}
+
+/// Whether `actor` may acknowledge or ask for more time on behalf of consumer `name`
+/// (owned by `owner`): governance, an admin, a token bound to it, or an owner of its
+/// team. Pages ask it to decide which forms to offer; the use cases enforce it.
+pub fn may_act_for(
+    actor: &Actor,
+    name: &ConsumerName,
+    owner: Option<&crate::domain::TeamName>,
+) -> bool {
+    actor.role == Role::Governance
+        || actor.role == Role::Admin
+        || actor.consumer.as_ref() == Some(name)
+        || (actor.role == Role::Owner && actor.team.is_some() && actor.team.as_ref() == owner)
 }

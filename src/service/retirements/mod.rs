@@ -14,7 +14,7 @@ mod schedule;
 mod state;
 
 pub use check::CheckReport;
-pub use decisions::Requester;
+pub use decisions::{Requester, may_act_for};
 pub(crate) use outbox::{escalation_contacts, new_notice_id};
 pub use schedule::{PreviewDependent, RetirementPreview};
 pub(super) use state::State;
@@ -349,6 +349,27 @@ impl crate::service::Retirements<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The retirements that found `consumer` among their dependents, newest first (at
+    /// most [`MAX_LIST`]), each with the consumer's standing in it: its notice, whether it
+    /// was told and acknowledged, and any request for more time.
+    pub async fn affecting_consumer(
+        &self,
+        consumer: &str,
+    ) -> Result<Vec<(Retirement, Dependent)>, ServiceError> {
+        let name = crate::domain::ConsumerName::parse(consumer)?;
+        let reader = self.store().reader();
+        let (id, _) = crate::store::inventory::find_consumer(reader, &name)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {name}")))?;
+        let mut affecting = Vec::new();
+        for standing in repo::dependent_of_each(reader, id, MAX_LIST).await? {
+            if let Some(r) = repo::find(reader, standing.retirement_id).await? {
+                affecting.push((r, standing));
+            }
+        }
+        Ok(affecting)
     }
 
     /// The pending retirement that covers `model@version`, if any: what downloads and the

@@ -125,6 +125,20 @@ impl Browser {
         self.wait_for(Locator::Css("form.who")).await;
     }
 
+    /// Asserts that `markup`, typed into some field, shows in the page as text: no
+    /// image was made from it and no script ran.
+    pub async fn assert_inert(&self, markup: &str) {
+        let text = self.text().await;
+        assert!(text.contains(markup), "{markup} shows as text: {text}");
+        let images: Value = self
+            .client
+            .execute("return document.images.length", vec![])
+            .await
+            .expect("counted");
+        assert_eq!(images, json!(0), "no image was made from {markup}");
+        assert!(self.client.get_alert_text().await.is_err(), "no script ran");
+    }
+
     /// Runs axe-core in the page; fails on any serious or critical violation. Then keeps
     /// a screenshot named `name`.
     pub async fn check_page(&self, name: &str) {
@@ -217,21 +231,9 @@ async fn a_reader_finds_a_model_and_clicks_through_its_dependents_in_chromium() 
     browser.check_page("catalogue").await;
 
     browser.click(Locator::LinkText("base")).await;
-    let text = browser.text().await;
-    assert!(
-        text.contains("<img src=x onerror=alert(1)></script>"),
-        "the description shows as text: {text}"
-    );
-    let images: Value = browser
-        .client
-        .execute("return document.images.length", vec![])
-        .await
-        .expect("counted");
-    assert_eq!(images, json!(0), "no image was made from the description");
-    assert!(
-        browser.client.get_alert_text().await.is_err(),
-        "no script ran"
-    );
+    browser
+        .assert_inert("<img src=x onerror=alert(1)></script>")
+        .await;
     browser.check_page("model").await;
 
     browser.click(Locator::LinkText("Dependents")).await;
@@ -245,6 +247,43 @@ async fn a_reader_finds_a_model_and_clicks_through_its_dependents_in_chromium() 
         "{evidence}"
     );
     browser.check_page("dependents-evidence").await;
+
+    // A reader is offered no schedule form; one forged in the page and posted with the
+    // reader's own CSRF token is refused by the server, and nothing is scheduled.
+    browser
+        .goto(&format!("{}/ui/retirements", app.address))
+        .await;
+    assert!(!browser.text().await.contains("Schedule a retirement"));
+    browser
+        .client
+        .execute(
+            "const form = document.createElement('form');
+             form.method = 'post';
+             form.action = '/ui/retirements';
+             const fields = { csrf: document.querySelector('input[name=csrf]').value,
+                              model: 'base', versions: '1.0.0',
+                              reason: 'forged in the page by a reader',
+                              effective_at: '2030-01-01T00:00' };
+             for (const [name, value] of Object.entries(fields)) {
+               const input = document.createElement('input');
+               input.type = 'hidden'; input.name = name; input.value = value;
+               form.appendChild(input);
+             }
+             document.body.appendChild(form);
+             form.submit();",
+            vec![],
+        )
+        .await
+        .expect("the forged form is posted");
+    let refused = browser
+        .text_of(Locator::XPath("//h1[starts-with(., '403')]"))
+        .await;
+    assert!(refused.contains("Forbidden"), "{refused}");
+    assert!(browser.text().await.contains("role reader may not"));
+    let scheduled = app
+        .gql_ok(&reader, "query { retirements { id } }", json!({}))
+        .await;
+    assert_eq!(scheduled["retirements"], json!([]));
 }
 
 /// The address notices link to in the browser tests: plain HTTP, so the session cookie
@@ -297,7 +336,7 @@ async fn governance_schedules_from_the_form_and_sees_the_acknowledgement_in_chro
     for (field, value) in [
         ("model", "fraud"),
         ("versions", "^2"),
-        ("reason", "superseded by 3.0"),
+        ("reason", REASON),
         ("replacement_model", "fraud"),
         ("replacement_version", "3.0.0"),
     ] {
@@ -338,7 +377,12 @@ async fn governance_schedules_from_the_form_and_sees_the_acknowledgement_in_chro
         .expect("scheduled");
     browser.wait_for(Locator::Css("span.state-scheduled")).await;
     let page_url = browser.client.current_url().await.expect("url").to_string();
+    browser.assert_inert(REASON).await;
     browser.check_page("retirement").await;
+    browser.click(Locator::LinkText("calendar")).await;
+    browser.wait_for(Locator::Css("table.calendar")).await;
+    assert!(browser.text().await.contains("fraud ^2"));
+    browser.check_page("calendar").await;
 
     crate::retirements::deliver(&w).await;
     let hooks = w.receiver.received_requests().await.expect("requests");
@@ -351,7 +395,25 @@ async fn governance_schedules_from_the_form_and_sees_the_acknowledgement_in_chro
     browser.goto(&page_url).await;
     let page = browser.text().await;
     assert!(page.contains("acknowledged"), "{page}");
+
+    // From a dependent to its page: what it uses, and the retirement, with its reason inert.
+    browser.click(Locator::LinkText("billing")).await;
+    browser.wait_for(Locator::Id("affecting-title")).await;
+    let consumer = browser.text().await;
+    assert!(
+        consumer.contains("Retirements affecting it (1)") && consumer.contains("checkout"),
+        "{consumer}"
+    );
+    browser.check_page("consumer").await;
 }
+
+/// A reason with markup in it, which every page must show as text.
+const REASON: &str =
+    "superseded by 3.0 <img src=x onerror=alert(1)></script><script>alert(2)</script>";
+
+/// A risk assessment with markup in it, which every page must show as text.
+const RISK: &str =
+    "the weights reproduce training records verbatim <img src=x onerror=alert(1)></script>";
 
 /// Security declares an emergency from the console (form, then the page that says what
 /// cannot be undone), a second security officer approves its erasure there; an auditor
@@ -373,10 +435,7 @@ async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chrom
     for (field, value) in [
         ("model", "fraud"),
         ("versions", "2.1.0"),
-        (
-            "risk_assessment",
-            "the weights reproduce training records verbatim when prompted",
-        ),
+        ("risk_assessment", RISK),
     ] {
         browser.fill(Locator::Id(field), value).await;
     }
@@ -385,6 +444,7 @@ async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chrom
         .click(Locator::XPath("//button[text()='Continue']"))
         .await;
     browser.wait_for(Locator::Id("confirm-title")).await;
+    browser.assert_inert(RISK).await;
     browser.check_page("emergency-confirm").await;
     browser
         .click(Locator::XPath("//button[text()='Retire now']"))
@@ -402,6 +462,7 @@ async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chrom
         .fill(Locator::Css("input[name=note]"), "forensic image taken")
         .await;
     browser.click(Locator::Css("input[name=understood]")).await;
+    browser.assert_inert(RISK).await;
     browser.check_page("emergency-approve").await;
     browser
         .click(Locator::XPath("//button[text()='Approve the erasure']"))

@@ -3,7 +3,10 @@
 
 mod audit;
 mod browser;
+mod calendar;
 mod certificates;
+mod consumers;
+mod decisions;
 mod dependents;
 mod emergency;
 mod pages;
@@ -12,6 +15,18 @@ mod sessions;
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
+
+/// The one number `sql` (a `COUNT(*)`) answers, read straight from the database.
+pub async fn count(app: &crate::support::TestApp, sql: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.services.store().reader();
+    db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("query")
+        .expect("a row")
+        .try_get_by_index::<i64>(0)
+        .expect("a count")
+}
 
 /// A browser's part of the protocol: one session cookie, redirects not followed (the
 /// tests assert where they go).

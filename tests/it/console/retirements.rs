@@ -1,24 +1,13 @@
 //! Retirements from the console: preview then schedule as governance; a reader sees no
 //! form and is refused when posting one directly; bad input comes back on the form.
 
-use super::Console;
-use sea_orm::{ConnectionTrait, Statement};
+use super::{Console, count};
 use serde_json::json;
 
 fn in_days(days: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::days(days))
         .format("%Y-%m-%dT%H:%M")
         .to_string()
-}
-
-async fn count(app: &crate::support::TestApp, sql: &str) -> i64 {
-    let db = app.services.store().reader();
-    db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .expect("query")
-        .expect("a row")
-        .try_get_by_index::<i64>(0)
-        .expect("a count")
 }
 
 on_both_backends! {

@@ -10,7 +10,7 @@ use crate::service::Services;
 use crate::store::{Store, StoreError};
 use crate::supervisor::Supervisor;
 use crate::vault::Vault;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
@@ -37,6 +37,8 @@ pub enum StartupError {
     },
     #[error("audit.checkpoint_schedule: {0}")]
     Schedule(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("loading the inventory graph: {0}")]
     Inventory(#[source] crate::service::ServiceError),
     #[error("recording this instance's first heartbeat: {0}")]
@@ -168,6 +170,8 @@ async fn check_kek_matches(store: &Store, vault: &Vault) -> Result<(), StartupEr
 
 pub struct Application {
     listener: TcpListener,
+    /// HTTPS on `listener`, when `http.tls` names a certificate.
+    tls: Option<crate::tls::Tls>,
     /// `/metrics`, when enabled.
     metrics: Option<TcpListener>,
     services: Services,
@@ -212,6 +216,7 @@ impl Application {
             connection_init_timeout_secs: settings.graphql.connection_init_timeout_secs,
         };
         let router = router(state, &settings);
+        let tls = crate::tls::Tls::from_settings(&settings.http.tls)?;
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -234,6 +239,7 @@ impl Application {
         };
         Ok(Self {
             listener,
+            tls,
             metrics,
             services,
             router,
@@ -337,7 +343,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let addr = self.listener.local_addr()?;
-        tracing::info!(%addr, "sunset is listening");
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, "sunset is listening");
         let workers = self.start_workers();
         if let Some(listener) = self.metrics {
             let metrics_addr = listener.local_addr()?;
@@ -352,11 +359,31 @@ impl Application {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         // systemd (`Type=notify`): ready now the listeners are bound and the graph loaded.
         notify_systemd(sd_notify::NotifyState::Ready);
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let graceful = async move {
             shutdown.await;
             notify_systemd(sd_notify::NotifyState::Stopping);
             let _ = stopping_tx.send(());
-        });
+        };
+        // Every request knows its peer, and whether it presented a client certificate.
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<crate::tls::Peer>();
+        let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+            match self.tls {
+                None => Box::pin(
+                    axum::serve(self.listener, app)
+                        .with_graceful_shutdown(graceful)
+                        .into_future(),
+                ),
+                Some(tls) => {
+                    tls.reload_on_hangup();
+                    Box::pin(
+                        axum::serve(tls.listen(self.listener)?, app)
+                            .with_graceful_shutdown(graceful)
+                            .into_future(),
+                    )
+                }
+            };
         let drained = async {
             let _ = stopping_rx.await;
             tokio::time::sleep(Duration::from_secs(10)).await;

@@ -71,6 +71,21 @@ pub struct HttpSettings {
     pub console: bool,
     /// How long a console session lasts from sign-in, in hours (1 to 24).
     pub console_session_hours: u64,
+    /// HTTPS on `listen` (plain HTTP when no certificate is named).
+    pub tls: TlsSettings,
+}
+
+/// `[http.tls]`: PEM files, read at start and again on SIGHUP.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// The server's certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// CA certificates that issue clients' certificates: the webhook routes then refuse
+    /// a request whose connection presented none.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -499,6 +514,7 @@ impl Default for HttpSettings {
             max_concurrent_requests: 1024,
             console: true,
             console_session_hours: 8,
+            tls: TlsSettings::default(),
         }
     }
 }

@@ -24,4 +24,5 @@ pub mod supervisor;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;
+pub mod tls;
 pub mod vault;

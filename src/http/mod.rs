@@ -136,6 +136,18 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             state.clone(),
             auth::require_token,
         ));
+    // With a client CA configured, the webhook routes serve only connections that
+    // presented a certificate it issued (their messages' signatures are checked as ever).
+    let (hooks, alerts, confirmations) = if settings.http.tls.client_ca_file.is_some() {
+        let mtls = || middleware::from_fn(require_client_certificate);
+        (
+            hooks.route_layer(mtls()),
+            alerts.route_layer(mtls()),
+            confirmations.route_layer(mtls()),
+        )
+    } else {
+        (hooks, alerts, confirmations)
+    };
     let console = if settings.http.console {
         let policy = console::CookiePolicy {
             public_https: settings
@@ -169,6 +181,27 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(middleware::from_fn(crate::prometheus::track_http))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// Refuses a request whose connection presented no client certificate from the
+/// configured client CA (a certificate from any other issuer ended the handshake).
+async fn require_client_certificate(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::extract::ConnectInfo;
+    let presented = request
+        .extensions()
+        .get::<ConnectInfo<crate::tls::Peer>>()
+        .is_some_and(|ConnectInfo(peer)| peer.client_certificate);
+    if presented {
+        next.run(request).await
+    } else {
+        ApiError::unauthenticated(
+            "this route needs a client certificate issued by the CA in http.tls.client_ca_file",
+        )
+        .into_response()
+    }
 }
 
 /// `POST /graphql`, following GraphQL over HTTP: a client that accepts

@@ -24,3 +24,4 @@ mod schema;
 mod signatures;
 mod signers;
 mod subscriptions;
+mod tls;

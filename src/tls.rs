@@ -174,7 +174,12 @@ impl Tls {
         let tls = self.clone();
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match tcp.accept().await {
+                // Once the server stops taking connections, stop accepting them too.
+                let accepted = tokio::select! {
+                    accepted = tcp.accept() => accepted,
+                    () = tx.closed() => return,
+                };
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: pause rather than spin.
@@ -183,9 +188,6 @@ impl Tls {
                         continue;
                     }
                 };
-                if tx.is_closed() {
-                    return;
-                }
                 let acceptor = tls.acceptor();
                 let handed = tx.clone();
                 tokio::spawn(async move {

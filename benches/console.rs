@@ -13,7 +13,7 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,23 +27,6 @@ const REQUESTS: usize = 30;
 const DERIVED: usize = 20;
 const KINDS: [&str; 5] = ["service", "pipeline", "job", "notebook", "derived_store"];
 const ENVIRONMENTS: [&str; 3] = ["production", "staging", "development"];
-
-async fn insert_chunks<E, A>(db: &DatabaseConnection, rows: Vec<A>)
-where
-    E: EntityTrait,
-    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
-{
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let txn = db.begin().await.expect("begin");
-        let chunk: Vec<A> = rows.by_ref().take(1_000).collect();
-        E::insert_many(chunk)
-            .exec_without_returning(&txn)
-            .await
-            .expect("insert");
-        txn.commit().await.expect("commit");
-    }
-}
 
 /// The hub and its owner's token, through the service; the dependents straight into the
 /// tables (50,000 audited declarations would take the bench minutes).
@@ -149,10 +132,10 @@ async fn generate(services: &Services, dependents: usize) -> String {
             )
         });
     }
-    insert_chunks(db, models).await;
-    insert_chunks(db, versions).await;
-    insert_chunks(db, consumers).await;
-    insert_chunks(db, edges).await;
+    common::insert_chunks(db, models).await;
+    common::insert_chunks(db, versions).await;
+    common::insert_chunks(db, consumers).await;
+    common::insert_chunks(db, edges).await;
     inventory_change::Entity::insert(inventory_change::ActiveModel {
         revision: Set(1_000_000),
         at: Set(now),

@@ -88,28 +88,6 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-async fn insert_chunks<E, A>(db: &DatabaseConnection, rows: Vec<A>)
-where
-    E: EntityTrait,
-    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
-{
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let txn = db.begin().await.expect("begin");
-        for _ in 0..50 {
-            let chunk: Vec<A> = rows.by_ref().take(1_000).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            E::insert_many(chunk)
-                .exec_without_returning(&txn)
-                .await
-                .expect("insert");
-        }
-        txn.commit().await.expect("commit");
-    }
-}
-
 /// Writes the synthetic inventory straight into the tables (the one place sunset's own
 /// write path is bypassed: a million audited mutations would take the bench an hour).
 async fn generate(services: &Services, shape: Shape) -> Generated {
@@ -300,10 +278,10 @@ async fn generate(services: &Services, shape: Shape) -> Generated {
         uses_at(c, m, v, &mut edges);
     }
     let total_edges = edges.len();
-    insert_chunks(db, models).await;
-    insert_chunks(db, versions_rows).await;
-    insert_chunks(db, consumers).await;
-    insert_chunks(db, edges).await;
+    common::insert_chunks(db, models).await;
+    common::insert_chunks(db, versions_rows).await;
+    common::insert_chunks(db, consumers).await;
+    common::insert_chunks(db, edges).await;
     inventory_change::Entity::insert(inventory_change::ActiveModel {
         revision: Set(1_000_000),
         at: Set(now),

@@ -146,3 +146,29 @@ pub async fn seed_version(
         .expect("read")
         .expect("the seed version")
 }
+
+/// Writes generated rows straight into their table, 1,000 to a statement and 50
+/// statements to a transaction.
+#[allow(dead_code)]
+pub async fn insert_chunks<E, A>(db: &DatabaseConnection, rows: Vec<A>)
+where
+    E: sea_orm::EntityTrait,
+    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
+{
+    use sea_orm::TransactionTrait;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let txn = db.begin().await.expect("begin");
+        for _ in 0..50 {
+            let chunk: Vec<A> = rows.by_ref().take(1_000).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            E::insert_many(chunk)
+                .exec_without_returning(&txn)
+                .await
+                .expect("insert");
+        }
+        txn.commit().await.expect("commit");
+    }
+}

@@ -241,6 +241,30 @@ pub async fn consumer_by_id(
         .transpose()
 }
 
+/// The dependents of retirement `retirement` that are derived stores, `(id, consumer)`,
+/// by name: one query, however many dependents the retirement has.
+pub async fn derived_store_dependents(
+    conn: &impl ConnectionTrait,
+    retirement: crate::domain::RetirementId,
+) -> Result<Vec<(ConsumerId, Consumer)>, StoreError> {
+    use super::entities::retirement_dependent as dependent;
+    use sea_orm::sea_query::Query;
+    let of_retirement = Query::select()
+        .column(dependent::Column::ConsumerId)
+        .from(dependent::Entity)
+        .and_where(dependent::Column::RetirementId.eq(retirement.0))
+        .to_owned();
+    consumer::Entity::find()
+        .filter(consumer::Column::Kind.eq(crate::domain::ConsumerKind::DerivedStore.as_str()))
+        .filter(consumer::Column::Id.in_subquery(of_retirement))
+        .order_by_asc(consumer::Column::Name)
+        .all(conn)
+        .await?
+        .iter()
+        .map(|r| Ok((ConsumerId(r.id), to_consumer(r)?)))
+        .collect()
+}
+
 /// The sealed notice-signing secret of a consumer, if it has one.
 pub async fn consumer_secret(
     conn: &impl ConnectionTrait,

@@ -95,6 +95,23 @@ pub async fn list(
         .collect()
 }
 
+/// The retirements with these ids, in no particular order (absent ids are skipped).
+pub async fn find_many(
+    conn: &impl ConnectionTrait,
+    ids: &[RetirementId],
+) -> Result<Vec<Retirement>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    retirement::Entity::find()
+        .filter(retirement::Column::Id.is_in(ids.iter().map(|id| id.0)))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect()
+}
+
 /// Who holds the lease on retirement `id`'s decommission steps, and until when.
 pub async fn lease(
     conn: &impl ConnectionTrait,

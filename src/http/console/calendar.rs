@@ -90,11 +90,7 @@ async fn render(
     let shown = retirements.len();
     let today = state.services.now().date_naive();
     let weeks = month_grid(first, next_first, today, retirements);
-    let status = if error.is_some() {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        axum::http::StatusCode::OK
-    };
+    let status = super::page::status_with(&error);
     let page = CalendarPage {
         chrome: Chrome::new(
             user,
@@ -173,9 +169,8 @@ pub async fn create_feed(
             let shown = (made.feed.name.clone(), made.url.as_str().to_owned());
             render(&state, &user, this_month, Some(shown), None).await
         }
-        Err(crate::service::ServiceError::Forbidden(m)) => Err(PageError::forbidden(m)),
         Err(e) => {
-            let message = PageError::from(e).message().to_owned();
+            let message = PageError::refusal_or_message(e)?;
             render(&state, &user, this_month, None, Some(message)).await
         }
     }

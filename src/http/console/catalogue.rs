@@ -68,11 +68,7 @@ pub async fn models(
             serde_urlencoded::to_string(params).unwrap_or_default()
         )
     });
-    let status = if error.is_some() {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        axum::http::StatusCode::OK
-    };
+    let status = super::page::status_with(&error);
     let page = ModelsPage {
         chrome: Chrome::new(&user, "/ui/models", "Catalogue"),
         search: query.search,

@@ -61,11 +61,7 @@ pub async fn list(
             serde_urlencoded::to_string(params).unwrap_or_default()
         )
     });
-    let status = if error.is_some() {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        axum::http::StatusCode::OK
-    };
+    let status = super::page::status_with(&error);
     let page = ListPage {
         chrome: Chrome::new(&user, "/ui/consumers", "Consumers"),
         q: query.q,
@@ -131,11 +127,7 @@ async fn render(
         .retirements()
         .affecting_consumer(name)
         .await?;
-    let status = if error.is_some() {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        axum::http::StatusCode::OK
-    };
+    let status = super::page::status_with(&error);
     let page = ConsumerPage {
         chrome: Chrome::new(user, "/ui/consumers", format!("Consumer {}", consumer.name)),
         may_act: may_act_for_consumer(user.actor(), &consumer.name, Some(&consumer.owner_team)),
@@ -157,9 +149,8 @@ async fn done<T>(
 ) -> Result<Response, PageError> {
     match outcome {
         Ok(_) => Ok(Redirect::to(&format!("/ui/consumers/{name}#affecting-title")).into_response()),
-        Err(ServiceError::Forbidden(m)) => Err(PageError::forbidden(m)),
         Err(e) => {
-            let message = PageError::from(e).message().to_owned();
+            let message = PageError::refusal_or_message(e)?;
             render(state, user, name, Some(message)).await
         }
     }

@@ -21,9 +21,8 @@ async fn decided<T>(
 ) -> Result<Response, PageError> {
     match done {
         Ok(_) => Ok(Redirect::to(&format!("/ui/retirements/{id}")).into_response()),
-        Err(ServiceError::Forbidden(m)) => Err(PageError::forbidden(m)),
         Err(e) => {
-            let message = PageError::from(e).message().to_owned();
+            let message = PageError::refusal_or_message(e)?;
             render(state, user, id, 0, Some(message)).await
         }
     }

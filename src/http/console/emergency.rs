@@ -72,11 +72,7 @@ async fn render(
     confirming: bool,
     error: Option<String>,
 ) -> Result<Response, PageError> {
-    let status = if error.is_some() {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        axum::http::StatusCode::OK
-    };
+    let status = super::page::status_with(&error);
     let page = EmergencyPage {
         chrome: Chrome::new(user, "/ui/emergency", "Emergency"),
         may_declare: may_pull_kill_switches(user.actor()),
@@ -127,9 +123,8 @@ pub async fn declare(
         Ok((retirement, _)) => {
             Ok(Redirect::to(&format!("/ui/retirements/{}", retirement.id)).into_response())
         }
-        Err(crate::service::ServiceError::Forbidden(m)) => Err(PageError::forbidden(m)),
         Err(e) => {
-            let message = PageError::from(e).message().to_owned();
+            let message = PageError::refusal_or_message(e)?;
             render(
                 &state,
                 &user,

@@ -65,6 +65,16 @@ impl Chrome {
     }
 }
 
+/// The status of a page that may carry `error`: 422 when it says why a form was not
+/// taken (the form comes back with what was typed), 200 otherwise.
+pub fn status_with(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// Renders a page template as `200 text/html`.
 pub struct ConsolePage<T: Template>(pub T);
 
@@ -121,6 +131,15 @@ impl PageError {
 
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    /// What a form shows when its use case said no: a refusal stays a refusal page
+    /// (recorded, 403); any other error becomes the message shown on the form.
+    pub fn refusal_or_message(e: ServiceError) -> Result<String, Self> {
+        match e {
+            ServiceError::Forbidden(m) => Err(Self::forbidden(m)),
+            e => Ok(Self::from(e).message().to_owned()),
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {

@@ -117,11 +117,7 @@ fn form_page(
     preview: Option<RetirementPreview>,
     error: Option<String>,
 ) -> Response {
-    let status = if error.is_some() {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        axum::http::StatusCode::OK
-    };
+    let status = super::page::status_with(&error);
     let title = if preview.is_some() {
         "Check and schedule"
     } else {
@@ -184,15 +180,8 @@ fn back_on_form(
     form: ScheduleForm,
     e: ServiceError,
 ) -> Result<Response, PageError> {
-    match e {
-        ServiceError::Forbidden(m) => Err(PageError::forbidden(m)),
-        e => Ok(form_page(
-            user,
-            form,
-            None,
-            Some(PageError::from(e).message().to_owned()),
-        )),
-    }
+    let message = PageError::refusal_or_message(e)?;
+    Ok(form_page(user, form, None, Some(message)))
 }
 
 /// Dependents listed per page of a retirement's page.
@@ -319,11 +308,7 @@ pub(super) async fn render(
     } else {
         None
     };
-    let status = if error.is_some() {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        axum::http::StatusCode::OK
-    };
+    let status = super::page::status_with(&error);
     let page = RetirementPage {
         chrome: Chrome::new(
             user,

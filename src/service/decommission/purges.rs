@@ -12,13 +12,12 @@ use crate::domain::DecommissionStep;
 use crate::domain::Purge;
 use crate::domain::Retirement;
 use crate::domain::RetirementId;
-use crate::domain::{ConsumerKind, ConsumerName, RetirementState, Role, Text};
+use crate::domain::{ConsumerName, RetirementState, Role, Text};
 use crate::service::ServiceError;
 use crate::service::retirements::{MAX_TEXT, require_governance};
 use crate::store::inventory as inventory_repo;
 use crate::store::kill_switch as steps;
 use crate::store::purges as repo;
-use crate::store::retirements as retirement_repo;
 
 impl crate::service::Decommission<'_> {
     /// The derived stores among the retirement's dependents: `(consumer id, name, team)`.
@@ -26,16 +25,13 @@ impl crate::service::Decommission<'_> {
         &self,
         id: RetirementId,
     ) -> Result<Vec<(ConsumerId, ConsumerName, crate::domain::TeamName)>, ServiceError> {
-        let db = self.store().reader();
-        let mut stores = Vec::new();
-        for d in retirement_repo::dependents(db, id).await? {
-            if let Some(c) = inventory_repo::consumer_by_id(db, d.consumer_id).await?
-                && c.kind == ConsumerKind::DerivedStore
-            {
-                stores.push((d.consumer_id, c.name, c.owner_team));
-            }
-        }
-        Ok(stores)
+        Ok(
+            inventory_repo::derived_store_dependents(self.store().reader(), id)
+                .await?
+                .into_iter()
+                .map(|(store, c)| (store, c.name, c.owner_team))
+                .collect(),
+        )
     }
 
     pub(super) async fn step_derived_data(

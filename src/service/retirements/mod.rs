@@ -363,13 +363,18 @@ impl crate::service::Retirements<'_> {
         let (id, _) = crate::store::inventory::find_consumer(reader, &name)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no consumer named {name}")))?;
-        let mut affecting = Vec::new();
-        for standing in repo::dependent_of_each(reader, id, MAX_LIST).await? {
-            if let Some(r) = repo::find(reader, standing.retirement_id).await? {
-                affecting.push((r, standing));
-            }
-        }
-        Ok(affecting)
+        let standings = repo::dependent_of_each(reader, id, MAX_LIST).await?;
+        let ids: Vec<RetirementId> = standings.iter().map(|d| d.retirement_id).collect();
+        let mut by_id: std::collections::HashMap<RetirementId, Retirement> =
+            repo::find_many(reader, &ids)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r))
+                .collect();
+        Ok(standings
+            .into_iter()
+            .filter_map(|d| by_id.remove(&d.retirement_id).map(|r| (r, d)))
+            .collect())
     }
 
     /// The pending retirement that covers `model@version`, if any: what downloads and the

@@ -48,6 +48,7 @@ fn owner() -> Actor {
         team: TeamName::parse("bench").ok(),
         kind: ActorKind::Token,
         consumer: None,
+        client_ip: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn actor(name: &str, role: Role, team: Option<&str>) -> Actor {
         team: team.and_then(|t| TeamName::parse(t).ok()),
         kind: ActorKind::Token,
         consumer: None,
+        client_ip: None,
     }
 }
 

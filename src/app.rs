@@ -37,6 +37,8 @@ pub enum StartupError {
     },
     #[error("audit.checkpoint_schedule: {0}")]
     Schedule(String),
+    #[error("{0}")]
+    ClientAddresses(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error("loading the inventory graph: {0}")]
@@ -214,6 +216,10 @@ impl Application {
             graphql: schemas,
             graphiql: settings.http.graphiql,
             connection_init_timeout_secs: settings.graphql.connection_init_timeout_secs,
+            client_addresses: std::sync::Arc::new(
+                crate::http::ClientAddresses::from_settings(&settings.http)
+                    .map_err(StartupError::ClientAddresses)?,
+            ),
         };
         let router = router(state, &settings);
         let tls = crate::tls::Tls::from_settings(&settings.http.tls)?;

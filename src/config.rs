@@ -73,6 +73,12 @@ pub struct HttpSettings {
     pub console_session_hours: u64,
     /// HTTPS on `listen` (plain HTTP when no certificate is named).
     pub tls: TlsSettings,
+    /// Reverse proxies (addresses or CIDR ranges) whose `client_ip_header` is believed
+    /// for the client's address in audit records; from anyone else the connection's
+    /// peer is the client. Empty by default: no header is believed.
+    pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies name the client in.
+    pub client_ip_header: String,
 }
 
 /// `[http.tls]`: PEM files, read at start and again on SIGHUP.
@@ -515,6 +521,8 @@ impl Default for HttpSettings {
             console: true,
             console_session_hours: 8,
             tls: TlsSettings::default(),
+            trusted_proxies: Vec::new(),
+            client_ip_header: "x-forwarded-for".into(),
         }
     }
 }
@@ -725,6 +733,29 @@ impl Settings {
             return Err(ConfigError(
                 "http.console_session_hours must be 1 to 24: a console session is a working day at most".into(),
             ));
+        }
+        self.validate_client_addresses()
+    }
+
+    fn validate_client_addresses(&self) -> Result<(), ConfigError> {
+        if self.http.trusted_proxies.len() > 256 {
+            return Err(ConfigError(
+                "http.trusted_proxies lists more than 256 entries; name ranges instead".into(),
+            ));
+        }
+        for proxy in &self.http.trusted_proxies {
+            let raw = proxy.trim();
+            if raw.parse::<ipnet::IpNet>().is_err() && raw.parse::<std::net::IpAddr>().is_err() {
+                return Err(ConfigError(format!(
+                    "http.trusted_proxies: {raw:?} is neither an address nor a CIDR range (10.0.0.0/8, 2001:db8::/32)"
+                )));
+            }
+        }
+        if axum::http::HeaderName::try_from(self.http.client_ip_header.as_str()).is_err() {
+            return Err(ConfigError(format!(
+                "http.client_ip_header {:?} is not a header name",
+                self.http.client_ip_header
+            )));
         }
         Ok(())
     }

@@ -28,6 +28,7 @@ mod m20261206_000017_create_calendar_feeds;
 mod m20261206_000018_delivery_claims;
 mod m20261206_000019_create_console_sessions;
 mod m20261206_000020_dependents_by_consumer;
+mod m20261207_000021_audit_client_ip;
 
 pub struct Migrator;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000018_delivery_claims::Migration),
             Box::new(m20261206_000019_create_console_sessions::Migration),
             Box::new(m20261206_000020_dependents_by_consumer::Migration),
+            Box::new(m20261207_000021_audit_client_ip::Migration),
         ]
     }
 }

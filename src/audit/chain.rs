@@ -26,14 +26,21 @@ pub struct SealedRecord {
     /// Hex HMAC-SHA256 of `hash` under the audit key ([`AuditMacKey`]): without the
     /// key, no one can forge a record, nor rewrite the chain and re-hash it.
     pub mac: String,
+    /// The address of the client whose request made the change, when there was one.
+    pub client_ip: Option<String>,
 }
 
 impl SealedRecord {
     /// The hash this record's fields and predecessor determine. Every field is length
-    /// prefixed, so no two different records share an encoding.
+    /// prefixed, so no two different records share an encoding. A record with a client
+    /// address is hashed as v2, with the address last; one without stays v1, so records
+    /// written before addresses were kept verify as they always did.
     pub fn compute_hash(&self) -> String {
         let mut h = Sha256::new();
-        h.update(b"sunset/audit-record/v1\n");
+        h.update(match self.client_ip {
+            None => b"sunset/audit-record/v1\n".as_slice(),
+            Some(_) => b"sunset/audit-record/v2\n".as_slice(),
+        });
         h.update(self.seq.to_be_bytes());
         h.update(self.recorded_at.timestamp_micros().to_be_bytes());
         for field in [
@@ -48,6 +55,9 @@ impl SealedRecord {
         put(&mut h, self.before_state.as_ref());
         put(&mut h, self.after_state.as_ref());
         put(&mut h, Some(&self.prev_hash));
+        if let Some(ip) = &self.client_ip {
+            put(&mut h, Some(ip));
+        }
         hex_of(&h.finalize())
     }
 
@@ -78,6 +88,7 @@ impl SealedRecord {
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
             mac: String::new(),
+            client_ip: entry.client_ip.map(|ip| ip.to_string()),
         };
         record.hash = record.compute_hash();
         record.mac = key.tag(&record.hash);

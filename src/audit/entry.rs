@@ -248,6 +248,25 @@ impl SubjectType {
     }
 }
 
+/// Who makes a change: the name and role recorded, and the client's address when the
+/// change came over the network.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditIdentity<'a> {
+    pub name: &'a str,
+    pub role: &'a str,
+    pub client_ip: Option<std::net::IpAddr>,
+}
+
+impl<'a> From<(&'a str, &'a str)> for AuditIdentity<'a> {
+    fn from((name, role): (&'a str, &'a str)) -> Self {
+        Self {
+            name,
+            role,
+            client_ip: None,
+        }
+    }
+}
+
 /// A record to append. `before` and `after` are snapshots serialised to JSON once, here,
 /// and stored as that exact text, so the hash covers what an auditor reads.
 #[derive(Debug, Clone)]
@@ -259,18 +278,21 @@ pub struct AuditEntry {
     pub subject: String,
     pub before: Option<String>,
     pub after: Option<String>,
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 impl AuditEntry {
-    pub fn new(
-        actor: (&str, &str),
+    pub fn new<'a>(
+        actor: impl Into<AuditIdentity<'a>>,
         action: Action,
         subject_type: SubjectType,
         subject: impl Into<String>,
     ) -> Self {
+        let actor = actor.into();
         Self {
-            actor: actor.0.to_owned(),
-            actor_role: actor.1.to_owned(),
+            actor: actor.name.to_owned(),
+            actor_role: actor.role.to_owned(),
+            client_ip: actor.client_ip,
             action,
             subject_type,
             subject: subject.into(),

@@ -20,5 +20,5 @@ mod mac;
 
 pub use chain::{ChainBreak, ChainVerifier, GENESIS_HASH, SealedRecord, VerifyReport};
 pub use checkpoint::{Checkpoint, CheckpointError, key_id as checkpoint_key_id};
-pub use entry::{Action, AuditEntry, SubjectType};
+pub use entry::{Action, AuditEntry, AuditIdentity, SubjectType};
 pub use mac::AuditMacKey;

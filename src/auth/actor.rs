@@ -1,6 +1,8 @@
 //! The authenticated party behind a request or command.
 
+use crate::audit::AuditIdentity;
 use crate::domain::{ConsumerName, Role, TeamName, TokenInfo};
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActorKind {
@@ -21,6 +23,9 @@ pub struct Actor {
     pub kind: ActorKind,
     /// The consumer a bound token acts for.
     pub consumer: Option<ConsumerName>,
+    /// The client's address, for a request that came over the network (the connection's
+    /// peer, or what a trusted proxy said it was). Recorded in audit records.
+    pub client_ip: Option<IpAddr>,
 }
 
 impl Actor {
@@ -31,6 +36,7 @@ impl Actor {
             team: info.team.clone(),
             kind: ActorKind::Token,
             consumer: info.consumer.clone(),
+            client_ip: None,
         }
     }
 
@@ -55,6 +61,7 @@ impl Actor {
             team: None,
             kind: ActorKind::LocalOperator,
             consumer: None,
+            client_ip: None,
         }
     }
 
@@ -65,12 +72,23 @@ impl Actor {
             team: None,
             kind: ActorKind::System,
             consumer: None,
+            client_ip: None,
         }
     }
 
-    /// `(name, role)` as recorded in audit records.
-    pub fn audit_identity(&self) -> (&str, &str) {
-        (&self.name, self.role.as_str())
+    /// Who is recorded in audit records: name, role and client address.
+    pub fn audit_identity(&self) -> AuditIdentity<'_> {
+        AuditIdentity {
+            name: &self.name,
+            role: self.role.as_str(),
+            client_ip: self.client_ip,
+        }
+    }
+
+    /// The same actor, seen from `ip`.
+    pub fn from_address(mut self, ip: Option<IpAddr>) -> Self {
+        self.client_ip = ip;
+        self
     }
 
     pub fn has_role(&self, roles: &[Role]) -> bool {

@@ -241,3 +241,30 @@ fn traces_are_off_by_default_and_a_bad_endpoint_is_named() {
         assert!(!e.contains("secret@"), "{e}");
     }
 }
+
+#[test]
+fn trusted_proxies_are_ranges_or_addresses_and_bad_ones_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxies.toml");
+    let load = |toml: &str| {
+        std::fs::write(&file, toml).unwrap();
+        Settings::load(Some(&file)).map_err(|e| e.to_string())
+    };
+    let s = load("[http]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\n")
+        .unwrap();
+    assert_eq!(s.http.trusted_proxies.len(), 3);
+    assert_eq!(s.http.client_ip_header, "x-forwarded-for");
+    for (toml, needle) in [
+        (
+            "[http]\ntrusted_proxies = [\"10.0.0/33\"]\n",
+            "\"10.0.0/33\" is neither an address nor a CIDR range",
+        ),
+        (
+            "[http]\nclient_ip_header = \"bad header\"\n",
+            "not a header name",
+        ),
+    ] {
+        let e = load(toml).unwrap_err();
+        assert!(e.contains(needle), "{toml}: {e}");
+    }
+}

@@ -57,6 +57,10 @@ pub struct AuditRecord {
     after: Option<String>,
     prev_hash: String,
     hash: String,
+    /// The address the change's request came from (the connection's peer, or what a
+    /// trusted proxy named); null for the CLI, scheduled jobs, webhook batches, and
+    /// records written before addresses were kept. Covered by the hash when present.
+    client_ip: Option<String>,
 }
 
 impl From<SealedRecord> for AuditRecord {
@@ -73,6 +77,7 @@ impl From<SealedRecord> for AuditRecord {
             after: r.after_state,
             prev_hash: r.prev_hash,
             hash: r.hash,
+            client_ip: r.client_ip,
         }
     }
 }

@@ -35,6 +35,8 @@ struct Line<'a> {
     after: Option<&'a str>,
     prev_hash: &'a str,
     hash: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ip: Option<&'a str>,
 }
 
 fn line(r: &SealedRecord) -> String {
@@ -50,6 +52,7 @@ fn line(r: &SealedRecord) -> String {
         after: r.after_state.as_deref(),
         prev_hash: &r.prev_hash,
         hash: &r.hash,
+        client_ip: r.client_ip.as_deref(),
     };
     let mut s = serde_json::to_string(&l).unwrap_or_default();
     s.push('\n');

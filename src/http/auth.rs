@@ -49,6 +49,10 @@ pub async fn require_token(
     };
     match state.services.admin().authenticate(secret).await {
         Ok(Some(actor)) => {
+            let from = state
+                .client_addresses
+                .of(request.extensions(), request.headers());
+            let actor = actor.from_address(from);
             // Cheap clones (shared bytes): the route is spelled out only for a refusal.
             let (method, uri) = (request.method().clone(), request.uri().clone());
             request.extensions_mut().insert(actor.clone());

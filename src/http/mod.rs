@@ -15,6 +15,8 @@ mod artifacts;
 mod audit_export;
 mod auth;
 mod boms;
+mod client_address;
+pub use client_address::{ClientAddresses, ClientIp};
 mod console;
 mod decommission;
 mod error;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub graphiql: bool,
     /// How long a subscription socket may wait for its `connection_init`.
     pub connection_init_timeout_secs: u64,
+    /// Where requests come from, for audit records.
+    pub client_addresses: std::sync::Arc<ClientAddresses>,
 }
 
 /// Every route of the API in one table, with the layers each group needs. Longer than a

@@ -66,15 +66,18 @@ pub fn csrf_matches(secret: &str, presented: &str) -> bool {
 
 impl super::Admin<'_> {
     /// Opens a session for the holder of token `presented`; `None` for an unknown or
-    /// revoked token (the caller says so without telling which).
+    /// revoked token (the caller says so without telling which). `from` is the client's
+    /// address, for the audit record.
     pub async fn sign_in(
         &self,
         presented: &str,
+        from: Option<std::net::IpAddr>,
     ) -> Result<Option<(SessionSecret, ConsoleSession)>, ServiceError> {
         let Some(actor) = self.authenticate(presented).await? else {
             tracing::warn!("console sign-in refused: unknown or revoked token");
             return Ok(None);
         };
+        let actor = actor.from_address(from);
         let mut bytes = Zeroizing::new([0u8; 32]);
         rand::rng().fill_bytes(bytes.as_mut());
         let secret = SessionSecret(Zeroizing::new(format!(

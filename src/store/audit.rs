@@ -37,6 +37,7 @@ fn row_of(r: &SealedRecord) -> audit_record::ActiveModel {
         prev_hash: Set(r.prev_hash.clone()),
         hash: Set(r.hash.clone()),
         mac: Set(r.mac.clone()),
+        client_ip: Set(r.client_ip.clone()),
     }
 }
 
@@ -105,6 +106,7 @@ fn to_sealed(m: audit_record::Model) -> SealedRecord {
         prev_hash: m.prev_hash,
         hash: m.hash,
         mac: m.mac,
+        client_ip: m.client_ip,
     }
 }
 

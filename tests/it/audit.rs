@@ -106,7 +106,7 @@ on_both_backends! {
 
 on_both_backends! {
     async fn concurrent_writers_keep_one_unbroken_chain(app) {
-        let owner_actor = Actor { name: "owner-a".into(), role: sunset::domain::Role::Owner, team: Some(sunset::domain::TeamName::parse("payments-ml").expect("team")), kind: sunset::auth::ActorKind::Token, consumer: None };
+        let owner_actor = Actor { name: "owner-a".into(), role: sunset::domain::Role::Owner, team: Some(sunset::domain::TeamName::parse("payments-ml").expect("team")), kind: sunset::auth::ActorKind::Token, consumer: None, client_ip: None };
         let before = app.audit_count().await;
         let mut tasks = Vec::new();
         for i in 0..40 {
@@ -169,6 +169,7 @@ on_both_backends! {
             team: Some(sunset::domain::TeamName::parse("payments-ml").expect("team")),
             kind: sunset::auth::ActorKind::Token,
             consumer: None,
+            client_ip: None,
         };
         let model = |name: String| ModelInput { name, owner_team: "payments-ml".into(), tier: "standard".into(), description: String::new(), contacts: vec![] };
         let before = app.audit_count().await;
@@ -230,5 +231,63 @@ on_both_backends! {
         assert!(graphql["refused"][0]["message"].as_str().unwrap_or("").contains("reader"), "{graphql}");
         assert_eq!(refused[1]["subject"], "PUT /v1/models/fraud-scorer/versions/1.0.0/artifacts/x.bin");
         assert!(why(&refused[1])["refused"][0]["message"].as_str().unwrap_or("").contains("owner role"));
+    }
+}
+
+const CREATE: &str = "mutation($i: CreateModelInput!) { createModel(input: $i) { name } }";
+const WITH_ADDRESS: &str = "query($f: AuditFilter) { auditLog(filter: $f, first: 50) { edges { node { seq action actor clientIp } } } }";
+
+on_both_backends! {
+    /// Who, what, when, and from where: a change over HTTP records the connection's
+    /// peer; a client's own X-Forwarded-For is not believed; the address is under the
+    /// record's hash, so editing it in the database breaks the chain.
+    async fn a_change_records_the_client_address_and_a_forged_header_is_not_believed(app) {
+        let owner = app.token("owner-a", "owner", Some("payments-ml")).await;
+        let auditor = app.token("aud", "auditor", None).await;
+        let response = app.client.post(format!("{}/graphql", app.address))
+            .bearer_auth(&owner)
+            .header("x-forwarded-for", "198.51.100.66")
+            .json(&json!({ "query": CREATE, "variables": { "i": { "name": "fraud-scorer", "ownerTeam": "payments-ml", "tier": "HIGH", "contacts": ["ml@example.org"] } } }))
+            .send().await.expect("request");
+        assert_eq!(response.status(), 200);
+        let data = app.gql_ok(&auditor, WITH_ADDRESS, json!({ "f": { "subject": "fraud-scorer" } })).await;
+        let records = nodes(&data);
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0]["clientIp"], "127.0.0.1", "the peer, not the header it sent");
+        // Records by the service itself (token creation from the CLI) carry none.
+        let tokens = app.gql_ok(&auditor, WITH_ADDRESS, json!({ "f": { "action": "token.created" } })).await;
+        assert!(nodes(&tokens).iter().all(|r| r["clientIp"].is_null()));
+
+        app.services.audit().verify_audit_chain(vec![]).await.expect("runs").expect("records with addresses verify");
+        let seq = records[0]["seq"].as_i64().expect("seq");
+        let db = app.services.store().reader();
+        db.execute_unprepared(&format!("UPDATE audit_records SET client_ip = '10.0.0.1' WHERE seq = {seq}")).await.expect("tamper");
+        let outcome = app.services.audit().verify_audit_chain(vec![]).await.expect("runs");
+        assert_eq!(outcome, Err(ChainBreak::Edited { seq }));
+        db.execute_unprepared(&format!("UPDATE audit_records SET client_ip = NULL WHERE seq = {seq}")).await.expect("tamper");
+        let outcome = app.services.audit().verify_audit_chain(vec![]).await.expect("runs");
+        assert_eq!(outcome, Err(ChainBreak::Edited { seq }), "removing the address shows too");
+    }
+}
+
+on_both_backends! {
+    /// Behind a trusted proxy the header names the client: the nearest hop that is not
+    /// itself a trusted proxy, whatever the client wrote to its left.
+    async fn behind_a_trusted_proxy_its_header_names_the_client(backend: crate::support::Backend = crate::support::backend) {
+        let app = crate::support::TestApp::spawn_with(backend, std::sync::Arc::new(sunset::clock::SystemClock), |s| {
+            s.http.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()];
+        }).await;
+        let owner = app.token("owner-a", "owner", Some("payments-ml")).await;
+        let auditor = app.token("aud", "auditor", None).await;
+        let response = app.client.post(format!("{}/graphql", app.address))
+            .bearer_auth(&owner)
+            .header("x-forwarded-for", "1.1.1.1, 198.51.100.4")
+            .header("x-forwarded-for", "10.2.3.4")
+            .json(&json!({ "query": CREATE, "variables": { "i": { "name": "fraud-scorer", "ownerTeam": "payments-ml", "tier": "HIGH", "contacts": ["ml@example.org"] } } }))
+            .send().await.expect("request");
+        assert_eq!(response.status(), 200);
+        let data = app.gql_ok(&auditor, WITH_ADDRESS, json!({ "f": { "subject": "fraud-scorer" } })).await;
+        assert_eq!(nodes(&data)[0]["clientIp"], "198.51.100.4");
+        app.services.audit().verify_audit_chain(vec![]).await.expect("runs").expect("intact");
     }
 }

@@ -182,7 +182,13 @@ async fn require_session(
         None => Ok(None),
     };
     let session = match session {
-        Ok(Some(session)) => session,
+        Ok(Some(mut session)) => {
+            let from = state
+                .client_addresses
+                .of(request.extensions(), request.headers());
+            session.actor.client_ip = from;
+            session
+        }
         Ok(None) if request.method() == Method::GET => {
             let back = request
                 .uri()

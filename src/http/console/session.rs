@@ -114,6 +114,7 @@ fn render_sign_in(
 pub async fn sign_in(
     State(state): State<AppState>,
     Extension(policy): Extension<CookiePolicy>,
+    crate::http::ClientIp(from): crate::http::ClientIp,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, PageError> {
@@ -128,7 +129,12 @@ pub async fn sign_in(
             StatusCode::FORBIDDEN,
         ));
     }
-    let Some((secret, session)) = state.services.admin().sign_in(form.token.trim()).await? else {
+    let Some((secret, session)) = state
+        .services
+        .admin()
+        .sign_in(form.token.trim(), from)
+        .await?
+    else {
         return Ok(render_sign_in(
             &policy,
             &headers,

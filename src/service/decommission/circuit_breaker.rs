@@ -162,6 +162,7 @@ impl crate::service::Decommission<'_> {
             team: None,
             kind: ActorKind::System,
             consumer: None,
+            client_ip: None,
         };
         let assessment = format!(
             "critical security alert {message_id} from {source}: {}",

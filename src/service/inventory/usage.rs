@@ -106,7 +106,7 @@ impl crate::service::Inventory<'_> {
         let system = format!("{}:{}", u.origin, u.origin_name);
         if let Some(c) = &discovered {
             let entry = AuditEntry::new(
-                (&system, "system"),
+                (system.as_str(), "system"),
                 Action::ConsumerDiscovered,
                 SubjectType::Consumer,
                 c.name.as_str(),
@@ -123,7 +123,7 @@ impl crate::service::Inventory<'_> {
             };
             let view = describe(&resolved, &record);
             let entry = AuditEntry::new(
-                (&system, "system"),
+                (system.as_str(), "system"),
                 Action::UsageObserved,
                 SubjectType::InventoryEdge,
                 format!("{} uses {}", view.from, view.to),

@@ -329,7 +329,7 @@ impl crate::service::Inventory<'_> {
 /// The audit record of a registration source changing a consumer it created.
 fn consumer_changed_entry(origin_name: &str, before: &Consumer, after: &Consumer) -> AuditEntry {
     AuditEntry::new(
-        (&format!("webhook:{origin_name}"), "system"),
+        (format!("webhook:{origin_name}").as_str(), "system"),
         Action::ConsumerUpdated,
         SubjectType::Consumer,
         before.name.as_str(),
@@ -353,7 +353,7 @@ fn applied_entry(
         edges: usize,
     }
     AuditEntry::new(
-        (&format!("webhook:{origin_name}"), "system"),
+        (format!("webhook:{origin_name}").as_str(), "system"),
         Action::RegistrationsApplied,
         SubjectType::WebhookSource,
         origin_name,

@@ -37,7 +37,7 @@ impl crate::service::Retirements<'_> {
             RetirementId(claims.retirement),
             ConsumerId(claims.dependent),
             &by,
-            ("notice-link", "dependent"),
+            ("notice-link", "dependent").into(),
         )
         .await
     }
@@ -78,7 +78,7 @@ impl crate::service::Retirements<'_> {
         id: RetirementId,
         consumer_id: ConsumerId,
         by: &str,
-        identity: (&str, &str),
+        identity: crate::audit::AuditIdentity<'_>,
     ) -> Result<Dependent, ServiceError> {
         let done = in_write_tx!(self, |tx| {
             let now = self.now();
@@ -122,7 +122,7 @@ impl crate::service::Retirements<'_> {
     pub(super) async fn record_dependent(
         &self,
         tx: &mut crate::store::WriteTx,
-        identity: (&str, &str),
+        identity: crate::audit::AuditIdentity<'_>,
         action: Action,
         before: &Dependent,
         after: &Dependent,

@@ -182,7 +182,13 @@ impl crate::service::Retirements<'_> {
             // The state follows from the dependents.
             let all: Vec<&Dependent> = dependents.values().chain(new.iter()).collect();
             if let Some((_, entry)) = self
-                .follow_dependents(tx, &before, &all, now, ("retirement-check", "system"))
+                .follow_dependents(
+                    tx,
+                    &before,
+                    &all,
+                    now,
+                    ("retirement-check", "system").into(),
+                )
                 .await?
             {
                 audits.push(entry);
@@ -278,7 +284,7 @@ impl crate::service::Retirements<'_> {
         before: &Retirement,
         dependents: &[&Dependent],
         now: DateTime<Utc>,
-        by: (&str, &str),
+        by: crate::audit::AuditIdentity<'_>,
     ) -> Result<Option<(Retirement, AuditEntry)>, ServiceError> {
         let next = next_state(before, dependents, now, self.notice_policy().quiet_period);
         // Out of needs-decision, a retirement is scheduled again before it can be ready.

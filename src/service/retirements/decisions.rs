@@ -160,7 +160,11 @@ impl crate::service::Retirements<'_> {
                 let consumer_id = self.may_act_for(actor, &name).await?;
                 (
                     consumer_id,
-                    (actor.name.clone(), actor.role.as_str().to_owned()),
+                    (
+                        actor.name.clone(),
+                        actor.role.as_str().to_owned(),
+                        actor.client_ip,
+                    ),
                 )
             }
             Requester::Link(token) => {
@@ -172,7 +176,7 @@ impl crate::service::Retirements<'_> {
                 }
                 (
                     ConsumerId(claims.dependent),
-                    ("notice-link".to_owned(), "dependent".to_owned()),
+                    ("notice-link".to_owned(), "dependent".to_owned(), None),
                 )
             }
         };
@@ -205,7 +209,11 @@ impl crate::service::Retirements<'_> {
             let after = before.extension_requested(until, reason.as_str());
             self.record_dependent(
                 tx,
-                (&identity.0, &identity.1),
+                crate::audit::AuditIdentity {
+                    name: &identity.0,
+                    role: &identity.1,
+                    client_ip: identity.2,
+                },
                 Action::RetirementExtensionRequested,
                 &before,
                 &after,

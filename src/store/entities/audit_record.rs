@@ -17,6 +17,8 @@ pub struct Model {
     pub hash: String,
     /// Hex HMAC-SHA256 of `hash` under the audit MAC key.
     pub mac: String,
+    /// The client's address (text form), when the change came over the network.
+    pub client_ip: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -51,6 +51,7 @@ fn owner() -> Actor {
         team: Some(crate::domain::TeamName::parse("t").expect("team")),
         kind: crate::auth::ActorKind::Token,
         consumer: None,
+        client_ip: None,
     }
 }
 

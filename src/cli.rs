@@ -55,6 +55,9 @@ pub enum Command {
     /// Destruction certificates.
     #[command(subcommand)]
     Certificate(CertificateCommand),
+    /// Compliance reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Scan gateway access logs once now (every configured source, or one), from where
     /// the last scan stopped; prints a JSON report per source.
     Scan {
@@ -102,6 +105,22 @@ pub enum CertificateCommand {
     /// destruction certificate; prints what it certifies.
     Verify {
         /// The certificate file.
+        file: PathBuf,
+        /// The service's public key (PEM, as `sunset keys public` prints it). Without it,
+        /// the key in this data folder is used.
+        #[arg(long, value_name = "PEM")]
+        public_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Verify a signed compliance report (a DSSE envelope, as
+    /// `GET /v1/models/{name}/compliance-report?format=dsse` serves it) offline. Exit 0
+    /// only when its signature verifies and it is a sunset compliance report; prints
+    /// what it reports.
+    Verify {
+        /// The report file.
         file: PathBuf,
         /// The service's public key (PEM, as `sunset keys public` prints it). Without it,
         /// the key in this data folder is used.
@@ -227,6 +246,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Certificate(CertificateCommand::Verify { file, public_key }) => {
             return verify_certificate(&settings, &file, public_key.as_deref());
+        }
+        Command::Report(ReportCommand::Verify { file, public_key }) => {
+            return verify_report(&settings, &file, public_key.as_deref());
         }
         Command::Restore(command) => return restore(&settings, command).await,
     }
@@ -388,12 +410,12 @@ fn load_service_key(settings: &Settings) -> anyhow::Result<crate::attest::Servic
     })
 }
 
-fn verify_certificate(
+/// The key a signed document is checked against: the PEM given, or this data folder's.
+fn verification_key(
     settings: &Settings,
-    file: &std::path::Path,
     public_key: Option<&std::path::Path>,
-) -> anyhow::Result<ExitCode> {
-    let key = match public_key {
+) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+    Ok(match public_key {
         Some(pem) => {
             let text = std::fs::read_to_string(pem)
                 .with_context(|| format!("reading the public key {}", pem.display()))?;
@@ -401,14 +423,74 @@ fn verify_certificate(
                 .map_err(|e| anyhow::anyhow!("{}: {e}", pem.display()))?
         }
         None => load_service_key(settings)?.verifying_key(),
-    };
+    })
+}
+
+/// A DSSE envelope's bytes, refusing a file larger than any envelope sunset signs.
+fn read_envelope(file: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     let meta = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?;
     anyhow::ensure!(
         meta.len() <= crate::attest::dsse::MAX_ENVELOPE_BYTES as u64,
-        "{} is larger than any certificate",
+        "{} is larger than any envelope sunset signs",
         file.display()
     );
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    std::fs::read(file).with_context(|| format!("reading {}", file.display()))
+}
+
+fn verify_report(
+    settings: &Settings,
+    file: &std::path::Path,
+    public_key: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let key = verification_key(settings, public_key)?;
+    let bytes = read_envelope(file)?;
+    match crate::service::verify_report(&bytes, &key) {
+        Ok(r) => {
+            println!(
+                "report VERIFIED: model {} from {} to {}",
+                r.model.name,
+                r.period.from.to_rfc3339(),
+                r.period.to.to_rfc3339()
+            );
+            println!(
+                "  generated {} for {}; {} audit records, {} status changes, {} retirements, {} integrity refusals",
+                r.generated_at.to_rfc3339(),
+                r.generated_by,
+                r.events.total,
+                r.status_changes.len(),
+                r.retirements.len(),
+                r.integrity_refusals.len()
+            );
+            let checkpoint = r.audit_chain.checkpoint.as_ref();
+            println!(
+                "  audit chain: {} records, {}; ends at signed checkpoint {}",
+                r.audit_chain.records,
+                if r.audit_chain.verified {
+                    "verified"
+                } else {
+                    "NOT verified"
+                },
+                checkpoint.map_or("none".to_owned(), |c| format!(
+                    "{} ({})",
+                    c.seq, c.head_hash
+                ))
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            println!("report NOT VERIFIED: {why}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn verify_certificate(
+    settings: &Settings,
+    file: &std::path::Path,
+    public_key: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let key = verification_key(settings, public_key)?;
+    let bytes = read_envelope(file)?;
     match crate::service::verify_certificate(&bytes, &key) {
         Ok(statement) => {
             let p = &statement["predicate"];

@@ -26,8 +26,8 @@ def main() -> int:
     if key.keyid not in verified:
         print("not verified")
         return 1
-    statement = json.loads(envelope.payload)
-    print("verified:", statement["predicateType"], len(statement["subject"]), "subjects")
+    document = json.loads(envelope.payload)
+    print("verified:", envelope.payload_type, document.get("predicateType") or document.get("_type"))
     return 0
 
 

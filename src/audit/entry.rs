@@ -74,10 +74,12 @@ pub enum Action {
     ConsoleSignedOut,
     /// An authenticated caller was refused by an authorisation rule.
     AccessRefused,
+    /// A compliance report was generated and signed for someone.
+    ComplianceReportIssued,
 }
 
 impl Action {
-    pub const ALL: [Action; 61] = [
+    pub const ALL: [Action; 62] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -139,6 +141,7 @@ impl Action {
         Action::ConsoleSignedIn,
         Action::ConsoleSignedOut,
         Action::AccessRefused,
+        Action::ComplianceReportIssued,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -208,6 +211,7 @@ impl Action {
             Action::ConsoleSignedIn => "console.signed_in",
             Action::ConsoleSignedOut => "console.signed_out",
             Action::AccessRefused => "access.refused",
+            Action::ComplianceReportIssued => "compliance_report.issued",
         }
     }
 }

@@ -108,6 +108,50 @@ impl From<Checkpoint> for AuditCheckpoint {
     }
 }
 
+/// A model's compliance report for a period, as JSON and signed.
+#[derive(SimpleObject)]
+pub struct ComplianceReportDocument {
+    /// The report, as JSON: the signed envelope's payload, byte for byte.
+    json: String,
+    /// The report signed by the service key, as a DSSE envelope (JSON) to hand on and
+    /// verify offline with `sunset report verify`.
+    envelope: String,
+    /// Audit records about the model in the period.
+    events: i32,
+    /// Promotions to production in the period.
+    promotions: i32,
+    /// Status changes that overrode failed validations.
+    overrides: i32,
+    /// Downloads, rollbacks and signed documents refused for integrity.
+    integrity_refusals: i32,
+    /// The whole audit chain verified when the report was made.
+    chain_verified: bool,
+    /// The signed checkpoint the report ends at.
+    checkpoint_seq: Option<i64>,
+}
+
+impl From<crate::service::SignedReport> for ComplianceReportDocument {
+    fn from(s: crate::service::SignedReport) -> Self {
+        let r = &s.report;
+        let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        Self {
+            events: count(r.events.total),
+            promotions: count(r.status_changes.iter().filter(|c| c.is_promotion()).count()),
+            overrides: count(
+                r.status_changes
+                    .iter()
+                    .filter(|c| !c.overridden_validations.is_empty())
+                    .count(),
+            ),
+            integrity_refusals: count(r.integrity_refusals.len()),
+            chain_verified: r.audit_chain.verified,
+            checkpoint_seq: r.audit_chain.checkpoint.as_ref().map(|c| c.seq),
+            json: s.json,
+            envelope: s.envelope,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct AuditQueryRoot;
 
@@ -164,6 +208,26 @@ impl AuditQueryRoot {
                 .map(|r| Edge::new(r.seq.to_string(), AuditRecord::from(r))),
         );
         Ok(conn)
+    }
+
+    /// A model's compliance report for `[from, to]`, both inclusive (by default from its registration
+    /// to now): events by type, actors and their addresses, versions affected,
+    /// promotions with their approvals and overrides, rollbacks, retirements with their
+    /// notices and certificates, integrity refusals, and the audit chain's verification
+    /// with the signed checkpoint it ends at. Auditors and governance; recorded.
+    #[graphql(complexity = 50)]
+    async fn compliance_report(
+        &self,
+        ctx: &Context<'_>,
+        model: String,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<ComplianceReportDocument> {
+        Ok(services(ctx)?
+            .audit()
+            .compliance_report(actor(ctx)?, &model, from, to)
+            .await?
+            .into())
     }
 }
 

@@ -16,6 +16,7 @@ mod audit_export;
 mod auth;
 mod boms;
 mod client_address;
+mod compliance;
 pub use client_address::{ClientAddresses, ClientIp};
 mod console;
 mod decommission;
@@ -110,6 +111,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(RequestBodyLimitLayer::new(16 * 1024));
     let authenticated = graphql_api
         .route("/v1/audit/export", get(audit_export::export))
+        .route(
+            "/v1/models/{model}/compliance-report",
+            get(compliance::report),
+        )
         .route(
             "/v1/models/{model}/versions/{version}/dependents.cdx.json",
             get(boms::dependents),

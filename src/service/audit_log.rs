@@ -62,6 +62,7 @@ impl AuditQuery {
         }
         Ok(RecordFilter {
             subject: self.subject.clone(),
+            about_model: None,
             actor: self.actor.clone(),
             action: self.action.clone(),
             from: self.from,

@@ -36,6 +36,7 @@ mod audit_log;
 mod authorise;
 mod calendar_feeds;
 mod catalogue;
+mod compliance;
 mod console_sessions;
 mod decommission;
 mod delivery;
@@ -59,6 +60,10 @@ pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, may_read_audit, read_checkpoint_lines};
 pub use calendar_feeds::{CalendarFeed, NewCalendarFeed};
 pub use catalogue::ModelSearch;
+pub use compliance::{
+    ComplianceReport, REPORT_PAYLOAD_TYPE, REPORT_ROLES, SignedReport,
+    StatusChange as ReportedStatusChange, verify_report,
+};
 pub use console_sessions::{ConsoleSession, SessionSecret, csrf_matches, csrf_token};
 pub use decommission::{
     Advance, AlertOutcome, CERTIFICATE_PAYLOAD_TYPE, CONFIRMATIONS_PATH, CertificateView,

@@ -55,10 +55,45 @@ pub async fn head(conn: &impl ConnectionTrait) -> Result<(i64, String), StoreErr
 #[derive(Debug, Clone, Default)]
 pub struct RecordFilter {
     pub subject: Option<String>,
+    /// Records about one model: the model itself, its versions and their artifacts
+    /// (`name@…`), and its retirements (by id).
+    pub about_model: Option<ModelSubjects>,
     pub actor: Option<String>,
     pub action: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ModelSubjects {
+    pub model: String,
+    pub retirements: Vec<String>,
+}
+
+impl ModelSubjects {
+    fn condition(&self) -> sea_orm::Condition {
+        use sea_orm::sea_query::LikeExpr;
+        // Model names may hold `_`, a LIKE wildcard: escape it (and the escape itself).
+        let prefix = self
+            .model
+            .replace('\\', "\\\\")
+            .replace('_', "\\_")
+            .replace('%', "\\%");
+        let mut any = sea_orm::Condition::any()
+            .add(audit_record::Column::Subject.eq(self.model.clone()))
+            .add(
+                audit_record::Column::Subject
+                    .like(LikeExpr::new(format!("{prefix}@%")).escape('\\')),
+            );
+        if !self.retirements.is_empty() {
+            any = any.add(
+                sea_orm::Condition::all()
+                    .add(audit_record::Column::SubjectType.eq("retirement"))
+                    .add(audit_record::Column::Subject.is_in(self.retirements.clone())),
+            );
+        }
+        any
+    }
 }
 
 /// Records matching `filter` with `seq > after_seq`, in sequence order, at most `limit`.
@@ -71,6 +106,9 @@ pub async fn find_records(
     let mut q = audit_record::Entity::find().filter(audit_record::Column::Seq.gt(after_seq));
     if let Some(s) = &filter.subject {
         q = q.filter(audit_record::Column::Subject.eq(s.clone()));
+    }
+    if let Some(m) = &filter.about_model {
+        q = q.filter(m.condition());
     }
     if let Some(a) = &filter.actor {
         q = q.filter(audit_record::Column::Actor.eq(a.clone()));

@@ -95,6 +95,21 @@ pub async fn list(
         .collect()
 }
 
+/// Every retirement of model `model_id`, oldest first.
+pub async fn of_model(
+    conn: &impl ConnectionTrait,
+    model_id: crate::store::registry::ModelId,
+) -> Result<Vec<Retirement>, StoreError> {
+    retirement::Entity::find()
+        .filter(retirement::Column::ModelId.eq(model_id.0))
+        .order_by_asc(retirement::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect()
+}
+
 /// The retirements with these ids, in no particular order (absent ids are skipped).
 pub async fn find_many(
     conn: &impl ConnectionTrait,

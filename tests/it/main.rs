@@ -9,6 +9,7 @@ mod artifacts;
 mod audit;
 mod auth;
 mod cli;
+mod compliance;
 mod console;
 mod crash;
 mod cyclonedx;

@@ -15,7 +15,7 @@ use sunset::service::{ConsumerInput, EdgeSpec};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-mod decommission;
+pub(crate) mod decommission;
 mod restore;
 
 pub(crate) const PUBLIC_URL: &str = "https://sunset.test";

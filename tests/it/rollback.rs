@@ -5,7 +5,7 @@ use crate::support::{TestApp, error_code, error_message};
 use serde_json::json;
 
 const ROLLBACK: &str = "mutation($r: String!) { rollbackModel(model: \"fraud-scorer\", reason: $r) { version status } }";
-const REASON: &str = "1.1.0 doubled p99 latency in checkout (INC-5120)";
+pub(crate) const REASON: &str = "1.1.0 doubled p99 latency in checkout (INC-5120)";
 
 async fn promote(app: &TestApp, owner: &str, version: &str) {
     for to in ["STAGING", "PRODUCTION"] {
@@ -36,7 +36,7 @@ async fn statuses(app: &TestApp, token: &str) -> Vec<(String, String)> {
 }
 
 /// 1.0.0 then 1.1.0 in production, both signed; returns the owner token.
-async fn two_production_versions(app: &TestApp) -> String {
+pub(crate) async fn two_production_versions(app: &TestApp) -> String {
     let owner = signed_fixture_version(app).await;
     promote(app, &owner, "1.0.0").await;
     app.gql_ok(&owner, "mutation { createVersion(input: { model: \"fraud-scorer\", version: \"1.1.0\" }) { version } }", json!({})).await;

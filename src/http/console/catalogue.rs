@@ -87,6 +87,8 @@ struct ModelPage {
     chrome: Chrome,
     model: RegisteredModel,
     versions: Vec<VersionRow>,
+    /// Whether the viewer may read the model's compliance report.
+    may_report: bool,
 }
 
 struct VersionRow {
@@ -124,6 +126,7 @@ pub async fn model(
     }
     let title = model.name.to_string();
     Ok(ConsolePage(ModelPage {
+        may_report: user.actor().has_role(crate::service::REPORT_ROLES),
         chrome: Chrome::new(&user, "/ui/models", title),
         model,
         versions,

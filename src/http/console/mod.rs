@@ -14,6 +14,7 @@ mod audit;
 mod calendar;
 mod catalogue;
 mod certificates;
+mod compliance;
 mod consumers;
 mod decisions;
 mod dependents;
@@ -68,6 +69,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ui/sign-out", post(session::sign_out))
         .route("/ui/models", get(catalogue::models))
         .route("/ui/models/{name}", get(catalogue::model))
+        .route("/ui/models/{name}/compliance", get(compliance::page))
+        .route(
+            "/ui/models/{name}/compliance.dsse.json",
+            get(compliance::download),
+        )
         .route(
             "/ui/models/{model}/versions/{version}/dependents",
             get(dependents::page),

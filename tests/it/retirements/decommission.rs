@@ -602,7 +602,7 @@ async fn a_deleted_revocation_is_refused_not_forgotten(w: &World, owner: &str) -
 
 /// Verifies the envelope with securesystemslib (Python, from PyPI), which implements
 /// DSSE and Ed25519 on its own; `tests/run` installs it into the test venv.
-fn independent_dsse_check(envelope: &std::path::Path, pem: &std::path::Path) {
+pub(crate) fn independent_dsse_check(envelope: &std::path::Path, pem: &std::path::Path) {
     let python = std::env::var("SUNSET_TEST_CYCLONEDX_PYTHON")
         .expect("SUNSET_TEST_CYCLONEDX_PYTHON: the test venv's python (tests/run sets it)");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dsse_verify.py");

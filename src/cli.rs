@@ -58,6 +58,9 @@ pub enum Command {
     /// Compliance reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// A model's past, from the audit trail.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Scan gateway access logs once now (every configured source, or one), from where
     /// the last scan stopped; prints a JSON report per source.
     Scan {
@@ -110,6 +113,18 @@ pub enum CertificateCommand {
         /// the key in this data folder is used.
         #[arg(long, value_name = "PEM")]
         public_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Print (JSON) the model as it was at `--at` (RFC 3339): versions, statuses,
+    /// artifacts, signatures, provenance and consumers, rebuilt from authenticated audit
+    /// records, with the records it rests on. Recorded as a read of the log.
+    AsOf {
+        name: String,
+        #[arg(long)]
+        at: chrono::DateTime<chrono::Utc>,
     },
 }
 
@@ -228,6 +243,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let operator = Actor::local_operator();
             let cp = services.audit().sign_audit_checkpoint(&operator).await?;
             println!("{}", serde_json::to_string(&cp)?);
+        }
+        Command::Model(ModelCommand::AsOf { name, at }) => {
+            let services = app::open(&settings, clock()).await?;
+            let past = services
+                .audit()
+                .model_as_of(&Actor::local_operator(), &name, at)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&past)?);
         }
         Command::Audit(AuditCommand::Verify { checkpoint }) => {
             return verify(&settings, &checkpoint).await;

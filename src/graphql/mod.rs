@@ -2,6 +2,7 @@
 //! nothing themselves and touch no storage: they call `service` and map its errors once
 //! (`error.rs`). Every field declares the roles it needs with a [`guard::RoleGuard`].
 
+mod as_of;
 mod audit;
 mod calendar_feeds;
 mod error;
@@ -21,6 +22,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 pub struct Query(
     registry::RegistryQuery,
     audit::AuditQueryRoot,
+    as_of::AsOfQuery,
     tokens::TokenQuery,
     signers::SignerQuery,
     inventory::InventoryQuery,

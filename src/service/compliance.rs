@@ -259,6 +259,7 @@ impl super::Audit<'_> {
             about_model: Some(ModelSubjects {
                 model: model.to_string(),
                 retirements: retirements.iter().map(|r| r.id.to_string()).collect(),
+                inventory_links: false,
             }),
             from: Some(period.from),
             // Both ends inclusive: a record written at the very instant of the report

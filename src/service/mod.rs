@@ -32,6 +32,7 @@ macro_rules! in_write_tx {
 }
 
 mod artifacts;
+mod as_of;
 mod audit_log;
 mod authorise;
 mod calendar_feeds;
@@ -57,6 +58,7 @@ mod signers;
 mod tokens;
 
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
+pub use as_of::{ArtifactAsOf, ConsumerAsOf, ModelAsOf, SignatureAsOf, VersionAsOf};
 pub use audit_log::{AuditPage, AuditQuery, VerifyOutcome, may_read_audit, read_checkpoint_lines};
 pub use calendar_feeds::{CalendarFeed, NewCalendarFeed};
 pub use catalogue::ModelSearch;

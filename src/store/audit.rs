@@ -68,6 +68,8 @@ pub struct RecordFilter {
 pub struct ModelSubjects {
     pub model: String,
     pub retirements: Vec<String>,
+    /// Also the inventory's links to the model (`consumer uses model@range`).
+    pub inventory_links: bool,
 }
 
 impl ModelSubjects {
@@ -85,6 +87,16 @@ impl ModelSubjects {
                 audit_record::Column::Subject
                     .like(LikeExpr::new(format!("{prefix}@%")).escape('\\')),
             );
+        if self.inventory_links {
+            any = any.add(
+                sea_orm::Condition::all()
+                    .add(audit_record::Column::SubjectType.eq("inventory_edge"))
+                    .add(
+                        audit_record::Column::Subject
+                            .like(LikeExpr::new(format!("% {prefix}@%")).escape('\\')),
+                    ),
+            );
+        }
         if !self.retirements.is_empty() {
             any = any.add(
                 sea_orm::Condition::all()

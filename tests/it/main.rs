@@ -6,6 +6,7 @@ mod support;
 
 mod architecture;
 mod artifacts;
+mod as_of;
 mod audit;
 mod auth;
 mod cli;

@@ -182,6 +182,7 @@ fn context(notice: &Notice) -> minijinja::Value {
         dependent => &d.dependent,
         acknowledge_url => &d.acknowledge_url,
         problem => d.problem.as_deref().unwrap_or_default(),
+        closed_to_new_consumers => d.closed_to_new_consumers,
         effective_at => human(d.effective_at),
         effective_date => d.effective_at.format("%Y-%m-%d").to_string(),
         notice_ends_at => human(d.notice_ends_at),

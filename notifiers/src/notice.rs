@@ -87,6 +87,10 @@ pub struct NoticeData {
     /// versions; confirming it (or polling and getting it) is the acknowledgement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// The retirement froze new consumers out: systems that were not dependents when
+    /// the notice went out are refused the versions from now on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed_to_new_consumers: bool,
 }
 
 /// One notice to one dependent. Its id is also the `webhook-id` of every attempt to
@@ -139,6 +143,7 @@ pub(crate) fn sample() -> Notice {
             acknowledge_url: "https://sunset.invalid/ack".into(),
             problem: Some("sample".into()),
             etag: None,
+            closed_to_new_consumers: false,
         },
     }
 }
@@ -172,6 +177,7 @@ mod tests {
                 acknowledge_url: "https://sunset.example/ack/t".into(),
                 problem: None,
                 etag: None,
+                closed_to_new_consumers: false,
             },
         };
         let v: serde_json::Value = serde_json::from_slice(&notice.to_json()).unwrap();

@@ -39,6 +39,7 @@ fn notice(kind: NoticeKind, reason: &str) -> Notice {
             acknowledge_url: "https://sunset.example/v1/acknowledgements/tok123".into(),
             problem: None,
             etag: None,
+            closed_to_new_consumers: false,
         },
     }
 }

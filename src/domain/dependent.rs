@@ -30,6 +30,9 @@ pub struct Dependent {
     pub override_note: Option<String>,
     pub overridden_by: Option<String>,
     pub overridden_at: Option<DateTime<Utc>>,
+    /// Not seen within the retirement's look-back when it was scheduled: sunset sends it
+    /// no notice, and its owner is expected to tell it.
+    pub informed_by_owner: bool,
 }
 
 /// A decision on a request for more time that no dependent made (or that was decided).
@@ -75,12 +78,31 @@ impl Dependent {
             override_note: None,
             overridden_by: None,
             overridden_at: None,
+            informed_by_owner: false,
+        }
+    }
+
+    /// This dependent left to its owner to tell: no notice, no reminder.
+    pub fn left_to_owner(self) -> Self {
+        Self {
+            informed_by_owner: true,
+            next_reminder_at: None,
+            ..self
         }
     }
 
     /// Whether it no longer needs telling: it acknowledged, or governance released it.
     pub fn settled(&self) -> bool {
         self.acknowledged_at.is_some() || self.overridden_at.is_some()
+    }
+
+    /// `at`, unless this dependent is reminded no more: settled, or left to its owner.
+    fn reminded(&self, at: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        if self.settled() || self.informed_by_owner {
+            None
+        } else {
+            at
+        }
     }
 
     /// Acknowledged by `by` at `at`: no more reminders.
@@ -124,7 +146,7 @@ impl Dependent {
             Self {
                 extension_state: Some(ExtensionState::Granted),
                 notice_ends_at: until,
-                next_reminder_at: reminder_for(until),
+                next_reminder_at: self.reminded(reminder_for(until)),
                 extension_reason: Some(reason),
                 ..self.clone()
             }
@@ -153,7 +175,7 @@ impl Dependent {
     pub fn notice_ending(&self, ends: DateTime<Utc>, reminder: Option<DateTime<Utc>>) -> Self {
         Self {
             notice_ends_at: ends,
-            next_reminder_at: if self.settled() { None } else { reminder },
+            next_reminder_at: self.reminded(reminder),
             ..self.clone()
         }
     }
@@ -169,7 +191,7 @@ impl Dependent {
     /// Its next reminder at `at`, or none once it is settled.
     pub fn reminded_next(&self, at: Option<DateTime<Utc>>) -> Self {
         Self {
-            next_reminder_at: if self.settled() { None } else { at },
+            next_reminder_at: self.reminded(at),
             ..self.clone()
         }
     }

@@ -15,6 +15,7 @@ mod dependent;
 mod error;
 mod ids;
 mod inventory;
+mod levers;
 mod lifecycle;
 mod names;
 mod notice;
@@ -37,6 +38,7 @@ pub use inventory::{
     Consumer, ConsumerKind, ConsumerName, Derivation, EdgeKind, EdgeOrigin, Environment,
     EvidenceRemover, SourceChange, VersionRange, WebhookUrl,
 };
+pub use levers::Levers;
 pub use lifecycle::{LifecycleStatus, TransitionRule};
 pub use names::{ModelName, SignerName, TeamName, TokenName};
 pub use notice::{Channel, NoticeState, OutboxNotice, delivery_error_category};

@@ -165,6 +165,8 @@ pub struct Retirement {
     pub created_at: DateTime<Utc>,
     pub created_by: String,
     pub updated_at: DateTime<Utc>,
+    /// Freeze and tell-only-recent, as governance set them when scheduling.
+    pub levers: super::Levers,
 }
 
 fn display<S: serde::Serializer>(v: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
@@ -208,6 +210,7 @@ impl Retirement {
             created_at: now,
             created_by: by.to_owned(),
             updated_at: now,
+            levers: super::Levers::default(),
         }
     }
 
@@ -316,6 +319,7 @@ mod tests {
             created_at: t,
             created_by: "gov".into(),
             updated_at: t,
+            levers: crate::domain::Levers::default(),
         }
     }
 

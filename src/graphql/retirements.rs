@@ -89,6 +89,11 @@ pub struct Retirement {
     created_at: DateTime<Utc>,
     created_by: String,
     updated_at: DateTime<Utc>,
+    /// Consumers that were not dependents when the notice went out are refused.
+    freeze_new_consumers: bool,
+    /// Only dependents seen within this many days were told; the others are informed by
+    /// their owner (`informedByOwner` on the dependent).
+    notify_seen_within_days: Option<u32>,
     #[graphql(skip)]
     raw_id: RetirementId,
 }
@@ -115,6 +120,8 @@ impl From<StoredRetirement> for Retirement {
             created_at: r.created_at,
             created_by: r.created_by,
             updated_at: r.updated_at,
+            freeze_new_consumers: r.levers.freeze_new_consumers,
+            notify_seen_within_days: r.levers.notify_seen_within_days,
         }
     }
 }
@@ -347,6 +354,9 @@ pub struct RetirementDependent {
     override_note: Option<String>,
     overridden_by: Option<String>,
     overridden_at: Option<DateTime<Utc>>,
+    /// Not seen within the retirement's look-back when it was scheduled: sunset sent it
+    /// no notice, and its owner is expected to tell it.
+    informed_by_owner: bool,
     #[graphql(skip)]
     retirement_id: RetirementId,
     #[graphql(skip)]
@@ -372,6 +382,7 @@ impl From<Dependent> for RetirementDependent {
             override_note: d.override_note,
             overridden_by: d.overridden_by,
             overridden_at: d.overridden_at,
+            informed_by_owner: d.informed_by_owner,
             retirement_id: d.retirement_id,
             consumer_id: d.consumer_id,
         }
@@ -441,6 +452,15 @@ pub struct ScheduleRetirementInput {
     effective_at: DateTime<Utc>,
     replacement_model: Option<String>,
     replacement_version: Option<String>,
+    /// From scheduling on, refuse the versions to consumers that were not dependents
+    /// when the notice went out: their downloads answer 410 with a `Link` to the
+    /// retirement, and a new use declared is refused. Dependents keep access until the
+    /// effective date. Consumers are known by tokens bound to them.
+    freeze_new_consumers: Option<bool>,
+    /// Tell only the dependents seen (declared, observed or downloading) within this many
+    /// days (1 to 3650); the others get no notice and are listed as informed by their
+    /// owner.
+    notify_seen_within_days: Option<i32>,
 }
 
 fn parse_retirement_id(id: &ID) -> Result<RetirementId> {
@@ -593,6 +613,8 @@ impl RetirementMutation {
                     effective_at: input.effective_at,
                     replacement_model: input.replacement_model,
                     replacement_version: input.replacement_version,
+                    freeze_new_consumers: input.freeze_new_consumers,
+                    notify_seen_within_days: input.notify_seen_within_days.map(i64::from),
                 },
             )
             .await?;

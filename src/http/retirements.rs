@@ -172,7 +172,8 @@ async fn calendar_of(services: &crate::service::Services) -> Result<Response, Ap
     Ok(response)
 }
 
-/// Adds the `Sunset` header (when it went) and `Link` to a 410 for a disabled version.
+/// Adds the `Sunset` header and `Link` to a 410: when a disabled version went, or when a
+/// version closed to new consumers goes for everyone.
 pub(super) async fn mark_gone(
     services: &crate::service::Services,
     model: &str,
@@ -190,6 +191,15 @@ pub(super) async fn mark_gone(
         .disabled_version(&model, version)
         .await
     else {
+        // Not disabled: closed to this caller by a retirement that froze new consumers
+        // out; its Sunset headers say when the version goes for everyone, and where.
+        if let Ok(Some(r)) = services
+            .retirements()
+            .pending_retirement_covering(&model, version)
+            .await
+        {
+            SunsetNotice::of(&r, services.retirements().retirement_url(r.id)).apply(headers);
+        }
         return;
     };
     let Some(id) = d.retirement_id else {

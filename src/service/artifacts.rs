@@ -267,6 +267,17 @@ impl super::Artifacts<'_> {
         let subject = format!("{model}@{version}/{path}");
         self.refuse_if_retired(actor, &model, version, &subject)
             .await?;
+        if let Some(consumer) = &actor.consumer
+            && let Err(refused) = self
+                .retirements()
+                .refuse_if_frozen_out(&model, version, consumer)
+                .await
+        {
+            if let ServiceError::Gone(why) = &refused {
+                self.record_download_refusal(actor, &subject, why).await;
+            }
+            return Err(refused);
+        }
         let db = self.store().reader();
         let (_, version_id, v) = self.locate_version(db, &model, version).await?;
         let stored = repo::find(db, version_id, &path).await?.ok_or_else(|| {

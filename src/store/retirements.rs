@@ -31,6 +31,9 @@ pub async fn insert(
         created_at: Set(r.created_at),
         created_by: Set(r.created_by.clone()),
         updated_at: Set(r.updated_at),
+        levers: Set(
+            (!r.levers.is_default()).then(|| serde_json::to_string(&r.levers).unwrap_or_default())
+        ),
         ..Default::default()
     }
     .insert(conn)
@@ -196,6 +199,30 @@ pub async fn pending(
     pending_where(conn, None, Some(limit)).await
 }
 
+/// The pending retirements of any of `models` with a lever pulled (few, usually none):
+/// what a group of registrations checks its new uses against.
+pub async fn pending_with_levers(
+    conn: &impl ConnectionTrait,
+    models: &[crate::domain::ModelId],
+) -> Result<Vec<Retirement>, StoreError> {
+    if models.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pending = RetirementState::ALL
+        .iter()
+        .filter(|s| s.is_pending())
+        .map(|s| s.as_str());
+    retirement::Entity::find()
+        .filter(retirement::Column::State.is_in(pending))
+        .filter(retirement::Column::Levers.is_not_null())
+        .filter(retirement::Column::ModelId.is_in(models.iter().map(|m| m.0)))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect()
+}
+
 /// The pending retirements of `model_id`.
 pub async fn pending_of_model(
     conn: &impl ConnectionTrait,
@@ -262,6 +289,13 @@ fn parse(r: retirement::Model) -> Result<Retirement, StoreError> {
         created_at: r.created_at,
         created_by: r.created_by.clone(),
         updated_at: r.updated_at,
+        levers: r
+            .levers
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt("levers", &e))?
+            .unwrap_or_default(),
     })
 }
 
@@ -317,6 +351,7 @@ fn dependent_row(d: &Dependent) -> retirement_dependent::ActiveModel {
         override_note: Set(d.override_note.clone()),
         overridden_by: Set(d.overridden_by.clone()),
         overridden_at: Set(d.overridden_at),
+        informed_by_owner: Set(d.informed_by_owner),
     }
 }
 
@@ -420,5 +455,6 @@ fn parse_dependent(r: retirement_dependent::Model) -> Result<Dependent, StoreErr
         override_note: r.override_note.clone(),
         overridden_by: r.overridden_by.clone(),
         overridden_at: r.overridden_at,
+        informed_by_owner: r.informed_by_owner,
     })
 }

@@ -6,7 +6,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use sunset::ingest::standard_webhooks::Secret;
 
-async fn source(app: &TestApp, name: &str) -> String {
+pub(crate) async fn source(app: &TestApp, name: &str) -> String {
     let data = app
         .gql_ok(&app.admin, "mutation($n: String!) { createWebhookSource(name: $n) { secret source { name enabled } } }", json!({ "n": name }))
         .await;
@@ -16,13 +16,13 @@ async fn source(app: &TestApp, name: &str) -> String {
         .to_owned()
 }
 
-struct Post<'a> {
-    secret: &'a str,
-    id: &'a str,
-    at: i64,
+pub(crate) struct Post<'a> {
+    pub(crate) secret: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) at: i64,
 }
 
-async fn post(app: &TestApp, p: Post<'_>, body: &Value) -> reqwest::Response {
+pub(crate) async fn post(app: &TestApp, p: Post<'_>, body: &Value) -> reqwest::Response {
     post_to(app, &app.address, p, body).await
 }
 

@@ -16,6 +16,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 pub(crate) mod decommission;
+mod levers;
 mod restore;
 
 pub(crate) const PUBLIC_URL: &str = "https://sunset.test";

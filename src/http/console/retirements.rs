@@ -59,6 +59,9 @@ pub struct ScheduleForm {
     effective_at: String,
     replacement_model: String,
     replacement_version: String,
+    /// `yes` when the box is ticked.
+    freeze_new_consumers: String,
+    notify_seen_within_days: String,
 }
 
 impl ScheduleForm {
@@ -72,6 +75,17 @@ impl ScheduleForm {
             effective_at,
             replacement_model: optional(&self.replacement_model),
             replacement_version: optional(&self.replacement_version),
+            freeze_new_consumers: Some(self.freeze_new_consumers == "yes"),
+            notify_seen_within_days: optional(&self.notify_seen_within_days)
+                .map(|d| {
+                    d.parse::<i64>().map_err(|_| {
+                        crate::domain::ParseError::new(
+                            "notifySeenWithinDays",
+                            format!("{d:?} is not a number of days"),
+                        )
+                    })
+                })
+                .transpose()?,
         })
     }
 }

@@ -165,6 +165,7 @@ impl crate::service::Decommission<'_> {
                 acknowledge_url: format!("{}{CONFIRMATIONS_PATH}", self.retirements().public_url()),
                 problem,
                 etag: Some(etag.to_owned()),
+                closed_to_new_consumers: false,
             },
         }
     }

@@ -199,6 +199,40 @@ impl crate::service::Inventory<'_> {
         Ok(())
     }
 
+    /// A new use of versions a retirement froze new consumers out of is refused (a use
+    /// declared again by a dependent is not new).
+    async fn refuse_if_frozen(
+        &self,
+        conn: &impl Conn,
+        resolved: &Resolved,
+    ) -> Result<(), ServiceError> {
+        let Link::Uses {
+            consumer,
+            model,
+            range,
+        } = &resolved.link
+        else {
+            return Ok(());
+        };
+        let Some((name, _)) = resolved.to.split_once('@') else {
+            return Ok(());
+        };
+        let (Ok(model_name), Ok(consumer_name)) = (
+            crate::domain::ModelName::parse(name),
+            crate::domain::ConsumerName::parse(&resolved.from),
+        ) else {
+            return Ok(());
+        };
+        self.retirements()
+            .refuse_new_use_if_frozen(
+                conn,
+                (*model, &model_name),
+                range,
+                (*consumer, &consumer_name),
+            )
+            .await
+    }
+
     /// Declares an edge (origin `api`), or confirms it again, which refreshes its
     /// last-seen time so it does not go stale.
     pub async fn declare_edge(
@@ -210,6 +244,7 @@ impl crate::service::Inventory<'_> {
             let now = self.now();
             let resolved = resolve(tx.conn(), &spec, true).await?;
             may_manage_any(actor, &resolved.teams, "declare edges of team")?;
+            self.refuse_if_frozen(tx.conn(), &resolved).await?;
             if let Link::DerivedFrom {
                 version, parent, ..
             } = &resolved.link

@@ -161,7 +161,7 @@ impl Services {
             loop {
                 let (services, queued) = (Services::clone(self), jobs.clone());
                 // Read here, so the writer thread never waits on the graph's lock.
-                let seen = Seen::read(self, jobs);
+                let seen = Seen::read(self, jobs).with_frozen(self).await?;
                 let outcome = self
                     .store()
                     .write_on_thread(move |tx| {
@@ -191,7 +191,8 @@ impl Services {
             self.inventory().refresh_inventory().await?;
         }
         in_write_tx!(self, |tx| {
-            self.apply_set_wise(tx, jobs, Seen::read(self, jobs)).await
+            let seen = Seen::read(self, jobs).with_frozen(self).await?;
+            self.apply_set_wise(tx, jobs, seen).await
         })
     }
 

@@ -9,12 +9,14 @@
 mod acknowledge;
 mod check;
 mod decisions;
+mod freeze;
 mod outbox;
 mod schedule;
 mod state;
 
 pub use check::CheckReport;
 pub use decisions::{Requester, may_act_for};
+pub(crate) use freeze::FrozenOut;
 pub(crate) use outbox::{escalation_contacts, new_notice_id};
 pub use schedule::{PreviewDependent, RetirementPreview};
 pub(super) use state::State;
@@ -50,6 +52,10 @@ pub struct RetirementInput {
     pub effective_at: DateTime<Utc>,
     pub replacement_model: Option<String>,
     pub replacement_version: Option<String>,
+    /// Refuse consumers that are not dependents from scheduling on.
+    pub freeze_new_consumers: Option<bool>,
+    /// Tell only dependents seen within this many days.
+    pub notify_seen_within_days: Option<i64>,
 }
 
 /// A committed change of a retirement, as a subscription sees it.
@@ -69,6 +75,9 @@ pub(crate) struct Found {
     pub path: Vec<String>,
     /// The last use seen on its own edge (scan or download evidence).
     pub last_traffic_at: Option<DateTime<Utc>>,
+    /// The last time anything showed it depends (a declaration, an observation or a
+    /// download): what "seen lately" means for telling only recent users.
+    pub last_seen_at: Option<DateTime<Utc>>,
 }
 
 impl Found {
@@ -474,6 +483,7 @@ impl crate::service::Retirements<'_> {
                         consumer: std::sync::Arc::unwrap_or_clone(consumer),
                         path,
                         last_traffic_at: None,
+                        last_seen_at: None,
                     },
                 );
             }
@@ -481,6 +491,7 @@ impl crate::service::Retirements<'_> {
         // Once per dependent, not once per version it was reached from.
         for f in found.values_mut() {
             f.last_traffic_at = last_use(&g, f.id, model_id, versions);
+            f.last_seen_at = last_seen(&g, f.id, model_id, versions);
         }
         found
     }
@@ -534,6 +545,30 @@ fn last_use(
         })
         .map(|e| e.last_seen)
         .max()
+}
+
+/// When anything last showed `consumer` depends: its own edges to `versions` of the model
+/// when it has any (declared, observed or downloading), else any edge of its own (it
+/// depends through another consumer or a derived model).
+fn last_seen(
+    g: &crate::graph::InventoryGraph,
+    consumer: ConsumerId,
+    model: crate::graph::ModelId,
+    versions: &[Version],
+) -> Option<DateTime<Utc>> {
+    let edges = g.edges_of_consumer(consumer);
+    let direct = |e: &&&crate::graph::EdgeRecord| match &e.link {
+        crate::graph::Link::Uses {
+            model: m, range, ..
+        } => *m == model && versions.iter().any(|&v| range.matches(v)),
+        _ => false,
+    };
+    let own: Vec<_> = edges.iter().filter(direct).collect();
+    if own.is_empty() {
+        edges.iter().map(|e| e.last_seen).max()
+    } else {
+        own.iter().map(|e| e.last_seen).max()
+    }
 }
 
 fn step_label(step: &crate::graph::Step) -> String {

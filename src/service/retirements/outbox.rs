@@ -79,6 +79,7 @@ impl crate::service::Retirements<'_> {
                 acknowledge_url: self.acknowledge_url(retirement, dependent.consumer_id),
                 problem: None,
                 etag: None,
+                closed_to_new_consumers: retirement.levers.freeze_new_consumers,
             },
         }
     }

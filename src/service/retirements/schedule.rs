@@ -112,13 +112,18 @@ impl crate::service::Retirements<'_> {
             let dependents: Vec<Dependent> = found
                 .values()
                 .map(|f| {
-                    f.dependent(
+                    let d = f.dependent(
                         retirement.id,
                         FoundBy::Scheduling,
                         now,
                         retirement.effective_at,
                         next_reminder,
-                    )
+                    );
+                    if retirement.levers.tells(f.last_seen_at, now) {
+                        d
+                    } else {
+                        d.left_to_owner()
+                    }
                 })
                 .collect();
             repo::insert_dependents(tx.conn(), &dependents).await?;
@@ -128,6 +133,7 @@ impl crate::service::Retirements<'_> {
                 notifiers::NoticeKind::Scheduled,
                 dependents
                     .iter()
+                    .filter(|d| !d.informed_by_owner)
                     .map(|d| (d, &found[&d.consumer_id].consumer)),
                 &escalate_to,
                 now,
@@ -222,6 +228,7 @@ struct ScheduleRequest {
     reason: Text,
     effective_at: DateTime<Utc>,
     replacement: Option<(ModelName, Option<Version>)>,
+    levers: crate::domain::Levers,
 }
 
 impl ScheduleRequest {
@@ -255,6 +262,10 @@ impl ScheduleRequest {
             reason,
             effective_at: input.effective_at,
             replacement: replacement_model.map(|m| (m, replacement_version)),
+            levers: crate::domain::Levers::parse(
+                input.freeze_new_consumers,
+                input.notify_seen_within_days,
+            )?,
         })
     }
 
@@ -282,6 +293,7 @@ impl ScheduleRequest {
             created_at: now,
             created_by: by.to_owned(),
             updated_at: now,
+            levers: self.levers,
         }
     }
 }

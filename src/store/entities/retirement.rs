@@ -23,6 +23,8 @@ pub struct Model {
     /// The instance running this retirement's decommission steps, until `lease_until`.
     pub lease_holder: Option<String>,
     pub lease_until: Option<DateTimeUtc>,
+    /// JSON of the retirement's levers; null when none was pulled.
+    pub levers: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,6 +24,7 @@ pub struct Model {
     pub override_note: Option<String>,
     pub overridden_by: Option<String>,
     pub overridden_at: Option<DateTimeUtc>,
+    pub informed_by_owner: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

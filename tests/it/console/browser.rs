@@ -392,6 +392,11 @@ async fn governance_schedules_from_the_form_and_sees_the_acknowledgement_in_chro
     browser
         .click(Locator::XPath("//button[text()='Acknowledge']"))
         .await;
+    // The click only starts the form's navigation: wait for its answer before leaving,
+    // or the next navigation races it.
+    browser
+        .wait_for(Locator::XPath("//p[starts-with(text(), 'Thank you')]"))
+        .await;
     browser.goto(&page_url).await;
     let page = browser.text().await;
     assert!(page.contains("acknowledged"), "{page}");
@@ -474,6 +479,13 @@ async fn an_emergency_is_declared_approved_and_its_certificate_verified_in_chrom
 
     let auditor = w.app.token("aud", "auditor", None).await;
     browser.sign_in(&w.app.address, &auditor).await;
+    // The model's compliance report: the emergency, its risk assessment inert, through axe.
+    browser
+        .goto(&format!("{}/ui/models/fraud/compliance", w.app.address))
+        .await;
+    browser.wait_for(Locator::Css("dl.facts")).await;
+    assert!(browser.text().await.contains("verified from genesis"));
+    browser.check_page("compliance").await;
     browser
         .goto(&format!("{}/ui/certificates", w.app.address))
         .await;

@@ -27,6 +27,7 @@ pub(super) struct Known {
     consumers: HashMap<ConsumerName, ExistingConsumer>,
     models: HashMap<ModelName, ModelId>,
     versions: HashMap<(ModelId, Version), VersionId>,
+    frozen: crate::service::retirements::FrozenOut,
 }
 
 /// What the graph tells of a group's models and versions, read before its transaction so
@@ -41,6 +42,9 @@ pub(super) struct Seen {
     missing: HashMap<ModelName, Vec<Version>>,
     /// Versions of known models the graph lacks.
     unseen: Vec<(ModelId, Version)>,
+    /// Retirements freezing new consumers out of the group's models (read with
+    /// [`Seen::with_frozen`]).
+    frozen: crate::service::retirements::FrozenOut,
 }
 
 impl Seen {
@@ -50,6 +54,7 @@ impl Seen {
             versions: HashMap::new(),
             missing: HashMap::new(),
             unseen: Vec::new(),
+            frozen: Default::default(),
         };
         let graph = services.read_graph();
         for reg in jobs.iter().flat_map(|j| j.batch.iter()) {
@@ -72,6 +77,14 @@ impl Seen {
             }
         }
         seen
+    }
+
+    /// Adds the retirements that freeze new consumers out of the group's models (one
+    /// read; a model the graph lacks is new, and nothing retires it yet).
+    pub(super) async fn with_frozen(mut self, services: &Services) -> Result<Self, ServiceError> {
+        let models: Vec<ModelId> = self.models.values().copied().collect();
+        self.frozen = services.retirements().frozen_out(&models).await?;
+        Ok(self)
     }
 
     /// Notes what the graph holds of `model` and of its version `exact`, if one is named.
@@ -127,6 +140,7 @@ impl Known {
             mut versions,
             missing,
             mut unseen,
+            frozen,
         } = seen;
         if !missing.is_empty() {
             let names: Vec<&ModelName> = missing.keys().collect();
@@ -147,6 +161,7 @@ impl Known {
             consumers,
             models,
             versions,
+            frozen,
         })
     }
 }
@@ -295,6 +310,9 @@ impl GroupPlan {
                 && !self.known.versions.contains_key(&(id, exact))
             {
                 return Err(no_pinned_version(model, exact));
+            }
+            if let Some(refused) = self.known.frozen.refusal((id, model), range, name) {
+                return Err(refused);
             }
             links.push(Planned::Uses {
                 consumer: name.clone(),

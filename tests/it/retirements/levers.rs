@@ -1,0 +1,188 @@
+//! Governance's levers on a retirement: new consumers frozen out (downloads, declared
+//! uses and registration webhooks), and only the dependents seen lately told.
+
+use super::{World, deliver, mails, t0, world_with};
+use crate::registrations::{Post, post, source};
+use crate::support::{Backend, error_code, error_message};
+use chrono::Duration;
+use serde_json::{Value, json};
+use sunset::auth::Actor;
+use sunset::service::{ConsumerInput, EdgeSpec};
+
+const SCHEDULE: &str = "mutation($i: ScheduleRetirementInput!) { scheduleRetirement(input: $i) { id freezeNewConsumers notifySeenWithinDays } }";
+const DEPENDENTS: &str = "query($id: ID!) { retirement(id: $id) { dependents { consumer informedByOwner notifiedAt nextReminderAt } } }";
+
+async fn schedule(w: &World, levers: Value) -> Value {
+    let mut input = json!({
+        "model": "fraud", "versions": "^2", "reason": "superseded by 3.0",
+        "effectiveAt": (sunset::clock::Clock::now(&*w.clock) + Duration::days(30)).to_rfc3339(),
+        "replacementModel": "fraud", "replacementVersion": "3.0.0",
+    });
+    for (k, v) in levers.as_object().expect("levers") {
+        input[k] = v.clone();
+    }
+    w.app
+        .gql(&w.governance, SCHEDULE, json!({ "i": input }))
+        .await
+}
+
+async fn declare_consumer(w: &World, name: &str) {
+    w.app
+        .services
+        .inventory()
+        .declare_consumer(
+            &Actor::local_operator(),
+            ConsumerInput {
+                name: name.into(),
+                kind: "service".into(),
+                owner_team: "growth".into(),
+                environment: "prod".into(),
+                contacts: vec![format!("{name}@example.org")],
+                webhook_url: None,
+            },
+        )
+        .await
+        .expect("consumer");
+}
+
+fn uses(consumer: &str, version: &str) -> EdgeSpec {
+    EdgeSpec::Uses {
+        consumer: consumer.into(),
+        model: "fraud".into(),
+        version: version.into(),
+    }
+}
+
+async fn download(w: &World, token: &str) -> reqwest::Response {
+    w.app
+        .client
+        .get(format!(
+            "{}/v1/models/fraud/versions/2.1.0/artifacts/model.bin",
+            w.app.address
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get")
+}
+
+on_both_backends! {
+    /// From scheduling on, a consumer that was not a dependent is refused the versions,
+    /// however it comes: a download (410, with the retirement's Link and Sunset), a use
+    /// declared, a registration webhook. Dependents keep access; other versions stay open.
+    async fn frozen_versions_refuse_new_consumers_and_serve_their_dependents(backend: Backend = crate::support::backend) {
+        let w = world_with(backend, |_| {}).await;
+        let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
+        let put = w.app.client.put(format!("{}/v1/models/fraud/versions/2.1.0/artifacts/model.bin", w.app.address))
+            .bearer_auth(&owner).body(vec![3u8; 64]).send().await.expect("put");
+        assert_eq!(put.status(), 201);
+        declare_consumer(&w, "newbie").await;
+        let scheduled = schedule(&w, json!({ "freezeNewConsumers": true })).await;
+        let r = &scheduled["data"]["scheduleRetirement"];
+        assert_eq!(r["freezeNewConsumers"], true, "{scheduled}");
+        let id = r["id"].as_str().expect("id").to_owned();
+        // The notices say so, by webhook and by email.
+        crate::retirements::accept_webhooks(&w).await;
+        deliver(&w).await;
+        let hooks = w.receiver.received_requests().await.expect("requests");
+        let hook: Value = serde_json::from_slice(&hooks[0].body).expect("json");
+        assert_eq!(hook["data"]["closedToNewConsumers"], true, "{hook}");
+        let mail = mails(&w.mail);
+        assert!(mail.iter().any(|m| m.data.contains("closed to new consumers")), "{mail:?}");
+
+        let newbie = w.app.consumer_token("newbie-deploy", "reader", "newbie").await;
+        let refused = download(&w, &newbie).await;
+        assert_eq!(refused.status(), 410);
+        let link = refused.headers()["link"].to_str().expect("ascii").to_owned();
+        assert!(link.contains(&format!("/v1/retirements/{id}")), "{link}");
+        assert!(refused.headers().contains_key("sunset"));
+        let body: Value = refused.json().await.expect("json");
+        let message = body["error"]["message"].as_str().expect("message");
+        assert!(message.contains("closed to new consumers") && message.contains("use fraud@3.0.0 instead"), "{message}");
+        let recorded = crate::console::count(&w.app, "SELECT COUNT(*) FROM audit_records WHERE action = 'artifact.download_refused' AND actor = 'newbie-deploy'").await;
+        assert_eq!(recorded, 1);
+        // The refused download is not evidence of use: newbie did not become a dependent.
+        let dependents = w.app.gql_ok(&w.governance, DEPENDENTS, json!({ "id": id })).await;
+        assert!(!dependents.to_string().contains("newbie"));
+
+        let mut console = crate::console::Console::new(&w.app.address);
+        assert_eq!(console.sign_in(&w.governance).await.status, 303);
+        assert!(console.get(&format!("/ui/retirements/{id}")).await.body.contains("frozen out"));
+
+        // checkout was a dependent: it keeps its access until the effective date.
+        let checkout = w.app.consumer_token("checkout-deploy", "reader", "checkout").await;
+        assert_eq!(download(&w, &checkout).await.status(), 200);
+
+        // A new use declared is refused with the reason; a dependent's own, and another
+        // version's, are not.
+        let inventory = w.app.services.inventory();
+        let admin = Actor::local_operator();
+        let err = inventory.declare_edge(&admin, uses("newbie", "^2")).await.expect_err("frozen");
+        assert!(err.to_string().contains("closed to new consumers"), "{err}");
+        inventory.declare_edge(&admin, uses("newbie", "3.0.0")).await.expect("3.0.0 stays open");
+        inventory.declare_edge(&admin, uses("checkout", "^2")).await.expect("a dependent confirms its use");
+        let gql = w.app.gql(&w.app.admin, "mutation { declareUse(consumer: \"newbie\", model: \"fraud\", version: \"2.1.0\") { kind } }", json!({})).await;
+        assert_eq!(error_code(&gql), "CONFLICT", "{gql}");
+        assert!(error_message(&gql).contains("retirement"), "{gql}");
+
+        // A registration webhook declaring a new use is refused too, and writes nothing.
+        let secret = source(&w.app, "ci").await;
+        let at = sunset::clock::Clock::now(&*w.clock).timestamp();
+        let message = json!({ "registrations": [
+            { "type": "consumer", "name": "webby", "kind": "service", "ownerTeam": "growth", "environment": "prod",
+              "uses": [{ "model": "fraud", "version": "^2" }] }
+        ] });
+        let refused = post(&w.app, Post { secret: &secret, id: "msg_frozen", at }, &message).await;
+        assert_eq!(refused.status(), 422, "{:?}", refused.text().await);
+        let webby = crate::console::count(&w.app, "SELECT COUNT(*) FROM consumers WHERE name = 'webby'").await;
+        assert_eq!(webby, 0, "nothing of a refused message is written");
+        let other = json!({ "registrations": [
+            { "type": "consumer", "name": "webby", "kind": "service", "ownerTeam": "growth", "environment": "prod",
+              "uses": [{ "model": "fraud", "version": "3.0.0" }] }
+        ] });
+        assert_eq!(post(&w.app, Post { secret: &secret, id: "msg_open", at }, &other).await.status(), 200);
+    }
+}
+
+on_both_backends! {
+    /// Told only if seen within the look-back: a dependent whose every edge went quiet is
+    /// listed as informed by its owner, gets no notice and no reminder.
+    async fn only_dependents_seen_lately_are_told(backend: Backend = crate::support::backend) {
+        let w = world_with(backend, |_| {}).await;
+        declare_consumer(&w, "stale-svc").await;
+        let admin = Actor::local_operator();
+        w.app.services.inventory().declare_edge(&admin, uses("stale-svc", "^2")).await.expect("edge");
+        // Forty days on, checkout confirms its use; stale-svc and billing stay silent.
+        w.clock.set(t0() + Duration::days(40));
+        w.app.services.inventory().declare_edge(&admin, uses("checkout", "^2")).await.expect("refresh");
+        crate::retirements::accept_webhooks(&w).await;
+
+        let bad = schedule(&w, json!({ "notifySeenWithinDays": 0 })).await;
+        assert_eq!(error_code(&bad), "VALIDATION", "{bad}");
+        assert_eq!(crate::console::count(&w.app, "SELECT COUNT(*) FROM retirements").await, 0, "nothing written");
+
+        let scheduled = schedule(&w, json!({ "notifySeenWithinDays": 30 })).await;
+        let r = &scheduled["data"]["scheduleRetirement"];
+        assert_eq!(r["notifySeenWithinDays"], 30, "{scheduled}");
+        let id = r["id"].as_str().expect("id").to_owned();
+        deliver(&w).await;
+        let dependents = w.app.gql_ok(&w.governance, DEPENDENTS, json!({ "id": id })).await;
+        let by_name = |n: &str| dependents["retirement"]["dependents"].as_array().expect("d").iter().find(|d| d["consumer"] == n).cloned().unwrap_or_else(|| panic!("{n} in {dependents}"));
+        assert_eq!(by_name("checkout")["informedByOwner"], false);
+        assert!(by_name("checkout")["notifiedAt"].is_string());
+        for quiet in ["stale-svc", "billing"] {
+            let d = by_name(quiet);
+            assert_eq!(d["informedByOwner"], true, "{d}");
+            assert!(d["notifiedAt"].is_null() && d["nextReminderAt"].is_null(), "{d}");
+        }
+        let to: Vec<String> = mails(&w.mail).iter().flat_map(|m| m.to.clone()).collect();
+        assert!(to.iter().any(|t| t.contains("payments@example.org")), "{to:?}");
+        assert!(!to.iter().any(|t| t.contains("stale-svc@example.org") || t.contains("billing@example.org")), "{to:?}");
+        // The console's retirement page says who was told and who is left to its owner.
+        let mut console = crate::console::Console::new(&w.app.address);
+        assert_eq!(console.sign_in(&w.governance).await.status, 303);
+        let page = console.get(&format!("/ui/retirements/{id}")).await;
+        assert!(page.body.contains("only dependents seen within 30 days"), "{}", page.body);
+        assert_eq!(page.body.matches("informed by its owner").count(), 2);
+    }
+}

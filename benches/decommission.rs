@@ -74,8 +74,7 @@ async fn prepare(services: &Services, clock: &ManualClock, i: usize) -> i64 {
                 effective_at: clock_now(clock) + Days::days(7),
                 replacement_model: None,
                 replacement_version: None,
-                freeze_new_consumers: None,
-                notify_seen_within_days: None,
+                levers: Default::default(),
             },
         )
         .await

@@ -109,8 +109,7 @@ async fn ready(services: &Services, clock: &ShiftedClock, model: &str) -> i64 {
                 effective_at: now + Days::days(7) + Days::minutes(1),
                 replacement_model: None,
                 replacement_version: None,
-                freeze_new_consumers: None,
-                notify_seen_within_days: None,
+                levers: Default::default(),
             },
         )
         .await

@@ -138,8 +138,7 @@ async fn schedule(services: &Services, model: &str) -> (f64, usize) {
                 effective_at: Utc::now() + Days::days(8),
                 replacement_model: None,
                 replacement_version: None,
-                freeze_new_consumers: None,
-                notify_seen_within_days: None,
+                levers: Default::default(),
             },
         )
         .await

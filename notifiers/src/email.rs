@@ -183,6 +183,11 @@ fn context(notice: &Notice) -> minijinja::Value {
         acknowledge_url => &d.acknowledge_url,
         problem => d.problem.as_deref().unwrap_or_default(),
         closed_to_new_consumers => d.closed_to_new_consumers,
+        brownouts => d
+            .brownouts
+            .iter()
+            .map(|w| format!("{} to {}", human(w.start), w.end.format("%H:%M UTC")))
+            .collect::<Vec<_>>(),
         effective_at => human(d.effective_at),
         effective_date => d.effective_at.format("%Y-%m-%d").to_string(),
         notice_ends_at => human(d.notice_ends_at),

@@ -19,7 +19,7 @@ pub mod standard_webhooks;
 pub mod testing;
 pub mod webhook;
 
-pub use notice::{Notice, NoticeData, NoticeKind, Replacement};
+pub use notice::{BrownoutWindow, Notice, NoticeData, NoticeKind, Replacement};
 
 use chrono::{DateTime, Utc};
 use std::future::Future;

@@ -91,6 +91,17 @@ pub struct NoticeData {
     /// the notice went out are refused the versions from now on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub closed_to_new_consumers: bool,
+    /// Brownout windows still to come: downloads by dependents that have not
+    /// acknowledged answer 503 during each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brownouts: Vec<BrownoutWindow>,
+}
+
+/// One brownout window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrownoutWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
 }
 
 /// One notice to one dependent. Its id is also the `webhook-id` of every attempt to
@@ -144,6 +155,7 @@ pub(crate) fn sample() -> Notice {
             problem: Some("sample".into()),
             etag: None,
             closed_to_new_consumers: false,
+            brownouts: Vec::new(),
         },
     }
 }
@@ -178,6 +190,7 @@ mod tests {
                 problem: None,
                 etag: None,
                 closed_to_new_consumers: false,
+                brownouts: Vec::new(),
             },
         };
         let v: serde_json::Value = serde_json::from_slice(&notice.to_json()).unwrap();

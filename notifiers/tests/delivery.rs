@@ -40,6 +40,7 @@ fn notice(kind: NoticeKind, reason: &str) -> Notice {
             problem: None,
             etag: None,
             closed_to_new_consumers: false,
+            brownouts: Vec::new(),
         },
     }
 }

@@ -38,7 +38,7 @@ pub use inventory::{
     Consumer, ConsumerKind, ConsumerName, Derivation, EdgeKind, EdgeOrigin, Environment,
     EvidenceRemover, SourceChange, VersionRange, WebhookUrl,
 };
-pub use levers::Levers;
+pub use levers::{Brownout, DailyBrownouts, Levers};
 pub use lifecycle::{LifecycleStatus, TransitionRule};
 pub use names::{ModelName, SignerName, TeamName, TokenName};
 pub use notice::{Channel, NoticeState, OutboxNotice, delivery_error_category};

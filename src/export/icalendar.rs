@@ -22,6 +22,8 @@ pub struct CalendarEntry {
     pub sequence: u32,
     /// When the retirement last changed.
     pub changed_at: DateTime<Utc>,
+    /// Brownout windows of its notice period, `(start, end)`, each an event of its own.
+    pub brownouts: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// The feed, with CRLF line ends and lines folded at 75 octets as RFC 5545 asks.
@@ -63,6 +65,38 @@ pub fn feed(entries: &[CalendarEntry], host: &str) -> String {
             }
         ));
         line("END:VEVENT");
+        for (n, (start, end)) in e.brownouts.iter().enumerate() {
+            line("BEGIN:VEVENT");
+            line(&format!(
+                "UID:retirement-{}-brownout-{}@{}",
+                e.retirement_id,
+                n + 1,
+                escape(host)
+            ));
+            line(&format!("DTSTAMP:{}", stamp(e.changed_at)));
+            line(&format!("DTSTART:{}", stamp(*start)));
+            line(&format!("DTEND:{}", stamp(*end)));
+            line(&format!("SEQUENCE:{}", e.sequence));
+            line(&format!(
+                "SUMMARY:{}",
+                escape(&format!("Brownout of {} {}", e.model, e.versions))
+            ));
+            line(&format!(
+                "DESCRIPTION:{}",
+                escape(
+                    "Downloads by dependents that have not acknowledged the retirement answer 503 during this window."
+                )
+            ));
+            line(&format!(
+                "STATUS:{}",
+                if e.state == RetirementState::Cancelled {
+                    "CANCELLED"
+                } else {
+                    "CONFIRMED"
+                }
+            ));
+            line("END:VEVENT");
+        }
     }
     line("END:VCALENDAR");
     out
@@ -128,6 +162,7 @@ mod tests {
             replacement: Some("fraud-scorer 3.0.0".into()),
             sequence: 2,
             changed_at: at("2026-12-01T00:00:00Z"),
+            brownouts: Vec::new(),
         }
     }
 

@@ -94,8 +94,17 @@ pub struct Retirement {
     /// Only dependents seen within this many days were told; the others are informed by
     /// their owner (`informedByOwner` on the dependent).
     notify_seen_within_days: Option<u32>,
+    /// Windows in which downloads by dependents that have not acknowledged answer 503.
+    brownouts: Vec<BrownoutWindow>,
     #[graphql(skip)]
     raw_id: RetirementId,
+}
+
+/// A brownout window of a retirement's notice period.
+#[derive(SimpleObject)]
+pub struct BrownoutWindow {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
 }
 
 impl From<StoredRetirement> for Retirement {
@@ -122,6 +131,15 @@ impl From<StoredRetirement> for Retirement {
             updated_at: r.updated_at,
             freeze_new_consumers: r.levers.freeze_new_consumers,
             notify_seen_within_days: r.levers.notify_seen_within_days,
+            brownouts: r
+                .levers
+                .brownouts
+                .iter()
+                .map(|w| BrownoutWindow {
+                    start: w.start,
+                    end: w.end,
+                })
+                .collect(),
         }
     }
 }
@@ -461,6 +479,51 @@ pub struct ScheduleRetirementInput {
     /// days (1 to 3650); the others get no notice and are listed as informed by their
     /// owner.
     notify_seen_within_days: Option<i32>,
+    /// Brownout windows in the notice period: downloads by dependents that have not
+    /// acknowledged answer 503 with `Retry-After` during each.
+    brownouts: Option<Vec<BrownoutWindowInput>>,
+    /// Daily brownouts over the notice's last days, growing.
+    daily_brownouts: Option<DailyBrownoutsGql>,
+}
+
+/// One brownout window: from `start`, for `minutes` (1 to 1440).
+#[derive(InputObject)]
+pub struct BrownoutWindowInput {
+    start: DateTime<Utc>,
+    minutes: i32,
+}
+
+/// A brownout every day of the notice's last `lastDays` days at `atUtc` (`HH:MM`),
+/// growing from `firstMinutes` to `lastMinutes`.
+#[derive(InputObject)]
+pub struct DailyBrownoutsGql {
+    last_days: i32,
+    at_utc: String,
+    first_minutes: i32,
+    last_minutes: i32,
+}
+
+impl ScheduleRetirementInput {
+    fn levers(&self) -> crate::service::LeverInput {
+        crate::service::LeverInput {
+            freeze_new_consumers: self.freeze_new_consumers,
+            notify_seen_within_days: self.notify_seen_within_days.map(i64::from),
+            brownouts: self
+                .brownouts
+                .iter()
+                .flatten()
+                .map(|w| (w.start, i64::from(w.minutes)))
+                .collect(),
+            daily_brownouts: self.daily_brownouts.as_ref().map(|d| {
+                crate::service::DailyBrownoutsInput {
+                    last_days: i64::from(d.last_days),
+                    at_utc: d.at_utc.clone(),
+                    first_minutes: i64::from(d.first_minutes),
+                    last_minutes: i64::from(d.last_minutes),
+                }
+            }),
+        }
+    }
 }
 
 fn parse_retirement_id(id: &ID) -> Result<RetirementId> {
@@ -602,6 +665,7 @@ impl RetirementMutation {
         ctx: &Context<'_>,
         input: ScheduleRetirementInput,
     ) -> Result<Retirement> {
+        let levers = input.levers();
         let (retirement, _) = services(ctx)?
             .retirements()
             .schedule_retirement(
@@ -613,8 +677,7 @@ impl RetirementMutation {
                     effective_at: input.effective_at,
                     replacement_model: input.replacement_model,
                     replacement_version: input.replacement_version,
-                    freeze_new_consumers: input.freeze_new_consumers,
-                    notify_seen_within_days: input.notify_seen_within_days.map(i64::from),
+                    levers,
                 },
             )
             .await?;

@@ -64,6 +64,20 @@ pub async fn download(
         .await;
     let (info, pending, chunks) = match opened {
         Ok(opened) => opened,
+        Err(crate::service::ServiceError::BrownedOut {
+            message,
+            retry_after_secs,
+        }) => {
+            let e = crate::service::ServiceError::BrownedOut {
+                message,
+                retry_after_secs,
+            };
+            let mut response = ApiError::from(e).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            super::retirements::mark_gone(&state.services, &model, &version, headers).await;
+            return Ok(response);
+        }
         Err(e @ crate::service::ServiceError::Gone(_)) => {
             // RFC 8594: the Sunset header of a resource already gone names when it went.
             let mut response = ApiError::from(e).into_response();

@@ -89,6 +89,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::Integrity(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceError::Gone(_) => StatusCode::GONE,
+            ServiceError::BrownedOut { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Internal(cause) => {
                 tracing::error!(error = %cause, "internal error while answering HTTP");
                 StatusCode::INTERNAL_SERVER_ERROR

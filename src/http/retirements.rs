@@ -157,6 +157,12 @@ async fn calendar_of(services: &crate::service::Services) -> Result<Response, Ap
             }),
             sequence: u32::try_from(r.sequence).unwrap_or(0),
             changed_at: r.updated_at,
+            brownouts: r
+                .levers
+                .brownouts
+                .iter()
+                .map(|w| (w.start, w.end))
+                .collect(),
         })
         .collect();
     let host = services

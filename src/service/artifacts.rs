@@ -267,16 +267,29 @@ impl super::Artifacts<'_> {
         let subject = format!("{model}@{version}/{path}");
         self.refuse_if_retired(actor, &model, version, &subject)
             .await?;
-        if let Some(consumer) = &actor.consumer
-            && let Err(refused) = self
-                .retirements()
+        if let Some(consumer) = &actor.consumer {
+            let retirements = self.retirements();
+            let refused = match retirements
                 .refuse_if_frozen_out(&model, version, consumer)
                 .await
-        {
-            if let ServiceError::Gone(why) = &refused {
-                self.record_download_refusal(actor, &subject, why).await;
+            {
+                Ok(()) => {
+                    retirements
+                        .refuse_if_browned_out(&model, version, consumer)
+                        .await
+                }
+                frozen => frozen,
+            };
+            if let Err(refused) = refused {
+                if matches!(
+                    refused,
+                    ServiceError::Gone(_) | ServiceError::BrownedOut { .. }
+                ) {
+                    self.record_download_refusal(actor, &subject, &refused.to_string())
+                        .await;
+                }
+                return Err(refused);
             }
-            return Err(refused);
         }
         let db = self.store().reader();
         let (_, version_id, v) = self.locate_version(db, &model, version).await?;

@@ -22,6 +22,13 @@ pub enum ServiceError {
     /// The thing existed and was retired on purpose (a disabled version): HTTP 410.
     #[error("{0}")]
     Gone(String),
+    /// Refused for now, by design: a brownout window of a retirement's notice period
+    /// (HTTP 503 with `Retry-After`, the seconds until the window ends).
+    #[error("{message}")]
+    BrownedOut {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Stored data failed verification and is not served (AISVS 3.1.2).
     #[error("{0}")]
     Integrity(String),
@@ -57,6 +64,7 @@ impl ServiceError {
             ServiceError::Forbidden(_) => "FORBIDDEN",
             ServiceError::Integrity(_) => "INTEGRITY",
             ServiceError::Gone(_) => "GONE",
+            ServiceError::BrownedOut { .. } => "BROWNOUT",
             ServiceError::Internal(_) => "INTERNAL",
         }
     }

@@ -84,9 +84,9 @@ pub use refusals::Refusal;
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
 pub use retirements::{
-    CheckReport, MAX_LIST as MAX_RETIREMENT_LIST, PreviewDependent, Requester, RetirementEvent,
-    RetirementInput, RetirementPreview, may_act_for as may_act_for_consumer,
-    may_govern as may_govern_retirements,
+    CheckReport, DailyBrownoutsInput, LeverInput, MAX_LIST as MAX_RETIREMENT_LIST,
+    PreviewDependent, Requester, RetirementEvent, RetirementInput, RetirementPreview,
+    may_act_for as may_act_for_consumer, may_govern as may_govern_retirements,
 };
 pub use rollback::ROLLBACK_ROLES;
 pub use scans::{RejectedFile, ScanProgress, ScanReport};

@@ -303,8 +303,7 @@ async fn notices_waiting_in_the_outbox(
                 effective_at: Utc::now() + Duration::days(8),
                 replacement_model: None,
                 replacement_version: None,
-                freeze_new_consumers: None,
-                notify_seen_within_days: None,
+                levers: Default::default(),
             },
         )
         .await
@@ -462,8 +461,7 @@ async fn a_ready_retirement_with_a_survivor(
                 effective_at: Utc::now() + Duration::days(8),
                 replacement_model: None,
                 replacement_version: None,
-                freeze_new_consumers: None,
-                notify_seen_within_days: None,
+                levers: Default::default(),
             },
         )
         .await

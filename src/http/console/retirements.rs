@@ -75,17 +75,20 @@ impl ScheduleForm {
             effective_at,
             replacement_model: optional(&self.replacement_model),
             replacement_version: optional(&self.replacement_version),
-            freeze_new_consumers: Some(self.freeze_new_consumers == "yes"),
-            notify_seen_within_days: optional(&self.notify_seen_within_days)
-                .map(|d| {
-                    d.parse::<i64>().map_err(|_| {
-                        crate::domain::ParseError::new(
-                            "notifySeenWithinDays",
-                            format!("{d:?} is not a number of days"),
-                        )
+            levers: crate::service::LeverInput {
+                freeze_new_consumers: Some(self.freeze_new_consumers == "yes"),
+                notify_seen_within_days: optional(&self.notify_seen_within_days)
+                    .map(|d| {
+                        d.parse::<i64>().map_err(|_| {
+                            crate::domain::ParseError::new(
+                                "notifySeenWithinDays",
+                                format!("{d:?} is not a number of days"),
+                            )
+                        })
                     })
-                })
-                .transpose()?,
+                    .transpose()?,
+                ..Default::default()
+            },
         })
     }
 }

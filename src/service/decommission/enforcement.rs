@@ -166,6 +166,7 @@ impl crate::service::Decommission<'_> {
                 problem,
                 etag: Some(etag.to_owned()),
                 closed_to_new_consumers: false,
+                brownouts: Vec::new(),
             },
         }
     }

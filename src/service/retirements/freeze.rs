@@ -79,6 +79,49 @@ impl crate::service::Retirements<'_> {
     }
 }
 
+impl crate::service::Retirements<'_> {
+    /// Refuses `consumer`'s download of `model@version` during a brownout window of a
+    /// retirement it depends on and has not acknowledged: 503 until the window ends.
+    pub(crate) async fn refuse_if_browned_out(
+        &self,
+        model: &ModelName,
+        version: Version,
+        consumer: &ConsumerName,
+    ) -> Result<(), ServiceError> {
+        let now = self.now();
+        let Some(r) = self.pending_retirement_covering(model, version).await? else {
+            return Ok(());
+        };
+        let Some(window) = r.levers.brownout_at(now) else {
+            return Ok(());
+        };
+        let db = self.store().reader();
+        let Some((consumer_id, _)) = crate::store::inventory::find_consumer(db, consumer).await?
+        else {
+            return Ok(());
+        };
+        let Some(d) = repo::dependent(db, r.id, consumer_id).await? else {
+            return Ok(());
+        };
+        if d.settled() {
+            return Ok(());
+        }
+        let retry = (window.end - now).num_seconds().max(1);
+        Err(ServiceError::BrownedOut {
+            message: format!(
+                "{model}@{version} is in a brownout until {} (retirement {} retires it on {}): {consumer} has not acknowledged the retirement; acknowledge it, or move off, before the versions go for good",
+                window
+                    .end
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                r.id,
+                r.effective_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+            retry_after_secs: u64::try_from(retry).unwrap_or(1),
+        })
+    }
+}
+
 /// Why a frozen-out consumer is refused, and where to go instead.
 fn frozen_message(r: &Retirement, consumer: &ConsumerName, what: &str) -> String {
     let instead = match (&r.replacement_model, r.replacement_version) {

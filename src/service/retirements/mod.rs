@@ -52,10 +52,29 @@ pub struct RetirementInput {
     pub effective_at: DateTime<Utc>,
     pub replacement_model: Option<String>,
     pub replacement_version: Option<String>,
+    pub levers: LeverInput,
+}
+
+/// The levers as a client sends them; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct LeverInput {
     /// Refuse consumers that are not dependents from scheduling on.
     pub freeze_new_consumers: Option<bool>,
     /// Tell only dependents seen within this many days.
     pub notify_seen_within_days: Option<i64>,
+    /// Brownout windows: start and minutes.
+    pub brownouts: Vec<(DateTime<Utc>, i64)>,
+    /// Daily brownouts over the notice's last days.
+    pub daily_brownouts: Option<DailyBrownoutsInput>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DailyBrownoutsInput {
+    pub last_days: i64,
+    /// `HH:MM`, UTC.
+    pub at_utc: String,
+    pub first_minutes: i64,
+    pub last_minutes: i64,
 }
 
 /// A committed change of a retirement, as a subscription sees it.

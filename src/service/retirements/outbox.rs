@@ -80,6 +80,16 @@ impl crate::service::Retirements<'_> {
                 problem: None,
                 etag: None,
                 closed_to_new_consumers: retirement.levers.freeze_new_consumers,
+                brownouts: retirement
+                    .levers
+                    .brownouts
+                    .iter()
+                    .filter(|w| w.end > now)
+                    .map(|w| notifiers::BrownoutWindow {
+                        start: w.start,
+                        end: w.end,
+                    })
+                    .collect(),
             },
         }
     }

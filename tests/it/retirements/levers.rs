@@ -186,3 +186,66 @@ on_both_backends! {
         assert_eq!(page.body.matches("informed by its owner").count(), 2);
     }
 }
+
+on_both_backends! {
+    /// In a brownout window a dependent that has not acknowledged gets 503 with
+    /// Retry-After and the Sunset headers; one that acknowledged is served; outside the
+    /// windows everyone is. The windows are in the calendar feed and the notices.
+    async fn a_brownout_refuses_unacknowledged_dependents_for_its_window(backend: Backend = crate::support::backend) {
+        let w = world_with(backend, |_| {}).await;
+        let owner = w.app.token("ml-owner-up", "owner", Some("ml")).await;
+        let put = w.app.client.put(format!("{}/v1/models/fraud/versions/2.1.0/artifacts/model.bin", w.app.address))
+            .bearer_auth(&owner).body(vec![5u8; 64]).send().await.expect("put");
+        assert_eq!(put.status(), 201);
+        declare_consumer(&w, "batch-job").await;
+        w.app.services.inventory().declare_edge(&Actor::local_operator(), uses("batch-job", "^2")).await.expect("edge");
+
+        let window = t0() + Duration::days(20);
+        let overlapping = schedule(&w, json!({ "brownouts": [
+            { "start": window.to_rfc3339(), "minutes": 30 },
+            { "start": (window + Duration::minutes(20)).to_rfc3339(), "minutes": 30 },
+        ] })).await;
+        assert_eq!(error_code(&overlapping), "VALIDATION", "{overlapping}");
+        assert!(error_message(&overlapping).contains("overlap"), "{overlapping}");
+        assert_eq!(crate::console::count(&w.app, "SELECT COUNT(*) FROM retirements").await, 0, "nothing written");
+
+        let scheduled = schedule(&w, json!({
+            "brownouts": [{ "start": window.to_rfc3339(), "minutes": 30 }],
+            "dailyBrownouts": { "lastDays": 3, "atUtc": "14:00", "firstMinutes": 10, "lastMinutes": 30 },
+        })).await;
+        let id = scheduled["data"]["scheduleRetirement"]["id"].as_str().unwrap_or_else(|| panic!("{scheduled}")).to_owned();
+        let windows = w.app.gql_ok(&w.governance, "query($id: ID!) { retirement(id: $id) { brownouts { start end } } }", json!({ "id": id })).await;
+        assert_eq!(windows["retirement"]["brownouts"].as_array().map(Vec::len), Some(4), "{windows}");
+        w.app.gql_ok(&w.governance, "mutation($id: ID!, $c: String!) { acknowledgeRetirement(id: $id, consumer: $c) { consumer } }", json!({ "id": id, "c": "checkout" })).await;
+
+        // The notices announce the windows.
+        crate::retirements::accept_webhooks(&w).await;
+        deliver(&w).await;
+        assert!(mails(&w.mail).iter().any(|m| m.data.contains("Brownouts:")));
+
+        let batch = w.app.consumer_token("batch-deploy", "reader", "batch-job").await;
+        let checkout = w.app.consumer_token("checkout-deploy", "reader", "checkout").await;
+        assert_eq!(download(&w, &batch).await.status(), 200, "before the window");
+        w.clock.set(window + Duration::minutes(5));
+        let browned = download(&w, &batch).await;
+        assert_eq!(browned.status(), 503);
+        assert_eq!(browned.headers()["retry-after"], "1500");
+        assert!(browned.headers()["link"].to_str().expect("ascii").contains(&format!("/v1/retirements/{id}")));
+        assert!(browned.headers().contains_key("sunset"));
+        let body: Value = browned.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "BROWNOUT");
+        assert!(body["error"]["message"].as_str().expect("m").contains("has not acknowledged"), "{body}");
+        assert_eq!(download(&w, &checkout).await.status(), 200, "an acknowledged dependent is served");
+        let refusals = crate::console::count(&w.app, "SELECT COUNT(*) FROM audit_records WHERE action = 'artifact.download_refused' AND actor = 'batch-deploy'").await;
+        assert_eq!(refusals, 1);
+        w.clock.set(window + Duration::minutes(30));
+        assert_eq!(download(&w, &batch).await.status(), 200, "the window's end is outside it");
+
+        // The calendar lists every window as an event of its own.
+        let ics = w.app.client.get(format!("{}/v1/retirements.ics", w.app.address))
+            .bearer_auth(&w.governance).send().await.expect("ics").text().await.expect("text");
+        assert_eq!(ics.matches("SUMMARY:Brownout of fraud ^2").count(), 4, "{ics}");
+        assert!(ics.contains("DTSTART:20261221T100000Z\r\nDTEND:20261221T103000Z"), "{ics}");
+        assert!(ics.contains("DTSTART:20261228T140000Z\r\nDTEND:20261228T141000Z"), "{ics}");
+    }
+}

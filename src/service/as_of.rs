@@ -146,6 +146,7 @@ impl Fold {
                 true
             }
             Some(Action::VersionCreated | Action::VersionStatusChanged) => self.version(after),
+            Some(Action::ModelRolledBack) => self.rolled_back(after, r.recorded_at),
             Some(Action::ArtifactUploaded) => self.artifact(after),
             Some(Action::SignatureAttached) => self.signature(&r.subject, after),
             Some(Action::SignaturesRevoked) => self.revoked(name, after),
@@ -172,6 +173,20 @@ impl Fold {
             .and_then(|t| serde_json::from_value(t.clone()).ok());
         entry.created_by = text(&v, "createdBy").unwrap_or_default();
         entry.provenance = v.get("provenance").cloned().unwrap_or(Value::Null);
+        true
+    }
+
+    /// A rollback records the version it put back in production on the model's record
+    /// (the version it displaced has a status change of its own).
+    fn rolled_back(&mut self, after: Option<Value>, at: DateTime<Utc>) -> bool {
+        let Some(version) = after.as_ref().and_then(|a| text(a, "production")) else {
+            return false;
+        };
+        let Some(v) = self.versions.get_mut(&version) else {
+            return false;
+        };
+        v.status = "production".to_owned();
+        v.status_changed_at = Some(at);
         true
     }
 

@@ -313,3 +313,72 @@ async fn a_models_past_is_rebuilt_from_the_audit_trail_as_it_was_sqlite() {
 async fn a_models_past_is_rebuilt_from_the_audit_trail_as_it_was_postgres() {
     life(Backend::Postgres).await;
 }
+
+const SIGNED_LIVE: &str = "{ model(name: \"fraud-scorer\") { versions { edges { node { version status signature { signer } } } } } }";
+const SIGNED_PAST: &str = "query($at: DateTime!) { modelAsOf(name: \"fraud-scorer\", at: $at) { versions { version status signature { signer revoked } } } }";
+
+/// Each version's status and signer, live.
+async fn signed_now(
+    app: &crate::support::TestApp,
+    token: &str,
+) -> BTreeMap<String, (String, Option<String>)> {
+    let live = app.gql_ok(token, SIGNED_LIVE, json!({})).await;
+    live["model"]["versions"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| {
+            let n = &e["node"];
+            (
+                n["version"].as_str().expect("v").to_owned(),
+                (
+                    n["status"].as_str().expect("s").to_lowercase(),
+                    n["signature"]["signer"].as_str().map(str::to_owned),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The same, as `modelAsOf` rebuilds it for `at`.
+async fn signed_then(
+    app: &crate::support::TestApp,
+    token: &str,
+    at: DateTime<Utc>,
+) -> BTreeMap<String, (String, Option<String>)> {
+    let past = app
+        .gql_ok(token, SIGNED_PAST, json!({ "at": at.to_rfc3339() }))
+        .await;
+    past["modelAsOf"]["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| {
+            assert_eq!(v["signature"]["revoked"].as_bool().unwrap_or(false), false);
+            (
+                v["version"].as_str().expect("v").to_owned(),
+                (
+                    v["status"].as_str().expect("s").to_owned(),
+                    v["signature"]["signer"].as_str().map(str::to_owned),
+                ),
+            )
+        })
+        .collect()
+}
+
+on_both_backends! {
+    /// Signatures and promotions: two signed versions promoted in turn, then a rollback;
+    /// the past at each instant has the statuses and signers the live state had then.
+    async fn signatures_and_promotions_are_rebuilt_as_they_were(app) {
+        let owner = crate::rollback::two_production_versions(&app).await;
+        let auditor = app.token("aud", "auditor", None).await;
+        let promoted = (Utc::now(), signed_now(&app, &auditor).await);
+        assert_eq!(promoted.1["1.1.0"], ("production".to_owned(), Some("release-bot".to_owned())));
+        app.gql_ok(&owner, "mutation { rollbackModel(model: \"fraud-scorer\", reason: \"1.1.0 doubled p99 latency (INC-5120)\") { version } }", json!({})).await;
+        let rolled_back = (Utc::now(), signed_now(&app, &auditor).await);
+        assert_eq!(rolled_back.1["1.0.0"].0, "production");
+        for (at, live) in [&promoted, &rolled_back] {
+            assert_eq!(&signed_then(&app, &auditor, *at).await, live, "at {at}");
+        }
+    }
+}

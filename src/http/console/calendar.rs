@@ -25,6 +25,8 @@ struct Day {
     in_month: bool,
     today: bool,
     retirements: Vec<Retirement>,
+    /// Brownout windows starting this day: the retirement and the window.
+    brownouts: Vec<(Retirement, crate::domain::Brownout)>,
 }
 
 #[derive(Template)]
@@ -88,8 +90,35 @@ async fn render(
         )
         .await?;
     let shown = retirements.len();
+    // Brownouts precede their retirement's date by the notice period at most: those of
+    // retirements pending up to a year after the month.
+    let later = next_first
+        .checked_add_months(Months::new(13))
+        .ok_or_else(out_of_range)?;
+    let pending: Vec<RetirementState> = RetirementState::ALL
+        .iter()
+        .copied()
+        .filter(|s| s.is_pending())
+        .collect();
+    let brownouts = state
+        .services
+        .retirements()
+        .list(
+            &pending,
+            Some(at_midnight(first)),
+            Some(at_midnight(later)),
+            Some(MAX_RETIREMENT_LIST),
+        )
+        .await?
+        .into_iter()
+        .flat_map(|r| {
+            let windows = r.levers.brownouts.clone();
+            windows.into_iter().map(move |w| (r.clone(), w))
+        })
+        .filter(|(_, w)| w.start >= at_midnight(first) && w.start < at_midnight(next_first))
+        .collect();
     let today = state.services.now().date_naive();
-    let weeks = month_grid(first, next_first, today, retirements);
+    let weeks = month_grid(first, next_first, today, retirements, brownouts);
     let status = super::page::status_with(&error);
     let page = CalendarPage {
         chrome: Chrome::new(
@@ -119,6 +148,7 @@ fn month_grid(
     next_first: NaiveDate,
     today: NaiveDate,
     mut retirements: Vec<Retirement>,
+    mut brownouts: Vec<(Retirement, crate::domain::Brownout)>,
 ) -> Vec<Vec<Day>> {
     let start = first - Days::new(u64::from(first.weekday().num_days_from_monday()));
     let mut weeks = Vec::new();
@@ -130,11 +160,16 @@ fn month_grid(
                 .into_iter()
                 .partition(|r| r.effective_at.date_naive() == day);
             retirements = rest;
+            let (windows, later) = brownouts
+                .into_iter()
+                .partition(|(_, w)| w.start.date_naive() == day);
+            brownouts = later;
             week.push(Day {
                 number: day.day(),
                 in_month: day >= first && day < next_first,
                 today: day == today,
                 retirements: on_day,
+                brownouts: windows,
             });
             day = day + Days::new(1);
         }

@@ -247,5 +247,10 @@ on_both_backends! {
         assert_eq!(ics.matches("SUMMARY:Brownout of fraud ^2").count(), 4, "{ics}");
         assert!(ics.contains("DTSTART:20261221T100000Z\r\nDTEND:20261221T103000Z"), "{ics}");
         assert!(ics.contains("DTSTART:20261228T140000Z\r\nDTEND:20261228T141000Z"), "{ics}");
+        // And in the console's calendar, on their days.
+        let mut console = crate::console::Console::new(&w.app.address);
+        assert_eq!(console.sign_in(&w.governance).await.status, 303);
+        let month = console.get("/ui/calendar?month=2026-12").await;
+        assert_eq!(month.body.matches("brownout of fraud ^2").count(), 4, "{}", month.body);
     }
 }

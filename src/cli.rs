@@ -153,6 +153,10 @@ pub enum SignerCommand {
         /// File holding the PEM public key, as `openssl pkey -pubout` writes it.
         #[arg(long, value_name = "FILE")]
         public_key: PathBuf,
+        /// What its signatures count for: `model-signing` (the default) and/or
+        /// `validator` (signed validation results); repeat for both.
+        #[arg(long = "purpose", value_name = "PURPOSE")]
+        purposes: Vec<String>,
     },
     /// List signers (public keys and status).
     List,
@@ -334,13 +338,17 @@ async fn token(services: crate::service::Services, command: TokenCommand) -> any
 async fn signer(settings: &Settings, command: SignerCommand) -> anyhow::Result<()> {
     let operator = Actor::local_operator();
     let services = match command {
-        SignerCommand::Add { name, public_key } => {
+        SignerCommand::Add {
+            name,
+            public_key,
+            purposes,
+        } => {
             let pem = std::fs::read_to_string(&public_key)
                 .with_context(|| format!("reading the public key {}", public_key.display()))?;
             let services = app::open(settings, Arc::new(SystemClock)).await?;
             let signer = services
                 .registry()
-                .add_signer(&operator, &name, &pem)
+                .add_signer(&operator, &name, &pem, &purposes)
                 .await?;
             eprintln!(
                 "signer {} registered ({}, key id {})",

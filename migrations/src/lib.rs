@@ -30,6 +30,7 @@ mod m20261206_000019_create_console_sessions;
 mod m20261206_000020_dependents_by_consumer;
 mod m20261207_000021_audit_client_ip;
 mod m20261207_000022_retirement_levers;
+mod m20261207_000023_validation_attestations;
 
 pub struct Migrator;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000020_dependents_by_consumer::Migration),
             Box::new(m20261207_000021_audit_client_ip::Migration),
             Box::new(m20261207_000022_retirement_levers::Migration),
+            Box::new(m20261207_000023_validation_attestations::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub mod link_token;
 pub mod model_signature;
 pub mod secret_sealer;
 pub mod service_key;
+pub mod validation;
 
 pub use link_token::{LinkClaims, LinkError, LinkPurpose, LinkTokenKey};
 pub use secret_sealer::{SecretSealer, UnsealError};

@@ -130,7 +130,7 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn signature_valid(key: &SignerKey, message: &[u8], signature: &[u8]) -> bool {
+pub(crate) fn signature_valid(key: &SignerKey, message: &[u8], signature: &[u8]) -> bool {
     match key.algorithm {
         SignatureAlgorithm::EcdsaP256 => ring::signature::UnparsedPublicKey::new(
             &ring::signature::ECDSA_P256_SHA256_ASN1,

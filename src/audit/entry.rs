@@ -76,10 +76,12 @@ pub enum Action {
     AccessRefused,
     /// A compliance report was generated and signed for someone.
     ComplianceReportIssued,
+    /// A signed validation attestation was verified and its results kept.
+    ValidationAttested,
 }
 
 impl Action {
-    pub const ALL: [Action; 62] = [
+    pub const ALL: [Action; 63] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -142,6 +144,7 @@ impl Action {
         Action::ConsoleSignedOut,
         Action::AccessRefused,
         Action::ComplianceReportIssued,
+        Action::ValidationAttested,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -212,6 +215,7 @@ impl Action {
             Action::ConsoleSignedOut => "console.signed_out",
             Action::AccessRefused => "access.refused",
             Action::ComplianceReportIssued => "compliance_report.issued",
+            Action::ValidationAttested => "validation.attested",
         }
     }
 }

@@ -44,14 +44,15 @@ pub use names::{ModelName, SignerName, TeamName, TokenName};
 pub use notice::{Channel, NoticeState, OutboxNotice, delivery_error_category};
 pub use notice_policy::{NoticePolicy, TierNotice, TooEarly};
 pub use provenance::{
-    DataChecksum, Provenance, ProvenanceInput, RuntimeDependency, Sha256Digest, ValidationResult,
+    AttestedValidation, DataChecksum, Provenance, ProvenanceInput, RuntimeDependency, Sha256Digest,
+    ValidationResult,
 };
 pub use records::{RegisteredModel, RegisteredVersion, TokenInfo};
 pub use retirement::{
     DependentStanding, ExtensionState, FoundBy, Holding, IllegalMove, Retirement, RetirementState,
 };
 pub use role::Role;
-pub use signer::{SignatureAlgorithm, Signer, SignerKey, StoredSignature};
+pub use signer::{SignatureAlgorithm, Signer, SignerKey, SignerPurpose, StoredSignature};
 pub use tier::Tier;
 pub use version::Version;
 

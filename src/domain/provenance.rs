@@ -53,6 +53,19 @@ pub struct ValidationResult {
     pub threshold: Option<f64>,
 }
 
+/// Validation results a validator signed over a version's artifacts, verified and kept
+/// (AISVS 3.2.3): what the promotion gate reads over the version's own claims.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestedValidation {
+    pub signer: String,
+    pub suite: String,
+    pub results: Vec<ValidationResult>,
+    pub envelope_sha256: String,
+    pub attached_at: chrono::DateTime<chrono::Utc>,
+    pub attached_by: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuntimeDependency {
     pub package: String,

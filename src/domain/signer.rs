@@ -56,6 +56,54 @@ impl fmt::Display for SignatureAlgorithm {
     }
 }
 
+/// What a signer's signatures count for: a model's artifacts (OpenSSF model signing),
+/// or validation results of them (in-toto attestations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignerPurpose {
+    ModelSigning,
+    Validator,
+}
+
+impl SignerPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignerPurpose::ModelSigning => "model-signing",
+            SignerPurpose::Validator => "validator",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        match raw {
+            "model-signing" => Ok(SignerPurpose::ModelSigning),
+            "validator" => Ok(SignerPurpose::Validator),
+            other => Err(ParseError::new(
+                "purpose",
+                format!("{other:?} is not a signer purpose; model-signing or validator is"),
+            )),
+        }
+    }
+
+    /// Stored as a comma-separated list.
+    pub fn parse_list(raw: &str) -> Result<Vec<Self>, ParseError> {
+        let mut list: Vec<Self> = raw
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(Self::parse)
+            .collect::<Result<_, _>>()?;
+        list.sort();
+        list.dedup();
+        Ok(list)
+    }
+
+    pub fn list_text(list: &[Self]) -> String {
+        list.iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// A signer's public key, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignerKey {
@@ -143,6 +191,8 @@ impl SignerKey {
 #[serde(rename_all = "camelCase")]
 pub struct Signer {
     pub name: SignerName,
+    /// What its signatures count for.
+    pub purposes: Vec<SignerPurpose>,
     pub algorithm: SignatureAlgorithm,
     pub public_key_pem: String,
     pub key_id: String,

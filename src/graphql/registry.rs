@@ -171,6 +171,19 @@ impl ModelVersion {
             .collect())
     }
 
+    /// Validation results a validator signed over this version's artifacts (in-toto
+    /// attestations, verified when attached), oldest first. The promotion gate reads
+    /// them over the provenance's own results of the same name.
+    async fn attested_validations(&self, ctx: &Context<'_>) -> Result<Vec<ValidationAttestation>> {
+        Ok(services(ctx)?
+            .registry()
+            .attested_validations(self.0.model.as_str(), &self.0.version.to_string())
+            .await?
+            .into_iter()
+            .map(ValidationAttestation::from)
+            .collect())
+    }
+
     /// The signature bundle attached to the version, if any.
     async fn signature(&self, ctx: &Context<'_>) -> Result<Option<VersionSignature>> {
         let stored = services(ctx)?
@@ -283,6 +296,40 @@ pub struct Validation {
     passed: bool,
     score: Option<f64>,
     threshold: Option<f64>,
+}
+
+/// Validation results signed by a validator, verified against the version's artifacts.
+#[derive(SimpleObject)]
+pub struct ValidationAttestation {
+    signer: String,
+    suite: String,
+    results: Vec<Validation>,
+    /// SHA-256 of the envelope as attached.
+    envelope_sha256: String,
+    attached_at: DateTime<Utc>,
+    attached_by: String,
+}
+
+impl From<crate::domain::AttestedValidation> for ValidationAttestation {
+    fn from(a: crate::domain::AttestedValidation) -> Self {
+        Self {
+            signer: a.signer,
+            suite: a.suite,
+            results: a
+                .results
+                .into_iter()
+                .map(|v| Validation {
+                    name: v.name,
+                    passed: v.passed,
+                    score: v.score,
+                    threshold: v.threshold,
+                })
+                .collect(),
+            envelope_sha256: a.envelope_sha256,
+            attached_at: a.attached_at,
+            attached_by: a.attached_by,
+        }
+    }
 }
 
 #[derive(SimpleObject, InputObject)]
@@ -437,6 +484,26 @@ impl RegistryMutation {
                 .update_model(actor(ctx)?, &name, patch)
                 .await?,
         ))
+    }
+
+    /// Attaches validation results signed by a validator (a DSSE envelope holding an
+    /// in-toto statement whose subjects are exactly the version's artifacts by SHA-256,
+    /// predicate `https://sunset.invalid/validation-results/v1` with `suite` and
+    /// `results`). Verified first; a refused one keeps nothing. The model's team's
+    /// owners, security or admin.
+    #[graphql(guard = "RoleGuard::new(&[Role::Owner, Role::Security, Role::Admin])")]
+    async fn attest_validation(
+        &self,
+        ctx: &Context<'_>,
+        model: String,
+        version: String,
+        envelope: String,
+    ) -> Result<ValidationAttestation> {
+        Ok(services(ctx)?
+            .registry()
+            .attest_validation(actor(ctx)?, &model, &version, &envelope)
+            .await?
+            .into())
     }
 
     /// Registers a new version, in development, with its provenance.

@@ -19,12 +19,15 @@ pub struct Signer {
     created_at: DateTime<Utc>,
     created_by: String,
     disabled_at: Option<DateTime<Utc>>,
+    /// What its signatures count for: `model-signing`, `validator`.
+    purposes: Vec<String>,
 }
 
 impl From<StoredSigner> for Signer {
     fn from(s: StoredSigner) -> Self {
         Self {
             name: s.name.to_string(),
+            purposes: s.purposes.iter().map(|p| p.as_str().to_owned()).collect(),
             algorithm: s.algorithm.to_string(),
             public_key_pem: s.public_key_pem,
             key_id: s.key_id,
@@ -65,10 +68,19 @@ impl SignerMutation {
         ctx: &Context<'_>,
         name: String,
         public_key_pem: String,
+        #[graphql(
+            desc = "What its signatures count for: `model-signing` (the default) and/or `validator` (signed validation results)."
+        )]
+        purposes: Option<Vec<String>>,
     ) -> Result<Signer> {
         Ok(services(ctx)?
             .registry()
-            .add_signer(actor(ctx)?, &name, &public_key_pem)
+            .add_signer(
+                actor(ctx)?,
+                &name,
+                &public_key_pem,
+                &purposes.unwrap_or_default(),
+            )
             .await?
             .into())
     }

@@ -56,6 +56,7 @@ mod scans;
 mod signatures;
 mod signers;
 mod tokens;
+mod validations;
 
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use as_of::{ArtifactAsOf, ConsumerAsOf, ModelAsOf, SignatureAsOf, VersionAsOf};

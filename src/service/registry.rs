@@ -321,11 +321,12 @@ impl super::Registry<'_> {
                             "model {model_name} has no version {version}"
                         ))
                     })?;
+            let attested = crate::store::validations::of_version(tx.conn(), version_id).await?;
             let overridden = judge_transition(
                 actor,
                 (&subject, &before, to),
                 (&model_name, &registered_model.owner_team),
-                justification.is_some(),
+                (&attested, justification.is_some()),
             )?;
             // Signed artifacts only, whoever asks: a security override covers failed
             // validations, never a missing or broken signature.
@@ -462,7 +463,7 @@ impl super::Registry<'_> {
         )
     }
 
-    async fn model_or_not_found(
+    pub(super) async fn model_or_not_found(
         &self,
         conn: &impl crate::store::Conn,
         name: &ModelName,
@@ -542,16 +543,16 @@ fn judge_transition(
     actor: &Actor,
     (subject, before, to): (&str, &RegisteredVersion, LifecycleStatus),
     owner: (&ModelName, &crate::domain::TeamName),
-    justified: bool,
+    (attested, justified): (&[crate::store::validations::AttestedValidation], bool),
 ) -> Result<Vec<String>, ServiceError> {
     let from = before.status;
     let rule = transition_rule(from, to, subject)?;
+    // Signed results stand over the version's own claims of the same name.
     let failed: Vec<String> = if rule.needs_passed_validations {
-        before
-            .provenance
-            .failed_validations()
+        super::validations::gate_results(&before.provenance.validations, attested)
             .into_iter()
-            .map(str::to_owned)
+            .filter(|(_, passed)| !passed)
+            .map(|(name, _)| name)
             .collect()
     } else {
         Vec::new()

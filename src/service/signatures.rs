@@ -40,15 +40,29 @@ impl super::Registry<'_> {
         &self,
         conn: &impl Conn,
     ) -> Result<Vec<(SignerName, SignerKey)>, ServiceError> {
+        self.signer_keys_for(conn, crate::domain::SignerPurpose::ModelSigning)
+            .await
+    }
+
+    /// The enabled signers whose signatures count for `purpose`, with their keys.
+    pub(super) async fn signer_keys_for(
+        &self,
+        conn: &impl Conn,
+        purpose: crate::domain::SignerPurpose,
+    ) -> Result<Vec<(SignerName, SignerKey)>, ServiceError> {
         let mut keys = Vec::new();
-        for s in repo::list(conn).await?.into_iter().filter(|s| s.enabled) {
+        for s in repo::list(conn)
+            .await?
+            .into_iter()
+            .filter(|s| s.enabled && s.purposes.contains(&purpose))
+        {
             let key = SignerKey::parse_pem(&s.public_key_pem).map_err(ServiceError::internal)?;
             keys.push((s.name, key));
         }
         Ok(keys)
     }
 
-    async fn artifact_digests(
+    pub(super) async fn artifact_digests(
         &self,
         conn: &impl Conn,
         version: VersionId,

@@ -15,9 +15,15 @@ impl super::Registry<'_> {
         actor: &Actor,
         name: &str,
         public_key_pem: &str,
+        purposes: &[String],
     ) -> Result<Signer, ServiceError> {
         let name = SignerName::parse(name)?;
         let key = SignerKey::parse_pem(public_key_pem)?;
+        let purposes = if purposes.is_empty() {
+            vec![crate::domain::SignerPurpose::ModelSigning]
+        } else {
+            crate::domain::SignerPurpose::parse_list(&purposes.join(","))?
+        };
         require_admin(actor, "register signers")?;
         let signer = in_write_tx!(self, |tx| {
             if repo::find_by_name(tx.conn(), &name).await?.is_some() {
@@ -33,6 +39,7 @@ impl super::Registry<'_> {
             }
             let signer = Signer {
                 name: name.clone(),
+                purposes: purposes.clone(),
                 algorithm: key.algorithm,
                 public_key_pem: key.to_pem(),
                 key_id: key.key_id(),

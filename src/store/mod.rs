@@ -44,6 +44,7 @@ pub mod scans;
 pub mod signers;
 mod sqlite_writer;
 pub mod tokens;
+pub mod validations;
 pub mod webhook_sources;
 
 use crate::audit::{AuditEntry, AuditMacKey, SealedRecord};

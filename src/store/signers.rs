@@ -20,6 +20,7 @@ pub async fn insert(conn: &impl ConnectionTrait, s: &Signer) -> Result<(), Store
         created_at: Set(s.created_at),
         created_by: Set(s.created_by.clone()),
         disabled_at: Set(s.disabled_at),
+        purposes: Set(crate::domain::SignerPurpose::list_text(&s.purposes)),
         ..Default::default()
     }
     .insert(conn)
@@ -81,6 +82,7 @@ fn parse(r: signer::Model) -> Result<Signer, StoreError> {
     let key = SignerKey::parse_pem(&r.public_key_pem).map_err(corrupt)?;
     Ok(Signer {
         name: SignerName::parse(&r.name).map_err(corrupt)?,
+        purposes: crate::domain::SignerPurpose::parse_list(&r.purposes).map_err(corrupt)?,
         algorithm: key.algorithm,
         public_key_pem: r.public_key_pem.clone(),
         key_id: r.key_id.clone(),

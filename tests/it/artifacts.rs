@@ -157,7 +157,7 @@ pub async fn signed_fixture_version(app: &TestApp) -> String {
     owner
 }
 
-fn fixture_dir() -> std::path::PathBuf {
+pub(crate) fn fixture_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model-signing")
 }
 

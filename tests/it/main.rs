@@ -27,3 +27,4 @@ mod signatures;
 mod signers;
 mod subscriptions;
 mod tls;
+mod validations;

@@ -29,5 +29,6 @@ pub mod revocation;
 pub mod scan_cursor;
 pub mod signer;
 pub mod version_signature;
+pub mod version_validation;
 pub mod webhook_receipt;
 pub mod webhook_source;

@@ -13,6 +13,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub created_by: String,
     pub disabled_at: Option<DateTimeUtc>,
+    /// Comma-separated purposes.
+    pub purposes: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

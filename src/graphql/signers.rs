@@ -61,16 +61,15 @@ pub struct SignerMutation;
 
 #[Object]
 impl SignerMutation {
-    /// Registers a signer by its PEM public key (ECDSA P-256 or Ed25519).
+    /// Registers a signer by its PEM public key (ECDSA P-256 or Ed25519). `purposes` says
+    /// what its signatures count for: `model-signing` (the default) and/or `validator`
+    /// (signed validation results).
     #[graphql(guard = "RoleGuard::new(&[Role::Admin])")]
     async fn add_signer(
         &self,
         ctx: &Context<'_>,
         name: String,
         public_key_pem: String,
-        #[graphql(
-            desc = "What its signatures count for: `model-signing` (the default) and/or `validator` (signed validation results)."
-        )]
         purposes: Option<Vec<String>>,
     ) -> Result<Signer> {
         Ok(services(ctx)?

@@ -142,6 +142,11 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         &["admin"],
     ),
     (
+        "attestValidation",
+        "mutation { attestValidation(model: \"m-base\", version: \"1.0.0\", envelope: \"{}\") { signer } }",
+        &["owner", "security", "admin"],
+    ),
+    (
         "disableSigner",
         "mutation { disableSigner(name: \"s-victim\") { name } }",
         &["admin"],

@@ -47,17 +47,19 @@ struct Bundle {
     dsse_envelope: Option<Envelope>,
 }
 
+/// A DSSE envelope as read, nothing in it authenticated yet (validation attestations
+/// read the same form).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope {
-    payload: String,
-    payload_type: String,
-    signatures: Vec<EnvelopeSignature>,
+pub(crate) struct Envelope {
+    pub(crate) payload: String,
+    pub(crate) payload_type: String,
+    pub(crate) signatures: Vec<EnvelopeSignature>,
 }
 
 #[derive(Deserialize)]
-struct EnvelopeSignature {
-    sig: String,
+pub(crate) struct EnvelopeSignature {
+    pub(crate) sig: String,
 }
 
 #[derive(Deserialize)]

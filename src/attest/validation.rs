@@ -4,7 +4,7 @@
 //! results. What the gate may read; anything unsigned, unverified or about other files
 //! is refused, and so counts as no result.
 
-use super::model_signature::{pae, signature_valid};
+use super::model_signature::{Envelope, pae, signature_valid};
 use crate::domain::{SignerKey, SignerName, ValidationResult};
 use base64::Engine;
 use serde::Deserialize;
@@ -26,19 +26,6 @@ pub struct VerifiedValidation {
     pub results: Vec<ValidationResult>,
     /// SHA-256 of the envelope as received.
     pub envelope_sha256: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope {
-    payload: String,
-    payload_type: String,
-    signatures: Vec<EnvelopeSignature>,
-}
-
-#[derive(Deserialize)]
-struct EnvelopeSignature {
-    sig: String,
 }
 
 #[derive(Deserialize)]

@@ -744,12 +744,7 @@ impl Settings {
             ));
         }
         for proxy in &self.http.trusted_proxies {
-            let raw = proxy.trim();
-            if raw.parse::<ipnet::IpNet>().is_err() && raw.parse::<std::net::IpAddr>().is_err() {
-                return Err(ConfigError(format!(
-                    "http.trusted_proxies: {raw:?} is neither an address nor a CIDR range (10.0.0.0/8, 2001:db8::/32)"
-                )));
-            }
+            parse_trusted_proxy(proxy).map_err(ConfigError)?;
         }
         if axum::http::HeaderName::try_from(self.http.client_ip_header.as_str()).is_err() {
             return Err(ConfigError(format!(
@@ -788,3 +783,15 @@ impl Settings {
 
 #[cfg(test)]
 mod tests;
+
+/// One entry of `http.trusted_proxies`: `10.0.0.0/8`, `2001:db8::/32`, or one address.
+pub fn parse_trusted_proxy(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!(
+                "http.trusted_proxies: {raw:?} is neither an address nor a CIDR range (10.0.0.0/8, 2001:db8::/32)"
+            )
+        })
+}

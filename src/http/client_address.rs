@@ -25,7 +25,7 @@ impl ClientAddresses {
         let trusted = http
             .trusted_proxies
             .iter()
-            .map(|p| parse_net(p))
+            .map(|p| crate::config::parse_trusted_proxy(p))
             .collect::<Result<_, _>>()?;
         let header = HeaderName::try_from(http.client_ip_header.as_str()).map_err(|_| {
             format!(
@@ -72,16 +72,6 @@ impl ClientAddresses {
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
-}
-
-/// `10.0.0.0/8`, `2001:db8::/32`, or one address.
-pub fn parse_net(raw: &str) -> Result<IpNet, String> {
-    let raw = raw.trim();
-    raw.parse::<IpNet>()
-        .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| {
-            format!("http.trusted_proxies: {raw:?} is neither an address nor a CIDR range")
-        })
 }
 
 /// One entry of X-Forwarded-For: an address, optionally with a port (`[v6]:port` for
@@ -165,7 +155,7 @@ mod tests {
     #[test]
     fn ipv4_mapped_peers_are_written_as_ipv4_and_bad_ranges_are_named() {
         assert_eq!(parse_hop(" ::ffff:198.51.100.4 "), Some(ip("198.51.100.4")));
-        let err = parse_net("10.0.0/33").unwrap_err();
+        let err = crate::config::parse_trusted_proxy("10.0.0/33").unwrap_err();
         assert!(err.contains("10.0.0/33"), "{err}");
     }
 }

@@ -267,29 +267,33 @@ impl super::Artifacts<'_> {
         let subject = format!("{model}@{version}/{path}");
         self.refuse_if_retired(actor, &model, version, &subject)
             .await?;
-        if let Some(consumer) = &actor.consumer {
-            let retirements = self.retirements();
-            let refused = match retirements
-                .refuse_if_frozen_out(&model, version, consumer)
-                .await
-            {
-                Ok(()) => {
-                    retirements
-                        .refuse_if_browned_out(&model, version, consumer)
-                        .await
-                }
-                frozen => frozen,
-            };
-            if let Err(refused) = refused {
-                if matches!(
-                    refused,
-                    ServiceError::Gone(_) | ServiceError::BrownedOut { .. }
-                ) {
-                    self.record_download_refusal(actor, &subject, &refused.to_string())
-                        .await;
-                }
-                return Err(refused);
+        // The retirement covering this version, if one is pending: read once, for the
+        // levers a consumer's download meets and for the Sunset headers.
+        let pending = match self
+            .retirements()
+            .pending_retirement_covering(&model, version)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking up a pending retirement for a download failed");
+                None
             }
+        };
+        if let (Some(consumer), Some(r)) = (&actor.consumer, &pending)
+            && let Err(refused) = self
+                .retirements()
+                .refuse_by_levers(r, version, consumer)
+                .await
+        {
+            if matches!(
+                refused,
+                ServiceError::Gone(_) | ServiceError::BrownedOut { .. }
+            ) {
+                self.record_download_refusal(actor, &subject, &refused.to_string())
+                    .await;
+            }
+            return Err(refused);
         }
         let db = self.store().reader();
         let (_, version_id, v) = self.locate_version(db, &model, version).await?;
@@ -329,7 +333,8 @@ impl super::Artifacts<'_> {
         if let Err(reason) = first {
             return Err(self.refuse_download(actor, &subject, &reason).await);
         }
-        let pending = self.note_download(actor, &model, version, &subject).await;
+        self.note_download(actor, &model, version, &subject, pending.as_ref())
+            .await;
         let rest = self.rest_of_stream(actor, subject, plain);
         Ok((
             info,
@@ -366,9 +371,9 @@ impl super::Artifacts<'_> {
 
     /// What a download that has started tells the rest of sunset; none of it may cost the
     /// client its download, so failures are logged, not returned. A bound token's download
-    /// is evidence that its consumer uses this version (AISVS 3.1.5). The retirement
-    /// covering this version, if one is pending, is returned for the Sunset headers, and
-    /// a download during the notice period is evidence too (the caller may be a dependent
+    /// is evidence that its consumer uses this version (AISVS 3.1.5), and with `pending`
+    /// (the retirement covering this version) a download during the notice period is
+    /// evidence too (the caller may be a dependent
     /// nobody knew of, who must be told at once): checked before the body flows, so the
     /// notice is in the outbox when the client has its first byte.
     async fn note_download(
@@ -377,7 +382,8 @@ impl super::Artifacts<'_> {
         model: &ModelName,
         version: Version,
         subject: &str,
-    ) -> Option<crate::domain::Retirement> {
+        pending: Option<&crate::domain::Retirement>,
+    ) {
         if let Some(consumer) = &actor.consumer
             && let Err(e) = self
                 .inventory()
@@ -393,18 +399,7 @@ impl super::Artifacts<'_> {
         {
             tracing::error!(%consumer, artifact = %subject, error = %e, "could not record a download as observed usage");
         }
-        let pending = match self
-            .retirements()
-            .pending_retirement_covering(model, version)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "looking up a pending retirement for a download failed");
-                None
-            }
-        };
-        if let Some(r) = &pending
+        if let Some(r) = pending
             && actor.consumer.is_some()
             && let Err(e) = self
                 .retirements()
@@ -413,7 +408,6 @@ impl super::Artifacts<'_> {
         {
             tracing::warn!(retirement = r.id.0, error = %e, "checking a retirement after a download failed");
         }
-        pending
     }
 
     /// The chunks after the first, as the worker sends them; a failure ends the stream

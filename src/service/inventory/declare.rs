@@ -1,5 +1,10 @@
 //! Declaring consumers and edges, removing them, and recording observed usage: each a
 //! change of the inventory, audited, with its revision.
+//!
+//! Why this file is long: each change (consumer, use, dependency, derivation, removal)
+//! is one use case with its own checks and audit record, and they share the resolution
+//! of names to graph ids (`resolve`) and the views audit records show (`describe`),
+//! which would otherwise be made public to a second file.
 
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;

@@ -9,14 +9,16 @@
 mod acknowledge;
 mod check;
 mod decisions;
-mod freeze;
+mod levers;
 mod outbox;
 mod schedule;
+mod seen;
 mod state;
 
 pub use check::CheckReport;
 pub use decisions::{Requester, may_act_for};
-pub(crate) use freeze::FrozenOut;
+pub(crate) use levers::FrozenOut;
+pub use levers::{DailyBrownoutsInput, LeverInput};
 pub(crate) use outbox::{escalation_contacts, new_notice_id};
 pub use schedule::{PreviewDependent, RetirementPreview};
 pub(super) use state::State;
@@ -53,28 +55,6 @@ pub struct RetirementInput {
     pub replacement_model: Option<String>,
     pub replacement_version: Option<String>,
     pub levers: LeverInput,
-}
-
-/// The levers as a client sends them; all optional.
-#[derive(Debug, Clone, Default)]
-pub struct LeverInput {
-    /// Refuse consumers that are not dependents from scheduling on.
-    pub freeze_new_consumers: Option<bool>,
-    /// Tell only dependents seen within this many days.
-    pub notify_seen_within_days: Option<i64>,
-    /// Brownout windows: start and minutes.
-    pub brownouts: Vec<(DateTime<Utc>, i64)>,
-    /// Daily brownouts over the notice's last days.
-    pub daily_brownouts: Option<DailyBrownoutsInput>,
-}
-
-#[derive(Debug, Clone)]
-pub struct DailyBrownoutsInput {
-    pub last_days: i64,
-    /// `HH:MM`, UTC.
-    pub at_utc: String,
-    pub first_minutes: i64,
-    pub last_minutes: i64,
 }
 
 /// A committed change of a retirement, as a subscription sees it.
@@ -509,8 +489,8 @@ impl crate::service::Retirements<'_> {
         }
         // Once per dependent, not once per version it was reached from.
         for f in found.values_mut() {
-            f.last_traffic_at = last_use(&g, f.id, model_id, versions);
-            f.last_seen_at = last_seen(&g, f.id, model_id, versions);
+            f.last_traffic_at = seen::last_use(&g, f.id, model_id, versions);
+            f.last_seen_at = seen::last_seen(&g, f.id, model_id, versions);
         }
         found
     }
@@ -539,54 +519,6 @@ impl crate::service::Retirements<'_> {
                 .map(|(_, m)| m.tier)
                 .unwrap_or(Tier::Critical),
         )
-    }
-}
-
-/// When `consumer` was last seen using any of `versions` of the model (a scan or a
-/// download, not a declaration), over every `uses` edge it has to that model: the
-/// explaining path holds only one of them.
-fn last_use(
-    g: &crate::graph::InventoryGraph,
-    consumer: ConsumerId,
-    model: crate::graph::ModelId,
-    versions: &[Version],
-) -> Option<DateTime<Utc>> {
-    g.edges_of_consumer(consumer)
-        .into_iter()
-        .filter(|e| !e.origin.is_declared())
-        .filter(|e| match &e.link {
-            crate::graph::Link::Uses {
-                consumer: c,
-                model: m,
-                range,
-            } => *c == consumer && *m == model && versions.iter().any(|&v| range.matches(v)),
-            _ => false,
-        })
-        .map(|e| e.last_seen)
-        .max()
-}
-
-/// When anything last showed `consumer` depends: its own edges to `versions` of the model
-/// when it has any (declared, observed or downloading), else any edge of its own (it
-/// depends through another consumer or a derived model).
-fn last_seen(
-    g: &crate::graph::InventoryGraph,
-    consumer: ConsumerId,
-    model: crate::graph::ModelId,
-    versions: &[Version],
-) -> Option<DateTime<Utc>> {
-    let edges = g.edges_of_consumer(consumer);
-    let direct = |e: &&&crate::graph::EdgeRecord| match &e.link {
-        crate::graph::Link::Uses {
-            model: m, range, ..
-        } => *m == model && versions.iter().any(|&v| range.matches(v)),
-        _ => false,
-    };
-    let own: Vec<_> = edges.iter().filter(direct).collect();
-    if own.is_empty() {
-        edges.iter().map(|e| e.last_seen).max()
-    } else {
-        own.iter().map(|e| e.last_seen).max()
     }
 }
 

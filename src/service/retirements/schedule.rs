@@ -231,43 +231,6 @@ struct ScheduleRequest {
     levers: crate::domain::Levers,
 }
 
-/// The levers asked for, checked against the notice period from `now`.
-fn levers_of(
-    input: &super::LeverInput,
-    effective_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<crate::domain::Levers, ServiceError> {
-    let levers =
-        crate::domain::Levers::parse(input.freeze_new_consumers, input.notify_seen_within_days)?;
-    let mut windows: Vec<crate::domain::Brownout> = input
-        .brownouts
-        .iter()
-        .map(|&(start, minutes)| crate::domain::Brownout {
-            start,
-            end: start + chrono::Duration::minutes(minutes.clamp(-1, 100_000)),
-        })
-        .collect();
-    if let Some(d) = &input.daily_brownouts {
-        let at = chrono::NaiveTime::parse_from_str(&d.at_utc, "%H:%M").map_err(|_| {
-            ParseError::new(
-                "dailyBrownouts.atUtc",
-                format!("{:?} is not HH:MM", d.at_utc),
-            )
-        })?;
-        if !(1..=366).contains(&d.last_days) {
-            return Err(ParseError::new("dailyBrownouts.lastDays", "must be 1 to 366").into());
-        }
-        let daily = crate::domain::DailyBrownouts {
-            last_days: d.last_days,
-            at,
-            first_minutes: d.first_minutes,
-            last_minutes: d.last_minutes,
-        };
-        windows.extend(daily.windows(effective_at));
-    }
-    Ok(levers.with_brownouts(windows, now, effective_at)?)
-}
-
 impl ScheduleRequest {
     fn parse(input: &RetirementInput, now: DateTime<Utc>) -> Result<Self, ServiceError> {
         let model = ModelName::parse(&input.model)?;
@@ -299,7 +262,7 @@ impl ScheduleRequest {
             reason,
             effective_at: input.effective_at,
             replacement: replacement_model.map(|m| (m, replacement_version)),
-            levers: levers_of(&input.levers, input.effective_at, now)?,
+            levers: super::levers::levers_of(&input.levers, input.effective_at, now)?,
         })
     }
 

@@ -1,13 +1,17 @@
-//! Freezing new consumers out (a lever governance pulls when scheduling): from the
-//! notice on, a consumer that was not a dependent when it went out is refused the
-//! retiring versions, as a download (410 with a `Link` to the retirement) and as a new
-//! use declared. Dependents keep their access until the effective date.
+//! Governance's levers on a retirement, as asked for and as enforced. Freezing new
+//! consumers out: from the notice on, a consumer that was not a dependent when it went
+//! out is refused the retiring versions, as a download (410 with a `Link` to the
+//! retirement) and as a new use declared; dependents keep their access until the
+//! effective date. Brownouts: in a window, a dependent that has not acknowledged is
+//! refused its download (503 until the window ends). Telling only the recently seen is
+//! decided when scheduling (`schedule.rs`, `Dependent::left_to_owner`).
 
 use crate::domain::{
-    ConsumerId, ConsumerName, ModelId, ModelName, Retirement, Version, VersionRange,
+    ConsumerId, ConsumerName, ModelId, ModelName, ParseError, Retirement, Version, VersionRange,
 };
 use crate::service::ServiceError;
 use crate::store::retirements as repo;
+use chrono::{DateTime, Utc};
 
 impl crate::service::Retirements<'_> {
     /// The pending retirement that freezes `consumer` out of any version of `model`
@@ -28,33 +32,6 @@ impl crate::service::Retirements<'_> {
             }
         }
         Ok(None)
-    }
-
-    /// Refuses `consumer`'s download of `model@version` when a retirement froze it out.
-    pub(crate) async fn refuse_if_frozen_out(
-        &self,
-        model: &ModelName,
-        version: Version,
-        consumer: &ConsumerName,
-    ) -> Result<(), ServiceError> {
-        let db = self.store().reader();
-        let (Some((model_id, _)), Some((consumer_id, _))) = (
-            crate::store::registry::find_model(db, model).await?,
-            crate::store::inventory::find_consumer(db, consumer).await?,
-        ) else {
-            return Ok(());
-        };
-        match self
-            .freezing_out(db, model_id, |v| v == version, consumer_id)
-            .await?
-        {
-            Some(r) => Err(ServiceError::Gone(frozen_message(
-                &r,
-                consumer,
-                &format!("{model}@{version}"),
-            ))),
-            None => Ok(()),
-        }
     }
 
     /// Refuses a new use of `model@range` by `consumer` when a retirement froze it out.
@@ -80,45 +57,49 @@ impl crate::service::Retirements<'_> {
 }
 
 impl crate::service::Retirements<'_> {
-    /// Refuses `consumer`'s download of `model@version` during a brownout window of a
-    /// retirement it depends on and has not acknowledged: 503 until the window ends.
-    pub(crate) async fn refuse_if_browned_out(
+    /// Refuses `consumer`'s download of `version`, which pending retirement `r` covers,
+    /// when `r`'s levers say so: frozen out (not a dependent: `Gone`), or a brownout
+    /// window now and a dependent that has not settled (`BrownedOut`, 503 until the
+    /// window ends). One read of the consumer and of its standing, and none without a
+    /// lever pulled.
+    pub(crate) async fn refuse_by_levers(
         &self,
-        model: &ModelName,
+        r: &Retirement,
         version: Version,
         consumer: &ConsumerName,
     ) -> Result<(), ServiceError> {
         let now = self.now();
-        let Some(r) = self.pending_retirement_covering(model, version).await? else {
+        let window = r.levers.brownout_at(now);
+        if !r.levers.freeze_new_consumers && window.is_none() {
             return Ok(());
-        };
-        let Some(window) = r.levers.brownout_at(now) else {
-            return Ok(());
-        };
+        }
         let db = self.store().reader();
         let Some((consumer_id, _)) = crate::store::inventory::find_consumer(db, consumer).await?
         else {
             return Ok(());
         };
-        let Some(d) = repo::dependent(db, r.id, consumer_id).await? else {
-            return Ok(());
+        let standing = repo::dependent(db, r.id, consumer_id).await?;
+        let Some(d) = standing else {
+            if !r.levers.freeze_new_consumers {
+                return Ok(());
+            }
+            let what = format!("{}@{version}", r.model);
+            return Err(ServiceError::Gone(frozen_message(r, consumer, &what)));
         };
-        if d.settled() {
-            return Ok(());
+        match window {
+            Some(w) if !d.settled() => Err(ServiceError::BrownedOut {
+                message: format!(
+                    "{}@{version} is in a brownout until {} (retirement {} retires it on {}): {consumer} has not acknowledged the retirement; acknowledge it, or move off, before the versions go for good",
+                    r.model,
+                    w.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    r.id,
+                    r.effective_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ),
+                retry_after_secs: u64::try_from((w.end - now).num_seconds().max(1)).unwrap_or(1),
+            }),
+            _ => Ok(()),
         }
-        let retry = (window.end - now).num_seconds().max(1);
-        Err(ServiceError::BrownedOut {
-            message: format!(
-                "{model}@{version} is in a brownout until {} (retirement {} retires it on {}): {consumer} has not acknowledged the retirement; acknowledge it, or move off, before the versions go for good",
-                window
-                    .end
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                r.id,
-                r.effective_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            ),
-            retry_after_secs: u64::try_from(retry).unwrap_or(1),
-        })
     }
 }
 
@@ -197,4 +178,63 @@ impl crate::service::Retirements<'_> {
         }
         Ok(frozen)
     }
+}
+
+/// The levers as a client sends them; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct LeverInput {
+    /// Refuse consumers that are not dependents from scheduling on.
+    pub freeze_new_consumers: Option<bool>,
+    /// Tell only dependents seen within this many days.
+    pub notify_seen_within_days: Option<i64>,
+    /// Brownout windows: start and minutes.
+    pub brownouts: Vec<(DateTime<Utc>, i64)>,
+    /// Daily brownouts over the notice's last days.
+    pub daily_brownouts: Option<DailyBrownoutsInput>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DailyBrownoutsInput {
+    pub last_days: i64,
+    /// `HH:MM`, UTC.
+    pub at_utc: String,
+    pub first_minutes: i64,
+    pub last_minutes: i64,
+}
+
+/// The levers asked for, checked against the notice period from `now`.
+pub(super) fn levers_of(
+    input: &LeverInput,
+    effective_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<crate::domain::Levers, ServiceError> {
+    let levers =
+        crate::domain::Levers::parse(input.freeze_new_consumers, input.notify_seen_within_days)?;
+    let mut windows: Vec<crate::domain::Brownout> = input
+        .brownouts
+        .iter()
+        .map(|&(start, minutes)| crate::domain::Brownout {
+            start,
+            end: start + chrono::Duration::minutes(minutes.clamp(-1, 100_000)),
+        })
+        .collect();
+    if let Some(d) = &input.daily_brownouts {
+        let at = chrono::NaiveTime::parse_from_str(&d.at_utc, "%H:%M").map_err(|_| {
+            ParseError::new(
+                "dailyBrownouts.atUtc",
+                format!("{:?} is not HH:MM", d.at_utc),
+            )
+        })?;
+        if !(1..=366).contains(&d.last_days) {
+            return Err(ParseError::new("dailyBrownouts.lastDays", "must be 1 to 366").into());
+        }
+        let daily = crate::domain::DailyBrownouts {
+            last_days: d.last_days,
+            at,
+            first_minutes: d.first_minutes,
+            last_minutes: d.last_minutes,
+        };
+        windows.extend(daily.windows(effective_at));
+    }
+    Ok(levers.with_brownouts(windows, now, effective_at)?)
 }

@@ -12,8 +12,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod observability;
+mod policy;
 mod vault;
 pub use observability::{LogFormat, LogSettings, MetricsSettings, TraceSettings};
+pub use policy::{PolicySettings, TierPolicySettings};
 pub use vault::{
     BlobSettings, BucketUrl, KekBackend, KekSettings, PKCS11_PIN_VARIABLE, VaultSettings,
 };
@@ -40,6 +42,8 @@ pub struct Settings {
     pub inventory: InventorySettings,
     pub scan: ScanSettings,
     pub retirement: RetirementSettings,
+    /// Each tier's default model policy.
+    pub policy: PolicySettings,
     pub notifications: NotificationSettings,
     pub vault: VaultSettings,
     pub metrics: MetricsSettings,
@@ -127,6 +131,7 @@ impl Default for Settings {
             inventory: InventorySettings::default(),
             scan: ScanSettings::default(),
             retirement: RetirementSettings::default(),
+            policy: PolicySettings::default(),
             notifications: NotificationSettings::default(),
             vault: VaultSettings::default(),
             metrics: MetricsSettings::default(),
@@ -710,6 +715,7 @@ impl Settings {
         self.retirement.policy()?;
         self.notifications.check()?;
         self.vault.check()?;
+        self.policy.check()?;
         self.traces.check()?;
         if self.metrics.enabled && self.metrics.listen == self.listen && self.listen.port() != 0 {
             return Err(ConfigError(

@@ -31,6 +31,7 @@ mod m20261206_000020_dependents_by_consumer;
 mod m20261207_000021_audit_client_ip;
 mod m20261207_000022_retirement_levers;
 mod m20261207_000023_validation_attestations;
+mod m20261207_000024_grants_and_policies;
 
 pub struct Migrator;
 
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000021_audit_client_ip::Migration),
             Box::new(m20261207_000022_retirement_levers::Migration),
             Box::new(m20261207_000023_validation_attestations::Migration),
+            Box::new(m20261207_000024_grants_and_policies::Migration),
         ]
     }
 }

@@ -78,10 +78,15 @@ pub enum Action {
     ComplianceReportIssued,
     /// A signed validation attestation was verified and its results kept.
     ValidationAttested,
+    GrantCreated,
+    GrantRevoked,
+    PolicyChanged,
+    PromotionRequested,
+    PromotionWithdrawn,
 }
 
 impl Action {
-    pub const ALL: [Action; 63] = [
+    pub const ALL: [Action; 68] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -145,6 +150,11 @@ impl Action {
         Action::AccessRefused,
         Action::ComplianceReportIssued,
         Action::ValidationAttested,
+        Action::GrantCreated,
+        Action::GrantRevoked,
+        Action::PolicyChanged,
+        Action::PromotionRequested,
+        Action::PromotionWithdrawn,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -216,6 +226,11 @@ impl Action {
             Action::AccessRefused => "access.refused",
             Action::ComplianceReportIssued => "compliance_report.issued",
             Action::ValidationAttested => "validation.attested",
+            Action::GrantCreated => "grant.created",
+            Action::GrantRevoked => "grant.revoked",
+            Action::PolicyChanged => "model.policy_changed",
+            Action::PromotionRequested => "version.promotion_requested",
+            Action::PromotionWithdrawn => "version.promotion_withdrawn",
         }
     }
 }
@@ -235,6 +250,8 @@ pub enum SubjectType {
     Notice,
     /// A request: a GraphQL document or an HTTP route.
     Operation,
+    /// A grant of a role on models; the subject is its pattern.
+    Grant,
 }
 
 impl SubjectType {
@@ -252,6 +269,7 @@ impl SubjectType {
             SubjectType::Retirement => "retirement",
             SubjectType::Notice => "notice",
             SubjectType::Operation => "operation",
+            SubjectType::Grant => "grant",
         }
     }
 }

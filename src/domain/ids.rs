@@ -55,3 +55,7 @@ row_id!(
     /// A retirement.
     RetirementId
 );
+row_id!(
+    /// A grant of a role on models.
+    GrantId
+);

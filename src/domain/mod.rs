@@ -13,6 +13,7 @@ mod contact;
 mod decommission;
 mod dependent;
 mod error;
+mod grant;
 mod ids;
 mod inventory;
 mod levers;
@@ -20,6 +21,7 @@ mod lifecycle;
 mod names;
 mod notice;
 mod notice_policy;
+mod policy;
 mod provenance;
 mod records;
 mod retirement;
@@ -33,7 +35,8 @@ pub use contact::{Contacts, EmailAddress};
 pub use decommission::{DecommissionStep, DisabledVersion, Purge, Step};
 pub use dependent::{Dependent, Finding, NoPendingExtension};
 pub use error::ParseError;
-pub use ids::{ConsumerId, EdgeId, ModelId, RetirementId, VersionId};
+pub use grant::{Grant, GrantPattern, Grantee, grantable};
+pub use ids::{ConsumerId, EdgeId, GrantId, ModelId, RetirementId, VersionId};
 pub use inventory::{
     Consumer, ConsumerKind, ConsumerName, Derivation, EdgeKind, EdgeOrigin, Environment,
     EvidenceRemover, SourceChange, VersionRange, WebhookUrl,
@@ -43,6 +46,7 @@ pub use lifecycle::{LifecycleStatus, TransitionRule};
 pub use names::{ModelName, SignerName, TeamName, TokenName};
 pub use notice::{Channel, NoticeState, OutboxNotice, delivery_error_category};
 pub use notice_policy::{NoticePolicy, TierNotice, TooEarly};
+pub use policy::{ModelPolicy, PolicyOverrides, environment_refusal};
 pub use provenance::{
     AttestedValidation, DataChecksum, Provenance, ProvenanceInput, RuntimeDependency, Sha256Digest,
     ValidationResult,

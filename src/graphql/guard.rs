@@ -20,14 +20,52 @@ impl Guard for RoleGuard {
         if actor.has_role(self.0) {
             return Ok(());
         }
-        let roles: Vec<&str> = self.0.iter().map(|r| r.as_str()).collect();
-        Err(super::error::forbidden(format!(
-            "{} needs the role {}; token {} has role {}",
-            ctx.field().name(),
-            roles.join(" or "),
-            actor.name,
-            actor.role
-        )))
+        Err(refusal(ctx, self.0, actor, ""))
+    }
+}
+
+/// "`field` needs the role a or b; token t has role r`on`".
+fn refusal(ctx: &Context<'_>, roles: &[Role], acting: &Actor, on: &str) -> async_graphql::Error {
+    let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    super::error::forbidden(format!(
+        "{} needs the role {}; token {} has role {}{on}",
+        ctx.field().name(),
+        roles.join(" or "),
+        acting.name,
+        acting.role
+    ))
+}
+
+/// A role guard on a field that acts on one model: the actor's role there counts, which
+/// a grant on the model may set (see `domain::grant`).
+pub struct ModelGuard<'m> {
+    roles: &'static [Role],
+    model: &'m str,
+}
+
+impl<'m> ModelGuard<'m> {
+    pub const fn new(roles: &'static [Role], model: &'m str) -> Self {
+        Self { roles, model }
+    }
+}
+
+impl Guard for ModelGuard<'_> {
+    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        let actor = actor(ctx)?;
+        // A name that does not parse is the use case's to refuse, with its reason.
+        let acting = match crate::domain::ModelName::parse(self.model) {
+            Ok(model) => services(ctx)?.acting_on(actor, &model).await?,
+            Err(_) => actor.clone(),
+        };
+        if acting.has_role(self.roles) {
+            return Ok(());
+        }
+        let on = if acting.role == actor.role {
+            String::new()
+        } else {
+            format!(" on model {} (by a grant)", self.model)
+        };
+        Err(refusal(ctx, self.roles, &acting, &on))
     }
 }
 

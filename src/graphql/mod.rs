@@ -7,12 +7,14 @@ mod audit;
 mod calendar_feeds;
 mod error;
 pub mod execution;
+mod governance;
 mod guard;
 mod inventory;
 mod registry;
 mod retirements;
 mod signers;
 mod tokens;
+mod vocabulary;
 
 use crate::config::GraphqlSettings;
 use crate::service::Services;
@@ -23,6 +25,7 @@ pub struct Query(
     registry::RegistryQuery,
     audit::AuditQueryRoot,
     as_of::AsOfQuery,
+    governance::GovernanceQuery,
     tokens::TokenQuery,
     signers::SignerQuery,
     inventory::InventoryQuery,
@@ -34,6 +37,7 @@ pub struct Query(
 pub struct Mutation(
     registry::RegistryMutation,
     audit::AuditMutation,
+    governance::GovernanceMutation,
     tokens::TokenMutation,
     signers::SignerMutation,
     inventory::InventoryMutation,

@@ -1,77 +1,15 @@
 //! Models and versions over GraphQL.
 
-use super::guard::{ANY_ROLE, RoleGuard, actor, services};
+use super::guard::{ANY_ROLE, ModelGuard, RoleGuard, actor, services};
 use super::page_size;
+use super::vocabulary::{StatusGql, TierGql};
 use crate::domain::{
     self, ProvenanceInput, RegisteredModel, RegisteredVersion, Role, ValidationResult,
 };
 use crate::service::{ModelInput, ModelPatch, VersionInput};
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "Tier")]
-pub enum TierGql {
-    Critical,
-    High,
-    Standard,
-}
-
-impl TierGql {
-    fn as_str(self) -> &'static str {
-        match self {
-            TierGql::Critical => "critical",
-            TierGql::High => "high",
-            TierGql::Standard => "standard",
-        }
-    }
-}
-
-impl From<domain::Tier> for TierGql {
-    fn from(t: domain::Tier) -> Self {
-        match t {
-            domain::Tier::Critical => TierGql::Critical,
-            domain::Tier::High => TierGql::High,
-            domain::Tier::Standard => TierGql::Standard,
-        }
-    }
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "LifecycleStatus")]
-pub enum StatusGql {
-    Development,
-    Staging,
-    Production,
-    Deprecated,
-    Retired,
-}
-
-impl StatusGql {
-    fn as_str(self) -> &'static str {
-        match self {
-            StatusGql::Development => "development",
-            StatusGql::Staging => "staging",
-            StatusGql::Production => "production",
-            StatusGql::Deprecated => "deprecated",
-            StatusGql::Retired => "retired",
-        }
-    }
-}
-
-impl From<domain::LifecycleStatus> for StatusGql {
-    fn from(s: domain::LifecycleStatus) -> Self {
-        use domain::LifecycleStatus as L;
-        match s {
-            L::Development => StatusGql::Development,
-            L::Staging => StatusGql::Staging,
-            L::Production => StatusGql::Production,
-            L::Deprecated => StatusGql::Deprecated,
-            L::Retired => StatusGql::Retired,
-        }
-    }
-}
 
 pub struct Model(RegisteredModel);
 
@@ -104,6 +42,15 @@ impl Model {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+    /// The rules its promotions, declarations and versions keep: its tier's defaults
+    /// with the model's own values over them.
+    async fn policy(&self, ctx: &Context<'_>) -> Result<super::governance::ModelPolicyGql> {
+        let (in_force, own) = services(ctx)?
+            .registry()
+            .model_policy(self.0.name.as_str())
+            .await?;
+        Ok(super::governance::ModelPolicyGql::new(in_force, own))
+    }
     /// Versions in ascending semantic-version order. The cursor is the version string.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn versions(
@@ -134,7 +81,7 @@ impl Model {
     }
 }
 
-pub struct ModelVersion(RegisteredVersion);
+pub struct ModelVersion(pub(super) RegisteredVersion);
 
 /// One semantic version of a model, with its provenance and lifecycle status.
 #[Object]
@@ -182,6 +129,18 @@ impl ModelVersion {
             .into_iter()
             .map(ValidationAttestation::from)
             .collect())
+    }
+
+    /// The promotion to production waiting for a second person's approval, if any.
+    async fn promotion_request(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<super::governance::PromotionRequestGql>> {
+        Ok(services(ctx)?
+            .registry()
+            .promotion_request(&self.0.model, self.0.version)
+            .await?
+            .map(Into::into))
     }
 
     /// The signature bundle attached to the version, if any.
@@ -448,7 +407,7 @@ pub struct RegistryMutation;
 #[Object]
 impl RegistryMutation {
     /// Registers a model for the caller's team.
-    #[graphql(guard = "RoleGuard::new(&[Role::Owner])")]
+    #[graphql(guard = "ModelGuard::new(&[Role::Owner], &input.name)")]
     async fn create_model(&self, ctx: &Context<'_>, input: CreateModelInput) -> Result<Model> {
         let input = ModelInput {
             name: input.name,
@@ -465,7 +424,7 @@ impl RegistryMutation {
         ))
     }
 
-    #[graphql(guard = "RoleGuard::new(&[Role::Owner])")]
+    #[graphql(guard = "ModelGuard::new(&[Role::Owner], &name)")]
     async fn update_model(
         &self,
         ctx: &Context<'_>,
@@ -491,7 +450,7 @@ impl RegistryMutation {
     /// predicate `https://sunset.invalid/validation-results/v1` with `suite` and
     /// `results`). Verified first; a refused one keeps nothing. The model's team's
     /// owners, security or admin.
-    #[graphql(guard = "RoleGuard::new(&[Role::Owner, Role::Security, Role::Admin])")]
+    #[graphql(guard = "ModelGuard::new(&[Role::Owner, Role::Security, Role::Admin], &model)")]
     async fn attest_validation(
         &self,
         ctx: &Context<'_>,
@@ -507,7 +466,7 @@ impl RegistryMutation {
     }
 
     /// Registers a new version, in development, with its provenance.
-    #[graphql(guard = "RoleGuard::new(&[Role::Owner])")]
+    #[graphql(guard = "ModelGuard::new(&[Role::Owner], &input.model)")]
     async fn create_version(
         &self,
         ctx: &Context<'_>,
@@ -550,7 +509,7 @@ impl RegistryMutation {
 
     /// Moves production back to the version that was production before, after verifying
     /// its signature and every artifact's digest again; the current one is deprecated.
-    #[graphql(guard = "RoleGuard::new(crate::service::ROLLBACK_ROLES)")]
+    #[graphql(guard = "ModelGuard::new(crate::service::ROLLBACK_ROLES, &model)")]
     async fn rollback_model(
         &self,
         ctx: &Context<'_>,
@@ -568,7 +527,7 @@ impl RegistryMutation {
     /// Moves a version along its lifecycle. Promotion to production needs every
     /// validation passed, or a security-role override with a justification; it
     /// deprecates the model's previous production version.
-    #[graphql(guard = "RoleGuard::new(&[Role::Owner, Role::Governance, Role::Security])")]
+    #[graphql(guard = "ModelGuard::new(&[Role::Owner, Role::Governance, Role::Security], &model)")]
     async fn transition_version(
         &self,
         ctx: &Context<'_>,

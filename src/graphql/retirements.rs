@@ -6,7 +6,7 @@
 //! points each have an output type with its documentation (the SDL's); the resolvers are
 //! thin calls into `service`.
 
-use super::guard::{ANY_ROLE, RoleGuard, actor, services};
+use super::guard::{ANY_ROLE, ModelGuard, RoleGuard, actor, services};
 use crate::domain::OutboxNotice;
 use crate::domain::{self, Role};
 use crate::domain::{ConsumerId, RetirementId};
@@ -659,7 +659,7 @@ pub struct RetirementMutation;
 #[Object]
 impl RetirementMutation {
     /// Schedules a retirement: every transitive dependent is found and notified.
-    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    #[graphql(guard = "ModelGuard::new(GOVERNANCE, &input.model)")]
     async fn schedule_retirement(
         &self,
         ctx: &Context<'_>,
@@ -713,7 +713,7 @@ impl RetirementMutation {
     /// Retires versions now, for a security reason (AISVS 3.6.4): the kill switch is
     /// pulled at once, dependents are told it is an emergency, and erasure waits for a
     /// second actor's `approveEmergencyErasure`. Security only.
-    #[graphql(guard = "RoleGuard::new(SECURITY)")]
+    #[graphql(guard = "ModelGuard::new(SECURITY, &model)")]
     async fn emergency_retirement(
         &self,
         ctx: &Context<'_>,

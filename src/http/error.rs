@@ -85,7 +85,9 @@ impl From<ServiceError> for ApiError {
         let status = match &e {
             ServiceError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-            ServiceError::Conflict(_) | ServiceError::Contended(_) => StatusCode::CONFLICT,
+            ServiceError::Conflict(_) | ServiceError::Contended(_) | ServiceError::Policy(_) => {
+                StatusCode::CONFLICT
+            }
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::Integrity(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceError::Gone(_) => StatusCode::GONE,

@@ -140,6 +140,8 @@ impl super::Artifacts<'_> {
             .map(ArtifactKind::parse)
             .transpose()?
             .unwrap_or(ArtifactKind::Other);
+        let acting = self.acting_on(actor, &model).await?;
+        let actor = &acting;
         // Refuse before reading a byte of the body.
         self.check_upload(self.store().reader(), actor, &model, version, &path)
             .await?;

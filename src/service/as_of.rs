@@ -77,6 +77,8 @@ impl super::Audit<'_> {
         at: DateTime<Utc>,
     ) -> Result<ModelAsOf, ServiceError> {
         let name = ModelName::parse(model)?;
+        let acting = self.acting_on(actor, &name).await?;
+        let actor = &acting;
         if actor.kind != ActorKind::LocalOperator {
             super::authorise::require(
                 actor,

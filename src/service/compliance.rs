@@ -170,6 +170,8 @@ impl super::Audit<'_> {
         to: Option<DateTime<Utc>>,
     ) -> Result<SignedReport, ServiceError> {
         let name = ModelName::parse(model)?;
+        let acting = self.acting_on(actor, &name).await?;
+        let actor = &acting;
         super::authorise::require(actor, REPORT_ROLES, "read compliance reports")?;
         let db = self.store().reader();
         let (model_id, registered) = crate::store::registry::find_model(db, &name)

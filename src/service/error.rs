@@ -29,6 +29,9 @@ pub enum ServiceError {
         message: String,
         retry_after_secs: u64,
     },
+    /// The model's policy refuses this; the message names the rule (`rule maxVersions: …`).
+    #[error("{0}")]
+    Policy(String),
     /// Stored data failed verification and is not served (AISVS 3.1.2).
     #[error("{0}")]
     Integrity(String),
@@ -64,6 +67,7 @@ impl ServiceError {
             ServiceError::Forbidden(_) => "FORBIDDEN",
             ServiceError::Integrity(_) => "INTEGRITY",
             ServiceError::Gone(_) => "GONE",
+            ServiceError::Policy(_) => "POLICY",
             ServiceError::BrownedOut { .. } => "BROWNOUT",
             ServiceError::Internal(_) => "INTERNAL",
         }

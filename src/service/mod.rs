@@ -42,10 +42,12 @@ mod console_sessions;
 mod decommission;
 mod delivery;
 mod error;
+mod grants;
 mod handles;
 mod health;
 mod heartbeat;
 mod inventory;
+mod policies;
 mod refusals;
 mod registrations;
 mod registry;
@@ -56,6 +58,7 @@ mod scans;
 mod signatures;
 mod signers;
 mod tokens;
+mod transition_gate;
 mod validations;
 
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
@@ -76,11 +79,13 @@ pub use decommission::{
 };
 pub use delivery::DeliveryReport;
 pub use error::ServiceError;
+pub use grants::GrantInput;
 pub use handles::{Admin, Artifacts, Audit, Decommission, Inventory, Registry, Retirements};
 pub use health::Readiness;
 pub use inventory::{
     Ask, ConsumerInput, DeclaredConsumer, EdgeSpec, EdgeView, InventoryEvent, load_graph,
 };
+pub use policies::{Approval, PolicyInput, PromotionRequest};
 pub use refusals::Refusal;
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
@@ -127,6 +132,8 @@ struct Inner {
     console_session: chrono::Duration,
     /// Test-only failure injection (empty unless built with the `failpoints` feature).
     failpoints: crate::failpoints::Failpoints,
+    /// Each tier's default model policy.
+    policy: crate::config::PolicySettings,
 }
 
 impl Services {
@@ -157,6 +164,7 @@ impl Services {
                     i64::try_from(settings.http.console_session_hours).unwrap_or(8),
                 ),
                 failpoints: crate::failpoints::Failpoints::from_env(),
+                policy: settings.policy.clone(),
             }),
         }
     }

@@ -59,6 +59,9 @@ struct StatusChange<'a> {
     /// kill switch was lifted).
     #[serde(skip_serializing_if = "Option::is_none")]
     retirement: Option<crate::domain::RetirementId>,
+    /// The request and the second person's approval, for a promotion a policy made wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval: Option<&'a super::Approval>,
 }
 
 impl super::Registry<'_> {
@@ -88,6 +91,7 @@ impl super::Registry<'_> {
             overridden_validations: Vec::new(),
             superseded_by: None,
             retirement: Some(retirement),
+            approval: None,
         };
         let entry = AuditEntry::new(
             actor.audit_identity(),
@@ -136,6 +140,8 @@ impl super::Registry<'_> {
         let tier = Tier::parse(&input.tier)?;
         let description = Text::parse("description", &input.description, MAX_DESCRIPTION)?;
         let contacts = Contacts::parse(&input.contacts)?;
+        let acting = self.acting_on(actor, &name).await?;
+        let actor = &acting;
         require_team_owner(actor, &owner_team, &format!("model {name}"))?;
 
         let now = self.now();
@@ -197,6 +203,8 @@ impl super::Registry<'_> {
             .map(|d| Text::parse("description", d, MAX_DESCRIPTION))
             .transpose()?;
         let contacts = patch.contacts.as_deref().map(Contacts::parse).transpose()?;
+        let acting = self.acting_on(actor, &name).await?;
+        let actor = &acting;
 
         in_write_tx!(self, |tx| {
             let (id, before) = self.model_or_not_found(tx.conn(), &name).await?;
@@ -241,10 +249,19 @@ impl super::Registry<'_> {
         let model_name = ModelName::parse(&input.model)?;
         let version = Version::parse(&input.version)?;
         let provenance = Provenance::parse(input.provenance)?;
+        let acting = self.acting_on(actor, &model_name).await?;
+        let actor = &acting;
 
         let registered = in_write_tx!(self, |tx| {
             let (model_id, model) = self.model_or_not_found(tx.conn(), &model_name).await?;
             require_team_owner(actor, &model.owner_team, &format!("model {model_name}"))?;
+            let policy = self.policy_in(tx.conn(), model_id, model.tier).await?;
+            if policy.max_versions.is_some() {
+                let kept = crate::store::policies::kept_versions(tx.conn(), model_id).await?;
+                if let Some(why) = policy.refuses_new_version(kept) {
+                    return Err(ServiceError::Policy(format!("model {model_name}: {why}")));
+                }
+            }
             if let Some(latest) = repo::latest_version(tx.conn(), model_id).await?
                 && version <= latest
             {
@@ -295,9 +312,24 @@ impl super::Registry<'_> {
         to: &str,
         justification: Option<&str>,
     ) -> Result<RegisteredVersion, ServiceError> {
+        self.move_version(actor, (model, version, to), justification, None)
+            .await
+    }
+
+    /// A transition, approved by `approval` when it is a promotion a policy makes wait
+    /// for a second person (`approve_promotion`).
+    pub(super) async fn move_version(
+        &self,
+        actor: &Actor,
+        (model, version, to): (&str, &str, &str),
+        justification: Option<&str>,
+        approval: Option<super::Approval>,
+    ) -> Result<RegisteredVersion, ServiceError> {
         let model_name = ModelName::parse(model)?;
         let version = Version::parse(version)?;
         let to = LifecycleStatus::parse(to)?;
+        let acting = self.acting_on(actor, &model_name).await?;
+        let actor = &acting;
         let justification = justification
             .map(|j| Text::parse_required("justification", j, MAX_JUSTIFICATION))
             .transpose()?;
@@ -321,8 +353,21 @@ impl super::Registry<'_> {
                             "model {model_name} has no version {version}"
                         ))
                     })?;
+            if to == LifecycleStatus::Production {
+                let policy = self
+                    .policy_in(tx.conn(), model_id, registered_model.tier)
+                    .await?;
+                let waiting =
+                    crate::store::policies::promotion_request(tx.conn(), version_id).await?;
+                super::policies::check_approval(
+                    &policy,
+                    actor,
+                    &subject,
+                    (approval.as_ref(), waiting.as_ref()),
+                )?;
+            }
             let attested = crate::store::validations::of_version(tx.conn(), version_id).await?;
-            let overridden = judge_transition(
+            let overridden = super::transition_gate::judge_transition(
                 actor,
                 (&subject, &before, to),
                 (&model_name, &registered_model.owner_team),
@@ -352,7 +397,10 @@ impl super::Registry<'_> {
                 overridden_validations: overridden.iter().map(String::as_str).collect(),
                 superseded_by: None,
                 retirement: None,
+                approval: approval.as_ref(),
             };
+            // A request waits for the version in staging only.
+            crate::store::policies::clear_promotion_request(tx.conn(), version_id).await?;
             let entry = AuditEntry::new(
                 actor.audit_identity(),
                 Action::VersionStatusChanged,
@@ -394,6 +442,7 @@ impl super::Registry<'_> {
                 overridden_validations: Vec::new(),
                 superseded_by: Some(version.to_string()),
                 retirement: None,
+                approval: None,
             };
             let entry = AuditEntry::new(
                 actor.audit_identity(),
@@ -472,92 +521,4 @@ impl super::Registry<'_> {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no model named {name}")))
     }
-}
-
-/// The rule for `from → to`, or a conflict naming where the version can go instead.
-fn transition_rule(
-    from: LifecycleStatus,
-    to: LifecycleStatus,
-    subject: &str,
-) -> Result<crate::domain::TransitionRule, ServiceError> {
-    from.rule_to(to).ok_or_else(|| {
-        let allowed: Vec<&str> = from
-            .successors()
-            .into_iter()
-            .map(LifecycleStatus::as_str)
-            .collect();
-        ServiceError::Conflict(format!(
-            "{subject} is {from} and cannot move to {to}; from {from} it can move to: {}",
-            if allowed.is_empty() {
-                "nothing (final)".to_owned()
-            } else {
-                allowed.join(", ")
-            }
-        ))
-    })
-}
-
-/// Whether `actor` may make this move, and whether it does so by override (a role the
-/// rule lets pass failed validations, with a justification). Failed validations refuse
-/// anyone else.
-fn authorise_transition(
-    actor: &Actor,
-    rule: &crate::domain::TransitionRule,
-    (subject, from, to): (&str, LifecycleStatus, LifecycleStatus),
-    (model, owner_team): (&ModelName, &crate::domain::TeamName),
-    failed: &[String],
-    justified: bool,
-) -> Result<bool, ServiceError> {
-    if rule.override_role == Some(actor.role) {
-        if !justified {
-            return Err(ServiceError::Forbidden(format!(
-                "a {} override of {subject} to {to} needs a written justification",
-                actor.role
-            )));
-        }
-        return Ok(true);
-    }
-    if !actor.has_role(rule.roles) {
-        let roles: Vec<&str> = rule.roles.iter().map(|r| r.as_str()).collect();
-        return Err(ServiceError::Forbidden(format!(
-            "role {} may not move {subject} from {from} to {to}; {} may",
-            actor.role,
-            roles.join(" or ")
-        )));
-    }
-    if actor.role == Role::Owner {
-        require_team_owner(actor, owner_team, &format!("model {model}"))?;
-    }
-    if !failed.is_empty() {
-        return Err(ServiceError::Conflict(format!(
-            "{subject} cannot be promoted to {to}: validations failed: {}; every validation must pass, or a security-role actor may override with a justification",
-            failed.join(", ")
-        )));
-    }
-    Ok(false)
-}
-
-/// Whether `actor` may move `before` to `to` under the transition rules: the failed
-/// validations the move overrides (empty unless a security override), or why not.
-fn judge_transition(
-    actor: &Actor,
-    (subject, before, to): (&str, &RegisteredVersion, LifecycleStatus),
-    owner: (&ModelName, &crate::domain::TeamName),
-    (attested, justified): (&[crate::store::validations::AttestedValidation], bool),
-) -> Result<Vec<String>, ServiceError> {
-    let from = before.status;
-    let rule = transition_rule(from, to, subject)?;
-    // Signed results stand over the version's own claims of the same name.
-    let failed: Vec<String> = if rule.needs_passed_validations {
-        super::validations::gate_results(&before.provenance.validations, attested)
-            .into_iter()
-            .filter(|(_, passed)| !passed)
-            .map(|(name, _)| name)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let is_override =
-        authorise_transition(actor, &rule, (subject, from, to), owner, &failed, justified)?;
-    Ok(if is_override { failed } else { Vec::new() })
 }

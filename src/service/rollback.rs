@@ -37,6 +37,8 @@ impl super::Registry<'_> {
         reason: &str,
     ) -> Result<RegisteredVersion, ServiceError> {
         let model = ModelName::parse(model)?;
+        let acting = self.acting_on(actor, &model).await?;
+        let actor = &acting;
         let reason = Text::parse_required("reason", reason, super::registry::MAX_JUSTIFICATION)?;
         super::authorise::require(actor, ROLLBACK_ROLES, "roll back models")?;
         let db = self.store().reader();

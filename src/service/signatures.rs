@@ -116,6 +116,8 @@ impl super::Registry<'_> {
         bundle: &[u8],
     ) -> Result<StoredSignature, ServiceError> {
         let model = ModelName::parse(model)?;
+        let acting = self.acting_on(actor, &model).await?;
+        let actor = &acting;
         let version = Version::parse(version)?;
         let text = std::str::from_utf8(bundle)
             .map_err(|_| ParseError::new("signature", "is not UTF-8 JSON"))?;

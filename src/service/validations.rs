@@ -23,6 +23,8 @@ impl super::Registry<'_> {
         envelope: &str,
     ) -> Result<AttestedValidation, ServiceError> {
         let model = ModelName::parse(model)?;
+        let acting = self.acting_on(actor, &model).await?;
+        let actor = &acting;
         let version = Version::parse(version)?;
         let subject = format!("{model}@{version}");
         let kept = in_write_tx!(self, |tx| {

@@ -202,6 +202,36 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         &["admin"],
     ),
     (
+        "grantRole",
+        "mutation { grantRole(input: { model: \"m-base\", role: READER, team: \"team-z\" }) { id } }",
+        &["owner", "admin"],
+    ),
+    (
+        "revokeGrant",
+        "mutation { revokeGrant(id: \"999\") { id } }",
+        &["owner", "admin"],
+    ),
+    (
+        "setModelPolicy",
+        "mutation { setModelPolicy(model: \"m-base\", input: { retentionDays: 30 }) { retentionDays } }",
+        &["governance"],
+    ),
+    (
+        "requestPromotion",
+        "mutation { requestPromotion(model: \"m-base\", version: \"1.0.0\", reference: \"CHG-1\") { reference } }",
+        &["owner", "security"],
+    ),
+    (
+        "withdrawPromotion",
+        "mutation { withdrawPromotion(model: \"m-base\", version: \"1.0.0\") { reference } }",
+        &["owner", "security", "governance"],
+    ),
+    (
+        "approvePromotion",
+        "mutation { approvePromotion(model: \"m-base\", version: \"1.0.0\") { status } }",
+        &["owner", "security"],
+    ),
+    (
         "removeDerivation",
         "mutation { removeDerivation(model: \"m-base\", version: \"1.0.0\", fromModel: \"m-base\", fromVersion: \"1.0.0\") }",
         &["owner", "admin"],
@@ -212,6 +242,7 @@ const EVERY_ROLE: &[&str] = &ROLES;
 
 const QUERIES: &[(&str, &str, &[&str])] = &[
     ("retirements", "{ retirements { id } }", EVERY_ROLE),
+    ("grants", "{ grants(model: \"m-base\") { id } }", EVERY_ROLE),
     (
         "disabledVersions",
         "{ disabledVersions { model } }",
@@ -347,6 +378,50 @@ on_both_backends! {
             let response = post_raw(&app, None, query).await;
             assert_eq!(response.status(), 401, "{name} without a token");
             assert!(response.headers().contains_key("www-authenticate"));
+        }
+    }
+}
+
+/// The mutations that act on one model, where a grant on it sets the role that counts.
+const MODEL_SCOPED: &[&str] = &[
+    "scheduleRetirement",
+    "emergencyRetirement",
+    "createModel",
+    "updateModel",
+    "createVersion",
+    "transitionVersion",
+    "attestValidation",
+    "rollbackModel",
+    "grantRole",
+    "setModelPolicy",
+    "requestPromotion",
+    "withdrawPromotion",
+    "approvePromotion",
+];
+
+on_both_backends! {
+    /// A reader granted a role on `m-*` is admitted exactly where that role is, on those
+    /// models; the same token is refused on a model the grant does not reach.
+    async fn a_grant_on_a_model_admits_exactly_the_granted_roles_there(app) {
+        let owner = app.token("fx-owner", "owner", Some("team-a")).await;
+        app.gql_ok(&owner, "mutation { createModel(input: { name: \"m-base\", ownerTeam: \"team-a\", tier: HIGH }) { name } }", json!({})).await;
+        app.gql_ok(&owner, "mutation { createModel(input: { name: \"other\", ownerTeam: \"team-a\", tier: HIGH }) { name } }", json!({})).await;
+        let _ = app.gql(&owner, "mutation { createVersion(input: { model: \"m-base\", version: \"1.0.0\" }) { version } }", json!({})).await;
+        for (name, query, allowed) in MUTATIONS.iter().filter(|(n, _, _)| MODEL_SCOPED.contains(n)) {
+            for role in ROLES.iter().filter(|r| **r != "admin") {
+                let token_name = format!("g-{name}-{role}").to_lowercase();
+                let token = app.token(&token_name, "reader", None).await;
+                app.gql_ok(&app.admin, "mutation($t: String!, $r: Role!) { grantRole(input: { model: \"m-*\", role: $r, token: $t }) { id } }", json!({ "t": token_name, "r": role.to_uppercase() })).await;
+                let body = app.gql(&token, query, json!({})).await;
+                if allowed.contains(role) {
+                    assert!(!is_role_refusal(&body), "{name} must admit a reader granted {role}: {body}");
+                } else {
+                    assert!(is_role_refusal(&body), "{name} must refuse a reader granted {role}: {body}");
+                }
+                let elsewhere = query.replace("m-base", "other").replace("m-x", "x-other");
+                let body = app.gql(&token, &elsewhere, json!({})).await;
+                assert!(is_role_refusal(&body), "{name} on a model the grant does not reach: {body}");
+            }
         }
     }
 }

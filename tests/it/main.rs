@@ -14,6 +14,7 @@ mod compliance;
 mod console;
 mod crash;
 mod cyclonedx;
+mod governance;
 mod inventory;
 mod metrics;
 mod model_signing_tool;

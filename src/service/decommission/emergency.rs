@@ -88,8 +88,10 @@ impl crate::service::Decommission<'_> {
         trigger: &str,
     ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
         let started = Instant::now();
-        require(actor, SECURITY_ROLES, "retire a model in an emergency")?;
         let (model, selection, assessment) = parse_emergency(model, versions, risk_assessment)?;
+        let acting = self.acting_on(actor, &model).await?;
+        let actor = &acting;
+        require(actor, SECURITY_ROLES, "retire a model in an emergency")?;
         let (model_id, affected) = self.matching_versions(&model, &selection).await?;
         self.inventory().refresh_inventory().await?;
         let found = self.retirements().find_dependents(&model, &affected);

@@ -204,6 +204,38 @@ impl crate::service::Inventory<'_> {
         Ok(())
     }
 
+    /// A use the model's policy does not allow: a consumer in an environment it does not
+    /// list.
+    async fn refuse_by_policy(
+        &self,
+        conn: &impl Conn,
+        resolved: &Resolved,
+    ) -> Result<(), ServiceError> {
+        let Link::Uses {
+            consumer, model, ..
+        } = &resolved.link
+        else {
+            return Ok(());
+        };
+        let Some(tier) = crate::store::policies::tier_of(conn, *model).await? else {
+            return Ok(());
+        };
+        let policy = self.registry().policy_in(conn, *model, tier).await?;
+        if policy.environments.is_empty() {
+            return Ok(());
+        }
+        let Some(c) = repo::consumer_by_id(conn, *consumer).await? else {
+            return Ok(());
+        };
+        match policy.refuses_environment(&c.environment) {
+            Some(why) => Err(ServiceError::Policy(format!(
+                "{} may not use {}: {why}",
+                resolved.from, resolved.to
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// A new use of versions a retirement froze new consumers out of is refused (a use
     /// declared again by a dependent is not new).
     async fn refuse_if_frozen(
@@ -250,6 +282,7 @@ impl crate::service::Inventory<'_> {
             let resolved = resolve(tx.conn(), &spec, true).await?;
             may_manage_any(actor, &resolved.teams, "declare edges of team")?;
             self.refuse_if_frozen(tx.conn(), &resolved).await?;
+            self.refuse_by_policy(tx.conn(), &resolved).await?;
             if let Link::DerivedFrom {
                 version, parent, ..
             } = &resolved.link

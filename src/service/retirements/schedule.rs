@@ -61,7 +61,8 @@ impl crate::service::Retirements<'_> {
         what: &str,
     ) -> Result<Plan, ServiceError> {
         let asked = ScheduleRequest::parse(input, self.now())?;
-        require_governance(actor, what)?;
+        let acting = self.acting_on(actor, &asked.model).await?;
+        require_governance(&acting, what)?;
         let model = &asked.model;
         let (model_id, registered) = registry_repo::find_model(self.store().reader(), model)
             .await?
@@ -80,6 +81,7 @@ impl crate::service::Retirements<'_> {
             versions,
             found,
             asked,
+            acting,
         })
     }
 
@@ -99,7 +101,9 @@ impl crate::service::Retirements<'_> {
             versions,
             found,
             asked,
+            acting,
         } = plan;
+        let actor = &acting;
         let model = &asked.model;
         let result = in_write_tx!(self, |tx| {
             let now = self.now();
@@ -219,6 +223,8 @@ struct Plan {
     versions: Vec<Version>,
     found: std::collections::BTreeMap<crate::domain::ConsumerId, super::Found>,
     asked: ScheduleRequest,
+    /// The actor as it acts on the model (its grants applied).
+    acting: Actor,
 }
 
 /// A retirement as asked for, parsed.

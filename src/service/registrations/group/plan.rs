@@ -28,6 +28,9 @@ pub(super) struct Known {
     models: HashMap<ModelName, ModelId>,
     versions: HashMap<(ModelId, Version), VersionId>,
     frozen: crate::service::retirements::FrozenOut,
+    /// The environments the models' policies let consumers declare use from, for
+    /// those that restrict them.
+    environments: HashMap<ModelId, Vec<crate::domain::Environment>>,
 }
 
 /// What the graph tells of a group's models and versions, read before its transaction so
@@ -45,6 +48,8 @@ pub(super) struct Seen {
     /// Retirements freezing new consumers out of the group's models (read with
     /// [`Seen::with_frozen`]).
     frozen: crate::service::retirements::FrozenOut,
+    /// The models' environment rules (read with [`Seen::with_frozen`]).
+    environments: HashMap<ModelId, Vec<crate::domain::Environment>>,
 }
 
 impl Seen {
@@ -55,6 +60,7 @@ impl Seen {
             missing: HashMap::new(),
             unseen: Vec::new(),
             frozen: Default::default(),
+            environments: HashMap::new(),
         };
         let graph = services.read_graph();
         for reg in jobs.iter().flat_map(|j| j.batch.iter()) {
@@ -79,11 +85,14 @@ impl Seen {
         seen
     }
 
-    /// Adds the retirements that freeze new consumers out of the group's models (one
-    /// read; a model the graph lacks is new, and nothing retires it yet).
+    /// Adds the retirements that freeze new consumers out of the group's models, and
+    /// the environments their policies allow (a read each; a model the graph lacks is
+    /// new: nothing retires it yet, and its policy is its tier's until governance sets
+    /// one).
     pub(super) async fn with_frozen(mut self, services: &Services) -> Result<Self, ServiceError> {
         let models: Vec<ModelId> = self.models.values().copied().collect();
         self.frozen = services.retirements().frozen_out(&models).await?;
+        self.environments = services.registry().environment_rules(&models).await?;
         Ok(self)
     }
 
@@ -141,6 +150,7 @@ impl Known {
             missing,
             mut unseen,
             frozen,
+            environments,
         } = seen;
         if !missing.is_empty() {
             let names: Vec<&ModelName> = missing.keys().collect();
@@ -162,6 +172,7 @@ impl Known {
             models,
             versions,
             frozen,
+            environments,
         })
     }
 }
@@ -295,6 +306,7 @@ impl GroupPlan {
             name,
             uses,
             depends_on,
+            environment,
             ..
         } = reg
         else {
@@ -313,6 +325,16 @@ impl GroupPlan {
             }
             if let Some(refused) = self.known.frozen.refusal((id, model), range, name) {
                 return Err(refused);
+            }
+            if let Some(why) = self
+                .known
+                .environments
+                .get(&id)
+                .and_then(|allowed| crate::domain::environment_refusal(allowed, environment))
+            {
+                return Err(ServiceError::Policy(format!(
+                    "{name} may not use {model}@{range}: {why}"
+                )));
             }
             links.push(Planned::Uses {
                 consumer: name.clone(),

@@ -24,6 +24,42 @@ impl Guard for RoleGuard {
     }
 }
 
+/// A role guard on a field that acts on one retirement: the role that counts is the
+/// actor's on the retirement's model, which a grant may set.
+pub struct RetirementGuard<'i> {
+    roles: &'static [Role],
+    id: &'i async_graphql::ID,
+}
+
+impl<'i> RetirementGuard<'i> {
+    pub const fn new(roles: &'static [Role], id: &'i async_graphql::ID) -> Self {
+        Self { roles, id }
+    }
+}
+
+impl Guard for RetirementGuard<'_> {
+    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        let actor = actor(ctx)?;
+        // An id that does not parse is the resolver's to refuse, with its reason.
+        let acting = match self.id.parse::<crate::domain::RetirementId>() {
+            Ok(id) => services(ctx)?.acting_on_retirement(actor, id).await?,
+            Err(_) => actor.clone(),
+        };
+        if acting.has_role(self.roles) {
+            return Ok(());
+        }
+        let on = if acting.role == actor.role {
+            String::new()
+        } else {
+            format!(
+                " on the model of retirement {} (by a grant)",
+                self.id.as_str()
+            )
+        };
+        Err(refusal(ctx, self.roles, &acting, &on))
+    }
+}
+
 /// "`field` needs the role a or b; token t has role r`on`".
 fn refusal(ctx: &Context<'_>, roles: &[Role], acting: &Actor, on: &str) -> async_graphql::Error {
     let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();

@@ -6,7 +6,7 @@
 //! points each have an output type with its documentation (the SDL's); the resolvers are
 //! thin calls into `service`.
 
-use super::guard::{ANY_ROLE, ModelGuard, RoleGuard, actor, services};
+use super::guard::{ANY_ROLE, ModelGuard, RetirementGuard, RoleGuard, actor, services};
 use crate::domain::OutboxNotice;
 use crate::domain::{self, Role};
 use crate::domain::{ConsumerId, RetirementId};
@@ -685,7 +685,7 @@ impl RetirementMutation {
     }
 
     /// Cancels a pending retirement, with a written reason; dependents are told.
-    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    #[graphql(guard = "RetirementGuard::new(GOVERNANCE, &id)")]
     async fn cancel_retirement(
         &self,
         ctx: &Context<'_>,
@@ -701,7 +701,7 @@ impl RetirementMutation {
 
     /// Executes a ready retirement (or resumes its execution): first the kill switch,
     /// which stops every download of its versions at once.
-    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    #[graphql(guard = "RetirementGuard::new(GOVERNANCE, &id)")]
     async fn execute_retirement(&self, ctx: &Context<'_>, id: ID) -> Result<Retirement> {
         let (retirement, _) = services(ctx)?
             .decommission()
@@ -730,7 +730,7 @@ impl RetirementMutation {
 
     /// A second security or governance actor approves erasing an emergency retirement's
     /// versions (once forensic work is done); the execution goes on.
-    #[graphql(guard = "RoleGuard::new(ERASURE_APPROVERS)")]
+    #[graphql(guard = "RetirementGuard::new(ERASURE_APPROVERS, &id)")]
     async fn approve_emergency_erasure(
         &self,
         ctx: &Context<'_>,
@@ -747,7 +747,7 @@ impl RetirementMutation {
     /// Lifts the kill switch of an executing retirement whose erasure has not started (a
     /// false alarm): its versions are served again and the retirement is cancelled.
     /// Security only, with a justification.
-    #[graphql(guard = "RoleGuard::new(SECURITY)")]
+    #[graphql(guard = "RetirementGuard::new(SECURITY, &id)")]
     async fn lift_kill_switch(
         &self,
         ctx: &Context<'_>,
@@ -780,7 +780,7 @@ impl RetirementMutation {
     }
 
     /// Governance waives a derived store's purge, by name, with a written justification.
-    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    #[graphql(guard = "RetirementGuard::new(GOVERNANCE, &id)")]
     async fn waive_purge(
         &self,
         ctx: &Context<'_>,
@@ -804,7 +804,7 @@ impl RetirementMutation {
 
     /// Moves a pending retirement's date later; every dependent's notice runs at least
     /// to it, and each is told.
-    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    #[graphql(guard = "RetirementGuard::new(GOVERNANCE, &id)")]
     async fn postpone_retirement(
         &self,
         ctx: &Context<'_>,
@@ -826,7 +826,7 @@ impl RetirementMutation {
 
     /// Accepts that dependents found late get less than their full notice (it ends on
     /// the effective date); needs a written justification.
-    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    #[graphql(guard = "RetirementGuard::new(GOVERNANCE, &id)")]
     async fn accept_shorter_notice(
         &self,
         ctx: &Context<'_>,
@@ -842,7 +842,7 @@ impl RetirementMutation {
 
     /// Releases named dependents from holding the retirement back, with a written
     /// justification.
-    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    #[graphql(guard = "RetirementGuard::new(GOVERNANCE, &id)")]
     async fn override_dependents(
         &self,
         ctx: &Context<'_>,
@@ -888,7 +888,7 @@ impl RetirementMutation {
     }
 
     /// Grants or refuses a dependent's request for more time, with a note.
-    #[graphql(guard = "RoleGuard::new(GOVERNANCE)")]
+    #[graphql(guard = "RetirementGuard::new(GOVERNANCE, &id)")]
     async fn decide_extension(
         &self,
         ctx: &Context<'_>,

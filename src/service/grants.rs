@@ -186,4 +186,20 @@ impl super::Services {
         }
         Ok(acting)
     }
+
+    /// `actor` as it acts on the model of retirement `id` (as it is when there is no
+    /// such retirement: the use case answers that).
+    pub async fn acting_on_retirement(
+        &self,
+        actor: &Actor,
+        id: crate::domain::RetirementId,
+    ) -> Result<Actor, ServiceError> {
+        if actor.kind != ActorKind::Token {
+            return Ok(actor.clone());
+        }
+        match crate::store::retirements::find(self.store().reader(), id).await? {
+            Some(r) => self.acting_on(actor, &r.model).await,
+            None => Ok(actor.clone()),
+        }
+    }
 }

@@ -75,6 +75,15 @@ on_both_backends! {
         assert!(error_message(&fenced).contains("has role reader on model fraud-scorer (by a grant)"), "{fenced}");
         assert!(app.gql(&gov, &SET_POLICY_ANALYST.replace("fraud-scorer", "pay-ledger"), json!({})).await.get("errors").is_none(), "its own role elsewhere");
 
+        // Decisions on a retirement by its id count the role on its model too.
+        let at = (t.start + chrono::Duration::days(60)).to_rfc3339();
+        let scheduled = app.gql_ok(&analyst, "mutation($at: DateTime!) { scheduleRetirement(input: { model: \"fraud-scorer\", versions: \"*\", reason: \"superseded by fraud-scorer-v2\", effectiveAt: $at }) { id } }", json!({ "at": at })).await;
+        let retirement = scheduled["scheduleRetirement"]["id"].as_str().expect("id").to_owned();
+        let cancel = "mutation($id: ID!) { cancelRetirement(id: $id, reason: \"no longer needed, plans changed\") { state } }";
+        let fenced = app.gql(&gov, cancel, json!({ "id": retirement })).await;
+        assert!(error_message(&fenced).contains("has role reader on the model of retirement"), "{fenced}");
+        assert_eq!(app.gql_ok(&analyst, cancel, json!({ "id": retirement })).await["cancelRetirement"]["state"], "CANCELLED");
+
         // A team's reader grant on the exact name beats the owner role; the token's own grant beats the team's.
         app.gql_ok(&app.admin, GRANT, json!({ "i": { "model": "fraud-scorer", "role": "READER", "team": "payments-ml" } })).await;
         assert_eq!(error_code(&app.gql(&owner, UPDATE, json!({})).await), "FORBIDDEN");
@@ -140,6 +149,10 @@ on_both_backends! {
         assert_eq!(asked["requestPromotion"]["requestedBy"], "owner-a");
         let waiting = app.gql_ok(&owner, "{ modelVersion(model: \"fraud-scorer\", version: \"1.0.0\") { status promotionRequest { reference requestedBy } } }", json!({})).await;
         assert_eq!(waiting["modelVersion"]["promotionRequest"]["reference"], "CHG-1234");
+        let mut console = crate::console::Console::new(&app.address);
+        console.sign_in(&owner).await;
+        let page = console.get("/ui/models/fraud-scorer").await.body;
+        assert!(page.contains("asked by owner-a (reference CHG-1234)") && page.contains("waiting for a second person"), "{page}");
 
         let self_approved = app.gql(&owner, APPROVE, json!({})).await;
         assert_eq!(error_code(&self_approved), "FORBIDDEN", "{self_approved}");

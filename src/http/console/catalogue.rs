@@ -89,10 +89,15 @@ struct ModelPage {
     versions: Vec<VersionRow>,
     /// Whether the viewer may read the model's compliance report.
     may_report: bool,
+    policy: crate::domain::ModelPolicy,
+    /// The rules set on this model rather than by its tier.
+    own_rules: Vec<&'static str>,
 }
 
 struct VersionRow {
     version: RegisteredVersion,
+    /// A promotion to production waiting for its second person.
+    promotion: Option<crate::service::PromotionRequest>,
     signature: Option<crate::domain::StoredSignature>,
     artifacts: Vec<ArtifactInfo>,
     retirement: Option<crate::domain::Retirement>,
@@ -121,12 +126,31 @@ pub async fn model(
             signature: services.registry().signature(m, &v).await?,
             artifacts: services.artifacts().list(m, &v).await?,
             retirement: services.decommission().retirement_of_version(m, &v).await?,
+            promotion: services
+                .registry()
+                .promotion_request(&model.name, version.version)
+                .await?,
             version,
         });
     }
+    let (policy, own) = services
+        .registry()
+        .model_policy(model.name.as_str())
+        .await?;
+    let own_rules = [
+        ("production approval", own.production_approval.is_some()),
+        ("environments", own.environments.is_some()),
+        ("versions kept", own.max_versions.is_some()),
+        ("retention", own.retention_days.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(rule, set)| set.then_some(rule))
+    .collect();
     let title = model.name.to_string();
     Ok(ConsolePage(ModelPage {
         may_report: user.actor().has_role(crate::service::REPORT_ROLES),
+        policy,
+        own_rules,
         chrome: Chrome::new(&user, "/ui/models", title),
         model,
         versions,

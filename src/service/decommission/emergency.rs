@@ -362,6 +362,8 @@ impl crate::service::Decommission<'_> {
         id: RetirementId,
         note: &str,
     ) -> Result<(Retirement, Vec<crate::domain::Step>), ServiceError> {
+        let acting = self.acting_on_retirement(actor, id).await?;
+        let actor = &acting;
         require(actor, APPROVERS, "approve an emergency erasure")?;
         let retirement = self.retirements().retirement(id).await?;
         let Some(_) = self.emergency_of(id).await? else {

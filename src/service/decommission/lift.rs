@@ -26,6 +26,8 @@ impl crate::service::Decommission<'_> {
         id: RetirementId,
         justification: &str,
     ) -> Result<Retirement, ServiceError> {
+        let acting = self.acting_on_retirement(actor, id).await?;
+        let actor = &acting;
         require(
             actor,
             super::emergency::SECURITY_ROLES,

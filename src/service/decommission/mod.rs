@@ -142,6 +142,8 @@ impl crate::service::Decommission<'_> {
         id: RetirementId,
     ) -> Result<(Retirement, Vec<Step>), ServiceError> {
         let started = Instant::now();
+        let acting = self.acting_on_retirement(actor, id).await?;
+        let actor = &acting;
         require(actor, &[Role::Governance], "execute retirements")?;
         let (retirement, pulled) =
             in_write_tx!(self, |tx| { self.start_execution(tx, actor, id).await })?;

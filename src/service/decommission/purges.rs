@@ -121,6 +121,13 @@ impl crate::service::Decommission<'_> {
         waiver: Option<&str>,
     ) -> Result<Vec<Purge>, ServiceError> {
         let name = ConsumerName::parse(consumer)?;
+        // A waiver is governance's, on the model (a grant may give it); a confirmation is
+        // the store's owners', whose team is the consumer's.
+        let acting = match waiver {
+            Some(_) => self.acting_on_retirement(actor, id).await?,
+            None => actor.clone(),
+        };
+        let actor = &acting;
         let note = match waiver {
             Some(j) => {
                 require_governance(actor, "waive a derived store's purge")?;

@@ -30,6 +30,8 @@ impl crate::service::Retirements<'_> {
         reason: &str,
     ) -> Result<Retirement, ServiceError> {
         let reason = Text::parse_required("reason", reason, MAX_TEXT)?;
+        let acting = self.acting_on_retirement(actor, id).await?;
+        let actor = &acting;
         require_governance(actor, "postpone retirements")?;
         let tier = self.tier_of(&self.retirement(id).await?).await?;
         self.decide(
@@ -71,6 +73,8 @@ impl crate::service::Retirements<'_> {
         justification: &str,
     ) -> Result<Retirement, ServiceError> {
         let justification = Text::parse_required("justification", justification, MAX_TEXT)?;
+        let acting = self.acting_on_retirement(actor, id).await?;
+        let actor = &acting;
         require_governance(actor, "accept shorter notice")?;
         self.decide(
             actor,
@@ -117,6 +121,8 @@ impl crate::service::Retirements<'_> {
             .iter()
             .map(|c| ConsumerName::parse(c))
             .collect::<Result<Vec<_>, _>>()?;
+        let acting = self.acting_on_retirement(actor, id).await?;
+        let actor = &acting;
         require_governance(actor, "override dependents")?;
         let mut overridden = Vec::new();
         self.decide(
@@ -239,6 +245,8 @@ impl crate::service::Retirements<'_> {
     ) -> Result<Dependent, ServiceError> {
         let note = Text::parse_required("note", note, MAX_TEXT)?;
         let name = ConsumerName::parse(consumer)?;
+        let acting = self.acting_on_retirement(actor, id).await?;
+        let actor = &acting;
         require_governance(actor, "decide on extensions")?;
         let tier = self.tier_of(&self.retirement(id).await?).await?;
         let mut decided = None;

@@ -194,6 +194,8 @@ impl crate::service::Retirements<'_> {
         reason: &str,
     ) -> Result<Retirement, ServiceError> {
         let reason = Text::parse_required("reason", reason, MAX_TEXT)?;
+        let acting = self.acting_on_retirement(actor, id).await?;
+        let actor = &acting;
         require_governance(actor, "cancel retirements")?;
         let after = in_write_tx!(self, |tx| {
             let now = self.now();

@@ -71,6 +71,8 @@ on_both_backends! {
         assert_eq!(model.status, 200, "{}", model.body);
         assert!(model.body.contains("1.0.0") && model.body.contains("development"));
         assert!(model.body.contains("unsigned"));
+        assert!(model.body.contains("a second person approves each promotion to production"), "the critical tier's policy: {}", model.body);
+        assert!(model.body.contains("Every rule is the critical tier's."), "{}", model.body);
         for page in [&model, &console.get("/ui/models").await] {
             assert!(!page.body.contains(MARKUP) && !page.body.contains("<img src=x"), "{}", page.body);
             assert!(page.body.contains("&#60;/script&#62;") || page.body.contains("&lt;/script&gt;"), "{}", page.body);

@@ -134,8 +134,9 @@ impl ModelPolicy {
     pub fn refuses_new_version(&self, kept: u64) -> Option<String> {
         let max = self.max_versions?;
         (kept >= u64::from(max)).then(|| {
+            let kept_versions = if max == 1 { "version is" } else { "versions are" };
             format!(
-                "rule maxVersions: at most {max} versions are kept and it holds {kept} that are not retired; retire one first"
+                "rule maxVersions: at most {max} {kept_versions} kept (every status but retired) and it holds {kept}; retire one first"
             )
         })
     }

@@ -32,6 +32,7 @@ mod m20261207_000021_audit_client_ip;
 mod m20261207_000022_retirement_levers;
 mod m20261207_000023_validation_attestations;
 mod m20261207_000024_grants_and_policies;
+mod m20261207_000025_emergency_deployments;
 
 pub struct Migrator;
 
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000022_retirement_levers::Migration),
             Box::new(m20261207_000023_validation_attestations::Migration),
             Box::new(m20261207_000024_grants_and_policies::Migration),
+            Box::new(m20261207_000025_emergency_deployments::Migration),
         ]
     }
 }

@@ -253,14 +253,32 @@ impl EmailNotifier {
     }
 }
 
-impl Notifier for EmailNotifier {
-    type Address = Recipients;
+impl EmailNotifier {
+    /// A plain-text message outside the notice schema (an announcement to a model's
+    /// contacts), with `message_id` as its Message-ID so a repeat is recognisable.
+    pub async fn send_plain(
+        &self,
+        message_id: &str,
+        (subject, text): (&str, &str),
+        to: &Recipients,
+    ) -> Outcome {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(subject)
+            .message_id(Some(format!("<{message_id}@sunset.notice>")));
+        for mailbox in &to.0 {
+            builder = builder.to(mailbox.clone());
+        }
+        match builder.body(text.to_owned()) {
+            Ok(message) => self.send(message).await,
+            Err(e) => Outcome::Refused {
+                reason: e.to_string(),
+            },
+        }
+    }
 
-    async fn deliver(&self, notice: &Notice, to: &Recipients, _now: DateTime<Utc>) -> Outcome {
-        let message = match self.message(notice, to) {
-            Ok(m) => m,
-            Err(reason) => return Outcome::Refused { reason },
-        };
+    /// Hands `message` to the SMTP server: delivered, refused for good, or to retry.
+    async fn send(&self, message: Message) -> Outcome {
         match self.transport.send(message).await {
             Ok(_) => Outcome::Delivered,
             Err(e) if e.is_permanent() => Outcome::Refused {
@@ -270,6 +288,17 @@ impl Notifier for EmailNotifier {
                 reason: format!("SMTP: {e}"),
                 after: None,
             },
+        }
+    }
+}
+
+impl Notifier for EmailNotifier {
+    type Address = Recipients;
+
+    async fn deliver(&self, notice: &Notice, to: &Recipients, _now: DateTime<Utc>) -> Outcome {
+        match self.message(notice, to) {
+            Ok(message) => self.send(message).await,
+            Err(reason) => Outcome::Refused { reason },
         }
     }
 }

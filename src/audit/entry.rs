@@ -83,10 +83,12 @@ pub enum Action {
     PolicyChanged,
     PromotionRequested,
     PromotionWithdrawn,
+    EmergencyDeploymentRequested,
+    EmergencyDeploymentSettled,
 }
 
 impl Action {
-    pub const ALL: [Action; 68] = [
+    pub const ALL: [Action; 70] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -155,6 +157,8 @@ impl Action {
         Action::PolicyChanged,
         Action::PromotionRequested,
         Action::PromotionWithdrawn,
+        Action::EmergencyDeploymentRequested,
+        Action::EmergencyDeploymentSettled,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -231,6 +235,8 @@ impl Action {
             Action::PolicyChanged => "model.policy_changed",
             Action::PromotionRequested => "version.promotion_requested",
             Action::PromotionWithdrawn => "version.promotion_withdrawn",
+            Action::EmergencyDeploymentRequested => "emergency_deployment.requested",
+            Action::EmergencyDeploymentSettled => "emergency_deployment.settled",
         }
     }
 }

@@ -6,8 +6,8 @@
 //! ```
 //! A model has at most one production version: promoting another deprecates the
 //! current one, which is what makes rollback well defined. Promotion to production
-//! requires every validation to have passed, unless a `security` actor overrides with
-//! a written justification (AISVS 3.2.2).
+//! requires every validation to have passed, unless a `security` actor approves an
+//! emergency deployment of it (AISVS 3.2.2, 3.2.4; `service::emergency_deployments`).
 
 use super::{ParseError, Role};
 use std::fmt;
@@ -29,7 +29,8 @@ pub struct TransitionRule {
     pub roles: &'static [Role],
     /// Whether every validation result must have passed.
     pub needs_passed_validations: bool,
-    /// Role that may make the transition despite failed validations, with a justification.
+    /// Role that may make the transition despite failed validations, by approving an
+    /// emergency deployment.
     pub override_role: Option<Role>,
 }
 

@@ -12,6 +12,7 @@ mod artifact;
 mod contact;
 mod decommission;
 mod dependent;
+mod emergency_deployment;
 mod error;
 mod grant;
 mod ids;
@@ -34,6 +35,9 @@ pub use artifact::{ArtifactKind, ArtifactPath};
 pub use contact::{Contacts, EmailAddress};
 pub use decommission::{DecommissionStep, DisabledVersion, Purge, Step};
 pub use dependent::{Dependent, Finding, NoPendingExtension};
+pub use emergency_deployment::{
+    DeploymentState, EmergencyDeployment, MAX_VALID_HOURS, valid_hours,
+};
 pub use error::ParseError;
 pub use grant::{Grant, GrantPattern, Grantee, grantable};
 pub use ids::{ConsumerId, EdgeId, GrantId, ModelId, RetirementId, VersionId};

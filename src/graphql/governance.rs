@@ -3,7 +3,7 @@
 use super::guard::{ANY_ROLE, ModelGuard, RoleGuard, actor, services};
 use super::registry::ModelVersion;
 use super::tokens::RoleGql;
-use crate::domain::{Grant, Grantee, ModelPolicy, PolicyOverrides, Role};
+use crate::domain::{EmergencyDeployment, Grant, Grantee, ModelPolicy, PolicyOverrides, Role};
 use crate::service::{GrantInput, PolicyInput, PromotionRequest};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -135,6 +135,49 @@ impl From<PromotionRequest> for PromotionRequestGql {
     }
 }
 
+/// An emergency deployment: a version put in production past its validation gate, on
+/// a risk assessment, for a limited time.
+#[derive(SimpleObject)]
+#[graphql(name = "EmergencyDeployment")]
+pub struct EmergencyDeploymentGql {
+    id: ID,
+    model: String,
+    version: String,
+    /// REQUESTED, ACTIVE, VALIDATED, ROLLED_BACK, ROLLBACK_REFUSED, SUPERSEDED or
+    /// WITHDRAWN.
+    state: String,
+    risk_assessment: String,
+    requested_by: String,
+    requested_at: DateTime<Utc>,
+    valid_hours: u32,
+    approved_by: Option<String>,
+    approved_at: Option<DateTime<Utc>>,
+    /// When its validations must have passed, or it is rolled back.
+    expires_at: Option<DateTime<Utc>>,
+    settled_at: Option<DateTime<Utc>>,
+    outcome: Option<String>,
+}
+
+impl From<EmergencyDeployment> for EmergencyDeploymentGql {
+    fn from(d: EmergencyDeployment) -> Self {
+        Self {
+            id: ID(d.id.to_string()),
+            model: d.model.to_string(),
+            version: d.version.to_string(),
+            state: d.state.as_str().to_ascii_uppercase(),
+            risk_assessment: d.risk_assessment,
+            requested_by: d.requested_by,
+            requested_at: d.requested_at,
+            valid_hours: d.valid_hours,
+            approved_by: d.approved_by,
+            approved_at: d.approved_at,
+            expires_at: d.expires_at,
+            settled_at: d.settled_at,
+            outcome: d.outcome,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct GovernanceQuery;
 
@@ -166,6 +209,8 @@ const OWNERS: &[Role] = &[Role::Owner, Role::Admin];
 const GOVERNANCE: &[Role] = &[Role::Governance];
 const REQUESTERS: &[Role] = &[Role::Owner, Role::Security];
 const WITHDRAWERS: &[Role] = &[Role::Owner, Role::Security, Role::Governance];
+const APPROVERS: &[Role] = &[Role::Owner];
+const SECURITY: &[Role] = &[Role::Security];
 
 #[Object]
 impl GovernanceMutation {
@@ -261,10 +306,9 @@ impl GovernanceMutation {
             .into())
     }
 
-    /// Approves a waiting promotion and makes it: someone other than the requester who
-    /// may make the move (an owner of the model's team; security, with a
-    /// `justification`, over failed validations). Audited with the request.
-    #[graphql(guard = "ModelGuard::new(REQUESTERS, &model)")]
+    /// Approves a waiting promotion and makes it: an owner of the model's team other than
+    /// the requester. Audited with the request.
+    #[graphql(guard = "ModelGuard::new(APPROVERS, &model)")]
     async fn approve_promotion(
         &self,
         ctx: &Context<'_>,
@@ -277,5 +321,62 @@ impl GovernanceMutation {
             .approve_promotion(actor(ctx)?, &model, &version, justification.as_deref())
             .await?;
         Ok(ModelVersion(v))
+    }
+
+    /// Asks to put a version in staging in production past its validation gate, on a
+    /// written risk assessment, for `validHours` (1 to 168): the model's owners or
+    /// security. Audited.
+    #[graphql(guard = "ModelGuard::new(REQUESTERS, &model)")]
+    async fn request_emergency_deployment(
+        &self,
+        ctx: &Context<'_>,
+        model: String,
+        version: String,
+        risk_assessment: String,
+        valid_hours: u32,
+    ) -> Result<EmergencyDeploymentGql> {
+        Ok(services(ctx)?
+            .registry()
+            .request_emergency_deployment(
+                actor(ctx)?,
+                (&model, &version),
+                &risk_assessment,
+                valid_hours,
+            )
+            .await?
+            .into())
+    }
+
+    /// Approves an emergency deployment and puts the version in production: a security
+    /// actor who did not ask. Its signature must verify; failed validations are recorded
+    /// as overridden. When its time is up it must have passed them, or the model is
+    /// rolled back. The model's contacts are told.
+    #[graphql(guard = "ModelGuard::new(SECURITY, &model)")]
+    async fn approve_emergency_deployment(
+        &self,
+        ctx: &Context<'_>,
+        model: String,
+        version: String,
+    ) -> Result<ModelVersion> {
+        let v = services(ctx)?
+            .registry()
+            .approve_emergency_deployment(actor(ctx)?, (&model, &version))
+            .await?;
+        Ok(ModelVersion(v))
+    }
+
+    /// Withdraws a requested emergency deployment: its requester, or security. Audited.
+    #[graphql(guard = "ModelGuard::new(REQUESTERS, &model)")]
+    async fn withdraw_emergency_deployment(
+        &self,
+        ctx: &Context<'_>,
+        model: String,
+        version: String,
+    ) -> Result<EmergencyDeploymentGql> {
+        Ok(services(ctx)?
+            .registry()
+            .withdraw_emergency_deployment(actor(ctx)?, (&model, &version))
+            .await?
+            .into())
     }
 }

@@ -143,6 +143,18 @@ impl ModelVersion {
             .map(Into::into))
     }
 
+    /// Its newest emergency deployment, if it ever had one.
+    async fn emergency_deployment(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<super::governance::EmergencyDeploymentGql>> {
+        Ok(services(ctx)?
+            .registry()
+            .emergency_deployment(&self.0.model, self.0.version)
+            .await?
+            .map(Into::into))
+    }
+
     /// The signature bundle attached to the version, if any.
     async fn signature(&self, ctx: &Context<'_>) -> Result<Option<VersionSignature>> {
         let stored = services(ctx)?
@@ -525,8 +537,9 @@ impl RegistryMutation {
     }
 
     /// Moves a version along its lifecycle. Promotion to production needs every
-    /// validation passed, or a security-role override with a justification; it
-    /// deprecates the model's previous production version.
+    /// validation passed (past failed ones only by an emergency deployment) and, under a
+    /// policy's productionApproval, a second person (approvePromotion); it deprecates the
+    /// model's previous production version. A justification given is recorded.
     #[graphql(guard = "ModelGuard::new(&[Role::Owner, Role::Governance, Role::Security], &model)")]
     async fn transition_version(
         &self,

@@ -92,6 +92,11 @@ impl super::Retirements<'_> {
         }
     }
 
+    /// The email channel, when SMTP is configured.
+    pub(crate) fn email_channel(&self) -> Result<Option<&EmailNotifier>, ServiceError> {
+        Ok(self.channels()?.email.as_ref())
+    }
+
     /// Asks the delivery worker to look at the outbox now (after a commit that wrote
     /// notices), rather than at its next poll.
     pub(crate) fn wake_delivery(&self) {

@@ -41,6 +41,7 @@ mod compliance;
 mod console_sessions;
 mod decommission;
 mod delivery;
+mod emergency_deployments;
 mod error;
 mod grants;
 mod handles;

@@ -260,9 +260,9 @@ impl super::Registry<'_> {
         })
     }
 
-    /// Approves a waiting promotion and makes it: a second person, who may make the
-    /// move (an owner of the model's team, or security overriding failed validations
-    /// with a justification). The status change records the request and the approval.
+    /// Approves a waiting promotion and makes it: a second person who may make the
+    /// move (an owner of the model's team). The status change records the request and
+    /// the approval.
     pub async fn approve_promotion(
         &self,
         actor: &Actor,
@@ -290,7 +290,7 @@ impl super::Registry<'_> {
             actor,
             (model, version, LifecycleStatus::Production.as_str()),
             justification,
-            Some(approval),
+            super::registry::Authority::Approved(approval),
         )
         .await
     }
@@ -334,16 +334,27 @@ impl super::Registry<'_> {
         model: &ModelName,
         version: Version,
     ) -> Result<Option<PromotionRequest>, ServiceError> {
+        let Some(id) = self.version_id(model, version).await? else {
+            return Ok(None);
+        };
+        Ok(repo::promotion_request(self.store().reader(), id).await?)
+    }
+
+    /// The row id of `model@version`, if it exists.
+    pub(super) async fn version_id(
+        &self,
+        model: &ModelName,
+        version: Version,
+    ) -> Result<Option<crate::domain::VersionId>, ServiceError> {
         let db = self.store().reader();
         let Some((model_id, _)) = crate::store::registry::find_model(db, model).await? else {
             return Ok(None);
         };
-        let Some((id, _)) =
-            crate::store::registry::find_version(db, model_id, model, version).await?
-        else {
-            return Ok(None);
-        };
-        Ok(repo::promotion_request(db, id).await?)
+        Ok(
+            crate::store::registry::find_version(db, model_id, model, version)
+                .await?
+                .map(|(id, _)| id),
+        )
     }
 
     async fn staged_version(

@@ -62,6 +62,28 @@ struct StatusChange<'a> {
     /// The request and the second person's approval, for a promotion a policy made wait.
     #[serde(skip_serializing_if = "Option::is_none")]
     approval: Option<&'a super::Approval>,
+    /// The emergency deployment that put it in production past failed validations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emergency: Option<&'a crate::domain::EmergencyDeployment>,
+}
+
+/// On whose word a version moves.
+pub(super) enum Authority {
+    /// The transition rules alone.
+    Ordinary,
+    /// A waiting promotion request, approved by a second person.
+    Approved(super::Approval),
+    /// An emergency deployment, approved by a security actor who did not ask.
+    Emergency(crate::domain::EmergencyDeployment),
+}
+
+impl Authority {
+    fn approval(&self) -> Option<&super::Approval> {
+        match self {
+            Authority::Approved(a) => Some(a),
+            _ => None,
+        }
+    }
 }
 
 impl super::Registry<'_> {
@@ -92,6 +114,7 @@ impl super::Registry<'_> {
             superseded_by: None,
             retirement: Some(retirement),
             approval: None,
+            emergency: None,
         };
         let entry = AuditEntry::new(
             actor.audit_identity(),
@@ -312,18 +335,24 @@ impl super::Registry<'_> {
         to: &str,
         justification: Option<&str>,
     ) -> Result<RegisteredVersion, ServiceError> {
-        self.move_version(actor, (model, version, to), justification, None)
-            .await
+        self.move_version(
+            actor,
+            (model, version, to),
+            justification,
+            Authority::Ordinary,
+        )
+        .await
     }
 
-    /// A transition, approved by `approval` when it is a promotion a policy makes wait
-    /// for a second person (`approve_promotion`).
+    /// A transition on `authority`: the transition rules alone, a promotion's approval
+    /// by a second person (`approve_promotion`), or an emergency deployment's
+    /// (`approve_emergency_deployment`).
     pub(super) async fn move_version(
         &self,
         actor: &Actor,
         (model, version, to): (&str, &str, &str),
         justification: Option<&str>,
-        approval: Option<super::Approval>,
+        authority: Authority,
     ) -> Result<RegisteredVersion, ServiceError> {
         let model_name = ModelName::parse(model)?;
         let version = Version::parse(version)?;
@@ -353,25 +382,34 @@ impl super::Registry<'_> {
                             "model {model_name} has no version {version}"
                         ))
                     })?;
-            if to == LifecycleStatus::Production {
-                let policy = self
-                    .policy_in(tx.conn(), model_id, registered_model.tier)
-                    .await?;
-                let waiting =
-                    crate::store::policies::promotion_request(tx.conn(), version_id).await?;
-                super::policies::check_approval(
-                    &policy,
-                    actor,
-                    &subject,
-                    (approval.as_ref(), waiting.as_ref()),
-                )?;
-            }
+            let emergency = match &authority {
+                Authority::Emergency(d) => {
+                    let approved = self.emergency_approval(tx, actor, version_id, d).await?;
+                    Some(approved)
+                }
+                // An emergency's approval is its second person; others answer to the policy.
+                _ if to == LifecycleStatus::Production => {
+                    let policy = self
+                        .policy_in(tx.conn(), model_id, registered_model.tier)
+                        .await?;
+                    let waiting =
+                        crate::store::policies::promotion_request(tx.conn(), version_id).await?;
+                    super::policies::check_approval(
+                        &policy,
+                        actor,
+                        &subject,
+                        (authority.approval(), waiting.as_ref()),
+                    )?;
+                    None
+                }
+                _ => None,
+            };
             let attested = crate::store::validations::of_version(tx.conn(), version_id).await?;
             let overridden = super::transition_gate::judge_transition(
                 actor,
                 (&subject, &before, to),
                 (&model_name, &registered_model.owner_team),
-                (&attested, justification.is_some()),
+                (&attested, emergency.is_some()),
             )?;
             // Signed artifacts only, whoever asks: a security override covers failed
             // validations, never a missing or broken signature.
@@ -397,7 +435,8 @@ impl super::Registry<'_> {
                 overridden_validations: overridden.iter().map(String::as_str).collect(),
                 superseded_by: None,
                 retirement: None,
-                approval: approval.as_ref(),
+                approval: authority.approval(),
+                emergency: emergency.as_ref(),
             };
             // A request waits for the version in staging only.
             crate::store::policies::clear_promotion_request(tx.conn(), version_id).await?;
@@ -443,6 +482,7 @@ impl super::Registry<'_> {
                 superseded_by: Some(version.to_string()),
                 retirement: None,
                 approval: None,
+                emergency: None,
             };
             let entry = AuditEntry::new(
                 actor.audit_identity(),

@@ -30,21 +30,23 @@ fn transition_rule(
     })
 }
 
-/// Whether `actor` may make this move, and whether it does so by override (a role the
-/// rule lets pass failed validations, with a justification). Failed validations refuse
-/// anyone else.
+/// Whether `actor` may make this move, and whether it does so by override (the role the
+/// rule lets pass failed validations, approving an emergency deployment). Failed
+/// validations refuse anyone else.
 fn authorise_transition(
     actor: &Actor,
     rule: &crate::domain::TransitionRule,
     (subject, from, to): (&str, LifecycleStatus, LifecycleStatus),
     (model, owner_team): (&ModelName, &crate::domain::TeamName),
     failed: &[String],
-    justified: bool,
+    emergency: bool,
 ) -> Result<bool, ServiceError> {
     if rule.override_role == Some(actor.role) {
-        if !justified {
+        // Past the gate only through an emergency deployment (AISVS 3.2.4): a risk
+        // assessment, a second person's approval, and a deadline for the validations.
+        if !emergency {
             return Err(ServiceError::Forbidden(format!(
-                "a {} override of {subject} to {to} needs a written justification",
+                "{subject} goes to {to} past its validation gate only through an emergency deployment: its owners ask with requestEmergencyDeployment (a risk assessment and how long it may run), and a {} actor who did not ask approves with approveEmergencyDeployment",
                 actor.role
             )));
         }
@@ -71,12 +73,13 @@ fn authorise_transition(
 }
 
 /// Whether `actor` may move `before` to `to` under the transition rules: the failed
-/// validations the move overrides (empty unless a security override), or why not.
+/// validations the move overrides (empty unless an approved emergency deployment), or
+/// why not.
 pub(super) fn judge_transition(
     actor: &Actor,
     (subject, before, to): (&str, &RegisteredVersion, LifecycleStatus),
     owner: (&ModelName, &crate::domain::TeamName),
-    (attested, justified): (&[crate::store::validations::AttestedValidation], bool),
+    (attested, emergency): (&[crate::store::validations::AttestedValidation], bool),
 ) -> Result<Vec<String>, ServiceError> {
     let from = before.status;
     let rule = transition_rule(from, to, subject)?;
@@ -91,6 +94,6 @@ pub(super) fn judge_transition(
         Vec::new()
     };
     let is_override =
-        authorise_transition(actor, &rule, (subject, from, to), owner, &failed, justified)?;
+        authorise_transition(actor, &rule, (subject, from, to), owner, &failed, emergency)?;
     Ok(if is_override { failed } else { Vec::new() })
 }

@@ -25,6 +25,7 @@ pub mod audit;
 pub mod calendar_feeds;
 pub mod certificates;
 pub mod console_sessions;
+pub mod emergency_deployments;
 pub mod enforcement;
 pub mod entities;
 pub mod erasure;

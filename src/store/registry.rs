@@ -331,6 +331,23 @@ fn to_version(
     })
 }
 
+/// A version by its row id, with its model.
+pub async fn version_by_id(
+    conn: &impl ConnectionTrait,
+    id: VersionId,
+) -> Result<Option<(ModelId, RegisteredModel, RegisteredVersion)>, StoreError> {
+    let Some(v) = model_version::Entity::find_by_id(id.0).one(conn).await? else {
+        return Ok(None);
+    };
+    let Some(m) = model::Entity::find_by_id(v.model_id).one(conn).await? else {
+        return Ok(None);
+    };
+    let model_id = ModelId(m.id);
+    let model = to_model(m)?;
+    let version = to_version(&model.name, v)?;
+    Ok(Some((model_id, model, version)))
+}
+
 /// The ids of the models of these names that exist, by name.
 pub async fn model_ids(
     conn: &impl ConnectionTrait,

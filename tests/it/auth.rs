@@ -229,6 +229,21 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
     (
         "approvePromotion",
         "mutation { approvePromotion(model: \"m-base\", version: \"1.0.0\") { status } }",
+        &["owner"],
+    ),
+    (
+        "requestEmergencyDeployment",
+        "mutation { requestEmergencyDeployment(model: \"m-base\", version: \"1.0.0\", riskAssessment: \"an incident that the new version fixes\", validHours: 24) { state } }",
+        &["owner", "security"],
+    ),
+    (
+        "approveEmergencyDeployment",
+        "mutation { approveEmergencyDeployment(model: \"m-base\", version: \"1.0.0\") { status } }",
+        &["security"],
+    ),
+    (
+        "withdrawEmergencyDeployment",
+        "mutation { withdrawEmergencyDeployment(model: \"m-base\", version: \"1.0.0\") { state } }",
         &["owner", "security"],
     ),
     (
@@ -397,6 +412,9 @@ const MODEL_SCOPED: &[&str] = &[
     "requestPromotion",
     "withdrawPromotion",
     "approvePromotion",
+    "requestEmergencyDeployment",
+    "approveEmergencyDeployment",
+    "withdrawEmergencyDeployment",
 ];
 
 on_both_backends! {

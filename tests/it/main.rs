@@ -14,6 +14,7 @@ mod compliance;
 mod console;
 mod crash;
 mod cyclonedx;
+mod emergency_deployments;
 mod governance;
 mod inventory;
 mod metrics;

@@ -178,7 +178,7 @@ pub(crate) async fn world_with(
     }
 }
 
-fn toml_smtp(port: u16) -> sunset::config::SmtpConfig {
+pub(crate) fn toml_smtp(port: u16) -> sunset::config::SmtpConfig {
     sunset::config::SmtpConfig {
         host: "127.0.0.1".into(),
         port,

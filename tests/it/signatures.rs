@@ -92,7 +92,14 @@ on_both_backends! {
         assert!(err["error"]["message"].as_str().unwrap_or("").contains("no enabled signer"), "{err}");
         let security = app.token("sec", "security", None).await;
         let body = app.gql(&security, TRANSITION, json!({ "to": "PRODUCTION", "j": "overriding everything, which must not work" })).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+        // Not even an approved emergency deployment passes a signature that no longer verifies.
+        app.gql_ok(&owner, "mutation { requestEmergencyDeployment(model: \"fraud-scorer\", version: \"1.0.0\", riskAssessment: \"an incident that this version fixes\", validHours: 24) { state } }", json!({})).await;
+        let body = app.gql(&security, "mutation { approveEmergencyDeployment(model: \"fraud-scorer\", version: \"1.0.0\") { status } }", json!({})).await;
         assert_eq!(error_code(&body), "CONFLICT", "{body}");
+        assert!(error_message(&body).contains("cannot move to production"), "{body}");
+        let asked = app.gql_ok(&owner, "{ modelVersion(model: \"fraud-scorer\", version: \"1.0.0\") { status emergencyDeployment { state } } }", json!({})).await;
+        assert_eq!(asked["modelVersion"]["emergencyDeployment"]["state"], "REQUESTED", "nothing of the refused approval is kept: {asked}");
 
         let auditor = app.token("aud", "auditor", None).await;
         let log = app.gql_ok(&auditor, "{ auditLog(filter: { action: \"artifact.download_refused\" }) { edges { node { subject } } } }", json!({})).await;

@@ -32,13 +32,13 @@ fn attest_py(args: &[&std::ffi::OsStr]) -> String {
 }
 
 /// A validator's key pair made by `cryptography`, in `dir`.
-fn keygen(dir: &std::path::Path) -> String {
+pub(crate) fn keygen(dir: &std::path::Path) -> String {
     attest_py(&[std::ffi::OsStr::new("keygen"), dir.as_os_str()]);
     std::fs::read_to_string(dir.join("validator.pub.pem")).expect("pem")
 }
 
 /// The fixture's files by SHA-256, as a statement names them.
-fn fixture_subjects() -> Vec<Value> {
+pub(crate) fn fixture_subjects() -> Vec<Value> {
     ["config.json", "model.safetensors", "tokenizer/vocab.json"]
         .iter()
         .map(|name| {
@@ -49,7 +49,7 @@ fn fixture_subjects() -> Vec<Value> {
 }
 
 /// `subjects` and `auc` signed by the key in `dir`, by securesystemslib.
-fn attestation(dir: &std::path::Path, subjects: Vec<Value>, auc_passed: bool) -> String {
+pub(crate) fn attestation(dir: &std::path::Path, subjects: Vec<Value>, auc_passed: bool) -> String {
     let statement = json!({
         "_type": "https://in-toto.io/Statement/v1",
         "subject": subjects,

@@ -119,6 +119,10 @@ impl crate::service::Retirements<'_> {
         if let Err(e) = self.decommission().resume_decommissions().await {
             tracing::error!(error = %e, "resuming decommissions failed");
         }
+        // Emergency deployments whose time is up: validated, or rolled back.
+        if let Err(e) = self.registry().settle_emergency_deployments().await {
+            tracing::error!(error = %e, "settling emergency deployments failed");
+        }
         self.check_retirements(FoundBy::GraphChange).await.map(Some)
     }
 

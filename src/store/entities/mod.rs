@@ -11,6 +11,7 @@ pub mod console_session;
 pub mod consumer;
 pub mod decommission_step;
 pub mod disabled_version;
+pub mod emergency_deployment;
 pub mod enforcement_confirmation;
 pub mod erased_key;
 pub mod grant;

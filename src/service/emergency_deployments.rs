@@ -384,7 +384,9 @@ impl super::Registry<'_> {
                     "no email to send an emergency deployment's notice with (no SMTP or no contacts)"
                 ),
             }
-            repo::notified(db, d.id, d.state).await?;
+            in_write_tx!(self, |tx| {
+                Ok(repo::notified(tx.conn(), d.id, d.state).await?)
+            })?;
         }
         Ok(())
     }

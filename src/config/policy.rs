@@ -2,7 +2,7 @@
 //! `[policy.standard]`); governance sets a model's own values over them.
 
 use super::ConfigError;
-use crate::domain::{ModelPolicy, PolicyOverrides, Tier};
+use crate::domain::{ModelPolicy, PolicyOverrides, Tier, parse_environments};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,17 +43,14 @@ impl Default for PolicySettings {
 impl PolicySettings {
     /// The tier's policy.
     pub fn of(&self, tier: Tier) -> ModelPolicy {
-        // Checked at start-up (`check`), so nothing is dropped here.
-        self.tier(tier)
-            .as_overrides()
-            .checked()
-            .unwrap_or_default()
-            .over(&ModelPolicy {
-                production_approval: false,
-                environments: Vec::new(),
-                max_versions: None,
-                retention_days: None,
-            })
+        let t = self.tier(tier);
+        ModelPolicy {
+            production_approval: t.production_approval,
+            // Checked at start-up (`check`), so nothing is dropped here.
+            environments: parse_environments(&t.environments).unwrap_or_default(),
+            max_versions: t.max_versions,
+            retention_days: t.retention_days,
+        }
     }
 
     pub(super) fn check(&self) -> Result<(), ConfigError> {

@@ -50,7 +50,7 @@ pub use lifecycle::{LifecycleStatus, TransitionRule};
 pub use names::{ModelName, SignerName, TeamName, TokenName};
 pub use notice::{Channel, NoticeState, OutboxNotice, delivery_error_category};
 pub use notice_policy::{NoticePolicy, TierNotice, TooEarly};
-pub use policy::{ModelPolicy, PolicyOverrides, environment_refusal};
+pub use policy::{ModelPolicy, PolicyOverrides, environment_refusal, parse_environments};
 pub use provenance::{
     AttestedValidation, DataChecksum, Provenance, ProvenanceInput, RuntimeDependency, Sha256Digest,
     ValidationResult,

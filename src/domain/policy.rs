@@ -86,6 +86,19 @@ impl PolicyOverrides {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+
+    /// The rules set here (rather than by the tier), by their API names.
+    pub fn own_rules(&self) -> Vec<&'static str> {
+        [
+            ("productionApproval", self.production_approval.is_some()),
+            ("environments", self.environments.is_some()),
+            ("maxVersions", self.max_versions.is_some()),
+            ("retentionDays", self.retention_days.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(rule, set)| set.then_some(rule))
+        .collect()
+    }
 }
 
 pub fn parse_environments(raw: &[String]) -> Result<Vec<Environment>, ParseError> {

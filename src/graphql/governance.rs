@@ -80,16 +80,7 @@ pub struct ModelPolicyGql {
 
 impl ModelPolicyGql {
     pub fn new(p: ModelPolicy, own: PolicyOverrides) -> Self {
-        let own_rules = [
-            ("productionApproval", own.production_approval.is_some()),
-            ("environments", own.environments.is_some()),
-            ("maxVersions", own.max_versions.is_some()),
-            ("retentionDays", own.retention_days.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, set)| *set)
-        .map(|(name, _)| name.to_owned())
-        .collect();
+        let own_rules = own.own_rules().into_iter().map(str::to_owned).collect();
         Self {
             production_approval: p.production_approval,
             environments: p.environments.iter().map(|e| e.to_string()).collect(),

@@ -45,19 +45,29 @@ impl Guard for RetirementGuard<'_> {
             Ok(id) => services(ctx)?.acting_on_retirement(actor, id).await?,
             Err(_) => actor.clone(),
         };
-        if acting.has_role(self.roles) {
-            return Ok(());
-        }
-        let on = if acting.role == actor.role {
-            String::new()
-        } else {
-            format!(
-                " on the model of retirement {} (by a grant)",
-                self.id.as_str()
-            )
-        };
-        Err(refusal(ctx, self.roles, &acting, &on))
+        admit(ctx, self.roles, (actor, &acting), || {
+            format!("the model of retirement {}", self.id.as_str())
+        })
     }
+}
+
+/// Admits `acting` (the actor as a grant on `scope` makes it) when it holds one of
+/// `roles`; the refusal says when the role is a grant's.
+fn admit(
+    ctx: &Context<'_>,
+    roles: &[Role],
+    (actor, acting): (&Actor, &Actor),
+    scope: impl FnOnce() -> String,
+) -> Result<()> {
+    if acting.has_role(roles) {
+        return Ok(());
+    }
+    let on = if acting.role == actor.role {
+        String::new()
+    } else {
+        format!(" on {} (by a grant)", scope())
+    };
+    Err(refusal(ctx, roles, acting, &on))
 }
 
 /// "`field` needs the role a or b; token t has role r`on`".
@@ -93,15 +103,9 @@ impl Guard for ModelGuard<'_> {
             Ok(model) => services(ctx)?.acting_on(actor, &model).await?,
             Err(_) => actor.clone(),
         };
-        if acting.has_role(self.roles) {
-            return Ok(());
-        }
-        let on = if acting.role == actor.role {
-            String::new()
-        } else {
-            format!(" on model {} (by a grant)", self.model)
-        };
-        Err(refusal(ctx, self.roles, &acting, &on))
+        admit(ctx, self.roles, (actor, &acting), || {
+            format!("model {}", self.model)
+        })
     }
 }
 

@@ -40,22 +40,15 @@ impl super::Registry<'_> {
         let subject = format!("{name}@{version}");
         let asked = in_write_tx!(self, |tx| {
             let (model_id, m) = self.model_or_not_found(tx.conn(), &name).await?;
-            if acting.role == Role::Owner {
-                super::registry::require_team_owner(
-                    &acting,
-                    &m.owner_team,
-                    &format!("model {name}"),
-                )?;
-            }
-            let (version_id, v) = self
-                .version_or_not_found(tx, (model_id, &name), version)
+            super::registry::require_own_model(&acting, &m.owner_team, &name)?;
+            let (version_id, _) = self
+                .staged_version(
+                    tx.conn(),
+                    (model_id, &name),
+                    version,
+                    "emergency deployments",
+                )
                 .await?;
-            if v.status != LifecycleStatus::Staging {
-                return Err(ServiceError::Conflict(format!(
-                    "{subject} is {}; an emergency deployment starts from staging",
-                    v.status
-                )));
-            }
             if let Some(open) = repo::latest(tx.conn(), version_id).await?
                 && open.state.is_open()
             {
@@ -137,7 +130,7 @@ impl super::Registry<'_> {
         in_write_tx!(self, |tx| {
             let (model_id, _) = self.model_or_not_found(tx.conn(), &name).await?;
             let (version_id, _) = self
-                .version_or_not_found(tx, (model_id, &name), version)
+                .version_or_not_found(tx.conn(), (model_id, &name), version)
                 .await?;
             let asked = repo::latest(tx.conn(), version_id)
                 .await?
@@ -207,17 +200,6 @@ impl super::Registry<'_> {
         let approved = asked.approved(&actor.name, self.now());
         repo::update(tx.conn(), &approved).await?;
         Ok(approved)
-    }
-
-    async fn version_or_not_found(
-        &self,
-        tx: &mut WriteTx,
-        (model_id, name): (crate::domain::ModelId, &ModelName),
-        version: Version,
-    ) -> Result<(VersionId, RegisteredVersion), ServiceError> {
-        crate::store::registry::find_version(tx.conn(), model_id, name, version)
-            .await?
-            .ok_or_else(|| no_version(name, version))
     }
 
     pub(super) async fn record_deployment(

@@ -49,6 +49,7 @@ struct PolicyState<'a> {
 
 pub const MAX_REFERENCE: usize = 200;
 const POLICY_SETTERS: &[Role] = &[Role::Governance];
+const PROMOTIONS: &str = "promotions to production";
 const REQUESTERS: &[Role] = &[Role::Owner, Role::Security];
 
 /// Refuses a promotion to production the policy makes wait when it comes without its
@@ -190,15 +191,9 @@ impl super::Registry<'_> {
         let subject = format!("{name}@{version}");
         let request = in_write_tx!(self, |tx| {
             let (model_id, m) = self.model_or_not_found(tx.conn(), &name).await?;
-            if acting.role == Role::Owner {
-                super::registry::require_team_owner(
-                    &acting,
-                    &m.owner_team,
-                    &format!("model {name}"),
-                )?;
-            }
+            super::registry::require_own_model(&acting, &m.owner_team, &name)?;
             let (version_id, v) = self
-                .staged_version(tx.conn(), (model_id, &name), version)
+                .staged_version(tx.conn(), (model_id, &name), version, PROMOTIONS)
                 .await?;
             let now = self.now();
             let request = PromotionRequest {
@@ -236,7 +231,7 @@ impl super::Registry<'_> {
         in_write_tx!(self, |tx| {
             let (model_id, _) = self.model_or_not_found(tx.conn(), &name).await?;
             let (version_id, _) = self
-                .staged_version(tx.conn(), (model_id, &name), version)
+                .staged_version(tx.conn(), (model_id, &name), version, PROMOTIONS)
                 .await?;
             let waiting = repo::promotion_request(tx.conn(), version_id)
                 .await?
@@ -275,7 +270,9 @@ impl super::Registry<'_> {
         let subject = format!("{name}@{parsed}");
         let db = self.store().reader();
         let (model_id, _) = self.model_or_not_found(db, &name).await?;
-        let (version_id, _) = self.staged_version(db, (model_id, &name), parsed).await?;
+        let (version_id, _) = self
+            .staged_version(db, (model_id, &name), parsed, PROMOTIONS)
+            .await?;
         let waiting = repo::promotion_request(db, version_id)
             .await?
             .ok_or_else(|| no_request(&subject))?;
@@ -340,6 +337,25 @@ impl super::Registry<'_> {
         Ok(repo::promotion_request(self.store().reader(), id).await?)
     }
 
+    /// `version_or_not_found`, in staging: where promotions and emergency deployments
+    /// start (`purpose` completes the refusal).
+    pub(super) async fn staged_version(
+        &self,
+        conn: &impl crate::store::Conn,
+        model: (ModelId, &ModelName),
+        version: Version,
+        purpose: &str,
+    ) -> Result<(crate::domain::VersionId, RegisteredVersion), ServiceError> {
+        let (id, v) = self.version_or_not_found(conn, model, version).await?;
+        if v.status != LifecycleStatus::Staging {
+            return Err(ServiceError::Conflict(format!(
+                "{}@{version} is {}; {purpose} start from staging",
+                model.1, v.status
+            )));
+        }
+        Ok((id, v))
+    }
+
     /// The row id of `model@version`, if it exists.
     pub(super) async fn version_id(
         &self,
@@ -355,26 +371,6 @@ impl super::Registry<'_> {
                 .await?
                 .map(|(id, _)| id),
         )
-    }
-
-    async fn staged_version(
-        &self,
-        conn: &impl crate::store::Conn,
-        (model_id, name): (ModelId, &ModelName),
-        version: Version,
-    ) -> Result<(crate::domain::VersionId, RegisteredVersion), ServiceError> {
-        let (id, v) = crate::store::registry::find_version(conn, model_id, name, version)
-            .await?
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("model {name} has no version {version}"))
-            })?;
-        if v.status != LifecycleStatus::Staging {
-            return Err(ServiceError::Conflict(format!(
-                "{name}@{version} is {}; promotions to production start from staging",
-                v.status
-            )));
-        }
-        Ok((id, v))
     }
 }
 

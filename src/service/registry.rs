@@ -128,6 +128,19 @@ impl super::Registry<'_> {
     }
 }
 
+/// An owner acts on `model` only for its own team; other roles are someone else's to
+/// judge (the caller has checked them).
+pub(super) fn require_own_model(
+    actor: &Actor,
+    team: &TeamName,
+    model: &ModelName,
+) -> Result<(), ServiceError> {
+    if actor.role == Role::Owner {
+        require_team_owner(actor, team, &format!("model {model}"))?;
+    }
+    Ok(())
+}
+
 /// Owners act only for their own team.
 pub(super) fn require_team_owner(
     actor: &Actor,
@@ -550,6 +563,17 @@ impl super::Registry<'_> {
             repo::list_versions(self.store().reader(), id, model, after, first.min(MAX_PAGE))
                 .await?,
         )
+    }
+
+    pub(super) async fn version_or_not_found(
+        &self,
+        conn: &impl crate::store::Conn,
+        (model_id, name): (ModelId, &ModelName),
+        version: Version,
+    ) -> Result<(crate::domain::VersionId, RegisteredVersion), ServiceError> {
+        repo::find_version(conn, model_id, name, version)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("model {name} has no version {version}")))
     }
 
     pub(super) async fn model_or_not_found(

@@ -3,7 +3,6 @@
 //! digest are verified again. The current production version becomes deprecated.
 
 use super::ServiceError;
-use super::registry::require_team_owner;
 use crate::audit::{Action, AuditEntry, SubjectType};
 use crate::auth::Actor;
 use crate::domain::{LifecycleStatus, ModelName, RegisteredVersion, Role, Text};
@@ -48,9 +47,7 @@ impl super::Registry<'_> {
         let (model_id, registered) = repo::find_model(db, &model)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no model named {model}")))?;
-        if actor.role == Role::Owner {
-            require_team_owner(actor, &registered.owner_team, &format!("model {model}"))?;
-        }
+        super::registry::require_own_model(actor, &registered.owner_team, &model)?;
         let (target_id, target) = repo::previous_production(db, model_id, &model)
             .await?
             .ok_or_else(|| {

@@ -3,9 +3,8 @@
 //! the policy and signature checks of `registry.rs`.
 
 use super::ServiceError;
-use super::registry::require_team_owner;
 use crate::auth::Actor;
-use crate::domain::{LifecycleStatus, ModelName, RegisteredVersion, Role};
+use crate::domain::{LifecycleStatus, ModelName, RegisteredVersion};
 
 /// The rule for `from → to`, or a conflict naming where the version can go instead.
 fn transition_rule(
@@ -60,9 +59,7 @@ fn authorise_transition(
             roles.join(" or ")
         )));
     }
-    if actor.role == Role::Owner {
-        require_team_owner(actor, owner_team, &format!("model {model}"))?;
-    }
+    super::registry::require_own_model(actor, owner_team, model)?;
     if !failed.is_empty() {
         return Err(ServiceError::Conflict(format!(
             "{subject} cannot be promoted to {to}: validations failed: {}; every validation must pass, or a security-role actor may override with a justification",

@@ -137,15 +137,7 @@ pub async fn model(
         .registry()
         .model_policy(model.name.as_str())
         .await?;
-    let own_rules = [
-        ("production approval", own.production_approval.is_some()),
-        ("environments", own.environments.is_some()),
-        ("versions kept", own.max_versions.is_some()),
-        ("retention", own.retention_days.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(rule, set)| set.then_some(rule))
-    .collect();
+    let own_rules = own.own_rules();
     let title = model.name.to_string();
     Ok(ConsolePage(ModelPage {
         may_report: user.actor().has_role(crate::service::REPORT_ROLES),

@@ -2,6 +2,11 @@
 //! the transaction, `Known` completed from the database inside it), each message judged
 //! in order against that and the messages admitted before it (`GroupPlan::admit`), and
 //! the rows the admitted messages write (`GroupPlan::write`).
+//!
+//! Why this file is long: the three steps share `Seen`, `Known` and the planned links,
+//! and every refusal a message can meet (missing model, frozen version, environment
+//! rule, cycle) is judged here against the same state; split, each part would pass all
+//! of it across.
 
 use super::super::Services;
 use super::Queued;

@@ -180,6 +180,7 @@ pub struct Application {
     router: axum::Router,
     schedule: cron::Schedule,
     retirement_checks: cron::Schedule,
+    retention: cron::Schedule,
     /// Whether this instance runs the notice delivery worker.
     deliver: bool,
     /// Whether it checks retirements as soon as the inventory changes.
@@ -197,6 +198,11 @@ impl Application {
         let retirement_checks: cron::Schedule = settings
             .retirement
             .check_schedule
+            .parse()
+            .map_err(|e: cron::error::Error| StartupError::Schedule(e.to_string()))?;
+        let retention: cron::Schedule = settings
+            .retirement
+            .retention_schedule
             .parse()
             .map_err(|e: cron::error::Error| StartupError::Schedule(e.to_string()))?;
         let services = open(&settings, clock.clone()).await?;
@@ -251,6 +257,7 @@ impl Application {
             router,
             schedule,
             retirement_checks,
+            retention,
             deliver: settings.notifications.deliver,
             watch_inventory: settings.retirement.watch_inventory,
             clock,
@@ -295,6 +302,10 @@ impl Application {
         );
         workers.keep_running("retirement-checks", move || {
             scheduler::retirement_checks(s.clone(), schedule.clone(), c.clone())
+        });
+        let (s, c, schedule) = (services.clone(), clock.clone(), self.retention.clone());
+        workers.keep_running("retention", move || {
+            scheduler::retention(s.clone(), schedule.clone(), c.clone())
         });
         let (s, c, schedule) = (services.clone(), clock.clone(), self.schedule.clone());
         workers.keep_running("audit-checkpoints", move || {

@@ -194,6 +194,10 @@ pub struct RetirementSettings {
     /// When pending retirements are looked at (new dependents, reminders, deadlines): a
     /// cron expression with seconds, in UTC. One instance runs each tick.
     pub check_schedule: String,
+    /// When retention looks for deprecated versions the models' policies no longer keep
+    /// (and proposes or schedules their retirement): a cron expression with seconds, in
+    /// UTC. One instance runs each tick.
+    pub retention_schedule: String,
     /// Whether to look at pending retirements as soon as a committed inventory change
     /// touches their model, besides the schedule.
     pub watch_inventory: bool,
@@ -238,6 +242,7 @@ impl Default for RetirementSettings {
             standard: tier(7, &["0 0 9 * * Mon,Thu"]),
             no_traffic_days: 14,
             check_schedule: "0 * * * * *".into(),
+            retention_schedule: "0 30 * * * *".into(),
             watch_inventory: true,
             kill_switch_response_ms: 1_000,
             enforcement_confirm_secs: 300,
@@ -279,6 +284,9 @@ impl RetirementSettings {
         self.check_schedule
             .parse::<cron::Schedule>()
             .map_err(|e| ConfigError(format!("retirement.check_schedule: {e}")))?;
+        self.retention_schedule
+            .parse::<cron::Schedule>()
+            .map_err(|e| ConfigError(format!("retirement.retention_schedule: {e}")))?;
         if !(1..=365).contains(&self.no_traffic_days) {
             return Err(ConfigError(format!(
                 "retirement.no_traffic_days must be 1 to 365, not {}",

@@ -33,6 +33,8 @@ mod m20261207_000022_retirement_levers;
 mod m20261207_000023_validation_attestations;
 mod m20261207_000024_grants_and_policies;
 mod m20261207_000025_emergency_deployments;
+mod m20261207_000026_retention_proposals;
+mod m20261207_000027_brownout_pushes;
 
 pub struct Migrator;
 
@@ -65,6 +67,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000023_validation_attestations::Migration),
             Box::new(m20261207_000024_grants_and_policies::Migration),
             Box::new(m20261207_000025_emergency_deployments::Migration),
+            Box::new(m20261207_000026_retention_proposals::Migration),
+            Box::new(m20261207_000027_brownout_pushes::Migration),
         ]
     }
 }

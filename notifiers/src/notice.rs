@@ -34,6 +34,12 @@ pub enum NoticeKind {
     /// serving them now, then confirm (`data.etag` is the disabled list's new ETag).
     #[serde(rename = "model.versions.disabled")]
     Disabled,
+    /// To an enforcement point: a retirement's brownouts changed (scheduled, a dependent
+    /// acknowledged, the retirement ended); `data.brownouts` are its windows still to
+    /// come, `data.refused` the consumers to refuse in them, and `data.etag` the new
+    /// ETag of `GET /v1/brownouts`.
+    #[serde(rename = "model.versions.brownouts")]
+    Brownouts,
 }
 
 impl NoticeKind {
@@ -48,6 +54,7 @@ impl NoticeKind {
             NoticeKind::Undeliverable => "model.retirement.undeliverable",
             NoticeKind::WebhookDisabled => "model.retirement.webhook_disabled",
             NoticeKind::Disabled => "model.versions.disabled",
+            NoticeKind::Brownouts => "model.versions.brownouts",
         }
     }
 }
@@ -95,6 +102,10 @@ pub struct NoticeData {
     /// acknowledged answer 503 during each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub brownouts: Vec<BrownoutWindow>,
+    /// To enforcement points, with brownouts: the consumers to refuse in them (the
+    /// dependents that have not acknowledged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 /// One brownout window.
@@ -156,6 +167,7 @@ pub(crate) fn sample() -> Notice {
             etag: None,
             closed_to_new_consumers: false,
             brownouts: Vec::new(),
+            refused: Vec::new(),
         },
     }
 }
@@ -191,6 +203,7 @@ mod tests {
                 etag: None,
                 closed_to_new_consumers: false,
                 brownouts: Vec::new(),
+                refused: Vec::new(),
             },
         };
         let v: serde_json::Value = serde_json::from_slice(&notice.to_json()).unwrap();

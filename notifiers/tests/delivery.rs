@@ -41,6 +41,7 @@ fn notice(kind: NoticeKind, reason: &str) -> Notice {
             etag: None,
             closed_to_new_consumers: false,
             brownouts: Vec::new(),
+            refused: Vec::new(),
         },
     }
 }

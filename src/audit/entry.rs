@@ -85,10 +85,12 @@ pub enum Action {
     PromotionWithdrawn,
     EmergencyDeploymentRequested,
     EmergencyDeploymentSettled,
+    RetentionProposed,
+    RetentionDecided,
 }
 
 impl Action {
-    pub const ALL: [Action; 70] = [
+    pub const ALL: [Action; 72] = [
         Action::ModelCreated,
         Action::ModelUpdated,
         Action::VersionCreated,
@@ -159,6 +161,8 @@ impl Action {
         Action::PromotionWithdrawn,
         Action::EmergencyDeploymentRequested,
         Action::EmergencyDeploymentSettled,
+        Action::RetentionProposed,
+        Action::RetentionDecided,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -237,6 +241,8 @@ impl Action {
             Action::PromotionWithdrawn => "version.promotion_withdrawn",
             Action::EmergencyDeploymentRequested => "emergency_deployment.requested",
             Action::EmergencyDeploymentSettled => "emergency_deployment.settled",
+            Action::RetentionProposed => "retention.proposed",
+            Action::RetentionDecided => "retention.decided",
         }
     }
 }

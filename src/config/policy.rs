@@ -21,6 +21,7 @@ pub struct TierPolicySettings {
     pub environments: Vec<String>,
     pub max_versions: Option<u32>,
     pub retention_days: Option<u32>,
+    pub quiet_days: Option<u32>,
 }
 
 impl Default for PolicySettings {
@@ -50,6 +51,7 @@ impl PolicySettings {
             environments: parse_environments(&t.environments).unwrap_or_default(),
             max_versions: t.max_versions,
             retention_days: t.retention_days,
+            quiet_days: t.quiet_days,
         }
     }
 
@@ -81,6 +83,7 @@ impl TierPolicySettings {
             environments: Some(self.environments.clone()),
             max_versions: self.max_versions,
             retention_days: self.retention_days,
+            quiet_days: self.quiet_days,
         }
     }
 }

@@ -60,7 +60,6 @@ pub fn valid_hours(hours: u32) -> Result<u32, ParseError> {
 pub struct EmergencyDeployment {
     pub id: i64,
     pub model: super::ModelName,
-    #[serde(serialize_with = "display")]
     pub version: Version,
     pub risk_assessment: String,
     pub requested_by: String,
@@ -72,10 +71,6 @@ pub struct EmergencyDeployment {
     pub state: DeploymentState,
     pub settled_at: Option<DateTime<Utc>>,
     pub outcome: Option<String>,
-}
-
-fn display<S: serde::Serializer>(v: &Version, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
 }
 
 impl EmergencyDeployment {

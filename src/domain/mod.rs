@@ -25,6 +25,7 @@ mod notice_policy;
 mod policy;
 mod provenance;
 mod records;
+mod retention;
 mod retirement;
 mod role;
 mod signer;
@@ -56,6 +57,10 @@ pub use provenance::{
     ValidationResult,
 };
 pub use records::{RegisteredModel, RegisteredVersion, TokenInfo};
+pub use retention::{
+    DueBecause, DueVersion, KeptVersion, ProposalState, RetentionProposal, due_versions,
+    effective_date, quiet_enough, rollback_target,
+};
 pub use retirement::{
     DependentStanding, ExtensionState, FoundBy, Holding, IllegalMove, Retirement, RetirementState,
 };

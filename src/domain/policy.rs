@@ -21,6 +21,10 @@ pub struct ModelPolicy {
     pub max_versions: Option<u32>,
     /// How long a deprecated version is kept before retention proposes its retirement.
     pub retention_days: Option<u32>,
+    /// When set, retention schedules a due version's retirement itself (with the tier's
+    /// notice) once no consumer of it has been seen for this many days; unset, it only
+    /// proposes.
+    pub quiet_days: Option<u32>,
 }
 
 /// A model's own values, each standing over its tier's default when set.
@@ -35,6 +39,8 @@ pub struct PolicyOverrides {
     pub max_versions: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_days: Option<u32>,
 }
 
 pub const MAX_ENVIRONMENTS: usize = 32;
@@ -43,7 +49,7 @@ pub const MAX_RETENTION_DAYS: u32 = 3_650;
 
 impl PolicyOverrides {
     /// Checks every value given: environments are names (at most 32, none twice), the
-    /// most versions 1 to 10,000, retention 1 to 3,650 days.
+    /// most versions 1 to 10,000, retention and the quiet period 1 to 3,650 days.
     pub fn checked(self) -> Result<Self, ParseError> {
         if let Some(envs) = &self.environments {
             parse_environments(envs)?;
@@ -56,13 +62,18 @@ impl PolicyOverrides {
                 format!("is {n}; from 1 to {MAX_VERSIONS_KEPT} versions are accepted"),
             ));
         }
-        if let Some(d) = self.retention_days
-            && !(1..=MAX_RETENTION_DAYS).contains(&d)
-        {
-            return Err(ParseError::new(
-                "retentionDays",
-                format!("is {d}; from 1 to {MAX_RETENTION_DAYS} days are accepted"),
-            ));
+        for (field, days) in [
+            ("retentionDays", self.retention_days),
+            ("quietDays", self.quiet_days),
+        ] {
+            if let Some(d) = days
+                && !(1..=MAX_RETENTION_DAYS).contains(&d)
+            {
+                return Err(ParseError::new(
+                    field,
+                    format!("is {d}; from 1 to {MAX_RETENTION_DAYS} days are accepted"),
+                ));
+            }
         }
         Ok(self)
     }
@@ -80,6 +91,7 @@ impl PolicyOverrides {
             },
             max_versions: self.max_versions.or(defaults.max_versions),
             retention_days: self.retention_days.or(defaults.retention_days),
+            quiet_days: self.quiet_days.or(defaults.quiet_days),
         }
     }
 
@@ -94,6 +106,7 @@ impl PolicyOverrides {
             ("environments", self.environments.is_some()),
             ("maxVersions", self.max_versions.is_some()),
             ("retentionDays", self.retention_days.is_some()),
+            ("quietDays", self.quiet_days.is_some()),
         ]
         .into_iter()
         .filter_map(|(rule, set)| set.then_some(rule))
@@ -165,6 +178,7 @@ mod tests {
             environments: vec![Environment::parse("prod").unwrap()],
             max_versions: None,
             retention_days: Some(90),
+            quiet_days: None,
         }
     }
 

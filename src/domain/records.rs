@@ -23,7 +23,6 @@ pub struct RegisteredModel {
 #[serde(rename_all = "camelCase")]
 pub struct RegisteredVersion {
     pub model: ModelName,
-    #[serde(serialize_with = "display")]
     pub version: Version,
     pub status: LifecycleStatus,
     pub provenance: Provenance,
@@ -45,8 +44,4 @@ pub struct TokenInfo {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The consumer the token acts for: its artifact downloads are observed usage.
     pub consumer: Option<super::ConsumerName>,
-}
-
-fn display<S: serde::Serializer>(v: &Version, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
 }

@@ -152,12 +152,10 @@ pub struct Retirement {
     pub model: ModelName,
     #[serde(serialize_with = "display")]
     pub selection: VersionRange,
-    #[serde(serialize_with = "display_all")]
     pub affected_versions: Vec<Version>,
     pub reason: String,
     pub effective_at: DateTime<Utc>,
     pub replacement_model: Option<ModelName>,
-    #[serde(serialize_with = "display_opt")]
     pub replacement_version: Option<Version>,
     pub state: RetirementState,
     pub sequence: i32,
@@ -171,17 +169,6 @@ pub struct Retirement {
 
 fn display<S: serde::Serializer>(v: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
-}
-
-fn display_opt<S: serde::Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(v) => s.collect_str(v),
-        None => s.serialize_none(),
-    }
-}
-
-fn display_all<S: serde::Serializer>(v: &[Version], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(v.iter().map(ToString::to_string))
 }
 
 impl Retirement {

@@ -93,6 +93,13 @@ impl fmt::Display for Version {
     }
 }
 
+/// As its text, `1.2.3`, in audit records and answers.
+impl serde::Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl std::str::FromStr for Version {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

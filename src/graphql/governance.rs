@@ -70,6 +70,9 @@ pub struct ModelPolicyGql {
     max_versions: Option<u32>,
     /// Days a deprecated version is kept before retention proposes its retirement.
     retention_days: Option<u32>,
+    /// When set, retention schedules a due version's retirement itself once no consumer
+    /// has been seen for this many days; null: retention only proposes.
+    quiet_days: Option<u32>,
     /// Always true: every artifact is encrypted with a key of its own.
     encryption_required: bool,
     /// Always true: no version is served or promoted without a verified signature.
@@ -86,6 +89,7 @@ impl ModelPolicyGql {
             environments: p.environments.iter().map(|e| e.to_string()).collect(),
             max_versions: p.max_versions,
             retention_days: p.retention_days,
+            quiet_days: p.quiet_days,
             encryption_required: true,
             signing_required: true,
             own_rules,
@@ -100,6 +104,7 @@ pub struct ModelPolicyInput {
     environments: Option<Vec<String>>,
     max_versions: Option<u32>,
     retention_days: Option<u32>,
+    quiet_days: Option<u32>,
     /// Always on; false is refused.
     encryption_required: Option<bool>,
     /// Always on; false is refused.
@@ -255,6 +260,7 @@ impl GovernanceMutation {
                     environments: input.environments,
                     max_versions: input.max_versions,
                     retention_days: input.retention_days,
+                    quiet_days: input.quiet_days,
                     encryption_required: input.encryption_required,
                     signing_required: input.signing_required,
                 },

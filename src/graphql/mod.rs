@@ -4,6 +4,7 @@
 
 mod as_of;
 mod audit;
+mod brownouts;
 mod calendar_feeds;
 mod error;
 pub mod execution;
@@ -11,6 +12,7 @@ mod governance;
 mod guard;
 mod inventory;
 mod registry;
+mod retention;
 mod retirements;
 mod signers;
 mod tokens;
@@ -30,6 +32,8 @@ pub struct Query(
     signers::SignerQuery,
     inventory::InventoryQuery,
     retirements::RetirementQuery,
+    retention::RetentionQuery,
+    brownouts::BrownoutQuery,
     calendar_feeds::CalendarFeedQuery,
 );
 
@@ -42,6 +46,7 @@ pub struct Mutation(
     signers::SignerMutation,
     inventory::InventoryMutation,
     retirements::RetirementMutation,
+    retention::RetentionMutation,
     calendar_feeds::CalendarFeedMutation,
 );
 
@@ -49,6 +54,7 @@ pub struct Mutation(
 pub struct Subscription(
     inventory::InventorySubscription,
     retirements::RetirementSubscription,
+    brownouts::BrownoutSubscription,
 );
 
 pub type SunsetSchema = Schema<Query, Mutation, Subscription>;

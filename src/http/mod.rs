@@ -134,6 +134,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/retirements/{id}", get(retirements::retirement))
         .route("/v1/retirements.ics", get(retirements::calendar))
         .route("/v1/disabled-versions", get(retirements::disabled_versions))
+        .route("/v1/brownouts", get(retirements::brownouts))
         .route("/v1/certificates/{id}", get(decommission::certificate))
         .route(
             "/v1/models/{model}/versions/{version}/signature",

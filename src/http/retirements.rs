@@ -237,6 +237,23 @@ pub async fn disabled_versions(
     {
         tracing::warn!(error = %e, "could not record an enforcement point's poll");
     }
+    Ok(tagged_json(body, &etag, &request_headers))
+}
+
+/// `GET /v1/brownouts`: every brownout window not yet over, with whom a gateway
+/// refuses in it; an ETag, and `304` to a matching `If-None-Match`. Any token.
+pub async fn brownouts(
+    State(state): State<AppState>,
+    Authenticated(_): Authenticated,
+    request_headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let (body, etag) = state.services.retirements().brownout_list().await?;
+    Ok(tagged_json(body, &etag, &request_headers))
+}
+
+/// A JSON list enforcement points poll: `304` when `If-None-Match` names `etag`,
+/// otherwise the body; the ETag either way, and `no-cache` so caches ask again.
+fn tagged_json(body: Vec<u8>, etag: &str, request_headers: &axum::http::HeaderMap) -> Response {
     let matches = request_headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -253,11 +270,11 @@ pub async fn disabled_versions(
         )
             .into_response()
     };
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         response.headers_mut().insert(header::ETAG, v);
     }
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    response
 }

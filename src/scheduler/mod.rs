@@ -1,6 +1,6 @@
 //! Scheduled jobs: signing a checkpoint of the audit chain head (running it on two
-//! instances is harmless: two checkpoints of one head), and traffic scans and retirement
-//! checks, which every instance schedules but only the one that claims a tick runs
+//! instances is harmless: two checkpoints of one head), and traffic scans, retirement
+//! checks and retention reviews, which every instance schedules but only the one that claims a tick runs
 //! (`job_runs`, through `Services::claim_tick`). Each job is a future that runs until
 //! cancelled; `supervisor` starts them, and starts them again should one fail.
 
@@ -68,6 +68,28 @@ pub async fn retirement_checks(
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "retirement check failed"),
+            }
+        }
+    })
+    .await
+}
+
+/// Retention's review on `schedule`; each tick is claimed, so one instance runs it.
+pub async fn retention(services: Services, schedule: cron::Schedule, clock: Arc<dyn Clock>) {
+    let instance = Arc::new(crate::service::instance_name());
+    on_schedule(schedule, clock, move |tick| {
+        let (services, instance) = (services.clone(), instance.clone());
+        async move {
+            match services
+                .retirements()
+                .run_scheduled_retention(tick, &instance)
+                .await
+            {
+                Ok(Some(r)) if r != Default::default() => {
+                    tracing::info!(?r, "retention reviewed")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention review failed"),
             }
         }
     })

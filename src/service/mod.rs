@@ -91,8 +91,9 @@ pub use refusals::Refusal;
 pub use registrations::{ReceiveError, Received, WebhookSourceInfo};
 pub use registry::{ModelInput, ModelPatch, VersionInput};
 pub use retirements::{
-    CheckReport, DailyBrownoutsInput, LeverInput, MAX_LIST as MAX_RETIREMENT_LIST,
-    PreviewDependent, Requester, RetirementEvent, RetirementInput, RetirementPreview,
+    BrownoutEntry, CheckReport, DailyBrownoutsInput, LeverInput, MAX_LIST as MAX_RETIREMENT_LIST,
+    MAX_PROPOSALS as MAX_RETENTION_PROPOSALS, PreviewDependent, Requester, RetentionReport,
+    RetirementEvent, RetirementInput, RetirementPreview, brownout_document,
     may_act_for as may_act_for_consumer, may_govern as may_govern_retirements,
 };
 pub use rollback::ROLLBACK_ROLES;

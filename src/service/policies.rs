@@ -21,6 +21,7 @@ pub struct PolicyInput {
     pub environments: Option<Vec<String>>,
     pub max_versions: Option<u32>,
     pub retention_days: Option<u32>,
+    pub quiet_days: Option<u32>,
     /// Always on; `false` is refused.
     pub encryption_required: Option<bool>,
     /// Always on; `false` is refused.
@@ -134,6 +135,7 @@ impl super::Registry<'_> {
             environments: input.environments,
             max_versions: input.max_versions,
             retention_days: input.retention_days,
+            quiet_days: input.quiet_days,
         }
         .checked()?;
         let acting = self.acting_on(actor, &name).await?;

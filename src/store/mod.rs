@@ -22,6 +22,7 @@
 
 pub mod artifacts;
 pub mod audit;
+pub mod brownouts;
 pub mod calendar_feeds;
 pub mod certificates;
 pub mod console_sessions;
@@ -40,6 +41,7 @@ pub mod policies;
 pub mod purges;
 pub mod registry;
 pub mod replicas;
+pub mod retention;
 pub mod retirements;
 pub mod revocations;
 mod row_ids;

@@ -291,7 +291,7 @@ fn provenance_json(p: &Provenance) -> Result<String, StoreError> {
     serde_json::to_string(p).map_err(|e| StoreError::Corrupt(format!("provenance: {e}")))
 }
 
-fn version_of(r: &model_version::Model) -> Result<Version, StoreError> {
+pub(super) fn version_of(r: &model_version::Model) -> Result<Version, StoreError> {
     let part = |n: i32| {
         u32::try_from(n).map_err(|_| {
             StoreError::Corrupt(format!("model_versions row {}: negative component", r.id))

@@ -217,6 +217,16 @@ const MUTATIONS: &[(&str, &str, &[&str])] = &[
         &["governance"],
     ),
     (
+        "acceptRetentionProposal",
+        "mutation { acceptRetentionProposal(model: \"m-base\", version: \"1.0.0\") { state } }",
+        &["governance"],
+    ),
+    (
+        "dismissRetentionProposal",
+        "mutation { dismissRetentionProposal(model: \"m-base\", version: \"1.0.0\", note: \"kept\") { state } }",
+        &["governance"],
+    ),
+    (
         "requestPromotion",
         "mutation { requestPromotion(model: \"m-base\", version: \"1.0.0\", reference: \"CHG-1\") { reference } }",
         &["owner", "security"],
@@ -409,6 +419,8 @@ const MODEL_SCOPED: &[&str] = &[
     "rollbackModel",
     "grantRole",
     "setModelPolicy",
+    "acceptRetentionProposal",
+    "dismissRetentionProposal",
     "requestPromotion",
     "withdrawPromotion",
     "approvePromotion",

@@ -92,6 +92,12 @@ struct ModelPage {
     policy: crate::domain::ModelPolicy,
     /// The rules set on this model rather than by its tier.
     own_rules: Vec<&'static str>,
+    /// What retention proposed for its versions, newest first.
+    proposals: Vec<crate::domain::RetentionProposal>,
+    /// Whether the viewer may decide on them (the use cases check again).
+    may_govern: bool,
+    /// Why a decision taken on this page was not.
+    error: Option<String>,
 }
 
 struct VersionRow {
@@ -109,10 +115,20 @@ pub async fn model(
     Extension(user): Extension<ConsoleUser>,
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
+    render_model(&state, &user, &name, None).await
+}
+
+/// The model's page, with why a decision taken on it was not, if one was not.
+pub(super) async fn render_model(
+    state: &AppState,
+    user: &ConsoleUser,
+    name: &str,
+    error: Option<String>,
+) -> Result<Response, PageError> {
     let services = &state.services;
     let model = services
         .registry()
-        .model(&name)
+        .model(name)
         .await?
         .ok_or_else(|| PageError::not_found(format!("no model named {name}")))?;
     let listed = services
@@ -137,15 +153,23 @@ pub async fn model(
         .registry()
         .model_policy(model.name.as_str())
         .await?;
+    let proposals = services
+        .retirements()
+        .retention_proposals(Some(model.name.as_str()), None)
+        .await?;
     let own_rules = own.own_rules();
     let title = model.name.to_string();
-    Ok(ConsolePage(ModelPage {
+    let status = super::page::status_with(&error);
+    let page = ModelPage {
         may_report: user.actor().has_role(crate::service::REPORT_ROLES),
+        may_govern: crate::service::may_govern_retirements(user.actor()),
         policy,
         own_rules,
-        chrome: Chrome::new(&user, "/ui/models", title),
+        proposals,
+        error,
+        chrome: Chrome::new(user, "/ui/models", title),
         model,
         versions,
-    })
-    .into_response())
+    };
+    Ok((status, ConsolePage(page)).into_response())
 }

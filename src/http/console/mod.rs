@@ -21,6 +21,7 @@ mod dependents;
 mod drawing;
 mod emergency;
 mod page;
+mod retention;
 mod retirements;
 mod session;
 
@@ -70,6 +71,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ui/models", get(catalogue::models))
         .route("/ui/models/{name}", get(catalogue::model))
         .route("/ui/models/{name}/compliance", get(compliance::page))
+        .route(
+            "/ui/models/{name}/retention/{version}",
+            post(retention::decide),
+        )
         .route(
             "/ui/models/{name}/compliance.dsse.json",
             get(compliance::download),

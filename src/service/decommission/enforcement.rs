@@ -135,7 +135,7 @@ impl crate::service::Decommission<'_> {
         Ok(told)
     }
 
-    fn point_notice(
+    pub(crate) fn point_notice(
         &self,
         kind: NoticeKind,
         retirement: &Retirement,
@@ -167,6 +167,7 @@ impl crate::service::Decommission<'_> {
                 etag: Some(etag.to_owned()),
                 closed_to_new_consumers: false,
                 brownouts: Vec::new(),
+                refused: Vec::new(),
             },
         }
     }

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 const WATCH_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The most pending retirements one pass looks at.
-const MAX_PENDING: u64 = 10_000;
+pub(super) const MAX_PENDING: u64 = 10_000;
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -122,6 +122,10 @@ impl crate::service::Retirements<'_> {
         // Emergency deployments whose time is up: validated, or rolled back.
         if let Err(e) = self.registry().settle_emergency_deployments().await {
             tracing::error!(error = %e, "settling emergency deployments failed");
+        }
+        // Enforcement points hear of brownouts that changed since they were told.
+        if let Err(e) = self.push_brownouts().await {
+            tracing::error!(error = %e, "pushing brownouts to enforcement points failed");
         }
         self.check_retirements(FoundBy::GraphChange).await.map(Some)
     }

@@ -7,19 +7,23 @@
 //! Delivery itself is `service::delivery`: nothing here talks to a receiver.
 
 mod acknowledge;
+mod brownouts;
 mod check;
 mod decisions;
 mod levers;
 mod outbox;
+mod retention;
 mod schedule;
 mod seen;
 mod state;
 
+pub use brownouts::{BrownoutEntry, brownout_document};
 pub use check::CheckReport;
 pub use decisions::{Requester, may_act_for};
 pub(crate) use levers::FrozenOut;
 pub use levers::{DailyBrownoutsInput, LeverInput};
 pub(crate) use outbox::{escalation_contacts, new_notice_id};
+pub use retention::{MAX_PROPOSALS, RetentionReport};
 pub use schedule::{PreviewDependent, RetirementPreview};
 pub(super) use state::State;
 

@@ -90,6 +90,7 @@ impl crate::service::Retirements<'_> {
                         end: w.end,
                     })
                     .collect(),
+                refused: Vec::new(),
             },
         }
     }

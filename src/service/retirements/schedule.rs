@@ -91,6 +91,17 @@ impl crate::service::Retirements<'_> {
         actor: &Actor,
         input: RetirementInput,
     ) -> Result<(Retirement, Vec<Dependent>), ServiceError> {
+        self.schedule_with(actor, input, None).await
+    }
+
+    /// [`Self::schedule_retirement`], settling a retention proposal in the same
+    /// transaction when `proposal` says which.
+    pub(super) async fn schedule_with(
+        &self,
+        actor: &Actor,
+        input: RetirementInput,
+        proposal: Option<super::retention::ProposalLink>,
+    ) -> Result<(Retirement, Vec<Dependent>), ServiceError> {
         let plan = self.plan(actor, &input, "schedule retirements").await?;
         self.notice_policy()
             .check_effective(plan.tier, self.now(), plan.asked.effective_at)
@@ -151,6 +162,10 @@ impl crate::service::Retirements<'_> {
             )
             .after(&scheduled_record(&retirement, &dependents, notices.len()));
             self.append_audit(tx, now, entry).await?;
+            if let Some(link) = &proposal {
+                self.settle_proposal(tx, link, (actor, &retirement), now)
+                    .await?;
+            }
             Ok((retirement, dependents))
         })?;
         tracing::info!(

@@ -844,7 +844,7 @@ on_both_backends! {
 
 /// Registers enforcement point `name` (admin only), with a webhook at `/{name}` on the
 /// world's receiver when `webhook`; returns its secret.
-async fn enforcement_point(w: &World, name: &str, webhook: bool) -> Option<String> {
+pub(super) async fn enforcement_point(w: &World, name: &str, webhook: bool) -> Option<String> {
     let declared = w
         .app
         .gql_ok(

@@ -254,3 +254,112 @@ on_both_backends! {
         assert_eq!(month.body.matches("brownout of fraud ^2").count(), 4, "{}", month.body);
     }
 }
+
+on_both_backends! {
+    /// Enforcement points learn brownouts like the kill switch: a signed push through
+    /// the outbox on the retirement check (once per change: scheduled, a dependent
+    /// acknowledging, the retirement cancelled), a list to poll with an ETag, and a
+    /// subscription on another replica.
+    async fn enforcement_points_learn_brownouts_by_push_poll_and_subscription(backend: Backend = crate::support::backend) {
+        use crate::subscriptions::{connect, next};
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+
+        let w = world_with(backend, |_| {}).await;
+        let secret = crate::retirements::decommission::enforcement_point(&w, "gw-edge", true).await.expect("secret");
+        Mock::given(method("POST")).and(path("/gw-edge"))
+            .and(crate::retirements::SignedWith { secret, clock: w.clock.clone() })
+            .respond_with(ResponseTemplate::new(204)).mount(&w.receiver).await;
+        crate::retirements::accept_webhooks(&w).await;
+        let gw = w.app.consumer_token("gw-edge-token", "reader", "gw-edge").await;
+        let other = w.app.spawn_sibling_on(w.clock.clone()).await;
+        let mut socket = connect(&other.address, &gw).await;
+        assert_eq!(next(&mut socket).await["type"], "connection_ack");
+        socket.send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { brownoutsChanged { etag windows { retirementId model versions start end refused } } }" } }).to_string())).await.expect("subscribe");
+        let pushed = |m: Value| m["payload"]["data"]["brownoutsChanged"].clone();
+        assert_eq!(pushed(next(&mut socket).await)["windows"], json!([]), "the list as it stands first");
+
+        let window = t0() + Duration::days(20);
+        let scheduled = schedule(&w, json!({ "brownouts": [{ "start": window.to_rfc3339(), "minutes": 30 }] })).await;
+        let id = scheduled["data"]["scheduleRetirement"]["id"].as_str().unwrap_or_else(|| panic!("{scheduled}")).to_owned();
+        let seen = pushed(next(&mut socket).await);
+        assert_eq!(seen["windows"][0]["refused"], json!(["billing", "checkout"]), "{seen}");
+        assert_eq!(seen["windows"][0]["versions"], json!(["2.0.0", "2.1.0"]));
+
+        // The push: one signed notice per change, on the retirement check.
+        let retirements = w.app.services.retirements();
+        assert_eq!(retirements.push_brownouts().await.expect("push"), 1);
+        assert_eq!(retirements.push_brownouts().await.expect("push"), 0, "nothing changed");
+        deliver(&w).await;
+        let (etag, first) = poll(&w, &gw, None).await;
+        assert_eq!(first["brownouts"][0]["refused"], json!(["billing", "checkout"]));
+        assert_eq!(seen["etag"], etag, "the subscription and the list agree");
+        let notices = point_notices(&w).await;
+        assert_eq!(notices.len(), 1);
+        assert_eq!(notices[0]["type"], "model.versions.brownouts");
+        assert_eq!((notices[0]["data"]["retirementId"].as_str(), notices[0]["data"]["etag"].as_str()), (Some(id.as_str()), Some(etag.as_str())));
+        assert_eq!(notices[0]["data"]["refused"], json!(["billing", "checkout"]));
+        assert_eq!(notices[0]["data"]["brownouts"], json!([{ "start": window, "end": window + Duration::minutes(30) }]));
+        let anonymous = w.app.client.get(format!("{}/v1/brownouts", w.app.address)).send().await.expect("get");
+        assert_eq!(anonymous.status(), 401, "a token is needed");
+        let (again, unchanged) = poll(&w, &gw, Some(&etag)).await;
+        assert_eq!((again.as_str(), unchanged), (etag.as_str(), Value::Null), "304 while nothing changed");
+
+        // checkout acknowledges: no longer refused, told everywhere.
+        w.app.gql_ok(&w.governance, "mutation($id: ID!) { acknowledgeRetirement(id: $id, consumer: \"checkout\") { consumer } }", json!({ "id": id })).await;
+        assert_eq!(pushed(next(&mut socket).await)["windows"][0]["refused"], json!(["billing"]));
+        assert_eq!(retirements.push_brownouts().await.expect("push"), 1);
+        deliver(&w).await;
+        let (etag2, _) = poll(&w, &gw, Some(&etag)).await;
+        assert_ne!(etag2, etag);
+        let notices = point_notices(&w).await;
+        assert_eq!((notices.len(), notices[1]["data"]["refused"].clone()), (2, json!(["billing"])));
+
+        // Cancelled: nothing left to refuse, and the points hear that too.
+        w.app.gql_ok(&w.governance, "mutation($id: ID!) { cancelRetirement(id: $id, reason: \"no longer needed, plans changed\") { state } }", json!({ "id": id })).await;
+        assert_eq!(pushed(next(&mut socket).await)["windows"], json!([]));
+        assert_eq!(retirements.push_brownouts().await.expect("push"), 1);
+        assert_eq!(retirements.push_brownouts().await.expect("push"), 0);
+        deliver(&w).await;
+        let notices = point_notices(&w).await;
+        assert_eq!(notices.len(), 3);
+        assert!(notices[2]["data"].get("brownouts").is_none() && notices[2]["data"].get("refused").is_none(), "{}", notices[2]);
+        assert_eq!(poll(&w, &gw, None).await.1["brownouts"], json!([]));
+    }
+}
+
+/// `GET /v1/brownouts` with `If-None-Match: known`: the ETag, and the body unless 304.
+async fn poll(w: &World, token: &str, known: Option<&str>) -> (String, Value) {
+    let mut request = w
+        .app
+        .client
+        .get(format!("{}/v1/brownouts", w.app.address))
+        .bearer_auth(token);
+    if let Some(etag) = known {
+        request = request.header("if-none-match", etag);
+    }
+    let response = request.send().await.expect("get");
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    if response.status() == 304 {
+        return (etag, Value::Null);
+    }
+    assert_eq!(response.status(), 200);
+    (etag, response.json().await.expect("json"))
+}
+
+/// The notices gw-edge received, in order.
+async fn point_notices(w: &World) -> Vec<Value> {
+    w.receiver
+        .received_requests()
+        .await
+        .expect("requests")
+        .iter()
+        .filter(|r| r.url.path() == "/gw-edge")
+        .map(|r| serde_json::from_slice(&r.body).expect("json"))
+        .collect()
+}

@@ -313,6 +313,8 @@ impl Application {
         });
         let s = services.clone();
         workers.keep_running("heartbeat", move || s.clone().run_heartbeat());
+        let s = services.clone();
+        workers.keep_running("change-listener", move || s.clone().run_change_listener());
         if self.deliver {
             let s = services.clone();
             workers.keep_running("delivery", move || s.clone().run_delivery());

@@ -146,8 +146,13 @@ impl Default for Settings {
 pub struct InventorySettings {
     /// An edge not confirmed (declared again or observed) for this many days is stale.
     pub stale_after_days: u32,
-    /// How often an instance looks for inventory changes made by others, in milliseconds.
+    /// How often an instance looks for inventory changes made by others, in milliseconds
+    /// (and for kill switches and retirement changes): on PostgreSQL the safety net
+    /// behind `listen`.
     pub poll_interval_ms: u64,
+    /// On PostgreSQL, wake at once on other replicas' commits (`LISTEN`/`NOTIFY`) rather
+    /// than at the next poll.
+    pub listen: bool,
     /// The deepest `maxDepth` a question may ask for.
     pub max_depth: u32,
     /// The most nodes one answer returns (`limit`).
@@ -171,6 +176,7 @@ impl Default for InventorySettings {
             webhook_tolerance_secs: 300,
             max_registrations: 1_000,
             change_retention_days: 7,
+            listen: true,
         }
     }
 }

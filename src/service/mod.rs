@@ -61,6 +61,7 @@ mod signers;
 mod tokens;
 mod transition_gate;
 mod validations;
+mod wake;
 
 pub use artifacts::{ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use as_of::{ArtifactAsOf, ConsumerAsOf, ModelAsOf, SignatureAsOf, VersionAsOf};
@@ -136,6 +137,8 @@ struct Inner {
     failpoints: crate::failpoints::Failpoints,
     /// Each tier's default model policy.
     policy: crate::config::PolicySettings,
+    /// Wake-ups of the followers, from other replicas' notifications.
+    wakers: wake::Wakers,
 }
 
 impl Services {
@@ -167,6 +170,7 @@ impl Services {
                 ),
                 failpoints: crate::failpoints::Failpoints::from_env(),
                 policy: settings.policy.clone(),
+                wakers: wake::Wakers::default(),
             }),
         }
     }

@@ -33,6 +33,7 @@ pub async fn announce(
     })
     .exec_without_returning(conn)
     .await?;
+    super::notify::notify(conn, super::notify::Topic::Retirements).await?;
     Ok(())
 }
 

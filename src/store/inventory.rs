@@ -96,6 +96,7 @@ pub async fn record_change(
     }
     .insert(conn)
     .await?;
+    super::notify::notify(conn, super::notify::Topic::Inventory).await?;
     Ok(revision)
 }
 

@@ -34,6 +34,9 @@ pub async fn disable(
         .exec_without_returning(conn)
         .await?;
     }
+    if added > 0 {
+        super::notify::notify(conn, super::notify::Topic::KillSwitch).await?;
+    }
     Ok(added)
 }
 
@@ -54,6 +57,7 @@ pub async fn enable(
         .filter(disabled_version::Column::RetirementId.eq(retirement_id))
         .exec(conn)
         .await?;
+    super::notify::notify(conn, super::notify::Topic::KillSwitch).await?;
     Ok(rows)
 }
 

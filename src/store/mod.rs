@@ -37,6 +37,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod kill_switch;
 pub mod notices;
+pub mod notify;
 pub mod policies;
 pub mod purges;
 pub mod registry;

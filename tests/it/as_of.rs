@@ -201,7 +201,17 @@ async fn life(backend: Backend) {
             json!({ "id": id }),
         )
         .await;
-    assert_eq!(done["executeRetirement"]["state"], "RETIRED");
+    if done["executeRetirement"]["state"] != "RETIRED" {
+        let steps = w
+            .app
+            .gql_ok(
+                &w.governance,
+                "query($id: ID!) { retirement(id: $id) { steps { step outcome finishedAt } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        panic!("the execution stopped short of RETIRED: {done} after {steps}");
+    }
     snapshots.push((executed, snapshot(&w, &auditor).await));
     // Later changes do not leak into the past.
     w.clock.set(executed + Duration::days(1));
@@ -369,14 +379,22 @@ async fn signed_then(
 on_both_backends! {
     /// Signatures and promotions: two signed versions promoted in turn, then a rollback;
     /// the past at each instant has the statuses and signers the live state had then.
-    async fn signatures_and_promotions_are_rebuilt_as_they_were(app) {
+    /// On the injected clock, so each instant lies strictly between the records before
+    /// it and those after, whatever the machine's clock does.
+    async fn signatures_and_promotions_are_rebuilt_as_they_were(backend: Backend = crate::support::backend) {
+        let clock = std::sync::Arc::new(sunset::clock::ManualClock::new(t0()));
+        let app = crate::support::TestApp::spawn_with(backend, clock.clone(), |_| {}).await;
+        let now = || sunset::clock::Clock::now(&*clock);
         let owner = crate::rollback::two_production_versions(&app).await;
         let auditor = app.token("aud", "auditor", None).await;
-        let promoted = (Utc::now(), signed_now(&app, &auditor).await);
-        assert_eq!(promoted.1["1.1.0"], ("production".to_owned(), Some("release-bot".to_owned())));
+        clock.advance(Duration::minutes(1));
+        let promoted = (now(), signed_now(&app, &auditor).await);
+        assert_eq!(promoted.1["1.1.0"], ("production".to_owned(), Some("release-bot".to_owned())), "{:?}", promoted.1);
+        clock.advance(Duration::minutes(1));
         app.gql_ok(&owner, "mutation { rollbackModel(model: \"fraud-scorer\", reason: \"1.1.0 doubled p99 latency (INC-5120)\") { version } }", json!({})).await;
-        let rolled_back = (Utc::now(), signed_now(&app, &auditor).await);
-        assert_eq!(rolled_back.1["1.0.0"].0, "production");
+        clock.advance(Duration::minutes(1));
+        let rolled_back = (now(), signed_now(&app, &auditor).await);
+        assert_eq!(rolled_back.1["1.0.0"].0, "production", "{:?}", rolled_back.1);
         for (at, live) in [&promoted, &rolled_back] {
             assert_eq!(&signed_then(&app, &auditor, *at).await, live, "at {at}");
         }

@@ -21,6 +21,7 @@ mod metrics;
 mod model_signing_tool;
 mod registrations;
 mod registry;
+mod replicas;
 mod retention;
 mod retirements;
 mod rollback;

@@ -410,13 +410,15 @@ impl crate::service::Decommission<'_> {
 /// Background work owns the whole service (the supervisor spawns it).
 impl Services {
     /// Follows the disabled list in the database, so a kill switch pulled through
-    /// another instance reaches this one's subscribers within one poll interval
-    /// (`inventory.poll_interval_ms`, 250 ms by default). Runs until the process ends.
+    /// another instance reaches this one's subscribers as soon as its notification does
+    /// (PostgreSQL), or within one poll interval (`inventory.poll_interval_ms`, 250 ms by
+    /// default). Runs until the process ends.
     pub async fn run_kill_switch_watch(self) {
         let mut ticks = tokio::time::interval(self.inner.decommission.kill_switch_poll);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
+            self.poll_or_wake(&mut ticks, crate::store::notify::Topic::KillSwitch)
+                .await;
             if let Err(e) = self.decommission().publish_kill_switch().await {
                 tracing::warn!(error = %e, "could not read the kill switch");
             }

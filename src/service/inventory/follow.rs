@@ -190,7 +190,8 @@ impl crate::service::Inventory<'_> {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            self.poll_or_wake(&mut tick, crate::store::notify::Topic::Inventory)
+                .await;
             if let Err(e) = self.refresh_inventory().await {
                 tracing::warn!(error = %e, "could not follow inventory changes");
             }

@@ -548,7 +548,8 @@ impl Services {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pruned_at = std::time::Instant::now();
         loop {
-            ticks.tick().await;
+            self.poll_or_wake(&mut ticks, crate::store::notify::Topic::Retirements)
+                .await;
             match fleet::changes_after(db, last, 500).await {
                 Ok(changes) => {
                     for c in changes {

@@ -119,6 +119,9 @@ pub async fn record_changes(
             .exec_without_returning(conn)
             .await?;
     }
+    if !changes.is_empty() {
+        crate::store::notify::notify(conn, crate::store::notify::Topic::Inventory).await?;
+    }
     Ok(revision)
 }
 

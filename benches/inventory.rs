@@ -516,6 +516,7 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
         g.consumer_count(),
         g.edge_count()
     );
+    print!("{}", g.footprint());
 
     // Questions: 200 random versions and the hubs, in process and as recursive SQL.
     let mut rng = Rng(42);

@@ -55,6 +55,14 @@ pub(super) enum Arrivals {
 }
 
 impl Arrivals {
+    /// The arrivals held on the heap (a list of more than one), by capacity.
+    pub(super) fn heap_capacity(&self) -> usize {
+        match self {
+            Arrivals::Many(v) => v.capacity(),
+            _ => 0,
+        }
+    }
+
     /// Room for `n`, allocated once, for a bulk load that counted them first.
     pub fn with_capacity(n: usize) -> Self {
         if n > 1 {

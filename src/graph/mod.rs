@@ -55,6 +55,7 @@
 
 mod arrivals;
 mod build;
+mod footprint;
 mod packed;
 mod query;
 mod walk_index;
@@ -64,6 +65,7 @@ use packed::Packed;
 use walk_index::WalkIndex;
 
 pub use build::GraphBuilder;
+pub use footprint::Footprint;
 pub use query::{Answer, Counts, Cycle, Evidence, Impact, Query, Reached, Step, Target, Upstream};
 
 use crate::domain::{

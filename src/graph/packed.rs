@@ -96,6 +96,15 @@ pub(super) struct Packed {
 const LONG: u32 = 1_024;
 
 impl Packed {
+    /// Its arrays' bytes, by capacity.
+    pub(super) fn footprint(&self) -> usize {
+        use std::mem::size_of;
+        self.arrivals.capacity() * size_of::<Arrival>()
+            + self.hot.capacity() * size_of::<Hot>()
+            + self.spans.capacity() * size_of::<Span>()
+            + self.places.capacity() * size_of::<u32>()
+    }
+
     /// Packs `live` (per node index, its arrivals). Lists are laid out breadth-first
     /// along the arrivals, from the longest list first and then from the longest left,
     /// each node's dependents in the order walks meet them (newest first), so that a

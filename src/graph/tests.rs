@@ -872,3 +872,38 @@ fn walks_read_the_packed_arrivals_where_they_are_current() {
     assert!(g.dependents(VersionId(10), &query()).unwrap().total < whole.total);
     assert!(g.dependents(VersionId(10), &counted).unwrap().total < cut.total);
 }
+
+#[test]
+fn the_footprint_names_every_part_and_grows_with_the_edges() {
+    let small = Fixture::standard();
+    let mut big = Fixture::standard();
+    for id in 100..1_100 {
+        big.g
+            .upsert_consumer(ConsumerId(id), consumer(&format!("fan-{id:04}"), "fan"));
+        big.uses(id, 1, "^1");
+    }
+    let (s, b) = (small.g.footprint(), big.g.footprint());
+    assert_eq!((s.edges, b.edges), (8, 1_008));
+    assert_eq!(
+        b.total(),
+        b.parts.iter().map(|(_, bytes)| bytes).sum::<usize>()
+    );
+    for part in [
+        "petgraph edges (records inline)",
+        "arrivals (per-node lists)",
+        "consumers' records (behind Arc)",
+    ] {
+        let of = |f: &super::Footprint| {
+            f.parts
+                .iter()
+                .find(|(p, _)| *p == part)
+                .map(|(_, b)| *b)
+                .unwrap_or(0)
+        };
+        assert!(
+            of(&b) > of(&s) + 1_000 * 16,
+            "{part} grows with a thousand edges: {s}{b}"
+        );
+    }
+    assert!(b.to_string().contains("bytes per edge"), "{b}");
+}

@@ -39,6 +39,19 @@ pub struct Pkcs11Config {
     pub key_label_prefix: String,
 }
 
+/// A session held for a call, with the process's turn at the token (dropped after it).
+struct SessionGuard<'a> {
+    session: std::sync::MutexGuard<'a, Session>,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl std::ops::Deref for SessionGuard<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
 /// One epoch's key objects on the token, lowest id first.
 type Epochs = BTreeMap<u32, Vec<ObjectHandle>>;
 
@@ -128,8 +141,20 @@ impl Pkcs11Kek {
         })
     }
 
-    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
-        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    /// This instance's session, and the process's turn at the token. Calls on one
+    /// session are one at a time anyway (PKCS#11 sessions are not for concurrent use);
+    /// the process-wide turn also keeps several instances in one process (the test
+    /// suite's, a benchmark's) from calling into the token at once, which SoftHSM2's
+    /// file-backed object store does not survive (`CKR_GENERAL_ERROR` from
+    /// `C_GenerateKey` while another session searched). A serving process holds one
+    /// instance, so the turn costs it nothing.
+    fn session(&self) -> SessionGuard<'_> {
+        static TOKEN: Mutex<()> = Mutex::new(());
+        let turn = TOKEN.lock().unwrap_or_else(|p| p.into_inner());
+        SessionGuard {
+            session: self.session.lock().unwrap_or_else(|p| p.into_inner()),
+            _turn: turn,
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Epochs> {

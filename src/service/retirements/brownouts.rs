@@ -43,7 +43,10 @@ impl crate::service::Retirements<'_> {
     /// Every brownout window not yet over, of every pending retirement, in time order.
     pub async fn brownouts(&self) -> Result<Vec<BrownoutEntry>, ServiceError> {
         let by_retirement = self.brownouts_by_retirement().await?;
-        let mut list: Vec<BrownoutEntry> = by_retirement.into_values().flatten().collect();
+        let mut list: Vec<BrownoutEntry> = by_retirement
+            .into_values()
+            .flat_map(|p| p.entries)
+            .collect();
         list.sort_by_key(|e| (e.start, e.retirement));
         Ok(list)
     }
@@ -53,10 +56,9 @@ impl crate::service::Retirements<'_> {
         Ok(brownout_document(&self.brownouts().await?))
     }
 
-    /// Each pending retirement's windows still to come, by retirement.
-    async fn brownouts_by_retirement(
-        &self,
-    ) -> Result<BTreeMap<RetirementId, Vec<BrownoutEntry>>, ServiceError> {
+    /// Each pending retirement's windows still to come, by retirement, with the ETag its
+    /// push is recorded under.
+    async fn brownouts_by_retirement(&self) -> Result<BTreeMap<RetirementId, Part>, ServiceError> {
         let db = self.store().reader();
         let now = self.now();
         let mut out = BTreeMap::new();
@@ -71,8 +73,11 @@ impl crate::service::Retirements<'_> {
                 .map(|d| d.consumer)
                 .collect();
             refused.sort();
-            let entries = entries_of(&r, &refused, now);
-            out.insert(r.id, entries);
+            // Over every window, not only those to come: a window ending is not news to
+            // a gateway that holds the list, so it pushes nothing.
+            let (_, told_as) = brownout_document(&entries_of(&r, &refused, None));
+            let entries = entries_of(&r, &refused, Some(now));
+            out.insert(r.id, Part { entries, told_as });
         }
         Ok(out)
     }
@@ -83,14 +88,16 @@ impl crate::service::Retirements<'_> {
     pub async fn push_brownouts(&self) -> Result<usize, ServiceError> {
         let current = self.brownouts_by_retirement().await?;
         let told = repo::told(self.store().reader()).await?;
-        let (_, list_etag) =
-            brownout_document(&current.values().flatten().cloned().collect::<Vec<_>>());
+        let mut all: Vec<BrownoutEntry> =
+            current.values().flat_map(|p| p.entries.clone()).collect();
+        all.sort_by_key(|e| (e.start, e.retirement));
+        let (_, list_etag) = brownout_document(&all);
         let mut pushed = 0;
         let ids: std::collections::BTreeSet<RetirementId> =
             current.keys().chain(told.keys()).copied().collect();
         for id in ids {
-            let entries = current.get(&id).map(Vec::as_slice).unwrap_or_default();
-            let part = (!entries.is_empty()).then(|| brownout_document(entries).1);
+            let entries = current.get(&id).map_or(&[][..], |p| p.entries.as_slice());
+            let part = current.get(&id).map(|p| p.told_as.clone());
             if part.as_deref() == told.get(&id).map(String::as_str) {
                 continue;
             }
@@ -161,12 +168,23 @@ impl crate::service::Retirements<'_> {
     }
 }
 
-/// The windows of `r` not over at `now`, each refusing `refused`.
-fn entries_of(r: &Retirement, refused: &[String], now: DateTime<Utc>) -> Vec<BrownoutEntry> {
+/// One retirement's part of the list: its windows to come, and the ETag a push of it is
+/// recorded under.
+struct Part {
+    entries: Vec<BrownoutEntry>,
+    told_as: String,
+}
+
+/// The windows of `r` (those not over at `now`, if given), each refusing `refused`.
+fn entries_of(
+    r: &Retirement,
+    refused: &[String],
+    now: Option<DateTime<Utc>>,
+) -> Vec<BrownoutEntry> {
     r.levers
         .brownouts
         .iter()
-        .filter(|w| w.end > now)
+        .filter(|w| now.is_none_or(|now| w.end > now))
         .map(|w| BrownoutEntry {
             retirement: r.id,
             model: r.model.to_string(),

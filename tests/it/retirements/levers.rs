@@ -282,7 +282,8 @@ on_both_backends! {
         assert_eq!(pushed(next(&mut socket).await)["windows"], json!([]), "the list as it stands first");
 
         let window = t0() + Duration::days(20);
-        let scheduled = schedule(&w, json!({ "brownouts": [{ "start": window.to_rfc3339(), "minutes": 30 }] })).await;
+        let later = window + Duration::days(1);
+        let scheduled = schedule(&w, json!({ "brownouts": [{ "start": window.to_rfc3339(), "minutes": 30 }, { "start": later.to_rfc3339(), "minutes": 30 }] })).await;
         let id = scheduled["data"]["scheduleRetirement"]["id"].as_str().unwrap_or_else(|| panic!("{scheduled}")).to_owned();
         let seen = pushed(next(&mut socket).await);
         assert_eq!(seen["windows"][0]["refused"], json!(["billing", "checkout"]), "{seen}");
@@ -301,7 +302,7 @@ on_both_backends! {
         assert_eq!(notices[0]["type"], "model.versions.brownouts");
         assert_eq!((notices[0]["data"]["retirementId"].as_str(), notices[0]["data"]["etag"].as_str()), (Some(id.as_str()), Some(etag.as_str())));
         assert_eq!(notices[0]["data"]["refused"], json!(["billing", "checkout"]));
-        assert_eq!(notices[0]["data"]["brownouts"], json!([{ "start": window, "end": window + Duration::minutes(30) }]));
+        assert_eq!(notices[0]["data"]["brownouts"], json!([{ "start": window, "end": window + Duration::minutes(30) }, { "start": later, "end": later + Duration::minutes(30) }]));
         let anonymous = w.app.client.get(format!("{}/v1/brownouts", w.app.address)).send().await.expect("get");
         assert_eq!(anonymous.status(), 401, "a token is needed");
         let (again, unchanged) = poll(&w, &gw, Some(&etag)).await;
@@ -316,6 +317,11 @@ on_both_backends! {
         assert_ne!(etag2, etag);
         let notices = point_notices(&w).await;
         assert_eq!((notices.len(), notices[1]["data"]["refused"].clone()), (2, json!(["billing"])));
+
+        // A window ending is no news to a point holding the list: nothing is pushed.
+        w.clock.set(window + Duration::hours(1));
+        assert_eq!(retirements.push_brownouts().await.expect("push"), 0);
+        assert_eq!(poll(&w, &gw, None).await.1["brownouts"].as_array().map(Vec::len), Some(1), "the window to come");
 
         // Cancelled: nothing left to refuse, and the points hear that too.
         w.app.gql_ok(&w.governance, "mutation($id: ID!) { cancelRetirement(id: $id, reason: \"no longer needed, plans changed\") { state } }", json!({ "id": id })).await;

@@ -15,54 +15,24 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use common::actor;
+
 use chrono::{Duration as Days, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use sunset::auth::{Actor, ActorKind};
+use sunset::auth::Actor;
 use sunset::clock::ManualClock;
 use sunset::config::Settings;
 use sunset::domain::RetirementId;
-use sunset::domain::{Role, TeamName};
+use sunset::domain::Role;
 use sunset::service::{RetirementInput, ServiceError, Services};
 
 const MODELS: usize = 200;
 
-fn actor(name: &str, role: Role, team: Option<&str>) -> Actor {
-    Actor {
-        name: name.into(),
-        role,
-        team: team.and_then(|t| TeamName::parse(t).ok()),
-        kind: ActorKind::Token,
-        consumer: None,
-        client_ip: None,
-    }
-}
-
 async fn prepare(services: &Services, clock: &ManualClock, i: usize) -> i64 {
-    let owner = actor("bench-owner", Role::Owner, Some("ml"));
     let name = format!("m{i:04}");
-    let seed = sunset::testing::Seed {
-        model: &name,
-        team: "ml",
-        tier: "standard",
-        contacts: &[],
-        versions: &["1.0.0"],
-    };
-    sunset::testing::seed(services, seed).await;
-    let chunk: Result<Vec<u8>, std::io::Error> = Ok(vec![7u8; 4096]);
-    services
-        .artifacts()
-        .upload_artifact(
-            &owner,
-            &name,
-            "1.0.0",
-            "model.bin",
-            None,
-            futures_util::stream::iter([chunk]),
-        )
-        .await
-        .expect("artifact");
+    common::model_with_artifact(services, &name).await;
     let (r, _) = services
         .retirements()
         .schedule_retirement(

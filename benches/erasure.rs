@@ -21,14 +21,16 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use common::actor;
+
 use chrono::{Duration as Days, Utc};
 use sea_orm::EntityTrait;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use sunset::auth::{Actor, ActorKind};
+use sunset::auth::Actor;
 use sunset::config::Settings;
-use sunset::domain::{ModelName, Role, TeamName, Version};
+use sunset::domain::{ModelName, Role, Version};
 use sunset::service::{RetirementInput, Services};
 
 const MIB: u64 = 1024 * 1024;
@@ -47,17 +49,6 @@ impl ShiftedClock {
 impl sunset::clock::Clock for ShiftedClock {
     fn now(&self) -> chrono::DateTime<Utc> {
         Utc::now() + *self.0.lock().expect("lock")
-    }
-}
-
-fn actor(name: &str, role: Role, team: Option<&str>) -> Actor {
-    Actor {
-        name: name.into(),
-        role,
-        team: team.and_then(|t| TeamName::parse(t).ok()),
-        kind: ActorKind::Token,
-        consumer: None,
-        client_ip: None,
     }
 }
 

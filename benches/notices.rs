@@ -15,6 +15,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use common::actor;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -24,26 +26,14 @@ use notifiers::standard_webhooks::{Headers, Message, Secret};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use sunset::auth::{Actor, ActorKind};
 use sunset::clock::SystemClock;
 use sunset::config::Settings;
-use sunset::domain::{Role, TeamName};
+use sunset::domain::Role;
 use sunset::service::{ConsumerInput, RetirementInput, Services};
 
 const DEPENDENTS: usize = 10_000;
 /// Registrations per webhook message (the service's default maximum).
 const PER_MESSAGE: usize = 1_000;
-
-fn actor(name: &str, role: Role, team: Option<&str>) -> Actor {
-    Actor {
-        name: name.into(),
-        role,
-        team: team.and_then(|t| TeamName::parse(t).ok()),
-        kind: ActorKind::Token,
-        consumer: None,
-        client_ip: None,
-    }
-}
 
 /// What the webhook receiver saw.
 #[derive(Default)]

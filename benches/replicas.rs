@@ -15,29 +15,20 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use common::actor;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sunset::app::Application;
-use sunset::auth::{Actor, ActorKind};
+use sunset::auth::Actor;
 use sunset::clock::SystemClock;
 use sunset::config::Settings;
-use sunset::domain::{Role, TeamName};
+use sunset::domain::Role;
 use sunset::service::{Ask, ConsumerInput, EdgeSpec, ServiceError, Services};
 
 const TRIALS: usize = 200;
 /// Longer than this and a trial counts as lost (and the run stops).
 const GIVE_UP: Duration = Duration::from_secs(10);
-
-fn actor(name: &str, role: Role, team: Option<&str>) -> Actor {
-    Actor {
-        name: name.into(),
-        role,
-        team: team.and_then(|t| TeamName::parse(t).ok()),
-        kind: ActorKind::Token,
-        consumer: None,
-        client_ip: None,
-    }
-}
 
 /// Starts an instance on `settings`; returns its services (it serves until the process
 /// ends).
@@ -52,29 +43,8 @@ async fn replica(settings: &Settings) -> Services {
 
 /// `TRIALS` models with one version and an artifact each, through `a`.
 async fn seed(a: &Services) {
-    let owner = actor("bench-owner", Role::Owner, Some("ml"));
     for i in 0..TRIALS {
-        let name = format!("m{i:04}");
-        let seed = sunset::testing::Seed {
-            model: &name,
-            team: "ml",
-            tier: "standard",
-            contacts: &[],
-            versions: &["1.0.0"],
-        };
-        sunset::testing::seed(a, seed).await;
-        let chunk: Result<Vec<u8>, std::io::Error> = Ok(vec![7u8; 4096]);
-        a.artifacts()
-            .upload_artifact(
-                &owner,
-                &name,
-                "1.0.0",
-                "model.bin",
-                None,
-                futures_util::stream::iter([chunk]),
-            )
-            .await
-            .expect("upload");
+        common::model_with_artifact(a, &format!("m{i:04}")).await;
     }
 }
 

@@ -172,3 +172,44 @@ where
         txn.commit().await.expect("commit");
     }
 }
+
+/// A token's actor of `role` (and `team`, for owners), without a token row: the
+/// benchmarks call the use cases directly.
+#[allow(dead_code)]
+pub fn actor(name: &str, role: sunset::domain::Role, team: Option<&str>) -> sunset::auth::Actor {
+    sunset::auth::Actor {
+        name: name.into(),
+        role,
+        team: team.and_then(|t| sunset::domain::TeamName::parse(t).ok()),
+        kind: sunset::auth::ActorKind::Token,
+        consumer: None,
+        client_ip: None,
+    }
+}
+
+/// Model `name` of team `ml` at version 1.0.0, with a 4 KiB artifact `model.bin`.
+#[allow(dead_code)]
+pub async fn model_with_artifact(services: &sunset::service::Services, name: &str) {
+    let owner = actor("bench-owner", sunset::domain::Role::Owner, Some("ml"));
+    let seed = sunset::testing::Seed {
+        model: name,
+        team: "ml",
+        tier: "standard",
+        contacts: &[],
+        versions: &["1.0.0"],
+    };
+    sunset::testing::seed(services, seed).await;
+    let chunk: Result<Vec<u8>, std::io::Error> = Ok(vec![7u8; 4096]);
+    services
+        .artifacts()
+        .upload_artifact(
+            &owner,
+            name,
+            "1.0.0",
+            "model.bin",
+            None,
+            futures_util::stream::iter([chunk]),
+        )
+        .await
+        .expect("artifact");
+}

@@ -289,3 +289,24 @@ on_both_backends! {
         assert!(!after.contains(&form("1.0.0")) && !after.contains(&form("1.1.0")), "decided: no more forms");
     }
 }
+
+on_both_backends! {
+    /// A version governance retires by hand while its proposal waits: the next review
+    /// lapses the proposal, saying why.
+    async fn a_proposal_a_hand_scheduled_retirement_covers_lapses(backend: Backend = crate::support::backend) {
+        let (app, clock) = world(backend).await;
+        let start = clock.now();
+        let owner = signed_fixture_version(&app).await;
+        let gov = app.token("gov", "governance", None).await;
+        app.gql_ok(&gov, POLICY, json!({ "i": { "retentionDays": 30 } })).await;
+        promoted_in_turn(&app, &clock, &owner, &[(1, "1.1.0"), (2, "1.2.0")]).await;
+        clock.set(start + Duration::days(31));
+        assert_eq!(review(&app).await.proposed, 1);
+        let effective = (clock.now() + Duration::days(31)).to_rfc3339();
+        app.gql_ok(&gov, "mutation($at: DateTime!) { scheduleRetirement(input: { model: \"fraud-scorer\", versions: \"1.0.0\", reason: \"superseded by 1.2.0\", effectiveAt: $at }) { id } }", json!({ "at": effective })).await;
+        assert_eq!(review(&app).await, RetentionReport { proposed: 0, scheduled: 0, lapsed: 1 });
+        let p = &proposals(&app, &gov).await["1.0.0"];
+        assert_eq!((p["state"].as_str(), p["note"].as_str()), (Some("LAPSED"), Some("a retirement scheduled meanwhile covers it")), "{p}");
+        assert_eq!(review(&app).await, RetentionReport::default());
+    }
+}

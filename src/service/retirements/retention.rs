@@ -105,6 +105,15 @@ impl crate::service::Retirements<'_> {
         self.inventory().refresh_inventory().await?;
         for (d, open) in undecided {
             if self.being_retired(&d).await? {
+                // Scheduled by hand meanwhile: nothing is left to decide.
+                let subject = format!("{}@{}", d.model, d.due.version);
+                if let Some(id) = open
+                    && self
+                        .lapse(id, &subject, "a retirement scheduled meanwhile covers it")
+                        .await?
+                {
+                    report.lapsed += 1;
+                }
                 continue;
             }
             let seen = self

@@ -42,11 +42,16 @@ impl Wakers {
 const RELISTEN: Duration = Duration::from_secs(1);
 
 impl super::Services {
-    /// Waits for the next of `every` or a wake-up on `topic`, whichever comes first.
-    pub(crate) async fn poll_or_wake(&self, every: &mut tokio::time::Interval, topic: Topic) {
+    /// Waits for the next of `every` or a wake-up on `topic`, whichever comes first;
+    /// true for the poll (a follower's periodic chores run then, not on every commit).
+    pub(crate) async fn poll_or_wake(
+        &self,
+        every: &mut tokio::time::Interval,
+        topic: Topic,
+    ) -> bool {
         tokio::select! {
-            _ = every.tick() => {}
-            () = self.inner.wakers.of(topic).notified() => {}
+            _ = every.tick() => true,
+            () = self.inner.wakers.of(topic).notified() => false,
         }
     }
 

@@ -190,10 +190,16 @@ impl crate::service::Inventory<'_> {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            self.poll_or_wake(&mut tick, crate::store::notify::Topic::Inventory)
+            let polled = self
+                .poll_or_wake(&mut tick, crate::store::notify::Topic::Inventory)
                 .await;
             if let Err(e) = self.refresh_inventory().await {
                 tracing::warn!(error = %e, "could not follow inventory changes");
+            }
+            // Woken by a commit, only the graph is due: a busy fleet commits many times
+            // a poll, and the chores below (the KEK store above all) need not follow it.
+            if !polled {
+                continue;
             }
             if let Err(e) = self.prune_inventory_changes().await {
                 tracing::warn!(error = %e, "pruning inventory changes failed; retried later");

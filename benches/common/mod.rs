@@ -190,7 +190,6 @@ pub fn actor(name: &str, role: sunset::domain::Role, team: Option<&str>) -> suns
 /// Model `name` of team `ml` at version 1.0.0, with a 4 KiB artifact `model.bin`.
 #[allow(dead_code)]
 pub async fn model_with_artifact(services: &sunset::service::Services, name: &str) {
-    let owner = actor("bench-owner", sunset::domain::Role::Owner, Some("ml"));
     let seed = sunset::testing::Seed {
         model: name,
         team: "ml",
@@ -198,7 +197,7 @@ pub async fn model_with_artifact(services: &sunset::service::Services, name: &st
         contacts: &[],
         versions: &["1.0.0"],
     };
-    sunset::testing::seed(services, seed).await;
+    let owner = sunset::testing::seed(services, seed).await;
     let chunk: Result<Vec<u8>, std::io::Error> = Ok(vec![7u8; 4096]);
     services
         .artifacts()

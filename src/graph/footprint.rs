@@ -48,6 +48,10 @@ impl fmt::Display for Footprint {
     }
 }
 
+/// What a B-tree map adds per entry beyond its key and value (its nodes' lengths, edges
+/// and slack), roughly: nodes hold up to 11 entries and are half to fully used.
+const BTREE_ENTRY_OVERHEAD: usize = 16;
+
 /// A hash map's slots: its capacity, each a key, a value and a control byte.
 fn map_bytes<K, V, S>(m: &HashMap<K, V, S>) -> usize {
     m.capacity() * (size_of::<K>() + size_of::<V>() + 1)
@@ -99,7 +103,7 @@ impl InventoryGraph {
                             v.len()
                                 * (size_of::<crate::domain::Version>()
                                     + size_of::<super::VersionId>()
-                                    + 16)
+                                    + BTREE_ENTRY_OVERHEAD)
                         })
                         .sum::<usize>()
                     + map_bytes(&self.versions)

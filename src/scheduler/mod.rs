@@ -47,6 +47,34 @@ pub async fn checkpoints(services: Services, schedule: cron::Schedule, clock: Ar
     .await
 }
 
+/// Runs `run` at every tick of `schedule`; the use case claims the tick, so one
+/// instance runs it (`Ok(None)`: another did). What a run did is logged when `busy`.
+async fn claimed<R, F, Fut>(
+    services: Services,
+    (schedule, clock): (cron::Schedule, Arc<dyn Clock>),
+    what: &'static str,
+    busy: fn(&R) -> bool,
+    run: F,
+) where
+    R: std::fmt::Debug + Send + 'static,
+    F: Fn(Services, DateTime<Utc>, Arc<String>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Option<R>, crate::service::ServiceError>> + Send,
+{
+    let instance = Arc::new(crate::service::instance_name());
+    let run = Arc::new(run);
+    on_schedule(schedule, clock, move |tick| {
+        let (services, instance, run) = (services.clone(), instance.clone(), run.clone());
+        async move {
+            match run(services, tick, instance).await {
+                Ok(Some(r)) if busy(&r) => tracing::info!(report = ?r, "{what} done"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "{what} failed"),
+            }
+        }
+    })
+    .await
+}
+
 /// Looks at pending retirements on `schedule`; each tick is claimed, so one instance
 /// runs it.
 pub async fn retirement_checks(
@@ -54,45 +82,33 @@ pub async fn retirement_checks(
     schedule: cron::Schedule,
     clock: Arc<dyn Clock>,
 ) {
-    let instance = Arc::new(crate::service::instance_name());
-    on_schedule(schedule, clock, move |tick| {
-        let (services, instance) = (services.clone(), instance.clone());
-        async move {
-            match services
-                .retirements()
+    claimed(
+        services,
+        (schedule, clock),
+        "retirement check",
+        |r: &crate::service::CheckReport| r.new_dependents + r.reminders + r.state_changes > 0,
+        |s, tick, instance| async move {
+            s.retirements()
                 .run_scheduled_retirement_check(tick, &instance)
                 .await
-            {
-                Ok(Some(r)) if r.new_dependents + r.reminders + r.state_changes > 0 => {
-                    tracing::info!(?r, "retirements checked")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "retirement check failed"),
-            }
-        }
-    })
+        },
+    )
     .await
 }
 
 /// Retention's review on `schedule`; each tick is claimed, so one instance runs it.
 pub async fn retention(services: Services, schedule: cron::Schedule, clock: Arc<dyn Clock>) {
-    let instance = Arc::new(crate::service::instance_name());
-    on_schedule(schedule, clock, move |tick| {
-        let (services, instance) = (services.clone(), instance.clone());
-        async move {
-            match services
-                .retirements()
+    claimed(
+        services,
+        (schedule, clock),
+        "retention review",
+        |r: &crate::service::RetentionReport| *r != Default::default(),
+        |s, tick, instance| async move {
+            s.retirements()
                 .run_scheduled_retention(tick, &instance)
                 .await
-            {
-                Ok(Some(r)) if r != Default::default() => {
-                    tracing::info!(?r, "retention reviewed")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "retention review failed"),
-            }
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -132,17 +132,26 @@ impl crate::service::Retirements<'_> {
 
     /// Every version due at `now`, over every model with a deprecated version.
     async fn due_now(&self, now: DateTime<Utc>) -> Result<Vec<Due>, ServiceError> {
+        let models = repo::models_with_deprecated(self.store().reader()).await?;
+        self.due_in(&models, now).await
+    }
+
+    /// The versions of `models` due at `now`.
+    async fn due_in(
+        &self,
+        models: &[ModelId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Due>, ServiceError> {
         let db = self.store().reader();
-        let models = repo::models_with_deprecated(db).await?;
         if models.is_empty() {
             return Ok(Vec::new());
         }
-        let kept = repo::kept_versions(db, &models).await?;
-        let tiers: HashMap<ModelId, Tier> = crate::store::policies::tiers_of(db, &models)
+        let kept = repo::kept_versions(db, models).await?;
+        let tiers: HashMap<ModelId, Tier> = crate::store::policies::tiers_of(db, models)
             .await?
             .into_iter()
             .collect();
-        let own: HashMap<_, _> = crate::store::policies::overrides_of(db, &models)
+        let own: HashMap<_, _> = crate::store::policies::overrides_of(db, models)
             .await?
             .into_iter()
             .collect();
@@ -385,8 +394,14 @@ impl crate::service::Retirements<'_> {
         let (acting, proposal) = self
             .open_proposal(actor, model, version, "accept retention proposals")
             .await?;
+        // Still due? Asked of this model alone, not of every model with a deprecated version.
+        let model_id = crate::store::registry::find_model(self.store().reader(), &proposal.model)
+            .await?
+            .map(|(id, _)| id)
+            .into_iter()
+            .collect::<Vec<_>>();
         let d = self
-            .due_now(self.now())
+            .due_in(&model_id, self.now())
             .await?
             .into_iter()
             .find(|d| d.model == proposal.model && d.due.version == proposal.version)

@@ -14,7 +14,6 @@
 #[path = "common/mod.rs"]
 mod common;
 use sea_orm::{ConnectionTrait, EntityTrait, Set};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sunset::auth::Actor;
@@ -160,40 +159,6 @@ async fn generate(services: &Services, dependents: usize) -> String {
     reader.expose().to_owned()
 }
 
-/// The service, killed when dropped (also when the bench fails half-way).
-struct Serving(Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(settings: &Settings, port: u16) -> Serving {
-    let child = Command::new(env!("CARGO_BIN_EXE_sunset"))
-        .arg("--data-dir")
-        .arg(&settings.data_dir)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .env("SUNSET_METRICS__LISTEN", "127.0.0.1:0")
-        .env("SUNSET_INVENTORY__MAX_RESULTS", "100000")
-        .env_remove("SUNSET_CONFIG")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sunset serve");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the service did not start"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Serving(child)
-}
-
 /// Signs in through the console's form as a browser does; returns the session cookie.
 async fn sign_in(client: &reqwest::Client, base: &str, token: &str) -> String {
     let form = client
@@ -294,7 +259,11 @@ async fn main() {
     );
     let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let service = serve(&settings, port);
+    let service = common::serve(
+        &settings,
+        port,
+        &[("SUNSET_INVENTORY__MAX_RESULTS", "100000")],
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Redirects not followed: the sign-in's own answer carries the session cookie.
     let client = reqwest::Client::builder()

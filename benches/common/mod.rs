@@ -2,6 +2,9 @@
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use sunset::config::{DatabaseUrl, Settings};
 
 /// A PostgreSQL database of the benchmark's own, on the server at `SUNSET_TEST_PG_URL`
@@ -211,4 +214,135 @@ pub async fn model_with_artifact(services: &sunset::service::Services, name: &st
         )
         .await
         .expect("artifact");
+}
+
+/// A `sunset serve` the benchmark started, killed when dropped (also when the benchmark
+/// fails half-way).
+#[allow(dead_code)]
+pub struct Serving {
+    pub child: Child,
+    /// From the spawn to the port answering.
+    pub startup: Duration,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `sunset serve` on `settings`' data and database, listening on `port`, with
+/// `env` added to its environment; returns once the port answers.
+#[allow(dead_code)]
+pub fn serve(settings: &Settings, port: u16, env: &[(&str, &str)]) -> Serving {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sunset"));
+    cmd.arg("--data-dir")
+        .arg(&settings.data_dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        // Metrics on a free port, so a sunset already running here does not collide.
+        .env("SUNSET_METRICS__LISTEN", "127.0.0.1:0")
+        .env_remove("SUNSET_CONFIG")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null());
+    match &settings.database.url {
+        Some(url) => cmd.env("DATABASE_URL", url.expose()),
+        None => cmd.env_remove("DATABASE_URL"),
+    };
+    let start = Instant::now();
+    let child = cmd.spawn().expect("sunset serve");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the service did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Serving {
+        child,
+        startup: start.elapsed(),
+    }
+}
+
+/// CPU time (user and system) a process has used so far, from `/proc/PID/stat`.
+#[allow(dead_code)]
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    // Linux reports in USER_HZ, which is 100 on every architecture it supports.
+    Duration::from_millis(ticks * 10)
+}
+
+/// A plain HTTP client for loopback. reqwest is built with rustls but no crypto provider
+/// (the notifiers crate hands it a whole TLS config), so this process installs ring first.
+#[allow(dead_code)]
+pub fn loopback_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// Posts every one of `bodies` as a Standard Webhooks message (signed with `secret` when
+/// given), from `senders` concurrent senders each sending its share one after another,
+/// sender `s` to `urls[s % urls.len()]`; each must be answered 200. Returns messages per
+/// second. Message ids are `msg-{tag}-{i}`.
+#[allow(dead_code)]
+pub async fn send_webhooks(
+    client: &reqwest::Client,
+    urls: &[String],
+    secret: Option<&str>,
+    bodies: Arc<Vec<Vec<u8>>>,
+    senders: usize,
+    tag: &str,
+) -> f64 {
+    let secret = secret
+        .map(|s| Arc::new(sunset::ingest::standard_webhooks::Secret::parse(s).expect("secret")));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..senders {
+        let client = client.clone();
+        let url = urls[s % urls.len()].clone();
+        let secret = secret.clone();
+        let bodies = bodies.clone();
+        let tag = tag.to_owned();
+        tasks.push(tokio::spawn(async move {
+            for i in (s..bodies.len()).step_by(senders) {
+                let id = format!("msg-{tag}-{i}");
+                let at = chrono::Utc::now().timestamp();
+                let mut req = client
+                    .post(&url)
+                    .header("webhook-id", &id)
+                    .header("webhook-timestamp", at.to_string());
+                if let Some(secret) = &secret {
+                    req = req.header("webhook-signature", secret.sign(&id, at, &bodies[i]));
+                }
+                let r = req.body(bodies[i].clone()).send().await.expect("send");
+                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("sender");
+    }
+    bodies.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The value after `--name` among the benchmark's arguments, when there is one and it
+/// parses.
+#[allow(dead_code)]
+pub fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
 }

@@ -299,12 +299,12 @@ impl super::Registry<'_> {
     /// two when a tier restricts environments by default).
     pub(crate) async fn environment_rules(
         &self,
+        db: &impl sea_orm::ConnectionTrait,
         models: &[ModelId],
     ) -> Result<HashMap<ModelId, Vec<Environment>>, ServiceError> {
         if models.is_empty() {
             return Ok(HashMap::new());
         }
-        let db = self.store().reader();
         let mut own: HashMap<ModelId, PolicyOverrides> =
             repo::overrides_of(db, models).await?.into_iter().collect();
         let tiers_restrict = Tier::ALL

@@ -69,7 +69,12 @@ impl super::Services {
             return std::future::pending().await;
         }
         loop {
-            let mut listener = match Listener::connect(self.store().reader()).await {
+            let mut listener = match Listener::connect(
+                self.store().reader(),
+                self.store().instance(),
+            )
+            .await
+            {
                 Ok(Some(l)) => l,
                 Ok(None) => return std::future::pending().await,
                 Err(e) => {

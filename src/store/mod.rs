@@ -38,6 +38,7 @@ pub mod jobs;
 pub mod kill_switch;
 pub mod notices;
 pub mod notify;
+mod pg_writer;
 pub mod policies;
 pub mod purges;
 pub mod registry;
@@ -153,6 +154,12 @@ pub struct Store {
     write_gate: Arc<Mutex<Head>>,
     /// On a SQLite file, the thread that runs whole group commits (`sqlite_writer`).
     thread_writer: Option<Arc<SqliteWriter>>,
+    /// This instance's name among the replicas: on PostgreSQL the `application_name` of
+    /// its connections, which its notifications carry (`notify`), so that it can tell its
+    /// own commits from other replicas'.
+    instance: Arc<str>,
+    /// On PostgreSQL, the thread that runs group commits (`pg_writer`).
+    pg_writer: Option<Arc<pg_writer::PgWriter>>,
 }
 
 /// The advisory lock key migrations hold on PostgreSQL ("sunset" + "mig" in ASCII).
@@ -164,6 +171,8 @@ const WRITE_LOCK: i64 = 0x73_75_6e_73_65_74_77_72;
 impl Store {
     /// Connects to `postgres://…` or `sqlite://…` and applies no migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let instance: Arc<str> =
+            format!("sunset-{}", hex::encode(rand::random::<[u8; 6]>())).into();
         let options = |connections: u32| {
             let mut options = ConnectOptions::new(url.to_owned());
             options
@@ -179,6 +188,9 @@ impl Store {
                         .busy_timeout(Duration::from_secs(15))
                         .create_if_missing(true)
                 });
+            } else {
+                let name = instance.to_string();
+                options.map_sqlx_postgres_opts(move |o| o.application_name(&name));
             }
             options
         };
@@ -205,6 +217,12 @@ impl Store {
             writer,
             write_gate: Arc::new(Mutex::new(None)),
             thread_writer,
+            pg_writer: if url.starts_with("sqlite:") {
+                None
+            } else {
+                Some(Arc::new(pg_writer::PgWriter::start(url, &instance)?))
+            },
+            instance,
         })
     }
 
@@ -240,6 +258,11 @@ impl Store {
             holder.detach();
         }
         Ok(())
+    }
+
+    /// This instance's name among the replicas (see the field).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     pub fn backend(&self) -> Backend {
@@ -290,12 +313,16 @@ impl Store {
 
     /// Begins a write transaction that appends after the last committed head.
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        self.begin_write_on(&self.writer).await
+    }
+
+    /// As [`Store::begin_write`], on connection `writer`.
+    async fn begin_write_on(&self, writer: &DatabaseConnection) -> Result<WriteTx, StoreError> {
         let mut gate = self.write_gate.clone().lock_owned().await;
         // IMMEDIATE takes SQLite's write lock with BEGIN, so the transaction never has to
         // upgrade a read snapshot another process has outdated (SQLITE_BUSY_SNAPSHOT);
         // other processes wait on the busy timeout. PostgreSQL ignores the mode.
-        let txn = self
-            .writer
+        let txn = writer
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()

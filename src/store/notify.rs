@@ -4,6 +4,10 @@
 //! never for a rollback), and every instance `LISTEN`s on one connection of its own
 //! (`Listener`), waking its follower at once instead of at its next poll. The polls stay,
 //! as the safety net for a notification lost while the listening connection was down.
+//! Each notification carries the sending connection's `application_name`, which names
+//! the instance (`Store::instance`): an instance takes its own commits in as it makes
+//! them, so its listener passes over its own notifications rather than have a follower
+//! read back what it already holds.
 //! On SQLite (one host) there is nothing to send: the followers poll.
 
 use super::StoreError;
@@ -42,17 +46,25 @@ pub async fn notify(conn: &impl ConnectionTrait, topic: Topic) -> Result<(), Sto
     if conn.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(());
     }
-    conn.execute_unprepared(&format!("NOTIFY {}", topic.channel()))
-        .await?;
+    conn.execute_unprepared(&format!(
+        "SELECT pg_notify('{}', current_setting('application_name'))",
+        topic.channel()
+    ))
+    .await?;
     Ok(())
 }
 
 /// A connection listening on every topic's channel.
-pub struct Listener(sea_orm::sqlx::postgres::PgListener);
+pub struct Listener {
+    listener: sea_orm::sqlx::postgres::PgListener,
+    /// The instance listening, whose own notifications it passes over.
+    own: String,
+}
 
 impl Listener {
-    /// Listens through a connection of `db`'s pool; `None` on SQLite.
-    pub async fn connect(db: &DatabaseConnection) -> Result<Option<Self>, StoreError> {
+    /// Listens through a connection of `db`'s pool for other instances' notifications
+    /// than `own`'s; `None` on SQLite.
+    pub async fn connect(db: &DatabaseConnection, own: &str) -> Result<Option<Self>, StoreError> {
         if db.get_database_backend() != DatabaseBackend::Postgres {
             return Ok(None);
         }
@@ -64,14 +76,21 @@ impl Listener {
             .listen_all(Topic::ALL.map(Topic::channel))
             .await
             .map_err(listen_error)?;
-        Ok(Some(Self(listener)))
+        Ok(Some(Self {
+            listener,
+            own: own.to_owned(),
+        }))
     }
 
-    /// The next notification's topic. After a lost connection it reconnects and listens
-    /// again by itself (notifications sent meanwhile are lost: the polls find them).
+    /// The topic of the next notification another instance sent. After a lost
+    /// connection it reconnects and listens again by itself (notifications sent meanwhile
+    /// are lost: the polls find them).
     pub async fn next(&mut self) -> Result<Topic, StoreError> {
         loop {
-            let n = self.0.recv().await.map_err(listen_error)?;
+            let n = self.listener.recv().await.map_err(listen_error)?;
+            if n.payload() == self.own {
+                continue;
+            }
             if let Some(topic) = Topic::of_channel(n.channel()) {
                 return Ok(topic);
             }

@@ -75,3 +75,28 @@ async fn a_commit_wakes_the_other_replica_without_waiting_for_its_poll() {
         .expect("event");
     assert_eq!(event.change, "executing", "{event:?}");
 }
+
+/// An instance takes its own commits in as it makes them: its listener passes over the
+/// notifications its own connections send (they carry its name) and hears the others'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_passes_over_its_own_instances_notifications() {
+    use sunset::store::notify::{Listener, Topic, notify};
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let other = app.spawn_sibling_on(Arc::new(SystemClock)).await;
+    let (own, theirs) = (app.services.store(), other.services.store());
+    assert_ne!(own.instance(), theirs.instance());
+    let mut listener = Listener::connect(own.reader(), own.instance())
+        .await
+        .expect("listen")
+        .expect("PostgreSQL listens");
+    // Delivered in the order sent: were its own heard, it would come first.
+    notify(own.reader(), Topic::Inventory).await.expect("own");
+    notify(theirs.reader(), Topic::KillSwitch)
+        .await
+        .expect("theirs");
+    let heard = tokio::time::timeout(WITHIN, listener.next())
+        .await
+        .expect("a notification")
+        .expect("listening");
+    assert_eq!(heard, Topic::KillSwitch);
+}

@@ -161,7 +161,9 @@ impl Services {
             loop {
                 let (services, queued) = (Services::clone(self), jobs.clone());
                 // Read here, so the writer thread never waits on the graph's lock.
-                let seen = Seen::read(self, jobs).with_frozen(self).await?;
+                let seen = Seen::read(self, jobs)
+                    .with_frozen(self, self.store().reader())
+                    .await?;
                 let outcome = self
                     .store()
                     .write_on_thread(move |tx| {
@@ -190,10 +192,40 @@ impl Services {
             // circle check sees the derivations committed just before.
             self.inventory().refresh_inventory().await?;
         }
+        let seen = Seen::read(self, jobs);
+        let (services, queued, read) = (Services::clone(self), jobs.clone(), seen.clone());
+        let on_thread = self
+            .store()
+            .on_group_thread(async move { services.commit_on_group_thread(&queued, read).await })
+            .await;
+        if let Some(outcome) = on_thread {
+            return outcome?;
+        }
+        let seen = seen.with_frozen(self, self.store().reader()).await?;
         in_write_tx!(self, |tx| {
-            let seen = Seen::read(self, jobs).with_frozen(self).await?;
-            self.apply_set_wise(tx, jobs, seen).await
+            self.apply_set_wise(tx, jobs, seen.clone()).await
         })
+    }
+
+    /// On PostgreSQL's group-commit thread (`store::pg_writer`), applies the group in one
+    /// transaction of that thread's connection, as `in_write_tx!` would.
+    async fn commit_on_group_thread(
+        &self,
+        jobs: &[Queued],
+        seen: Seen,
+    ) -> Result<Applied, ServiceError> {
+        // Read before the write lock is taken, so other replicas do not wait on it.
+        let seen = seen
+            .with_frozen(self, self.store().group_reader().await?)
+            .await?;
+        let mut attempt = 1u32;
+        loop {
+            let mut tx = self.store().begin_group_write().await?;
+            let outcome = self.apply_set_wise(&mut tx, jobs, seen.clone()).await;
+            if let Some(result) = self.settle(tx, outcome, &mut attempt).await {
+                return result;
+            }
+        }
     }
 
     /// The group-commit worker's queue, started on first use and started again when the

@@ -158,8 +158,11 @@ impl FrozenOut {
 
 impl crate::service::Retirements<'_> {
     /// What freezes new consumers out of `models` now.
-    pub(crate) async fn frozen_out(&self, models: &[ModelId]) -> Result<FrozenOut, ServiceError> {
-        let db = self.store().reader();
+    pub(crate) async fn frozen_out(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        models: &[ModelId],
+    ) -> Result<FrozenOut, ServiceError> {
         let mut frozen = FrozenOut::default();
         for r in repo::pending_with_levers(db, models).await? {
             if !r.levers.freeze_new_consumers {

@@ -43,6 +43,7 @@ pub(super) struct Known {
 /// Models and versions are never deleted, so one the graph holds exists: only those it
 /// lacks (created through another instance a moment ago) are looked up, in the
 /// transaction.
+#[derive(Clone)]
 pub(super) struct Seen {
     models: HashMap<ModelName, ModelId>,
     versions: HashMap<(ModelId, Version), VersionId>,
@@ -93,11 +94,15 @@ impl Seen {
     /// Adds the retirements that freeze new consumers out of the group's models, and
     /// the environments their policies allow (a read each; a model the graph lacks is
     /// new: nothing retires it yet, and its policy is its tier's until governance sets
-    /// one).
-    pub(super) async fn with_frozen(mut self, services: &Services) -> Result<Self, ServiceError> {
+    /// one), through `db`.
+    pub(super) async fn with_frozen(
+        mut self,
+        services: &Services,
+        db: &impl sea_orm::ConnectionTrait,
+    ) -> Result<Self, ServiceError> {
         let models: Vec<ModelId> = self.models.values().copied().collect();
-        self.frozen = services.retirements().frozen_out(&models).await?;
-        self.environments = services.registry().environment_rules(&models).await?;
+        self.frozen = services.retirements().frozen_out(db, &models).await?;
+        self.environments = services.registry().environment_rules(db, &models).await?;
         Ok(self)
     }
 

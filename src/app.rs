@@ -45,6 +45,8 @@ pub enum StartupError {
     Inventory(#[source] crate::service::ServiceError),
     #[error("recording this instance's first heartbeat: {0}")]
     Heartbeat(#[source] crate::service::ServiceError),
+    #[error("reading the retirement changes announced so far: {0}")]
+    RetirementFollow(#[source] crate::service::ServiceError),
     #[error(
         "{path} {} does not authenticate the {records} audit records the database holds: it is not the service key this database was written with. Restore the original key file (from the backup of the key folder) and start again; refusing to start rather than make every audit record read as forged",
         if *created { "was missing (a new key was made and removed again); the new key" } else { "is present but" }
@@ -215,6 +217,11 @@ impl Application {
             .join_fleet()
             .await
             .map_err(StartupError::Heartbeat)?;
+        services
+            .retirements()
+            .start_following_retirements()
+            .await
+            .map_err(StartupError::RetirementFollow)?;
         let schemas = build_schemas(Some(services.clone()), &settings.graphql);
         let state = AppState {
             services: services.clone(),

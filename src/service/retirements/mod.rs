@@ -157,6 +157,19 @@ impl crate::service::Retirements<'_> {
         self.inner.retirements.events.subscribe()
     }
 
+    /// Notes where the retirement follower starts (the last change announced so far), at
+    /// start-up before requests are served: a subscriber can connect only afterwards, and
+    /// then hears every change committed from there, even one that commits before the
+    /// follower's first read.
+    pub(crate) async fn start_following_retirements(&self) -> Result<(), ServiceError> {
+        let last = crate::store::fleet::last_change(self.store().reader()).await?;
+        self.inner
+            .retirements
+            .followed_to
+            .store(last, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
     /// How many subscriptions listen (tests wait for theirs to be in place).
     pub fn retirement_subscribers(&self) -> usize {
         self.inner.retirements.events.receiver_count()
@@ -542,8 +555,13 @@ impl Services {
     /// (`inventory.poll_interval_ms`). Runs until the process ends.
     pub async fn run_retirement_follow(self) {
         use crate::store::fleet;
+        use std::sync::atomic::Ordering::Relaxed;
         let db = self.store().reader();
-        let mut last = fleet::last_change(db).await.unwrap_or(0);
+        let followed = &self.inner.retirements.followed_to;
+        let mut last = match followed.load(Relaxed) {
+            state::NOT_FOLLOWING => fleet::last_change(db).await.unwrap_or(0),
+            last => last,
+        };
         let mut ticks = tokio::time::interval(self.inner.decommission.kill_switch_poll);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pruned_at = std::time::Instant::now();
@@ -561,6 +579,8 @@ impl Services {
                             });
                         }
                     }
+                    // A restarted follower goes on from here rather than skip or repeat.
+                    followed.store(last, Relaxed);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read other instances' retirement changes")

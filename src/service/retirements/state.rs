@@ -16,7 +16,14 @@ pub(in crate::service) struct State {
     pub(in crate::service) delivery_wake: tokio::sync::Notify,
     /// Committed retirement changes made through this instance, for subscriptions.
     pub(in crate::service) events: tokio::sync::broadcast::Sender<RetirementEvent>,
+    /// The last announced change (of any instance) this instance has passed on, or
+    /// `NOT_FOLLOWING` before the first read: set when the instance is built, so a change
+    /// committed while its follower is still starting is not taken as already seen.
+    pub(in crate::service) followed_to: std::sync::atomic::AtomicI64,
 }
+
+/// [`State::followed_to`] before anything was read.
+pub(in crate::service) const NOT_FOLLOWING: i64 = -1;
 
 impl State {
     /// From `settings`, whose retirement policy must have been checked: an unusable one
@@ -40,6 +47,7 @@ impl State {
             channels: std::sync::OnceLock::new(),
             delivery_wake: tokio::sync::Notify::new(),
             events: tokio::sync::broadcast::channel(256).0,
+            followed_to: std::sync::atomic::AtomicI64::new(NOT_FOLLOWING),
         }
     }
 }

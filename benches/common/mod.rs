@@ -150,6 +150,105 @@ pub async fn seed_version(
         .expect("the seed version")
 }
 
+/// Writes generated rows of several tables straight into a SQLite file as a bulk load
+/// does: one transaction, one prepared statement per table, the tables' secondary
+/// indexes dropped first and built again once every row is in (building an index once
+/// costs far less than keeping it through a million inserts). Values are encoded as the
+/// service writes them (times as RFC 3339 text).
+#[allow(dead_code)]
+pub struct BulkLoad {
+    conn: rusqlite::Connection,
+    indexes: Vec<String>,
+}
+
+#[allow(dead_code)]
+impl BulkLoad {
+    /// Opens `file` (the service's database, migrated) and drops the secondary indexes of
+    /// `tables`, to be built again by [`BulkLoad::finish`].
+    pub fn start(file: &Path, tables: &[&str]) -> Self {
+        let conn = rusqlite::Connection::open(file).expect("open the database file");
+        // A 512 MiB page cache for this connection: the unique indexes that stay (they
+        // back constraints) then take their million inserts in memory.
+        conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -524288; BEGIN")
+            .expect("begin");
+        let mut indexes = Vec::new();
+        for table in tables {
+            let mut find = conn
+                .prepare(
+                    "SELECT name, sql FROM sqlite_master \
+                     WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL",
+                )
+                .expect("indexes");
+            let found: Vec<(String, String)> = find
+                .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
+                .expect("indexes")
+                .collect::<Result<_, _>>()
+                .expect("indexes");
+            for (name, sql) in found {
+                conn.execute_batch(&format!("DROP INDEX \"{name}\""))
+                    .expect("drop index");
+                indexes.push(sql);
+            }
+        }
+        Self { conn, indexes }
+    }
+
+    /// Inserts `rows` into `E`'s table, every column each.
+    pub fn insert<E, A>(&self, rows: &[A])
+    where
+        E: sea_orm::EntityTrait,
+        A: sea_orm::ActiveModelTrait<Entity = E>,
+    {
+        use sea_orm::{IdenStatic, Iterable};
+        let columns: Vec<E::Column> = E::Column::iter().collect();
+        let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
+        let sql = format!(
+            "INSERT INTO \"{}\" ({}) VALUES ({})",
+            E::default().table_name(),
+            names.join(", "),
+            (1..=names.len())
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut insert = self.conn.prepare_cached(&sql).expect("insert");
+        for row in rows {
+            let values: Vec<rusqlite::types::Value> = columns
+                .iter()
+                .map(|&c| sqlite_value(row.get(c).into_value()))
+                .collect();
+            insert
+                .execute(rusqlite::params_from_iter(values))
+                .expect("insert a row");
+        }
+    }
+
+    /// Builds the dropped indexes again and commits.
+    pub fn finish(self) {
+        for sql in &self.indexes {
+            self.conn.execute_batch(sql).expect("build an index");
+        }
+        self.conn.execute_batch("COMMIT").expect("commit");
+    }
+}
+
+/// A column value as SQLite holds what the service writes.
+fn sqlite_value(v: Option<sea_orm::Value>) -> rusqlite::types::Value {
+    use rusqlite::types::Value as S;
+    use sea_orm::Value as V;
+    match v {
+        None => S::Null,
+        Some(V::Bool(b)) => b.map_or(S::Null, |b| S::Integer(i64::from(b))),
+        Some(V::Int(n)) => n.map_or(S::Null, |n| S::Integer(i64::from(n))),
+        Some(V::BigInt(n)) => n.map_or(S::Null, S::Integer),
+        Some(V::String(t)) => t.map_or(S::Null, |t| S::Text(t.to_string())),
+        Some(V::ChronoDateTimeUtc(t)) => t.map_or(S::Null, |t| {
+            S::Text(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+        }),
+        Some(other) => panic!("a bulk load does not encode {other:?}"),
+    }
+}
+
 /// Writes generated rows straight into their table, 1,000 to a statement and 50
 /// statements to a transaction.
 #[allow(dead_code)]

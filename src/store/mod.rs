@@ -279,9 +279,7 @@ impl Store {
         Ok(())
     }
 
-    /// Whether group commits run on the writer thread (a SQLite file), so that tests of
-    /// them know which transaction they exercised.
-    #[cfg(test)]
+    /// Whether group commits run on the SQLite writer thread (a SQLite file).
     pub(crate) fn writes_groups_on_thread(&self) -> bool {
         self.thread_writer.is_some()
     }

@@ -148,7 +148,8 @@ impl Services {
     }
 
     /// Applies the group set-wise in one transaction: on a SQLite file, on the store's
-    /// writer thread (one hand-off for the whole group); otherwise in a [`WriteTx`].
+    /// writer thread (one hand-off for the whole group); on PostgreSQL, on the
+    /// group-commit thread (`store::pg_writer`); otherwise in a [`WriteTx`].
     async fn commit_set_wise(&self, jobs: &Arc<Vec<Queued>>) -> Result<Applied, ServiceError> {
         let mut attempt = 1;
         // A derivation's circle check reads the graph, which the writer thread must never
@@ -157,7 +158,7 @@ impl Services {
             .iter()
             .flat_map(|j| j.batch.iter())
             .any(|r| matches!(r, Registration::Derivation { .. }));
-        if !derives {
+        if !derives && self.store().writes_groups_on_thread() {
             loop {
                 let (services, queued) = (Services::clone(self), jobs.clone());
                 // Read here, so the writer thread never waits on the graph's lock.

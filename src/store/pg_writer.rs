@@ -4,11 +4,10 @@
 //! Why: a group commit is a dozen round trips, one after another, under the write lock
 //! every replica queues on. On the shared runtime each round trip's answer waits behind
 //! every runnable request task (hundreds, when senders are many), and the socket's
-//! readiness is noticed only between them: measured, a group of 75 messages held the lock
-//! for 90 ms, almost all of it waiting to be polled. Here the commit is the only task on
-//! its runtime, and its connection's readiness is that runtime's alone, so each round
-//! trip costs what the database takes. The SQLite writer thread (`sqlite_writer`) is the
-//! same idea for the embedded database.
+//! readiness is noticed only between them, all while the lock is held. Here the commit
+//! is the only task on its runtime, and its connection's readiness is that runtime's
+//! alone, so each round trip costs what the database takes. The SQLite writer thread
+//! (`sqlite_writer`) is the same idea for the embedded database.
 
 use super::{Store, StoreError, WriteTx};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};

@@ -12,11 +12,15 @@
 /// every write serialisable. A macro rather than a function taking an async closure:
 /// such closures cannot yet prove `Send` for the borrows they capture.
 macro_rules! in_write_tx {
-    ($services:expr, |$tx:ident| $body:block) => {{
+    ($services:expr, |$tx:ident| $body:block) => {
+        in_write_tx!($services, begin_write, |$tx| $body)
+    };
+    // `$begin` names the `Store` method that begins each attempt's transaction.
+    ($services:expr, $begin:ident, |$tx:ident| $body:block) => {{
         let services = $services;
         let mut attempt = 1u32;
         loop {
-            let mut owned = match services.store().begin_write().await {
+            let mut owned = match services.store().$begin().await {
                 Ok(tx) => tx,
                 Err(e) => break Err($crate::service::ServiceError::from(e)),
             };

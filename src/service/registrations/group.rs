@@ -209,7 +209,7 @@ impl Services {
     }
 
     /// On PostgreSQL's group-commit thread (`store::pg_writer`), applies the group in one
-    /// transaction of that thread's connection, as `in_write_tx!` would.
+    /// transaction of that thread's connection.
     async fn commit_on_group_thread(
         &self,
         jobs: &[Queued],
@@ -219,14 +219,9 @@ impl Services {
         let seen = seen
             .with_frozen(self, self.store().group_reader().await?)
             .await?;
-        let mut attempt = 1u32;
-        loop {
-            let mut tx = self.store().begin_group_write().await?;
-            let outcome = self.apply_set_wise(&mut tx, jobs, seen.clone()).await;
-            if let Some(result) = self.settle(tx, outcome, &mut attempt).await {
-                return result;
-            }
-        }
+        in_write_tx!(self, begin_group_write, |tx| {
+            self.apply_set_wise(tx, jobs, seen.clone()).await
+        })
     }
 
     /// The group-commit worker's queue, started on first use and started again when the

@@ -599,14 +599,23 @@ async fn run(label: &str, settings: Settings, shape: Shape, reuse: bool, part: P
 
     // The service: start-up with the graph, RSS, HTTP answers, webhook ingestion.
     let operator = Actor::local_operator();
+    // Named for this run: a run on `--data` kept from an earlier one finds its names
+    // taken (names are never reused).
+    let run = std::process::id();
     let (_, reader) = services
         .admin()
-        .create_token(&operator, "bench-reader", "reader", None, None)
+        .create_token(
+            &operator,
+            &format!("bench-reader-{run}"),
+            "reader",
+            None,
+            None,
+        )
         .await
         .expect("token");
     let (_, secret) = services
         .inventory()
-        .create_webhook_source(&operator, "bench-ci")
+        .create_webhook_source(&operator, &format!("bench-ci-{run}"))
         .await
         .expect("source");
     let port = common::free_port();

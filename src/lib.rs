@@ -1,6 +1,8 @@
 //! sunset: knows which systems use which AI models, and retires models safely.
 //! See ARCHITECTURE.md for the map of this crate.
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod attest;
 pub mod audit;
@@ -16,6 +18,7 @@ pub mod graphql;
 pub mod http;
 pub mod ingest;
 pub mod key_file;
+pub mod memory;
 pub mod prometheus;
 pub mod scheduler;
 pub mod service;

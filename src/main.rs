@@ -7,8 +7,24 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's own C API (linked with the allocator): frees what it holds for reuse. The
+// crate's one use of `unsafe` (the library forbids it).
+#[allow(unsafe_code)]
+unsafe extern "C" {
+    fn mi_collect(force: bool);
+}
+
+/// Hands the memory mimalloc keeps after a graph load back to the system at once (see
+/// `sunset::memory`).
+#[allow(unsafe_code)]
+fn release_memory() {
+    // SAFETY: `mi_collect` takes no pointers and may be called from any thread.
+    unsafe { mi_collect(true) }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    sunset::memory::on_release(release_memory);
     let cli = sunset::cli::Cli::parse();
     let (log, traces) = cli.telemetry_settings();
     let telemetry = sunset::telemetry::init(log, &traces);

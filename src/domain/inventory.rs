@@ -125,18 +125,31 @@ impl fmt::Display for ConsumerName {
     }
 }
 
-/// A deployment environment such as `production`, `staging` or `dev-eu`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct Environment(String);
+/// A deployment environment such as `production`, `staging` or `dev-eu`. Shared, as
+/// names are: a few environments are named by every consumer the inventory holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Environment(Arc<str>);
 
 impl Environment {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        super::names::parse_slug("environment", raw, 32, false).map(Self)
+        super::names::parse_slug("environment", raw, 32, false).map(|s| Self(s.into()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Hashes and compares as its text does.
+impl std::borrow::Borrow<str> for Environment {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl serde::Serialize for Environment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

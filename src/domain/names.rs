@@ -61,17 +61,33 @@ pub(super) fn parse_slug(
 macro_rules! slug_type {
     ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal, $dot:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Shared rather than owned: the inventory holds a name for every model and
+        /// version in memory, and a version's model name is its model's, not a copy.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             pub fn parse(raw: &str) -> Result<Self, ParseError> {
-                parse_slug($field, raw, $max, $dot).map(Self)
+                parse_slug($field, raw, $max, $dot).map(|s| Self(s.into()))
             }
 
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+        }
+
+        /// Hashes and compares as its text does, so maps keyed by names are searched by
+        /// text.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
             }
         }
 

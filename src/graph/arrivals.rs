@@ -30,6 +30,21 @@ pub(super) struct Arrival {
     pub key: u64,
 }
 
+impl Arrival {
+    /// A stand-in for a slot about to be filled.
+    pub fn empty() -> Arrival {
+        Arrival {
+            from: NodeIndex::end(),
+            edge: EdgeIndex::end(),
+            range: NO_RANGE,
+            from_depended_on: false,
+            looping: false,
+            last_seen: 0,
+            key: 0,
+        }
+    }
+}
+
 /// The `range` of an arrival whose edge has none.
 pub(super) const NO_RANGE: u32 = u32::MAX;
 
@@ -63,12 +78,12 @@ impl Arrivals {
         }
     }
 
-    /// Room for `n`, allocated once, for a bulk load that counted them first.
-    pub fn with_capacity(n: usize) -> Self {
-        if n > 1 {
-            Arrivals::Many(Vec::with_capacity(n))
-        } else {
-            Arrivals::None
+    /// The arrivals of `list`, in its order.
+    pub fn from_slice(list: &[Arrival]) -> Self {
+        match list {
+            [] => Arrivals::None,
+            [one] => Arrivals::One(*one),
+            many => Arrivals::Many(many.to_vec()),
         }
     }
 
@@ -185,9 +200,13 @@ mod tests {
         assert!(matches!(a, Arrivals::One(_)));
         a.as_mut_slice()[0].last_seen = 9;
         assert_eq!(a.as_slice()[0].last_seen, 9);
-        let mut loaded = Arrivals::with_capacity(2);
-        loaded.push(arrival(1));
-        loaded.push(arrival(2));
-        assert_eq!(loaded.as_slice(), &[arrival(1), arrival(2)]);
+        for n in 0..4 {
+            let list: Vec<Arrival> = (0..n).map(arrival).collect();
+            assert_eq!(Arrivals::from_slice(&list).as_slice(), list.as_slice());
+        }
+        assert!(matches!(
+            Arrivals::from_slice(&[arrival(1)]),
+            Arrivals::One(_)
+        ));
     }
 }

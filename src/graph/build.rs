@@ -26,6 +26,11 @@ impl GraphBuilder {
         }
     }
 
+    /// Room for this many nodes and edges, allocated once.
+    pub fn reserve(&mut self, nodes: usize, edges: usize) {
+        self.g.reserve(nodes, edges);
+    }
+
     pub fn model(&mut self, m: ModelInfo) {
         self.g.upsert_model(m);
     }

@@ -48,10 +48,6 @@ impl fmt::Display for Footprint {
     }
 }
 
-/// What a B-tree map adds per entry beyond its key and value (its nodes' lengths, edges
-/// and slack), roughly: nodes hold up to 11 entries and are half to fully used.
-const BTREE_ENTRY_OVERHEAD: usize = 16;
-
 /// A hash map's slots: its capacity, each a key, a value and a control byte.
 fn map_bytes<K, V, S>(m: &HashMap<K, V, S>) -> usize {
     m.capacity() * (size_of::<K>() + size_of::<V>() + 1)
@@ -79,42 +75,44 @@ impl InventoryGraph {
             ),
             (
                 "petgraph edges (records inline)",
-                edge_slots * (size_of::<Option<super::EdgeRecord>>() + 2 * index + 2 * node_index),
+                edge_slots * (size_of::<Option<super::Edge>>() + 2 * index + 2 * node_index),
             ),
             ("consumers' records (behind Arc)", self.consumer_heap()),
             ("models' and versions' names", self.model_heap()),
             (
-                "edges' origin names (distinct Arc<str>)",
-                self.origin_heap(),
+                "consumers' teams and environments (shared)",
+                self.teams
+                    .iter()
+                    .map(|t| arc_str(t.as_str()))
+                    .chain(self.environments.iter().map(|e| arc_str(e.as_str())))
+                    .sum::<usize>()
+                    + set_bytes(&self.teams)
+                    + set_bytes(&self.environments),
+            ),
+            (
+                "edges' origin names (numbered)",
+                self.origins.footprint(arc_str),
             ),
             (
                 "id and name indexes (hash maps)",
-                map_bytes(&self.consumers)
+                self.consumers.footprint()
                     + map_bytes(&self.consumer_names)
-                    + self.consumer_names.keys().map(String::len).sum::<usize>()
-                    + map_bytes(&self.models)
+                    + self.models.footprint()
                     + map_bytes(&self.model_names)
-                    + self.model_names.keys().map(String::len).sum::<usize>()
                     + map_bytes(&self.model_versions)
                     + self
                         .model_versions
                         .values()
-                        .map(|v| {
-                            v.len()
-                                * (size_of::<crate::domain::Version>()
-                                    + size_of::<super::VersionId>()
-                                    + BTREE_ENTRY_OVERHEAD)
-                        })
+                        .map(|v| v.len() * size_of::<(crate::domain::Version, super::VersionId)>())
                         .sum::<usize>()
-                    + map_bytes(&self.versions)
-                    + map_bytes(&self.edges),
+                    + self.versions.footprint()
+                    + self.edges.footprint(),
             ),
             (
                 "ranges",
-                self.ranges.capacity() * size_of::<usize>()
-                    + self.ranges.len()
-                        * (2 * size_of::<usize>() + size_of::<crate::domain::VersionRange>())
-                    + map_bytes(&self.range_numbers),
+                self.ranges.footprint(|_| {
+                    2 * size_of::<usize>() + size_of::<crate::domain::VersionRange>()
+                }),
             ),
         ];
         parts.extend(self.walk.footprint());
@@ -133,8 +131,6 @@ impl InventoryGraph {
                     2 * size_of::<usize>()
                         + size_of::<crate::domain::Consumer>()
                         + arc_str(c.name.as_str())
-                        + c.owner_team.as_str().len()
-                        + c.environment.as_str().len()
                         + c.contacts
                             .iter()
                             .map(|e| size_of::<crate::domain::EmailAddress>() + e.as_str().len())
@@ -146,23 +142,23 @@ impl InventoryGraph {
             .sum()
     }
 
+    /// Names are shared (a version's model name is its model's): each counted once.
     fn model_heap(&self) -> usize {
+        let mut seen: HashSet<*const u8> = HashSet::new();
+        let mut once = |name: &str| {
+            if seen.insert(name.as_ptr()) {
+                arc_str(name)
+            } else {
+                0
+            }
+        };
         self.g
             .node_weights()
             .map(|n| match n {
-                Node::Model(m) => m.name.as_str().len() + m.owner_team.as_str().len(),
-                Node::Version(v) => v.model_name.as_str().len(),
+                Node::Model(m) => once(m.name.as_str()) + once(m.owner_team.as_str()),
+                Node::Version(v) => once(v.model_name.as_str()),
                 Node::Consumer(..) => 0,
             })
-            .sum()
-    }
-
-    fn origin_heap(&self) -> usize {
-        let mut seen: HashSet<*const u8> = HashSet::new();
-        self.g
-            .edge_weights()
-            .filter(|e| seen.insert(e.origin_name.as_ptr()))
-            .map(|e| arc_str(&e.origin_name))
             .sum()
     }
 }
@@ -170,15 +166,18 @@ impl InventoryGraph {
 impl super::WalkIndex {
     fn footprint(&self) -> Vec<(&'static str, usize)> {
         let arrival = size_of::<super::arrivals::Arrival>();
-        let lists = self.arrivals.capacity() * size_of::<super::Arrivals>()
+        let lists = self.lists.capacity()
+            * (size_of::<petgraph::stable_graph::NodeIndex>()
+                + size_of::<super::arrivals::Arrivals>()
+                + 1)
             + self
-                .arrivals
-                .iter()
+                .lists
+                .values()
                 .map(|a| a.heap_capacity() * arrival)
                 .sum::<usize>();
         vec![
-            ("arrivals (per-node lists)", lists),
-            ("packed arrivals (the walks' copy)", self.packed.footprint()),
+            ("arrivals changed since packing (lists)", lists),
+            ("arrivals packed (one array)", self.packed.footprint()),
             (
                 "parallel and looping edge sets",
                 set_bytes(&self.parallel) + set_bytes(&self.looping),

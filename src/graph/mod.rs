@@ -15,38 +15,43 @@
 //!
 //! # Performance
 //!
-//! Beside petgraph's own lists, each node keeps its *arrivals* (`arrivals.rs`: the edges
-//! arriving there, inline when there is one): `dependents` walks read those, since
-//! petgraph links a node's edges through the edges and a hub question paid a cache miss
-//! for every edge. Each arrival carries what a walk needs so it reads neither edge nor
-//! dependent: last seen, the `uses` range's number (`ranges`), whether anything depends
-//! on the dependent, and the first eight bytes of its name (how an answer picks the first
-//! 1,000 of a hub's dependents). `upsert_edge`, `remove_edge`, `remove_consumer` and the
-//! upserts that rename keep them; a bulk load adds edges with `load_edge` and lays the
-//! arrivals out once in `finish_load`; `snapshot().indexes_agree` checks them against
-//! petgraph. `packed.rs` holds a second copy that walks read first: every node's arrivals
-//! in one array, laid out breadth-first from the longest list, each arrival carrying
-//! where its dependent's own arrivals lie (so expanding a dependent is one read, not a
-//! slot and then the heap) and its hot part (dependent, span, flags: 16 bytes) apart from
-//! the rest. It is laid out at `finish_load` and again at `set_revision` once enough
-//! changed (`worth_repacking`); in between, a change to a node's arrivals *unpacks* that
-//! node (`arrivals_changed`: its span and the spans in the packed arrivals that reach it
-//! say so, found through a per-edge place index) and walks read it from its list; fields
-//! changed in place go to both copies (`edit_arrival`). `indexes_agree` checks every
-//! packed node against its list. Beyond the 1,000 an answer may list, a walk takes the
-//! short way (`expand_beyond`): no path, no key, leaf consumers only counted per depth,
-//! the next batch's packed arrivals read while this one expands; before listing,
-//! `read_ahead` reads each kind of line the listed nodes need (node, consumer record,
-//! name, edge) for all of them in one pass. A set of *parallel* edges (one link from
-//! several origins) tells an answer which steps need their evidence gathered from
-//! petgraph's lists. The *looping* set holds the `depends_on` edges that may lie on a
-//! circle (exact after a load; an added link that closes one, or whose search grows long,
-//! has the circles found again at `set_revision`), and each such edge's arrival is
-//! flagged so; a walk looks for cycles only among those, by peeling (Kahn, each way) and
-//! then Tarjan on what is left. Consumers are held as `Arc<Consumer>` and `ConsumerName`
-//! is a shared `Arc<str>`: an answer's targets and the names in its paths
-//! (`Step.from`/`to`, ranges, origin names) are reference counts, not copies, because a
-//! hub answer lists a thousand.
+//! Walks do not read petgraph's own lists. Each node's *arrivals* (`arrivals.rs`: the
+//! edges arriving there) are what `dependents` walks read, since petgraph links a node's
+//! edges through the edges and a hub question paid a cache miss for every edge. Each
+//! arrival carries what a walk needs so it reads neither edge nor dependent: last seen,
+//! the `uses` range's number (`ranges`), whether anything depends on the dependent, and
+//! the first eight bytes of its name (how an answer picks the first 1,000 of a hub's
+//! dependents). They are held once (`walk_index.rs`): *packed* (`packed.rs`), every
+//! node's in one array laid out breadth-first from the longest list, each arrival
+//! carrying where its dependent's own arrivals lie (so expanding a dependent is one read)
+//! and its hot part (dependent, span, flags: 16 bytes) apart from the rest; or, for a
+//! node whose arrivals changed since the layout, in a list of its own. A bulk load adds
+//! edges with `load_edge` and lays every arrival out once in `finish_load`; a change to a
+//! node's arrivals first *unpacks* it (`arrivals_change`: the packed arrivals move to its
+//! list, and its span and the spans in the packed arrivals that reach it say so, found
+//! through a per-edge place index); fields changed in place go to whichever copy walks
+//! read (`edit_arrival`); `set_revision` lays everything out again once enough changed
+//! (`worth_repacking`). `snapshot().indexes_agree` checks the arrivals against petgraph.
+//! Beyond the 1,000 an answer may list, a walk takes the short way (`expand_beyond`): no
+//! path, no key, leaf consumers only counted per depth, the next batch's packed arrivals
+//! read while this one expands; before listing, `read_ahead` reads each kind of line the
+//! listed nodes need (node, consumer record, name, edge) for all of them in one pass. A
+//! set of *parallel* edges (one link from several origins) tells an answer which steps
+//! need their evidence gathered from petgraph's lists. The *looping* set holds the
+//! `depends_on` edges that may lie on a circle (exact after a load; an added link that
+//! closes one, or whose search grows long, has the circles found again at
+//! `set_revision`), and each such edge's arrival is flagged so; a walk looks for cycles
+//! only among those, by peeling (Kahn, each way) and then Tarjan on what is left.
+//!
+//! Memory (`footprint.rs` estimates it part by part): an edge is held as a compact record
+//! (`edge.rs`: its link told by its two ends and numbers into the tables of ranges and
+//! origin names; 72 bytes with petgraph's links), built into an [`EdgeRecord`] only when
+//! asked for; ids map to places through vectors indexed by id (`id_index.rs`); a model's
+//! versions are one boxed slice (`model_versions.rs`); names are shared `Arc<str>`, and
+//! consumers' teams and environments are held once each. Consumers are held as
+//! `Arc<Consumer>`: an answer's targets and the names in its paths (`Step.from`/`to`,
+//! ranges, origin names) are reference counts, not copies, because a hub answer lists a
+//! thousand.
 //!
 //! Why this file is long: every mutation of the graph keeps petgraph and the performance
 //! layer (`WalkIndex`: arrivals, packed copy, parallel and looping edges) in step, and
@@ -55,21 +60,28 @@
 
 mod arrivals;
 mod build;
+mod edge;
 mod footprint;
+mod id_index;
+mod model_versions;
 mod packed;
 mod query;
 mod walk_index;
 
-use arrivals::{Arrival, Arrivals, NO_RANGE, sort_prefix};
+use arrivals::{Arrival, NO_RANGE, sort_prefix};
+use edge::{Edge, Kind, Numbered};
+use id_index::IdIndex;
+use model_versions::ModelVersions;
 use packed::Packed;
-use walk_index::WalkIndex;
+use walk_index::{WalkIndex, parallel_edges};
 
 pub use build::GraphBuilder;
 pub use footprint::Footprint;
 pub use query::{Answer, Counts, Cycle, Evidence, Impact, Query, Reached, Step, Target, Upstream};
 
 use crate::domain::{
-    Consumer, Derivation, EdgeKind, EdgeOrigin, ModelName, TeamName, Version, VersionRange,
+    Consumer, Derivation, EdgeKind, EdgeOrigin, Environment, ModelName, TeamName, Version,
+    VersionRange,
 };
 use chrono::{DateTime, Utc};
 use petgraph::Direction;
@@ -190,28 +202,41 @@ pub enum GraphError {
 /// The inventory graph at one revision.
 #[derive(Debug, Clone, Default)]
 pub struct InventoryGraph {
-    g: StableDiGraph<Node, EdgeRecord>,
-    consumers: HashMap<ConsumerId, NodeIndex>,
-    consumer_names: HashMap<String, ConsumerId>,
-    models: HashMap<ModelId, NodeIndex>,
-    model_names: HashMap<String, ModelId>,
+    g: StableDiGraph<Node, Edge>,
+    consumers: IdIndex<ConsumerId, NodeIndex>,
+    /// Keyed by the consumers' own names, shared.
+    consumer_names: HashMap<Arc<str>, ConsumerId>,
+    models: IdIndex<ModelId, NodeIndex>,
+    model_names: HashMap<ModelName, ModelId>,
     /// Per model, its versions in order, for resolving ranges.
-    model_versions: HashMap<ModelId, BTreeMap<Version, VersionId>>,
-    versions: HashMap<VersionId, NodeIndex>,
-    edges: HashMap<EdgeId, EdgeIndex>,
+    model_versions: HashMap<ModelId, ModelVersions>,
+    versions: IdIndex<VersionId, NodeIndex>,
+    edges: IdIndex<EdgeId, EdgeIndex>,
     /// What the walks read instead of petgraph's linked edge lists.
     walk: WalkIndex,
-    /// Every range a `uses` edge has named, numbered in the order first seen; arrivals
-    /// refer to them by number. One entry per distinct range text, which many edges
-    /// share, so none is ever dropped.
-    ranges: Vec<Arc<VersionRange>>,
-    range_numbers: HashMap<String, u32, foldhash::fast::RandomState>,
+    /// Every range a `uses` edge has named; edges and arrivals refer to them by number.
+    ranges: Numbered<VersionRange>,
+    /// Every name an edge's origin has had; edges refer to them by number.
+    origins: Numbered<str>,
+    /// The teams and environments consumers name, each held once and shared by every
+    /// consumer that names it (a few hundred names among millions of consumers).
+    teams: HashSet<TeamName>,
+    environments: HashSet<Environment>,
     revision: i64,
 }
 
 /// How many consumers an added `depends_on` link's search for a circle through it may
 /// visit before giving up, as if it had found one.
 const LOOP_SEARCH_BOUND: usize = 4_096;
+
+/// The one copy of `name` that `held` keeps, which keeps `name` if it had none.
+fn shared<T: Clone + Eq + std::hash::Hash>(held: &mut HashSet<T>, name: T) -> T {
+    if let Some(kept) = held.get(&name) {
+        return kept.clone();
+    }
+    held.insert(name.clone());
+    name
+}
 
 /// A time as nanoseconds since the epoch, clamped to what an `i64` holds (the years 1677
 /// to 2262), so that comparing two is comparing two numbers.
@@ -246,14 +271,14 @@ impl InventoryGraph {
         }
     }
 
-    /// Lays the packed arrivals out afresh from the per-node lists.
+    /// Lays the arrivals out afresh in one array.
     fn repack(&mut self) {
-        self.walk.packed = Packed::pack(&self.walk.arrivals, self.g.edge_bound());
+        self.walk.repack(self.g.node_bound(), self.g.edge_bound());
     }
 
-    /// After the arrivals at `ix` changed: walks stop reading their packed copy.
-    fn arrivals_changed(&mut self, ix: NodeIndex) {
-        self.walk.packed.unpack(
+    /// Before the arrivals at `ix` change: walks read them from its list from now on.
+    fn arrivals_change(&mut self, ix: NodeIndex) {
+        self.walk.unpack(
             ix,
             self.g
                 .edges_directed(ix, Direction::Outgoing)
@@ -276,7 +301,7 @@ impl InventoryGraph {
             let ix = self.g.add_node(Node::Model(m.clone()));
             self.models.insert(m.id, ix);
         }
-        self.model_names.insert(m.name.as_str().to_owned(), m.id);
+        self.model_names.insert(m.name.clone(), m.id);
     }
 
     pub fn upsert_version(&mut self, v: VersionInfo) -> Result<(), GraphError> {
@@ -297,8 +322,10 @@ impl InventoryGraph {
         Ok(())
     }
 
-    pub fn upsert_consumer(&mut self, id: ConsumerId, c: Consumer) {
-        let name = c.name.as_str().to_owned();
+    pub fn upsert_consumer(&mut self, id: ConsumerId, mut c: Consumer) {
+        c.owner_team = shared(&mut self.teams, c.owner_team);
+        c.environment = shared(&mut self.environments, c.environment);
+        let name = c.name.shared();
         if let Some(&ix) = self.consumers.get(&id) {
             if let Node::Consumer(_, old) = &self.g[ix] {
                 self.consumer_names.remove(old.name.as_str());
@@ -311,7 +338,7 @@ impl InventoryGraph {
         self.consumer_names.insert(name, id);
     }
 
-    /// The arrival of edge `ex` from `from`, numbering its range if it is new.
+    /// The arrival of edge `ex` from `from`.
     fn arrival(&mut self, from: NodeIndex, ex: EdgeIndex) -> Arrival {
         Arrival {
             key: self.key_of(from),
@@ -322,25 +349,13 @@ impl InventoryGraph {
 
     /// [`Self::arrival`] without what the dependent tells: its key, and whether anything
     /// depends on it.
-    fn bare_arrival(&mut self, from: NodeIndex, ex: EdgeIndex) -> Arrival {
+    fn bare_arrival(&self, from: NodeIndex, ex: EdgeIndex) -> Arrival {
         let e = &self.g[ex];
         let last_seen = stamp(e.last_seen);
-        let range = match &e.link {
-            Link::Uses { range, .. } => match self.range_numbers.get(range.as_str()) {
-                Some(&n) => n,
-                None => {
-                    let n = u32::try_from(self.ranges.len()).expect("fewer than 2^32 ranges");
-                    self.range_numbers.insert(range.as_str().to_owned(), n);
-                    self.ranges.push(Arc::clone(range));
-                    n
-                }
-            },
-            _ => NO_RANGE,
-        };
         Arrival {
             from,
             edge: ex,
-            range,
+            range: e.range,
             from_depended_on: false,
             looping: false,
             last_seen,
@@ -360,15 +375,15 @@ impl InventoryGraph {
     /// The arrival at `to` of edge `ex`. A search: a popular model's arrivals are many.
     fn arrival_mut(&mut self, to: NodeIndex, ex: EdgeIndex) -> Option<&mut Arrival> {
         self.walk
-            .arrivals
-            .get_mut(to.index())?
+            .lists
+            .get_mut(&to)?
             .as_mut_slice()
             .iter_mut()
             .find(|a| a.edge == ex)
     }
 
     /// Changes a field of the arrival at `to` of edge `ex`, in its list and in its packed
-    /// copy alike.
+    /// copy, whichever it has (a node unpacked keeps its old packed copy, unread).
     fn edit_arrival(&mut self, to: NodeIndex, ex: EdgeIndex, edit: impl Fn(&mut Arrival)) {
         if let Some(a) = self.arrival_mut(to, ex) {
             edit(a);
@@ -378,10 +393,7 @@ impl InventoryGraph {
 
     /// Whether anything depends on the node: it has arrivals.
     fn depended_on(&self, ix: NodeIndex) -> bool {
-        self.walk
-            .arrivals
-            .get(ix.index())
-            .is_some_and(|a| !a.is_empty())
+        !self.walk.at(ix).is_empty()
     }
 
     /// Puts `node` in the place of the one at `ix`; if its name sorts differently, the
@@ -429,10 +441,8 @@ impl InventoryGraph {
             self.remove_edge(edge);
         }
         // petgraph reuses the index of a removed node.
-        if let Some(arrivals) = self.walk.arrivals.get_mut(ix.index()) {
-            *arrivals = Arrivals::None;
-        }
-        self.arrivals_changed(ix);
+        self.arrivals_change(ix);
+        self.walk.lists.remove(&ix);
         if let Some(Node::Consumer(_, c)) = self.g.remove_node(ix) {
             self.consumer_names.remove(c.name.as_str());
         }
@@ -442,67 +452,65 @@ impl InventoryGraph {
         self.insert_edge(e, true)
     }
 
+    /// Room for this many more nodes and edges, allocated at that size: a bulk load
+    /// knows how many it will add.
+    pub(super) fn reserve(&mut self, nodes: usize, edges: usize) {
+        self.g.reserve_exact_nodes(nodes);
+        self.g.reserve_exact_edges(edges);
+    }
+
     /// Adds an edge read by a bulk load, leaving its arrival to [`Self::finish_load`]:
     /// a million arrivals grown one by one cost more than laying them out once.
     pub(super) fn load_edge(&mut self, e: EdgeRecord) -> Result<(), GraphError> {
         self.insert_edge(e, false)
     }
 
-    /// Lays out the arrivals of every edge added by [`Self::load_edge`]: counted first,
-    /// so that each node's array is allocated once at its size, then filled in the
-    /// order of the edges' indexes. That is the order they were added, and so the order
-    /// single upserts would give, because a graph being loaded has had no edge removed
-    /// (petgraph reuses a removed edge's index).
+    /// Lays out the arrivals of every edge added by [`Self::load_edge`], packed: first
+    /// in one array grouped by node (counted first, so it is allocated once and given
+    /// back whole), in the order of the edges' indexes. That is the order they were
+    /// added, and so the order single upserts would give, because a graph being loaded
+    /// has had no edge removed (petgraph reuses a removed edge's index).
     pub(super) fn finish_load(&mut self) {
-        let mut count = vec![0usize; self.g.node_bound()];
+        let n = self.g.node_bound();
+        let mut start = vec![0usize; n + 1];
         for e in (&self.g).edge_references() {
-            count[e.target().index()] += 1;
+            start[e.target().index() + 1] += 1;
         }
-        self.walk.arrivals = count.into_iter().map(Arrivals::with_capacity).collect();
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
         // Keys read node by node in order, rather than once per edge at random.
-        let keys: Vec<u64> = (0..self.g.node_bound())
+        let keys: Vec<u64> = (0..n)
             .map(|i| {
                 let ix = NodeIndex::new(i);
                 self.g.node_weight(ix).map_or(0, |_| self.key_of(ix))
             })
             .collect();
-        let edges: Vec<EdgeIndex> = self.g.edge_indices().collect();
-        for ex in edges {
+        let mut fill = start.clone();
+        let mut all: Vec<Arrival> = Vec::with_capacity(start[n]);
+        // Safe stand-ins, each overwritten below: every slot is some edge's.
+        all.resize(start[n], Arrival::empty());
+        for ex in self.g.edge_indices() {
             let (from, to) = self.g.edge_endpoints(ex).expect("an edge the graph lists");
-            let arrival = Arrival {
+            all[fill[to.index()]] = Arrival {
                 key: keys[from.index()],
                 ..self.bare_arrival(from, ex)
             };
-            self.walk.arrivals[to.index()].push(arrival);
+            fill[to.index()] += 1;
         }
+        drop((fill, keys));
+        let of = |i: usize| &all[start[i]..start[i + 1]];
         // Only now that every node has its arrivals is it known who is depended on.
-        let depended_on: Vec<bool> = self.walk.arrivals.iter().map(|a| !a.is_empty()).collect();
-        for a in self
-            .walk
-            .arrivals
-            .iter_mut()
-            .flat_map(Arrivals::as_mut_slice)
-        {
+        let depended_on: Vec<bool> = (0..n).map(|i| !of(i).is_empty()).collect();
+        for a in &mut all {
             a.from_depended_on = depended_on.get(a.from.index()).copied().unwrap_or(false);
         }
-        self.walk.parallel.clear();
-        let mut ends: Vec<(NodeIndex, EdgeIndex)> = Vec::new();
-        for arrivals in &self.walk.arrivals {
-            let Arrivals::Many(arrivals) = arrivals else {
-                continue;
-            };
-            ends.clear();
-            ends.extend(arrivals.iter().map(|a| (a.from, a.edge)));
-            ends.sort_unstable();
-            for pair in ends.windows(2) {
-                if pair[0].0 == pair[1].0 {
-                    self.walk.parallel.extend([pair[0].1, pair[1].1]);
-                }
-            }
-        }
+        let of = |i: usize| &all[start[i]..start[i + 1]];
+        self.walk.parallel = parallel_edges((0..n).map(of));
+        self.walk.lists.clear();
+        self.walk.packed = Packed::pack(n, of, self.g.edge_bound());
         self.mark_looping(self.loops());
         self.walk.loops_unknown = false;
-        self.repack();
     }
 
     /// Makes `looping` the graph's looping edges, and their arrivals say so.
@@ -526,7 +534,7 @@ impl InventoryGraph {
     fn loops(&self) -> HashSet<EdgeIndex, foldhash::fast::RandomState> {
         let links: Vec<(NodeIndex, NodeIndex, EdgeIndex)> = (&self.g)
             .edge_references()
-            .filter(|e| matches!(e.weight().link, Link::DependsOn { .. }))
+            .filter(|e| e.weight().depends_on())
             .map(|e| (e.source(), e.target(), e.id()))
             .collect();
         let mut sub: petgraph::Graph<(), ()> = petgraph::Graph::new();
@@ -574,7 +582,7 @@ impl InventoryGraph {
                 return;
             }
             for e in self.g.edges_directed(at, Direction::Outgoing) {
-                if matches!(e.weight().link, Link::DependsOn { .. }) && seen.insert(e.target()) {
+                if e.weight().depends_on() && seen.insert(e.target()) {
                     todo.push(e.target());
                 }
             }
@@ -599,6 +607,7 @@ impl InventoryGraph {
                 (self.consumer_ix(*consumer)?, self.consumer_ix(*target)?)
             }
         };
+        let e = self.compact(e);
         let last_seen = stamp(e.last_seen);
         if let Some(&ex) = self.edges.get(&e.id)
             && let Some(w) = self.g.edge_weight_mut(ex)
@@ -615,13 +624,9 @@ impl InventoryGraph {
         if !arrive {
             return Ok(());
         }
-        if self.walk.arrivals.len() <= to.index() {
-            self.walk
-                .arrivals
-                .resize_with(to.index() + 1, Arrivals::default);
-        }
-        let twins: Vec<EdgeIndex> = self.walk.arrivals[to.index()]
-            .as_slice()
+        let twins: Vec<EdgeIndex> = self
+            .walk
+            .at(to)
             .iter()
             .filter(|a| a.from == from)
             .map(|a| a.edge)
@@ -632,12 +637,12 @@ impl InventoryGraph {
         }
         let arrival = self.arrival(from, ex);
         let first = !self.depended_on(to);
-        self.walk.arrivals[to.index()].push(arrival);
-        self.arrivals_changed(to);
+        self.arrivals_change(to);
+        self.walk.list_mut(to).push(arrival);
         if first {
             self.refresh_arrivals_from(to);
         }
-        if matches!(self.g[ex].link, Link::DependsOn { .. }) {
+        if self.g[ex].depends_on() {
             self.note_dependency(from, to);
         }
         Ok(())
@@ -648,9 +653,10 @@ impl InventoryGraph {
             return;
         };
         if let Some((_, to)) = self.g.edge_endpoints(ex)
-            && let Some(arrivals) = self.walk.arrivals.get_mut(to.index())
-            && let Some(at) = arrivals.as_slice().iter().position(|a| a.edge == ex)
+            && let Some(at) = self.walk.at(to).iter().position(|a| a.edge == ex)
         {
+            self.arrivals_change(to);
+            let arrivals = self.walk.lists.entry(to).or_default();
             let gone = arrivals.remove(at);
             let last = arrivals.is_empty();
             if self.walk.parallel.remove(&ex) {
@@ -659,7 +665,6 @@ impl InventoryGraph {
                     self.walk.parallel.remove(&last.edge);
                 }
             }
-            self.arrivals_changed(to);
             if last {
                 self.refresh_arrivals_from(to);
             }
@@ -693,7 +698,7 @@ impl InventoryGraph {
     }
 
     pub fn version_id(&self, model: ModelId, version: Version) -> Option<VersionId> {
-        self.model_versions.get(&model)?.get(&version).copied()
+        self.model_versions.get(&model)?.get(version)
     }
 
     pub fn version(&self, id: VersionId) -> Option<&VersionInfo> {
@@ -703,23 +708,78 @@ impl InventoryGraph {
         }
     }
 
-    pub fn edge(&self, id: EdgeId) -> Option<&EdgeRecord> {
-        self.edges.get(&id).and_then(|&ex| self.g.edge_weight(ex))
+    pub fn edge(&self, id: EdgeId) -> Option<EdgeRecord> {
+        self.edges.get(&id).and_then(|&ex| self.record(ex))
     }
 
     /// Every edge at a consumer, either way, for listing.
-    pub fn edges_of_consumer(&self, id: ConsumerId) -> Vec<&EdgeRecord> {
+    pub fn edges_of_consumer(&self, id: ConsumerId) -> Vec<EdgeRecord> {
         let Some(&ix) = self.consumers.get(&id) else {
             return Vec::new();
         };
-        let mut out: Vec<&EdgeRecord> = self
+        let mut out: Vec<EdgeRecord> = self
             .g
             .edges_directed(ix, Direction::Outgoing)
             .chain(self.g.edges_directed(ix, Direction::Incoming))
-            .map(|e| e.weight())
+            .filter_map(|e| self.record(e.id()))
             .collect();
         out.sort_by_key(|e| e.id);
         out
+    }
+
+    /// An edge as the graph is told it: its link's ranges and origin's name numbered.
+    fn compact(&mut self, e: EdgeRecord) -> Edge {
+        let (kind, range) = match &e.link {
+            Link::Uses { range, .. } => (Kind::Uses, self.ranges.number(range.as_str(), range)),
+            Link::DerivedFrom { derivation, .. } => (Kind::DerivedFrom(*derivation), NO_RANGE),
+            Link::DependsOn { .. } => (Kind::DependsOn, NO_RANGE),
+        };
+        Edge {
+            id: e.id,
+            first_seen: e.first_seen,
+            last_seen: e.last_seen,
+            observations: e.observations,
+            range,
+            origin_name: self.origins.number(&e.origin_name, &e.origin_name),
+            kind,
+            origin: e.origin,
+        }
+    }
+
+    /// The row an edge holds, as it was told: its link's ids read from its two ends.
+    fn record(&self, ex: EdgeIndex) -> Option<EdgeRecord> {
+        let e = self.g.edge_weight(ex)?;
+        let (from, to) = self.g.edge_endpoints(ex)?;
+        let link = match (e.kind, &self.g[from], &self.g[to]) {
+            (Kind::Uses, Node::Consumer(consumer, _), Node::Model(m)) => Link::Uses {
+                consumer: *consumer,
+                model: m.id,
+                range: Arc::clone(self.ranges.get(e.range)?),
+            },
+            (Kind::DerivedFrom(derivation), Node::Version(v), Node::Version(p)) => {
+                Link::DerivedFrom {
+                    version: v.id,
+                    parent: p.id,
+                    derivation,
+                }
+            }
+            (Kind::DependsOn, Node::Consumer(consumer, _), Node::Consumer(target, _)) => {
+                Link::DependsOn {
+                    consumer: *consumer,
+                    target: *target,
+                }
+            }
+            _ => return None,
+        };
+        Some(EdgeRecord {
+            id: e.id,
+            link,
+            origin: e.origin,
+            origin_name: Arc::clone(self.origins.get(e.origin_name)?),
+            first_seen: e.first_seen,
+            last_seen: e.last_seen,
+            observations: e.observations,
+        })
     }
 
     /// All consumers, ordered by name.
@@ -727,7 +787,7 @@ impl InventoryGraph {
         let mut out: Vec<(ConsumerId, &Consumer)> = self
             .consumers
             .iter()
-            .filter_map(|(&id, &ix)| match &self.g[ix] {
+            .filter_map(|(id, ix)| match &self.g[ix] {
                 Node::Consumer(_, c) => Some((id, c.as_ref())),
                 _ => None,
             })
@@ -754,24 +814,23 @@ impl InventoryGraph {
     /// the graph wires them: two graphs with equal snapshots answer every question alike.
     pub fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::default();
-        for (&id, &ix) in &self.consumers {
+        for (id, ix) in self.consumers.iter() {
             if let Node::Consumer(_, c) = &self.g[ix] {
                 s.consumers.insert(id, Consumer::clone(c));
             }
         }
-        for (&id, &ix) in &self.models {
+        for (id, ix) in self.models.iter() {
             if let Node::Model(m) = &self.g[ix] {
                 s.models.insert(id, m.clone());
             }
         }
-        for (&id, &ix) in &self.versions {
+        for (id, ix) in self.versions.iter() {
             if let Node::Version(v) = &self.g[ix] {
                 s.versions.insert(id, v.clone());
             }
         }
-        for (&id, &ex) in &self.edges {
-            if let Some((a, b)) = self.g.edge_endpoints(ex) {
-                let e = self.g[ex].clone();
+        for (id, ex) in self.edges.iter() {
+            if let (Some((a, b)), Some(e)) = (self.g.edge_endpoints(ex), self.record(ex)) {
                 s.edges
                     .insert(id, (self.node_label(a), self.node_label(b), e));
             }
@@ -797,11 +856,11 @@ impl InventoryGraph {
     /// the graph says it does not know them yet).
     fn indexes_agree(&self) -> bool {
         let looping_ok = (self.walk.loops_unknown || self.loops().is_subset(&self.walk.looping))
-            && self.walk.looping.iter().all(|&ex| {
-                self.g
-                    .edge_weight(ex)
-                    .is_some_and(|e| matches!(e.link, Link::DependsOn { .. }))
-            });
+            && self
+                .walk
+                .looping
+                .iter()
+                .all(|&ex| self.g.edge_weight(ex).is_some_and(Edge::depends_on));
         if !looping_ok {
             return false;
         }
@@ -814,35 +873,30 @@ impl InventoryGraph {
             return false;
         }
         let bound = self.g.node_bound();
-        if self.walk.arrivals.len() > bound
-            && self.walk.arrivals[bound..].iter().any(|a| !a.is_empty())
-        {
+        // A list is kept for unpacked nodes alone, and none for a node the graph lacks.
+        if self.walk.lists.iter().any(|(&ix, list)| {
+            self.walk.packed.span(ix).is_packed() || (ix.index() >= bound && !list.is_empty())
+        }) {
             return false;
         }
         (0..bound).all(|i| {
             let ix = NodeIndex::new(i);
-            let kept = self
-                .walk
-                .arrivals
-                .get(i)
-                .map(Arrivals::as_slice)
-                .unwrap_or_default();
+            let kept = self.walk.at(ix);
             let expected: Vec<Arrival> = if self.g.contains_node(ix) {
                 self.g
                     .edges_directed(ix, Direction::Incoming)
                     .map(|e| Arrival {
                         from: e.source(),
                         edge: e.id(),
-                        // A `uses` edge whose range has no number (or another's) gets
-                        // one no arrival holds, so the comparison fails.
-                        range: match &e.weight().link {
-                            Link::Uses { range, .. } => self
-                                .range_numbers
-                                .get(range.as_str())
-                                .copied()
-                                .filter(|&n| self.ranges[n as usize] == *range)
-                                .unwrap_or(NO_RANGE - 1),
-                            _ => NO_RANGE,
+                        // An edge whose range does not fit its kind gets a number no
+                        // arrival holds, so the comparison fails.
+                        range: if e.weight().range_fits_kind()
+                            && (e.weight().range == NO_RANGE
+                                || self.ranges.get(e.weight().range).is_some())
+                        {
+                            e.weight().range
+                        } else {
+                            NO_RANGE - 1
                         },
                         from_depended_on: self
                             .g
@@ -858,7 +912,7 @@ impl InventoryGraph {
                 Vec::new()
             };
             kept.iter().rev().eq(expected.iter())
-        }) && self.walk.packed.agrees_with(&self.walk.arrivals)
+        }) && self.walk.packed.consistent()
     }
 
     fn node_label(&self, ix: NodeIndex) -> String {

@@ -1,4 +1,4 @@
-//! The arrivals again, packed: every node's arrivals in one array, node after node, in the
+//! The arrivals, packed: every node's arrivals in one array, node after node, in the
 //! order a breadth-first walk from the most depended-on nodes meets them, each arrival
 //! carrying where its dependent's own arrivals lie.
 //!
@@ -9,13 +9,14 @@
 //! where the dependent's arrivals are, and a walk from a big model reads them roughly in
 //! the order they were laid out.
 //!
-//! The per-node lists stay the truth that changes edit. This copy is laid out at load and
-//! again when enough has changed (see [`Packed::worth_repacking`]); in between, a node
-//! whose arrivals changed is *unpacked*: its span says so, the packed arrivals that reach
-//! it say so, and walks read it from its list as before. Fields of an arrival that change
-//! in place (a time, a name's key, a flag) are written to both copies.
+//! This is the only copy of a packed node's arrivals. It is laid out at load and again
+//! when enough has changed (see [`Packed::worth_repacking`]); in between, a node whose
+//! arrivals change is *unpacked*: its arrivals move to a list of its own (`WalkIndex`),
+//! its span says so, the packed arrivals that reach it say so, and walks read it from its
+//! list. Fields of an arrival that change in place (a time, a name's key, a flag) are
+//! written here and, for an unpacked node, to its list.
 
-use super::arrivals::{Arrival, Arrivals};
+use super::arrivals::Arrival;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
 
 /// Where a node's packed arrivals lie in [`Packed`]'s array.
@@ -105,21 +106,18 @@ impl Packed {
             + self.places.capacity() * size_of::<u32>()
     }
 
-    /// Packs `live` (per node index, its arrivals). Lists are laid out breadth-first
-    /// along the arrivals, from the longest list first and then from the longest left,
-    /// each node's dependents in the order walks meet them (newest first), so that a
-    /// big question reads its dependents' arrivals close to where it read the last.
-    pub fn pack(live: &[Arrivals], edge_bound: usize) -> Self {
-        let n = live.len();
+    /// Packs the arrivals of nodes `0..n`, `live(i)` giving node `i`'s. Lists are laid
+    /// out breadth-first along the arrivals, from the longest list first and then from
+    /// the longest left, each node's dependents in the order walks meet them (newest
+    /// first), so that a big question reads its dependents' arrivals close to where it
+    /// read the last.
+    pub fn pack<'a>(n: usize, live: impl Fn(usize) -> &'a [Arrival], edge_bound: usize) -> Self {
         let mut seeds: Vec<u32> = (0..n)
-            .filter(|&i| !live[i].is_empty())
+            .filter(|&i| !live(i).is_empty())
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
-        seeds.sort_by_key(|&i| std::cmp::Reverse(live[i as usize].as_slice().len()));
-        let total: usize = seeds
-            .iter()
-            .map(|&i| live[i as usize].as_slice().len())
-            .sum();
+        seeds.sort_by_key(|&i| std::cmp::Reverse(live(i as usize).len()));
+        let total: usize = seeds.iter().map(|&i| live(i as usize).len()).sum();
         let mut spans = vec![Span { at: 0, len: 0 }; n];
         let mut placed = vec![false; n];
         let mut arrivals: Vec<Arrival> = Vec::with_capacity(total);
@@ -130,7 +128,7 @@ impl Packed {
             }
             queue.push_back(seed as usize);
             while let Some(i) = queue.pop_front() {
-                let list = live[i].as_slice();
+                let list = live(i);
                 spans[i] = Span {
                     at: u32::try_from(arrivals.len()).expect("fewer than 2^32 arrivals"),
                     len: u32::try_from(list.len()).expect("fewer than 2^32 arrivals"),
@@ -138,7 +136,7 @@ impl Packed {
                 arrivals.extend_from_slice(list);
                 for a in list.iter().rev() {
                     let from = a.from.index();
-                    if from < n && !live[from].is_empty() && !placed[from] {
+                    if from < n && !placed[from] && !live(from).is_empty() {
                         placed[from] = true;
                         queue.push_back(from);
                     }
@@ -246,22 +244,20 @@ impl Packed {
         self.changes >= 16 && self.changes * share >= self.arrivals.len()
     }
 
-    /// Whether every packed node's arrivals are exactly `live`'s, and every packed
-    /// arrival gives its dependent's span as it is now.
-    pub fn agrees_with(&self, live: &[Arrivals]) -> bool {
-        self.spans.iter().enumerate().all(|(i, &span)| {
+    /// Whether every packed arrival's hot part is its own, giving its dependent's span
+    /// as it is now, and the place of every packed node's arrivals is known by edge.
+    pub fn consistent(&self) -> bool {
+        self.spans.iter().all(|&span| {
             if !span.is_packed() {
                 return true;
             }
-            let kept = live.get(i).map(Arrivals::as_slice).unwrap_or_default();
             let (hot, packed) = self.list(span);
-            packed == kept
-                && hot.len() == kept.len()
+            hot.len() == packed.len()
                 && hot
                     .iter()
-                    .zip(kept)
+                    .zip(packed)
                     .all(|(h, a)| *h == Hot::of(a, self.span(a.from)))
-                && kept.iter().all(|a| {
+                && packed.iter().all(|a| {
                     self.places.get(a.edge.index()).is_some_and(|&at| {
                         self.arrivals.get(at as usize).map(|q| q.edge) == Some(a.edge)
                     })

@@ -11,8 +11,9 @@
 //! private per-thread buffers and read the performance layer (`WalkIndex`) directly; cut
 //! apart, those buffers and the walk's internals would have to be opened to each other.
 
+use super::edge::{Edge, Kind};
 use super::packed::{Hot, Span};
-use super::{EdgeRecord, InventoryGraph, Link, Node};
+use super::{InventoryGraph, Node};
 use crate::domain::{
     Consumer, ConsumerName, Derivation, EdgeKind, EdgeOrigin, ModelName, Version, VersionRange,
 };
@@ -608,8 +609,8 @@ impl InventoryGraph {
             todo.extend(
                 self.g
                     .edges_directed(ix, Direction::Outgoing)
-                    .filter_map(|e| match e.weight().link {
-                        Link::DerivedFrom { parent, .. } => Some(parent),
+                    .filter_map(|e| match (e.weight().kind, &self.g[e.target()]) {
+                        (Kind::DerivedFrom(_), Node::Version(parent)) => Some(parent.id),
                         _ => None,
                     }),
             );
@@ -762,8 +763,7 @@ impl InventoryGraph {
             if let Some((_, ex)) = v.via
                 && let Some(e) = self.g.edge_weight(ex)
             {
-                touched ^=
-                    e.observations as usize ^ usize::from(matches!(e.link, Link::Uses { .. }));
+                touched ^= e.observations as usize ^ usize::from(e.kind == Kind::Uses);
             }
         }
         std::hint::black_box(touched);
@@ -1007,7 +1007,7 @@ impl InventoryGraph {
             at_model.each_newest_first(|a, span| {
                 if self
                     .ranges
-                    .get(a.range as usize)
+                    .get(a.range)
                     .is_some_and(|r| r.matches(version.version))
                 {
                     emit(next(of, a, span, EdgeKind::Uses));
@@ -1075,57 +1075,60 @@ impl InventoryGraph {
         }
     }
 
-    /// A node's arrivals: packed when `span` says where, else from its list.
+    /// A node's arrivals: packed where `span` says, or where the node's own span says
+    /// when the arrival that reached it could not (it came from a list), else from its
+    /// list.
     fn found(&self, ix: NodeIndex, span: Span) -> Found<'_> {
+        let span = if span.is_packed() {
+            span
+        } else {
+            self.walk.packed.span(ix)
+        };
         if span.is_packed() {
             let (hot, list) = self.walk.packed.list(span);
             Found::Packed(hot, list)
         } else {
-            Found::Live(
-                self.walk
-                    .arrivals
-                    .get(ix.index())
-                    .map(super::Arrivals::as_slice)
-                    .unwrap_or_default(),
-            )
+            Found::Live(self.walk.list(ix))
         }
     }
 
     fn dependencies_of(&self, ix: NodeIndex, of: u32, emit: &mut impl FnMut(Next)) {
-        let next = |e: petgraph::stable_graph::EdgeReference<'_, EdgeRecord>, node| Next {
+        let next = |e: petgraph::stable_graph::EdgeReference<'_, Edge>, node| Next {
             of,
             edge: e.id(),
             node,
-            kind: e.weight().link.kind(),
+            kind: e.weight().kind.edge_kind(),
             last_seen: super::stamp(e.weight().last_seen),
             key: 0,
             leaf: false,
-            may_loop: matches!(e.weight().link, Link::DependsOn { .. }) && self.may_loop(e.id()),
+            may_loop: e.weight().depends_on() && self.may_loop(e.id()),
             span: Span::UNPACKED,
         };
         match &self.g[ix] {
             Node::Consumer(..) => {
                 for e in self.g.edges_directed(ix, Direction::Outgoing) {
-                    match &e.weight().link {
-                        Link::DependsOn { .. } => emit(next(e, e.target())),
-                        Link::Uses { model, range, .. } => {
-                            for (&version, id) in
-                                self.model_versions.get(model).into_iter().flatten()
-                            {
+                    match (e.weight().kind, &self.g[e.target()]) {
+                        (Kind::DependsOn, _) => emit(next(e, e.target())),
+                        (Kind::Uses, Node::Model(model)) => {
+                            let Some(range) = self.ranges.get(e.weight().range) else {
+                                continue;
+                            };
+                            let versions = self.model_versions.get(&model.id);
+                            for (version, id) in versions.into_iter().flat_map(|v| v.iter()) {
                                 if range.matches(version)
-                                    && let Some(&vx) = self.versions.get(id)
+                                    && let Some(&vx) = self.versions.get(&id)
                                 {
                                     emit(next(e, vx));
                                 }
                             }
                         }
-                        Link::DerivedFrom { .. } => {}
+                        _ => {}
                     }
                 }
             }
             Node::Version(_) => {
                 for e in self.g.edges_directed(ix, Direction::Outgoing) {
-                    if matches!(e.weight().link, Link::DerivedFrom { .. }) {
+                    if matches!(e.weight().kind, Kind::DerivedFrom(_)) {
                         emit(next(e, e.target()));
                     }
                 }
@@ -1146,7 +1149,7 @@ impl InventoryGraph {
         for v in visits.iter().filter(|v| v.consumer) {
             for e in self.g.edges_directed(v.ix, Direction::Outgoing) {
                 let followed = q.include_stale || !e.weight().is_stale(q.now, q.stale_after);
-                if matches!(e.weight().link, Link::DependsOn { .. })
+                if e.weight().depends_on()
                     && followed
                     && self.may_loop(e.id())
                     && visits.contains(e.target())
@@ -1295,26 +1298,41 @@ impl InventoryGraph {
             self.g
                 .edges_connecting(a, b)
                 .map(|e| e.weight())
-                .filter(|e| same_link(&e.link, &chosen.link))
-                .map(|e| evidence(e, q))
+                .filter(|e| e.same_link(chosen))
+                .map(|e| self.evidence(e, q))
                 .collect()
         } else {
-            vec![evidence(chosen, q)]
+            vec![self.evidence(chosen, q)]
         };
         evidence.retain(|e| q.include_stale || !e.stale);
         evidence.sort_by(|x, y| (x.origin, &x.origin_name).cmp(&(y.origin, &y.origin_name)));
-        let (range, derivation) = match &chosen.link {
-            Link::Uses { range, .. } => (Some(Arc::clone(range)), None),
-            Link::DerivedFrom { derivation, .. } => (None, Some(*derivation)),
-            Link::DependsOn { .. } => (None, None),
+        let (range, derivation) = match chosen.kind {
+            Kind::Uses => (self.ranges.get(chosen.range).map(Arc::clone), None),
+            Kind::DerivedFrom(derivation) => (None, Some(derivation)),
+            Kind::DependsOn => (None, None),
         };
         Step {
-            kind: chosen.link.kind(),
+            kind: chosen.kind.edge_kind(),
             from: self.shared_label(from, labels),
             to: self.shared_label(to, labels),
             range,
             derivation,
             evidence,
+        }
+    }
+
+    fn evidence(&self, e: &Edge, q: &Query) -> Evidence {
+        Evidence {
+            origin: e.origin,
+            // Every number an edge holds was given by this table.
+            origin_name: self
+                .origins
+                .get(e.origin_name)
+                .map_or_else(|| Arc::from(""), Arc::clone),
+            first_seen: e.first_seen,
+            last_seen: e.last_seen,
+            observations: e.observations,
+            stale: e.is_stale(q.now, q.stale_after),
         }
     }
 }
@@ -1362,27 +1380,4 @@ fn unpointed_peeled(n: usize, links: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
         .into_iter()
         .filter(|&(a, b)| !gone[a as usize] && !gone[b as usize])
         .collect()
-}
-
-/// Whether two edges record one link (what [`Link::key`] says, without formatting it).
-fn same_link(a: &Link, b: &Link) -> bool {
-    match (a, b) {
-        (Link::Uses { range: x, .. }, Link::Uses { range: y, .. }) => {
-            std::sync::Arc::ptr_eq(x, y) || x.as_str() == y.as_str()
-        }
-        (Link::DerivedFrom { .. }, Link::DerivedFrom { .. })
-        | (Link::DependsOn { .. }, Link::DependsOn { .. }) => true,
-        _ => false,
-    }
-}
-
-fn evidence(e: &EdgeRecord, q: &Query) -> Evidence {
-    Evidence {
-        origin: e.origin,
-        origin_name: Arc::clone(&e.origin_name),
-        first_seen: e.first_seen,
-        last_seen: e.last_seen,
-        observations: e.observations,
-        stale: e.is_stale(q.now, q.stale_after),
-    }
 }

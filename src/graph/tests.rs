@@ -788,7 +788,7 @@ fn walks_agree(g: &InventoryGraph, after: &str) {
     ];
     assert!(g.snapshot().indexes_agree, "after {after}");
     let mut lists_only = g.clone();
-    lists_only.walk.packed = Packed::default();
+    lists_only.walk.unpack_all(g.g.node_bound());
     for version in [10, 11, 12, 20, 30] {
         for q in &questions {
             assert_eq!(
@@ -803,7 +803,7 @@ fn walks_agree(g: &InventoryGraph, after: &str) {
 /// One change at random: a link added, removed or seen again, a consumer renamed or
 /// removed; says which.
 fn random_change(f: &mut Fixture, next: &mut impl FnMut(u64) -> u64, step: u32) -> &'static str {
-    let consumers: Vec<ConsumerId> = f.g.consumers.keys().copied().collect();
+    let consumers: Vec<ConsumerId> = f.g.consumers.keys().collect();
     let pick = |n: u64| consumers[n as usize % consumers.len()].0;
     match next(7) {
         0 | 1 => {
@@ -817,14 +817,14 @@ fn random_change(f: &mut Fixture, next: &mut impl FnMut(u64) -> u64, step: u32) 
             "a use"
         }
         3 => {
-            let ids: Vec<EdgeId> = f.g.edges.keys().copied().collect();
+            let ids: Vec<EdgeId> = f.g.edges.keys().collect();
             if let Some(&id) = ids.get(next(ids.len().max(1) as u64) as usize) {
                 f.g.remove_edge(id);
             }
             "a removal"
         }
         4 => {
-            let ids: Vec<EdgeId> = f.g.edges.keys().copied().collect();
+            let ids: Vec<EdgeId> = f.g.edges.keys().collect();
             if let Some(&id) = ids.get(next(ids.len().max(1) as u64) as usize) {
                 let mut e = f.g.edge(id).unwrap().clone();
                 e.last_seen = t0() - chrono::Duration::days(next(3) as i64);
@@ -848,10 +848,11 @@ fn random_change(f: &mut Fixture, next: &mut impl FnMut(u64) -> u64, step: u32) 
 
 #[test]
 fn walks_read_the_packed_arrivals_where_they_are_current() {
-    // That the packed copy agrees with the lists is checked everywhere; this shows it is
-    // what walks read. A model's list emptied behind the graph's back (which nothing but
-    // this test does) leaves its packed copy answering, in full and beyond a cut, until
-    // the node is unpacked and walks read its list again.
+    // That the packed arrivals agree with petgraph is checked everywhere; this shows
+    // they are what walks read. An empty list put beside a packed model's arrivals
+    // behind the graph's back (which nothing but this test does) changes no answer, in
+    // full or beyond a cut, until the node's span says it is unpacked and walks read
+    // that list.
     let mut loaded = Fixture::new();
     bulk_load_edges_of(&Fixture::standard().g, &mut loaded.g);
     let g = &mut loaded.g;
@@ -865,10 +866,10 @@ fn walks_read_the_packed_arrivals_where_they_are_current() {
     );
     let model = g.models[&ModelId(1)];
     assert!(g.walk.packed.span(model).is_packed());
-    g.walk.arrivals[model.index()] = Arrivals::None;
+    g.walk.lists.insert(model, arrivals::Arrivals::None);
     assert_eq!(g.dependents(VersionId(10), &query()).unwrap(), whole);
     assert_eq!(g.dependents(VersionId(10), &counted).unwrap(), cut);
-    g.arrivals_changed(model);
+    g.walk.packed.unpack(model, std::iter::empty());
     assert!(g.dependents(VersionId(10), &query()).unwrap().total < whole.total);
     assert!(g.dependents(VersionId(10), &counted).unwrap().total < cut.total);
 }
@@ -890,7 +891,7 @@ fn the_footprint_names_every_part_and_grows_with_the_edges() {
     );
     for part in [
         "petgraph edges (records inline)",
-        "arrivals (per-node lists)",
+        "arrivals changed since packing (lists)",
         "consumers' records (behind Arc)",
     ] {
         let of = |f: &super::Footprint| {

@@ -5,22 +5,23 @@
 //! change of the randomised sequences). Why each part exists is its field's comment; how
 //! they are kept in step is the module comment of `graph/mod.rs`.
 
-use super::arrivals::Arrivals;
+use super::arrivals::{Arrival, Arrivals};
 use super::packed::Packed;
-use petgraph::stable_graph::EdgeIndex;
-use std::collections::HashSet;
+use petgraph::stable_graph::{EdgeIndex, NodeIndex};
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct WalkIndex {
-    /// Per node index, the edges arriving there: who depends on that node. The same
-    /// edges petgraph holds, kept again per node (see `arrivals.rs`), because petgraph
-    /// links a node's edges through the edges themselves and a `dependents` walk paid a
-    /// cache miss for every edge it looked at; with its hubs' tens of thousands of
-    /// dependents, that walk was most of a question's time.
-    pub(super) arrivals: Vec<Arrivals>,
-    /// The same arrivals laid out in one array for the walks (see `packed.rs`), where
-    /// they have not changed since it was laid out.
+    /// Per node, the edges arriving there: who depends on that node. The same edges
+    /// petgraph holds, kept again per node (see `arrivals.rs`), because petgraph links a
+    /// node's edges through the edges themselves and a `dependents` walk paid a cache
+    /// miss for every edge it looked at; with its hubs' tens of thousands of dependents,
+    /// that walk was most of a question's time. Laid out in one array (see `packed.rs`)
+    /// for every node whose arrivals have not changed since; the others, and only they,
+    /// have a list here (one copy of each arrival, not two: at ten million edges the
+    /// lists beside the packed array cost 460 MB).
     pub(super) packed: Packed,
+    pub(super) lists: HashMap<NodeIndex, Arrivals, foldhash::fast::RandomState>,
     /// Edges that share both ends with another edge: one link reported by several
     /// origins, whose evidence an answer gathers. Few edges have one, and knowing which
     /// spares an answer reading every edge of each node it explains.
@@ -35,4 +36,76 @@ pub(super) struct WalkIndex {
     /// [`InventoryGraph::set_revision`](super::InventoryGraph::set_revision) finds the circles again, walks treat every `depends_on`
     /// edge as one that may loop, as slow as that is.
     pub(super) loops_unknown: bool,
+}
+
+impl WalkIndex {
+    /// The arrivals at `ix`, from wherever they are kept.
+    pub fn at(&self, ix: NodeIndex) -> &[Arrival] {
+        let span = self.packed.span(ix);
+        if span.is_packed() {
+            self.packed.list(span).1
+        } else {
+            self.list(ix)
+        }
+    }
+
+    /// The list of an unpacked node.
+    pub fn list(&self, ix: NodeIndex) -> &[Arrival] {
+        self.lists
+            .get(&ix)
+            .map(Arrivals::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// The arrivals at `ix` are about to change: from now on they are its list's, which
+    /// takes over their packed copy if they have one, and the packed arrivals of the
+    /// edges `leaving` it (all it had when packed, among others) say so.
+    pub fn unpack(&mut self, ix: NodeIndex, leaving: impl Iterator<Item = EdgeIndex>) {
+        let span = self.packed.span(ix);
+        if span.is_packed() {
+            let list = Arrivals::from_slice(self.packed.list(span).1);
+            self.lists.insert(ix, list);
+        }
+        self.packed.unpack(ix, leaving);
+    }
+
+    /// The list of a node [`Self::unpack`] was told of.
+    pub fn list_mut(&mut self, ix: NodeIndex) -> &mut Arrivals {
+        debug_assert!(!self.packed.span(ix).is_packed());
+        self.lists.entry(ix).or_default()
+    }
+
+    /// Lays every node's arrivals (`nodes` of them) out afresh in one array.
+    pub fn repack(&mut self, nodes: usize, edge_bound: usize) {
+        self.packed = Packed::pack(nodes, |i| self.at(NodeIndex::new(i)), edge_bound);
+        self.lists.clear();
+    }
+
+    /// Every node's arrivals moved to its list, as if nothing had been packed: what the
+    /// tests compare the packed walks with.
+    #[cfg(test)]
+    pub fn unpack_all(&mut self, nodes: usize) {
+        for i in 0..nodes {
+            let ix = NodeIndex::new(i);
+            self.unpack(ix, std::iter::empty());
+        }
+        self.packed = Packed::default();
+    }
+}
+
+/// The edges among `lists` (each node's arrivals) that share both ends with another.
+pub(super) fn parallel_edges<'a>(lists: impl Iterator<Item = &'a [Arrival]>) -> HashSet<EdgeIndex> {
+    let mut parallel = HashSet::new();
+    let mut ends: Vec<(NodeIndex, EdgeIndex)> = Vec::new();
+    for list in lists.filter(|l| l.len() > 1) {
+        ends.clear();
+        ends.extend(list.iter().map(|a| (a.from, a.edge)));
+        ends.sort_unstable();
+        for pair in ends.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                parallel.extend([pair[0].1, pair[1].1]);
+            }
+        }
+    }
+    parallel
 }

@@ -81,3 +81,37 @@ fn storage_returns_rows_and_the_graph_builds_itself() {
         graph_reads.join("\n")
     );
 }
+
+#[test]
+fn unsafe_code_is_the_binarys_one_call_into_its_allocator() {
+    // The library forbids it at its root; the workspace denies it everywhere else.
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .expect("lib.rs");
+    assert!(lib.contains("#![forbid(unsafe_code)]"));
+    let code = [
+        "unsafe {",
+        "unsafe fn",
+        "unsafe extern",
+        "unsafe impl",
+        "unsafe trait",
+    ];
+    let found: Vec<String> = offenders(&["src"], &code)
+        .into_iter()
+        .filter(|line| !line.contains("src/main.rs:"))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "unsafe outside main.rs:\n{}",
+        found.join("\n")
+    );
+    let main = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs"))
+        .expect("main.rs");
+    let calls = main
+        .lines()
+        .filter(|l| {
+            let line = l.split("//").next().unwrap_or("");
+            code.iter().any(|c| line.contains(c))
+        })
+        .count();
+    assert_eq!(calls, 2, "the extern block and the one call to mi_collect");
+}

@@ -87,7 +87,7 @@ impl crate::service::Inventory<'_> {
         };
         g.edges_of_consumer(id)
             .into_iter()
-            .map(|e| edge_view(&g, e))
+            .map(|e| edge_view(&g, &e))
             .collect()
     }
 

@@ -25,6 +25,7 @@ impl crate::service::Inventory<'_> {
             "inventory graph loaded"
         );
         *self.write_graph() = fresh;
+        crate::memory::released();
         self.inner
             .inventory
             .loaded
@@ -52,6 +53,7 @@ impl crate::service::Inventory<'_> {
             if self.inner.inventory.needs_reload.load(Ordering::Acquire) {
                 let fresh = load_graph(db).await?;
                 *self.write_graph() = fresh;
+                crate::memory::released();
                 self.inner
                     .inventory
                     .needs_reload
@@ -354,7 +356,7 @@ impl Update {
         match self {
             Update::Consumer(id, _) => Some(Upstream::Consumer(*id)),
             Update::Edge(_, Some(e)) => Some(e.source()),
-            Update::Edge(id, None) => g.edge(*id).map(EdgeRecord::source),
+            Update::Edge(id, None) => g.edge(*id).as_ref().map(EdgeRecord::source),
             Update::Model(m) => m.as_ref().map(|m| Upstream::Model(m.id)),
             Update::Version(v) => v.as_ref().map(|v| Upstream::Version(v.id)),
         }
@@ -436,6 +438,7 @@ pub async fn load_graph(db: &sea_orm::DatabaseConnection) -> Result<InventoryGra
     let mut built = crate::graph::GraphBuilder::new();
     let revision = repo::read_all(db, |rows| {
         match rows {
+            repo::Rows::Sizes { nodes, edges } => built.reserve(nodes, edges),
             repo::Rows::Models(page) => page.into_iter().for_each(|m| built.model(m)),
             repo::Rows::Versions(page) => {
                 for (id, model, version) in page {

@@ -39,7 +39,7 @@ pub(super) fn last_seen(
     versions: &[Version],
 ) -> Option<DateTime<Utc>> {
     let edges = g.edges_of_consumer(consumer);
-    let direct = |e: &&&crate::graph::EdgeRecord| match &e.link {
+    let direct = |e: &&crate::graph::EdgeRecord| match &e.link {
         crate::graph::Link::Uses {
             model: m, range, ..
         } => *m == model && versions.iter().any(|&v| range.matches(v)),

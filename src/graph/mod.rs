@@ -624,12 +624,13 @@ impl InventoryGraph {
         if !arrive {
             return Ok(());
         }
+        // Found among the dependent's own edges, which are few: the arrivals at `to` are a
+        // hub's hundreds of thousands.
         let twins: Vec<EdgeIndex> = self
-            .walk
-            .at(to)
-            .iter()
-            .filter(|a| a.from == from)
-            .map(|a| a.edge)
+            .g
+            .edges_connecting(from, to)
+            .map(|e| e.id())
+            .filter(|&e| e != ex)
             .collect();
         if !twins.is_empty() {
             self.walk.parallel.extend(twins);

@@ -14,7 +14,8 @@ pub fn on_release(release: fn()) {
     let _ = RELEASE.set(release);
 }
 
-/// A large amount of memory was just freed (a graph replaced by its load).
+/// A large amount of memory was just freed (a graph replaced by its load, or its
+/// arrivals laid out again).
 pub(crate) fn released() {
     if let Some(release) = RELEASE.get() {
         release();

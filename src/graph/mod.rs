@@ -259,16 +259,20 @@ impl InventoryGraph {
     }
 
     /// Marks the graph current up to `revision`, once that revision's changes are in;
-    /// circles that changes may have made are found again here, once for them all.
-    pub fn set_revision(&mut self, revision: i64) {
+    /// circles that changes may have made are found again here, once for them all, and
+    /// the arrivals laid out again if enough changed. Returns whether they were: the old
+    /// layout, a large allocation, was just freed.
+    pub fn set_revision(&mut self, revision: i64) -> bool {
         self.revision = revision;
         if self.walk.loops_unknown {
             self.mark_looping(self.loops());
             self.walk.loops_unknown = false;
         }
-        if self.walk.packed.worth_repacking() {
+        let repack = self.walk.packed.worth_repacking();
+        if repack {
             self.repack();
         }
+        repack
     }
 
     /// Lays the arrivals out afresh in one array.

@@ -165,7 +165,11 @@ impl crate::service::Inventory<'_> {
                 });
             }
         }
-        g.set_revision(last);
+        let laid_out_again = g.set_revision(last);
+        drop(g);
+        if laid_out_again {
+            crate::memory::released();
+        }
         if !ok {
             self.inner
                 .inventory

@@ -503,9 +503,8 @@ impl InventoryGraph {
             fill[to.index()] += 1;
         }
         drop((fill, keys));
-        let of = |i: usize| &all[start[i]..start[i + 1]];
-        // Only now that every node has its arrivals is it known who is depended on.
-        let depended_on: Vec<bool> = (0..n).map(|i| !of(i).is_empty()).collect();
+        // Only now that every node's arrivals are counted is it known who is depended on.
+        let depended_on: Vec<bool> = (0..n).map(|i| start[i + 1] > start[i]).collect();
         for a in &mut all {
             a.from_depended_on = depended_on.get(a.from.index()).copied().unwrap_or(false);
         }

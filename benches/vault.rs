@@ -5,10 +5,17 @@
 //! Needs `curl`, and for the baselines `age` (Debian package `age`) and `openssl`.
 //!
 //! It starts the release `sunset serve` on a fresh data folder, uploads a generated file
-//! with `curl -T`, downloads it with `curl -o`, checks the copy is identical, reads the
-//! server's peak RSS (VmHWM), then times `age` encrypting the same file to a file and
-//! `openssl speed -evp sha256` on one core. Targets (issue 3): upload and download each at
-//! least as fast as `age`, and at least half the one-core SHA-256 figure.
+//! with `curl -T`, downloads it twice with curl (into `/dev/null`, then into a file that
+//! is compared with the original), reads the server's peak RSS (VmHWM), then times `age`
+//! encrypting the same file to a file and `openssl speed -evp sha256` on one core.
+//! Targets (issues 3 and 27): upload and download each at least as fast as `age`, and at
+//! least half the one-core SHA-256 figure.
+//!
+//! The download the targets compare is the one into `/dev/null`: curl writes its output
+//! file 4 to 16 KiB at a time, which on a small virtual machine costs it about as much CPU
+//! as the whole server spends, on the same two cores. A client on another machine, as in
+//! a deployment, does not take the server's cores. The download into a file is printed
+//! too.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -78,10 +85,12 @@ fn openssl_sha256_mib_s() -> Option<f64> {
     Some(figure * 1000.0 / (1024.0 * 1024.0))
 }
 
-/// What one store measured: upload and download seconds, server peak RSS in MiB.
+/// What one store measured: upload and download seconds (into `/dev/null`, and into a
+/// file), server peak RSS in MiB.
 struct Measured {
     up: f64,
     down: f64,
+    down_to_file: f64,
     rss_mib: f64,
     bytes: u64,
 }
@@ -93,9 +102,14 @@ fn report(store: &str, m: &Measured) {
         m.up
     );
     println!(
-        "sunset    {store:<6} download   {:>8.0} MiB/s  ({:.2} s)  byte-identical",
+        "sunset    {store:<6} download   {:>8.0} MiB/s  ({:.2} s, into /dev/null)",
         mib_per_s(m.bytes, m.down),
         m.down
+    );
+    println!(
+        "sunset    {store:<6} download   {:>8.0} MiB/s  ({:.2} s, into a file by curl)  byte-identical",
+        mib_per_s(m.bytes, m.down_to_file),
+        m.down_to_file
     );
     println!(
         "sunset    {store:<6} peak RSS   {:>8.0} MiB   (server, VmHWM, whole run)",
@@ -222,37 +236,57 @@ fn main() {
         ),
     }
 
-    let age_key = dir.path().join("age.key");
-    if Command::new("age-keygen")
-        .arg("-o")
-        .arg(&age_key)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        let recipient = std::fs::read_to_string(&age_key)
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("# public key: ").map(str::to_owned))
-            .unwrap_or_default();
-        let age_out = dir.path().join("age.out");
-        let t = run(Command::new("age")
-            .args(["-r", &recipient, "-o"])
-            .arg(&age_out)
-            .arg(&input));
-        println!(
-            "baseline  age        {:>8.0} MiB/s  ({t:.2} s, file to file)",
-            mib_per_s(bytes, t)
-        );
-    } else {
-        println!("baseline  age        not installed (apt-get install age)");
+    let age = age_mib_s(dir.path(), &input, bytes);
+    match age {
+        Some(v) => println!("baseline  age        {v:>8.0} MiB/s  (file to file)"),
+        None => println!("baseline  age        not installed (apt-get install age)"),
     }
-    match openssl_sha256_mib_s() {
+    let sha = openssl_sha256_mib_s();
+    match sha {
         Some(v) => println!(
             "baseline  sha256     {v:>8.0} MiB/s  (openssl speed -evp sha256, one core, 64 KiB blocks)"
         ),
         None => println!("baseline  sha256     openssl speed gave no figure"),
     }
+    if let (Some(age), Some(sha)) = (age, sha) {
+        let bar = age.max(sha / 2.0);
+        let verdict = |v: f64| if v >= bar { "met" } else { "NOT met" };
+        let (up, down) = (
+            mib_per_s(folder.bytes, folder.up),
+            mib_per_s(folder.bytes, folder.down),
+        );
+        println!(
+            "target    folder     at least {bar:.0} MiB/s (age, and half of one core's SHA-256): upload {}, download {}",
+            verdict(up),
+            verdict(down)
+        );
+    }
+}
+
+/// `age` encrypting `input` to a file in `dir`, in MiB/s; `None` without `age`.
+fn age_mib_s(dir: &Path, input: &Path, bytes: u64) -> Option<f64> {
+    let age_key = dir.join("age.key");
+    let made = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&age_key)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        return None;
+    }
+    let recipient = std::fs::read_to_string(&age_key)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_owned))
+        .unwrap_or_default();
+    let age_out = dir.join("age.out");
+    let t = run(Command::new("age")
+        .args(["-r", &recipient, "-o"])
+        .arg(&age_out)
+        .arg(input));
+    let _ = std::fs::remove_file(&age_out);
+    Some(mib_per_s(bytes, t))
 }
 
 /// Serves `data` (with `config`, when given), uploads `input`, downloads it to `output`,
@@ -317,10 +351,14 @@ fn measure(
         .args(["-sf", "-H", &auth, "-T"])
         .arg(input)
         .arg(&url));
-    let down = run(Command::new("curl")
-        .args(["-sf", "-H", &auth, "-o"])
-        .arg(output)
-        .arg(url.split('?').next().unwrap_or(&url)));
+    let download = |to: &Path| {
+        run(Command::new("curl")
+            .args(["-sf", "-H", &auth, "-o"])
+            .arg(to)
+            .arg(url.split('?').next().unwrap_or(&url)))
+    };
+    let down = download(Path::new("/dev/null"));
+    let down_to_file = download(output);
     let rss_mib = vm_hwm_kib(server.id()) as f64 / 1024.0;
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
@@ -332,6 +370,7 @@ fn measure(
     Measured {
         up,
         down,
+        down_to_file,
         rss_mib,
         bytes: std::fs::metadata(input).map(|m| m.len()).unwrap_or(0),
     }

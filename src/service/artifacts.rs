@@ -1,15 +1,16 @@
 //! Artifacts of a version: streamed in, encrypted under a fresh data key, streamed out
 //! verified (AISVS 3.1.2, 3.3.3).
 //!
-//! Upload: the request body is hashed (SHA-256, the digest the OpenSSF model-signing
-//! format uses) and cut into chunks on the async side, while a blocking worker on the
-//! other core seals and writes them, so memory stays flat for any size. The blob becomes visible
+//! Upload: the request body is cut into chunks on the async side, one blocking worker
+//! hashes them (SHA-256, the digest the OpenSSF model-signing format uses) and another
+//! seals and writes them, so memory stays flat for any size. The blob becomes visible
 //! only when complete, and the artifact row (with the wrapped data key) and its audit
 //! record commit together afterwards; on any failure the blob is removed.
 //!
-//! Download: a blocking worker reads, authenticates and decrypts chunk by chunk and hashes
-//! the plaintext; the final chunk is released only once the whole digest matches, so a
-//! client that reads to the end has the exact bytes or an error, never altered data.
+//! Download: a blocking worker reads, authenticates and decrypts chunk by chunk, while a
+//! second one hashes the plaintext on the other core before releasing each chunk; the
+//! final chunk is released only once the whole digest matches, so a client that reads to
+//! the end has the exact bytes or an error, never altered data.
 
 mod upload;
 
@@ -259,7 +260,7 @@ impl super::Artifacts<'_> {
         (
             ArtifactInfo,
             Option<crate::domain::Retirement>,
-            impl Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static,
+            impl Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
         ),
         ServiceError,
     > {
@@ -332,16 +333,17 @@ impl super::Artifacts<'_> {
             .recv()
             .await
             .unwrap_or_else(|| Err("the decryption worker stopped".into()));
-        if let Err(reason) = first {
-            return Err(self.refuse_download(actor, &subject, &reason).await);
-        }
+        let first = match first {
+            Ok(chunk) => chunk,
+            Err(reason) => return Err(self.refuse_download(actor, &subject, &reason).await),
+        };
         self.note_download(actor, &model, version, &subject, pending.as_ref())
             .await;
         let rest = self.rest_of_stream(actor, subject, plain);
         Ok((
             info,
             pending,
-            futures_util::stream::iter([first.map_err(std::io::Error::other)]).chain(rest),
+            futures_util::stream::iter([Ok(first.into_bytes())]).chain(rest),
         ))
     }
 
@@ -412,14 +414,14 @@ impl super::Artifacts<'_> {
         }
     }
 
-    /// The chunks after the first, as the worker sends them; a failure ends the stream
-    /// with an error and is recorded as a refused download.
+    /// The chunks after the first, as the verifying worker releases them; a failure ends
+    /// the stream with an error and is recorded as a refused download.
     fn rest_of_stream(
         &self,
         actor: &Actor,
         subject: String,
-        plain: tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>,
-    ) -> impl Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+        plain: PlainChunks,
+    ) -> impl Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
         let services = Services::clone(self);
         let actor = actor.clone();
         futures_util::stream::unfold(Some(plain), move |rx| {
@@ -428,10 +430,9 @@ impl super::Artifacts<'_> {
             let subject = subject.clone();
             async move {
                 let mut rx = rx?;
-                match rx.recv().await {
-                    None => None,
-                    Some(Ok(chunk)) => Some((Ok(chunk), Some(rx))),
-                    Some(Err(reason)) => {
+                match rx.recv().await? {
+                    Ok(chunk) => Some((Ok(chunk.into_bytes()), Some(rx))),
+                    Err(reason) => {
                         let error = services
                             .artifacts()
                             .refuse_download(&actor, &subject, &reason)
@@ -471,7 +472,13 @@ impl super::Artifacts<'_> {
             let expected = stored.sha256.to_string();
             let context = stored.blob_id.clone();
             let checked = tokio::task::spawn_blocking(move || {
-                decrypt_verified(&key, context.as_bytes(), blob, &expected, |_| true)
+                let mut digest = DigestCheck::new(expected);
+                let mut failed = None;
+                decrypt_chunks(&key, context.as_bytes(), (blob, None), |chunk, last| {
+                    failed = digest.check(&chunk, last).err();
+                    failed.is_none()
+                })?;
+                failed.map_or(Ok(()), Err)
             })
             .await
             .map_err(ServiceError::internal)?;
@@ -508,14 +515,51 @@ impl super::Artifacts<'_> {
     }
 }
 
-/// Decrypts and hashes; hands each chunk to `deliver` once authenticated, the last only
-/// once the whole digest matches `expected`. `deliver` returns false when its reader is gone.
-fn decrypt_verified(
+/// The plaintext's running SHA-256, compared with the registry's digest at the last chunk.
+/// Whoever releases plaintext runs every chunk through it first, so the final chunk is
+/// released only once the whole digest matches.
+struct DigestCheck {
+    hasher: Option<ring::digest::Context>,
+    expected: String,
+}
+
+impl DigestCheck {
+    fn new(expected: String) -> Self {
+        Self {
+            hasher: Some(ring::digest::Context::new(&ring::digest::SHA256)),
+            expected,
+        }
+    }
+
+    fn check(&mut self, chunk: &[u8], last: bool) -> Result<(), String> {
+        let Some(h) = self.hasher.as_mut() else {
+            return Err("a chunk followed the last one".into());
+        };
+        h.update(chunk);
+        if last && let Some(h) = self.hasher.take() {
+            let actual = hex::encode(h.finish().as_ref());
+            if actual != self.expected {
+                return Err(format!(
+                    "integrity: the content's SHA-256 is {actual}, the registry holds {}",
+                    self.expected
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Authenticates and decrypts; hands each chunk and whether it is the last to `deliver`,
+/// which returns false when its reader is gone. The digest is the receiver's to check.
+/// Buffers sent back through `spare` are read into again.
+fn decrypt_chunks(
     key: &DataKey,
     context: &[u8],
-    mut blob: Box<dyn Read + Send>,
-    expected: &str,
-    mut deliver: impl FnMut(Vec<u8>) -> bool,
+    (mut blob, spare): (
+        Box<dyn Read + Send>,
+        Option<std::sync::mpsc::Receiver<Vec<u8>>>,
+    ),
+    mut deliver: impl FnMut(Vec<u8>, bool) -> bool,
 ) -> Result<(), String> {
     let mut header = [0u8; HEADER_LEN];
     blob.read_exact(&mut header).map_err(|_| {
@@ -527,36 +571,56 @@ fn decrypt_verified(
     })?;
     let mut opener = Opener::new(key, context, &header).map_err(|e| e.to_string())?;
     let mut chunks = Chunks::new(blob, opener.sealed_chunk_len());
-    let mut hasher = Some(ring::digest::Context::new(&ring::digest::SHA256));
+    if let Some(spare) = spare {
+        chunks = chunks.reusing(spare);
+    }
     while let Some((mut chunk, last)) = chunks.next_chunk().map_err(|e| e.to_string())? {
         opener
             .open_chunk(&mut chunk, last)
             .map_err(|e| e.to_string())?;
-        let Some(h) = hasher.as_mut() else {
-            return Err("a chunk followed the last one".into());
-        };
-        h.update(&chunk);
-        if last && let Some(h) = hasher.take() {
-            let actual = hex::encode(h.finish().as_ref());
-            if actual != expected {
-                return Err(format!(
-                    "integrity: the content's SHA-256 is {actual}, the registry holds {expected}"
-                ));
-            }
-        }
-        if !deliver(chunk) {
+        if !deliver(chunk, last) {
             return Ok(()); // the client went away
         }
     }
     Ok(())
 }
 
-/// Unwraps the artifact's data key and starts a blocking worker that decrypts and
-/// verifies the blob, sending plaintext chunks (or what failed) through the channel.
+/// A plaintext chunk on its way to the client. Once sent, its buffer goes back to the
+/// decrypting worker, which reads the next chunks into it instead of into fresh memory.
+struct Plain {
+    bytes: Vec<u8>,
+    home: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for Plain {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for Plain {
+    fn drop(&mut self) {
+        let _ = self.home.try_send(std::mem::take(&mut self.bytes));
+    }
+}
+
+impl Plain {
+    fn into_bytes(self) -> bytes::Bytes {
+        bytes::Bytes::from_owner(self)
+    }
+}
+
+/// Plaintext chunks released by the verifying worker, or what failed.
+type PlainChunks = tokio::sync::mpsc::Receiver<Result<Plain, String>>;
+
+/// Unwraps the artifact's data key and starts two blocking workers: one reads and
+/// decrypts the blob, the other hashes each chunk before releasing it through the
+/// channel (the final chunk only once the whole digest matches), so the two costliest
+/// steps of a download run on two cores while the response's task only sends.
 async fn start_decrypting(
     vault: &crate::vault::Vault,
     stored: &StoredArtifact,
-) -> Result<tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>, String> {
+) -> Result<PlainChunks, String> {
     let wrapped = WrappedKey {
         epoch: stored.kek_epoch,
         bytes: stored.wrapped_key.clone(),
@@ -570,15 +634,34 @@ async fn start_decrypting(
         .open(&stored.blob_id)
         .await
         .map_err(|e| e.to_string())?;
+    let (opened_tx, opened_rx) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
     let (plain_tx, plain_rx) = tokio::sync::mpsc::channel(PIPELINE_DEPTH);
-    let expected = stored.sha256.to_string();
+    // Chunks in both channels, in the response's stream and in hyper's hands can all come
+    // back; more than that are dropped.
+    let (home, spare) = std::sync::mpsc::sync_channel(3 * PIPELINE_DEPTH);
     let context = stored.blob_id.clone();
     tokio::task::spawn_blocking(move || {
-        let outcome = decrypt_verified(&data_key, context.as_bytes(), blob, &expected, |chunk| {
-            plain_tx.blocking_send(Ok(chunk)).is_ok()
+        let source = (blob, Some(spare));
+        let outcome = decrypt_chunks(&data_key, context.as_bytes(), source, |bytes, last| {
+            let chunk = Plain {
+                bytes,
+                home: home.clone(),
+            };
+            opened_tx.send(Ok((chunk, last))).is_ok()
         });
         if let Err(reason) = outcome {
-            let _ = plain_tx.blocking_send(Err(reason));
+            let _ = opened_tx.send(Err(reason));
+        }
+    });
+    let mut digest = DigestCheck::new(stored.sha256.to_string());
+    tokio::task::spawn_blocking(move || {
+        for opened in opened_rx {
+            let checked =
+                opened.and_then(|(chunk, last)| digest.check(chunk.as_ref(), last).map(|()| chunk));
+            let failed = checked.is_err();
+            if plain_tx.blocking_send(checked).is_err() || failed {
+                return; // the client went away, or the download ends here
+            }
         }
     });
     Ok(plain_rx)

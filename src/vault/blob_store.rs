@@ -2,12 +2,14 @@
 //! S3-compatible object storage (`object_blob_store.rs`), behind one trait.
 //!
 //! In the folder, a blob is written to a temporary file and renamed into place only when
-//! complete and synced, so a failed or abandoned upload leaves nothing behind.
+//! complete and synced, so a failed or abandoned upload leaves nothing behind. The file is
+//! written with `O_DIRECT` where the filesystem allows it (`direct_file.rs`).
 
 use super::VaultError;
-use std::fs::{self, File, OpenOptions};
+use super::direct_file::BlobFile;
+use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// The methods are async (object storage answers over the network); what they return
@@ -135,20 +137,18 @@ impl BlobStore for FsBlobStore {
     async fn begin(&self, blob_id: &str) -> Result<Box<dyn BlobWriter>, VaultError> {
         let target = self.final_path(blob_id)?;
         let temp = self.temp.join(format!("{blob_id}.part"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
+        let file = BlobFile::create(&temp)?;
         Ok(Box::new(FsBlobWriter {
-            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            file: Some(file),
             temp,
             target,
         }))
     }
 
     async fn open(&self, blob_id: &str) -> Result<Box<dyn Read + Send>, VaultError> {
-        Ok(Box::new(File::open(self.final_path(blob_id)?)?))
+        Ok(super::direct_file::open_for_reading(
+            &self.final_path(blob_id)?,
+        )?)
     }
 
     async fn remove(&self, blob_id: &str) -> Result<(), VaultError> {
@@ -184,7 +184,7 @@ impl BlobStore for FsBlobStore {
 }
 
 struct FsBlobWriter {
-    file: Option<std::io::BufWriter<File>>,
+    file: Option<BlobFile>,
     temp: PathBuf,
     target: PathBuf,
 }
@@ -208,7 +208,7 @@ impl BlobWriter for FsBlobWriter {
             .file
             .take()
             .ok_or_else(|| std::io::Error::other("blob already finished"))?;
-        let file = file.into_inner().map_err(|e| e.into_error())?;
+        let file = file.finish()?;
         file.sync_all()?;
         let dir = self
             .target

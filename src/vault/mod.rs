@@ -8,6 +8,7 @@
 
 mod blob_store;
 mod data_key;
+mod direct_file;
 mod error;
 mod kek;
 mod object_blob_store;

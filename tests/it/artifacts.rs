@@ -5,7 +5,8 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const CHUNK: usize = 64 * 1024;
+/// Plaintext bytes per sealed chunk of a new blob, so the tests below cross its boundaries.
+const CHUNK: usize = sunset::vault::stream::DEFAULT_CHUNK_SIZE as usize;
 
 /// Deterministic, incompressible-looking bytes.
 fn content(len: usize, seed: u8) -> Vec<u8> {

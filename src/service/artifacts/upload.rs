@@ -1,6 +1,6 @@
-//! The upload pipeline: the request body is cut into chunks and hashed on the request's
-//! task while a blocking worker seals and writes them, so memory stays flat and the two
-//! costliest steps run on two cores.
+//! The upload pipeline: the request body is cut into chunks on the request's task, one
+//! blocking worker hashes them and another seals and writes them, so memory stays flat
+//! and the two costliest steps (SHA-256 and AES-GCM) run on two cores.
 
 use super::MAX_ARTIFACT_BYTES;
 use crate::domain::ParseError;
@@ -21,7 +21,7 @@ pub(super) struct Sealed {
 }
 
 /// Seals `body` under a fresh data key into a new blob of `vault`, chunk by chunk: the
-/// request's task reads and hashes while a blocking worker seals and writes.
+/// request's task reads, one blocking worker hashes and another seals and writes.
 pub(super) async fn seal_body<S, B, E>(
     vault: &crate::vault::Vault,
     body: &mut S,
@@ -41,20 +41,24 @@ where
     let chunk_size = vault.chunk_size as usize;
     let (chunks_tx, chunks_rx) =
         tokio::sync::mpsc::channel::<(Vec<u8>, bool)>(super::PIPELINE_DEPTH);
+    let (hashed_tx, hashed_rx) = std::sync::mpsc::sync_channel(super::PIPELINE_DEPTH);
+    let (spare_tx, mut spare_rx) = tokio::sync::mpsc::channel(super::PIPELINE_DEPTH);
+    let hasher = hash_chunks(chunks_rx, hashed_tx);
     let worker = seal_into(
         writer,
         (DataKey::generate(), blob_id.clone()),
         chunk_size,
-        chunks_rx,
+        (hashed_rx, spare_tx),
         failpoints,
     );
-    let fed = feed_chunks(body, chunk_size, &chunks_tx).await;
+    let fed = feed_chunks(body, chunk_size, &chunks_tx, &mut spare_rx).await;
     drop(chunks_tx);
+    let sha256 = hasher.await.map_err(ServiceError::internal)?;
     let written = worker.await.map_err(ServiceError::internal)?;
     match (fed, written) {
         (Err(e), _) => Err(e),
-        (Ok(_), Err(e)) => Err(ServiceError::internal(e)),
-        (Ok(sha256), Ok((size_bytes, data_key))) => Ok(Sealed {
+        (Ok(()), Err(e)) => Err(ServiceError::internal(e)),
+        (Ok(()), Ok((size_bytes, data_key))) => Ok(Sealed {
             blob_id,
             size_bytes,
             sha256,
@@ -63,13 +67,39 @@ where
     }
 }
 
+/// The hashing stage: hashes each chunk and passes it on to the sealer; returns the
+/// digest of everything that went through (ring's SHA-256 uses the CPU's SHA extensions
+/// where present, which sha2 did not).
+fn hash_chunks(
+    mut chunks: tokio::sync::mpsc::Receiver<(Vec<u8>, bool)>,
+    hashed: std::sync::mpsc::SyncSender<(Vec<u8>, bool)>,
+) -> tokio::task::JoinHandle<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+        while let Some((chunk, last)) = chunks.blocking_recv() {
+            hasher.update(&chunk);
+            if hashed.send((chunk, last)).is_err() {
+                break; // the sealer failed; its error is reported
+            }
+        }
+        hex::encode(hasher.finish().as_ref())
+    })
+}
+
+/// Hashed chunks on their way to the sealer, and the written ones' buffers on their way
+/// back to the request's task.
+type ChunkLoop = (
+    std::sync::mpsc::Receiver<(Vec<u8>, bool)>,
+    tokio::sync::mpsc::Sender<Vec<u8>>,
+);
+
 /// The blocking half of an upload: seals each chunk and writes it, finishing the blob at
 /// the last; a sender gone before the last chunk drops the writer and its partial blob.
 fn seal_into(
     writer: Box<dyn crate::vault::BlobWriter>,
     (data_key, context): (DataKey, String),
     chunk_size: usize,
-    mut chunks: tokio::sync::mpsc::Receiver<(Vec<u8>, bool)>,
+    mut chunks: ChunkLoop,
     failpoints: crate::failpoints::Failpoints,
 ) -> tokio::task::JoinHandle<Result<(u64, DataKey), VaultError>> {
     tokio::task::spawn_blocking(move || {
@@ -93,15 +123,17 @@ fn seal_into(
 fn write_sealed(
     writer: &mut Box<dyn crate::vault::BlobWriter>,
     (mut sealer, header): (Sealer, [u8; crate::vault::stream::HEADER_LEN]),
-    chunks: &mut tokio::sync::mpsc::Receiver<(Vec<u8>, bool)>,
+    (chunks, spare): &mut ChunkLoop,
     failpoints: &crate::failpoints::Failpoints,
 ) -> Result<u64, VaultError> {
     writer.write_all(&header)?;
     let mut size = 0u64;
-    while let Some((mut chunk, last)) = chunks.blocking_recv() {
+    while let Ok((mut chunk, last)) = chunks.recv() {
         size += chunk.len() as u64;
         sealer.seal_chunk(&mut chunk, last);
         writer.write_all(&chunk)?;
+        let _ = spare.try_send(chunk); // for the next chunk; dropped when enough wait
+
         // Tests cut an upload once parts of it have reached the store.
         if size > 2 * crate::vault::PART_SIZE as u64 {
             failpoints
@@ -117,28 +149,35 @@ fn write_sealed(
     )))
 }
 
-/// Cuts the request body into chunks for the sealer, hashing it on the way (hashing here
-/// and sealing in the worker puts the two costliest steps on two cores; ring's SHA-256
-/// uses the CPU's SHA extensions where present, which sha2 did not); returns the digest.
+/// Cuts the request body into chunks for the hashing stage; a body over the size limit
+/// or cut off is an error, and ends the pipeline before its last chunk.
 async fn feed_chunks<S, B, E>(
     body: &mut S,
     chunk_size: usize,
     chunks: &tokio::sync::mpsc::Sender<(Vec<u8>, bool)>,
-) -> Result<String, ServiceError>
+    spare: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
+) -> Result<(), ServiceError>
 where
     S: Stream<Item = Result<B, E>> + Unpin,
     B: AsRef<[u8]>,
     E: std::fmt::Display,
 {
-    let mut current: Vec<u8> = Vec::with_capacity(chunk_size);
+    // Room for the tag the sealer appends, so sealing never moves a chunk; a buffer the
+    // sealer is done with is used again before a new one is allocated.
+    let mut fresh = || match spare.try_recv() {
+        Ok(mut reused) => {
+            reused.clear();
+            reused
+        }
+        Err(_) => Vec::with_capacity(chunk_size + crate::vault::stream::TAG_LEN),
+    };
+    let mut current: Vec<u8> = fresh();
     let mut full: Option<Vec<u8>> = None;
     let mut total = 0u64;
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
     while let Some(frame) = body.next().await {
         let frame = frame
             .map_err(|e| ParseError::new("upload", format!("the request body was cut off: {e}")))?;
         let mut data = frame.as_ref();
-        hasher.update(data);
         total += data.len() as u64;
         if total > MAX_ARTIFACT_BYTES {
             return Err(ServiceError::Invalid(ParseError::new(
@@ -152,7 +191,7 @@ where
             data = &data[take..];
             if current.len() == chunk_size {
                 // A full chunk is sent only when more follows: until then it may be the last.
-                let next = std::mem::replace(&mut current, Vec::with_capacity(chunk_size));
+                let next = std::mem::replace(&mut current, fresh());
                 if let Some(previous) = full.replace(next) {
                     send(chunks, previous, false).await?;
                 }
@@ -167,7 +206,7 @@ where
         }
         None => send(chunks, current, true).await?,
     }
-    Ok(hex::encode(hasher.finish().as_ref()))
+    Ok(())
 }
 
 async fn send(

@@ -81,7 +81,12 @@ impl BlobFile {
         options.write(true).create_new(true).mode(0o600);
         match options.clone().custom_flags(libc::O_DIRECT).open(path) {
             Ok(file) => match Block::new() {
-                Some(first) => DirectFile::start(file, path.to_owned(), first).map(Self::Direct),
+                // No thread to be had: the created file goes, as a failed upload's would.
+                Some(first) => DirectFile::start(file, path.to_owned(), first)
+                    .map(Self::Direct)
+                    .inspect_err(|_| {
+                        let _ = std::fs::remove_file(path);
+                    }),
                 None => Self::buffered(path, &options),
             },
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Self::buffered(path, &options),

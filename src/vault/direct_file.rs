@@ -164,27 +164,37 @@ impl DirectFile {
     }
 
     /// Sends the current block to the disk and takes an empty one back.
-    fn hand_over(&mut self, mut block: Block) -> std::io::Result<()> {
-        let queued = self
-            .to_disk
-            .as_ref()
-            .is_some_and(|tx| tx.send(block).is_ok());
-        if !queued {
-            return Err(self.disk_error());
-        }
-        block = self.written.recv().map_err(|_| self.disk_error())?;
+    fn hand_over(&mut self, block: Block) -> std::io::Result<()> {
+        self.queue(block)?;
+        let mut block = self.written.recv().map_err(|_| self.stopped())?;
         block.len = 0;
         self.current = Some(block);
         Ok(())
     }
 
-    /// The disk thread's error, once it has stopped.
-    fn disk_error(&mut self) -> std::io::Error {
+    fn queue(&mut self, block: Block) -> std::io::Result<()> {
+        let queued = self
+            .to_disk
+            .as_ref()
+            .is_some_and(|tx| tx.send(block).is_ok());
+        if queued { Ok(()) } else { Err(self.stopped()) }
+    }
+
+    /// Closes the queue and waits for the disk thread: the file once every queued block
+    /// is written, or what stopped it.
+    fn stop(&mut self) -> std::io::Result<File> {
         self.to_disk = None;
         match self.disk.take().map(JoinHandle::join) {
-            Some(Ok(Err(e))) => e,
-            _ => std::io::Error::other("the blob's disk writer stopped"),
+            Some(Ok(written)) => written,
+            _ => Err(std::io::Error::other("the blob's disk writer stopped")),
         }
+    }
+
+    /// Why the disk thread stopped early.
+    fn stopped(&mut self) -> std::io::Error {
+        self.stop()
+            .err()
+            .unwrap_or_else(|| std::io::Error::other("the blob's disk writer stopped"))
     }
 
     fn finish(mut self) -> std::io::Result<File> {
@@ -194,19 +204,9 @@ impl DirectFile {
             .ok_or_else(|| std::io::Error::other("blob already finished"))?;
         if last.len > 0 {
             last.pad();
-            let queued = self
-                .to_disk
-                .as_ref()
-                .is_some_and(|tx| tx.send(last).is_ok());
-            if !queued {
-                return Err(self.disk_error());
-            }
+            self.queue(last)?;
         }
-        self.to_disk = None; // the disk thread ends once the queue is drained
-        let file = match self.disk.take().map(JoinHandle::join) {
-            Some(Ok(file)) => file?,
-            _ => return Err(std::io::Error::other("the blob's disk writer stopped")),
-        };
+        let file = self.stop()?;
         file.set_len(self.length)?;
         Ok(file)
     }

@@ -9,11 +9,28 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-/// Inserts sealed records, many per statement.
+/// Inserts sealed records, many per statement (on PostgreSQL, one).
 pub(super) async fn insert_records(
     conn: &impl ConnectionTrait,
     records: &[SealedRecord],
 ) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let rows: Vec<audit_record::ActiveModel> = records.iter().map(row_of).collect();
+        conn.execute_raw(super::pg_rows::statement(
+            "INSERT INTO audit_records (seq, recorded_at, actor, actor_role, action, \
+             subject_type, subject, before_state, after_state, prev_hash, hash, mac, client_ip) \
+             SELECT * FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS r(seq bigint, \
+             recorded_at timestamptz, actor text, actor_role text, action text, \
+             subject_type text, subject text, before_state text, after_state text, \
+             prev_hash text, hash text, mac text, client_ip text)",
+            [super::pg_rows::active_rows(&rows)?],
+        ))
+        .await?;
+        return Ok(());
+    }
     for chunk in super::statement_chunks(records) {
         // No read-back: the records are already known in full.
         audit_record::Entity::insert_many(chunk.iter().map(row_of))

@@ -30,6 +30,7 @@ use std::sync::Arc;
 pub mod batch;
 pub(crate) mod group;
 mod load;
+mod postgres;
 
 pub use load::{Rows, read_all};
 

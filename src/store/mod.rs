@@ -38,6 +38,7 @@ pub mod jobs;
 pub mod kill_switch;
 pub mod notices;
 pub mod notify;
+mod pg_rows;
 mod pg_writer;
 pub mod policies;
 pub mod purges;

@@ -120,6 +120,21 @@ pub async fn received_among(
     pairs: &[(i64, &str)],
 ) -> Result<std::collections::HashSet<(i64, String)>, StoreError> {
     let mut seen = std::collections::HashSet::new();
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let rows = webhook_receipt::Entity::find()
+            .from_raw_sql(super::pg_rows::statement(
+                "SELECT w.* FROM jsonb_to_recordset(CAST($1 AS jsonb)) \
+                 AS p(source_id bigint, message_id text) \
+                 CROSS JOIN LATERAL (SELECT * FROM webhook_receipts r \
+                 WHERE r.source_id = p.source_id AND r.message_id = p.message_id \
+                 OFFSET 0) AS w",
+                [super::pg_rows::rows(&pair_rows(pairs))?],
+            ))
+            .all(conn)
+            .await?;
+        seen.extend(rows.into_iter().map(|r| (r.source_id, r.message_id)));
+        return Ok(seen);
+    }
     for chunk in super::statement_chunks(pairs) {
         let mut any = Condition::any();
         for &(source, id) in chunk {
@@ -140,12 +155,45 @@ pub async fn received_among(
     Ok(seen)
 }
 
-/// Records receipts of many messages, many per statement.
+/// Message ids as JSON rows (`store::pg_rows`).
+fn pair_rows<'a>(pairs: &[(i64, &'a str)]) -> Vec<PairRow<'a>> {
+    pairs
+        .iter()
+        .map(|&(source_id, message_id)| PairRow {
+            source_id,
+            message_id,
+        })
+        .collect()
+}
+
+#[derive(serde::Serialize)]
+struct PairRow<'a> {
+    source_id: i64,
+    message_id: &'a str,
+}
+
+/// Records receipts of many messages, many per statement (on PostgreSQL, one).
 pub async fn record_receipts(
     conn: &impl ConnectionTrait,
     pairs: &[(i64, &str)],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        conn.execute_raw(super::pg_rows::statement(
+            "INSERT INTO webhook_receipts (source_id, message_id, received_at) \
+             SELECT source_id, message_id, CAST($2 AS timestamptz) \
+             FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS r(source_id bigint, message_id text)",
+            [
+                super::pg_rows::rows(&pair_rows(pairs))?,
+                sea_orm::Value::from(super::pg_rows::time(at)),
+            ],
+        ))
+        .await?;
+        return Ok(());
+    }
     for chunk in super::statement_chunks(pairs) {
         webhook_receipt::Entity::insert_many(chunk.iter().map(|&(source, id)| {
             webhook_receipt::ActiveModel {

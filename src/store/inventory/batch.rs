@@ -2,7 +2,8 @@
 //! webhooks commits in a handful of round trips however many messages it holds (see
 //! `service::registrations::group`). Each function takes any number of rows and splits
 //! them into statements of at most [`ROWS_PER_STATEMENT`](crate::store::ROWS_PER_STATEMENT)
-//! rows (see [`statement_chunks`]).
+//! rows (see [`statement_chunks`]); on PostgreSQL, into one statement whatever their
+//! number (`super::postgres`).
 
 use super::{
     Entity, Interner, NewConsumer, Sighting, head_revision, new_consumer_row, new_edge_row,
@@ -14,8 +15,12 @@ use crate::store::entities::{consumer, inventory_change, inventory_edge};
 use crate::store::{StoreError, statement_chunks};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set};
 use std::collections::HashMap;
+
+fn on_postgres(conn: &impl ConnectionTrait) -> bool {
+    conn.get_database_backend() == DbBackend::Postgres
+}
 
 /// The consumers of these names that exist, by name.
 pub async fn find_consumers(
@@ -34,6 +39,9 @@ pub async fn find_existing(
     conn: &impl ConnectionTrait,
     names: &[&ConsumerName],
 ) -> Result<HashMap<ConsumerName, super::ExistingConsumer>, StoreError> {
+    if on_postgres(conn) {
+        return super::postgres::find_existing(conn, names).await;
+    }
     let mut found = HashMap::with_capacity(names.len());
     for chunk in statement_chunks(names) {
         let rows = consumer::Entity::find()
@@ -63,6 +71,9 @@ pub async fn upsert_consumers(
     conn: &impl ConnectionTrait,
     declared: &[NewConsumer<'_>],
 ) -> Result<HashMap<ConsumerName, (ConsumerId, Consumer)>, StoreError> {
+    if on_postgres(conn) {
+        return super::postgres::upsert_consumers(conn, declared).await;
+    }
     let mut written = HashMap::with_capacity(declared.len());
     for chunk in statement_chunks(declared) {
         let rows = consumer::Entity::insert_many(chunk.iter().map(new_consumer_row))
@@ -103,6 +114,9 @@ pub async fn record_changes(
     at: DateTime<Utc>,
     changes: &[(Entity, i64)],
 ) -> Result<i64, StoreError> {
+    if on_postgres(conn) && !changes.is_empty() {
+        return super::postgres::record_changes(conn, at, changes).await;
+    }
     let mut revision = head_revision(conn).await?;
     for chunk in statement_chunks(changes) {
         let first = revision + 1;
@@ -142,6 +156,9 @@ pub async fn record_edges(
     conn: &impl ConnectionTrait,
     sightings: &[Sighting<'_>],
 ) -> Result<(Vec<EdgeId>, HashMap<EdgeId, EdgeRecord>), StoreError> {
+    if on_postgres(conn) {
+        return super::postgres::record_edges(conn, sightings).await;
+    }
     let (keys, rows) = distinct_edge_rows(sightings);
     let mut ids: HashMap<RowKey, EdgeId> = HashMap::with_capacity(rows.len());
     let mut records = HashMap::with_capacity(rows.len());
@@ -222,6 +239,12 @@ pub async fn consumers_by_id(
     conn: &impl ConnectionTrait,
     ids: &[ConsumerId],
 ) -> Result<HashMap<ConsumerId, Consumer>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    if on_postgres(conn) {
+        return super::postgres::consumers_by_id(conn, ids).await;
+    }
     let mut found = HashMap::with_capacity(ids.len());
     for chunk in statement_chunks(ids) {
         for r in consumer::Entity::find()
@@ -240,6 +263,12 @@ pub async fn edges_by_id(
     conn: &impl ConnectionTrait,
     ids: &[EdgeId],
 ) -> Result<HashMap<EdgeId, EdgeRecord>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    if on_postgres(conn) {
+        return super::postgres::edges_by_id(conn, ids).await;
+    }
     let mut found = HashMap::with_capacity(ids.len());
     let mut interner = Interner::default();
     for chunk in statement_chunks(ids) {

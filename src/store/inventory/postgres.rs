@@ -1,0 +1,212 @@
+//! [`batch`](super::batch)'s statements on PostgreSQL: one text each, whatever the number
+//! of rows, the rows sent as one JSON parameter (see `store::pg_rows`), so a group commit
+//! costs one round trip per table and every plan is made once.
+
+use super::batch::{RowKey, distinct_edge_rows, ids_in_order, row_key};
+use super::{Entity, ExistingConsumer, Interner, NewConsumer, Sighting, to_consumer, to_edge};
+use crate::domain::{Consumer, ConsumerName};
+use crate::graph::{ConsumerId, EdgeId, EdgeRecord};
+use crate::store::entities::{consumer, inventory_edge};
+use crate::store::notify::Topic;
+use crate::store::{StoreError, pg_rows};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, EntityTrait, Value};
+use std::collections::HashMap;
+
+/// The consumers of these names that exist, each found through the unique index on name.
+pub(super) async fn find_existing(
+    conn: &impl ConnectionTrait,
+    names: &[&ConsumerName],
+) -> Result<HashMap<ConsumerName, ExistingConsumer>, StoreError> {
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+    let rows = consumer::Entity::find()
+        .from_raw_sql(pg_rows::statement(
+            "SELECT c.* FROM jsonb_array_elements_text(CAST($1 AS jsonb)) AS n(name) \
+             CROSS JOIN LATERAL (SELECT * FROM consumers WHERE consumers.name = n.name \
+             OFFSET 0) AS c",
+            [pg_rows::rows(&names)?],
+        ))
+        .all(conn)
+        .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let consumer = to_consumer(&r)?;
+        found.insert(
+            consumer.name.clone(),
+            ExistingConsumer {
+                id: ConsumerId(r.id),
+                consumer,
+                created_by: r.created_by,
+            },
+        );
+    }
+    Ok(found)
+}
+
+/// As [`super::batch::upsert_consumers`], in one statement.
+pub(super) async fn upsert_consumers(
+    conn: &impl ConnectionTrait,
+    declared: &[NewConsumer<'_>],
+) -> Result<HashMap<ConsumerName, (ConsumerId, Consumer)>, StoreError> {
+    if declared.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<consumer::ActiveModel> = declared.iter().map(super::new_consumer_row).collect();
+    let written = consumer::Entity::find()
+        .from_raw_sql(pg_rows::statement(
+            "INSERT INTO consumers (name, kind, owner_team, environment, contacts, \
+             webhook_url, webhook_secret, discovered, created_at, created_by, updated_at) \
+             SELECT name, kind, owner_team, environment, contacts, webhook_url, \
+             webhook_secret, discovered, created_at, created_by, updated_at \
+             FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS r(name text, kind text, \
+             owner_team text, environment text, contacts text, webhook_url text, \
+             webhook_secret text, discovered boolean, created_at timestamptz, \
+             created_by text, updated_at timestamptz) \
+             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
+             owner_team = excluded.owner_team, environment = excluded.environment, \
+             contacts = excluded.contacts, discovered = excluded.discovered, \
+             updated_at = excluded.updated_at \
+             RETURNING *",
+            [pg_rows::active_rows(&rows)?],
+        ))
+        .all(conn)
+        .await?;
+    let mut by_name = HashMap::with_capacity(written.len());
+    for r in written {
+        let c = to_consumer(&r)?;
+        by_name.insert(c.name.clone(), (ConsumerId(r.id), c));
+    }
+    if by_name.len() != declared.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} consumers declared, {} returned",
+            declared.len(),
+            by_name.len()
+        )));
+    }
+    Ok(by_name)
+}
+
+/// As [`super::batch::record_edges`], in one statement.
+pub(super) async fn record_edges(
+    conn: &impl ConnectionTrait,
+    sightings: &[Sighting<'_>],
+) -> Result<(Vec<EdgeId>, HashMap<EdgeId, EdgeRecord>), StoreError> {
+    if sightings.is_empty() {
+        return Ok((Vec::new(), HashMap::new()));
+    }
+    let (keys, rows) = distinct_edge_rows(sightings);
+    let written = inventory_edge::Entity::find()
+        .from_raw_sql(pg_rows::statement(
+            "INSERT INTO inventory_edges (edge_key, kind, consumer_id, target_consumer_id, \
+             model_id, version_range, version_id, parent_version_id, derivation, origin, \
+             origin_name, first_seen, last_seen, observations) \
+             SELECT edge_key, kind, consumer_id, target_consumer_id, model_id, \
+             version_range, version_id, parent_version_id, derivation, origin, \
+             origin_name, first_seen, last_seen, observations \
+             FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS r(edge_key text, kind text, \
+             consumer_id bigint, target_consumer_id bigint, model_id bigint, \
+             version_range text, version_id bigint, parent_version_id bigint, \
+             derivation text, origin text, origin_name text, first_seen timestamptz, \
+             last_seen timestamptz, observations bigint) \
+             ON CONFLICT (edge_key, origin, origin_name) DO UPDATE SET \
+             last_seen = GREATEST(excluded.last_seen, inventory_edges.last_seen), \
+             observations = inventory_edges.observations + excluded.observations \
+             RETURNING *",
+            [pg_rows::active_rows(&rows)?],
+        ))
+        .all(conn)
+        .await?;
+    let mut ids: HashMap<RowKey, EdgeId> = HashMap::with_capacity(written.len());
+    let mut records = HashMap::with_capacity(written.len());
+    let mut interner = Interner::default();
+    for r in written {
+        ids.insert(row_key(&r)?, EdgeId(r.id));
+        records.insert(EdgeId(r.id), to_edge(&r, &mut interner)?);
+    }
+    Ok((ids_in_order(&keys, &ids)?, records))
+}
+
+/// As [`super::batch::record_changes`]: the head read, the changes appended after it
+/// and the inventory's notification sent, in one statement. `changes` is not empty.
+pub(super) async fn record_changes(
+    conn: &impl ConnectionTrait,
+    at: DateTime<Utc>,
+    changes: &[(Entity, i64)],
+) -> Result<i64, StoreError> {
+    #[derive(serde::Serialize)]
+    struct Row {
+        entity: &'static str,
+        entity_id: i64,
+    }
+    let rows: Vec<Row> = changes
+        .iter()
+        .map(|&(entity, id)| Row {
+            entity: entity.as_str(),
+            entity_id: id,
+        })
+        .collect();
+    let sql = format!(
+        "WITH head AS (SELECT COALESCE(MAX(revision), 0) AS revision FROM inventory_changes), \
+         added AS (INSERT INTO inventory_changes (revision, at, entity, entity_id) \
+         SELECT head.revision + c.n, CAST($2 AS timestamptz), c.entity, c.entity_id \
+         FROM head, ROWS FROM (jsonb_to_recordset(CAST($1 AS jsonb)) \
+         AS (entity text, entity_id bigint)) WITH ORDINALITY AS c(entity, entity_id, n) \
+         RETURNING revision) \
+         SELECT MAX(added.revision) AS revision FROM added, \
+         (SELECT pg_notify('{}', current_setting('application_name'))) AS notified",
+        Topic::Inventory.channel()
+    );
+    let row = conn
+        .query_one_raw(pg_rows::statement(
+            &sql,
+            [pg_rows::rows(&rows)?, Value::from(pg_rows::time(at))],
+        ))
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("no revision came back".into()))?;
+    let revision: Option<i64> = row.try_get("", "revision")?;
+    revision.ok_or_else(|| StoreError::Corrupt("the changes were not appended".into()))
+}
+
+/// As [`super::batch::consumers_by_id`], in one statement probing the primary key.
+pub(super) async fn consumers_by_id(
+    conn: &impl ConnectionTrait,
+    ids: &[ConsumerId],
+) -> Result<HashMap<ConsumerId, Consumer>, StoreError> {
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let rows = consumer::Entity::find()
+        .from_raw_sql(pg_rows::statement(
+            "SELECT c.* FROM jsonb_array_elements_text(CAST($1 AS jsonb)) AS i(id) \
+             CROSS JOIN LATERAL (SELECT * FROM consumers \
+             WHERE consumers.id = CAST(i.id AS bigint) OFFSET 0) AS c",
+            [pg_rows::rows(&ids)?],
+        ))
+        .all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((ConsumerId(r.id), to_consumer(r)?)))
+        .collect()
+}
+
+/// As [`super::batch::edges_by_id`], in one statement probing the primary key.
+pub(super) async fn edges_by_id(
+    conn: &impl ConnectionTrait,
+    ids: &[EdgeId],
+) -> Result<HashMap<EdgeId, EdgeRecord>, StoreError> {
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let rows = inventory_edge::Entity::find()
+        .from_raw_sql(pg_rows::statement(
+            "SELECT e.* FROM jsonb_array_elements_text(CAST($1 AS jsonb)) AS i(id) \
+             CROSS JOIN LATERAL (SELECT * FROM inventory_edges \
+             WHERE inventory_edges.id = CAST(i.id AS bigint) OFFSET 0) AS e",
+            [pg_rows::rows(&ids)?],
+        ))
+        .all(conn)
+        .await?;
+    let mut interner = Interner::default();
+    rows.iter()
+        .map(|r| Ok((EdgeId(r.id), to_edge(r, &mut interner)?)))
+        .collect()
+}

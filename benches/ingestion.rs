@@ -68,10 +68,15 @@ fn bodies(n: usize, tag: &str) -> Arc<Vec<Vec<u8>>> {
 async fn measure(
     label: &str,
     replicas: &[(u16, &common::Serving)],
+    database: Option<&common::BenchDatabase>,
     secret: &str,
     messages: usize,
     senders: usize,
 ) -> f64 {
+    let server_before = match database {
+        Some(db) => Some(db.backend_cpu().await),
+        None => None,
+    };
     let client = common::loopback_client();
     let urls: Vec<String> = replicas
         .iter()
@@ -99,8 +104,18 @@ async fn measure(
             format!("{:.0}", used.as_secs_f64() * 1e6 / messages as f64)
         })
         .collect();
+    let server = match (database, server_before) {
+        (Some(db), Some(before)) => {
+            let used = db.backend_cpu().await.saturating_sub(before);
+            format!(
+                "; PostgreSQL's server processes: {:.0} µs",
+                used.as_secs_f64() * 1e6 / messages as f64
+            )
+        }
+        _ => String::new(),
+    };
     println!(
-        "{label}, {} replica(s): {rate:.0} messages/s ({messages} messages; CPU per message on each replica: {} µs)",
+        "{label}, {} replica(s): {rate:.0} messages/s ({messages} messages; CPU per message on each replica: {} µs{server})",
         replicas.len(),
         cpu.join(", ")
     );
@@ -130,7 +145,15 @@ async fn main() {
         let secret = seed(&sqlite).await;
         let port = common::free_port();
         let service = common::serve(&sqlite, port, &[]);
-        measure("SQLite", &[(port, &service)], &secret, messages, senders).await
+        measure(
+            "SQLite",
+            &[(port, &service)],
+            None,
+            &secret,
+            messages,
+            senders,
+        )
+        .await
     };
 
     let pg = common::BenchDatabase::create(&dir.path().join("pg")).await;
@@ -143,7 +166,17 @@ async fn main() {
     let replicas: Vec<(u16, &common::Serving)> = ports.iter().copied().zip(&services).collect();
     let mut rates = Vec::new();
     for n in 1..=most {
-        rates.push(measure("PostgreSQL", &replicas[..n], &secret, messages, senders).await);
+        rates.push(
+            measure(
+                "PostgreSQL",
+                &replicas[..n],
+                Some(&pg),
+                &secret,
+                messages,
+                senders,
+            )
+            .await,
+        );
     }
     println!(
         "PostgreSQL against SQLite's {baseline:.0}/s: {}",

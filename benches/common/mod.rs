@@ -40,6 +40,27 @@ impl BenchDatabase {
         }
     }
 
+    /// The CPU time the database's server processes have used so far (the server on
+    /// this machine, as `tests/run` starts it): those serving this database now, so a
+    /// connection closed between two readings takes its time with it.
+    pub async fn backend_cpu(&self) -> Duration {
+        let rows = self
+            .admin
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = '{}'",
+                    self.name
+                ),
+            ))
+            .await
+            .expect("pg_stat_activity");
+        rows.iter()
+            .filter_map(|r| r.try_get::<i32>("", "pid").ok())
+            .map(|pid| cpu_time(pid as u32))
+            .sum()
+    }
+
     pub async fn drop_database(self) {
         let dropped = self
             .admin

@@ -67,6 +67,7 @@ impl AuditQuery {
             action: self.action.clone(),
             from: self.from,
             until: self.until,
+            through_seq: None,
         })
     }
 }

@@ -155,12 +155,16 @@ impl crate::service::Decommission<'_> {
         &self,
     ) -> Result<tokio::sync::MutexGuard<'_, AuditedRevocations>, ServiceError> {
         let mut state = self.inner.decommission.revocations.lock().await;
-        let filter = audit_repo::RecordFilter {
-            action: Some(Action::SignaturesRevoked.as_str().to_owned()),
-            ..Default::default()
-        };
         // Every record up to the head has committed (the chain orders commits).
         let (head, _) = audit_repo::head(self.store().reader()).await?;
+        if head <= state.read_up_to {
+            return Ok(state);
+        }
+        let filter = audit_repo::RecordFilter {
+            action: Some(Action::SignaturesRevoked.as_str().to_owned()),
+            through_seq: Some(head),
+            ..Default::default()
+        };
         let records = self
             .audit()
             .authenticated_records(&filter, state.read_up_to)

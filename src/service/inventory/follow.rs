@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use super::*;
 
+/// The most changes one read of the sequence takes.
+const CHANGES_PER_READ: u64 = 500;
+
 impl crate::service::Inventory<'_> {
     /// Loads the graph from the database; done once at start.
     pub async fn load_inventory(&self) -> Result<(), ServiceError> {
@@ -70,10 +73,13 @@ impl crate::service::Inventory<'_> {
                 });
             }
             let from = self.read_graph().revision();
-            let changes = repo::changes_after(db, from, 500).await?;
+            let changes = repo::changes_after(db, from, CHANGES_PER_READ).await?;
             let Some(last) = changes.last().map(|c| c.revision) else {
                 break;
             };
+            // A short read took every change committed when it ran: asking again would
+            // cost a round trip that finds nothing (a later commit wakes or polls anew).
+            let complete = changes.len() < CHANGES_PER_READ as usize;
             // Revisions commit without gaps, so a gap means the changes this graph still
             // needed were pruned (`inventory.change_retention_days`): load it whole.
             if changes.first().is_some_and(|c| c.revision != from + 1) {
@@ -97,6 +103,10 @@ impl crate::service::Inventory<'_> {
                     revision = last,
                     "inventory graph missed a change; reloading it"
                 );
+                continue;
+            }
+            if complete {
+                break;
             }
         }
         Ok(self.publish_revision())

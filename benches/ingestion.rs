@@ -15,6 +15,7 @@ mod common;
 
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 use sunset::auth::Actor;
 use sunset::clock::SystemClock;
 use sunset::config::Settings;
@@ -64,7 +65,9 @@ fn bodies(n: usize, tag: &str) -> Arc<Vec<Vec<u8>>> {
 }
 
 /// Sends `messages` across `replicas`; prints and returns the rate, with the CPU each
-/// replica used per message.
+/// process used per message (each replica, PostgreSQL's server processes, the senders in
+/// this process) and the rate their sum allows on this machine's cores: when the two are
+/// close, the rate is bound by the machine's CPU, not by waiting.
 async fn measure(
     label: &str,
     replicas: &[(u16, &common::Serving)],
@@ -74,8 +77,8 @@ async fn measure(
     senders: usize,
 ) -> f64 {
     let server_before = match database {
-        Some(db) => Some(db.backend_cpu().await),
-        None => None,
+        Some(db) => db.backend_cpu().await,
+        None => Duration::ZERO,
     };
     let client = common::loopback_client();
     let urls: Vec<String> = replicas
@@ -86,6 +89,7 @@ async fn measure(
         .iter()
         .map(|(_, s)| common::cpu_time(s.child.id()))
         .collect();
+    let senders_before = common::cpu_time(std::process::id());
     let tag = format!("{}-{}", label.to_lowercase(), replicas.len());
     let rate = common::send_webhooks(
         &client,
@@ -96,28 +100,30 @@ async fn measure(
         &tag,
     )
     .await;
-    let cpu: Vec<String> = replicas
+    let per_message = |used: Duration| used.as_secs_f64() * 1e6 / messages as f64;
+    let senders_used = per_message(common::cpu_time(std::process::id()) - senders_before);
+    let each: Vec<f64> = replicas
         .iter()
         .zip(before)
-        .map(|((_, s), b)| {
-            let used = common::cpu_time(s.child.id()) - b;
-            format!("{:.0}", used.as_secs_f64() * 1e6 / messages as f64)
-        })
+        .map(|((_, s), b)| per_message(common::cpu_time(s.child.id()) - b))
         .collect();
-    let server = match (database, server_before) {
-        (Some(db), Some(before)) => {
-            let used = db.backend_cpu().await.saturating_sub(before);
-            format!(
-                "; PostgreSQL's server processes: {:.0} µs",
-                used.as_secs_f64() * 1e6 / messages as f64
-            )
-        }
-        _ => String::new(),
+    let server = match database {
+        Some(db) => per_message(db.backend_cpu().await.saturating_sub(server_before)),
+        None => 0.0,
     };
+    let total = each.iter().sum::<f64>() + server + senders_used;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let shown: Vec<String> = each.iter().map(|us| format!("{us:.0}")).collect();
     println!(
-        "{label}, {} replica(s): {rate:.0} messages/s ({messages} messages; CPU per message on each replica: {} µs{server})",
+        "{label}, {} replica(s): {rate:.0} messages/s ({messages} messages). CPU per message: each replica {} µs{}, senders {senders_used:.0} µs; {total:.0} µs in all, which {cores} cores allow {:.0}/s",
         replicas.len(),
-        cpu.join(", ")
+        shown.join(", "),
+        if database.is_some() {
+            format!(", PostgreSQL's server processes {server:.0} µs")
+        } else {
+            String::new()
+        },
+        cores * 1e6 / total
     );
     rate
 }

@@ -400,6 +400,20 @@ async fn a_registration_through_one_instance_is_answered_by_another_within_a_sec
         other.services.inventory().inventory_snapshot(),
         app.services.inventory().inventory_snapshot()
     );
+    // A removal reaches it too: the change names a row that is gone when it reads it.
+    app.gql_ok(
+        &ml,
+        "mutation { removeConsumer(name: \"search\") }",
+        json!({}),
+    )
+    .await;
+    other.caught_up_with(&app).await;
+    let mine = app.services.inventory().inventory_snapshot();
+    assert_eq!(other.services.inventory().inventory_snapshot(), mine);
+    assert!(
+        !mine.consumers.values().any(|c| c.name.as_str() == "search"),
+        "the removed consumer is gone: {mine:?}"
+    );
 }
 
 mod equivalence {

@@ -5,7 +5,7 @@ use crate::domain::Consumer;
 use crate::graph::{ConsumerId, EdgeId, EdgeRecord, InventoryGraph, ModelId, VersionId};
 use crate::service::{ServiceError, Services};
 use crate::store::Conn;
-use crate::store::inventory::{self as repo, Change, Entity};
+use crate::store::inventory::{self as repo, Entity};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -73,7 +73,8 @@ impl crate::service::Inventory<'_> {
                 });
             }
             let from = self.read_graph().revision();
-            let changes = repo::changes_after(db, from, CHANGES_PER_READ).await?;
+            let read = repo::changes_with_rows(db, from, CHANGES_PER_READ).await?;
+            let changes = &read.changes;
             let Some(last) = changes.last().map(|c| c.revision) else {
                 break;
             };
@@ -93,7 +94,7 @@ impl crate::service::Inventory<'_> {
                     .store(true, Ordering::Release);
                 continue;
             }
-            let (updates, sources_changed) = read_updates(db, &changes).await?;
+            let (updates, sources_changed) = read_updates(db, read).await?;
             if sources_changed {
                 // A source was created or disabled (here or elsewhere): open secrets afresh.
                 self.forget_webhook_secrets();
@@ -394,24 +395,20 @@ impl Update {
 
 /// The graph updates the changes name, in order with their revisions, and whether a
 /// webhook source (not in the graph) changed. Consumers and edges, nearly every change,
-/// are read many per statement: a group of registrations is hundreds of changes.
+/// came with the changes (`repo::changes_with_rows`): a group of registrations is
+/// hundreds of changes. Models and versions, rare, are read one by one.
 async fn read_updates(
     db: &impl Conn,
-    changes: &[Change],
+    read: repo::ChangesRead,
 ) -> Result<(Vec<(i64, Update)>, bool), ServiceError> {
-    let ids = |entity| {
-        changes
-            .iter()
-            .filter(move |c| c.entity == entity)
-            .map(|c| c.id)
-    };
-    let consumer_ids: Vec<_> = ids(Entity::Consumer).map(ConsumerId).collect();
-    let edge_ids: Vec<_> = ids(Entity::Edge).map(EdgeId).collect();
-    let consumers = repo::batch::consumers_by_id(db, &consumer_ids).await?;
-    let edges = repo::batch::edges_by_id(db, &edge_ids).await?;
+    let repo::ChangesRead {
+        changes,
+        consumers,
+        edges,
+    } = read;
     let mut updates = Vec::with_capacity(changes.len());
     let mut sources_changed = false;
-    for change in changes {
+    for change in &changes {
         let update = match change.entity {
             Entity::Consumer => {
                 let id = ConsumerId(change.id);

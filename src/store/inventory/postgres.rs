@@ -10,7 +10,7 @@ use crate::store::entities::{consumer, inventory_edge};
 use crate::store::notify::Topic;
 use crate::store::{StoreError, pg_rows};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait, Value};
+use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, Value};
 use std::collections::HashMap;
 
 /// The consumers of these names that exist, each found through the unique index on name.
@@ -209,4 +209,62 @@ pub(super) async fn edges_by_id(
     rows.iter()
         .map(|r| Ok((EdgeId(r.id), to_edge(r, &mut interner)?)))
         .collect()
+}
+
+/// As [`super::changes_with_rows`]: the changes and the rows they name in one statement,
+/// each row found through its primary key.
+pub(super) async fn changes_with_rows(
+    conn: &impl ConnectionTrait,
+    after: i64,
+    limit: u64,
+) -> Result<super::ChangesRead, StoreError> {
+    let prefixed = |table: &str, prefix: &str, columns: Vec<&str>| {
+        columns
+            .into_iter()
+            .map(|c| format!("{table}.{c} AS {prefix}{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sql = format!(
+        "SELECT ch.revision, ch.entity, ch.entity_id, {}, {} \
+         FROM (SELECT revision, entity, entity_id FROM inventory_changes \
+         WHERE revision > $1 ORDER BY revision LIMIT $2) AS ch \
+         LEFT JOIN LATERAL (SELECT * FROM consumers WHERE ch.entity = 'consumer' \
+         AND consumers.id = ch.entity_id OFFSET 0) AS c ON true \
+         LEFT JOIN LATERAL (SELECT * FROM inventory_edges WHERE ch.entity = 'edge' \
+         AND inventory_edges.id = ch.entity_id OFFSET 0) AS e ON true \
+         ORDER BY ch.revision",
+        prefixed("c", "c_", column_names::<consumer::Entity>()),
+        prefixed("e", "e_", column_names::<inventory_edge::Entity>()),
+    );
+    let rows = conn
+        .query_all_raw(pg_rows::statement(
+            &sql,
+            [Value::from(after), Value::from(limit as i64)],
+        ))
+        .await?;
+    let mut read = super::ChangesRead::default();
+    let mut interner = Interner::default();
+    for row in &rows {
+        let change = super::Change {
+            revision: row.try_get("", "revision")?,
+            entity: Entity::parse(&row.try_get::<String>("", "entity")?)?,
+            id: row.try_get("", "entity_id")?,
+        };
+        if row.try_get::<Option<i64>>("", "c_id")?.is_some() {
+            let r = consumer::Model::from_query_result(row, "c_")?;
+            read.consumers.insert(ConsumerId(r.id), to_consumer(&r)?);
+        }
+        if row.try_get::<Option<i64>>("", "e_id")?.is_some() {
+            let r = inventory_edge::Model::from_query_result(row, "e_")?;
+            read.edges.insert(EdgeId(r.id), to_edge(&r, &mut interner)?);
+        }
+        read.changes.push(change);
+    }
+    Ok(read)
+}
+
+fn column_names<E: EntityTrait>() -> Vec<&'static str> {
+    use sea_orm::{IdenStatic, Iterable};
+    E::Column::iter().map(|c| c.as_str()).collect()
 }

@@ -242,9 +242,6 @@ pub async fn consumers_by_id(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    if on_postgres(conn) {
-        return super::postgres::consumers_by_id(conn, ids).await;
-    }
     let mut found = HashMap::with_capacity(ids.len());
     for chunk in statement_chunks(ids) {
         for r in consumer::Entity::find()
@@ -265,9 +262,6 @@ pub async fn edges_by_id(
 ) -> Result<HashMap<EdgeId, EdgeRecord>, StoreError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
-    }
-    if on_postgres(conn) {
-        return super::postgres::edges_by_id(conn, ids).await;
     }
     let mut found = HashMap::with_capacity(ids.len());
     let mut interner = Interner::default();

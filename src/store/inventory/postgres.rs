@@ -170,47 +170,6 @@ pub(super) async fn record_changes(
     revision.ok_or_else(|| StoreError::Corrupt("the changes were not appended".into()))
 }
 
-/// As [`super::batch::consumers_by_id`], in one statement probing the primary key.
-pub(super) async fn consumers_by_id(
-    conn: &impl ConnectionTrait,
-    ids: &[ConsumerId],
-) -> Result<HashMap<ConsumerId, Consumer>, StoreError> {
-    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
-    let rows = consumer::Entity::find()
-        .from_raw_sql(pg_rows::statement(
-            "SELECT c.* FROM jsonb_array_elements_text(CAST($1 AS jsonb)) AS i(id) \
-             CROSS JOIN LATERAL (SELECT * FROM consumers \
-             WHERE consumers.id = CAST(i.id AS bigint) OFFSET 0) AS c",
-            [pg_rows::rows(&ids)?],
-        ))
-        .all(conn)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((ConsumerId(r.id), to_consumer(r)?)))
-        .collect()
-}
-
-/// As [`super::batch::edges_by_id`], in one statement probing the primary key.
-pub(super) async fn edges_by_id(
-    conn: &impl ConnectionTrait,
-    ids: &[EdgeId],
-) -> Result<HashMap<EdgeId, EdgeRecord>, StoreError> {
-    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
-    let rows = inventory_edge::Entity::find()
-        .from_raw_sql(pg_rows::statement(
-            "SELECT e.* FROM jsonb_array_elements_text(CAST($1 AS jsonb)) AS i(id) \
-             CROSS JOIN LATERAL (SELECT * FROM inventory_edges \
-             WHERE inventory_edges.id = CAST(i.id AS bigint) OFFSET 0) AS e",
-            [pg_rows::rows(&ids)?],
-        ))
-        .all(conn)
-        .await?;
-    let mut interner = Interner::default();
-    rows.iter()
-        .map(|r| Ok((EdgeId(r.id), to_edge(r, &mut interner)?)))
-        .collect()
-}
-
 /// As [`super::changes_with_rows`]: the changes and the rows they name in one statement,
 /// each row found through its primary key.
 pub(super) async fn changes_with_rows(

@@ -114,6 +114,13 @@ fn to_source(r: webhook_source::Model) -> Source {
     }
 }
 
+/// On PostgreSQL, the receipts of the `(source_id, message_id)` pairs in `$1` (JSON), each
+/// probed in the primary key (see `store::pg_rows`).
+pub(crate) const RECEIVED_AMONG_PG: &str = "SELECT w.* FROM jsonb_to_recordset(CAST($1 AS jsonb)) \
+     AS p(source_id bigint, message_id text) CROSS JOIN LATERAL (SELECT * FROM \
+     webhook_receipts r WHERE r.source_id = p.source_id AND r.message_id = p.message_id \
+     OFFSET 0) AS w";
+
 /// Which of these `(source, message id)` pairs were received before.
 pub async fn received_among(
     conn: &impl ConnectionTrait,
@@ -123,11 +130,7 @@ pub async fn received_among(
     if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
         let rows = webhook_receipt::Entity::find()
             .from_raw_sql(super::pg_rows::statement(
-                "SELECT w.* FROM jsonb_to_recordset(CAST($1 AS jsonb)) \
-                 AS p(source_id bigint, message_id text) \
-                 CROSS JOIN LATERAL (SELECT * FROM webhook_receipts r \
-                 WHERE r.source_id = p.source_id AND r.message_id = p.message_id \
-                 OFFSET 0) AS w",
+                RECEIVED_AMONG_PG,
                 [super::pg_rows::rows(&pair_rows(pairs))?],
             ))
             .all(conn)

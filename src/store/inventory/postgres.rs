@@ -13,6 +13,11 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, Value};
 use std::collections::HashMap;
 
+/// The consumers named in `$1` (a JSON array of names), each probed in the unique index.
+const CONSUMERS_BY_NAME: &str = "SELECT c.* FROM jsonb_array_elements_text(CAST($1 AS jsonb)) \
+     AS n(name) CROSS JOIN LATERAL (SELECT * FROM consumers WHERE consumers.name = n.name \
+     OFFSET 0) AS c";
+
 /// The consumers of these names that exist, each found through the unique index on name.
 pub(super) async fn find_existing(
     conn: &impl ConnectionTrait,
@@ -24,9 +29,7 @@ pub(super) async fn find_existing(
     let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
     let rows = consumer::Entity::find()
         .from_raw_sql(pg_rows::statement(
-            "SELECT c.* FROM jsonb_array_elements_text(CAST($1 AS jsonb)) AS n(name) \
-             CROSS JOIN LATERAL (SELECT * FROM consumers WHERE consumers.name = n.name \
-             OFFSET 0) AS c",
+            CONSUMERS_BY_NAME,
             [pg_rows::rows(&names)?],
         ))
         .all(conn)
@@ -226,4 +229,65 @@ pub(super) async fn changes_with_rows(
 fn column_names<E: EntityTrait>() -> Vec<&'static str> {
     use sea_orm::{IdenStatic, Iterable};
     E::Column::iter().map(|c| c.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    /// The lookups' plans probe the index whatever PostgreSQL knows of the tables: a
+    /// generic plan made while they are empty, which a connection keeps as they grow,
+    /// never scans one whole (as the `IN`-list lookups' plans did). On the server
+    /// `tests/run` starts; fails, never passes, without it.
+    #[tokio::test]
+    async fn lookups_probe_the_index_even_in_a_generic_plan_made_on_empty_tables() {
+        let (name, url) = crate::testing::create_scratch_database("sunset_test_plans").await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let settings = crate::config::Settings {
+            data_dir: dir.path().to_path_buf(),
+            database: crate::config::DatabaseSettings {
+                url: Some(crate::config::DatabaseUrl::new(url)),
+            },
+            ..crate::config::Settings::default()
+        };
+        let services = crate::app::open(&settings, std::sync::Arc::new(crate::clock::SystemClock))
+            .await
+            .expect("open");
+        let tx = services.store().reader().begin().await.expect("begin");
+        tx.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
+            .await
+            .expect("set");
+        for (statement, sql, table) in [
+            ("by_name", super::CONSUMERS_BY_NAME, "consumers"),
+            (
+                "received",
+                crate::store::webhook_sources::RECEIVED_AMONG_PG,
+                "webhook_receipts",
+            ),
+        ] {
+            tx.execute_unprepared(&format!("PREPARE {statement}(text) AS {sql}"))
+                .await
+                .expect("prepare");
+            let rows = tx
+                .query_all_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    format!("EXPLAIN EXECUTE {statement}('[]')"),
+                ))
+                .await
+                .expect("explain");
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String>("", "QUERY PLAN").expect("line"))
+                .collect();
+            let plan = plan.join("\n");
+            assert!(plan.contains("Index Scan"), "{statement}: {plan}");
+            assert!(
+                !plan.contains(&format!("Seq Scan on {table}")),
+                "{statement}: {plan}"
+            );
+        }
+        tx.rollback().await.expect("rollback");
+        drop(services);
+        crate::testing::drop_scratch_database(&name).await;
+    }
 }

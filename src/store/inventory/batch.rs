@@ -39,28 +39,44 @@ pub async fn find_existing(
     conn: &impl ConnectionTrait,
     names: &[&ConsumerName],
 ) -> Result<HashMap<ConsumerName, super::ExistingConsumer>, StoreError> {
-    if on_postgres(conn) {
-        return super::postgres::find_existing(conn, names).await;
-    }
-    let mut found = HashMap::with_capacity(names.len());
-    for chunk in statement_chunks(names) {
-        let rows = consumer::Entity::find()
-            .filter(consumer::Column::Name.is_in(chunk.iter().map(|n| n.as_str())))
-            .all(conn)
-            .await?;
-        for r in rows {
-            let c = to_consumer(&r)?;
-            found.insert(
-                c.name.clone(),
-                super::ExistingConsumer {
-                    id: ConsumerId(r.id),
-                    consumer: c,
-                    created_by: r.created_by,
-                },
-            );
-        }
+    let rows = consumer_rows_named(conn, names).await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let c = to_consumer(&r)?;
+        found.insert(
+            c.name.clone(),
+            super::ExistingConsumer {
+                id: ConsumerId(r.id),
+                consumer: c,
+                created_by: r.created_by,
+            },
+        );
     }
     Ok(found)
+}
+
+/// The rows of the consumers of these names that exist: one statement on PostgreSQL, one
+/// per chunk elsewhere.
+async fn consumer_rows_named(
+    conn: &impl ConnectionTrait,
+    names: &[&ConsumerName],
+) -> Result<Vec<consumer::Model>, StoreError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    if on_postgres(conn) {
+        return super::postgres::consumers_named(conn, names).await;
+    }
+    let mut rows = Vec::with_capacity(names.len());
+    for chunk in statement_chunks(names) {
+        rows.extend(
+            consumer::Entity::find()
+                .filter(consumer::Column::Name.is_in(chunk.iter().map(|n| n.as_str())))
+                .all(conn)
+                .await?,
+        );
+    }
+    Ok(rows)
 }
 
 /// Declares consumers: inserts those not there, and sets the declared facts of those that
@@ -71,10 +87,35 @@ pub async fn upsert_consumers(
     conn: &impl ConnectionTrait,
     declared: &[NewConsumer<'_>],
 ) -> Result<HashMap<ConsumerName, (ConsumerId, Consumer)>, StoreError> {
+    let mut written = HashMap::with_capacity(declared.len());
+    // RETURNING's row order is unspecified on SQLite: rows are matched by their unique name.
+    for r in upsert_consumer_rows(conn, declared).await? {
+        let c = to_consumer(&r)?;
+        written.insert(c.name.clone(), (ConsumerId(r.id), c));
+    }
+    if written.len() != declared.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} consumers declared, {} returned",
+            declared.len(),
+            written.len()
+        )));
+    }
+    Ok(written)
+}
+
+/// [`upsert_consumers`]' statements: one on PostgreSQL, one per chunk elsewhere; returns
+/// the rows as written.
+async fn upsert_consumer_rows(
+    conn: &impl ConnectionTrait,
+    declared: &[NewConsumer<'_>],
+) -> Result<Vec<consumer::Model>, StoreError> {
+    if declared.is_empty() {
+        return Ok(Vec::new());
+    }
     if on_postgres(conn) {
         return super::postgres::upsert_consumers(conn, declared).await;
     }
-    let mut written = HashMap::with_capacity(declared.len());
+    let mut written = Vec::with_capacity(declared.len());
     for chunk in statement_chunks(declared) {
         let rows = consumer::Entity::insert_many(chunk.iter().map(new_consumer_row))
             .on_conflict(
@@ -91,18 +132,7 @@ pub async fn upsert_consumers(
             )
             .exec_with_returning(conn)
             .await?;
-        // RETURNING's row order is unspecified on SQLite: match rows by their unique name.
-        for r in rows {
-            let c = to_consumer(&r)?;
-            written.insert(c.name.clone(), (ConsumerId(r.id), c));
-        }
-    }
-    if written.len() != declared.len() {
-        return Err(StoreError::Corrupt(format!(
-            "{} consumers declared, {} returned",
-            declared.len(),
-            written.len()
-        )));
+        written.extend(rows);
     }
     Ok(written)
 }
@@ -156,14 +186,32 @@ pub async fn record_edges(
     conn: &impl ConnectionTrait,
     sightings: &[Sighting<'_>],
 ) -> Result<(Vec<EdgeId>, HashMap<EdgeId, EdgeRecord>), StoreError> {
-    if on_postgres(conn) {
-        return super::postgres::record_edges(conn, sightings).await;
-    }
     let (keys, rows) = distinct_edge_rows(sightings);
     let mut ids: HashMap<RowKey, EdgeId> = HashMap::with_capacity(rows.len());
     let mut records = HashMap::with_capacity(rows.len());
     let mut interner = Interner::default();
-    for chunk in statement_chunks(&rows) {
+    // RETURNING's row order is unspecified on SQLite: rows are matched by their identity.
+    for r in upsert_edge_rows(conn, &rows).await? {
+        ids.insert(row_key(&r)?, EdgeId(r.id));
+        records.insert(EdgeId(r.id), to_edge(&r, &mut interner)?);
+    }
+    Ok((ids_in_order(&keys, &ids)?, records))
+}
+
+/// [`record_edges`]' upserts of distinct rows: one statement on PostgreSQL, one per chunk
+/// elsewhere; returns the rows as written.
+async fn upsert_edge_rows(
+    conn: &impl ConnectionTrait,
+    rows: &[inventory_edge::ActiveModel],
+) -> Result<Vec<inventory_edge::Model>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    if on_postgres(conn) {
+        return super::postgres::upsert_edges(conn, rows).await;
+    }
+    let mut all = Vec::with_capacity(rows.len());
+    for chunk in statement_chunks(rows) {
         let written = inventory_edge::Entity::insert_many(chunk.iter().cloned())
             .on_conflict(
                 OnConflict::columns([
@@ -186,13 +234,9 @@ pub async fn record_edges(
             )
             .exec_with_returning(conn)
             .await?;
-        // RETURNING's row order is unspecified on SQLite: match rows by their identity.
-        for r in written {
-            ids.insert(row_key(&r)?, EdgeId(r.id));
-            records.insert(EdgeId(r.id), to_edge(&r, &mut interner)?);
-        }
+        all.extend(written);
     }
-    Ok((ids_in_order(&keys, &ids)?, records))
+    Ok(all)
 }
 
 /// Each sighting's row key, and one new row per distinct key, the sightings of a key

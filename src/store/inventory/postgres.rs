@@ -1,64 +1,45 @@
 //! [`batch`](super::batch)'s statements on PostgreSQL: one text each, whatever the number
 //! of rows, the rows sent as one JSON parameter (see `store::pg_rows`), so a group commit
-//! costs one round trip per table and every plan is made once.
+//! costs one round trip per table and every plan is made once. They return the rows as
+//! PostgreSQL has them; `batch` makes them into what its callers get, as for SQLite.
 
-use super::batch::{RowKey, distinct_edge_rows, ids_in_order, row_key};
-use super::{Entity, ExistingConsumer, Interner, NewConsumer, Sighting, to_consumer, to_edge};
-use crate::domain::{Consumer, ConsumerName};
-use crate::graph::{ConsumerId, EdgeId, EdgeRecord};
+use super::{Entity, Interner, NewConsumer, to_consumer, to_edge};
+use crate::domain::ConsumerName;
+use crate::graph::{ConsumerId, EdgeId};
 use crate::store::entities::{consumer, inventory_edge};
 use crate::store::notify::Topic;
 use crate::store::{StoreError, pg_rows};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, Value};
-use std::collections::HashMap;
 
 /// The consumers named in `$1` (a JSON array of names), each probed in the unique index.
 const CONSUMERS_BY_NAME: &str = "SELECT c.* FROM jsonb_array_elements_text(CAST($1 AS jsonb)) \
      AS n(name) CROSS JOIN LATERAL (SELECT * FROM consumers WHERE consumers.name = n.name \
      OFFSET 0) AS c";
 
-/// The consumers of these names that exist, each found through the unique index on name.
-pub(super) async fn find_existing(
+/// The rows of the consumers of these names that exist, each found through the unique
+/// index on name.
+pub(super) async fn consumers_named(
     conn: &impl ConnectionTrait,
     names: &[&ConsumerName],
-) -> Result<HashMap<ConsumerName, ExistingConsumer>, StoreError> {
-    if names.is_empty() {
-        return Ok(HashMap::new());
-    }
+) -> Result<Vec<consumer::Model>, StoreError> {
     let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
-    let rows = consumer::Entity::find()
+    Ok(consumer::Entity::find()
         .from_raw_sql(pg_rows::statement(
             CONSUMERS_BY_NAME,
             [pg_rows::rows(&names)?],
         ))
         .all(conn)
-        .await?;
-    let mut found = HashMap::with_capacity(rows.len());
-    for r in rows {
-        let consumer = to_consumer(&r)?;
-        found.insert(
-            consumer.name.clone(),
-            ExistingConsumer {
-                id: ConsumerId(r.id),
-                consumer,
-                created_by: r.created_by,
-            },
-        );
-    }
-    Ok(found)
+        .await?)
 }
 
-/// As [`super::batch::upsert_consumers`], in one statement.
+/// As [`super::batch::upsert_consumers`], in one statement; returns the rows as written.
 pub(super) async fn upsert_consumers(
     conn: &impl ConnectionTrait,
     declared: &[NewConsumer<'_>],
-) -> Result<HashMap<ConsumerName, (ConsumerId, Consumer)>, StoreError> {
-    if declared.is_empty() {
-        return Ok(HashMap::new());
-    }
+) -> Result<Vec<consumer::Model>, StoreError> {
     let rows: Vec<consumer::ActiveModel> = declared.iter().map(super::new_consumer_row).collect();
-    let written = consumer::Entity::find()
+    Ok(consumer::Entity::find()
         .from_raw_sql(pg_rows::statement(
             "INSERT INTO consumers (name, kind, owner_team, environment, contacts, \
              webhook_url, webhook_secret, discovered, created_at, created_by, updated_at) \
@@ -76,32 +57,16 @@ pub(super) async fn upsert_consumers(
             [pg_rows::active_rows(&rows)?],
         ))
         .all(conn)
-        .await?;
-    let mut by_name = HashMap::with_capacity(written.len());
-    for r in written {
-        let c = to_consumer(&r)?;
-        by_name.insert(c.name.clone(), (ConsumerId(r.id), c));
-    }
-    if by_name.len() != declared.len() {
-        return Err(StoreError::Corrupt(format!(
-            "{} consumers declared, {} returned",
-            declared.len(),
-            by_name.len()
-        )));
-    }
-    Ok(by_name)
+        .await?)
 }
 
-/// As [`super::batch::record_edges`], in one statement.
-pub(super) async fn record_edges(
+/// As [`super::batch::record_edges`], the distinct rows in one statement; returns them as
+/// written.
+pub(super) async fn upsert_edges(
     conn: &impl ConnectionTrait,
-    sightings: &[Sighting<'_>],
-) -> Result<(Vec<EdgeId>, HashMap<EdgeId, EdgeRecord>), StoreError> {
-    if sightings.is_empty() {
-        return Ok((Vec::new(), HashMap::new()));
-    }
-    let (keys, rows) = distinct_edge_rows(sightings);
-    let written = inventory_edge::Entity::find()
+    rows: &[inventory_edge::ActiveModel],
+) -> Result<Vec<inventory_edge::Model>, StoreError> {
+    Ok(inventory_edge::Entity::find()
         .from_raw_sql(pg_rows::statement(
             "INSERT INTO inventory_edges (edge_key, kind, consumer_id, target_consumer_id, \
              model_id, version_range, version_id, parent_version_id, derivation, origin, \
@@ -118,18 +83,10 @@ pub(super) async fn record_edges(
              last_seen = GREATEST(excluded.last_seen, inventory_edges.last_seen), \
              observations = inventory_edges.observations + excluded.observations \
              RETURNING *",
-            [pg_rows::active_rows(&rows)?],
+            [pg_rows::active_rows(rows)?],
         ))
         .all(conn)
-        .await?;
-    let mut ids: HashMap<RowKey, EdgeId> = HashMap::with_capacity(written.len());
-    let mut records = HashMap::with_capacity(written.len());
-    let mut interner = Interner::default();
-    for r in written {
-        ids.insert(row_key(&r)?, EdgeId(r.id));
-        records.insert(EdgeId(r.id), to_edge(&r, &mut interner)?);
-    }
-    Ok((ids_in_order(&keys, &ids)?, records))
+        .await?)
 }
 
 /// As [`super::batch::record_changes`]: the head read, the changes appended after it

@@ -2,7 +2,6 @@
 //! instance finds it missed a change): models, then versions and consumers, then edges.
 //! Storage only reads rows; what a row means to the graph is decided here.
 
-use super::VersionInfo;
 use super::{ConsumerId, EdgeRecord, GraphError, InventoryGraph, ModelId, ModelInfo, VersionId};
 use crate::domain::{Consumer, Version};
 
@@ -26,9 +25,9 @@ impl GraphBuilder {
         }
     }
 
-    /// Room for this many nodes and edges, allocated once.
-    pub fn reserve(&mut self, nodes: usize, edges: usize) {
-        self.g.reserve(nodes, edges);
+    /// Room for this many of each, allocated once.
+    pub fn reserve(&mut self, models: usize, versions: usize, consumers: usize, edges: usize) {
+        self.g.reserve(models, versions, consumers, edges);
     }
 
     pub fn model(&mut self, m: ModelInfo) {
@@ -41,15 +40,10 @@ impl GraphBuilder {
         model: ModelId,
         version: Version,
     ) -> Result<(), GraphError> {
-        let Some(model_name) = self.g.model(model).map(|m| m.name.clone()) else {
-            return Ok(());
-        };
-        self.g.upsert_version(VersionInfo {
-            id,
-            model,
-            model_name,
-            version,
-        })
+        // A version whose model the load did not see committed after it: skipped.
+        match self.g.put_version(id, model, version) {
+            Ok(()) | Err(GraphError::Missing(..)) => Ok(()),
+        }
     }
 
     pub fn consumer(&mut self, id: ConsumerId, c: Consumer) {

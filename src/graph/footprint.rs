@@ -90,15 +90,19 @@ impl InventoryGraph {
                     + set_bytes(&self.environments),
             ),
             (
+                "models' owner teams (numbered)",
+                self.model_teams.footprint(|t| arc_str(t.as_str())),
+            ),
+            (
                 "edges' origin names (numbered)",
                 self.origins.footprint(arc_str),
             ),
             (
                 "id and name indexes (hash maps)",
                 self.consumers.footprint()
-                    + map_bytes(&self.consumer_names)
+                    + self.consumer_names.footprint()
                     + self.models.footprint()
-                    + map_bytes(&self.model_names)
+                    + self.model_names.footprint()
                     + map_bytes(&self.model_versions)
                     + self
                         .model_versions
@@ -155,9 +159,8 @@ impl InventoryGraph {
         self.g
             .node_weights()
             .map(|n| match n {
-                Node::Model(m) => once(m.name.as_str()) + once(m.owner_team.as_str()),
-                Node::Version(v) => once(v.model_name.as_str()),
-                Node::Consumer(..) => 0,
+                Node::Model { name, .. } => once(name.as_str()),
+                Node::Version { .. } | Node::Consumer(..) => 0,
             })
             .sum()
     }

@@ -85,10 +85,6 @@ impl<K: RowId, P: Place> IdIndex<K, P> {
         }
     }
 
-    pub fn contains_key(&self, id: &K) -> bool {
-        self.get(id).is_some()
-    }
-
     /// Puts `place` at `id`, giving back what was there.
     pub fn insert(&mut self, id: K, place: P) -> Option<P> {
         debug_assert!(place != P::none());

@@ -24,7 +24,8 @@
 //! dependents). They are held once (`walk_index.rs`): *packed* (`packed.rs`), every
 //! node's in one array laid out breadth-first from the longest list, each arrival
 //! carrying where its dependent's own arrivals lie (so expanding a dependent is one read)
-//! and its hot part (dependent, span, flags: 16 bytes) apart from the rest; or, for a
+//! and its hot part (dependent, span, flags: 16 bytes) apart from the rest (edge, range,
+//! last seen, key: 24 bytes), neither repeating the other; or, for a
 //! node whose arrivals changed since the layout, in a list of its own. A bulk load adds
 //! edges with `load_edge` and lays every arrival out once in `finish_load`; a change to a
 //! node's arrivals first *unpacks* it (`arrivals_change`: the packed arrivals move to its
@@ -45,10 +46,14 @@
 //!
 //! Memory (`footprint.rs` estimates it part by part): an edge is held as a compact record
 //! (`edge.rs`: its link told by its two ends and numbers into the tables of ranges and
-//! origin names; 72 bytes with petgraph's links), built into an [`EdgeRecord`] only when
-//! asked for; ids map to places through vectors indexed by id (`id_index.rs`); a model's
-//! versions are one boxed slice (`model_versions.rs`); names are shared `Arc<str>`, and
-//! consumers' teams and environments are held once each. Consumers are held as
+//! origin names, times in microseconds; 56 bytes with petgraph's links), built into an
+//! [`EdgeRecord`] only when asked for; ids map to places through vectors indexed by id
+//! (`id_index.rs`), names to places through tables of node indexes hashed by the names the
+//! nodes hold (`name_index.rs`); a model's versions are one boxed slice
+//! (`model_versions.rs`); a node is 32 bytes (a model's team a number, a version's model
+//! its node, whose name it shows: `ModelInfo` and `VersionInfo` are built when asked
+//! for); names are shared `Arc<str>`, and consumers' teams and environments are held once
+//! each. Consumers are held as
 //! `Arc<Consumer>`: an answer's targets and the names in its paths (`Step.from`/`to`,
 //! ranges, origin names) are reference counts, not copies, because a hub answer lists a
 //! thousand.
@@ -64,6 +69,7 @@ mod edge;
 mod footprint;
 mod id_index;
 mod model_versions;
+mod name_index;
 mod packed;
 mod query;
 mod walk_index;
@@ -72,7 +78,8 @@ use arrivals::{Arrival, NO_RANGE, sort_prefix};
 use edge::{Edge, Kind, Numbered};
 use id_index::IdIndex;
 use model_versions::ModelVersions;
-use packed::Packed;
+use name_index::NameIndex;
+use packed::{At, Packed};
 use walk_index::{WalkIndex, parallel_edges};
 
 pub use build::GraphBuilder;
@@ -187,8 +194,19 @@ enum Node {
     /// Shared with the answers that list it: cloning a thousand consumers' names, teams
     /// and contacts was much of a hub answer's time.
     Consumer(ConsumerId, Arc<Consumer>),
-    Model(ModelInfo),
-    Version(VersionInfo),
+    /// Its owner team is a number among the graph's `model_teams`: with the fields
+    /// inline, the node takes 32 bytes where a whole `ModelInfo` took 48.
+    Model {
+        id: ModelId,
+        name: ModelName,
+        team: u32,
+    },
+    /// Its model's node holds the name answers show with it.
+    Version {
+        id: VersionId,
+        model: NodeIndex,
+        version: Version,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -204,10 +222,10 @@ pub enum GraphError {
 pub struct InventoryGraph {
     g: StableDiGraph<Node, Edge>,
     consumers: IdIndex<ConsumerId, NodeIndex>,
-    /// Keyed by the consumers' own names, shared.
-    consumer_names: HashMap<Arc<str>, ConsumerId>,
+    /// The consumers by name (see `name_index.rs`).
+    consumer_names: NameIndex,
     models: IdIndex<ModelId, NodeIndex>,
-    model_names: HashMap<ModelName, ModelId>,
+    model_names: NameIndex,
     /// Per model, its versions in order, for resolving ranges.
     model_versions: HashMap<ModelId, ModelVersions>,
     versions: IdIndex<VersionId, NodeIndex>,
@@ -218,6 +236,8 @@ pub struct InventoryGraph {
     ranges: Numbered<VersionRange>,
     /// Every name an edge's origin has had; edges refer to them by number.
     origins: Numbered<str>,
+    /// The teams owning models; model nodes refer to them by number.
+    model_teams: Numbered<TeamName>,
     /// The teams and environments consumers name, each held once and shared by every
     /// consumer that names it (a few hundred names among millions of consumers).
     teams: HashSet<TeamName>,
@@ -246,6 +266,22 @@ fn stamp(t: DateTime<Utc>) -> i64 {
     } else {
         i64::MAX
     })
+}
+
+/// The name of the consumer at `ix`, as [`NameIndex`] reads it ("" for another node).
+fn consumer_name(g: &StableDiGraph<Node, Edge>, ix: NodeIndex) -> &str {
+    match g.node_weight(ix) {
+        Some(Node::Consumer(_, c)) => c.name.as_str(),
+        _ => "",
+    }
+}
+
+/// The name of the model at `ix`, as [`NameIndex`] reads it ("" for another node).
+fn model_name(g: &StableDiGraph<Node, Edge>, ix: NodeIndex) -> &str {
+    match g.node_weight(ix) {
+        Some(Node::Model { name, .. }) => name.as_str(),
+        _ => "",
+    }
 }
 
 impl InventoryGraph {
@@ -299,28 +335,54 @@ impl InventoryGraph {
     }
 
     pub fn upsert_model(&mut self, m: ModelInfo) {
-        if let Some(&ix) = self.models.get(&m.id) {
-            self.g[ix] = Node::Model(m.clone());
+        let team = self
+            .model_teams
+            .number(m.owner_team.as_str(), &Arc::new(m.owner_team.clone()));
+        let node = Node::Model {
+            id: m.id,
+            name: m.name.clone(),
+            team,
+        };
+        let ix = if let Some(&ix) = self.models.get(&m.id) {
+            if let Node::Model { name, .. } = &self.g[ix] {
+                let old = name.clone();
+                self.model_names
+                    .remove(old.as_str(), ix, |n| model_name(&self.g, n));
+            }
+            self.g[ix] = node;
+            ix
         } else {
-            let ix = self.g.add_node(Node::Model(m.clone()));
+            let ix = self.g.add_node(node);
             self.models.insert(m.id, ix);
-        }
-        self.model_names.insert(m.name.clone(), m.id);
+            ix
+        };
+        self.model_names
+            .insert(m.name.as_str(), ix, |n| model_name(&self.g, n));
     }
 
+    /// Adds or replaces a version; its model name is its model's.
     pub fn upsert_version(&mut self, v: VersionInfo) -> Result<(), GraphError> {
-        if !self.models.contains_key(&v.model) {
-            return Err(GraphError::Missing("model", v.model.0));
-        }
+        self.put_version(v.id, v.model, v.version)
+    }
+
+    pub(super) fn put_version(
+        &mut self,
+        id: VersionId,
+        model_id: ModelId,
+        version: Version,
+    ) -> Result<(), GraphError> {
+        let Some(&model) = self.models.get(&model_id) else {
+            return Err(GraphError::Missing("model", model_id.0));
+        };
         self.model_versions
-            .entry(v.model)
+            .entry(model_id)
             .or_default()
-            .insert(v.version, v.id);
-        if let Some(&ix) = self.versions.get(&v.id) {
-            self.replace_node(ix, Node::Version(v));
+            .insert(version, id);
+        let node = Node::Version { id, model, version };
+        if let Some(&ix) = self.versions.get(&id) {
+            self.replace_node(ix, node);
         } else {
-            let id = v.id;
-            let ix = self.g.add_node(Node::Version(v));
+            let ix = self.g.add_node(node);
             self.versions.insert(id, ix);
         }
         Ok(())
@@ -330,16 +392,21 @@ impl InventoryGraph {
         c.owner_team = shared(&mut self.teams, c.owner_team);
         c.environment = shared(&mut self.environments, c.environment);
         let name = c.name.shared();
-        if let Some(&ix) = self.consumers.get(&id) {
+        let ix = if let Some(&ix) = self.consumers.get(&id) {
             if let Node::Consumer(_, old) = &self.g[ix] {
-                self.consumer_names.remove(old.name.as_str());
+                let old = Arc::clone(old);
+                self.consumer_names
+                    .remove(old.name.as_str(), ix, |n| consumer_name(&self.g, n));
             }
             self.replace_node(ix, Node::Consumer(id, Arc::new(c)));
+            ix
         } else {
             let ix = self.g.add_node(Node::Consumer(id, Arc::new(c)));
             self.consumers.insert(id, ix);
-        }
-        self.consumer_names.insert(name, id);
+            ix
+        };
+        self.consumer_names
+            .insert(&name, ix, |n| consumer_name(&self.g, n));
     }
 
     /// The arrival of edge `ex` from `from`.
@@ -355,7 +422,7 @@ impl InventoryGraph {
     /// depends on it.
     fn bare_arrival(&self, from: NodeIndex, ex: EdgeIndex) -> Arrival {
         let e = &self.g[ex];
-        let last_seen = stamp(e.last_seen);
+        let last_seen = stamp(e.last_seen());
         Arrival {
             from,
             edge: ex,
@@ -371,8 +438,8 @@ impl InventoryGraph {
     fn key_of(&self, ix: NodeIndex) -> u64 {
         match &self.g[ix] {
             Node::Consumer(_, c) => sort_prefix(c.name.as_str()),
-            Node::Version(v) => sort_prefix(v.model_name.as_str()),
-            Node::Model(m) => sort_prefix(m.name.as_str()),
+            Node::Version { model, .. } => sort_prefix(model_name(&self.g, *model)),
+            Node::Model { name, .. } => sort_prefix(name.as_str()),
         }
     }
 
@@ -447,9 +514,12 @@ impl InventoryGraph {
         // petgraph reuses the index of a removed node.
         self.arrivals_change(ix);
         self.walk.lists.remove(&ix);
-        if let Some(Node::Consumer(_, c)) = self.g.remove_node(ix) {
-            self.consumer_names.remove(c.name.as_str());
+        if let Node::Consumer(_, c) = &self.g[ix] {
+            let c = Arc::clone(c);
+            self.consumer_names
+                .remove(c.name.as_str(), ix, |n| consumer_name(&self.g, n));
         }
+        self.g.remove_node(ix);
     }
 
     pub fn upsert_edge(&mut self, e: EdgeRecord) -> Result<(), GraphError> {
@@ -458,9 +528,18 @@ impl InventoryGraph {
 
     /// Room for this many more nodes and edges, allocated at that size: a bulk load
     /// knows how many it will add.
-    pub(super) fn reserve(&mut self, nodes: usize, edges: usize) {
-        self.g.reserve_exact_nodes(nodes);
+    pub(super) fn reserve(
+        &mut self,
+        models: usize,
+        versions: usize,
+        consumers: usize,
+        edges: usize,
+    ) {
+        self.g.reserve_exact_nodes(models + versions + consumers);
         self.g.reserve_exact_edges(edges);
+        self.model_names.reserve(models, |n| model_name(&self.g, n));
+        self.consumer_names
+            .reserve(consumers, |n| consumer_name(&self.g, n));
     }
 
     /// Adds an edge read by a bulk load, leaving its arrival to [`Self::finish_load`]:
@@ -511,7 +590,7 @@ impl InventoryGraph {
         let of = |i: usize| &all[start[i]..start[i + 1]];
         self.walk.parallel = parallel_edges((0..n).map(of));
         self.walk.lists.clear();
-        self.walk.packed = Packed::pack(n, of, self.g.edge_bound());
+        self.walk.packed = Packed::pack(n, |i| At::Live(of(i)), self.g.edge_bound());
         self.mark_looping(self.loops());
         self.walk.loops_unknown = false;
     }
@@ -611,7 +690,7 @@ impl InventoryGraph {
             }
         };
         let e = self.compact(e);
-        let last_seen = stamp(e.last_seen);
+        let last_seen = stamp(e.last_seen());
         if let Some(&ex) = self.edges.get(&e.id)
             && let Some(w) = self.g.edge_weight_mut(ex)
         {
@@ -656,9 +735,11 @@ impl InventoryGraph {
         let Some(ex) = self.edges.remove(&id) else {
             return;
         };
-        if let Some((_, to)) = self.g.edge_endpoints(ex)
-            && let Some(at) = self.walk.at(to).iter().position(|a| a.edge == ex)
-        {
+        let place = self.g.edge_endpoints(ex).and_then(|(_, to)| {
+            let at = self.walk.at(to).iter().position(|a| a.edge == ex)?;
+            Some((to, at))
+        });
+        if let Some((to, at)) = place {
             self.arrivals_change(to);
             let arrivals = self.walk.lists.entry(to).or_default();
             let gone = arrivals.remove(at);
@@ -680,7 +761,13 @@ impl InventoryGraph {
     }
 
     pub fn consumer_id(&self, name: &str) -> Option<ConsumerId> {
-        self.consumer_names.get(name).copied()
+        let ix = self
+            .consumer_names
+            .get(name, |n| consumer_name(&self.g, n))?;
+        match &self.g[ix] {
+            Node::Consumer(id, _) => Some(*id),
+            _ => None,
+        }
     }
 
     pub fn consumer(&self, id: ConsumerId) -> Option<&Consumer> {
@@ -691,13 +778,35 @@ impl InventoryGraph {
     }
 
     pub fn model_id(&self, name: &str) -> Option<ModelId> {
-        self.model_names.get(name).copied()
+        let ix = self.model_names.get(name, |n| model_name(&self.g, n))?;
+        match &self.g[ix] {
+            Node::Model { id, .. } => Some(*id),
+            _ => None,
+        }
     }
 
-    pub fn model(&self, id: ModelId) -> Option<&ModelInfo> {
-        match self.models.get(&id).map(|&ix| &self.g[ix]) {
-            Some(Node::Model(m)) => Some(m),
+    pub fn model(&self, id: ModelId) -> Option<ModelInfo> {
+        self.model_info(*self.models.get(&id)?)
+    }
+
+    /// The model at `ix`, as the rest of the service sees it.
+    fn model_info(&self, ix: NodeIndex) -> Option<ModelInfo> {
+        match self.g.node_weight(ix)? {
+            Node::Model { id, name, team } => Some(ModelInfo {
+                id: *id,
+                name: name.clone(),
+                owner_team: TeamName::clone(self.model_teams.get(*team)?),
+            }),
             _ => None,
+        }
+    }
+
+    /// The name of a version's model, `ix` the model node the version's names: models
+    /// are never removed, and a node never changes kind.
+    fn version_model_name(&self, ix: NodeIndex) -> &ModelName {
+        match &self.g[ix] {
+            Node::Model { name, .. } => name,
+            _ => unreachable!("a version's model node is a model"),
         }
     }
 
@@ -705,9 +814,24 @@ impl InventoryGraph {
         self.model_versions.get(&model)?.get(version)
     }
 
-    pub fn version(&self, id: VersionId) -> Option<&VersionInfo> {
-        match self.versions.get(&id).map(|&ix| &self.g[ix]) {
-            Some(Node::Version(v)) => Some(v),
+    pub fn version(&self, id: VersionId) -> Option<VersionInfo> {
+        self.version_info(*self.versions.get(&id)?)
+    }
+
+    /// The version at `ix`, as the rest of the service sees it.
+    fn version_info(&self, ix: NodeIndex) -> Option<VersionInfo> {
+        match self.g.node_weight(ix)? {
+            Node::Version { id, model, version } => match self.g.node_weight(*model)? {
+                Node::Model {
+                    id: model_id, name, ..
+                } => Some(VersionInfo {
+                    id: *id,
+                    model: *model_id,
+                    model_name: name.clone(),
+                    version: *version,
+                }),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -738,16 +862,17 @@ impl InventoryGraph {
             Link::DerivedFrom { derivation, .. } => (Kind::DerivedFrom(*derivation), NO_RANGE),
             Link::DependsOn { .. } => (Kind::DependsOn, NO_RANGE),
         };
-        Edge {
-            id: e.id,
-            first_seen: e.first_seen,
-            last_seen: e.last_seen,
-            observations: e.observations,
-            range,
-            origin_name: self.origins.number(&e.origin_name, &e.origin_name),
+        let origin_name = self.origins.number(&e.origin_name, &e.origin_name);
+        Edge::new(
+            e.id,
             kind,
-            origin: e.origin,
-        }
+            range,
+            e.origin,
+            origin_name,
+            e.first_seen,
+            e.last_seen,
+            e.observations,
+        )
     }
 
     /// The row an edge holds, as it was told: its link's ids read from its two ends.
@@ -755,18 +880,20 @@ impl InventoryGraph {
         let e = self.g.edge_weight(ex)?;
         let (from, to) = self.g.edge_endpoints(ex)?;
         let link = match (e.kind, &self.g[from], &self.g[to]) {
-            (Kind::Uses, Node::Consumer(consumer, _), Node::Model(m)) => Link::Uses {
+            (Kind::Uses, Node::Consumer(consumer, _), Node::Model { id, .. }) => Link::Uses {
                 consumer: *consumer,
-                model: m.id,
+                model: *id,
                 range: Arc::clone(self.ranges.get(e.range)?),
             },
-            (Kind::DerivedFrom(derivation), Node::Version(v), Node::Version(p)) => {
-                Link::DerivedFrom {
-                    version: v.id,
-                    parent: p.id,
-                    derivation,
-                }
-            }
+            (
+                Kind::DerivedFrom(derivation),
+                Node::Version { id: version, .. },
+                Node::Version { id: parent, .. },
+            ) => Link::DerivedFrom {
+                version: *version,
+                parent: *parent,
+                derivation,
+            },
             (Kind::DependsOn, Node::Consumer(consumer, _), Node::Consumer(target, _)) => {
                 Link::DependsOn {
                     consumer: *consumer,
@@ -780,9 +907,9 @@ impl InventoryGraph {
             link,
             origin: e.origin,
             origin_name: Arc::clone(self.origins.get(e.origin_name)?),
-            first_seen: e.first_seen,
-            last_seen: e.last_seen,
-            observations: e.observations,
+            first_seen: e.first_seen(),
+            last_seen: e.last_seen(),
+            observations: e.observations(),
         })
     }
 
@@ -824,13 +951,13 @@ impl InventoryGraph {
             }
         }
         for (id, ix) in self.models.iter() {
-            if let Node::Model(m) = &self.g[ix] {
-                s.models.insert(id, m.clone());
+            if let Some(m) = self.model_info(ix) {
+                s.models.insert(id, m);
             }
         }
         for (id, ix) in self.versions.iter() {
-            if let Node::Version(v) = &self.g[ix] {
-                s.versions.insert(id, v.clone());
+            if let Some(v) = self.version_info(ix) {
+                s.versions.insert(id, v);
             }
         }
         for (id, ex) in self.edges.iter() {
@@ -908,22 +1035,22 @@ impl InventoryGraph {
                             .next()
                             .is_some(),
                         looping: self.walk.looping.contains(&e.id()),
-                        last_seen: stamp(e.weight().last_seen),
+                        last_seen: stamp(e.weight().last_seen()),
                         key: self.key_of(e.source()),
                     })
                     .collect()
             } else {
                 Vec::new()
             };
-            kept.iter().rev().eq(expected.iter())
+            kept.iter().rev().eq(expected.iter().copied())
         }) && self.walk.packed.consistent()
     }
 
     fn node_label(&self, ix: NodeIndex) -> String {
         match &self.g[ix] {
             Node::Consumer(id, _) => format!("consumer:{id}"),
-            Node::Model(m) => format!("model:{}", m.id),
-            Node::Version(v) => format!("version:{}", v.id),
+            Node::Model { id, .. } => format!("model:{id}"),
+            Node::Version { id, .. } => format!("version:{id}"),
         }
     }
 }

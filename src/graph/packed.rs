@@ -15,6 +15,10 @@
 //! its span says so, the packed arrivals that reach it say so, and walks read it from its
 //! list. Fields of an arrival that change in place (a time, a name's key, a flag) are
 //! written here and, for an unpacked node, to its list.
+//!
+//! Each arrival is held in two parts, in two arrays at the same places: its [`Hot`] part
+//! (what a walk beyond the listed nodes reads) and its [`Cold`] part (the rest). Neither
+//! repeats the other: a whole [`Arrival`] is put together when asked for.
 
 use super::arrivals::Arrival;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
@@ -53,6 +57,40 @@ pub(super) struct Hot {
 const DEPENDED_ON: u32 = 1;
 const LOOPING: u32 = 2;
 
+/// The rest of a packed arrival: what listing, staleness and ranges need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Cold {
+    pub edge: EdgeIndex,
+    pub range: u32,
+    pub last_seen: i64,
+    pub key: u64,
+}
+
+impl Cold {
+    fn of(a: &Arrival) -> Self {
+        Self {
+            edge: a.edge,
+            range: a.range,
+            last_seen: a.last_seen,
+            key: a.key,
+        }
+    }
+}
+
+/// The arrival whose parts are `h` and `c`.
+#[inline(always)]
+pub(super) fn whole(h: &Hot, c: &Cold) -> Arrival {
+    Arrival {
+        from: h.from,
+        edge: c.edge,
+        range: c.range,
+        from_depended_on: !h.leaf(),
+        looping: h.looping(),
+        last_seen: c.last_seen,
+        key: c.key,
+    }
+}
+
 impl Hot {
     fn of(a: &Arrival, from_span: Span) -> Self {
         Self {
@@ -78,8 +116,8 @@ const NOWHERE: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Packed {
-    /// Every packed arrival whole, node after node.
-    arrivals: Vec<Arrival>,
+    /// Every packed arrival's [`Cold`] part, node after node.
+    cold: Vec<Cold>,
     /// The same arrivals' [`Hot`] parts, in the same places.
     hot: Vec<Hot>,
     /// Per node index, where its arrivals lie.
@@ -100,7 +138,7 @@ impl Packed {
     /// Its arrays' bytes, by capacity.
     pub(super) fn footprint(&self) -> usize {
         use std::mem::size_of;
-        self.arrivals.capacity() * size_of::<Arrival>()
+        self.cold.capacity() * size_of::<Cold>()
             + self.hot.capacity() * size_of::<Hot>()
             + self.spans.capacity() * size_of::<Span>()
             + self.places.capacity() * size_of::<u32>()
@@ -111,7 +149,7 @@ impl Packed {
     /// the longest left, each node's dependents in the order walks meet them (newest
     /// first), so that a big question reads its dependents' arrivals close to where it
     /// read the last.
-    pub fn pack<'a>(n: usize, live: impl Fn(usize) -> &'a [Arrival], edge_bound: usize) -> Self {
+    pub fn pack<'a>(n: usize, live: impl Fn(usize) -> At<'a>, edge_bound: usize) -> Self {
         let mut seeds: Vec<u32> = (0..n)
             .filter(|&i| !live(i).is_empty())
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
@@ -120,7 +158,9 @@ impl Packed {
         let total: usize = seeds.iter().map(|&i| live(i as usize).len()).sum();
         let mut spans = vec![Span { at: 0, len: 0 }; n];
         let mut placed = vec![false; n];
-        let mut arrivals: Vec<Arrival> = Vec::with_capacity(total);
+        let mut cold: Vec<Cold> = Vec::with_capacity(total);
+        // Each hot part learns its dependent's span once every node is placed.
+        let mut hot: Vec<Hot> = Vec::with_capacity(total);
         let mut queue = std::collections::VecDeque::new();
         for seed in seeds {
             if std::mem::replace(&mut placed[seed as usize], true) {
@@ -130,10 +170,13 @@ impl Packed {
             while let Some(i) = queue.pop_front() {
                 let list = live(i);
                 spans[i] = Span {
-                    at: u32::try_from(arrivals.len()).expect("fewer than 2^32 arrivals"),
+                    at: u32::try_from(cold.len()).expect("fewer than 2^32 arrivals"),
                     len: u32::try_from(list.len()).expect("fewer than 2^32 arrivals"),
                 };
-                arrivals.extend_from_slice(list);
+                for a in list.iter() {
+                    cold.push(Cold::of(&a));
+                    hot.push(Hot::of(&a, Span::UNPACKED));
+                }
                 for a in list.iter().rev() {
                     let from = a.from.index();
                     if from < n && !placed[from] && !live(from).is_empty() {
@@ -144,16 +187,14 @@ impl Packed {
             }
         }
         let mut places = vec![NOWHERE; edge_bound];
-        let mut hot = Vec::with_capacity(arrivals.len());
-        for (at, a) in arrivals.iter().enumerate() {
-            let from_span = spans.get(a.from.index()).copied().unwrap_or(Span::UNPACKED);
-            hot.push(Hot::of(a, from_span));
-            if let Some(place) = places.get_mut(a.edge.index()) {
+        for (at, (h, c)) in hot.iter_mut().zip(&cold).enumerate() {
+            h.from_span = spans.get(h.from.index()).copied().unwrap_or(Span::UNPACKED);
+            if let Some(place) = places.get_mut(c.edge.index()) {
                 *place = u32::try_from(at).unwrap_or(NOWHERE);
             }
         }
         Self {
-            arrivals,
+            cold,
             hot,
             spans,
             places,
@@ -171,13 +212,13 @@ impl Packed {
             .unwrap_or(Span::UNPACKED)
     }
 
-    /// The arrivals a packed span covers, whole and their hot parts.
-    pub fn list(&self, span: Span) -> (&[Hot], &[Arrival]) {
+    /// The arrivals a packed span covers.
+    pub fn list(&self, span: Span) -> At<'_> {
         debug_assert!(span.is_packed());
         let range = span.at as usize..span.at as usize + span.len as usize;
-        (
+        At::Packed(
             self.hot.get(range.clone()).unwrap_or_default(),
-            self.arrivals.get(range).unwrap_or_default(),
+            self.cold.get(range).unwrap_or_default(),
         )
     }
 
@@ -219,12 +260,14 @@ impl Packed {
         let Some(&at) = self.places.get(ex.index()) else {
             return;
         };
-        if let (Some(a), Some(h)) = (
-            self.arrivals.get_mut(at as usize),
+        if let (Some(c), Some(h)) = (
+            self.cold.get_mut(at as usize),
             self.hot.get_mut(at as usize),
         ) {
-            edit(a);
-            *h = Hot::of(a, h.from_span);
+            let mut a = whole(h, c);
+            edit(&mut a);
+            *c = Cold::of(&a);
+            *h = Hot::of(&a, h.from_span);
         }
     }
 
@@ -241,27 +284,60 @@ impl Packed {
     /// arrival a few times, so this keeps it a small share of what the changes cost.
     pub fn worth_repacking(&self) -> bool {
         let share = if self.long_unpacked { 64 } else { 8 };
-        self.changes >= 16 && self.changes * share >= self.arrivals.len()
+        self.changes >= 16 && self.changes * share >= self.cold.len()
     }
 
-    /// Whether every packed arrival's hot part is its own, giving its dependent's span
-    /// as it is now, and the place of every packed node's arrivals is known by edge.
+    /// Whether every packed arrival's hot part gives its dependent's span as it is now,
+    /// and the place of every packed node's arrivals is known by edge.
     pub fn consistent(&self) -> bool {
-        self.spans.iter().all(|&span| {
-            if !span.is_packed() {
-                return true;
-            }
-            let (hot, packed) = self.list(span);
-            hot.len() == packed.len()
-                && hot
-                    .iter()
-                    .zip(packed)
-                    .all(|(h, a)| *h == Hot::of(a, self.span(a.from)))
-                && packed.iter().all(|a| {
-                    self.places.get(a.edge.index()).is_some_and(|&at| {
-                        self.arrivals.get(at as usize).map(|q| q.edge) == Some(a.edge)
+        self.hot.len() == self.cold.len()
+            && self.spans.iter().all(|&span| {
+                if !span.is_packed() {
+                    return true;
+                }
+                let At::Packed(hot, cold) = self.list(span) else {
+                    return false;
+                };
+                hot.iter().all(|h| h.from_span == self.span(h.from))
+                    && cold.iter().all(|c| {
+                        self.places.get(c.edge.index()).is_some_and(|&at| {
+                            self.cold.get(at as usize).map(|q| q.edge) == Some(c.edge)
+                        })
                     })
-                })
-        })
+            })
+    }
+}
+
+/// A node's arrivals, wherever they are kept: packed, in two parts (with where each
+/// dependent's own arrivals lie), or in the node's own list.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum At<'g> {
+    Packed(&'g [Hot], &'g [Cold]),
+    Live(&'g [Arrival]),
+}
+
+impl<'g> At<'g> {
+    pub fn len(self) -> usize {
+        match self {
+            At::Packed(hot, _) => hot.len(),
+            At::Live(list) => list.len(),
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// The arrival at `i`, whole.
+    pub fn get(self, i: usize) -> Option<Arrival> {
+        match self {
+            At::Packed(hot, cold) => Some(whole(hot.get(i)?, cold.get(i)?)),
+            At::Live(list) => list.get(i).copied(),
+        }
+    }
+
+    /// The arrivals whole, in their order.
+    pub fn iter(self) -> impl DoubleEndedIterator<Item = Arrival> + ExactSizeIterator + 'g {
+        (0..self.len()).map(move |i| self.get(i).unwrap_or_else(Arrival::empty))
     }
 }

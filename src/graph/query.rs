@@ -12,7 +12,7 @@
 //! apart, those buffers and the walk's internals would have to be opened to each other.
 
 use super::edge::{Edge, Kind};
-use super::packed::{Hot, Span};
+use super::packed::{At, Span, whole};
 use super::{InventoryGraph, Node};
 use crate::domain::{
     Consumer, ConsumerName, Derivation, EdgeKind, EdgeOrigin, ModelName, Version, VersionRange,
@@ -202,25 +202,19 @@ struct Next {
     span: Span,
 }
 
-/// A node's arrivals as a walk reads them: packed, with their dependents' spans, or from
-/// the node's own list.
-#[derive(Clone, Copy)]
-enum Found<'g> {
-    Packed(&'g [Hot], &'g [super::Arrival]),
-    Live(&'g [super::Arrival]),
-}
-
-impl Found<'_> {
+/// How a walk reads a node's arrivals (see `packed::At`): packed, with their
+/// dependents' spans, or from the node's own list.
+impl At<'_> {
     /// Each arrival with where its dependent's packed arrivals lie, if known.
     #[inline(always)]
     fn each_newest_first(self, mut f: impl FnMut(&super::Arrival, Span)) {
         match self {
-            Found::Packed(hot, list) => {
-                for (h, a) in hot.iter().zip(list).rev() {
-                    f(a, h.from_span);
+            At::Packed(hot, cold) => {
+                for (h, c) in hot.iter().zip(cold).rev() {
+                    f(&whole(h, c), h.from_span);
                 }
             }
-            Found::Live(list) => list.iter().rev().for_each(|a| f(a, Span::UNPACKED)),
+            At::Live(list) => list.iter().rev().for_each(|a| f(a, Span::UNPACKED)),
         }
     }
 
@@ -228,8 +222,8 @@ impl Found<'_> {
     /// its cache line on its way.
     fn first_read(self) -> u32 {
         let first = match self {
-            Found::Packed(hot, _) => hot.first().map(|h| h.from.index()),
-            Found::Live(list) => list.first().map(|a| a.edge.index()),
+            At::Packed(hot, _) => hot.first().map(|h| h.from.index()),
+            At::Live(list) => list.first().map(|a| a.edge.index()),
         };
         first.map_or(0, |i| i as u32)
     }
@@ -610,7 +604,7 @@ impl InventoryGraph {
                 self.g
                     .edges_directed(ix, Direction::Outgoing)
                     .filter_map(|e| match (e.weight().kind, &self.g[e.target()]) {
-                        (Kind::DerivedFrom(_), Node::Version(parent)) => Some(parent.id),
+                        (Kind::DerivedFrom(_), Node::Version { id, .. }) => Some(*id),
                         _ => None,
                     }),
             );
@@ -636,7 +630,7 @@ impl InventoryGraph {
         visits
             .iter()
             .filter_map(|v| match &self.g[v.ix] {
-                Node::Version(v) => Some(v.model_name.clone()),
+                Node::Version { model, .. } => Some(self.version_model_name(*model).clone()),
                 _ => None,
             })
             .collect()
@@ -692,16 +686,15 @@ impl InventoryGraph {
                         .entry(c.environment.to_string())
                         .or_default() += 1;
                     *impact.by_kind.entry(c.kind.to_string()).or_default() += 1;
-                    let observed = self
-                        .g
-                        .edges_directed(ix, Direction::Outgoing)
-                        .any(|e| !e.weight().origin.is_declared() && e.weight().last_seen >= since);
+                    let observed = self.g.edges_directed(ix, Direction::Outgoing).any(|e| {
+                        !e.weight().origin.is_declared() && e.weight().last_seen() >= since
+                    });
                     if observed {
                         impact.active += 1;
                     }
                 }
-                Node::Version(_) => impact.derived_versions += 1,
-                Node::Model(_) => {}
+                Node::Version { .. } => impact.derived_versions += 1,
+                Node::Model { .. } => {}
             }
         }
         impact.stale_edges = stale.len();
@@ -763,7 +756,7 @@ impl InventoryGraph {
             if let Some((_, ex)) = v.via
                 && let Some(e) = self.g.edge_weight(ex)
             {
-                touched ^= e.observations as usize ^ usize::from(e.kind == Kind::Uses);
+                touched ^= e.observations() as usize ^ usize::from(e.kind == Kind::Uses);
             }
         }
         std::hint::black_box(touched);
@@ -983,7 +976,7 @@ impl InventoryGraph {
     /// [`Self::dependents_of`] for the visit at `of` in its batch, whose arrivals (when it
     /// is a consumer) were found with the batch's.
     #[inline(always)]
-    fn dependents_of_one(&self, of: u32, v: &Visit, found: Found<'_>, emit: &mut impl FnMut(Next)) {
+    fn dependents_of_one(&self, of: u32, v: &Visit, found: At<'_>, emit: &mut impl FnMut(Next)) {
         let next = |of, a: &super::Arrival, span, kind| Next {
             of,
             edge: a.edge,
@@ -999,21 +992,15 @@ impl InventoryGraph {
             found.each_newest_first(|a, span| emit(next(of, a, span, EdgeKind::DependsOn)));
             return;
         }
-        let Node::Version(version) = &self.g[v.ix] else {
+        let &Node::Version { model, version, .. } = &self.g[v.ix] else {
             return;
         };
-        if let Some(&model) = self.models.get(&version.model) {
-            let at_model = self.found(model, self.walk.packed.span(model));
-            at_model.each_newest_first(|a, span| {
-                if self
-                    .ranges
-                    .get(a.range)
-                    .is_some_and(|r| r.matches(version.version))
-                {
-                    emit(next(of, a, span, EdgeKind::Uses));
-                }
-            });
-        }
+        let at_model = self.found(model, self.walk.packed.span(model));
+        at_model.each_newest_first(|a, span| {
+            if self.ranges.get(a.range).is_some_and(|r| r.matches(version)) {
+                emit(next(of, a, span, EdgeKind::Uses));
+            }
+        });
         let own = self.found(v.ix, self.walk.packed.span(v.ix));
         own.each_newest_first(|a, span| emit(next(of, a, span, EdgeKind::DerivedFrom)));
     }
@@ -1023,9 +1010,9 @@ impl InventoryGraph {
     /// kept): the reads do not wait on one another, so their cache misses overlap
     /// instead of coming one after the other as they are emitted.
     #[inline(always)]
-    fn found_for(&self, batch: &[Visit]) -> [Found<'_>; BATCH] {
+    fn found_for(&self, batch: &[Visit]) -> [At<'_>; BATCH] {
         let mut touched = 0u32;
-        let mut found = [Found::Live(&[]); BATCH];
+        let mut found = [At::Live(&[]); BATCH];
         for (f, v) in found.iter_mut().zip(batch) {
             if v.consumer && !v.leaf {
                 *f = self.found(v.ix, v.span);
@@ -1052,7 +1039,7 @@ impl InventoryGraph {
         let found = self.found_for(batch);
         for (v, found) in batch.iter().zip(found) {
             match found {
-                Found::Packed(hot, _) if v.consumer && q.include_stale => {
+                At::Packed(hot, _) if v.consumer && q.include_stale => {
                     for h in hot.iter().rev() {
                         visits.insert_beyond(h.from, v.depth + 1, h.from_span, true, h.leaf());
                         if self.walk.loops_unknown || h.looping() {
@@ -1078,17 +1065,16 @@ impl InventoryGraph {
     /// A node's arrivals: packed where `span` says, or where the node's own span says
     /// when the arrival that reached it could not (it came from a list), else from its
     /// list.
-    fn found(&self, ix: NodeIndex, span: Span) -> Found<'_> {
+    fn found(&self, ix: NodeIndex, span: Span) -> At<'_> {
         let span = if span.is_packed() {
             span
         } else {
             self.walk.packed.span(ix)
         };
         if span.is_packed() {
-            let (hot, list) = self.walk.packed.list(span);
-            Found::Packed(hot, list)
+            self.walk.packed.list(span)
         } else {
-            Found::Live(self.walk.list(ix))
+            At::Live(self.walk.list(ix))
         }
     }
 
@@ -1098,7 +1084,7 @@ impl InventoryGraph {
             edge: e.id(),
             node,
             kind: e.weight().kind.edge_kind(),
-            last_seen: super::stamp(e.weight().last_seen),
+            last_seen: super::stamp(e.weight().last_seen()),
             key: 0,
             leaf: false,
             may_loop: e.weight().depends_on() && self.may_loop(e.id()),
@@ -1109,11 +1095,11 @@ impl InventoryGraph {
                 for e in self.g.edges_directed(ix, Direction::Outgoing) {
                     match (e.weight().kind, &self.g[e.target()]) {
                         (Kind::DependsOn, _) => emit(next(e, e.target())),
-                        (Kind::Uses, Node::Model(model)) => {
+                        (Kind::Uses, Node::Model { id: model, .. }) => {
                             let Some(range) = self.ranges.get(e.weight().range) else {
                                 continue;
                             };
-                            let versions = self.model_versions.get(&model.id);
+                            let versions = self.model_versions.get(model);
                             for (version, id) in versions.into_iter().flat_map(|v| v.iter()) {
                                 if range.matches(version)
                                     && let Some(&vx) = self.versions.get(&id)
@@ -1126,14 +1112,14 @@ impl InventoryGraph {
                     }
                 }
             }
-            Node::Version(_) => {
+            Node::Version { .. } => {
                 for e in self.g.edges_directed(ix, Direction::Outgoing) {
                     if matches!(e.weight().kind, Kind::DerivedFrom(_)) {
                         emit(next(e, e.target()));
                     }
                 }
             }
-            Node::Model(_) => {}
+            Node::Model { .. } => {}
         }
     }
 
@@ -1218,8 +1204,10 @@ impl InventoryGraph {
     fn label(&self, ix: NodeIndex) -> String {
         match &self.g[ix] {
             Node::Consumer(_, c) => c.name.to_string(),
-            Node::Version(v) => format!("{}@{}", v.model_name, v.version),
-            Node::Model(m) => m.name.to_string(),
+            Node::Version { model, version, .. } => {
+                format!("{}@{version}", self.version_model_name(*model))
+            }
+            Node::Model { name, .. } => name.to_string(),
         }
     }
 
@@ -1237,20 +1225,22 @@ impl InventoryGraph {
     fn order_key(&self, ix: NodeIndex) -> (u8, &str, Version) {
         match &self.g[ix] {
             Node::Consumer(_, c) => (0, c.name.as_str(), Version::new(0, 0, 0)),
-            Node::Version(v) => (1, v.model_name.as_str(), v.version),
-            Node::Model(m) => (2, m.name.as_str(), Version::new(0, 0, 0)),
+            Node::Version { model, version, .. } => {
+                (1, self.version_model_name(*model).as_str(), *version)
+            }
+            Node::Model { name, .. } => (2, name.as_str(), Version::new(0, 0, 0)),
         }
     }
 
     fn target(&self, ix: NodeIndex) -> Target {
         match &self.g[ix] {
             Node::Consumer(_, c) => Target::Consumer(Arc::clone(c)),
-            Node::Version(v) => Target::Version {
-                model: v.model_name.clone(),
-                version: v.version,
+            Node::Version { model, version, .. } => Target::Version {
+                model: self.version_model_name(*model).clone(),
+                version: *version,
             },
-            Node::Model(m) => Target::Version {
-                model: m.name.clone(),
+            Node::Model { name, .. } => Target::Version {
+                model: name.clone(),
                 version: Version::new(0, 0, 0),
             },
         }
@@ -1329,9 +1319,9 @@ impl InventoryGraph {
                 .origins
                 .get(e.origin_name)
                 .map_or_else(|| Arc::from(""), Arc::clone),
-            first_seen: e.first_seen,
-            last_seen: e.last_seen,
-            observations: e.observations,
+            first_seen: e.first_seen(),
+            last_seen: e.last_seen(),
+            observations: e.observations(),
             stale: e.is_stale(q.now, q.stale_after),
         }
     }

@@ -908,3 +908,36 @@ fn the_footprint_names_every_part_and_grows_with_the_edges() {
     }
     assert!(b.to_string().contains("bytes per edge"), "{b}");
 }
+
+#[test]
+fn a_node_takes_32_bytes_and_a_version_shows_its_models_name_and_team() {
+    assert_eq!(std::mem::size_of::<Option<Node>>(), 32);
+    let mut g = InventoryGraph::new();
+    g.upsert_model(ModelInfo {
+        id: ModelId(1),
+        name: ModelName::parse("fraud-scorer").unwrap(),
+        owner_team: TeamName::parse("risk").unwrap(),
+    });
+    g.upsert_version(VersionInfo {
+        id: VersionId(7),
+        model: ModelId(1),
+        model_name: ModelName::parse("fraud-scorer").unwrap(),
+        version: Version::new(2, 1, 0),
+    })
+    .unwrap();
+    let v = g.version(VersionId(7)).unwrap();
+    assert_eq!(
+        (v.model, v.model_name.as_str()),
+        (ModelId(1), "fraud-scorer")
+    );
+    assert_eq!(g.model(ModelId(1)).unwrap().owner_team.as_str(), "risk");
+    assert_eq!(g.model_id("fraud-scorer"), Some(ModelId(1)));
+    // A team changed on the model is what it shows from then on.
+    g.upsert_model(ModelInfo {
+        id: ModelId(1),
+        name: ModelName::parse("fraud-scorer").unwrap(),
+        owner_team: TeamName::parse("fraud").unwrap(),
+    });
+    assert_eq!(g.model(ModelId(1)).unwrap().owner_team.as_str(), "fraud");
+    assert!(g.snapshot().indexes_agree);
+}

@@ -6,7 +6,7 @@
 //! they are kept in step is the module comment of `graph/mod.rs`.
 
 use super::arrivals::{Arrival, Arrivals};
-use super::packed::Packed;
+use super::packed::{At, Packed};
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
 use std::collections::{HashMap, HashSet};
 
@@ -40,12 +40,12 @@ pub(super) struct WalkIndex {
 
 impl WalkIndex {
     /// The arrivals at `ix`, from wherever they are kept.
-    pub fn at(&self, ix: NodeIndex) -> &[Arrival] {
+    pub fn at(&self, ix: NodeIndex) -> At<'_> {
         let span = self.packed.span(ix);
         if span.is_packed() {
-            self.packed.list(span).1
+            self.packed.list(span)
         } else {
-            self.list(ix)
+            At::Live(self.list(ix))
         }
     }
 
@@ -63,7 +63,8 @@ impl WalkIndex {
     pub fn unpack(&mut self, ix: NodeIndex, leaving: impl Iterator<Item = EdgeIndex>) {
         let span = self.packed.span(ix);
         if span.is_packed() {
-            let list = Arrivals::from_slice(self.packed.list(span).1);
+            let list: Vec<Arrival> = self.packed.list(span).iter().collect();
+            let list = Arrivals::from_slice(&list);
             self.lists.insert(ix, list);
         }
         self.packed.unpack(ix, leaving);

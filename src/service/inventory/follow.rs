@@ -449,7 +449,12 @@ pub async fn load_graph(db: &sea_orm::DatabaseConnection) -> Result<InventoryGra
     let mut built = crate::graph::GraphBuilder::new();
     let revision = repo::read_all(db, |rows| {
         match rows {
-            repo::Rows::Sizes { nodes, edges } => built.reserve(nodes, edges),
+            repo::Rows::Sizes {
+                models,
+                versions,
+                consumers,
+                edges,
+            } => built.reserve(models, versions, consumers, edges),
             repo::Rows::Models(page) => page.into_iter().for_each(|m| built.model(m)),
             repo::Rows::Versions(page) => {
                 for (id, model, version) in page {

@@ -3,10 +3,13 @@
 //!
 //! On SQLite a large load is mostly the driver's per-value work: each value of each row is
 //! copied into an allocation of its own and each row crosses a channel from the driver's
-//! thread. So SQLite hands every page over as one value, a JSON array of row arrays it
-//! builds itself (`json_group_array`), which serde reads back at hundreds of megabytes a
-//! second. PostgreSQL's binary rows are cheaper than its building JSON (a 1M-edge load
-//! took 6.7 s that way against 3.0 to 3.7 s), so there pages stay rows. Both read the same row
+//! thread. So the edges, nine rows in ten, are read on a connection of their own through
+//! rusqlite, each value in place, in one statement (`read_edges_sqlite`); the nodes come
+//! a page at a time as one value each, a JSON array of row arrays SQLite builds itself
+//! (`json_group_array`), which serde reads back at hundreds of megabytes a second (the
+//! edges came that way too, and a 10M-edge load took 34 s against 25 s now).
+//! PostgreSQL's binary rows are cheaper than its building JSON (a 1M-edge load took 6.7 s
+//! that way against 3.0 to 3.7 s), so there pages stay rows. The pages read the same row
 //! types: tuples that are `Deserialize` and `TryGetableMany`.
 
 use super::{Interner, edge_of, head_revision, stored_version, to_consumer, to_model_info};
@@ -30,7 +33,9 @@ pub enum Rows {
     /// graph is allocated once at its size: grown by doubling, a 10M-edge graph held a
     /// third more than it needed.
     Sizes {
-        nodes: usize,
+        models: usize,
+        versions: usize,
+        consumers: usize,
         edges: usize,
     },
     Models(Vec<ModelInfo>),
@@ -73,8 +78,8 @@ pub async fn read_all(
 /// The row counts a load expects: rows committed meanwhile are few, and only grow the
 /// graph's arrays as they would have grown anyway.
 async fn sizes(db: &DatabaseConnection) -> Result<Rows, StoreError> {
-    let sql = "SELECT (SELECT count(*) FROM models) + (SELECT count(*) FROM model_versions) \
-               + (SELECT count(*) FROM consumers), (SELECT count(*) FROM inventory_edges)";
+    let sql = "SELECT (SELECT count(*) FROM models), (SELECT count(*) FROM model_versions), \
+               (SELECT count(*) FROM consumers), (SELECT count(*) FROM inventory_edges)";
     let row = db
         .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
         .await?
@@ -84,8 +89,10 @@ async fn sizes(db: &DatabaseConnection) -> Result<Rows, StoreError> {
         usize::try_from(n).map_err(|_| StoreError::Corrupt(format!("a row count of {n}")))
     };
     Ok(Rows::Sizes {
-        nodes: count(0)?,
-        edges: count(1)?,
+        models: count(0)?,
+        versions: count(1)?,
+        consumers: count(2)?,
+        edges: count(3)?,
     })
 }
 
@@ -173,8 +180,8 @@ type EdgeRow = (
     Option<i64>,
     Option<String>,
     String,
-    DateTime<Utc>,
-    DateTime<Utc>,
+    StoredTime,
+    StoredTime,
     i64,
 );
 
@@ -182,20 +189,13 @@ async fn read_edges(
     db: DatabaseConnection,
     pages: tokio::sync::mpsc::Sender<Vec<EdgeRecord>>,
 ) -> Result<(), StoreError> {
+    let columns = edge_columns();
+    if let Some(file) = sqlite_file(&db).await? {
+        return tokio::task::spawn_blocking(move || read_edges_sqlite(&file, &columns, &pages))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the edge reader failed: {e}")))?;
+    }
     let mut interner = Interner::default();
-    // The row is kept narrow: kind, origin and derivation packed in one number (four bits
-    // each; the derivation one up, so none is 0), and the two ends of the link in two
-    // columns whatever its kind.
-    let columns = format!(
-        "{} * 256 + {} * 16 + (CASE WHEN derivation IS NULL THEN 0 ELSE 1 + {} END), \
-         CASE kind WHEN 'derived_from' THEN version_id ELSE consumer_id END, \
-         CASE kind WHEN 'uses' THEN model_id WHEN 'derived_from' THEN parent_version_id \
-              ELSE target_consumer_id END, \
-         version_range, origin_name, first_seen, last_seen, observations",
-        position_of("kind", EdgeKind::ALL.iter().map(|k| k.as_str())),
-        position_of("origin", EdgeOrigin::ALL.iter().map(|o| o.as_str())),
-        position_of("derivation", Derivation::ALL.iter().map(|d| d.as_str())),
-    );
     let mut pager = Pager::new(&db, "inventory_edges", &columns);
     while let Some(rows) = pager.next::<EdgeRow>().await? {
         let page = rows
@@ -210,9 +210,94 @@ async fn read_edges(
     Ok(())
 }
 
+/// The columns of an edge row as a load reads them, after its id. The row is kept
+/// narrow: kind, origin and derivation packed in one number (four bits each; the
+/// derivation one up, so none is 0), and the two ends of the link in two columns whatever
+/// its kind.
+fn edge_columns() -> String {
+    format!(
+        "{} * 256 + {} * 16 + (CASE WHEN derivation IS NULL THEN 0 ELSE 1 + {} END), \
+         CASE kind WHEN 'derived_from' THEN version_id ELSE consumer_id END, \
+         CASE kind WHEN 'uses' THEN model_id WHEN 'derived_from' THEN parent_version_id \
+              ELSE target_consumer_id END, \
+         version_range, origin_name, first_seen, last_seen, observations",
+        position_of("kind", EdgeKind::ALL.iter().map(|k| k.as_str())),
+        position_of("origin", EdgeOrigin::ALL.iter().map(|o| o.as_str())),
+        position_of("derivation", Derivation::ALL.iter().map(|d| d.as_str())),
+    )
+}
+
+/// The file of a SQLite database (none for PostgreSQL, or a database in memory).
+async fn sqlite_file(db: &DatabaseConnection) -> Result<Option<std::path::PathBuf>, StoreError> {
+    if db.get_database_backend() != DatabaseBackend::Sqlite {
+        return Ok(None);
+    }
+    let sql = "SELECT file FROM pragma_database_list WHERE name = 'main'";
+    let row = db
+        .query_one_raw(Statement::from_string(DatabaseBackend::Sqlite, sql))
+        .await?;
+    let file: Option<String> = row.map(|r| r.try_get_by_index(0)).transpose()?;
+    Ok(file.filter(|f| !f.is_empty()).map(Into::into))
+}
+
+/// Reads every edge of the SQLite database `file` in one statement on a connection of
+/// its own, on this (blocking) thread, in pages to `pages`. Ten million edges read as
+/// JSON pages through the driver cost SQLite building the JSON and serde parsing it, a
+/// string allocated for every text value, and a hand-off per page: most of a 10M-edge
+/// load's CPU. Here each value is read in place. One statement is one read transaction:
+/// the edges come from one snapshot, taken after the load's revision.
+fn read_edges_sqlite(
+    file: &std::path::Path,
+    columns: &str,
+    pages: &tokio::sync::mpsc::Sender<Vec<EdgeRecord>>,
+) -> Result<(), StoreError> {
+    use rusqlite::{Connection, OpenFlags};
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(15))?;
+    let mut statement = conn.prepare(&format!(
+        "SELECT id, {columns} FROM inventory_edges ORDER BY id"
+    ))?;
+    let mut rows = statement.query([])?;
+    let mut interner = Interner::default();
+    let mut page = Vec::with_capacity(LOAD_PAGE as usize);
+    while let Some(row) = rows.next()? {
+        let time = |i: usize| -> Result<StoredTime, StoreError> {
+            let text = row.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?;
+            StoredTime::read(text).map_err(StoreError::Corrupt)
+        };
+        let edge: EdgeRow = (
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            time(6)?,
+            time(7)?,
+            row.get(8)?,
+        );
+        page.push(to_edge_record(edge, &mut interner)?);
+        if page.len() == LOAD_PAGE as usize {
+            let full = std::mem::replace(&mut page, Vec::with_capacity(LOAD_PAGE as usize));
+            if pages.blocking_send(full).is_err() {
+                // The loader gave up (its own read failed); nothing is waiting for the rest.
+                return Ok(());
+            }
+        }
+    }
+    if !page.is_empty() {
+        let _ = pages.blocking_send(page);
+    }
+    Ok(())
+}
+
 /// Reads a load row through [`edge_of`], the one place an edge row becomes a record.
 fn to_edge_record(row: EdgeRow, interner: &mut Interner) -> Result<EdgeRecord, StoreError> {
     let (id, code, from, to, version_range, origin_name, first_seen, last_seen, observations) = row;
+    let (first_seen, last_seen) = (first_seen.0, last_seen.0);
     let code = i64::from(code);
     let kind = from_position(EdgeKind::ALL, code >> 8, id)?;
     let origin = from_position(EdgeOrigin::ALL, (code >> 4) & 15, id)?;
@@ -243,6 +328,83 @@ fn to_edge_record(row: EdgeRow, interner: &mut Interner) -> Result<EdgeRecord, S
         EdgeKind::DependsOn => (row.consumer_id, row.target_consumer_id) = (from, to),
     }
     edge_of(&row, kind, origin, interner)
+}
+
+/// An instant as SQLite's text (RFC 3339, as the driver writes it) or PostgreSQL's
+/// `timestamptz` holds it. Two per edge: chrono's general parser was a fifth of the
+/// parsing of a load's pages, so the form the driver writes is read by hand.
+struct StoredTime(DateTime<Utc>);
+
+impl TryGetable for StoredTime {
+    fn try_get_by<I: ColIdx>(res: &QueryResult, index: I) -> Result<Self, TryGetError> {
+        DateTime::<Utc>::try_get_by(res, index).map(StoredTime)
+    }
+}
+
+impl StoredTime {
+    fn read(text: &str) -> Result<Self, String> {
+        match utc_rfc3339(text.as_bytes()) {
+            Some(t) => Ok(StoredTime(t)),
+            None => DateTime::parse_from_rfc3339(text)
+                .map(|t| StoredTime(t.to_utc()))
+                .map_err(|e| format!("a time of {text:?}: {e}")),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StoredTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        StoredTime::read(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](+00:00|Z)`, the form the SQLite driver writes an
+/// instant in UTC; `None` for any other (which chrono's parser then reads), or for a
+/// field out of range.
+fn utc_rfc3339(b: &[u8]) -> Option<DateTime<Utc>> {
+    let number = |from: usize, len: usize| -> Option<u32> {
+        b.get(from..from + len)?.iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let punctuated = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':';
+    if !punctuated {
+        return None;
+    }
+    let mut at = 19;
+    let mut nanos = 0u32;
+    if b[at] == b'.' {
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|d| d.is_ascii_digit())
+            .count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        nanos = number(at + 1, digits)? * 10u32.pow(9 - digits as u32);
+        at += 1 + digits;
+    }
+    if !matches!(&b[at..], b"Z" | b"+00:00") {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(number(0, 4)?).ok()?,
+        number(5, 2)?,
+        number(8, 2)?,
+    )?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(
+        number(11, 2)?,
+        number(14, 2)?,
+        number(17, 2)?,
+        nanos,
+    )?;
+    Some(date.and_time(time).and_utc())
 }
 
 /// A boolean as SQLite puts it in JSON (`1`), or as a PostgreSQL row holds it.
@@ -353,4 +515,40 @@ fn from_position<T: Copy>(all: &[T], position: i64, edge: i64) -> Result<T, Stor
         .ok()
         .and_then(|i| all.get(i).copied())
         .ok_or_else(|| StoreError::Corrupt(format!("edge {edge} has an unknown kind or origin")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<DateTime<Utc>, serde_json::Error> {
+        serde_json::from_value::<StoredTime>(serde_json::json!(text)).map(|t| t.0)
+    }
+
+    #[test]
+    fn stored_times_read_by_hand_are_what_chrono_reads() {
+        for text in [
+            "2026-12-07T21:49:19.692341946+00:00",
+            "2026-12-07T21:49:19+00:00",
+            "2026-12-07T21:49:19.5Z",
+            "0001-01-01T00:00:00.000001+00:00",
+            "9999-12-31T23:59:59.999999999Z",
+            // Not the driver's form: chrono reads them.
+            "2026-12-07T23:49:19.25+02:00",
+            "2026-12-07 21:49:19Z",
+            "2016-12-31T23:59:60Z",
+        ] {
+            let by_chrono = DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+            assert_eq!(read(text).unwrap(), by_chrono, "{text}");
+        }
+        assert!(utc_rfc3339(b"2026-12-07T21:49:19.692341946+00:00").is_some());
+        for bad in [
+            "2026-13-07T21:49:19Z",
+            "2026-12-07T21:49:19.Z",
+            "yesterday",
+            "",
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+    }
 }

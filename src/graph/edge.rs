@@ -149,12 +149,17 @@ impl<T: ?Sized> Clone for Numbered<T> {
 impl<T: ?Sized> Numbered<T> {
     /// The number of the value whose text is `text`, numbering `value` if none has it.
     pub fn number(&mut self, text: &str, value: &Arc<T>) -> u32 {
+        self.number_made(text, || Arc::clone(value))
+    }
+
+    /// [`Self::number`], with the value made only if none has the text.
+    pub fn number_made(&mut self, text: &str, make: impl FnOnce() -> Arc<T>) -> u32 {
         if let Some(&n) = self.numbers.get(text) {
             return n;
         }
         let n = u32::try_from(self.all.len()).expect("fewer than 2^32 shared values");
         self.numbers.insert(text.into(), n);
-        self.all.push(Arc::clone(value));
+        self.all.push(make());
         n
     }
 

@@ -337,7 +337,7 @@ impl InventoryGraph {
     pub fn upsert_model(&mut self, m: ModelInfo) {
         let team = self
             .model_teams
-            .number(m.owner_team.as_str(), &Arc::new(m.owner_team.clone()));
+            .number_made(m.owner_team.as_str(), || Arc::new(m.owner_team.clone()));
         let node = Node::Model {
             id: m.id,
             name: m.name.clone(),

@@ -173,12 +173,9 @@ impl Packed {
                     at: u32::try_from(cold.len()).expect("fewer than 2^32 arrivals"),
                     len: u32::try_from(list.len()).expect("fewer than 2^32 arrivals"),
                 };
-                for a in list.iter() {
-                    cold.push(Cold::of(&a));
-                    hot.push(Hot::of(&a, Span::UNPACKED));
-                }
-                for a in list.iter().rev() {
-                    let from = a.from.index();
+                list.append_to(&mut hot, &mut cold);
+                for k in (0..list.len()).rev() {
+                    let from = list.dependent(k).index();
                     if from < n && !placed[from] && !live(from).is_empty() {
                         placed[from] = true;
                         queue.push_back(from);
@@ -333,6 +330,31 @@ impl<'g> At<'g> {
         match self {
             At::Packed(hot, cold) => Some(whole(hot.get(i)?, cold.get(i)?)),
             At::Live(list) => list.get(i).copied(),
+        }
+    }
+
+    /// The dependent of the arrival at `i` (which must be one).
+    fn dependent(self, i: usize) -> NodeIndex {
+        match self {
+            At::Packed(hot, _) => hot[i].from,
+            At::Live(list) => list[i].from,
+        }
+    }
+
+    /// Appends the arrivals' two parts to `hot` and `cold`, the hot parts' spans still
+    /// to be set: packed ones are copied as they are, which is most of a repacking.
+    fn append_to(self, hot: &mut Vec<Hot>, cold: &mut Vec<Cold>) {
+        match self {
+            At::Packed(h, c) => {
+                hot.extend_from_slice(h);
+                cold.extend_from_slice(c);
+            }
+            At::Live(list) => {
+                for a in list {
+                    hot.push(Hot::of(a, Span::UNPACKED));
+                    cold.push(Cold::of(a));
+                }
+            }
         }
     }
 

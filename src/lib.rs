@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod key_file;
 pub mod memory;
 pub mod prometheus;
+pub mod rfc3339;
 pub mod scheduler;
 pub mod service;
 pub mod store;

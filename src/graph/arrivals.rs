@@ -87,6 +87,14 @@ impl Arrivals {
         }
     }
 
+    /// The arrivals of `list`, in its order, kept in `list` itself when there are several.
+    pub fn from_vec(list: Vec<Arrival>) -> Self {
+        match list.len() {
+            0 | 1 => Self::from_slice(&list),
+            _ => Arrivals::Many(list),
+        }
+    }
+
     pub fn as_slice(&self) -> &[Arrival] {
         match self {
             Arrivals::None => &[],

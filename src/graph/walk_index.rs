@@ -63,11 +63,7 @@ impl WalkIndex {
     pub fn unpack(&mut self, ix: NodeIndex, leaving: impl Iterator<Item = EdgeIndex>) {
         let span = self.packed.span(ix);
         if span.is_packed() {
-            let whole: Vec<Arrival> = self.packed.list(span).iter().collect();
-            let list = match whole.len() {
-                0 | 1 => Arrivals::from_slice(&whole),
-                _ => Arrivals::Many(whole),
-            };
+            let list = Arrivals::from_vec(self.packed.list(span).iter().collect());
             self.lists.insert(ix, list);
         }
         self.packed.unpack(ix, leaving);

@@ -332,7 +332,7 @@ fn to_edge_record(row: EdgeRow, interner: &mut Interner) -> Result<EdgeRecord, S
 
 /// An instant as SQLite's text (RFC 3339, as the driver writes it) or PostgreSQL's
 /// `timestamptz` holds it. Two per edge: chrono's general parser was a fifth of the
-/// parsing of a load's pages, so the form the driver writes is read by hand.
+/// parsing of a load's pages, so the usual form is read by hand (`crate::rfc3339`).
 struct StoredTime(DateTime<Utc>);
 
 impl TryGetable for StoredTime {
@@ -343,8 +343,8 @@ impl TryGetable for StoredTime {
 
 impl StoredTime {
     fn read(text: &str) -> Result<Self, String> {
-        match utc_rfc3339(text.as_bytes()) {
-            Some(t) => Ok(StoredTime(t)),
+        match crate::rfc3339::unix_nanos(text.as_bytes()) {
+            Some(nanos) => Ok(StoredTime(DateTime::from_timestamp_nanos(nanos))),
             None => DateTime::parse_from_rfc3339(text)
                 .map(|t| StoredTime(t.to_utc()))
                 .map_err(|e| format!("a time of {text:?}: {e}")),
@@ -357,54 +357,6 @@ impl<'de> serde::Deserialize<'de> for StoredTime {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         StoredTime::read(&text).map_err(serde::de::Error::custom)
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](+00:00|Z)`, the form the SQLite driver writes an
-/// instant in UTC; `None` for any other (which chrono's parser then reads), or for a
-/// field out of range.
-fn utc_rfc3339(b: &[u8]) -> Option<DateTime<Utc>> {
-    let number = |from: usize, len: usize| -> Option<u32> {
-        b.get(from..from + len)?.iter().try_fold(0u32, |n, d| {
-            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-        })
-    };
-    let punctuated = b.len() >= 20
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b[16] == b':';
-    if !punctuated {
-        return None;
-    }
-    let mut at = 19;
-    let mut nanos = 0u32;
-    if b[at] == b'.' {
-        let digits = b[at + 1..]
-            .iter()
-            .take_while(|d| d.is_ascii_digit())
-            .count();
-        if digits == 0 || digits > 9 {
-            return None;
-        }
-        nanos = number(at + 1, digits)? * 10u32.pow(9 - digits as u32);
-        at += 1 + digits;
-    }
-    if !matches!(&b[at..], b"Z" | b"+00:00") {
-        return None;
-    }
-    let date = chrono::NaiveDate::from_ymd_opt(
-        i32::try_from(number(0, 4)?).ok()?,
-        number(5, 2)?,
-        number(8, 2)?,
-    )?;
-    let time = chrono::NaiveTime::from_hms_nano_opt(
-        number(11, 2)?,
-        number(14, 2)?,
-        number(17, 2)?,
-        nanos,
-    )?;
-    Some(date.and_time(time).and_utc())
 }
 
 /// A boolean as SQLite puts it in JSON (`1`), or as a PostgreSQL row holds it.
@@ -541,7 +493,7 @@ mod tests {
             let by_chrono = DateTime::parse_from_rfc3339(text).unwrap().to_utc();
             assert_eq!(read(text).unwrap(), by_chrono, "{text}");
         }
-        assert!(utc_rfc3339(b"2026-12-07T21:49:19.692341946+00:00").is_some());
+        assert!(crate::rfc3339::unix_nanos(b"2026-12-07T21:49:19.692341946+00:00").is_some());
         for bad in [
             "2026-13-07T21:49:19Z",
             "2026-12-07T21:49:19.Z",

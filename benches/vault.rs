@@ -17,6 +17,9 @@
 //! a deployment, does not take the server's cores. The download into a file is printed
 //! too.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -89,6 +92,8 @@ fn openssl_sha256_mib_s() -> Option<f64> {
 /// file), server peak RSS in MiB.
 struct Measured {
     up: f64,
+    /// The server's CPU seconds (user and system) during the upload.
+    up_cpu: f64,
     down: f64,
     down_to_file: f64,
     rss_mib: f64,
@@ -97,9 +102,10 @@ struct Measured {
 
 fn report(store: &str, m: &Measured) {
     println!(
-        "sunset    {store:<6} upload     {:>8.0} MiB/s  ({:.2} s)",
+        "sunset    {store:<6} upload     {:>8.0} MiB/s  ({:.2} s; server CPU {:.2} s)",
         mib_per_s(m.bytes, m.up),
-        m.up
+        m.up,
+        m.up_cpu
     );
     println!(
         "sunset    {store:<6} download   {:>8.0} MiB/s  ({:.2} s, into /dev/null)",
@@ -347,10 +353,12 @@ fn measure(
     );
     let auth = format!("authorization: Bearer {owner}");
 
+    let before = common::cpu_time(server.id());
     let up = run(Command::new("curl")
         .args(["-sf", "-H", &auth, "-T"])
         .arg(input)
         .arg(&url));
+    let up_cpu = (common::cpu_time(server.id()) - before).as_secs_f64();
     let download = |to: &Path| {
         run(Command::new("curl")
             .args(["-sf", "-H", &auth, "-o"])
@@ -369,6 +377,7 @@ fn measure(
 
     Measured {
         up,
+        up_cpu,
         down,
         down_to_file,
         rss_mib,

@@ -16,7 +16,10 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Set, Statement, TransactionTrait};
+#[path = "inventory/generate.rs"]
+mod generate;
+use generate::{Generated, HUBS, generate};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use serde_json::json;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -26,15 +29,11 @@ use sunset::auth::Actor;
 use sunset::clock::SystemClock;
 use sunset::config::Settings;
 use sunset::graph::{InventoryGraph, Query};
-use sunset::service::Services;
-use sunset::store::entities::{consumer, inventory_change, inventory_edge, model, model_version};
 
 /// The service's own allocator (src/main.rs), so loads in this process compare.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const HUBS: usize = 5;
-const HUB_USERS: usize = 10_500;
 const SAMPLES: usize = 200;
 const SENDERS: usize = 64;
 
@@ -59,255 +58,8 @@ struct Shape {
     edges: usize,
 }
 
-struct Generated {
-    /// (model name, version text, version id) of every version.
-    versions: Vec<(String, String, i64)>,
-    hubs: Vec<usize>,
-    edges: usize,
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
-}
-
-/// Writes the synthetic inventory straight into the tables (the one place sunset's own
-/// write path is bypassed: a million audited mutations would take the bench an hour); on
-/// SQLite (`sqlite_file`) as a bulk load, with the indexes built afterwards.
-async fn generate(
-    services: &Services,
-    shape: Shape,
-    sqlite_file: Option<&std::path::Path>,
-) -> Generated {
-    let db = services.store().reader();
-    let now = chrono::Utc::now();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    // A real version's provenance, so registry reads of generated rows parse.
-    let provenance = common::seed_version(services, "seed").await.provenance;
-
-    let first_model = 1_000i64;
-    let mut models = Vec::with_capacity(shape.models);
-    let mut versions_rows = Vec::new();
-    let mut versions: Vec<(String, String, i64)> = Vec::new();
-    // Per model, its version ids.
-    let mut of_model: Vec<Vec<(i64, String)>> = Vec::with_capacity(shape.models);
-    let mut next_version = 1_000i64;
-    for i in 0..shape.models {
-        let id = first_model + i as i64;
-        let name = format!("m{i}");
-        models.push(model::ActiveModel {
-            id: Set(id),
-            name: Set(name.clone()),
-            owner_team: Set(format!("team-{}", i % 500)),
-            tier: Set("standard".into()),
-            description: Set(String::new()),
-            contacts: Set("[]".into()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        });
-        let n = 1 + rng.below(3);
-        let mut mine = Vec::new();
-        for v in 0..n {
-            let vid = next_version;
-            next_version += 1;
-            versions_rows.push(model_version::ActiveModel {
-                id: Set(vid),
-                model_id: Set(id),
-                major: Set(1),
-                minor: Set(v as i32),
-                patch: Set(0),
-                status: Set("production".into()),
-                provenance: Set(provenance.clone()),
-                created_by: Set("bench".into()),
-                created_at: Set(now),
-                status_changed_at: Set(now),
-                promoted_at: Set(None),
-            });
-            let text = format!("1.{v}.0");
-            versions.push((name.clone(), text.clone(), vid));
-            mine.push((vid, text));
-        }
-        of_model.push(mine);
-    }
-    let consumers: Vec<consumer::ActiveModel> = (0..shape.consumers)
-        .map(|i| consumer::ActiveModel {
-            id: Set(1_000 + i as i64),
-            name: Set(format!("c{i}")),
-            kind: Set("service".into()),
-            owner_team: Set(format!("team-{}", i % 500)),
-            environment: Set(if i % 3 == 0 { "staging" } else { "production" }.into()),
-            contacts: Set("[]".into()),
-            webhook_url: Set(None),
-            webhook_secret: Set(None),
-            discovered: Set(false),
-            created_at: Set(now),
-            created_by: Set("bench".into()),
-            updated_at: Set(now),
-        })
-        .collect();
-
-    let mut edges = Vec::with_capacity(shape.edges);
-    let mut next_edge = 1_000i64;
-    let mut edge = |key: String,
-                    kind: &str,
-                    consumer_id: Option<i64>,
-                    target: Option<i64>,
-                    model_id: Option<i64>,
-                    range: Option<String>,
-                    version_id: Option<i64>,
-                    parent: Option<i64>| {
-        let id = next_edge;
-        next_edge += 1;
-        inventory_edge::ActiveModel {
-            id: Set(id),
-            edge_key: Set(key),
-            kind: Set(kind.into()),
-            consumer_id: Set(consumer_id),
-            target_consumer_id: Set(target),
-            model_id: Set(model_id),
-            version_range: Set(range),
-            version_id: Set(version_id),
-            parent_version_id: Set(parent),
-            derivation: Set(parent.map(|_| "fine-tune".into())),
-            origin: Set("api".into()),
-            origin_name: Set("bench".into()),
-            first_seen: Set(now),
-            last_seen: Set(now),
-            observations: Set(1),
-        }
-    };
-    let consumer_id = |i: usize| 1_000 + i as i64;
-    let model_id = |i: usize| first_model + i as i64;
-    // Derivation chains over the models after the hubs, a tenth of them.
-    let mut i = HUBS;
-    let chain_end = HUBS + shape.models / 10;
-    while i < chain_end {
-        let len = 3 + rng.below(4);
-        for k in 1..len {
-            if i + k >= chain_end {
-                break;
-            }
-            let (parent, _) = of_model[i + k - 1].last().cloned().expect("version");
-            let (child, _) = of_model[i + k].last().cloned().expect("version");
-            edges.push(edge(
-                format!("derived_from:{child}:{parent}"),
-                "derived_from",
-                None,
-                None,
-                None,
-                None,
-                Some(child),
-                Some(parent),
-            ));
-        }
-        i += len;
-    }
-    let depends_target = shape.edges * 15 / 100;
-    let mut depends = 0;
-    let mut pairs = std::collections::HashSet::new();
-    while depends < depends_target {
-        let a = 1 + rng.below(shape.consumers - 1);
-        // Mostly towards lower numbers (acyclic); one in ten thousand the other way.
-        let b = if rng.below(10_000) == 0 {
-            (a + 1 + rng.below(5)).min(shape.consumers - 1)
-        } else {
-            rng.below(a)
-        };
-        if a == b || !pairs.insert((a, b)) {
-            continue;
-        }
-        let (ca, cb) = (consumer_id(a), consumer_id(b));
-        edges.push(edge(
-            format!("depends_on:{ca}:{cb}"),
-            "depends_on",
-            Some(ca),
-            Some(cb),
-            None,
-            None,
-            None,
-            None,
-        ));
-        depends += 1;
-    }
-    let mut seen = std::collections::HashSet::new();
-    // Every `uses` edge pins an exact version, once per consumer, model and version.
-    let mut uses_at =
-        |c: usize, m: usize, v: &str, edges: &mut Vec<inventory_edge::ActiveModel>| {
-            if seen.insert((c, m, v.to_owned())) {
-                let (cid, mid) = (consumer_id(c), model_id(m));
-                edges.push(edge(
-                    format!("uses:{cid}:{mid}:{v}"),
-                    "uses",
-                    Some(cid),
-                    None,
-                    Some(mid),
-                    Some(v.to_owned()),
-                    None,
-                    None,
-                ));
-            }
-        };
-    let hub_users = HUB_USERS.min(shape.consumers / 4);
-    for (h, hub_versions) in of_model.iter().enumerate().take(HUBS) {
-        for u in 0..hub_users {
-            // Hubs are used at their first version, so the hub question has one answer.
-            uses_at(
-                (h * hub_users + u) % shape.consumers,
-                h,
-                &hub_versions[0].1,
-                &mut edges,
-            );
-        }
-    }
-    while edges.len() < shape.edges {
-        let c = rng.below(shape.consumers);
-        let m = HUBS + rng.below(shape.models - HUBS);
-        let (_, v) = &of_model[m][rng.below(of_model[m].len())];
-        uses_at(c, m, v, &mut edges);
-    }
-    let total_edges = edges.len();
-    match sqlite_file {
-        Some(file) => {
-            let tables = ["models", "model_versions", "consumers", "inventory_edges"];
-            let load = common::BulkLoad::start(file, &tables);
-            load.insert(&models);
-            load.insert(&versions_rows);
-            load.insert(&consumers);
-            load.insert(&edges);
-            load.finish();
-        }
-        None => {
-            common::insert_chunks(db, models).await;
-            common::insert_chunks(db, versions_rows).await;
-            common::insert_chunks(db, consumers).await;
-            common::insert_chunks(db, edges).await;
-        }
-    }
-    inventory_change::Entity::insert(inventory_change::ActiveModel {
-        revision: Set(1_000_000),
-        at: Set(now),
-        entity: Set("model".into()),
-        entity_id: Set(first_model),
-    })
-    .exec_without_returning(db)
-    .await
-    .expect("change");
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        for table in ["models", "model_versions", "consumers", "inventory_edges"] {
-            db.execute_unprepared(&format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
-            ))
-            .await
-            .expect("setval");
-        }
-        db.execute_unprepared("ANALYZE").await.expect("analyze");
-    } else {
-        db.execute_unprepared("ANALYZE").await.expect("analyze");
-    }
-    Generated {
-        versions,
-        hubs: (0..HUBS).collect(),
-        edges: total_edges,
-    }
 }
 
 /// The transitive dependents' consumer count by one recursive SQL query: the baseline.

@@ -263,7 +263,7 @@ impl BulkLoad {
     /// follows reads what a service starting would read rather than gigabytes of log.
     /// Returns how long the indexes took, and the commit and checkpoint.
     pub fn finish(self) -> (Duration, Duration) {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         for sql in &self.indexes {
             self.conn.execute_batch(sql).expect("build an index");
         }
